@@ -1,0 +1,1 @@
+//! placeholder, replaced by this crate's owner.
