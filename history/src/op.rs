@@ -318,8 +318,28 @@ pub struct Op {
 
 impl Op {
     /// A bare op; the optional fields start empty.
-    pub fn new(index: u64, time_ns: u64, process: Process, kind: OpType, f: F, key: Option<Key>, value: Value) -> Op {
-        Op { index, time_ns, process, kind, f, key, value, node: None, error: None, meta: None, siblings: None }
+    pub fn new(
+        index: u64,
+        time_ns: u64,
+        process: Process,
+        kind: OpType,
+        f: F,
+        key: Option<Key>,
+        value: Value,
+    ) -> Op {
+        Op {
+            index,
+            time_ns,
+            process,
+            kind,
+            f,
+            key,
+            value,
+            node: None,
+            error: None,
+            meta: None,
+            siblings: None,
+        }
     }
 }
 

@@ -137,6 +137,11 @@ mod tests {
     #[test]
     fn orphan_completion_is_an_error() {
         let h = History::new(vec![op(0, 1, OpType::Ok, F::Write, Value::Int(5))]);
-        assert!(h.operations().unwrap_err().to_string().contains("never invoked"));
+        assert!(
+            h.operations()
+                .unwrap_err()
+                .to_string()
+                .contains("never invoked")
+        );
     }
 }

@@ -12,9 +12,16 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: {msg}")]
-    Malformed { path: PathBuf, line: usize, msg: String },
+    Malformed {
+        path: PathBuf,
+        line: usize,
+        msg: String,
+    },
     #[error("op index {index}: {msg}")]
     Inconsistent { index: u64, msg: String },
 }
@@ -38,16 +45,20 @@ impl std::fmt::Display for ReadWarning {
 }
 
 /// Reads a JSON Lines history; `path` is only used in messages.
-pub fn read_jsonl<R: BufRead>(mut r: R, path: &Path) -> Result<(History, Vec<ReadWarning>), HistoryError> {
+pub fn read_jsonl<R: BufRead>(
+    mut r: R,
+    path: &Path,
+) -> Result<(History, Vec<ReadWarning>), HistoryError> {
     let mut ops: Vec<Op> = Vec::new();
     let mut warnings = Vec::new();
     let mut buf = String::new();
     let mut line = 0usize;
     loop {
         buf.clear();
-        let n = r
-            .read_line(&mut buf)
-            .map_err(|source| HistoryError::Io { path: path.to_owned(), source })?;
+        let n = r.read_line(&mut buf).map_err(|source| HistoryError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         if n == 0 {
             break;
         }
@@ -92,7 +103,10 @@ pub fn read_jsonl<R: BufRead>(mut r: R, path: &Path) -> Result<(History, Vec<Rea
 
 /// Reads `history.jsonl` (or any JSON Lines history) from disk.
 pub fn read_history_file(path: &Path) -> Result<(History, Vec<ReadWarning>), HistoryError> {
-    let f = std::fs::File::open(path).map_err(|source| HistoryError::Io { path: path.to_owned(), source })?;
+    let f = std::fs::File::open(path).map_err(|source| HistoryError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     read_jsonl(std::io::BufReader::with_capacity(1 << 16, f), path)
 }
 
@@ -125,21 +139,28 @@ mod tests {
     #[test]
     fn malformed_middle_line_names_file_and_line() {
         let text = format!("{GOOD}{{\"index\":2,oops}}\n{GOOD}");
-        let e = read_jsonl(text.as_bytes(), Path::new("h.jsonl")).unwrap_err().to_string();
+        let e = read_jsonl(text.as_bytes(), Path::new("h.jsonl"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("h.jsonl:3: not a valid history op"), "{e}");
     }
 
     #[test]
     fn unknown_type_is_malformed() {
-        let text = r#"{"index":0,"time_ns":1,"process":3,"type":"done","f":"read"}"#.to_owned() + "\n";
-        let e = read_jsonl(text.as_bytes(), Path::new("x")).unwrap_err().to_string();
+        let text =
+            r#"{"index":0,"time_ns":1,"process":3,"type":"done","f":"read"}"#.to_owned() + "\n";
+        let e = read_jsonl(text.as_bytes(), Path::new("x"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("x:1:"), "{e}");
     }
 
     #[test]
     fn decreasing_index_is_malformed() {
         let text = format!("{GOOD}{GOOD}");
-        let e = read_jsonl(text.as_bytes(), Path::new("x")).unwrap_err().to_string();
+        let e = read_jsonl(text.as_bytes(), Path::new("x"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("x:3: index 0 does not increase"), "{e}");
     }
 }

@@ -16,7 +16,11 @@ pub struct HistoryWriter<W: Write> {
 
 impl<W: Write> HistoryWriter<W> {
     pub fn new(w: W) -> Self {
-        Self { out: std::io::BufWriter::with_capacity(1 << 16, w), line: Vec::with_capacity(256), written: 0 }
+        Self {
+            out: std::io::BufWriter::with_capacity(1 << 16, w),
+            line: Vec::with_capacity(256),
+            written: 0,
+        }
     }
 
     /// Appends one op as one line. The line is serialized first, so a serialization
@@ -53,7 +57,17 @@ mod tests {
     fn written_history_reads_back_identically() {
         let mut w = HistoryWriter::new(Vec::new());
         let ops: Vec<Op> = (0..10)
-            .map(|i| Op::new(i, i * 7, Process::Client(i % 3), OpType::Invoke, F::Append, Some(i % 2), Value::Int(i as i64)))
+            .map(|i| {
+                Op::new(
+                    i,
+                    i * 7,
+                    Process::Client(i % 3),
+                    OpType::Invoke,
+                    F::Append,
+                    Some(i % 2),
+                    Value::Int(i as i64),
+                )
+            })
             .collect();
         for op in &ops {
             w.append(op).unwrap();

@@ -1,1 +1,21 @@
-//! placeholder, replaced by this crate's owner.
+//! Targets: what schism tests. For now, the built-in reference cluster (leader-follower).
+//!
+//! The runner uses three things from here: `ReferenceCluster` (start, kill, restart,
+//! pause, resume and stop real node processes), `ReferenceClient` (send a `Request`, get a
+//! `Reply` that is `Ok`, a certain `Fail`, or `Unknown`), and `run_node` (the body of the
+//! internal `schism node --config FILE` subcommand). The replication protocol itself is a
+//! sans-IO state machine in `reference::leader_follower`, tested under the deterministic
+//! harness in `reference::sim`. This crate never imports the checker.
+
+pub mod client;
+pub mod error;
+pub mod reference;
+pub mod request;
+
+pub use client::{ClientOptions, Endpoint, ReadRouting, ReferenceClient, Reply, Session};
+pub use error::TargetError;
+pub use reference::cluster::{ClusterSpec, ReferenceCluster};
+pub use reference::leader_follower::{Role, Status};
+pub use reference::node::{NodeConfig, run_node};
+pub use reference::{Durability, Model, NodeId, Replication};
+pub use request::Request;

@@ -1,0 +1,366 @@
+//! The `append` checker: per-key lists built by unique appends, observed by list reads.
+//!
+//! A key's version order is its longest `ok` read. Against it the checker finds, in time
+//! linear in the total size of the reads per key:
+//! - divergence: an ok read that is not a prefix of the longest read;
+//! - stale reads: an ok read returning a prefix of length k although an ok append whose
+//!   value sits at order position ≥ k had completed before the read was invoked
+//!   (real-time precedence by history position), via a suffix minimum of completion
+//!   positions over the order;
+//! - lost writes: an ok append seen by no ok read although some ok read of its key began
+//!   after it completed (appends never followed by a read are only counted, `unobserved`);
+//! - phantom reads (a value no invoke appended), aborted reads (a value whose append
+//!   failed) and duplicate elements, each reported once per key and value.
+//!
+//! Guarantees: every reported anomaly is a real violation of the contract (no false
+//! positives: indeterminate appends are never blamed, and only ok reads are used); the
+//! verdict is `Valid` only when none is found; an abort yields `Unknown`.
+
+use crate::explain::{complete_ns, elements, invoke_ns, list, op_index, secs};
+use crate::fx::{FxHashMap, FxHashSet};
+use crate::report::{Anomaly, AnomalyKind, AnomalySink, CheckResult, Validity};
+use crate::{CheckError, Options};
+use schism_history::{F, History, Key, Operation, Outcome, Value};
+use std::collections::BTreeMap;
+
+const KINDS: [AnomalyKind; 6] = [
+    AnomalyKind::StaleRead,
+    AnomalyKind::LostWrite,
+    AnomalyKind::Divergence,
+    AnomalyKind::PhantomRead,
+    AnomalyKind::AbortedRead,
+    AnomalyKind::DuplicateElement,
+];
+
+/// One key's operations, validated.
+#[derive(Default)]
+struct KeyOps<'a> {
+    /// Every append by its value (unique per key), whatever its outcome.
+    appends: FxHashMap<i64, &'a Operation>,
+    /// Ok appends in invoke order.
+    ok_appends: Vec<(&'a Operation, i64)>,
+    /// Ok reads in invoke order, with their lists.
+    reads: Vec<(&'a Operation, &'a [i64])>,
+}
+
+#[derive(Default)]
+struct Counts {
+    reads_ok: u64,
+    reads_not_ok: u64,
+    appends_ok: u64,
+    appends_fail: u64,
+    appends_info: u64,
+    unobserved: u64,
+    longest_read: usize,
+}
+
+pub(crate) fn check_ops(
+    h: &History,
+    ops: &[Operation],
+    opts: &Options,
+) -> Result<CheckResult, CheckError> {
+    let mut counts = Counts::default();
+    let keys = group(h, ops, &mut counts)?;
+    let mut sink = AnomalySink::new(opts.max_anomalies_per_kind);
+    let mut aborted_at: Option<Key> = None;
+    for (&key, k) in &keys {
+        if opts.aborted() {
+            aborted_at = Some(key);
+            break;
+        }
+        check_key(h, key, k, &mut sink, &mut counts);
+    }
+
+    let mut figures = serde_json::Map::new();
+    figures.insert("keys".into(), keys.len().into());
+    figures.insert("reads".into(), counts.reads_ok.into());
+    figures.insert("reads_not_ok".into(), counts.reads_not_ok.into());
+    figures.insert("appends_ok".into(), counts.appends_ok.into());
+    figures.insert("appends_fail".into(), counts.appends_fail.into());
+    figures.insert("appends_info".into(), counts.appends_info.into());
+    figures.insert("unobserved".into(), counts.unobserved.into());
+    figures.insert("longest_read".into(), counts.longest_read.into());
+    let found = !sink.is_empty();
+    let anomalies = sink.finish(&KINDS, &mut figures);
+    let validity = if found {
+        Validity::Invalid
+    } else if let Some(key) = aborted_at {
+        figures.insert(
+            "unknown_reason".into(),
+            format!("aborted before checking key {key}").into(),
+        );
+        Validity::Unknown
+    } else {
+        Validity::Valid
+    };
+    Ok(CheckResult {
+        checker: "append".into(),
+        validity,
+        anomalies,
+        figures,
+    })
+}
+
+/// Validates every op and groups them by key (sorted, so reports are deterministic).
+fn group<'a>(
+    h: &History,
+    ops: &'a [Operation],
+    counts: &mut Counts,
+) -> Result<BTreeMap<Key, KeyOps<'a>>, CheckError> {
+    let mut keys: BTreeMap<Key, KeyOps<'a>> = BTreeMap::new();
+    for o in ops {
+        let index = h.ops[o.invoke].index;
+        let bad = |msg: String| CheckError::Op { index, msg };
+        if !matches!(o.f, F::Append | F::Read) {
+            return Err(bad(format!(
+                "function {:?} does not belong to the append workload (read, append)",
+                o.f.as_str()
+            )));
+        }
+        let Some(key) = o.key else {
+            return Err(bad(format!("{} has no key", o.f)));
+        };
+        let k = keys.entry(key).or_default();
+        match o.f {
+            F::Append => {
+                let Value::Int(v) = o.value else {
+                    return Err(bad(format!("append value {} is not an integer", o.value)));
+                };
+                if let Some(prev) = k.appends.insert(v, o) {
+                    return Err(bad(format!(
+                        "append of {v} to key {key} repeats the append at op index {}; append values must be unique per key",
+                        h.ops[prev.invoke].index
+                    )));
+                }
+                match o.outcome {
+                    Outcome::Ok => {
+                        counts.appends_ok += 1;
+                        k.ok_appends.push((o, v));
+                    }
+                    Outcome::Fail => counts.appends_fail += 1,
+                    Outcome::Info => counts.appends_info += 1,
+                }
+            }
+            _ => {
+                if o.outcome != Outcome::Ok {
+                    counts.reads_not_ok += 1;
+                    continue;
+                }
+                let vals: &[i64] = match &o.value {
+                    Value::List(v) => v,
+                    // A store may answer nil for a key nobody appended to yet.
+                    Value::Null => &[],
+                    other => {
+                        let index = op_index(h, o);
+                        return Err(CheckError::Op {
+                            index,
+                            msg: format!(
+                                "read of key {key} returned {other}, not a list of integers"
+                            ),
+                        });
+                    }
+                };
+                counts.reads_ok += 1;
+                counts.longest_read = counts.longest_read.max(vals.len());
+                k.reads.push((o, vals));
+            }
+        }
+    }
+    Ok(keys)
+}
+
+/// The first read to show a value, and how many reads showed it.
+struct Sighting<'a> {
+    read: &'a Operation,
+    vals: &'a [i64],
+    reads: u64,
+}
+
+fn note<'a>(
+    m: &mut FxHashMap<i64, Sighting<'a>>,
+    order: &mut Vec<i64>,
+    v: i64,
+    read: &'a Operation,
+    vals: &'a [i64],
+) {
+    m.entry(v).and_modify(|s| s.reads += 1).or_insert_with(|| {
+        order.push(v);
+        Sighting {
+            read,
+            vals,
+            reads: 1,
+        }
+    });
+}
+
+fn check_key(h: &History, key: Key, k: &KeyOps<'_>, sink: &mut AnomalySink, counts: &mut Counts) {
+    let read_desc = |r: &Operation, vals: &[i64]| {
+        format!(
+            "read at t={} by process {} of key {key} saw {} ({})",
+            secs(invoke_ns(h, r)),
+            r.process,
+            list(vals),
+            elements(vals.len())
+        )
+    };
+
+    // The version order: the first longest ok read.
+    let longest = k
+        .reads
+        .iter()
+        .copied()
+        .reduce(|best, r| if r.1.len() > best.1.len() { r } else { best });
+    let order: &[i64] = longest.map_or(&[], |r| r.1);
+
+    // Suffix minimum over order positions of the completion positions of ok appends:
+    // suf[q] = the earliest-completing ok append at order position ≥ q.
+    let mut suf: Vec<(usize, usize)> = vec![(usize::MAX, 0); order.len() + 1];
+    for q in (0..order.len()).rev() {
+        let done = match k.appends.get(&order[q]) {
+            Some(a) if a.outcome == Outcome::Ok => a.complete.unwrap_or(usize::MAX),
+            _ => usize::MAX,
+        };
+        suf[q] = if done < suf[q + 1].0 {
+            (done, q)
+        } else {
+            suf[q + 1]
+        };
+    }
+
+    let mut phantom: FxHashMap<i64, Sighting<'_>> = FxHashMap::default();
+    let mut aborted: FxHashMap<i64, Sighting<'_>> = FxHashMap::default();
+    let mut dup: FxHashMap<i64, Sighting<'_>> = FxHashMap::default();
+    let (mut phantom_order, mut aborted_order, mut dup_order) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let mut observed: FxHashSet<i64> = FxHashSet::default();
+    let mut seen: FxHashSet<i64> = FxHashSet::default();
+
+    for &(r, vals) in &k.reads {
+        seen.clear();
+        for &x in vals {
+            observed.insert(x);
+            if !seen.insert(x) {
+                note(&mut dup, &mut dup_order, x, r, vals);
+            }
+            match k.appends.get(&x) {
+                None => note(&mut phantom, &mut phantom_order, x, r, vals),
+                Some(a) if a.outcome == Outcome::Fail => {
+                    note(&mut aborted, &mut aborted_order, x, r, vals)
+                }
+                Some(_) => {}
+            }
+        }
+
+        if !order.starts_with(vals) {
+            let (lr, _) = longest.expect("a read exists, so a longest read exists");
+            let at = vals
+                .iter()
+                .zip(order)
+                .position(|(a, b)| a != b)
+                .unwrap_or(order.len());
+            sink.push_with(AnomalyKind::Divergence, || {
+                let why = match (vals.get(at), order.get(at)) {
+                    (Some(a), Some(b)) => format!("element {} is {a} there but {b} in the longest read", at + 1),
+                    _ => "it is longer than the longest read".into(),
+                };
+                Anomaly {
+                    kind: AnomalyKind::Divergence,
+                    key: Some(key),
+                    ops: vec![op_index(h, r), op_index(h, lr)],
+                    explanation: format!(
+                        "{}, which is not a prefix of the longest read {} (index {}, t={}): {why}; the two orders are incompatible",
+                        read_desc(r, vals),
+                        list(order),
+                        op_index(h, lr),
+                        secs(invoke_ns(h, lr)),
+                    ),
+                }
+            });
+            continue;
+        }
+
+        let (done, q) = suf[vals.len()];
+        if done < r.invoke {
+            let a = k.appends[&order[q]];
+            sink.push_with(AnomalyKind::StaleRead, || Anomaly {
+                kind: AnomalyKind::StaleRead,
+                key: Some(key),
+                ops: vec![op_index(h, r), op_index(h, a)],
+                explanation: format!(
+                    "{} although append {}, acknowledged at t={}, had completed before it began",
+                    read_desc(r, vals),
+                    order[q],
+                    secs(complete_ns(h, a))
+                ),
+            });
+        }
+    }
+
+    for (kind, map, vals_order) in [
+        (AnomalyKind::PhantomRead, &phantom, &phantom_order),
+        (AnomalyKind::AbortedRead, &aborted, &aborted_order),
+        (AnomalyKind::DuplicateElement, &dup, &dup_order),
+    ] {
+        for v in vals_order {
+            let s = &map[v];
+            let others = match s.reads {
+                1 => String::new(),
+                n => format!(" ({} reads in all)", n),
+            };
+            sink.push_with(kind, || {
+                let (ops, why) = match kind {
+                    AnomalyKind::PhantomRead => {
+                        (vec![op_index(h, s.read)], format!("{v}, which no append to key {key} ever wrote"))
+                    }
+                    AnomalyKind::AbortedRead => {
+                        let a = k.appends[v];
+                        (
+                            vec![op_index(h, s.read), op_index(h, a)],
+                            format!(
+                                "{v}, whose append by process {} failed at t={} (it certainly did not happen)",
+                                a.process,
+                                secs(complete_ns(h, a))
+                            ),
+                        )
+                    }
+                    _ => (vec![op_index(h, s.read)], format!("{v} twice")),
+                };
+                Anomaly {
+                    kind,
+                    key: Some(key),
+                    ops,
+                    explanation: format!("{}: it contains {why}{others}", read_desc(s.read, s.vals)),
+                }
+            });
+        }
+    }
+
+    for &(a, v) in &k.ok_appends {
+        if observed.contains(&v) {
+            continue;
+        }
+        let done = a.complete.expect("an ok append has a completion");
+        let first_after = k.reads.partition_point(|(r, _)| r.invoke < done);
+        if first_after == k.reads.len() {
+            counts.unobserved += 1;
+            continue;
+        }
+        let (r, vals) = k.reads[first_after];
+        let later = k.reads.len() - first_after;
+        sink.push_with(AnomalyKind::LostWrite, || Anomaly {
+            kind: AnomalyKind::LostWrite,
+            key: Some(key),
+            ops: vec![op_index(h, a), op_index(h, r)],
+            explanation: format!(
+                "append {v} to key {key} by process {}, acknowledged at t={}, is missing from all {} read{} of key {key} that began after it (the first, at t={} by process {}, saw {})",
+                a.process,
+                secs(complete_ns(h, a)),
+                later,
+                if later == 1 { "" } else { "s" },
+                secs(invoke_ns(h, r)),
+                r.process,
+                list(vals)
+            ),
+        });
+    }
+}

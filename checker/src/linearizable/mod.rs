@@ -1,0 +1,510 @@
+//! The `linearizable` checker for register histories (`read`, `write`, `cas` per key).
+//!
+//! Linearizability is compositional (P-compositionality), so each key is checked alone.
+//! Per key, values become dense state ids (0 is nil), `fail` ops are dropped (they never
+//! happened), indeterminate reads are dropped (they constrain nothing), so are
+//! indeterminate writes of values no op needs, and an indeterminate write that alone
+//! explains a value an ok op observed is searched as if it returned when that observer
+//! did (see `build` for why both are exact). An ok read of a value that no surviving
+//! write or cas could have produced is reported at once as a phantom or aborted read,
+//! without a search. Everything else goes to the
+//! Wing–Gong–Lowe search in `wgl`.
+//!
+//! Guarantees: `Valid` only when every key was fully searched and linearized; a spent
+//! state budget or an abort gives `Unknown` with a figure naming the key and how far the
+//! search got; a violation names the op that cannot be placed, how many ops linearize
+//! before it, and the states the register could hold instead.
+
+mod wgl;
+
+use crate::explain::{complete_ns, invoke_ns, op_index, secs};
+use crate::fx::{FxHashMap, FxHashSet};
+use crate::report::{Anomaly, AnomalyKind, AnomalySink, CheckResult, Validity};
+use crate::{CheckError, Options, RegisterOptions};
+use schism_history::{F, History, Key, Operation, Outcome, Value};
+use std::collections::BTreeMap;
+use wgl::{Call, IMPOSSIBLE, Step};
+
+const KINDS: [AnomalyKind; 3] = [
+    AnomalyKind::NonLinearizable,
+    AnomalyKind::PhantomRead,
+    AnomalyKind::AbortedRead,
+];
+
+/// One key, ready for the search.
+struct KeyModel<'a> {
+    calls: Vec<Call>,
+    /// The operation behind each call.
+    ops: Vec<&'a Operation>,
+    /// State id → value (`None` is nil).
+    values: Vec<Option<i64>>,
+    initial: u32,
+    /// Ok ops that read a value no surviving write could produce (index into `ops`).
+    impossible: Vec<usize>,
+    /// The first surviving op writing each value, to name witnesses.
+    writers: FxHashMap<i64, &'a Operation>,
+    /// The first failed op writing each value.
+    failed_writers: FxHashMap<i64, &'a Operation>,
+    /// Indeterminate writes and cas of values nobody observed, left out of the search.
+    dropped: u64,
+    /// Indeterminate writes and cas given the return of the first op that observed them.
+    promoted: u64,
+}
+
+#[derive(Default)]
+struct Counts {
+    reads: u64,
+    writes: u64,
+    cas: u64,
+    ok: u64,
+    fail: u64,
+    info: u64,
+}
+
+pub(crate) fn check_ops(
+    h: &History,
+    ops: &[Operation],
+    opts: &Options,
+) -> Result<CheckResult, CheckError> {
+    let mut counts = Counts::default();
+    let keys = prepare(h, ops, &opts.register, &mut counts)?;
+    let mut sink = AnomalySink::new(opts.max_anomalies_per_kind);
+    let mut budget = opts.max_states;
+    let mut explored = 0u64;
+    let mut unknown: Option<String> = None;
+    let mut unknown_key: Option<Key> = None;
+    let mut checked = 0u64;
+    let mut skipped = 0u64;
+    let mut violations: Vec<serde_json::Value> = Vec::new();
+    let mut largest: (u64, usize) = (0, 0);
+
+    let (mut dropped, mut promoted) = (0u64, 0u64);
+    for (&key, m) in &keys {
+        dropped += m.dropped;
+        promoted += m.promoted;
+        if m.calls.len() > largest.1 {
+            largest = (key, m.calls.len());
+        }
+        if !m.impossible.is_empty() {
+            report_impossible(h, key, m, &opts.register, &mut sink);
+            checked += 1;
+            continue;
+        }
+        if unknown.is_some() {
+            skipped += 1;
+            continue;
+        }
+        if opts.aborted() {
+            unknown = Some(format!("aborted before key {key}"));
+            unknown_key = Some(key);
+            skipped += 1;
+            continue;
+        }
+        let found = wgl::search(&m.calls, m.initial, &mut budget, opts.abort.as_deref());
+        explored += found.explored;
+        let ok_ops = m.calls.iter().filter(|c| c.ret.is_some()).count();
+        match found.outcome {
+            wgl::Outcome::Linearizable => checked += 1,
+            wgl::Outcome::Violation(block) => {
+                checked += 1;
+                let op = m.ops[block.call];
+                if violations.len() < opts.max_anomalies_per_kind {
+                    violations.push(serde_json::json!({
+                        "key": key,
+                        "op": op_index(h, op),
+                        "linearized_ops": block.linearized,
+                        "ops": m.calls.len(),
+                    }));
+                }
+                sink.push_with(AnomalyKind::NonLinearizable, || {
+                    explain_block(h, key, m, &block)
+                });
+            }
+            wgl::Outcome::Exhausted { deepest } | wgl::Outcome::Aborted { deepest } => {
+                let why = if matches!(found.outcome, wgl::Outcome::Exhausted { .. }) {
+                    format!("the search budget of {} states ran out", opts.max_states)
+                } else {
+                    "the check was aborted (time budget)".to_owned()
+                };
+                unknown = Some(format!(
+                    "{why} on key {key} after linearizing at best {deepest} of its {ok_ops} ok operations"
+                ));
+                unknown_key = Some(key);
+                skipped += 1;
+            }
+        }
+    }
+
+    let mut figures = serde_json::Map::new();
+    figures.insert("keys".into(), keys.len().into());
+    figures.insert("reads".into(), counts.reads.into());
+    figures.insert("writes".into(), counts.writes.into());
+    figures.insert("cas".into(), counts.cas.into());
+    figures.insert("ok".into(), counts.ok.into());
+    figures.insert("fail".into(), counts.fail.into());
+    figures.insert("info".into(), counts.info.into());
+    figures.insert("info_unobserved_dropped".into(), dropped.into());
+    figures.insert("info_observed_promoted".into(), promoted.into());
+    figures.insert("explored_states".into(), explored.into());
+    figures.insert("keys_checked".into(), checked.into());
+    figures.insert("keys_unchecked".into(), skipped.into());
+    figures.insert("largest_key".into(), largest.0.into());
+    figures.insert("largest_key_ops".into(), largest.1.into());
+    if !violations.is_empty() {
+        figures.insert("violations".into(), violations.into());
+    }
+    let found = !sink.is_empty();
+    let anomalies = sink.finish(&KINDS, &mut figures);
+    let validity = if found {
+        Validity::Invalid
+    } else if unknown.is_some() {
+        Validity::Unknown
+    } else {
+        Validity::Valid
+    };
+    if let Some(why) = unknown {
+        figures.insert("unknown_reason".into(), why.into());
+        figures.insert("unknown_key".into(), unknown_key.into());
+    }
+    Ok(CheckResult {
+        checker: "linearizable".into(),
+        validity,
+        anomalies,
+        figures,
+    })
+}
+
+/// Validates every op and builds each key's model.
+fn prepare<'a>(
+    h: &History,
+    ops: &'a [Operation],
+    model: &RegisterOptions,
+    counts: &mut Counts,
+) -> Result<BTreeMap<Key, KeyModel<'a>>, CheckError> {
+    let mut by_key: BTreeMap<Key, Vec<&'a Operation>> = BTreeMap::new();
+    for o in ops {
+        let bad = |msg: String| CheckError::Op {
+            index: h.ops[o.invoke].index,
+            msg,
+        };
+        let Some(key) = o.key else {
+            return Err(bad(format!("{} has no key", o.f)));
+        };
+        match (&o.f, &o.value) {
+            (F::Write, Value::Int(_)) => counts.writes += 1,
+            (F::Write, v) => return Err(bad(format!("write value {v} is not an integer"))),
+            (F::Cas, Value::List(l)) if l.len() == 2 => counts.cas += 1,
+            (F::Cas, v) => {
+                return Err(bad(format!(
+                    "cas value {v} is not [expected, new] (two integers)"
+                )));
+            }
+            (F::Read, Value::Int(_) | Value::Null) => counts.reads += 1,
+            (F::Read, _) if o.outcome != Outcome::Ok => counts.reads += 1,
+            (F::Read, v) => {
+                return Err(CheckError::Op {
+                    index: op_index(h, o),
+                    msg: format!("read of key {key} returned {v}, not an integer or null"),
+                });
+            }
+            (f, _) => {
+                return Err(bad(format!(
+                    "function {:?} does not belong to the register workload (read, write, cas)",
+                    f.as_str()
+                )));
+            }
+        }
+        match o.outcome {
+            Outcome::Ok => counts.ok += 1,
+            Outcome::Fail => counts.fail += 1,
+            Outcome::Info => counts.info += 1,
+        }
+        by_key.entry(key).or_default().push(o);
+    }
+    Ok(by_key
+        .into_iter()
+        .map(|(key, ops)| (key, build(&ops, model)))
+        .collect())
+}
+
+/// The value a write or cas would store.
+fn written(o: &Operation) -> Option<i64> {
+    match (&o.f, &o.value) {
+        (F::Write, Value::Int(v)) => Some(*v),
+        (F::Cas, Value::List(l)) => Some(l[1]),
+        _ => None,
+    }
+}
+
+fn build<'a>(ops: &[&'a Operation], model: &RegisterOptions) -> KeyModel<'a> {
+    let mut values: Vec<Option<i64>> = vec![None];
+    let mut ids: FxHashMap<i64, u32> = FxHashMap::default();
+    let mut intern = |v: i64, values: &mut Vec<Option<i64>>| {
+        *ids.entry(v).or_insert_with(|| {
+            values.push(Some(v));
+            (values.len() - 1) as u32
+        })
+    };
+    let initial = model.initial.map_or(0, |v| intern(v, &mut values));
+    let mut writers: FxHashMap<i64, &'a Operation> = FxHashMap::default();
+    let mut failed_writers: FxHashMap<i64, &'a Operation> = FxHashMap::default();
+    for &o in ops {
+        if let Some(v) = written(o) {
+            if o.outcome == Outcome::Fail {
+                failed_writers.entry(v).or_insert(o);
+            } else {
+                intern(v, &mut values);
+                writers.entry(v).or_insert(o);
+            }
+        }
+    }
+    let id_of = |v: i64| ids.get(&v).copied().unwrap_or(IMPOSSIBLE);
+    // Nil is a reachable state only when the register starts nil (nothing writes nil).
+    let nil = if model.initial.is_none() {
+        0
+    } else {
+        IMPOSSIBLE
+    };
+
+    // Which indeterminate writes (and cas) matter. A value is *needed* if an ok op
+    // observes it (an ok read returns it, an ok cas expects it), or if an indeterminate
+    // cas expects it while writing a needed value. An indeterminate write of a value that
+    // is not needed can be left out: take any valid order that includes such writes and
+    // delete them all; every op that observes the register saw a needed value, written by
+    // an op that is kept, and no deleted write can sit between that op and its writer
+    // (the observer would have seen the deleted write's value instead), so the order
+    // stays valid, and "never took effect" is allowed for them.
+    let mut sources: FxHashMap<i64, u32> = FxHashMap::default();
+    let mut must_by: FxHashMap<i64, usize> = FxHashMap::default();
+    let mut info_cas: Vec<(i64, i64)> = Vec::new();
+    for &o in ops {
+        if o.outcome == Outcome::Fail {
+            continue;
+        }
+        if let Some(v) = written(o) {
+            *sources.entry(v).or_default() += 1;
+        }
+        let seen = match (&o.f, &o.value) {
+            (F::Read, Value::Int(v)) => Some(*v),
+            (F::Cas, Value::List(l)) if o.outcome == Outcome::Ok => Some(l[0]),
+            (F::Cas, Value::List(l)) => {
+                info_cas.push((l[0], l[1]));
+                None
+            }
+            _ => None,
+        };
+        if let (Outcome::Ok, Some(v), Some(done)) = (o.outcome, seen, o.complete) {
+            let by = must_by.entry(v).or_insert(done);
+            *by = (*by).min(done);
+        }
+    }
+    let mut needed: FxHashSet<i64> = must_by.keys().copied().collect();
+    let mut by_new: FxHashMap<i64, Vec<i64>> = FxHashMap::default();
+    for &(e, n) in &info_cas {
+        by_new.entry(n).or_default().push(e);
+    }
+    let mut work: Vec<i64> = needed.iter().copied().collect();
+    while let Some(v) = work.pop() {
+        for &e in by_new.get(&v).map_or(&[][..], Vec::as_slice) {
+            if needed.insert(e) {
+                work.push(e);
+            }
+        }
+    }
+    // An indeterminate write that is the only possible source of a value an ok op
+    // observed (directly, or through a chain of indeterminate cas that are themselves the
+    // only sources of their values) must have taken effect before that observer returned.
+    // It then behaves exactly like an ok op returning at that point: every op invoked
+    // later follows the observer, hence follows it. Giving it that return keeps it out of
+    // the unbounded "may happen any time" tail that makes indeterminate ops expensive.
+    let unique = |v: i64| sources.get(&v) == Some(&1) && model.initial != Some(v);
+    for _round in 0..64 {
+        let mut changed = false;
+        for &(e, n) in &info_cas {
+            if let Some(&by) = must_by.get(&n).filter(|_| unique(n)) {
+                let d = must_by.entry(e).or_insert(usize::MAX);
+                if by < *d {
+                    *d = by;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let (mut dropped, mut promoted) = (0u64, 0u64);
+
+    let mut calls = Vec::with_capacity(ops.len());
+    let mut kept: Vec<&'a Operation> = Vec::with_capacity(ops.len());
+    let mut impossible = Vec::new();
+    for &o in ops {
+        if o.outcome == Outcome::Fail {
+            continue;
+        }
+        let ok = o.outcome == Outcome::Ok;
+        let step = match (&o.f, &o.value) {
+            // An indeterminate read returned nothing, so it constrains nothing.
+            (F::Read, _) if !ok => continue,
+            (F::Read, Value::Null) if model.nil_read_is_wildcard => Step::ReadAny,
+            (F::Read, Value::Null) => Step::Read(nil),
+            (F::Read, Value::Int(v)) => Step::Read(id_of(*v)),
+            (F::Write, Value::Int(v)) => Step::Write(id_of(*v)),
+            (F::Cas, Value::List(l)) => Step::Cas(id_of(l[0]), id_of(l[1])),
+            _ => unreachable!("validated in prepare"),
+        };
+        if !ok && written(o).is_some_and(|v| !needed.contains(&v)) {
+            dropped += 1;
+            continue;
+        }
+        let expects_impossible = matches!(step, Step::Read(IMPOSSIBLE) | Step::Cas(IMPOSSIBLE, _));
+        if expects_impossible && !ok {
+            // An indeterminate cas expecting an unreachable state can only have failed.
+            continue;
+        }
+        if expects_impossible {
+            impossible.push(kept.len());
+        }
+        let ret = if ok {
+            o.complete
+        } else {
+            written(o)
+                .filter(|&v| unique(v))
+                .and_then(|v| must_by.get(&v).copied())
+                .filter(|&by| by > o.invoke)
+        };
+        promoted += u64::from(!ok && ret.is_some());
+        calls.push(Call {
+            invoke: o.invoke,
+            ret,
+            deadline: !ok && ret.is_some(),
+            step,
+        });
+        kept.push(o);
+    }
+    KeyModel {
+        calls,
+        ops: kept,
+        values,
+        initial,
+        impossible,
+        writers,
+        failed_writers,
+        dropped,
+        promoted,
+    }
+}
+
+fn describe(h: &History, key: Key, o: &Operation) -> String {
+    let at = secs(invoke_ns(h, o));
+    match (&o.f, &o.value) {
+        (F::Read, v) => format!(
+            "read of key {key} by process {} at t={at} returned {v}",
+            o.process
+        ),
+        (F::Cas, Value::List(l)) => {
+            format!(
+                "cas of key {key} from {} to {} by process {} at t={at}",
+                l[0], l[1], o.process
+            )
+        }
+        (f, v) => format!("{f} of {v} to key {key} by process {} at t={at}", o.process),
+    }
+}
+
+fn report_impossible(
+    h: &History,
+    key: Key,
+    m: &KeyModel<'_>,
+    model: &RegisterOptions,
+    sink: &mut AnomalySink,
+) {
+    for &i in &m.impossible {
+        let o = m.ops[i];
+        let wanted = match (&o.f, &o.value) {
+            (F::Cas, Value::List(l)) => Some(l[0]),
+            (_, Value::Int(v)) => Some(*v),
+            _ => None,
+        };
+        let what = if o.f == F::Cas {
+            "expected"
+        } else {
+            "returned"
+        };
+        let failed = wanted.and_then(|v| m.failed_writers.get(&v));
+        let kind = if failed.is_some() {
+            AnomalyKind::AbortedRead
+        } else {
+            AnomalyKind::PhantomRead
+        };
+        sink.push_with(kind, || {
+            let mut ops = vec![op_index(h, o)];
+            let why = match (wanted, failed) {
+                (Some(v), Some(w)) => {
+                    ops.push(op_index(h, w));
+                    format!(
+                        "{what} {v}, whose only write (by process {}) failed at t={} (it certainly did not happen)",
+                        w.process,
+                        secs(complete_ns(h, w))
+                    )
+                }
+                (Some(v), None) => format!("{what} {v}, which no write or cas of key {key} ever wrote"),
+                (None, _) => format!(
+                    "returned nil although key {key} starts at {} and nothing writes nil",
+                    model.initial.map_or_else(|| "nil".to_owned(), |v| v.to_string())
+                ),
+            };
+            Anomaly { kind, key: Some(key), ops, explanation: format!("{}: it {why}", describe(h, key, o)) }
+        });
+    }
+}
+
+fn explain_block(h: &History, key: Key, m: &KeyModel<'_>, b: &wgl::Block) -> Anomaly {
+    let o = m.ops[b.call];
+    let show = |s: u32| m.values[s as usize].map_or_else(|| "nil".to_owned(), |v| v.to_string());
+    let mut states: Vec<String> = b.states.iter().map(|&s| show(s)).collect();
+    if b.more_states {
+        states.push("others".into());
+    }
+    let states = match states.len() {
+        1 => states.remove(0),
+        _ => {
+            let last = states.pop().expect("two or more");
+            format!("{} or {last}", states.join(", "))
+        }
+    };
+    let mut ops = vec![op_index(h, o)];
+    for &s in &b.states {
+        if let Some(w) = m.values[s as usize].and_then(|v| m.writers.get(&v)) {
+            ops.push(op_index(h, w));
+        }
+    }
+    let call = &m.calls[b.call];
+    let done = secs(
+        call.ret
+            .map_or_else(|| complete_ns(h, o), |p| h.ops[p].time_ns),
+    );
+    let by_completion = if call.deadline {
+        format!("by t={done}, when an operation that needs its effect had completed")
+    } else {
+        format!("by its completion at t={done}")
+    };
+    let explanation = match o.f {
+        F::Read => format!(
+            "{}, but no order of key {key}'s operations consistent with real time allows it: {} operations linearize before it, and every such order leaves the register at {states} when it completed at t={done}",
+            describe(h, key, o),
+            b.linearized
+        ),
+        _ => format!(
+            "{} cannot be placed: {} operations linearize before it, but no order consistent with real time extends to it {by_completion} (the register could hold {states} then)",
+            describe(h, key, o),
+            b.linearized
+        ),
+    };
+    Anomaly {
+        kind: AnomalyKind::NonLinearizable,
+        key: Some(key),
+        ops,
+        explanation,
+    }
+}

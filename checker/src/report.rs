@@ -1,0 +1,308 @@
+//! Verdicts, anomalies and reports: the types every checker returns and `results.json` holds.
+//!
+//! Guarantees: `Validity::merge` is commutative and associative with `Invalid > Unknown >
+//! Valid`, so a report's verdict never hides a failure or claims success on a partial
+//! check; every type here round-trips through serde; `AnomalySink` keeps at most a fixed
+//! number of anomalies per kind while counting all of them, so reports stay bounded
+//! without losing the totals.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A checker's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Validity {
+    Valid,
+    Invalid,
+    /// The checker could not decide (a budget ran out, or it was aborted).
+    Unknown,
+}
+
+impl Validity {
+    /// Combines two verdicts: `Invalid` beats `Unknown`, which beats `Valid`.
+    #[must_use]
+    pub fn merge(self, other: Validity) -> Validity {
+        use Validity::{Invalid, Unknown, Valid};
+        match (self, other) {
+            (Invalid, _) | (_, Invalid) => Invalid,
+            (Unknown, _) | (_, Unknown) => Unknown,
+            (Valid, Valid) => Valid,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Validity::Valid => "valid",
+            Validity::Invalid => "invalid",
+            Validity::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for Validity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnomalyKind {
+    /// A read missed a write that had completed before the read began.
+    StaleRead,
+    /// An acknowledged write that no later read ever saw.
+    LostWrite,
+    /// Two reads of one key that cannot both be prefixes of one order.
+    Divergence,
+    /// A read returned a value that nothing ever wrote.
+    PhantomRead,
+    /// A read returned a value whose write failed.
+    AbortedRead,
+    /// A read returned one element twice.
+    DuplicateElement,
+    /// No order of the key's operations consistent with real time explains the results.
+    NonLinearizable,
+}
+
+impl AnomalyKind {
+    pub const ALL: [AnomalyKind; 7] = [
+        AnomalyKind::StaleRead,
+        AnomalyKind::LostWrite,
+        AnomalyKind::Divergence,
+        AnomalyKind::PhantomRead,
+        AnomalyKind::AbortedRead,
+        AnomalyKind::DuplicateElement,
+        AnomalyKind::NonLinearizable,
+    ];
+
+    /// The serde (kebab-case) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnomalyKind::StaleRead => "stale-read",
+            AnomalyKind::LostWrite => "lost-write",
+            AnomalyKind::Divergence => "divergence",
+            AnomalyKind::PhantomRead => "phantom-read",
+            AnomalyKind::AbortedRead => "aborted-read",
+            AnomalyKind::DuplicateElement => "duplicate-element",
+            AnomalyKind::NonLinearizable => "non-linearizable",
+        }
+    }
+
+    /// The name of the figure counting this kind (`stale_reads`, …).
+    pub fn figure_name(self) -> &'static str {
+        match self {
+            AnomalyKind::StaleRead => "stale_reads",
+            AnomalyKind::LostWrite => "lost_writes",
+            AnomalyKind::Divergence => "divergent_reads",
+            AnomalyKind::PhantomRead => "phantom_reads",
+            AnomalyKind::AbortedRead => "aborted_reads",
+            AnomalyKind::DuplicateElement => "duplicate_elements",
+            AnomalyKind::NonLinearizable => "non_linearizable_keys",
+        }
+    }
+}
+
+impl fmt::Display for AnomalyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One anomaly with its minimal witness.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anomaly {
+    pub kind: AnomalyKind,
+    pub key: Option<u64>,
+    /// `Op::index` of the witness ops, most relevant first. An operation is named by its
+    /// completion (the line carrying the read value or the acknowledgement), or by its
+    /// invoke when it never completed.
+    pub ops: Vec<u64>,
+    /// A sentence a person can follow.
+    pub explanation: String,
+}
+
+/// The outcome of one checker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// `"append"`, `"linearizable"`.
+    pub checker: String,
+    pub validity: Validity,
+    pub anomalies: Vec<Anomaly>,
+    /// Counts and other facts (`reads`, `stale_reads`, `unknown_reason`, …).
+    pub figures: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Every checker's result and their merged verdict (`results.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub validity: Validity,
+    pub results: Vec<CheckResult>,
+}
+
+impl Report {
+    /// A report whose verdict is the merge of its results' (valid when there are none).
+    pub fn from_results(results: Vec<CheckResult>) -> Report {
+        let validity = results
+            .iter()
+            .fold(Validity::Valid, |v, r| v.merge(r.validity));
+        Report { validity, results }
+    }
+
+    /// A few lines for the terminal: the verdict, each checker's verdict with its
+    /// anomaly counts (total, including those not kept), and the first explanation of
+    /// each kind.
+    pub fn summary_lines(&self) -> Vec<String> {
+        let mut lines = vec![format!(
+            "verdict: {}",
+            self.validity.as_str().to_uppercase()
+        )];
+        for r in &self.results {
+            let mut counts: Vec<String> = Vec::new();
+            for kind in AnomalyKind::ALL {
+                let kept = r.anomalies.iter().filter(|a| a.kind == kind).count() as u64;
+                let total = r
+                    .figures
+                    .get(kind.figure_name())
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0)
+                    .max(kept);
+                if total > 0 {
+                    counts.push(format!("{total} {kind}"));
+                }
+            }
+            let mut line = format!("{}: {}", r.checker, r.validity);
+            if !counts.is_empty() {
+                line.push_str(&format!(" ({})", counts.join(", ")));
+            }
+            if let Some(why) = r
+                .figures
+                .get("unknown_reason")
+                .and_then(serde_json::Value::as_str)
+            {
+                line.push_str(&format!(" — {why}"));
+            }
+            lines.push(line);
+            for kind in AnomalyKind::ALL {
+                if let Some(a) = r.anomalies.iter().find(|a| a.kind == kind) {
+                    lines.push(format!("  {kind}: {}", a.explanation));
+                }
+            }
+        }
+        lines
+    }
+}
+
+/// Collects anomalies, keeping the first `limit` of each kind and counting all.
+#[derive(Debug)]
+pub(crate) struct AnomalySink {
+    limit: usize,
+    kept: Vec<Anomaly>,
+    counts: BTreeMap<AnomalyKind, u64>,
+}
+
+impl AnomalySink {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            kept: Vec::new(),
+            counts: BTreeMap::new(),
+        }
+    }
+
+    /// Counts an anomaly; `make` only runs when it will be kept, so explanations of
+    /// dropped anomalies cost nothing.
+    pub(crate) fn push_with(&mut self, kind: AnomalyKind, make: impl FnOnce() -> Anomaly) {
+        let n = self.counts.entry(kind).or_insert(0);
+        *n += 1;
+        if *n as usize <= self.limit {
+            let a = make();
+            debug_assert_eq!(a.kind, kind);
+            self.kept.push(a);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// The kept anomalies; writes a count per kind (zero included, for the kinds this
+    /// checker looks for) and the number omitted into `figures`.
+    pub(crate) fn finish(
+        self,
+        kinds: &[AnomalyKind],
+        figures: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Vec<Anomaly> {
+        for &k in kinds {
+            figures.insert(
+                k.figure_name().into(),
+                self.counts.get(&k).copied().unwrap_or(0).into(),
+            );
+        }
+        let total: u64 = self.counts.values().sum();
+        figures.insert(
+            "anomalies_omitted".into(),
+            (total - self.kept.len() as u64).into(),
+        );
+        self.kept
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_prefers_invalid_then_unknown() {
+        use Validity::*;
+        let all = [Valid, Invalid, Unknown];
+        for a in all {
+            for b in all {
+                assert_eq!(a.merge(b), b.merge(a));
+                let expect = if a == Invalid || b == Invalid {
+                    Invalid
+                } else if a == Unknown || b == Unknown {
+                    Unknown
+                } else {
+                    Valid
+                };
+                assert_eq!(a.merge(b), expect);
+            }
+        }
+    }
+
+    #[test]
+    fn serde_names() {
+        assert_eq!(
+            serde_json::to_string(&Validity::Unknown).unwrap(),
+            "\"unknown\""
+        );
+        for k in AnomalyKind::ALL {
+            assert_eq!(
+                serde_json::to_value(k).unwrap(),
+                serde_json::Value::String(k.as_str().into())
+            );
+        }
+    }
+
+    #[test]
+    fn sink_bounds_and_counts() {
+        let mut s = AnomalySink::new(2);
+        for i in 0..5 {
+            s.push_with(AnomalyKind::StaleRead, || Anomaly {
+                kind: AnomalyKind::StaleRead,
+                key: None,
+                ops: vec![i],
+                explanation: String::new(),
+            });
+        }
+        let mut fig = serde_json::Map::new();
+        let kept = s.finish(&[AnomalyKind::StaleRead, AnomalyKind::LostWrite], &mut fig);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(fig["stale_reads"], 5);
+        assert_eq!(fig["lost_writes"], 0);
+        assert_eq!(fig["anomalies_omitted"], 3);
+    }
+}

@@ -1,0 +1,12 @@
+//! Integration tests of schism-checker: hand-written anomalies with valid twins, seeded
+//! random histories from simulated correct stores (always valid) and their mutations
+//! (always invalid), and a cross-check of the linearizability search against brute force.
+
+mod api;
+mod append;
+mod common;
+mod perf;
+mod random_append;
+mod random_register;
+mod register;
+mod sim;

@@ -1,0 +1,287 @@
+//! Analysis shared by `schism test` and `schism check`: load a history, run the checkers
+//! under a budget, compute run statistics, and render the terminal summary.
+//!
+//! Guarantee: the same history and settings give the same `results.json` verdict whether
+//! analysed at the end of a run or later from the folder alone (the run itself re-reads
+//! its history file rather than trusting memory).
+
+use anyhow::{Context, Result, bail};
+use schism_checker::{CheckResult, Options, Report, Validity, Workload as CheckWorkload};
+use schism_history::{History, Outcome, read_history_file};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::store;
+
+/// Checker limits.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    pub max_states: u64,
+    pub time_limit: Duration,
+}
+
+/// Counts and latencies of one `f`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct FStats {
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p99: f64,
+    pub latency_ms_max: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Stats {
+    pub ops: u64,
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+    /// Completed-ok client ops per second over the span from first invoke to last completion.
+    pub ok_per_s: f64,
+    pub duration_s: f64,
+    pub by_f: BTreeMap<String, FStats>,
+}
+
+/// What lands in `results.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResultsFile {
+    pub validity: Validity,
+    pub results: Vec<CheckResult>,
+    pub stats: Stats,
+    pub history_lines: u64,
+    pub warnings: Vec<String>,
+    pub schism_version: String,
+}
+
+/// Finds the history file for a results folder or a file path.
+pub fn history_path(path: &Path) -> Result<PathBuf> {
+    if path.is_dir() {
+        let h = path.join(store::HISTORY);
+        if !h.exists() {
+            bail!(
+                "{} has no {}: pass a results folder or a history.jsonl file",
+                path.display(),
+                store::HISTORY
+            );
+        }
+        Ok(h)
+    } else if path.exists() {
+        Ok(path.to_owned())
+    } else {
+        bail!("{} does not exist", path.display())
+    }
+}
+
+/// Reads the workload recorded in a results folder's config.json, if any.
+pub fn recorded_workload(dir: &Path) -> Result<Option<CheckWorkload>> {
+    let cfg = dir.join(store::CONFIG);
+    if !cfg.exists() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(&cfg).with_context(|| format!("cannot read {}", cfg.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", cfg.display()))?;
+    Ok(match v.pointer("/test/workload").and_then(|w| w.as_str()) {
+        Some("append") => Some(CheckWorkload::Append),
+        Some("register") => Some(CheckWorkload::Register),
+        _ => None,
+    })
+}
+
+pub fn analyze_file(
+    path: &Path,
+    workload: Option<CheckWorkload>,
+    budget: &Budget,
+) -> Result<ResultsFile> {
+    let hpath = history_path(path)?;
+    let workload = match workload {
+        Some(w) => Some(w),
+        None if path.is_dir() => recorded_workload(path)?,
+        None => None,
+    };
+    let (history, warnings) = read_history_file(&hpath)?;
+    let warnings = warnings
+        .iter()
+        .map(|w| format!("{}: {w}", hpath.display()))
+        .collect();
+    analyze(&history, workload, budget, warnings)
+}
+
+pub fn analyze(
+    history: &History,
+    workload: Option<CheckWorkload>,
+    budget: &Budget,
+    warnings: Vec<String>,
+) -> Result<ResultsFile> {
+    let abort = Arc::new(AtomicBool::new(false));
+    let opts = Options {
+        workload,
+        max_states: budget.max_states,
+        abort: Some(abort.clone()),
+        ..Options::default()
+    };
+    // A watchdog thread turns the time budget into the checker's abort flag; it is
+    // joined before returning (dropping `done_tx` wakes it at once).
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let limit = budget.time_limit;
+    let watchdog = std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(limit) {
+            abort.store(true, Ordering::Relaxed);
+        }
+    });
+    let report = schism_checker::check(history, &opts);
+    drop(done_tx);
+    let _ = watchdog.join();
+    let report: Report = report?;
+    let stats = stats(history)?;
+    Ok(ResultsFile {
+        validity: report.validity,
+        results: report.results,
+        stats,
+        history_lines: history.len() as u64,
+        warnings,
+        schism_version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+}
+
+/// Counts, throughput and latency quantiles per `f`.
+pub fn stats(history: &History) -> Result<Stats> {
+    let ops = history.operations()?;
+    let mut s = Stats {
+        ops: ops.len() as u64,
+        ..Stats::default()
+    };
+    let mut hists: BTreeMap<String, hdrhistogram::Histogram<u64>> = BTreeMap::new();
+    let (mut first_ns, mut last_ns) = (u64::MAX, 0u64);
+    for o in &ops {
+        let name = o.f.as_str().to_owned();
+        let fs = s.by_f.entry(name.clone()).or_default();
+        let inv = history.ops[o.invoke].time_ns;
+        first_ns = first_ns.min(inv);
+        match o.outcome {
+            Outcome::Ok => {
+                s.ok += 1;
+                fs.ok += 1;
+            }
+            Outcome::Fail => {
+                s.fail += 1;
+                fs.fail += 1;
+            }
+            Outcome::Info => {
+                s.info += 1;
+                fs.info += 1;
+            }
+        }
+        if let (Outcome::Ok, Some(c)) = (o.outcome, o.complete) {
+            let done = history.ops[c].time_ns;
+            last_ns = last_ns.max(done);
+            let h = hists.entry(name).or_insert_with(|| {
+                hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                    .expect("static histogram bounds")
+            });
+            let _ = h.record(done.saturating_sub(inv).max(1) / 1000);
+        }
+    }
+    if last_ns > first_ns {
+        s.duration_s = (last_ns - first_ns) as f64 / 1e9;
+        s.ok_per_s = s.ok as f64 / s.duration_s;
+    }
+    for (name, h) in hists {
+        if let Some(fs) = s.by_f.get_mut(&name) {
+            fs.latency_ms_p50 = h.value_at_quantile(0.5) as f64 / 1000.0;
+            fs.latency_ms_p99 = h.value_at_quantile(0.99) as f64 / 1000.0;
+            fs.latency_ms_max = h.max() as f64 / 1000.0;
+        }
+    }
+    Ok(s)
+}
+
+/// Exit code of a verdict (DESIGN.md): 0 valid, 1 invalid, 2 unknown.
+pub fn exit_code(v: Validity) -> i32 {
+    match v {
+        Validity::Valid => 0,
+        Validity::Invalid => 1,
+        Validity::Unknown => 2,
+    }
+}
+
+fn validity_word(v: Validity) -> &'static str {
+    match v {
+        Validity::Valid => "VALID",
+        Validity::Invalid => "INVALID",
+        Validity::Unknown => "UNKNOWN",
+    }
+}
+
+/// The few lines printed at the end of a run or a check.
+pub fn summary(r: &ResultsFile) -> String {
+    let mut out = String::new();
+    // Anomaly lists are capped per kind; the checker's figures hold the full counts.
+    let mut kinds: BTreeMap<&str, u64> = BTreeMap::new();
+    for c in &r.results {
+        let mut listed: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for a in &c.anomalies {
+            let total = c
+                .figures
+                .get(a.kind.figure_name())
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            let e = listed.entry(a.kind.as_str()).or_insert((0, total));
+            e.0 += 1;
+        }
+        for (k, (n, total)) in listed {
+            *kinds.entry(k).or_default() += n.max(total);
+        }
+    }
+    let counts: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    out.push_str(&format!(
+        "verdict: {}{}\n",
+        validity_word(r.validity),
+        if counts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", counts.join(", "))
+        }
+    ));
+    for c in &r.results {
+        out.push_str(&format!(
+            "  {}: {}",
+            c.checker,
+            validity_word(c.validity).to_lowercase()
+        ));
+        if let Some(why) = c.figures.get("unknown_reason").and_then(|v| v.as_str()) {
+            out.push_str(&format!(" — {why}"));
+        }
+        out.push('\n');
+        let mut shown: BTreeMap<String, usize> = BTreeMap::new();
+        for a in &c.anomalies {
+            let n = shown.entry(a.kind.as_str().to_owned()).or_default();
+            if *n < 2 {
+                out.push_str(&format!("    - {}\n", a.explanation));
+            }
+            *n += 1;
+        }
+    }
+    let s = &r.stats;
+    out.push_str(&format!(
+        "ops: {} (ok {}, fail {}, info {}) over {:.1}s, {:.0} ok/s",
+        s.ops, s.ok, s.fail, s.info, s.duration_s, s.ok_per_s
+    ));
+    for (f, fs) in &s.by_f {
+        out.push_str(&format!(
+            "; {f} p50 {:.2}ms p99 {:.2}ms",
+            fs.latency_ms_p50, fs.latency_ms_p99
+        ));
+    }
+    out.push('\n');
+    for w in &r.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    out
+}

@@ -1,0 +1,218 @@
+//! The command line: `schism test`, `schism check`, and the internal `schism node`.
+//!
+//! Flag names follow DESIGN.md so that scripts, docs and CI jobs stay stable. Values a
+//! later version will accept (other targets, replication modes, read routings) are
+//! refused with one line saying what is supported today, never silently ignored.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "schism",
+    version,
+    about = "Jepsen-style fault injection and consistency checking"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one test: start a cluster, drive a workload, check the history, write results/.
+    Test(Box<TestArgs>),
+    /// Re-check a recorded history: a results folder or a history.jsonl file.
+    Check(CheckArgs),
+    /// Run one reference node (internal: spawned by `schism test`).
+    #[command(hide = true)]
+    Node(NodeArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    Reference,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Model {
+    LeaderFollower,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reads {
+    /// Every read goes to the leader.
+    Leader,
+    /// Each read goes to a node chosen at random (followers may be behind).
+    Any,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Replication {
+    /// The leader acknowledges before followers hold the entry.
+    Async,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    Append,
+    Register,
+}
+
+#[derive(Debug, Clone, Args, serde::Serialize)]
+pub struct TestArgs {
+    /// The test's name: results go to <store>/<name>/<timestamp>/.
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// What to test.
+    #[arg(long, value_enum, default_value_t = Target::Reference)]
+    pub target: Target,
+    /// Replication model of the reference cluster.
+    #[arg(long, value_enum, default_value_t = Model::LeaderFollower)]
+    pub model: Model,
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=9))]
+    pub nodes: u16,
+    #[arg(long, value_enum, default_value_t = Replication::Async)]
+    pub replication: Replication,
+    /// Where reads go.
+    #[arg(long, value_enum, default_value_t = Reads::Any)]
+    pub reads: Reads,
+    #[arg(long, value_enum, default_value_t = Workload::Append)]
+    pub workload: Workload,
+    /// Keys active at once (a key is retired after --max-writes-per-key writes).
+    #[arg(long, default_value_t = 8)]
+    pub keys: u64,
+    #[arg(long, default_value_t = 100)]
+    pub max_writes_per_key: u64,
+    /// Concurrent client workers.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub concurrency: u32,
+    /// Ops per second over all workers; 0 = as fast as the cluster answers.
+    #[arg(long, default_value_t = 2000.0)]
+    pub rate: f64,
+    /// How long the workload runs (10s, 500ms, 2m).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[serde(serialize_with = "ser_duration")]
+    pub time_limit: Duration,
+    /// A client request that takes longer is abandoned: a read then counts as failed,
+    /// a write as indeterminate (info).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[serde(serialize_with = "ser_duration")]
+    pub client_timeout: Duration,
+    /// Fraction of ops that are reads.
+    #[arg(long, default_value_t = 0.5)]
+    pub read_fraction: f64,
+    /// Seed for every random choice of the run (default: from the clock, and recorded).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where runs are stored.
+    #[arg(long, default_value = "results")]
+    pub store: PathBuf,
+    /// Where node data directories go (default: <run folder>/nodes/<node>/).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// First port of the reference nodes (node i listens on base+i); default: free ports.
+    #[arg(long)]
+    pub base_port: Option<u16>,
+    /// Upper bound on checker work (search states) before the verdict becomes unknown.
+    #[arg(long, default_value_t = 20_000_000)]
+    pub checker_max_states: u64,
+    /// Upper bound on checker time before the verdict becomes unknown.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    #[serde(serialize_with = "ser_duration")]
+    pub checker_time_limit: Duration,
+    /// Testing the harness itself: fail (or panic) one second into the workload, to
+    /// prove that every node is stopped on that exit path.
+    #[arg(long, value_enum, hide = true)]
+    pub inject_harness_fault: Option<HarnessFault>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HarnessFault {
+    Error,
+    Panic,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// A results folder (with history.jsonl and config.json) or a history.jsonl file.
+    pub path: PathBuf,
+    /// Workload of the history (default: config.json's, else inferred from the ops).
+    #[arg(long, value_enum)]
+    pub workload: Option<Workload>,
+    /// Print results.json to stdout instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, default_value_t = 20_000_000)]
+    pub checker_max_states: u64,
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    pub checker_time_limit: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
+    /// The node's JSON configuration, written by `schism test`.
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
+/// Parses `10s`, `500ms`, `2m`, `1h`, `250us`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: write e.g. 10s, 500ms, 2m"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1e3,
+        "us" => n / 1e6,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s, m or h")),
+    };
+    if !secs.is_finite() || !(0.0..=7.0 * 86400.0).contains(&secs) {
+        return Err(format!("{s:?} is out of range (0 to 7 days)"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{}ms", d.as_millis()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(
+            parse_duration("ten")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        assert!(parse_duration("5d").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,10 @@
+//! The `schism` runner as a library: the binary (`main.rs`) is a thin shell over this, so
+//! that benchmarks and tests can drive the recorder and analysis directly.
+//!
+//! This crate alone knows clap, the terminal and the results folder layout.
+
+pub mod analyze;
+pub mod cli;
+pub mod recorder;
+pub mod run;
+pub mod store;

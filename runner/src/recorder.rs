@@ -1,0 +1,111 @@
+//! The one recorder of a run: assigns every op its index and time, and streams it to
+//! `history.jsonl` on a dedicated writer thread.
+//!
+//! Guarantees: indices are dense and assigned under one lock together with `time_ns`,
+//! so index order and time order agree and real-time precedence read off indices is
+//! sound (an op's completion is recorded after its response arrived, an invoke before
+//! its request leaves). The queue to the writer is bounded (back-pressure, not memory
+//! growth). The writer flushes whenever the queue drains, so a SIGKILLed runner leaves
+//! every line written before the kill readable, at most the last one cut off.
+
+use schism_history::{HistoryWriter, Op};
+use std::fs::File;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// Ops that may wait for the writer before recording blocks.
+const QUEUE_CAPACITY_OPS: usize = 1 << 16;
+
+#[derive(Debug)]
+struct State {
+    next_index: u64,
+    tx: Option<SyncSender<Op>>,
+}
+
+#[derive(Debug)]
+pub struct Recorder {
+    start: Instant,
+    state: Mutex<State>,
+    writer: Mutex<Option<JoinHandle<std::io::Result<u64>>>>,
+}
+
+/// The writer thread died (disk full, file removed): the run must stop.
+#[derive(Debug, Clone)]
+pub struct RecorderClosed;
+
+impl Recorder {
+    pub fn create(path: &Path, start: Instant) -> std::io::Result<Recorder> {
+        let file = File::create(path)?;
+        let (tx, rx) = sync_channel::<Op>(QUEUE_CAPACITY_OPS);
+        let writer = std::thread::Builder::new()
+            .name("history-writer".into())
+            .spawn(move || write_loop(HistoryWriter::new(file), rx))?;
+        Ok(Recorder {
+            start,
+            state: Mutex::new(State {
+                next_index: 0,
+                tx: Some(tx),
+            }),
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// Nanoseconds since the run started, from the run's one monotonic clock.
+    pub fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    /// Records `op` with a fresh index and the current time; returns them.
+    pub fn record(&self, mut op: Op) -> Result<(u64, u64), RecorderClosed> {
+        let mut st = self.state.lock().map_err(|_| RecorderClosed)?;
+        op.index = st.next_index;
+        op.time_ns = self.now_ns();
+        let stamp = (op.index, op.time_ns);
+        let tx = st.tx.as_ref().ok_or(RecorderClosed)?;
+        tx.send(op).map_err(|_| RecorderClosed)?;
+        st.next_index += 1;
+        Ok(stamp)
+    }
+
+    /// Ops recorded so far.
+    pub fn recorded(&self) -> u64 {
+        self.state.lock().map(|s| s.next_index).unwrap_or(0)
+    }
+
+    /// Closes the queue, waits for the writer to flush everything, returns lines written.
+    pub fn finish(&self) -> std::io::Result<u64> {
+        if let Ok(mut st) = self.state.lock() {
+            st.tx = None;
+        }
+        let handle = self.writer.lock().ok().and_then(|mut w| w.take());
+        match handle {
+            Some(h) => h
+                .join()
+                .map_err(|_| std::io::Error::other("history writer panicked"))?,
+            None => Ok(0),
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        // Every exit path flushes what was recorded.
+        let _ = self.finish();
+    }
+}
+
+fn write_loop(mut w: HistoryWriter<File>, rx: Receiver<Op>) -> std::io::Result<u64> {
+    while let Ok(op) = rx.recv() {
+        w.append(&op)?;
+        // Drain whatever queued meanwhile, then flush once: one write(2) per batch.
+        while let Ok(op) = rx.try_recv() {
+            w.append(&op)?;
+        }
+        w.flush()?;
+    }
+    w.flush()?;
+    Ok(w.written())
+}

@@ -1,0 +1,131 @@
+//! No node process outlives a run, however it ends; a SIGKILLed runner leaves a history
+//! that `schism check` reads (at most the last line lost).
+
+use crate::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::process::Stdio;
+
+fn spawn_run(store: &Path, extra: &[&str]) -> std::process::Child {
+    schism()
+        .arg("test")
+        .arg("--store")
+        .arg(store)
+        .args(["--name", "c", "--time-limit", "20s"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn schism")
+}
+
+/// Waits until the run's history has at least `lines` lines.
+fn wait_for_history(store: &Path, lines: usize) -> PathBuf {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(entries) = std::fs::read_dir(store.join("c")) {
+            for e in entries.flatten() {
+                let h = e.path().join("history.jsonl");
+                if std::fs::read_to_string(&h)
+                    .map(|t| t.lines().count() >= lines)
+                    .unwrap_or(false)
+                {
+                    return e.path();
+                }
+            }
+        }
+        assert!(
+            Instant::now() < until,
+            "history never reached {lines} lines"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sigkilled_runner_leaves_a_readable_history_and_no_nodes() {
+    let store = tempdir();
+    let mut child = spawn_run(store.path(), &[]);
+    let run = wait_for_history(store.path(), 2000);
+    assert!(
+        !processes_mentioning(&store.path().to_string_lossy()).is_empty(),
+        "nodes should be running"
+    );
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = child.wait();
+    // Nodes notice their parent is gone and exit by themselves.
+    let left = wait_no_nodes(&store.path().to_string_lossy(), Duration::from_secs(5));
+    assert!(
+        left.is_empty(),
+        "node processes outlived a SIGKILLed runner: {left:?}"
+    );
+    let out = schism().arg("check").arg(&run).output().unwrap();
+    let code = out.status.code().unwrap();
+    assert!(
+        code == 0 || code == 1 || code == 2,
+        "check failed on a killed run: {}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("verdict:"));
+}
+
+#[test]
+fn sigint_stops_nodes_and_still_reports() {
+    let store = tempdir();
+    let child = spawn_run(store.path(), &["--reads", "leader"]);
+    let run = wait_for_history(store.path(), 1000);
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    // Interrupted: a valid verdict is downgraded to unknown (2).
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout: {text}\nstderr: {}",
+        stderr(&out)
+    );
+    assert!(text.contains("interrupted"), "{text}");
+    assert!(run.join("results.json").exists());
+    let left = wait_no_nodes(&store.path().to_string_lossy(), Duration::from_secs(1));
+    assert!(
+        left.is_empty(),
+        "node processes outlived an interrupted run: {left:?}"
+    );
+}
+
+#[test]
+fn harness_error_and_panic_stop_every_node() {
+    for fault in ["error", "panic"] {
+        let store = tempdir();
+        let out = run_test(
+            store.path(),
+            &[
+                "--name",
+                "c",
+                "--time-limit",
+                "20s",
+                "--inject-harness-fault",
+                fault,
+            ],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{fault}: harness failure must exit 3"
+        );
+        assert!(
+            stderr(&out).contains("schism: error:"),
+            "{fault}: {}",
+            stderr(&out)
+        );
+        let left = wait_no_nodes(&store.path().to_string_lossy(), Duration::from_secs(1));
+        assert!(
+            left.is_empty(),
+            "{fault}: node processes outlived the run: {left:?}"
+        );
+        // What was recorded before the failure is still there and readable.
+        let run = only_run_dir(store.path(), "c");
+        let check = schism().arg("check").arg(&run).output().unwrap();
+        assert_ne!(check.status.code(), Some(3), "{}", stderr(&check));
+    }
+}

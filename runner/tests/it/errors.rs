@@ -1,0 +1,113 @@
+//! Bad input gets one clear line naming the fix, and exit 3.
+
+use crate::*;
+use std::io::Write;
+
+fn one_error_line(o: &Output) -> String {
+    let err = stderr(o);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("schism: error:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got:\n{err}");
+    lines[0].to_owned()
+}
+
+#[test]
+fn malformed_history_line_names_file_and_line() {
+    let dir = tempdir();
+    let path = dir.path().join("h.jsonl");
+    let mut f = std::fs::File::create(&path).unwrap();
+    writeln!(
+        f,
+        r#"{{"index":0,"time_ns":1,"process":0,"type":"invoke","f":"append","key":1,"value":1}}"#
+    )
+    .unwrap();
+    writeln!(
+        f,
+        r#"{{"index":1,"time_ns":2,"process":0,"type":"ok","f":"append","key":1,"value":1}}"#
+    )
+    .unwrap();
+    writeln!(
+        f,
+        r#"{{"index":2,"time_ns":3,"process":0,"type":"invoke" "f":"read","key":1}}"#
+    )
+    .unwrap();
+    writeln!(
+        f,
+        r#"{{"index":3,"time_ns":4,"process":0,"type":"ok","f":"read","key":1,"value":[1]}}"#
+    )
+    .unwrap();
+    drop(f);
+    let out = schism().arg("check").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let line = one_error_line(&out);
+    assert!(line.contains(&format!("{}:3:", path.display())), "{line}");
+}
+
+#[test]
+fn inconsistent_history_names_the_op() {
+    let dir = tempdir();
+    let path = dir.path().join("h.jsonl");
+    std::fs::write(
+        &path,
+        concat!(
+            r#"{"index":0,"time_ns":1,"process":0,"type":"invoke","f":"append","key":1,"value":1}"#,
+            "\n",
+            r#"{"index":1,"time_ns":2,"process":0,"type":"invoke","f":"append","key":1,"value":2}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let out = schism().arg("check").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(one_error_line(&out).contains("index 1"));
+}
+
+#[test]
+fn port_already_in_use_is_one_clear_line() {
+    let store = tempdir();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    // Node n1 gets the base port itself.
+    let out = run_test(
+        store.path(),
+        &["--base-port", &port.to_string(), "--time-limit", "2s"],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let line = one_error_line(&out);
+    assert!(
+        line.contains(&port.to_string()) && line.contains("in use"),
+        "{line}"
+    );
+    assert!(line.contains("--base-port"), "the fix is named: {line}");
+}
+
+#[test]
+fn unwritable_data_dir_is_one_clear_line() {
+    let store = tempdir();
+    // A path below a regular file can never be created, even as root.
+    let file = store.path().join("plain-file");
+    std::fs::write(&file, "x").unwrap();
+    let bad = file.join("data");
+    let out = run_test(
+        store.path(),
+        &["--data-dir", &bad.to_string_lossy(), "--time-limit", "2s"],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let line = one_error_line(&out);
+    assert!(
+        line.contains(&bad.to_string_lossy().to_string()) && line.contains("--data-dir"),
+        "{line}"
+    );
+}
+
+#[test]
+fn unwritable_store_is_one_clear_line() {
+    let store = tempdir();
+    let file = store.path().join("plain-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = run_test(&file, &["--time-limit", "2s"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(one_error_line(&out).contains("--store"));
+}

@@ -1,0 +1,580 @@
+//! Lifecycle of a reference cluster: one OS process per node, started, signalled and
+//! stopped by pid.
+//!
+//! Guarantees: `start` checks every port before spawning anything and fails with one line
+//! naming the port; it returns only when every node answers `/status` and knows the
+//! leader, or reports the node that exited (with the tail of its log) or timed out. Every
+//! process started is stopped by its own pid: `stop` (SIGTERM, a grace period, then
+//! SIGKILL, always reaped), `kill`, and `Drop` (SIGKILL and reap, for panics and early
+//! returns). Nodes run in their own process group, so a terminal's Ctrl-C reaches only the
+//! runner, which then stops them in order; if the runner is SIGKILLed, each node notices
+//! its parent is gone and exits by itself.
+
+use super::node::NodeConfig;
+use super::{Durability, NodeId, Replication};
+use crate::client::{ClientOptions, Endpoint, ReadRouting, ReferenceClient, fetch_status};
+use crate::error::TargetError;
+use crate::reference::leader_follower::Status;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What to start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterSpec {
+    /// The executable that runs a node as `<exe> node --config <file>` (the schism binary).
+    pub exe: PathBuf,
+    pub nodes: usize,
+    /// Node i (from 0) listens on `base_port + i`; `None` picks free ports.
+    pub base_port: Option<u16>,
+    /// Node `<id>` keeps its log and config in `data_dir/<id>`.
+    pub data_dir: PathBuf,
+    /// Node `<id>`'s stdout and stderr are appended to `log_dir/<id>.log`.
+    pub log_dir: PathBuf,
+    pub replication: Replication,
+    pub durability: Durability,
+    /// Tokio workers per node process.
+    pub worker_threads: usize,
+    /// How long `start` and `restart` wait for nodes to answer.
+    pub startup_timeout_ms: u64,
+    /// How long `stop` waits after SIGTERM before SIGKILL.
+    pub stop_grace_ms: u64,
+}
+
+impl Default for ClusterSpec {
+    /// Three nodes of `schism` (found on PATH) on free ports, data and logs under the
+    /// current directory; callers normally override `exe`, `data_dir` and `log_dir`.
+    fn default() -> Self {
+        ClusterSpec::new("schism", 3, "data", "logs")
+    }
+}
+
+impl ClusterSpec {
+    pub fn new(
+        exe: impl Into<PathBuf>,
+        nodes: usize,
+        data_dir: impl Into<PathBuf>,
+        log_dir: impl Into<PathBuf>,
+    ) -> ClusterSpec {
+        ClusterSpec {
+            exe: exe.into(),
+            nodes,
+            base_port: None,
+            data_dir: data_dir.into(),
+            log_dir: log_dir.into(),
+            replication: Replication::default(),
+            durability: Durability::default(),
+            worker_threads: 2,
+            startup_timeout_ms: 10_000,
+            stop_grace_ms: 2_000,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct NodeProc {
+    id: NodeId,
+    addr: SocketAddr,
+    config_path: PathBuf,
+    log_path: PathBuf,
+    child: Option<Child>,
+    paused: bool,
+}
+
+impl NodeProc {
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn signal(&self, signal: Signal) -> Result<(), TargetError> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| TargetError::NotRunning(self.id.clone()))?;
+        kill(Pid::from_raw(pid as i32), signal).map_err(|source| TargetError::Signal {
+            node: self.id.clone(),
+            pid,
+            signal: signal.as_str(),
+            source,
+        })
+    }
+}
+
+/// A running reference cluster. Leader is the first node (`n1`).
+#[derive(Debug)]
+pub struct ReferenceCluster {
+    spec: ClusterSpec,
+    leader: NodeId,
+    nodes: Vec<NodeProc>,
+    http: reqwest::Client,
+}
+
+impl ReferenceCluster {
+    /// Checks ports, writes configs, spawns every node and waits until all are ready.
+    pub async fn start(spec: ClusterSpec) -> Result<ReferenceCluster, TargetError> {
+        if spec.nodes == 0 {
+            return Err(TargetError::Invalid(
+                "a cluster needs at least one node".into(),
+            ));
+        }
+        let ids: Vec<NodeId> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
+        let ports = pick_ports(&ids, spec.base_port)?;
+        std::fs::create_dir_all(&spec.data_dir).map_err(|source| TargetError::DataDir {
+            path: spec.data_dir.clone(),
+            source,
+        })?;
+        std::fs::create_dir_all(&spec.log_dir).map_err(|source| TargetError::LogDir {
+            path: spec.log_dir.clone(),
+            source,
+        })?;
+        let peers: BTreeMap<NodeId, SocketAddr> = ids
+            .iter()
+            .zip(&ports)
+            .map(|(id, port)| {
+                (
+                    id.clone(),
+                    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, *port)),
+                )
+            })
+            .collect();
+        let leader = ids[0].clone();
+        let mut nodes = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let dir = spec.data_dir.join(id);
+            std::fs::create_dir_all(&dir).map_err(|source| TargetError::DataDir {
+                path: dir.clone(),
+                source,
+            })?;
+            let mut cfg = NodeConfig::new(id, peers.clone(), &leader, dir.clone())?;
+            cfg.replication = spec.replication;
+            cfg.durability = spec.durability;
+            cfg.worker_threads = spec.worker_threads.max(1);
+            let config_path = dir.join("node.json");
+            cfg.write_file(&config_path)?;
+            nodes.push(NodeProc {
+                id: id.clone(),
+                addr: peers[id],
+                config_path,
+                log_path: spec.log_dir.join(format!("{id}.log")),
+                child: None,
+                paused: false,
+            });
+        }
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .map_err(|e| TargetError::Client(e.to_string()))?;
+        // From here on, Drop kills whatever was spawned if anything below fails.
+        let mut cluster = ReferenceCluster {
+            spec,
+            leader,
+            nodes,
+            http,
+        };
+        for i in 0..cluster.nodes.len() {
+            cluster.spawn(i)?;
+        }
+        let all: Vec<usize> = (0..cluster.nodes.len()).collect();
+        cluster.wait_ready(&all, true).await?;
+        Ok(cluster)
+    }
+
+    pub fn leader(&self) -> &str {
+        &self.leader
+    }
+
+    pub fn node_ids(&self) -> Vec<NodeId> {
+        self.nodes.iter().map(|n| n.id.clone()).collect()
+    }
+
+    /// Every node with its address, for `ReferenceClient::new`.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        self.nodes
+            .iter()
+            .map(|n| Endpoint {
+                id: n.id.clone(),
+                addr: n.addr,
+            })
+            .collect()
+    }
+
+    pub fn addr(&self, node: &str) -> Option<SocketAddr> {
+        self.nodes.iter().find(|n| n.id == node).map(|n| n.addr)
+    }
+
+    /// The pid of a running node.
+    pub fn pid(&self, node: &str) -> Option<u32> {
+        self.nodes
+            .iter()
+            .find(|n| n.id == node)
+            .and_then(NodeProc::pid)
+    }
+
+    /// Pids of all running nodes.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().filter_map(NodeProc::pid).collect()
+    }
+
+    pub fn log_path(&self, node: &str) -> Option<&Path> {
+        self.nodes
+            .iter()
+            .find(|n| n.id == node)
+            .map(|n| n.log_path.as_path())
+    }
+
+    pub fn data_dir(&self, node: &str) -> PathBuf {
+        self.spec.data_dir.join(node)
+    }
+
+    pub fn spec(&self) -> &ClusterSpec {
+        &self.spec
+    }
+
+    /// A client for this cluster: reads routed by `routing`, each request bounded by `timeout`.
+    pub fn client(
+        &self,
+        routing: ReadRouting,
+        timeout: Duration,
+    ) -> Result<ReferenceClient, TargetError> {
+        let timeout_ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        ReferenceClient::new(
+            &self.endpoints(),
+            &self.leader,
+            ClientOptions {
+                routing,
+                timeout_ms,
+            },
+        )
+    }
+
+    /// One line for people: `n1=127.0.0.1:40001 (leader, pid 123), n2=…`.
+    pub fn describe(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let role = if n.id == self.leader {
+                    "leader"
+                } else {
+                    "follower"
+                };
+                match n.pid() {
+                    Some(pid) => format!("{}={} ({role}, pid {pid})", n.id, n.addr),
+                    None => format!("{}={} ({role}, not running)", n.id, n.addr),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// One node's `/status` (1 s timeout).
+    pub async fn status(&self, node: &str) -> Result<Status, TargetError> {
+        let n = self.node(node)?;
+        let url = format!("http://{}/status", self.nodes[n].addr);
+        fetch_status(&self.http, &url, Duration::from_secs(1))
+            .await
+            .map_err(|msg| TargetError::Node {
+                node: node.to_owned(),
+                msg,
+            })
+    }
+
+    /// SIGKILL and reap; the data directory stays.
+    pub async fn kill(&mut self, node: &str) -> Result<(), TargetError> {
+        let n = self.node(node)?;
+        let p = &mut self.nodes[n];
+        if let Some(mut child) = p.child.take() {
+            // A kill of an already exited child is harmless; wait() reaps either way.
+            let _ = child.kill();
+            reap(&mut child, Duration::from_secs(5))
+                .await
+                .map_err(|e| TargetError::Node {
+                    node: p.id.clone(),
+                    msg: format!("cannot reap pid {}: {e}", child.id()),
+                })?;
+        }
+        p.paused = false;
+        Ok(())
+    }
+
+    /// Kills the node if it runs, then starts it again with the same command and waits
+    /// until it answers.
+    pub async fn restart(&mut self, node: &str) -> Result<(), TargetError> {
+        self.kill(node).await?;
+        let n = self.node(node)?;
+        self.spawn(n)?;
+        self.wait_ready(&[n], false).await
+    }
+
+    /// SIGSTOP: the process stays, frozen, with its sockets open.
+    pub fn pause(&mut self, node: &str) -> Result<(), TargetError> {
+        let n = self.node(node)?;
+        self.nodes[n].signal(Signal::SIGSTOP)?;
+        self.nodes[n].paused = true;
+        Ok(())
+    }
+
+    /// SIGCONT.
+    pub fn resume(&mut self, node: &str) -> Result<(), TargetError> {
+        let n = self.node(node)?;
+        self.nodes[n].signal(Signal::SIGCONT)?;
+        self.nodes[n].paused = false;
+        Ok(())
+    }
+
+    /// SIGTERM every node (and SIGCONT the paused ones so they can act on it), wait up to
+    /// `stop_grace_ms`, SIGKILL what is left, reap everything. Errs only if a process could
+    /// not be reaped (it may still exist); every other node is stopped regardless.
+    pub async fn stop(&mut self) -> Result<(), TargetError> {
+        for p in &mut self.nodes {
+            if p.child.is_some() {
+                let _ = p.signal(Signal::SIGTERM);
+                if p.paused {
+                    let _ = p.signal(Signal::SIGCONT);
+                    p.paused = false;
+                }
+            }
+        }
+        let deadline = Instant::now() + Duration::from_millis(self.spec.stop_grace_ms);
+        loop {
+            for p in &mut self.nodes {
+                if let Some(child) = &mut p.child {
+                    if !matches!(child.try_wait(), Ok(None)) {
+                        p.child = None;
+                    }
+                }
+            }
+            if self.nodes.iter().all(|p| p.child.is_none()) || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut result = Ok(());
+        for p in &mut self.nodes {
+            if let Some(mut child) = p.child.take() {
+                let _ = child.kill();
+                if let Err(e) = reap(&mut child, Duration::from_secs(5)).await {
+                    result = Err(TargetError::Node {
+                        node: p.id.clone(),
+                        msg: format!("cannot reap pid {}: {e}", child.id()),
+                    });
+                }
+            }
+        }
+        result
+    }
+
+    fn node(&self, node: &str) -> Result<usize, TargetError> {
+        self.nodes
+            .iter()
+            .position(|n| n.id == node)
+            .ok_or_else(|| TargetError::UnknownNode(node.to_owned()))
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<(), TargetError> {
+        let p = &mut self.nodes[i];
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p.log_path)
+            .map_err(|source| TargetError::LogDir {
+                path: p.log_path.clone(),
+                source,
+            })?;
+        let log2 = log.try_clone().map_err(|source| TargetError::LogDir {
+            path: p.log_path.clone(),
+            source,
+        })?;
+        let child = Command::new(&self.spec.exe)
+            .arg("node")
+            .arg("--config")
+            .arg(&p.config_path)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            // Own process group: a terminal's Ctrl-C goes to the runner only.
+            .process_group(0)
+            .spawn()
+            .map_err(|source| TargetError::Spawn {
+                exe: self.spec.exe.clone(),
+                source,
+            })?;
+        p.child = Some(child);
+        p.paused = false;
+        Ok(())
+    }
+
+    /// Polls until every node in `which` answers `/status` and names the leader; with
+    /// `followers_acked`, also until the leader has heard from every follower (at start, so
+    /// the first writes replicate at once instead of after a resend timeout; not on a
+    /// restart, where another node may be paused on purpose).
+    async fn wait_ready(
+        &mut self,
+        which: &[usize],
+        followers_acked: bool,
+    ) -> Result<(), TargetError> {
+        let timeout_ms = self.spec.startup_timeout_ms;
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+        let mut ready = vec![false; self.nodes.len()];
+        let mut last_error = vec![String::from("no answer yet"); self.nodes.len()];
+        loop {
+            for &i in which {
+                if ready[i] {
+                    continue;
+                }
+                let p = &mut self.nodes[i];
+                let exited = match &mut p.child {
+                    Some(child) => child.try_wait().ok().flatten(),
+                    None => return Err(TargetError::NotRunning(p.id.clone())),
+                };
+                if let Some(status) = exited {
+                    p.child = None;
+                    return Err(TargetError::NodeExited {
+                        node: p.id.clone(),
+                        status: status.to_string(),
+                        log: p.log_path.clone(),
+                        tail: log_tail(&p.log_path, 5),
+                    });
+                }
+                let url = format!("http://{}/status", p.addr);
+                match fetch_status(&self.http, &url, Duration::from_millis(500)).await {
+                    Ok(st) if st.leader.as_deref() != Some(self.leader.as_str()) => {
+                        last_error[i] = format!("it names leader {:?}", st.leader)
+                    }
+                    Ok(st) if followers_acked && st.followers.iter().any(|f| !f.acked) => {
+                        last_error[i] = "not every follower has answered the leader yet".into()
+                    }
+                    Ok(_) => ready[i] = true,
+                    Err(e) => last_error[i] = e,
+                }
+            }
+            if which.iter().all(|&i| ready[i]) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let i = which.iter().copied().find(|&i| !ready[i]).unwrap_or(0);
+                return Err(TargetError::StartupTimeout {
+                    node: self.nodes[i].id.clone(),
+                    timeout_ms,
+                    last_error: last_error[i].clone(),
+                    log: self.nodes[i].log_path.clone(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for ReferenceCluster {
+    fn drop(&mut self) {
+        for p in &mut self.nodes {
+            if let Some(mut child) = p.child.take() {
+                // SIGKILL works on stopped processes too; wait() reaps at once after it.
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// Waits for a killed child without blocking the runtime for long.
+async fn reap(child: &mut Child, timeout: Duration) -> std::io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while child.try_wait()?.is_none() {
+        if Instant::now() >= deadline {
+            // Still not gone (uninterruptible sleep?): block; SIGKILL will win.
+            child.wait()?;
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+/// Checks `base_port..` are free, or asks the kernel for free ports.
+fn pick_ports(ids: &[NodeId], base_port: Option<u16>) -> Result<Vec<u16>, TargetError> {
+    match base_port {
+        Some(base) => ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let port = u16::try_from(usize::from(base) + i).map_err(|_| {
+                    TargetError::Invalid(format!("base port {base} + {i} is beyond 65535"))
+                })?;
+                let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
+                match TcpListener::bind(addr) {
+                    Ok(_) => Ok(port),
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                        Err(TargetError::PortInUse {
+                            addr,
+                            node: id.clone(),
+                        })
+                    }
+                    Err(source) => Err(TargetError::Bind {
+                        addr,
+                        node: id.clone(),
+                        source,
+                    }),
+                }
+            })
+            .collect(),
+        None => {
+            // Hold all listeners at once so the kernel hands out distinct ports.
+            let listeners = ids
+                .iter()
+                .map(|id| {
+                    let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+                    TcpListener::bind(addr).map_err(|source| TargetError::Bind {
+                        addr,
+                        node: id.clone(),
+                        source,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            listeners
+                .iter()
+                .zip(ids)
+                .map(|(l, id)| {
+                    l.local_addr()
+                        .map(|a| a.port())
+                        .map_err(|source| TargetError::Bind {
+                            addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)),
+                            node: id.clone(),
+                            source,
+                        })
+                })
+                .collect()
+        }
+    }
+}
+
+/// The last `lines` non-empty lines of a log file, joined with " | ".
+fn log_tail(path: &Path, lines: usize) -> String {
+    let read = || -> std::io::Result<String> {
+        let mut f = std::fs::File::open(path)?;
+        let len = f.metadata()?.len();
+        f.seek(SeekFrom::Start(len.saturating_sub(4096)))?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    };
+    match read() {
+        Ok(text) => {
+            let tail: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            let tail = &tail[tail.len().saturating_sub(lines)..];
+            if tail.is_empty() {
+                "(empty)".to_owned()
+            } else {
+                tail.join(" | ")
+            }
+        }
+        Err(e) => format!("(cannot read: {e})"),
+    }
+}

@@ -1,0 +1,717 @@
+//! The process shell of a reference node: HTTP on loopback, a log file, timers, signals.
+//!
+//! `run_node` owns one OS process. A single actor task owns the state machine and the log
+//! file; HTTP handlers and timers only send it commands. The actor drains every queued
+//! command, feeds them to the machine, writes all entries those inputs produced with one
+//! write(2) (plus fdatasync under `Durability::Fsync`), and only then sends replies and
+//! peer messages, so no client or follower ever hears of an entry that is not in the log
+//! (group commit: the busier the node, the bigger each write). Peer messages go out on one
+//! sender task per peer. The node exits cleanly on SIGTERM/SIGINT and by itself when its
+//! parent process dies (checked every 200 ms), so a SIGKILLed runner leaves no orphans.
+//!
+//! HTTP API (JSON): `POST /kv` `{"f":"append","key":7,"value":42}` →
+//! `{"ok":true,"node":"n1","lsn":12}` / `{"ok":true,"node":"n2","value":[1,42],"applied":11}` /
+//! `{"ok":false,"node":"n2","error":"not leader; leader is n1","leader":"n1"}`;
+//! `GET /status` → `Status`; `POST /replicate` (internal) takes a `PeerMessage`.
+
+use super::leader_follower::{
+    ClientReply, Input, LeaderFollower, MachineConfig, Output, PeerMessage, Status,
+};
+use super::storage::LogFile;
+use super::{Durability, Model, NodeId, Replication};
+use crate::error::TargetError;
+use crate::request::Request;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use schism_history::Value;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Everything a node process needs; the runner writes it as JSON and passes `--config`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    pub listen: SocketAddr,
+    /// Every node, including this one.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    pub leader: NodeId,
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub model: Model,
+    #[serde(default)]
+    pub replication: Replication,
+    #[serde(default)]
+    pub durability: Durability,
+    #[serde(default = "defaults::worker_threads")]
+    pub worker_threads: usize,
+    #[serde(default = "defaults::batch_max_entries")]
+    pub batch_max_entries: usize,
+    #[serde(default = "defaults::tick_ms")]
+    pub tick_ms: u64,
+    #[serde(default = "defaults::resend_after_ms")]
+    pub resend_after_ms: u64,
+    #[serde(default = "defaults::heartbeat_ms")]
+    pub heartbeat_ms: u64,
+    /// Timeout of one node-to-node HTTP request.
+    #[serde(default = "defaults::peer_timeout_ms")]
+    pub peer_timeout_ms: u64,
+    /// Exit when the parent process dies (off only for hand-started nodes).
+    #[serde(default = "defaults::yes")]
+    pub exit_with_parent: bool,
+}
+
+mod defaults {
+    pub fn worker_threads() -> usize {
+        2
+    }
+    pub fn batch_max_entries() -> usize {
+        4096
+    }
+    pub fn tick_ms() -> u64 {
+        20
+    }
+    pub fn resend_after_ms() -> u64 {
+        250
+    }
+    pub fn heartbeat_ms() -> u64 {
+        100
+    }
+    pub fn peer_timeout_ms() -> u64 {
+        1000
+    }
+    pub fn yes() -> bool {
+        true
+    }
+}
+
+impl NodeConfig {
+    /// A config with every knob at its default.
+    pub fn new(
+        id: &str,
+        peers: BTreeMap<NodeId, SocketAddr>,
+        leader: &str,
+        data_dir: PathBuf,
+    ) -> Result<NodeConfig, TargetError> {
+        let listen = *peers
+            .get(id)
+            .ok_or_else(|| TargetError::Invalid(format!("node {id} is not among the peers")))?;
+        Ok(NodeConfig {
+            id: id.to_owned(),
+            listen,
+            peers,
+            leader: leader.to_owned(),
+            data_dir,
+            model: Model::default(),
+            replication: Replication::default(),
+            durability: Durability::default(),
+            worker_threads: defaults::worker_threads(),
+            batch_max_entries: defaults::batch_max_entries(),
+            tick_ms: defaults::tick_ms(),
+            resend_after_ms: defaults::resend_after_ms(),
+            heartbeat_ms: defaults::heartbeat_ms(),
+            peer_timeout_ms: defaults::peer_timeout_ms(),
+            exit_with_parent: true,
+        })
+    }
+
+    pub fn from_file(path: &Path) -> Result<NodeConfig, TargetError> {
+        let text = std::fs::read(path).map_err(|source| TargetError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let cfg: NodeConfig = serde_json::from_slice(&text).map_err(|e| TargetError::Config {
+            path: path.to_owned(),
+            msg: e.to_string(),
+        })?;
+        cfg.validate().map_err(|e| TargetError::Config {
+            path: path.to_owned(),
+            msg: e.to_string(),
+        })?;
+        Ok(cfg)
+    }
+
+    pub fn write_file(&self, path: &Path) -> Result<(), TargetError> {
+        let text =
+            serde_json::to_vec_pretty(self).map_err(|e| TargetError::Invalid(e.to_string()))?;
+        std::fs::write(path, text).map_err(|source| TargetError::DataDir {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    pub fn validate(&self) -> Result<(), TargetError> {
+        let bad = |msg: String| Err(TargetError::Invalid(msg));
+        if !self.peers.contains_key(&self.id) {
+            return bad(format!("node {} is not among the peers", self.id));
+        }
+        if !self.peers.contains_key(&self.leader) {
+            return bad(format!("leader {} is not among the peers", self.leader));
+        }
+        if self.batch_max_entries == 0 || self.worker_threads == 0 || self.tick_ms == 0 {
+            return bad("batch_max_entries, worker_threads and tick_ms must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    fn machine_config(&self) -> MachineConfig {
+        MachineConfig {
+            id: self.id.clone(),
+            nodes: self.peers.keys().cloned().collect(),
+            leader: self.leader.clone(),
+            replication: self.replication,
+            batch_max_entries: self.batch_max_entries,
+            resend_after_ns: self.resend_after_ms * 1_000_000,
+            heartbeat_ns: self.heartbeat_ms * 1_000_000,
+        }
+    }
+}
+
+/// The JSON answer of `POST /kv`, shared with the client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KvReply {
+    pub ok: bool,
+    pub node: NodeId,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub value: Value,
+    /// The LSN a write was logged at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lsn: Option<u64>,
+    /// How far the serving node had applied when it answered a read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<NodeId>,
+}
+
+/// Runs a node until SIGTERM, SIGINT or its parent's death. Blocking; builds its own runtime.
+pub fn run_node(config: NodeConfig) -> Result<(), TargetError> {
+    config.validate()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads)
+        .enable_all()
+        .build()
+        .map_err(TargetError::Runtime)?;
+    let result = rt.block_on(serve(config));
+    rt.shutdown_timeout(Duration::from_millis(500));
+    result
+}
+
+/// Prefixes every stderr line with the node and the seconds since it started.
+#[derive(Debug, Clone)]
+struct Logger {
+    id: NodeId,
+    start: Instant,
+}
+
+impl Logger {
+    fn line(&self, msg: std::fmt::Arguments<'_>) {
+        eprintln!(
+            "[{:>9.3}s {}] {msg}",
+            self.start.elapsed().as_secs_f64(),
+            self.id
+        );
+    }
+}
+
+enum Cmd {
+    Client {
+        op: Request,
+        tx: oneshot::Sender<ClientReply>,
+    },
+    Peer(PeerMessage),
+    Status(oneshot::Sender<Status>),
+}
+
+#[derive(Clone)]
+struct Shared {
+    cmd: mpsc::Sender<Cmd>,
+    node: NodeId,
+}
+
+async fn serve(config: NodeConfig) -> Result<(), TargetError> {
+    let start = Instant::now();
+    let logger = Logger {
+        id: config.id.clone(),
+        start,
+    };
+    let parent = nix::unistd::getppid();
+    logger.line(format_args!(
+        "starting: pid {}, {} on {}, leader {}, replication {}, durability {}, data {}",
+        std::process::id(),
+        config.model,
+        config.listen,
+        config.leader,
+        config.replication,
+        config.durability,
+        config.data_dir.display()
+    ));
+    let (log, recovered) = LogFile::open(&config.data_dir, config.durability)?;
+    if let Some((bytes, why)) = &recovered.truncated {
+        logger.line(format_args!("log: cut {bytes} bytes from the end ({why})"));
+    }
+    logger.line(format_args!(
+        "log: recovered {} entries from {}",
+        recovered.entries.len(),
+        log.path().display()
+    ));
+    let machine = LeaderFollower::new(config.machine_config(), recovered.entries);
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| {
+            if source.kind() == std::io::ErrorKind::AddrInUse {
+                TargetError::PortInUse {
+                    addr: config.listen,
+                    node: config.id.clone(),
+                }
+            } else {
+                TargetError::Bind {
+                    addr: config.listen,
+                    node: config.id.clone(),
+                    source,
+                }
+            }
+        })?;
+
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(config.peer_timeout_ms))
+        .connect_timeout(Duration::from_millis(config.peer_timeout_ms.min(250)))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| TargetError::Client(e.to_string()))?;
+    let mut peers = HashMap::new();
+    for (id, addr) in &config.peers {
+        if *id == config.id {
+            continue;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        peers.insert(id.clone(), tx);
+        let url = format!("http://{addr}/replicate");
+        tokio::spawn(peer_sender(
+            logger.clone(),
+            id.clone(),
+            url,
+            http.clone(),
+            rx,
+        ));
+    }
+
+    let (cmd_tx, cmd_rx) = mpsc::channel(16_384);
+    let actor = tokio::spawn(actor(
+        machine,
+        log,
+        cmd_rx,
+        peers,
+        start,
+        Duration::from_millis(config.tick_ms),
+    ));
+    let app = Router::new()
+        .route("/kv", post(kv))
+        .route("/replicate", post(replicate))
+        .route("/status", get(status))
+        .with_state(Shared {
+            cmd: cmd_tx,
+            node: config.id.clone(),
+        });
+    let listener = listener.tap_io(|tcp| {
+        // Request/response traffic: Nagle would hold back small replies.
+        let _ = tcp.set_nodelay(true);
+    });
+    let server = axum::serve(listener, app).into_future();
+
+    let signal = |kind| {
+        tokio::signal::unix::signal(kind).map_err(|e| TargetError::Node {
+            node: config.id.clone(),
+            msg: format!("cannot install signal handler: {e}"),
+        })
+    };
+    let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let watch_parent = config.exit_with_parent;
+    let orphaned = async move {
+        if !watch_parent {
+            return std::future::pending().await;
+        }
+        let mut every = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            every.tick().await;
+            if nix::unistd::getppid() != parent {
+                return;
+            }
+        }
+    };
+    logger.line(format_args!("listening on http://{}", config.listen));
+
+    let node = config.id.clone();
+    tokio::select! {
+        r = server => r.map_err(|e| TargetError::Node { node, msg: format!("HTTP server failed: {e}") }),
+        r = actor => match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                logger.line(format_args!("fatal: {e}"));
+                Err(e)
+            }
+            Err(e) => Err(TargetError::Node { node, msg: format!("state machine task failed: {e}") }),
+        },
+        _ = sigterm.recv() => {
+            logger.line(format_args!("SIGTERM: exiting"));
+            Ok(())
+        }
+        _ = sigint.recv() => {
+            logger.line(format_args!("SIGINT: exiting"));
+            Ok(())
+        }
+        () = orphaned => {
+            logger.line(format_args!("parent process {parent} is gone: exiting"));
+            Ok(())
+        }
+    }
+}
+
+/// The one owner of the state machine and the log. Returns only on a log write failure
+/// (a node that cannot persist must stop acknowledging) or when every sender is gone.
+async fn actor(
+    mut machine: LeaderFollower,
+    mut log: LogFile,
+    mut rx: mpsc::Receiver<Cmd>,
+    peers: HashMap<NodeId, mpsc::UnboundedSender<PeerMessage>>,
+    start: Instant,
+    tick: Duration,
+) -> Result<(), TargetError> {
+    let mut cmds = Vec::with_capacity(512);
+    let mut out: Vec<Output> = Vec::with_capacity(1024);
+    let mut to_persist = Vec::with_capacity(1024);
+    let mut waiting: HashMap<u64, oneshot::Sender<ClientReply>> = HashMap::new();
+    let mut next_req = 0u64;
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut cmds, 512) => {
+                if n == 0 {
+                    return Ok(());
+                }
+                let now_ns = start.elapsed().as_nanos() as u64;
+                for cmd in cmds.drain(..) {
+                    match cmd {
+                        Cmd::Client { op, tx } => {
+                            next_req += 1;
+                            waiting.insert(next_req, tx);
+                            machine.handle(now_ns, Input::Client { req: next_req, op }, &mut out);
+                        }
+                        Cmd::Peer(msg) => machine.handle(now_ns, Input::Peer(msg), &mut out),
+                        Cmd::Status(tx) => {
+                            let _ = tx.send(machine.status());
+                        }
+                    }
+                }
+            }
+            _ = ticker.tick() => {
+                machine.handle(start.elapsed().as_nanos() as u64, Input::Tick, &mut out);
+            }
+        }
+        // Persisting earlier than asked is always safe, so one write covers the batch.
+        for o in &out {
+            if let Output::Persist(entries) = o {
+                to_persist.extend_from_slice(entries);
+            }
+        }
+        if !to_persist.is_empty() {
+            log.append(&to_persist)?;
+            to_persist.clear();
+        }
+        for o in out.drain(..) {
+            match o {
+                Output::Persist(_) => {}
+                Output::Reply { req, reply } => {
+                    if let Some(tx) = waiting.remove(&req) {
+                        // The client may have given up; its loss.
+                        let _ = tx.send(reply);
+                    }
+                }
+                Output::Send { to, msg } => {
+                    if let Some(tx) = peers.get(&to) {
+                        let _ = tx.send(msg);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Delivers messages to one peer in order. A failed delivery is dropped: the protocol
+/// resends what matters. Failures are logged when a link goes down and when it comes back.
+async fn peer_sender(
+    logger: Logger,
+    peer: NodeId,
+    url: String,
+    http: reqwest::Client,
+    mut rx: mpsc::UnboundedReceiver<PeerMessage>,
+) {
+    let mut link = Link {
+        logger,
+        peer,
+        url,
+        http,
+        down_since: None,
+        failures: 0,
+    };
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, 1024).await > 0 {
+        // While a peer is slow or paused, resends pile up here; only the newest counts.
+        coalesce(&mut batch);
+        for msg in batch.drain(..) {
+            link.send(&msg).await;
+        }
+    }
+}
+
+/// Drops every message that a later message in `batch` makes useless: in leader-follower,
+/// the leader only accepts the ack of its newest `Append`, and a newer `Append` starts no
+/// later than an older one, so of each kind only the last one matters.
+fn coalesce(batch: &mut Vec<PeerMessage>) {
+    let last_append = batch
+        .iter()
+        .rposition(|m| matches!(m, PeerMessage::Append { .. }));
+    let last_ack = batch
+        .iter()
+        .rposition(|m| matches!(m, PeerMessage::Ack { .. }));
+    let mut i = 0;
+    batch.retain(|m| {
+        let keep = match m {
+            PeerMessage::Append { .. } => Some(i) == last_append,
+            PeerMessage::Ack { .. } => Some(i) == last_ack,
+        };
+        i += 1;
+        keep
+    });
+}
+
+/// The sending side of one node-to-node link.
+struct Link {
+    logger: Logger,
+    peer: NodeId,
+    url: String,
+    http: reqwest::Client,
+    down_since: Option<Instant>,
+    failures: u64,
+}
+
+impl Link {
+    async fn send(&mut self, msg: &PeerMessage) {
+        let body = match serde_json::to_vec(msg) {
+            Ok(b) => b,
+            Err(e) => {
+                self.logger.line(format_args!(
+                    "cannot encode a message to {}: {e}",
+                    self.peer
+                ));
+                return;
+            }
+        };
+        let result = self
+            .http
+            .post(&self.url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status());
+        match result {
+            Ok(_) => {
+                if let Some(since) = self.down_since.take() {
+                    self.logger.line(format_args!(
+                        "link to {} is back after {:.1}s ({} messages lost)",
+                        self.peer,
+                        since.elapsed().as_secs_f64(),
+                        self.failures
+                    ));
+                    self.failures = 0;
+                }
+            }
+            Err(e) => {
+                self.failures += 1;
+                if self.down_since.is_none() {
+                    self.down_since = Some(Instant::now());
+                    self.logger.line(format_args!(
+                        "link to {} is down: {}",
+                        self.peer,
+                        crate::client::error_text(&e)
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn error_response(status: StatusCode, node: &str, error: String) -> Response {
+    let reply = KvReply {
+        ok: false,
+        node: node.to_owned(),
+        value: Value::Null,
+        lsn: None,
+        applied: None,
+        error: Some(error),
+        leader: None,
+    };
+    json_response(status, serde_json::to_vec(&reply).unwrap_or_default())
+}
+
+async fn kv(State(s): State<Shared>, body: Bytes) -> Response {
+    let op: Request = match serde_json::from_slice(&body) {
+        Ok(op) => op,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &s.node,
+                format!("bad request: {e}"),
+            );
+        }
+    };
+    let (tx, rx) = oneshot::channel();
+    if s.cmd.send(Cmd::Client { op, tx }).await.is_err() {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &s.node,
+            "node is shutting down".into(),
+        );
+    }
+    let Ok(reply) = rx.await else {
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &s.node,
+            "request dropped".into(),
+        );
+    };
+    let reply = match reply {
+        ClientReply::Ok {
+            value,
+            lsn,
+            applied_lsn,
+        } => KvReply {
+            ok: true,
+            node: s.node,
+            value,
+            applied: lsn.is_none().then_some(applied_lsn),
+            lsn,
+            error: None,
+            leader: None,
+        },
+        ClientReply::Fail { error, leader } => KvReply {
+            ok: false,
+            node: s.node,
+            value: Value::Null,
+            lsn: None,
+            applied: None,
+            error: Some(error),
+            leader,
+        },
+    };
+    json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&reply).unwrap_or_default(),
+    )
+}
+
+async fn replicate(State(s): State<Shared>, body: Bytes) -> Response {
+    match serde_json::from_slice::<PeerMessage>(&body) {
+        Ok(msg) => match s.cmd.send(Cmd::Peer(msg)).await {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        },
+        Err(e) => error_response(
+            StatusCode::BAD_REQUEST,
+            &s.node,
+            format!("bad replication message: {e}"),
+        ),
+    }
+}
+
+async fn status(State(s): State<Shared>) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if s.cmd.send(Cmd::Status(tx)).await.is_err() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    match rx.await {
+        Ok(st) => json_response(StatusCode::OK, serde_json::to_vec(&st).unwrap_or_default()),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn append(seq: u64) -> PeerMessage {
+        PeerMessage::Append {
+            from: "n1".into(),
+            epoch: 1,
+            seq,
+            prev_lsn: 0,
+            entries: Vec::new(),
+        }
+    }
+
+    fn ack(seq: u64) -> PeerMessage {
+        PeerMessage::Ack {
+            from: "n2".into(),
+            epoch: 1,
+            seq,
+            last_lsn: 0,
+        }
+    }
+
+    #[test]
+    fn coalesce_keeps_the_newest_of_each_kind() {
+        let mut batch = vec![append(1), ack(7), append(2), append(3), ack(8)];
+        coalesce(&mut batch);
+        assert_eq!(batch, vec![append(3), ack(8)]);
+        let mut one = vec![append(4)];
+        coalesce(&mut one);
+        assert_eq!(one, vec![append(4)]);
+    }
+
+    #[test]
+    fn config_round_trips_and_fills_defaults() {
+        let peers: BTreeMap<NodeId, SocketAddr> = [
+            ("n1".to_owned(), "127.0.0.1:7001".parse().unwrap()),
+            ("n2".to_owned(), "127.0.0.1:7002".parse().unwrap()),
+        ]
+        .into_iter()
+        .collect();
+        let cfg = NodeConfig::new("n2", peers, "n1", "/tmp/x".into()).unwrap();
+        let text = serde_json::to_string(&cfg).unwrap();
+        assert_eq!(serde_json::from_str::<NodeConfig>(&text).unwrap(), cfg);
+        let minimal = r#"{"id":"n1","listen":"127.0.0.1:7001","peers":{"n1":"127.0.0.1:7001"},"leader":"n1","data_dir":"d"}"#;
+        let cfg: NodeConfig = serde_json::from_str(minimal).unwrap();
+        assert_eq!(
+            (cfg.replication, cfg.durability, cfg.batch_max_entries),
+            (Replication::Async, Durability::Buffered, 4096)
+        );
+        cfg.validate().unwrap();
+        let bad = minimal.replace(r#""leader":"n1""#, r#""leader":"n9""#);
+        let cfg: NodeConfig = serde_json::from_str(&bad).unwrap();
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("leader n9")
+        );
+    }
+}

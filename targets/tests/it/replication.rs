@@ -1,0 +1,172 @@
+//! Replication through real processes: convergence, follower refusal, catch-up from a log.
+
+use crate::{eventually, start};
+use schism_history::Value;
+use schism_targets::{ReadRouting, Reply, Request, Session};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_reach_every_follower_and_followers_refuse_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = start(dir.path()).await;
+    let client = cluster
+        .client(ReadRouting::Leader, Duration::from_millis(2000))
+        .unwrap();
+    let mut session = Session::new(1);
+    for v in 0..200 {
+        match client
+            .invoke(&mut session, Request::Append { key: 7, value: v })
+            .await
+        {
+            Reply::Ok { node, meta, .. } => {
+                assert_eq!(node, "n1");
+                assert_eq!(meta, Some(serde_json::json!({ "lsn": v + 1 })));
+            }
+            other => panic!("append {v}: {other:?}"),
+        }
+    }
+    let want = Value::List((0..200).collect());
+    for node in ["n2", "n3", "n1"] {
+        eventually(
+            Duration::from_secs(5),
+            &format!("{node} to hold all 200 values"),
+            || async {
+                match client.invoke_on(node, Request::Read { key: 7 }).await {
+                    Reply::Ok { value, .. } if value == want => Some(()),
+                    _ => None,
+                }
+            },
+        )
+        .await;
+    }
+    match client
+        .invoke_on("n2", Request::Write { key: 1, value: 1 })
+        .await
+    {
+        Reply::Fail { node, error } => {
+            assert_eq!(node.as_deref(), Some("n2"));
+            assert_eq!(error, "not leader; leader is n1");
+        }
+        other => panic!("a write to a follower must fail cleanly: {other:?}"),
+    }
+    // A failed cas is a definite failure and logs nothing.
+    let before = cluster.status("n1").await.unwrap().last_lsn;
+    let r = client
+        .invoke(
+            &mut session,
+            Request::Cas {
+                key: 9,
+                expected: 1,
+                new: 2,
+            },
+        )
+        .await;
+    assert!(
+        matches!(&r, Reply::Fail { error, .. } if error.contains("cas failed")),
+        "{r:?}"
+    );
+    assert_eq!(cluster.status("n1").await.unwrap().last_lsn, before);
+    let st = cluster.status("n2").await.unwrap();
+    assert_eq!(
+        (st.leader.as_deref(), st.epoch, st.last_lsn),
+        (Some("n1"), 1, 200)
+    );
+    cluster.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_follower_restarts_from_its_log_and_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = start(dir.path()).await;
+    let client = cluster
+        .client(ReadRouting::Leader, Duration::from_millis(2000))
+        .unwrap();
+    let mut session = Session::new(2);
+    for v in 0..50 {
+        let r = client
+            .invoke(&mut session, Request::Append { key: 3, value: v })
+            .await;
+        assert!(matches!(r, Reply::Ok { .. }), "{r:?}");
+    }
+    eventually(Duration::from_secs(5), "n2 at LSN 50", || async {
+        cluster.status("n2").await.ok().filter(|s| s.last_lsn == 50)
+    })
+    .await;
+    // Freeze the leader so that whatever n2 holds after its restart came from its own log.
+    cluster.pause("n1").unwrap();
+    let old_pid = cluster.pid("n2").unwrap();
+    cluster.kill("n2").await.unwrap();
+    assert!(!crate::alive(old_pid));
+    cluster.restart("n2").await.unwrap();
+    assert_ne!(cluster.pid("n2"), Some(old_pid));
+    let st = cluster.status("n2").await.unwrap();
+    assert_eq!(st.last_lsn, 50, "n2 recovered its log");
+    match client.invoke_on("n2", Request::Read { key: 3 }).await {
+        Reply::Ok { value, .. } => assert_eq!(value, Value::List((0..50).collect())),
+        other => panic!("{other:?}"),
+    }
+    cluster.resume("n1").unwrap();
+    for v in 50..100 {
+        let r = client
+            .invoke(&mut session, Request::Append { key: 3, value: v })
+            .await;
+        assert!(matches!(r, Reply::Ok { .. }), "{r:?}");
+    }
+    let want = Value::List((0..100).collect());
+    eventually(
+        Duration::from_secs(5),
+        "n2 to catch up to 100 values",
+        || async {
+            match client.invoke_on("n2", Request::Read { key: 3 }).await {
+                Reply::Ok { value, .. } if value == want => Some(()),
+                _ => None,
+            }
+        },
+    )
+    .await;
+    // The follower's log holds each entry once: 100 records of 41 bytes.
+    let len = std::fs::metadata(cluster.data_dir("n2").join("log.bin"))
+        .unwrap()
+        .len();
+    assert_eq!(len, 100 * 41);
+    cluster.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_leader_continues_its_lsn_sequence_while_a_follower_is_paused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = start(dir.path()).await;
+    let client = cluster
+        .client(ReadRouting::Leader, Duration::from_millis(2000))
+        .unwrap();
+    let mut session = Session::new(3);
+    for v in 0..10 {
+        let r = client
+            .invoke(&mut session, Request::Append { key: 1, value: v })
+            .await;
+        assert!(matches!(r, Reply::Ok { .. }), "{r:?}");
+    }
+    cluster.pause("n3").unwrap();
+    cluster.restart("n1").await.unwrap();
+    // A fresh pool: the old one's connections to n1 died with it.
+    let client = cluster
+        .client(ReadRouting::Leader, Duration::from_millis(2000))
+        .unwrap();
+    match client
+        .invoke(&mut session, Request::Append { key: 1, value: 10 })
+        .await
+    {
+        Reply::Ok { meta, .. } => assert_eq!(meta, Some(serde_json::json!({ "lsn": 11 }))),
+        other => panic!("{other:?}"),
+    }
+    cluster.resume("n3").unwrap();
+    let want = Value::List((0..11).collect());
+    eventually(Duration::from_secs(5), "n3 to hold 11 values", || async {
+        match client.invoke_on("n3", Request::Read { key: 1 }).await {
+            Reply::Ok { value, .. } if value == want => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    cluster.stop().await.unwrap();
+}
