@@ -64,7 +64,8 @@ impl FromStr for ReadRouting {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     /// It happened. `value` is a read's result (Null, Int or List); Null for writes.
-    /// `meta` holds `{"lsn":n}` for writes and `{"applied":n}` for reads.
+    /// `meta` holds `{"lsn":n}` for writes and `{"applied":n}` for reads, and `time_ms`,
+    /// the serving node's own (skewable) clock when it answered.
     Ok {
         value: Value,
         node: String,
@@ -274,13 +275,19 @@ impl ReferenceClient {
                 value,
                 lsn,
                 applied,
+                time_ms,
                 ..
             }) => {
-                let meta = match (lsn, applied) {
-                    (Some(lsn), _) => Some(serde_json::json!({ "lsn": lsn })),
-                    (None, Some(applied)) => Some(serde_json::json!({ "applied": applied })),
-                    (None, None) => None,
-                };
+                let mut meta = serde_json::Map::new();
+                if let Some(lsn) = lsn {
+                    meta.insert("lsn".into(), lsn.into());
+                } else if let Some(applied) = applied {
+                    meta.insert("applied".into(), applied.into());
+                }
+                if let Some(t) = time_ms {
+                    meta.insert("time_ms".into(), t.into());
+                }
+                let meta = (!meta.is_empty()).then_some(serde_json::Value::Object(meta));
                 Reply::Ok { value, node, meta }
             }
             Ok(KvReply { node, error, .. }) => Reply::Fail {

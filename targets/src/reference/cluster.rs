@@ -9,8 +9,13 @@
 //! returns). Nodes run in their own process group, so a terminal's Ctrl-C reaches only the
 //! runner, which then stops them in order; if the runner is SIGKILLed, each node notices
 //! its parent is gone and exits by itself.
+//!
+//! With `ClusterSpec::netns`, node i runs inside network namespace i (spawned as
+//! `ip netns exec <ns> <exe> node …`, which execs, so the pid held is the node's own) and
+//! listens on its address there; the namespaces must exist (the nemesis creates them).
+//! The admin calls (`set_clock`, `set_links`, `dump`) reach a node's admin API.
 
-use super::node::NodeConfig;
+use super::node::{ClockRequest, Dump, LinksRequest, NodeConfig};
 use super::{Durability, NodeId, Replication};
 use crate::client::{ClientOptions, Endpoint, ReadRouting, ReferenceClient, fetch_status};
 use crate::error::TargetError;
@@ -46,6 +51,19 @@ pub struct ClusterSpec {
     pub startup_timeout_ms: u64,
     /// How long `stop` waits after SIGTERM before SIGKILL.
     pub stop_grace_ms: u64,
+    /// Run node i inside `namespaces[i]` on `addrs[i]:port` instead of on loopback.
+    pub netns: Option<NetnsPlacement>,
+}
+
+/// Where nodes run when each has its own network namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetnsPlacement {
+    /// One existing namespace per node, in node order.
+    pub namespaces: Vec<String>,
+    /// Node i's address inside its namespace.
+    pub addrs: Vec<Ipv4Addr>,
+    /// Every node listens on this port (each in its own namespace).
+    pub port: u16,
 }
 
 impl Default for ClusterSpec {
@@ -74,6 +92,7 @@ impl ClusterSpec {
             worker_threads: 2,
             startup_timeout_ms: 10_000,
             stop_grace_ms: 2_000,
+            netns: None,
         }
     }
 }
@@ -86,6 +105,7 @@ struct NodeProc {
     log_path: PathBuf,
     child: Option<Child>,
     paused: bool,
+    netns: Option<String>,
 }
 
 impl NodeProc {
@@ -124,7 +144,26 @@ impl ReferenceCluster {
             ));
         }
         let ids: Vec<NodeId> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
-        let ports = pick_ports(&ids, spec.base_port)?;
+        let addrs: Vec<SocketAddr> = match &spec.netns {
+            Some(p) => {
+                if p.namespaces.len() != ids.len() || p.addrs.len() != ids.len() {
+                    return Err(TargetError::Invalid(format!(
+                        "{} nodes but {} namespaces and {} addresses",
+                        ids.len(),
+                        p.namespaces.len(),
+                        p.addrs.len()
+                    )));
+                }
+                p.addrs
+                    .iter()
+                    .map(|a| SocketAddr::V4(SocketAddrV4::new(*a, p.port)))
+                    .collect()
+            }
+            None => pick_ports(&ids, spec.base_port)?
+                .into_iter()
+                .map(|port| SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)))
+                .collect(),
+        };
         std::fs::create_dir_all(&spec.data_dir).map_err(|source| TargetError::DataDir {
             path: spec.data_dir.clone(),
             source,
@@ -135,17 +174,12 @@ impl ReferenceCluster {
         })?;
         let peers: BTreeMap<NodeId, SocketAddr> = ids
             .iter()
-            .zip(&ports)
-            .map(|(id, port)| {
-                (
-                    id.clone(),
-                    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, *port)),
-                )
-            })
+            .zip(&addrs)
+            .map(|(id, addr)| (id.clone(), *addr))
             .collect();
         let leader = ids[0].clone();
         let mut nodes = Vec::with_capacity(ids.len());
-        for id in &ids {
+        for (i, id) in ids.iter().enumerate() {
             let dir = spec.data_dir.join(id);
             std::fs::create_dir_all(&dir).map_err(|source| TargetError::DataDir {
                 path: dir.clone(),
@@ -164,6 +198,7 @@ impl ReferenceCluster {
                 log_path: spec.log_dir.join(format!("{id}.log")),
                 child: None,
                 paused: false,
+                netns: spec.netns.as_ref().map(|p| p.namespaces[i].clone()),
             });
         }
         let http = reqwest::Client::builder()
@@ -286,6 +321,92 @@ impl ReferenceCluster {
             })
     }
 
+    /// Whether the node's process is running (paused counts as running).
+    pub fn is_running(&self, node: &str) -> bool {
+        self.pid(node).is_some()
+    }
+
+    /// Whether the node was paused (SIGSTOP) and not resumed since.
+    pub fn is_paused(&self, node: &str) -> bool {
+        self.nodes.iter().any(|n| n.id == node && n.paused)
+    }
+
+    /// The network namespace a node runs in, if any.
+    pub fn netns(&self, node: &str) -> Option<&str> {
+        self.nodes
+            .iter()
+            .find(|n| n.id == node)
+            .and_then(|n| n.netns.as_deref())
+    }
+
+    /// `POST /admin/clock`: from now on the node's clock is real time + `offset_ms`,
+    /// running at `rate`.
+    pub async fn set_clock(&self, node: &str, offset_ms: f64, rate: f64) -> Result<(), TargetError> {
+        self.admin_post(node, "clock", &ClockRequest { offset_ms, rate })
+            .await
+    }
+
+    /// `POST /admin/links`: the node drops replication traffic from `cut` (and to it,
+    /// unless `one_way`).
+    pub async fn set_links(&self, node: &str, cut: &[NodeId], one_way: bool) -> Result<(), TargetError> {
+        self.admin_post(
+            node,
+            "links",
+            &LinksRequest {
+                cut: cut.to_vec(),
+                one_way,
+            },
+        )
+        .await
+    }
+
+    /// `GET /admin/dump`: the node's status and every key's value.
+    pub async fn dump(&self, node: &str) -> Result<Dump, TargetError> {
+        let n = self.node(node)?;
+        let url = format!("http://{}/admin/dump", self.nodes[n].addr);
+        let err = |msg: String| TargetError::Node {
+            node: node.to_owned(),
+            msg,
+        };
+        let resp = self
+            .http
+            .get(&url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .map_err(|e| err(crate::client::error_text(&e)))?;
+        let bytes = resp.bytes().await.map_err(|e| err(crate::client::error_text(&e)))?;
+        serde_json::from_slice(&bytes).map_err(|e| err(format!("unreadable dump: {e}")))
+    }
+
+    async fn admin_post<T: serde::Serialize>(
+        &self,
+        node: &str,
+        what: &str,
+        body: &T,
+    ) -> Result<(), TargetError> {
+        let n = self.node(node)?;
+        let url = format!("http://{}/admin/{what}", self.nodes[n].addr);
+        let err = |msg: String| TargetError::Node {
+            node: node.to_owned(),
+            msg: format!("admin {what}: {msg}"),
+        };
+        let resp = self
+            .http
+            .post(&url)
+            .timeout(Duration::from_secs(2))
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| err(crate::client::error_text(&e)))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(err(format!("HTTP {status}: {text}")));
+        }
+        Ok(())
+    }
+
     /// SIGKILL and reap; the data directory stays.
     pub async fn kill(&mut self, node: &str) -> Result<(), TargetError> {
         let n = self.node(node)?;
@@ -392,7 +513,16 @@ impl ReferenceCluster {
             path: p.log_path.clone(),
             source,
         })?;
-        let child = Command::new(&self.spec.exe)
+        let mut cmd = match &p.netns {
+            // `ip netns exec` execs the program, so the child's pid is the node's own.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.spec.exe);
+                c
+            }
+            None => Command::new(&self.spec.exe),
+        };
+        let child = cmd
             .arg("node")
             .arg("--config")
             .arg(&p.config_path)

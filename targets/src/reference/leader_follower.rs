@@ -169,7 +169,7 @@ pub enum Role {
 }
 
 /// A snapshot for `/status` and tests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub node: NodeId,
     pub role: Role,
@@ -180,6 +180,27 @@ pub struct Status {
     /// Replication progress, on the leader only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub followers: Vec<FollowerStatus>,
+    /// The node's injected clock (filled in by the process shell; the machine has none).
+    #[serde(default)]
+    pub clock: ClockStatus,
+}
+
+/// How far a node's injected clock is from real time, and how fast it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClockStatus {
+    /// Skewed time minus real time, in milliseconds (negative: the node is behind).
+    pub offset_ms: f64,
+    /// Skewed seconds per real second (1.0: no drift).
+    pub rate: f64,
+}
+
+impl Default for ClockStatus {
+    fn default() -> Self {
+        ClockStatus {
+            offset_ms: 0.0,
+            rate: 1.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -360,7 +381,13 @@ impl LeaderFollower {
                     acked: p.acked,
                 })
                 .collect(),
+            clock: ClockStatus::default(),
         }
+    }
+
+    /// Every key's current value here, in key order (for convergence checks).
+    pub fn dump(&self) -> std::collections::BTreeMap<Key, Value> {
+        self.state.keys().map(|k| (*k, self.read(*k))).collect()
     }
 
     /// Convenience for tests: `handle` into a fresh vector.

@@ -6,6 +6,7 @@
 //! `cluster` starts, signals and stops those processes for the runner. The settings
 //! below are shared by all of them and parse from the runner's flag spellings.
 
+pub mod clock;
 pub mod cluster;
 pub mod leader_follower;
 pub mod node;

@@ -12,10 +12,19 @@
 //! HTTP API (JSON): `POST /kv` `{"f":"append","key":7,"value":42}` →
 //! `{"ok":true,"node":"n1","lsn":12}` / `{"ok":true,"node":"n2","value":[1,42],"applied":11}` /
 //! `{"ok":false,"node":"n2","error":"not leader; leader is n1","leader":"n1"}`;
-//! `GET /status` → `Status`; `POST /replicate` (internal) takes a `PeerMessage`.
+//! `GET /status` → `Status` (with the clock offset); `POST /replicate` (internal) takes a
+//! `PeerMessage`. Every `/kv` answer carries `time_ms`, the node's own (skewable) clock.
+//!
+//! Admin API, on the same listener (loopback, or the node's address inside a network
+//! namespace the run created): `POST /admin/clock {"offset_ms":-250,"rate":1.0}` sets the
+//! injected clock (`SkewClock`) that every timestamp and the state machine's `now` come
+//! from; `POST /admin/links {"cut":["n2"],"one_way":false}` drops replication traffic to and
+//! from those peers (`one_way`: only what comes from them) — a cooperative partition for
+//! runs without root; `GET /admin/dump` returns the status and every key's value.
 
+use super::clock::SkewClock;
 use super::leader_follower::{
-    ClientReply, Input, LeaderFollower, MachineConfig, Output, PeerMessage, Status,
+    ClientReply, ClockStatus, Input, LeaderFollower, MachineConfig, Output, PeerMessage, Status,
 };
 use super::storage::LogFile;
 use super::{Durability, Model, NodeId, Replication};
@@ -30,7 +39,8 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use schism_history::Value;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -192,6 +202,109 @@ pub struct KvReply {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader: Option<NodeId>,
+    /// The node's own clock when it answered (Unix milliseconds, skewed by the nemesis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_ms: Option<i64>,
+}
+
+/// `POST /admin/clock`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClockRequest {
+    /// Skewed minus real time from now on.
+    pub offset_ms: f64,
+    /// Skewed seconds per real second.
+    #[serde(default = "one")]
+    pub rate: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// `POST /admin/links`: the peers whose replication traffic this node drops.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinksRequest {
+    pub cut: Vec<NodeId>,
+    /// Drop only what comes from `cut` (this node cannot hear them; they can hear it).
+    #[serde(default)]
+    pub one_way: bool,
+}
+
+/// `GET /admin/dump`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dump {
+    pub status: Status,
+    /// Every key's value here (JSON object keys are the key numbers).
+    pub state: BTreeMap<schism_history::Key, Value>,
+    pub drop_from: BTreeSet<NodeId>,
+    pub drop_to: BTreeSet<NodeId>,
+}
+
+/// Which peers' replication traffic is dropped (cooperative link cuts).
+#[derive(Debug, Default)]
+struct Links {
+    drop_from: BTreeSet<NodeId>,
+    drop_to: BTreeSet<NodeId>,
+}
+
+/// The node's time source: real time (monotonic, anchored at the Unix time of start)
+/// through the injected `SkewClock`.
+#[derive(Debug)]
+struct NodeClock {
+    start: Instant,
+    start_unix_ns: i128,
+    skew: Mutex<SkewClock>,
+}
+
+impl NodeClock {
+    fn new() -> NodeClock {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        NodeClock {
+            start: Instant::now(),
+            start_unix_ns: unix,
+            skew: Mutex::new(SkewClock::default()),
+        }
+    }
+
+    fn real_ns(&self) -> i128 {
+        self.start_unix_ns + self.start.elapsed().as_nanos() as i128
+    }
+
+    fn skew(&self) -> std::sync::MutexGuard<'_, SkewClock> {
+        self.skew.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The node's clock, Unix milliseconds.
+    fn now_ms(&self) -> i64 {
+        (self.skew().now_ns(self.real_ns()) / 1_000_000) as i64
+    }
+
+    /// The state machine's `now`: skewed time since start, never decreasing.
+    fn machine_ns(&self) -> u64 {
+        let real = self.real_ns();
+        self.skew().machine_ns(real, self.start_unix_ns)
+    }
+
+    fn status(&self) -> ClockStatus {
+        let real = self.real_ns();
+        let skew = self.skew();
+        ClockStatus {
+            offset_ms: skew.offset_ns(real) as f64 / 1e6,
+            rate: skew.rate(),
+        }
+    }
+
+    fn set(&self, req: ClockRequest) -> Result<(), String> {
+        if !req.offset_ms.is_finite() || req.offset_ms.abs() > 1e12 {
+            return Err(format!("offset_ms {} is out of range", req.offset_ms));
+        }
+        let real = self.real_ns();
+        self.skew()
+            .set(real, (req.offset_ms * 1e6) as i128, req.rate)
+    }
 }
 
 /// Runs a node until SIGTERM, SIGINT or its parent's death. Blocking; builds its own runtime.
@@ -231,12 +344,16 @@ enum Cmd {
     },
     Peer(PeerMessage),
     Status(oneshot::Sender<Status>),
+    Dump(oneshot::Sender<(Status, BTreeMap<schism_history::Key, Value>)>),
 }
 
 #[derive(Clone)]
 struct Shared {
     cmd: mpsc::Sender<Cmd>,
     node: NodeId,
+    clock: Arc<NodeClock>,
+    links: Arc<RwLock<Links>>,
+    logger: Logger,
 }
 
 async fn serve(config: NodeConfig) -> Result<(), TargetError> {
@@ -284,6 +401,8 @@ async fn serve(config: NodeConfig) -> Result<(), TargetError> {
             }
         })?;
 
+    let clock = Arc::new(NodeClock::new());
+    let links = Arc::new(RwLock::new(Links::default()));
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_millis(config.peer_timeout_ms))
@@ -305,6 +424,7 @@ async fn serve(config: NodeConfig) -> Result<(), TargetError> {
             url,
             http.clone(),
             rx,
+            links.clone(),
         ));
     }
 
@@ -314,16 +434,22 @@ async fn serve(config: NodeConfig) -> Result<(), TargetError> {
         log,
         cmd_rx,
         peers,
-        start,
+        clock.clone(),
         Duration::from_millis(config.tick_ms),
     ));
     let app = Router::new()
         .route("/kv", post(kv))
         .route("/replicate", post(replicate))
         .route("/status", get(status))
+        .route("/admin/clock", post(admin_clock))
+        .route("/admin/links", post(admin_links))
+        .route("/admin/dump", get(admin_dump))
         .with_state(Shared {
             cmd: cmd_tx,
             node: config.id.clone(),
+            clock,
+            links,
+            logger: logger.clone(),
         });
     let listener = listener.tap_io(|tcp| {
         // Request/response traffic: Nagle would hold back small replies.
@@ -387,7 +513,7 @@ async fn actor(
     mut log: LogFile,
     mut rx: mpsc::Receiver<Cmd>,
     peers: HashMap<NodeId, mpsc::UnboundedSender<PeerMessage>>,
-    start: Instant,
+    clock: Arc<NodeClock>,
     tick: Duration,
 ) -> Result<(), TargetError> {
     let mut cmds = Vec::with_capacity(512);
@@ -403,7 +529,7 @@ async fn actor(
                 if n == 0 {
                     return Ok(());
                 }
-                let now_ns = start.elapsed().as_nanos() as u64;
+                let now_ns = clock.machine_ns();
                 for cmd in cmds.drain(..) {
                     match cmd {
                         Cmd::Client { op, tx } => {
@@ -415,11 +541,14 @@ async fn actor(
                         Cmd::Status(tx) => {
                             let _ = tx.send(machine.status());
                         }
+                        Cmd::Dump(tx) => {
+                            let _ = tx.send((machine.status(), machine.dump()));
+                        }
                     }
                 }
             }
             _ = ticker.tick() => {
-                machine.handle(start.elapsed().as_nanos() as u64, Input::Tick, &mut out);
+                machine.handle(clock.machine_ns(), Input::Tick, &mut out);
             }
         }
         // Persisting earlier than asked is always safe, so one write covers the batch.
@@ -459,6 +588,7 @@ async fn peer_sender(
     url: String,
     http: reqwest::Client,
     mut rx: mpsc::UnboundedReceiver<PeerMessage>,
+    links: Arc<RwLock<Links>>,
 ) {
     let mut link = Link {
         logger,
@@ -473,6 +603,14 @@ async fn peer_sender(
         // While a peer is slow or paused, resends pile up here; only the newest counts.
         coalesce(&mut batch);
         for msg in batch.drain(..) {
+            let cut = links
+                .read()
+                .map(|l| l.drop_to.contains(&link.peer))
+                .unwrap_or(false);
+            if cut {
+                // A cooperative partition: the message is lost, as a dropped packet would be.
+                continue;
+            }
             link.send(&msg).await;
         }
     }
@@ -569,6 +707,7 @@ fn error_response(status: StatusCode, node: &str, error: String) -> Response {
         applied: None,
         error: Some(error),
         leader: None,
+        time_ms: None,
     };
     json_response(status, serde_json::to_vec(&reply).unwrap_or_default())
 }
@@ -612,6 +751,7 @@ async fn kv(State(s): State<Shared>, body: Bytes) -> Response {
             lsn,
             error: None,
             leader: None,
+            time_ms: Some(s.clock.now_ms()),
         },
         ClientReply::Fail { error, leader } => KvReply {
             ok: false,
@@ -621,6 +761,7 @@ async fn kv(State(s): State<Shared>, body: Bytes) -> Response {
             applied: None,
             error: Some(error),
             leader,
+            time_ms: Some(s.clock.now_ms()),
         },
     };
     json_response(
@@ -631,10 +772,24 @@ async fn kv(State(s): State<Shared>, body: Bytes) -> Response {
 
 async fn replicate(State(s): State<Shared>, body: Bytes) -> Response {
     match serde_json::from_slice::<PeerMessage>(&body) {
-        Ok(msg) => match s.cmd.send(Cmd::Peer(msg)).await {
-            Ok(()) => StatusCode::NO_CONTENT.into_response(),
-            Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
-        },
+        Ok(msg) => {
+            let from = match &msg {
+                PeerMessage::Append { from, .. } | PeerMessage::Ack { from, .. } => from,
+            };
+            let cut = s
+                .links
+                .read()
+                .map(|l| l.drop_from.contains(from))
+                .unwrap_or(false);
+            if cut {
+                // A cooperative partition: the message is dropped on arrival.
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+            match s.cmd.send(Cmd::Peer(msg)).await {
+                Ok(()) => StatusCode::NO_CONTENT.into_response(),
+                Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+            }
+        }
         Err(e) => error_response(
             StatusCode::BAD_REQUEST,
             &s.node,
@@ -649,9 +804,78 @@ async fn status(State(s): State<Shared>) -> Response {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     match rx.await {
-        Ok(st) => json_response(StatusCode::OK, serde_json::to_vec(&st).unwrap_or_default()),
+        Ok(mut st) => {
+            st.clock = s.clock.status();
+            json_response(StatusCode::OK, serde_json::to_vec(&st).unwrap_or_default())
+        }
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
+}
+
+async fn admin_clock(State(s): State<Shared>, body: Bytes) -> Response {
+    let req: ClockRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error_response(StatusCode::BAD_REQUEST, &s.node, format!("bad clock request: {e}"));
+        }
+    };
+    if let Err(e) = s.clock.set(req) {
+        return error_response(StatusCode::BAD_REQUEST, &s.node, e);
+    }
+    s.logger.line(format_args!(
+        "admin: clock offset {} ms, rate {}",
+        req.offset_ms, req.rate
+    ));
+    json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&s.clock.status()).unwrap_or_default(),
+    )
+}
+
+async fn admin_links(State(s): State<Shared>, body: Bytes) -> Response {
+    let req: LinksRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error_response(StatusCode::BAD_REQUEST, &s.node, format!("bad links request: {e}"));
+        }
+    };
+    let cut: BTreeSet<NodeId> = req.cut.iter().cloned().collect();
+    {
+        let Ok(mut links) = s.links.write() else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        links.drop_to = if req.one_way { BTreeSet::new() } else { cut.clone() };
+        links.drop_from = cut;
+    }
+    s.logger.line(format_args!(
+        "admin: links cut {:?}{}",
+        req.cut,
+        if req.one_way { " (incoming only)" } else { "" }
+    ));
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn admin_dump(State(s): State<Shared>) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if s.cmd.send(Cmd::Dump(tx)).await.is_err() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let Ok((mut status, state)) = rx.await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    status.clock = s.clock.status();
+    let (drop_from, drop_to) = s
+        .links
+        .read()
+        .map(|l| (l.drop_from.clone(), l.drop_to.clone()))
+        .unwrap_or_default();
+    let dump = Dump {
+        status,
+        state,
+        drop_from,
+        drop_to,
+    };
+    json_response(StatusCode::OK, serde_json::to_vec(&dump).unwrap_or_default())
 }
 
 #[cfg(test)]
