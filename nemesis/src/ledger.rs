@@ -1,0 +1,306 @@
+//! The ledger: a write-ahead record of every system resource a run creates, and the
+//! cleanup that removes them.
+//!
+//! Before the nemesis creates a network namespace, a cgroup or a shim file, or after the
+//! runner starts a node process, the ledger writes it to two places: the run's own
+//! `nemesis-state.json` and a machine-wide registry entry `<registry>/<run-id>.json`
+//! (default `/run/schism/leftovers` as root, `$TMPDIR/schism-<uid>/leftovers` otherwise,
+//! `$SCHISM_STATE_DIR` overrides). An entry whose owner process is gone (pid dead or
+//! reused, checked by start time) is a leftover of a killed run.
+//!
+//! Guarantees: `cleanup_record` removes everything a record lists and is idempotent —
+//! stopped or orphaned node processes (only pids whose command line still names the
+//! run, plus any process inside the run's namespaces) are continued and killed, cgroups
+//! thawed and removed, namespaces deleted (with their nft tables and veths), files
+//! removed. Dropping a `Ledger` runs it for its own record and deletes the entry, so every
+//! exit path that unwinds cleans up; `schism cleanup` runs it for leftovers.
+
+use crate::error::NemesisError;
+use crate::sys;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// What one run created.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub run_id: String,
+    pub owner_pid: u32,
+    /// The owner's start time (clock ticks since boot), to tell a reused pid apart.
+    pub owner_start: u64,
+    pub run_dir: PathBuf,
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Interfaces in the root namespace (the veth into the run's bridge).
+    #[serde(default)]
+    pub root_links: Vec<String>,
+    #[serde(default)]
+    pub cgroups: Vec<PathBuf>,
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+    /// Node processes; cleanup kills one only if its command line contains `pid_marker`.
+    #[serde(default)]
+    pub pids: Vec<u32>,
+    #[serde(default)]
+    pub pid_marker: String,
+}
+
+impl Record {
+    /// Whether the process that wrote this record is still alive.
+    pub fn owner_alive(&self) -> bool {
+        matches!(sys::proc_stat(self.owner_pid), Some((state, start)) if start == self.owner_start && state != 'Z')
+    }
+
+    /// A short list of what is left: namespace names, cgroups, live pids, files.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.namespaces.clone();
+        parts.extend(self.root_links.iter().filter(|l| link_exists(l)).cloned());
+        parts.extend(
+            self.cgroups
+                .iter()
+                .filter(|c| c.exists())
+                .map(|c| c.display().to_string()),
+        );
+        parts.extend(
+            self.live_pids()
+                .into_iter()
+                .map(|p| format!("pid {p}")),
+        );
+        parts.extend(
+            self.files
+                .iter()
+                .filter(|f| f.exists())
+                .map(|f| f.display().to_string()),
+        );
+        if parts.is_empty() {
+            format!("registry entry of run {}", self.run_id)
+        } else {
+            parts.join(" ")
+        }
+    }
+
+    fn live_pids(&self) -> Vec<u32> {
+        self.pids
+            .iter()
+            .copied()
+            .filter(|p| {
+                matches!(sys::proc_stat(*p), Some((s, _)) if s != 'Z' && s != 'X')
+                    && !self.pid_marker.is_empty()
+                    && sys::proc_cmdline(*p).is_some_and(|c| c.contains(&self.pid_marker))
+            })
+            .collect()
+    }
+}
+
+fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+/// The machine-wide registry directory.
+pub fn registry_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("SCHISM_STATE_DIR") {
+        return PathBuf::from(d);
+    }
+    if sys::is_root() {
+        PathBuf::from("/run/schism/leftovers")
+    } else {
+        std::env::temp_dir()
+            .join(format!("schism-{}", nix::unistd::geteuid()))
+            .join("leftovers")
+    }
+}
+
+/// Every registry entry in `dir` (unreadable ones are reported as errors).
+pub fn records(dir: &Path) -> Vec<(PathBuf, Result<Record, String>)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "json") {
+            let r = std::fs::read(&p)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()));
+            out.push((p, r));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Entries whose owner is gone.
+pub fn leftovers(dir: &Path) -> Vec<(PathBuf, Record)> {
+    records(dir)
+        .into_iter()
+        .filter_map(|(p, r)| r.ok().map(|r| (p, r)))
+        .filter(|(_, r)| !r.owner_alive())
+        .collect()
+}
+
+/// Fails naming the leftovers if a killed run left any.
+pub fn refuse_leftovers(dir: &Path) -> Result<(), NemesisError> {
+    let left = leftovers(dir);
+    if left.is_empty() {
+        return Ok(());
+    }
+    let what: Vec<String> = left.iter().map(|(_, r)| r.describe()).collect();
+    Err(NemesisError::Leftovers(what.join(", ")))
+}
+
+/// Removes everything `record` lists; returns one line per thing removed. Best effort:
+/// it goes on after a failure and reports it in the returned lines.
+pub fn cleanup_record(record: &Record) -> Vec<String> {
+    let mut done = Vec::new();
+    // Processes first: a stopped process must be continued before it can act on anything,
+    // and killing it releases its namespace and cgroup.
+    let mut pids = record.live_pids();
+    for ns in &record.namespaces {
+        if let Ok(out) = sys::run("ip", &["netns", "pids", ns], None) {
+            pids.extend(out.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    for pid in pids {
+        if pid == std::process::id() {
+            continue;
+        }
+        let p = Pid::from_raw(pid as i32);
+        let _ = kill(p, Signal::SIGCONT);
+        if kill(p, Signal::SIGKILL).is_ok() {
+            done.push(format!("killed pid {pid}"));
+        }
+    }
+    for cg in &record.cgroups {
+        if cg.exists() {
+            match crate::cgroup::remove_dir(cg) {
+                Ok(()) => done.push(format!("removed cgroup {}", cg.display())),
+                Err(e) => done.push(format!("could not remove cgroup {}: {e}", cg.display())),
+            }
+        }
+    }
+    let existing = sys::run("ip", &["netns", "list"], None).unwrap_or_default();
+    let existing: Vec<&str> = existing
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for ns in &record.namespaces {
+        if existing.contains(&ns.as_str()) {
+            match sys::run("ip", &["netns", "del", ns], None) {
+                Ok(_) => done.push(format!("deleted network namespace {ns}")),
+                Err(e) => done.push(format!("could not delete network namespace {ns}: {e}")),
+            }
+        }
+    }
+    for l in &record.root_links {
+        if link_exists(l) {
+            match sys::run("ip", &["link", "del", l], None) {
+                Ok(_) => done.push(format!("deleted interface {l}")),
+                Err(e) => done.push(format!("could not delete interface {l}: {e}")),
+            }
+        }
+    }
+    for f in &record.files {
+        if f.exists() && std::fs::remove_file(f).is_ok() {
+            done.push(format!("removed {}", f.display()));
+        }
+    }
+    done
+}
+
+/// Cleans every leftover in `dir` and removes its entry; returns what was done.
+pub fn cleanup_leftovers(dir: &Path) -> Vec<String> {
+    let mut done = Vec::new();
+    for (path, record) in leftovers(dir) {
+        done.push(format!(
+            "run {} ({}):",
+            record.run_id,
+            record.run_dir.display()
+        ));
+        done.extend(cleanup_record(&record).into_iter().map(|l| format!("  {l}")));
+        let _ = std::fs::remove_file(&path);
+    }
+    done
+}
+
+/// The live record of this run. Dropping it cleans up everything it lists.
+#[derive(Debug)]
+pub struct Ledger {
+    entry: PathBuf,
+    local: PathBuf,
+    record: Mutex<Record>,
+}
+
+impl Ledger {
+    /// Starts the record of run `run_id` (whose files live in `run_dir`) in `registry`.
+    pub fn create(registry: &Path, run_id: &str, run_dir: &Path) -> Result<Ledger, NemesisError> {
+        std::fs::create_dir_all(registry).map_err(|e| NemesisError::io(registry, e))?;
+        let me = std::process::id();
+        let record = Record {
+            run_id: run_id.to_owned(),
+            owner_pid: me,
+            owner_start: sys::proc_stat(me).map(|s| s.1).unwrap_or(0),
+            run_dir: run_dir.to_owned(),
+            pid_marker: run_dir.display().to_string(),
+            ..Record::default()
+        };
+        let ledger = Ledger {
+            entry: registry.join(format!("{run_id}.json")),
+            local: run_dir.join("nemesis-state.json"),
+            record: Mutex::new(record),
+        };
+        ledger.update(|_| {})?;
+        Ok(ledger)
+    }
+
+    /// A copy of the record as it stands.
+    pub fn record(&self) -> Record {
+        self.record.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// The registry entry's path.
+    pub fn entry_path(&self) -> &Path {
+        &self.entry
+    }
+
+    /// Changes the record and writes it to both places before returning.
+    pub fn update(&self, f: impl FnOnce(&mut Record)) -> Result<(), NemesisError> {
+        let mut r = self.record.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut r);
+        let text = serde_json::to_vec_pretty(&*r).unwrap_or_default();
+        for path in [&self.entry, &self.local] {
+            let tmp = path.with_extension("json.tmp");
+            std::fs::write(&tmp, &text).map_err(|e| NemesisError::io(&tmp, e))?;
+            std::fs::rename(&tmp, path).map_err(|e| NemesisError::io(path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Records the node processes now running.
+    pub fn set_pids(&self, pids: Vec<u32>) -> Result<(), NemesisError> {
+        self.update(|r| {
+            for p in pids {
+                if !r.pids.contains(&p) {
+                    r.pids.push(p);
+                }
+            }
+        })
+    }
+
+    /// Cleans up everything recorded and removes the registry entry; returns what it did.
+    pub fn finish(&self) -> Vec<String> {
+        let record = self.record();
+        let done = cleanup_record(&record);
+        let _ = std::fs::remove_file(&self.entry);
+        done
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}

@@ -1,0 +1,334 @@
+//! Seeded, time-explicit fault schedules (like `workloads::Generator`, for faults).
+//!
+//! `Schedule::new` lays out the whole plan from the run's seed: quiet for one interval,
+//! then a fault for one interval and healed for one interval, again and again, each fault
+//! of a kind drawn from the enabled kinds with its shape, nodes and sizes drawn too; a
+//! strobe is a series of clock steps inside its interval. The last change is always a
+//! final heal at `end_ns`, which the runner places a quiet period before the workload's
+//! time limit, so final reads see a healed cluster. `next(now_ns)` answers the next due
+//! change, "nothing until `until_ns`", or done; it never reads a clock.
+//!
+//! Guarantees: the same spec (seed included) gives the same plan — kinds, shapes, nodes,
+//! offsets and times; only a target chosen by role (`Targets::Leader`,
+//! `Shape::IsolateLeader`) is left to be resolved when applied. No fault is planned to
+//! start at or after `end_ns`, and every fault is followed by a heal.
+
+use crate::fault::{ClockFault, Fault, Kind, Selector, Shape, Targets};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use schism_targets::NodeId;
+use serde::{Deserialize, Serialize};
+
+/// What to plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleSpec {
+    pub kinds: Vec<Kind>,
+    /// How pause, kill and clock faults choose their nodes.
+    pub targets: Vec<Selector>,
+    pub nodes: Vec<NodeId>,
+    /// A fault lasts this long, then the cluster stays healed this long.
+    pub interval_ns: u64,
+    /// The final heal happens at this time; no fault starts at or after it.
+    pub end_ns: u64,
+    pub seed: u64,
+}
+
+/// One planned change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "kebab-case")]
+pub enum Change {
+    Fault(Fault),
+    /// Everything back to normal.
+    Heal,
+}
+
+/// A change and when it is due.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Planned {
+    pub at_ns: u64,
+    pub change: Change,
+    /// The last heal of the run.
+    #[serde(default)]
+    pub final_heal: bool,
+}
+
+/// The answer to `Schedule::next`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    Change(Planned),
+    Pending { until_ns: u64 },
+    Done,
+}
+
+/// A planned sequence of fault changes.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    plan: Vec<Planned>,
+    pos: usize,
+}
+
+impl Schedule {
+    pub fn new(spec: &ScheduleSpec) -> Result<Schedule, String> {
+        if spec.interval_ns == 0 && !spec.kinds.is_empty() {
+            return Err("the nemesis interval must be positive".into());
+        }
+        if spec.nodes.is_empty() {
+            return Err("a schedule needs at least one node".into());
+        }
+        let mut plan = Vec::new();
+        if spec.kinds.is_empty() {
+            return Ok(Schedule { plan, pos: 0 });
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x6e65_6d65_7369_7321);
+        let kinds: Vec<Kind> = spec
+            .kinds
+            .iter()
+            .copied()
+            .filter(|k| *k != Kind::Partition || spec.nodes.len() >= 2)
+            .collect();
+        let targets = if spec.targets.is_empty() {
+            Selector::ALL.to_vec()
+        } else {
+            spec.targets.clone()
+        };
+        let iv = spec.interval_ns;
+        let mut t = iv;
+        while !kinds.is_empty() && t.saturating_add(iv) <= spec.end_ns {
+            let kind = kinds[rng.random_range(0..kinds.len())];
+            let at = |at_ns, f| Planned {
+                at_ns,
+                change: Change::Fault(f),
+                final_heal: false,
+            };
+            match kind {
+                Kind::Partition => plan.push(at(t, Fault::Partition(shape(&mut rng, &spec.nodes)))),
+                Kind::Pause => plan.push(at(
+                    t,
+                    Fault::Pause {
+                        targets: pick_targets(&mut rng, &targets, &spec.nodes),
+                    },
+                )),
+                Kind::Kill => plan.push(at(
+                    t,
+                    Fault::Kill {
+                        targets: pick_targets(&mut rng, &targets, &spec.nodes),
+                    },
+                )),
+                Kind::Clock => {
+                    let who = pick_targets(&mut rng, &targets, &spec.nodes);
+                    match rng.random_range(0..3u8) {
+                        0 => {
+                            let size = rng.random_range(100..=5_000i64);
+                            let delta_ms = if rng.random_bool(0.5) { size } else { -size };
+                            plan.push(at(
+                                t,
+                                Fault::Clock(ClockFault::Bump {
+                                    targets: who,
+                                    delta_ms,
+                                }),
+                            ));
+                        }
+                        1 => {
+                            let offset_ms = rng.random_range(200..=2_000i64);
+                            let period = (iv / 6).max(100_000_000);
+                            let mut s = t;
+                            let mut on = true;
+                            while s < t + iv {
+                                plan.push(at(
+                                    s,
+                                    Fault::Clock(ClockFault::Strobe {
+                                        targets: who.clone(),
+                                        offset_ms: if on { offset_ms } else { 0 },
+                                    }),
+                                ));
+                                on = !on;
+                                s += period;
+                            }
+                        }
+                        _ => {
+                            let rates = [0.5, 0.8, 1.25, 2.0];
+                            let rate = rates[rng.random_range(0..rates.len())];
+                            plan.push(at(
+                                t,
+                                Fault::Clock(ClockFault::Drift {
+                                    targets: who,
+                                    rate,
+                                }),
+                            ));
+                        }
+                    }
+                }
+            }
+            plan.push(Planned {
+                at_ns: t + iv,
+                change: Change::Heal,
+                final_heal: false,
+            });
+            t += 2 * iv;
+        }
+        plan.push(Planned {
+            at_ns: spec.end_ns,
+            change: Change::Heal,
+            final_heal: true,
+        });
+        Ok(Schedule { plan, pos: 0 })
+    }
+
+    /// The whole plan (for config.json and tests).
+    pub fn plan(&self) -> &[Planned] {
+        &self.plan
+    }
+
+    /// The next change due at `now_ns`, or when the next one is due, or done.
+    pub fn next(&mut self, now_ns: u64) -> Next {
+        match self.plan.get(self.pos) {
+            None => Next::Done,
+            Some(p) if p.at_ns <= now_ns => {
+                self.pos += 1;
+                Next::Change(p.clone())
+            }
+            Some(p) => Next::Pending { until_ns: p.at_ns },
+        }
+    }
+}
+
+/// A random permutation of `nodes` (Fisher–Yates on the seeded RNG).
+fn shuffled(rng: &mut ChaCha8Rng, nodes: &[NodeId]) -> Vec<NodeId> {
+    let mut v = nodes.to_vec();
+    for i in (1..v.len()).rev() {
+        let j = rng.random_range(0..=i);
+        v.swap(i, j);
+    }
+    v
+}
+
+fn sorted(mut v: Vec<NodeId>) -> Vec<NodeId> {
+    v.sort_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
+    v
+}
+
+fn pick_targets(rng: &mut ChaCha8Rng, selectors: &[Selector], nodes: &[NodeId]) -> Targets {
+    let n = nodes.len();
+    let count = match selectors[rng.random_range(0..selectors.len())] {
+        Selector::Leader => return Targets::Leader,
+        Selector::One => 1,
+        Selector::Minority => ((n - 1) / 2).max(1),
+        Selector::Majority => n / 2 + 1,
+        Selector::All => n,
+    };
+    Targets::Nodes(sorted(shuffled(rng, nodes).into_iter().take(count).collect()))
+}
+
+fn shape(rng: &mut ChaCha8Rng, nodes: &[NodeId]) -> Shape {
+    let n = nodes.len();
+    let mut shapes = vec![0u8, 1, 4, 5]; // isolate, halves, isolate-leader, one-way
+    if n >= 3 {
+        shapes.extend([2, 3]); // majorities ring, bridge
+    }
+    let order = shuffled(rng, nodes);
+    match shapes[rng.random_range(0..shapes.len())] {
+        0 => Shape::Isolate {
+            node: order[0].clone(),
+        },
+        1 => Shape::Halves {
+            minority: sorted(order[..n / 2].to_vec()),
+        },
+        2 => Shape::MajoritiesRing { ring: order },
+        3 => {
+            let half = (n - 1) / 2;
+            Shape::Bridge {
+                bridge: order[0].clone(),
+                left: sorted(order[1..=half].to_vec()),
+                right: sorted(order[half + 1..].to_vec()),
+            }
+        }
+        4 => Shape::IsolateLeader,
+        _ => Shape::OneWay {
+            deaf: order[0].clone(),
+            from: order[1].clone(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(seed: u64, kinds: &[Kind]) -> ScheduleSpec {
+        ScheduleSpec {
+            kinds: kinds.to_vec(),
+            targets: Selector::ALL.to_vec(),
+            nodes: vec!["n1".into(), "n2".into(), "n3".into()],
+            interval_ns: 1_000_000_000,
+            end_ns: 20_000_000_000,
+            seed,
+        }
+    }
+
+    #[test]
+    fn same_seed_same_plan_other_seed_other_plan() {
+        let a = Schedule::new(&spec(7, &Kind::ALL)).unwrap();
+        let b = Schedule::new(&spec(7, &Kind::ALL)).unwrap();
+        let c = Schedule::new(&spec(8, &Kind::ALL)).unwrap();
+        assert_eq!(a.plan(), b.plan());
+        assert_ne!(a.plan(), c.plan());
+    }
+
+    #[test]
+    fn faults_alternate_with_heals_and_end_healed() {
+        let s = Schedule::new(&spec(3, &Kind::ALL)).unwrap();
+        let plan = s.plan();
+        let last = plan.last().unwrap();
+        assert!(last.final_heal && last.change == Change::Heal && last.at_ns == 20_000_000_000);
+        assert!(plan.windows(2).all(|w| w[0].at_ns <= w[1].at_ns));
+        for p in plan {
+            if matches!(p.change, Change::Fault(_)) {
+                assert!(p.at_ns < 20_000_000_000);
+            }
+        }
+        // Every kind shows up over enough seeds, and a fault's window ends in a heal.
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..20 {
+            let s = Schedule::new(&spec(seed, &Kind::ALL)).unwrap();
+            let mut open = false;
+            for p in s.plan() {
+                match &p.change {
+                    Change::Fault(f) => {
+                        seen.insert(f.kind());
+                        open = true;
+                    }
+                    Change::Heal => open = false,
+                }
+            }
+            assert!(!open);
+        }
+        assert_eq!(seen.len(), 4);
+    }
+
+    #[test]
+    fn next_is_time_explicit() {
+        let mut s = Schedule::new(&spec(1, &[Kind::Kill])).unwrap();
+        assert_eq!(
+            s.next(0),
+            Next::Pending {
+                until_ns: 1_000_000_000
+            }
+        );
+        let Next::Change(first) = s.next(1_000_000_000) else {
+            panic!("a kill is due at 1 s");
+        };
+        assert!(matches!(first.change, Change::Fault(Fault::Kill { .. })));
+        let mut n = 1;
+        while let Next::Change(_) = s.next(u64::MAX) {
+            n += 1;
+        }
+        assert_eq!(n, s.plan().len());
+        assert_eq!(s.next(u64::MAX), Next::Done);
+    }
+
+    #[test]
+    fn no_kinds_means_no_changes() {
+        let mut s = Schedule::new(&spec(1, &[])).unwrap();
+        assert_eq!(s.next(0), Next::Done);
+    }
+}

@@ -1,0 +1,2 @@
+//! Integration tests of the nemesis mechanisms on this machine.
+mod shim;
