@@ -95,3 +95,17 @@ pub fn proc_cmdline(pid: u32) -> Option<String> {
         .ok()
         .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
 }
+
+/// The direct children of a process (from `/proc/<pid>/task/*/children`).
+pub fn run_children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
+            out.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        }
+    }
+    out
+}
