@@ -25,6 +25,9 @@ pub enum Command {
     Test(Box<TestArgs>),
     /// Re-check a recorded history: a results folder or a history.jsonl file.
     Check(CheckArgs),
+    /// Remove what a killed run left behind: network namespaces, nft tables, stopped or
+    /// orphaned node processes, cgroups, clock-shim files.
+    Cleanup(CleanupArgs),
     /// Run one reference node (internal: spawned by `schism test`).
     #[command(hide = true)]
     Node(NodeArgs),
@@ -128,10 +131,40 @@ pub struct TestArgs {
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
     #[serde(serialize_with = "ser_duration")]
     pub checker_time_limit: Duration,
-    /// Testing the harness itself: fail (or panic) one second into the workload, to
-    /// prove that every node is stopped on that exit path.
+    /// Faults to inject: any of partition,pause,kill,clock (comma-separated), all, or none.
+    #[arg(long, default_value = "partition,kill")]
+    pub nemesis: String,
+    /// How long each fault lasts, and how long the cluster then stays healed.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    #[serde(serialize_with = "ser_duration")]
+    pub nemesis_interval: Duration,
+    /// How pause, kill and clock faults pick nodes: any of one,minority,majority,leader,all.
+    #[arg(long, default_value = "one,minority,majority,leader,all")]
+    pub nemesis_targets: String,
+    /// How partitions are made: netns (namespaces + nftables, needs root), local
+    /// (cooperative link cuts through the nodes' admin API), auto (netns when possible).
+    #[arg(long, value_enum, default_value_t = Net::Auto)]
+    pub net: Net,
+    /// Testing the harness itself: fail (or panic) one second into the workload (or half
+    /// a second after the first fault took effect), to prove that every node is stopped
+    /// and every fault healed on that exit path.
     #[arg(long, value_enum, hide = true)]
     pub inject_harness_fault: Option<HarnessFault>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Net {
+    Auto,
+    Netns,
+    Local,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CleanupArgs {
+    /// Only list what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]

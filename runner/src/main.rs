@@ -61,6 +61,24 @@ fn dispatch(cli: Cli) -> Result<i32> {
             }
             Ok(analyze::exit_code(results.validity))
         }
+        Command::Cleanup(args) => {
+            let dir = schism_nemesis::ledger::registry_dir();
+            let left = schism_nemesis::ledger::leftovers(&dir);
+            if left.is_empty() {
+                println!("nothing to clean up (registry {})", dir.display());
+                return Ok(0);
+            }
+            if args.dry_run {
+                for (_, r) in &left {
+                    println!("run {} ({}): {}", r.run_id, r.run_dir.display(), r.describe());
+                }
+                return Ok(0);
+            }
+            for line in schism_nemesis::ledger::cleanup_leftovers(&dir) {
+                println!("{line}");
+            }
+            Ok(0)
+        }
         Command::Test(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -1,17 +1,29 @@
 //! `schism test`: one run from cluster start to verdict.
 //!
-//! Order of a run: results folder and config.json → cluster up (every node a process) →
-//! workers drive the generator while one recorder writes history.jsonl → workers stop
-//! (time limit, Ctrl-C, or the hard deadline) → history flushed → cluster stopped →
-//! `latest` updated → history re-read and checked → results.json → summary.
+//! Order of a run: refuse leftovers of a killed run → results folder and config.json
+//! (with the nemesis plan) → ledger entry → network namespaces if partitions use them →
+//! cluster up (every node a process) → workers drive the generator while the nemesis
+//! follows its schedule, one recorder writing both to history.jsonl → final heal, quiet
+//! period, final reads → workers stop (time limit, Ctrl-C, or the hard deadline) → heal
+//! → history flushed → cluster stopped → ledger cleaned → `latest` updated → history
+//! re-read and checked → results.json → summary.
 //!
-//! Guarantees: every node process is stopped on every exit path (normal end, error,
-//! Ctrl-C/SIGTERM, panic: `ReferenceCluster` kills by pid on drop, and nodes exit when
-//! the runner dies); every worker and helper task is joined or aborted before returning;
-//! the run is bounded by `time_limit + final reads + HARD_DEADLINE_SLACK`.
+//! Guarantees: every node process is stopped and every fault undone on every exit path:
+//! normal end and Ctrl-C/SIGTERM (the nemesis heals and records it), harness error (an
+//! explicit heal of the whole state), panic (`ReferenceCluster` kills by pid on drop, the
+//! `Ledger` drop removes namespaces, cgroups and files and kills recorded pids), a second
+//! Ctrl-C (the ledger cleans before exit), SIGKILL (nodes exit when the runner dies;
+//! `schism cleanup` removes the rest, and the next run refuses to start until then).
+//! Every worker and helper task is joined or aborted before returning; the run is
+//! bounded by `time_limit + final reads + HARD_DEADLINE_SLACK`.
 
 use anyhow::{Context, Result, bail};
 use schism_history::{F, Op, OpType, Process, Value};
+use schism_nemesis::{
+    Capabilities, Change, Kind, Ledger, Nemesis, Net, NetChoice, Netns, Next as NemNext,
+    ReferenceMechanism, Schedule, ScheduleSpec, Selector,
+};
+use schism_targets::reference::cluster::NetnsPlacement;
 use schism_targets::{ClusterSpec, ReadRouting, ReferenceClient, ReferenceCluster, Reply, Request};
 use schism_workloads::{Generator, Next, WorkloadKind, WorkloadSpec};
 use std::path::Path;
@@ -22,7 +34,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::analyze::{self, Budget};
-use crate::cli::{HarnessFault, Reads, TestArgs, Workload};
+use crate::cli::{self, HarnessFault, Reads, TestArgs, Workload};
 use crate::recorder::Recorder;
 use crate::store;
 
@@ -31,6 +43,8 @@ use crate::store;
 const HARD_DEADLINE_SLACK: Duration = Duration::from_secs(30);
 /// How often the progress line is printed.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+/// The port every node listens on inside its own network namespace.
+const NETNS_PORT: u16 = 7000;
 
 /// Live counters for the progress line.
 #[derive(Debug, Default)]
@@ -72,6 +86,33 @@ pub async fn run_test(args: TestArgs) -> Result<i32> {
     let exe =
         std::env::current_exe().context("cannot find the schism executable to spawn nodes from")?;
 
+    // Faults: refuse what the target cannot take, and leftovers, before anything starts.
+    let kinds = Kind::parse_list(&args.nemesis).map_err(anyhow::Error::msg)?;
+    let selectors = Selector::parse_list(&args.nemesis_targets).map_err(anyhow::Error::msg)?;
+    Capabilities::reference().check(&kinds)?;
+    let net_choice = match args.net {
+        cli::Net::Auto => NetChoice::Auto,
+        cli::Net::Netns => NetChoice::Netns,
+        cli::Net::Local => NetChoice::Local,
+    };
+    let (net, net_notice) = schism_nemesis::choose_net(net_choice, &kinds)?;
+    let registry = schism_nemesis::ledger::registry_dir();
+    schism_nemesis::ledger::refuse_leftovers(&registry)?;
+    let node_ids: Vec<String> = (1..=args.nodes).map(|i| format!("n{i}")).collect();
+    let time_limit_ns = args.time_limit.as_nanos() as u64;
+    let interval_ns = args.nemesis_interval.as_nanos() as u64;
+    // A quiet period between the final heal and the end of the workload (then final reads).
+    let quiet_ns = interval_ns.min(time_limit_ns / 4);
+    let schedule = Schedule::new(&ScheduleSpec {
+        kinds: kinds.clone(),
+        targets: selectors,
+        nodes: node_ids.clone(),
+        interval_ns,
+        end_ns: time_limit_ns.saturating_sub(quiet_ns),
+        seed,
+    })
+    .map_err(anyhow::Error::msg)?;
+
     let started_at = chrono::Utc::now();
     let run_dir = store::create_run_dir(
         &args.store,
@@ -92,28 +133,71 @@ pub async fn run_test(args: TestArgs) -> Result<i32> {
             "schism_version": env!("CARGO_PKG_VERSION"),
             "run_dir": run_dir,
             "data_dir": data_dir,
+            "nemesis": {
+                "kinds": &kinds,
+                "net": net,
+                "quiet_ms": quiet_ns / 1_000_000,
+                "plan": schedule.plan(),
+            },
         }),
     )?;
     eprintln!("schism: run {} (seed {seed})", run_dir.display());
+    if !net_notice.is_empty() {
+        eprintln!("schism: {net_notice}");
+    }
 
+    // Declared before the cluster so that on unwinding the nodes die first, then the
+    // ledger removes namespaces, cgroups and files.
+    let run_id = run_id(&run_dir, seed);
+    let ledger = Arc::new(Ledger::create(&registry, &run_id, &run_dir)?);
+    let netns = match net {
+        Some(Net::Netns) => Some(Netns::create(&ledger, &run_id, &node_ids)?),
+        _ => None,
+    };
     let mut cluster = ReferenceCluster::start(ClusterSpec {
         exe,
         nodes: args.nodes as usize,
         base_port: args.base_port,
         data_dir,
         log_dir: run_dir.join(store::NODES),
+        netns: netns.as_ref().map(|n| NetnsPlacement {
+            namespaces: n.namespaces.clone(),
+            addrs: n.addrs.clone(),
+            port: args.base_port.unwrap_or(NETNS_PORT),
+        }),
         ..ClusterSpec::default()
     })
     .await?;
+    ledger.set_pids(cluster.pids())?;
     eprintln!(
         "schism: {} nodes ready: {}",
         cluster.node_ids().len(),
         cluster.describe()
     );
 
-    let drive = drive_workload(&args, &cluster, generator, &run_dir, seed).await;
+    let mut mech = ReferenceMechanism::new(
+        &mut cluster,
+        net.unwrap_or(Net::Local),
+        netns.as_ref(),
+        Some(&ledger),
+    )?;
+    let drive = drive_workload(&args, &mut mech, generator, schedule, &run_dir, seed, &ledger).await;
+    if drive.is_err() && !kinds.is_empty() {
+        // The nemesis loop heals on its way out; after an error it may not have run to
+        // its end, so make the empty state hold once more (idempotent).
+        if let Err(e) = Nemesis::new().heal(&mut mech).await {
+            eprintln!("schism: warning: healing after the error: {e}");
+        }
+    }
+    drop(mech);
     // Stop the cluster before anything else can fail: no node outlives the run.
     let stopped = cluster.stop().await;
+    drop(cluster);
+    drop(netns);
+    let cleaned = ledger.finish();
+    if cleaned.iter().any(|l| l.starts_with("could not")) {
+        eprintln!("schism: warning: cleanup: {}", cleaned.join("; "));
+    }
     let ending = drive?;
     stopped?;
     store::update_latest(&args.store, &run_dir)?;
@@ -144,13 +228,31 @@ pub async fn run_test(args: TestArgs) -> Result<i32> {
     Ok(code)
 }
 
+/// A short id for names of system resources (namespaces, veths): 6 hex digits.
+fn run_id(run_dir: &Path, seed: u64) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let text = format!(
+        "{}:{}:{seed}:{:?}",
+        run_dir.display(),
+        std::process::id(),
+        std::time::SystemTime::now()
+    );
+    for b in text.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    format!("{:06x}", h & 0xff_ffff)
+}
+
 async fn drive_workload(
     args: &TestArgs,
-    cluster: &ReferenceCluster,
+    mech: &mut ReferenceMechanism<'_>,
     generator: Generator,
+    schedule: Schedule,
     run_dir: &Path,
     seed: u64,
+    ledger: &Arc<Ledger>,
 ) -> Result<Ending> {
+    let cluster = mech.cluster();
     let start = Instant::now();
     let recorder = Arc::new(
         Recorder::create(&run_dir.join(store::HISTORY), start)
@@ -182,7 +284,7 @@ async fn drive_workload(
         workers.spawn(worker(ctx, session));
     }
 
-    let signals = tokio::spawn(watch_signals(cancel_tx.clone(), cluster.pids()));
+    let signals = tokio::spawn(watch_signals(cancel_tx.clone(), ledger.clone()));
     let progress = tokio::spawn(progress(
         counters.clone(),
         start,
@@ -190,17 +292,43 @@ async fn drive_workload(
         cancel_rx.clone(),
     ));
     let deadline = args.time_limit + args.client_timeout + HARD_DEADLINE_SLACK;
-    if let Some(fault) = args.inject_harness_fault {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        match fault {
-            HarnessFault::Error => bail!("injected harness fault (--inject-harness-fault error)"),
-            HarnessFault::Panic => panic!("injected harness panic (--inject-harness-fault panic)"),
+    // The injected harness fault strikes while the first fault is in force.
+    let inject_at = schedule
+        .plan()
+        .iter()
+        .find(|p| matches!(p.change, Change::Fault(_)))
+        .map(|p| Duration::from_nanos(p.at_ns) + Duration::from_millis(500))
+        .unwrap_or(Duration::from_secs(1));
+    let inject = async {
+        match args.inject_harness_fault {
+            None => std::future::pending::<Result<()>>().await,
+            Some(fault) => {
+                tokio::time::sleep_until((start + inject_at).into()).await;
+                match fault {
+                    HarnessFault::Error => {
+                        bail!("injected harness fault (--inject-harness-fault error)")
+                    }
+                    HarnessFault::Panic => {
+                        panic!("injected harness panic (--inject-harness-fault panic)")
+                    }
+                }
+            }
         }
-    }
+    };
+    let (nemesis_stop_tx, nemesis_stop_rx) = watch::channel(false);
+    let nemesis = nemesis_loop(
+        schedule,
+        mech,
+        recorder.clone(),
+        start,
+        cancel_rx.clone(),
+        nemesis_stop_rx,
+    );
 
     let mut ending = Ending::Completed;
     let mut first_error: Option<anyhow::Error> = None;
-    let joined = tokio::time::timeout(deadline, async {
+    let join_workers = async {
+        let joined = tokio::time::timeout(deadline, async {
         while let Some(res) = workers.join_next().await {
             match res {
                 Ok(Ok(())) => {}
@@ -214,12 +342,35 @@ async fn drive_workload(
                 }
             }
         }
-    })
-    .await;
-    if joined.is_err() {
-        ending = Ending::DeadlineExceeded;
+        })
+        .await;
+        if joined.is_err() {
+            ending = Ending::DeadlineExceeded;
+            workers.abort_all();
+            while workers.join_next().await.is_some() {}
+        }
+        // Workers are done: the nemesis stops too (healing on its way out).
+        let _ = nemesis_stop_tx.send(true);
+    };
+    let injected = tokio::select! {
+        r = inject => Some(r.err().unwrap_or_else(|| anyhow::anyhow!("injected harness fault"))),
+        (_, n) = async { tokio::join!(join_workers, nemesis) } => {
+            if let Err(e) = n {
+                first_error.get_or_insert(e);
+            }
+            None
+        }
+    };
+    if let Some(e) = injected {
+        // The workers are aborted and the history flushed; the caller heals and stops.
+        let _ = cancel_tx.send(true);
         workers.abort_all();
         while workers.join_next().await.is_some() {}
+        signals.abort();
+        let _ = signals.await;
+        let _ = progress.await;
+        let _ = recorder.finish();
+        return Err(e);
     }
     if *cancel_rx.borrow() && ending == Ending::Completed && first_error.is_none() {
         ending = Ending::Interrupted;
@@ -349,9 +500,10 @@ async fn worker(mut ctx: WorkerCtx, mut session: schism_targets::Session) -> Res
     }
 }
 
-/// First SIGINT/SIGTERM: stop the workers, then check and report what was recorded.
-/// Second: kill the nodes at once and exit 130.
-async fn watch_signals(cancel: watch::Sender<bool>, pids: Vec<u32>) {
+/// First SIGINT/SIGTERM: stop the workers (the nemesis heals on its way out), then check
+/// and report what was recorded. Second: kill the nodes at once, remove every recorded
+/// fault resource (namespaces, cgroups, shim files, stopped processes) and exit 130.
+async fn watch_signals(cancel: watch::Sender<bool>, ledger: Arc<Ledger>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -368,20 +520,154 @@ async fn watch_signals(cancel: watch::Sender<bool>, pids: Vec<u32>) {
         seen += 1;
         if seen == 1 {
             eprintln!(
-                "schism: interrupted; stopping workers and checking what was recorded (again to abort)"
+                "schism: interrupted; healing faults, stopping workers and checking what was recorded (again to abort)"
             );
             let _ = cancel.send(true);
         } else {
-            eprintln!("schism: aborted; killing nodes");
-            for pid in &pids {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(*pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+            eprintln!("schism: aborted; killing nodes and removing faults");
+            // The ledger lists every node pid (SIGCONT, then SIGKILL) and every resource.
+            ledger.finish();
             std::process::exit(130);
         }
     }
+}
+
+/// Follows the schedule until it is done, the run is cancelled, or the workers are
+/// done; records every change as a nemesis `invoke` before and an `info` after it took
+/// effect (with the exact state: cuts, groups, paused, killed, clocks), and heals on the
+/// way out if anything is still in force.
+async fn nemesis_loop(
+    mut schedule: Schedule,
+    mech: &mut ReferenceMechanism<'_>,
+    recorder: Arc<Recorder>,
+    start: Instant,
+    mut cancel: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let mut nemesis = Nemesis::new();
+    let net = mech.net();
+    loop {
+        if *cancel.borrow() || *stop.borrow() {
+            break;
+        }
+        let now_ns = start.elapsed().as_nanos() as u64;
+        let planned = match schedule.next(now_ns) {
+            NemNext::Done => break,
+            NemNext::Pending { until_ns } => {
+                let wait = Duration::from_nanos(until_ns.saturating_sub(now_ns));
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = cancel.changed() => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            NemNext::Change(p) => p,
+        };
+        apply_and_record(&mut nemesis, mech, &recorder, &planned, net).await?;
+    }
+    if !nemesis.state().is_healed() {
+        let heal = schism_nemesis::Planned {
+            at_ns: start.elapsed().as_nanos() as u64,
+            change: Change::Heal,
+            final_heal: true,
+        };
+        apply_and_record(&mut nemesis, mech, &recorder, &heal, net).await?;
+    }
+    Ok(())
+}
+
+async fn apply_and_record(
+    nemesis: &mut Nemesis,
+    mech: &mut ReferenceMechanism<'_>,
+    recorder: &Recorder,
+    planned: &schism_nemesis::Planned,
+    net: Net,
+) -> Result<()> {
+    let (f, what) = match &planned.change {
+        Change::Fault(fault) => (fault.f(), serde_json::to_value(fault)?),
+        Change::Heal => ("heal", serde_json::json!({ "final": planned.final_heal })),
+    };
+    let mut invoke_value = serde_json::json!({ "at_ms": planned.at_ns / 1_000_000 });
+    if let (Some(obj), serde_json::Value::Object(w)) = (invoke_value.as_object_mut(), &what) {
+        obj.extend(w.clone());
+    }
+    let invoke = Op::new(
+        0,
+        0,
+        Process::Nemesis,
+        OpType::Invoke,
+        F::Other(f.to_owned()),
+        None,
+        Value::Other(invoke_value.clone()),
+    );
+    recorder
+        .record(invoke)
+        .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;
+    let result = nemesis.change(mech, &planned.change).await;
+    let mut info_value = invoke_value;
+    let error = match result {
+        Ok(applied) => {
+            if let Some(obj) = info_value.as_object_mut() {
+                let st = &applied.state;
+                obj.insert("net".into(), serde_json::json!(net));
+                obj.insert("leader".into(), serde_json::json!(applied.leader));
+                obj.insert("groups".into(), serde_json::json!(st.groups));
+                obj.insert("cuts".into(), serde_json::json!(st.cuts));
+                obj.insert("paused".into(), serde_json::json!(st.paused));
+                obj.insert("killed".into(), serde_json::json!(st.killed));
+                obj.insert("clocks".into(), serde_json::json!(st.clocks));
+            }
+            eprintln!(
+                "schism: nemesis {f} at {:.1}s: {}",
+                recorder.now_ns() as f64 / 1e9,
+                summarize(&applied.state)
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("schism: nemesis {f} failed: {e}");
+            Some(e.to_string())
+        }
+    };
+    let mut info = Op::new(
+        0,
+        0,
+        Process::Nemesis,
+        OpType::Info,
+        F::Other(f.to_owned()),
+        None,
+        Value::Other(info_value),
+    );
+    info.error = error;
+    recorder
+        .record(info)
+        .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;
+    Ok(())
+}
+
+/// One line for the terminal: what is broken now.
+fn summarize(st: &schism_nemesis::FaultState) -> String {
+    if st.is_healed() {
+        return "healed".into();
+    }
+    let mut parts = Vec::new();
+    if !st.groups.is_empty() {
+        parts.push(format!("groups {:?}", st.groups));
+    } else if !st.cuts.is_empty() {
+        let cuts: Vec<String> = st.cuts.iter().map(|(r, s)| format!("{r}<-x-{s}")).collect();
+        parts.push(format!("cuts {}", cuts.join(" ")));
+    }
+    if !st.paused.is_empty() {
+        parts.push(format!("paused {:?}", st.paused));
+    }
+    if !st.killed.is_empty() {
+        parts.push(format!("killed {:?}", st.killed));
+    }
+    for (n, c) in &st.clocks {
+        parts.push(format!("{n} clock {:+} ms x{}", c.offset_ms, c.rate));
+    }
+    parts.join(", ")
 }
 
 async fn progress(
