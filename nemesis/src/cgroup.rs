@@ -38,7 +38,9 @@ impl Freezer {
     /// Creates cgroup `name` (recorded in the ledger first).
     pub fn create(ledger: &Ledger, name: &str) -> Result<Freezer, NemesisError> {
         let root = root().ok_or_else(|| {
-            NemesisError::Unsupported("no cgroup2 hierarchy is mounted: cannot freeze process trees".into())
+            NemesisError::Unsupported(
+                "no cgroup2 hierarchy is mounted: cannot freeze process trees".into(),
+            )
         })?;
         let path = root.join(name);
         ledger.update(|r| r.cgroups.push(path.clone()))?;

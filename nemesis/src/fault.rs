@@ -296,7 +296,11 @@ pub fn cuts_between(groups: &[Vec<NodeId>]) -> BTreeSet<(NodeId, NodeId)> {
 
 /// `nodes` without `these`, in order.
 fn rest(nodes: &[NodeId], these: &[NodeId]) -> Vec<NodeId> {
-    nodes.iter().filter(|n| !these.contains(n)).cloned().collect()
+    nodes
+        .iter()
+        .filter(|n| !these.contains(n))
+        .cloned()
+        .collect()
 }
 
 /// Turns `fault` into the state that should hold after it, starting from `current`.
@@ -357,8 +361,7 @@ pub fn resolve(
                     let hears = n / 2; // majority - 1
                     let mut c = BTreeSet::new();
                     for (i, r) in ring.iter().enumerate() {
-                        let heard: Vec<&NodeId> =
-                            (1..=hears).map(|k| &ring[(i + k) % n]).collect();
+                        let heard: Vec<&NodeId> = (1..=hears).map(|k| &ring[(i + k) % n]).collect();
                         for s in ring {
                             if s != r && !heard.contains(&s) {
                                 c.insert((r.clone(), s.clone()));
@@ -367,9 +370,10 @@ pub fn resolve(
                     }
                     (Vec::new(), c)
                 }
-                Shape::OneWay { deaf, from } => {
-                    (Vec::new(), [(deaf.clone(), from.clone())].into_iter().collect())
-                }
+                Shape::OneWay { deaf, from } => (
+                    Vec::new(),
+                    [(deaf.clone(), from.clone())].into_iter().collect(),
+                ),
             };
             next.groups = groups;
             next.cuts = cuts;

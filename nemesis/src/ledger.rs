@@ -63,11 +63,7 @@ impl Record {
                 .filter(|c| c.exists())
                 .map(|c| c.display().to_string()),
         );
-        parts.extend(
-            self.live_pids()
-                .into_iter()
-                .map(|p| format!("pid {p}")),
-        );
+        parts.extend(self.live_pids().into_iter().map(|p| format!("pid {p}")));
         parts.extend(
             self.files
                 .iter()
@@ -220,7 +216,11 @@ pub fn cleanup_leftovers(dir: &Path) -> Vec<String> {
             record.run_id,
             record.run_dir.display()
         ));
-        done.extend(cleanup_record(&record).into_iter().map(|l| format!("  {l}")));
+        done.extend(
+            cleanup_record(&record)
+                .into_iter()
+                .map(|l| format!("  {l}")),
+        );
         let _ = std::fs::remove_file(&path);
     }
     done

@@ -55,7 +55,10 @@ pub enum NetChoice {
 /// Picks the partition mechanism. Nodes go into namespaces only when partitions are
 /// scheduled or `--net netns` is explicit; returns the choice (None: plain loopback) and
 /// a one-line notice saying which mechanism is used and why.
-pub fn choose_net(choice: NetChoice, kinds: &[Kind]) -> Result<(Option<Net>, String), NemesisError> {
+pub fn choose_net(
+    choice: NetChoice,
+    kinds: &[Kind],
+) -> Result<(Option<Net>, String), NemesisError> {
     let partitions = kinds.contains(&Kind::Partition);
     match choice {
         NetChoice::Netns => match crate::netns::unavailable() {
@@ -359,8 +362,14 @@ mod tests {
         assert!(Capabilities::reference().check(&Kind::ALL).is_ok());
         let etcd = Capabilities::go_binary("etcd");
         assert!(etcd.check(&[Kind::Partition, Kind::Kill]).is_ok());
-        let e = etcd.check(&[Kind::Kill, Kind::Clock]).unwrap_err().to_string();
-        assert!(e.contains("cannot take clock faults") && e.contains("vDSO"), "{e}");
+        let e = etcd
+            .check(&[Kind::Kill, Kind::Clock])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cannot take clock faults") && e.contains("vDSO"),
+            "{e}"
+        );
     }
 
     #[test]

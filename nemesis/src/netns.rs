@@ -97,7 +97,9 @@ impl Netns {
         let octet = (0..250u32)
             .map(|k| ((start + k) % 250 + 1) as u8)
             .find(|o| !used.contains(&format!("10.77.{o}.")))
-            .ok_or_else(|| NemesisError::Unsupported("every 10.77.x.0/24 subnet is in use".into()))?;
+            .ok_or_else(|| {
+                NemesisError::Unsupported("every 10.77.x.0/24 subnet is in use".into())
+            })?;
         let gateway = Ipv4Addr::new(10, 77, octet, 254);
         let addrs: Vec<Ipv4Addr> = (0..nodes.len())
             .map(|i| Ipv4Addr::new(10, 77, octet, 10 + i as u8 + 1))
@@ -145,7 +147,10 @@ impl Netns {
     }
 
     pub fn addr_of(&self, node: &str) -> Option<Ipv4Addr> {
-        self.nodes.iter().position(|n| n == node).map(|i| self.addrs[i])
+        self.nodes
+            .iter()
+            .position(|n| n == node)
+            .map(|i| self.addrs[i])
     }
 
     /// The nft script that makes node `i`'s table match `state` (input drops only: the
@@ -173,8 +178,11 @@ impl Netns {
         let mut first = None;
         for (i, ns) in self.namespaces.iter().enumerate() {
             let script = self.script(i, state);
-            if let Err(e) = sys::run("ip", &["netns", "exec", ns, "nft", "-f", "-"], Some(&script))
-            {
+            if let Err(e) = sys::run(
+                "ip",
+                &["netns", "exec", ns, "nft", "-f", "-"],
+                Some(&script),
+            ) {
                 first.get_or_insert(e);
             }
         }

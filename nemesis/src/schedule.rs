@@ -150,10 +150,7 @@ impl Schedule {
                             let rate = rates[rng.random_range(0..rates.len())];
                             plan.push(at(
                                 t,
-                                Fault::Clock(ClockFault::Drift {
-                                    targets: who,
-                                    rate,
-                                }),
+                                Fault::Clock(ClockFault::Drift { targets: who, rate }),
                             ));
                         }
                     }
@@ -216,7 +213,9 @@ fn pick_targets(rng: &mut ChaCha8Rng, selectors: &[Selector], nodes: &[NodeId]) 
         Selector::Majority => n / 2 + 1,
         Selector::All => n,
     };
-    Targets::Nodes(sorted(shuffled(rng, nodes).into_iter().take(count).collect()))
+    Targets::Nodes(sorted(
+        shuffled(rng, nodes).into_iter().take(count).collect(),
+    ))
 }
 
 fn shape(rng: &mut ChaCha8Rng, nodes: &[NodeId]) -> Shape {

@@ -59,14 +59,18 @@ pub(crate) fn run(
                 msg: format!("cannot write its input: {e}"),
             })?;
     }
-    let out = child.wait_with_output().map_err(|e| NemesisError::Command {
-        cmd: line.clone(),
-        msg: e.to_string(),
-    })?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| NemesisError::Command {
+            cmd: line.clone(),
+            msg: e.to_string(),
+        })?;
     if !out.status.success() {
         return Err(NemesisError::Command {
             cmd: line,
-            msg: String::from_utf8_lossy(&out.stderr).trim().replace('\n', " | "),
+            msg: String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .replace('\n', " | "),
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -104,7 +108,10 @@ pub fn run_children(pid: u32) -> Vec<u32> {
     };
     for t in tasks.flatten() {
         if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
-            out.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
         }
     }
     out

@@ -70,7 +70,12 @@ fn dispatch(cli: Cli) -> Result<i32> {
             }
             if args.dry_run {
                 for (_, r) in &left {
-                    println!("run {} ({}): {}", r.run_id, r.run_dir.display(), r.describe());
+                    println!(
+                        "run {} ({}): {}",
+                        r.run_id,
+                        r.run_dir.display(),
+                        r.describe()
+                    );
                 }
                 return Ok(0);
             }

@@ -181,7 +181,10 @@ pub async fn run_test(args: TestArgs) -> Result<i32> {
         netns.as_ref(),
         Some(&ledger),
     )?;
-    let drive = drive_workload(&args, &mut mech, generator, schedule, &run_dir, seed, &ledger).await;
+    let drive = drive_workload(
+        &args, &mut mech, generator, schedule, &run_dir, seed, &ledger,
+    )
+    .await;
     if drive.is_err() && !kinds.is_empty() {
         // The nemesis loop heals on its way out; after an error it may not have run to
         // its end, so make the empty state hold once more (idempotent).
@@ -329,19 +332,19 @@ async fn drive_workload(
     let mut first_error: Option<anyhow::Error> = None;
     let join_workers = async {
         let joined = tokio::time::timeout(deadline, async {
-        while let Some(res) = workers.join_next().await {
-            match res {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    first_error.get_or_insert(e);
-                    let _ = cancel_tx.send(true);
-                }
-                Err(join) => {
-                    first_error.get_or_insert(anyhow::anyhow!("a worker panicked: {join}"));
-                    let _ = cancel_tx.send(true);
+            while let Some(res) = workers.join_next().await {
+                match res {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        first_error.get_or_insert(e);
+                        let _ = cancel_tx.send(true);
+                    }
+                    Err(join) => {
+                        first_error.get_or_insert(anyhow::anyhow!("a worker panicked: {join}"));
+                        let _ = cancel_tx.send(true);
+                    }
                 }
             }
-        }
         })
         .await;
         if joined.is_err() {

@@ -12,7 +12,9 @@ fn freezer_stops_a_process_tree_and_cleanup_removes_it() {
     }
     if !require(
         "the cgroup freezer test",
-        cgroup::root().is_none().then(|| "no cgroup2 hierarchy mounted".into()),
+        cgroup::root()
+            .is_none()
+            .then(|| "no cgroup2 hierarchy mounted".into()),
     ) {
         return;
     }
@@ -42,7 +44,10 @@ fn freezer_stops_a_process_tree_and_cleanup_removes_it() {
     ledger.finish();
     assert!(!path.exists(), "{} still exists", path.display());
     for p in schism_nemesis::sys::run_children(child.id()) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
     let _ = child.kill();
     let _ = child.wait();

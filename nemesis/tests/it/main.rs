@@ -4,6 +4,7 @@
 //! for it: with `CI` set they fail naming the missing piece; otherwise they skip, saying so.
 
 mod cgroup;
+mod ledger;
 mod netns;
 mod shim;
 

@@ -68,7 +68,10 @@ fn nft_cuts_drop_packets_and_cleanup_removes_everything() {
     net.apply(&cut).unwrap(); // idempotent
     assert!(net.rules()["n2"].contains("drop"), "{:?}", net.rules());
     assert!(!can_connect(Some(&ns1), n2), "n2 must not hear n1");
-    assert!(can_connect(None, n2), "client traffic from the runner still flows");
+    assert!(
+        can_connect(None, n2),
+        "client traffic from the runner still flows"
+    );
 
     net.apply(&FaultState::default()).unwrap();
     assert!(net.rules()["n2"].is_empty(), "healing leaves no table");
@@ -78,12 +81,22 @@ fn nft_cuts_drop_packets_and_cleanup_removes_everything() {
     let record = ledger.record();
     assert!(record.namespaces.len() == 3 && record.root_links.len() == 1);
     let done = ledger::cleanup_record(&record);
-    assert!(done.iter().any(|l| l.contains("deleted network namespace")), "{done:?}");
+    assert!(
+        done.iter().any(|l| l.contains("deleted network namespace")),
+        "{done:?}"
+    );
     let left = namespaces();
     for ns in &record.namespaces {
         assert!(!left.contains(ns.as_str()), "{ns} survived cleanup: {left}");
     }
-    assert!(!std::path::Path::new("/sys/class/net").join(&net.root_link).exists());
+    assert!(
+        !std::path::Path::new("/sys/class/net")
+            .join(&net.root_link)
+            .exists()
+    );
     drop(ledger);
-    assert!(ledger::records(&reg).is_empty(), "the registry entry is gone");
+    assert!(
+        ledger::records(&reg).is_empty(),
+        "the registry entry is gone"
+    );
 }

@@ -31,7 +31,11 @@ fn probe(bin: &std::path::Path, env: &[(String, String)]) -> Vec<i64> {
         .envs(env.iter().cloned())
         .output()
         .expect("run probe");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .map(|x| x.parse().unwrap())
@@ -48,7 +52,12 @@ fn shim_skews_a_c_program_and_follows_the_file() {
     let src = dir.path().join("probe.c");
     std::fs::write(&src, PROBE).unwrap();
     let bin = dir.path().join("probe");
-    let cc = Command::new("cc").arg("-o").arg(&bin).arg(&src).status().unwrap();
+    let cc = Command::new("cc")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .unwrap();
     assert!(cc.success());
 
     let ledger = ledger(dir.path(), "shimtest");
@@ -80,5 +89,8 @@ fn shim_skews_a_c_program_and_follows_the_file() {
     assert!((real[0] - now_s()).abs() <= 2);
     drop(file);
     ledger.finish();
-    assert!(!dir.path().join("clock").exists(), "the ledger removes shim files");
+    assert!(
+        !dir.path().join("clock").exists(),
+        "the ledger removes shim files"
+    );
 }

@@ -6,8 +6,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::process::Stdio;
 
-fn spawn_run(store: &Path, extra: &[&str]) -> std::process::Child {
+pub fn spawn_run(store: &Path, extra: &[&str]) -> std::process::Child {
     schism()
+        .env("SCHISM_STATE_DIR", state_dir(store))
         .arg("test")
         .arg("--store")
         .arg(store)
@@ -20,7 +21,7 @@ fn spawn_run(store: &Path, extra: &[&str]) -> std::process::Child {
 }
 
 /// Waits until the run's history has at least `lines` lines.
-fn wait_for_history(store: &Path, lines: usize) -> PathBuf {
+pub fn wait_for_history(store: &Path, lines: usize) -> PathBuf {
     let until = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(entries) = std::fs::read_dir(store.join("c")) {
@@ -45,7 +46,7 @@ fn wait_for_history(store: &Path, lines: usize) -> PathBuf {
 #[test]
 fn sigkilled_runner_leaves_a_readable_history_and_no_nodes() {
     let store = tempdir();
-    let mut child = spawn_run(store.path(), &[]);
+    let mut child = spawn_run(store.path(), &["--nemesis", "none"]);
     let run = wait_for_history(store.path(), 2000);
     assert!(
         !processes_mentioning(&store.path().to_string_lossy()).is_empty(),
@@ -70,10 +71,29 @@ fn sigkilled_runner_leaves_a_readable_history_and_no_nodes() {
 }
 
 #[test]
-fn sigint_stops_nodes_and_still_reports() {
+fn sigint_heals_faults_stops_nodes_and_still_reports() {
     let store = tempdir();
-    let child = spawn_run(store.path(), &["--reads", "leader"]);
+    let child = spawn_run(
+        store.path(),
+        &[
+            "--reads",
+            "leader",
+            "--nemesis",
+            "pause,partition,clock",
+            "--nemesis-interval",
+            "1s",
+        ],
+    );
     let run = wait_for_history(store.path(), 1000);
+    // Interrupt while a fault is in force.
+    let until = Instant::now() + Duration::from_secs(15);
+    while !nemesis_ops(&run)
+        .iter()
+        .any(|o| o["type"] == "info" && o["f"] != "heal")
+    {
+        assert!(Instant::now() < until, "no fault took effect");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     let out = child.wait_with_output().unwrap();
     let text = stdout(&out);
@@ -86,15 +106,18 @@ fn sigint_stops_nodes_and_still_reports() {
     );
     assert!(text.contains("interrupted"), "{text}");
     assert!(run.join("results.json").exists());
-    let left = wait_no_nodes(&store.path().to_string_lossy(), Duration::from_secs(1));
-    assert!(
-        left.is_empty(),
-        "node processes outlived an interrupted run: {left:?}"
+    let ops = nemesis_ops(&run);
+    let last = ops.last().expect("nemesis ops");
+    assert_eq!(
+        (last["f"].as_str(), last["type"].as_str()),
+        (Some("heal"), Some("info")),
+        "the interrupted run heals and records it: {last}"
     );
+    assert_no_leftovers(store.path(), &run);
 }
 
 #[test]
-fn harness_error_and_panic_stop_every_node() {
+fn harness_error_and_panic_heal_and_stop_every_node() {
     for fault in ["error", "panic"] {
         let store = tempdir();
         let out = run_test(
@@ -106,6 +129,12 @@ fn harness_error_and_panic_stop_every_node() {
                 "20s",
                 "--inject-harness-fault",
                 fault,
+                "--nemesis",
+                "pause,partition",
+                "--nemesis-targets",
+                "all",
+                "--nemesis-interval",
+                "1s",
             ],
         );
         assert_eq!(
@@ -118,13 +147,15 @@ fn harness_error_and_panic_stop_every_node() {
             "{fault}: {}",
             stderr(&out)
         );
-        let left = wait_no_nodes(&store.path().to_string_lossy(), Duration::from_secs(1));
-        assert!(
-            left.is_empty(),
-            "{fault}: node processes outlived the run: {left:?}"
-        );
-        // What was recorded before the failure is still there and readable.
         let run = only_run_dir(store.path(), "c");
+        // The failure struck while a fault was in force.
+        let ops = nemesis_ops(&run);
+        assert!(
+            ops.iter().any(|o| o["type"] == "info" && o["f"] != "heal"),
+            "{fault}: no fault was in force: {ops:?}"
+        );
+        assert_no_leftovers(store.path(), &run);
+        // What was recorded before the failure is still there and readable.
         let check = schism().arg("check").arg(&run).output().unwrap();
         assert_ne!(check.status.code(), Some(3), "{}", stderr(&check));
     }

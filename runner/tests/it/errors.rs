@@ -72,7 +72,14 @@ fn port_already_in_use_is_one_clear_line() {
     // Node n1 gets the base port itself.
     let out = run_test(
         store.path(),
-        &["--base-port", &port.to_string(), "--time-limit", "2s"],
+        &[
+            "--base-port",
+            &port.to_string(),
+            "--time-limit",
+            "2s",
+            "--nemesis",
+            "none",
+        ],
     );
     assert_eq!(out.status.code(), Some(3));
     let line = one_error_line(&out);

@@ -6,6 +6,8 @@
 
 mod cleanup;
 mod errors;
+mod faults;
+mod nemesis_runs;
 mod verdicts;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ pub fn schism() -> Command {
 /// Runs `schism test` with a temp store and the given extra flags.
 pub fn run_test(store: &Path, extra: &[&str]) -> Output {
     let out = schism()
+        .env("SCHISM_STATE_DIR", state_dir(store))
         .arg("test")
         .arg("--store")
         .arg(store)
@@ -115,4 +118,82 @@ pub fn tempdir() -> tempfile::TempDir {
         .prefix("schism-it-")
         .tempdir()
         .expect("tempdir")
+}
+
+/// The leftover registry of runs in `store` (each test keeps its own, so that one test's
+/// deliberately killed run does not stop another test's runs).
+pub fn state_dir(store: &Path) -> PathBuf {
+    store.join("state")
+}
+
+/// Whether a test that needs `missing` may go on: under `CI` it fails naming the missing
+/// piece; otherwise it skips with a notice.
+pub fn require(what: &str, missing: Option<String>) -> bool {
+    match missing {
+        None => true,
+        Some(why) => {
+            if std::env::var_os("CI").is_some() {
+                panic!("{what} cannot run here: {why} (CI must provide it; see .ci/run)");
+            }
+            eprintln!("SKIPPED {what}: {why}");
+            false
+        }
+    }
+}
+
+/// Network namespace names that contain `needle`.
+pub fn namespaces_with(needle: &str) -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output();
+    out.map(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|n| n.contains(needle))
+            .map(str::to_owned)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// The process state letter of `pid` (`T` = stopped), if it exists.
+pub fn proc_state(pid: u32) -> Option<char> {
+    schism_nemesis::sys::proc_stat(pid).map(|s| s.0)
+}
+
+/// The nemesis lines of a history file, as JSON.
+pub fn nemesis_ops(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("history.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"process\":\"nemesis\""))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The run id recorded in a run folder's nemesis-state.json.
+pub fn run_id_of(run: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(run.join("nemesis-state.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["run_id"].as_str().map(str::to_owned)
+}
+
+/// Asserts that nothing of run `run` remains: no namespace, no node process (stopped
+/// or not), no registry entry.
+pub fn assert_no_leftovers(store: &Path, run: &Path) {
+    if let Some(id) = run_id_of(run) {
+        let ns = namespaces_with(&format!("schism-{id}"));
+        assert!(ns.is_empty(), "namespaces left: {ns:?}");
+        assert!(
+            !Path::new("/sys/class/net")
+                .join(format!("sch{id}"))
+                .exists(),
+            "root veth left"
+        );
+    }
+    let left = wait_no_nodes(&store.to_string_lossy(), Duration::from_secs(3));
+    assert!(left.is_empty(), "node processes left: {left:?}");
+    let reg: Vec<_> = std::fs::read_dir(state_dir(store))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(reg.is_empty(), "registry entries left: {reg:?}");
 }

@@ -20,6 +20,9 @@ fn run_and_recheck(mode: &str, seed: u64, workload: &str) -> (i32, String) {
             "10s",
             "--name",
             "v",
+            // The verdict matrix without faults; runs under faults are in nemesis_runs.
+            "--nemesis",
+            "none",
         ],
     );
     let code = out.status.code().expect("exit code");

@@ -341,14 +341,24 @@ impl ReferenceCluster {
 
     /// `POST /admin/clock`: from now on the node's clock is real time + `offset_ms`,
     /// running at `rate`.
-    pub async fn set_clock(&self, node: &str, offset_ms: f64, rate: f64) -> Result<(), TargetError> {
+    pub async fn set_clock(
+        &self,
+        node: &str,
+        offset_ms: f64,
+        rate: f64,
+    ) -> Result<(), TargetError> {
         self.admin_post(node, "clock", &ClockRequest { offset_ms, rate })
             .await
     }
 
     /// `POST /admin/links`: the node drops replication traffic from `cut` (and to it,
     /// unless `one_way`).
-    pub async fn set_links(&self, node: &str, cut: &[NodeId], one_way: bool) -> Result<(), TargetError> {
+    pub async fn set_links(
+        &self,
+        node: &str,
+        cut: &[NodeId],
+        one_way: bool,
+    ) -> Result<(), TargetError> {
         self.admin_post(
             node,
             "links",
@@ -375,7 +385,10 @@ impl ReferenceCluster {
             .send()
             .await
             .map_err(|e| err(crate::client::error_text(&e)))?;
-        let bytes = resp.bytes().await.map_err(|e| err(crate::client::error_text(&e)))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| err(crate::client::error_text(&e)))?;
         serde_json::from_slice(&bytes).map_err(|e| err(format!("unreadable dump: {e}")))
     }
 

@@ -40,9 +40,9 @@ use axum::serve::ListenerExt;
 use schism_history::Value;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -816,7 +816,11 @@ async fn admin_clock(State(s): State<Shared>, body: Bytes) -> Response {
     let req: ClockRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return error_response(StatusCode::BAD_REQUEST, &s.node, format!("bad clock request: {e}"));
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &s.node,
+                format!("bad clock request: {e}"),
+            );
         }
     };
     if let Err(e) = s.clock.set(req) {
@@ -836,7 +840,11 @@ async fn admin_links(State(s): State<Shared>, body: Bytes) -> Response {
     let req: LinksRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return error_response(StatusCode::BAD_REQUEST, &s.node, format!("bad links request: {e}"));
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &s.node,
+                format!("bad links request: {e}"),
+            );
         }
     };
     let cut: BTreeSet<NodeId> = req.cut.iter().cloned().collect();
@@ -844,7 +852,11 @@ async fn admin_links(State(s): State<Shared>, body: Bytes) -> Response {
         let Ok(mut links) = s.links.write() else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
-        links.drop_to = if req.one_way { BTreeSet::new() } else { cut.clone() };
+        links.drop_to = if req.one_way {
+            BTreeSet::new()
+        } else {
+            cut.clone()
+        };
         links.drop_from = cut;
     }
     s.logger.line(format_args!(
@@ -875,7 +887,10 @@ async fn admin_dump(State(s): State<Shared>) -> Response {
         drop_from,
         drop_to,
     };
-    json_response(StatusCode::OK, serde_json::to_vec(&dump).unwrap_or_default())
+    json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&dump).unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]

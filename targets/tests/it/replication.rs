@@ -20,7 +20,12 @@ async fn appends_reach_every_follower_and_followers_refuse_writes() {
         {
             Reply::Ok { node, meta, .. } => {
                 assert_eq!(node, "n1");
-                assert_eq!(meta.as_ref().and_then(|m| m.get("lsn")).and_then(|v| v.as_u64()), Some(v as u64 + 1));
+                assert_eq!(
+                    meta.as_ref()
+                        .and_then(|m| m.get("lsn"))
+                        .and_then(|v| v.as_u64()),
+                    Some(v as u64 + 1)
+                );
             }
             other => panic!("append {v}: {other:?}"),
         }
@@ -156,7 +161,12 @@ async fn restarted_leader_continues_its_lsn_sequence_while_a_follower_is_paused(
         .invoke(&mut session, Request::Append { key: 1, value: 10 })
         .await
     {
-        Reply::Ok { meta, .. } => assert_eq!(meta.as_ref().and_then(|m| m.get("lsn")).and_then(|v| v.as_u64()), Some(11)),
+        Reply::Ok { meta, .. } => assert_eq!(
+            meta.as_ref()
+                .and_then(|m| m.get("lsn"))
+                .and_then(|v| v.as_u64()),
+            Some(11)
+        ),
         other => panic!("{other:?}"),
     }
     cluster.resume("n3").unwrap();
