@@ -192,11 +192,9 @@ pub async fn run_test(args: TestArgs) -> Result<i32> {
             eprintln!("schism: warning: healing after the error: {e}");
         }
     }
-    drop(mech);
     // Stop the cluster before anything else can fail: no node outlives the run.
     let stopped = cluster.stop().await;
     drop(cluster);
-    drop(netns);
     let cleaned = ledger.finish();
     if cleaned.iter().any(|l| l.starts_with("could not")) {
         eprintln!("schism: warning: cleanup: {}", cleaned.join("; "));
