@@ -53,6 +53,7 @@ th,td{border:1px solid var(--line);padding:3px 8px;text-align:left;vertical-alig
 th{background:var(--soft);font-weight:600}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.witness td{background:#fff3cd;font-weight:600}
+td.mono{max-width:520px;overflow-wrap:anywhere}
 code,.mono{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,monospace;font-size:12px}
 details{margin:6px 0}summary{cursor:pointer}
 .anomaly{border-left:4px solid var(--invalid);padding:4px 12px;margin:10px 0;background:#fdf6f6}

@@ -79,8 +79,7 @@ pub fn render_run(input: &RunInput<'_>) -> String {
         let _ = write!(body, "<p class=\"note\">warning: {}</p>", Esc(w));
     }
 
-    body.push_str("<h2>Settings</h2>");
-    body.push_str(&settings_table(input.config));
+    body.push_str(&key_settings(input.config));
 
     body.push_str(
         "<h2>Checkers</h2><table><tr><th>checker</th><th>verdict</th><th>figures</th></tr>",
@@ -146,13 +145,15 @@ pub fn render_run(input: &RunInput<'_>) -> String {
         let near = nearby(h, &pairs, &witnesses, 8);
         let _ = write!(
             body,
-            "<div class=\"anomaly\" id=\"anomaly-{i}\"><h3>{}. {}{}</h3><p>{}</p>",
+            "<div class=\"anomaly\" id=\"anomaly-{i}\"><h3>{}. {}{}</h3><p>{}</p><details{}><summary>ops involved (highlighted) and ops on the same key around them</summary>",
             i + 1,
             Esc(a.kind.as_str()),
             a.key.map(|k| format!(" on key {k}")).unwrap_or_default(),
-            Esc(&a.explanation)
+            Esc(&a.explanation),
+            if i < 3 { " open" } else { "" }
         );
         body.push_str(&ops_table(h, &pairs, &witnesses, &near));
+        body.push_str("</details>");
         if i < MAX_ANOMALY_WINDOWS && !witnesses.is_empty() {
             let mut chosen = witnesses.clone();
             chosen.extend(around(&pairs, &witnesses, 60));
@@ -191,6 +192,10 @@ pub fn render_run(input: &RunInput<'_>) -> String {
     body.push_str(&staleness_plots(h, &pairs, &faults));
     body.push_str("<h2>Faults and availability</h2>");
     body.push_str(&availability_table(&pairs, &faults));
+
+    body.push_str("<h2 id=\"settings-h\">Settings</h2><details><summary>every setting of the run (config.json)</summary>");
+    body.push_str(&settings_table(input.config));
+    body.push_str("</details>");
 
     // Timeline.
     body.push_str("<h2 id=\"timeline\">Timeline</h2><p class=\"note\">Whole run: one lane per worker (a process that ended indeterminate is succeeded by a new one on the same lane); colour is the worst outcome in the cell (green ok, orange fail, purple indeterminate), depth the number of ops begun. Fault windows are shaded red. Detail windows below show every op as a bar (hover for the op); witness ops are outlined.</p>");
@@ -284,10 +289,13 @@ fn nearby(h: &History, pairs: &Pairs, witnesses: &[u32], n: usize) -> Vec<u32> {
         }
     }
     found.sort_unstable();
-    let mut out: Vec<u32> = found.into_iter().map(|(_, id)| id).collect();
-    out.dedup();
-    out.truncate(n);
-    out
+    let mut seen = std::collections::HashSet::new();
+    found
+        .into_iter()
+        .map(|(_, id)| id)
+        .filter(|id| seen.insert(*id))
+        .take(n)
+        .collect()
 }
 
 /// Spans within `n` of each witness in invoke order.
@@ -345,6 +353,40 @@ fn ops_table(h: &History, pairs: &Pairs, witnesses: &[u32], near: &[u32]) -> Str
     }
     s.push_str("</table>");
     s
+}
+
+/// One line with the settings people look for first.
+fn key_settings(config: &serde_json::Value) -> String {
+    let mut parts = Vec::new();
+    for (label, ptr) in [
+        ("target", "/test/target"),
+        ("model", "/test/model"),
+        ("nodes", "/test/nodes"),
+        ("replication", "/test/replication"),
+        ("reads", "/test/reads"),
+        ("workload", "/test/workload"),
+        ("nemesis", "/test/nemesis"),
+        ("concurrency", "/test/concurrency"),
+        ("rate", "/test/rate"),
+        ("time limit", "/test/time_limit"),
+        ("seed", "/seed"),
+        ("started", "/started_at"),
+    ] {
+        let Some(v) = config.pointer(ptr) else {
+            continue;
+        };
+        let v = match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => continue,
+            other => other.to_string(),
+        };
+        parts.push(format!(
+            "<span class=\"pill\">{} <b>{}</b></span>",
+            Esc(label),
+            Esc(&truncate(&v, 80))
+        ));
+    }
+    format!("<p id=\"key-settings\">{}</p>", parts.join(""))
 }
 
 /// Flattens config.json into `key = value` rows (objects become dotted keys).
