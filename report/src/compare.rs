@@ -179,7 +179,7 @@ pub fn render_comparison(c: &ComparisonInput) -> String {
     for (i, s) in c.settings.iter().enumerate() {
         let _ = write!(
             body,
-            "<tr><td><i style=\"display:inline-block;width:10px;height:10px;border-radius:5px;background:{}\"></i> {}</td><td class=\"num\">{}/{}</td>",
+            "<tr><td style=\"white-space:nowrap\"><i style=\"display:inline-block;width:10px;height:10px;border-radius:5px;background:{}\"></i> {}</td><td class=\"num\">{}/{}</td>",
             hex(color(i)),
             Esc(&s.label),
             s.invalid_runs,

@@ -115,9 +115,8 @@ impl Chart {
             y0 = m.min(y0);
         }
         if self.log_x {
-            x0 = x0.max(1e-3);
-            x1 = x1.max(x0 * 10.0);
-            x1 *= 1.2;
+            x0 = x0.max(1e-3) / 1.3;
+            x1 = (x1 * 1.3).max(x0 * 3.0);
         } else {
             if x1 - x0 < 1e-9 {
                 x1 = x0 + 1.0;

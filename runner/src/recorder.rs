@@ -88,9 +88,8 @@ impl Recorder {
         let Ok(mut faults) = self.faults.lock() else {
             return;
         };
-        let open = |k: &str| -> String { k.to_owned() };
         if let Some(k) = f.strip_prefix("start-") {
-            faults.insert(open(k), format!("{k}{detail}"));
+            faults.insert(k.to_owned(), format!("{k}{detail}"));
         } else if let Some(k) = f.strip_prefix("stop-") {
             faults.remove(k);
         } else {
