@@ -68,8 +68,10 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             workload: None,
-            // A cached state costs roughly 60–100 bytes, so this stays well under 1 GiB.
-            max_states: 5_000_000,
+            // A valid history costs about 7 states per op, so this covers histories of
+            // a million ops; the memo of one key peaks near 65 bytes per state, so a
+            // single pathological key stays under 1 GiB.
+            max_states: 10_000_000,
             abort: None,
             max_anomalies_per_kind: 20,
             register: RegisterOptions::default(),

@@ -1,4 +1,5 @@
-//! The command line: `schism test`, `schism check`, and the internal `schism node`.
+//! The command line: `schism test`, `check`, `report`, `serve`, `compare`, and the
+//! internal `schism node`.
 //!
 //! Flag names follow DESIGN.md so that scripts, docs and CI jobs stay stable. Values a
 //! later version will accept (other targets, replication modes, read routings) are
@@ -28,6 +29,12 @@ pub enum Command {
     /// Remove what a killed run left behind: network namespaces, nft tables, stopped or
     /// orphaned node processes, cgroups, clock-shim files.
     Cleanup(CleanupArgs),
+    /// Re-render report.html from a results folder alone (and the store's index.html).
+    Report(ReportArgs),
+    /// Browse a results store over HTTP (loopback by default).
+    Serve(ServeArgs),
+    /// Run a matrix of settings, several seeds each, and write one comparison page.
+    Compare(CompareArgs),
     /// Run one reference node (internal: spawned by `schism test`).
     #[command(hide = true)]
     Node(NodeArgs),
@@ -145,6 +152,10 @@ pub struct TestArgs {
     /// (cooperative link cuts through the nodes' admin API), auto (netns when possible).
     #[arg(long, value_enum, default_value_t = Net::Auto)]
     pub net: Net,
+    /// Also write a JUnit XML file: one test case per checker, failures carry the
+    /// anomalies' explanations.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// Testing the harness itself: fail (or panic) one second into the workload (or half
     /// a second after the first fault took effect), to prove that every node is stopped
     /// and every fault healed on that exit path.
@@ -188,6 +199,55 @@ pub struct CheckArgs {
     pub checker_max_states: u64,
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
     pub checker_time_limit: Duration,
+    /// Also write a JUnit XML file (one test case per checker).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// A run folder (with config.json, history.jsonl, results.json), or a store: then
+    /// every run in it that lacks a report.html gets one, and index.html is rewritten.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The results store to serve.
+    #[arg(default_value = "results")]
+    pub dir: PathBuf,
+    /// Address to listen on. Loopback by default; anything else exposes your results
+    /// (histories, settings) to that network.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: std::net::SocketAddr,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// The comparison's name (default: the matrix file's `name`, else `compare`): the
+    /// page goes to <store>/compare/<name>/<timestamp>/, runs to <store>/<name>-<setting>/.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A `schism test` flag and the values to try, e.g. `replication=sync,semi-sync:1,async`.
+    /// Repeat for a matrix (every combination is run).
+    #[arg(long, value_name = "FLAG=V1,V2,...")]
+    pub vary: Vec<String>,
+    /// A TOML file with `name`, `seeds` or `seed_list`, `args` (shared flags) and a
+    /// `[vary]` table of flag = [values]; command-line options add to it.
+    #[arg(long, value_name = "FILE")]
+    pub matrix: Option<PathBuf>,
+    /// Seeds per setting (1, 2, … N).
+    #[arg(long, conflicts_with = "seed_list")]
+    pub seeds: Option<u64>,
+    /// Explicit seeds, e.g. `7,8,9`.
+    #[arg(long, value_delimiter = ',')]
+    pub seed_list: Vec<u64>,
+    /// Where runs and the comparison are stored.
+    #[arg(long, default_value = "results")]
+    pub store: PathBuf,
+    /// Flags every run shares, after `--`: e.g. `-- --time-limit 20s --nemesis kill`.
+    #[arg(last = true)]
+    pub test_args: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

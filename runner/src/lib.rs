@@ -5,6 +5,9 @@
 
 pub mod analyze;
 pub mod cli;
+pub mod compare;
 pub mod recorder;
+pub mod reporting;
 pub mod run;
+pub mod serve;
 pub mod store;

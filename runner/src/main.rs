@@ -7,7 +7,8 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use schism_runner::cli::{self, Cli, Command};
-use schism_runner::{analyze, run};
+use schism_runner::{analyze, compare, reporting, run, serve, store};
+use std::path::Path;
 
 const EXIT_HARNESS: i32 = 3;
 
@@ -54,6 +55,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 cli::Workload::Register => schism_checker::Workload::Register,
             });
             let results = analyze::analyze_file(&args.path, workload, &budget)?;
+            if let Some(path) = &args.junit {
+                let suite = args
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "check".into());
+                reporting::write_junit(path, &suite, &results)?;
+            }
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&results)?);
             } else {
@@ -84,12 +93,64 @@ fn dispatch(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Test(args) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            rt.block_on(run::run_test(*args))
+        Command::Test(args) => runtime()?.block_on(run::run_test(*args)),
+        Command::Compare(args) => runtime()?.block_on(compare::run_compare(args)),
+        Command::Serve(args) => {
+            runtime()?.block_on(serve::serve(&args.dir, args.bind))?;
+            Ok(0)
+        }
+        Command::Report(args) => report(&args.path),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// `schism report PATH`: a run folder gets its report.html re-rendered; a store gets a
+/// report for every run that lacks one, and a fresh index.html.
+fn report(path: &Path) -> Result<i32> {
+    if path.join(store::RESULTS).exists() {
+        let out = reporting::write_run_report(path)?;
+        println!("report: {}", out.display());
+        // A run inside a store: refresh the store's index too.
+        if let Some(root) = path.parent().and_then(Path::parent)
+            && root.join(store::INDEX).exists()
+        {
+            reporting::write_index(root)?;
+        }
+        return Ok(0);
+    }
+    if !path.is_dir() {
+        anyhow::bail!(
+            "{} is neither a run folder (with {}) nor a results store",
+            path.display(),
+            store::RESULTS
+        );
+    }
+    let mut rendered = 0;
+    for test in std::fs::read_dir(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .flatten()
+    {
+        for run in std::fs::read_dir(test.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let dir = run.path();
+            if dir.join(store::RESULTS).exists() && !dir.join(store::REPORT).exists() {
+                match reporting::write_run_report(&dir) {
+                    Ok(_) => rendered += 1,
+                    Err(e) => eprintln!("schism: warning: {e:#}"),
+                }
+            }
         }
     }
+    let index = reporting::write_index(path)?;
+    println!("{rendered} reports rendered; index: {}", index.display());
+    Ok(0)
 }

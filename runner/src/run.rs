@@ -6,7 +6,8 @@
 //! follows its schedule, one recorder writing both to history.jsonl → final heal, quiet
 //! period, final reads → workers stop (time limit, Ctrl-C, or the hard deadline) → heal
 //! → history flushed → cluster stopped → ledger cleaned → `latest` updated → history
-//! re-read and checked → results.json → summary.
+//! re-read and checked → results.json → report.html and the store's index.html →
+//! summary (and `--junit`).
 //!
 //! Guarantees: every node process is stopped and every fault undone on every exit path:
 //! normal end and Ctrl-C/SIGTERM (the nemesis heals and records it), harness error (an
@@ -41,10 +42,12 @@ use crate::store;
 /// Time allowed after the time limit for final reads and in-flight requests before
 /// workers are aborted (their open ops then count as indeterminate).
 const HARD_DEADLINE_SLACK: Duration = Duration::from_secs(30);
-/// How often the progress line is printed.
+/// How often the progress line is printed when stderr is not a terminal.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 /// The port every node listens on inside its own network namespace.
 const NETNS_PORT: u16 = 7000;
+/// How often the single progress line is redrawn on a terminal.
+const PROGRESS_INTERVAL_TTY: Duration = Duration::from_millis(500);
 
 /// Live counters for the progress line.
 #[derive(Debug, Default)]
@@ -62,7 +65,21 @@ enum Ending {
     DeadlineExceeded,
 }
 
+/// What a finished run leaves behind.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The exit code (0 valid, 1 invalid, 2 unknown).
+    pub code: i32,
+    pub run_dir: std::path::PathBuf,
+    pub results: analyze::ResultsFile,
+}
+
 pub async fn run_test(args: TestArgs) -> Result<i32> {
+    Ok(run_test_outcome(args).await?.code)
+}
+
+/// One run; returns its exit code, folder and results.
+pub async fn run_test_outcome(args: TestArgs) -> Result<RunOutcome> {
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -212,8 +229,22 @@ pub async fn run_test(args: TestArgs) -> Result<i32> {
         .await
         .context("checker task panicked")??;
     store::write_json(&run_dir.join(store::RESULTS), &results)?;
+    let dir = run_dir.clone();
+    let report = tokio::task::spawn_blocking(move || crate::reporting::write_run_report(&dir))
+        .await
+        .context("report task panicked")?;
+    if let Err(e) = crate::reporting::write_index(&args.store) {
+        eprintln!("schism: warning: {e:#}");
+    }
+    if let Some(path) = &args.junit {
+        crate::reporting::write_junit(path, &args.name, &results)?;
+    }
     print!("{}", analyze::summary(&results));
     println!("results: {}", run_dir.display());
+    match report {
+        Ok(path) => println!("report: {}", path.display()),
+        Err(e) => eprintln!("schism: warning: no report.html: {e:#}"),
+    }
     let mut code = analyze::exit_code(results.validity);
     if ending != Ending::Completed {
         let why = match ending {
@@ -226,7 +257,11 @@ pub async fn run_test(args: TestArgs) -> Result<i32> {
             code = 2;
         }
     }
-    Ok(code)
+    Ok(RunOutcome {
+        code,
+        run_dir,
+        results,
+    })
 }
 
 /// A short id for names of system resources (namespaces, veths): 6 hex digits.
@@ -288,6 +323,7 @@ async fn drive_workload(
     let signals = tokio::spawn(watch_signals(cancel_tx.clone(), ledger.clone()));
     let progress = tokio::spawn(progress(
         counters.clone(),
+        recorder.clone(),
         start,
         args.time_limit,
         cancel_rx.clone(),
@@ -671,27 +707,61 @@ fn summarize(st: &schism_nemesis::FaultState) -> String {
     parts.join(", ")
 }
 
+/// The progress line: elapsed/limit, ops recorded, ok/fail/info, active faults. On a
+/// terminal one line redrawn in place (`\r`); otherwise a plain line every few seconds.
 async fn progress(
     counters: Arc<Counters>,
+    recorder: Arc<Recorder>,
     start: Instant,
     limit: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(PROGRESS_INTERVAL) => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
-        eprintln!(
-            "schism: {:>5.1}s/{:.0}s  ok {}  fail {}  info {}",
+    use std::io::{IsTerminal, Write};
+    let tty = std::io::stderr().is_terminal();
+    let every = if tty {
+        PROGRESS_INTERVAL_TTY
+    } else {
+        PROGRESS_INTERVAL
+    };
+    let line = || {
+        let faults = recorder.active_faults();
+        format!(
+            "schism: {:>5.1}s/{:.0}s  ops {}  ok {}  fail {}  info {}  fault: {}",
             start.elapsed().as_secs_f64(),
             limit.as_secs_f64(),
+            recorder.recorded(),
             counters.ok.load(Ordering::Relaxed),
             counters.fail.load(Ordering::Relaxed),
             counters.info.load(Ordering::Relaxed),
-        );
+            if faults.is_empty() {
+                "none".to_owned()
+            } else {
+                faults.join(", ")
+            }
+        )
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => {
+                if tty {
+                    // Leave the last state on screen, then move to a fresh line.
+                    eprint!("\r{}\x1b[K\n", line());
+                }
+                return;
+            }
+        }
+        if *stop.borrow() {
+            if tty {
+                eprint!("\r{}\x1b[K\n", line());
+            }
+            return;
+        }
+        if tty {
+            eprint!("\r{}\x1b[K", line());
+            let _ = std::io::stderr().flush();
+        } else {
+            eprintln!("{}", line());
+        }
     }
 }

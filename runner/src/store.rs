@@ -12,6 +12,13 @@ pub const CONFIG: &str = "config.json";
 pub const HISTORY: &str = "history.jsonl";
 pub const RESULTS: &str = "results.json";
 pub const NODES: &str = "nodes";
+pub const REPORT: &str = "report.html";
+/// At the top of the store: the list of runs.
+pub const INDEX: &str = "index.html";
+/// Comparisons live in `<store>/compare/<name>/<timestamp>/`.
+pub const COMPARE: &str = "compare";
+pub const COMPARISON_HTML: &str = "comparison.html";
+pub const COMPARISON_JSON: &str = "comparison.json";
 
 /// Creates the folder of a new run and returns its path.
 pub fn create_run_dir(store: &Path, name: &str, stamp: &str) -> Result<PathBuf> {
@@ -64,6 +71,18 @@ pub fn update_latest(store: &Path, run_dir: &Path) -> Result<()> {
     std::fs::rename(&tmp, store.join("latest"))
         .with_context(|| format!("cannot update {}/latest", store.display()))?;
     Ok(())
+}
+
+/// Writes a file whole: to a temporary sibling, then renamed over the target, so a
+/// reader (a browser, `schism serve`) never sees half a page.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {

@@ -97,6 +97,45 @@ pub(crate) struct Searched {
     pub explored: u64,
 }
 
+/// The set of explored configurations. Keys of up to `INLINE` words (the common case:
+/// few concurrent ops, few indeterminate ones) live inline in the table, which saves an
+/// allocation per state and a pointer chase per lookup; longer keys are boxed. A key's
+/// length is a function of its first word (`k`), so zero padding is unambiguous.
+#[derive(Default)]
+struct Memo {
+    short: FxHashSet<[u64; INLINE]>,
+    long: FxHashSet<Box<[u64]>>,
+}
+
+const INLINE: usize = 3;
+
+impl Memo {
+    #[inline]
+    fn contains(&self, key: &[u64]) -> bool {
+        match Self::inline(key) {
+            Some(k) => self.short.contains(&k),
+            None => self.long.contains(key),
+        }
+    }
+
+    #[inline]
+    fn insert(&mut self, key: &[u64]) {
+        match Self::inline(key) {
+            Some(k) => self.short.insert(k),
+            None => self.long.insert(key.into()),
+        };
+    }
+
+    #[inline]
+    fn inline(key: &[u64]) -> Option<[u64; INLINE]> {
+        (key.len() <= INLINE).then(|| {
+            let mut k = [0u64; INLINE];
+            k[..key.len()].copy_from_slice(key);
+            k
+        })
+    }
+}
+
 /// Searches for a linearization of `calls` from `initial`. `budget` is decremented per
 /// explored configuration and may be shared across keys.
 pub(crate) fn search(
@@ -241,7 +280,7 @@ impl<'a> Search<'a> {
         let n = self.calls.len();
         let words = self.ok_words + (n - self.n_ok).div_ceil(64);
         let mut bits = vec![0u64; words];
-        let mut cache: FxHashSet<Box<[u64]>> = FxHashSet::default();
+        let mut cache = Memo::default();
         let mut buf: Vec<u64> = Vec::with_capacity(16);
         // (call node, state before it, k before it)
         let mut stack: Vec<(u32, u32, usize)> = Vec::new();
@@ -275,13 +314,13 @@ impl<'a> Search<'a> {
                         k
                     };
                     self.key(&mut buf, &bits, new_k, new_state);
-                    if !cache.contains(buf.as_slice()) {
+                    if !cache.contains(&buf) {
                         if *budget == 0 {
                             break Outcome::Exhausted { deepest };
                         }
                         *budget -= 1;
                         explored += 1;
-                        cache.insert(buf.as_slice().into());
+                        cache.insert(&buf);
                         stack.push((entry, state, k));
                         state = new_state;
                         k = new_k;

@@ -99,12 +99,21 @@ fn perf_default_budget_exhaustion() {
         }
     }
     b.read(99, 0, Some(0));
-    let t = Instant::now();
-    let r = schism_checker::check(&b.history(), &Options::default()).unwrap();
-    println!(
-        "budget exhaustion: {:?} in {:.1} ms: {}",
-        r.validity,
-        t.elapsed().as_secs_f64() * 1e3,
-        r.results[0].figures["unknown_reason"]
-    );
+    for max_states in [10_000, 100_000, 1_000_000, Options::default().max_states] {
+        let t = Instant::now();
+        let r = schism_checker::check(
+            &b.history(),
+            &Options {
+                max_states,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        println!(
+            "budget exhaustion: {:?} in {:.1} ms: {}",
+            r.validity,
+            t.elapsed().as_secs_f64() * 1e3,
+            r.results[0].figures["unknown_reason"]
+        );
+    }
 }

@@ -4,10 +4,12 @@
 //! tests can run in parallel. Runs are 10 s (DESIGN: size each run so its assertion holds
 //! reliably); verdicts are asserted through exit codes and the printed summary.
 
+mod browser;
 mod cleanup;
 mod errors;
 mod faults;
 mod nemesis_runs;
+mod serve;
 mod verdicts;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,681 @@
+//! The run report (`report.html`): verdict and settings, checkers, every listed anomaly
+//! with its explanation, the ops involved and the ops around them, latency / throughput /
+//! staleness plots with fault windows shaded, availability per fault window, and the
+//! timeline (aggregated overall, detailed around anomalies and faults).
+
+use schism_checker::{CheckResult, Validity};
+use schism_history::History;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use crate::data::{FaultWindow, Out, Pairs, fault_windows, staleness, truncate};
+use crate::figures::anomaly_counts;
+use crate::html::{Esc, PALETTE, hex, legend, num, page, pct, validity_badge};
+use crate::plot::{Band, Chart, Layer, Mark};
+use crate::timeline;
+
+/// The checker side of a run: what `results.json` holds (unknown fields are ignored, so
+/// newer runners' files still render).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResultsData {
+    pub validity: Validity,
+    #[serde(default)]
+    pub results: Vec<CheckResult>,
+    /// Run statistics as the runner computed them (shown as given).
+    #[serde(default)]
+    pub stats: serde_json::Value,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// Everything a run report is drawn from.
+#[derive(Debug, Clone, Copy)]
+pub struct RunInput<'a> {
+    /// Page title, e.g. the test name and run folder.
+    pub title: &'a str,
+    /// `config.json` (every setting, the seed).
+    pub config: &'a serde_json::Value,
+    pub results: &'a ResultsData,
+    pub history: &'a History,
+}
+
+/// Anomaly sections shown in full (with a detail window each).
+const MAX_ANOMALY_WINDOWS: usize = 12;
+const MAX_ANOMALIES_LISTED: usize = 60;
+const MAX_FAULT_WINDOWS: usize = 8;
+
+/// Renders the whole report page.
+pub fn render_run(input: &RunInput<'_>) -> String {
+    let h = input.history;
+    let pairs = Pairs::build(h);
+    let faults = fault_windows(h);
+    let pos_of = PosIndex::new(h);
+    let mut body = String::with_capacity(1 << 20);
+
+    // Header: verdict and the headline counts.
+    let counts = anomaly_counts(&input.results.results);
+    let _ = write!(
+        body,
+        "<h1>{}</h1><p>{} ",
+        Esc(input.title),
+        validity_badge(input.results.validity)
+    );
+    for (k, n) in &counts {
+        let _ = write!(body, "<span class=\"pill\">{n} {}</span>", Esc(k));
+    }
+    let ok = pairs.spans.iter().filter(|s| s.out == Out::Ok).count();
+    let fail = pairs.spans.iter().filter(|s| s.out == Out::Fail).count();
+    let info = pairs.spans.len() - ok - fail;
+    let _ = write!(
+        body,
+        "</p><p class=\"muted\">{} client ops (ok {ok}, fail {fail}, info {info}) over {:.1} s; {} history lines; {} fault windows/events</p>",
+        pairs.spans.len(),
+        pairs.end_ns as f64 / 1e9,
+        h.len(),
+        faults.len()
+    );
+    for w in &input.results.warnings {
+        let _ = write!(body, "<p class=\"note\">warning: {}</p>", Esc(w));
+    }
+
+    body.push_str(&key_settings(input.config));
+
+    body.push_str(
+        "<h2>Checkers</h2><table><tr><th>checker</th><th>verdict</th><th>figures</th></tr>",
+    );
+    for r in &input.results.results {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td class=\"{}-t\">{}</td><td>",
+            Esc(&r.checker),
+            r.validity.as_str(),
+            r.validity.as_str()
+        );
+        for (k, v) in &r.figures {
+            let v = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let _ = write!(
+                body,
+                "<span class=\"pill\">{} = {}</span>",
+                Esc(k),
+                Esc(&truncate(&v, 200))
+            );
+        }
+        body.push_str("</td></tr>");
+    }
+    body.push_str("</table>");
+
+    // Anomalies.
+    let anomalies: Vec<&schism_checker::Anomaly> = input
+        .results
+        .results
+        .iter()
+        .flat_map(|r| &r.anomalies)
+        .collect();
+    let _ = write!(
+        body,
+        "<h2 id=\"anomalies\">Anomalies</h2><p class=\"muted\">{} listed{}</p>",
+        anomalies.len(),
+        if counts.values().sum::<u64>() > anomalies.len() as u64 {
+            format!(
+                " of {} found (the checkers keep a bounded number per kind)",
+                counts.values().sum::<u64>()
+            )
+        } else {
+            String::new()
+        }
+    );
+    if anomalies.is_empty() {
+        body.push_str("<p id=\"anomaly-list\">No anomaly found.</p>");
+    } else {
+        body.push_str("<div id=\"anomaly-list\">");
+    }
+    let mut windows_html = String::new();
+    for (i, a) in anomalies.iter().take(MAX_ANOMALIES_LISTED).enumerate() {
+        let witnesses: Vec<u32> = a
+            .ops
+            .iter()
+            .filter_map(|&ix| pos_of.get(ix))
+            .map(|p| pairs.span_of[p])
+            .filter(|&s| s != u32::MAX)
+            .collect();
+        let near = nearby(h, &pairs, &witnesses, 8);
+        let _ = write!(
+            body,
+            "<div class=\"anomaly\" id=\"anomaly-{i}\"><h3>{}. {}{}</h3><p>{}</p><details{}><summary>ops involved (highlighted) and ops on the same key around them</summary>",
+            i + 1,
+            Esc(a.kind.as_str()),
+            a.key.map(|k| format!(" on key {k}")).unwrap_or_default(),
+            Esc(&a.explanation),
+            if i < 3 { " open" } else { "" }
+        );
+        body.push_str(&ops_table(h, &pairs, &witnesses, &near));
+        body.push_str("</details>");
+        if i < MAX_ANOMALY_WINDOWS && !witnesses.is_empty() {
+            let mut chosen = witnesses.clone();
+            chosen.extend(around(&pairs, &witnesses, 60));
+            chosen.extend(near.iter().copied());
+            let _ = write!(
+                body,
+                "<p class=\"note\"><a href=\"#win-anomaly-{i}\">timeline around this anomaly</a></p>"
+            );
+            let _ = write!(
+                windows_html,
+                "<h3 id=\"win-anomaly-{i}\">Around anomaly {}: {}</h3>",
+                i + 1,
+                Esc(a.kind.as_str())
+            );
+            windows_html.push_str(&timeline::detail(
+                &format!("timeline-anomaly-{i}"),
+                h,
+                &pairs,
+                &faults,
+                &chosen,
+                &witnesses,
+            ));
+        }
+        body.push_str("</div>");
+    }
+    if !anomalies.is_empty() {
+        body.push_str("</div>");
+    }
+
+    // Plots.
+    body.push_str("<h2>Latency</h2>");
+    body.push_str(&latency_plot(h, &pairs, &faults));
+    body.push_str("<h2>Throughput</h2>");
+    body.push_str(&throughput_plot(&pairs, &faults));
+    body.push_str("<h2>Staleness</h2>");
+    body.push_str(&staleness_plots(h, &pairs, &faults));
+    body.push_str("<h2>Faults and availability</h2>");
+    body.push_str(&availability_table(&pairs, &faults));
+
+    body.push_str("<h2 id=\"settings-h\">Settings</h2><details><summary>every setting of the run (config.json)</summary>");
+    body.push_str(&settings_table(input.config));
+    body.push_str("</details>");
+
+    // Timeline.
+    body.push_str("<h2 id=\"timeline\">Timeline</h2><p class=\"note\">Whole run: one lane per worker (a process that ended indeterminate is succeeded by a new one on the same lane); colour is the worst outcome in the cell (green ok, orange fail, purple indeterminate), depth the number of ops begun. Fault windows are shaded red. Detail windows below show every op as a bar (hover for the op); witness ops are outlined.</p>");
+    body.push_str(&timeline::overview(h, &pairs, &faults));
+    body.push_str(&windows_html);
+    for (i, w) in faults
+        .iter()
+        .filter(|w| !w.instant)
+        .take(MAX_FAULT_WINDOWS)
+        .enumerate()
+    {
+        let _ = write!(
+            body,
+            "<h3 id=\"win-fault-{i}\">Around fault {}: {}</h3>",
+            i + 1,
+            Esc(&w.label())
+        );
+        let mut chosen = ops_near_time(&pairs, w.start_ns, 40);
+        if !w.open_ended {
+            chosen.extend(ops_near_time(&pairs, w.end_ns, 40));
+        }
+        body.push_str(&timeline::detail(
+            &format!("timeline-fault-{i}"),
+            h,
+            &pairs,
+            &faults,
+            &chosen,
+            &[],
+        ));
+    }
+    page(input.title, &body)
+}
+
+/// Maps `Op::index` to a position in `History::ops` (identity for runner histories).
+struct PosIndex {
+    identity: bool,
+    map: HashMap<u64, usize>,
+    len: usize,
+}
+
+impl PosIndex {
+    fn new(h: &History) -> PosIndex {
+        let identity = h.ops.iter().enumerate().all(|(i, o)| o.index == i as u64);
+        let map = if identity {
+            HashMap::new()
+        } else {
+            h.ops
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (o.index, i))
+                .collect()
+        };
+        PosIndex {
+            identity,
+            map,
+            len: h.ops.len(),
+        }
+    }
+
+    fn get(&self, index: u64) -> Option<usize> {
+        if self.identity {
+            usize::try_from(index).ok().filter(|&i| i < self.len)
+        } else {
+            self.map.get(&index).copied()
+        }
+    }
+}
+
+/// Ops on the same keys as the witnesses, nearest in the history first (up to `n`).
+fn nearby(h: &History, pairs: &Pairs, witnesses: &[u32], n: usize) -> Vec<u32> {
+    let keys: Vec<u64> = witnesses
+        .iter()
+        .filter_map(|&w| h.ops[pairs.spans[w as usize].invoke as usize].key)
+        .collect();
+    let mut found: Vec<(usize, u32)> = Vec::new();
+    for &w in witnesses {
+        let at = w as usize;
+        let lo = at.saturating_sub(3000);
+        let hi = (at + 3000).min(pairs.spans.len());
+        for id in lo..hi {
+            let s = &pairs.spans[id];
+            if witnesses.contains(&(id as u32)) {
+                continue;
+            }
+            if h.ops[s.invoke as usize]
+                .key
+                .is_some_and(|k| keys.contains(&k))
+            {
+                found.push((id.abs_diff(at), id as u32));
+            }
+        }
+    }
+    found.sort_unstable();
+    let mut seen = std::collections::HashSet::new();
+    found
+        .into_iter()
+        .map(|(_, id)| id)
+        .filter(|id| seen.insert(*id))
+        .take(n)
+        .collect()
+}
+
+/// Spans within `n` of each witness in invoke order.
+fn around(pairs: &Pairs, witnesses: &[u32], n: usize) -> Vec<u32> {
+    let mut out = Vec::new();
+    for &w in witnesses {
+        let lo = (w as usize).saturating_sub(n);
+        let hi = (w as usize + n).min(pairs.spans.len());
+        out.extend((lo..hi).map(|i| i as u32));
+    }
+    out
+}
+
+fn ops_near_time(pairs: &Pairs, t: u64, n: usize) -> Vec<u32> {
+    let at = pairs.spans.partition_point(|s| s.start_ns < t);
+    let lo = at.saturating_sub(n);
+    let hi = (at + n).min(pairs.spans.len());
+    (lo..hi).map(|i| i as u32).collect()
+}
+
+fn ops_table(h: &History, pairs: &Pairs, witnesses: &[u32], near: &[u32]) -> String {
+    let mut rows: Vec<(u32, bool)> = witnesses.iter().map(|&w| (w, true)).collect();
+    rows.extend(near.iter().map(|&n| (n, false)));
+    rows.sort_unstable_by_key(|&(id, _)| pairs.spans[id as usize].start_ns);
+    let mut s = String::from(
+        "<table class=\"ops\"><tr><th>op</th><th class=\"num\">invoked (s)</th><th class=\"num\">completed (s)</th><th>process</th><th>f</th><th>key</th><th>value</th><th>outcome</th><th>result</th><th>node</th><th>error</th></tr>",
+    );
+    for (id, witness) in rows {
+        let sp = &pairs.spans[id as usize];
+        let inv = &h.ops[sp.invoke as usize];
+        let done = sp.complete.map(|c| &h.ops[c as usize]);
+        let _ = write!(
+            s,
+            "<tr{}><td class=\"mono\">{}{}</td><td class=\"num\">{:.6}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td></tr>",
+            if witness { " class=\"witness\"" } else { "" },
+            inv.index,
+            done.map(|d| format!("→{}", d.index)).unwrap_or_default(),
+            inv.time_ns as f64 / 1e9,
+            done.map(|d| format!("{:.6}", d.time_ns as f64 / 1e9))
+                .unwrap_or_else(|| "–".into()),
+            Esc(&inv.process.to_string()),
+            Esc(inv.f.as_str()),
+            inv.key.map(|k| k.to_string()).unwrap_or_default(),
+            Esc(&truncate(&inv.value.to_string(), 120)),
+            sp.out.as_str(),
+            Esc(&done
+                .map(|d| truncate(&d.value.to_string(), 200))
+                .unwrap_or_default()),
+            Esc(done.and_then(|d| d.node.as_deref()).unwrap_or("")),
+            Esc(&done
+                .and_then(|d| d.error.as_deref())
+                .map(|e| truncate(e, 200))
+                .unwrap_or_default()),
+        );
+    }
+    s.push_str("</table>");
+    s
+}
+
+/// One line with the settings people look for first.
+fn key_settings(config: &serde_json::Value) -> String {
+    let mut parts = Vec::new();
+    for (label, ptr) in [
+        ("target", "/test/target"),
+        ("model", "/test/model"),
+        ("nodes", "/test/nodes"),
+        ("replication", "/test/replication"),
+        ("reads", "/test/reads"),
+        ("workload", "/test/workload"),
+        ("nemesis", "/test/nemesis"),
+        ("concurrency", "/test/concurrency"),
+        ("rate", "/test/rate"),
+        ("time limit", "/test/time_limit"),
+        ("seed", "/seed"),
+        ("started", "/started_at"),
+    ] {
+        let Some(v) = config.pointer(ptr) else {
+            continue;
+        };
+        let v = match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => continue,
+            other => other.to_string(),
+        };
+        parts.push(format!(
+            "<span class=\"pill\">{} <b>{}</b></span>",
+            Esc(label),
+            Esc(&truncate(&v, 80))
+        ));
+    }
+    format!("<p id=\"key-settings\">{}</p>", parts.join(""))
+}
+
+/// Flattens config.json into `key = value` rows (objects become dotted keys).
+fn settings_table(config: &serde_json::Value) -> String {
+    fn walk(prefix: &str, v: &serde_json::Value, depth: u32, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::Object(m) if depth < 3 => {
+                for (k, v) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, depth + 1, out);
+                }
+            }
+            serde_json::Value::String(s) => out.push((prefix.to_owned(), s.clone())),
+            serde_json::Value::Null => out.push((prefix.to_owned(), "–".into())),
+            other => out.push((prefix.to_owned(), other.to_string())),
+        }
+    }
+    let mut rows = Vec::new();
+    walk("", config, 0, &mut rows);
+    if rows.is_empty() {
+        return "<p class=\"note\">no config.json</p>".into();
+    }
+    let mut s = String::from("<table id=\"settings\"><tr><th>setting</th><th>value</th></tr>");
+    for (k, v) in rows {
+        let _ = write!(
+            s,
+            "<tr><td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
+            Esc(&k),
+            Esc(&truncate(&v, 300))
+        );
+    }
+    s.push_str("</table>");
+    s
+}
+
+fn bands(faults: &[FaultWindow]) -> Vec<Band> {
+    faults
+        .iter()
+        .map(|w| Band {
+            x0: w.start_ns as f64 / 1e9,
+            x1: w.end_ns as f64 / 1e9,
+            label: w.label(),
+            instant: w.instant,
+        })
+        .collect()
+}
+
+fn latency_plot(h: &History, pairs: &Pairs, faults: &[FaultWindow]) -> String {
+    let _ = h;
+    let mut layers = Vec::new();
+    let mut leg = Vec::new();
+    for (fi, fname) in pairs.fs.iter().enumerate() {
+        let color = PALETTE[fi % PALETTE.len()];
+        for (out, mark) in [
+            (Out::Ok, Mark::Dot),
+            (Out::Fail, Mark::Square),
+            (Out::Info, Mark::Ring),
+        ] {
+            let points: Vec<(f64, f64)> = pairs
+                .spans
+                .iter()
+                .filter(|s| s.f as usize == fi && s.out == out)
+                .filter_map(|s| {
+                    pairs
+                        .latency_ns(s)
+                        .map(|l| (s.start_ns as f64 / 1e9, (l as f64 / 1e6).max(1e-3)))
+                })
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            let sym = match mark {
+                Mark::Dot => "●",
+                Mark::Square => "■",
+                Mark::Ring | Mark::Big => "◉",
+            };
+            leg.push((
+                hex(color),
+                format!("{fname} {} {sym} ({})", out.as_str(), points.len()),
+            ));
+            layers.push(Layer::Points {
+                color,
+                mark,
+                points,
+            });
+        }
+    }
+    if layers.is_empty() {
+        return "<p class=\"note\">no completed client operations</p>".into();
+    }
+    let mut c = Chart::new("plot-latency", "time (s)", "latency (ms, log)");
+    c.log_y = true;
+    c.bands = bands(faults);
+    c.fit(&layers, Some(0.0), None);
+    let mut s = c.render(&layers);
+    s.push_str(&legend(&leg));
+    s.push_str("<p class=\"note\">Each op is a point at its invoke time (crowded pixel columns keep min, max and quantiles). Shaded: fault windows.</p>");
+    s
+}
+
+fn throughput_plot(pairs: &Pairs, faults: &[FaultWindow]) -> String {
+    let dur = pairs.end_ns as f64 / 1e9;
+    if pairs.spans.is_empty() || dur <= 0.0 {
+        return "<p class=\"note\">no client operations</p>".into();
+    }
+    let buckets = ((dur / 0.5).ceil() as usize).clamp(10, 240);
+    let width = dur / buckets as f64;
+    let mut counts = vec![[0u64; 3]; buckets];
+    for s in &pairs.spans {
+        let t = s.end_ns.unwrap_or(s.start_ns) as f64 / 1e9;
+        let b = ((t / width) as usize).min(buckets - 1);
+        counts[b][match s.out {
+            Out::Ok => 0,
+            Out::Fail => 1,
+            Out::Info => 2,
+        }] += 1;
+    }
+    let mut layers = Vec::new();
+    let mut leg = Vec::new();
+    for (i, (name, color)) in [
+        ("ok", (67, 160, 71)),
+        ("fail", (251, 140, 0)),
+        ("info", (142, 36, 170)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if counts.iter().all(|c| c[i] == 0) {
+            continue;
+        }
+        let points = counts
+            .iter()
+            .enumerate()
+            .flat_map(|(b, c)| {
+                let y = c[i] as f64 / width;
+                [(b as f64 * width, y), ((b + 1) as f64 * width, y)]
+            })
+            .collect();
+        leg.push((hex(color), format!("{name} / s")));
+        layers.push(Layer::Line {
+            color,
+            points,
+            dashed: false,
+        });
+    }
+    let mut c = Chart::new("plot-throughput", "time (s)", "completions / s");
+    c.height = 260;
+    c.bands = bands(faults);
+    c.fit(&layers, Some(0.0), Some(0.0));
+    let mut s = c.render(&layers);
+    s.push_str(&legend(&leg));
+    let _ = write!(
+        s,
+        "<p class=\"note\">Completions per {:.2} s bucket, by outcome.</p>",
+        width
+    );
+    s
+}
+
+fn staleness_plots(h: &History, pairs: &Pairs, faults: &[FaultWindow]) -> String {
+    let stale = staleness(h, pairs);
+    let lagging: Vec<_> = stale.iter().filter(|s| s.versions > 0).collect();
+    if stale.is_empty() {
+        return "<p class=\"note\">no read followed an acknowledged write on its key</p>".into();
+    }
+    let worst_ms = lagging.iter().map(|s| s.ms).fold(0.0, f64::max);
+    let worst_v = lagging.iter().map(|s| s.versions).max().unwrap_or(0);
+    let mut s = format!(
+        "<p>{} of {} ok reads missed an acknowledged write ({}); worst: {} ms, {} versions behind.</p>",
+        lagging.len(),
+        stale.len(),
+        pct(Some(lagging.len() as f64 / stale.len() as f64)),
+        num(worst_ms),
+        worst_v
+    );
+    if lagging.is_empty() {
+        return s;
+    }
+    let ms_layer = vec![Layer::Points {
+        color: (214, 39, 40),
+        mark: Mark::Dot,
+        points: lagging
+            .iter()
+            .map(|x| (x.t_ns as f64 / 1e9, x.ms.max(1e-3)))
+            .collect(),
+    }];
+    let mut c = Chart::new("plot-staleness-ms", "time (s)", "ms behind (log)");
+    c.height = 260;
+    c.log_y = true;
+    c.bands = bands(faults);
+    c.fit(&ms_layer, Some(0.0), None);
+    s.push_str(&c.render(&ms_layer));
+    let v_layer = vec![Layer::Points {
+        color: (148, 103, 189),
+        mark: Mark::Dot,
+        points: lagging
+            .iter()
+            .map(|x| (x.t_ns as f64 / 1e9, x.versions as f64))
+            .collect(),
+    }];
+    let mut c = Chart::new("plot-staleness-versions", "time (s)", "versions behind");
+    c.height = 220;
+    c.bands = bands(faults);
+    c.fit(&v_layer, Some(0.0), Some(0.0));
+    s.push_str(&c.render(&v_layer));
+    s.push_str("<p class=\"note\">Each stale read at its invoke time: how long before it began the oldest write it missed had been acknowledged, and how many acknowledged writes it missed.</p>");
+    s
+}
+
+fn availability_table(pairs: &Pairs, faults: &[FaultWindow]) -> String {
+    if faults.is_empty() {
+        return "<p class=\"note\">No faults were injected in this run.</p>".into();
+    }
+    let mut s = String::from(
+        "<table id=\"availability\"><tr><th>fault</th><th class=\"num\">from (s)</th><th class=\"num\">to (s)</th><th class=\"num\">ops invoked</th><th class=\"num\">ok</th><th class=\"num\">fail</th><th class=\"num\">info</th><th class=\"num\">availability</th></tr>",
+    );
+    let row = |s: &mut String, label: &str, a: f64, b: String, c: [u64; 3]| {
+        let n = c[0] + c[1] + c[2];
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td class=\"num\">{a:.3}</td><td class=\"num\">{b}</td><td class=\"num\">{n}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            Esc(label),
+            c[0],
+            c[1],
+            c[2],
+            pct((n > 0).then(|| c[0] as f64 / n as f64))
+        );
+    };
+    let count = |lo: u64, hi: u64| {
+        let mut c = [0u64; 3];
+        let from = pairs.spans.partition_point(|s| s.start_ns < lo);
+        for sp in &pairs.spans[from..] {
+            if sp.start_ns > hi {
+                break;
+            }
+            c[match sp.out {
+                Out::Ok => 0,
+                Out::Fail => 1,
+                Out::Info => 2,
+            }] += 1;
+        }
+        c
+    };
+    let mut outside = [0u64; 3];
+    for sp in &pairs.spans {
+        if !faults
+            .iter()
+            .any(|w| !w.instant && sp.start_ns >= w.start_ns && sp.start_ns <= w.end_ns)
+        {
+            outside[match sp.out {
+                Out::Ok => 0,
+                Out::Fail => 1,
+                Out::Info => 2,
+            }] += 1;
+        }
+    }
+    for w in faults.iter().take(200) {
+        let end = if w.instant {
+            "instant".to_owned()
+        } else if w.open_ended {
+            format!("{:.3} (never healed)", w.end_ns as f64 / 1e9)
+        } else {
+            format!("{:.3}", w.end_ns as f64 / 1e9)
+        };
+        let c = if w.instant {
+            [0; 3]
+        } else {
+            count(w.start_ns, w.end_ns)
+        };
+        row(&mut s, &w.label(), w.start_ns as f64 / 1e9, end, c);
+    }
+    row(
+        &mut s,
+        "outside every fault window",
+        0.0,
+        "–".into(),
+        outside,
+    );
+    s.push_str("</table>");
+    if faults.len() > 200 {
+        let _ = write!(
+            s,
+            "<p class=\"note\">{} more not listed</p>",
+            faults.len() - 200
+        );
+    }
+    s
+}

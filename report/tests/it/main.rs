@@ -1,0 +1,3 @@
+//! Tests of the report crate: pages render, data is escaped, big histories stay bounded.
+
+mod pages;

@@ -1,0 +1,311 @@
+//! Rendering from the results store: a run's `report.html` from its folder alone, the
+//! store's `index.html`, and the JUnit file for CI.
+//!
+//! Guarantees: a report is rendered from the files of the run folder only (config.json,
+//! results.json, history.jsonl), so `schism report PATH` reproduces what the run wrote;
+//! the index lists every folder holding a results.json or a comparison.json, and a folder
+//! it cannot read is listed without a verdict rather than failing the index.
+
+use anyhow::{Context, Result, bail};
+use schism_history::read_history_file;
+use schism_report::{IndexEntry, ResultsData, RunInput};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::analyze::ResultsFile;
+use crate::store;
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+}
+
+/// Renders `<run>/report.html` from the run folder; returns its path.
+pub fn write_run_report(run_dir: &Path) -> Result<PathBuf> {
+    if !run_dir.join(store::RESULTS).exists() {
+        bail!(
+            "{} has no {}: run `schism check {}` first, or pass a results folder",
+            run_dir.display(),
+            store::RESULTS,
+            run_dir.display()
+        );
+    }
+    let config = if run_dir.join(store::CONFIG).exists() {
+        read_json(&run_dir.join(store::CONFIG))?
+    } else {
+        serde_json::Value::Null
+    };
+    let results: ResultsData = serde_json::from_value(read_json(&run_dir.join(store::RESULTS))?)
+        .with_context(|| {
+            format!(
+                "{} is not a results file",
+                run_dir.join(store::RESULTS).display()
+            )
+        })?;
+    let (history, _warnings) = read_history_file(&run_dir.join(store::HISTORY))?;
+    let canonical = std::fs::canonicalize(run_dir).unwrap_or_else(|_| run_dir.to_owned());
+    let title = run_title(&canonical, &config);
+    let html = schism_report::render_run(&RunInput {
+        title: &title,
+        config: &config,
+        results: &results,
+        history: &history,
+    });
+    let out = run_dir.join(store::REPORT);
+    store::write_atomic(&out, html.as_bytes())?;
+    Ok(out)
+}
+
+fn run_title(run_dir: &Path, config: &serde_json::Value) -> String {
+    let name = config
+        .pointer("/test/name")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .or_else(|| {
+            run_dir
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "run".into());
+    let stamp = run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("schism {name} {stamp}")
+}
+
+/// A one-line description of what a run tested, from its config.json.
+pub fn describe_target(config: &serde_json::Value) -> String {
+    let t = config.get("test").unwrap_or(&serde_json::Value::Null);
+    let get = |k: &str| {
+        t.get(k)
+            .map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .unwrap_or_default()
+    };
+    let mut parts = vec![get("target"), get("model")];
+    for k in ["replication", "reads", "workload", "nemesis"] {
+        let v = get(k);
+        if !v.is_empty() && v != "null" {
+            parts.push(format!("{k}={v}"));
+        }
+    }
+    parts.retain(|p| !p.is_empty());
+    parts.join(" ")
+}
+
+fn link(store_root: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(store_root).unwrap_or(file);
+    // "./" keeps a first segment with a colon from reading as a URL scheme.
+    format!("./{}", rel.to_string_lossy())
+}
+
+/// Every run and comparison under the store.
+pub fn index_entries(store_root: &Path) -> Vec<IndexEntry> {
+    let mut out = Vec::new();
+    let Ok(tests) = std::fs::read_dir(store_root) else {
+        return out;
+    };
+    for test in tests.flatten() {
+        let tpath = test.path();
+        let tname = test.file_name().to_string_lossy().into_owned();
+        if tname.starts_with('.') || tname == "latest" || !tpath.is_dir() {
+            continue;
+        }
+        if tname == store::COMPARE {
+            for cmp in std::fs::read_dir(&tpath).into_iter().flatten().flatten() {
+                for stamp in std::fs::read_dir(cmp.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    let json = stamp.path().join(store::COMPARISON_JSON);
+                    let Ok(v) = read_json(&json) else { continue };
+                    out.push(IndexEntry {
+                        name: cmp.file_name().to_string_lossy().into_owned(),
+                        date: v
+                            .get("date")
+                            .and_then(|d| d.as_str())
+                            .unwrap_or_default()
+                            .to_owned(),
+                        target: v
+                            .get("settings")
+                            .and_then(|s| s.as_array())
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|s| s.get("label").and_then(|l| l.as_str()))
+                                    .collect::<Vec<_>>()
+                                    .join(" | ")
+                            })
+                            .unwrap_or_default(),
+                        link: link(store_root, &stamp.path().join(store::COMPARISON_HTML)),
+                        comparison: true,
+                        ..IndexEntry::default()
+                    });
+                }
+            }
+            continue;
+        }
+        for run in std::fs::read_dir(&tpath).into_iter().flatten().flatten() {
+            let dir = run.path();
+            if !dir.join(store::CONFIG).exists() && !dir.join(store::RESULTS).exists() {
+                continue;
+            }
+            let config = read_json(&dir.join(store::CONFIG)).unwrap_or_default();
+            let results: Option<ResultsFile> = read_json(&dir.join(store::RESULTS))
+                .ok()
+                .and_then(|v| serde_json::from_value(v).ok());
+            let mut anomalies = BTreeMap::new();
+            if let Some(r) = &results {
+                for c in &r.results {
+                    for kind in schism_checker::AnomalyKind::ALL {
+                        let listed = c.anomalies.iter().filter(|a| a.kind == kind).count() as u64;
+                        let n = c
+                            .figures
+                            .get(kind.figure_name())
+                            .and_then(|v| v.as_u64())
+                            .unwrap_or(0)
+                            .max(listed);
+                        if n > 0 {
+                            *anomalies.entry(kind.as_str().to_owned()).or_default() += n;
+                        }
+                    }
+                }
+            }
+            out.push(IndexEntry {
+                name: tname.clone(),
+                date: config
+                    .get("started_at")
+                    .and_then(|d| d.as_str())
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| run.file_name().to_string_lossy().into_owned()),
+                target: describe_target(&config),
+                verdict: results
+                    .as_ref()
+                    .map(|r| r.validity.as_str().to_owned())
+                    .unwrap_or_default(),
+                anomalies,
+                link: if dir.join(store::REPORT).exists() {
+                    link(store_root, &dir.join(store::REPORT))
+                } else {
+                    link(store_root, &dir)
+                },
+                comparison: false,
+            });
+        }
+    }
+    out
+}
+
+/// Rewrites `<store>/index.html`.
+pub fn write_index(store_root: &Path) -> Result<PathBuf> {
+    let entries = index_entries(store_root);
+    let html = schism_report::render_index("schism results", &entries);
+    let out = store_root.join(store::INDEX);
+    store::write_atomic(&out, html.as_bytes())?;
+    Ok(out)
+}
+
+fn xml(s: &str) -> String {
+    // The same five escapes are right for XML text and attributes; control characters
+    // other than tab and newline are not allowed in XML 1.0 at all.
+    schism_report::escape(
+        &s.chars()
+            .map(|c| {
+                if c.is_control() && c != '\n' && c != '\t' {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect::<String>(),
+    )
+}
+
+/// A JUnit XML file: one test case per checker; an invalid checker is a failure whose
+/// text lists its anomalies' explanations, an unknown one an error.
+pub fn junit(suite: &str, results: &ResultsFile) -> String {
+    let failures = results
+        .results
+        .iter()
+        .filter(|r| r.validity == schism_checker::Validity::Invalid)
+        .count();
+    let errors = results
+        .results
+        .iter()
+        .filter(|r| r.validity == schism_checker::Validity::Unknown)
+        .count();
+    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    s.push_str(&format!(
+        "<testsuites name=\"schism\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\">\n<testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\">\n",
+        results.results.len().max(1),
+        xml(suite),
+        results.results.len().max(1),
+        results.stats.duration_s
+    ));
+    if results.results.is_empty() {
+        s.push_str("<testcase classname=\"schism\" name=\"no client operations\"/>\n");
+    }
+    for r in &results.results {
+        s.push_str(&format!(
+            "<testcase classname=\"schism.{}\" name=\"{}\">",
+            xml(suite),
+            xml(&r.checker)
+        ));
+        match r.validity {
+            schism_checker::Validity::Valid => {}
+            schism_checker::Validity::Invalid => {
+                let mut text = String::new();
+                for a in &r.anomalies {
+                    text.push_str(&format!("{}: {}\n", a.kind, a.explanation));
+                }
+                let counts: Vec<String> = schism_checker::AnomalyKind::ALL
+                    .iter()
+                    .filter_map(|k| {
+                        let listed = r.anomalies.iter().filter(|a| a.kind == *k).count() as u64;
+                        let n = r
+                            .figures
+                            .get(k.figure_name())
+                            .and_then(|v| v.as_u64())
+                            .unwrap_or(0)
+                            .max(listed);
+                        (n > 0).then(|| format!("{n} {k}"))
+                    })
+                    .collect();
+                s.push_str(&format!(
+                    "<failure message=\"{}: {}\" type=\"invalid\">{}</failure>",
+                    xml(&r.checker),
+                    xml(&counts.join(", ")),
+                    xml(&text)
+                ));
+            }
+            schism_checker::Validity::Unknown => {
+                let why = r
+                    .figures
+                    .get("unknown_reason")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("the checker could not decide");
+                s.push_str(&format!(
+                    "<error message=\"{}\" type=\"unknown\"/>",
+                    xml(why)
+                ));
+            }
+        }
+        s.push_str("</testcase>\n");
+    }
+    s.push_str("</testsuite>\n</testsuites>\n");
+    s
+}
+
+pub fn write_junit(path: &Path, suite: &str, results: &ResultsFile) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::write(path, junit(suite, results))
+        .with_context(|| format!("cannot write --junit {}", path.display()))
+}
