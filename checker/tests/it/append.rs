@@ -151,6 +151,26 @@ fn phantom_read_and_its_twin() {
 }
 
 #[test]
+fn a_phantom_is_reported_once_with_the_first_read_and_a_count() {
+    let mut b = B::new();
+    b.append(1, 7, 1);
+    b.read_list(2, 7, &[1]);
+    let first = b.read_list(3, 7, &[1, 99]);
+    b.read_list(2, 7, &[1, 99]);
+    b.append(1, 7, 2);
+    b.read_list(4, 7, &[1, 99, 2]);
+    let r = check(&b.history());
+    let a = assert_one(&r, AnomalyKind::PhantomRead, &[first]);
+    assert!(
+        a.explanation
+            .ends_with("it contains 99, which no append to key 7 ever wrote (3 reads in all)"),
+        "{}",
+        a.explanation
+    );
+    assert_eq!(r.figures["phantom_reads"], 1);
+}
+
+#[test]
 fn value_appended_to_another_key_is_a_phantom() {
     let mut b = B::new();
     b.append(1, 1, 5);
