@@ -132,7 +132,7 @@ pub struct TestArgs {
     #[arg(long)]
     pub base_port: Option<u16>,
     /// Upper bound on checker work (search states) before the verdict becomes unknown.
-    #[arg(long, default_value_t = 20_000_000)]
+    #[arg(long, default_value_t = 5_000_000)]
     pub checker_max_states: u64,
     /// Upper bound on checker time before the verdict becomes unknown.
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
@@ -195,7 +195,7 @@ pub struct CheckArgs {
     /// Print results.json to stdout instead of the summary.
     #[arg(long)]
     pub json: bool,
-    #[arg(long, default_value_t = 20_000_000)]
+    #[arg(long, default_value_t = 5_000_000)]
     pub checker_max_states: u64,
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
     pub checker_time_limit: Duration,
