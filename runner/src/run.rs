@@ -583,6 +583,10 @@ async fn nemesis_loop(
 ) -> Result<()> {
     let mut nemesis = Nemesis::new();
     let net = mech.net();
+    // A change whose resulting state happens to be empty (a clock strobe at offset 0)
+    // still leaves a fault "in progress": always close with a recorded heal unless the
+    // last change already was one.
+    let mut last_was_heal = true;
     loop {
         if *cancel.borrow() || *stop.borrow() {
             break;
@@ -602,8 +606,9 @@ async fn nemesis_loop(
             NemNext::Change(p) => p,
         };
         apply_and_record(&mut nemesis, mech, &recorder, &planned, net).await?;
+        last_was_heal = matches!(planned.change, Change::Heal);
     }
-    if !nemesis.state().is_healed() {
+    if !nemesis.state().is_healed() || !last_was_heal {
         let heal = schism_nemesis::Planned {
             at_ns: start.elapsed().as_nanos() as u64,
             change: Change::Heal,

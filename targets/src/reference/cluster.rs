@@ -452,6 +452,11 @@ impl ReferenceCluster {
         let n = self.node(node)?;
         self.nodes[n].signal(Signal::SIGSTOP)?;
         self.nodes[n].paused = true;
+        // Signal delivery is asynchronous: the pause has taken effect only once the
+        // kernel shows the process stopped, and the nemesis records it only then.
+        if let Some(pid) = self.nodes[n].child.as_ref().map(|c| c.id()) {
+            wait_stopped(pid, true);
+        }
         Ok(())
     }
 
@@ -460,6 +465,9 @@ impl ReferenceCluster {
         let n = self.node(node)?;
         self.nodes[n].signal(Signal::SIGCONT)?;
         self.nodes[n].paused = false;
+        if let Some(pid) = self.nodes[n].child.as_ref().map(|c| c.id()) {
+            wait_stopped(pid, false);
+        }
         Ok(())
     }
 
@@ -719,5 +727,29 @@ fn log_tail(path: &Path, lines: usize) -> String {
             }
         }
         Err(e) => format!("(cannot read: {e})"),
+    }
+}
+
+/// How long `pause`/`resume` wait for the kernel to show the new process state.
+const SIGNAL_SETTLE_LIMIT: Duration = Duration::from_millis(500);
+
+/// Waits (bounded by `SIGNAL_SETTLE_LIMIT`) until `/proc/<pid>/stat` shows the process
+/// stopped (`T`/`t`) or, with `stopped == false`, not stopped. A process that is gone ends
+/// the wait at once: the caller's next signal reports that.
+fn wait_stopped(pid: u32, stopped: bool) {
+    let until = Instant::now() + SIGNAL_SETTLE_LIMIT;
+    loop {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return;
+        };
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or("");
+        if matches!(state, "T" | "t") == stopped || Instant::now() >= until {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
