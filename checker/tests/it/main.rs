@@ -5,7 +5,6 @@
 mod api;
 mod append;
 mod common;
-mod perf;
 mod random_append;
 mod random_register;
 mod register;
