@@ -1,20 +1,21 @@
 //! A deterministic in-memory harness for the reference state machines.
 //!
 //! Nodes are `LeaderFollower` machines; the network is a seeded queue that delays,
-//! reorders, duplicates and drops messages; each node's "disk" is the list of entries it
-//! asked to persist, so a crash loses exactly the in-memory state and a restart rebuilds
-//! the machine from that disk. Time is virtual and advances only in `run_for`. Given the
+//! reorders, duplicates and drops messages (and cuts links: `isolate`, `heal`); each
+//! node's "disk" is the list of entries it asked to persist plus its epoch and vote, so a
+//! crash loses exactly the in-memory state and a restart rebuilds the machine from that
+//! disk. Every leader-follower knob comes in through `SimConfig::machine`. Time is virtual and advances only in `run_for`. Given the
 //! same seed and the same calls, every run delivers the same messages at the same virtual
 //! times and ends in the same state (`trace_hash` fingerprints the delivery order).
 
 use super::NodeId;
 use super::leader_follower::{
-    ClientReply, Entry, Input, LeaderFollower, MachineConfig, Output, PeerMessage,
+    ClientReply, Entry, Input, LeaderFollower, MachineConfig, Meta, Output, PeerMessage,
 };
 use crate::request::Request;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Network and clock settings of a simulation.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +28,8 @@ pub struct SimConfig {
     pub duplicate_probability: f64,
     /// Every live node gets `Input::Tick` at each multiple of this.
     pub tick_ns: u64,
+    /// The knobs of every node (id, nodes and leader are filled in per node).
+    pub machine: MachineConfig,
 }
 
 impl SimConfig {
@@ -38,6 +41,7 @@ impl SimConfig {
             drop_probability: 0.0,
             duplicate_probability: 0.0,
             tick_ns: 10_000_000,
+            machine: MachineConfig::new("n1", &["n1"], "n1"),
         }
     }
 }
@@ -55,6 +59,7 @@ pub struct SimReply {
 struct SimNode {
     machine: Option<LeaderFollower>,
     disk: Vec<Entry>,
+    meta: Option<Meta>,
 }
 
 /// A cluster of `n1..nN` (leader `n1`) on a simulated network.
@@ -72,6 +77,8 @@ pub struct Sim {
     replies: Vec<SimReply>,
     trace: u64,
     out: Vec<Output>,
+    /// Directed cuts (from, to): messages are dropped.
+    cuts: BTreeSet<(usize, usize)>,
 }
 
 impl Sim {
@@ -89,20 +96,26 @@ impl Sim {
             replies: Vec::new(),
             trace: 0xcbf2_9ce4_8422_2325,
             out: Vec::new(),
+            cuts: BTreeSet::new(),
         };
         for i in 0..sim.ids.len() {
             let machine = LeaderFollower::new(sim.machine_config(i), Vec::new());
             sim.nodes.push(SimNode {
                 machine: Some(machine),
                 disk: Vec::new(),
+                meta: None,
             });
         }
         sim
     }
 
     fn machine_config(&self, i: usize) -> MachineConfig {
-        let ids: Vec<&str> = self.ids.iter().map(String::as_str).collect();
-        MachineConfig::new(&self.ids[i], &ids, &self.ids[0])
+        MachineConfig {
+            id: self.ids[i].clone(),
+            nodes: self.ids.clone(),
+            leader: self.ids[0].clone(),
+            ..self.cfg.machine.clone()
+        }
     }
 
     pub fn now_ns(&self) -> u64 {
@@ -145,8 +158,41 @@ impl Sim {
     /// Rebuilds the node from its disk, like a process restart.
     pub fn restart(&mut self, node: usize) {
         let disk = self.nodes[node].disk.clone();
-        self.nodes[node].machine = Some(LeaderFollower::new(self.machine_config(node), disk));
+        let meta = self.nodes[node].meta.clone();
+        self.nodes[node].machine = Some(LeaderFollower::recover(
+            self.machine_config(node),
+            disk,
+            meta,
+        ));
         self.mix(&format!("restart {node}"));
+    }
+
+    /// Cuts every link between `node` and the others, both ways.
+    pub fn isolate(&mut self, node: usize) {
+        for other in 0..self.nodes.len() {
+            if other != node {
+                self.cuts.insert((node, other));
+                self.cuts.insert((other, node));
+            }
+        }
+        self.mix(&format!("isolate {node}"));
+    }
+
+    /// Restores every link.
+    pub fn heal(&mut self) {
+        self.cuts.clear();
+        self.mix("heal");
+    }
+
+    /// Nodes that believe they lead, with their epochs.
+    pub fn leaders(&self) -> Vec<(usize, u64)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.machine.as_ref().map(|m| (i, m)))
+            .filter(|(_, m)| m.role() == super::leader_follower::Role::Leader)
+            .map(|(i, m)| (i, m.epoch()))
+            .collect()
     }
 
     /// Advances virtual time by `duration_ns`, delivering messages and ticks as they fall due.
@@ -189,22 +235,29 @@ impl Sim {
         for o in out.drain(..) {
             match o {
                 Output::Persist(entries) => self.nodes[node].disk.extend_from_slice(&entries),
+                Output::Truncate { keep } => self.nodes[node].disk.truncate(keep as usize),
+                Output::PersistMeta { epoch, voted_for } => {
+                    self.nodes[node].meta = Some(Meta { epoch, voted_for })
+                }
                 Output::Reply { req, reply } => self.replies.push(SimReply {
                     node,
                     req,
                     at_ns: self.now_ns,
                     reply,
                 }),
-                Output::Send { to, msg } => self.send(&to, msg),
+                Output::Send { to, msg } => self.send(node, &to, msg),
             }
         }
         self.out = out;
     }
 
-    fn send(&mut self, to: &str, msg: PeerMessage) {
+    fn send(&mut self, from: usize, to: &str, msg: PeerMessage) {
         let Some(to) = self.ids.iter().position(|id| id == to) else {
             return;
         };
+        if self.cuts.contains(&(from, to)) {
+            return;
+        }
         if self.rng.random_bool(self.cfg.drop_probability) {
             return;
         }
@@ -362,11 +415,12 @@ mod tests {
         sim.restart(2);
         sim.crash(0);
         sim.restart(0);
-        assert_eq!(sim.machine(0).unwrap().last_lsn(), 40);
+        // The restarted leader begins a new epoch with a no-op at LSN 41.
+        assert_eq!(sim.machine(0).unwrap().last_lsn(), 41);
         sim.client(0, 41, Request::Append { key: 1, value: 41 });
         assert!(matches!(
             sim.replies().last().unwrap().reply,
-            ClientReply::Ok { lsn: Some(41), .. }
+            ClientReply::Ok { lsn: Some(42), .. }
         ));
         sim.run_for(1_000 * MS);
         assert_converged(&sim);
