@@ -429,4 +429,232 @@ mod tests {
             Value::List((1..=41).collect())
         );
     }
+
+    // ---- the knobs, under the deterministic harness (each run twice: same seed, same trace)
+
+    use crate::reference::{Failover, Replication};
+
+    fn knob_sim(seed: u64, f: impl Fn(&mut MachineConfig)) -> Sim {
+        let mut cfg = SimConfig::new(seed, 3);
+        cfg.machine.failover = Failover::Auto;
+        f(&mut cfg.machine);
+        Sim::new(cfg)
+    }
+
+    fn acked_values(sim: &Sim, first_req: u64) -> Vec<i64> {
+        sim.replies()
+            .iter()
+            .filter(|r| r.req >= first_req && matches!(r.reply, ClientReply::Ok { lsn: Some(_), .. }))
+            .map(|r| r.req as i64)
+            .collect()
+    }
+
+    /// Writes 1..=n (req id = value) to the leader n1, then crashes it at once, then lets
+    /// the others fail over; returns the sim and the values acknowledged.
+    fn crash_leader_after_writes(seed: u64, replication: Replication) -> (Sim, Vec<i64>) {
+        let mut sim = knob_sim(seed, |m| m.replication = replication);
+        sim.run_for(200 * MS);
+        for v in 1..=30 {
+            sim.client(0, v as u64, Request::Append { key: 1, value: v });
+            sim.run_for(MS / 2);
+        }
+        let acked = acked_values(&sim, 1);
+        sim.crash(0);
+        sim.run_for(4_000 * MS);
+        (sim, acked)
+    }
+
+    fn new_leader_value(sim: &Sim) -> (usize, Vec<i64>) {
+        let leaders = sim.leaders();
+        assert_eq!(leaders.len(), 1, "one leader after failover: {leaders:?}");
+        let l = leaders[0].0;
+        assert_ne!(l, 0, "the crashed leader cannot lead");
+        let v = match sim.machine(l).unwrap().read(1) {
+            Value::List(v) => v,
+            _ => Vec::new(),
+        };
+        (l, v)
+    }
+
+    #[test]
+    fn sync_never_loses_an_acknowledged_write_across_leader_crash_and_failover() {
+        for seed in 0..5 {
+            let (a, acked) = crash_leader_after_writes(seed, Replication::Sync);
+            let (b, _) = crash_leader_after_writes(seed, Replication::Sync);
+            assert_eq!(a.trace_hash(), b.trace_hash(), "seed {seed}: same seed, same run");
+            assert!(!acked.is_empty(), "seed {seed}: some writes were acknowledged");
+            let (_, list) = new_leader_value(&a);
+            for v in &acked {
+                assert!(list.contains(v), "seed {seed}: acknowledged {v} lost: {list:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn async_loses_acknowledged_writes_on_failover() {
+        let mut lost_somewhere = false;
+        for seed in 0..5 {
+            let (a, acked) = crash_leader_after_writes(seed, Replication::Async);
+            let (b, _) = crash_leader_after_writes(seed, Replication::Async);
+            assert_eq!(a.trace_hash(), b.trace_hash());
+            assert_eq!(acked.len(), 30, "async acknowledges at once");
+            let (_, list) = new_leader_value(&a);
+            lost_somewhere |= acked.iter().any(|v| !list.contains(v));
+        }
+        assert!(lost_somewhere, "async + failover must lose an acknowledged write");
+    }
+
+    #[test]
+    fn semi_sync_keeps_what_one_follower_acknowledged_and_waits_for_it() {
+        for seed in 0..5 {
+            let (a, acked) = crash_leader_after_writes(seed, Replication::SemiSync(1));
+            let (b, _) = crash_leader_after_writes(seed, Replication::SemiSync(1));
+            assert_eq!(a.trace_hash(), b.trace_hash());
+            let (_, list) = new_leader_value(&a);
+            for v in &acked {
+                assert!(list.contains(v), "seed {seed}: acknowledged {v} lost");
+            }
+        }
+        // With both followers gone, semi-sync:1 cannot acknowledge; with one, it can.
+        let mut sim = Sim::new({
+            let mut c = SimConfig::new(1, 3);
+            c.machine.replication = Replication::SemiSync(1);
+            c
+        });
+        sim.run_for(200 * MS);
+        sim.crash(1);
+        sim.client(0, 1, Request::Append { key: 1, value: 1 });
+        sim.run_for(100 * MS);
+        assert_eq!(acked_values(&sim, 1), vec![1], "one follower is enough");
+        sim.crash(2);
+        sim.client(0, 2, Request::Append { key: 1, value: 2 });
+        sim.run_for(500 * MS);
+        assert_eq!(acked_values(&sim, 1), vec![1], "no follower: no ack");
+        sim.restart(2);
+        sim.run_for(500 * MS);
+        assert_eq!(acked_values(&sim, 1), vec![1, 2], "acknowledged once a follower holds it");
+    }
+
+    #[test]
+    fn failover_elects_the_most_up_to_date_follower() {
+        for seed in 0..5 {
+            let run = || {
+                let mut sim = knob_sim(seed, |_| {});
+                sim.run_for(200 * MS);
+                // n3 (index 2) misses the last writes: it is cut off while they happen.
+                sim.cuts.insert((0, 2));
+                for v in 1..=20 {
+                    sim.client(0, v as u64, Request::Append { key: 1, value: v });
+                }
+                sim.run_for(100 * MS);
+                sim.crash(0);
+                sim.heal();
+                sim.run_for(4_000 * MS);
+                sim
+            };
+            let (a, b) = (run(), run());
+            assert_eq!(a.trace_hash(), b.trace_hash());
+            // n2 (index 1) holds more, so it must win although n3 may time out... later
+            // or earlier: a voter refuses a candidate that is behind it.
+            let (l, list) = new_leader_value(&a);
+            assert_eq!(l, 1, "seed {seed}: the up-to-date follower n2 leads");
+            assert_eq!(list, (1..=20).collect::<Vec<_>>());
+            assert!(a.machine(l).unwrap().epoch() >= 2);
+        }
+    }
+
+    /// n1 leads, is isolated, n2/n3 elect a leader; then a write goes to each side.
+    fn split(seed: u64, fencing: bool, lease: bool) -> Sim {
+        let mut sim = knob_sim(seed, |m| {
+            m.fencing = fencing;
+            m.read_lease = lease;
+        });
+        sim.run_for(300 * MS);
+        sim.client(0, 1, Request::Append { key: 1, value: 1 });
+        sim.run_for(100 * MS);
+        sim.isolate(0);
+        sim.run_for(3_000 * MS);
+        let (l, _) = sim
+            .leaders()
+            .into_iter()
+            .find(|(i, _)| *i != 0)
+            .expect("the majority side elects a leader");
+        sim.client(l, 100, Request::Append { key: 1, value: 100 });
+        sim.run_for(50 * MS);
+        sim.client(0, 200, Request::Append { key: 1, value: 200 });
+        sim.client(0, 300, Request::Read { key: 1 });
+        sim.run_for(50 * MS);
+        sim
+    }
+
+    fn reply_to(sim: &Sim, req: u64) -> &ClientReply {
+        &sim.replies().iter().rfind(|r| r.req == req).expect("a reply").reply
+    }
+
+    #[test]
+    fn fencing_off_lets_two_leaders_acknowledge() {
+        for seed in 0..3 {
+            let (a, b) = (split(seed, false, false), split(seed, false, false));
+            assert_eq!(a.trace_hash(), b.trace_hash());
+            assert!(matches!(reply_to(&a, 100), ClientReply::Ok { .. }));
+            assert!(
+                matches!(reply_to(&a, 200), ClientReply::Ok { .. }),
+                "fencing off: the deposed leader still acknowledges"
+            );
+            assert_eq!(a.leaders().len(), 2, "split brain");
+        }
+    }
+
+    #[test]
+    fn fencing_on_stops_the_deposed_leader() {
+        for seed in 0..3 {
+            let sim = split(seed, true, false);
+            assert!(matches!(reply_to(&sim, 100), ClientReply::Ok { .. }));
+            assert!(
+                matches!(reply_to(&sim, 200), ClientReply::Fail { .. }),
+                "fencing on: an isolated leader stepped down: {:?}",
+                reply_to(&sim, 200)
+            );
+            assert_eq!(sim.leaders().len(), 1);
+        }
+    }
+
+    #[test]
+    fn lease_on_means_no_stale_leader_read() {
+        for seed in 0..3 {
+            // Lease off and fencing off: the old leader serves a stale read.
+            let off = split(seed, false, false);
+            assert!(
+                matches!(reply_to(&off, 300), ClientReply::Ok { value: Value::List(v), .. } if !v.contains(&100)),
+                "without a lease the old leader answers without the new write"
+            );
+            // Lease on: it refuses (and it never answered stale after the new leader won).
+            let (a, b) = (split(seed, false, true), split(seed, false, true));
+            assert_eq!(a.trace_hash(), b.trace_hash());
+            assert!(
+                matches!(reply_to(&a, 300), ClientReply::Fail { error, .. } if error.contains("lease")),
+                "{:?}",
+                reply_to(&a, 300)
+            );
+        }
+    }
+
+    #[test]
+    fn chain_topology_replicates_through_the_middle() {
+        let mut sim = Sim::new({
+            let mut c = SimConfig::new(5, 3);
+            c.machine.topology = crate::reference::Topology::Chain;
+            c.machine.replication = Replication::Sync;
+            c
+        });
+        sim.run_for(200 * MS);
+        for v in 1..=10 {
+            sim.client(0, v as u64, Request::Append { key: 1, value: v });
+        }
+        sim.run_for(1_000 * MS);
+        assert_eq!(acked_values(&sim, 1).len(), 10, "sync acks through the chain");
+        for i in 0..3 {
+            assert_eq!(sim.machine(i).unwrap().read(1), Value::List((1..=10).collect()));
+        }
+    }
 }
