@@ -334,7 +334,9 @@ impl ReferenceClient {
         while let Some(joined) = asks.join_next().await {
             if let Ok((i, Ok(st))) = joined {
                 if st.role == crate::reference::leader_follower::Role::Leader
-                    && best.is_none_or(|(e, j)| (st.epoch, std::cmp::Reverse(i)) > (e, std::cmp::Reverse(j)))
+                    && best.is_none_or(|(e, j)| {
+                        (st.epoch, std::cmp::Reverse(i)) > (e, std::cmp::Reverse(j))
+                    })
                 {
                     best = Some((st.epoch, i));
                 }
@@ -441,7 +443,10 @@ impl ReferenceClient {
         }
         if !status.is_success() {
             return (
-                uncertain(format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes))),
+                uncertain(format!(
+                    "HTTP {status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                )),
                 None,
             );
         }

@@ -221,7 +221,9 @@ pub enum Output {
     /// Append these entries to the log; must be done before any later output is acted on.
     Persist(Vec<Entry>),
     /// Drop every entry after LSN `keep` (a conflicting suffix).
-    Truncate { keep: u64 },
+    Truncate {
+        keep: u64,
+    },
     /// Remember the epoch and the vote cast in it (before the vote is sent).
     PersistMeta {
         epoch: u64,
@@ -583,7 +585,8 @@ impl LeaderFollower {
         // A lease counts from when the acknowledged message was *sent*: the follower
         // heard from this leader no earlier than that, and will not vote for anyone else
         // for an election timeout (> lease_ns) after it heard.
-        let fresh = |t: Option<u64>| t.is_some_and(|t| now_ns.saturating_sub(t) < self.cfg.lease_ns);
+        let fresh =
+            |t: Option<u64>| t.is_some_and(|t| now_ns.saturating_sub(t) < self.cfg.lease_ns);
         let counted = 1 + self
             .progress
             .iter()
@@ -644,9 +647,7 @@ impl LeaderFollower {
             self.last_heard_ns = Some(now_ns);
         }
         match input {
-            Input::Client { req, op } => {
-                self.on_client(now_ns, req, op, ReadOpts::default(), out)
-            }
+            Input::Client { req, op } => self.on_client(now_ns, req, op, ReadOpts::default(), out),
             Input::ClientWith { req, op, opts } => self.on_client(now_ns, req, op, opts, out),
             Input::Peer(PeerMessage::Append {
                 from,
@@ -659,7 +660,17 @@ impl LeaderFollower {
                 entries,
             }) => {
                 let leader = leader.unwrap_or_else(|| from.clone());
-                self.on_append(now_ns, from, leader, epoch, seq, (prev_lsn, prev_epoch), commit, entries, out)
+                self.on_append(
+                    now_ns,
+                    from,
+                    leader,
+                    epoch,
+                    seq,
+                    (prev_lsn, prev_epoch),
+                    commit,
+                    entries,
+                    out,
+                )
             }
             Input::Peer(PeerMessage::Ack {
                 from,
@@ -703,13 +714,24 @@ impl LeaderFollower {
         }
     }
 
-    fn on_client(&mut self, now_ns: u64, req: u64, op: Request, opts: ReadOpts, out: &mut Vec<Output>) {
+    fn on_client(
+        &mut self,
+        now_ns: u64,
+        req: u64,
+        op: Request,
+        opts: ReadOpts,
+        out: &mut Vec<Output>,
+    ) {
         if let Request::Read { key } = op {
             if opts.leader_only && self.role != Role::Leader {
                 return self.fail(req, self.not_leader(), out);
             }
             if self.role == Role::Leader && self.cfg.read_lease && !self.has_lease(now_ns) {
-                return self.fail(req, "leader holds no read lease (cannot reach a majority)".into(), out);
+                return self.fail(
+                    req,
+                    "leader holds no read lease (cannot reach a majority)".into(),
+                    out,
+                );
             }
             if self.applied_lsn < opts.min_lsn {
                 self.waiting_reads.push(WaitingRead {
@@ -932,7 +954,10 @@ impl LeaderFollower {
             (Topology::Chain, _) => self.chain_successor().into_iter().collect(),
         };
         // Optimistic: assume the follower is up to date; its first ack says otherwise.
-        self.progress = targets.into_iter().map(|id| Progress::new(id, next)).collect();
+        self.progress = targets
+            .into_iter()
+            .map(|id| Progress::new(id, next))
+            .collect();
     }
 
     /// The next node after this one in the chain that starts at the current leader.
@@ -950,7 +975,10 @@ impl LeaderFollower {
         if self.role != Role::Leader {
             return;
         }
-        let required = self.cfg.replication.required_followers(self.cfg.nodes.len());
+        let required = self
+            .cfg
+            .replication
+            .required_followers(self.cfg.nodes.len());
         let last = self.last_lsn();
         let mut held: Vec<u64> = Vec::with_capacity(self.cfg.nodes.len());
         for p in &self.progress {
@@ -1162,7 +1190,11 @@ impl LeaderFollower {
     }
 
     fn my_rank(&self) -> u64 {
-        self.cfg.nodes.iter().position(|n| *n == self.cfg.id).unwrap_or(0) as u64
+        self.cfg
+            .nodes
+            .iter()
+            .position(|n| *n == self.cfg.id)
+            .unwrap_or(0) as u64
     }
 
     fn election_timeout(&self) -> u64 {

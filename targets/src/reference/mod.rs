@@ -92,8 +92,14 @@ impl FromStr for Replication {
             s if s.starts_with("semi-sync:") => s["semi-sync:".len()..]
                 .parse::<u32>()
                 .map(Replication::SemiSync)
-                .map_err(|_| format!("replication {s:?}: K in semi-sync:K must be a number, e.g. semi-sync:1")),
-            "semi-sync" => Err("replication `semi-sync` needs a count: semi-sync:K (e.g. semi-sync:1)".into()),
+                .map_err(|_| {
+                    format!(
+                        "replication {s:?}: K in semi-sync:K must be a number, e.g. semi-sync:1"
+                    )
+                }),
+            "semi-sync" => {
+                Err("replication `semi-sync` needs a count: semi-sync:K (e.g. semi-sync:1)".into())
+            }
             other => Err(format!(
                 "unknown replication mode {other:?}: expected async, semi-sync:K or sync"
             )),
@@ -184,7 +190,9 @@ impl FromStr for Topology {
         match s {
             "star" => Ok(Topology::Star),
             "chain" => Ok(Topology::Chain),
-            other => Err(format!("unknown topology {other:?}: expected star or chain")),
+            other => Err(format!(
+                "unknown topology {other:?}: expected star or chain"
+            )),
         }
     }
 }
@@ -218,9 +226,17 @@ mod tests {
     #[test]
     fn settings_parse_from_flag_spellings() {
         assert_eq!("async".parse::<Replication>(), Ok(Replication::Async));
-        assert_eq!("semi-sync:2".parse::<Replication>(), Ok(Replication::SemiSync(2)));
+        assert_eq!(
+            "semi-sync:2".parse::<Replication>(),
+            Ok(Replication::SemiSync(2))
+        );
         assert_eq!("sync".parse::<Replication>(), Ok(Replication::Sync));
-        assert!(Replication::SemiSync(3).validate(3).unwrap_err().contains("K < nodes"));
+        assert!(
+            Replication::SemiSync(3)
+                .validate(3)
+                .unwrap_err()
+                .contains("K < nodes")
+        );
         assert!(Replication::SemiSync(0).validate(3).is_err());
         assert!(Replication::SemiSync(2).validate(3).is_ok());
         assert_eq!(Replication::Sync.required_followers(3), 2);

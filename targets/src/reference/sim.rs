@@ -444,7 +444,9 @@ mod tests {
     fn acked_values(sim: &Sim, first_req: u64) -> Vec<i64> {
         sim.replies()
             .iter()
-            .filter(|r| r.req >= first_req && matches!(r.reply, ClientReply::Ok { lsn: Some(_), .. }))
+            .filter(|r| {
+                r.req >= first_req && matches!(r.reply, ClientReply::Ok { lsn: Some(_), .. })
+            })
             .map(|r| r.req as i64)
             .collect()
     }
@@ -481,11 +483,21 @@ mod tests {
         for seed in 0..5 {
             let (a, acked) = crash_leader_after_writes(seed, Replication::Sync);
             let (b, _) = crash_leader_after_writes(seed, Replication::Sync);
-            assert_eq!(a.trace_hash(), b.trace_hash(), "seed {seed}: same seed, same run");
-            assert!(!acked.is_empty(), "seed {seed}: some writes were acknowledged");
+            assert_eq!(
+                a.trace_hash(),
+                b.trace_hash(),
+                "seed {seed}: same seed, same run"
+            );
+            assert!(
+                !acked.is_empty(),
+                "seed {seed}: some writes were acknowledged"
+            );
             let (_, list) = new_leader_value(&a);
             for v in &acked {
-                assert!(list.contains(v), "seed {seed}: acknowledged {v} lost: {list:?}");
+                assert!(
+                    list.contains(v),
+                    "seed {seed}: acknowledged {v} lost: {list:?}"
+                );
             }
         }
     }
@@ -501,7 +513,10 @@ mod tests {
             let (_, list) = new_leader_value(&a);
             lost_somewhere |= acked.iter().any(|v| !list.contains(v));
         }
-        assert!(lost_somewhere, "async + failover must lose an acknowledged write");
+        assert!(
+            lost_somewhere,
+            "async + failover must lose an acknowledged write"
+        );
     }
 
     #[test]
@@ -532,7 +547,11 @@ mod tests {
         assert_eq!(acked_values(&sim, 1), vec![1], "no follower: no ack");
         sim.restart(2);
         sim.run_for(500 * MS);
-        assert_eq!(acked_values(&sim, 1), vec![1, 2], "acknowledged once a follower holds it");
+        assert_eq!(
+            acked_values(&sim, 1),
+            vec![1, 2],
+            "acknowledged once a follower holds it"
+        );
     }
 
     #[test]
@@ -588,7 +607,11 @@ mod tests {
     }
 
     fn reply_to(sim: &Sim, req: u64) -> &ClientReply {
-        &sim.replies().iter().rfind(|r| r.req == req).expect("a reply").reply
+        &sim.replies()
+            .iter()
+            .rfind(|r| r.req == req)
+            .expect("a reply")
+            .reply
     }
 
     #[test]
@@ -652,9 +675,16 @@ mod tests {
             sim.client(0, v as u64, Request::Append { key: 1, value: v });
         }
         sim.run_for(1_000 * MS);
-        assert_eq!(acked_values(&sim, 1).len(), 10, "sync acks through the chain");
+        assert_eq!(
+            acked_values(&sim, 1).len(),
+            10,
+            "sync acks through the chain"
+        );
         for i in 0..3 {
-            assert_eq!(sim.machine(i).unwrap().read(1), Value::List((1..=10).collect()));
+            assert_eq!(
+                sim.machine(i).unwrap().read(1),
+                Value::List((1..=10).collect())
+            );
         }
     }
 }

@@ -108,10 +108,12 @@ impl LogFile {
         for e in entries {
             encode(e, &mut self.buf);
         }
-        self.file.write_all(&self.buf).map_err(|source| TargetError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        self.file
+            .write_all(&self.buf)
+            .map_err(|source| TargetError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
         self.file_records += entries.len() as u64;
         self.file.sync_data().map_err(|source| TargetError::Io {
             path: self.path.clone(),
@@ -147,9 +149,7 @@ impl LogFile {
             path: self.path.clone(),
             source,
         };
-        self.file
-            .set_len(keep * RECORD_BYTES as u64)
-            .map_err(io)?;
+        self.file.set_len(keep * RECORD_BYTES as u64).map_err(io)?;
         self.file_records = keep;
         if self.durability == Durability::Fsync {
             self.file.sync_data().map_err(|source| TargetError::Io {
