@@ -59,13 +59,53 @@ pub enum Reads {
     Leader,
     /// Each read goes to a node chosen at random (followers may be behind).
     Any,
+    /// Each read goes to a follower chosen at random.
+    Follower,
+    /// Any node, once it applied the session's last write (else redirected to the leader).
+    Ryw,
+    /// One node per session; monotonic reads across a switch.
+    Sticky,
+}
+
+/// `on` / `off` switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Switch {
+    On,
+    Off,
+}
+
+impl Switch {
+    pub fn on(self) -> bool {
+        self == Switch::On
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Replication {
-    /// The leader acknowledges before followers hold the entry.
-    Async,
+pub enum Failover {
+    /// n1 leads forever; while it is down writes fail.
+    None,
+    /// Heartbeats and elections with epochs; the most up-to-date follower wins.
+    Auto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// write + fdatasync before any ack.
+    Fsync,
+    /// In-memory buffer written out every 50 ms: kill -9 loses the unwritten tail.
+    Buffered,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Topology {
+    /// The leader sends to every follower.
+    Star,
+    /// n1 → n2 → n3 …, each node forwarding to the next.
+    Chain,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -89,11 +129,29 @@ pub struct TestArgs {
     /// Number of nodes.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=9))]
     pub nodes: u16,
-    #[arg(long, value_enum, default_value_t = Replication::Async)]
-    pub replication: Replication,
+    /// When the leader acknowledges: async, semi-sync:K (K followers hold it), sync (all do).
+    #[arg(long, default_value = "async", value_parser = parse_replication)]
+    #[serde(serialize_with = "ser_display")]
+    pub replication: schism_targets::Replication,
     /// Where reads go.
     #[arg(long, value_enum, default_value_t = Reads::Any)]
     pub reads: Reads,
+    /// Whether a new leader is elected when the leader goes silent.
+    #[arg(long, value_enum, default_value_t = Failover::None)]
+    pub failover: Failover,
+    /// on: stale epochs are refused and a leader cut off from a majority steps down;
+    /// off: a deposed leader keeps acknowledging writes (split brain).
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub fencing: Switch,
+    /// on: the leader serves reads only while a majority confirmed it recently.
+    #[arg(long, value_enum, default_value_t = Switch::Off)]
+    pub read_lease: Switch,
+    /// How the log reaches the disk before an ack.
+    #[arg(long, value_enum, default_value_t = Durability::Fsync)]
+    pub durability: Durability,
+    /// Who replicates to whom.
+    #[arg(long, value_enum, default_value_t = Topology::Star)]
+    pub topology: Topology,
     #[arg(long, value_enum, default_value_t = Workload::Append)]
     pub workload: Workload,
     /// Keys active at once (a key is retired after --max-writes-per-key writes).
@@ -279,6 +337,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("{s:?} is out of range (0 to 7 days)"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_replication(s: &str) -> Result<schism_targets::Replication, String> {
+    s.parse()
+}
+
+fn ser_display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&v.to_string())
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -25,7 +25,10 @@ use schism_nemesis::{
     ReferenceMechanism, Schedule, ScheduleSpec, Selector,
 };
 use schism_targets::reference::cluster::NetnsPlacement;
-use schism_targets::{ClusterSpec, ReadRouting, ReferenceClient, ReferenceCluster, Reply, Request};
+use schism_targets::{
+    ClusterSpec, Durability, Failover, ReadRouting, ReferenceClient, ReferenceCluster, Reply,
+    Request, Topology,
+};
 use schism_workloads::{Generator, Next, WorkloadKind, WorkloadSpec};
 use std::path::Path;
 use std::sync::Arc;
@@ -100,6 +103,9 @@ pub async fn run_test_outcome(args: TestArgs) -> Result<RunOutcome> {
         seed,
     };
     let generator = Generator::new(wspec.clone()).map_err(anyhow::Error::msg)?;
+    args.replication
+        .validate(args.nodes as usize)
+        .map_err(anyhow::Error::msg)?;
     let exe =
         std::env::current_exe().context("cannot find the schism executable to spawn nodes from")?;
 
@@ -182,6 +188,21 @@ pub async fn run_test_outcome(args: TestArgs) -> Result<RunOutcome> {
             addrs: n.addrs.clone(),
             port: args.base_port.unwrap_or(NETNS_PORT),
         }),
+        replication: args.replication,
+        durability: match args.durability {
+            cli::Durability::Fsync => Durability::Fsync,
+            cli::Durability::Buffered => Durability::Buffered,
+        },
+        failover: match args.failover {
+            cli::Failover::None => Failover::None,
+            cli::Failover::Auto => Failover::Auto,
+        },
+        fencing: args.fencing.on(),
+        read_lease: args.read_lease.on(),
+        topology: match args.topology {
+            cli::Topology::Star => Topology::Star,
+            cli::Topology::Chain => Topology::Chain,
+        },
         ..ClusterSpec::default()
     })
     .await?;
@@ -297,6 +318,9 @@ async fn drive_workload(
     let routing = match args.reads {
         Reads::Leader => ReadRouting::Leader,
         Reads::Any => ReadRouting::Any,
+        Reads::Follower => ReadRouting::Follower,
+        Reads::Ryw => ReadRouting::Ryw,
+        Reads::Sticky => ReadRouting::Sticky,
     };
     let client = Arc::new(cluster.client(routing, args.client_timeout)?);
     let generator = Arc::new(std::sync::Mutex::new(generator));

@@ -9,9 +9,16 @@
 //!   sending, a 5xx, an unreadable answer.
 //!
 //! Writes go to the leader; reads follow `ReadRouting`. A `Session` is one worker's
-//! client-side state: a seeded RNG choosing nodes for `Any` reads, so node choice is
-//! reproducible from the run's seed (and later: read-your-writes tokens, sticky nodes).
-//! One `ReferenceClient` holds one connection pool shared by all sessions.
+//! client-side state: a seeded RNG choosing nodes (so node choice is reproducible from the
+//! run's seed), the leader as this session knows it, the LSN of its last write (the
+//! read-your-writes token: a node serves such a read only once it applied that far, else
+//! the read is redirected to the leader), and for `sticky` its node and the highest LSN it
+//! has seen (so that a switch of node never goes back in time). With leader discovery on
+//! (failover auto), a session learns a new leader from redirects ("not leader; leader is
+//! n2") and by asking every node's `/status` (highest epoch that says it leads) after a
+//! failed or indeterminate write and every few hundred milliseconds — each session on its
+//! own schedule, as independent clients would. One `ReferenceClient` holds one connection
+//! pool shared by all sessions.
 
 use crate::error::TargetError;
 use crate::reference::NodeId;
@@ -29,10 +36,17 @@ use std::time::Duration;
 /// Where reads go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReadRouting {
+    /// The leader, and only while it leads (and holds its lease, when leases are on).
     Leader,
     /// A node chosen uniformly at random per read (stale reads from followers).
     #[default]
     Any,
+    /// A follower chosen at random per read.
+    Follower,
+    /// Any node, but only once it applied the session's last write (else the leader).
+    Ryw,
+    /// One node per session, never going back in time when it has to switch.
+    Sticky,
 }
 
 impl fmt::Display for ReadRouting {
@@ -40,6 +54,9 @@ impl fmt::Display for ReadRouting {
         f.write_str(match self {
             ReadRouting::Leader => "leader",
             ReadRouting::Any => "any",
+            ReadRouting::Follower => "follower",
+            ReadRouting::Ryw => "ryw",
+            ReadRouting::Sticky => "sticky",
         })
     }
 }
@@ -50,9 +67,9 @@ impl FromStr for ReadRouting {
         match s {
             "leader" => Ok(ReadRouting::Leader),
             "any" => Ok(ReadRouting::Any),
-            "follower" | "ryw" | "sticky" => Err(format!(
-                "reads `{s}` are not implemented by the reference client yet (use leader or any)"
-            )),
+            "follower" => Ok(ReadRouting::Follower),
+            "ryw" => Ok(ReadRouting::Ryw),
+            "sticky" => Ok(ReadRouting::Sticky),
             other => Err(format!(
                 "unknown read routing {other:?}: expected leader, any, follower, ryw or sticky"
             )),
@@ -89,6 +106,8 @@ pub struct ClientOptions {
     pub routing: ReadRouting,
     /// Per-request timeout (the whole exchange).
     pub timeout_ms: u64,
+    /// Find the leader by asking (redirects, `/status`): on when the cluster fails over.
+    pub discover_leader: bool,
 }
 
 impl Default for ClientOptions {
@@ -96,6 +115,7 @@ impl Default for ClientOptions {
         ClientOptions {
             routing: ReadRouting::Any,
             timeout_ms: 1000,
+            discover_leader: false,
         }
     }
 }
@@ -104,14 +124,46 @@ impl Default for ClientOptions {
 #[derive(Debug, Clone)]
 pub struct Session {
     rng: ChaCha8Rng,
+    /// The leader as this session knows it (index into the client's nodes).
+    leader: Option<usize>,
+    /// Ask the nodes who leads before the next request, at the latest at this time.
+    refresh_at: Option<std::time::Instant>,
+    /// LSN of this session's last acknowledged write (read-your-writes token).
+    last_write_lsn: u64,
+    /// Highest applied LSN a read of this session saw (monotonic-read token).
+    seen_lsn: u64,
+    sticky: Option<usize>,
 }
 
 impl Session {
     pub fn new(seed: u64) -> Session {
         Session {
             rng: ChaCha8Rng::seed_from_u64(seed),
+            leader: None,
+            refresh_at: None,
+            last_write_lsn: 0,
+            seen_lsn: 0,
+            sticky: None,
         }
     }
+
+    /// The session's read-your-writes token.
+    pub fn last_write_lsn(&self) -> u64 {
+        self.last_write_lsn
+    }
+}
+
+/// Read conditions sent along with a request (see the node's `KvOpts`).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+struct Conditions {
+    #[serde(skip_serializing_if = "is_zero")]
+    min_lsn: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    leader_only: bool,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 #[derive(Debug, Clone)]
@@ -174,17 +226,134 @@ impl ReferenceClient {
 
     /// Sends `req` where the routing rules say.
     pub async fn invoke(&self, session: &mut Session, req: Request) -> Reply {
-        let node = match (req.is_write(), self.options.routing) {
-            (true, _) | (false, ReadRouting::Leader) => self.leader,
-            (false, ReadRouting::Any) => session.rng.random_range(0..self.nodes.len()),
+        if self.options.discover_leader
+            && session
+                .refresh_at
+                .is_none_or(|t| std::time::Instant::now() >= t)
+        {
+            self.refresh_leader(session).await;
+        }
+        let leader = session.leader.unwrap_or(self.leader);
+        let n = self.nodes.len();
+        let none = Conditions::default();
+        if req.is_write() {
+            let (reply, hint) = self.send(leader, req, none).await;
+            if let Reply::Ok { meta, .. } = &reply {
+                session.last_write_lsn = session.last_write_lsn.max(meta_u64(meta, "lsn"));
+            } else {
+                self.learn(session, hint);
+            }
+            return reply;
+        }
+        let (node, cond) = match self.options.routing {
+            ReadRouting::Leader => (
+                leader,
+                Conditions {
+                    leader_only: true,
+                    ..none
+                },
+            ),
+            ReadRouting::Any => (session.rng.random_range(0..n), none),
+            ReadRouting::Follower => {
+                let pick = if n > 1 {
+                    (leader + 1 + session.rng.random_range(0..n - 1)) % n
+                } else {
+                    leader
+                };
+                (pick, none)
+            }
+            ReadRouting::Ryw => (
+                session.rng.random_range(0..n),
+                Conditions {
+                    min_lsn: session.last_write_lsn,
+                    ..none
+                },
+            ),
+            ReadRouting::Sticky => {
+                let node = *session
+                    .sticky
+                    .get_or_insert_with(|| session.rng.random_range(0..n));
+                (
+                    node,
+                    Conditions {
+                        min_lsn: session.seen_lsn,
+                        ..none
+                    },
+                )
+            }
         };
-        self.send(node, req).await
+        let (mut reply, hint) = self.send(node, req, cond).await;
+        if !matches!(reply, Reply::Ok { .. }) {
+            match self.options.routing {
+                // Not caught up (or down): the leader has every acknowledged write.
+                ReadRouting::Ryw if node != leader => {
+                    reply = self
+                        .send(
+                            leader,
+                            req,
+                            Conditions {
+                                leader_only: true,
+                                ..cond
+                            },
+                        )
+                        .await
+                        .0;
+                }
+                // Move on; the token keeps the next node from going back in time.
+                ReadRouting::Sticky => session.sticky = Some(session.rng.random_range(0..n)),
+                ReadRouting::Leader => self.learn(session, hint),
+                _ => {}
+            }
+        }
+        if let Reply::Ok { meta, .. } = &reply {
+            session.seen_lsn = session.seen_lsn.max(meta_u64(meta, "applied"));
+        }
+        reply
+    }
+
+    /// After a refusal: follow a redirect, or ask everyone who leads before the next request.
+    fn learn(&self, session: &mut Session, hint: Option<String>) {
+        if !self.options.discover_leader {
+            return;
+        }
+        match hint.and_then(|h| self.nodes.iter().position(|n| n.id == h)) {
+            Some(i) if Some(i) != session.leader => session.leader = Some(i),
+            _ => session.refresh_at = Some(std::time::Instant::now()),
+        }
+    }
+
+    /// Asks every node's `/status` and follows the one that leads in the highest epoch.
+    async fn refresh_leader(&self, session: &mut Session) {
+        let timeout = Duration::from_millis(self.options.timeout_ms.min(150));
+        let mut asks = tokio::task::JoinSet::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            let (http, url) = (self.http.clone(), n.status_url.clone());
+            asks.spawn(async move { (i, fetch_status(&http, &url, timeout).await) });
+        }
+        let mut best: Option<(u64, usize)> = None;
+        while let Some(joined) = asks.join_next().await {
+            if let Ok((i, Ok(st))) = joined {
+                if st.role == crate::reference::leader_follower::Role::Leader
+                    && best.is_none_or(|(e, j)| {
+                        (st.epoch, std::cmp::Reverse(i)) > (e, std::cmp::Reverse(j))
+                    })
+                {
+                    best = Some((st.epoch, i));
+                }
+            }
+        }
+        let best = best.map(|(_, i)| i);
+        if let Some(i) = best {
+            session.leader = Some(i);
+        }
+        let jitter = session.rng.random_range(200..600);
+        session.refresh_at = Some(std::time::Instant::now() + Duration::from_millis(jitter));
     }
 
     /// Sends `req` to a named node, whatever its kind (tests; writes to followers).
     pub async fn invoke_on(&self, node: &str, req: Request) -> Reply {
         match self.nodes.iter().position(|n| n.id == node) {
-            Some(i) => self.send(i, req).await,
+            Some(i) => self.send(i, req, Conditions::default()).await.0,
             None => Reply::Fail {
                 node: None,
                 error: format!("no node named {node:?}"),
@@ -207,7 +376,8 @@ impl ReferenceClient {
         .await
     }
 
-    async fn send(&self, i: usize, req: Request) -> Reply {
+    /// Sends one request; the second value is the leader a refusal named.
+    async fn send(&self, i: usize, req: Request, cond: Conditions) -> (Reply, Option<String>) {
         let node = &self.nodes[i];
         let uncertain = |error: String| {
             if req.is_write() {
@@ -222,13 +392,16 @@ impl ReferenceClient {
                 }
             }
         };
-        let body = match serde_json::to_vec(&req) {
+        let body = match request_body(&req, cond) {
             Ok(b) => b,
             Err(e) => {
-                return Reply::Fail {
-                    node: Some(node.id.clone()),
-                    error: format!("cannot encode request: {e}"),
-                };
+                return (
+                    Reply::Fail {
+                        node: Some(node.id.clone()),
+                        error: format!("cannot encode request: {e}"),
+                    },
+                    None,
+                );
             }
         };
         let sent = self
@@ -243,30 +416,39 @@ impl ReferenceClient {
             Ok(r) => r,
             // Nothing was sent on a connection that never opened.
             Err(e) if e.is_connect() => {
-                return Reply::Fail {
-                    node: Some(node.id.clone()),
-                    error: error_text(&e),
-                };
+                return (
+                    Reply::Fail {
+                        node: Some(node.id.clone()),
+                        error: error_text(&e),
+                    },
+                    None,
+                );
             }
-            Err(e) => return uncertain(error_text(&e)),
+            Err(e) => return (uncertain(error_text(&e)), None),
         };
         let status = resp.status();
         let bytes = match resp.bytes().await {
             Ok(b) => b,
-            Err(e) => return uncertain(error_text(&e)),
+            Err(e) => return (uncertain(error_text(&e)), None),
         };
         if status.is_client_error() {
             let text = String::from_utf8_lossy(&bytes);
-            return Reply::Fail {
-                node: Some(node.id.clone()),
-                error: format!("HTTP {status}: {text}"),
-            };
+            return (
+                Reply::Fail {
+                    node: Some(node.id.clone()),
+                    error: format!("HTTP {status}: {text}"),
+                },
+                None,
+            );
         }
         if !status.is_success() {
-            return uncertain(format!(
-                "HTTP {status}: {}",
-                String::from_utf8_lossy(&bytes)
-            ));
+            return (
+                uncertain(format!(
+                    "HTTP {status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                )),
+                None,
+            );
         }
         match serde_json::from_slice::<KvReply>(&bytes) {
             Ok(KvReply {
@@ -288,15 +470,53 @@ impl ReferenceClient {
                     meta.insert("time_ms".into(), t.into());
                 }
                 let meta = (!meta.is_empty()).then_some(serde_json::Value::Object(meta));
-                Reply::Ok { value, node, meta }
+                (Reply::Ok { value, node, meta }, None)
             }
-            Ok(KvReply { node, error, .. }) => Reply::Fail {
-                node: Some(node),
-                error: error.unwrap_or_else(|| "refused".to_owned()),
-            },
-            Err(e) => uncertain(format!("unreadable reply: {e}")),
+            Ok(KvReply {
+                node,
+                error,
+                unknown: true,
+                ..
+            }) => (
+                Reply::Unknown {
+                    node: Some(node),
+                    error: error.unwrap_or_else(|| "indeterminate".to_owned()),
+                },
+                None,
+            ),
+            Ok(KvReply {
+                node,
+                error,
+                leader,
+                ..
+            }) => (
+                Reply::Fail {
+                    node: Some(node),
+                    error: error.unwrap_or_else(|| "refused".to_owned()),
+                },
+                leader,
+            ),
+            Err(e) => (uncertain(format!("unreadable reply: {e}")), None),
         }
     }
+}
+
+/// The request's own JSON object with the read conditions beside its fields.
+fn request_body(req: &Request, cond: Conditions) -> Result<Vec<u8>, serde_json::Error> {
+    let mut v = serde_json::to_value(req)?;
+    if let (serde_json::Value::Object(obj), serde_json::Value::Object(extra)) =
+        (&mut v, serde_json::to_value(cond)?)
+    {
+        obj.extend(extra);
+    }
+    serde_json::to_vec(&v)
+}
+
+fn meta_u64(meta: &Option<serde_json::Value>, field: &str) -> u64 {
+    meta.as_ref()
+        .and_then(|m| m.get(field))
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0)
 }
 
 pub(crate) async fn fetch_status(

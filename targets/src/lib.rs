@@ -17,5 +17,5 @@ pub use error::TargetError;
 pub use reference::cluster::{ClusterSpec, ReferenceCluster};
 pub use reference::leader_follower::{Role, Status};
 pub use reference::node::{NodeConfig, run_node};
-pub use reference::{Durability, Model, NodeId, Replication};
+pub use reference::{Durability, Failover, Model, NodeId, Replication, Topology};
 pub use request::Request;

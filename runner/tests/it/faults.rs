@@ -7,7 +7,8 @@
 //! - a killed node's process is gone; the heal restarts it with its data and it catches up;
 //! - a skewed node reports its offset in /status and the timestamps in its replies move.
 //!
-//! Failover does not exist yet, so "a new leader appears" cannot be shown here.
+//! These run with `--failover none` (static leader); that isolating the leader under
+//! `--failover auto` makes a new leader appear is asserted in `models_lf.rs`.
 
 use crate::*;
 use schism_nemesis::{

@@ -8,6 +8,7 @@ mod browser;
 mod cleanup;
 mod errors;
 mod faults;
+mod models_lf;
 mod nemesis_runs;
 mod serve;
 mod verdicts;

@@ -16,7 +16,7 @@
 //! The admin calls (`set_clock`, `set_links`, `dump`) reach a node's admin API.
 
 use super::node::{ClockRequest, Dump, LinksRequest, NodeConfig};
-use super::{Durability, NodeId, Replication};
+use super::{Durability, Failover, NodeId, Replication, Topology};
 use crate::client::{ClientOptions, Endpoint, ReadRouting, ReferenceClient, fetch_status};
 use crate::error::TargetError;
 use crate::reference::leader_follower::Status;
@@ -45,6 +45,10 @@ pub struct ClusterSpec {
     pub log_dir: PathBuf,
     pub replication: Replication,
     pub durability: Durability,
+    pub failover: Failover,
+    pub fencing: bool,
+    pub read_lease: bool,
+    pub topology: Topology,
     /// Tokio workers per node process.
     pub worker_threads: usize,
     /// How long `start` and `restart` wait for nodes to answer.
@@ -89,6 +93,10 @@ impl ClusterSpec {
             log_dir: log_dir.into(),
             replication: Replication::default(),
             durability: Durability::default(),
+            failover: Failover::default(),
+            fencing: true,
+            read_lease: false,
+            topology: Topology::default(),
             worker_threads: 2,
             startup_timeout_ms: 10_000,
             stop_grace_ms: 2_000,
@@ -188,6 +196,10 @@ impl ReferenceCluster {
             let mut cfg = NodeConfig::new(id, peers.clone(), &leader, dir.clone())?;
             cfg.replication = spec.replication;
             cfg.durability = spec.durability;
+            cfg.failover = spec.failover;
+            cfg.fencing = spec.fencing;
+            cfg.read_lease = spec.read_lease;
+            cfg.topology = spec.topology;
             cfg.worker_threads = spec.worker_threads.max(1);
             let config_path = dir.join("node.json");
             cfg.write_file(&config_path)?;
@@ -286,6 +298,7 @@ impl ReferenceCluster {
             ClientOptions {
                 routing,
                 timeout_ms,
+                discover_leader: self.spec.failover == Failover::Auto,
             },
         )
     }
@@ -595,7 +608,10 @@ impl ReferenceCluster {
                     });
                 }
                 let url = format!("http://{}/status", p.addr);
+                // After a restart under failover auto, any leader (or none yet) is fine.
+                let any_leader = !followers_acked && self.spec.failover == Failover::Auto;
                 match fetch_status(&self.http, &url, Duration::from_millis(500)).await {
+                    Ok(_) if any_leader => ready[i] = true,
                     Ok(st) if st.leader.as_deref() != Some(self.leader.as_str()) => {
                         last_error[i] = format!("it names leader {:?}", st.leader)
                     }

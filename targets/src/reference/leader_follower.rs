@@ -2,25 +2,32 @@
 //!
 //! `LeaderFollower::handle(now_ns, input, &mut outputs)` is the whole protocol: it opens no
 //! socket or file, starts no thread and reads no clock, so the process shell and the
-//! deterministic harness drive exactly the same logic. Guarantees, given a shell that
-//! honours the output contract (every `Output::Persist` is written before any output
-//! after it is acted on):
-//! - the leader assigns LSNs 1, 2, 3, … without gaps; each entry carries the epoch;
-//! - a write is acknowledged only after its entry is persisted (async replication: the
-//!   followers may not have it yet); a failed cas or a write sent to a follower changes
-//!   nothing and is a definite failure;
-//! - a follower appends entries strictly in LSN order, ignores duplicates, refuses gaps
-//!   and acks its last LSN, so the leader rewinds to what the follower really holds (after
-//!   a restart, a lost tail, or lost messages) and resends from there;
-//! - one replication message per follower is in flight; when its ack arrives the leader
-//!   sends everything appended meanwhile (up to `batch_max_entries`), and resends after
-//!   `resend_after_ns` without an ack;
-//! - reads are served from the node's applied state, so a follower may be stale.
-//!
-//! Roles are static for now (the config names the leader, epoch 1); epochs are already in
-//! every message and entry so that failover and fencing can be added without a format change.
+//! deterministic harness drive exactly the same logic. Every knob of the model lives here:
+//! replication (`async | semi-sync:K | sync`), failover (`none | auto`), fencing, the
+//! leader read lease, read-your-writes / monotonic read tokens and the topology
+//! (`star | chain`); the shell only does I/O (and durability, which is how it persists).
+//! Guarantees, given a shell that honours the output contract (every `Persist`,
+//! `Truncate` and `PersistMeta` is carried out, in order, before any later `Reply` or
+//! `Send` is acted on):
+//! - a leader assigns LSNs without gaps; each entry carries the leader's epoch;
+//! - a write is acknowledged once it is *committed*: in the leader's own log (async), and
+//!   also held by K followers (semi-sync:K) or every follower (sync), as reported by their
+//!   acks of persisted positions; reads see committed entries only;
+//! - with `failover auto`, a follower that hears nothing for its election timeout runs a
+//!   pre-vote and then an election with a higher epoch; voters grant only to a candidate
+//!   whose log is at least as up to date as theirs (last epoch, then last LSN), and ignore
+//!   candidates while they still hear from a leader; a winner appends a no-op of its epoch;
+//! - with fencing on, a node that sees a higher epoch steps down, followers refuse
+//!   replication from older epochs and cut conflicting log suffixes (log matching on
+//!   `prev_lsn`/`prev_epoch`), and a leader that has not heard from a majority within the
+//!   election timeout stops acknowledging (steps down). With fencing off a leader never
+//!   learns it was deposed and followers take entries from any epoch: split brain;
+//! - with the read lease on, the leader serves reads only while a majority acknowledged a
+//!   message it sent less than `lease_ns` ago (shorter than any election timeout);
+//! - a read with `min_lsn` is served only once the node applied that far; it waits up to
+//!   `read_wait_ns`, then fails naming the leader (the client redirects).
 
-use super::{NodeId, Replication};
+use super::{Failover, NodeId, Replication, Topology};
 use crate::request::Request;
 use schism_history::{Key, Value};
 use serde::{Deserialize, Serialize};
@@ -33,6 +40,8 @@ pub enum Effect {
     Append(i64),
     /// Counter add (both `add` and `incr`).
     Add(i64),
+    /// A new leader's first entry: changes nothing, commits everything before it.
+    Noop,
 }
 
 impl Effect {
@@ -42,12 +51,14 @@ impl Effect {
             Effect::Write(_) => b'w',
             Effect::Append(_) => b'a',
             Effect::Add(_) => b'+',
+            Effect::Noop => b'n',
         }
     }
 
     pub fn operand(&self) -> i64 {
         match *self {
             Effect::Write(v) | Effect::Append(v) | Effect::Add(v) => v,
+            Effect::Noop => 0,
         }
     }
 
@@ -56,6 +67,7 @@ impl Effect {
             b'w' => Some(Effect::Write(operand)),
             b'a' => Some(Effect::Append(operand)),
             b'+' => Some(Effect::Add(operand)),
+            b'n' => Some(Effect::Noop),
             _ => None,
         }
     }
@@ -98,22 +110,70 @@ impl TryFrom<EntryWire> for Entry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "lowercase")]
 pub enum PeerMessage {
-    /// Leader → follower: entries `prev_lsn+1 ..`, possibly none (a heartbeat / probe).
+    /// Leader (or, in a chain, the previous node) → follower: entries `prev_lsn+1 ..`,
+    /// possibly none (a heartbeat / probe). `prev_epoch` is the epoch of entry `prev_lsn`;
+    /// `commit` is the leader's commit LSN; `leader` names the leader when forwarded.
     Append {
         from: NodeId,
         epoch: u64,
         seq: u64,
         prev_lsn: u64,
+        #[serde(default)]
+        prev_epoch: u64,
+        #[serde(default)]
+        commit: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        leader: Option<NodeId>,
         entries: Vec<Entry>,
     },
-    /// Follower → leader: answer to the `Append` with this `seq`; `last_lsn` is the
-    /// follower's last contiguous LSN (the leader continues from `last_lsn + 1`).
+    /// Follower → sender: answer to the `Append` with this `seq`; `last_lsn` is the
+    /// follower's last persisted LSN that matches the sender's log; `downstream` is what
+    /// the nodes after it in a chain hold.
     Ack {
         from: NodeId,
         epoch: u64,
         seq: u64,
         last_lsn: u64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        downstream: Vec<u64>,
     },
+    /// Candidate → all: vote for me in `epoch` (`pre`: would you, without changing state).
+    Vote {
+        from: NodeId,
+        epoch: u64,
+        last_lsn: u64,
+        last_epoch: u64,
+        #[serde(default)]
+        pre: bool,
+    },
+    VoteReply {
+        from: NodeId,
+        epoch: u64,
+        granted: bool,
+        #[serde(default)]
+        pre: bool,
+    },
+}
+
+impl PeerMessage {
+    pub fn from(&self) -> &str {
+        match self {
+            PeerMessage::Append { from, .. }
+            | PeerMessage::Ack { from, .. }
+            | PeerMessage::Vote { from, .. }
+            | PeerMessage::VoteReply { from, .. } => from,
+        }
+    }
+}
+
+/// How a read must be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReadOpts {
+    /// Serve only once this node has applied at least this LSN (read-your-writes and
+    /// monotonic-read tokens); 0: no condition.
+    pub min_lsn: u64,
+    /// Only the leader may serve it (and, with the lease on, only while it holds the lease).
+    pub leader_only: bool,
 }
 
 /// What the state machine is fed.
@@ -124,8 +184,14 @@ pub enum Input {
         req: u64,
         op: Request,
     },
+    /// A client request with read conditions.
+    ClientWith {
+        req: u64,
+        op: Request,
+        opts: ReadOpts,
+    },
     Peer(PeerMessage),
-    /// Time passed: resend unacknowledged messages, send heartbeats.
+    /// Time passed: resend, heartbeat, elections, lease and fencing checks, read timeouts.
     Tick,
 }
 
@@ -144,6 +210,9 @@ pub enum ClientReply {
         error: String,
         leader: Option<NodeId>,
     },
+    /// A write this node logged but can no longer vouch for (it stepped down before the
+    /// entry committed): it may or may not survive.
+    Unknown { error: String },
 }
 
 /// What the state machine asks its shell to do, in order.
@@ -151,6 +220,15 @@ pub enum ClientReply {
 pub enum Output {
     /// Append these entries to the log; must be done before any later output is acted on.
     Persist(Vec<Entry>),
+    /// Drop every entry after LSN `keep` (a conflicting suffix).
+    Truncate {
+        keep: u64,
+    },
+    /// Remember the epoch and the vote cast in it (before the vote is sent).
+    PersistMeta {
+        epoch: u64,
+        voted_for: Option<NodeId>,
+    },
     Reply {
         req: u64,
         reply: ClientReply,
@@ -166,6 +244,7 @@ pub enum Output {
 pub enum Role {
     Leader,
     Follower,
+    Candidate,
 }
 
 /// A snapshot for `/status` and tests.
@@ -177,7 +256,13 @@ pub struct Status {
     pub last_lsn: u64,
     pub applied_lsn: u64,
     pub leader: Option<NodeId>,
-    /// Replication progress, on the leader only.
+    /// Highest LSN known committed (applied up to here).
+    #[serde(default)]
+    pub commit_lsn: u64,
+    /// The leader holds a read lease now (always false when the lease is off).
+    #[serde(default)]
+    pub lease: bool,
+    /// Replication progress, on the leader (and on chain forwarders) only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub followers: Vec<FollowerStatus>,
     /// The node's injected clock (filled in by the process shell; the machine has none).
@@ -213,14 +298,26 @@ pub struct FollowerStatus {
     pub acked: bool,
 }
 
+/// The epoch and vote a node persisted (its `meta` file).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Meta {
+    pub epoch: u64,
+    pub voted_for: Option<NodeId>,
+}
+
 /// Static settings of one node's state machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MachineConfig {
     pub id: NodeId,
     /// Every node of the cluster, including this one.
     pub nodes: Vec<NodeId>,
+    /// The leader at a fresh start (and forever with `failover none`).
     pub leader: NodeId,
     pub replication: Replication,
+    pub failover: Failover,
+    pub fencing: bool,
+    pub read_lease: bool,
+    pub topology: Topology,
     /// Most entries in one replication message.
     pub batch_max_entries: usize,
     /// Resend an unacknowledged replication message after this long.
@@ -228,6 +325,13 @@ pub struct MachineConfig {
     /// Send an empty `Append` to an idle follower this often (it also probes a follower's
     /// position after a leader restart).
     pub heartbeat_ns: u64,
+    /// The shortest election timeout (node i waits `1 + i/4` times this); also how long a
+    /// leader may go without hearing from a majority before it steps down (fencing on).
+    pub election_timeout_ns: u64,
+    /// Read lease length; must be below `election_timeout_ns`.
+    pub lease_ns: u64,
+    /// How long a read waits for its `min_lsn` before failing with a redirect.
+    pub read_wait_ns: u64,
 }
 
 impl MachineConfig {
@@ -237,10 +341,21 @@ impl MachineConfig {
             nodes: nodes.iter().map(|n| (*n).to_owned()).collect(),
             leader: leader.to_owned(),
             replication: Replication::Async,
+            failover: Failover::None,
+            fencing: true,
+            read_lease: false,
+            topology: Topology::Star,
             batch_max_entries: 4096,
             resend_after_ns: 250_000_000,
             heartbeat_ns: 100_000_000,
+            election_timeout_ns: 1_000_000_000,
+            lease_ns: 500_000_000,
+            read_wait_ns: 200_000_000,
         }
+    }
+
+    fn majority(&self) -> usize {
+        self.nodes.len() / 2 + 1
     }
 }
 
@@ -251,7 +366,7 @@ enum Cell {
     List(Vec<i64>),
 }
 
-/// The leader's view of one follower.
+/// A sender's view of one node it replicates to.
 #[derive(Debug, Clone)]
 struct Progress {
     id: NodeId,
@@ -263,6 +378,40 @@ struct Progress {
     inflight: Option<(u64, u64)>,
     last_send_ns: Option<u64>,
     acked: bool,
+    /// Seq of the last ack taken (later progress reports reuse it).
+    acked_seq: u64,
+    /// When the message answered by the newest ack was sent (lease).
+    ack_sent_ns: Option<u64>,
+    /// When the newest ack arrived (fencing).
+    ack_recv_ns: Option<u64>,
+    /// What the nodes after this one in a chain hold.
+    downstream: Vec<u64>,
+}
+
+impl Progress {
+    fn new(id: NodeId, next_lsn: u64) -> Progress {
+        Progress {
+            id,
+            match_lsn: 0,
+            next_lsn,
+            inflight: None,
+            last_send_ns: None,
+            acked: false,
+            acked_seq: 0,
+            ack_sent_ns: None,
+            ack_recv_ns: None,
+            downstream: Vec::new(),
+        }
+    }
+}
+
+/// A read waiting for its node to apply `min_lsn`.
+#[derive(Debug, Clone)]
+struct WaitingRead {
+    req: u64,
+    key: Key,
+    min_lsn: u64,
+    deadline_ns: u64,
 }
 
 /// One node of a leader-follower cluster.
@@ -270,67 +419,111 @@ struct Progress {
 pub struct LeaderFollower {
     cfg: MachineConfig,
     epoch: u64,
+    voted_for: Option<NodeId>,
     role: Role,
     leader: Option<NodeId>,
     /// `log[i].lsn == i + 1`.
     log: Vec<Entry>,
+    commit_lsn: u64,
     applied_lsn: u64,
     state: HashMap<Key, Cell>,
+    /// Whom this node replicates to (all followers on a star leader; the successor in a chain).
     progress: Vec<Progress>,
     next_seq: u64,
+    /// Writes waiting to commit: (lsn, req), in LSN order.
+    pending: Vec<(u64, u64)>,
+    waiting_reads: Vec<WaitingRead>,
+    /// The first LSN of this leader's epoch (its no-op); reads wait until it commits.
+    epoch_start_lsn: u64,
+    became_leader_ns: u64,
+    /// Last time this node heard from a current leader (or granted a vote).
+    last_heard_ns: Option<u64>,
+    /// Election in progress: the epoch it is for, when it started, who granted.
+    election: Option<(u64, u64, Vec<NodeId>, bool)>,
+    /// In a chain: who sent the last `Append` and its seq (progress reports go there).
+    upstream: Option<(NodeId, u64)>,
+    /// Votes, leader changes, step-downs, for the node log (the shell drains it).
+    events: Vec<String>,
+    /// Outputs produced while recovering (a restarted leader's new epoch and no-op); they
+    /// lead the outputs of the first `handle`.
+    startup: Vec<Output>,
 }
 
 impl LeaderFollower {
-    /// A node resuming from the entries its log file held (empty for a fresh node).
-    /// Only the contiguous prefix `1, 2, …` is kept: the storage layer already cuts a torn
-    /// tail, and anything after a gap could not have been acknowledged in order.
-    pub fn new(cfg: MachineConfig, mut recovered: Vec<Entry>) -> LeaderFollower {
+    /// A node resuming from the entries its log file held (empty for a fresh node) and the
+    /// epoch and vote it persisted. Only the contiguous prefix `1, 2, …` is kept.
+    /// A fresh node starts as the configured leader's follower (or as that leader) in
+    /// epoch 1. A restarted node under `failover none` does too, the leader in a new epoch
+    /// (so that followers cut any tail it lost); under `failover auto` a restarted node
+    /// starts as a follower that knows no leader.
+    pub fn new(cfg: MachineConfig, recovered: Vec<Entry>) -> LeaderFollower {
+        Self::recover(cfg, recovered, None)
+    }
+
+    pub fn recover(
+        cfg: MachineConfig,
+        mut recovered: Vec<Entry>,
+        meta: Option<Meta>,
+    ) -> LeaderFollower {
         let contiguous = recovered
             .iter()
             .enumerate()
             .take_while(|(i, e)| e.lsn == *i as u64 + 1)
             .count();
         recovered.truncate(contiguous);
-        let epoch = recovered.last().map_or(1, |e| e.epoch.max(1));
-        let role = if cfg.id == cfg.leader {
-            Role::Leader
-        } else {
-            Role::Follower
-        };
-        let last = recovered.len() as u64;
-        let progress = match role {
-            Role::Leader => cfg
-                .nodes
-                .iter()
-                .filter(|n| **n != cfg.id)
-                .map(|n| Progress {
-                    id: n.clone(),
-                    match_lsn: 0,
-                    // Optimistic: assume the follower is up to date; its first ack says
-                    // otherwise and the leader rewinds.
-                    next_lsn: last + 1,
-                    inflight: None,
-                    last_send_ns: None,
-                    acked: false,
-                })
-                .collect(),
-            Role::Follower => Vec::new(),
-        };
+        let fresh = recovered.is_empty() && meta.is_none();
+        let log_epoch = recovered.last().map_or(1, |e| e.epoch.max(1));
+        let meta = meta.unwrap_or_default();
+        let epoch = log_epoch.max(meta.epoch).max(1);
         let mut node = LeaderFollower {
-            leader: Some(cfg.leader.clone()),
-            cfg,
+            leader: None,
             epoch,
-            role,
+            voted_for: meta.voted_for,
+            role: Role::Follower,
             log: Vec::with_capacity(recovered.len().max(1024)),
+            commit_lsn: 0,
             applied_lsn: 0,
             state: HashMap::new(),
-            progress,
+            progress: Vec::new(),
             next_seq: 1,
+            pending: Vec::new(),
+            waiting_reads: Vec::new(),
+            epoch_start_lsn: 0,
+            became_leader_ns: 0,
+            last_heard_ns: None,
+            election: None,
+            upstream: None,
+            events: Vec::new(),
+            startup: Vec::new(),
+            cfg,
         };
-        for e in recovered {
-            node.log.push(e);
-            node.apply(&e);
+        node.log = recovered;
+        let static_roles = node.cfg.failover == Failover::None;
+        if fresh || static_roles {
+            node.leader = Some(node.cfg.leader.clone());
         }
+        // What this node held was committed under async; under (semi-)sync a follower
+        // learns the commit point from its leader, a restarted leader recommits.
+        if node.cfg.replication == Replication::Async {
+            node.commit_lsn = node.last_lsn();
+        }
+        if node.cfg.id == node.cfg.leader && (fresh || static_roles) {
+            let mut out = Vec::new();
+            if fresh {
+                node.become_leader(0, &mut out);
+            } else {
+                // A new epoch, so that followers cut whatever tail this leader lost.
+                node.epoch += 1;
+                node.voted_for = Some(node.cfg.id.clone());
+                node.become_leader(0, &mut out);
+            }
+            // A restarted leader's new epoch and no-op go to disk with its first outputs:
+            // the caller collects them through `take_startup_outputs`.
+            node.startup = out;
+        } else {
+            node.reset_progress();
+        }
+        node.apply_committed();
         node
     }
 
@@ -338,12 +531,28 @@ impl LeaderFollower {
         &self.cfg.id
     }
 
+    pub fn config(&self) -> &MachineConfig {
+        &self.cfg
+    }
+
     pub fn role(&self) -> Role {
         self.role
     }
 
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn leader(&self) -> Option<&str> {
+        self.leader.as_deref()
+    }
+
     pub fn last_lsn(&self) -> u64 {
         self.log.len() as u64
+    }
+
+    pub fn commit_lsn(&self) -> u64 {
+        self.commit_lsn
     }
 
     pub fn applied_lsn(&self) -> u64 {
@@ -352,6 +561,11 @@ impl LeaderFollower {
 
     pub fn log(&self) -> &[Entry] {
         &self.log
+    }
+
+    /// Notable events since the last call (elections, step-downs, truncations).
+    pub fn take_events(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.events)
     }
 
     /// The value a read of `key` returns here now.
@@ -363,6 +577,25 @@ impl LeaderFollower {
         }
     }
 
+    /// Whether the leader holds a read lease at `now_ns`.
+    pub fn has_lease(&self, now_ns: u64) -> bool {
+        if self.role != Role::Leader || self.commit_lsn < self.epoch_start_lsn {
+            return false;
+        }
+        // A lease counts from when the acknowledged message was *sent*: the follower
+        // heard from this leader no earlier than that, and will not vote for anyone else
+        // for an election timeout (> lease_ns) after it heard.
+        let fresh =
+            |t: Option<u64>| t.is_some_and(|t| now_ns.saturating_sub(t) < self.cfg.lease_ns);
+        let counted = 1 + self
+            .progress
+            .iter()
+            .filter(|p| fresh(p.ack_sent_ns))
+            .map(|p| 1 + p.downstream.len())
+            .sum::<usize>();
+        counted >= self.cfg.majority()
+    }
+
     pub fn status(&self) -> Status {
         Status {
             node: self.cfg.id.clone(),
@@ -371,6 +604,8 @@ impl LeaderFollower {
             last_lsn: self.last_lsn(),
             applied_lsn: self.applied_lsn,
             leader: self.leader.clone(),
+            commit_lsn: self.commit_lsn,
+            lease: false,
             followers: self
                 .progress
                 .iter()
@@ -383,6 +618,13 @@ impl LeaderFollower {
                 .collect(),
             clock: ClockStatus::default(),
         }
+    }
+
+    /// `status` with the lease evaluated at `now_ns`.
+    pub fn status_at(&self, now_ns: u64) -> Status {
+        let mut st = self.status();
+        st.lease = self.cfg.read_lease && self.has_lease(now_ns);
+        st
     }
 
     /// Every key's current value here, in key order (for convergence checks).
@@ -400,27 +642,106 @@ impl LeaderFollower {
     /// Feeds one input; appends the resulting outputs to `out` in the order they must be
     /// carried out.
     pub fn handle(&mut self, now_ns: u64, input: Input, out: &mut Vec<Output>) {
+        out.append(&mut self.startup);
+        if self.last_heard_ns.is_none() {
+            self.last_heard_ns = Some(now_ns);
+        }
         match input {
-            Input::Client { req, op } => self.on_client(now_ns, req, op, out),
+            Input::Client { req, op } => self.on_client(now_ns, req, op, ReadOpts::default(), out),
+            Input::ClientWith { req, op, opts } => self.on_client(now_ns, req, op, opts, out),
             Input::Peer(PeerMessage::Append {
                 from,
                 epoch,
                 seq,
                 prev_lsn,
+                prev_epoch,
+                commit,
+                leader,
                 entries,
-            }) => self.on_append(from, epoch, seq, prev_lsn, &entries, out),
+            }) => {
+                let leader = leader.unwrap_or_else(|| from.clone());
+                self.on_append(
+                    now_ns,
+                    from,
+                    leader,
+                    epoch,
+                    seq,
+                    (prev_lsn, prev_epoch),
+                    commit,
+                    entries,
+                    out,
+                )
+            }
             Input::Peer(PeerMessage::Ack {
                 from,
                 epoch,
                 seq,
                 last_lsn,
-            }) => self.on_ack(now_ns, &from, epoch, seq, last_lsn, out),
+                downstream,
+            }) => self.on_ack(now_ns, &from, epoch, seq, last_lsn, downstream, out),
+            Input::Peer(PeerMessage::Vote {
+                from,
+                epoch,
+                last_lsn,
+                last_epoch,
+                pre,
+            }) => self.on_vote(now_ns, from, epoch, (last_epoch, last_lsn), pre, out),
+            Input::Peer(PeerMessage::VoteReply {
+                from,
+                epoch,
+                granted,
+                pre,
+            }) => self.on_vote_reply(now_ns, from, epoch, granted, pre, out),
             Input::Tick => self.on_tick(now_ns, out),
+        }
+        self.serve_waiting_reads(now_ns, out);
+    }
+
+    fn fail(&self, req: u64, error: String, out: &mut Vec<Output>) {
+        out.push(Output::Reply {
+            req,
+            reply: ClientReply::Fail {
+                error,
+                leader: self.leader.clone(),
+            },
+        });
+    }
+
+    fn not_leader(&self) -> String {
+        match &self.leader {
+            Some(l) if *l != self.cfg.id => format!("not leader; leader is {l}"),
+            _ => "not leader; no leader known".to_owned(),
         }
     }
 
-    fn on_client(&mut self, now_ns: u64, req: u64, op: Request, out: &mut Vec<Output>) {
+    fn on_client(
+        &mut self,
+        now_ns: u64,
+        req: u64,
+        op: Request,
+        opts: ReadOpts,
+        out: &mut Vec<Output>,
+    ) {
         if let Request::Read { key } = op {
+            if opts.leader_only && self.role != Role::Leader {
+                return self.fail(req, self.not_leader(), out);
+            }
+            if self.role == Role::Leader && self.cfg.read_lease && !self.has_lease(now_ns) {
+                return self.fail(
+                    req,
+                    "leader holds no read lease (cannot reach a majority)".into(),
+                    out,
+                );
+            }
+            if self.applied_lsn < opts.min_lsn {
+                self.waiting_reads.push(WaitingRead {
+                    req,
+                    key,
+                    min_lsn: opts.min_lsn,
+                    deadline_ns: now_ns.saturating_add(self.cfg.read_wait_ns),
+                });
+                return;
+            }
             let reply = ClientReply::Ok {
                 value: self.read(key),
                 lsn: None,
@@ -430,31 +751,11 @@ impl LeaderFollower {
             return;
         }
         if self.role != Role::Leader {
-            let error = match &self.leader {
-                Some(l) => format!("not leader; leader is {l}"),
-                None => "not leader; no leader known".to_owned(),
-            };
-            out.push(Output::Reply {
-                req,
-                reply: ClientReply::Fail {
-                    error,
-                    leader: self.leader.clone(),
-                },
-            });
-            return;
+            return self.fail(req, self.not_leader(), out);
         }
         let effect = match self.decide(op) {
             Ok(effect) => effect,
-            Err(error) => {
-                out.push(Output::Reply {
-                    req,
-                    reply: ClientReply::Fail {
-                        error,
-                        leader: self.leader.clone(),
-                    },
-                });
-                return;
-            }
+            Err(error) => return self.fail(req, error, out),
         };
         let entry = Entry {
             lsn: self.last_lsn() + 1,
@@ -463,34 +764,63 @@ impl LeaderFollower {
             effect,
         };
         self.log.push(entry);
-        self.apply(&entry);
         out.push(Output::Persist(vec![entry]));
-        match self.cfg.replication {
-            // Async: acknowledge as soon as the leader's own log has it.
-            Replication::Async => out.push(Output::Reply {
-                req,
-                reply: ClientReply::Ok {
-                    value: Value::Null,
-                    lsn: Some(entry.lsn),
-                    applied_lsn: self.applied_lsn,
-                },
-            }),
+        self.pending.push((entry.lsn, req));
+        self.advance_commit(out);
+        // Replicate at once where nothing is in flight (the rest goes with the next ack).
+        self.send_due(now_ns, false, out);
+    }
+
+    fn serve_waiting_reads(&mut self, now_ns: u64, out: &mut Vec<Output>) {
+        if self.waiting_reads.is_empty() {
+            return;
         }
-        for i in 0..self.progress.len() {
-            if self.progress[i].inflight.is_none() {
-                self.send_append(i, now_ns, out);
+        let waiting = std::mem::take(&mut self.waiting_reads);
+        for w in waiting {
+            if self.applied_lsn >= w.min_lsn {
+                out.push(Output::Reply {
+                    req: w.req,
+                    reply: ClientReply::Ok {
+                        value: self.read(w.key),
+                        lsn: None,
+                        applied_lsn: self.applied_lsn,
+                    },
+                });
+            } else if now_ns >= w.deadline_ns {
+                let error = format!(
+                    "behind: applied LSN {} < {} requested; {}",
+                    self.applied_lsn,
+                    w.min_lsn,
+                    match &self.leader {
+                        Some(l) => format!("leader is {l}"),
+                        None => "no leader known".into(),
+                    }
+                );
+                self.fail(w.req, error, out);
+            } else {
+                self.waiting_reads.push(w);
             }
         }
     }
 
-    /// Evaluates a write against the current state: the effect to log, or why it fails.
+    /// The value of `key` after every logged entry (committed or not): what a cas sees.
+    fn head_cell(&self, key: Key) -> Option<Cell> {
+        let mut cell = self.state.get(&key).cloned();
+        for e in &self.log[self.applied_lsn as usize..] {
+            if e.key == key {
+                apply_effect(&mut cell, e.effect);
+            }
+        }
+        cell
+    }
+
     fn decide(&self, op: Request) -> Result<Effect, String> {
-        let cell = self.state.get(&op.key());
+        let cell = self.head_cell(op.key());
         match op {
             Request::Read { .. } => Err("a read is not a write".to_owned()),
             Request::Write { value, .. } => Ok(Effect::Write(value)),
             Request::Cas { key, expected, new } => match cell {
-                Some(Cell::Int(v)) if *v == expected => Ok(Effect::Write(new)),
+                Some(Cell::Int(v)) if v == expected => Ok(Effect::Write(new)),
                 Some(Cell::Int(v)) => Err(format!("cas failed: key {key} is {v}, not {expected}")),
                 Some(Cell::List(_)) => Err(format!("cas failed: key {key} holds a list")),
                 None => Err(format!("cas failed: key {key} is nil, not {expected}")),
@@ -506,89 +836,304 @@ impl LeaderFollower {
         }
     }
 
-    fn apply(&mut self, e: &Entry) {
-        debug_assert_eq!(e.lsn, self.applied_lsn + 1, "entries apply in LSN order");
-        let cell = self.state.entry(e.key);
-        match e.effect {
-            Effect::Write(v) => {
-                cell.insert_entry(Cell::Int(v));
+    /// Applies committed entries to the state.
+    fn apply_committed(&mut self) {
+        let upto = self.commit_lsn.min(self.last_lsn());
+        while self.applied_lsn < upto {
+            let e = self.log[self.applied_lsn as usize];
+            let mut cell = self.state.remove(&e.key);
+            apply_effect(&mut cell, e.effect);
+            if let Some(c) = cell {
+                self.state.insert(e.key, c);
             }
-            Effect::Append(v) => match cell.or_insert_with(|| Cell::List(Vec::new())) {
-                Cell::List(list) => list.push(v),
-                // The leader refuses such appends, so only a foreign log gets here; the
-                // list wins so that every replica applies the same entry the same way.
-                c @ Cell::Int(_) => *c = Cell::List(vec![v]),
-            },
-            Effect::Add(v) => match cell.or_insert(Cell::Int(0)) {
-                Cell::Int(x) => *x = x.wrapping_add(v),
-                c @ Cell::List(_) => *c = Cell::Int(v),
-            },
+            self.applied_lsn = e.lsn;
         }
-        self.applied_lsn = e.lsn;
     }
 
+    /// Cuts the log after `keep`, rebuilding the state if applied entries went.
+    fn truncate(&mut self, keep: u64, out: &mut Vec<Output>) {
+        if keep >= self.last_lsn() {
+            return;
+        }
+        self.events.push(format!(
+            "epoch {}: cutting log entries {}..={} (conflict with the leader)",
+            self.epoch,
+            keep + 1,
+            self.last_lsn()
+        ));
+        self.log.truncate(keep as usize);
+        out.push(Output::Truncate { keep });
+        if self.applied_lsn > keep {
+            self.state.clear();
+            self.applied_lsn = 0;
+            self.commit_lsn = self.commit_lsn.min(keep);
+            self.apply_committed();
+        }
+        self.commit_lsn = self.commit_lsn.min(keep);
+    }
+
+    fn persist_meta(&self, out: &mut Vec<Output>) {
+        out.push(Output::PersistMeta {
+            epoch: self.epoch,
+            voted_for: self.voted_for.clone(),
+        });
+    }
+
+    /// Adopts a higher epoch as a follower (fencing: whoever sees a newer epoch steps down).
+    fn adopt_epoch(&mut self, epoch: u64, leader: Option<NodeId>, out: &mut Vec<Output>) {
+        if self.role == Role::Leader {
+            self.events.push(format!(
+                "epoch {} is over: saw epoch {epoch}; stepping down",
+                self.epoch
+            ));
+        }
+        self.epoch = epoch;
+        self.voted_for = None;
+        self.persist_meta(out);
+        self.step_down(leader, out);
+    }
+
+    fn step_down(&mut self, leader: Option<NodeId>, out: &mut Vec<Output>) {
+        self.role = Role::Follower;
+        self.election = None;
+        self.leader = leader;
+        for (_, req) in std::mem::take(&mut self.pending) {
+            out.push(Output::Reply {
+                req,
+                reply: ClientReply::Unknown {
+                    error: "the leader stepped down before the write committed".into(),
+                },
+            });
+        }
+        self.reset_progress();
+    }
+
+    fn become_leader(&mut self, now_ns: u64, out: &mut Vec<Output>) {
+        let fresh = self.log.is_empty() && self.epoch == 1;
+        self.role = Role::Leader;
+        self.leader = Some(self.cfg.id.clone());
+        self.election = None;
+        self.became_leader_ns = now_ns;
+        self.events.push(format!(
+            "leader of epoch {} with log up to LSN {}",
+            self.epoch,
+            self.last_lsn()
+        ));
+        if fresh {
+            self.epoch_start_lsn = 0;
+        } else {
+            // A no-op of the new epoch: once it commits, so does everything before it.
+            self.persist_meta(out);
+            let entry = Entry {
+                lsn: self.last_lsn() + 1,
+                epoch: self.epoch,
+                key: 0,
+                effect: Effect::Noop,
+            };
+            self.log.push(entry);
+            out.push(Output::Persist(vec![entry]));
+            self.epoch_start_lsn = entry.lsn;
+        }
+        self.reset_progress();
+        self.advance_commit(out);
+    }
+
+    /// Whom this node sends to, given its role and the leader it knows.
+    fn reset_progress(&mut self) {
+        let next = self.last_lsn() + 1;
+        let targets: Vec<NodeId> = match (self.cfg.topology, self.role) {
+            (Topology::Star, Role::Leader) => self
+                .cfg
+                .nodes
+                .iter()
+                .filter(|n| **n != self.cfg.id)
+                .cloned()
+                .collect(),
+            (Topology::Star, _) => Vec::new(),
+            (Topology::Chain, Role::Candidate) => Vec::new(),
+            (Topology::Chain, _) => self.chain_successor().into_iter().collect(),
+        };
+        // Optimistic: assume the follower is up to date; its first ack says otherwise.
+        self.progress = targets
+            .into_iter()
+            .map(|id| Progress::new(id, next))
+            .collect();
+    }
+
+    /// The next node after this one in the chain that starts at the current leader.
+    fn chain_successor(&self) -> Option<NodeId> {
+        let leader = self.leader.as_ref()?;
+        let n = self.cfg.nodes.len();
+        let l = self.cfg.nodes.iter().position(|x| x == leader)?;
+        let me = self.cfg.nodes.iter().position(|x| *x == self.cfg.id)?;
+        let rank = (me + n - l) % n;
+        (rank + 1 < n).then(|| self.cfg.nodes[(me + 1) % n].clone())
+    }
+
+    /// Commits what enough followers hold, applies it, acknowledges waiting writes.
+    fn advance_commit(&mut self, out: &mut Vec<Output>) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let required = self
+            .cfg
+            .replication
+            .required_followers(self.cfg.nodes.len());
+        let last = self.last_lsn();
+        let mut held: Vec<u64> = Vec::with_capacity(self.cfg.nodes.len());
+        for p in &self.progress {
+            held.push(p.match_lsn);
+            held.extend(p.downstream.iter().copied());
+        }
+        held.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = if required == 0 {
+            last
+        } else {
+            held.get(required - 1).copied().unwrap_or(0).min(last)
+        };
+        // Only an entry of this epoch commits by counting (and with it all before it).
+        if candidate > self.commit_lsn && self.log[candidate as usize - 1].epoch == self.epoch {
+            self.commit_lsn = candidate;
+            self.apply_committed();
+            let upto = self.commit_lsn;
+            let done = self.pending.partition_point(|(lsn, _)| *lsn <= upto);
+            for (lsn, req) in self.pending.drain(..done) {
+                out.push(Output::Reply {
+                    req,
+                    reply: ClientReply::Ok {
+                        value: Value::Null,
+                        lsn: Some(lsn),
+                        applied_lsn: upto,
+                    },
+                });
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn on_append(
         &mut self,
+        now_ns: u64,
         from: NodeId,
+        leader: NodeId,
         epoch: u64,
         seq: u64,
-        prev_lsn: u64,
-        entries: &[Entry],
+        (prev_lsn, prev_epoch): (u64, u64),
+        commit: u64,
+        entries: Vec<Entry>,
         out: &mut Vec<Output>,
     ) {
         if epoch < self.epoch {
-            // A deposed leader: tell it the newer epoch and take nothing from it.
-            out.push(self.ack(from, seq));
+            if self.cfg.fencing {
+                // A deposed leader: tell it the newer epoch and take nothing from it.
+                out.push(self.ack(from, seq, self.last_lsn()));
+                return;
+            }
+            // Fencing off: nobody checks epochs; take whatever extends this log.
+            if self.role == Role::Leader {
+                return;
+            }
+            let last = self.last_lsn();
+            if prev_lsn <= last {
+                let fresh: Vec<Entry> = entries.into_iter().filter(|e| e.lsn > last).collect();
+                self.append_contiguous(fresh, out);
+                if self.cfg.replication == Replication::Async {
+                    self.commit_lsn = self.last_lsn();
+                    self.apply_committed();
+                }
+            }
+            out.push(self.ack(from, seq, self.last_lsn()));
             return;
         }
         if epoch > self.epoch {
-            self.epoch = epoch;
-            self.role = Role::Follower;
-            self.progress.clear();
+            self.adopt_epoch(epoch, Some(leader.clone()), out);
         }
         if self.role == Role::Leader {
-            // Two leaders in one epoch cannot happen with static roles; refuse the entries.
-            out.push(self.ack(from, seq));
+            // Another leader in this very epoch cannot be (one vote per epoch); refuse.
+            out.push(self.ack(from, seq, self.last_lsn()));
             return;
         }
-        self.leader = Some(from.clone());
-        let last = self.last_lsn();
-        if prev_lsn <= last {
-            let fresh: Vec<Entry> = entries
-                .iter()
-                .skip_while(|e| e.lsn <= last)
-                .scan(last, |expect, e| {
-                    // Stop at the first gap inside a batch rather than log out of order.
-                    (e.lsn == *expect + 1).then(|| {
-                        *expect = e.lsn;
-                        *e
-                    })
-                })
-                .collect();
-            if !fresh.is_empty() {
-                for e in &fresh {
-                    self.log.push(*e);
-                    self.apply(e);
-                }
-                out.push(Output::Persist(fresh));
-            }
+        if self.role == Role::Candidate {
+            self.step_down(Some(leader.clone()), out);
         }
-        // On a gap (prev_lsn > last) nothing is taken; the ack makes the leader rewind.
-        out.push(self.ack(from, seq));
+        self.last_heard_ns = Some(now_ns);
+        if self.leader.as_deref() != Some(leader.as_str()) {
+            self.leader = Some(leader);
+            self.reset_progress();
+        }
+        self.upstream = Some((from.clone(), seq));
+        let last = self.last_lsn();
+        if prev_lsn > last {
+            // A gap: nothing taken, the ack makes the sender rewind.
+            out.push(self.ack(from, seq, last));
+            return;
+        }
+        if prev_lsn > 0 && self.log[prev_lsn as usize - 1].epoch != prev_epoch && prev_epoch != 0 {
+            // Log matching fails at prev_lsn: this entry and all after it conflict.
+            self.truncate(prev_lsn - 1, out);
+            out.push(self.ack(from, seq, self.last_lsn()));
+            return;
+        }
+        // Skip what is already here (same LSN and epoch); cut at the first conflict.
+        let sent_upto = prev_lsn + entries.len() as u64;
+        let mut fresh = Vec::with_capacity(entries.len());
+        for e in entries {
+            if e.lsn <= self.last_lsn() {
+                if self.log[e.lsn as usize - 1].epoch == e.epoch {
+                    continue;
+                }
+                self.truncate(e.lsn - 1, out);
+            }
+            fresh.push(e);
+        }
+        self.append_contiguous(fresh, out);
+        // What is verified to match the sender's log (anything after may still conflict).
+        let matched = sent_upto.min(self.last_lsn());
+        // Only what matches the sender's log counts as committed here.
+        let commit = commit.min(matched).min(self.last_lsn());
+        if commit > self.commit_lsn {
+            self.commit_lsn = commit;
+        }
+        self.apply_committed();
+        out.push(self.ack(from, seq, matched));
+        // In a chain, pass it on.
+        self.send_due(now_ns, false, out);
     }
 
-    fn ack(&self, to: NodeId, seq: u64) -> Output {
+    /// Appends entries that continue the log exactly (stops at the first gap).
+    fn append_contiguous(&mut self, entries: Vec<Entry>, out: &mut Vec<Output>) {
+        let mut taken = Vec::with_capacity(entries.len());
+        for e in entries {
+            if e.lsn != self.last_lsn() + 1 {
+                break;
+            }
+            self.log.push(e);
+            taken.push(e);
+        }
+        if !taken.is_empty() {
+            out.push(Output::Persist(taken));
+        }
+    }
+
+    fn ack(&self, to: NodeId, seq: u64, last_lsn: u64) -> Output {
+        let mut downstream = Vec::new();
+        for p in &self.progress {
+            downstream.push(p.match_lsn);
+            downstream.extend(p.downstream.iter().copied());
+        }
         Output::Send {
             to,
             msg: PeerMessage::Ack {
                 from: self.cfg.id.clone(),
                 epoch: self.epoch,
                 seq,
-                last_lsn: self.last_lsn(),
+                last_lsn,
+                downstream,
             },
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_ack(
         &mut self,
         now_ns: u64,
@@ -596,16 +1141,15 @@ impl LeaderFollower {
         epoch: u64,
         seq: u64,
         last_lsn: u64,
+        downstream: Vec<u64>,
         out: &mut Vec<Output>,
     ) {
         if epoch > self.epoch {
-            self.epoch = epoch;
-            self.role = Role::Follower;
-            self.leader = None;
-            self.progress.clear();
-            return;
-        }
-        if self.role != Role::Leader {
+            if !self.cfg.fencing && self.role == Role::Leader {
+                // Fencing off: the leader never learns it was deposed.
+                return;
+            }
+            self.adopt_epoch(epoch, None, out);
             return;
         }
         let last = self.last_lsn();
@@ -613,33 +1157,269 @@ impl LeaderFollower {
             return;
         };
         let p = &mut self.progress[i];
-        // Only the ack of the message in flight counts: an older one may predate a rewind.
-        if p.inflight.map(|(s, _)| s) != Some(seq) {
-            return;
+        let changed_downstream = p.downstream != downstream;
+        match p.inflight {
+            // Only the ack of the message in flight moves the match: an older one may
+            // predate a rewind.
+            Some((s, sent_ns)) if s == seq => {
+                p.inflight = None;
+                p.acked = true;
+                p.acked_seq = seq;
+                p.ack_sent_ns = Some(sent_ns);
+                p.ack_recv_ns = Some(now_ns);
+                // The follower's word is the truth, even when it went backwards (lost tail).
+                p.match_lsn = last_lsn.min(last);
+                p.next_lsn = p.match_lsn + 1;
+                p.downstream = downstream;
+            }
+            // A chain node's later progress report for the message it already acked.
+            _ if seq == p.acked_seq && seq != 0 => p.downstream = downstream,
+            _ => return,
         }
-        p.inflight = None;
-        p.acked = true;
-        // The follower's word is the truth, even when it went backwards (lost tail).
-        p.match_lsn = last_lsn.min(last);
-        p.next_lsn = p.match_lsn + 1;
-        if p.next_lsn <= last {
+        if self.role == Role::Leader {
+            self.advance_commit(out);
+        } else if changed_downstream {
+            if let Some((up, up_seq)) = self.upstream.clone() {
+                out.push(self.ack(up, up_seq, self.last_lsn()));
+            }
+        }
+        let p = &self.progress[i];
+        if p.next_lsn <= last && p.inflight.is_none() {
             self.send_append(i, now_ns, out);
         }
     }
 
+    fn my_rank(&self) -> u64 {
+        self.cfg
+            .nodes
+            .iter()
+            .position(|n| *n == self.cfg.id)
+            .unwrap_or(0) as u64
+    }
+
+    fn election_timeout(&self) -> u64 {
+        self.cfg.election_timeout_ns + self.my_rank() * self.cfg.election_timeout_ns / 4
+    }
+
+    fn last_epoch(&self) -> u64 {
+        self.log.last().map_or(0, |e| e.epoch)
+    }
+
+    /// Whether this node would hear a candidate now: not while it hears from a leader.
+    fn hears_a_leader(&self, now_ns: u64) -> bool {
+        match self.role {
+            Role::Leader => {
+                let window = self.cfg.election_timeout_ns;
+                let fresh = |t: Option<u64>| t.is_some_and(|t| now_ns.saturating_sub(t) < window);
+                let counted = 1 + self
+                    .progress
+                    .iter()
+                    .filter(|p| fresh(p.ack_recv_ns))
+                    .map(|p| 1 + p.downstream.len())
+                    .sum::<usize>();
+                counted >= self.cfg.majority()
+                    || now_ns.saturating_sub(self.became_leader_ns) < window
+            }
+            _ => {
+                self.leader.is_some()
+                    && self
+                        .last_heard_ns
+                        .is_some_and(|t| now_ns.saturating_sub(t) < self.cfg.election_timeout_ns)
+            }
+        }
+    }
+
+    fn on_vote(
+        &mut self,
+        now_ns: u64,
+        from: NodeId,
+        epoch: u64,
+        their_last: (u64, u64),
+        pre: bool,
+        out: &mut Vec<Output>,
+    ) {
+        let up_to_date = their_last >= (self.last_epoch(), self.last_lsn());
+        let reply = |granted: bool, epoch: u64| Output::Send {
+            to: from.clone(),
+            msg: PeerMessage::VoteReply {
+                from: String::new(),
+                epoch,
+                granted,
+                pre,
+            },
+        };
+        let deaf = self.cfg.failover == Failover::None
+            || (self.role == Role::Leader && !self.cfg.fencing)
+            || self.hears_a_leader(now_ns);
+        if pre {
+            let granted = !deaf && epoch > self.epoch && up_to_date;
+            out.push(self.named(reply(granted, self.epoch)));
+            return;
+        }
+        if deaf || epoch < self.epoch {
+            out.push(self.named(reply(false, self.epoch)));
+            return;
+        }
+        if epoch > self.epoch {
+            self.adopt_epoch(epoch, None, out);
+        }
+        let free = self.voted_for.as_ref().is_none_or(|v| *v == from);
+        let granted = free && up_to_date && self.role == Role::Follower;
+        if granted {
+            self.voted_for = Some(from.clone());
+            self.persist_meta(out);
+            self.last_heard_ns = Some(now_ns);
+            self.events.push(format!("epoch {epoch}: voted for {from}"));
+        }
+        out.push(self.named(reply(granted, self.epoch)));
+    }
+
+    /// Fills in `from` of a reply built before `self` could be borrowed.
+    fn named(&self, mut o: Output) -> Output {
+        if let Output::Send {
+            msg: PeerMessage::VoteReply { from, .. },
+            ..
+        } = &mut o
+        {
+            *from = self.cfg.id.clone();
+        }
+        o
+    }
+
+    fn on_vote_reply(
+        &mut self,
+        now_ns: u64,
+        from: NodeId,
+        epoch: u64,
+        granted: bool,
+        pre: bool,
+        out: &mut Vec<Output>,
+    ) {
+        if !pre && epoch > self.epoch {
+            if self.role == Role::Leader && !self.cfg.fencing {
+                return;
+            }
+            self.adopt_epoch(epoch, None, out);
+            return;
+        }
+        let majority = self.cfg.majority();
+        let Some((for_epoch, _, votes, is_pre)) = self.election.as_mut() else {
+            return;
+        };
+        if *is_pre != pre || !granted {
+            return;
+        }
+        if !pre && epoch != *for_epoch {
+            return;
+        }
+        if !votes.contains(&from) {
+            votes.push(from);
+        }
+        if votes.len() < majority {
+            return;
+        }
+        if pre {
+            self.start_election(now_ns, false, out);
+        } else if self.role == Role::Candidate {
+            self.become_leader(now_ns, out);
+            self.send_due(now_ns, true, out);
+        }
+    }
+
+    /// Starts a pre-vote (no state change) or a real election in a new epoch.
+    fn start_election(&mut self, now_ns: u64, pre: bool, out: &mut Vec<Output>) {
+        let epoch = self.epoch + 1;
+        if !pre {
+            self.epoch = epoch;
+            self.role = Role::Candidate;
+            self.leader = None;
+            self.voted_for = Some(self.cfg.id.clone());
+            self.progress.clear();
+            self.persist_meta(out);
+            self.events.push(format!(
+                "epoch {epoch}: standing for election with log up to LSN {} (epoch {})",
+                self.last_lsn(),
+                self.last_epoch()
+            ));
+        }
+        self.last_heard_ns = Some(now_ns);
+        self.election = Some((epoch, now_ns, vec![self.cfg.id.clone()], pre));
+        if self.cfg.majority() <= 1 {
+            if pre {
+                return self.start_election(now_ns, false, out);
+            }
+            self.become_leader(now_ns, out);
+            return;
+        }
+        for n in self.cfg.nodes.iter().filter(|n| **n != self.cfg.id) {
+            out.push(Output::Send {
+                to: n.clone(),
+                msg: PeerMessage::Vote {
+                    from: self.cfg.id.clone(),
+                    epoch,
+                    last_lsn: self.last_lsn(),
+                    last_epoch: self.last_epoch(),
+                    pre,
+                },
+            });
+        }
+    }
+
     fn on_tick(&mut self, now_ns: u64, out: &mut Vec<Output>) {
-        if self.role != Role::Leader {
+        if self.cfg.failover == Failover::Auto {
+            match self.role {
+                Role::Leader => {
+                    if self.cfg.fencing && !self.hears_a_leader(now_ns) {
+                        self.events.push(format!(
+                            "epoch {}: no majority heard for {} ms; stepping down",
+                            self.epoch,
+                            self.cfg.election_timeout_ns / 1_000_000
+                        ));
+                        self.step_down(None, out);
+                    }
+                }
+                _ => {
+                    let since = self
+                        .election
+                        .as_ref()
+                        .map(|e| e.1)
+                        .or(self.last_heard_ns)
+                        .unwrap_or(now_ns);
+                    if now_ns.saturating_sub(since) >= self.election_timeout() {
+                        if self.role == Role::Follower && self.leader.is_some() {
+                            self.events.push(format!(
+                                "epoch {}: leader {} silent; pre-vote",
+                                self.epoch,
+                                self.leader.as_deref().unwrap_or("?")
+                            ));
+                            self.leader = None;
+                        }
+                        self.start_election(now_ns, true, out);
+                    }
+                }
+            }
+        }
+        self.send_due(now_ns, true, out);
+    }
+
+    /// Sends to every target that is due: new entries with nothing in flight, and with
+    /// `timers` also resends and heartbeats.
+    fn send_due(&mut self, now_ns: u64, timers: bool, out: &mut Vec<Output>) {
+        if self.role == Role::Candidate || (self.role == Role::Follower && self.leader.is_none()) {
             return;
         }
         let last = self.last_lsn();
         for i in 0..self.progress.len() {
             let p = &self.progress[i];
             let due = match p.inflight {
-                Some((_, sent_ns)) => now_ns.saturating_sub(sent_ns) >= self.cfg.resend_after_ns,
+                Some((_, sent_ns)) => {
+                    timers && now_ns.saturating_sub(sent_ns) >= self.cfg.resend_after_ns
+                }
                 None => {
                     p.next_lsn <= last
-                        || p.last_send_ns
-                            .is_none_or(|t| now_ns.saturating_sub(t) >= self.cfg.heartbeat_ns)
+                        || (timers
+                            && p.last_send_ns
+                                .is_none_or(|t| now_ns.saturating_sub(t) >= self.cfg.heartbeat_ns))
                 }
             };
             if due {
@@ -658,16 +1438,44 @@ impl LeaderFollower {
         let to_idx = (from_idx + self.cfg.batch_max_entries).min(self.log.len());
         p.inflight = Some((seq, now_ns));
         p.last_send_ns = Some(now_ns);
+        let prev_lsn = p.next_lsn - 1;
+        let prev_epoch = if prev_lsn == 0 {
+            0
+        } else {
+            self.log[prev_lsn as usize - 1].epoch
+        };
+        let forwarded = self.role != Role::Leader;
         out.push(Output::Send {
             to: p.id.clone(),
             msg: PeerMessage::Append {
                 from: self.cfg.id.clone(),
                 epoch: self.epoch,
                 seq,
-                prev_lsn: p.next_lsn - 1,
+                prev_lsn,
+                prev_epoch,
+                commit: self.commit_lsn,
+                leader: if forwarded { self.leader.clone() } else { None },
                 entries: self.log[from_idx..to_idx].to_vec(),
             },
         });
+    }
+}
+
+/// What one effect does to a key's cell.
+fn apply_effect(cell: &mut Option<Cell>, effect: Effect) {
+    match effect {
+        Effect::Noop => {}
+        Effect::Write(v) => *cell = Some(Cell::Int(v)),
+        Effect::Append(v) => match cell {
+            Some(Cell::List(list)) => list.push(v),
+            // The leader refuses such appends, so only a foreign log gets here; the list
+            // wins so that every replica applies the same entry the same way.
+            _ => *cell = Some(Cell::List(vec![v])),
+        },
+        Effect::Add(v) => match cell {
+            Some(Cell::Int(x)) => *x = x.wrapping_add(v),
+            _ => *cell = Some(Cell::Int(v)),
+        },
     }
 }
 
@@ -726,6 +1534,7 @@ mod tests {
                 epoch: 1,
                 seq: 1,
                 last_lsn: 1,
+                downstream: Vec::new(),
             }),
         );
         assert!(
@@ -836,6 +1645,9 @@ mod tests {
                 epoch: 1,
                 seq,
                 prev_lsn,
+                prev_epoch: 0,
+                commit: 100,
+                leader: None,
                 entries,
             })
         };
@@ -890,6 +1702,7 @@ mod tests {
                 epoch: 1,
                 seq: 1,
                 last_lsn: 0,
+                downstream: Vec::new(),
             }),
         );
         assert!(
@@ -917,7 +1730,8 @@ mod tests {
                     from: "n2".into(),
                     epoch: 1,
                     seq: 2,
-                    last_lsn: 3
+                    last_lsn: 3,
+                    downstream: Vec::new(),
                 })
             )
             .is_empty()
@@ -937,7 +1751,9 @@ mod tests {
             MachineConfig::new("n1", &["n1"], "n1"),
             vec![e(1), e(2), e(4)],
         );
-        assert_eq!(n.last_lsn(), 2);
+        // A restarted leader starts a new epoch with a no-op.
+        assert_eq!(n.last_lsn(), 3);
+        assert_eq!(n.epoch(), 2);
         assert_eq!(n.read(2), Value::Int(2));
     }
 

@@ -24,10 +24,11 @@
 
 use super::clock::SkewClock;
 use super::leader_follower::{
-    ClientReply, ClockStatus, Input, LeaderFollower, MachineConfig, Output, PeerMessage, Status,
+    ClientReply, ClockStatus, Input, LeaderFollower, MachineConfig, Meta, Output, PeerMessage,
+    ReadOpts, Status,
 };
-use super::storage::LogFile;
-use super::{Durability, Model, NodeId, Replication};
+use super::storage::{self, LogFile};
+use super::{Durability, Failover, Model, NodeId, Replication, Topology};
 use crate::error::TargetError;
 use crate::request::Request;
 use axum::Router;
@@ -61,6 +62,26 @@ pub struct NodeConfig {
     pub replication: Replication,
     #[serde(default)]
     pub durability: Durability,
+    #[serde(default)]
+    pub failover: Failover,
+    #[serde(default = "defaults::yes")]
+    pub fencing: bool,
+    #[serde(default)]
+    pub read_lease: bool,
+    #[serde(default)]
+    pub topology: Topology,
+    /// Shortest election timeout (node i waits 1 + i/4 times this); also the fencing window.
+    #[serde(default = "defaults::election_timeout_ms")]
+    pub election_timeout_ms: u64,
+    /// Read lease length (below the election timeout).
+    #[serde(default = "defaults::lease_ms")]
+    pub lease_ms: u64,
+    /// How long a read waits for its `min_lsn` before failing with a redirect.
+    #[serde(default = "defaults::read_wait_ms")]
+    pub read_wait_ms: u64,
+    /// Buffered durability: how often the in-memory log buffer is written to the file.
+    #[serde(default = "defaults::flush_ms")]
+    pub flush_ms: u64,
     #[serde(default = "defaults::worker_threads")]
     pub worker_threads: usize,
     #[serde(default = "defaults::batch_max_entries")]
@@ -98,6 +119,18 @@ mod defaults {
     pub fn peer_timeout_ms() -> u64 {
         1000
     }
+    pub fn election_timeout_ms() -> u64 {
+        1000
+    }
+    pub fn lease_ms() -> u64 {
+        500
+    }
+    pub fn read_wait_ms() -> u64 {
+        200
+    }
+    pub fn flush_ms() -> u64 {
+        50
+    }
     pub fn yes() -> bool {
         true
     }
@@ -123,6 +156,14 @@ impl NodeConfig {
             model: Model::default(),
             replication: Replication::default(),
             durability: Durability::default(),
+            failover: Failover::default(),
+            fencing: true,
+            read_lease: false,
+            topology: Topology::default(),
+            election_timeout_ms: defaults::election_timeout_ms(),
+            lease_ms: defaults::lease_ms(),
+            read_wait_ms: defaults::read_wait_ms(),
+            flush_ms: defaults::flush_ms(),
             worker_threads: defaults::worker_threads(),
             batch_max_entries: defaults::batch_max_entries(),
             tick_ms: defaults::tick_ms(),
@@ -169,6 +210,15 @@ impl NodeConfig {
         if self.batch_max_entries == 0 || self.worker_threads == 0 || self.tick_ms == 0 {
             return bad("batch_max_entries, worker_threads and tick_ms must be at least 1".into());
         }
+        if let Err(e) = self.replication.validate(self.peers.len()) {
+            return bad(e);
+        }
+        if self.read_lease && self.lease_ms >= self.election_timeout_ms {
+            return bad(format!(
+                "lease_ms {} must be below election_timeout_ms {} (else two leaders could both hold a lease)",
+                self.lease_ms, self.election_timeout_ms
+            ));
+        }
         Ok(())
     }
 
@@ -178,9 +228,16 @@ impl NodeConfig {
             nodes: self.peers.keys().cloned().collect(),
             leader: self.leader.clone(),
             replication: self.replication,
+            failover: self.failover,
+            fencing: self.fencing,
+            read_lease: self.read_lease,
+            topology: self.topology,
             batch_max_entries: self.batch_max_entries,
             resend_after_ns: self.resend_after_ms * 1_000_000,
             heartbeat_ns: self.heartbeat_ms * 1_000_000,
+            election_timeout_ns: self.election_timeout_ms * 1_000_000,
+            lease_ns: self.lease_ms * 1_000_000,
+            read_wait_ns: self.read_wait_ms * 1_000_000,
         }
     }
 }
@@ -202,9 +259,21 @@ pub struct KvReply {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader: Option<NodeId>,
+    /// `ok: false` but the write may still take effect (the leader stepped down first).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unknown: bool,
     /// The node's own clock when it answered (Unix milliseconds, skewed by the nemesis).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_ms: Option<i64>,
+}
+
+/// Read conditions of `POST /kv`, next to the request's own fields.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvOpts {
+    #[serde(default)]
+    pub min_lsn: u64,
+    #[serde(default)]
+    pub leader_only: bool,
 }
 
 /// `POST /admin/clock`.
@@ -340,6 +409,7 @@ impl Logger {
 enum Cmd {
     Client {
         op: Request,
+        opts: ReadOpts,
         tx: oneshot::Sender<ClientReply>,
     },
     Peer(PeerMessage),
@@ -364,13 +434,17 @@ async fn serve(config: NodeConfig) -> Result<(), TargetError> {
     };
     let parent = nix::unistd::getppid();
     logger.line(format_args!(
-        "starting: pid {}, {} on {}, leader {}, replication {}, durability {}, data {}",
+        "starting: pid {}, {} on {}, leader {}, replication {}, durability {}, failover {}, fencing {}, read lease {}, topology {}, data {}",
         std::process::id(),
         config.model,
         config.listen,
         config.leader,
         config.replication,
         config.durability,
+        config.failover,
+        if config.fencing { "on" } else { "off" },
+        if config.read_lease { "on" } else { "off" },
+        config.topology,
         config.data_dir.display()
     ));
     let (log, recovered) = LogFile::open(&config.data_dir, config.durability)?;
@@ -382,7 +456,14 @@ async fn serve(config: NodeConfig) -> Result<(), TargetError> {
         recovered.entries.len(),
         log.path().display()
     ));
-    let machine = LeaderFollower::new(config.machine_config(), recovered.entries);
+    let meta = storage::read_meta(&config.data_dir)?;
+    if let Some(m) = &meta {
+        logger.line(format_args!(
+            "meta: epoch {}, voted for {:?}",
+            m.epoch, m.voted_for
+        ));
+    }
+    let machine = LeaderFollower::recover(config.machine_config(), recovered.entries, meta);
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -431,11 +512,17 @@ async fn serve(config: NodeConfig) -> Result<(), TargetError> {
     let (cmd_tx, cmd_rx) = mpsc::channel(16_384);
     let actor = tokio::spawn(actor(
         machine,
-        log,
+        Disk {
+            log,
+            dir: config.data_dir.clone(),
+            flush_every: (config.durability == Durability::Buffered)
+                .then(|| Duration::from_millis(config.flush_ms.max(1))),
+        },
         cmd_rx,
         peers,
         clock.clone(),
         Duration::from_millis(config.tick_ms),
+        logger.clone(),
     ));
     let app = Router::new()
         .route("/kv", post(kv))
@@ -506,15 +593,25 @@ async fn serve(config: NodeConfig) -> Result<(), TargetError> {
     }
 }
 
+/// The node's persistent state as the actor owns it.
+struct Disk {
+    log: LogFile,
+    dir: PathBuf,
+    /// Buffered durability: write the log buffer out this often.
+    flush_every: Option<Duration>,
+}
+
 /// The one owner of the state machine and the log. Returns only on a log write failure
 /// (a node that cannot persist must stop acknowledging) or when every sender is gone.
+#[allow(clippy::too_many_arguments)]
 async fn actor(
     mut machine: LeaderFollower,
-    mut log: LogFile,
+    mut disk: Disk,
     mut rx: mpsc::Receiver<Cmd>,
     peers: HashMap<NodeId, mpsc::UnboundedSender<PeerMessage>>,
     clock: Arc<NodeClock>,
     tick: Duration,
+    logger: Logger,
 ) -> Result<(), TargetError> {
     let mut cmds = Vec::with_capacity(512);
     let mut out: Vec<Output> = Vec::with_capacity(1024);
@@ -523,6 +620,8 @@ async fn actor(
     let mut next_req = 0u64;
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut flusher = tokio::time::interval(disk.flush_every.unwrap_or(Duration::from_secs(3600)));
+    flusher.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             n = rx.recv_many(&mut cmds, 512) => {
@@ -532,17 +631,17 @@ async fn actor(
                 let now_ns = clock.machine_ns();
                 for cmd in cmds.drain(..) {
                     match cmd {
-                        Cmd::Client { op, tx } => {
+                        Cmd::Client { op, opts, tx } => {
                             next_req += 1;
                             waiting.insert(next_req, tx);
-                            machine.handle(now_ns, Input::Client { req: next_req, op }, &mut out);
+                            machine.handle(now_ns, Input::ClientWith { req: next_req, op, opts }, &mut out);
                         }
                         Cmd::Peer(msg) => machine.handle(now_ns, Input::Peer(msg), &mut out),
                         Cmd::Status(tx) => {
-                            let _ = tx.send(machine.status());
+                            let _ = tx.send(machine.status_at(now_ns));
                         }
                         Cmd::Dump(tx) => {
-                            let _ = tx.send((machine.status(), machine.dump()));
+                            let _ = tx.send((machine.status_at(now_ns), machine.dump()));
                         }
                     }
                 }
@@ -550,20 +649,44 @@ async fn actor(
             _ = ticker.tick() => {
                 machine.handle(clock.machine_ns(), Input::Tick, &mut out);
             }
+            _ = flusher.tick(), if disk.flush_every.is_some() => {
+                disk.log.flush()?;
+            }
         }
-        // Persisting earlier than asked is always safe, so one write covers the batch.
+        for e in machine.take_events() {
+            logger.line(format_args!("{e}"));
+        }
+        // Disk first, in order; persisting earlier than asked is always safe, so
+        // consecutive appends go out in one write.
         for o in &out {
-            if let Output::Persist(entries) = o {
-                to_persist.extend_from_slice(entries);
+            match o {
+                Output::Persist(entries) => to_persist.extend_from_slice(entries),
+                Output::Truncate { keep } => {
+                    if !to_persist.is_empty() {
+                        disk.log.append(&to_persist)?;
+                        to_persist.clear();
+                    }
+                    disk.log.truncate(*keep)?;
+                }
+                Output::PersistMeta { epoch, voted_for } => {
+                    storage::write_meta(
+                        &disk.dir,
+                        &Meta {
+                            epoch: *epoch,
+                            voted_for: voted_for.clone(),
+                        },
+                    )?;
+                }
+                Output::Reply { .. } | Output::Send { .. } => {}
             }
         }
         if !to_persist.is_empty() {
-            log.append(&to_persist)?;
+            disk.log.append(&to_persist)?;
             to_persist.clear();
         }
         for o in out.drain(..) {
             match o {
-                Output::Persist(_) => {}
+                Output::Persist(_) | Output::Truncate { .. } | Output::PersistMeta { .. } => {}
                 Output::Reply { req, reply } => {
                     if let Some(tx) = waiting.remove(&req) {
                         // The client may have given up; its loss.
@@ -618,7 +741,9 @@ async fn peer_sender(
 
 /// Drops every message that a later message in `batch` makes useless: in leader-follower,
 /// the leader only accepts the ack of its newest `Append`, and a newer `Append` starts no
-/// later than an older one, so of each kind only the last one matters.
+/// later than an older one, so of each kind only the last one matters — unless the epoch
+/// changed in between (an older-epoch message is then kept; it may matter to fencing).
+/// Votes are always kept.
 fn coalesce(batch: &mut Vec<PeerMessage>) {
     let last_append = batch
         .iter()
@@ -626,11 +751,17 @@ fn coalesce(batch: &mut Vec<PeerMessage>) {
     let last_ack = batch
         .iter()
         .rposition(|m| matches!(m, PeerMessage::Ack { .. }));
+    let epoch_of = |i: Option<usize>, b: &[PeerMessage]| match i.map(|i| &b[i]) {
+        Some(PeerMessage::Append { epoch, .. } | PeerMessage::Ack { epoch, .. }) => *epoch,
+        _ => 0,
+    };
+    let (append_epoch, ack_epoch) = (epoch_of(last_append, batch), epoch_of(last_ack, batch));
     let mut i = 0;
     batch.retain(|m| {
         let keep = match m {
-            PeerMessage::Append { .. } => Some(i) == last_append,
-            PeerMessage::Ack { .. } => Some(i) == last_ack,
+            PeerMessage::Append { epoch, .. } => Some(i) == last_append || *epoch != append_epoch,
+            PeerMessage::Ack { epoch, .. } => Some(i) == last_ack || *epoch != ack_epoch,
+            PeerMessage::Vote { .. } | PeerMessage::VoteReply { .. } => true,
         };
         i += 1;
         keep
@@ -707,6 +838,7 @@ fn error_response(status: StatusCode, node: &str, error: String) -> Response {
         applied: None,
         error: Some(error),
         leader: None,
+        unknown: false,
         time_ms: None,
     };
     json_response(status, serde_json::to_vec(&reply).unwrap_or_default())
@@ -723,8 +855,14 @@ async fn kv(State(s): State<Shared>, body: Bytes) -> Response {
             );
         }
     };
+    // Read conditions ride in the same object: {"f":"read","key":1,"min_lsn":9,"leader_only":true}.
+    let opts = serde_json::from_slice::<KvOpts>(&body).unwrap_or_default();
+    let opts = ReadOpts {
+        min_lsn: opts.min_lsn,
+        leader_only: opts.leader_only,
+    };
     let (tx, rx) = oneshot::channel();
-    if s.cmd.send(Cmd::Client { op, tx }).await.is_err() {
+    if s.cmd.send(Cmd::Client { op, opts, tx }).await.is_err() {
         return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             &s.node,
@@ -751,6 +889,7 @@ async fn kv(State(s): State<Shared>, body: Bytes) -> Response {
             lsn,
             error: None,
             leader: None,
+            unknown: false,
             time_ms: Some(s.clock.now_ms()),
         },
         ClientReply::Fail { error, leader } => KvReply {
@@ -761,6 +900,18 @@ async fn kv(State(s): State<Shared>, body: Bytes) -> Response {
             applied: None,
             error: Some(error),
             leader,
+            unknown: false,
+            time_ms: Some(s.clock.now_ms()),
+        },
+        ClientReply::Unknown { error } => KvReply {
+            ok: false,
+            node: s.node,
+            value: Value::Null,
+            lsn: None,
+            applied: None,
+            error: Some(error),
+            leader: None,
+            unknown: true,
             time_ms: Some(s.clock.now_ms()),
         },
     };
@@ -773,9 +924,7 @@ async fn kv(State(s): State<Shared>, body: Bytes) -> Response {
 async fn replicate(State(s): State<Shared>, body: Bytes) -> Response {
     match serde_json::from_slice::<PeerMessage>(&body) {
         Ok(msg) => {
-            let from = match &msg {
-                PeerMessage::Append { from, .. } | PeerMessage::Ack { from, .. } => from,
-            };
+            let from = msg.from();
             let cut = s
                 .links
                 .read()
@@ -903,6 +1052,9 @@ mod tests {
             epoch: 1,
             seq,
             prev_lsn: 0,
+            prev_epoch: 0,
+            commit: 0,
+            leader: None,
             entries: Vec::new(),
         }
     }
@@ -913,6 +1065,7 @@ mod tests {
             epoch: 1,
             seq,
             last_lsn: 0,
+            downstream: Vec::new(),
         }
     }
 
@@ -941,7 +1094,7 @@ mod tests {
         let cfg: NodeConfig = serde_json::from_str(minimal).unwrap();
         assert_eq!(
             (cfg.replication, cfg.durability, cfg.batch_max_entries),
-            (Replication::Async, Durability::Buffered, 4096)
+            (Replication::Async, Durability::Fsync, 4096)
         );
         cfg.validate().unwrap();
         let bad = minimal.replace(r#""leader":"n1""#, r#""leader":"n9""#);

@@ -2,14 +2,20 @@
 //!
 //! Record layout (little-endian): `len: u32` (payload bytes, 33) · `crc32: u32` (IEEE, of
 //! the payload) · payload `lsn: u64, epoch: u64, key: u64, tag: u8, operand: i64`.
-//! Guarantees: `append` hands a whole batch to the kernel in one write(2) (and, under
-//! `Durability::Fsync`, fdatasyncs it) before returning, so the shell can reply after it;
+//! Guarantees: under `Durability::Fsync`, `append` hands a whole batch to the kernel in one
+//! write(2) and fdatasyncs it before returning, so the shell can reply after it; under
+//! `Durability::Buffered` it only adds the records to an in-memory buffer that `flush`
+//! (called by the shell every `flush_ms`) writes out, so a SIGKILL loses the unflushed
+//! tail — acknowledged entries included, which is the point of the knob. `truncate` cuts
+//! a conflicting suffix (records are fixed-size, so LSN n ends at byte 41·n).
+//! `<data_dir>/meta.json` holds the epoch and vote (written to a temporary file, synced
+//! and renamed, whatever the durability: votes are rare and must not be forgotten);
 //! `open` reads back every intact record, and at the first torn, corrupt or out-of-order
 //! record it truncates the file there (a kill mid-write leaves at most one torn record),
 //! so later appends follow a valid prefix.
 
 use super::Durability;
-use super::leader_follower::{Effect, Entry};
+use super::leader_follower::{Effect, Entry, Meta};
 use crate::error::TargetError;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -25,6 +31,10 @@ pub struct LogFile {
     path: PathBuf,
     durability: Durability,
     buf: Vec<u8>,
+    /// Records not yet written to the file (buffered durability).
+    pending: Vec<u8>,
+    /// Records in the file.
+    file_records: u64,
 }
 
 /// What `LogFile::open` found on disk.
@@ -75,6 +85,8 @@ impl LogFile {
             path,
             durability,
             buf: Vec::with_capacity(64 * RECORD_BYTES),
+            pending: Vec::with_capacity(64 * RECORD_BYTES),
+            file_records: entries.len() as u64,
         };
         Ok((log, Recovered { entries, truncated }))
     }
@@ -83,17 +95,62 @@ impl LogFile {
         &self.path
     }
 
-    /// Writes `entries` with one write(2), then syncs under `Durability::Fsync`.
+    /// Fsync: writes `entries` with one write(2), then fdatasyncs. Buffered: keeps them in
+    /// memory until the next `flush`.
     pub fn append(&mut self, entries: &[Entry]) -> Result<(), TargetError> {
+        if self.durability == Durability::Buffered {
+            for e in entries {
+                encode(e, &mut self.pending);
+            }
+            return Ok(());
+        }
         self.buf.clear();
         for e in entries {
             encode(e, &mut self.buf);
         }
+        self.file
+            .write_all(&self.buf)
+            .map_err(|source| TargetError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.file_records += entries.len() as u64;
+        self.file.sync_data().map_err(|source| TargetError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Writes the buffered records to the file (no sync): what a SIGKILL can no longer lose.
+    pub fn flush(&mut self) -> Result<(), TargetError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.file
+            .write_all(&self.pending)
+            .map_err(|source| TargetError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.file_records += (self.pending.len() / RECORD_BYTES) as u64;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Keeps LSNs `1..=keep` and drops the rest, buffered or written.
+    pub fn truncate(&mut self, keep: u64) -> Result<(), TargetError> {
+        if keep >= self.file_records {
+            let bytes = ((keep - self.file_records) as usize) * RECORD_BYTES;
+            self.pending.truncate(bytes);
+            return Ok(());
+        }
+        self.pending.clear();
         let io = |source| TargetError::Io {
             path: self.path.clone(),
             source,
         };
-        self.file.write_all(&self.buf).map_err(io)?;
+        self.file.set_len(keep * RECORD_BYTES as u64).map_err(io)?;
+        self.file_records = keep;
         if self.durability == Durability::Fsync {
             self.file.sync_data().map_err(|source| TargetError::Io {
                 path: self.path.clone(),
@@ -102,6 +159,36 @@ impl LogFile {
         }
         Ok(())
     }
+}
+
+/// Reads `<dir>/meta.json` (None when absent).
+pub fn read_meta(dir: &Path) -> Result<Option<Meta>, TargetError> {
+    let path = dir.join("meta.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| TargetError::Config {
+                path,
+                msg: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(TargetError::Io { path, source }),
+    }
+}
+
+/// Writes `<dir>/meta.json` atomically and durably (temporary file, fsync, rename).
+pub fn write_meta(dir: &Path, meta: &Meta) -> Result<(), TargetError> {
+    let path = dir.join("meta.json");
+    let tmp = dir.join("meta.json.tmp");
+    let io = |source| TargetError::Io {
+        path: path.clone(),
+        source,
+    };
+    let bytes = serde_json::to_vec(meta).map_err(|e| TargetError::Invalid(e.to_string()))?;
+    let mut f = File::create(&tmp).map_err(io)?;
+    f.write_all(&bytes).map_err(io)?;
+    f.sync_data().map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)
 }
 
 /// Appends the record of `e` to `out`.
@@ -237,10 +324,40 @@ mod tests {
         assert_eq!(rec.entries, vec![e(1), e(2), e(3)]);
         assert_eq!(rec.truncated.as_ref().unwrap().0, 20);
         log.append(&[e(4)]).unwrap();
+        log.flush().unwrap();
         drop(log);
         let (_, rec) = LogFile::open(dir.path(), Durability::Buffered).unwrap();
         assert_eq!(rec.entries.len(), 4);
         assert_eq!(rec.truncated, None);
+    }
+
+    #[test]
+    fn buffered_loses_the_unflushed_tail_and_truncate_cuts_either() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut log, _) = LogFile::open(dir.path(), Durability::Buffered).unwrap();
+            log.append(&[e(1), e(2)]).unwrap();
+            log.flush().unwrap();
+            log.append(&[e(3), e(4)]).unwrap();
+            // A "kill": the buffer is never flushed.
+        }
+        let (mut log, rec) = LogFile::open(dir.path(), Durability::Buffered).unwrap();
+        assert_eq!(rec.entries, vec![e(1), e(2)]);
+        log.append(&[e(3), e(4)]).unwrap();
+        log.truncate(3).unwrap(); // within the buffer
+        log.flush().unwrap();
+        log.truncate(1).unwrap(); // within the file
+        log.append(&[e(2)]).unwrap();
+        log.flush().unwrap();
+        drop(log);
+        let (_, rec) = LogFile::open(dir.path(), Durability::Fsync).unwrap();
+        assert_eq!(rec.entries, vec![e(1), e(2)]);
+        let meta = Meta {
+            epoch: 3,
+            voted_for: Some("n2".into()),
+        };
+        write_meta(dir.path(), &meta).unwrap();
+        assert_eq!(read_meta(dir.path()).unwrap(), Some(meta));
     }
 
     #[test]
