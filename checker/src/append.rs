@@ -7,8 +7,11 @@
 //!   value sits at order position ≥ k had completed before the read was invoked
 //!   (real-time precedence by history position), via a suffix minimum of completion
 //!   positions over the order;
-//! - lost writes: an ok append seen by no ok read although some ok read of its key began
-//!   after it completed (appends never followed by a read are only counted, `unobserved`);
+//! - lost writes: an ok append seen by no ok read although a read of its key that began
+//!   after it completed already holds a value whose append began after it was
+//!   acknowledged (the order provably passed over it). When the reads after it hold no
+//!   such later value, they are reported as stale reads instead (a lagging replica is not
+//!   proof of loss); appends never followed by a read are only counted, `unobserved`;
 //! - phantom reads (a value no invoke appended), aborted reads (a value whose append
 //!   failed) and duplicate elements, each reported once per key and value.
 //!
@@ -250,6 +253,8 @@ fn check_key<'a>(
     let mut covered = 0usize;
     let mut divergent: Vec<(&Operation, &[i64])> = Vec::new();
 
+    // Reads already reported stale, so that a read missing several values is named once.
+    let mut stale_reported: FxHashSet<usize> = FxHashSet::default();
     for (ri, &(r, vals)) in k.reads.iter().enumerate() {
         if !order.starts_with(vals) {
             let (lr, _) = longest.expect("a read exists, so a longest read exists");
@@ -287,6 +292,7 @@ fn check_key<'a>(
 
         let (done, q) = suf[vals.len()];
         if done < r.invoke {
+            stale_reported.insert(r.invoke);
             let a = k.appends[&order[q]];
             sink.push_with(AnomalyKind::StaleRead, || Anomaly {
                 kind: AnomalyKind::StaleRead,
@@ -388,14 +394,35 @@ fn check_key<'a>(
             counts.unobserved += 1;
             continue;
         }
-        let (r, vals) = k.reads[first_after];
         let later = k.reads.len() - first_after;
+        // Proof of loss: a later read holds a value whose append began only after this one
+        // was acknowledged, so the key's order went past this value without it.
+        let passed_over = k.reads[first_after..].iter().find(|(_, vals)| {
+            vals.iter()
+                .any(|w| k.appends.get(w).is_some_and(|o| o.invoke > done))
+        });
+        let Some(&(r, vals)) = passed_over else {
+            let (r, vals) = k.reads[first_after];
+            if stale_reported.insert(r.invoke) {
+                sink.push_with(AnomalyKind::StaleRead, || Anomaly {
+                    kind: AnomalyKind::StaleRead,
+                    key: Some(key),
+                    ops: vec![op_index(h, r), op_index(h, a)],
+                    explanation: format!(
+                        "{} although append {v}, acknowledged at t={}, had completed before it began (no read ever saw {v}: lost, or never replicated to the nodes read)",
+                        read_desc(r, vals),
+                        secs(complete_ns(h, a))
+                    ),
+                });
+            }
+            continue;
+        };
         sink.push_with(AnomalyKind::LostWrite, || Anomaly {
             kind: AnomalyKind::LostWrite,
             key: Some(key),
             ops: vec![op_index(h, a), op_index(h, r)],
             explanation: format!(
-                "append {v} to key {key} by process {}, acknowledged at t={}, is missing from all {} read{} of key {key} that began after it (the first, at t={} by process {}, saw {})",
+                "append {v} to key {key} by process {}, acknowledged at t={}, is missing from all {} read{} of key {key} that began after it, although the read at t={} by process {} already holds later appends: {}",
                 a.process,
                 secs(complete_ns(h, a)),
                 later,

@@ -79,7 +79,10 @@ fn lost_write_and_its_twin() {
     let mut b = B::new();
     b.append(1, 7, 1);
     let lost = b.append(1, 7, 2);
-    let read = b.read_list(2, 7, &[1]);
+    // Append 3 begins after append 2 was acknowledged, and the read holds it: the order
+    // went past 2 without it.
+    b.append(1, 7, 3);
+    let read = b.read_list(2, 7, &[1, 3]);
     let r = check(&b.history());
     let a = assert_one(&r, AnomalyKind::LostWrite, &[lost, read]);
     assert!(
@@ -90,6 +93,32 @@ fn lost_write_and_its_twin() {
         a.explanation
     );
     assert_eq!(r.figures["unobserved"], 0);
+
+    // Twin: the read holds 2 as well.
+    let mut b = B::new();
+    b.append(1, 7, 1);
+    b.append(1, 7, 2);
+    b.append(1, 7, 3);
+    b.read_list(2, 7, &[1, 2, 3]);
+    assert_valid(&check(&b.history()));
+}
+
+#[test]
+fn missing_value_without_a_later_one_is_stale_not_lost() {
+    // The read misses acknowledged append 2 but holds nothing newer: a lagging replica
+    // would look the same, so it is a stale read, not proof of loss.
+    let mut b = B::new();
+    b.append(1, 7, 1);
+    let acked = b.append(1, 7, 2);
+    let read = b.read_list(2, 7, &[1]);
+    let r = check(&b.history());
+    let a = assert_one(&r, AnomalyKind::StaleRead, &[read, acked]);
+    assert!(
+        a.explanation.contains("no read ever saw 2"),
+        "{}",
+        a.explanation
+    );
+    assert_eq!(r.figures["lost_writes"], 0);
 
     // Twin: the read begins before append 2 completes, so it proves nothing.
     let mut b = B::new();
