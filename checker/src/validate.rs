@@ -21,7 +21,10 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rules {
     Append,
-    Register { cas: bool, unique: bool },
+    Register {
+        cas: bool,
+        unique: bool,
+    },
     MultiRegister,
     Mutex,
     /// A workload this module does not know: only the invoke/completion structure.
@@ -117,7 +120,9 @@ pub(crate) fn validate(h: &History, opts: &Options) -> Result<(), CheckError> {
                 if !allowed {
                     let (model, fs) = match rules {
                         Rules::Append => ("append workload", "read, append"),
-                        Rules::Register { cas: true, .. } => ("cas-register model", "read, write, cas"),
+                        Rules::Register { cas: true, .. } => {
+                            ("cas-register model", "read, write, cas")
+                        }
                         _ => ("register model", "read, write"),
                     };
                     return Err(err(format!(
@@ -175,9 +180,7 @@ pub(crate) fn validate(h: &History, opts: &Options) -> Result<(), CheckError> {
                         } else {
                             "an integer or null"
                         };
-                        return Err(err(format!(
-                            "read of key {key} returned {v}, not {want}"
-                        )));
+                        return Err(err(format!("read of key {key} returned {v}, not {want}")));
                     }
                     _ => {}
                 }

@@ -85,7 +85,17 @@ impl<'a> Parser<'a> {
     fn is_delim(c: u8) -> bool {
         matches!(
             c,
-            b' ' | b'\t' | b'\r' | b'\n' | b',' | b';' | b'[' | b']' | b'(' | b')' | b'{' | b'}'
+            b' ' | b'\t'
+                | b'\r'
+                | b'\n'
+                | b','
+                | b';'
+                | b'['
+                | b']'
+                | b'('
+                | b')'
+                | b'{'
+                | b'}'
                 | b'"'
         )
     }
@@ -275,7 +285,11 @@ fn atom(t: &str) -> Option<Edn> {
     if let Ok(i) = int.parse::<i64>() {
         return Some(Edn::Int(i));
     }
-    t.strip_suffix('M').unwrap_or(t).parse::<f64>().ok().map(Edn::Float)
+    t.strip_suffix('M')
+        .unwrap_or(t)
+        .parse::<f64>()
+        .ok()
+        .map(Edn::Float)
 }
 
 /// Verbatim JSON of an EDN value (keywords and symbols become strings).
@@ -371,10 +385,12 @@ pub fn read_edn(text: &str, path: &Path) -> Result<History, HistoryError> {
         }
     }
     let maps: Vec<Node> = match forms.as_slice() {
-        [Node {
-            v: Edn::Vector(_) | Edn::List(_),
-            ..
-        }] => match forms.pop().map(|n| n.v) {
+        [
+            Node {
+                v: Edn::Vector(_) | Edn::List(_),
+                ..
+            },
+        ] => match forms.pop().map(|n| n.v) {
             Some(Edn::Vector(xs) | Edn::List(xs)) => xs,
             _ => unreachable!("matched above"),
         },
@@ -460,7 +476,10 @@ fn to_op(p: &Parser<'_>, node: &Node, pos: u64) -> Result<Op, HistoryError> {
         Some(other) => {
             return Err(p.err(
                 line,
-                format!("op :index {} is not a non-negative integer", to_edn_text(other)),
+                format!(
+                    "op :index {} is not a non-negative integer",
+                    to_edn_text(other)
+                ),
             ));
         }
     };
@@ -562,7 +581,9 @@ mod tests {
         assert!(e.to_string().starts_with("h.edn:2:"), "{e}");
         let e = read("[{:type :ok :f :read}]").unwrap_err().to_string();
         assert!(e.contains("no :process"), "{e}");
-        let e = read("[{:process -1 :type :ok :f :read}]").unwrap_err().to_string();
+        let e = read("[{:process -1 :type :ok :f :read}]")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("negative"), "{e}");
         let e = read("[1 2]").unwrap_err().to_string();
         assert!(e.contains("expected an op map"), "{e}");

@@ -46,7 +46,11 @@ pub(crate) fn parse_txn(
         let name = match k {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Number(n) => n.to_string(),
-            _ => return Err(format!("txn micro-op {m}: register must be a name or number")),
+            _ => {
+                return Err(format!(
+                    "txn micro-op {m}: register must be a name or number"
+                ));
+            }
         };
         let value = match x {
             serde_json::Value::Null => None,
@@ -202,10 +206,14 @@ pub(crate) fn check_general(
                     let shown: Vec<String> = tail[tail.len().saturating_sub(3)..]
                         .iter()
                         .map(|t| {
+                            let v = if t.value.is_null() {
+                                String::new()
+                            } else {
+                                format!(" {}", t.value)
+                            };
                             format!(
-                                "{} {} by process {} (index {})",
+                                "{}{v} by process {} (index {})",
                                 t.f,
-                                t.value,
                                 t.process,
                                 op_index(h, t)
                             )

@@ -133,8 +133,14 @@ pub(crate) fn check_ops(
                 let op = m.ops[fail.call];
                 if n == 0 && counterexample.is_none() {
                     let tail = prefix_by_completion(m, &fail);
-                    counterexample =
-                        Some(counterexample_json(h, key, op, fail.completed_before, &tail, "zones"));
+                    counterexample = Some(counterexample_json(
+                        h,
+                        key,
+                        op,
+                        fail.completed_before,
+                        &tail,
+                        "zones",
+                    ));
                 }
                 if violations.len() < opts.max_anomalies_per_kind {
                     violations.push(serde_json::json!({
@@ -175,9 +181,16 @@ pub(crate) fn check_ops(
                 checked += 1;
                 let op = m.ops[block.call];
                 if counterexample.is_none() {
-                    let tail: Vec<&Operation> = block.prefix_tail.iter().map(|&i| m.ops[i]).collect();
-                    counterexample =
-                        Some(counterexample_json(h, key, op, block.linearized, &tail, "wgl"));
+                    let tail: Vec<&Operation> =
+                        block.prefix_tail.iter().map(|&i| m.ops[i]).collect();
+                    counterexample = Some(counterexample_json(
+                        h,
+                        key,
+                        op,
+                        block.linearized,
+                        &tail,
+                        "wgl",
+                    ));
                 }
                 if violations.len() < opts.max_anomalies_per_kind {
                     violations.push(serde_json::json!({
@@ -503,7 +516,10 @@ fn whence(h: &History, o: &Operation) -> String {
 fn describe(h: &History, key: Key, o: &Operation) -> String {
     let at = whence(h, o);
     match (&o.f, &o.value) {
-        (F::Read, v) => format!("read of key {key} by process {} {at} returned {v}", o.process),
+        (F::Read, v) => format!(
+            "read of key {key} by process {} {at} returned {v}",
+            o.process
+        ),
         (F::Cas, Value::List(l)) => {
             format!(
                 "cas of key {key} from {} to {} by process {} {at}",
@@ -525,7 +541,11 @@ fn short_ops(h: &History, ops: &[&Operation]) -> String {
                 o.process,
                 op_index(h, o)
             ),
-            (f, v) => format!("{f} {v} by process {} (index {})", o.process, op_index(h, o)),
+            (f, v) => format!(
+                "{f} {v} by process {} (index {})",
+                o.process,
+                op_index(h, o)
+            ),
         })
         .collect::<Vec<_>>()
         .join(", then ")
@@ -583,17 +603,26 @@ fn newer_write<'a>(m: &KeyModel<'a>, read: usize) -> Option<(usize, usize)> {
     let w_done = if v == m.initial {
         Some(0)
     } else {
-        m.calls.iter().position(|c| c.step == Step::Write(v)).and_then(|w| {
-            let c = &m.calls[w];
-            c.ret.filter(|_| !c.deadline).map(|r| r + 1)
-        })
+        m.calls
+            .iter()
+            .position(|c| c.step == Step::Write(v))
+            .and_then(|w| {
+                let c = &m.calls[w];
+                c.ret.filter(|_| !c.deadline).map(|r| r + 1)
+            })
     }?;
-    let w = m.calls.iter().enumerate().find_map(|(i, c)| match (c.step, c.ret) {
-        (Step::Write(u), Some(r)) if u != v && !c.deadline && c.invoke >= w_done && r < rc.invoke => {
-            Some(i)
-        }
-        _ => None,
-    })?;
+    let w = m
+        .calls
+        .iter()
+        .enumerate()
+        .find_map(|(i, c)| match (c.step, c.ret) {
+            (Step::Write(u), Some(r))
+                if u != v && !c.deadline && c.invoke >= w_done && r < rc.invoke =>
+            {
+                Some(i)
+            }
+            _ => None,
+        })?;
     let wv = m.calls.iter().position(|c| c.step == Step::Write(v));
     Some((w, wv.unwrap_or(usize::MAX)))
 }
@@ -730,7 +759,10 @@ fn explain_block(h: &History, key: Key, m: &KeyModel<'_>, b: &wgl::Block) -> Ano
         Some(last) => {
             ops.push(op_index(h, last));
             let shown = &tail[tail.len().saturating_sub(3)..];
-            format!(" (the longest linearizable prefix ends with {})", short_ops(h, shown))
+            format!(
+                " (the longest linearizable prefix ends with {})",
+                short_ops(h, shown)
+            )
         }
         None => String::new(),
     };

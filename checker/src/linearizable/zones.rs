@@ -244,10 +244,7 @@ impl<'a> Zones<'a> {
             }
             let (cut, call) = cuts[a];
             let conflict = self.check(cut).expect_err("this prefix fails");
-            let completed_before = cuts[..a]
-                .iter()
-                .filter(|&&(_, i)| !self.removed[i])
-                .count();
+            let completed_before = cuts[..a].iter().filter(|&&(_, i)| !self.removed[i]).count();
             out.push(Failure {
                 call,
                 completed_before,

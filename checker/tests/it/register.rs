@@ -31,7 +31,8 @@ fn zones_names_the_stale_read_and_the_newer_write() {
         a.explanation
     );
     assert!(
-        a.explanation.contains("it is stale: write of 2 to key 3 by process 1 (index 3)"),
+        a.explanation
+            .contains("it is stale: write of 2 to key 3 by process 1 (index 3)"),
         "{}",
         a.explanation
     );

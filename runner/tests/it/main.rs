@@ -6,6 +6,7 @@
 
 mod cleanup;
 mod errors;
+mod knossos;
 mod verdicts;
 
 use std::path::{Path, PathBuf};
