@@ -10,3 +10,4 @@ mod random_append;
 mod random_register;
 mod register;
 mod sim;
+mod zones;
