@@ -4,8 +4,8 @@
 
 mod api;
 mod append;
+mod budget;
 mod common;
-mod perf;
 mod random_append;
 mod random_register;
 mod register;

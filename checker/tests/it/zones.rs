@@ -28,7 +28,15 @@ fn build(choices: &[u8]) -> (History, RegisterOptions) {
     let mut ops: Vec<Op> = Vec::new();
     let mut push = |ops: &mut Vec<Op>, p: u64, kind, f: F, v: Value| {
         let i = ops.len() as u64;
-        ops.push(Op::new(i, i * 1_000, Process::Client(p), kind, f, Some(0), v));
+        ops.push(Op::new(
+            i,
+            i * 1_000,
+            Process::Client(p),
+            kind,
+            f,
+            Some(0),
+            v,
+        ));
     };
     for _ in 0..steps {
         let slot = next() as usize % procs;
@@ -90,9 +98,16 @@ fn run(h: &History, model: RegisterOptions, algorithm: Algorithm) -> (Validity, 
     };
     let r = schism_checker::check(h, &opts).expect("checkable");
     let f = &r.results[0].figures;
-    let want = if algorithm == Algorithm::Zones { "zones" } else { "wgl" };
+    let want = if algorithm == Algorithm::Zones {
+        "zones"
+    } else {
+        "wgl"
+    };
     assert!(f["algorithm"] == want || f["keys"] == 0, "{f:?}");
-    (r.validity, f.get("counterexample").and_then(|c| c["op"].as_u64()))
+    (
+        r.validity,
+        f.get("counterexample").and_then(|c| c["op"].as_u64()),
+    )
 }
 
 #[test]
@@ -110,8 +125,11 @@ fn zones_agrees_with_the_exact_search_on_10_000_random_histories() {
             let (zv, zop) = run(&h, model, Algorithm::Zones);
             let (wv, wop) = run(&h, model, Algorithm::Wgl);
             if zv != wv || zop != wop {
-                let lines: Vec<String> =
-                    h.ops.iter().map(|o| serde_json::to_string(o).unwrap()).collect();
+                let lines: Vec<String> = h
+                    .ops
+                    .iter()
+                    .map(|o| serde_json::to_string(o).unwrap())
+                    .collect();
                 return Err(TestCaseError::fail(format!(
                     "zones {zv:?} at {zop:?}, wgl {wv:?} at {wop:?}, {model:?}:\n{}",
                     lines.join("\n")

@@ -4,6 +4,7 @@
 //! tests can run in parallel. Runs are 10 s (DESIGN: size each run so its assertion holds
 //! reliably); verdicts are asserted through exit codes and the printed summary.
 
+mod check_cli;
 mod cleanup;
 mod errors;
 mod knossos;
