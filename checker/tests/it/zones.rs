@@ -26,7 +26,7 @@ fn build(choices: &[u8]) -> (History, RegisterOptions) {
     let mut open: Vec<Option<(F, Value)>> = vec![None; procs];
     let mut written: Vec<i64> = Vec::new();
     let mut ops: Vec<Op> = Vec::new();
-    let mut push = |ops: &mut Vec<Op>, p: u64, kind, f: F, v: Value| {
+    let push = |ops: &mut Vec<Op>, p: u64, kind, f: F, v: Value| {
         let i = ops.len() as u64;
         ops.push(Op::new(
             i,

@@ -102,7 +102,7 @@ fn a_time_budget_ends_a_hard_cas_search_unknown() {
     push(99, "invoke", "read", "null".into());
     push(99, "ok", "read", "0".into());
     write_lines(&path, &lines);
-    let t = std::time::Instant::now();
+    let t = Instant::now();
     let out = schism()
         .args([
             "check",
@@ -121,5 +121,5 @@ fn a_time_budget_ends_a_hard_cas_search_unknown() {
         stdout(&out)
     );
     // Generous: the point is that the abort is honoured, not how fast.
-    assert!(t.elapsed() < std::time::Duration::from_secs(30));
+    assert!(t.elapsed() < Duration::from_secs(30));
 }
