@@ -1,5 +1,7 @@
 //! Pure analyses of schism histories: the `append` checker (lists per key) and the
-//! `linearizable` checker (read/write/cas registers, per key).
+//! `linearizable` checker (read/write/cas registers per key, by zones or exact search;
+//! Knossos's multi-register and mutex models over the whole history). `validate` runs
+//! first and names the first op that breaks the analysis' assumptions.
 //!
 //! Everything here is a function of its inputs: no I/O, no threads, no clock reads.
 //! A time budget arrives as an abort flag the caller sets; a search budget is a count of
@@ -13,6 +15,7 @@ mod explain;
 mod fx;
 mod linearizable;
 mod report;
+mod validate;
 
 pub use report::{Anomaly, AnomalyKind, CheckResult, Report, Validity};
 
@@ -49,6 +52,44 @@ pub struct RegisterOptions {
     pub nil_read_is_wildcard: bool,
 }
 
+/// The sequential specification a linearizability check uses (Knossos's model names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Model {
+    /// `read`/`write` per key.
+    Register,
+    /// `read`/`write`/`cas [expected new]` per key.
+    CasRegister,
+    /// `txn` of `[read|write register value]` micro-ops over named registers, atomically.
+    MultiRegister,
+    /// `acquire` (fails when held) and `release` (fails when free) of one lock.
+    Mutex,
+}
+
+impl Model {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Model::Register => "register",
+            Model::CasRegister => "cas-register",
+            Model::MultiRegister => "multi-register",
+            Model::Mutex => "mutex",
+        }
+    }
+}
+
+/// Which linearizability algorithm checks read/write register keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    /// Zones where a key is a read/write register with unique values, else the search.
+    #[default]
+    Auto,
+    /// The exact Wing–Gong–Lowe search everywhere.
+    Wgl,
+    /// The zones algorithm; histories it cannot decide are rejected by validation.
+    Zones,
+}
+
 /// How to check.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -62,6 +103,10 @@ pub struct Options {
     /// Anomalies kept per kind; the rest are only counted in the figures.
     pub max_anomalies_per_kind: usize,
     pub register: RegisterOptions,
+    /// `None`: from the workload (`Register` histories use the cas-register model).
+    /// `MultiRegister` and `Mutex` check the whole history as one object.
+    pub model: Option<Model>,
+    pub algorithm: Algorithm,
 }
 
 impl Default for Options {
@@ -75,6 +120,8 @@ impl Default for Options {
             abort: None,
             max_anomalies_per_kind: 20,
             register: RegisterOptions::default(),
+            model: None,
+            algorithm: Algorithm::Auto,
         }
     }
 }
@@ -100,9 +147,15 @@ pub enum CheckError {
 
 /// Runs the checker for the history's workload and merges the verdicts.
 pub fn check(history: &History, opts: &Options) -> Result<Report, CheckError> {
+    validate::validate(history, opts)?;
     let ops = history.operations()?;
+    if let Some(m @ (Model::MultiRegister | Model::Mutex)) = opts.model {
+        let r = linearizable::check_general(history, &ops, opts, m)?;
+        return Ok(Report::from_results(vec![r]));
+    }
     let workload = match opts.workload {
         Some(w) => w,
+        None if opts.model.is_some() => Workload::Register,
         None => match infer_workload(history, &ops)? {
             Some(w) => w,
             // No client operation at all: nothing can be wrong.
@@ -123,7 +176,14 @@ pub fn check_append(history: &History, opts: &Options) -> Result<CheckResult, Ch
 
 /// The `linearizable` register checker alone.
 pub fn check_linearizable(history: &History, opts: &Options) -> Result<CheckResult, CheckError> {
-    linearizable::check_ops(history, &history.operations()?, opts)
+    validate::validate(history, opts)?;
+    let ops = history.operations()?;
+    match opts.model {
+        Some(m @ (Model::MultiRegister | Model::Mutex)) => {
+            linearizable::check_general(history, &ops, opts, m)
+        }
+        _ => linearizable::check_ops(history, &ops, opts),
+    }
 }
 
 /// Infers the workload from the functions used; `None` when there are no client ops.

@@ -4,13 +4,15 @@
 //! order one recorder assigned them (`index`). This crate defines the op types, a writer
 //! that appends whole lines, a streaming reader that names the line of a malformed entry
 //! and tolerates a truncated last line, and the pairing of invocations with completions
-//! (`History::operations`). It does no networking, spawns nothing and reads no clock.
+//! (`History::operations`), and imports Jepsen/Knossos EDN histories (`read_edn`). It does no networking, spawns nothing and reads no clock.
 
+mod edn;
 mod op;
 mod pair;
 mod read;
 mod write;
 
+pub use edn::{read_edn, read_edn_file};
 pub use op::{F, Key, Op, OpType, Process, Value};
 pub use pair::{Operation, Outcome};
 pub use read::{HistoryError, ReadWarning, read_history_file, read_jsonl};

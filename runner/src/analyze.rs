@@ -6,8 +6,11 @@
 //! its history file rather than trusting memory).
 
 use anyhow::{Context, Result, bail};
-use schism_checker::{CheckResult, Options, Report, Validity, Workload as CheckWorkload};
-use schism_history::{History, Outcome, read_history_file};
+use schism_checker::{
+    Algorithm, CheckResult, Model, Options, RegisterOptions, Report, Validity,
+    Workload as CheckWorkload,
+};
+use schism_history::{History, Outcome, read_edn_file, read_history_file};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +25,35 @@ use crate::store;
 pub struct Budget {
     pub max_states: u64,
     pub time_limit: Duration,
+}
+
+/// How `schism check` models the history (all `None`: from the file and workload).
+#[derive(Debug, Clone, Default)]
+pub struct ModelChoice {
+    pub model: Option<Model>,
+    /// `Some(None)` is an explicit nil.
+    pub initial: Option<Option<i64>>,
+    pub algorithm: Algorithm,
+}
+
+/// The Knossos model an EDN history's functions call for: `txn` ⇒ multi-register,
+/// `acquire`/`release` ⇒ mutex, anything else cas-register.
+pub fn edn_model(h: &History) -> Model {
+    let first = h
+        .ops
+        .iter()
+        .find(|o| o.process != schism_history::Process::Nemesis);
+    match first.map(|o| o.f.as_str()) {
+        Some("txn") => Model::MultiRegister,
+        Some("acquire" | "release") => Model::Mutex,
+        _ => Model::CasRegister,
+    }
+}
+
+/// True for Jepsen/Knossos EDN histories.
+pub fn is_edn(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("edn"))
 }
 
 /// Counts and latencies of one `f`.
@@ -99,6 +131,31 @@ pub fn analyze_file(
     workload: Option<CheckWorkload>,
     budget: &Budget,
 ) -> Result<ResultsFile> {
+    analyze_file_with(path, workload, budget, &ModelChoice::default())
+}
+
+/// `analyze_file` with an explicit model. A `.edn` history is read as Jepsen EDN and
+/// checked with Knossos semantics: cas-register by default, initial value 0, nil reads
+/// match any state.
+pub fn analyze_file_with(
+    path: &Path,
+    workload: Option<CheckWorkload>,
+    budget: &Budget,
+    choice: &ModelChoice,
+) -> Result<ResultsFile> {
+    if is_edn(path) && path.is_file() {
+        let history = read_edn_file(path)?;
+        let register = RegisterOptions {
+            initial: choice.initial.unwrap_or(Some(0)),
+            nil_read_is_wildcard: true,
+        };
+        let model = choice.model.unwrap_or_else(|| edn_model(&history));
+        return analyze_opts(&history, budget, Vec::new(), |o| {
+            o.model = Some(model);
+            o.register = register;
+            o.algorithm = choice.algorithm;
+        });
+    }
     let hpath = history_path(path)?;
     let workload = match workload {
         Some(w) => Some(w),
@@ -110,7 +167,14 @@ pub fn analyze_file(
         .iter()
         .map(|w| format!("{}: {w}", hpath.display()))
         .collect();
-    analyze(&history, workload, budget, warnings)
+    analyze_opts(&history, budget, warnings, |o| {
+        o.workload = workload;
+        o.model = choice.model;
+        if let Some(init) = choice.initial {
+            o.register.initial = init;
+        }
+        o.algorithm = choice.algorithm;
+    })
 }
 
 pub fn analyze(
@@ -119,13 +183,23 @@ pub fn analyze(
     budget: &Budget,
     warnings: Vec<String>,
 ) -> Result<ResultsFile> {
+    analyze_opts(history, budget, warnings, |o| o.workload = workload)
+}
+
+/// `analyze` with the checker options adjusted by `set` (budget and abort flag are set here).
+pub fn analyze_opts(
+    history: &History,
+    budget: &Budget,
+    warnings: Vec<String>,
+    set: impl FnOnce(&mut Options),
+) -> Result<ResultsFile> {
     let abort = Arc::new(AtomicBool::new(false));
-    let opts = Options {
-        workload,
+    let mut opts = Options {
         max_states: budget.max_states,
         abort: Some(abort.clone()),
         ..Options::default()
     };
+    set(&mut opts);
     // A watchdog thread turns the time budget into the checker's abort flag; it is
     // joined before returning (dropping `done_tx` wakes it at once).
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();

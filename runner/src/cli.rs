@@ -24,7 +24,7 @@ pub struct Cli {
 pub enum Command {
     /// Run one test: start a cluster, drive a workload, check the history, write results/.
     Test(Box<TestArgs>),
-    /// Re-check a recorded history: a results folder or a history.jsonl file.
+    /// Re-check a recorded history: a results folder, a history.jsonl file or a Jepsen .edn file.
     Check(CheckArgs),
     /// Remove what a killed run left behind: network namespaces, nft tables, stopped or
     /// orphaned node processes, cgroups, clock-shim files.
@@ -260,6 +260,50 @@ pub struct CheckArgs {
     /// Also write a JUnit XML file (one test case per checker).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Linearizability model (default for .edn: multi-register for txn histories, mutex
+    /// for acquire/release, else cas-register; for .jsonl: from the workload).
+    /// A `.edn` file is read with Knossos semantics: nil reads match anything.
+    #[arg(long, value_enum)]
+    pub model: Option<CheckModel>,
+    /// Every register's value before any write: an integer or `nil`
+    /// (default: 0 for .edn, as Knossos's tests use; nil otherwise).
+    #[arg(long, value_parser = parse_initial)]
+    pub initial: Option<Initial>,
+    /// Linearizability algorithm for register keys: zones where values are unique, else
+    /// the exact search (auto); or force one.
+    #[arg(long, value_enum, default_value_t = CheckAlgorithm::Auto)]
+    pub algorithm: CheckAlgorithm,
+}
+
+/// `schism check --model`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckModel {
+    Register,
+    CasRegister,
+    MultiRegister,
+    Mutex,
+}
+
+/// `schism check --algorithm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckAlgorithm {
+    Auto,
+    Wgl,
+    Zones,
+}
+
+/// `schism check --initial`: an integer, or nil.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Initial(pub Option<i64>);
+
+fn parse_initial(s: &str) -> Result<Initial, String> {
+    match s {
+        "nil" | "null" => Ok(Initial(None)),
+        _ => s
+            .parse::<i64>()
+            .map(|v| Initial(Some(v)))
+            .map_err(|_| format!("{s:?} is neither an integer nor nil")),
+    }
 }
 
 #[derive(Debug, Clone, Args)]

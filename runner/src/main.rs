@@ -54,7 +54,21 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 cli::Workload::Append => schism_checker::Workload::Append,
                 cli::Workload::Register => schism_checker::Workload::Register,
             });
-            let results = analyze::analyze_file(&args.path, workload, &budget)?;
+            let choice = analyze::ModelChoice {
+                model: args.model.map(|m| match m {
+                    cli::CheckModel::Register => schism_checker::Model::Register,
+                    cli::CheckModel::CasRegister => schism_checker::Model::CasRegister,
+                    cli::CheckModel::MultiRegister => schism_checker::Model::MultiRegister,
+                    cli::CheckModel::Mutex => schism_checker::Model::Mutex,
+                }),
+                initial: args.initial.map(|i| i.0),
+                algorithm: match args.algorithm {
+                    cli::CheckAlgorithm::Auto => schism_checker::Algorithm::Auto,
+                    cli::CheckAlgorithm::Wgl => schism_checker::Algorithm::Wgl,
+                    cli::CheckAlgorithm::Zones => schism_checker::Algorithm::Zones,
+                },
+            };
+            let results = analyze::analyze_file_with(&args.path, workload, &budget, &choice)?;
             if let Some(path) = &args.junit {
                 let suite = args
                     .path

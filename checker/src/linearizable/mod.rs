@@ -15,12 +15,16 @@
 //! search got; a violation names the op that cannot be placed, how many ops linearize
 //! before it, and the states the register could hold instead.
 
+mod general;
 mod wgl;
+mod zones;
+
+pub(crate) use general::{check_general, parse_txn};
 
 use crate::explain::{complete_ns, invoke_ns, op_index, secs};
 use crate::fx::{FxHashMap, FxHashSet};
 use crate::report::{Anomaly, AnomalyKind, AnomalySink, CheckResult, Validity};
-use crate::{CheckError, Options, RegisterOptions};
+use crate::{Algorithm, CheckError, Options, RegisterOptions};
 use schism_history::{F, History, Key, Operation, Outcome, Value};
 use std::collections::BTreeMap;
 use wgl::{Call, IMPOSSIBLE, Step};
@@ -79,28 +83,96 @@ pub(crate) fn check_ops(
     let mut largest: (u64, usize) = (0, 0);
 
     let (mut dropped, mut promoted) = (0u64, 0u64);
+    let (mut by_zones, mut by_wgl) = (0u64, 0u64);
+    let mut counterexample: Option<serde_json::Value> = None;
     for (&key, m) in &keys {
         dropped += m.dropped;
         promoted += m.promoted;
         if m.calls.len() > largest.1 {
             largest = (key, m.calls.len());
         }
-        if !m.impossible.is_empty() {
+        let has_impossible = !m.impossible.is_empty();
+        if has_impossible {
             report_impossible(h, key, m, &opts.register, &mut sink);
-            checked += 1;
-            continue;
         }
-        if unknown.is_some() {
+        if unknown.is_some() && !has_impossible {
             skipped += 1;
             continue;
         }
         if opts.aborted() {
-            unknown = Some(format!("aborted before key {key}"));
-            unknown_key = Some(key);
-            skipped += 1;
+            if !has_impossible {
+                unknown = Some(format!("aborted before key {key}"));
+                unknown_key = Some(key);
+                skipped += 1;
+            }
             continue;
         }
-        let found = wgl::search(&m.calls, m.initial, &mut budget, opts.abort.as_deref());
+        let eligible = zones::eligible(&m.calls, m.initial, m.values.len());
+        let zones = match opts.algorithm {
+            Algorithm::Wgl => false,
+            Algorithm::Zones if !eligible => {
+                return Err(CheckError::Op {
+                    index: m.ops.first().map_or(0, |o| h.ops[o.invoke].index),
+                    msg: format!(
+                        "key {key} cannot be checked with zones: it needs a read/write register whose writes all have distinct values, none equal to the initial value; use the exact search"
+                    ),
+                });
+            }
+            Algorithm::Zones => true,
+            Algorithm::Auto => eligible,
+        };
+        if zones {
+            by_zones += 1;
+            checked += 1;
+            let mut z = zones::Zones::new(&m.calls, m.initial, m.values.len());
+            for (n, fail) in z
+                .failures(opts.max_anomalies_per_kind.max(1))
+                .into_iter()
+                .enumerate()
+            {
+                let op = m.ops[fail.call];
+                if n == 0 && counterexample.is_none() {
+                    let tail = prefix_by_completion(m, &fail);
+                    counterexample = Some(counterexample_json(
+                        h,
+                        key,
+                        op,
+                        fail.completed_before,
+                        &tail,
+                        "zones",
+                    ));
+                }
+                if violations.len() < opts.max_anomalies_per_kind {
+                    violations.push(serde_json::json!({
+                        "key": key,
+                        "op": op_index(h, op),
+                        "linearized_ops": fail.completed_before,
+                        "ops": m.calls.len(),
+                    }));
+                }
+                if m.impossible.contains(&fail.call) {
+                    continue; // already reported as a phantom or aborted read
+                }
+                sink.push_with(AnomalyKind::NonLinearizable, || {
+                    explain_zones(h, key, m, &fail)
+                });
+            }
+            continue;
+        }
+        by_wgl += 1;
+        // A key already proven invalid (an impossible read) only searches for an earlier
+        // failing op with a slice of the budget, and never turns the verdict unknown.
+        let mut side_budget = budget.min((budget / 10).max(100_000));
+        let use_budget = if has_impossible {
+            &mut side_budget
+        } else {
+            &mut budget
+        };
+        let before = *use_budget;
+        let found = wgl::search(&m.calls, m.initial, use_budget, opts.abort.as_deref());
+        if has_impossible {
+            budget -= before - side_budget;
+        }
         explored += found.explored;
         let ok_ops = m.calls.iter().filter(|c| c.ret.is_some()).count();
         match found.outcome {
@@ -108,6 +180,18 @@ pub(crate) fn check_ops(
             wgl::Outcome::Violation(block) => {
                 checked += 1;
                 let op = m.ops[block.call];
+                if counterexample.is_none() {
+                    let tail: Vec<&Operation> =
+                        block.prefix_tail.iter().map(|&i| m.ops[i]).collect();
+                    counterexample = Some(counterexample_json(
+                        h,
+                        key,
+                        op,
+                        block.linearized,
+                        &tail,
+                        "wgl",
+                    ));
+                }
                 if violations.len() < opts.max_anomalies_per_kind {
                     violations.push(serde_json::json!({
                         "key": key,
@@ -116,9 +200,18 @@ pub(crate) fn check_ops(
                         "ops": m.calls.len(),
                     }));
                 }
-                sink.push_with(AnomalyKind::NonLinearizable, || {
-                    explain_block(h, key, m, &block)
-                });
+                if !m.impossible.contains(&block.call) {
+                    sink.push_with(AnomalyKind::NonLinearizable, || {
+                        explain_block(h, key, m, &block)
+                    });
+                }
+            }
+            wgl::Outcome::Exhausted { .. } | wgl::Outcome::Aborted { .. } if has_impossible => {
+                checked += 1;
+                if counterexample.is_none() {
+                    let op = m.ops[m.impossible[0]];
+                    counterexample = Some(counterexample_json(h, key, op, 0, &[], "none"));
+                }
             }
             wgl::Outcome::Exhausted { deepest } | wgl::Outcome::Aborted { deepest } => {
                 let why = if matches!(found.outcome, wgl::Outcome::Exhausted { .. }) {
@@ -146,6 +239,21 @@ pub(crate) fn check_ops(
     figures.insert("info_unobserved_dropped".into(), dropped.into());
     figures.insert("info_observed_promoted".into(), promoted.into());
     figures.insert("explored_states".into(), explored.into());
+    figures.insert(
+        "algorithm".into(),
+        match (by_zones, by_wgl) {
+            (0, 0) => "none",
+            (_, 0) => "zones",
+            (0, _) => "wgl",
+            _ => "zones+wgl",
+        }
+        .into(),
+    );
+    figures.insert("keys_zones".into(), by_zones.into());
+    figures.insert("keys_wgl".into(), by_wgl.into());
+    if let Some(c) = counterexample {
+        figures.insert("counterexample".into(), c);
+    }
     figures.insert("keys_checked".into(), checked.into());
     figures.insert("keys_unchecked".into(), skipped.into());
     figures.insert("largest_key".into(), largest.0.into());
@@ -395,20 +503,192 @@ fn build<'a>(ops: &[&'a Operation], model: &RegisterOptions) -> KeyModel<'a> {
     }
 }
 
+/// `(index 14) at t=3.104s`, without the time when the history has none.
+fn whence(h: &History, o: &Operation) -> String {
+    let at = invoke_ns(h, o);
+    if at == 0 && complete_ns(h, o) == 0 {
+        format!("(index {})", op_index(h, o))
+    } else {
+        format!("(index {}) at t={}", op_index(h, o), secs(at))
+    }
+}
+
 fn describe(h: &History, key: Key, o: &Operation) -> String {
-    let at = secs(invoke_ns(h, o));
+    let at = whence(h, o);
     match (&o.f, &o.value) {
         (F::Read, v) => format!(
-            "read of key {key} by process {} at t={at} returned {v}",
+            "read of key {key} by process {} {at} returned {v}",
             o.process
         ),
         (F::Cas, Value::List(l)) => {
             format!(
-                "cas of key {key} from {} to {} by process {} at t={at}",
+                "cas of key {key} from {} to {} by process {} {at}",
                 l[0], l[1], o.process
             )
         }
-        (f, v) => format!("{f} of {v} to key {key} by process {} at t={at}", o.process),
+        (f, v) => format!("{f} of {v} to key {key} by process {} {at}", o.process),
+    }
+}
+
+/// `write 0 by process 9 (index 8), then read 0 by process 19 (index 11)`.
+fn short_ops(h: &History, ops: &[&Operation]) -> String {
+    ops.iter()
+        .map(|o| match (&o.f, &o.value) {
+            (F::Cas, Value::List(l)) => format!(
+                "cas {}→{} by process {} (index {})",
+                l[0],
+                l[1],
+                o.process,
+                op_index(h, o)
+            ),
+            (f, v) => format!(
+                "{f} {v} by process {} (index {})",
+                o.process,
+                op_index(h, o)
+            ),
+        })
+        .collect::<Vec<_>>()
+        .join(", then ")
+}
+
+/// The last few ops that completed before the failing one (zones' linearizable prefix).
+fn prefix_by_completion<'a>(m: &KeyModel<'a>, fail: &zones::Failure) -> Vec<&'a Operation> {
+    let Some(end) = m.calls[fail.call].ret else {
+        return Vec::new();
+    };
+    let mut before: Vec<(usize, usize)> = m
+        .calls
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| match c.ret {
+            Some(r) if !c.deadline && r < end => Some((r, i)),
+            _ => None,
+        })
+        .collect();
+    before.sort_unstable();
+    before[before.len().saturating_sub(3)..]
+        .iter()
+        .map(|&(_, i)| m.ops[i])
+        .collect()
+}
+
+fn counterexample_json(
+    h: &History,
+    key: Key,
+    op: &Operation,
+    linearized: usize,
+    tail: &[&Operation],
+    algorithm: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "key": key,
+        "op": op_index(h, op),
+        "process": op.process.to_string(),
+        "f": op.f.as_str(),
+        "value": op.value,
+        "linearized_ops": linearized,
+        "prefix_tail": tail.iter().map(|o| op_index(h, o)).collect::<Vec<_>>(),
+        "algorithm": algorithm,
+    })
+}
+
+/// A later write that had completed before `read` began, although it began after the
+/// write of the value `read` returned had completed: the classic stale-read witness.
+fn newer_write<'a>(m: &KeyModel<'a>, read: usize) -> Option<(usize, usize)> {
+    let Step::Read(v) = m.calls[read].step else {
+        return None;
+    };
+    let rc = &m.calls[read];
+    // The write of v (or the start of history for the initial value).
+    let w_done = if v == m.initial {
+        Some(0)
+    } else {
+        m.calls
+            .iter()
+            .position(|c| c.step == Step::Write(v))
+            .and_then(|w| {
+                let c = &m.calls[w];
+                c.ret.filter(|_| !c.deadline).map(|r| r + 1)
+            })
+    }?;
+    let w = m
+        .calls
+        .iter()
+        .enumerate()
+        .find_map(|(i, c)| match (c.step, c.ret) {
+            (Step::Write(u), Some(r))
+                if u != v && !c.deadline && c.invoke >= w_done && r < rc.invoke =>
+            {
+                Some(i)
+            }
+            _ => None,
+        })?;
+    let wv = m.calls.iter().position(|c| c.step == Step::Write(v));
+    Some((w, wv.unwrap_or(usize::MAX)))
+}
+
+fn explain_zones(h: &History, key: Key, m: &KeyModel<'_>, fail: &zones::Failure) -> Anomaly {
+    let o = m.ops[fail.call];
+    let mut ops = vec![op_index(h, o)];
+    let show = |s: u32| m.values[s as usize].map_or_else(|| "nil".to_owned(), |v| v.to_string());
+    let prefix = prefix_by_completion(m, fail);
+    let prefix_text = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (the longest linearizable prefix ends with {})",
+            short_ops(h, &prefix)
+        )
+    };
+    let why = if let Some((w, wv)) = newer_write(m, fail.call) {
+        let later = m.ops[w];
+        ops.push(op_index(h, later));
+        let then = if wv == usize::MAX {
+            "the register started with it".to_owned()
+        } else {
+            ops.push(op_index(h, m.ops[wv]));
+            format!("its write {} had completed", whence(h, m.ops[wv]))
+        };
+        format!(
+            "it is stale: {} had completed before the read began, and began after {then}, so the read should have seen {} or a later value",
+            describe(h, key, later),
+            later.value
+        )
+    } else {
+        match &fail.conflict {
+            zones::Conflict::NoWriter { .. } => {
+                "no write of that value had begun before the read ended".to_owned()
+            }
+            zones::Conflict::ReadBeforeWrite { write, .. } => {
+                ops.push(op_index(h, m.ops[*write]));
+                format!(
+                    "the read ended before {} began",
+                    describe(h, key, m.ops[*write])
+                )
+            }
+            zones::Conflict::Overlap { a, b } => format!(
+                "values {} and {} each had to stay in the register over overlapping stretches of time (each was written, then read by an operation that began after some operation of its value had ended)",
+                show(*a),
+                show(*b)
+            ),
+            zones::Conflict::Inside { inner, outer } => format!(
+                "value {} was written and read entirely while value {} had to stay in the register",
+                show(*inner),
+                show(*outer)
+            ),
+        }
+    };
+    let explanation = format!(
+        "{} cannot be placed: the {} operations of key {key} that completed before it linearize{prefix_text}, but no order consistent with real time extends to it: {why}",
+        describe(h, key, o),
+        fail.completed_before
+    );
+    ops.dedup();
+    Anomaly {
+        kind: AnomalyKind::NonLinearizable,
+        key: Some(key),
+        ops,
+        explanation,
     }
 }
 
@@ -474,29 +754,48 @@ fn explain_block(h: &History, key: Key, m: &KeyModel<'_>, b: &wgl::Block) -> Ano
         }
     };
     let mut ops = vec![op_index(h, o)];
+    let tail: Vec<&Operation> = b.prefix_tail.iter().map(|&i| m.ops[i]).collect();
+    let prefix_text = match tail.last() {
+        Some(last) => {
+            ops.push(op_index(h, last));
+            let shown = &tail[tail.len().saturating_sub(3)..];
+            format!(
+                " (the longest linearizable prefix ends with {})",
+                short_ops(h, shown)
+            )
+        }
+        None => String::new(),
+    };
     for &s in &b.states {
         if let Some(w) = m.values[s as usize].and_then(|v| m.writers.get(&v)) {
             ops.push(op_index(h, w));
         }
     }
     let call = &m.calls[b.call];
-    let done = secs(
-        call.ret
-            .map_or_else(|| complete_ns(h, o), |p| h.ops[p].time_ns),
-    );
-    let by_completion = if call.deadline {
-        format!("by t={done}, when an operation that needs its effect had completed")
+    let done_ns = call
+        .ret
+        .map_or_else(|| complete_ns(h, o), |p| h.ops[p].time_ns);
+    let done = secs(done_ns);
+    let done_at = if done_ns == 0 {
+        String::new()
     } else {
-        format!("by its completion at t={done}")
+        format!(" at t={done}")
     };
+    let by_completion = match (call.deadline, done_ns) {
+        (true, 0) => "before an operation that needs its effect completed".to_owned(),
+        (true, _) => format!("by t={done}, when an operation that needs its effect had completed"),
+        (false, 0) => "by its completion".to_owned(),
+        (false, _) => format!("by its completion at t={done}"),
+    };
+    ops.dedup();
     let explanation = match o.f {
         F::Read => format!(
-            "{}, but no order of key {key}'s operations consistent with real time allows it: {} operations linearize before it, and every such order leaves the register at {states} when it completed at t={done}",
+            "{}, but no order of key {key}'s operations consistent with real time allows it: {} operations linearize before it{prefix_text}, and every such order leaves the register at {states} when it completed{done_at}",
             describe(h, key, o),
             b.linearized
         ),
         _ => format!(
-            "{} cannot be placed: {} operations linearize before it, but no order consistent with real time extends to it {by_completion} (the register could hold {states} then)",
+            "{} cannot be placed: {} operations linearize before it{prefix_text}, but no order consistent with real time extends to it {by_completion} (the register could hold {states} then)",
             describe(h, key, o),
             b.linearized
         ),

@@ -34,6 +34,9 @@ pub(crate) enum Step {
     Write(u32),
     /// `[expected, new]`: succeeds (and sets `new`) iff the state is `expected`.
     Cas(u32, u32),
+    /// An op of a richer model (a multi-register txn), applied by the caller's
+    /// transition function: `(op id, state) -> new state`.
+    Txn(u32),
 }
 
 impl Step {
@@ -44,6 +47,7 @@ impl Step {
             Step::ReadAny => Some(state),
             Step::Write(s) => Some(s),
             Step::Cas(e, n) => (e == state).then_some(n),
+            Step::Txn(_) => None,
         }
     }
 }
@@ -73,7 +77,13 @@ pub(crate) struct Block {
     pub more_states: bool,
     /// Ops linearized before it at the deepest such point.
     pub linearized: usize,
+    /// The last few of those ops, in linearization order (indices into `calls`): the end
+    /// of the longest linearizable prefix.
+    pub prefix_tail: Vec<usize>,
 }
+
+/// How many ops of the longest linearizable prefix a `Block` remembers.
+const PREFIX_TAIL: usize = 6;
 
 const MAX_STATES_SHOWN: usize = 8;
 
@@ -144,7 +154,19 @@ pub(crate) fn search(
     budget: &mut u64,
     abort: Option<&AtomicBool>,
 ) -> Searched {
-    Search::new(calls).run(initial, budget, abort)
+    search_model(calls, initial, budget, abort, &mut |_, _| None)
+}
+
+/// `search` for models with `Step::Txn` ops: `txn(op, state)` is the new state, or
+/// `None` if the op cannot take effect in that state.
+pub(crate) fn search_model(
+    calls: &[Call],
+    initial: u32,
+    budget: &mut u64,
+    abort: Option<&AtomicBool>,
+    txn: &mut dyn FnMut(u32, u32) -> Option<u32>,
+) -> Searched {
+    Search::new(calls).run(initial, budget, abort, txn)
 }
 
 struct Search<'a> {
@@ -276,7 +298,20 @@ impl<'a> Search<'a> {
         buf.extend_from_slice(&bits[self.ok_words..]);
     }
 
-    fn run(mut self, initial: u32, budget: &mut u64, abort: Option<&AtomicBool>) -> Searched {
+    fn tail(&self, stack: &[(u32, u32, usize)]) -> Vec<usize> {
+        stack[stack.len().saturating_sub(PREFIX_TAIL)..]
+            .iter()
+            .map(|&(node, _, _)| self.orig[((node - 1) / 2) as usize])
+            .collect()
+    }
+
+    fn run(
+        mut self,
+        initial: u32,
+        budget: &mut u64,
+        abort: Option<&AtomicBool>,
+        txn: &mut dyn FnMut(u32, u32) -> Option<u32>,
+    ) -> Searched {
         let n = self.calls.len();
         let words = self.ok_words + (n - self.n_ok).div_ceil(64);
         let mut bits = vec![0u64; words];
@@ -305,7 +340,11 @@ impl<'a> Search<'a> {
             let call = &self.calls[self.orig[id]];
             if entry % 2 == 1 {
                 // A call: try to linearize it now.
-                if let Some(new_state) = call.step.apply(state) {
+                let applied = match call.step {
+                    Step::Txn(op) => txn(op, state),
+                    step => step.apply(state),
+                };
+                if let Some(new_state) = applied {
                     let b = self.bit(id);
                     bits[b / 64] |= 1 << (b % 64);
                     let new_k = if id == k {
@@ -344,7 +383,10 @@ impl<'a> Search<'a> {
                 let pos = call.ret.unwrap_or(usize::MAX);
                 match &mut best {
                     Some((p, b)) if *p == pos => {
-                        b.linearized = b.linearized.max(stack.len());
+                        if stack.len() > b.linearized {
+                            b.linearized = stack.len();
+                            b.prefix_tail = self.tail(&stack);
+                        }
                         if !b.states.contains(&state) {
                             if b.states.len() < MAX_STATES_SHOWN {
                                 b.states.push(state);
@@ -360,6 +402,7 @@ impl<'a> Search<'a> {
                             states: vec![state],
                             more_states: false,
                             linearized: stack.len(),
+                            prefix_tail: self.tail(&stack),
                         };
                         best = Some((pos, block));
                     }

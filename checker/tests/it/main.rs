@@ -4,8 +4,10 @@
 
 mod api;
 mod append;
+mod budget;
 mod common;
 mod random_append;
 mod random_register;
 mod register;
 mod sim;
+mod zones;

@@ -1,10 +1,44 @@
 //! Hand-written register histories: the classic linearizability examples.
 
 use crate::common::*;
-use schism_checker::{AnomalyKind, Options, RegisterOptions, Validity};
+use schism_checker::{Algorithm, AnomalyKind, Options, RegisterOptions, Validity};
 use schism_history::{F, Value};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+
+/// The exact search, even where zones would apply.
+fn wgl() -> Options {
+    Options {
+        algorithm: Algorithm::Wgl,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn zones_names_the_stale_read_and_the_newer_write() {
+    let mut b = B::new();
+    let ack1 = b.write(1, 3, 1);
+    let ack2 = b.write(1, 3, 2);
+    let stale = b.read(2, 3, Some(1));
+    let r = check(&b.history());
+    assert_eq!(r.figures["algorithm"], "zones");
+    let a = assert_one(&r, AnomalyKind::NonLinearizable, &[stale, ack2, ack1]);
+    assert!(
+        a.explanation.starts_with(
+            "read of key 3 by process 2 (index 5) at t=0.004s returned 1 cannot be placed: the 2 operations of key 3 that completed before it linearize"
+        ),
+        "{}",
+        a.explanation
+    );
+    assert!(
+        a.explanation
+            .contains("it is stale: write of 2 to key 3 by process 1 (index 3)"),
+        "{}",
+        a.explanation
+    );
+    assert_eq!(r.figures["counterexample"]["op"], stale);
+    assert_eq!(r.figures["counterexample"]["prefix_tail"][1], ack2);
+}
 
 #[test]
 fn read_of_an_old_value_after_a_later_write_completed() {
@@ -12,12 +46,14 @@ fn read_of_an_old_value_after_a_later_write_completed() {
     b.write(1, 3, 1);
     let ack2 = b.write(1, 3, 2);
     let stale = b.read(2, 3, Some(1));
-    let r = check(&b.history());
+    let r = check_with(&b.history(), &wgl());
+    assert_eq!(r.figures["algorithm"], "wgl");
     let a = assert_one(&r, AnomalyKind::NonLinearizable, &[stale, ack2]);
     assert_eq!(a.key, Some(3));
     assert!(
-        a.explanation
-            .starts_with("read of key 3 by process 2 at t=0.004s returned 1, but no order"),
+        a.explanation.starts_with(
+            "read of key 3 by process 2 (index 5) at t=0.004s returned 1, but no order"
+        ),
         "{}",
         a.explanation
     );
@@ -317,7 +353,7 @@ fn spent_budget_is_unknown_never_valid() {
     let h = wide_history();
     let opts = Options {
         max_states: 10,
-        ..Default::default()
+        ..wgl()
     };
     let r = check_with(&h, &opts);
     assert_eq!(r.validity, Validity::Unknown);
@@ -344,7 +380,7 @@ fn spent_budget_on_a_valid_history_is_still_unknown() {
     }
     let opts = Options {
         max_states: 3,
-        ..Default::default()
+        ..wgl()
     };
     assert_eq!(check_with(&b.history(), &opts).validity, Validity::Unknown);
     assert_valid(&check(&b.history()));
@@ -354,7 +390,7 @@ fn spent_budget_on_a_valid_history_is_still_unknown() {
 fn abort_flag_is_unknown() {
     let opts = Options {
         abort: Some(Arc::new(AtomicBool::new(true))),
-        ..Default::default()
+        ..wgl()
     };
     let r = check_with(&wide_history(), &opts);
     assert_eq!(r.validity, Validity::Unknown);

@@ -5,9 +5,11 @@
 //! reliably); verdicts are asserted through exit codes and the printed summary.
 
 mod browser;
+mod check_cli;
 mod cleanup;
 mod errors;
 mod faults;
+mod knossos;
 mod models_lf;
 mod nemesis_runs;
 mod serve;
