@@ -9,9 +9,11 @@
 //!   positions over the order;
 //! - lost writes: an ok append seen by no ok read although a read of its key that began
 //!   after it completed already holds a value whose append began after it was
-//!   acknowledged (the order provably passed over it). When the reads after it hold no
-//!   such later value, they are reported as stale reads instead (a lagging replica is not
-//!   proof of loss); appends never followed by a read are only counted, `unobserved`;
+//!   acknowledged (the order provably passed over it), or a *final* read (one whose
+//!   invoke carries `meta.final`: taken after the run's time limit and a quiet period,
+//!   Jepsen's final read) misses it. Otherwise the reads after it are reported as stale
+//!   reads (a lagging replica is not proof of loss); appends never followed by a read
+//!   are only counted, `unobserved`;
 //! - phantom reads (a value no invoke appended), aborted reads (a value whose append
 //!   failed) and duplicate elements, each reported once per key and value.
 //!
@@ -401,6 +403,29 @@ fn check_key<'a>(
             vals.iter()
                 .any(|w| k.appends.get(w).is_some_and(|o| o.invoke > done))
         });
+        if passed_over.is_none() {
+            let final_read = k.reads[first_after..]
+                .iter()
+                .find(|(r, _)| is_final_read(h, r));
+            if let Some(&(r, vals)) = final_read {
+                sink.push_with(AnomalyKind::LostWrite, || Anomaly {
+                    kind: AnomalyKind::LostWrite,
+                    key: Some(key),
+                    ops: vec![op_index(h, a), op_index(h, r)],
+                    explanation: format!(
+                        "append {v} to key {key} by process {}, acknowledged at t={}, is missing from all {} read{} of key {key} that began after it, including the final read at t={} by process {} (after the quiet period), which saw {}",
+                        a.process,
+                        secs(complete_ns(h, a)),
+                        later,
+                        if later == 1 { "" } else { "s" },
+                        secs(invoke_ns(h, r)),
+                        r.process,
+                        list(vals)
+                    ),
+                });
+                continue;
+            }
+        }
         let Some(&(r, vals)) = passed_over else {
             let (r, vals) = k.reads[first_after];
             if stale_reported.insert(r.invoke) {
@@ -433,4 +458,15 @@ fn check_key<'a>(
             ),
         });
     }
+}
+
+/// A final read: the runner marks the invoke of reads taken after the time limit and a
+/// quiet period with `meta.final = true`.
+fn is_final_read(h: &History, r: &Operation) -> bool {
+    h.ops[r.invoke]
+        .meta
+        .as_ref()
+        .and_then(|m| m.get("final"))
+        .and_then(serde_json::Value::as_bool)
+        == Some(true)
 }

@@ -45,6 +45,9 @@ use crate::store;
 /// Time allowed after the time limit for final reads and in-flight requests before
 /// workers are aborted (their open ops then count as indeterminate).
 const HARD_DEADLINE_SLACK: Duration = Duration::from_secs(30);
+/// Quiet time after the time limit (faults already healed) before the final reads, so
+/// that replication settles; a final read that misses an acknowledged write proves it lost.
+const FINAL_READ_QUIET: Duration = Duration::from_secs(1);
 /// How often the progress line is printed when stderr is not a terminal.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 /// The port every node listens on inside its own network namespace.
@@ -100,6 +103,7 @@ pub async fn run_test_outcome(args: TestArgs) -> Result<RunOutcome> {
         rate_hz: args.rate,
         time_limit_ns: args.time_limit.as_nanos() as u64,
         final_reads: true,
+        final_read_delay_ns: FINAL_READ_QUIET.as_nanos() as u64,
         seed,
     };
     let generator = Generator::new(wspec.clone()).map_err(anyhow::Error::msg)?;
@@ -352,7 +356,7 @@ async fn drive_workload(
         args.time_limit,
         cancel_rx.clone(),
     ));
-    let deadline = args.time_limit + args.client_timeout + HARD_DEADLINE_SLACK;
+    let deadline = args.time_limit + FINAL_READ_QUIET + args.client_timeout + HARD_DEADLINE_SLACK;
     // The injected harness fault strikes while the first fault is in force.
     let inject_at = schedule
         .plan()
@@ -504,7 +508,7 @@ async fn worker(mut ctx: WorkerCtx, mut session: schism_targets::Session) -> Res
             ref other => bail!("the reference client cannot run f={other}"),
         };
         let is_read = inv.f == F::Read;
-        let invoke = Op::new(
+        let mut invoke = Op::new(
             0,
             0,
             Process::Client(process),
@@ -514,6 +518,11 @@ async fn worker(mut ctx: WorkerCtx, mut session: schism_targets::Session) -> Res
             inv.value.clone(),
         );
         let done_template = invoke.clone();
+        if inv.is_final {
+            // The checker treats a final read (after the quiet period) that misses an
+            // acknowledged write as proof that the write was lost.
+            invoke.meta = Some(serde_json::json!({ "final": true }));
+        }
         ctx.recorder
             .record(invoke)
             .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;

@@ -52,6 +52,10 @@ pub struct WorkloadSpec {
     pub time_limit_ns: u64,
     /// Emit one read per used key after the time limit.
     pub final_reads: bool,
+    /// Quiet time between the time limit and the final reads, so that replication
+    /// settles and a final read that misses an acknowledged write proves it lost.
+    #[serde(default)]
+    pub final_read_delay_ns: u64,
     pub seed: u64,
 }
 
@@ -163,7 +167,7 @@ impl Generator {
 
     pub fn next(&mut self, now_ns: u64) -> Next {
         if now_ns >= self.spec.time_limit_ns {
-            return self.next_final();
+            return self.next_final(now_ns);
         }
         if self.interval_ns > 0 {
             let floor = now_ns.saturating_sub(self.interval_ns * RATE_BURST_OPS);
@@ -212,9 +216,16 @@ impl Generator {
         })
     }
 
-    fn next_final(&mut self) -> Next {
+    fn next_final(&mut self, now_ns: u64) -> Next {
         if !self.spec.final_reads || self.final_cursor >= self.used_keys {
             return Next::Done;
+        }
+        let start_ns = self
+            .spec
+            .time_limit_ns
+            .saturating_add(self.spec.final_read_delay_ns);
+        if now_ns < start_ns {
+            return Next::Pending { until_ns: start_ns };
         }
         let key = self.final_cursor;
         self.final_cursor += 1;
@@ -241,6 +252,7 @@ mod tests {
             rate_hz: 0.0,
             time_limit_ns: 1_000_000,
             final_reads: true,
+            final_read_delay_ns: 0,
             seed: 7,
         }
     }
@@ -322,6 +334,23 @@ mod tests {
         let ops = drain(&mut Generator::new(s).unwrap(), 0);
         // 100 ms at 1000/s: about 100 ops, the first burst bounded.
         assert!((95..=120).contains(&ops.len()), "{} ops", ops.len());
+    }
+
+    #[test]
+    fn final_reads_wait_for_the_quiet_period() {
+        let mut s = spec(WorkloadKind::Append);
+        s.final_read_delay_ns = 500_000;
+        let mut g = Generator::new(s).unwrap();
+        assert_eq!(
+            g.next(1_000_000),
+            Next::Pending {
+                until_ns: 1_500_000
+            }
+        );
+        match g.next(1_500_000) {
+            Next::Op(i) => assert!(i.is_final && i.f == F::Read),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -132,6 +132,30 @@ fn missing_value_without_a_later_one_is_stale_not_lost() {
 }
 
 #[test]
+fn final_read_missing_an_acknowledged_append_proves_it_lost() {
+    // The final read (after the time limit and a quiet period) misses append 2: lost.
+    let mut b = B::new();
+    b.append(1, 7, 1);
+    let lost = b.append(1, 7, 2);
+    let read = b.read_list(2, 7, &[1]);
+    let mut h = b.history();
+    let invoke = h.ops.iter().position(|o| o.index == read).unwrap() - 1;
+    h.ops[invoke].meta = Some(serde_json::json!({ "final": true }));
+    let r = check(&h);
+    let a = assert_one(&r, AnomalyKind::LostWrite, &[lost, read]);
+    assert!(
+        a.explanation.contains("including the final read"),
+        "{}",
+        a.explanation
+    );
+
+    // Twin: the same read, not a final one, is only stale (see the test above).
+    let r = check(&b.history());
+    assert_eq!(r.figures["lost_writes"], 0);
+    assert_eq!(r.figures["stale_reads"], 1);
+}
+
+#[test]
 fn divergence_and_its_twin() {
     let mut b = B::new();
     b.append(1, 7, 1);
