@@ -1,0 +1,28 @@
+//! The graph checker on large correct append histories (DESIGN.md: 1,000,000 ops in
+//! under 10 s on 2 cores). `cargo bench -p schism-checker --bench graph`.
+
+mod histories;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use schism_checker::{CheckerName, Options, Validity};
+use std::time::Duration;
+
+fn graph(c: &mut Criterion) {
+    let mut group = c.benchmark_group("graph-append");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    for (ops, procs) in [(100_000usize, 15usize), (1_000_000, 15)] {
+        let h = histories::append_history(ops, procs, 7);
+        let opts = Options::default();
+        let r = schism_checker::check_one(&h, &opts, CheckerName::Graph).unwrap();
+        assert_eq!(r.validity, Validity::Valid, "{:#?}", r.anomalies);
+        group.measurement_time(Duration::from_secs(if ops > 100_000 { 60 } else { 10 }));
+        group.bench_function(format!("{ops}-ops-{procs}-procs"), |b| {
+            b.iter(|| schism_checker::check_one(&h, &opts, CheckerName::Graph).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, graph);
+criterion_main!(benches);
