@@ -102,23 +102,44 @@ pub(super) fn find(
                     .complete
                     .map_or(hg.pos[u as usize], |p| p as u32),
             };
-            let path = bfs
-                .run(hg, &sccs.comp, c as u32, v, u, limit, &mut budget)
-                .or_else(|| bfs.run(hg, &sccs.comp, c as u32, v, u, u32::MAX, &mut budget));
-            let Some(path) = path else {
+            // The weakest explanation first: a cycle of dependencies and process order
+            // alone (a session or causal violation), then one that needs real time.
+            let mut path = bfs
+                .run(hg, &sccs.comp, c as u32, v, u, limit, false, &mut budget)
+                .map(|p| (p, false));
+            if path.is_none() {
+                path = bfs
+                    .run(hg, &sccs.comp, c as u32, v, u, limit, true, &mut budget)
+                    .or_else(|| {
+                        bfs.run(hg, &sccs.comp, c as u32, v, u, u32::MAX, true, &mut budget)
+                    })
+                    .map(|p| (p, true));
+            }
+            let Some((path, realtime)) = path else {
                 continue;
             };
             // The cycle: u -kind-> v -…-> u.
             let mut nodes_edges: Vec<(u32, EdgeKind)> = vec![(u, kind)];
             nodes_edges.extend(path.iter().copied().take(path.len() - 1));
-            for w in nodes_edges.windows(2) {
-                covered.insert((w[0].0, w[1].0));
+            // One report per rw edge: a cycle whose rw edges were all explained already
+            // (found again through a ww or wr edge) adds nothing.
+            let len = nodes_edges.len();
+            let ring = |i: usize| (nodes_edges[i].0, nodes_edges[(i + 1) % len].0);
+            let rws: Vec<(u32, u32)> = (0..len)
+                .filter(|&i| nodes_edges[i].1 == EdgeKind::Rw)
+                .map(ring)
+                .collect();
+            let new_rw = rws.iter().any(|e| !covered.contains(e));
+            for i in 0..len {
+                covered.insert(ring(i));
             }
-            covered.insert((u, v));
+            explained = true;
+            if !rws.is_empty() && !new_rw {
+                continue;
+            }
             let steps = collapse(hg, ops, &nodes_edges);
             found += 1;
-            explained = true;
-            let (kind, steps) = classify(ops, steps);
+            let (kind, steps) = classify(ops, steps, realtime);
             sink.push_with(kind, || explain(h, ops, kind, &steps));
         }
         if !explained {
@@ -160,7 +181,8 @@ struct Bfs {
 
 impl Bfs {
     /// Shortest path (ops counted, barrier hops free) from `from` to `to` inside
-    /// component `c`, visiting only nodes at history positions ≤ `limit`. Returns the
+    /// component `c`, visiting only nodes at history positions ≤ `limit`, and using
+    /// real-time edges only when `realtime`. Returns the
     /// path as (node, edge to the next node) from `from`, ending with (`to`, _).
     #[allow(clippy::too_many_arguments)]
     fn run(
@@ -171,6 +193,7 @@ impl Bfs {
         from: u32,
         to: u32,
         limit: u32,
+        realtime: bool,
         budget: &mut u64,
     ) -> Option<Vec<(u32, EdgeKind)>> {
         let g = &hg.g;
@@ -209,7 +232,10 @@ impl Bfs {
                 e = g.next_edge(ei, Outgoing);
                 let edge = &g.raw_edges()[ei.index()];
                 let y = edge.target().index() as u32;
-                if comp[y as usize] != c || hg.pos[y as usize] > limit {
+                if comp[y as usize] != c
+                    || hg.pos[y as usize] > limit
+                    || (!realtime && edge.weight == EdgeKind::Realtime)
+                {
                     continue;
                 }
                 let nd = dx + w;
@@ -255,39 +281,65 @@ fn is_read(o: &Operation) -> bool {
 }
 
 /// The anomaly a cycle shows, with the cycle rotated to start at its telling op.
-fn classify(ops: &[Operation], mut steps: Steps) -> (AnomalyKind, Steps) {
+///
+/// Cycles of dependencies and process order alone are session or causal violations:
+/// with an rw edge, a process that read and then wrote inside the cycle makes it
+/// writes-follow-reads, else the run of process-order edges leading to the rw edge's
+/// source starts at a read (monotonic reads) or at a write (read-your-writes); without
+/// one, ww plus process order is writes-follow-reads (read→write) or monotonic writes
+/// (write→write). A cycle that needs real time and has an rw edge is a stale read.
+fn classify(ops: &[Operation], mut steps: Steps, realtime: bool) -> (AnomalyKind, Steps) {
     let len = steps.len();
-    let pred = |i: usize| steps[(i + len - 1) % len];
-    // An rw edge whose source was reached by process order or real time.
+    let kind_at = |steps: &Steps, i: usize| steps[i % len].1;
     let rw: Vec<usize> = (0..len).filter(|&i| steps[i].1 == EdgeKind::Rw).collect();
-    let pick = rw
-        .iter()
-        .copied()
-        .find(|&i| pred(i).1 == EdgeKind::Process)
-        .or_else(|| rw.iter().copied().find(|&i| pred(i).1 == EdgeKind::Realtime));
-    if let Some(i) = pick {
-        let (p, k) = pred(i);
+    // Process edges from a read to a write, and from a write to a write.
+    let po = |steps: &Steps, read_src: bool| {
+        (0..len).find(|&i| {
+            steps[i].1 == EdgeKind::Process
+                && is_read(&ops[steps[i].0]) == read_src
+                && !is_read(&ops[steps[(i + 1) % len].0])
+        })
+    };
+    if realtime {
+        if !rw.is_empty() {
+            // Rotate to an rw edge whose source was reached by real time, if any.
+            let i = rw
+                .iter()
+                .copied()
+                .find(|&i| kind_at(&steps, i + len - 1) == EdgeKind::Realtime)
+                .unwrap_or(rw[0]);
+            steps.rotate_left(i);
+            return (AnomalyKind::StaleRead, steps);
+        }
+        return (AnomalyKind::Cycle, steps);
+    }
+    if let Some(i) = po(&steps, true) {
         steps.rotate_left(i);
-        let kind = match k {
-            EdgeKind::Process if is_read(&ops[p]) => AnomalyKind::MonotonicRead,
-            EdgeKind::Process => AnomalyKind::ReadYourWrites,
-            _ => AnomalyKind::StaleRead,
+        return (AnomalyKind::WritesFollowReads, steps);
+    }
+    if let Some(&i) = rw
+        .iter()
+        .find(|&&i| kind_at(&steps, i + len - 1) == EdgeKind::Process)
+    {
+        // The first op of the process-order run that leads to the rw source.
+        let mut j = i + len - 1;
+        while kind_at(&steps, j + len - 1) == EdgeKind::Process && (j + len - 1) % len != i {
+            j += len - 1;
+        }
+        let first = &ops[steps[j % len].0];
+        steps.rotate_left(i);
+        let kind = if is_read(first) {
+            AnomalyKind::MonotonicRead
+        } else {
+            AnomalyKind::ReadYourWrites
         };
         return (kind, steps);
     }
-    if rw.is_empty() && steps.iter().any(|s| s.1 == EdgeKind::Ww) {
-        // A process-order edge into a write.
-        if let Some(i) = (0..len).find(|&i| {
-            steps[i].1 == EdgeKind::Process && !is_read(&ops[steps[(i + 1) % len].0])
-        }) {
-            steps.rotate_left(i);
-            let kind = if is_read(&ops[steps[0].0]) {
-                AnomalyKind::WritesFollowReads
-            } else {
-                AnomalyKind::MonotonicWrites
-            };
-            return (kind, steps);
-        }
+    if rw.is_empty()
+        && let Some(i) = po(&steps, false)
+    {
+        steps.rotate_left(i);
+        return (AnomalyKind::MonotonicWrites, steps);
     }
     (AnomalyKind::Cycle, steps)
 }
@@ -343,6 +395,15 @@ fn saw(r: &Operation, w: &Operation) -> bool {
     }
 }
 
+/// The first step of the run of process-order edges that ends at step 0.
+fn run_start(steps: &Steps) -> usize {
+    let mut j = steps.len() - 1;
+    while j > 1 && steps[j - 1].1 == EdgeKind::Process {
+        j -= 1;
+    }
+    j
+}
+
 fn explain(h: &History, ops: &[Operation], kind: AnomalyKind, steps: &Steps) -> Anomaly {
     let o = |i: usize| &ops[steps[i % steps.len()].0];
     let last = steps.len() - 1;
@@ -371,7 +432,7 @@ fn explain(h: &History, ops: &[Operation], kind: AnomalyKind, steps: &Steps) -> 
             )
         }
         AnomalyKind::MonotonicRead => {
-            let (r2, w, r1) = (o(0), o(1), o(last));
+            let (r2, w, r1) = (o(0), o(1), o(run_start(steps)));
             let second = if r1.key == r2.key {
                 format!("then {} at t={}", seen(r2), t(r2))
             } else {
@@ -392,7 +453,7 @@ fn explain(h: &History, ops: &[Operation], kind: AnomalyKind, steps: &Steps) -> 
             )
         }
         AnomalyKind::ReadYourWrites => {
-            let (r, w, mine) = (o(0), o(1), o(last));
+            let (r, w, mine) = (o(0), o(1), o(run_start(steps)));
             let missed = if std::ptr::eq(w, mine) {
                 "its own write".to_string()
             } else {
@@ -424,8 +485,27 @@ fn explain(h: &History, ops: &[Operation], kind: AnomalyKind, steps: &Steps) -> 
         AnomalyKind::WritesFollowReads => {
             let (r, b) = (o(0), o(1));
             let a = o(last);
+            let tail = match steps.iter().position(|s| s.1 == EdgeKind::Rw) {
+                Some(i) => {
+                    let q = o(i);
+                    format!(
+                        "yet process {} saw {} and then read {} from key {} at t={}, missing {}: a writes-follow-reads (causal) violation",
+                        q.process,
+                        what(b),
+                        seen(q),
+                        key(q),
+                        t(q),
+                        what(a)
+                    )
+                }
+                None => format!(
+                    "but the version order puts {} before {}: a writes-follow-reads violation",
+                    what(b),
+                    what(a)
+                ),
+            };
             format!(
-                "process {} read {} from key {} at t={} (seeing {}), then {} at t={}, but the version order puts {} before {}: a writes-follow-reads violation",
+                "process {} read {} from key {} at t={} (seeing {}), then {} at t={}, {tail}",
                 r.process,
                 seen(r),
                 key(r),
@@ -433,8 +513,6 @@ fn explain(h: &History, ops: &[Operation], kind: AnomalyKind, steps: &Steps) -> 
                 what(a),
                 did(b),
                 t(b),
-                what(b),
-                what(a)
             )
         }
         _ => {

@@ -5,6 +5,7 @@
 mod api;
 mod append;
 mod common;
+mod graph;
 mod perf;
 mod random_append;
 mod random_register;
