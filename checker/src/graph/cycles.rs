@@ -313,14 +313,23 @@ fn classify(ops: &[Operation], mut steps: Steps, realtime: bool) -> (AnomalyKind
         }
         return (AnomalyKind::Cycle, steps);
     }
-    if let Some(i) = po(&steps, true) {
+    // Runs of consecutive process-order edges: one run means one process's session.
+    let runs = (0..len)
+        .filter(|&i| {
+            steps[i].1 == EdgeKind::Process && kind_at(&steps, i + len - 1) != EdgeKind::Process
+        })
+        .count();
+    let session_rw = rw
+        .iter()
+        .copied()
+        .find(|&i| kind_at(&steps, i + len - 1) == EdgeKind::Process);
+    if runs > 1
+        && let Some(i) = po(&steps, true)
+    {
         steps.rotate_left(i);
         return (AnomalyKind::WritesFollowReads, steps);
     }
-    if let Some(&i) = rw
-        .iter()
-        .find(|&&i| kind_at(&steps, i + len - 1) == EdgeKind::Process)
-    {
+    if let Some(i) = session_rw {
         // The first op of the process-order run that leads to the rw source.
         let mut j = i + len - 1;
         while kind_at(&steps, j + len - 1) == EdgeKind::Process && (j + len - 1) % len != i {
@@ -334,6 +343,12 @@ fn classify(ops: &[Operation], mut steps: Steps, realtime: bool) -> (AnomalyKind
             AnomalyKind::ReadYourWrites
         };
         return (kind, steps);
+    }
+    if rw.is_empty()
+        && let Some(i) = po(&steps, true)
+    {
+        steps.rotate_left(i);
+        return (AnomalyKind::WritesFollowReads, steps);
     }
     if rw.is_empty()
         && let Some(i) = po(&steps, false)

@@ -78,7 +78,9 @@ impl HistoryGraph {
                 continue;
             }
             at[o.invoke] = slot as i64 + 1;
-            if let Some(c) = o.complete {
+            // An indeterminate op may take effect at any time after its invoke: its
+            // `info` line orders nothing after it.
+            if let (Outcome::Ok, Some(c)) = (o.outcome, o.complete) {
                 at[c] = -(slot as i64 + 1);
             }
         }

@@ -6,6 +6,7 @@ mod api;
 mod append;
 mod common;
 mod graph;
+mod random_graph;
 mod perf;
 mod random_append;
 mod random_register;
