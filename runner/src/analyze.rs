@@ -6,8 +6,10 @@
 //! its history file rather than trusting memory).
 
 use anyhow::{Context, Result, bail};
-use schism_checker::{CheckResult, Options, Report, Validity, Workload as CheckWorkload};
-use schism_history::{History, Outcome, read_history_file};
+use schism_checker::{
+    CheckResult, CheckerName, CheckerSet, Options, Report, Validity, Workload as CheckWorkload,
+};
+use schism_history::{History, read_history_file};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,28 +26,8 @@ pub struct Budget {
     pub time_limit: Duration,
 }
 
-/// Counts and latencies of one `f`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct FStats {
-    pub ok: u64,
-    pub fail: u64,
-    pub info: u64,
-    pub latency_ms_p50: f64,
-    pub latency_ms_p99: f64,
-    pub latency_ms_max: f64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Stats {
-    pub ops: u64,
-    pub ok: u64,
-    pub fail: u64,
-    pub info: u64,
-    /// Completed-ok client ops per second over the span from first invoke to last completion.
-    pub ok_per_s: f64,
-    pub duration_s: f64,
-    pub by_f: BTreeMap<String, FStats>,
-}
+/// Run statistics live in the checker (the `stats` checker); re-exported for callers.
+pub use schism_checker::stats::{FStats, Stats};
 
 /// What lands in `results.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,6 +81,16 @@ pub fn analyze_file(
     workload: Option<CheckWorkload>,
     budget: &Budget,
 ) -> Result<ResultsFile> {
+    analyze_file_with(path, workload, budget, CheckerSet::Primary)
+}
+
+/// `analyze_file` with a choice of checkers (`schism check --checker`).
+pub fn analyze_file_with(
+    path: &Path,
+    workload: Option<CheckWorkload>,
+    budget: &Budget,
+    checkers: CheckerSet,
+) -> Result<ResultsFile> {
     let hpath = history_path(path)?;
     let workload = match workload {
         Some(w) => Some(w),
@@ -110,7 +102,7 @@ pub fn analyze_file(
         .iter()
         .map(|w| format!("{}: {w}", hpath.display()))
         .collect();
-    analyze(&history, workload, budget, warnings)
+    analyze_with(&history, workload, budget, warnings, checkers)
 }
 
 pub fn analyze(
@@ -119,11 +111,31 @@ pub fn analyze(
     budget: &Budget,
     warnings: Vec<String>,
 ) -> Result<ResultsFile> {
+    analyze_with(history, workload, budget, warnings, CheckerSet::Primary)
+}
+
+/// The checkers selected on the command line: none means every one that fits.
+pub fn checker_set(names: &[CheckerName]) -> CheckerSet {
+    if names.is_empty() {
+        CheckerSet::Fitting
+    } else {
+        CheckerSet::Only(names.to_vec())
+    }
+}
+
+pub fn analyze_with(
+    history: &History,
+    workload: Option<CheckWorkload>,
+    budget: &Budget,
+    warnings: Vec<String>,
+    checkers: CheckerSet,
+) -> Result<ResultsFile> {
     let abort = Arc::new(AtomicBool::new(false));
     let opts = Options {
         workload,
         max_states: budget.max_states,
         abort: Some(abort.clone()),
+        checkers,
         ..Options::default()
     };
     // A watchdog thread turns the time budget into the checker's abort flag; it is
@@ -150,56 +162,9 @@ pub fn analyze(
     })
 }
 
-/// Counts, throughput and latency quantiles per `f`.
+/// Counts, throughput and latency quantiles per `f` (the checker's `stats`).
 pub fn stats(history: &History) -> Result<Stats> {
-    let ops = history.operations()?;
-    let mut s = Stats {
-        ops: ops.len() as u64,
-        ..Stats::default()
-    };
-    let mut hists: BTreeMap<String, hdrhistogram::Histogram<u64>> = BTreeMap::new();
-    let (mut first_ns, mut last_ns) = (u64::MAX, 0u64);
-    for o in &ops {
-        let name = o.f.as_str().to_owned();
-        let fs = s.by_f.entry(name.clone()).or_default();
-        let inv = history.ops[o.invoke].time_ns;
-        first_ns = first_ns.min(inv);
-        match o.outcome {
-            Outcome::Ok => {
-                s.ok += 1;
-                fs.ok += 1;
-            }
-            Outcome::Fail => {
-                s.fail += 1;
-                fs.fail += 1;
-            }
-            Outcome::Info => {
-                s.info += 1;
-                fs.info += 1;
-            }
-        }
-        if let (Outcome::Ok, Some(c)) = (o.outcome, o.complete) {
-            let done = history.ops[c].time_ns;
-            last_ns = last_ns.max(done);
-            let h = hists.entry(name).or_insert_with(|| {
-                hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
-                    .expect("static histogram bounds")
-            });
-            let _ = h.record(done.saturating_sub(inv).max(1) / 1000);
-        }
-    }
-    if last_ns > first_ns {
-        s.duration_s = (last_ns - first_ns) as f64 / 1e9;
-        s.ok_per_s = s.ok as f64 / s.duration_s;
-    }
-    for (name, h) in hists {
-        if let Some(fs) = s.by_f.get_mut(&name) {
-            fs.latency_ms_p50 = h.value_at_quantile(0.5) as f64 / 1000.0;
-            fs.latency_ms_p99 = h.value_at_quantile(0.99) as f64 / 1000.0;
-            fs.latency_ms_max = h.max() as f64 / 1000.0;
-        }
-    }
-    Ok(s)
+    Ok(schism_checker::stats::stats(history)?)
 }
 
 /// Exit code of a verdict (DESIGN.md): 0 valid, 1 invalid, 2 unknown.

@@ -53,7 +53,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 cli::Workload::Append => schism_checker::Workload::Append,
                 cli::Workload::Register => schism_checker::Workload::Register,
             });
-            let results = analyze::analyze_file(&args.path, workload, &budget)?;
+            let checkers = analyze::checker_set(&args.checker);
+            let results = analyze::analyze_file_with(&args.path, workload, &budget, checkers)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&results)?);
             } else {

@@ -123,8 +123,11 @@ pub async fn run_test(args: TestArgs) -> Result<i32> {
         time_limit: args.checker_time_limit,
     };
     let dir = run_dir.clone();
-    let results = tokio::task::spawn_blocking(move || analyze::analyze_file(&dir, None, &budget))
-        .await
+    // The same checkers as a later `schism check` of the folder, so they cannot disagree.
+    let results = tokio::task::spawn_blocking(move || {
+        analyze::analyze_file_with(&dir, None, &budget, schism_checker::CheckerSet::Fitting)
+    })
+    .await
         .context("checker task panicked")??;
     store::write_json(&run_dir.join(store::RESULTS), &results)?;
     print!("{}", analyze::summary(&results));

@@ -4,6 +4,7 @@
 
 mod api;
 mod append;
+mod checkers;
 mod common;
 mod graph;
 mod random_graph;
