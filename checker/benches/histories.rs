@@ -42,8 +42,11 @@ pub fn append_history(ops: usize, procs: usize, seed: u64) -> History {
                 let result = match (&f, &v) {
                     (F::Append, Value::Int(x)) => {
                         l.push(*x);
-                        if l.len() >= 100 {
-                            let slot = active.iter().position(|&k| k == key).expect("active");
+                        // Retire the key after 100 appends (appends already in flight
+                        // may still land on it).
+                        if l.len() >= 100
+                            && let Some(slot) = active.iter().position(|&k| k == key)
+                        {
                             active[slot] = next_key;
                             next_key += 1;
                         }

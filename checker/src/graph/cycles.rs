@@ -282,12 +282,13 @@ fn is_read(o: &Operation) -> bool {
 
 /// The anomaly a cycle shows, with the cycle rotated to start at its telling op.
 ///
-/// Cycles of dependencies and process order alone are session or causal violations:
-/// with an rw edge, a process that read and then wrote inside the cycle makes it
-/// writes-follow-reads, else the run of process-order edges leading to the rw edge's
-/// source starts at a read (monotonic reads) or at a write (read-your-writes); without
-/// one, ww plus process order is writes-follow-reads (read→write) or monotonic writes
-/// (write→write). A cycle that needs real time and has an rw edge is a stale read.
+/// A cycle that needs real time and has an rw edge is a stale read. Cycles of dependencies
+/// and process order alone are session or causal violations: when process order appears
+/// in more than one run (two sessions) and one process read then wrote, writes-follow-reads;
+/// else an rw edge reached by process order is a monotonic read when that run of process
+/// order starts at a read, read-your-writes when it starts at a write; without rw, ww plus
+/// process order is writes-follow-reads (read→write) or monotonic writes (write→write).
+/// Anything else is a plain `cycle`.
 fn classify(ops: &[Operation], mut steps: Steps, realtime: bool) -> (AnomalyKind, Steps) {
     let len = steps.len();
     let kind_at = |steps: &Steps, i: usize| steps[i % len].1;
