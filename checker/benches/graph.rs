@@ -5,6 +5,7 @@ mod histories;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use schism_checker::{CheckerName, Options, Validity};
+use schism_history::{OpType, Value};
 use std::time::Duration;
 
 fn graph(c: &mut Criterion) {
@@ -24,5 +25,33 @@ fn graph(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, graph);
+/// The invalid case: every 100th non-empty read loses its last element (stale reads and
+/// monotonic-read violations), so the cycle search runs on one large component.
+fn graph_invalid(c: &mut Criterion) {
+    let mut group = c.benchmark_group("graph-append-invalid");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(30));
+    let mut h = histories::append_history(1_000_000, 15, 7);
+    let mut n = 0;
+    for op in h.ops.iter_mut() {
+        if let (OpType::Ok, Value::List(l)) = (op.kind, &mut op.value)
+            && !l.is_empty()
+        {
+            n += 1;
+            if n % 100 == 0 {
+                l.pop();
+            }
+        }
+    }
+    let opts = Options::default();
+    let r = schism_checker::check_one(&h, &opts, CheckerName::Graph).unwrap();
+    eprintln!("invalid 1M: {:?} {}", r.validity, serde_json::Value::Object(r.figures.clone()));
+    group.bench_function("1000000-ops-1pct-stale", |b| {
+        b.iter(|| schism_checker::check_one(&h, &opts, CheckerName::Graph).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, graph, graph_invalid);
 criterion_main!(benches);

@@ -19,7 +19,15 @@ pub fn append_history(ops: usize, procs: usize, seed: u64) -> History {
     let mut issued = 0usize;
     let emit = |out: &mut Vec<Op>, p: usize, kind: OpType, f: F, key: u64, v: Value| {
         let i = out.len() as u64;
-        out.push(Op::new(i, i * 1000, Process::Client(p as u64), kind, f, Some(key), v));
+        out.push(Op::new(
+            i,
+            i * 1000,
+            Process::Client(p as u64),
+            kind,
+            f,
+            Some(key),
+            v,
+        ));
     };
     while issued < ops || pending.iter().any(Option::is_some) {
         let p = rng.random_range(0..procs);

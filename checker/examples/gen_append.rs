@@ -9,7 +9,10 @@ use std::io::Write;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let ops: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let ops: usize = args
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let procs: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(15);
     let h = histories::append_history(ops, procs, 7);
     let stdout = std::io::stdout();

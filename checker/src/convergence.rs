@@ -22,7 +22,10 @@ pub fn check_convergence(dumps: &NodeStates, opts: &Options) -> CheckResult {
     let mut figures = serde_json::Map::new();
     figures.insert("nodes".into(), dumps.len().into());
     if dumps.is_empty() {
-        figures.insert("unknown_reason".into(), "no replica states were given".into());
+        figures.insert(
+            "unknown_reason".into(),
+            "no replica states were given".into(),
+        );
         return CheckResult {
             checker: "convergence".into(),
             validity: Validity::Unknown,

@@ -53,8 +53,7 @@ pub(crate) fn check_ops(
             (F::Incr | F::Add, Value::Int(d)) => match o.outcome {
                 Outcome::Ok => {
                     incr_ok += 1;
-                    k.acked
-                        .push((o.complete.expect("ok ops complete"), *d));
+                    k.acked.push((o.complete.expect("ok ops complete"), *d));
                     k.attempted.push((o.invoke, *d));
                 }
                 Outcome::Info => {

@@ -67,7 +67,9 @@ pub(crate) fn check_ops(
 
 fn append_samples(h: &History, ops: &[Operation]) -> Result<Vec<Sample>, CheckError> {
     let a = Analysis::new(h, ops)?;
-    let slot = |o: &Operation| (o as *const Operation as usize - ops.as_ptr() as usize) / size_of::<Operation>();
+    let slot = |o: &Operation| {
+        (o as *const Operation as usize - ops.as_ptr() as usize) / size_of::<Operation>()
+    };
     let mut out = Vec::new();
     for k in a.keys.values() {
         let (order, _) = k.version_order();

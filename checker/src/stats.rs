@@ -4,8 +4,8 @@
 //! only ok ops that completed (invoke to completion, microsecond resolution, 3
 //! significant digits); the verdict is always valid: statistics prove nothing wrong.
 
-use crate::report::{CheckResult, Validity};
 use crate::CheckError;
+use crate::report::{CheckResult, Validity};
 use schism_history::{History, Operation, Outcome};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

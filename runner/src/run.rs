@@ -128,7 +128,7 @@ pub async fn run_test(args: TestArgs) -> Result<i32> {
         analyze::analyze_file_with(&dir, None, &budget, schism_checker::CheckerSet::Fitting)
     })
     .await
-        .context("checker task panicked")??;
+    .context("checker task panicked")??;
     store::write_json(&run_dir.join(store::RESULTS), &results)?;
     print!("{}", analyze::summary(&results));
     println!("results: {}", run_dir.display());

@@ -7,10 +7,10 @@
 //! component left without a witness is still reported, as an unexplained cycle.
 
 use super::{BARRIER, HistoryGraph, scc};
+use crate::Options;
 use crate::explain::{complete_ns, invoke_ns, list, op_index, secs};
 use crate::fx::FxHashSet;
 use crate::report::{Anomaly, AnomalyKind, AnomalySink, CycleStep, EdgeKind};
-use crate::Options;
 use petgraph::Direction::Outgoing;
 use petgraph::graph::NodeIndex;
 use schism_history::{F, History, Operation, Value};

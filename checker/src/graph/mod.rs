@@ -67,8 +67,7 @@ impl HistoryGraph {
     /// Nodes for the included ops, then real-time barriers and process order.
     fn new(h: &History, ops: &[Operation], included: &[bool]) -> Self {
         let n_inc = included.iter().filter(|&&b| b).count();
-        let mut g: Graph<u32, EdgeKind, Directed, u32> =
-            Graph::with_capacity(2 * n_inc, 6 * n_inc);
+        let mut g: Graph<u32, EdgeKind, Directed, u32> = Graph::with_capacity(2 * n_inc, 6 * n_inc);
         let mut pos: Vec<u32> = Vec::with_capacity(2 * n_inc);
         let mut node_of = vec![NONE; ops.len()];
         // Event at each history position: +slot+1 for an invoke, -(slot+1) for a completion.
@@ -115,7 +114,11 @@ impl HistoryGraph {
                         b
                     }
                 };
-                g.add_edge(NodeIndex::new(node_of[slot] as usize), b, EdgeKind::Realtime);
+                g.add_edge(
+                    NodeIndex::new(node_of[slot] as usize),
+                    b,
+                    EdgeKind::Realtime,
+                );
             }
         }
         HistoryGraph { g, pos, node_of }
@@ -447,7 +450,10 @@ pub(crate) fn check_ops(
             Validity::Unknown
         }
         Some(false) => {
-            figures.insert("unknown_reason".into(), "aborted during the cycle search".into());
+            figures.insert(
+                "unknown_reason".into(),
+                "aborted during the cycle search".into(),
+            );
             Validity::Unknown
         }
         Some(true) => Validity::Valid,

@@ -33,9 +33,14 @@ fn correct_append_stores_have_no_cycles() {
         let s = sim(&mut rng);
         let h = simulate(&mut rng, &s, &mut Lists::default());
         let r = graph(&h, Workload::Append);
-        assert_eq!(r.validity, Validity::Valid, "seed {seed} {s:?}: {:#?}", r.anomalies);
-        let st = schism_checker::check_one(&h, &Options::default(), CheckerName::Staleness)
-            .unwrap();
+        assert_eq!(
+            r.validity,
+            Validity::Valid,
+            "seed {seed} {s:?}: {:#?}",
+            r.anomalies
+        );
+        let st =
+            schism_checker::check_one(&h, &Options::default(), CheckerName::Staleness).unwrap();
         assert_eq!(st.figures["stale_reads"], 0, "seed {seed}");
     }
 }
@@ -47,7 +52,12 @@ fn correct_register_stores_have_no_cycles() {
         let s = sim(&mut rng);
         let h = simulate(&mut rng, &s, &mut Register::default());
         let r = graph(&h, Workload::Register);
-        assert_eq!(r.validity, Validity::Valid, "seed {seed} {s:?}: {:#?}", r.anomalies);
+        assert_eq!(
+            r.validity,
+            Validity::Valid,
+            "seed {seed} {s:?}: {:#?}",
+            r.anomalies
+        );
     }
 }
 
@@ -102,7 +112,8 @@ fn an_injected_monotonic_read_is_always_found() {
                 k,
                 AnomalyKind::MonotonicRead | AnomalyKind::StaleRead | AnomalyKind::ReadYourWrites
             )),
-            "seed {seed}: {:#?}", r.anomalies
+            "seed {seed}: {:#?}",
+            r.anomalies
         );
         // Every cycle names its ops, and every explanation is one line.
         for a in &r.anomalies {
@@ -141,12 +152,15 @@ fn an_injected_stale_read_is_found_by_the_graph_and_measured() {
         h.ops[r.complete.unwrap()].value = Value::List(vec![]);
         let g = graph(&h, Workload::Append);
         assert_eq!(g.validity, Validity::Invalid, "seed {seed}");
-        let st = schism_checker::check_one(&h, &Options::default(), CheckerName::Staleness)
-            .unwrap();
+        let st =
+            schism_checker::check_one(&h, &Options::default(), CheckerName::Staleness).unwrap();
         // Unless the missed append was never observed at all (then it is a lost write and
         // has no place in the version order), the read is measured as behind.
         if g.anomalies.iter().any(|a| a.kind == AnomalyKind::StaleRead) {
-            assert!(st.figures["stale_reads"].as_u64().unwrap() >= 1, "seed {seed}");
+            assert!(
+                st.figures["stale_reads"].as_u64().unwrap() >= 1,
+                "seed {seed}"
+            );
         }
     }
     assert!(tried > 50, "{tried}");
