@@ -1,6 +1,7 @@
 //! The graph checker on large correct append histories (DESIGN.md: 1,000,000 ops in
 //! under 10 s on 2 cores). `cargo bench -p schism-checker --bench graph`.
 
+#[path = "support/histories.rs"]
 mod histories;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -46,7 +47,11 @@ fn graph_invalid(c: &mut Criterion) {
     }
     let opts = Options::default();
     let r = schism_checker::check_one(&h, &opts, CheckerName::Graph).unwrap();
-    eprintln!("invalid 1M: {:?} {}", r.validity, serde_json::Value::Object(r.figures.clone()));
+    eprintln!(
+        "invalid 1M: {:?} {}",
+        r.validity,
+        serde_json::Value::Object(r.figures.clone())
+    );
     group.bench_function("1000000-ops-1pct-stale", |b| {
         b.iter(|| schism_checker::check_one(&h, &opts, CheckerName::Graph).unwrap())
     });

@@ -2,7 +2,7 @@
 //! `schism check` (time, peak memory) on files: `cargo run --release -p schism-checker
 //! --example gen_append -- 1000000 15 > /tmp/h.jsonl` (ops, processes).
 
-#[path = "../benches/histories.rs"]
+#[path = "../benches/support/histories.rs"]
 mod histories;
 
 use std::io::Write;

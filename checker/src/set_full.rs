@@ -188,7 +188,7 @@ pub(crate) fn check_ops(
         adds.sort_unstable_by_key(|(_, a)| a.invoke);
         for (&x, a) in adds {
             let t = track.get(&x).copied();
-            let acked = (a.outcome == Outcome::Ok).then(|| a.complete).flatten();
+            let acked = (a.outcome == Outcome::Ok).then_some(a.complete).flatten();
             let seen_done = t
                 .and_then(|t| t.first_seen)
                 .and_then(|i| k.reads[i].0.complete);

@@ -7,6 +7,9 @@ use rand_chacha::ChaCha8Rng;
 use schism_history::{F, History, Op, OpType, Process, Value};
 use std::collections::HashMap;
 
+/// An op in flight: function, key, invoke value, and its result once applied.
+type Pending = Option<(F, u64, Value, Option<Value>)>;
+
 pub fn append_history(ops: usize, procs: usize, seed: u64) -> History {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut out: Vec<Op> = Vec::with_capacity(ops * 2);
@@ -15,7 +18,7 @@ pub fn append_history(ops: usize, procs: usize, seed: u64) -> History {
     let mut next_key = 5u64;
     let mut next_val = 0i64;
     // Per process: (f, key, value, applied result).
-    let mut pending: Vec<Option<(F, u64, Value, Option<Value>)>> = vec![None; procs];
+    let mut pending: Vec<Pending> = vec![None; procs];
     let mut issued = 0usize;
     let emit = |out: &mut Vec<Op>, p: usize, kind: OpType, f: F, key: u64, v: Value| {
         let i = out.len() as u64;
