@@ -42,13 +42,13 @@ const KINDS: [AnomalyKind; 6] = [
 
 /// One key's operations, validated.
 #[derive(Default)]
-struct KeyOps<'a> {
+pub(crate) struct KeyOps<'a> {
     /// Every append by its value (unique per key), whatever its outcome.
-    appends: FxHashMap<i64, &'a Operation>,
+    pub(crate) appends: FxHashMap<i64, &'a Operation>,
     /// Ok appends in invoke order.
-    ok_appends: Vec<(&'a Operation, i64)>,
+    pub(crate) ok_appends: Vec<(&'a Operation, i64)>,
     /// Ok reads in invoke order, with their lists.
-    reads: Vec<(&'a Operation, &'a [i64])>,
+    pub(crate) reads: Vec<(&'a Operation, &'a [i64])>,
 }
 
 #[derive(Default)]
@@ -62,32 +62,78 @@ struct Counts {
     longest_read: usize,
 }
 
+/// A validated append history grouped by key, with its counts.
+pub(crate) struct Analysis<'a> {
+    pub(crate) keys: BTreeMap<Key, KeyOps<'a>>,
+    counts: Counts,
+}
+
+impl<'a> Analysis<'a> {
+    /// Validates every op and groups them by key.
+    pub(crate) fn new(h: &History, ops: &'a [Operation]) -> Result<Self, CheckError> {
+        let mut counts = Counts::default();
+        let keys = group(h, ops, &mut counts)?;
+        Ok(Analysis { keys, counts })
+    }
+
+    /// Runs the per-key checks into `sink`; `stale_reads: false` leaves stale reads to
+    /// the graph checker. Returns the key at which an abort stopped the work.
+    pub(crate) fn check_keys(
+        &mut self,
+        h: &History,
+        opts: &Options,
+        sink: &mut AnomalySink,
+        stale_reads: bool,
+    ) -> Option<Key> {
+        for (&key, k) in &self.keys {
+            if opts.aborted() {
+                return Some(key);
+            }
+            check_key(h, key, k, sink, &mut self.counts, stale_reads);
+        }
+        None
+    }
+
+    /// Counts of ops by outcome, written into `figures`.
+    pub(crate) fn figures(&self, figures: &mut serde_json::Map<String, serde_json::Value>) {
+        let counts = &self.counts;
+        figures.insert("keys".into(), self.keys.len().into());
+        figures.insert("reads".into(), counts.reads_ok.into());
+        figures.insert("reads_not_ok".into(), counts.reads_not_ok.into());
+        figures.insert("appends_ok".into(), counts.appends_ok.into());
+        figures.insert("appends_fail".into(), counts.appends_fail.into());
+        figures.insert("appends_info".into(), counts.appends_info.into());
+        figures.insert("unobserved".into(), counts.unobserved.into());
+        figures.insert("longest_read".into(), counts.longest_read.into());
+    }
+}
+
+impl<'a> KeyOps<'a> {
+    /// The key's version order: its first longest ok read (empty without reads), and
+    /// that read.
+    pub(crate) fn version_order(&self) -> (&'a [i64], Option<&'a Operation>) {
+        let longest = self
+            .reads
+            .iter()
+            .copied()
+            .reduce(|best, r| if r.1.len() > best.1.len() { r } else { best });
+        match longest {
+            Some((r, vals)) => (vals, Some(r)),
+            None => (&[], None),
+        }
+    }
+}
+
 pub(crate) fn check_ops(
     h: &History,
     ops: &[Operation],
     opts: &Options,
 ) -> Result<CheckResult, CheckError> {
-    let mut counts = Counts::default();
-    let keys = group(h, ops, &mut counts)?;
+    let mut analysis = Analysis::new(h, ops)?;
     let mut sink = AnomalySink::new(opts.max_anomalies_per_kind);
-    let mut aborted_at: Option<Key> = None;
-    for (&key, k) in &keys {
-        if opts.aborted() {
-            aborted_at = Some(key);
-            break;
-        }
-        check_key(h, key, k, &mut sink, &mut counts);
-    }
-
+    let aborted_at = analysis.check_keys(h, opts, &mut sink, true);
     let mut figures = serde_json::Map::new();
-    figures.insert("keys".into(), keys.len().into());
-    figures.insert("reads".into(), counts.reads_ok.into());
-    figures.insert("reads_not_ok".into(), counts.reads_not_ok.into());
-    figures.insert("appends_ok".into(), counts.appends_ok.into());
-    figures.insert("appends_fail".into(), counts.appends_fail.into());
-    figures.insert("appends_info".into(), counts.appends_info.into());
-    figures.insert("unobserved".into(), counts.unobserved.into());
-    figures.insert("longest_read".into(), counts.longest_read.into());
+    analysis.figures(&mut figures);
     let found = !sink.is_empty();
     let anomalies = sink.finish(&KINDS, &mut figures);
     let validity = if found {
@@ -205,6 +251,7 @@ fn check_key<'a>(
     k: &KeyOps<'a>,
     sink: &mut AnomalySink,
     counts: &mut Counts,
+    stale_reads: bool,
 ) {
     let read_desc = |r: &Operation, vals: &[i64]| {
         format!(
@@ -217,12 +264,7 @@ fn check_key<'a>(
     };
 
     // The version order: the first longest ok read.
-    let longest = k
-        .reads
-        .iter()
-        .copied()
-        .reduce(|best, r| if r.1.len() > best.1.len() { r } else { best });
-    let order: &[i64] = longest.map_or(&[], |r| r.1);
+    let (order, longest) = k.version_order();
 
     // Suffix minimum over order positions of the completion positions of ok appends:
     // suf[q] = the earliest-completing ok append at order position ≥ q.
@@ -259,7 +301,7 @@ fn check_key<'a>(
     let mut stale_reported: FxHashSet<usize> = FxHashSet::default();
     for (ri, &(r, vals)) in k.reads.iter().enumerate() {
         if !order.starts_with(vals) {
-            let (lr, _) = longest.expect("a read exists, so a longest read exists");
+            let lr = longest.expect("a read exists, so a longest read exists");
             let at = vals
                 .iter()
                 .zip(order)
@@ -272,6 +314,7 @@ fn check_key<'a>(
                 };
                 Anomaly {
                     kind: AnomalyKind::Divergence,
+                    cycle: Vec::new(),
                     key: Some(key),
                     ops: vec![op_index(h, r), op_index(h, lr)],
                     explanation: format!(
@@ -293,11 +336,12 @@ fn check_key<'a>(
         }
 
         let (done, q) = suf[vals.len()];
-        if done < r.invoke {
+        if stale_reads && done < r.invoke {
             stale_reported.insert(r.invoke);
             let a = k.appends[&order[q]];
             sink.push_with(AnomalyKind::StaleRead, || Anomaly {
                 kind: AnomalyKind::StaleRead,
+                cycle: Vec::new(),
                 key: Some(key),
                 ops: vec![op_index(h, r), op_index(h, a)],
                 explanation: format!(
@@ -376,12 +420,12 @@ fn check_key<'a>(
                     }
                     _ => (vec![op_index(h, s.read)], format!("{v} twice")),
                 };
-                Anomaly {
+                Anomaly::new(
                     kind,
-                    key: Some(key),
+                    Some(key),
                     ops,
-                    explanation: format!("{}: it contains {why}{others}", read_desc(s.read, s.vals)),
-                }
+                    format!("{}: it contains {why}{others}", read_desc(s.read, s.vals)),
+                )
             });
         }
     }
@@ -444,6 +488,7 @@ fn check_key<'a>(
         };
         sink.push_with(AnomalyKind::LostWrite, || Anomaly {
             kind: AnomalyKind::LostWrite,
+            cycle: Vec::new(),
             key: Some(key),
             ops: vec![op_index(h, a), op_index(h, r)],
             explanation: format!(

@@ -1,7 +1,10 @@
-//! Pure analyses of schism histories: the `append` checker (lists per key) and the
+//! Pure analyses of schism histories: the `append` checker (lists per key), the
 //! `linearizable` checker (read/write/cas registers per key, by zones or exact search;
-//! Knossos's multi-register and mutex models over the whole history). `validate` runs
-//! first and names the first op that breaks the analysis' assumptions.
+//! Knossos's multi-register and mutex models over the whole history), the `graph`
+//! checker (dependency cycles: stale reads and session-guarantee violations),
+//! `staleness` (k- and Δ-atomicity figures), `set-full`, `counter`, `stats`, and
+//! `convergence` (over per-node state dumps rather than a history). `validate` runs first
+//! and names the first op that breaks the analysis' assumptions.
 //!
 //! Everything here is a function of its inputs: no I/O, no threads, no clock reads.
 //! A time budget arrives as an abort flag the caller sets; a search budget is a count of
@@ -11,13 +14,20 @@
 //! history that cannot be checked at all is a `CheckError` naming the offending op.
 
 mod append;
+mod convergence;
+mod counter;
 mod explain;
 mod fx;
+mod graph;
 mod linearizable;
 mod report;
+mod set_full;
+mod staleness;
+pub mod stats;
 mod validate;
 
-pub use report::{Anomaly, AnomalyKind, CheckResult, Report, Validity};
+pub use convergence::{NodeStates, check_convergence};
+pub use report::{Anomaly, AnomalyKind, CheckResult, CycleStep, EdgeKind, Report, Validity};
 
 use schism_history::{F, History, HistoryError, Operation, Value};
 use serde::{Deserialize, Serialize};
@@ -32,6 +42,10 @@ pub enum Workload {
     Append,
     /// `read`, `write` and `cas` on integer registers per key.
     Register,
+    /// `add` of unique integers and reads of the whole set per key (Jepsen's set-full).
+    Set,
+    /// `incr` (or `add`) of integers and integer reads per key.
+    Counter,
 }
 
 impl Workload {
@@ -39,8 +53,108 @@ impl Workload {
         match self {
             Workload::Append => "append",
             Workload::Register => "register",
+            Workload::Set => "set",
+            Workload::Counter => "counter",
         }
     }
+}
+
+/// One analysis of a history, selectable with `schism check --checker`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckerName {
+    /// Append lists: version order from the longest read, stale reads by real time, lost
+    /// writes, divergence, phantom/aborted reads, duplicates. Linear time.
+    Append,
+    /// Per-key linearizability of registers.
+    Linearizable,
+    /// The dependency graph: cycles classified as stale reads and session violations,
+    /// plus the append checker's non-cycle anomalies.
+    Graph,
+    /// How far behind each read was, in versions and milliseconds.
+    Staleness,
+    /// Jepsen's set-full: lost, stale and never-read elements.
+    SetFull,
+    /// Counter reads within [acknowledged, attempted] increments.
+    Counter,
+    /// Counts and latency quantiles per function.
+    Stats,
+}
+
+impl CheckerName {
+    pub const ALL: [CheckerName; 7] = [
+        CheckerName::Append,
+        CheckerName::Linearizable,
+        CheckerName::Graph,
+        CheckerName::Staleness,
+        CheckerName::SetFull,
+        CheckerName::Counter,
+        CheckerName::Stats,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckerName::Append => "append",
+            CheckerName::Linearizable => "linearizable",
+            CheckerName::Graph => "graph",
+            CheckerName::Staleness => "staleness",
+            CheckerName::SetFull => "set-full",
+            CheckerName::Counter => "counter",
+            CheckerName::Stats => "stats",
+        }
+    }
+
+    /// Parses a name as `as_str` prints it.
+    pub fn parse(s: &str) -> Option<CheckerName> {
+        CheckerName::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The workloads this checker applies to.
+    pub fn fits(self, w: Workload) -> bool {
+        match self {
+            CheckerName::Append => w == Workload::Append,
+            CheckerName::Linearizable => w == Workload::Register,
+            CheckerName::Graph | CheckerName::Staleness => {
+                matches!(w, Workload::Append | Workload::Register)
+            }
+            CheckerName::SetFull => w == Workload::Set,
+            CheckerName::Counter => w == Workload::Counter,
+            CheckerName::Stats => true,
+        }
+    }
+}
+
+/// The checkers that fit a workload, in report order. The graph checker includes the
+/// append checker's anomalies, so `append` is not repeated next to it.
+pub fn default_checkers(w: Workload) -> Vec<CheckerName> {
+    match w {
+        Workload::Append => vec![
+            CheckerName::Graph,
+            CheckerName::Staleness,
+            CheckerName::Stats,
+        ],
+        Workload::Register => vec![
+            CheckerName::Linearizable,
+            CheckerName::Graph,
+            CheckerName::Staleness,
+            CheckerName::Stats,
+        ],
+        Workload::Set => vec![CheckerName::SetFull, CheckerName::Stats],
+        Workload::Counter => vec![CheckerName::Counter, CheckerName::Stats],
+    }
+}
+
+/// Which checkers `check` runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CheckerSet {
+    /// The workload's primary checker alone (`append`, `linearizable`, `set-full`,
+    /// `counter`): the historical behaviour of `check`.
+    #[default]
+    Primary,
+    /// Every checker that fits the workload (`default_checkers`).
+    Fitting,
+    /// Exactly these, in this order; one that does not fit the workload is an error.
+    Only(Vec<CheckerName>),
 }
 
 /// The register model's semantics. Knossos histories need both knobs.
@@ -107,6 +221,8 @@ pub struct Options {
     /// `MultiRegister` and `Mutex` check the whole history as one object.
     pub model: Option<Model>,
     pub algorithm: Algorithm,
+    /// Which checkers to run.
+    pub checkers: CheckerSet,
 }
 
 impl Default for Options {
@@ -122,6 +238,7 @@ impl Default for Options {
             register: RegisterOptions::default(),
             model: None,
             algorithm: Algorithm::Auto,
+            checkers: CheckerSet::default(),
         }
     }
 }
@@ -143,6 +260,12 @@ pub enum CheckError {
     /// One op does not fit the workload (unknown function, missing key, bad value, …).
     #[error("op index {index}: {msg}")]
     Op { index: u64, msg: String },
+    /// A checker was asked for a workload it does not apply to.
+    #[error("the {checker} checker does not apply to {} histories", workload.as_str())]
+    Unsupported {
+        checker: &'static str,
+        workload: Workload,
+    },
 }
 
 /// Runs the checker for the history's workload and merges the verdicts.
@@ -162,11 +285,80 @@ pub fn check(history: &History, opts: &Options) -> Result<Report, CheckError> {
             None => return Ok(Report::from_results(Vec::new())),
         },
     };
-    let result = match workload {
-        Workload::Append => append::check_ops(history, &ops, opts)?,
-        Workload::Register => linearizable::check_ops(history, &ops, opts)?,
+    let names = match &opts.checkers {
+        CheckerSet::Primary => vec![primary(workload)],
+        CheckerSet::Fitting => default_checkers(workload),
+        CheckerSet::Only(list) => list.clone(),
     };
-    Ok(Report::from_results(vec![result]))
+    let mut results = Vec::with_capacity(names.len());
+    for name in names {
+        if !name.fits(workload) {
+            return Err(CheckError::Unsupported {
+                checker: name.as_str(),
+                workload,
+            });
+        }
+        results.push(run_one(history, &ops, opts, workload, name)?);
+    }
+    Ok(Report::from_results(results))
+}
+
+/// The checker `CheckerSet::Primary` runs for a workload.
+fn primary(w: Workload) -> CheckerName {
+    match w {
+        Workload::Append => CheckerName::Append,
+        Workload::Register => CheckerName::Linearizable,
+        Workload::Set => CheckerName::SetFull,
+        Workload::Counter => CheckerName::Counter,
+    }
+}
+
+fn run_one(
+    h: &History,
+    ops: &[Operation],
+    opts: &Options,
+    w: Workload,
+    name: CheckerName,
+) -> Result<CheckResult, CheckError> {
+    match name {
+        CheckerName::Append => append::check_ops(h, ops, opts),
+        CheckerName::Linearizable => linearizable::check_ops(h, ops, opts),
+        CheckerName::Graph => graph::check_ops(h, ops, opts, w),
+        CheckerName::Staleness => staleness::check_ops(h, ops, opts, w),
+        CheckerName::SetFull => set_full::check_ops(h, ops, opts),
+        CheckerName::Counter => counter::check_ops(h, ops, opts),
+        CheckerName::Stats => stats::check_ops(h, ops),
+    }
+}
+
+/// The `graph` checker alone (append or register histories; inferred unless given).
+pub fn check_graph(history: &History, opts: &Options) -> Result<CheckResult, CheckError> {
+    check_one(history, opts, CheckerName::Graph)
+}
+
+/// The `staleness` figures alone.
+pub fn check_staleness(history: &History, opts: &Options) -> Result<CheckResult, CheckError> {
+    check_one(history, opts, CheckerName::Staleness)
+}
+
+/// One named checker; its workload from `opts` or inferred (append when there are no ops).
+pub fn check_one(
+    history: &History,
+    opts: &Options,
+    name: CheckerName,
+) -> Result<CheckResult, CheckError> {
+    let ops = history.operations()?;
+    let w = match opts.workload {
+        Some(w) => w,
+        None => infer_workload(history, &ops)?.unwrap_or(Workload::Append),
+    };
+    if !name.fits(w) {
+        return Err(CheckError::Unsupported {
+            checker: name.as_str(),
+            workload: w,
+        });
+    }
+    run_one(history, &ops, opts, w, name)
 }
 
 /// The `append` checker alone.
@@ -192,10 +384,13 @@ fn infer_workload(history: &History, ops: &[Operation]) -> Result<Option<Workloa
     let mut register: Option<&Operation> = None;
     let mut list_read = false;
     let mut scalar_read = false;
+    let (mut add, mut incr) = (false, false);
     for o in ops {
         match o.f {
             F::Append => append = append.or(Some(o)),
             F::Write | F::Cas => register = register.or(Some(o)),
+            F::Add => add = true,
+            F::Incr => incr = true,
             F::Read => match o.value {
                 Value::List(_) => list_read = true,
                 Value::Int(_) => scalar_read = true,
@@ -203,6 +398,14 @@ fn infer_workload(history: &History, ops: &[Operation]) -> Result<Option<Workloa
             },
             _ => {}
         }
+    }
+    if append.is_none() && register.is_none() && (add || incr) {
+        // `incr`, or `add` with integer reads, is a counter; `add` with list reads a set.
+        return Ok(Some(if incr || (scalar_read && !list_read) {
+            Workload::Counter
+        } else {
+            Workload::Set
+        }));
     }
     match (append, register) {
         (Some(a), Some(r)) => {

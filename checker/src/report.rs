@@ -65,10 +65,26 @@ pub enum AnomalyKind {
     DuplicateElement,
     /// No order of the key's operations consistent with real time explains the results.
     NonLinearizable,
+    /// A process read an older state after having read a newer one (rw + process order).
+    MonotonicRead,
+    /// A process read a state missing its own earlier write (rw + process order).
+    ReadYourWrites,
+    /// A process's later write is ordered before its earlier one (ww + process order).
+    MonotonicWrites,
+    /// A process wrote after reading a value, yet its write is ordered before that value.
+    WritesFollowReads,
+    /// Any other dependency cycle (e.g. a version order contradicting real time).
+    Cycle,
+    /// A set element that was added (or seen) but is absent from every read at the end.
+    LostElement,
+    /// A counter read outside [acknowledged increments, attempted increments].
+    CounterOutOfBounds,
+    /// Replicas whose final states differ after quiescence.
+    ReplicaDivergence,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 7] = [
+    pub const ALL: [AnomalyKind; 15] = [
         AnomalyKind::StaleRead,
         AnomalyKind::LostWrite,
         AnomalyKind::Divergence,
@@ -76,6 +92,14 @@ impl AnomalyKind {
         AnomalyKind::AbortedRead,
         AnomalyKind::DuplicateElement,
         AnomalyKind::NonLinearizable,
+        AnomalyKind::MonotonicRead,
+        AnomalyKind::ReadYourWrites,
+        AnomalyKind::MonotonicWrites,
+        AnomalyKind::WritesFollowReads,
+        AnomalyKind::Cycle,
+        AnomalyKind::LostElement,
+        AnomalyKind::CounterOutOfBounds,
+        AnomalyKind::ReplicaDivergence,
     ];
 
     /// The serde (kebab-case) name.
@@ -88,6 +112,14 @@ impl AnomalyKind {
             AnomalyKind::AbortedRead => "aborted-read",
             AnomalyKind::DuplicateElement => "duplicate-element",
             AnomalyKind::NonLinearizable => "non-linearizable",
+            AnomalyKind::MonotonicRead => "monotonic-read",
+            AnomalyKind::ReadYourWrites => "read-your-writes",
+            AnomalyKind::MonotonicWrites => "monotonic-writes",
+            AnomalyKind::WritesFollowReads => "writes-follow-reads",
+            AnomalyKind::Cycle => "cycle",
+            AnomalyKind::LostElement => "lost-element",
+            AnomalyKind::CounterOutOfBounds => "counter-out-of-bounds",
+            AnomalyKind::ReplicaDivergence => "replica-divergence",
         }
     }
 
@@ -101,6 +133,14 @@ impl AnomalyKind {
             AnomalyKind::AbortedRead => "aborted_reads",
             AnomalyKind::DuplicateElement => "duplicate_elements",
             AnomalyKind::NonLinearizable => "non_linearizable_keys",
+            AnomalyKind::MonotonicRead => "monotonic_read_violations",
+            AnomalyKind::ReadYourWrites => "read_your_writes_violations",
+            AnomalyKind::MonotonicWrites => "monotonic_writes_violations",
+            AnomalyKind::WritesFollowReads => "writes_follow_reads_violations",
+            AnomalyKind::Cycle => "other_cycles",
+            AnomalyKind::LostElement => "lost_elements",
+            AnomalyKind::CounterOutOfBounds => "counter_reads_out_of_bounds",
+            AnomalyKind::ReplicaDivergence => "divergent_keys",
         }
     }
 }
@@ -122,6 +162,64 @@ pub struct Anomaly {
     pub ops: Vec<u64>,
     /// A sentence a person can follow.
     pub explanation: String,
+    /// The witness cycle, for anomalies found as dependency cycles: each step is an op
+    /// and the edge from it to the next step (the last step's edge closes the cycle).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cycle: Vec<CycleStep>,
+}
+
+impl Anomaly {
+    /// An anomaly without a witness cycle.
+    pub fn new(kind: AnomalyKind, key: Option<u64>, ops: Vec<u64>, explanation: String) -> Self {
+        Anomaly {
+            kind,
+            key,
+            ops,
+            explanation,
+            cycle: Vec::new(),
+        }
+    }
+}
+
+/// The kind of a dependency edge between two operations in a history graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EdgeKind {
+    /// Write → read: the read observed the write's value.
+    Wr,
+    /// Write → write: version order.
+    Ww,
+    /// Read → write: anti-dependency; the write overwrote (came after) what the read saw.
+    Rw,
+    /// The first op completed before the second began (different processes).
+    Realtime,
+    /// The same process ran the first op, then the second.
+    Process,
+}
+
+impl EdgeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeKind::Wr => "wr",
+            EdgeKind::Ww => "ww",
+            EdgeKind::Rw => "rw",
+            EdgeKind::Realtime => "realtime",
+            EdgeKind::Process => "process",
+        }
+    }
+}
+
+impl fmt::Display for EdgeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One step of a witness cycle: an op (by `Op::index`) and the edge leaving it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleStep {
+    pub op: u64,
+    pub edge: EdgeKind,
 }
 
 /// The outcome of one checker.
@@ -291,11 +389,8 @@ mod tests {
     fn sink_bounds_and_counts() {
         let mut s = AnomalySink::new(2);
         for i in 0..5 {
-            s.push_with(AnomalyKind::StaleRead, || Anomaly {
-                kind: AnomalyKind::StaleRead,
-                key: None,
-                ops: vec![i],
-                explanation: String::new(),
+            s.push_with(AnomalyKind::StaleRead, || {
+                Anomaly::new(AnomalyKind::StaleRead, None, vec![i], String::new())
             });
         }
         let mut fig = serde_json::Map::new();

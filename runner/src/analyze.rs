@@ -7,10 +7,10 @@
 
 use anyhow::{Context, Result, bail};
 use schism_checker::{
-    Algorithm, CheckResult, Model, Options, RegisterOptions, Report, Validity,
-    Workload as CheckWorkload,
+    Algorithm, CheckResult, CheckerName, CheckerSet, Model, Options, RegisterOptions, Report,
+    Validity, Workload as CheckWorkload,
 };
-use schism_history::{History, Outcome, read_edn_file, read_history_file};
+use schism_history::{History, read_edn_file, read_history_file};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +34,8 @@ pub struct ModelChoice {
     /// `Some(None)` is an explicit nil.
     pub initial: Option<Option<i64>>,
     pub algorithm: Algorithm,
+    /// Which checkers run (`schism check --checker`; `Fitting` for runs).
+    pub checkers: CheckerSet,
 }
 
 /// The Knossos model an EDN history's functions call for: `txn` ⇒ multi-register,
@@ -56,28 +58,8 @@ pub fn is_edn(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("edn"))
 }
 
-/// Counts and latencies of one `f`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct FStats {
-    pub ok: u64,
-    pub fail: u64,
-    pub info: u64,
-    pub latency_ms_p50: f64,
-    pub latency_ms_p99: f64,
-    pub latency_ms_max: f64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Stats {
-    pub ops: u64,
-    pub ok: u64,
-    pub fail: u64,
-    pub info: u64,
-    /// Completed-ok client ops per second over the span from first invoke to last completion.
-    pub ok_per_s: f64,
-    pub duration_s: f64,
-    pub by_f: BTreeMap<String, FStats>,
-}
+/// Run statistics live in the checker (the `stats` checker); re-exported for callers.
+pub use schism_checker::stats::{FStats, Stats};
 
 /// What lands in `results.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,9 +116,9 @@ pub fn analyze_file(
     analyze_file_with(path, workload, budget, &ModelChoice::default())
 }
 
-/// `analyze_file` with an explicit model. A `.edn` history is read as Jepsen EDN and
-/// checked with Knossos semantics: cas-register by default, initial value 0, nil reads
-/// match any state.
+/// `analyze_file` with an explicit model and checker set. A `.edn` history is read as
+/// Jepsen EDN and checked with Knossos semantics: cas-register by default, initial value
+/// 0, nil reads match any state.
 pub fn analyze_file_with(
     path: &Path,
     workload: Option<CheckWorkload>,
@@ -150,10 +132,16 @@ pub fn analyze_file_with(
             nil_read_is_wildcard: true,
         };
         let model = choice.model.unwrap_or_else(|| edn_model(&history));
+        // Knossos histories are linearizability tests: the other checkers only on request.
+        let checkers = match &choice.checkers {
+            CheckerSet::Fitting => CheckerSet::Primary,
+            other => other.clone(),
+        };
         return analyze_opts(&history, budget, Vec::new(), |o| {
             o.model = Some(model);
             o.register = register;
             o.algorithm = choice.algorithm;
+            o.checkers = checkers;
         });
     }
     let hpath = history_path(path)?;
@@ -167,14 +155,23 @@ pub fn analyze_file_with(
         .iter()
         .map(|w| format!("{}: {w}", hpath.display()))
         .collect();
-    analyze_opts(&history, budget, warnings, |o| {
+    let mut results = analyze_opts(&history, budget, warnings, |o| {
         o.workload = workload;
         o.model = choice.model;
         if let Some(init) = choice.initial {
             o.register.initial = init;
         }
         o.algorithm = choice.algorithm;
-    })
+        o.checkers = choice.checkers.clone();
+    })?;
+    // Replica state dumps taken after the final heal, when the run left them.
+    if path.is_dir()
+        && let Some(c) = crate::models::convergence_from_dir(path)?
+    {
+        results.validity = results.validity.merge(c.validity);
+        results.results.push(c);
+    }
+    Ok(results)
 }
 
 pub fn analyze(
@@ -184,6 +181,15 @@ pub fn analyze(
     warnings: Vec<String>,
 ) -> Result<ResultsFile> {
     analyze_opts(history, budget, warnings, |o| o.workload = workload)
+}
+
+/// The checkers selected on the command line: none means every one that fits.
+pub fn checker_set(names: &[CheckerName]) -> CheckerSet {
+    if names.is_empty() {
+        CheckerSet::Fitting
+    } else {
+        CheckerSet::Only(names.to_vec())
+    }
 }
 
 /// `analyze` with the checker options adjusted by `set` (budget and abort flag are set here).
@@ -224,56 +230,9 @@ pub fn analyze_opts(
     })
 }
 
-/// Counts, throughput and latency quantiles per `f`.
+/// Counts, throughput and latency quantiles per `f` (the checker's `stats`).
 pub fn stats(history: &History) -> Result<Stats> {
-    let ops = history.operations()?;
-    let mut s = Stats {
-        ops: ops.len() as u64,
-        ..Stats::default()
-    };
-    let mut hists: BTreeMap<String, hdrhistogram::Histogram<u64>> = BTreeMap::new();
-    let (mut first_ns, mut last_ns) = (u64::MAX, 0u64);
-    for o in &ops {
-        let name = o.f.as_str().to_owned();
-        let fs = s.by_f.entry(name.clone()).or_default();
-        let inv = history.ops[o.invoke].time_ns;
-        first_ns = first_ns.min(inv);
-        match o.outcome {
-            Outcome::Ok => {
-                s.ok += 1;
-                fs.ok += 1;
-            }
-            Outcome::Fail => {
-                s.fail += 1;
-                fs.fail += 1;
-            }
-            Outcome::Info => {
-                s.info += 1;
-                fs.info += 1;
-            }
-        }
-        if let (Outcome::Ok, Some(c)) = (o.outcome, o.complete) {
-            let done = history.ops[c].time_ns;
-            last_ns = last_ns.max(done);
-            let h = hists.entry(name).or_insert_with(|| {
-                hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
-                    .expect("static histogram bounds")
-            });
-            let _ = h.record(done.saturating_sub(inv).max(1) / 1000);
-        }
-    }
-    if last_ns > first_ns {
-        s.duration_s = (last_ns - first_ns) as f64 / 1e9;
-        s.ok_per_s = s.ok as f64 / s.duration_s;
-    }
-    for (name, h) in hists {
-        if let Some(fs) = s.by_f.get_mut(&name) {
-            fs.latency_ms_p50 = h.value_at_quantile(0.5) as f64 / 1000.0;
-            fs.latency_ms_p99 = h.value_at_quantile(0.99) as f64 / 1000.0;
-            fs.latency_ms_max = h.max() as f64 / 1000.0;
-        }
-    }
-    Ok(s)
+    Ok(schism_checker::stats::stats(history)?)
 }
 
 /// Exit code of a verdict (DESIGN.md): 0 valid, 1 invalid, 2 unknown.

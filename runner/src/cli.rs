@@ -253,6 +253,10 @@ pub struct CheckArgs {
     /// Print results.json to stdout instead of the summary.
     #[arg(long)]
     pub json: bool,
+    /// Checkers to run, comma-separated: append, linearizable, graph, staleness,
+    /// set-full, counter, stats (default: every checker that fits the workload).
+    #[arg(long, value_delimiter = ',', value_parser = parse_checker)]
+    pub checker: Vec<schism_checker::CheckerName>,
     #[arg(long, default_value_t = 5_000_000)]
     pub checker_max_states: u64,
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
@@ -357,6 +361,17 @@ pub struct NodeArgs {
     /// The node's JSON configuration, written by `schism test`.
     #[arg(long)]
     pub config: PathBuf,
+}
+
+/// Parses a checker name (`graph`, `set-full`, …).
+pub fn parse_checker(s: &str) -> Result<schism_checker::CheckerName, String> {
+    schism_checker::CheckerName::parse(s.trim()).ok_or_else(|| {
+        let names: Vec<&str> = schism_checker::CheckerName::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .collect();
+        format!("unknown checker {s:?}; choose from {}", names.join(", "))
+    })
 }
 
 /// Parses `10s`, `500ms`, `2m`, `1h`, `250us`; a bare number is seconds.

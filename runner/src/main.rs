@@ -67,6 +67,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
                     cli::CheckAlgorithm::Wgl => schism_checker::Algorithm::Wgl,
                     cli::CheckAlgorithm::Zones => schism_checker::Algorithm::Zones,
                 },
+                checkers: analyze::checker_set(&args.checker),
             };
             let results = analyze::analyze_file_with(&args.path, workload, &budget, &choice)?;
             if let Some(path) = &args.junit {

@@ -250,9 +250,20 @@ pub async fn run_test_outcome(args: TestArgs) -> Result<RunOutcome> {
         time_limit: args.checker_time_limit,
     };
     let dir = run_dir.clone();
-    let results = tokio::task::spawn_blocking(move || analyze::analyze_file(&dir, None, &budget))
-        .await
-        .context("checker task panicked")??;
+    // The same checkers as a later `schism check` of the folder, so they cannot disagree.
+    let results = tokio::task::spawn_blocking(move || {
+        analyze::analyze_file_with(
+            &dir,
+            None,
+            &budget,
+            &analyze::ModelChoice {
+                checkers: schism_checker::CheckerSet::Fitting,
+                ..Default::default()
+            },
+        )
+    })
+    .await
+    .context("checker task panicked")??;
     store::write_json(&run_dir.join(store::RESULTS), &results)?;
     let dir = run_dir.clone();
     let report = tokio::task::spawn_blocking(move || crate::reporting::write_run_report(&dir))

@@ -734,7 +734,7 @@ fn report_impossible(
                     model.initial.map_or_else(|| "nil".to_owned(), |v| v.to_string())
                 ),
             };
-            Anomaly { kind, key: Some(key), ops, explanation: format!("{}: it {why}", describe(h, key, o)) }
+            Anomaly { kind, key: Some(key), ops, explanation: format!("{}: it {why}", describe(h, key, o)), cycle: Vec::new() }
         });
     }
 }
@@ -805,5 +805,6 @@ fn explain_block(h: &History, key: Key, m: &KeyModel<'_>, b: &wgl::Block) -> Ano
         key: Some(key),
         ops,
         explanation,
+        cycle: Vec::new(),
     }
 }

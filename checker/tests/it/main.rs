@@ -5,8 +5,11 @@
 mod api;
 mod append;
 mod budget;
+mod checkers;
 mod common;
+mod graph;
 mod random_append;
+mod random_graph;
 mod random_register;
 mod register;
 mod sim;

@@ -1,0 +1,467 @@
+//! The `graph` checker: a dependency graph of the history and the cycles in it.
+//!
+//! Nodes are operations (ok ops, and indeterminate writes some read observed); edges are
+//! write→read (wr), version order (ww), anti-dependency (rw), real time and process
+//! order. For append histories the version order of a key is its longest read (shared
+//! with the `append` checker, which also supplies lost writes, divergence, phantom and
+//! aborted reads and duplicates: one place for each concept). For registers with unique
+//! values only the order real time forces is used: write A precedes write B when A
+//! completed before B began, linked to B's minimal such successors, so no edge is a guess.
+//!
+//! Real time is encoded without quadratic blow-up by *barrier* nodes: each run of
+//! completions in the history gets one barrier, barriers form a chain in history order,
+//! every op links to the barrier of its completion and the latest barrier links to every
+//! op invoked after it. Then A reaches B through barriers exactly when A completed before
+//! B began, with O(ops) edges. Barriers never appear in reported cycles: a path through
+//! them is one `realtime` edge (or `process` when both ends belong to one process).
+//!
+//! Guarantees: every edge is implied by the history under the checked model (real-time
+//! order respected), so every cycle is a real violation and a valid verdict means the
+//! graph is acyclic; each non-trivial strongly connected component (Tarjan) is searched
+//! for shortest cycles, one per suspect (rw, ww, wr) edge, within a work budget; a budget
+//! that runs out leaves the component counted (`sccs_unexplained`) and the verdict invalid.
+
+mod cycles;
+mod scc;
+
+use crate::append::{self, Analysis};
+use crate::explain::{complete_ns, op_index, secs};
+use crate::fx::FxHashMap;
+use crate::report::{Anomaly, AnomalyKind, AnomalySink, CheckResult, EdgeKind, Validity};
+use crate::{CheckError, Options, Workload};
+use petgraph::graph::NodeIndex;
+use petgraph::{Directed, Graph};
+use schism_history::{F, History, Key, Operation, Outcome, Process, Value};
+use std::collections::BTreeMap;
+
+/// Node weight of a barrier (every other node holds its op's slot in `ops`).
+pub(crate) const BARRIER: u32 = u32::MAX;
+const NONE: u32 = u32::MAX;
+
+/// Every kind the graph checker reports.
+const KINDS: [AnomalyKind; 11] = [
+    AnomalyKind::StaleRead,
+    AnomalyKind::MonotonicRead,
+    AnomalyKind::ReadYourWrites,
+    AnomalyKind::MonotonicWrites,
+    AnomalyKind::WritesFollowReads,
+    AnomalyKind::Cycle,
+    AnomalyKind::LostWrite,
+    AnomalyKind::Divergence,
+    AnomalyKind::PhantomRead,
+    AnomalyKind::AbortedRead,
+    AnomalyKind::DuplicateElement,
+];
+
+/// The dependency graph of one history.
+#[derive(Debug)]
+pub(crate) struct HistoryGraph {
+    pub(crate) g: Graph<u32, EdgeKind, Directed, u32>,
+    /// Per node: the history position of its invoke (ops) or creation (barriers).
+    pub(crate) pos: Vec<u32>,
+    /// Per op slot: its node, or `NONE`.
+    node_of: Vec<u32>,
+}
+
+impl HistoryGraph {
+    /// Nodes for the included ops, then real-time barriers and process order.
+    fn new(h: &History, ops: &[Operation], included: &[bool]) -> Self {
+        let n_inc = included.iter().filter(|&&b| b).count();
+        let mut g: Graph<u32, EdgeKind, Directed, u32> = Graph::with_capacity(2 * n_inc, 6 * n_inc);
+        let mut pos: Vec<u32> = Vec::with_capacity(2 * n_inc);
+        let mut node_of = vec![NONE; ops.len()];
+        // Event at each history position: +slot+1 for an invoke, -(slot+1) for a completion.
+        let mut at: Vec<i64> = vec![0; h.ops.len()];
+        for (slot, o) in ops.iter().enumerate() {
+            if !included[slot] {
+                continue;
+            }
+            at[o.invoke] = slot as i64 + 1;
+            // An indeterminate op may take effect at any time after its invoke: its
+            // `info` line orders nothing after it.
+            if let (Outcome::Ok, Some(c)) = (o.outcome, o.complete) {
+                at[c] = -(slot as i64 + 1);
+            }
+        }
+        let mut barrier: Option<NodeIndex> = None;
+        let mut fresh = false;
+        let mut last_of: FxHashMap<Process, NodeIndex> = FxHashMap::default();
+        for (p, &e) in at.iter().enumerate() {
+            if e > 0 {
+                let slot = (e - 1) as usize;
+                let n = g.add_node(slot as u32);
+                pos.push(p as u32);
+                node_of[slot] = n.index() as u32;
+                if let Some(b) = barrier {
+                    g.add_edge(b, n, EdgeKind::Realtime);
+                    fresh = false;
+                }
+                if let Some(prev) = last_of.insert(ops[slot].process, n) {
+                    g.add_edge(prev, n, EdgeKind::Process);
+                }
+            } else if e < 0 {
+                let slot = (-e - 1) as usize;
+                let b = match barrier {
+                    Some(b) if fresh => b,
+                    prev => {
+                        let b = g.add_node(BARRIER);
+                        pos.push(p as u32);
+                        if let Some(prev) = prev {
+                            g.add_edge(prev, b, EdgeKind::Realtime);
+                        }
+                        barrier = Some(b);
+                        fresh = true;
+                        b
+                    }
+                };
+                g.add_edge(
+                    NodeIndex::new(node_of[slot] as usize),
+                    b,
+                    EdgeKind::Realtime,
+                );
+            }
+        }
+        HistoryGraph { g, pos, node_of }
+    }
+
+    fn node(&self, slot: usize) -> Option<NodeIndex> {
+        match self.node_of[slot] {
+            NONE => None,
+            n => Some(NodeIndex::new(n as usize)),
+        }
+    }
+
+    fn edge(&mut self, from: usize, to: usize, kind: EdgeKind) {
+        if let (Some(a), Some(b)) = (self.node(from), self.node(to))
+            && a != b
+        {
+            self.g.add_edge(a, b, kind);
+        }
+    }
+
+    /// Number of op nodes (barriers excluded).
+    fn op_nodes(&self) -> usize {
+        self.node_of.iter().filter(|&&n| n != NONE).count()
+    }
+}
+
+/// The op slot of each op, by address (ops are one slice).
+fn slot_of(ops: &[Operation], o: &Operation) -> usize {
+    (o as *const Operation as usize - ops.as_ptr() as usize) / size_of::<Operation>()
+}
+
+/// Builds the graph of an append history from its per-key analysis.
+fn build_append(h: &History, ops: &[Operation], a: &Analysis<'_>) -> HistoryGraph {
+    let mut included: Vec<bool> = ops.iter().map(|o| o.outcome == Outcome::Ok).collect();
+    let orders: Vec<(&[i64], &append::KeyOps<'_>)> =
+        a.keys.values().map(|k| (k.version_order().0, k)).collect();
+    // Indeterminate appends that some read observed took effect: they are versions.
+    for (order, k) in &orders {
+        for v in order.iter() {
+            if let Some(&w) = k.appends.get(v)
+                && w.outcome == Outcome::Info
+            {
+                included[slot_of(ops, w)] = true;
+            }
+        }
+    }
+    let mut hg = HistoryGraph::new(h, ops, &included);
+    for (order, k) in orders {
+        // The writer of each order position, if it is a node (phantoms and aborted
+        // appends are not: the append checker reports them).
+        let writer: Vec<Option<usize>> = order
+            .iter()
+            .map(|v| {
+                k.appends
+                    .get(v)
+                    .filter(|w| w.outcome != Outcome::Fail)
+                    .map(|w| slot_of(ops, w))
+            })
+            .collect();
+        // next[q]: the first writer at position ≥ q.
+        let mut next: Vec<Option<usize>> = vec![None; order.len() + 1];
+        for q in (0..order.len()).rev() {
+            next[q] = writer[q].or(next[q + 1]);
+        }
+        let mut prev: Option<usize> = None;
+        for w in writer.iter().flatten() {
+            if let Some(p) = prev {
+                hg.edge(p, *w, EdgeKind::Ww);
+            }
+            prev = Some(*w);
+        }
+        for &(r, vals) in &k.reads {
+            if !order.starts_with(vals) {
+                continue; // divergent: reported by the append checker
+            }
+            let rs = slot_of(ops, r);
+            if let Some(w) = writer[..vals.len()].iter().rev().flatten().next() {
+                hg.edge(*w, rs, EdgeKind::Wr);
+            }
+            if let Some(w) = next[vals.len()] {
+                hg.edge(rs, w, EdgeKind::Rw);
+            }
+        }
+    }
+    hg
+}
+
+/// One register key's writes (ok, or indeterminate but observed), in invoke order.
+struct RegKey {
+    writes: Vec<usize>,
+    reads: Vec<usize>,
+}
+
+/// Builds the graph of a register history (unique written values).
+fn build_register(
+    h: &History,
+    ops: &[Operation],
+    opts: &Options,
+    sink: &mut AnomalySink,
+) -> Result<HistoryGraph, CheckError> {
+    // Value → its write (any outcome), per key; and the ops by key.
+    let mut writer: FxHashMap<(Key, i64), usize> = FxHashMap::default();
+    let mut keys: BTreeMap<Key, RegKey> = BTreeMap::new();
+    let written = |o: &Operation| -> Option<i64> {
+        match (&o.f, &o.value) {
+            (F::Write, Value::Int(v)) => Some(*v),
+            (F::Cas, Value::List(l)) if l.len() == 2 => Some(l[1]),
+            _ => None,
+        }
+    };
+    for (slot, o) in ops.iter().enumerate() {
+        let index = h.ops[o.invoke].index;
+        let Some(key) = o.key else {
+            return Err(CheckError::Op {
+                index,
+                msg: format!("{} has no key", o.f),
+            });
+        };
+        match o.f {
+            F::Write | F::Cas => {
+                let Some(v) = written(o) else {
+                    return Err(CheckError::Op {
+                        index,
+                        msg: format!("{} value {} is not of the register workload", o.f, o.value),
+                    });
+                };
+                if let Some(prev) = writer.insert((key, v), slot) {
+                    return Err(CheckError::Op {
+                        index,
+                        msg: format!(
+                            "value {v} is written to key {key} twice (also at op index {}); the graph checker needs unique values",
+                            h.ops[ops[prev].invoke].index
+                        ),
+                    });
+                }
+                keys.entry(key).or_insert_with(|| RegKey {
+                    writes: Vec::new(),
+                    reads: Vec::new(),
+                });
+            }
+            F::Read => {}
+            _ => {
+                return Err(CheckError::Op {
+                    index,
+                    msg: format!(
+                        "function {:?} does not belong to the register workload (read, write, cas)",
+                        o.f.as_str()
+                    ),
+                });
+            }
+        }
+    }
+    // What each op read: a read's value, a cas's expected value.
+    let read_value = |o: &Operation| -> Option<Option<i64>> {
+        match (&o.f, &o.value) {
+            (F::Read, Value::Int(v)) => Some(Some(*v)),
+            (F::Read, Value::Null) if !opts.register.nil_read_is_wildcard => Some(None),
+            (F::Cas, Value::List(l)) if l.len() == 2 => Some(Some(l[0])),
+            _ => None,
+        }
+    };
+    let mut included: Vec<bool> = ops.iter().map(|o| o.outcome == Outcome::Ok).collect();
+    let mut observed: Vec<bool> = vec![false; ops.len()];
+    for (slot, o) in ops.iter().enumerate() {
+        if o.outcome != Outcome::Ok {
+            continue;
+        }
+        let Some(Some(v)) = read_value(o) else {
+            continue;
+        };
+        let key = o.key.expect("checked above");
+        match writer.get(&(key, v)) {
+            Some(&w) if ops[w].outcome == Outcome::Fail => {
+                let (r, w) = (&ops[slot], &ops[w]);
+                sink.push_with(AnomalyKind::AbortedRead, || {
+                    Anomaly::new(
+                        AnomalyKind::AbortedRead,
+                        Some(key),
+                        vec![op_index(h, r), op_index(h, w)],
+                        format!(
+                            "{} read {v} from key {key}, whose write by process {} failed at t={} (it certainly did not happen)",
+                            cycles::who(h, r),
+                            w.process,
+                            secs(complete_ns(h, w))
+                        ),
+                    )
+                });
+            }
+            Some(&w) => {
+                observed[w] = true;
+                if ops[w].outcome == Outcome::Info {
+                    included[w] = true;
+                }
+            }
+            None if opts.register.initial == Some(v) => {}
+            None => {
+                let r = &ops[slot];
+                sink.push_with(AnomalyKind::PhantomRead, || {
+                    Anomaly::new(
+                        AnomalyKind::PhantomRead,
+                        Some(key),
+                        vec![op_index(h, r)],
+                        format!(
+                            "{} read {v} from key {key}, which no write ever wrote",
+                            cycles::who(h, r)
+                        ),
+                    )
+                });
+            }
+        }
+    }
+    for (slot, o) in ops.iter().enumerate() {
+        if !included[slot] {
+            continue;
+        }
+        let key = o.key.expect("checked above");
+        let k = keys.entry(key).or_insert_with(|| RegKey {
+            writes: Vec::new(),
+            reads: Vec::new(),
+        });
+        if written(o).is_some() {
+            k.writes.push(slot);
+        }
+        if read_value(o).is_some() {
+            k.reads.push(slot);
+        }
+    }
+    let mut hg = HistoryGraph::new(h, ops, &included);
+    for (&key, k) in &keys {
+        // Writes in invoke order; an indeterminate write never completes.
+        let inv: Vec<usize> = k.writes.iter().map(|&w| ops[w].invoke).collect();
+        let done: Vec<usize> = k
+            .writes
+            .iter()
+            .map(|&w| match ops[w].outcome {
+                Outcome::Ok => ops[w].complete.unwrap_or(usize::MAX),
+                _ => usize::MAX,
+            })
+            .collect();
+        let mut sufmin = vec![usize::MAX; inv.len() + 1];
+        for i in (0..inv.len()).rev() {
+            sufmin[i] = done[i].min(sufmin[i + 1]);
+        }
+        // The minimal writes forced after a version that completed at `after`: those
+        // invoked after it and before the earliest completion among them.
+        let successors = |after: Option<usize>| -> std::ops::Range<usize> {
+            let j = after.map_or(0, |c| inv.partition_point(|&i| i < c));
+            let m = sufmin[j];
+            let end = j + inv[j..].partition_point(|&i| i < m);
+            j..end
+        };
+        for (i, &w) in k.writes.iter().enumerate() {
+            if done[i] == usize::MAX {
+                continue;
+            }
+            for s in successors(Some(done[i])) {
+                hg.edge(w, k.writes[s], EdgeKind::Ww);
+            }
+        }
+        for &r in &k.reads {
+            let o = &ops[r];
+            let v = read_value(o).expect("reads hold read values");
+            let version_done = match v {
+                None => None,
+                Some(v) => match writer.get(&(key, v)) {
+                    Some(&w) if included[w] => {
+                        hg.edge(w, r, EdgeKind::Wr);
+                        match ops[w].outcome {
+                            Outcome::Ok => ops[w].complete,
+                            // Indeterminate: it forces nothing after it.
+                            _ => continue,
+                        }
+                    }
+                    Some(_) => continue,
+                    None if opts.register.initial == Some(v) => None,
+                    None => continue,
+                },
+            };
+            for s in successors(version_done) {
+                hg.edge(r, k.writes[s], EdgeKind::Rw);
+            }
+        }
+    }
+    Ok(hg)
+}
+
+/// The graph checker on paired ops of an append or register history.
+pub(crate) fn check_ops(
+    h: &History,
+    ops: &[Operation],
+    opts: &Options,
+    workload: Workload,
+) -> Result<CheckResult, CheckError> {
+    let mut sink = AnomalySink::new(opts.max_anomalies_per_kind);
+    let mut figures = serde_json::Map::new();
+    let mut aborted = false;
+    let hg = match workload {
+        Workload::Append => {
+            let mut a = Analysis::new(h, ops)?;
+            aborted |= a.check_keys(h, opts, &mut sink, false).is_some();
+            a.figures(&mut figures);
+            build_append(h, ops, &a)
+        }
+        Workload::Register => build_register(h, ops, opts, &mut sink)?,
+        other => {
+            return Err(CheckError::Unsupported {
+                checker: "graph",
+                workload: other,
+            });
+        }
+    };
+    figures.insert("graph_ops".into(), hg.op_nodes().into());
+    figures.insert(
+        "graph_barriers".into(),
+        (hg.g.node_count() - hg.op_nodes()).into(),
+    );
+    figures.insert("graph_edges".into(), hg.g.edge_count().into());
+    let outcome = if aborted || opts.aborted() {
+        None
+    } else {
+        Some(cycles::find(h, ops, &hg, opts, &mut sink, &mut figures))
+    };
+    let found = !sink.is_empty();
+    let anomalies = sink.finish(&KINDS, &mut figures);
+    let validity = match outcome {
+        _ if found => Validity::Invalid,
+        None => {
+            figures.insert("unknown_reason".into(), "aborted".into());
+            Validity::Unknown
+        }
+        Some(false) => {
+            figures.insert(
+                "unknown_reason".into(),
+                "aborted during the cycle search".into(),
+            );
+            Validity::Unknown
+        }
+        Some(true) => Validity::Valid,
+    };
+    Ok(CheckResult {
+        checker: "graph".into(),
+        validity,
+        anomalies,
+        figures,
+    })
+}

@@ -1,0 +1,101 @@
+//! Strongly connected components by Tarjan's algorithm, iterative.
+//!
+//! petgraph's `TarjanScc` recurses once per node on a path, and a history graph holds
+//! paths a million nodes long (the real-time chain), which would overflow the stack; this
+//! is the same algorithm with an explicit call stack over petgraph's edge lists.
+//! Guarantees: `comp[n]` is equal for two nodes exactly when they lie on a common cycle;
+//! time and memory are linear in nodes plus edges.
+
+use petgraph::Direction::Outgoing;
+use petgraph::graph::{EdgeIndex, NodeIndex};
+use petgraph::{Directed, Graph};
+
+const UNSEEN: u32 = u32::MAX;
+
+/// Component ids per node, and the size of each component.
+#[derive(Debug)]
+pub(crate) struct Sccs {
+    pub(crate) comp: Vec<u32>,
+    pub(crate) sizes: Vec<u32>,
+}
+
+pub(crate) fn tarjan<N, E>(g: &Graph<N, E, Directed, u32>) -> Sccs {
+    let n = g.node_count();
+    let mut index = vec![UNSEEN; n];
+    let mut low = vec![0u32; n];
+    let mut on_stack = vec![false; n];
+    let mut comp = vec![UNSEEN; n];
+    let mut sizes: Vec<u32> = Vec::new();
+    let mut stack: Vec<u32> = Vec::new();
+    let mut calls: Vec<(u32, Option<EdgeIndex>)> = Vec::new();
+    let mut next = 0u32;
+    for root in 0..n as u32 {
+        if index[root as usize] != UNSEEN {
+            continue;
+        }
+        index[root as usize] = next;
+        low[root as usize] = next;
+        next += 1;
+        stack.push(root);
+        on_stack[root as usize] = true;
+        calls.push((root, g.first_edge(NodeIndex::new(root as usize), Outgoing)));
+        while let Some(&mut (v, ref mut edge)) = calls.last_mut() {
+            if let Some(e) = *edge {
+                *edge = g.next_edge(e, Outgoing);
+                let w = g.raw_edges()[e.index()].target().index() as u32;
+                if index[w as usize] == UNSEEN {
+                    index[w as usize] = next;
+                    low[w as usize] = next;
+                    next += 1;
+                    stack.push(w);
+                    on_stack[w as usize] = true;
+                    calls.push((w, g.first_edge(NodeIndex::new(w as usize), Outgoing)));
+                } else if on_stack[w as usize] {
+                    low[v as usize] = low[v as usize].min(index[w as usize]);
+                }
+                continue;
+            }
+            calls.pop();
+            if let Some(&(parent, _)) = calls.last() {
+                low[parent as usize] = low[parent as usize].min(low[v as usize]);
+            }
+            if low[v as usize] == index[v as usize] {
+                let id = sizes.len() as u32;
+                let mut size = 0u32;
+                loop {
+                    let w = stack.pop().expect("v is on the stack");
+                    on_stack[w as usize] = false;
+                    comp[w as usize] = id;
+                    size += 1;
+                    if w == v {
+                        break;
+                    }
+                }
+                sizes.push(size);
+            }
+        }
+    }
+    Sccs { comp, sizes }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_cycles_and_survives_long_chains() {
+        let mut g: Graph<(), (), Directed, u32> = Graph::new();
+        let n: Vec<_> = (0..200_000).map(|_| g.add_node(())).collect();
+        for w in n.windows(2) {
+            g.add_edge(w[0], w[1], ());
+        }
+        g.add_edge(n[10], n[5], ());
+        let s = tarjan(&g);
+        assert_eq!(s.comp[5], s.comp[10]);
+        assert_eq!(s.comp[7], s.comp[10]);
+        assert_ne!(s.comp[4], s.comp[5]);
+        assert_ne!(s.comp[11], s.comp[10]);
+        assert_eq!(s.sizes[s.comp[5] as usize], 6);
+        assert_eq!(s.sizes.len(), 200_000 - 5);
+    }
+}

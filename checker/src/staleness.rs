@@ -1,0 +1,324 @@
+//! The `staleness` checker: how far behind every read was (k- and Δ-atomicity).
+//!
+//! For each ok read: `versions_behind`, the number of versions between what it returned
+//! and the freshest write acknowledged before it began, and `ms_behind`, how long before
+//! the read began the first version it missed had been acknowledged. A read that is not
+//! behind scores (0, 0). Append keys use the version order of their longest read (reads
+//! that are not a prefix of it are skipped: divergence is the append checker's); register
+//! keys count the acknowledged writes that real time forces after the value read.
+//!
+//! Guarantees: figures only, never an anomaly (stale reads are reported once, by the
+//! `append` and `graph` checkers); verdict valid, or unknown when aborted. Output is
+//! bounded: quantiles, fixed histogram buckets, the 5 worst reads, and a per-read series
+//! of at most `SERIES_CAP` stale reads `(time_ns, versions_behind, ms_behind)` with a
+//! count of those left out. `k_atomic` is the smallest k for which every read returned
+//! one of the k latest acknowledged versions; `delta_atomic_ms` the smallest such Δ.
+
+use crate::append::Analysis;
+use crate::explain::op_index;
+use crate::fx::FxHashMap;
+use crate::report::{CheckResult, Validity};
+use crate::{CheckError, Options, Workload};
+use schism_history::{F, History, Key, Operation, Outcome, Value};
+use serde_json::{Value as Json, json};
+use std::collections::BTreeMap;
+
+/// At most this many stale reads are listed in the series.
+pub const SERIES_CAP: usize = 10_000;
+
+/// One read's lag.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    slot: usize,
+    versions: u64,
+    ns: u64,
+}
+
+pub(crate) fn check_ops(
+    h: &History,
+    ops: &[Operation],
+    opts: &Options,
+    w: Workload,
+) -> Result<CheckResult, CheckError> {
+    let samples = match w {
+        Workload::Append => append_samples(h, ops)?,
+        Workload::Register => register_samples(h, ops),
+        other => {
+            return Err(CheckError::Unsupported {
+                checker: "staleness",
+                workload: other,
+            });
+        }
+    };
+    let mut figures = figures(h, ops, &samples);
+    let validity = if opts.aborted() {
+        figures.insert("unknown_reason".into(), "aborted".into());
+        Validity::Unknown
+    } else {
+        Validity::Valid
+    };
+    Ok(CheckResult {
+        checker: "staleness".into(),
+        validity,
+        anomalies: Vec::new(),
+        figures,
+    })
+}
+
+fn append_samples(h: &History, ops: &[Operation]) -> Result<Vec<Sample>, CheckError> {
+    let a = Analysis::new(h, ops)?;
+    let slot = |o: &Operation| {
+        (o as *const Operation as usize - ops.as_ptr() as usize) / size_of::<Operation>()
+    };
+    let mut out = Vec::new();
+    for k in a.keys.values() {
+        let (order, _) = k.version_order();
+        let pos: FxHashMap<i64, usize> = order.iter().enumerate().map(|(i, &v)| (v, i)).collect();
+        // Ok appends in the order, by completion position.
+        let mut acked: Vec<(usize, usize)> = k
+            .ok_appends
+            .iter()
+            .filter_map(|&(o, v)| Some((o.complete?, *pos.get(&v)?)))
+            .collect();
+        acked.sort_unstable();
+        // suf[q]: the earliest completion among ok appends at order position ≥ q.
+        let mut at = vec![usize::MAX; order.len() + 1];
+        for &(c, q) in &acked {
+            at[q] = at[q].min(c);
+        }
+        let mut suf = vec![usize::MAX; order.len() + 1];
+        for q in (0..order.len()).rev() {
+            suf[q] = at[q].min(suf[q + 1]);
+        }
+        let (mut i, mut freshest) = (0usize, None::<usize>);
+        for &(r, vals) in &k.reads {
+            if !order.starts_with(vals) {
+                continue;
+            }
+            while i < acked.len() && acked[i].0 < r.invoke {
+                freshest = Some(freshest.map_or(acked[i].1, |f: usize| f.max(acked[i].1)));
+                i += 1;
+            }
+            let versions = freshest.map_or(0, |f| (f + 1).saturating_sub(vals.len())) as u64;
+            let ns = if versions > 0 {
+                h.ops[r.invoke]
+                    .time_ns
+                    .saturating_sub(h.ops[suf[vals.len()]].time_ns)
+            } else {
+                0
+            };
+            out.push(Sample {
+                slot: slot(r),
+                versions,
+                ns,
+            });
+        }
+    }
+    out.sort_unstable_by_key(|s| ops[s.slot].invoke);
+    Ok(out)
+}
+
+fn register_samples(h: &History, ops: &[Operation]) -> Vec<Sample> {
+    // Per key: ok writes (and cas) in invoke order; every write by key and value.
+    let mut writes: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
+    let mut by_value: FxHashMap<(Key, i64), usize> = FxHashMap::default();
+    for (slot, o) in ops.iter().enumerate() {
+        let Some(key) = o.key else { continue };
+        let v = match (&o.f, &o.value) {
+            (F::Write, Value::Int(v)) => *v,
+            (F::Cas, Value::List(l)) if l.len() == 2 => l[1],
+            _ => continue,
+        };
+        by_value.insert((key, v), slot);
+        if o.outcome == Outcome::Ok {
+            writes.entry(key).or_default().push(slot);
+        }
+    }
+    struct KeyIdx {
+        inv: Vec<usize>,
+        done: Vec<usize>,
+        sufmin: Vec<usize>,
+    }
+    let idx: BTreeMap<Key, KeyIdx> = writes
+        .into_iter()
+        .map(|(k, ws)| {
+            let inv: Vec<usize> = ws.iter().map(|&w| ops[w].invoke).collect();
+            let done: Vec<usize> = ws
+                .iter()
+                .map(|&w| ops[w].complete.unwrap_or(usize::MAX))
+                .collect();
+            let mut sufmin = vec![usize::MAX; inv.len() + 1];
+            for i in (0..inv.len()).rev() {
+                sufmin[i] = done[i].min(sufmin[i + 1]);
+            }
+            (k, KeyIdx { inv, done, sufmin })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (slot, o) in ops.iter().enumerate() {
+        if o.f != F::Read || o.outcome != Outcome::Ok {
+            continue;
+        }
+        let Some(key) = o.key else { continue };
+        // When the version read was acknowledged (None: the initial value).
+        let after = match &o.value {
+            Value::Null => None,
+            Value::Int(v) => match by_value.get(&(key, *v)) {
+                Some(&w) if ops[w].outcome == Outcome::Ok => ops[w].complete,
+                // Indeterminate, failed or phantom: nothing is forced after it.
+                _ => {
+                    out.push(Sample {
+                        slot,
+                        versions: 0,
+                        ns: 0,
+                    });
+                    continue;
+                }
+            },
+            _ => continue,
+        };
+        let Some(k) = idx.get(&key) else {
+            out.push(Sample {
+                slot,
+                versions: 0,
+                ns: 0,
+            });
+            continue;
+        };
+        let j = after.map_or(0, |c| k.inv.partition_point(|&i| i < c));
+        let end = j + k.inv[j..].partition_point(|&i| i < o.invoke);
+        let versions = (j..end).filter(|&i| k.done[i] < o.invoke).count() as u64;
+        let ns = if versions > 0 {
+            h.ops[o.invoke]
+                .time_ns
+                .saturating_sub(h.ops[k.sufmin[j]].time_ns)
+        } else {
+            0
+        };
+        out.push(Sample { slot, versions, ns });
+    }
+    out
+}
+
+fn quantiles(sorted: &[u64], scale: f64) -> Json {
+    let q = |p: f64| -> f64 {
+        if sorted.is_empty() {
+            return 0.0;
+        }
+        let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+        sorted[i] as f64 / scale
+    };
+    json!({"p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999), "max": q(1.0)})
+}
+
+/// Counts per bucket: `[label, upper bound inclusive]` pairs, the last unbounded.
+fn buckets(values: &[u64], bounds: &[(&str, u64)]) -> Json {
+    let mut counts = vec![0u64; bounds.len()];
+    for &v in values {
+        let i = bounds
+            .iter()
+            .position(|&(_, hi)| v <= hi)
+            .unwrap_or(bounds.len() - 1);
+        counts[i] += 1;
+    }
+    Json::Array(
+        bounds
+            .iter()
+            .zip(counts)
+            .map(|(&(label, _), n)| json!({"bucket": label, "reads": n}))
+            .collect(),
+    )
+}
+
+fn figures(h: &History, ops: &[Operation], samples: &[Sample]) -> serde_json::Map<String, Json> {
+    let mut f = serde_json::Map::new();
+    let mut versions: Vec<u64> = samples.iter().map(|s| s.versions).collect();
+    let mut ns: Vec<u64> = samples.iter().map(|s| s.ns).collect();
+    let stale = samples.iter().filter(|s| s.versions > 0).count();
+    f.insert("reads".into(), samples.len().into());
+    f.insert("stale_reads".into(), stale.into());
+    versions.sort_unstable();
+    ns.sort_unstable();
+    let max_versions = versions.last().copied().unwrap_or(0);
+    f.insert("k_atomic".into(), (max_versions + 1).into());
+    f.insert(
+        "delta_atomic_ms".into(),
+        (ns.last().copied().unwrap_or(0) as f64 / 1e6).into(),
+    );
+    f.insert("versions_behind".into(), quantiles(&versions, 1.0));
+    f.insert("ms_behind".into(), quantiles(&ns, 1e6));
+    f.insert(
+        "versions_behind_histogram".into(),
+        buckets(
+            &versions,
+            &[
+                ("0", 0),
+                ("1", 1),
+                ("2", 2),
+                ("3-4", 4),
+                ("5-8", 8),
+                ("9-16", 16),
+                ("17-64", 64),
+                ("65+", u64::MAX),
+            ],
+        ),
+    );
+    f.insert(
+        "ms_behind_histogram".into(),
+        buckets(
+            &ns,
+            &[
+                ("0", 0),
+                ("<1ms", 999_999),
+                ("1-10ms", 10_000_000),
+                ("10-100ms", 100_000_000),
+                ("100ms-1s", 1_000_000_000),
+                ("1-10s", 10_000_000_000),
+                (">10s", u64::MAX),
+            ],
+        ),
+    );
+    let row = |s: &Sample| {
+        let o = &ops[s.slot];
+        json!({
+            "op": op_index(h, o),
+            "key": o.key,
+            "process": o.process,
+            "time_ns": h.ops[o.invoke].time_ns,
+            "versions_behind": s.versions,
+            "ms_behind": s.ns as f64 / 1e6,
+        })
+    };
+    let mut worst: Vec<&Sample> = samples.iter().filter(|s| s.versions > 0).collect();
+    worst.sort_by_key(|s| (std::cmp::Reverse(s.ns), ops[s.slot].invoke));
+    f.insert(
+        "worst_by_ms".into(),
+        Json::Array(worst.iter().take(5).map(|s| row(s)).collect()),
+    );
+    worst.sort_by_key(|s| (std::cmp::Reverse(s.versions), ops[s.slot].invoke));
+    f.insert(
+        "worst_by_versions".into(),
+        Json::Array(worst.iter().take(5).map(|s| row(s)).collect()),
+    );
+    let rows: Vec<Json> = samples
+        .iter()
+        .filter(|s| s.versions > 0)
+        .take(SERIES_CAP)
+        .map(|s| {
+            json!([
+                h.ops[ops[s.slot].invoke].time_ns,
+                s.versions,
+                s.ns as f64 / 1e6
+            ])
+        })
+        .collect();
+    f.insert(
+        "series".into(),
+        json!({
+            "columns": ["time_ns", "versions_behind", "ms_behind"],
+            "rows": rows,
+            "omitted": stale.saturating_sub(SERIES_CAP),
+        }),
+    );
+    f
+}
