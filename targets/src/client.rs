@@ -70,6 +70,8 @@ pub enum Reply {
         value: Value,
         node: String,
         meta: Option<serde_json::Value>,
+        /// A read's concurrent versions, when the target keeps siblings.
+        siblings: Option<Vec<Value>>,
     },
     /// It certainly did not happen.
     Fail { node: Option<String>, error: String },
@@ -128,6 +130,8 @@ pub struct ReferenceClient {
     nodes: Vec<Node>,
     leader: usize,
     options: ClientOptions,
+    /// Writes go to a node chosen like an `Any` read (multi-leader, leaderless).
+    write_any: bool,
 }
 
 impl ReferenceClient {
@@ -160,7 +164,15 @@ impl ReferenceClient {
             nodes,
             leader,
             options,
+            write_any: false,
         })
+    }
+
+    /// Sends writes to a node chosen at random per request (every node takes writes in
+    /// multi-leader and leaderless clusters; the contacted node coordinates).
+    pub fn with_writes_to_any_node(mut self, yes: bool) -> ReferenceClient {
+        self.write_any = yes;
+        self
     }
 
     /// A new session for one worker; derive `seed` from the run's seed and the worker.
@@ -175,6 +187,7 @@ impl ReferenceClient {
     /// Sends `req` where the routing rules say.
     pub async fn invoke(&self, session: &mut Session, req: Request) -> Reply {
         let node = match (req.is_write(), self.options.routing) {
+            (true, _) if self.write_any => session.rng.random_range(0..self.nodes.len()),
             (true, _) | (false, ReadRouting::Leader) => self.leader,
             (false, ReadRouting::Any) => session.rng.random_range(0..self.nodes.len()),
         };
@@ -276,6 +289,7 @@ impl ReferenceClient {
                 lsn,
                 applied,
                 time_ms,
+                siblings,
                 ..
             }) => {
                 let mut meta = serde_json::Map::new();
@@ -288,7 +302,12 @@ impl ReferenceClient {
                     meta.insert("time_ms".into(), t.into());
                 }
                 let meta = (!meta.is_empty()).then_some(serde_json::Value::Object(meta));
-                Reply::Ok { value, node, meta }
+                Reply::Ok {
+                    value,
+                    node,
+                    meta,
+                    siblings,
+                }
             }
             Ok(KvReply { node, error, .. }) => Reply::Fail {
                 node: Some(node),

@@ -16,7 +16,8 @@
 //! The admin calls (`set_clock`, `set_links`, `dump`) reach a node's admin API.
 
 use super::node::{ClockRequest, Dump, LinksRequest, NodeConfig};
-use super::{Durability, NodeId, Replication};
+use super::replica::ReplicaSettings;
+use super::{Durability, Model, NodeId, Replication};
 use crate::client::{ClientOptions, Endpoint, ReadRouting, ReferenceClient, fetch_status};
 use crate::error::TargetError;
 use crate::reference::leader_follower::Status;
@@ -45,6 +46,10 @@ pub struct ClusterSpec {
     pub log_dir: PathBuf,
     pub replication: Replication,
     pub durability: Durability,
+    /// Replication model of every node.
+    pub model: Model,
+    /// Multi-leader and leaderless settings.
+    pub replica: ReplicaSettings,
     /// Tokio workers per node process.
     pub worker_threads: usize,
     /// How long `start` and `restart` wait for nodes to answer.
@@ -89,6 +94,8 @@ impl ClusterSpec {
             log_dir: log_dir.into(),
             replication: Replication::default(),
             durability: Durability::default(),
+            model: Model::default(),
+            replica: ReplicaSettings::default(),
             worker_threads: 2,
             startup_timeout_ms: 10_000,
             stop_grace_ms: 2_000,
@@ -188,6 +195,8 @@ impl ReferenceCluster {
             let mut cfg = NodeConfig::new(id, peers.clone(), &leader, dir.clone())?;
             cfg.replication = spec.replication;
             cfg.durability = spec.durability;
+            cfg.model = spec.model;
+            cfg.replica = spec.replica;
             cfg.worker_threads = spec.worker_threads.max(1);
             let config_path = dir.join("node.json");
             cfg.write_file(&config_path)?;
@@ -280,6 +289,7 @@ impl ReferenceCluster {
         let timeout_ms = u64::try_from(timeout.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
+        // Multi-leader and leaderless nodes all take writes: spread them like reads.
         ReferenceClient::new(
             &self.endpoints(),
             &self.leader,
@@ -288,6 +298,7 @@ impl ReferenceCluster {
                 timeout_ms,
             },
         )
+        .map(|c| c.with_writes_to_any_node(self.spec.model != Model::LeaderFollower))
     }
 
     /// One line for people: `n1=127.0.0.1:40001 (leader, pid 123), n2=…`.
@@ -588,7 +599,10 @@ impl ReferenceCluster {
                 }
                 let url = format!("http://{}/status", p.addr);
                 match fetch_status(&self.http, &url, Duration::from_millis(500)).await {
-                    Ok(st) if st.leader.as_deref() != Some(self.leader.as_str()) => {
+                    Ok(st)
+                        if self.spec.model == Model::LeaderFollower
+                            && st.leader.as_deref() != Some(self.leader.as_str()) =>
+                    {
                         last_error[i] = format!("it names leader {:?}", st.leader)
                     }
                     Ok(st) if followers_acked && st.followers.iter().any(|f| !f.acked) => {
