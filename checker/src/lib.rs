@@ -1,5 +1,6 @@
-//! Pure analyses of schism histories: the `append` checker (lists per key) and the
-//! `linearizable` checker (read/write/cas registers, per key).
+//! Pure analyses of schism histories: the `append` checker (lists per key), the
+//! `linearizable` checker (read/write/cas registers, per key), and `convergence` (replica
+//! dumps taken after the final heal).
 //!
 //! Everything here is a function of its inputs: no I/O, no threads, no clock reads.
 //! A time budget arrives as an abort flag the caller sets; a search budget is a count of
@@ -9,11 +10,13 @@
 //! history that cannot be checked at all is a `CheckError` naming the offending op.
 
 mod append;
+mod convergence;
 mod explain;
 mod fx;
 mod linearizable;
 mod report;
 
+pub use convergence::{ReplicaState, check_convergence};
 pub use report::{Anomaly, AnomalyKind, CheckResult, Report, Validity};
 
 use schism_history::{F, History, HistoryError, Operation, Value};

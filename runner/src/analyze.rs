@@ -110,7 +110,15 @@ pub fn analyze_file(
         .iter()
         .map(|w| format!("{}: {w}", hpath.display()))
         .collect();
-    analyze(&history, workload, budget, warnings)
+    let mut results = analyze(&history, workload, budget, warnings)?;
+    // Replica state dumps taken after the final heal, when the run left them.
+    if path.is_dir()
+        && let Some(c) = crate::models::convergence_from_dir(path)?
+    {
+        results.validity = results.validity.merge(c.validity);
+        results.results.push(c);
+    }
+    Ok(results)
 }
 
 pub fn analyze(

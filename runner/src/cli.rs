@@ -43,6 +43,52 @@ pub enum Target {
 #[serde(rename_all = "kebab-case")]
 pub enum Model {
     LeaderFollower,
+    /// Every node takes writes and replicates them to its peers (`--topology`, `--conflict`).
+    MultiLeader,
+    /// Dynamo-style quorums, the contacted node coordinates (`--quorum`, `--read-repair`, …).
+    Leaderless,
+}
+
+/// Multi-leader replication topology.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Topology {
+    AllToAll,
+    Ring,
+    Star,
+}
+
+/// Multi-leader conflict resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Conflict {
+    /// Last writer wins, by the writing node's own (skewable) clock.
+    Lww,
+    /// Concurrent writes are kept as siblings that reads return.
+    VersionVector,
+    /// Counters and sets merge; plain writes are LWW.
+    Crdt,
+}
+
+/// Leaderless versioning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Versioning {
+    Lww,
+    VersionVector,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+impl OnOff {
+    pub fn on(self) -> bool {
+        self == OnOff::On
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -59,6 +105,8 @@ pub enum Reads {
 pub enum Replication {
     /// The leader acknowledges before followers hold the entry.
     Async,
+    /// Multi-leader: acknowledge after every reachable downstream peer has the write.
+    Sync,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -84,6 +132,27 @@ pub struct TestArgs {
     pub nodes: u16,
     #[arg(long, value_enum, default_value_t = Replication::Async)]
     pub replication: Replication,
+    /// Multi-leader: who replicates to whom (default all-to-all).
+    #[arg(long, value_enum)]
+    pub topology: Option<Topology>,
+    /// Multi-leader: conflict resolution (default lww).
+    #[arg(long, value_enum)]
+    pub conflict: Option<Conflict>,
+    /// Leaderless: N/W/R — replicas per key, write acks, read answers (default 3/2/2).
+    #[arg(long)]
+    pub quorum: Option<String>,
+    /// Leaderless: repair stale replicas a read found (default on).
+    #[arg(long, value_enum)]
+    pub read_repair: Option<OnOff>,
+    /// Leaderless: sloppy quorum with hinted handoff (default off).
+    #[arg(long, value_enum)]
+    pub sloppy_quorum: Option<OnOff>,
+    /// Leaderless: anti-entropy interval in milliseconds, 0 = off (default 0).
+    #[arg(long)]
+    pub anti_entropy_ms: Option<u64>,
+    /// Leaderless: how versions are compared (default lww).
+    #[arg(long, value_enum)]
+    pub versioning: Option<Versioning>,
     /// Where reads go.
     #[arg(long, value_enum, default_value_t = Reads::Any)]
     pub reads: Reads,

@@ -5,6 +5,7 @@
 
 pub mod analyze;
 pub mod cli;
+pub mod models;
 pub mod recorder;
 pub mod run;
 pub mod store;

@@ -28,7 +28,7 @@
 
 use super::NodeId;
 use super::leader_follower::{FollowerStatus, Role, Status};
-use super::replica::{DumpState, Input, Machine, Output, Reply, ReplicaSettings};
+use super::replica::{DumpState, Input, Machine, Output, ReplicaSettings, Reply};
 use super::versioned::{KeyState, Resolution, apply, fnv};
 use crate::request::Request;
 use schism_history::{Key, Value};
@@ -75,17 +75,31 @@ pub enum LlMsg {
         state: KeyState,
         hint: Option<NodeId>,
     },
-    PutAck { from: NodeId, id: u64 },
-    Get { from: NodeId, id: u64, key: Key },
+    PutAck {
+        from: NodeId,
+        id: u64,
+    },
+    Get {
+        from: NodeId,
+        id: u64,
+        key: Key,
+    },
     GetReply {
         from: NodeId,
         id: u64,
         state: KeyState,
     },
-    Ping { from: NodeId },
-    Pong { from: NodeId },
+    Ping {
+        from: NodeId,
+    },
+    Pong {
+        from: NodeId,
+    },
     /// Anti-entropy: one hash per bucket of the keys both nodes replicate.
-    Digest { from: NodeId, buckets: Vec<u64> },
+    Digest {
+        from: NodeId,
+        buckets: Vec<u64>,
+    },
     /// Anti-entropy: the sender's keys in `buckets`; `answer`: send yours back.
     Sync {
         from: NodeId,
@@ -99,7 +113,10 @@ pub enum LlMsg {
         seq: u64,
         items: Vec<(Key, KeyState)>,
     },
-    HandoffAck { from: NodeId, seq: u64 },
+    HandoffAck {
+        from: NodeId,
+        seq: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -303,7 +320,14 @@ impl Leaderless {
         };
         if blind {
             let mut c = self.counter;
-            match apply(&KeyState::default(), &op, &self.cfg.id, now_ns, &mut c, self.res()) {
+            match apply(
+                &KeyState::default(),
+                &op,
+                &self.cfg.id,
+                now_ns,
+                &mut c,
+                self.res(),
+            ) {
                 Ok(v) => {
                     self.counter = c;
                     p.phase = Phase::Write(BTreeSet::new());
@@ -368,10 +392,11 @@ impl Leaderless {
                 });
             }
         }
-        if local && let Some(Pending {
-            phase: Phase::Write(acks),
-            ..
-        }) = self.pending.get_mut(&id)
+        if local
+            && let Some(Pending {
+                phase: Phase::Write(acks),
+                ..
+            }) = self.pending.get_mut(&id)
         {
             acks.insert(self.cfg.id.clone());
         }
@@ -403,7 +428,8 @@ impl Leaderless {
                     } else {
                         BTreeSet::new()
                     };
-                    let hints: BTreeMap<NodeId, Option<NodeId>> = p.targets.iter().cloned().collect();
+                    let hints: BTreeMap<NodeId, Option<NodeId>> =
+                        p.targets.iter().cloned().collect();
                     let mut waiting = BTreeSet::new();
                     for n in stale {
                         let hint = hints.get(&n).cloned().flatten();
@@ -531,7 +557,11 @@ impl Leaderless {
                 let state = self.local_view(key);
                 out.push(Output::Send {
                     to: from,
-                    msg: LlMsg::GetReply { from: me, id, state },
+                    msg: LlMsg::GetReply {
+                        from: me,
+                        id,
+                        state,
+                    },
                 });
             }
             LlMsg::GetReply { from, id, state } => {
@@ -636,7 +666,11 @@ impl Leaderless {
             };
             let reply = match &p.phase {
                 Phase::Read(r) => Reply::Fail {
-                    error: format!("read quorum not reached: {} of R={} replicas answered", r.len(), q.r),
+                    error: format!(
+                        "read quorum not reached: {} of R={} replicas answered",
+                        r.len(),
+                        q.r
+                    ),
                 },
                 Phase::Repair(..) => Reply::Fail {
                     error: "read repair not acknowledged in time".into(),
@@ -650,8 +684,7 @@ impl Leaderless {
         // Probe peers.
         let me = self.cfg.id.clone();
         for (id, p) in &mut self.peers {
-            if p
-                .last_ping_ns
+            if p.last_ping_ns
                 .is_none_or(|t| now_ns.saturating_sub(t) >= self.cfg.heartbeat_ns)
             {
                 p.last_ping_ns = Some(now_ns);
@@ -828,7 +861,9 @@ mod tests {
         for p in ["n2", "n3", "n4", "n5"] {
             l.heard(p, 0);
         }
-        let key = (0..100).find(|k| !l.owners(*k).contains(&"n1".to_owned())).unwrap();
+        let key = (0..100)
+            .find(|k| !l.owners(*k).contains(&"n1".to_owned()))
+            .unwrap();
         assert!(l.targets(key, 1).iter().all(|(_, h)| h.is_none()));
         // The first owner goes silent: a stand-in holds its data as a hint.
         let gone = l.owners(key)[0].clone();

@@ -24,9 +24,7 @@
 
 use super::NodeId;
 use super::leader_follower::{FollowerStatus, Role, Status};
-use super::replica::{
-    DumpState, Input, Machine, MlReplication, Output, Reply, ReplicaSettings,
-};
+use super::replica::{DumpState, Input, Machine, MlReplication, Output, ReplicaSettings, Reply};
 use super::versioned::{KeyState, Resolution, apply};
 use crate::request::Request;
 use schism_history::{Key, Value};
@@ -72,7 +70,10 @@ pub enum MlMsg {
         seq: u64,
         items: Vec<(Key, KeyState)>,
     },
-    Ack { from: NodeId, seq: u64 },
+    Ack {
+        from: NodeId,
+        seq: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -171,7 +172,9 @@ impl MultiLeader {
     }
 
     pub fn read(&self, key: Key) -> (Value, Option<Vec<Value>>) {
-        self.store.get(&key).map_or((Value::Null, None), KeyState::read)
+        self.store
+            .get(&key)
+            .map_or((Value::Null, None), KeyState::read)
     }
 
     fn status_snapshot(&self) -> Status {
@@ -503,7 +506,13 @@ mod tests {
         let op = Request::Append { key: 1, value: 5 };
         n.handle(10, Input::Client { req: 1, op }, &mut out);
         assert!(matches!(&out[0], Output::Persist(v) if v.len() == 1));
-        assert!(matches!(&out[1], Output::Reply { req: 1, reply: Reply::Ok { .. } }));
+        assert!(matches!(
+            &out[1],
+            Output::Reply {
+                req: 1,
+                reply: Reply::Ok { .. }
+            }
+        ));
         assert!(
             matches!(&out[2], Output::Send { to, msg: MlMsg::Push { items, .. } } if to == "n2" && items.len() == 1)
         );
@@ -518,30 +527,83 @@ mod tests {
         let mut n = node("n1", s);
         let mut out = Vec::new();
         // n2 never heard from: unreachable, so the write is acknowledged at once.
-        n.handle(0, Input::Client { req: 1, op: Request::Write { key: 1, value: 1 } }, &mut out);
-        assert!(out.iter().any(|o| matches!(o, Output::Reply { req: 1, .. })));
+        n.handle(
+            0,
+            Input::Client {
+                req: 1,
+                op: Request::Write { key: 1, value: 1 },
+            },
+            &mut out,
+        );
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Reply { req: 1, .. }))
+        );
         out.clear();
-        n.handle(1, Input::Peer(MlMsg::Ack { from: "n2".into(), seq: 1 }), &mut out);
+        n.handle(
+            1,
+            Input::Peer(MlMsg::Ack {
+                from: "n2".into(),
+                seq: 1,
+            }),
+            &mut out,
+        );
         out.clear();
-        n.handle(2, Input::Client { req: 2, op: Request::Write { key: 1, value: 2 } }, &mut out);
-        assert!(!out.iter().any(|o| matches!(o, Output::Reply { .. })), "{out:?}");
+        n.handle(
+            2,
+            Input::Client {
+                req: 2,
+                op: Request::Write { key: 1, value: 2 },
+            },
+            &mut out,
+        );
+        assert!(
+            !out.iter().any(|o| matches!(o, Output::Reply { .. })),
+            "{out:?}"
+        );
         let seq = out
             .iter()
             .find_map(|o| match o {
-                Output::Send { msg: MlMsg::Push { seq, .. }, .. } => Some(*seq),
+                Output::Send {
+                    msg: MlMsg::Push { seq, .. },
+                    ..
+                } => Some(*seq),
                 _ => None,
             })
             .unwrap();
         out.clear();
-        n.handle(3, Input::Peer(MlMsg::Ack { from: "n2".into(), seq }), &mut out);
-        assert!(out.iter().any(|o| matches!(o, Output::Reply { req: 2, reply: Reply::Ok { .. } })));
+        n.handle(
+            3,
+            Input::Peer(MlMsg::Ack {
+                from: "n2".into(),
+                seq,
+            }),
+            &mut out,
+        );
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Reply {
+                req: 2,
+                reply: Reply::Ok { .. }
+            }
+        )));
         // A peer that goes silent stops being waited for.
         out.clear();
-        n.handle(4, Input::Client { req: 3, op: Request::Write { key: 1, value: 3 } }, &mut out);
+        n.handle(
+            4,
+            Input::Client {
+                req: 3,
+                op: Request::Write { key: 1, value: 3 },
+            },
+            &mut out,
+        );
         assert!(!out.iter().any(|o| matches!(o, Output::Reply { .. })));
         out.clear();
         n.handle(1_000_000_000, Input::Tick, &mut out);
-        assert!(out.iter().any(|o| matches!(o, Output::Reply { req: 3, .. })));
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Reply { req: 3, .. }))
+        );
     }
 
     #[test]
@@ -554,13 +616,31 @@ mod tests {
         let mut n2 = MultiLeader::new(MlConfig::new("n2", &ids, s), Vec::new());
         let mut st = KeyState::default();
         let mut c = 0;
-        let v = apply(&st, &Request::Write { key: 1, value: 7 }, "n1", 5, &mut c, Resolution::Lww)
-            .unwrap();
+        let v = apply(
+            &st,
+            &Request::Write { key: 1, value: 7 },
+            "n1",
+            5,
+            &mut c,
+            Resolution::Lww,
+        )
+        .unwrap();
         st.merge(&KeyState(vec![v]), Resolution::Lww);
         let mut out = Vec::new();
-        n2.handle(0, Input::Peer(MlMsg::Push { from: "n1".into(), seq: 1, items: vec![(1, st)] }), &mut out);
+        n2.handle(
+            0,
+            Input::Peer(MlMsg::Push {
+                from: "n1".into(),
+                seq: 1,
+                items: vec![(1, st)],
+            }),
+            &mut out,
+        );
         assert!(out.iter().any(|o| matches!(o, Output::Send { to, msg: MlMsg::Push { items, .. } } if to == "n3" && items.len() == 1)));
-        assert!(out.iter().any(|o| matches!(o, Output::Send { to, msg: MlMsg::Ack { .. } } if to == "n1")));
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Send { to, msg: MlMsg::Ack { .. } } if to == "n1"))
+        );
         assert_eq!(n2.local_read(1), Value::Int(7));
     }
 }

@@ -246,7 +246,10 @@ pub enum Reply {
 /// What a machine is fed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input<M> {
-    Client { req: u64, op: Request },
+    Client {
+        req: u64,
+        op: Request,
+    },
     Peer(M),
     /// Time passed: resend, probe, hand off, compare digests, time out.
     Tick,
@@ -257,8 +260,14 @@ pub enum Input<M> {
 pub enum Output<M> {
     /// Write these keys' whole states to disk (later records of a key replace earlier ones).
     Persist(Vec<(Key, KeyState)>),
-    Reply { req: u64, reply: Reply },
-    Send { to: NodeId, msg: M },
+    Reply {
+        req: u64,
+        reply: Reply,
+    },
+    Send {
+        to: NodeId,
+        msg: M,
+    },
 }
 
 /// A node's whole replicated state, for `/admin/dump` and convergence checks.

@@ -14,10 +14,11 @@
 //! state, later lines replacing earlier ones; `open` keeps every whole line up to the
 //! first torn or unreadable one and truncates the rest.
 
-use super::NodeId;
+use super::Durability;
 use super::Model;
-use super::leaderless::{Leaderless, LlConfig};
+use super::NodeId;
 use super::leader_follower::Status;
+use super::leaderless::{Leaderless, LlConfig};
 use super::multi_leader::{MlConfig, MultiLeader};
 use super::node::{
     ClockRequest, Dump, KvReply, Links, LinksRequest, Logger, NodeClock, NodeConfig,
@@ -25,7 +26,6 @@ use super::node::{
 };
 use super::replica::{DumpState, Input, Machine, Output, Reply};
 use super::versioned::KeyState;
-use super::Durability;
 use crate::error::TargetError;
 use crate::request::Request;
 use axum::Router;
@@ -164,7 +164,8 @@ pub(super) async fn serve(config: NodeConfig) -> Result<(), TargetError> {
     let nodes: Vec<NodeId> = config.peers.keys().cloned().collect();
     let s = config.replica;
     if config.model == Model::Leaderless {
-        s.check_leaderless(nodes.len()).map_err(TargetError::Invalid)?;
+        s.check_leaderless(nodes.len())
+            .map_err(TargetError::Invalid)?;
     }
     logger.line(format_args!(
         "starting: pid {}, {} on {}, settings {}, durability {}, data {}",
@@ -179,7 +180,10 @@ pub(super) async fn serve(config: NodeConfig) -> Result<(), TargetError> {
     if cut > 0 {
         logger.line(format_args!("state log: cut {cut} bytes of a torn tail"));
     }
-    logger.line(format_args!("state log: recovered {} keys", recovered.len()));
+    logger.line(format_args!(
+        "state log: recovered {} keys",
+        recovered.len()
+    ));
     let ms = 1_000_000;
     match config.model {
         Model::MultiLeader => {
@@ -453,7 +457,11 @@ async fn kv<M: Machine>(State(s): State<Shared<M>>, body: Bytes) -> Response {
     let op: Request = match serde_json::from_slice(&body) {
         Ok(op) => op,
         Err(e) => {
-            return error_response(StatusCode::BAD_REQUEST, &s.node, format!("bad request: {e}"));
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &s.node,
+                format!("bad request: {e}"),
+            );
         }
     };
     let (tx, rx) = oneshot::channel();
@@ -619,7 +627,10 @@ async fn admin_dump<M: Machine>(State(s): State<Shared<M>>) -> Response {
         owners: d.owners,
         extra: d.extra,
     };
-    json_response(StatusCode::OK, serde_json::to_vec(&dump).unwrap_or_default())
+    json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&dump).unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]

@@ -94,7 +94,10 @@ impl<M: Machine> std::fmt::Debug for Net<M> {
 
 impl<M: Machine> Net<M> {
     /// `build(i, disk)` makes node i's machine from what its disk holds.
-    pub fn new(cfg: NetConfig, build: impl Fn(usize, Vec<(Key, KeyState)>) -> M + 'static) -> Net<M> {
+    pub fn new(
+        cfg: NetConfig,
+        build: impl Fn(usize, Vec<(Key, KeyState)>) -> M + 'static,
+    ) -> Net<M> {
         let ids = (1..=cfg.nodes).map(|i| format!("n{i}")).collect();
         let nodes = (0..cfg.nodes)
             .map(|i| Node {
@@ -230,7 +233,9 @@ impl<M: Machine> Net<M> {
             let event = format!("{} {node} {from:?} {input:?}", self.now_ns);
             self.mix(event.as_bytes());
         }
-        let now = self.now_ns.saturating_add_signed(self.nodes[node].offset_ns);
+        let now = self
+            .now_ns
+            .saturating_add_signed(self.nodes[node].offset_ns);
         let Some(machine) = self.nodes[node].machine.as_mut() else {
             return;
         };
@@ -269,8 +274,10 @@ impl<M: Machine> Net<M> {
         for _ in 0..copies {
             let delay = self.rng.random_range(0..=self.cfg.max_delay_ns);
             self.enqueued += 1;
-            self.queue
-                .insert((self.now_ns + delay, self.enqueued), (from, to, msg.clone()));
+            self.queue.insert(
+                (self.now_ns + delay, self.enqueued),
+                (from, to, msg.clone()),
+            );
         }
     }
 

@@ -84,7 +84,8 @@ impl Datum {
             Datum::List(l) => Value::List(l.clone()),
             Datum::Counter(c) => Value::Int(c.values().fold(0i64, |s, (_, x)| s.wrapping_add(*x))),
             Datum::Set(s) => {
-                let mut items: Vec<(&(u64, NodeId), &i64)> = s.iter().map(|(v, a)| (a, v)).collect();
+                let mut items: Vec<(&(u64, NodeId), &i64)> =
+                    s.iter().map(|(v, a)| (a, v)).collect();
                 items.sort();
                 Value::List(items.into_iter().map(|(_, v)| *v).collect())
             }
@@ -188,8 +189,7 @@ impl KeyState {
     /// What a read returns: the resolved value, and the siblings when there are several.
     pub fn read(&self) -> (Value, Option<Vec<Value>>) {
         let value = self.resolved().map_or(Value::Null, |d| d.value());
-        let siblings =
-            (self.0.len() > 1).then(|| self.0.iter().map(|v| v.datum.value()).collect());
+        let siblings = (self.0.len() > 1).then(|| self.0.iter().map(|v| v.datum.value()).collect());
         (value, siblings)
     }
 
@@ -275,7 +275,9 @@ pub fn apply(
         (Request::Write { value, .. }, _) => Datum::Int(value),
         (Request::Cas { key, expected, new }, b) => match b.as_ref().map(Datum::value) {
             Some(Value::Int(v)) if v == expected => Datum::Int(new),
-            Some(Value::Int(v)) => return Err(format!("cas failed: key {key} is {v}, not {expected}")),
+            Some(Value::Int(v)) => {
+                return Err(format!("cas failed: key {key} is {v}, not {expected}"));
+            }
             None => return Err(format!("cas failed: key {key} is nil, not {expected}")),
             Some(_) => return Err(format!("cas failed: key {key} holds a list")),
         },
@@ -343,7 +345,13 @@ mod tests {
     #[test]
     fn lww_keeps_the_newest_stamp_even_over_a_later_write() {
         let r = Resolution::Lww;
-        let a = write(&KeyState::default(), Request::Append { key: 1, value: 1 }, "n1", 100, r);
+        let a = write(
+            &KeyState::default(),
+            Request::Append { key: 1, value: 1 },
+            "n1",
+            100,
+            r,
+        );
         // n2's clock is behind: its append, made after seeing [1], is stamped 50.
         let b = write(&a, Request::Append { key: 1, value: 2 }, "n2", 50, r);
         assert_eq!(b.read().0, Value::List(vec![1]), "the older stamp loses");
@@ -352,7 +360,13 @@ mod tests {
     #[test]
     fn version_vectors_keep_concurrent_siblings_and_a_later_write_resolves_them() {
         let r = Resolution::VersionVector;
-        let base = write(&KeyState::default(), Request::Append { key: 1, value: 1 }, "n1", 1, r);
+        let base = write(
+            &KeyState::default(),
+            Request::Append { key: 1, value: 1 },
+            "n1",
+            1,
+            r,
+        );
         let x = write(&base, Request::Append { key: 1, value: 2 }, "n1", 2, r);
         let y = write(&base, Request::Append { key: 1, value: 3 }, "n2", 2, r);
         let mut m = x.clone();
@@ -367,7 +381,10 @@ mod tests {
         let z = write(&m, Request::Append { key: 1, value: 4 }, "n3", 3, r);
         assert_eq!(z.0.len(), 1);
         assert_eq!(z.read().0, Value::List(vec![1, 2, 3, 4]));
-        assert!(!z.clone().merge(&m, r), "the resolved version dominates both siblings");
+        assert!(
+            !z.clone().merge(&m, r),
+            "the resolved version dominates both siblings"
+        );
     }
 
     #[test]
@@ -383,17 +400,35 @@ mod tests {
         let s2 = write(&e, Request::Append { key: 2, value: 2 }, "n2", 5, r);
         let mut s = s1.clone();
         s.merge(&s2, r);
-        assert_eq!(s.read().0, Value::List(vec![2, 1]), "ordered by the adders' clocks");
+        assert_eq!(
+            s.read().0,
+            Value::List(vec![2, 1]),
+            "ordered by the adders' clocks"
+        );
         assert!(!s.clone().merge(&s1, r), "idempotent");
     }
 
     #[test]
     fn cas_and_type_errors_are_definite() {
         let r = Resolution::Lww;
-        let a = write(&KeyState::default(), Request::Write { key: 1, value: 3 }, "n1", 1, r);
+        let a = write(
+            &KeyState::default(),
+            Request::Write { key: 1, value: 3 },
+            "n1",
+            1,
+            r,
+        );
         let mut c = 0;
-        let op = Request::Cas { key: 1, expected: 4, new: 5 };
-        assert!(apply(&a, &op, "n1", 2, &mut c, r).unwrap_err().contains("is 3, not 4"));
+        let op = Request::Cas {
+            key: 1,
+            expected: 4,
+            new: 5,
+        };
+        assert!(
+            apply(&a, &op, "n1", 2, &mut c, r)
+                .unwrap_err()
+                .contains("is 3, not 4")
+        );
         let op = Request::Append { key: 1, value: 9 };
         assert!(apply(&a, &op, "n1", 2, &mut c, r).is_err());
     }
