@@ -236,7 +236,7 @@ impl Leaderless {
             return owners.into_iter().map(|o| (o, None)).collect();
         }
         let n = self.cfg.settings.quorum.n;
-        let mut chosen: Vec<NodeId> = self
+        let chosen: Vec<NodeId> = self
             .walk(key)
             .into_iter()
             .filter(|x| self.alive(x, now_ns))
@@ -253,15 +253,12 @@ impl Leaderless {
                 }
             })
             .collect();
-        // Fewer than N reachable: the remaining owners are tried anyway.
-        for o in owners {
+        // Fewer than N reachable: the owners nobody stands in for are tried anyway.
+        for o in missing {
             if out.len() >= n {
                 break;
             }
-            if !chosen.contains(&o) {
-                chosen.push(o.clone());
-                out.push((o, None));
-            }
+            out.push((o, None));
         }
         out
     }
