@@ -7,6 +7,7 @@
 mod cleanup;
 mod errors;
 mod faults;
+mod models;
 mod nemesis_runs;
 mod verdicts;
 
