@@ -14,6 +14,9 @@ use schism_history::Value;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// A key's state on one node: the value a read returns and the siblings.
+type Held = (Value, Vec<Value>);
+
 /// What one node holds, as its dump says.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReplicaState {
@@ -50,7 +53,7 @@ pub fn check_convergence(
             all.iter().copied().filter(|n| owners.contains(n)).collect()
         };
         // Distinct (value, siblings) → nodes holding it.
-        let mut groups: Vec<((Value, Vec<Value>), Vec<&String>)> = Vec::new();
+        let mut groups: Vec<(Held, Vec<&String>)> = Vec::new();
         for n in holders {
             let r = &replicas[n];
             let v = r.state.get(key).cloned().unwrap_or(Value::Null);

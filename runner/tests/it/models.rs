@@ -10,6 +10,7 @@
 //! - leaderless with read repair and anti-entropy off, a node killed ⇒ replicas still
 //!   diverge after the heal; with anti-entropy on they converge;
 //! - leaderless 3/2/2, register, no faults ⇒ valid.
+//!
 //! Each run is 10–12 s of workload with a fixed seed.
 
 use crate::*;

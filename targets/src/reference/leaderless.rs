@@ -20,6 +20,7 @@
 //! - anti-entropy (interval > 0): each interval a node sends a peer a digest of the keys
 //!   both replicate (16 buckets, each a hash over its keys' states); mismatching buckets
 //!   are exchanged both ways and merged.
+//!
 //! Guarantees: every replica persists a merged state before acknowledging it; merges are
 //! joins (see `versioned`), so replicas that exchanged the same versions are equal; with
 //! read repair and anti-entropy both off nothing repairs a replica that missed a write.
@@ -36,6 +37,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 const BUCKETS: u64 = 16;
+
+/// Key states in a message.
+type Items = Vec<(Key, KeyState)>;
 
 /// Static settings of one leaderless node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +145,7 @@ struct PeerInfo {
     last_heard_ns: Option<u64>,
     last_ping_ns: Option<u64>,
     /// Handoff in flight: (seq, sent at, what was sent).
-    handoff: Option<(u64, u64, Vec<(Key, KeyState)>)>,
+    handoff: Option<(u64, u64, Items)>,
 }
 
 /// One node of a leaderless cluster.

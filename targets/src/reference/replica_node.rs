@@ -44,6 +44,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
+/// An opened log, the last state of every key it held, and the bytes of torn tail cut.
+pub type Opened = (StateLog, Vec<(Key, KeyState)>, u64);
+
 /// The append-only log of key states.
 #[derive(Debug)]
 pub struct StateLog {
@@ -56,10 +59,7 @@ pub struct StateLog {
 impl StateLog {
     /// Opens (creating) `<dir>/state.jsonl`; returns the last state of every key, and how
     /// many bytes of a torn tail were cut.
-    pub fn open(
-        dir: &Path,
-        durability: Durability,
-    ) -> Result<(StateLog, Vec<(Key, KeyState)>, u64), TargetError> {
+    pub fn open(dir: &Path, durability: Durability) -> Result<Opened, TargetError> {
         std::fs::create_dir_all(dir).map_err(|source| TargetError::DataDir {
             path: dir.to_owned(),
             source,
