@@ -1,7 +1,8 @@
-//! Pure analyses of schism histories: the `append` checker (lists per key) and the
+//! Pure analyses of schism histories: the `append` checker (lists per key), the
 //! `linearizable` checker (read/write/cas registers per key, by zones or exact search;
-//! Knossos's multi-register and mutex models over the whole history). `validate` runs
-//! first and names the first op that breaks the analysis' assumptions.
+//! Knossos's multi-register and mutex models over the whole history), and `convergence`
+//! (replica dumps taken after the final heal). `validate` runs first and names the first
+//! op that breaks the analysis' assumptions.
 //!
 //! Everything here is a function of its inputs: no I/O, no threads, no clock reads.
 //! A time budget arrives as an abort flag the caller sets; a search budget is a count of
@@ -11,12 +12,14 @@
 //! history that cannot be checked at all is a `CheckError` naming the offending op.
 
 mod append;
+mod convergence;
 mod explain;
 mod fx;
 mod linearizable;
 mod report;
 mod validate;
 
+pub use convergence::{ReplicaState, check_convergence};
 pub use report::{Anomaly, AnomalyKind, CheckResult, Report, Validity};
 
 use schism_history::{F, History, HistoryError, Operation, Value};

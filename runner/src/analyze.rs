@@ -167,14 +167,22 @@ pub fn analyze_file_with(
         .iter()
         .map(|w| format!("{}: {w}", hpath.display()))
         .collect();
-    analyze_opts(&history, budget, warnings, |o| {
+    let mut results = analyze_opts(&history, budget, warnings, |o| {
         o.workload = workload;
         o.model = choice.model;
         if let Some(init) = choice.initial {
             o.register.initial = init;
         }
         o.algorithm = choice.algorithm;
-    })
+    })?;
+    // Replica state dumps taken after the final heal, when the run left them.
+    if path.is_dir()
+        && let Some(c) = crate::models::convergence_from_dir(path)?
+    {
+        results.validity = results.validity.merge(c.validity);
+        results.results.push(c);
+    }
+    Ok(results)
 }
 
 pub fn analyze(
