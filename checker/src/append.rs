@@ -453,6 +453,7 @@ fn check_key<'a>(
                 .find(|(r, _)| is_final_read(h, r));
             if let Some(&(r, vals)) = final_read {
                 sink.push_with(AnomalyKind::LostWrite, || Anomaly {
+                    cycle: Vec::new(),
                     kind: AnomalyKind::LostWrite,
                     key: Some(key),
                     ops: vec![op_index(h, a), op_index(h, r)],
@@ -474,6 +475,7 @@ fn check_key<'a>(
             let (r, vals) = k.reads[first_after];
             if stale_reported.insert(r.invoke) {
                 sink.push_with(AnomalyKind::StaleRead, || Anomaly {
+                    cycle: Vec::new(),
                     kind: AnomalyKind::StaleRead,
                     key: Some(key),
                     ops: vec![op_index(h, r), op_index(h, a)],

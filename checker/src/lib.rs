@@ -26,7 +26,7 @@ mod staleness;
 pub mod stats;
 mod validate;
 
-pub use convergence::{NodeStates, check_convergence};
+pub use convergence::{ReplicaState, check_convergence};
 pub use report::{Anomaly, AnomalyKind, CheckResult, CycleStep, EdgeKind, Report, Validity};
 
 use schism_history::{F, History, HistoryError, Operation, Value};

@@ -162,6 +162,7 @@ pub fn history(client_ops: usize, seed: u64) -> (History, ResultsData) {
     let mut anomalies: Vec<Anomaly> = stale_witness
         .iter()
         .map(|&ix| Anomaly {
+            cycle: Vec::new(),
             kind: AnomalyKind::StaleRead,
             key: ops[ix as usize].key,
             ops: vec![ix],
@@ -169,6 +170,7 @@ pub fn history(client_ops: usize, seed: u64) -> (History, ResultsData) {
         })
         .collect();
     anomalies.push(Anomaly {
+        cycle: Vec::new(),
         kind: AnomalyKind::PhantomRead,
         key: Some(0),
         ops: vec![ops.len() as u64 - 1],

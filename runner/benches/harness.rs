@@ -21,6 +21,7 @@ fn spec() -> WorkloadSpec {
         rate_hz: 0.0,
         time_limit_ns: u64::MAX,
         final_reads: false,
+        final_read_delay_ns: 0,
         seed: 1,
     }
 }

@@ -50,6 +50,43 @@ pub enum Target {
 #[serde(rename_all = "kebab-case")]
 pub enum Model {
     LeaderFollower,
+    /// Every node takes writes and replicates them to its peers (`--topology`, `--conflict`).
+    MultiLeader,
+    /// Dynamo-style quorums, the contacted node coordinates (`--quorum`, `--read-repair`, …).
+    Leaderless,
+}
+
+/// Multi-leader conflict resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Conflict {
+    /// Last writer wins, by the writing node's own (skewable) clock.
+    Lww,
+    /// Concurrent writes are kept as siblings that reads return.
+    VersionVector,
+    /// Counters and sets merge; plain writes are LWW.
+    Crdt,
+}
+
+/// Leaderless versioning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Versioning {
+    Lww,
+    VersionVector,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+impl OnOff {
+    pub fn on(self) -> bool {
+        self == OnOff::On
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -102,10 +139,14 @@ pub enum Durability {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Topology {
-    /// The leader sends to every follower.
+    /// The leader (leader-follower) or a hub (multi-leader) sends to every other node.
     Star,
-    /// n1 → n2 → n3 …, each node forwarding to the next.
+    /// Leader-follower: n1 → n2 → n3 …, each node forwarding to the next.
     Chain,
+    /// Multi-leader: every node sends to every other (the multi-leader default).
+    AllToAll,
+    /// Multi-leader: each node sends to the next in a ring.
+    Ring,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -133,6 +174,24 @@ pub struct TestArgs {
     #[arg(long, default_value = "async", value_parser = parse_replication)]
     #[serde(serialize_with = "ser_display")]
     pub replication: schism_targets::Replication,
+    /// Multi-leader: conflict resolution (default lww).
+    #[arg(long, value_enum)]
+    pub conflict: Option<Conflict>,
+    /// Leaderless: N/W/R — replicas per key, write acks, read answers (default 3/2/2).
+    #[arg(long)]
+    pub quorum: Option<String>,
+    /// Leaderless: repair stale replicas a read found (default on).
+    #[arg(long, value_enum)]
+    pub read_repair: Option<OnOff>,
+    /// Leaderless: sloppy quorum with hinted handoff (default off).
+    #[arg(long, value_enum)]
+    pub sloppy_quorum: Option<OnOff>,
+    /// Leaderless: anti-entropy interval in milliseconds, 0 = off (default 0).
+    #[arg(long)]
+    pub anti_entropy_ms: Option<u64>,
+    /// Leaderless: how versions are compared (default lww).
+    #[arg(long, value_enum)]
+    pub versioning: Option<Versioning>,
     /// Where reads go.
     #[arg(long, value_enum, default_value_t = Reads::Any)]
     pub reads: Reads,
@@ -149,9 +208,10 @@ pub struct TestArgs {
     /// How the log reaches the disk before an ack.
     #[arg(long, value_enum, default_value_t = Durability::Fsync)]
     pub durability: Durability,
-    /// Who replicates to whom.
-    #[arg(long, value_enum, default_value_t = Topology::Star)]
-    pub topology: Topology,
+    /// Who replicates to whom: star | chain (leader-follower, default star);
+    /// all-to-all | ring | star (multi-leader, default all-to-all).
+    #[arg(long, value_enum)]
+    pub topology: Option<Topology>,
     #[arg(long, value_enum, default_value_t = Workload::Append)]
     pub workload: Workload,
     /// Keys active at once (a key is retired after --max-writes-per-key writes).

@@ -39,6 +39,7 @@ use tokio::task::JoinSet;
 
 use crate::analyze::{self, Budget};
 use crate::cli::{self, HarnessFault, Reads, TestArgs, Workload};
+use crate::models;
 use crate::recorder::Recorder;
 use crate::store;
 
@@ -110,6 +111,7 @@ pub async fn run_test_outcome(args: TestArgs) -> Result<RunOutcome> {
     args.replication
         .validate(args.nodes as usize)
         .map_err(anyhow::Error::msg)?;
+    let (model, replica) = models::settings(&args)?;
     let exe =
         std::env::current_exe().context("cannot find the schism executable to spawn nodes from")?;
 
@@ -156,6 +158,8 @@ pub async fn run_test_outcome(args: TestArgs) -> Result<RunOutcome> {
             "test": &args,
             "seed": seed,
             "workload": &wspec,
+            "model": model,
+            "replica": (model != schism_targets::Model::LeaderFollower).then_some(replica),
             "started_at": started_at.to_rfc3339(),
             "schism_version": env!("CARGO_PKG_VERSION"),
             "run_dir": run_dir,
@@ -204,9 +208,11 @@ pub async fn run_test_outcome(args: TestArgs) -> Result<RunOutcome> {
         fencing: args.fencing.on(),
         read_lease: args.read_lease.on(),
         topology: match args.topology {
-            cli::Topology::Star => Topology::Star,
-            cli::Topology::Chain => Topology::Chain,
+            Some(cli::Topology::Chain) => Topology::Chain,
+            _ => Topology::Star,
         },
+        model,
+        replica,
         ..ClusterSpec::default()
     })
     .await?;
@@ -232,6 +238,12 @@ pub async fn run_test_outcome(args: TestArgs) -> Result<RunOutcome> {
         // its end, so make the empty state hold once more (idempotent).
         if let Err(e) = Nemesis::new().heal(&mut mech).await {
             eprintln!("schism: warning: healing after the error: {e}");
+        }
+    }
+    if drive.is_ok() {
+        // After the final heal and quiet period: every replica's state, for convergence.
+        if let Err(e) = models::collect_dumps(&cluster, &run_dir).await {
+            eprintln!("schism: warning: state dumps: {e:#}");
         }
     }
     // Stop the cluster before anything else can fail: no node outlives the run.
@@ -540,10 +552,16 @@ async fn worker(mut ctx: WorkerCtx, mut session: schism_targets::Session) -> Res
         let reply = ctx.client.invoke(&mut session, request).await;
         let mut done = done_template;
         match reply {
-            Reply::Ok { value, node, meta } => {
+            Reply::Ok {
+                value,
+                node,
+                meta,
+                siblings,
+            } => {
                 done.kind = OpType::Ok;
                 if is_read {
                     done.value = value;
+                    done.siblings = siblings;
                 }
                 done.node = Some(node);
                 done.meta = meta;

@@ -87,6 +87,8 @@ pub enum Reply {
         value: Value,
         node: String,
         meta: Option<serde_json::Value>,
+        /// A read's concurrent versions, when the target keeps siblings.
+        siblings: Option<Vec<Value>>,
     },
     /// It certainly did not happen.
     Fail { node: Option<String>, error: String },
@@ -180,6 +182,8 @@ pub struct ReferenceClient {
     nodes: Vec<Node>,
     leader: usize,
     options: ClientOptions,
+    /// Writes go to a node chosen like an `Any` read (multi-leader, leaderless).
+    write_any: bool,
 }
 
 impl ReferenceClient {
@@ -212,7 +216,15 @@ impl ReferenceClient {
             nodes,
             leader,
             options,
+            write_any: false,
         })
+    }
+
+    /// Sends writes to a node chosen at random per request (every node takes writes in
+    /// multi-leader and leaderless clusters; the contacted node coordinates).
+    pub fn with_writes_to_any_node(mut self, yes: bool) -> ReferenceClient {
+        self.write_any = yes;
+        self
     }
 
     /// A new session for one worker; derive `seed` from the run's seed and the worker.
@@ -237,7 +249,13 @@ impl ReferenceClient {
         let n = self.nodes.len();
         let none = Conditions::default();
         if req.is_write() {
-            let (reply, hint) = self.send(leader, req, none).await;
+            // Multi-leader and leaderless nodes all take writes; leader-follower only the leader.
+            let target = if self.write_any {
+                session.rng.random_range(0..n)
+            } else {
+                leader
+            };
+            let (reply, hint) = self.send(target, req, none).await;
             if let Reply::Ok { meta, .. } = &reply {
                 session.last_write_lsn = session.last_write_lsn.max(meta_u64(meta, "lsn"));
             } else {
@@ -458,6 +476,7 @@ impl ReferenceClient {
                 lsn,
                 applied,
                 time_ms,
+                siblings,
                 ..
             }) => {
                 let mut meta = serde_json::Map::new();
@@ -470,7 +489,15 @@ impl ReferenceClient {
                     meta.insert("time_ms".into(), t.into());
                 }
                 let meta = (!meta.is_empty()).then_some(serde_json::Value::Object(meta));
-                (Reply::Ok { value, node, meta }, None)
+                (
+                    Reply::Ok {
+                        value,
+                        node,
+                        meta,
+                        siblings,
+                    },
+                    None,
+                )
             }
             Ok(KvReply {
                 node,

@@ -1,4 +1,5 @@
-//! Targets: what schism tests. For now, the built-in reference cluster (leader-follower).
+//! Targets: what schism tests. For now, the built-in reference cluster (leader-follower,
+//! multi-leader and leaderless).
 //!
 //! The runner uses three things from here: `ReferenceCluster` (start, kill, restart,
 //! pause, resume and stop real node processes), `ReferenceClient` (send a `Request`, get a
@@ -17,5 +18,7 @@ pub use error::TargetError;
 pub use reference::cluster::{ClusterSpec, ReferenceCluster};
 pub use reference::leader_follower::{Role, Status};
 pub use reference::node::{NodeConfig, run_node};
+pub use reference::replica::{MlReplication, Quorum, ReplicaSettings, Topology as MlTopology};
+pub use reference::versioned::Resolution;
 pub use reference::{Durability, Failover, Model, NodeId, Replication, Topology};
 pub use request::Request;

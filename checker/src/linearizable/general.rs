@@ -232,6 +232,7 @@ pub(crate) fn check_general(
                 o.f.to_string()
             };
             anomalies.push(Anomaly {
+                cycle: Vec::new(),
                 kind: AnomalyKind::NonLinearizable,
                 key: None,
                 ops: ops_named,

@@ -685,6 +685,7 @@ fn explain_zones(h: &History, key: Key, m: &KeyModel<'_>, fail: &zones::Failure)
     );
     ops.dedup();
     Anomaly {
+        cycle: Vec::new(),
         kind: AnomalyKind::NonLinearizable,
         key: Some(key),
         ops,

@@ -3,7 +3,7 @@
 
 use crate::common::*;
 use schism_checker::{
-    AnomalyKind, CheckResult, CheckerName, CheckerSet, NodeStates, Options, Validity, Workload,
+    AnomalyKind, CheckResult, CheckerName, CheckerSet, Options, Validity, Workload,
 };
 use schism_history::{F, History, Value};
 
@@ -185,41 +185,6 @@ fn counter_bounds_and_their_twins() {
     read_counter(&mut b, 2, 5);
     b.info(1, F::Incr, 0, Value::Int(3));
     assert_valid(&one(&b.history(), CheckerName::Counter));
-}
-
-#[test]
-fn convergence_over_node_dumps() {
-    let state = |pairs: &[(u64, &[i64])]| {
-        pairs
-            .iter()
-            .map(|&(k, v)| (k, Value::List(v.to_vec())))
-            .collect::<std::collections::BTreeMap<_, _>>()
-    };
-    let mut dumps = NodeStates::new();
-    dumps.insert("n1".into(), state(&[(1, &[1, 2]), (2, &[5])]));
-    dumps.insert("n2".into(), state(&[(1, &[1]), (2, &[5])]));
-    dumps.insert("n3".into(), state(&[(1, &[1, 2])]));
-    let r = schism_checker::check_convergence(&dumps, &Options::default());
-    assert_eq!(r.validity, Validity::Invalid);
-    assert_eq!(r.figures["divergent_keys"], 2);
-    insta::assert_snapshot!(
-        "convergence",
-        r.anomalies
-            .iter()
-            .map(|a| a.explanation.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-
-    // Twin: n2 and n3 caught up.
-    dumps.insert("n2".into(), state(&[(1, &[1, 2]), (2, &[5])]));
-    dumps.insert("n3".into(), state(&[(1, &[1, 2]), (2, &[5])]));
-    let r = schism_checker::check_convergence(&dumps, &Options::default());
-    assert_eq!(r.validity, Validity::Valid);
-    assert_eq!(
-        schism_checker::check_convergence(&NodeStates::new(), &Options::default()).validity,
-        Validity::Unknown
-    );
 }
 
 #[test]

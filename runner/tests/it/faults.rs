@@ -193,11 +193,21 @@ async fn pause_kill_and_clock_take_effect() {
             .await
             .unwrap();
     }
+    // SIGSTOP is delivered asynchronously: on a loaded machine the node may still show
+    // as running for a moment.
+    let until = Instant::now() + Duration::from_secs(2);
+    while proc_state(pid) != Some('T') && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(proc_state(pid), Some('T'), "a paused node is stopped");
     {
         let mut mech =
             ReferenceMechanism::new(&mut s.cluster, Net::Local, None, Some(&s.ledger)).unwrap();
         nemesis.heal(&mut mech).await.unwrap();
+    }
+    let until = Instant::now() + Duration::from_secs(2);
+    while proc_state(pid) == Some('T') && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_ne!(proc_state(pid), Some('T'));
     assert!(s.cluster.status("n2").await.is_ok(), "resumed node answers");

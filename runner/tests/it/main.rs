@@ -10,6 +10,7 @@ mod cleanup;
 mod errors;
 mod faults;
 mod knossos;
+mod models;
 mod models_lf;
 mod nemesis_runs;
 mod serve;

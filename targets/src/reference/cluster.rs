@@ -16,7 +16,8 @@
 //! The admin calls (`set_clock`, `set_links`, `dump`) reach a node's admin API.
 
 use super::node::{ClockRequest, Dump, LinksRequest, NodeConfig};
-use super::{Durability, Failover, NodeId, Replication, Topology};
+use super::replica::ReplicaSettings;
+use super::{Durability, Failover, Model, NodeId, Replication, Topology};
 use crate::client::{ClientOptions, Endpoint, ReadRouting, ReferenceClient, fetch_status};
 use crate::error::TargetError;
 use crate::reference::leader_follower::Status;
@@ -49,6 +50,10 @@ pub struct ClusterSpec {
     pub fencing: bool,
     pub read_lease: bool,
     pub topology: Topology,
+    /// Replication model of every node.
+    pub model: Model,
+    /// Multi-leader and leaderless settings.
+    pub replica: ReplicaSettings,
     /// Tokio workers per node process.
     pub worker_threads: usize,
     /// How long `start` and `restart` wait for nodes to answer.
@@ -97,6 +102,8 @@ impl ClusterSpec {
             fencing: true,
             read_lease: false,
             topology: Topology::default(),
+            model: Model::default(),
+            replica: ReplicaSettings::default(),
             worker_threads: 2,
             startup_timeout_ms: 10_000,
             stop_grace_ms: 2_000,
@@ -200,6 +207,8 @@ impl ReferenceCluster {
             cfg.fencing = spec.fencing;
             cfg.read_lease = spec.read_lease;
             cfg.topology = spec.topology;
+            cfg.model = spec.model;
+            cfg.replica = spec.replica;
             cfg.worker_threads = spec.worker_threads.max(1);
             let config_path = dir.join("node.json");
             cfg.write_file(&config_path)?;
@@ -292,6 +301,7 @@ impl ReferenceCluster {
         let timeout_ms = u64::try_from(timeout.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
+        // Multi-leader and leaderless nodes all take writes: spread them like reads.
         ReferenceClient::new(
             &self.endpoints(),
             &self.leader,
@@ -301,6 +311,7 @@ impl ReferenceCluster {
                 discover_leader: self.spec.failover == Failover::Auto,
             },
         )
+        .map(|c| c.with_writes_to_any_node(self.spec.model != Model::LeaderFollower))
     }
 
     /// One line for people: `n1=127.0.0.1:40001 (leader, pid 123), n2=…`.
@@ -612,7 +623,10 @@ impl ReferenceCluster {
                 let any_leader = !followers_acked && self.spec.failover == Failover::Auto;
                 match fetch_status(&self.http, &url, Duration::from_millis(500)).await {
                     Ok(_) if any_leader => ready[i] = true,
-                    Ok(st) if st.leader.as_deref() != Some(self.leader.as_str()) => {
+                    Ok(st)
+                        if self.spec.model == Model::LeaderFollower
+                            && st.leader.as_deref() != Some(self.leader.as_str()) =>
+                    {
                         last_error[i] = format!("it names leader {:?}", st.leader)
                     }
                     Ok(st) if followers_acked && st.followers.iter().any(|f| !f.acked) => {

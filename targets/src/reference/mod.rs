@@ -1,17 +1,25 @@
 //! The reference cluster: built-in replicated key-value stores that schism tests itself on.
 //!
-//! Each model's protocol is a sans-IO state machine (`leader_follower`), driven either by
-//! the deterministic in-memory harness (`sim`, used by unit tests) or by the process shell
-//! (`node`: one OS process per node, HTTP on loopback, an append-only log on disk).
+//! Each model's protocol is a sans-IO state machine (`leader_follower`, `multi_leader`,
+//! `leaderless`; the latter two share `versioned` values and the `replica` vocabulary),
+//! driven either by a deterministic in-memory harness (`sim`, `simnet`, used by unit tests)
+//! or by a process shell (`node`, and `replica_node` for the two newer models: one OS
+//! process per node, HTTP on loopback, a log on disk).
 //! `cluster` starts, signals and stops those processes for the runner. The settings
 //! below are shared by all of them and parse from the runner's flag spellings.
 
 pub mod clock;
 pub mod cluster;
 pub mod leader_follower;
+pub mod leaderless;
+pub mod multi_leader;
 pub mod node;
+pub mod replica;
+pub mod replica_node;
 pub mod sim;
+pub mod simnet;
 pub mod storage;
+pub mod versioned;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -20,19 +28,22 @@ use std::str::FromStr;
 /// Node names (`n1`, `n2`, …).
 pub type NodeId = String;
 
-/// Which replication model a node runs. Only leader-follower exists so far; the field is
-/// in every node config so that multi-leader and leaderless nodes slot in beside it.
+/// Which replication model a node runs (`leader_follower`, `multi_leader`, `leaderless`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Model {
     #[default]
     LeaderFollower,
+    MultiLeader,
+    Leaderless,
 }
 
 impl fmt::Display for Model {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Model::LeaderFollower => f.write_str("leader-follower"),
+            Model::MultiLeader => f.write_str("multi-leader"),
+            Model::Leaderless => f.write_str("leaderless"),
         }
     }
 }

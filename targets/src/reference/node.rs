@@ -95,6 +95,9 @@ pub struct NodeConfig {
     /// Timeout of one node-to-node HTTP request.
     #[serde(default = "defaults::peer_timeout_ms")]
     pub peer_timeout_ms: u64,
+    /// Multi-leader and leaderless settings (ignored by leader-follower).
+    #[serde(default)]
+    pub replica: super::replica::ReplicaSettings,
     /// Exit when the parent process dies (off only for hand-started nodes).
     #[serde(default = "defaults::yes")]
     pub exit_with_parent: bool,
@@ -170,6 +173,7 @@ impl NodeConfig {
             resend_after_ms: defaults::resend_after_ms(),
             heartbeat_ms: defaults::heartbeat_ms(),
             peer_timeout_ms: defaults::peer_timeout_ms(),
+            replica: Default::default(),
             exit_with_parent: true,
         })
     }
@@ -265,6 +269,9 @@ pub struct KvReply {
     /// The node's own clock when it answered (Unix milliseconds, skewed by the nemesis).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_ms: Option<i64>,
+    /// A read's concurrent versions (multi-leader and leaderless under version vectors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub siblings: Option<Vec<Value>>,
 }
 
 /// Read conditions of `POST /kv`, next to the request's own fields.
@@ -307,26 +314,35 @@ pub struct Dump {
     pub state: BTreeMap<schism_history::Key, Value>,
     pub drop_from: BTreeSet<NodeId>,
     pub drop_to: BTreeSet<NodeId>,
+    /// Keys holding concurrent versions (multi-leader, leaderless).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub siblings: BTreeMap<schism_history::Key, Vec<Value>>,
+    /// Leaderless: the replicas each key belongs on (a convergence check compares only those).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub owners: BTreeMap<schism_history::Key, Vec<NodeId>>,
+    /// Model-specific facts (pending hints, unacknowledged keys, …).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub extra: serde_json::Value,
 }
 
 /// Which peers' replication traffic is dropped (cooperative link cuts).
 #[derive(Debug, Default)]
-struct Links {
-    drop_from: BTreeSet<NodeId>,
-    drop_to: BTreeSet<NodeId>,
+pub(super) struct Links {
+    pub(super) drop_from: BTreeSet<NodeId>,
+    pub(super) drop_to: BTreeSet<NodeId>,
 }
 
 /// The node's time source: real time (monotonic, anchored at the Unix time of start)
 /// through the injected `SkewClock`.
 #[derive(Debug)]
-struct NodeClock {
+pub(super) struct NodeClock {
     start: Instant,
     start_unix_ns: i128,
     skew: Mutex<SkewClock>,
 }
 
 impl NodeClock {
-    fn new() -> NodeClock {
+    pub(super) fn new() -> NodeClock {
         let unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i128)
@@ -347,8 +363,13 @@ impl NodeClock {
     }
 
     /// The node's clock, Unix milliseconds.
-    fn now_ms(&self) -> i64 {
+    pub(super) fn now_ms(&self) -> i64 {
         (self.skew().now_ns(self.real_ns()) / 1_000_000) as i64
+    }
+
+    /// The node's clock, Unix nanoseconds (what multi-leader and leaderless machines read).
+    pub(super) fn unix_ns(&self) -> u64 {
+        u64::try_from(self.skew().now_ns(self.real_ns())).unwrap_or(0)
     }
 
     /// The state machine's `now`: skewed time since start, never decreasing.
@@ -357,7 +378,7 @@ impl NodeClock {
         self.skew().machine_ns(real, self.start_unix_ns)
     }
 
-    fn status(&self) -> ClockStatus {
+    pub(super) fn status(&self) -> ClockStatus {
         let real = self.real_ns();
         let skew = self.skew();
         ClockStatus {
@@ -366,7 +387,7 @@ impl NodeClock {
         }
     }
 
-    fn set(&self, req: ClockRequest) -> Result<(), String> {
+    pub(super) fn set(&self, req: ClockRequest) -> Result<(), String> {
         if !req.offset_ms.is_finite() || req.offset_ms.abs() > 1e12 {
             return Err(format!("offset_ms {} is out of range", req.offset_ms));
         }
@@ -384,20 +405,23 @@ pub fn run_node(config: NodeConfig) -> Result<(), TargetError> {
         .enable_all()
         .build()
         .map_err(TargetError::Runtime)?;
-    let result = rt.block_on(serve(config));
+    let result = match config.model {
+        Model::LeaderFollower => rt.block_on(serve(config)),
+        Model::MultiLeader | Model::Leaderless => rt.block_on(super::replica_node::serve(config)),
+    };
     rt.shutdown_timeout(Duration::from_millis(500));
     result
 }
 
 /// Prefixes every stderr line with the node and the seconds since it started.
 #[derive(Debug, Clone)]
-struct Logger {
-    id: NodeId,
-    start: Instant,
+pub(super) struct Logger {
+    pub(super) id: NodeId,
+    pub(super) start: Instant,
 }
 
 impl Logger {
-    fn line(&self, msg: std::fmt::Arguments<'_>) {
+    pub(super) fn line(&self, msg: std::fmt::Arguments<'_>) {
         eprintln!(
             "[{:>9.3}s {}] {msg}",
             self.start.elapsed().as_secs_f64(),
@@ -825,11 +849,11 @@ impl Link {
     }
 }
 
-fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+pub(super) fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn error_response(status: StatusCode, node: &str, error: String) -> Response {
+pub(super) fn error_response(status: StatusCode, node: &str, error: String) -> Response {
     let reply = KvReply {
         ok: false,
         node: node.to_owned(),
@@ -840,6 +864,7 @@ fn error_response(status: StatusCode, node: &str, error: String) -> Response {
         leader: None,
         unknown: false,
         time_ms: None,
+        siblings: None,
     };
     json_response(status, serde_json::to_vec(&reply).unwrap_or_default())
 }
@@ -891,6 +916,7 @@ async fn kv(State(s): State<Shared>, body: Bytes) -> Response {
             leader: None,
             unknown: false,
             time_ms: Some(s.clock.now_ms()),
+            siblings: None,
         },
         ClientReply::Fail { error, leader } => KvReply {
             ok: false,
@@ -902,6 +928,7 @@ async fn kv(State(s): State<Shared>, body: Bytes) -> Response {
             leader,
             unknown: false,
             time_ms: Some(s.clock.now_ms()),
+            siblings: None,
         },
         ClientReply::Unknown { error } => KvReply {
             ok: false,
@@ -913,6 +940,7 @@ async fn kv(State(s): State<Shared>, body: Bytes) -> Response {
             leader: None,
             unknown: true,
             time_ms: Some(s.clock.now_ms()),
+            siblings: None,
         },
     };
     json_response(
@@ -1035,6 +1063,9 @@ async fn admin_dump(State(s): State<Shared>) -> Response {
         state,
         drop_from,
         drop_to,
+        siblings: BTreeMap::new(),
+        owners: BTreeMap::new(),
+        extra: serde_json::Value::Null,
     };
     json_response(
         StatusCode::OK,
