@@ -287,7 +287,16 @@ pub fn check(history: &History, opts: &Options) -> Result<Report, CheckError> {
     };
     let names = match &opts.checkers {
         CheckerSet::Primary => vec![primary(workload)],
-        CheckerSet::Fitting => default_checkers(workload),
+        CheckerSet::Fitting => {
+            let mut names = default_checkers(workload);
+            // The graph and staleness checkers name a read's writer by its value; with
+            // repeated write values (Knossos-style histories) they do not fit, and only the
+            // linearizability search (which needs no unique values) applies.
+            if workload == Workload::Register && !register_writes_unique(history) {
+                names.retain(|n| !matches!(n, CheckerName::Graph | CheckerName::Staleness));
+            }
+            names
+        }
         CheckerSet::Only(list) => list.clone(),
     };
     let mut results = Vec::with_capacity(names.len());
@@ -427,4 +436,20 @@ fn infer_workload(history: &History, ops: &[Operation]) -> Result<Option<Workloa
         (None, None) if ops.is_empty() => Ok(None),
         (None, None) => Ok(Some(Workload::Append)),
     }
+}
+
+/// True when no key of a register history is written (or cas-set) to the same value twice.
+fn register_writes_unique(h: &History) -> bool {
+    let mut seen: fx::FxHashSet<(u64, i64)> = fx::FxHashSet::default();
+    h.ops.iter().all(|op| {
+        if op.kind != schism_history::OpType::Invoke {
+            return true;
+        }
+        let written = match (&op.f, &op.value) {
+            (F::Write, Value::Int(v)) => Some(*v),
+            (F::Cas, Value::List(pair)) if pair.len() == 2 => Some(pair[1]),
+            _ => None,
+        };
+        written.is_none_or(|v| seen.insert((op.key.unwrap_or(0), v)))
+    })
 }

@@ -179,7 +179,8 @@ fn non_cycle_anomalies_come_from_the_append_checker() {
     let mut b = B::new();
     b.append(1, 7, 1);
     let lost = b.append(1, 7, 2);
-    let read = b.read_list(2, 7, &[1]);
+    b.append(1, 7, 3);
+    let read = b.read_list(2, 7, &[1, 3]);
     let r = graph(&b.history());
     let a = assert_one(&r, AnomalyKind::LostWrite, &[lost, read]);
     let append = schism_checker::check_append(&b.history(), &Options::default()).unwrap();

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 fn cleanup_kills_recorded_stopped_processes_only() {
     let dir = tempdir();
     let marker = dir.path().display().to_string();
-    // `sh -c CMD NAME`: NAME becomes $0 and shows in the command line.
+    // `sh -c CMD NAME`: NAME becomes $0 and shows in the command line. The command is a
+    // builtin loop: a lone external command may be exec'd, replacing the command line.
     let mut ours = Command::new("sh")
-        .args(["-c", "sleep 30", &marker])
+        .args(["-c", "while :; do :; done", &marker])
         .spawn()
         .unwrap();
     let mut other = Command::new("sleep").arg("30").spawn().unwrap();
@@ -22,6 +23,21 @@ fn cleanup_kills_recorded_stopped_processes_only() {
             nix::sys::signal::Signal::SIGSTOP,
         )
         .unwrap();
+    }
+    // SIGSTOP lands asynchronously: wait until both show as stopped.
+    for p in [ours.id(), other.id()] {
+        let until = Instant::now() + Duration::from_secs(2);
+        while !std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .map(|st| {
+                st.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('T'))
+            })
+            .unwrap_or(false)
+        {
+            assert!(Instant::now() < until, "process {p} never stopped");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
     let record = Record {
         run_id: "x".into(),
