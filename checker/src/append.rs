@@ -442,36 +442,36 @@ fn check_key<'a>(
         }
         let later = k.reads.len() - first_after;
         // Proof of loss: a later read holds a value whose append began only after this one
-        // was acknowledged, so the key's order went past this value without it.
-        let passed_over = k.reads[first_after..].iter().find(|(_, vals)| {
+        // was acknowledged (the key's order went past this value without it), or a final
+        // read, taken after the quiet period, misses it.
+        let after = &k.reads[first_after..];
+        let passed_over = after.iter().find(|(_, vals)| {
             vals.iter()
                 .any(|w| k.appends.get(w).is_some_and(|o| o.invoke > done))
         });
-        if passed_over.is_none() {
-            let final_read = k.reads[first_after..]
-                .iter()
-                .find(|(r, _)| is_final_read(h, r));
-            if let Some(&(r, vals)) = final_read {
-                sink.push_with(AnomalyKind::LostWrite, || Anomaly {
-                    cycle: Vec::new(),
-                    kind: AnomalyKind::LostWrite,
-                    key: Some(key),
-                    ops: vec![op_index(h, a), op_index(h, r)],
-                    explanation: format!(
-                        "append {v} to key {key} by process {}, acknowledged at t={}, is missing from all {} read{} of key {key} that began after it, including the final read at t={} by process {} (after the quiet period), which saw {}",
-                        a.process,
-                        secs(complete_ns(h, a)),
-                        later,
-                        if later == 1 { "" } else { "s" },
-                        secs(invoke_ns(h, r)),
-                        r.process,
-                        list(vals)
-                    ),
-                });
-                continue;
-            }
-        }
-        let Some(&(r, vals)) = passed_over else {
+        let witness = passed_over
+            .map(|&(r, vals)| {
+                (
+                    r,
+                    vals,
+                    "although the read at",
+                    "already holds later appends:",
+                )
+            })
+            .or_else(|| {
+                after
+                    .iter()
+                    .find(|(r, _)| is_final_read(h, r))
+                    .map(|&(r, vals)| {
+                        (
+                            r,
+                            vals,
+                            "including the final read at",
+                            "(after the quiet period), which saw",
+                        )
+                    })
+            });
+        let Some((r, vals, which, saw)) = witness else {
             let (r, vals) = k.reads[first_after];
             if stale_reported.insert(r.invoke) {
                 sink.push_with(AnomalyKind::StaleRead, || Anomaly {
@@ -494,7 +494,7 @@ fn check_key<'a>(
             key: Some(key),
             ops: vec![op_index(h, a), op_index(h, r)],
             explanation: format!(
-                "append {v} to key {key} by process {}, acknowledged at t={}, is missing from all {} read{} of key {key} that began after it, although the read at t={} by process {} already holds later appends: {}",
+                "append {v} to key {key} by process {}, acknowledged at t={}, is missing from all {} read{} of key {key} that began after it, {which} t={} by process {} {saw} {}",
                 a.process,
                 secs(complete_ns(h, a)),
                 later,

@@ -562,12 +562,27 @@ async fn serve(config: NodeConfig) -> Result<(), TargetError> {
             links,
             logger: logger.clone(),
         });
+    serve_until_exit(listener, app, actor, &config, parent, &logger).await
+}
+
+/// Serves `app` until the process should end, and owns the lifecycle every reference
+/// node shares: SIGTERM/SIGINT end it cleanly, and so does the parent (the runner)
+/// disappearing — checked by polling `getppid()` every 200 ms, because PR_SET_PDEATHSIG
+/// would fire when the spawning *thread* exits — so a SIGKILLed runner leaves no orphan.
+/// A failed HTTP server or state-machine task ends it with that error.
+pub(super) async fn serve_until_exit(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    actor: tokio::task::JoinHandle<Result<(), TargetError>>,
+    config: &NodeConfig,
+    parent: nix::unistd::Pid,
+    logger: &Logger,
+) -> Result<(), TargetError> {
     let listener = listener.tap_io(|tcp| {
         // Request/response traffic: Nagle would hold back small replies.
         let _ = tcp.set_nodelay(true);
     });
     let server = axum::serve(listener, app).into_future();
-
     let signal = |kind| {
         tokio::signal::unix::signal(kind).map_err(|e| TargetError::Node {
             node: config.id.clone(),
@@ -590,7 +605,6 @@ async fn serve(config: NodeConfig) -> Result<(), TargetError> {
         }
     };
     logger.line(format_args!("listening on http://{}", config.listen));
-
     let node = config.id.clone();
     tokio::select! {
         r = server => r.map_err(|e| TargetError::Node { node, msg: format!("HTTP server failed: {e}") }),

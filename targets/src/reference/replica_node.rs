@@ -22,7 +22,7 @@ use super::leaderless::{Leaderless, LlConfig};
 use super::multi_leader::{MlConfig, MultiLeader};
 use super::node::{
     ClockRequest, Dump, KvReply, Links, LinksRequest, Logger, NodeClock, NodeConfig,
-    error_response, json_response,
+    error_response, json_response, serve_until_exit,
 };
 use super::replica::{DumpState, Input, Machine, Output, Reply};
 use super::versioned::KeyState;
@@ -34,7 +34,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use schism_history::{Key, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
@@ -278,56 +277,7 @@ where
             links,
             logger: logger.clone(),
         });
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(listener, app).into_future();
-    let signal = |kind| {
-        tokio::signal::unix::signal(kind).map_err(|e| TargetError::Node {
-            node: config.id.clone(),
-            msg: format!("cannot install signal handler: {e}"),
-        })
-    };
-    let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let watch_parent = config.exit_with_parent;
-    let orphaned = async move {
-        if !watch_parent {
-            return std::future::pending().await;
-        }
-        let mut every = tokio::time::interval(Duration::from_millis(200));
-        loop {
-            every.tick().await;
-            if nix::unistd::getppid() != parent {
-                return;
-            }
-        }
-    };
-    logger.line(format_args!("listening on http://{}", config.listen));
-    let node = config.id.clone();
-    tokio::select! {
-        r = server => r.map_err(|e| TargetError::Node { node, msg: format!("HTTP server failed: {e}") }),
-        r = actor => match r {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                logger.line(format_args!("fatal: {e}"));
-                Err(e)
-            }
-            Err(e) => Err(TargetError::Node { node, msg: format!("state machine task failed: {e}") }),
-        },
-        _ = sigterm.recv() => {
-            logger.line(format_args!("SIGTERM: exiting"));
-            Ok(())
-        }
-        _ = sigint.recv() => {
-            logger.line(format_args!("SIGINT: exiting"));
-            Ok(())
-        }
-        () = orphaned => {
-            logger.line(format_args!("parent process {parent} is gone: exiting"));
-            Ok(())
-        }
-    }
+    serve_until_exit(listener, app, actor, &config, parent, &logger).await
 }
 
 async fn actor<M: Machine>(
