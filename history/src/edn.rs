@@ -399,16 +399,16 @@ pub fn read_edn(text: &str, path: &Path) -> Result<History, HistoryError> {
     let mut ops: Vec<Op> = Vec::with_capacity(maps.len());
     for (pos, node) in maps.iter().enumerate() {
         let op = to_op(&p, node, pos as u64)?;
-        if let Some(prev) = ops.last() {
-            if op.index <= prev.index {
-                return Err(p.err(
+        if let Some(prev) = ops.last()
+            && op.index <= prev.index
+        {
+            return Err(p.err(
                     node.line,
                     format!(
                         "index {} does not increase (the previous op had {}); histories must stay in recorded order",
                         op.index, prev.index
                     ),
                 ));
-            }
         }
         ops.push(op);
     }

@@ -70,17 +70,17 @@ pub fn read_jsonl<R: BufRead>(
         }
         match serde_json::from_str::<Op>(text) {
             Ok(op) => {
-                if let Some(prev) = ops.last() {
-                    if op.index <= prev.index {
-                        return Err(HistoryError::Malformed {
-                            path: path.to_owned(),
-                            line,
-                            msg: format!(
-                                "index {} does not increase (previous line had {}); histories must stay in recorded order",
-                                op.index, prev.index
-                            ),
-                        });
-                    }
+                if let Some(prev) = ops.last()
+                    && op.index <= prev.index
+                {
+                    return Err(HistoryError::Malformed {
+                        path: path.to_owned(),
+                        line,
+                        msg: format!(
+                            "index {} does not increase (previous line had {}); histories must stay in recorded order",
+                            op.index, prev.index
+                        ),
+                    });
                 }
                 ops.push(op);
             }

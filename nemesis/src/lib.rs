@@ -5,7 +5,9 @@
 //! plan: `next(now_ns) -> change | pending | done`). Mechanisms: `netns` (namespaces +
 //! nftables), `cgroup` (cgroup-v2 freezer for process trees), `shim` (the LD_PRELOAD
 //! clock shim for C servers), and `mechanism::ReferenceMechanism` (kill/restart, SIGSTOP/
-//! SIGCONT, admin-API clocks and cooperative link cuts on the reference cluster). The
+//! SIGCONT, admin-API clocks and cooperative link cuts on the reference cluster) and
+//! `db::DbMechanism` (the same faults on a real database: kills and restarts through the
+//! adapter, SIGSTOP or cgroup freeze, clock-shim files, nftables). The
 //! `ledger` records every system resource before it is created and removes them all on
 //! drop or in `schism cleanup`.
 //!
@@ -16,6 +18,7 @@
 //! run created. This crate knows nothing of clap, the terminal or the results layout.
 
 pub mod cgroup;
+pub mod db;
 pub mod error;
 pub mod fault;
 pub mod ledger;
@@ -25,6 +28,7 @@ pub mod schedule;
 pub mod shim;
 pub mod sys;
 
+pub use db::{DbMechanism, db_capabilities};
 pub use error::NemesisError;
 pub use fault::{ClockFault, ClockSetting, Fault, FaultState, Kind, Selector, Shape, Targets};
 pub use ledger::{Ledger, Record};

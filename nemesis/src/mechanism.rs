@@ -263,10 +263,10 @@ impl Mechanism for ReferenceMechanism<'_> {
             if !self.cluster.is_running(&n) || self.cluster.is_paused(&n) {
                 continue;
             }
-            if let Ok(st) = self.cluster.status(&n).await {
-                if let Some(l) = st.leader {
-                    *votes.entry(l).or_default() += 1;
-                }
+            if let Ok(st) = self.cluster.status(&n).await
+                && let Some(l) = st.leader
+            {
+                *votes.entry(l).or_default() += 1;
             }
         }
         votes
@@ -281,10 +281,11 @@ impl Mechanism for ReferenceMechanism<'_> {
         let nodes = self.cluster.node_ids();
         // 1. Kills (SIGKILL works on a stopped process too).
         for n in &nodes {
-            if state.killed.contains(n) && self.cluster.is_running(n) {
-                if let Err(e) = self.cluster.kill(n).await {
-                    first.get_or_insert(e.into());
-                }
+            if state.killed.contains(n)
+                && self.cluster.is_running(n)
+                && let Err(e) = self.cluster.kill(n).await
+            {
+                first.get_or_insert(e.into());
             }
         }
         // 2. Restarts: the same command, data kept.
@@ -297,19 +298,19 @@ impl Mechanism for ReferenceMechanism<'_> {
                 }
             }
         }
-        if restarted {
-            if let Some(l) = self.ledger {
-                if let Err(e) = l.set_pids(self.cluster.pids()) {
-                    first.get_or_insert(e);
-                }
-            }
+        if restarted
+            && let Some(l) = self.ledger
+            && let Err(e) = l.set_pids(self.cluster.pids())
+        {
+            first.get_or_insert(e);
         }
         // 3. Resume whatever should not be paused (SIGCONT is harmless on a running one).
         for n in &nodes {
-            if !state.paused.contains(n) && self.cluster.is_running(n) {
-                if let Err(e) = self.cluster.resume(n) {
-                    first.get_or_insert(e.into());
-                }
+            if !state.paused.contains(n)
+                && self.cluster.is_running(n)
+                && let Err(e) = self.cluster.resume(n)
+            {
+                first.get_or_insert(e.into());
             }
         }
         // 4. Clocks and cooperative links, on every node that can answer.
@@ -321,24 +322,25 @@ impl Mechanism for ReferenceMechanism<'_> {
             if let Err(e) = self.cluster.set_clock(n, c.offset_ms as f64, c.rate).await {
                 first.get_or_insert(e.into());
             }
-            if self.net == Net::Local {
-                if let Err(e) = self.cluster.set_links(n, &state.deaf_to(n), true).await {
-                    first.get_or_insert(e.into());
-                }
+            if self.net == Net::Local
+                && let Err(e) = self.cluster.set_links(n, &state.deaf_to(n), true).await
+            {
+                first.get_or_insert(e.into());
             }
         }
         // 5. Packet-level partitions.
-        if let (Net::Netns, Some(ns)) = (self.net, self.netns) {
-            if let Err(e) = ns.apply(state) {
-                first.get_or_insert(e);
-            }
+        if let (Net::Netns, Some(ns)) = (self.net, self.netns)
+            && let Err(e) = ns.apply(state)
+        {
+            first.get_or_insert(e);
         }
         // 6. Pauses last: a stopped node answers nothing.
         for n in &nodes {
-            if state.paused.contains(n) && self.cluster.is_running(n) {
-                if let Err(e) = self.cluster.pause(n) {
-                    first.get_or_insert(e.into());
-                }
+            if state.paused.contains(n)
+                && self.cluster.is_running(n)
+                && let Err(e) = self.cluster.pause(n)
+            {
+                first.get_or_insert(e.into());
             }
         }
         first.map_or(Ok(()), Err)

@@ -103,10 +103,10 @@ pub fn history(client_ops: usize, seed: u64) -> (History, ResultsData) {
                         1 => OpType::Info,
                         _ => OpType::Ok,
                     };
-                    if op.kind != OpType::Fail {
-                        if let Value::Int(v) = op.value {
-                            list.push(v);
-                        }
+                    if op.kind != OpType::Fail
+                        && let Value::Int(v) = op.value
+                    {
+                        list.push(v);
                     }
                     if op.kind == OpType::Info {
                         op.error = Some("<script>alert('timeout')</script>".into());

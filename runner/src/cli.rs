@@ -43,7 +43,40 @@ pub enum Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Target {
+    /// The built-in reference cluster (`--model`, `--replication`, …).
     Reference,
+    /// etcd (Debian `etcd-server`) through its JSON gateway; feature `etcd`.
+    Etcd,
+    /// Redis primary + replicas (+ Sentinel with `--failover auto`); feature `redis`.
+    Redis,
+    /// PostgreSQL primary + streaming standbys; feature `postgres`.
+    Postgres,
+    /// MariaDB Galera multi-primary; feature `galera`.
+    Galera,
+}
+
+impl Target {
+    /// The database adapter, None for the reference cluster.
+    pub fn db(self) -> Option<schism_targets::db::DbKind> {
+        use schism_targets::db::DbKind;
+        match self {
+            Target::Reference => None,
+            Target::Etcd => Some(DbKind::Etcd),
+            Target::Redis => Some(DbKind::Redis),
+            Target::Postgres => Some(DbKind::Postgres),
+            Target::Galera => Some(DbKind::Galera),
+        }
+    }
+}
+
+/// `--etcd-reads`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EtcdReads {
+    /// Quorum reads through the raft leader (etcd's default).
+    Linearizable,
+    /// Each member answers from its local state (possibly stale).
+    Serializable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -164,6 +197,14 @@ pub struct TestArgs {
     /// What to test.
     #[arg(long, value_enum, default_value_t = Target::Reference)]
     pub target: Target,
+    /// Audit an existing cluster instead of provisioning one: the members' client
+    /// addresses, host:port,… (a database --target only; faults that need control of the
+    /// processes are refused).
+    #[arg(long, value_delimiter = ',')]
+    pub endpoints: Vec<String>,
+    /// etcd: how reads are served.
+    #[arg(long, value_enum, default_value_t = EtcdReads::Linearizable)]
+    pub etcd_reads: EtcdReads,
     /// Replication model of the reference cluster.
     #[arg(long, value_enum, default_value_t = Model::LeaderFollower)]
     pub model: Model,

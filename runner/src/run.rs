@@ -21,12 +21,13 @@
 use anyhow::{Context, Result, bail};
 use schism_history::{F, Op, OpType, Process, Value};
 use schism_nemesis::{
-    Capabilities, Change, Kind, Ledger, Nemesis, Net, NetChoice, Netns, Next as NemNext,
+    Capabilities, Change, Kind, Ledger, Mechanism, Nemesis, Net, NetChoice, Netns, Next as NemNext,
     ReferenceMechanism, Schedule, ScheduleSpec, Selector,
 };
+use schism_targets::db::DbSession;
 use schism_targets::reference::cluster::NetnsPlacement;
 use schism_targets::{
-    ClusterSpec, Durability, Failover, ReadRouting, ReferenceClient, ReferenceCluster, Reply,
+    ClusterSpec, Durability, Failover, ReadRouting, ReferenceCluster, ReferenceSession, Reply,
     Request, Topology,
 };
 use schism_workloads::{Generator, Next, WorkloadKind, WorkloadSpec};
@@ -53,6 +54,9 @@ const FINAL_READ_QUIET: Duration = Duration::from_secs(1);
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 /// The port every node listens on inside its own network namespace.
 const NETNS_PORT: u16 = 7000;
+/// How long a database cluster may take to be ready (Galera's two state transfers take
+/// 15–18 s on a 2-core machine; RECIPES.md §4).
+const DB_STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often the single progress line is redrawn on a terminal.
 const PROGRESS_INTERVAL_TTY: Duration = Duration::from_millis(500);
 
@@ -118,16 +122,32 @@ pub async fn run_test_outcome(args: TestArgs) -> Result<RunOutcome> {
     // Faults: refuse what the target cannot take, and leftovers, before anything starts.
     let kinds = Kind::parse_list(&args.nemesis).map_err(anyhow::Error::msg)?;
     let selectors = Selector::parse_list(&args.nemesis_targets).map_err(anyhow::Error::msg)?;
-    Capabilities::reference().check(&kinds)?;
-    let net_choice = match args.net {
-        cli::Net::Auto => NetChoice::Auto,
-        cli::Net::Netns => NetChoice::Netns,
-        cli::Net::Local => NetChoice::Local,
+    let db_kind = args.target.db();
+    let (net, net_notice) = match db_kind {
+        None => {
+            if !args.endpoints.is_empty() {
+                bail!(
+                    "--endpoints needs a database --target (etcd, redis, postgres or galera): schism always provisions the reference cluster itself"
+                );
+            }
+            Capabilities::reference().check(&kinds)?;
+            let net_choice = match args.net {
+                cli::Net::Auto => NetChoice::Auto,
+                cli::Net::Netns => NetChoice::Netns,
+                cli::Net::Local => NetChoice::Local,
+            };
+            schism_nemesis::choose_net(net_choice, &kinds)?
+        }
+        Some(kind) => db_preflight(&args, kind, &kinds)?,
     };
-    let (net, net_notice) = schism_nemesis::choose_net(net_choice, &kinds)?;
     let registry = schism_nemesis::ledger::registry_dir();
     schism_nemesis::ledger::refuse_leftovers(&registry)?;
-    let node_ids: Vec<String> = (1..=args.nodes).map(|i| format!("n{i}")).collect();
+    let node_count = if args.endpoints.is_empty() {
+        usize::from(args.nodes)
+    } else {
+        args.endpoints.len()
+    };
+    let node_ids: Vec<String> = (1..=node_count).map(|i| format!("n{i}")).collect();
     let time_limit_ns = args.time_limit.as_nanos() as u64;
     let interval_ns = args.nemesis_interval.as_nanos() as u64;
     // A quiet period between the final heal and the end of the workload (then final reads).
@@ -185,76 +205,25 @@ pub async fn run_test_outcome(args: TestArgs) -> Result<RunOutcome> {
         Some(Net::Netns) => Some(Netns::create(&ledger, &run_id, &node_ids)?),
         _ => None,
     };
-    let mut cluster = ReferenceCluster::start(ClusterSpec {
-        exe,
-        nodes: args.nodes as usize,
-        base_port: args.base_port,
-        data_dir,
-        log_dir: run_dir.join(store::NODES),
-        netns: netns.as_ref().map(|n| NetnsPlacement {
-            namespaces: n.namespaces.clone(),
-            addrs: n.addrs.clone(),
-            port: args.base_port.unwrap_or(NETNS_PORT),
-        }),
-        replication: args.replication,
-        durability: match args.durability {
-            cli::Durability::Fsync => Durability::Fsync,
-            cli::Durability::Buffered => Durability::Buffered,
-        },
-        failover: match args.failover {
-            cli::Failover::None => Failover::None,
-            cli::Failover::Auto => Failover::Auto,
-        },
-        fencing: args.fencing.on(),
-        read_lease: args.read_lease.on(),
-        topology: match args.topology {
-            Some(cli::Topology::Chain) => Topology::Chain,
-            _ => Topology::Star,
-        },
-        model,
-        replica,
-        ..ClusterSpec::default()
-    })
-    .await?;
-    ledger.set_pids(cluster.pids())?;
-    eprintln!(
-        "schism: {} nodes ready: {}",
-        cluster.node_ids().len(),
-        cluster.describe()
-    );
-
-    let mut mech = ReferenceMechanism::new(
-        &mut cluster,
-        net.unwrap_or(Net::Local),
-        netns.as_ref(),
-        Some(&ledger),
-    )?;
-    let drive = drive_workload(
-        &args, &mut mech, generator, schedule, &run_dir, seed, &ledger,
-    )
-    .await;
-    if drive.is_err() && !kinds.is_empty() {
-        // The nemesis loop heals on its way out; after an error it may not have run to
-        // its end, so make the empty state hold once more (idempotent).
-        if let Err(e) = Nemesis::new().heal(&mut mech).await {
-            eprintln!("schism: warning: healing after the error: {e}");
-        }
-    }
-    if drive.is_ok() {
-        // After the final heal and quiet period: every replica's state, for convergence.
-        if let Err(e) = models::collect_dumps(&cluster, &run_dir).await {
-            eprintln!("schism: warning: state dumps: {e:#}");
-        }
-    }
-    // Stop the cluster before anything else can fail: no node outlives the run.
-    let stopped = cluster.stop().await;
-    drop(cluster);
+    let shared = Shared {
+        args: &args,
+        run_dir: &run_dir,
+        ledger: &ledger,
+        netns: netns.as_ref(),
+        net,
+        kinds: &kinds,
+        seed,
+        run_id: &run_id,
+    };
+    let ending = match db_kind {
+        None => run_reference(&shared, exe, data_dir, model, replica, generator, schedule).await,
+        Some(kind) => run_db(&shared, kind, data_dir, generator, schedule).await,
+    };
     let cleaned = ledger.finish();
     if cleaned.iter().any(|l| l.starts_with("could not")) {
         eprintln!("schism: warning: cleanup: {}", cleaned.join("; "));
     }
-    let ending = drive?;
-    stopped?;
+    let ending = ending?;
     store::update_latest(&args.store, &run_dir)?;
 
     let budget = Budget {
@@ -312,6 +281,269 @@ pub async fn run_test_outcome(args: TestArgs) -> Result<RunOutcome> {
     })
 }
 
+/// What both kinds of run share once the results folder and the ledger exist.
+struct Shared<'a> {
+    args: &'a TestArgs,
+    run_dir: &'a Path,
+    ledger: &'a Arc<Ledger>,
+    netns: Option<&'a Netns>,
+    net: Option<Net>,
+    kinds: &'a [Kind],
+    seed: u64,
+    run_id: &'a str,
+}
+
+/// The reference cluster: start it, drive the workload and the nemesis, collect replica
+/// dumps, stop every node.
+async fn run_reference(
+    shared: &Shared<'_>,
+    exe: std::path::PathBuf,
+    data_dir: std::path::PathBuf,
+    model: schism_targets::Model,
+    replica: schism_targets::ReplicaSettings,
+    generator: Generator,
+    schedule: Schedule,
+) -> Result<Ending> {
+    let mut cluster = ReferenceCluster::start(ClusterSpec {
+        exe,
+        nodes: shared.args.nodes as usize,
+        base_port: shared.args.base_port,
+        data_dir,
+        log_dir: shared.run_dir.join(store::NODES),
+        netns: shared.netns.map(|n| NetnsPlacement {
+            namespaces: n.namespaces.clone(),
+            addrs: n.addrs.clone(),
+            port: shared.args.base_port.unwrap_or(NETNS_PORT),
+        }),
+        replication: shared.args.replication,
+        durability: match shared.args.durability {
+            cli::Durability::Fsync => Durability::Fsync,
+            cli::Durability::Buffered => Durability::Buffered,
+        },
+        failover: match shared.args.failover {
+            cli::Failover::None => Failover::None,
+            cli::Failover::Auto => Failover::Auto,
+        },
+        fencing: shared.args.fencing.on(),
+        read_lease: shared.args.read_lease.on(),
+        topology: match shared.args.topology {
+            Some(cli::Topology::Chain) => Topology::Chain,
+            _ => Topology::Star,
+        },
+        model,
+        replica,
+        ..ClusterSpec::default()
+    })
+    .await?;
+    shared.ledger.set_pids(cluster.pids())?;
+    eprintln!(
+        "schism: {} nodes ready: {}",
+        cluster.node_ids().len(),
+        cluster.describe()
+    );
+
+    let mut mech = ReferenceMechanism::new(
+        &mut cluster,
+        shared.net.unwrap_or(Net::Local),
+        shared.netns,
+        Some(shared.ledger),
+    )?;
+    let sessions: Vec<Box<dyn DbSession>> = {
+        let client = Arc::new(
+            mech.cluster()
+                .client(routing(shared.args.reads), shared.args.client_timeout)?,
+        );
+        (0..u64::from(shared.args.concurrency))
+            .map(|w| {
+                Box::new(ReferenceSession::new(
+                    client.clone(),
+                    worker_seed(shared.seed, w),
+                )) as Box<dyn DbSession>
+            })
+            .collect()
+    };
+    let net_used = mech.net();
+    let drive = drive_workload(
+        shared.args,
+        &mut mech,
+        net_used,
+        sessions,
+        generator,
+        schedule,
+        shared.run_dir,
+        shared.ledger,
+    )
+    .await;
+    if drive.is_err() && !shared.kinds.is_empty() {
+        // The nemesis loop heals on its way out; after an error it may not have run to
+        // its end, so make the empty state hold once more (idempotent).
+        if let Err(e) = Nemesis::new().heal(&mut mech).await {
+            eprintln!("schism: warning: healing after the error: {e}");
+        }
+    }
+    if drive.is_ok() {
+        // After the final heal and quiet period: every replica's state, for convergence.
+        if let Err(e) = models::collect_dumps(&cluster, shared.run_dir).await {
+            eprintln!("schism: warning: state dumps: {e:#}");
+        }
+    }
+    // Stop the cluster before anything else can fail: no node outlives the run.
+    let stopped = cluster.stop().await;
+    drop(cluster);
+    let ending = drive?;
+    stopped?;
+    Ok(ending)
+}
+
+/// Refuses, before anything starts, what a database target cannot do; returns how its
+/// partitions are made (namespaces, or none) and a notice for the terminal.
+fn db_preflight(
+    args: &TestArgs,
+    kind: schism_targets::db::DbKind,
+    kinds: &[Kind],
+) -> Result<(Option<Net>, String)> {
+    if !kind.compiled() {
+        bail!(
+            "this schism was built without the `{f}` feature: rebuild with `cargo build --release --features {f}` (or `--features all-targets`)",
+            f = kind.feature()
+        );
+    }
+    if matches!(args.reads, Reads::Ryw | Reads::Sticky) {
+        bail!(
+            "--reads {} exists only for the reference cluster; with --target {kind} use leader, any or follower",
+            if args.reads == Reads::Ryw {
+                "ryw"
+            } else {
+                "sticky"
+            }
+        );
+    }
+    let managed = args.endpoints.is_empty();
+    let have_netns = schism_nemesis::netns::unavailable().is_none();
+    let have_cc = schism_nemesis::sys::have("cc");
+    schism_nemesis::db_capabilities(kind, managed, have_netns, have_cc).check(kinds)?;
+    let wants_netns = kinds.contains(&Kind::Partition) || args.net == cli::Net::Netns;
+    if args.net == cli::Net::Local && kinds.contains(&Kind::Partition) {
+        bail!(
+            "--net local (cooperative link cuts) exists only for the reference cluster: partitions of {kind} use network namespaces (--net netns or auto)"
+        );
+    }
+    if wants_netns && managed {
+        if let Some(why) = schism_nemesis::netns::unavailable() {
+            bail!("--net netns cannot be used: {why}");
+        }
+        Ok((
+            Some(Net::Netns),
+            format!("{kind}: every member in its own network namespace; partitions with nftables"),
+        ))
+    } else {
+        Ok((None, String::new()))
+    }
+}
+
+/// A real database: provision (or attach to) the cluster, drive the workload and the
+/// nemesis, stop every process and undo every fault.
+async fn run_db(
+    shared: &Shared<'_>,
+    kind: schism_targets::db::DbKind,
+    data_dir: std::path::PathBuf,
+    generator: Generator,
+    schedule: Schedule,
+) -> Result<Ending> {
+    use schism_targets::db::{DbOptions, DbSpec, EtcdReads, Placement};
+    let args = shared.args;
+    let node_ids: Vec<String> = match args.endpoints.len() {
+        0 => (1..=args.nodes).map(|i| format!("n{i}")).collect(),
+        n => (1..=n).map(|i| format!("n{i}")).collect(),
+    };
+    // Clock faults: the shim, and one clock file per node, before any server starts.
+    let mut clocks = std::collections::BTreeMap::new();
+    let mut node_env = vec![Vec::new(); node_ids.len()];
+    if shared.kinds.contains(&Kind::Clock) {
+        let dir = shared.run_dir.join("shim");
+        let lib = schism_nemesis::shim::build(&dir)?;
+        for (i, n) in node_ids.iter().enumerate() {
+            let file = schism_nemesis::shim::ClockFile::create(
+                shared.ledger,
+                &dir.join(format!("{n}.clock")),
+            )?;
+            node_env[i] = schism_nemesis::shim::env(&lib, file.path());
+            clocks.insert(n.clone(), file);
+        }
+    }
+    let spec = DbSpec {
+        kind,
+        nodes: usize::from(args.nodes),
+        data_dir,
+        log_dir: shared.run_dir.join(store::NODES),
+        placement: match shared.netns {
+            Some(ns) => Placement::Netns {
+                namespaces: ns.namespaces.clone(),
+                addrs: ns.addrs.clone(),
+            },
+            None => Placement::Loopback {
+                base_port: args.base_port,
+            },
+        },
+        node_env,
+        endpoints: (!args.endpoints.is_empty()).then(|| args.endpoints.clone()),
+        options: DbOptions {
+            replication: args.replication,
+            reads: routing(args.reads),
+            failover: args.failover == cli::Failover::Auto,
+            etcd_reads: match args.etcd_reads {
+                cli::EtcdReads::Linearizable => EtcdReads::Linearizable,
+                cli::EtcdReads::Serializable => EtcdReads::Serializable,
+            },
+            timeout: args.client_timeout,
+        },
+        startup_timeout: DB_STARTUP_TIMEOUT,
+    };
+    eprintln!("schism: starting {kind} ({} nodes)", node_ids.len());
+    let mut cluster = schism_targets::db::open(spec).await?;
+    shared.ledger.set_pids(cluster.pids())?;
+    eprintln!("schism: {kind} ready: {}", cluster.describe());
+    let sessions: Vec<Box<dyn DbSession>> = (0..u64::from(args.concurrency))
+        .map(|w| cluster.session(worker_seed(shared.seed, w)))
+        .collect();
+    let drive = {
+        let mut mech = schism_nemesis::DbMechanism::new(
+            &mut *cluster,
+            shared.netns,
+            shared.ledger,
+            clocks,
+            shared.run_id,
+        );
+        let drive = drive_workload(
+            args,
+            &mut mech,
+            shared.net.unwrap_or(Net::Netns),
+            sessions,
+            generator,
+            schedule,
+            shared.run_dir,
+            shared.ledger,
+        )
+        .await;
+        if drive.is_err()
+            && !shared.kinds.is_empty()
+            && let Err(e) = Nemesis::new().heal(&mut mech).await
+        {
+            eprintln!("schism: warning: healing after the error: {e}");
+        }
+        for e in mech.release() {
+            eprintln!("schism: warning: {e}");
+        }
+        drive
+    };
+    // Stop the cluster before anything else can fail: no server outlives the run.
+    let stopped = cluster.stop().await;
+    drop(cluster);
+    let ending = drive?;
+    stopped?;
+    Ok(ending)
+}
+
 /// A short id for names of system resources (namespaces, veths): 6 hex digits.
 fn run_id(run_dir: &Path, seed: u64) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -327,47 +559,54 @@ fn run_id(run_dir: &Path, seed: u64) -> String {
     format!("{:06x}", h & 0xff_ffff)
 }
 
-async fn drive_workload(
-    args: &TestArgs,
-    mech: &mut ReferenceMechanism<'_>,
-    generator: Generator,
-    schedule: Schedule,
-    run_dir: &Path,
-    seed: u64,
-    ledger: &Arc<Ledger>,
-) -> Result<Ending> {
-    let cluster = mech.cluster();
-    let start = Instant::now();
-    let recorder = Arc::new(
-        Recorder::create(&run_dir.join(store::HISTORY), start)
-            .with_context(|| format!("cannot create {}", run_dir.join(store::HISTORY).display()))?,
-    );
-    let routing = match args.reads {
+/// Where `--reads` sends reads.
+fn routing(reads: Reads) -> ReadRouting {
+    match reads {
         Reads::Leader => ReadRouting::Leader,
         Reads::Any => ReadRouting::Any,
         Reads::Follower => ReadRouting::Follower,
         Reads::Ryw => ReadRouting::Ryw,
         Reads::Sticky => ReadRouting::Sticky,
-    };
-    let client = Arc::new(cluster.client(routing, args.client_timeout)?);
+    }
+}
+
+/// One session per worker, each seeded from the run's seed and the worker's number.
+fn worker_seed(seed: u64, worker: u64) -> u64 {
+    seed.wrapping_add(worker.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+async fn drive_workload<M: Mechanism>(
+    args: &TestArgs,
+    mech: &mut M,
+    net: Net,
+    sessions: Vec<Box<dyn DbSession>>,
+    generator: Generator,
+    schedule: Schedule,
+    run_dir: &Path,
+    ledger: &Arc<Ledger>,
+) -> Result<Ending> {
+    let start = Instant::now();
+    let recorder = Arc::new(
+        Recorder::create(&run_dir.join(store::HISTORY), start)
+            .with_context(|| format!("cannot create {}", run_dir.join(store::HISTORY).display()))?,
+    );
     let generator = Arc::new(std::sync::Mutex::new(generator));
     let counters = Arc::new(Counters::default());
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let concurrency = u64::from(args.concurrency);
 
+    assert_eq!(sessions.len() as u64, concurrency, "one session per worker");
     let mut workers = JoinSet::new();
-    for w in 0..concurrency {
+    for (w, session) in (0..concurrency).zip(sessions) {
         let ctx = WorkerCtx {
             worker: w,
             concurrency,
             start,
             recorder: recorder.clone(),
-            client: client.clone(),
             generator: generator.clone(),
             counters: counters.clone(),
             cancel: cancel_rx.clone(),
         };
-        let session = client.session(seed.wrapping_add(w.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
         workers.spawn(worker(ctx, session));
     }
 
@@ -407,6 +646,7 @@ async fn drive_workload(
     let nemesis = nemesis_loop(
         schedule,
         mech,
+        net,
         recorder.clone(),
         start,
         cancel_rx.clone(),
@@ -486,13 +726,12 @@ struct WorkerCtx {
     concurrency: u64,
     start: Instant,
     recorder: Arc<Recorder>,
-    client: Arc<ReferenceClient>,
     generator: Arc<std::sync::Mutex<Generator>>,
     counters: Arc<Counters>,
     cancel: watch::Receiver<bool>,
 }
 
-async fn worker(mut ctx: WorkerCtx, mut session: schism_targets::Session) -> Result<()> {
+async fn worker(mut ctx: WorkerCtx, mut session: Box<dyn DbSession>) -> Result<()> {
     // Jepsen's process rule: after an indeterminate op, this worker continues as a new
     // process, so a process never has two ops open.
     let mut process = ctx.worker;
@@ -528,7 +767,7 @@ async fn worker(mut ctx: WorkerCtx, mut session: schism_targets::Session) -> Res
                 key: inv.key,
                 value: inv.value.as_int().unwrap_or_default(),
             },
-            ref other => bail!("the reference client cannot run f={other}"),
+            ref other => bail!("the client cannot run f={other}"),
         };
         let is_read = inv.f == F::Read;
         let mut invoke = Op::new(
@@ -549,7 +788,7 @@ async fn worker(mut ctx: WorkerCtx, mut session: schism_targets::Session) -> Res
         ctx.recorder
             .record(invoke)
             .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;
-        let reply = ctx.client.invoke(&mut session, request).await;
+        let reply = session.invoke(request).await;
         let mut done = done_template;
         match reply {
             Reply::Ok {
@@ -635,16 +874,16 @@ async fn watch_signals(cancel: watch::Sender<bool>, ledger: Arc<Ledger>) {
 /// done; records every change as a nemesis `invoke` before and an `info` after it took
 /// effect (with the exact state: cuts, groups, paused, killed, clocks), and heals on the
 /// way out if anything is still in force.
-async fn nemesis_loop(
+async fn nemesis_loop<M: Mechanism>(
     mut schedule: Schedule,
-    mech: &mut ReferenceMechanism<'_>,
+    mech: &mut M,
+    net: Net,
     recorder: Arc<Recorder>,
     start: Instant,
     mut cancel: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let mut nemesis = Nemesis::new();
-    let net = mech.net();
     // A change whose resulting state happens to be empty (a clock strobe at offset 0)
     // still leaves a fault "in progress": always close with a recorded heal unless the
     // last change already was one.
@@ -681,9 +920,9 @@ async fn nemesis_loop(
     Ok(())
 }
 
-async fn apply_and_record(
+async fn apply_and_record<M: Mechanism>(
     nemesis: &mut Nemesis,
-    mech: &mut ReferenceMechanism<'_>,
+    mech: &mut M,
     recorder: &Recorder,
     planned: &schism_nemesis::Planned,
     net: Net,

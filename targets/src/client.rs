@@ -350,14 +350,13 @@ impl ReferenceClient {
         }
         let mut best: Option<(u64, usize)> = None;
         while let Some(joined) = asks.join_next().await {
-            if let Ok((i, Ok(st))) = joined {
-                if st.role == crate::reference::leader_follower::Role::Leader
-                    && best.is_none_or(|(e, j)| {
-                        (st.epoch, std::cmp::Reverse(i)) > (e, std::cmp::Reverse(j))
-                    })
-                {
-                    best = Some((st.epoch, i));
-                }
+            if let Ok((i, Ok(st))) = joined
+                && st.role == crate::reference::leader_follower::Role::Leader
+                && best.is_none_or(|(e, j)| {
+                    (st.epoch, std::cmp::Reverse(i)) > (e, std::cmp::Reverse(j))
+                })
+            {
+                best = Some((st.epoch, i));
             }
         }
         let best = best.map(|(_, i)| i);
@@ -585,5 +584,26 @@ pub(crate) fn error_text(e: &reqwest::Error) -> String {
         kind.to_owned()
     } else {
         format!("{kind}: {inner}")
+    }
+}
+
+/// The reference client as a `DbSession`: one worker's session over the shared client, so
+/// the runner drives the reference cluster and real databases through one interface.
+#[derive(Debug)]
+pub struct ReferenceSession {
+    client: std::sync::Arc<ReferenceClient>,
+    session: Session,
+}
+
+impl ReferenceSession {
+    pub fn new(client: std::sync::Arc<ReferenceClient>, seed: u64) -> ReferenceSession {
+        let session = client.session(seed);
+        ReferenceSession { client, session }
+    }
+}
+
+impl crate::db::DbSession for ReferenceSession {
+    fn invoke(&mut self, req: Request) -> crate::db::BoxFuture<'_, Reply> {
+        Box::pin(async move { self.client.invoke(&mut self.session, req).await })
     }
 }

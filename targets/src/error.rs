@@ -86,6 +86,14 @@ pub enum TargetError {
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 
+    #[error(
+        "`{binary}` not found: install the Debian package `{package}` (apt-get install {package})"
+    )]
+    MissingBinary { binary: String, package: String },
+
+    #[error("{db}: {msg}")]
+    Db { db: String, msg: String },
+
     #[error("node {node}: {msg}")]
     Node { node: String, msg: String },
 }

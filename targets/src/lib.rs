@@ -1,5 +1,5 @@
-//! Targets: what schism tests. For now, the built-in reference cluster (leader-follower,
-//! multi-leader and leaderless).
+//! Targets: what schism tests: the built-in reference cluster (leader-follower,
+//! multi-leader and leaderless) and, behind cargo features, real databases (`db`).
 //!
 //! The runner uses three things from here: `ReferenceCluster` (start, kill, restart,
 //! pause, resume and stop real node processes), `ReferenceClient` (send a `Request`, get a
@@ -9,11 +9,14 @@
 //! harness in `reference::sim`. This crate never imports the checker.
 
 pub mod client;
+pub mod db;
 pub mod error;
 pub mod reference;
 pub mod request;
 
-pub use client::{ClientOptions, Endpoint, ReadRouting, ReferenceClient, Reply, Session};
+pub use client::{
+    ClientOptions, Endpoint, ReadRouting, ReferenceClient, ReferenceSession, Reply, Session,
+};
 pub use error::TargetError;
 pub use reference::cluster::{ClusterSpec, ReferenceCluster};
 pub use reference::leader_follower::{Role, Status};

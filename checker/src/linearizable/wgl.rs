@@ -333,7 +333,7 @@ impl<'a> Search<'a> {
                 break Outcome::Linearizable;
             }
             steps += 1;
-            if steps % 4096 == 0 && abort.is_some_and(|a| a.load(Ordering::Relaxed)) {
+            if steps.is_multiple_of(4096) && abort.is_some_and(|a| a.load(Ordering::Relaxed)) {
                 break Outcome::Aborted { deepest };
             }
             let id = ((entry - 1) / 2) as usize;

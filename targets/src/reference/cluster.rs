@@ -511,10 +511,10 @@ impl ReferenceCluster {
         let deadline = Instant::now() + Duration::from_millis(self.spec.stop_grace_ms);
         loop {
             for p in &mut self.nodes {
-                if let Some(child) = &mut p.child {
-                    if !matches!(child.try_wait(), Ok(None)) {
-                        p.child = None;
-                    }
+                if let Some(child) = &mut p.child
+                    && !matches!(child.try_wait(), Ok(None))
+                {
+                    p.child = None;
                 }
             }
             if self.nodes.iter().all(|p| p.child.is_none()) || Instant::now() >= deadline {
@@ -680,7 +680,7 @@ async fn reap(child: &mut Child, timeout: Duration) -> std::io::Result<()> {
 }
 
 /// Checks `base_port..` are free, or asks the kernel for free ports.
-fn pick_ports(ids: &[NodeId], base_port: Option<u16>) -> Result<Vec<u16>, TargetError> {
+pub(crate) fn pick_ports(ids: &[NodeId], base_port: Option<u16>) -> Result<Vec<u16>, TargetError> {
     match base_port {
         Some(base) => ids
             .iter()
@@ -737,7 +737,7 @@ fn pick_ports(ids: &[NodeId], base_port: Option<u16>) -> Result<Vec<u16>, Target
 }
 
 /// The last `lines` non-empty lines of a log file, joined with " | ".
-fn log_tail(path: &Path, lines: usize) -> String {
+pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     let read = || -> std::io::Result<String> {
         let mut f = std::fs::File::open(path)?;
         let len = f.metadata()?.len();
@@ -766,20 +766,25 @@ const SIGNAL_SETTLE_LIMIT: Duration = Duration::from_millis(500);
 /// Waits (bounded by `SIGNAL_SETTLE_LIMIT`) until `/proc/<pid>/stat` shows the process
 /// stopped (`T`/`t`) or, with `stopped == false`, not stopped. A process that is gone ends
 /// the wait at once: the caller's next signal reports that.
-fn wait_stopped(pid: u32, stopped: bool) {
+pub(crate) fn wait_stopped(pid: u32, stopped: bool) {
     let until = Instant::now() + SIGNAL_SETTLE_LIMIT;
     loop {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        let Some(state) = proc_state(pid) else {
             return;
         };
-        let state = stat
-            .rsplit(')')
-            .next()
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or("");
-        if matches!(state, "T" | "t") == stopped || Instant::now() >= until {
+        if matches!(state, 'T' | 't') == stopped || Instant::now() >= until {
             return;
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// The state letter of `/proc/<pid>/stat` (`R`, `S`, `T`, `Z`, …), None if there is no
+/// such process.
+pub(crate) fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|s| s.chars().next())
 }

@@ -1178,10 +1178,8 @@ impl LeaderFollower {
         }
         if self.role == Role::Leader {
             self.advance_commit(out);
-        } else if changed_downstream {
-            if let Some((up, up_seq)) = self.upstream.clone() {
-                out.push(self.ack(up, up_seq, self.last_lsn()));
-            }
+        } else if changed_downstream && let Some((up, up_seq)) = self.upstream.clone() {
+            out.push(self.ack(up, up_seq, self.last_lsn()));
         }
         let p = &self.progress[i];
         if p.next_lsn <= last && p.inflight.is_none() {

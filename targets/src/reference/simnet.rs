@@ -219,10 +219,10 @@ impl<M: Machine> Net<M> {
                 for i in 0..self.nodes.len() {
                     self.deliver(i, None, Input::Tick);
                 }
-            } else if let Some((_, (from, to, msg))) = self.queue.pop_first() {
-                if !self.cuts.contains(&(from, to)) {
-                    self.deliver(to, Some(from), Input::Peer(msg));
-                }
+            } else if let Some((_, (from, to, msg))) = self.queue.pop_first()
+                && !self.cuts.contains(&(from, to))
+            {
+                self.deliver(to, Some(from), Input::Peer(msg));
             }
         }
         self.now_ns = end;
