@@ -203,3 +203,27 @@ pub fn assert_no_leftovers(store: &Path, run: &Path) {
         .unwrap_or_default();
     assert!(reg.is_empty(), "registry entries left: {reg:?}");
 }
+
+/// Serializes the real-database runs of this binary: each provisions a whole cluster,
+/// and on a 2-core machine two at once would make their timing (elections, failovers,
+/// state transfers) unlike what the tests are sized for.
+pub fn db_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether a test of `what` may go on: each `(binary, Debian package)` must be installed,
+/// and network namespaces usable when `netns` is asked. Under `CI` a missing piece fails
+/// the test naming it; elsewhere the test is skipped with a notice.
+pub fn require_db(what: &str, binaries: &[(&str, &str)], netns: bool) -> bool {
+    for (bin, pkg) in binaries {
+        if let Err(e) = schism_targets::db::require_binary(bin, pkg) {
+            return require(what, Some(e.to_string()));
+        }
+    }
+    if netns {
+        return require(what, schism_nemesis::netns::unavailable());
+    }
+    true
+}
