@@ -246,6 +246,12 @@ pub struct TestArgs {
     /// on: the leader serves reads only while a majority confirmed it recently.
     #[arg(long, value_enum, default_value_t = Switch::Off)]
     pub read_lease: Switch,
+    /// Leader-follower: the leader ships new log entries to followers at most this often
+    /// (0 = at once). A positive interval is how real asynchronous replication lags: a
+    /// leader that dies takes up to this much acknowledged history with it.
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    #[serde(serialize_with = "ser_duration")]
+    pub ship_interval: Duration,
     /// How the log reaches the disk before an ack.
     #[arg(long, value_enum, default_value_t = Durability::Fsync)]
     pub durability: Durability,

@@ -49,6 +49,11 @@ pub fn settings(args: &TestArgs) -> Result<(Model, ReplicaSettings)> {
         }
         Ok(())
     };
+    if model != Model::LeaderFollower && !args.ship_interval.is_zero() {
+        bail!(
+            "--ship-interval applies to --model leader-follower only (this run is --model {model})"
+        );
+    }
     if model != Model::MultiLeader {
         refuse(&ml_flags, "multi-leader")?;
     }

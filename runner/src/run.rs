@@ -332,6 +332,7 @@ async fn run_reference(
         },
         model,
         replica,
+        ship_interval_ms: shared.args.ship_interval.as_millis() as u64,
         ..ClusterSpec::default()
     })
     .await?;

@@ -55,6 +55,8 @@ pub struct ClusterSpec {
     /// Multi-leader and leaderless settings.
     pub replica: ReplicaSettings,
     /// Tokio workers per node process.
+    /// Leader-follower: ship new entries to followers at most this often (0: at once).
+    pub ship_interval_ms: u64,
     pub worker_threads: usize,
     /// How long `start` and `restart` wait for nodes to answer.
     pub startup_timeout_ms: u64,
@@ -105,6 +107,7 @@ impl ClusterSpec {
             model: Model::default(),
             replica: ReplicaSettings::default(),
             worker_threads: 2,
+            ship_interval_ms: 0,
             startup_timeout_ms: 10_000,
             stop_grace_ms: 2_000,
             netns: None,
@@ -210,6 +213,7 @@ impl ReferenceCluster {
             cfg.model = spec.model;
             cfg.replica = spec.replica;
             cfg.worker_threads = spec.worker_threads.max(1);
+            cfg.ship_interval_ms = spec.ship_interval_ms;
             let config_path = dir.join("node.json");
             cfg.write_file(&config_path)?;
             nodes.push(NodeProc {

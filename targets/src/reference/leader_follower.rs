@@ -322,6 +322,10 @@ pub struct MachineConfig {
     pub batch_max_entries: usize,
     /// Resend an unacknowledged replication message after this long.
     pub resend_after_ns: u64,
+    /// Ship new entries to a follower at most this often (0: at once). Real asynchronous
+    /// replication lags by batching (binlog/WAL shipping); with a positive interval a
+    /// leader that dies takes up to that much acknowledged history with it.
+    pub ship_interval_ns: u64,
     /// Send an empty `Append` to an idle follower this often (it also probes a follower's
     /// position after a leader restart).
     pub heartbeat_ns: u64,
@@ -347,6 +351,7 @@ impl MachineConfig {
             topology: Topology::Star,
             batch_max_entries: 4096,
             resend_after_ns: 250_000_000,
+            ship_interval_ns: 0,
             heartbeat_ns: 100_000_000,
             election_timeout_ns: 1_000_000_000,
             lease_ns: 500_000_000,
@@ -1182,9 +1187,18 @@ impl LeaderFollower {
             out.push(self.ack(up, up_seq, self.last_lsn()));
         }
         let p = &self.progress[i];
-        if p.next_lsn <= last && p.inflight.is_none() {
+        if p.next_lsn <= last && p.inflight.is_none() && self.shippable(i, now_ns) {
             self.send_append(i, now_ns, out);
         }
+    }
+
+    /// Whether new entries may go to target `i` now (the ship interval has passed since
+    /// the last send, or there is none).
+    fn shippable(&self, i: usize, now_ns: u64) -> bool {
+        self.cfg.ship_interval_ns == 0
+            || self.progress[i]
+                .last_send_ns
+                .is_none_or(|t| now_ns.saturating_sub(t) >= self.cfg.ship_interval_ns)
     }
 
     fn my_rank(&self) -> u64 {
@@ -1414,7 +1428,7 @@ impl LeaderFollower {
                     timers && now_ns.saturating_sub(sent_ns) >= self.cfg.resend_after_ns
                 }
                 None => {
-                    p.next_lsn <= last
+                    (p.next_lsn <= last && self.shippable(i, now_ns))
                         || (timers
                             && p.last_send_ns
                                 .is_none_or(|t| now_ns.saturating_sub(t) >= self.cfg.heartbeat_ns))
@@ -1675,6 +1689,65 @@ mod tests {
         let out = f.step(0, app(3, 1, vec![e(2), e(3)]));
         assert!(matches!(&out[0], Output::Persist(v) if v.len() == 1 && v[0].lsn == 3));
         assert_eq!(f.read(1), Value::List(vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn ship_interval_batches_new_entries() {
+        let mut cfg = MachineConfig::new("n1", &["n1", "n2"], "n1");
+        cfg.ship_interval_ns = 50_000_000;
+        let mut n = LeaderFollower::new(cfg, Vec::new());
+        let sends = |out: &[Output]| {
+            out.iter()
+                .filter_map(|o| match o {
+                    Output::Send {
+                        msg: PeerMessage::Append { entries, .. },
+                        ..
+                    } => Some(entries.len()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let append = |n: &mut LeaderFollower, now_ns, req: u64| {
+            n.step(
+                now_ns,
+                Input::Client {
+                    req,
+                    op: Request::Append {
+                        key: 1,
+                        value: req as i64,
+                    },
+                },
+            )
+        };
+        // The first entry ships at once (nothing was sent yet) and is acknowledged.
+        assert_eq!(sends(&append(&mut n, 0, 1)), vec![1]);
+        n.step(
+            1_000,
+            Input::Peer(PeerMessage::Ack {
+                from: "n2".into(),
+                epoch: 1,
+                seq: 1,
+                last_lsn: 1,
+                downstream: Vec::new(),
+            }),
+        );
+        // Within the interval new entries wait, on writes, acks and ticks alike …
+        assert!(sends(&append(&mut n, 10_000_000, 2)).is_empty());
+        assert!(sends(&append(&mut n, 20_000_000, 3)).is_empty());
+        assert!(sends(&n.step(30_000_000, Input::Tick)).is_empty());
+        let late_ack = n.step(
+            40_000_000,
+            Input::Peer(PeerMessage::Ack {
+                from: "n2".into(),
+                epoch: 1,
+                seq: 1,
+                last_lsn: 1,
+                downstream: Vec::new(),
+            }),
+        );
+        assert!(sends(&late_ack).is_empty());
+        // … and leave together once it has passed.
+        assert_eq!(sends(&n.step(50_000_000, Input::Tick)), vec![2]);
     }
 
     #[test]

@@ -90,6 +90,9 @@ pub struct NodeConfig {
     pub tick_ms: u64,
     #[serde(default = "defaults::resend_after_ms")]
     pub resend_after_ms: u64,
+    /// Leader-follower: ship new entries to a follower at most this often (0: at once).
+    #[serde(default)]
+    pub ship_interval_ms: u64,
     #[serde(default = "defaults::heartbeat_ms")]
     pub heartbeat_ms: u64,
     /// Timeout of one node-to-node HTTP request.
@@ -171,6 +174,7 @@ impl NodeConfig {
             batch_max_entries: defaults::batch_max_entries(),
             tick_ms: defaults::tick_ms(),
             resend_after_ms: defaults::resend_after_ms(),
+            ship_interval_ms: 0,
             heartbeat_ms: defaults::heartbeat_ms(),
             peer_timeout_ms: defaults::peer_timeout_ms(),
             replica: Default::default(),
@@ -238,6 +242,7 @@ impl NodeConfig {
             topology: self.topology,
             batch_max_entries: self.batch_max_entries,
             resend_after_ns: self.resend_after_ms * 1_000_000,
+            ship_interval_ns: self.ship_interval_ms * 1_000_000,
             heartbeat_ns: self.heartbeat_ms * 1_000_000,
             election_timeout_ns: self.election_timeout_ms * 1_000_000,
             lease_ns: self.lease_ms * 1_000_000,
