@@ -72,10 +72,10 @@ fn compare_sync_semisync_async_under_leader_kills() {
         ]
     );
     let f = |i: usize, k: &str| settings[i][k].as_f64().unwrap();
-    for i in 0..3 {
-        assert_eq!(settings[i]["runs"].as_array().unwrap().len(), 2);
+    for setting in settings {
+        assert_eq!(setting["runs"].as_array().unwrap().len(), 2);
         // Every run really killed a leader.
-        for run in settings[i]["runs"].as_array().unwrap() {
+        for run in setting["runs"].as_array().unwrap() {
             assert!(
                 run["figures"]["fault_windows"].as_u64().unwrap() >= 1,
                 "{run}"
