@@ -285,15 +285,15 @@ impl Chart {
         if let Some(end) = svg.rfind("</svg>") {
             svg.insert_str(end, &overlay);
         }
-        // Make the SVG scale with the page.
+        // Make the SVG scale with the page (plotters may already give a viewBox: an
+        // attribute twice is a parse error in HTML, so add only what is missing).
         if let Some(pos) = svg.find("<svg ") {
-            svg.insert_str(
-                pos + 5,
-                &format!(
-                    "viewBox=\"0 0 {} {}\" role=\"img\" ",
-                    self.width, self.height
-                ),
-            );
+            let open_tag_end = svg[pos..].find('>').map_or(svg.len(), |e| pos + e);
+            let mut attrs = String::from("role=\"img\" ");
+            if !svg[pos..open_tag_end].contains("viewBox=") {
+                attrs.push_str(&format!("viewBox=\"0 0 {} {}\" ", self.width, self.height));
+            }
+            svg.insert_str(pos + 5, &attrs);
         }
         Ok(svg)
     }
