@@ -508,3 +508,71 @@ where
         tokio::time::sleep(every).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_server_names_its_debian_package() {
+        let e = require_binary("schism-no-such-server", "schism-pkg")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "`schism-no-such-server` not found: install the Debian package `schism-pkg` (apt-get install schism-pkg)"
+        );
+        assert!(require_binary("sh", "dash").is_ok());
+        assert!(require_binary("/no/such/dir/etcd", "etcd-server").is_err());
+    }
+
+    #[test]
+    fn kinds_parse_and_name_their_feature() {
+        for k in DbKind::ALL {
+            assert_eq!(k.to_string().parse::<DbKind>(), Ok(k));
+            assert_eq!(k.feature(), k.to_string());
+        }
+        assert_eq!("postgresql".parse::<DbKind>(), Ok(DbKind::Postgres));
+        assert!(
+            "mongodb"
+                .parse::<DbKind>()
+                .unwrap_err()
+                .contains("etcd, redis")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_managed_process_is_its_own_pid_and_dies_with_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = ProcessSpec {
+            node: "n1".into(),
+            program: PathBuf::from("/bin/sleep"),
+            args: vec!["30".into()],
+            env: vec![],
+            netns: None,
+            user: None,
+            log: dir.path().join("n1.log"),
+            cwd: None,
+        };
+        let mut p = ManagedProcess::spawn(spec.clone()).unwrap();
+        let pid = p.pid().unwrap();
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+        assert!(cmdline.starts_with("/bin/sleep"), "{cmdline:?}");
+        p.kill().await.unwrap();
+        assert!(!p.is_running());
+        p.start().unwrap();
+        let pid = p.pid().unwrap();
+        drop(p);
+        // Dropping kills it; tokio reaps it in the background.
+        let until = Instant::now() + Duration::from_secs(5);
+        while crate::reference::cluster::proc_state(pid).is_some_and(|s| s != 'Z')
+            && Instant::now() < until
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            crate::reference::cluster::proc_state(pid).is_none_or(|s| s == 'Z'),
+            "pid {pid} survived its ManagedProcess"
+        );
+    }
+}
