@@ -118,3 +118,48 @@ fn unwritable_store_is_one_clear_line() {
     assert_eq!(out.status.code(), Some(3));
     assert!(one_error_line(&out).contains("--store"));
 }
+
+#[test]
+fn database_targets_refuse_what_they_cannot_do_in_one_line() {
+    let dir = tempdir();
+    // --endpoints belongs to database targets: schism always provisions the reference cluster.
+    let out = run_test(dir.path(), &["--endpoints", "127.0.0.1:2379"]);
+    assert_eq!(out.status.code(), Some(3));
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("--endpoints needs a database --target"),
+        "{line}"
+    );
+    // Attached to a cluster it did not start, schism cannot kill, pause or cut anything.
+    let out = run_test(
+        dir.path(),
+        &[
+            "--target",
+            "redis",
+            "--endpoints",
+            "127.0.0.1:1",
+            "--nemesis",
+            "kill",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let line = one_error_line(&out);
+    if cfg!(feature = "redis") {
+        assert!(
+            line.contains("cannot take kill faults") && line.contains("--endpoints"),
+            "{line}"
+        );
+    } else {
+        assert!(line.contains("--features redis"), "{line}");
+    }
+    // Read routings that only the reference cluster has.
+    let out = run_test(dir.path(), &["--target", "postgres", "--reads", "ryw"]);
+    assert_eq!(out.status.code(), Some(3));
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("--reads ryw") || line.contains("--features postgres"),
+        "{line}"
+    );
+    // Nothing was left behind by the refusals.
+    assert!(!dir.path().join("default").exists());
+}
