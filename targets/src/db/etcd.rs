@@ -51,6 +51,9 @@ const APPEND_BUDGET_TIMEOUTS: u32 = 2;
 const STATUS_TIMEOUT_MS: u64 = 300;
 /// A session's knowledge of the leader is refreshed at least this often.
 const LEADER_REFRESH_MS: u64 = 1000;
+/// After a restart with a majority running, how long to wait for the member to serve
+/// clients (about two elections).
+const RESTART_SERVE_WAIT_MS: u64 = 3000;
 /// SIGTERM → SIGKILL grace at `stop`.
 const STOP_GRACE_MS: u64 = 5000;
 /// Readiness polling period.
@@ -62,6 +65,8 @@ struct Member {
     id: NodeId,
     /// `http://host:port`, no trailing slash.
     url: String,
+    /// The peer URL (empty when attached: schism never restarts those).
+    peer_url: String,
     process: Option<ManagedProcess>,
 }
 
@@ -108,6 +113,7 @@ impl EtcdCluster {
                     .map(|(id, url)| Member {
                         id: id.clone(),
                         url: url.clone(),
+                        peer_url: String::new(),
                         process: None,
                     })
                     .collect();
@@ -169,7 +175,11 @@ impl EtcdCluster {
                 }
             }
             if Instant::now() >= deadline {
-                let node = self.members.first().map(|m| m.id.clone()).unwrap_or_default();
+                let node = self
+                    .members
+                    .first()
+                    .map(|m| m.id.clone())
+                    .unwrap_or_default();
                 return Err(TargetError::StartupTimeout {
                     node,
                     timeout_ms: self.startup_timeout.as_millis() as u64,
@@ -197,6 +207,70 @@ impl EtcdCluster {
             }
         }
         Ok(())
+    }
+
+    /// Waits until a restarted member is up. etcd serves clients only once it has
+    /// published itself through raft, which needs a quorum: after a kill of every member
+    /// the first one restarted cannot answer a client before the second is back. So "up"
+    /// is its peer port answering `GET /version` (served before readiness), and then, when
+    /// a majority of members runs, a bounded wait for its client port (not an error: a
+    /// partition may keep it from serving).
+    async fn wait_restarted(&mut self, i: usize) -> Result<(), TargetError> {
+        let node = self.members[i].id.clone();
+        let deadline = Instant::now() + self.startup_timeout;
+        let timeout = Duration::from_millis(STATUS_TIMEOUT_MS);
+        let version = format!("{}/version", self.members[i].peer_url);
+        loop {
+            let p = self.members[i]
+                .process
+                .as_mut()
+                .ok_or_else(|| TargetError::NotRunning(node.clone()))?;
+            if let Some(status) = p.try_exited() {
+                let log = p.spec().log.clone();
+                return Err(TargetError::NodeExited {
+                    node,
+                    status,
+                    tail: log_tail(&log, 5),
+                    log,
+                });
+            }
+            let answered = self.shared.http.get(&version).timeout(timeout).send().await;
+            match answered {
+                Ok(r) if r.status().is_success() => break,
+                Ok(r) if Instant::now() >= deadline => {
+                    return Err(
+                        self.restart_timeout(&node, format!("peer /version: HTTP {}", r.status()))
+                    );
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(
+                        self.restart_timeout(&node, format!("peer /version: {}", error_text(&e)))
+                    );
+                }
+                _ => tokio::time::sleep(Duration::from_millis(POLL_MS)).await,
+            }
+        }
+        let running = self
+            .members
+            .iter()
+            .filter(|m| m.process.as_ref().is_some_and(ManagedProcess::is_running))
+            .count();
+        if running * 2 > self.members.len() {
+            let serve_deadline = Instant::now() + Duration::from_millis(RESTART_SERVE_WAIT_MS);
+            while Instant::now() < serve_deadline && self.shared.status(i, timeout).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn restart_timeout(&self, node: &str, last_error: String) -> TargetError {
+        TargetError::StartupTimeout {
+            node: node.to_owned(),
+            timeout_ms: self.startup_timeout.as_millis() as u64,
+            last_error,
+            log: self.log_dir.join(format!("{node}.log")),
+        }
     }
 
     fn index(&self, node: &str) -> Result<usize, TargetError> {
@@ -314,6 +388,7 @@ fn provision(
         members.push(Member {
             id: id.clone(),
             url: client_url,
+            peer_url,
             process: Some(process),
         });
     }
@@ -447,7 +522,10 @@ impl Shared {
             return Err(HttpError::Refused(format!("HTTP {status}: {}", text())));
         }
         if !status.is_success() {
-            return Err(HttpError::Indeterminate(format!("HTTP {status}: {}", text())));
+            return Err(HttpError::Indeterminate(format!(
+                "HTTP {status}: {}",
+                text()
+            )));
         }
         serde_json::from_slice(&bytes)
             .map_err(|e| HttpError::Indeterminate(format!("unreadable answer ({e}): {}", text())))
@@ -604,32 +682,7 @@ impl DbCluster for EtcdCluster {
             // Same command, same data dir: etcd ignores `--initial-cluster-state new` once
             // its data dir exists, and rejoins.
             p.start()?;
-            let deadline = Instant::now() + self.startup_timeout;
-            let timeout = Duration::from_millis(STATUS_TIMEOUT_MS);
-            loop {
-                let p = self.members[i].process.as_mut().expect("checked above");
-                if let Some(status) = p.try_exited() {
-                    let log = p.spec().log.clone();
-                    return Err(TargetError::NodeExited {
-                        node: node.to_owned(),
-                        status,
-                        tail: log_tail(&log, 5),
-                        log,
-                    });
-                }
-                match self.shared.status(i, timeout).await {
-                    Ok(_) => return Ok(()),
-                    Err(e) if Instant::now() >= deadline => {
-                        return Err(TargetError::StartupTimeout {
-                            node: node.to_owned(),
-                            timeout_ms: self.startup_timeout.as_millis() as u64,
-                            last_error: e.to_string(),
-                            log: self.log_dir.join(format!("{node}.log")),
-                        });
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(POLL_MS)).await,
-                }
-            }
+            self.wait_restarted(i).await
         })
     }
 
@@ -733,10 +786,7 @@ impl EtcdSession {
         if self.shared.options.etcd_reads == EtcdReads::Serializable {
             body["serializable"] = json!(true);
         }
-        let got = self
-            .shared
-            .post(i, "kv/range", &body, self.timeout())
-            .await;
+        let got = self.shared.post(i, "kv/range", &body, self.timeout()).await;
         let node = self.node(i);
         match got {
             Ok(range) => match first_kv(&range).and_then(|kv| match kv {
