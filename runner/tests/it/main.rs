@@ -8,6 +8,7 @@ mod browser;
 mod check_cli;
 mod cleanup;
 mod compare_replication;
+mod db_etcd;
 mod errors;
 mod faults;
 mod knossos;
