@@ -198,13 +198,42 @@ impl RedisCluster {
                 cwd: Some(dir),
             })?);
         }
-        let mut sentinels = Vec::new();
+        let topo = Arc::new(Topology {
+            nodes: ids
+                .iter()
+                .zip(&server_addrs)
+                .map(|(id, &addr)| NodeAddr {
+                    id: id.clone(),
+                    addr,
+                })
+                .collect(),
+            sentinels: if sentinel_bin.is_some() {
+                sentinel_addrs.clone()
+            } else {
+                Vec::new()
+            },
+            initial_primary: 0,
+            reads: spec.options.reads,
+            wait_acks,
+            timeout: spec.options.timeout,
+        });
+        let mut cluster = RedisCluster {
+            topo,
+            servers,
+            sentinels: Vec::new(),
+            managed: true,
+        };
+        // On an error the cluster is dropped here, and dropping kills every process.
+        let deadline = Instant::now() + spec.startup_timeout;
+        cluster.wait_servers(deadline).await?;
+        // Sentinels start once the replicas are linked: a sentinel learns replicas from
+        // the primary's INFO, which it polls only every 10 s after the first time.
         if let Some(bin) = &sentinel_bin {
             for (i, id) in ids.iter().enumerate() {
                 let dir = spec.data_dir.join(id);
                 let conf = dir.join("sentinel.conf");
                 write_file(&conf, &sentinel_conf(&dir, sentinel_addrs[i], primary))?;
-                sentinels.push(ManagedProcess::spawn(ProcessSpec {
+                cluster.sentinels.push(ManagedProcess::spawn(ProcessSpec {
                     node: format!("sentinel-{id}"),
                     program: bin.clone(),
                     args: vec![conf.display().to_string()],
@@ -217,33 +246,7 @@ impl RedisCluster {
                 })?);
             }
         }
-        let topo = Arc::new(Topology {
-            nodes: ids
-                .iter()
-                .zip(&server_addrs)
-                .map(|(id, &addr)| NodeAddr {
-                    id: id.clone(),
-                    addr,
-                })
-                .collect(),
-            sentinels: if sentinel_bin.is_some() {
-                sentinel_addrs
-            } else {
-                Vec::new()
-            },
-            initial_primary: 0,
-            reads: spec.options.reads,
-            wait_acks,
-            timeout: spec.options.timeout,
-        });
-        let mut cluster = RedisCluster {
-            topo,
-            servers,
-            sentinels,
-            managed: true,
-        };
-        // On an error the cluster is dropped here, and dropping kills every process.
-        cluster.wait_ready(spec.startup_timeout).await?;
+        cluster.wait_sentinels(deadline).await?;
         Ok(Box::new(cluster))
     }
 
@@ -299,11 +302,9 @@ impl RedisCluster {
         }))
     }
 
-    /// Waits until every server answers, both replicas are linked to the primary, and
-    /// (with Sentinel) every sentinel knows the primary, the replicas and its peers.
-    async fn wait_ready(&mut self, timeout: Duration) -> Result<(), TargetError> {
+    /// Waits until every server answers and both replicas are linked to the primary.
+    async fn wait_servers(&mut self, deadline: Instant) -> Result<(), TargetError> {
         let topo = self.topo.clone();
-        let deadline = Instant::now() + timeout;
         for (i, node) in topo.nodes.iter().enumerate() {
             let left = deadline.saturating_duration_since(Instant::now());
             let primary = i == topo.initial_primary;
@@ -331,6 +332,13 @@ impl RedisCluster {
             .await
             .map_err(|e| self.startup_error(i, e))?;
         }
+        Ok(())
+    }
+
+    /// With Sentinel: waits until every sentinel names the primary and knows both
+    /// replicas and the other sentinels (else a failover could not reach its quorum).
+    async fn wait_sentinels(&mut self, deadline: Instant) -> Result<(), TargetError> {
+        let topo = self.topo.clone();
         let want = topo.nodes.len() - 1;
         for (i, &s) in topo.sentinels.iter().enumerate() {
             let left = deadline.saturating_duration_since(Instant::now());
