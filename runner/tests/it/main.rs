@@ -7,6 +7,8 @@
 mod browser;
 mod check_cli;
 mod cleanup;
+#[cfg(feature = "redis")]
+mod db_redis;
 mod errors;
 mod faults;
 mod knossos;
