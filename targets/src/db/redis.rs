@@ -15,7 +15,9 @@
 //! does not say which workload it belongs to. Writes go to the primary as this session
 //! knows it; with `semi-sync:K`/`sync` each write is followed by `WAIT K` on the same
 //! connection (WAIT counts acks for that connection's writes only), and fewer than K acks
-//! make the write `Unknown`: it is on the primary but may be lost. With Sentinel, a session
+//! make the write `Unknown`: it is on the primary but may be lost. Reads go to the primary
+//! (`leader`, and `ryw`/`sticky`, which Redis cannot honour), any node or a replica, chosen
+//! with the session's seeded RNG. With Sentinel, a session
 //! refreshes its primary from a sentinel only after a failed write or every ~2 s, as a
 //! real client caching the topology would — which is what lets a resumed old primary keep
 //! acknowledging writes that the failover already doomed.
