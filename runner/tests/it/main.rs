@@ -9,6 +9,8 @@ mod check_cli;
 mod cleanup;
 mod compare_replication;
 mod db_etcd;
+#[cfg(feature = "redis")]
+mod db_redis;
 mod errors;
 mod faults;
 mod knossos;
