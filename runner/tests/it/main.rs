@@ -8,6 +8,7 @@ mod browser;
 mod check_cli;
 mod cleanup;
 mod compare_replication;
+#[cfg(feature = "etcd")]
 mod db_etcd;
 #[cfg(feature = "redis")]
 mod db_redis;
