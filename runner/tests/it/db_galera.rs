@@ -130,8 +130,7 @@ fn galera_primaries_under_partitions_lose_no_write_and_the_minority_acknowledges
 
     // No acknowledged write was lost.
     let results: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
     let checkers = results["results"].as_array().expect("results");
     let lost: Vec<&serde_json::Value> = checkers
         .iter()
@@ -171,7 +170,8 @@ fn galera_primaries_under_partitions_lose_no_write_and_the_minority_acknowledges
             if w.minority.iter().any(|m| m == node) {
                 sent_to_minority += 1;
                 assert_ne!(
-                    done["type"], "ok",
+                    done["type"],
+                    "ok",
                     "the isolated {node} acknowledged an op {} ms after the cut: {done}",
                     (invoked - w.cut_ns) / 1_000_000
                 );

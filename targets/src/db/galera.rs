@@ -31,6 +31,7 @@
 //!   cluster's folder; dropping the cluster kills what is left. Nothing outside
 //!   `data_dir` and `log_dir` is written or removed.
 
+use crate::ReadRouting;
 use crate::client::Reply;
 use crate::db::{
     BoxFuture, DbCluster, DbKind, DbOptions, DbSession, DbSpec, ManagedProcess, Placement,
@@ -39,7 +40,6 @@ use crate::db::{
 use crate::error::TargetError;
 use crate::reference::NodeId;
 use crate::request::Request;
-use crate::ReadRouting;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 use nix::sys::signal::{Signal, kill};
@@ -111,8 +111,6 @@ pub struct GaleraCluster {
     procs: Vec<Option<ManagedProcess>>,
     mariadbd: PathBuf,
     log_dir: PathBuf,
-    /// The folder every server and SST helper names on its command line.
-    root: PathBuf,
     options: DbOptions,
     startup_timeout: Duration,
     /// Attached with `--endpoints`: nothing to start or kill.
@@ -161,7 +159,6 @@ impl GaleraCluster {
             procs: Vec::new(),
             mariadbd: PathBuf::new(),
             log_dir: spec.log_dir.clone(),
-            root: spec.data_dir.clone(),
             options: spec.options.clone(),
             startup_timeout: spec.startup_timeout,
             attached: Some(targets),
@@ -234,7 +231,6 @@ impl GaleraCluster {
             nodes,
             mariadbd,
             log_dir: spec.log_dir.clone(),
-            root: spec.data_dir.clone(),
             options: spec.options.clone(),
             startup_timeout: spec.startup_timeout,
             attached: None,
@@ -387,7 +383,9 @@ impl GaleraCluster {
     }
 
     fn running(&self, i: usize) -> bool {
-        self.procs[i].as_ref().is_some_and(ManagedProcess::is_running)
+        self.procs[i]
+            .as_ref()
+            .is_some_and(ManagedProcess::is_running)
     }
 
     /// The seqno a stopped node's data holds: grastate.dat's, or — after a crash, when it
@@ -406,7 +404,12 @@ impl GaleraCluster {
         cmd.arg(format!("--defaults-file={}", node.cnf().display()))
             .arg("--wsrep-recover")
             .arg(format!("--log-error={}", log.display()));
-        run_tool(cmd, &node.dir.join("recover.out"), "mariadbd --wsrep-recover").await?;
+        run_tool(
+            cmd,
+            &node.dir.join("recover.out"),
+            "mariadbd --wsrep-recover",
+        )
+        .await?;
         let out = std::fs::read_to_string(&log).unwrap_or_default();
         recovered_position(&out).ok_or_else(|| {
             db_err(format!(
@@ -448,13 +451,20 @@ impl GaleraCluster {
         Ok(())
     }
 
-    /// SIGKILLs processes (SST scripts, socat, mariabackup, rsync) left behind by a server
-    /// that died: those whose command line names this cluster's folder.
-    fn kill_helpers(&self) {
+    /// SIGKILLs processes (SST scripts, socat, mariabackup) left behind by servers that
+    /// died: those whose command line names the folder of node `only` (all nodes when
+    /// None). Per node, so that killing n3 leaves n1's donor script for n2 alone.
+    fn kill_helpers(&self, only: Option<usize>) {
         if self.attached.is_some() {
             return;
         }
-        let needle = self.root.display().to_string();
+        let needles: Vec<String> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| only.is_none_or(|o| o == *i))
+            .map(|(_, n)| format!("{}/", n.dir.display()))
+            .collect();
         let servers: Vec<u32> = self.pids();
         let me = std::process::id();
         let Ok(rd) = std::fs::read_dir("/proc") else {
@@ -470,7 +480,8 @@ impl GaleraCluster {
             let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else {
                 continue;
             };
-            if String::from_utf8_lossy(&cmd).contains(&needle) {
+            let cmd = String::from_utf8_lossy(&cmd);
+            if needles.iter().any(|n| cmd.contains(n.as_str())) {
                 let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
             }
         }
@@ -532,7 +543,7 @@ impl DbCluster for GaleraCluster {
                 p.kill().await?;
             }
             // An SST in flight leaves its script and streamer behind; they die with it.
-            self.kill_helpers();
+            self.kill_helpers(Some(i));
             Ok(())
         })
     }
@@ -583,7 +594,7 @@ impl DbCluster for GaleraCluster {
                     first_err = Some(e);
                 }
             }
-            self.kill_helpers();
+            self.kill_helpers(None);
             first_err.map_or(Ok(()), Err)
         })
     }
@@ -595,7 +606,7 @@ impl Drop for GaleraCluster {
         for p in self.procs.iter_mut() {
             drop(p.take());
         }
-        self.kill_helpers();
+        self.kill_helpers(None);
     }
 }
 
@@ -1024,7 +1035,14 @@ mod tests {
     fn appends_build_a_json_array_in_one_statement() {
         let s = statement(&Request::Append { key: 3, value: 9 }).unwrap();
         assert!(s.contains("VALUES (3, '[9]')") && s.contains("ON DUPLICATE KEY UPDATE"));
-        assert!(statement(&Request::Cas { key: 1, expected: 1, new: 2 }).is_none());
+        assert!(
+            statement(&Request::Cas {
+                key: 1,
+                expected: 1,
+                new: 2
+            })
+            .is_none()
+        );
     }
 
     #[test]
