@@ -10,6 +10,8 @@ mod cleanup;
 mod compare_replication;
 #[cfg(feature = "etcd")]
 mod db_etcd;
+#[cfg(feature = "galera")]
+mod db_galera;
 #[cfg(feature = "redis")]
 mod db_redis;
 mod errors;
