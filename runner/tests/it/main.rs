@@ -7,6 +7,7 @@
 mod browser;
 mod check_cli;
 mod cleanup;
+mod db_postgres;
 mod errors;
 mod faults;
 mod knossos;
