@@ -11,12 +11,13 @@ const PG: &[(&str, &str)] = &[
     ("setpriv", "util-linux"),
 ];
 
-/// A store PostgreSQL (user postgres) can reach: temp dirs are created 0700.
-fn pg_store() -> tempfile::TempDir {
+/// A store PostgreSQL (user postgres) can reach: temp dirs are created 0700. Kept (and
+/// named) when the test fails: its node logs explain why.
+fn pg_store() -> Kept {
     let store = tempdir();
     std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(0o755))
         .expect("chmod store");
-    store
+    Kept(Some(store))
 }
 
 fn pg_run(store: &Path, name: &str, extra: &[&str]) -> (Option<i32>, String, PathBuf) {
@@ -46,7 +47,7 @@ fn anomaly_kinds(run: &Path) -> Vec<(String, String)> {
 /// Live processes whose command line mentions `needle` (postmasters carry their data
 /// directory, which lies inside the test's store).
 fn postgres_left(needle: &str) -> Vec<u32> {
-    let until = std::time::Instant::now() + Duration::from_secs(5);
+    let until = Instant::now() + Duration::from_secs(5);
     loop {
         let left: Vec<u32> = std::fs::read_dir("/proc")
             .into_iter()
@@ -61,7 +62,7 @@ fn postgres_left(needle: &str) -> Vec<u32> {
                 .then_some(pid)
             })
             .collect();
-        if left.is_empty() || std::time::Instant::now() > until {
+        if left.is_empty() || Instant::now() > until {
             return left;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -154,4 +155,23 @@ fn sync_replication_with_primary_reads_loses_nothing_across_promotions() {
     );
     let left = postgres_left(&store.path().to_string_lossy());
     assert!(left.is_empty(), "postgres processes left: {left:?}");
+}
+
+/// A store that is kept (and named) when the test panics.
+struct Kept(Option<tempfile::TempDir>);
+
+impl Kept {
+    fn path(&self) -> &Path {
+        self.0.as_ref().map(tempfile::TempDir::path).unwrap_or(Path::new("/nonexistent"))
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(d) = self.0.take()
+        {
+            eprintln!("kept the failed run's store: {}", d.keep().display());
+        }
+    }
 }

@@ -671,8 +671,10 @@ impl PgCluster {
             return self.wait_ready(i, Instant::now() + self.startup_timeout, None).await;
         };
         let id = self.shared.ids[i].clone();
+        let began = Instant::now();
         let _ = self.ensure_slot(p, &id).await;
-        match self.shared.resync_of(i) {
+        let resync = self.shared.resync_of(i);
+        match resync {
             Resync::None => self.write_standby_conf(i, p)?,
             Resync::Rewind => {
                 let source = format!(
@@ -707,7 +709,16 @@ impl PgCluster {
         self.shared.set_resync(i, Resync::None);
         self.start(i)?;
         self.wait_ready(i, Instant::now() + self.startup_timeout, Some(true))
-            .await
+            .await?;
+        if resync != Resync::None {
+            eprintln!(
+                "schism: postgres: {id} rejoined {} as a standby ({}) in {} ms",
+                self.shared.ids[p],
+                if resync == Resync::Rewind { "pg_rewind" } else { "re-cloned" },
+                began.elapsed().as_millis()
+            );
+        }
+        Ok(())
     }
 }
 
