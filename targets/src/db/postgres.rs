@@ -64,6 +64,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 const PROMOTE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long `restart` waits for a reachable primary to rejoin a node to.
 const REJOIN_WAIT: Duration = Duration::from_secs(10);
+/// How long a rejoined standby gets to stream from the primary before it is re-cloned.
+const REJOIN_STREAM_WAIT: Duration = Duration::from_secs(5);
 /// How long the children of a killed postmaster get to exit by themselves.
 const ORPHAN_WAIT: Duration = Duration::from_secs(10);
 /// `stop()` gives the failover task this long to notice before aborting it.
@@ -633,6 +635,38 @@ impl PgCluster {
         ensure_slot(&c.client, &slot_name(node)).await
     }
 
+    async fn checkpoint(&self, p: usize) -> Result<(), String> {
+        let c = connect(&self.shared.addrs[p], "schism", PROBE_TIMEOUT).await?;
+        tokio::time::timeout(PROMOTE_TIMEOUT, c.client.batch_execute("CHECKPOINT"))
+            .await
+            .map_err(|_| "timed out".to_owned())?
+            .map_err(|e| one_line(&e))
+    }
+
+    /// Waits (bounded) until primary `p` streams to standby `i`.
+    async fn wait_streaming(&self, p: usize, i: usize) -> Result<(), String> {
+        let id = self.shared.ids[i].clone();
+        let addr = self.shared.addrs[p].clone();
+        let what = format!("{id} streaming from {}", self.shared.ids[p]);
+        wait_until(&what, REJOIN_STREAM_WAIT, Duration::from_millis(100), || {
+            let (id, addr) = (id.clone(), addr.clone());
+            async move {
+                let c = connect(&addr, "schism", PROBE_TIMEOUT).await?;
+                let row = c
+                    .client
+                    .query_opt(
+                        "SELECT 1 FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'",
+                        &[&id],
+                    )
+                    .await
+                    .map_err(|e| one_line(&e))?;
+                row.map(|_| ()).ok_or_else(|| "not streaming".to_owned())
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())
+    }
+
     /// Restart under failover of a node that is not the primary: rejoin it.
     async fn rejoin(&mut self, i: usize) -> Result<(), TargetError> {
         // Wait (bounded, without holding the lock, so failover can act) for a primary.
@@ -677,6 +711,12 @@ impl PgCluster {
         match resync {
             Resync::None => self.write_standby_conf(i, p)?,
             Resync::Rewind => {
+                // A promoted server's control file names its new timeline only after its
+                // first checkpoint: without one, pg_rewind sees "the same timeline" and
+                // rewinds nothing (and the node then cannot follow).
+                if let Err(e) = self.checkpoint(p).await {
+                    eprintln!("schism: postgres: CHECKPOINT on {} before pg_rewind: {e}", self.shared.ids[p]);
+                }
                 let source = format!(
                     "host={} port={} user={PG_USER} dbname=postgres connect_timeout=2",
                     self.shared.addrs[p].0, self.shared.addrs[p].1
@@ -706,10 +746,26 @@ impl PgCluster {
             }
             Resync::Clone => self.clone_from_primary(i, false).await?,
         }
-        self.shared.set_resync(i, Resync::None);
         self.start(i)?;
         self.wait_ready(i, Instant::now() + self.startup_timeout, Some(true))
             .await?;
+        if let Err(e) = self.wait_streaming(p, i).await {
+            if resync == Resync::Clone {
+                return Err(self.db_err(i, &format!("rejoined by a fresh clone, yet {e}")));
+            }
+            // It cannot follow (its history diverged in a way the step above missed):
+            // clone it afresh rather than leave a standby that never catches up.
+            eprintln!("schism: postgres: {e}: re-cloning {id}");
+            if let Some(proc) = self.nodes[i].proc.as_mut() {
+                let _ = proc.signal(Signal::SIGINT);
+                proc.stop(STOP_GRACE).await?;
+            }
+            self.clone_from_primary(i, false).await?;
+            self.start(i)?;
+            self.wait_ready(i, Instant::now() + self.startup_timeout, Some(true))
+                .await?;
+        }
+        self.shared.set_resync(i, Resync::None);
         if resync != Resync::None {
             eprintln!(
                 "schism: postgres: {id} rejoined {} as a standby ({}) in {} ms",
@@ -1252,6 +1308,9 @@ async fn promote(shared: &Shared, old: usize) -> Result<(usize, Vec<usize>), Str
         return Err(format!("pg_promote on {} did not finish", shared.ids[new]));
     }
     shared.primary.store(new, Ordering::SeqCst);
+    // Its control file names the new timeline only after a checkpoint (pg_rewind of the
+    // deposed primary reads it): request one now rather than wait for the next.
+    let _ = tokio::time::timeout(PROMOTE_TIMEOUT, c.client.batch_execute("CHECKPOINT")).await;
     shared.promotions.fetch_add(1, Ordering::SeqCst);
     shared.set_resync(old, Resync::Rewind);
     for &u in &unreachable {
