@@ -7,6 +7,7 @@
 mod browser;
 mod check_cli;
 mod cleanup;
+#[cfg(feature = "postgres")]
 mod db_postgres;
 mod errors;
 mod faults;
