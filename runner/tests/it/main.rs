@@ -12,6 +12,8 @@ mod compare_replication;
 mod db_etcd;
 #[cfg(feature = "galera")]
 mod db_galera;
+#[cfg(feature = "postgres")]
+mod db_postgres;
 #[cfg(feature = "redis")]
 mod db_redis;
 mod errors;
