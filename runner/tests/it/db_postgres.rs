@@ -11,14 +11,6 @@ const PG: &[(&str, &str)] = &[
     ("setpriv", "util-linux"),
 ];
 
-/// What a read of a write that committed only on a killed primary can look like.
-const READ_ANOMALIES: &[&str] = &[
-    "stale-read",
-    "monotonic-read",
-    "read-your-writes",
-    "writes-follow-reads",
-];
-
 /// A store PostgreSQL (user postgres) can reach: temp dirs are created 0700. Kept (and
 /// named) when the test fails: its node logs explain why.
 fn pg_store() -> Kept {
