@@ -556,7 +556,16 @@ mod tests {
         };
         let mut p = ManagedProcess::spawn(spec.clone()).unwrap();
         let pid = p.pid().unwrap();
-        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+        // Between fork and exec the child still shows the test's command line: wait
+        // (bounded) for the exec, then it must be the server itself, not a wrapper.
+        let until = Instant::now() + Duration::from_secs(5);
+        let cmdline = loop {
+            let c = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if c.starts_with("/bin/sleep") || Instant::now() >= until {
+                break c;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
         assert!(cmdline.starts_with("/bin/sleep"), "{cmdline:?}");
         p.kill().await.unwrap();
         assert!(!p.is_running());

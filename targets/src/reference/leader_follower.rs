@@ -382,6 +382,9 @@ struct Progress {
     /// The unacknowledged message: (seq, sent at).
     inflight: Option<(u64, u64)>,
     last_send_ns: Option<u64>,
+    /// When entries (not just a heartbeat) last went to this target: the ship interval
+    /// counts from here, so heartbeats in between neither carry entries nor delay them.
+    last_ship_ns: Option<u64>,
     acked: bool,
     /// Seq of the last ack taken (later progress reports reuse it).
     acked_seq: u64,
@@ -401,6 +404,7 @@ impl Progress {
             next_lsn,
             inflight: None,
             last_send_ns: None,
+            last_ship_ns: None,
             acked: false,
             acked_seq: 0,
             ack_sent_ns: None,
@@ -1197,7 +1201,7 @@ impl LeaderFollower {
     fn shippable(&self, i: usize, now_ns: u64) -> bool {
         self.cfg.ship_interval_ns == 0
             || self.progress[i]
-                .last_send_ns
+                .last_ship_ns
                 .is_none_or(|t| now_ns.saturating_sub(t) >= self.cfg.ship_interval_ns)
     }
 
@@ -1435,21 +1439,37 @@ impl LeaderFollower {
                 }
             };
             if due {
-                self.send_append(i, now_ns, out);
+                // A heartbeat or resend inside the ship interval goes out empty: it
+                // probes the follower's position without shipping early.
+                let ship = self.shippable(i, now_ns);
+                self.send_append_with(i, now_ns, ship, out);
             }
         }
     }
 
     fn send_append(&mut self, i: usize, now_ns: u64, out: &mut Vec<Output>) {
+        self.send_append_with(i, now_ns, true, out);
+    }
+
+    /// Sends target `i` an `Append` from its `next_lsn`: with `ship`, up to
+    /// `batch_max_entries` entries; without, none (a heartbeat or position probe).
+    fn send_append_with(&mut self, i: usize, now_ns: u64, ship: bool, out: &mut Vec<Output>) {
         let last = self.last_lsn();
         let seq = self.next_seq;
         self.next_seq += 1;
         let p = &mut self.progress[i];
         p.next_lsn = p.next_lsn.clamp(1, last + 1);
         let from_idx = (p.next_lsn - 1) as usize;
-        let to_idx = (from_idx + self.cfg.batch_max_entries).min(self.log.len());
+        let to_idx = if ship {
+            (from_idx + self.cfg.batch_max_entries).min(self.log.len())
+        } else {
+            from_idx
+        };
         p.inflight = Some((seq, now_ns));
         p.last_send_ns = Some(now_ns);
+        if ship && to_idx > from_idx {
+            p.last_ship_ns = Some(now_ns);
+        }
         let prev_lsn = p.next_lsn - 1;
         let prev_epoch = if prev_lsn == 0 {
             0
@@ -1748,6 +1768,50 @@ mod tests {
         assert!(sends(&late_ack).is_empty());
         // … and leave together once it has passed.
         assert_eq!(sends(&n.step(50_000_000, Input::Tick)), vec![2]);
+    }
+
+    #[test]
+    fn heartbeats_inside_the_ship_interval_go_out_empty() {
+        let mut cfg = MachineConfig::new("n1", &["n1", "n2"], "n1");
+        cfg.ship_interval_ns = 250_000_000; // longer than the 100 ms heartbeat
+        let mut n = LeaderFollower::new(cfg, Vec::new());
+        let appends = |out: &[Output]| {
+            out.iter()
+                .filter_map(|o| match o {
+                    Output::Send {
+                        msg: PeerMessage::Append { entries, seq, .. },
+                        ..
+                    } => Some((*seq, entries.len())),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let ack = |n: &mut LeaderFollower, now_ns, seq, last_lsn| {
+            n.step(
+                now_ns,
+                Input::Peer(PeerMessage::Ack {
+                    from: "n2".into(),
+                    epoch: 1,
+                    seq,
+                    last_lsn,
+                    downstream: Vec::new(),
+                }),
+            )
+        };
+        let write = |v: i64| Input::Client {
+            req: v as u64,
+            op: Request::Append { key: 1, value: v },
+        };
+        assert_eq!(appends(&n.step(0, write(1))), vec![(1, 1)]);
+        ack(&mut n, 1_000, 1, 1);
+        assert!(appends(&n.step(10_000_000, write(2))).is_empty());
+        // The heartbeat is due at 100 ms but the shipment only at 250 ms: it goes out
+        // empty, and its ack does not ship either.
+        assert_eq!(appends(&n.step(120_000_000, Input::Tick)), vec![(2, 0)]);
+        assert!(appends(&ack(&mut n, 121_000_000, 2, 1)).is_empty());
+        assert!(appends(&n.step(200_000_000, Input::Tick)).is_empty());
+        // From the last shipment, not the last heartbeat: 250 ms after t = 0.
+        assert_eq!(appends(&n.step(250_000_000, Input::Tick)), vec![(3, 1)]);
     }
 
     #[test]
