@@ -129,7 +129,7 @@ impl<'a> DbMechanism<'a> {
                     self.freezers.insert(node.to_owned(), f);
                 }
                 let f = &self.freezers[node];
-                for p in std::iter::once(pid).chain(descendants(pid)) {
+                for p in std::iter::once(pid).chain(schism_targets::db::descendants(pid)) {
                     // A backend that exited meanwhile is not an error.
                     let _ = f.add(p);
                 }
@@ -257,41 +257,4 @@ fn wait_state(pid: u32, stopped: bool) {
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
-}
-
-/// Every live descendant of `pid` (by walking `/proc/*/stat` parent links).
-pub fn descendants(pid: u32) -> Vec<u32> {
-    let mut parent_of: Vec<(u32, u32)> = Vec::new();
-    if let Ok(rd) = std::fs::read_dir("/proc") {
-        for e in rd.flatten() {
-            let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            if let Some(ppid) = proc_ppid(p) {
-                parent_of.push((p, ppid));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    let mut frontier = vec![pid];
-    while let Some(p) = frontier.pop() {
-        for &(c, pp) in &parent_of {
-            if pp == p && !out.contains(&c) {
-                out.push(c);
-                frontier.push(c);
-            }
-        }
-    }
-    out
-}
-
-/// Field 4 of `/proc/<pid>/stat`: the parent's pid.
-fn proc_ppid(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }

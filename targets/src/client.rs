@@ -96,6 +96,23 @@ pub enum Reply {
     Unknown { node: Option<String>, error: String },
 }
 
+impl Reply {
+    /// An outcome that `uncertain` leaves open: a write that may or may not have happened
+    /// is `Unknown`; a read changed nothing whatever happened, so it simply failed.
+    pub fn uncertain(
+        uncertain: bool,
+        is_write: bool,
+        node: Option<String>,
+        error: String,
+    ) -> Reply {
+        if uncertain && is_write {
+            Reply::Unknown { node, error }
+        } else {
+            Reply::Fail { node, error }
+        }
+    }
+}
+
 /// A node the client can talk to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {

@@ -684,33 +684,16 @@ impl GaleraSession {
             },
             Outcome::Refused(e) => {
                 let error = format!("{} ({}): {}", e.code, e.state, e.message);
-                if is_write && AMBIGUOUS_WRITE_CODES.contains(&e.code) {
+                let ambiguous = AMBIGUOUS_WRITE_CODES.contains(&e.code);
+                if ambiguous && is_write {
                     self.conns[i] = None;
-                    Reply::Unknown {
-                        node: Some(node),
-                        error,
-                    }
-                } else {
-                    Reply::Fail {
-                        node: Some(node),
-                        error,
-                    }
                 }
+                Reply::uncertain(ambiguous, is_write, Some(node), error)
             }
             Outcome::Broken(error) => {
                 // A connection in an unknown state is never reused.
                 self.conns[i] = None;
-                if is_write {
-                    Reply::Unknown {
-                        node: Some(node),
-                        error,
-                    }
-                } else {
-                    Reply::Fail {
-                        node: Some(node),
-                        error,
-                    }
-                }
+                Reply::uncertain(true, is_write, Some(node), error)
             }
         }
     }

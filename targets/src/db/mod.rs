@@ -393,16 +393,7 @@ impl ManagedProcess {
 
     /// True while the process has not exited (a stopped process is running).
     pub fn is_running(&self) -> bool {
-        match &self.child {
-            None => false,
-            Some(c) => match c.id() {
-                None => false,
-                Some(pid) => !matches!(
-                    crate::reference::cluster::proc_state(pid),
-                    None | Some('Z') | Some('X')
-                ),
-            },
-        }
+        self.pid().is_some_and(alive)
     }
 
     /// The exit status if the process has exited (reaping it).
@@ -479,6 +470,49 @@ impl Drop for ManagedProcess {
             let _ = kill(p, Signal::SIGKILL);
         }
     }
+}
+
+/// Whether `pid` is a live process (neither gone nor a zombie; a stopped one is live).
+pub fn alive(pid: u32) -> bool {
+    !matches!(
+        crate::reference::cluster::proc_state(pid),
+        None | Some('Z') | Some('X')
+    )
+}
+
+/// Every live descendant of `pid` (one scan of `/proc`, then parent links followed), for
+/// servers that fork: a crash kills them all, a pause freezes them all.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let parent_of: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|p| Some((p, proc_ppid(p)?)))
+        .collect();
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(p) = frontier.pop() {
+        for &(c, pp) in &parent_of {
+            if pp == p && !out.contains(&c) {
+                out.push(c);
+                frontier.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// Field 4 of `/proc/<pid>/stat`: the parent's pid (the command name may hold spaces,
+/// so fields are counted after its closing parenthesis).
+fn proc_ppid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Polls `probe` every `every` until it returns Ok or `timeout` passes; the error names the

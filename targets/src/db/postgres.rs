@@ -26,7 +26,7 @@ use crate::ReadRouting;
 use crate::client::Reply;
 use crate::db::{
     BoxFuture, DbCluster, DbKind, DbSession, DbSpec, ManagedProcess, PauseStyle, Placement,
-    ProcessSpec, log_tail, loopback_ports, require_binary, wait_until,
+    ProcessSpec, alive, descendants, log_tail, loopback_ports, require_binary, wait_until,
 };
 use crate::error::TargetError;
 use crate::reference::{NodeId, Replication};
@@ -877,7 +877,7 @@ impl DbCluster for PgCluster {
                 // lets its orphaned backends live on for a moment — one waiting for the
                 // standbys then commits locally, and another serves that unreplicated
                 // write to a reader — which is not the fault a user asks for.
-                let backends = p.pid().map(children).unwrap_or_default();
+                let backends = p.pid().map(descendants).unwrap_or_default();
                 p.kill().await?;
                 for &b in &backends {
                     let _ = kill(Pid::from_raw(b as i32), Signal::SIGKILL);
@@ -936,7 +936,7 @@ impl DbCluster for PgCluster {
             for n in &mut self.nodes {
                 if let Some(mut p) = n.proc.take() {
                     if let Some(pid) = p.pid() {
-                        n.orphans.extend(children(pid));
+                        n.orphans.extend(descendants(pid));
                     }
                     // SIGINT = fast shutdown (SIGTERM would wait for clients to leave).
                     let _ = p.signal(Signal::SIGINT);
@@ -980,7 +980,7 @@ impl Drop for PgCluster {
         // themselves, but a child of a killed one may linger: end it too.
         for n in &mut self.nodes {
             if let Some(pid) = n.proc.as_ref().and_then(ManagedProcess::pid) {
-                n.orphans.extend(children(pid));
+                n.orphans.extend(descendants(pid));
             }
             for &o in &n.orphans {
                 let _ = kill(Pid::from_raw(o as i32), Signal::SIGKILL);
@@ -1180,38 +1180,6 @@ async fn probe(addr: &(String, u16), timeout: Duration) -> Result<bool, String> 
     tokio::time::timeout(timeout, q)
         .await
         .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
-}
-
-/// Direct children of `pid` (a postmaster's backends and auxiliary processes).
-fn children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in dir.flatten() {
-        let Ok(c) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        // Fields after the command name, which may hold spaces: state, ppid, …
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(pid) {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn alive(pid: u32) -> bool {
-    !matches!(
-        crate::reference::cluster::proc_state(pid),
-        None | Some('Z') | Some('X')
-    )
 }
 
 /// Polls the primary every `FAILOVER_POLL`; once it has not answered as a primary for
@@ -1598,33 +1566,13 @@ impl PgSession {
                 if !rolled_back || e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) {
                     self.conns[i] = None;
                 }
-                if write && !rolled_back {
-                    Reply::Unknown {
-                        node: Some(node),
-                        error,
-                    }
-                } else {
-                    Reply::Fail {
-                        node: Some(node),
-                        error,
-                    }
-                }
+                Reply::uncertain(!rolled_back, write, Some(node), error)
             }
             Err(_) => {
                 // The request is still on that connection: never reuse it.
                 self.conns[i] = None;
                 let error = format!("timed out after {} ms", timeout.as_millis());
-                if write {
-                    Reply::Unknown {
-                        node: Some(node),
-                        error,
-                    }
-                } else {
-                    Reply::Fail {
-                        node: Some(node),
-                        error,
-                    }
-                }
+                Reply::uncertain(true, write, Some(node), error)
             }
         }
     }
@@ -1687,7 +1635,7 @@ mod tests {
             .arg("5")
             .spawn()
             .unwrap();
-        assert!(children(me).contains(&child.id()));
+        assert!(descendants(me).contains(&child.id()));
         child.kill().unwrap();
         child.wait().unwrap();
     }
