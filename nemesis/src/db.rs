@@ -16,7 +16,7 @@
 
 use crate::cgroup::Freezer;
 use crate::error::NemesisError;
-use crate::fault::{FaultState, Kind};
+use crate::fault::FaultState;
 use crate::ledger::Ledger;
 use crate::mechanism::{Capabilities, Mechanism};
 use crate::netns::Netns;
@@ -67,11 +67,6 @@ pub fn db_capabilities(
     caps
 }
 
-/// Which fault kinds need what.
-pub fn needs_netns(kinds: &[Kind]) -> bool {
-    kinds.contains(&Kind::Partition)
-}
-
 /// Applies fault states to a database cluster.
 #[derive(Debug)]
 pub struct DbMechanism<'a> {
@@ -103,14 +98,6 @@ impl<'a> DbMechanism<'a> {
             paused: BTreeSet::new(),
             run_id: run_id.to_owned(),
         }
-    }
-
-    pub fn cluster(&self) -> &dyn DbCluster {
-        &*self.cluster
-    }
-
-    pub fn cluster_mut(&mut self) -> &mut dyn DbCluster {
-        &mut *self.cluster
     }
 
     fn pause(&mut self, node: &str) -> Result<(), NemesisError> {

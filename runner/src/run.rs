@@ -212,6 +212,7 @@ pub async fn run_test_outcome(args: TestArgs) -> Result<RunOutcome> {
         netns: netns.as_ref(),
         net,
         kinds: &kinds,
+        node_ids: &node_ids,
         seed,
         run_id: &run_id,
     };
@@ -289,6 +290,8 @@ struct Shared<'a> {
     netns: Option<&'a Netns>,
     net: Option<Net>,
     kinds: &'a [Kind],
+    /// `n1`…: `--nodes` of them, or one per `--endpoints` address.
+    node_ids: &'a [String],
     seed: u64,
     run_id: &'a str,
 }
@@ -453,10 +456,7 @@ async fn run_db(
 ) -> Result<Ending> {
     use schism_targets::db::{DbOptions, DbSpec, EtcdReads, Placement};
     let args = shared.args;
-    let node_ids: Vec<String> = match args.endpoints.len() {
-        0 => (1..=args.nodes).map(|i| format!("n{i}")).collect(),
-        n => (1..=n).map(|i| format!("n{i}")).collect(),
-    };
+    let node_ids = shared.node_ids;
     // Clock faults: the shim, and one clock file per node, before any server starts.
     let mut clocks = std::collections::BTreeMap::new();
     let mut node_env = vec![Vec::new(); node_ids.len()];
