@@ -136,41 +136,12 @@ fn with_two_stale_reads() -> (History, [u64; 2]) {
     (h, [stale[0], stale[1]])
 }
 
-/// Waves of 16 concurrent writes and a cas each, then a read of the very first value:
-/// refuting it means trying every order of every wave (same shape as the budget tests).
+/// The budget tests' history (40 waves): refuting it means trying every order of every wave.
+#[path = "../tests/it/cas_waves.rs"]
+mod cas_waves;
+
 fn budget_buster() -> History {
-    let mut ops = Vec::new();
-    let mut push = |p: u64, kind, f: F, v: Value| {
-        let i = ops.len() as u64;
-        ops.push(Op::new(
-            i,
-            i * 1000,
-            Process::Client(p),
-            kind,
-            f,
-            Some(0),
-            v,
-        ));
-    };
-    for wave in 0..40i64 {
-        let cas = Value::List(vec![wave * 100 + 3, wave * 100 + 99]);
-        push(16, OpType::Invoke, F::Cas, cas.clone());
-        for p in 0..16u64 {
-            push(
-                p,
-                OpType::Invoke,
-                F::Write,
-                Value::Int(wave * 100 + p as i64),
-            );
-        }
-        for p in 0..16u64 {
-            push(p, OpType::Ok, F::Write, Value::Int(wave * 100 + p as i64));
-        }
-        push(16, OpType::Ok, F::Cas, cas);
-    }
-    push(99, OpType::Invoke, F::Read, Value::Null);
-    push(99, OpType::Ok, F::Read, Value::Int(0));
-    History::new(ops)
+    cas_waves::cas_waves(40)
 }
 
 fn check(h: &History, opts: &Options) -> Validity {

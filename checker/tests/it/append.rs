@@ -23,13 +23,7 @@ fn stale_read_and_its_twin() {
     assert_eq!(r.figures["stale_reads"], 1);
 
     // Twin: p3's read begins before append 2 completes.
-    let mut b = B::new();
-    b.append(1, 7, 1);
-    b.inv(3, F::Read, 7, Value::Null);
-    b.append(1, 7, 2);
-    b.ok(3, F::Read, 7, Value::List(vec![1]));
-    b.read_list(2, 7, &[1, 2]);
-    assert_valid(&check(&b.history()));
+    assert_valid(&check(&stale_read_twin()));
 }
 
 #[test]

@@ -105,3 +105,15 @@ pub fn assert_one(r: &CheckResult, kind: AnomalyKind, ops: &[u64]) -> Anomaly {
     assert_eq!(a.ops, ops, "{}", a.explanation);
     a
 }
+
+/// The valid twin of the basic stale read, shared by every checker that must pass it: p3's
+/// read of key 7 begins before append 2 completes, so missing 2 is no anomaly.
+pub fn stale_read_twin() -> History {
+    let mut b = B::new();
+    b.append(1, 7, 1);
+    b.inv(3, F::Read, 7, Value::Null);
+    b.append(1, 7, 2);
+    b.ok(3, F::Read, 7, Value::List(vec![1]));
+    b.read_list(2, 7, &[1, 2]);
+    b.history()
+}

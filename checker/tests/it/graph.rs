@@ -47,13 +47,7 @@ fn stale_read_is_rw_plus_realtime() {
     insta::assert_snapshot!("stale_read", text);
 
     // Twin: the read begins before append 2 completes.
-    let mut b = B::new();
-    b.append(1, 7, 1);
-    b.inv(3, F::Read, 7, Value::Null);
-    b.append(1, 7, 2);
-    b.ok(3, F::Read, 7, Value::List(vec![1]));
-    b.read_list(2, 7, &[1, 2]);
-    assert_valid(&graph(&b.history()));
+    assert_valid(&graph(&stale_read_twin()));
 }
 
 #[test]

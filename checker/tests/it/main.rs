@@ -5,6 +5,7 @@
 mod api;
 mod append;
 mod budget;
+mod cas_waves;
 mod checkers;
 mod common;
 mod graph;
