@@ -4,7 +4,8 @@
 //! checker (dependency cycles: stale reads and session-guarantee violations),
 //! `staleness` (k- and Δ-atomicity figures), `set-full`, `counter`, `stats`, and
 //! `convergence` (over per-node state dumps rather than a history). `validate` runs first
-//! and names the first op that breaks the analysis' assumptions.
+//! and names the first op that breaks the analysis' assumptions; `evidence` says whether
+//! the history holds enough successful operations for `valid` to mean anything.
 //!
 //! Everything here is a function of its inputs: no I/O, no threads, no clock reads.
 //! A time budget arrives as an abort flag the caller sets; a search budget is a count of
@@ -16,6 +17,7 @@
 mod append;
 mod convergence;
 mod counter;
+mod evidence;
 mod explain;
 mod fx;
 mod graph;
@@ -27,6 +29,7 @@ pub mod stats;
 mod validate;
 
 pub use convergence::{ReplicaState, check_convergence};
+pub use evidence::{EVIDENCE, check_evidence};
 pub use report::{Anomaly, AnomalyKind, CheckResult, CycleStep, EdgeKind, Report, Validity};
 
 use schism_history::{F, History, HistoryError, Operation, Value};

@@ -13,7 +13,10 @@
 //! run, plus any process inside the run's namespaces) are continued and killed, cgroups
 //! thawed and removed, namespaces deleted (with their nft tables and veths), files
 //! removed. Dropping a `Ledger` runs it for its own record and deletes the entry, so every
-//! exit path that unwinds cleans up; `schism cleanup` runs it for leftovers.
+//! exit path that unwinds cleans up; `schism cleanup` runs it for leftovers. An entry that
+//! cannot be read is never skipped: it blocks the next run like a leftover, and cleanup
+//! removes what its name points at (the run id's namespaces and veth). Leftovers are
+//! described by what still exists, not by what a record once listed.
 
 use crate::error::NemesisError;
 use crate::sys;
@@ -53,9 +56,16 @@ impl Record {
         matches!(sys::proc_stat(self.owner_pid), Some((state, start)) if start == self.owner_start && state != 'Z')
     }
 
-    /// A short list of what is left: namespace names, cgroups, live pids, files.
+    /// A short list of what is left: namespace names, cgroups, live pids, files (only
+    /// those that exist: a start refused half-way recorded more than it created).
     pub fn describe(&self) -> String {
-        let mut parts: Vec<String> = self.namespaces.clone();
+        let existing = namespaces_now();
+        let mut parts: Vec<String> = self
+            .namespaces
+            .iter()
+            .filter(|n| existing.contains(n))
+            .cloned()
+            .collect();
         parts.extend(self.root_links.iter().filter(|l| link_exists(l)).cloned());
         parts.extend(
             self.cgroups
@@ -92,6 +102,16 @@ impl Record {
 
 fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
+}
+
+/// The network namespaces that exist now (none when `ip` is missing).
+fn namespaces_now() -> Vec<String> {
+    sys::run("ip", &["netns", "list"], None)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The machine-wide registry directory.
@@ -136,13 +156,44 @@ pub fn leftovers(dir: &Path) -> Vec<(PathBuf, Record)> {
         .collect()
 }
 
-/// Fails naming the leftovers if a killed run left any.
+/// Entries that cannot be read, with the reason.
+pub fn unreadable(dir: &Path) -> Vec<(PathBuf, String)> {
+    records(dir)
+        .into_iter()
+        .filter_map(|(p, r)| r.err().map(|e| (p, e)))
+        .collect()
+}
+
+/// What an unreadable entry `<registry>/<run-id>.json` stands for: the resources named
+/// after its run id (the owner is unknown, so it counts as gone).
+pub fn record_from_name(entry: &Path) -> Record {
+    let run_id = entry
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!("schism-{run_id}-");
+    Record {
+        namespaces: namespaces_now()
+            .into_iter()
+            .filter(|n| !run_id.is_empty() && n.starts_with(&prefix))
+            .collect(),
+        root_links: vec![format!("sch{run_id}")],
+        run_id,
+        ..Record::default()
+    }
+}
+
+/// Fails naming the leftovers if a killed run left any, or an entry cannot be read.
 pub fn refuse_leftovers(dir: &Path) -> Result<(), NemesisError> {
-    let left = leftovers(dir);
-    if left.is_empty() {
+    let mut what: Vec<String> = leftovers(dir).iter().map(|(_, r)| r.describe()).collect();
+    what.extend(
+        unreadable(dir)
+            .iter()
+            .map(|(p, e)| format!("unreadable registry entry {} ({e})", p.display())),
+    );
+    if what.is_empty() {
         return Ok(());
     }
-    let what: Vec<String> = left.iter().map(|(_, r)| r.describe()).collect();
     Err(NemesisError::Leftovers(what.join(", ")))
 }
 
@@ -222,6 +273,23 @@ pub fn cleanup_leftovers(dir: &Path) -> Vec<String> {
                 .map(|l| format!("  {l}")),
         );
         let _ = std::fs::remove_file(&path);
+    }
+    for (path, err) in unreadable(dir) {
+        let record = record_from_name(&path);
+        done.push(format!(
+            "unreadable registry entry {} ({err}): removing what run {} is named for",
+            path.display(),
+            record.run_id
+        ));
+        done.extend(
+            cleanup_record(&record)
+                .into_iter()
+                .map(|l| format!("  {l}")),
+        );
+        match std::fs::remove_file(&path) {
+            Ok(()) => done.push(format!("  removed {}", path.display())),
+            Err(e) => done.push(format!("  could not remove {}: {e}", path.display())),
+        }
     }
     done
 }

@@ -78,6 +78,20 @@ pub fn render_run(input: &RunInput<'_>) -> String {
     for w in &input.results.warnings {
         let _ = write!(body, "<p class=\"note\">warning: {}</p>", Esc(w));
     }
+    // Why the verdict is undecided (a run cut short, nothing observed, a budget spent).
+    for r in &input.results.results {
+        if let (Validity::Unknown, Some(why)) = (
+            r.validity,
+            r.figures.get("unknown_reason").and_then(|v| v.as_str()),
+        ) {
+            let _ = write!(
+                body,
+                "<p class=\"note unknown-reason\">{} undecided: {}</p>",
+                Esc(&r.checker),
+                Esc(&truncate(why, 400))
+            );
+        }
+    }
 
     body.push_str(&key_settings(input.config));
 

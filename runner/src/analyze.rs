@@ -3,7 +3,10 @@
 //!
 //! Guarantee: the same history and settings give the same `results.json` verdict whether
 //! analysed at the end of a run or later from the folder alone (the run itself re-reads
-//! its history file rather than trusting memory).
+//! its history file rather than trusting memory). A verdict needs evidence: the checker's
+//! `evidence` rule runs on every history (an empty one, or one where nothing was observed,
+//! is `unknown`), a run folder whose `status.json` says the run was cut short is `unknown`
+//! unless an anomaly was proven, and a check stopped by a signal is `unknown`.
 
 use anyhow::{Context, Result, bail};
 use schism_checker::{
@@ -25,6 +28,8 @@ use crate::store;
 pub struct Budget {
     pub max_states: u64,
     pub time_limit: Duration,
+    /// Set from outside (a signal) to stop the checkers early: the verdict is then unknown.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// How `schism check` models the history (all `None`: from the file and workload).
@@ -137,7 +142,7 @@ pub fn analyze_file_with(
             CheckerSet::Fitting => CheckerSet::Primary,
             other => other.clone(),
         };
-        return analyze_opts(&history, budget, Vec::new(), |o| {
+        return analyze_opts(&history, budget, Vec::new(), None, |o| {
             o.model = Some(model);
             o.register = register;
             o.algorithm = choice.algorithm;
@@ -155,7 +160,12 @@ pub fn analyze_file_with(
         .iter()
         .map(|w| format!("{}: {w}", hpath.display()))
         .collect();
-    let mut results = analyze_opts(&history, budget, warnings, |o| {
+    let cut_short = if path.is_dir() {
+        store::read_status(path)?.and_then(|s| s.cut_short())
+    } else {
+        None
+    };
+    let mut results = analyze_opts(&history, budget, warnings, cut_short, |o| {
         o.workload = workload;
         o.model = choice.model;
         if let Some(init) = choice.initial {
@@ -180,7 +190,7 @@ pub fn analyze(
     budget: &Budget,
     warnings: Vec<String>,
 ) -> Result<ResultsFile> {
-    analyze_opts(history, budget, warnings, |o| o.workload = workload)
+    analyze_opts(history, budget, warnings, None, |o| o.workload = workload)
 }
 
 /// The checkers selected on the command line: none means every one that fits.
@@ -192,14 +202,20 @@ pub fn checker_set(names: &[CheckerName]) -> CheckerSet {
     }
 }
 
-/// `analyze` with the checker options adjusted by `set` (budget and abort flag are set here).
+/// `analyze` with the checker options adjusted by `set` (budget and abort flag are set
+/// here); `cut_short` says why the history may be incomplete (an interrupted run).
 pub fn analyze_opts(
     history: &History,
     budget: &Budget,
     warnings: Vec<String>,
+    cut_short: Option<String>,
     set: impl FnOnce(&mut Options),
 ) -> Result<ResultsFile> {
-    let abort = Arc::new(AtomicBool::new(false));
+    let abort = budget
+        .stop
+        .clone()
+        .unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
+    let timed_out = Arc::new(AtomicBool::new(false));
     let mut opts = Options {
         max_states: budget.max_states,
         abort: Some(abort.clone()),
@@ -210,15 +226,27 @@ pub fn analyze_opts(
     // joined before returning (dropping `done_tx` wakes it at once).
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let limit = budget.time_limit;
+    let (flag, late) = (abort.clone(), timed_out.clone());
     let watchdog = std::thread::spawn(move || {
         if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(limit) {
-            abort.store(true, Ordering::Relaxed);
+            late.store(true, Ordering::Relaxed);
+            flag.store(true, Ordering::Relaxed);
         }
     });
     let report = schism_checker::check(history, &opts);
     drop(done_tx);
     let _ = watchdog.join();
-    let report: Report = report?;
+    let mut report: Report = report?;
+    let mut cut_short: Vec<String> = cut_short.into_iter().collect();
+    if abort.load(Ordering::Relaxed) && !timed_out.load(Ordering::Relaxed) {
+        cut_short.push("the check was stopped by a signal before it finished".into());
+    }
+    let cut_short = (!cut_short.is_empty()).then(|| cut_short.join("; "));
+    let evidence = schism_checker::check_evidence(history, cut_short.as_deref())?;
+    if evidence.validity != Validity::Valid {
+        report.validity = report.validity.merge(evidence.validity);
+        report.results.push(evidence);
+    }
     let stats = stats(history)?;
     Ok(ResultsFile {
         validity: report.validity,

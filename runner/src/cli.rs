@@ -209,7 +209,7 @@ pub struct TestArgs {
     #[arg(long, value_enum, default_value_t = Model::LeaderFollower)]
     pub model: Model,
     /// Number of nodes.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=9))]
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true, value_parser = int_in(1u16, 9))]
     pub nodes: u16,
     /// When the leader acknowledges: async, semi-sync:K (K followers hold it), sync (all do).
     #[arg(long, default_value = "async", value_parser = parse_replication)]
@@ -228,7 +228,7 @@ pub struct TestArgs {
     #[arg(long, value_enum)]
     pub sloppy_quorum: Option<OnOff>,
     /// Leaderless: anti-entropy interval in milliseconds, 0 = off (default 0).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = int_in(0u64, u64::MAX))]
     pub anti_entropy_ms: Option<u64>,
     /// Leaderless: how versions are compared (default lww).
     #[arg(long, value_enum)]
@@ -236,16 +236,19 @@ pub struct TestArgs {
     /// Where reads go.
     #[arg(long, value_enum, default_value_t = Reads::Any)]
     pub reads: Reads,
-    /// Whether a new leader is elected when the leader goes silent.
-    #[arg(long, value_enum, default_value_t = Failover::None)]
-    pub failover: Failover,
+    /// Whether a new leader is elected when the leader goes silent (default none;
+    /// leader-follower, and Redis/PostgreSQL).
+    #[arg(long, value_enum)]
+    pub failover: Option<Failover>,
     /// on: stale epochs are refused and a leader cut off from a majority steps down;
-    /// off: a deposed leader keeps acknowledging writes (split brain).
-    #[arg(long, value_enum, default_value_t = Switch::On)]
-    pub fencing: Switch,
-    /// on: the leader serves reads only while a majority confirmed it recently.
-    #[arg(long, value_enum, default_value_t = Switch::Off)]
-    pub read_lease: Switch,
+    /// off: a deposed leader keeps acknowledging writes (split brain). Default on;
+    /// the reference leader-follower cluster only.
+    #[arg(long, value_enum)]
+    pub fencing: Option<Switch>,
+    /// on: the leader serves reads only while a majority confirmed it recently. Default
+    /// off; the reference leader-follower cluster only.
+    #[arg(long, value_enum)]
+    pub read_lease: Option<Switch>,
     /// Leader-follower: the leader ships new log entries to followers at most this often
     /// (0 = at once). A positive interval is how real asynchronous replication lags: a
     /// leader that dies takes up to this much acknowledged history with it.
@@ -262,30 +265,30 @@ pub struct TestArgs {
     #[arg(long, value_enum, default_value_t = Workload::Append)]
     pub workload: Workload,
     /// Keys active at once (a key is retired after --max-writes-per-key writes).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, allow_negative_numbers = true, value_parser = int_in(1u64, u64::MAX))]
     pub keys: u64,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true, value_parser = int_in(1u64, u64::MAX))]
     pub max_writes_per_key: u64,
     /// Concurrent client workers.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = int_in(1u32, 1000))]
     pub concurrency: u32,
     /// Ops per second over all workers; 0 = as fast as the cluster answers.
-    #[arg(long, default_value_t = 2000.0)]
+    #[arg(long, default_value_t = 2000.0, allow_negative_numbers = true, value_parser = number_in(0.0, 1e9))]
     pub rate: f64,
     /// How long the workload runs (10s, 500ms, 2m).
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", allow_hyphen_values = true, value_parser = positive_duration)]
     #[serde(serialize_with = "ser_duration")]
     pub time_limit: Duration,
     /// A client request that takes longer is abandoned: a read then counts as failed,
     /// a write as indeterminate (info).
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", allow_hyphen_values = true, value_parser = positive_duration)]
     #[serde(serialize_with = "ser_duration")]
     pub client_timeout: Duration,
     /// Fraction of ops that are reads.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true, value_parser = number_in(0.0, 1.0))]
     pub read_fraction: f64,
     /// Seed for every random choice of the run (default: from the clock, and recorded).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = int_in(0u64, u64::MAX))]
     pub seed: Option<u64>,
     /// Where runs are stored.
     #[arg(long, default_value = "results")]
@@ -294,20 +297,20 @@ pub struct TestArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// First port of the reference nodes (node i listens on base+i); default: free ports.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = int_in(1u16, u16::MAX))]
     pub base_port: Option<u16>,
     /// Upper bound on checker work (search states) before the verdict becomes unknown.
-    #[arg(long, default_value_t = 5_000_000)]
+    #[arg(long, default_value_t = 5_000_000, allow_negative_numbers = true, value_parser = int_in(1u64, u64::MAX))]
     pub checker_max_states: u64,
     /// Upper bound on checker time before the verdict becomes unknown.
-    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    #[arg(long, default_value = "2m", allow_hyphen_values = true, value_parser = positive_duration)]
     #[serde(serialize_with = "ser_duration")]
     pub checker_time_limit: Duration,
     /// Faults to inject: any of partition,pause,kill,clock (comma-separated), all, or none.
-    #[arg(long, default_value = "partition,kill")]
+    #[arg(long, default_value = "partition,kill", value_parser = parse_nemesis)]
     pub nemesis: String,
     /// How long each fault lasts, and how long the cluster then stays healed.
-    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, default_value = "3s", allow_hyphen_values = true, value_parser = positive_duration)]
     #[serde(serialize_with = "ser_duration")]
     pub nemesis_interval: Duration,
     /// How pause, kill and clock faults pick nodes: any of one,minority,majority,leader,all.
@@ -364,9 +367,9 @@ pub struct CheckArgs {
     /// set-full, counter, stats (default: every checker that fits the workload).
     #[arg(long, value_delimiter = ',', value_parser = parse_checker)]
     pub checker: Vec<schism_checker::CheckerName>,
-    #[arg(long, default_value_t = 5_000_000)]
+    #[arg(long, default_value_t = 5_000_000, allow_negative_numbers = true, value_parser = int_in(1u64, u64::MAX))]
     pub checker_max_states: u64,
-    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    #[arg(long, default_value = "2m", allow_hyphen_values = true, value_parser = positive_duration)]
     pub checker_time_limit: Duration,
     /// Also write a JUnit XML file (one test case per checker).
     #[arg(long, value_name = "FILE")]
@@ -481,9 +484,98 @@ pub fn parse_checker(s: &str) -> Result<schism_checker::CheckerName, String> {
     })
 }
 
+/// An integer flag's parser: in `lo..=hi`, else an error in words ("must be a positive
+/// integer, got -1"), which `usage_error` prefixes with the flag.
+fn int_in<T>(lo: T, hi: T) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display + Send + Sync + 'static,
+{
+    move |s: &str| {
+        let what = if hi.to_string().len() >= 10 {
+            if lo.to_string() == "0" {
+                "must be a non-negative integer".to_owned()
+            } else if lo.to_string() == "1" {
+                "must be a positive integer".to_owned()
+            } else {
+                format!("must be an integer of at least {lo}")
+            }
+        } else {
+            format!("must be an integer from {lo} to {hi}")
+        };
+        match s.trim().parse::<T>() {
+            Ok(v) if v >= lo && v <= hi => Ok(v),
+            _ => Err(format!("{what}, got {s}")),
+        }
+    }
+}
+
+/// A number flag's parser: finite and in `lo..=hi`.
+fn number_in(lo: f64, hi: f64) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync {
+    move |s: &str| match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (lo..=hi).contains(&v) => Ok(v),
+        _ => Err(format!("must be a number from {lo} to {hi}, got {s}")),
+    }
+}
+
+/// A duration that must be longer than zero (a time limit, a timeout, a budget).
+pub fn positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("must be longer than 0 (e.g. 10s, 500ms), got {s}"));
+    }
+    Ok(d)
+}
+
+/// `--nemesis`: a non-empty list (`none` says no faults explicitly).
+fn parse_nemesis(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err(
+            "is empty: give any of partition,pause,kill,clock (comma-separated), all, or none"
+                .into(),
+        );
+    }
+    schism_nemesis::Kind::parse_list(s)?;
+    Ok(s.to_owned())
+}
+
+/// One line for a command-line error, naming the flag: `--concurrency must be a positive
+/// integer, got -1` rather than clap's usage block.
+pub fn usage_error(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() == ErrorKind::ValueValidation
+        && let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg)
+        && let Some(source) = std::error::Error::source(e)
+    {
+        let flag = arg.split_whitespace().next().unwrap_or(arg);
+        let why = source.to_string();
+        // "must …" and "is …" complete a sentence about the flag; anything else follows a colon.
+        return if why.starts_with("must ") || why.starts_with("is ") {
+            format!("{flag} {why}")
+        } else {
+            format!("{flag}: {why}")
+        };
+    }
+    let text = e.to_string();
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ");
+    let tip = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("tip:"))
+        .map(|t| format!(" ({t})"))
+        .unwrap_or_default();
+    format!("{first}{tip}; see --help")
+}
+
 /// Parses `10s`, `500ms`, `2m`, `1h`, `250us`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
+    if s.starts_with('-') {
+        return Err(format!("must not be negative, got {s}"));
+    }
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(s.len());

@@ -213,11 +213,7 @@ fn plan(args: &CompareArgs) -> Result<Plan> {
                 anyhow::anyhow!(
                     "setting {} is not a valid `schism test` invocation: {}",
                     setting.label(),
-                    e.to_string()
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .trim_start_matches("error: ")
+                    crate::cli::usage_error(&e)
                 )
             })?;
             let Command::Test(t) = cli.command else {

@@ -11,4 +11,5 @@ pub mod recorder;
 pub mod reporting;
 pub mod run;
 pub mod serve;
+pub mod signals;
 pub mod store;

@@ -13,7 +13,23 @@ use std::path::Path;
 const EXIT_HARNESS: i32 = 3;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            // A bad flag is bad input: one line naming it, exit 3 (2 means "unknown").
+            eprintln!("schism: error: {}", cli::usage_error(&e));
+            std::process::exit(EXIT_HARNESS);
+        }
+    };
     // A panic unwinds through the run (dropping the cluster kills every node) and is
     // then reported like any harness failure.
     let code = match std::panic::catch_unwind(|| dispatch(cli)) {
@@ -46,9 +62,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Check(args) => {
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let budget = analyze::Budget {
                 max_states: args.checker_max_states,
                 time_limit: args.checker_time_limit,
+                stop: Some(stop.clone()),
             };
             let workload = args.workload.map(|w| match w {
                 cli::Workload::Append => schism_checker::Workload::Append,
@@ -69,7 +87,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 },
                 checkers: analyze::checker_set(&args.checker),
             };
-            let results = analyze::analyze_file_with(&args.path, workload, &budget, &choice)?;
+            // Ctrl-C stops the check: the verdict is then unknown, and still printed.
+            let path = args.path.clone();
+            let results = schism_runner::signals::run_stoppable(stop, move || {
+                analyze::analyze_file_with(&path, workload, &budget, &choice)
+            })??;
             if let Some(path) = &args.junit {
                 let suite = args
                     .path
@@ -88,7 +110,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Cleanup(args) => {
             let dir = schism_nemesis::ledger::registry_dir();
             let left = schism_nemesis::ledger::leftovers(&dir);
-            if left.is_empty() {
+            let unreadable = schism_nemesis::ledger::unreadable(&dir);
+            if left.is_empty() && unreadable.is_empty() {
                 println!("nothing to clean up (registry {})", dir.display());
                 return Ok(0);
             }
@@ -98,6 +121,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
                         "run {} ({}): {}",
                         r.run_id,
                         r.run_dir.display(),
+                        r.describe()
+                    );
+                }
+                for (path, err) in &unreadable {
+                    let r = schism_nemesis::ledger::record_from_name(path);
+                    println!(
+                        "unreadable registry entry {} ({err}): {}",
+                        path.display(),
                         r.describe()
                     );
                 }
@@ -125,10 +156,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// `schism report PATH`: a run folder gets its report.html re-rendered; a store gets a
-/// report for every run that lacks one, and a fresh index.html.
+/// `schism report PATH`: a run folder gets its report.html re-rendered (a killed run's is
+/// checked from its history); a store gets a report for every run that lacks one, and a
+/// fresh index.html.
 fn report(path: &Path) -> Result<i32> {
-    if path.join(store::RESULTS).exists() {
+    if store::is_run_dir(path) {
         let out = reporting::write_run_report(path)?;
         println!("report: {}", out.display());
         // A run inside a store: refresh the store's index too.
@@ -157,7 +189,9 @@ fn report(path: &Path) -> Result<i32> {
             .flatten()
         {
             let dir = run.path();
-            if dir.join(store::RESULTS).exists() && !dir.join(store::REPORT).exists() {
+            if (dir.join(store::RESULTS).exists() || dir.join(store::HISTORY).exists())
+                && !dir.join(store::REPORT).exists()
+            {
                 match reporting::write_run_report(&dir) {
                     Ok(_) => rendered += 1,
                     Err(e) => eprintln!("schism: warning: {e:#}"),

@@ -49,6 +49,24 @@ pub fn settings(args: &TestArgs) -> Result<(Model, ReplicaSettings)> {
         }
         Ok(())
     };
+    if model != Model::LeaderFollower {
+        let lf_flags = [
+            ("--failover", args.failover.is_some()),
+            ("--fencing", args.fencing.is_some()),
+            ("--read-lease", args.read_lease.is_some()),
+        ];
+        refuse(&lf_flags, "leader-follower")?;
+        if matches!(args.reads, cli::Reads::Leader | cli::Reads::Follower) {
+            bail!(
+                "--reads {} needs a leader, and --model {model} has none: use any, ryw or sticky",
+                if args.reads == cli::Reads::Leader {
+                    "leader"
+                } else {
+                    "follower"
+                }
+            );
+        }
+    }
     if model != Model::LeaderFollower && !args.ship_interval.is_zero() {
         bail!(
             "--ship-interval applies to --model leader-follower only (this run is --model {model})"

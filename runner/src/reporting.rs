@@ -2,7 +2,8 @@
 //! store's `index.html`, and the JUnit file for CI.
 //!
 //! Guarantees: a report is rendered from the files of the run folder only (config.json,
-//! results.json, history.jsonl), so `schism report PATH` reproduces what the run wrote;
+//! results.json, history.jsonl), so `schism report PATH` reproduces what the run wrote (a
+//! killed run without results.json is checked from its history and status.json);
 //! the index lists every folder holding a results.json or a comparison.json, and a folder
 //! it cannot read is listed without a verdict rather than failing the index.
 
@@ -15,20 +16,26 @@ use std::path::{Path, PathBuf};
 use crate::analyze::ResultsFile;
 use crate::store;
 
+/// The checker budget when `report` must check a killed run itself (`schism test`'s defaults).
+const REPORT_CHECK_MAX_STATES: u64 = 5_000_000;
+const REPORT_CHECK_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 fn read_json(path: &Path) -> Result<serde_json::Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }
 
-/// Renders `<run>/report.html` from the run folder; returns its path.
+/// Renders `<run>/report.html` from the run folder; returns its path. A folder without
+/// results.json (a killed run) is checked from its history first, as `schism check` would,
+/// and nothing but the report is written.
 pub fn write_run_report(run_dir: &Path) -> Result<PathBuf> {
-    if !run_dir.join(store::RESULTS).exists() {
+    if !run_dir.join(store::HISTORY).exists() && !run_dir.join(store::RESULTS).exists() {
         bail!(
-            "{} has no {}: run `schism check {}` first, or pass a results folder",
+            "{} has neither {} nor {}: pass a run folder",
             run_dir.display(),
-            store::RESULTS,
-            run_dir.display()
+            store::HISTORY,
+            store::RESULTS
         );
     }
     let config = if run_dir.join(store::CONFIG).exists() {
@@ -36,13 +43,30 @@ pub fn write_run_report(run_dir: &Path) -> Result<PathBuf> {
     } else {
         serde_json::Value::Null
     };
-    let results: ResultsData = serde_json::from_value(read_json(&run_dir.join(store::RESULTS))?)
-        .with_context(|| {
-            format!(
-                "{} is not a results file",
-                run_dir.join(store::RESULTS).display()
-            )
-        })?;
+    let results_json = if run_dir.join(store::RESULTS).exists() {
+        read_json(&run_dir.join(store::RESULTS))?
+    } else {
+        let checked = crate::analyze::analyze_file_with(
+            run_dir,
+            None,
+            &crate::analyze::Budget {
+                max_states: REPORT_CHECK_MAX_STATES,
+                time_limit: REPORT_CHECK_TIME_LIMIT,
+                stop: None,
+            },
+            &crate::analyze::ModelChoice {
+                checkers: schism_checker::CheckerSet::Fitting,
+                ..Default::default()
+            },
+        )?;
+        serde_json::to_value(&checked)?
+    };
+    let results: ResultsData = serde_json::from_value(results_json).with_context(|| {
+        format!(
+            "{} is not a results file",
+            run_dir.join(store::RESULTS).display()
+        )
+    })?;
     let (history, _warnings) = read_history_file(&run_dir.join(store::HISTORY))?;
     let canonical = std::fs::canonicalize(run_dir).unwrap_or_else(|_| run_dir.to_owned());
     let title = run_title(&canonical, &config);

@@ -1,21 +1,26 @@
 //! `schism test`: one run from cluster start to verdict.
 //!
-//! Order of a run: refuse leftovers of a killed run → results folder and config.json
-//! (with the nemesis plan) → ledger entry → network namespaces if partitions use them →
-//! cluster up (every node a process) → workers drive the generator while the nemesis
-//! follows its schedule, one recorder writing both to history.jsonl → final heal, quiet
-//! period, final reads → workers stop (time limit, Ctrl-C, or the hard deadline) → heal
-//! → history flushed → cluster stopped → ledger cleaned → `latest` updated → history
-//! re-read and checked → results.json → report.html and the store's index.html →
-//! summary (and `--junit`).
+//! Order of a run: signal handlers (SIGINT, SIGTERM, SIGHUP) → every flag, path and port
+//! validated and leftovers of a killed run refused, before anything is created → results
+//! folder, `status.json` ("running"), an empty history and config.json (with the nemesis
+//! plan) → ledger entry → network namespaces if partitions use them → cluster up (every
+//! node a process, each written to the ledger as it appears) → workers drive the generator
+//! while the nemesis follows its schedule, one recorder writing both to history.jsonl →
+//! final heal, quiet period, final reads → workers stop (time limit, a signal, or the hard
+//! deadline) → heal → history flushed → cluster stopped → `status.json` says how the run
+//! ended → ledger cleaned → `latest` updated → history re-read and checked → results.json →
+//! report.html and the store's index.html → summary (and `--junit`).
 //!
 //! Guarantees: every node process is stopped and every fault undone on every exit path:
-//! normal end and Ctrl-C/SIGTERM (the nemesis heals and records it), harness error (an
-//! explicit heal of the whole state), panic (`ReferenceCluster` kills by pid on drop, the
-//! `Ledger` drop removes namespaces, cgroups and files and kills recorded pids), a second
-//! Ctrl-C (the ledger cleans before exit), SIGKILL (nodes exit when the runner dies;
-//! `schism cleanup` removes the rest, and the next run refuses to start until then).
-//! Every worker and helper task is joined or aborted before returning; the run is
+//! normal end and a signal at any time, start-up included (start-up is abandoned and what
+//! it spawned killed; the nemesis heals and records it), harness error (an explicit heal
+//! of the whole state), panic (`ReferenceCluster` kills by pid on drop, the `Ledger` drop
+//! removes namespaces, cgroups and files and kills recorded pids), a second signal (every
+//! process the runner started is killed and the ledger cleans before exit), SIGKILL (nodes
+//! exit when the runner dies; `schism cleanup` removes the rest, and the next run refuses
+//! to start until then). A run cut short is `unknown` wherever it is recorded (stdout,
+//! results.json, report, index, JUnit, and a later `schism check`), unless an anomaly was
+//! proven. Every worker and helper task is joined or aborted before returning; the run is
 //! bounded by `time_limit + final reads + HARD_DEADLINE_SLACK`.
 
 use anyhow::{Context, Result, bail};
@@ -42,7 +47,8 @@ use crate::analyze::{self, Budget};
 use crate::cli::{self, HarnessFault, Reads, TestArgs, Workload};
 use crate::models;
 use crate::recorder::Recorder;
-use crate::store;
+use crate::signals::Interrupts;
+use crate::store::{self, RunStatus};
 
 /// Time allowed after the time limit for final reads and in-flight requests before
 /// workers are aborted (their open ops then count as indeterminate).
@@ -59,6 +65,8 @@ const NETNS_PORT: u16 = 7000;
 const DB_STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often the single progress line is redrawn on a terminal.
 const PROGRESS_INTERVAL_TTY: Duration = Duration::from_millis(500);
+/// How often, during start-up, the processes the runner started are written to the ledger.
+const STARTUP_TRACK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Live counters for the progress line.
 #[derive(Debug, Default)]
@@ -72,6 +80,8 @@ struct Counters {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
     Completed,
+    /// A signal came before the workload began.
+    StartInterrupted,
     Interrupted,
     DeadlineExceeded,
 }
@@ -91,6 +101,9 @@ pub async fn run_test(args: TestArgs) -> Result<i32> {
 
 /// One run; returns its exit code, folder and results.
 pub async fn run_test_outcome(args: TestArgs) -> Result<RunOutcome> {
+    // Signals first: from here on SIGINT, SIGTERM or SIGHUP stop the run cleanly, so no
+    // resource created below is ever left behind by one.
+    let interrupts = Interrupts::install()?;
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -140,6 +153,7 @@ pub async fn run_test_outcome(args: TestArgs) -> Result<RunOutcome> {
         }
         Some(kind) => db_preflight(&args, kind, &kinds)?,
     };
+    preflight_paths_and_ports(&args, db_kind, net)?;
     let registry = schism_nemesis::ledger::registry_dir();
     schism_nemesis::ledger::refuse_leftovers(&registry)?;
     let node_count = if args.endpoints.is_empty() {
@@ -162,12 +176,18 @@ pub async fn run_test_outcome(args: TestArgs) -> Result<RunOutcome> {
     })
     .map_err(anyhow::Error::msg)?;
 
+    let started = Instant::now();
     let started_at = chrono::Utc::now();
     let run_dir = store::create_run_dir(
         &args.store,
         &args.name,
         &started_at.format("%Y%m%dT%H%M%S").to_string(),
     )?;
+    // "running" until the run ends, and an empty history: a run killed from here on is
+    // re-checked as cut short, never as a valid empty run.
+    store::write_status(&run_dir, &RunStatus::Running)?;
+    std::fs::write(run_dir.join(store::HISTORY), b"")
+        .with_context(|| format!("cannot write {}", run_dir.join(store::HISTORY).display()))?;
     let data_dir = args
         .data_dir
         .clone()
@@ -201,38 +221,66 @@ pub async fn run_test_outcome(args: TestArgs) -> Result<RunOutcome> {
     // ledger removes namespaces, cgroups and files.
     let run_id = run_id(&run_dir, seed);
     let ledger = Arc::new(Ledger::create(&registry, &run_id, &run_dir)?);
-    let netns = match net {
-        Some(Net::Netns) => Some(Netns::create(&ledger, &run_id, &node_ids)?),
-        _ => None,
+    interrupts.set_ledger(ledger.clone());
+    let ending = run_cluster(
+        &args,
+        &interrupts,
+        &run_dir,
+        &ledger,
+        RunParts {
+            exe,
+            data_dir,
+            model,
+            replica,
+            generator,
+            schedule,
+            net,
+            db_kind,
+            kinds: &kinds,
+            node_ids: &node_ids,
+            seed,
+            run_id: &run_id,
+        },
+    )
+    .await;
+    let status = match &ending {
+        Ok(Ending::Completed) => RunStatus::Completed,
+        Ok(Ending::DeadlineExceeded) => RunStatus::DeadlineExceeded,
+        Ok(e @ (Ending::Interrupted | Ending::StartInterrupted)) => {
+            let caught = interrupts.caught();
+            RunStatus::Interrupted {
+                signal: caught.map_or("a signal", |c| c.signal).to_owned(),
+                at_s: caught
+                    .map_or(started.elapsed(), |c| c.at.duration_since(started))
+                    .as_secs_f64(),
+                during: if *e == Ending::StartInterrupted {
+                    "start-up, before the workload began".into()
+                } else {
+                    "the workload".into()
+                },
+            }
+        }
+        Err(e) => RunStatus::HarnessError {
+            error: format!("{e:#}"),
+        },
     };
-    let shared = Shared {
-        args: &args,
-        run_dir: &run_dir,
-        ledger: &ledger,
-        netns: netns.as_ref(),
-        net,
-        kinds: &kinds,
-        node_ids: &node_ids,
-        seed,
-        run_id: &run_id,
-    };
-    let ending = match db_kind {
-        None => run_reference(&shared, exe, data_dir, model, replica, generator, schedule).await,
-        Some(kind) => run_db(&shared, kind, data_dir, generator, schedule).await,
-    };
+    let status_written = store::write_status(&run_dir, &status);
     let cleaned = ledger.finish();
     if cleaned.iter().any(|l| l.starts_with("could not")) {
         eprintln!("schism: warning: cleanup: {}", cleaned.join("; "));
     }
     let ending = ending?;
+    status_written?;
     store::update_latest(&args.store, &run_dir)?;
 
     let budget = Budget {
         max_states: args.checker_max_states,
         time_limit: args.checker_time_limit,
+        stop: Some(interrupts.enter_checking()),
     };
     let dir = run_dir.clone();
-    // The same checkers as a later `schism check` of the folder, so they cannot disagree.
+    // The same checkers as a later `schism check` of the folder, so they cannot disagree
+    // (status.json tells both whether the run was cut short).
     let results = tokio::task::spawn_blocking(move || {
         analyze::analyze_file_with(
             &dir,
@@ -254,32 +302,218 @@ pub async fn run_test_outcome(args: TestArgs) -> Result<RunOutcome> {
     if let Err(e) = crate::reporting::write_index(&args.store) {
         eprintln!("schism: warning: {e:#}");
     }
-    if let Some(path) = &args.junit {
-        crate::reporting::write_junit(path, &args.name, &results)?;
-    }
+    // The verdict is printed even if the JUnit file cannot be written.
+    let junit = args
+        .junit
+        .as_ref()
+        .map(|path| crate::reporting::write_junit(path, &args.name, &results));
     print!("{}", analyze::summary(&results));
     println!("results: {}", run_dir.display());
     match report {
         Ok(path) => println!("report: {}", path.display()),
         Err(e) => eprintln!("schism: warning: no report.html: {e:#}"),
     }
-    let mut code = analyze::exit_code(results.validity);
     if ending != Ending::Completed {
         let why = match ending {
-            Ending::Interrupted => "interrupted",
+            Ending::Interrupted | Ending::StartInterrupted => "interrupted",
             _ => "stopped at the hard deadline",
         };
         println!("note: the run was {why}; the verdict covers the ops recorded until then");
-        // A valid verdict on a cut-short run proves little: report unknown, keep invalid.
-        if code == 0 {
-            code = 2;
-        }
+    }
+    if let Some(junit) = junit {
+        junit?;
     }
     Ok(RunOutcome {
-        code,
+        code: analyze::exit_code(results.validity),
         run_dir,
         results,
     })
+}
+
+/// Refuses, before anything is created, paths and ports the run could not use: an
+/// unusable `--data-dir` or `--junit` path, a `--base-port` range beyond 65535 or busy.
+fn preflight_paths_and_ports(
+    args: &TestArgs,
+    db_kind: Option<schism_targets::db::DbKind>,
+    net: Option<Net>,
+) -> Result<()> {
+    if let Some(dir) = &args.data_dir {
+        std::fs::create_dir_all(dir)
+            .and_then(|()| {
+                let probe = dir.join(format!(".schism-probe-{}", std::process::id()));
+                std::fs::write(&probe, b"")?;
+                std::fs::remove_file(&probe)
+            })
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot create or write {}: {e}; pass a writable --data-dir",
+                    dir.display()
+                )
+            })?;
+    }
+    if let Some(path) = &args.junit {
+        let existed = path.exists();
+        path.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(path)
+            })
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot write --junit {}: {e}; pass a writable path",
+                    path.display()
+                )
+            })?;
+        if !existed {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    let Some(base) = args.base_port else {
+        return Ok(());
+    };
+    // Inside network namespaces every node has its own address and uses the port itself.
+    if net == Some(Net::Netns) {
+        if db_kind.is_some() {
+            bail!(
+                "--base-port applies to clusters on 127.0.0.1: with network namespaces every member listens on its own address"
+            );
+        }
+        return Ok(());
+    }
+    // Ports per node, as the adapters take them from the base: etcd client + peer, Redis
+    // server + Sentinel, Galera SQL + gcomm + IST + SST.
+    use schism_targets::db::DbKind;
+    let per_node = match db_kind {
+        None | Some(DbKind::Postgres) => 1,
+        Some(DbKind::Etcd | DbKind::Redis) => 2,
+        Some(DbKind::Galera) => 4,
+    };
+    let count = usize::from(args.nodes) * per_node;
+    let last = usize::from(base) + count - 1;
+    if last > usize::from(u16::MAX) {
+        bail!(
+            "--base-port {base} leaves too few ports: this run needs {count} ({base}..{last}), beyond 65535; pass at most {}",
+            usize::from(u16::MAX) + 1 - count
+        );
+    }
+    for port in base..=last as u16 {
+        match std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => bail!(
+                "127.0.0.1:{port} is already in use: pass another --base-port (this run needs {count} ports from {base}) or stop what listens there"
+            ),
+            Err(e) => bail!("cannot listen on 127.0.0.1:{port}: {e}; pass another --base-port"),
+        }
+    }
+    Ok(())
+}
+
+/// What `run_cluster` needs beyond the arguments.
+struct RunParts<'a> {
+    exe: std::path::PathBuf,
+    data_dir: std::path::PathBuf,
+    model: schism_targets::Model,
+    replica: schism_targets::ReplicaSettings,
+    generator: Generator,
+    schedule: Schedule,
+    net: Option<Net>,
+    db_kind: Option<schism_targets::db::DbKind>,
+    kinds: &'a [Kind],
+    node_ids: &'a [String],
+    seed: u64,
+    run_id: &'a str,
+}
+
+/// Namespaces (if partitions use them), then the cluster and the workload; a signal during
+/// start-up abandons it (what was spawned is killed when its owner drops).
+async fn run_cluster(
+    args: &TestArgs,
+    interrupts: &Interrupts,
+    run_dir: &Path,
+    ledger: &Arc<Ledger>,
+    p: RunParts<'_>,
+) -> Result<Ending> {
+    if interrupts.is_cancelled() {
+        return Ok(Ending::StartInterrupted);
+    }
+    let netns = match p.net {
+        Some(Net::Netns) => Some(Netns::create(ledger, p.run_id, p.node_ids)?),
+        _ => None,
+    };
+    if interrupts.is_cancelled() {
+        return Ok(Ending::StartInterrupted);
+    }
+    let shared = Shared {
+        args,
+        run_dir,
+        ledger,
+        netns: netns.as_ref(),
+        net: p.net,
+        kinds: p.kinds,
+        node_ids: p.node_ids,
+        seed: p.seed,
+        run_id: p.run_id,
+        interrupts,
+    };
+    match p.db_kind {
+        None => {
+            run_reference(
+                &shared,
+                p.exe,
+                p.data_dir,
+                p.model,
+                p.replica,
+                p.generator,
+                p.schedule,
+            )
+            .await
+        }
+        Some(kind) => run_db(&shared, kind, p.data_dir, p.generator, p.schedule).await,
+    }
+}
+
+/// Runs a start-up step until it finishes or a signal cancels the run (`None`); meanwhile
+/// every process the runner starts for this run is written to the ledger as soon as it
+/// exists, so that even a SIGKILL during a long start-up leaves nothing `schism cleanup`
+/// cannot find.
+async fn starting<T>(
+    shared: &Shared<'_>,
+    step: impl Future<Output = Result<T>>,
+) -> Result<Option<T>> {
+    let mut cancel = shared.interrupts.cancelled();
+    let track = async {
+        loop {
+            record_children(shared.ledger);
+            tokio::time::sleep(STARTUP_TRACK_INTERVAL).await;
+        }
+    };
+    tokio::select! {
+        r = step => r.map(Some),
+        _ = cancel.wait_for(|c| *c) => Ok(None),
+        _ = track => Ok(None),
+    }
+}
+
+/// Records in the ledger every live descendant of the runner whose command line names the
+/// run (its nodes and servers; not the short-lived `ip`/`nft` commands).
+fn record_children(ledger: &Ledger) {
+    let record = ledger.record();
+    let new: Vec<u32> = schism_targets::db::descendants(std::process::id())
+        .into_iter()
+        .filter(|p| !record.pids.contains(p))
+        .filter(|&p| {
+            schism_nemesis::sys::proc_cmdline(p).is_some_and(|c| c.contains(&record.pid_marker))
+        })
+        .collect();
+    if !new.is_empty()
+        && let Err(e) = ledger.set_pids(new)
+    {
+        eprintln!("schism: warning: ledger: {e}");
+    }
 }
 
 /// What both kinds of run share once the results folder and the ledger exist.
@@ -294,6 +528,7 @@ struct Shared<'a> {
     node_ids: &'a [String],
     seed: u64,
     run_id: &'a str,
+    interrupts: &'a Interrupts,
 }
 
 /// The reference cluster: start it, drive the workload and the nemesis, collect replica
@@ -307,7 +542,7 @@ async fn run_reference(
     generator: Generator,
     schedule: Schedule,
 ) -> Result<Ending> {
-    let mut cluster = ReferenceCluster::start(ClusterSpec {
+    let start = ReferenceCluster::start(ClusterSpec {
         exe,
         nodes: shared.args.nodes as usize,
         base_port: shared.args.base_port,
@@ -324,11 +559,11 @@ async fn run_reference(
             cli::Durability::Buffered => Durability::Buffered,
         },
         failover: match shared.args.failover {
-            cli::Failover::None => Failover::None,
-            cli::Failover::Auto => Failover::Auto,
+            Some(cli::Failover::Auto) => Failover::Auto,
+            None | Some(cli::Failover::None) => Failover::None,
         },
-        fencing: shared.args.fencing.on(),
-        read_lease: shared.args.read_lease.on(),
+        fencing: shared.args.fencing.is_none_or(cli::Switch::on),
+        read_lease: shared.args.read_lease.is_some_and(cli::Switch::on),
         topology: match shared.args.topology {
             Some(cli::Topology::Chain) => Topology::Chain,
             _ => Topology::Star,
@@ -337,8 +572,10 @@ async fn run_reference(
         replica,
         ship_interval_ms: shared.args.ship_interval.as_millis() as u64,
         ..ClusterSpec::default()
-    })
-    .await?;
+    });
+    let Some(mut cluster) = starting(shared, async { Ok(start.await?) }).await? else {
+        return Ok(Ending::StartInterrupted);
+    };
     shared.ledger.set_pids(cluster.pids())?;
     eprintln!(
         "schism: {} nodes ready: {}",
@@ -375,7 +612,7 @@ async fn run_reference(
         generator,
         schedule,
         shared.run_dir,
-        shared.ledger,
+        shared.interrupts,
     )
     .await;
     if drive.is_err() && !shared.kinds.is_empty() {
@@ -410,6 +647,26 @@ fn db_preflight(
         bail!(
             "this schism was built without the `{f}` feature: rebuild with `cargo build --release --features {f}` (or `--features all-targets`)",
             f = kind.feature()
+        );
+    }
+    // Knobs of the reference cluster that a database does not have.
+    for (flag, given) in [
+        ("--fencing", args.fencing.is_some()),
+        ("--read-lease", args.read_lease.is_some()),
+        ("--model", args.model != cli::Model::LeaderFollower),
+    ] {
+        if given {
+            bail!("{flag} applies to --target reference only (this run is --target {kind})");
+        }
+    }
+    if args.failover.is_some()
+        && !matches!(
+            kind,
+            schism_targets::db::DbKind::Redis | schism_targets::db::DbKind::Postgres
+        )
+    {
+        bail!(
+            "--failover applies to --target reference, redis and postgres only ({kind} has no failover to switch: etcd elects its own leader, galera has no primary)"
         );
     }
     if matches!(args.reads, Reads::Ryw | Reads::Sticky) {
@@ -491,7 +748,7 @@ async fn run_db(
         options: DbOptions {
             replication: args.replication,
             reads: routing(args.reads),
-            failover: args.failover == cli::Failover::Auto,
+            failover: args.failover == Some(cli::Failover::Auto),
             etcd_reads: match args.etcd_reads {
                 cli::EtcdReads::Linearizable => EtcdReads::Linearizable,
                 cli::EtcdReads::Serializable => EtcdReads::Serializable,
@@ -501,7 +758,10 @@ async fn run_db(
         startup_timeout: DB_STARTUP_TIMEOUT,
     };
     eprintln!("schism: starting {kind} ({} nodes)", node_ids.len());
-    let mut cluster = schism_targets::db::open(spec).await?;
+    let Some(mut cluster) = starting(shared, async { Ok(schism_targets::db::open(spec).await?) }).await?
+    else {
+        return Ok(Ending::StartInterrupted);
+    };
     shared.ledger.set_pids(cluster.pids())?;
     eprintln!("schism: {kind} ready: {}", cluster.describe());
     let sessions: Vec<Box<dyn DbSession>> = (0..u64::from(args.concurrency))
@@ -523,7 +783,7 @@ async fn run_db(
             generator,
             schedule,
             shared.run_dir,
-            shared.ledger,
+            shared.interrupts,
         )
         .await;
         if drive.is_err()
@@ -584,7 +844,7 @@ async fn drive_workload<M: Mechanism>(
     generator: Generator,
     schedule: Schedule,
     run_dir: &Path,
-    ledger: &Arc<Ledger>,
+    interrupts: &Interrupts,
 ) -> Result<Ending> {
     let start = Instant::now();
     let recorder = Arc::new(
@@ -611,7 +871,16 @@ async fn drive_workload<M: Mechanism>(
         workers.spawn(worker(ctx, session));
     }
 
-    let signals = tokio::spawn(watch_signals(cancel_tx.clone(), ledger.clone()));
+    // A signal (handled from the start of the run) cancels the workers like an error does.
+    let signals = {
+        let mut caught = interrupts.cancelled();
+        let cancel = cancel_tx.clone();
+        tokio::spawn(async move {
+            if caught.wait_for(|c| *c).await.is_ok() {
+                let _ = cancel.send(true);
+            }
+        })
+    };
     let progress = tokio::spawn(progress(
         counters.clone(),
         recorder.clone(),
@@ -835,38 +1104,6 @@ async fn worker(mut ctx: WorkerCtx, mut session: Box<dyn DbSession>) -> Result<(
             .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;
         if retire {
             process += ctx.concurrency;
-        }
-    }
-}
-
-/// First SIGINT/SIGTERM: stop the workers (the nemesis heals on its way out), then check
-/// and report what was recorded. Second: kill the nodes at once, remove every recorded
-/// fault resource (namespaces, cgroups, shim files, stopped processes) and exit 130.
-async fn watch_signals(cancel: watch::Sender<bool>, ledger: Arc<Ledger>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return;
-    };
-    let mut seen = 0;
-    loop {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-        }
-        seen += 1;
-        if seen == 1 {
-            eprintln!(
-                "schism: interrupted; healing faults, stopping workers and checking what was recorded (again to abort)"
-            );
-            let _ = cancel.send(true);
-        } else {
-            eprintln!("schism: aborted; killing nodes and removing faults");
-            // The ledger lists every node pid (SIGCONT, then SIGKILL) and every resource.
-            ledger.finish();
-            std::process::exit(130);
         }
     }
 }

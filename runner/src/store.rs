@@ -13,6 +13,8 @@ pub const HISTORY: &str = "history.jsonl";
 pub const RESULTS: &str = "results.json";
 pub const NODES: &str = "nodes";
 pub const REPORT: &str = "report.html";
+/// How the run ended (`RunStatus`); `running` until it did.
+pub const STATUS: &str = "status.json";
 /// At the top of the store: the list of runs.
 pub const INDEX: &str = "index.html";
 /// Comparisons live in `<store>/compare/<name>/<timestamp>/`.
@@ -59,6 +61,80 @@ pub fn create_run_dir(store: &Path, name: &str, stamp: &str) -> Result<PathBuf> 
         "too many runs named {name:?} in the same second under {}",
         parent.display()
     )
+}
+
+/// Whether `dir` is a run folder (rather than a store): it holds a run's files.
+pub fn is_run_dir(dir: &Path) -> bool {
+    [CONFIG, HISTORY, RESULTS, STATUS]
+        .iter()
+        .any(|f| dir.join(f).is_file())
+}
+
+/// How a run ended, as `status.json` records it. Written as `Running` when the folder is
+/// created and replaced once the workload ended, so a folder whose run was killed says so.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum RunStatus {
+    Running,
+    /// The workload ran to its end (the checkers may still have been stopped).
+    Completed,
+    /// A signal stopped the run `at_s` seconds after it started, `during` start-up or
+    /// the workload.
+    Interrupted {
+        signal: String,
+        at_s: f64,
+        during: String,
+    },
+    /// Workers were aborted at the hard deadline.
+    DeadlineExceeded,
+    /// The harness itself failed.
+    HarnessError { error: String },
+}
+
+impl RunStatus {
+    /// Why the recorded history may be incomplete, if it may be.
+    pub fn cut_short(&self) -> Option<String> {
+        match self {
+            RunStatus::Completed => None,
+            RunStatus::Running => Some(
+                "the run never finished (it was killed, or is still running): its history may end early".into(),
+            ),
+            RunStatus::Interrupted {
+                signal,
+                at_s,
+                during,
+            } => Some(format!(
+                "the run was interrupted by {signal} at {at_s:.1} s, during {during}: the history covers only what happened until then"
+            )),
+            RunStatus::DeadlineExceeded => Some(
+                "the run was stopped at its hard deadline: the ops still open were abandoned".into(),
+            ),
+            RunStatus::HarnessError { error } => Some(format!(
+                "the run stopped on a harness error ({error}): its history may end early"
+            )),
+        }
+    }
+}
+
+/// Records how the run in `run_dir` ended.
+pub fn write_status(run_dir: &Path, status: &RunStatus) -> Result<()> {
+    write_atomic(
+        &run_dir.join(STATUS),
+        (serde_json::to_string_pretty(status)? + "\n").as_bytes(),
+    )
+}
+
+/// The run's recorded ending; `None` for folders without one (older runs, plain histories).
+pub fn read_status(run_dir: &Path) -> Result<Option<RunStatus>> {
+    let path = run_dir.join(STATUS);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .with_context(|| format!("{} is not a run status", path.display()))
 }
 
 /// Points `<store>/latest` at `run_dir` (relative, so the store can be moved).

@@ -78,10 +78,9 @@ fn zones_refuses_repeated_values_but_the_exact_search_accepts_them() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
 
-#[test]
-fn a_time_budget_ends_a_hard_cas_search_unknown() {
-    let dir = tempdir();
-    let path = dir.path().join("h.jsonl");
+/// A register history whose cas search is hard: 60 waves of 16 concurrent writes, each
+/// wave inside one cas (also used to interrupt a long check).
+pub fn write_slow_cas_history(path: &Path) {
     let mut lines = Vec::new();
     let mut i = 0;
     let mut push = |p: u64, kind: &str, f: &str, v: String| {
@@ -101,7 +100,14 @@ fn a_time_budget_ends_a_hard_cas_search_unknown() {
     }
     push(99, "invoke", "read", "null".into());
     push(99, "ok", "read", "0".into());
-    write_lines(&path, &lines);
+    write_lines(path, &lines);
+}
+
+#[test]
+fn a_time_budget_ends_a_hard_cas_search_unknown() {
+    let dir = tempdir();
+    let path = dir.path().join("h.jsonl");
+    write_slow_cas_history(&path);
     let t = Instant::now();
     let out = schism()
         .args([

@@ -22,9 +22,14 @@ pub fn spawn_run(store: &Path, extra: &[&str]) -> std::process::Child {
 
 /// Waits until the run's history has at least `lines` lines.
 pub fn wait_for_history(store: &Path, lines: usize) -> PathBuf {
+    wait_for_history_in(store, "c", lines)
+}
+
+/// Waits until the history of run `name` has at least `lines` lines.
+pub fn wait_for_history_in(store: &Path, name: &str, lines: usize) -> PathBuf {
     let until = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(entries) = std::fs::read_dir(store.join("c")) {
+        if let Ok(entries) = std::fs::read_dir(store.join(name)) {
             for e in entries.flatten() {
                 let h = e.path().join("history.jsonl");
                 if std::fs::read_to_string(&h)

@@ -6,7 +6,7 @@
 use super::*;
 use std::os::unix::fs::PermissionsExt;
 
-const PG: &[(&str, &str)] = &[
+pub(crate) const PG: &[(&str, &str)] = &[
     ("/usr/lib/postgresql/15/bin/postgres", "postgresql-15"),
     ("setpriv", "util-linux"),
 ];

@@ -1,0 +1,170 @@
+//! The `evidence` rule: whether a history holds enough successful operations for a
+//! `valid` verdict to mean anything.
+//!
+//! A checker that finds no anomaly in a history where nothing was observed has proven
+//! nothing: an empty history, one where no read (or no write) succeeded, or one where no
+//! read succeeded after the final heal (so recovery was never observed) is `unknown` with
+//! the reason, never `valid`. The caller may add why the recording itself is incomplete
+//! (a run interrupted or killed). Guarantees: the verdict is `Valid` or `Unknown`, never
+//! `Invalid` (missing evidence proves no anomaly), so merged with the other checkers an
+//! anomaly that was proven still makes the run invalid; the figures always hold the counts
+//! the rule used.
+
+use crate::CheckError;
+use crate::report::{CheckResult, Validity};
+use schism_history::{F, History, OpType, Outcome, Process, Value};
+
+/// The name under which the rule's result appears in `results.json`.
+pub const EVIDENCE: &str = "evidence";
+
+/// Observing operations: reads, and Knossos's functions that both observe and change
+/// state (`cas`, `txn`, `acquire`, `release`).
+fn observes(f: &F) -> bool {
+    matches!(f, F::Read | F::Cas | F::Other(_))
+}
+
+fn changes(f: &F) -> bool {
+    f.is_write() || matches!(f, F::Other(_))
+}
+
+/// Position of the last `heal` the nemesis recorded as taking effect with `final: true`.
+fn final_heal(history: &History) -> Option<usize> {
+    history.ops.iter().rposition(|o| {
+        o.process == Process::Nemesis
+            && o.kind == OpType::Info
+            && o.f.as_str() == "heal"
+            && o.error.is_none()
+            && matches!(&o.value, Value::Other(v) if v.get("final") == Some(&serde_json::Value::Bool(true)))
+    })
+}
+
+/// Applies the rule to `history`; `cut_short` says why the recording may be incomplete
+/// (an interrupted or killed run), which alone makes the verdict `unknown`.
+pub fn check_evidence(
+    history: &History,
+    cut_short: Option<&str>,
+) -> Result<CheckResult, CheckError> {
+    let ops = history.operations()?;
+    let heal = final_heal(history);
+    let (mut ok, mut ok_reads, mut ok_writes, mut after_heal) = (0u64, 0u64, 0u64, 0u64);
+    for o in ops.iter().filter(|o| o.outcome == Outcome::Ok) {
+        ok += 1;
+        if observes(&o.f) {
+            ok_reads += 1;
+            if heal.is_some_and(|h| o.invoke > h) {
+                after_heal += 1;
+            }
+        }
+        if changes(&o.f) {
+            ok_writes += 1;
+        }
+    }
+    let mut reasons: Vec<String> = cut_short.map(str::to_owned).into_iter().collect();
+    if ops.is_empty() {
+        reasons.push("the history has no client operation".into());
+    } else if ok == 0 {
+        reasons.push(format!(
+            "no operation succeeded (0 ok of {} client operations)",
+            ops.len()
+        ));
+    } else {
+        if ok_reads == 0 {
+            reasons.push("no read succeeded: nothing was observed".into());
+        }
+        if ok_writes == 0 {
+            reasons.push("no write succeeded: there was nothing to observe".into());
+        }
+        if let Some(h) = heal
+            && ok_reads > 0
+            && after_heal == 0
+        {
+            reasons.push(format!(
+                "no read succeeded after the final heal at {:.1} s: recovery was never observed",
+                history.ops[h].time_ns as f64 / 1e9
+            ));
+        }
+    }
+    let mut figures = serde_json::Map::new();
+    figures.insert("ok_ops".into(), ok.into());
+    figures.insert("ok_reads".into(), ok_reads.into());
+    figures.insert("ok_writes".into(), ok_writes.into());
+    if heal.is_some() {
+        figures.insert("ok_reads_after_final_heal".into(), after_heal.into());
+    }
+    let validity = if reasons.is_empty() {
+        Validity::Valid
+    } else {
+        figures.insert("unknown_reason".into(), reasons.join("; ").into());
+        Validity::Unknown
+    };
+    Ok(CheckResult {
+        checker: EVIDENCE.into(),
+        validity,
+        anomalies: Vec::new(),
+        figures,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schism_history::Op;
+
+    fn op(i: u64, p: Process, kind: OpType, f: &str, value: Value) -> Op {
+        Op::new(i, i * 1_000_000, p, kind, F::parse(f), Some(1), value)
+    }
+
+    fn reason(r: &CheckResult) -> &str {
+        r.figures["unknown_reason"].as_str().unwrap()
+    }
+
+    #[test]
+    fn empty_and_failed_histories_are_unknown() {
+        let r = check_evidence(&History::new(vec![]), None).unwrap();
+        assert_eq!(r.validity, Validity::Unknown);
+        assert!(reason(&r).contains("no client operation"));
+        let c = Process::Client(0);
+        let h = History::new(vec![
+            op(0, c, OpType::Invoke, "append", Value::Int(1)),
+            op(1, c, OpType::Fail, "append", Value::Int(1)),
+        ]);
+        let r = check_evidence(&h, None).unwrap();
+        assert!(reason(&r).contains("no operation succeeded"), "{r:?}");
+    }
+
+    #[test]
+    fn reads_and_writes_are_both_needed_and_reads_after_the_final_heal() {
+        let c = Process::Client(0);
+        let write = [
+            op(0, c, OpType::Invoke, "append", Value::Int(1)),
+            op(1, c, OpType::Ok, "append", Value::Int(1)),
+        ];
+        let r = check_evidence(&History::new(write.to_vec()), None).unwrap();
+        assert!(reason(&r).contains("no read succeeded"), "{r:?}");
+        let heal = serde_json::json!({"final": true});
+        let mut ops = vec![
+            op(0, c, OpType::Invoke, "read", Value::Null),
+            op(1, c, OpType::Ok, "read", Value::List(vec![])),
+        ];
+        ops.extend(write.iter().cloned().map(|mut o| {
+            o.index += 2;
+            o
+        }));
+        ops.push(op(
+            4,
+            Process::Nemesis,
+            OpType::Info,
+            "heal",
+            Value::Other(heal),
+        ));
+        let r = check_evidence(&History::new(ops.clone()), None).unwrap();
+        assert!(reason(&r).contains("after the final heal"), "{r:?}");
+        ops.push(op(5, c, OpType::Invoke, "read", Value::Null));
+        ops.push(op(6, c, OpType::Ok, "read", Value::List(vec![1])));
+        let r = check_evidence(&History::new(ops.clone()), None).unwrap();
+        assert_eq!(r.validity, Validity::Valid, "{r:?}");
+        assert_eq!(r.figures["ok_reads_after_final_heal"], 1);
+        let r = check_evidence(&History::new(ops), Some("the run was interrupted")).unwrap();
+        assert_eq!(reason(&r), "the run was interrupted");
+    }
+}
