@@ -758,7 +758,8 @@ async fn run_db(
         startup_timeout: DB_STARTUP_TIMEOUT,
     };
     eprintln!("schism: starting {kind} ({} nodes)", node_ids.len());
-    let Some(mut cluster) = starting(shared, async { Ok(schism_targets::db::open(spec).await?) }).await?
+    let Some(mut cluster) =
+        starting(shared, async { Ok(schism_targets::db::open(spec).await?) }).await?
     else {
         return Ok(Ending::StartInterrupted);
     };

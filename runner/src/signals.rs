@@ -200,8 +200,14 @@ mod tests {
         let flag = Arc::new(AtomicBool::new(false));
         state.lock().unwrap().checking = Some(flag.clone());
         on_signal("SIGINT", &state, &tx);
-        assert!(flag.load(Ordering::Relaxed), "a signal while checking stops the check");
+        assert!(
+            flag.load(Ordering::Relaxed),
+            "a signal while checking stops the check"
+        );
         let first = state.lock().unwrap().first.unwrap();
-        assert_eq!(first.signal, "SIGTERM", "the first signal is the one recorded");
+        assert_eq!(
+            first.signal, "SIGTERM",
+            "the first signal is the one recorded"
+        );
     }
 }

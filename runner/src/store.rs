@@ -88,7 +88,9 @@ pub enum RunStatus {
     /// Workers were aborted at the hard deadline.
     DeadlineExceeded,
     /// The harness itself failed.
-    HarnessError { error: String },
+    HarnessError {
+        error: String,
+    },
 }
 
 impl RunStatus {
@@ -130,8 +132,8 @@ pub fn read_status(run_dir: &Path) -> Result<Option<RunStatus>> {
     if !path.exists() {
         return Ok(None);
     }
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text)
         .map(Some)
         .with_context(|| format!("{} is not a run status", path.display()))

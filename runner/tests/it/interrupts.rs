@@ -93,7 +93,10 @@ fn sigterm_at_7s_is_unknown_in_every_place_the_verdict_is_recorded() {
     // 1. stdout and the exit code.
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(verdict_line(&text).contains("UNKNOWN"), "{text}");
-    assert!(text.contains("interrupted by SIGTERM"), "the reason: {text}");
+    assert!(
+        text.contains("interrupted by SIGTERM"),
+        "the reason: {text}"
+    );
     // 2. results.json, with the reason.
     let run = only_run_dir(store.path(), "i");
     let results = json(&run.join("results.json"));
@@ -118,7 +121,10 @@ fn sigterm_at_7s_is_unknown_in_every_place_the_verdict_is_recorded() {
     assert!(report.contains("interrupted by SIGTERM"), "report reason");
     // 4. the index.
     let index = std::fs::read_to_string(store.path().join("index.html")).unwrap();
-    assert!(index.contains("class=\"unknown-t\">unknown<"), "index verdict");
+    assert!(
+        index.contains("class=\"unknown-t\">unknown<"),
+        "index verdict"
+    );
     assert!(!index.contains(">valid<"), "index says valid");
     // 5. JUnit.
     let xml = std::fs::read_to_string(&junit).unwrap();
@@ -177,7 +183,11 @@ fn a_signal_during_start_up_leaves_nothing_behind() {
             .arg("cleanup")
             .output()
             .unwrap();
-        assert!(stdout(&clean).contains("nothing to clean up"), "{}", stdout(&clean));
+        assert!(
+            stdout(&clean).contains("nothing to clean up"),
+            "{}",
+            stdout(&clean)
+        );
     }
 }
 
@@ -226,16 +236,29 @@ fn a_signal_while_a_database_starts_kills_every_server() {
     assert_no_leftovers(store.path(), &run);
 }
 
-/// Empty inputs are not evidence: each is `unknown` (exit 2) with the reason.
+/// Empty inputs are not evidence: each is `unknown` (exit 2) with the reason. (A file
+/// holding only a byte-order mark is never valid either: the readers' BOM handling makes
+/// it empty, or it is refused.)
 #[test]
 fn empty_histories_are_unknown_with_the_reason() {
     let dir = tempdir();
-    let cases: [(&str, &[u8]); 5] = [
+    for (name, bytes) in [
+        ("bom.jsonl", &b"\xEF\xBB\xBF"[..]),
+        ("bom.edn", b"\xEF\xBB\xBF[]"),
+    ] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let out = schism().arg("check").arg(&p).output().unwrap();
+        assert!(
+            matches!(out.status.code(), Some(2 | 3)),
+            "{name}: {}",
+            stdout(&out)
+        );
+    }
+    let cases: [(&str, &[u8]); 3] = [
         ("empty.jsonl", b""),
         ("blank.jsonl", b"  \n\n\t\n"),
         ("empty.edn", b"[]"),
-        ("bom.jsonl", b"\xEF\xBB\xBF"),
-        ("bom.edn", b"\xEF\xBB\xBF[]"),
     ];
     let mut paths: Vec<PathBuf> = cases
         .iter()
@@ -256,8 +279,16 @@ fn empty_histories_are_unknown_with_the_reason() {
             p.display(),
             stderr(&out)
         );
-        assert!(verdict_line(&text).contains("UNKNOWN"), "{}: {text}", p.display());
-        assert!(text.contains("no client operation"), "{}: {text}", p.display());
+        assert!(
+            verdict_line(&text).contains("UNKNOWN"),
+            "{}: {text}",
+            p.display()
+        );
+        assert!(
+            text.contains("no client operation"),
+            "{}: {text}",
+            p.display()
+        );
     }
 }
 
@@ -271,8 +302,16 @@ fn histories_without_successful_reads_or_writes_are_unknown() {
     let write = |ops: &[(u64, OpType, F, Value)]| {
         let rec = schism_runner::recorder::Recorder::create(&path, Instant::now()).unwrap();
         for (p, kind, f, v) in ops {
-            rec.record(Op::new(0, 0, Process::Client(*p), *kind, f.clone(), Some(1), v.clone()))
-                .unwrap();
+            rec.record(Op::new(
+                0,
+                0,
+                Process::Client(*p),
+                *kind,
+                f.clone(),
+                Some(1),
+                v.clone(),
+            ))
+            .unwrap();
         }
         rec.finish().unwrap();
     };
@@ -311,9 +350,14 @@ fn histories_without_successful_reads_or_writes_are_unknown() {
 fn ctrl_c_during_a_check_stops_it_with_unknown() {
     let dir = tempdir();
     let path = dir.path().join("slow.jsonl");
-    crate::check_cli::write_slow_cas_history(&path);
+    check_cli::write_slow_cas_history(&path);
     let child = schism()
-        .args(["check", "--checker-time-limit", "5m", "--checker-max-states"])
+        .args([
+            "check",
+            "--checker-time-limit",
+            "5m",
+            "--checker-max-states",
+        ])
         .arg("100000000000")
         .arg(&path)
         .stdout(Stdio::piped())
@@ -325,7 +369,11 @@ fn ctrl_c_during_a_check_stops_it_with_unknown() {
     signal(&child, Signal::SIGINT);
     let out = finished(child);
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
-    assert!(stdout(&out).contains("stopped by a signal"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("stopped by a signal"),
+        "{}",
+        stdout(&out)
+    );
     // Generous: the point is that the signal is honoured, not how fast.
     assert!(t.elapsed() < Duration::from_secs(30));
 }
@@ -341,31 +389,83 @@ fn bad_flags_are_refused_before_anything_is_created() {
     let under_file = file.join("sub");
     let under = under_file.to_string_lossy().into_owned();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["--time-limit", "0"], "--time-limit must be longer than 0"),
-        (vec!["--client-timeout", "0s"], "--client-timeout must be longer than 0"),
-        (vec!["--checker-max-states", "0"], "--checker-max-states must be a positive integer"),
+        (
+            vec!["--time-limit", "0"],
+            "--time-limit must be longer than 0",
+        ),
+        (
+            vec!["--client-timeout", "0s"],
+            "--client-timeout must be longer than 0",
+        ),
+        (
+            vec!["--checker-max-states", "0"],
+            "--checker-max-states must be a positive integer",
+        ),
         (vec!["--nemesis="], "--nemesis is empty"),
-        (vec!["--concurrency", "-1"], "--concurrency must be an integer from 1 to 1000, got -1"),
-        (vec!["--keys", "-3"], "--keys must be a positive integer, got -3"),
-        (vec!["--time-limit", "-5s"], "--time-limit must not be negative"),
-        (vec!["--base-port", "0"], "--base-port must be an integer from 1 to 65535"),
-        (vec!["--base-port", "65535", "--net", "local"], "leaves too few ports"),
-        (vec!["--net", "local", "--nemesis", "none", "--base-port", &busy_port], "already in use"),
+        (
+            vec!["--concurrency", "-1"],
+            "--concurrency must be an integer from 1 to 1000, got -1",
+        ),
+        (
+            vec!["--keys", "-3"],
+            "--keys must be a positive integer, got -3",
+        ),
+        (
+            vec!["--time-limit", "-5s"],
+            "--time-limit must not be negative",
+        ),
+        (
+            vec!["--base-port", "0"],
+            "--base-port must be an integer from 1 to 65535",
+        ),
+        (
+            vec!["--base-port", "65535", "--net", "local"],
+            "leaves too few ports",
+        ),
+        (
+            vec![
+                "--net",
+                "local",
+                "--nemesis",
+                "none",
+                "--base-port",
+                &busy_port,
+            ],
+            "already in use",
+        ),
         (vec!["--junit", &under], "cannot write --junit"),
         (vec!["--data-dir", &under], "--data-dir"),
-        (vec!["--model", "multi-leader", "--failover", "auto"], "--failover applies to --model leader-follower only"),
-        (vec!["--model", "leaderless", "--fencing", "off"], "--fencing applies to --model leader-follower only"),
-        (vec!["--model", "multi-leader", "--read-lease", "on"], "--read-lease applies to --model leader-follower only"),
-        (vec!["--model", "leaderless", "--reads", "leader"], "--reads leader needs a leader"),
+        (
+            vec!["--model", "multi-leader", "--failover", "auto"],
+            "--failover applies to --model leader-follower only",
+        ),
+        (
+            vec!["--model", "leaderless", "--fencing", "off"],
+            "--fencing applies to --model leader-follower only",
+        ),
+        (
+            vec!["--model", "multi-leader", "--read-lease", "on"],
+            "--read-lease applies to --model leader-follower only",
+        ),
+        (
+            vec!["--model", "leaderless", "--reads", "leader"],
+            "--reads leader needs a leader",
+        ),
     ];
     for (flags, expect) in cases {
         let out = run_test(store.path(), &flags);
         assert_eq!(out.status.code(), Some(3), "{flags:?}");
         let err = stderr(&out);
-        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("schism: error:")).collect();
+        let lines: Vec<&str> = err
+            .lines()
+            .filter(|l| l.starts_with("schism: error:"))
+            .collect();
         assert_eq!(lines.len(), 1, "{flags:?}: one error line: {err}");
         assert!(lines[0].contains(expect), "{flags:?}: {}", lines[0]);
-        assert!(!store.path().join("default").exists(), "{flags:?} created the run folder");
+        assert!(
+            !store.path().join("default").exists(),
+            "{flags:?} created the run folder"
+        );
     }
     // `check` refuses a zero budget too.
     let out = schism()
@@ -385,9 +485,17 @@ fn report_renders_a_killed_run_from_its_history() {
     let child = spawn_test(
         store.path(),
         "k",
-        &["--nemesis", "none", "--time-limit", "20s"],
+        // Leader reads: nothing would be invalid, so the verdict rests on the evidence.
+        &[
+            "--reads",
+            "leader",
+            "--nemesis",
+            "none",
+            "--time-limit",
+            "20s",
+        ],
     );
-    let run = crate::cleanup::wait_for_history_in(store.path(), "k", 500);
+    let run = cleanup::wait_for_history_in(store.path(), "k", 500);
     signal(&child, Signal::SIGKILL);
     let _ = finished(child);
     let _ = wait_no_nodes(&store.path().to_string_lossy(), Duration::from_secs(5));
@@ -395,9 +503,15 @@ fn report_renders_a_killed_run_from_its_history() {
     let out = schism().arg("report").arg(&run).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report = std::fs::read_to_string(run.join("report.html")).unwrap();
-    assert!(report.contains("id=\"verdict\">UNKNOWN<"), "a killed run is unknown");
+    assert!(
+        report.contains("id=\"verdict\">UNKNOWN<"),
+        "a killed run is unknown"
+    );
     assert!(report.contains("never finished"), "the reason is shown");
-    assert!(!run.join("index.html").exists(), "stray index.html in the run folder");
+    assert!(
+        !run.join("index.html").exists(),
+        "stray index.html in the run folder"
+    );
     assert!(!run.join("results.json").exists(), "report only renders");
     // A later check agrees.
     let out = schism().arg("check").arg(&run).output().unwrap();
@@ -433,15 +547,25 @@ fn leftovers_are_described_as_they_are_and_corrupt_entries_reported() {
     assert_eq!(out.status.code(), Some(3));
     let err = stderr(&out);
     assert!(err.contains("leftovers"), "{err}");
-    assert!(!err.contains("schism-ffff01-n1"), "names a namespace that never existed: {err}");
-    assert!(err.contains("unreadable registry entry") && err.contains("ffff02.json"), "{err}");
+    assert!(
+        !err.contains("schism-ffff01-n1"),
+        "names a namespace that never existed: {err}"
+    );
+    assert!(
+        err.contains("unreadable registry entry") && err.contains("ffff02.json"),
+        "{err}"
+    );
     let clean = schism()
         .env("SCHISM_STATE_DIR", &reg)
         .arg("cleanup")
         .output()
         .unwrap();
     assert_eq!(clean.status.code(), Some(0));
-    assert!(stdout(&clean).contains("unreadable registry entry"), "{}", stdout(&clean));
+    assert!(
+        stdout(&clean).contains("unreadable registry entry"),
+        "{}",
+        stdout(&clean)
+    );
     let left: Vec<_> = std::fs::read_dir(&reg).unwrap().flatten().collect();
     assert!(left.is_empty(), "{left:?}");
 }
