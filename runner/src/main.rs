@@ -87,6 +87,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 },
                 checkers: analyze::checker_set(&args.checker),
             };
+            if let Some(path) = &args.junit {
+                store::probe_writable_file(path, "--junit")?;
+            }
             // Ctrl-C stops the check: the verdict is then unknown, and still printed.
             let path = args.path.clone();
             let results = schism_runner::signals::run_stoppable(stop, move || {

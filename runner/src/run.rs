@@ -352,25 +352,7 @@ fn preflight_paths_and_ports(
             })?;
     }
     if let Some(path) = &args.junit {
-        let existed = path.exists();
-        path.parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| {
-                std::fs::OpenOptions::new()
-                    .append(true)
-                    .create(true)
-                    .open(path)
-            })
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot write --junit {}: {e}; pass a writable path",
-                    path.display()
-                )
-            })?;
-        if !existed {
-            let _ = std::fs::remove_file(path);
-        }
+        store::probe_writable_file(path, "--junit")?;
     }
     let Some(base) = args.base_port else {
         return Ok(());

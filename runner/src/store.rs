@@ -2,7 +2,8 @@
 //!
 //! Guarantees: a run never writes into another run's folder (a second run in the same
 //! second gets a `-2` suffix); `latest` is replaced atomically (symlink, then rename) and
-//! always points at a folder that exists.
+//! always points at a folder that exists; `status.json` says `running` from the folder's
+//! first moment until the run records how it ended, so a killed run's folder says so.
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -137,6 +138,32 @@ pub fn read_status(run_dir: &Path) -> Result<Option<RunStatus>> {
     serde_json::from_str(&text)
         .map(Some)
         .with_context(|| format!("{} is not a run status", path.display()))
+}
+
+/// Fails unless `path` (a file a flag names) can be written: its folder is created, the
+/// file opened for appending (so an existing one is left as it was) and, if it did not
+/// exist, removed again.
+pub fn probe_writable_file(path: &Path, flag: &str) -> Result<()> {
+    let existed = path.exists();
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(path)
+        })
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot write {flag} {}: {e}; pass a writable path",
+                path.display()
+            )
+        })?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
 
 /// Points `<store>/latest` at `run_dir` (relative, so the store can be moved).

@@ -196,7 +196,7 @@ fn a_signal_during_start_up_leaves_nothing_behind() {
 #[cfg(feature = "postgres")]
 #[test]
 fn a_signal_while_a_database_starts_kills_every_server() {
-    if !require_db("postgres start-up signal", crate::db_postgres::PG, false) {
+    if !require_db("postgres start-up signal", db_postgres::PG, false) {
         return;
     }
     let _db = db_lock();
