@@ -128,7 +128,7 @@ fn on_signal(name: &'static str, state: &Mutex<State>, cancel: &watch::Sender<bo
         }
     } else if first {
         eprintln!(
-            "schism: {name}: interrupted; healing faults, stopping workers and checking what was recorded (again to abort)"
+            "schism: {name}: interrupted; stopping the run, undoing every fault and checking what was recorded (again to abort)"
         );
         let _ = cancel.send(true);
         return;

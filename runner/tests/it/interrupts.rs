@@ -42,8 +42,9 @@ fn finished(child: std::process::Child) -> Output {
     out
 }
 
-/// Every live process whose command line mentions `needle` (nodes and database servers).
-fn any_process_mentioning(needle: &str) -> Vec<String> {
+/// Every live process but `runner` whose command line mentions `needle` (nodes and
+/// database servers).
+fn any_process_mentioning(needle: &str, runner: u32) -> Vec<String> {
     let me = std::process::id();
     std::fs::read_dir("/proc")
         .into_iter()
@@ -54,7 +55,7 @@ fn any_process_mentioning(needle: &str) -> Vec<String> {
             let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
             let state = proc_state(pid)?;
-            (pid != me && cmd.contains(needle) && state != 'Z' && state != 'X')
+            (pid != me && pid != runner && cmd.contains(needle) && state != 'Z' && state != 'X')
                 .then(|| format!("{pid}: {cmd}"))
         })
         .collect()
@@ -175,7 +176,7 @@ fn a_signal_during_start_up_leaves_nothing_behind() {
         assert_eq!(status["signal"], sig.as_str(), "{status}");
         assert!(verdict_line(&stdout(&out)).contains("UNKNOWN"));
         assert_no_leftovers(store.path(), &run);
-        let left = any_process_mentioning(&store.path().to_string_lossy());
+        let left = any_process_mentioning(&store.path().to_string_lossy(), 0);
         assert!(left.is_empty(), "{sig}: processes left: {left:?}");
         // The registry holds no entry (assert_no_leftovers) and `cleanup` finds nothing.
         let clean = schism()
@@ -213,20 +214,28 @@ fn a_signal_while_a_database_starts_kills_every_server() {
             "10s",
         ],
     );
-    // Wait until the first server process exists, then interrupt.
+    // Wait until the first server runs (after initdb: the primary, then the standbys'
+    // base backups follow), then interrupt.
     let until = Instant::now() + Duration::from_secs(60);
-    while any_process_mentioning(&store.path().to_string_lossy()).is_empty() {
+    let server_up = || {
+        any_process_mentioning(&store.path().to_string_lossy(), child.id())
+            .iter()
+            .any(|c| !c.contains("initdb") && !c.contains("--single") && c.contains(" -D "))
+    };
+    while !server_up() {
         assert!(Instant::now() < until, "no postgres process ever started");
         std::thread::sleep(Duration::from_millis(50));
     }
     signal(&child, Signal::SIGTERM);
     let out = finished(child);
     assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("starting postgres"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("ready"), "the signal came during start-up");
     let run = only_run_dir(store.path(), "pg");
     assert_eq!(json(&run.join("status.json"))["state"], "interrupted");
     let until = Instant::now() + Duration::from_secs(5);
     loop {
-        let left = any_process_mentioning(&store.path().to_string_lossy());
+        let left = any_process_mentioning(&store.path().to_string_lossy(), 0);
         if left.is_empty() {
             break;
         }
