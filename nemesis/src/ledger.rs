@@ -246,6 +246,8 @@ pub fn cleanup_record(record: &Record) -> Vec<String> {
         if link_exists(l) {
             match sys::run("ip", &["link", "del", l], None) {
                 Ok(_) => done.push(format!("deleted interface {l}")),
+                // A veth goes with its peer's namespace, possibly just now.
+                Err(_) if !link_exists(l) => done.push(format!("deleted interface {l}")),
                 Err(e) => done.push(format!("could not delete interface {l}: {e}")),
             }
         }
@@ -300,6 +302,9 @@ pub struct Ledger {
     entry: PathBuf,
     local: PathBuf,
     record: Mutex<Record>,
+    /// Held while cleaning up, so that an abort (a second signal) racing the run's own
+    /// cleanup waits for it instead of tripping over half-removed resources.
+    finishing: Mutex<()>,
 }
 
 impl Ledger {
@@ -319,6 +324,7 @@ impl Ledger {
             entry: registry.join(format!("{run_id}.json")),
             local: run_dir.join("nemesis-state.json"),
             record: Mutex::new(record),
+            finishing: Mutex::new(()),
         };
         ledger.update(|_| {})?;
         Ok(ledger)
@@ -360,6 +366,7 @@ impl Ledger {
 
     /// Cleans up everything recorded and removes the registry entry; returns what it did.
     pub fn finish(&self) -> Vec<String> {
+        let _one_at_a_time = self.finishing.lock().unwrap_or_else(|p| p.into_inner());
         let record = self.record();
         let done = cleanup_record(&record);
         let _ = std::fs::remove_file(&self.entry);

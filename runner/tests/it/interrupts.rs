@@ -229,8 +229,15 @@ fn a_signal_while_a_database_starts_kills_every_server() {
     signal(&child, Signal::SIGTERM);
     let out = finished(child);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("starting postgres"), "{}", stderr(&out));
-    assert!(!stderr(&out).contains("ready"), "the signal came during start-up");
+    assert!(
+        stderr(&out).contains("starting postgres"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("ready"),
+        "the signal came during start-up"
+    );
     let run = only_run_dir(store.path(), "pg");
     assert_eq!(json(&run.join("status.json"))["state"], "interrupted");
     let until = Instant::now() + Duration::from_secs(5);
