@@ -3,7 +3,10 @@
 //!
 //! Flag names follow DESIGN.md so that scripts, docs and CI jobs stay stable. Values a
 //! later version will accept (other targets, replication modes, read routings) are
-//! refused with one line saying what is supported today, never silently ignored.
+//! refused with one line saying what is supported today, never silently ignored. Every
+//! number and duration is checked by its parser (zero where it cannot work, negative
+//! values, out-of-range ports) and `usage_error` renders any command-line error as one
+//! line naming the flag ("--concurrency must be an integer from 1 to 1000, got -1").
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -561,12 +564,17 @@ pub fn usage_error(e: &clap::Error) -> String {
         .next()
         .unwrap_or_default()
         .trim_start_matches("error: ");
-    let tip = text
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("tip:"))
-        .map(|t| format!(" ({t})"))
-        .unwrap_or_default();
+    let tip = match e.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(values)) if !values.is_empty() => {
+            format!(" (possible values: {})", values.join(", "))
+        }
+        _ => text
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("tip:"))
+            .map(|t| format!(" ({t})"))
+            .unwrap_or_default(),
+    };
     format!("{first}{tip}; see --help")
 }
 

@@ -2,7 +2,8 @@
 //!
 //! This binary is the only crate that knows clap, the terminal and the results folder
 //! layout; it ties history, workloads, targets and checker together. Exit codes: 0 valid,
-//! 1 invalid, 2 unknown, 3 the harness itself failed (one line on stderr says why).
+//! 1 invalid, 2 unknown, 3 the harness itself failed or a flag or input was refused (one line
+//! on stderr says why).
 
 use anyhow::{Context, Result};
 use clap::Parser;
