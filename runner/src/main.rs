@@ -35,7 +35,10 @@ fn main() {
     std::process::exit(code);
 }
 
-fn dispatch(cli: Cli) -> Result<i32> {
+fn dispatch(mut cli: Cli) -> Result<i32> {
+    // Once, before anything runs: databases start in their node folder, so a relative
+    // path must not reach them (nor any other component).
+    cli.resolve_paths()?;
     match cli.command {
         Command::Node(args) => {
             let text = std::fs::read_to_string(&args.config)
