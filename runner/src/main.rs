@@ -134,8 +134,10 @@ fn report(path: &Path) -> Result<i32> {
     if path.join(store::RESULTS).exists() {
         let out = reporting::write_run_report(path)?;
         println!("report: {}", out.display());
-        // A run inside a store: refresh the store's index too.
-        if let Some(root) = path.parent().and_then(Path::parent)
+        // A run inside a store: refresh the store's index too (through `latest`, the
+        // store is the link's folder, so resolve the link first).
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        if let Some(root) = real.parent().and_then(Path::parent)
             && root.join(store::INDEX).exists()
         {
             reporting::write_index(root)?;
