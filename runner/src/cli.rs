@@ -616,7 +616,12 @@ mod tests {
         again.resolve_paths().unwrap();
         assert_eq!(again.store, args.store);
         let mut empty = PathBuf::new();
-        assert!(absolute(&mut empty).unwrap_err().to_string().contains("empty path"));
+        assert!(
+            absolute(&mut empty)
+                .unwrap_err()
+                .to_string()
+                .contains("empty path")
+        );
     }
 
     #[test]

@@ -63,7 +63,10 @@ fn relative_store_data_dir_and_junit_resolve_from_the_working_directory() {
         .output()
         .expect("spawn schism check");
     assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
-    assert!(cwd.path().join("out/check.xml").is_file(), "check --junit file");
+    assert!(
+        cwd.path().join("out/check.xml").is_file(),
+        "check --junit file"
+    );
 
     let index = cwd.path().join("rel/store/index.html");
     std::fs::remove_file(&index).expect("index.html written by the run");
