@@ -20,7 +20,8 @@
 //! what the command needs and is kept. The command text in README is never edited.
 //!
 //! `--help` texts (runner/src/cli.rs) carry no full example commands (only flag
-//! fragments such as `-- --time-limit 20s`), so there is nothing there to run.
+//! fragments such as `-- --time-limit 20s`), so there is nothing there to run; a test
+//! fails if one appears without being run here.
 
 use crate::*;
 use std::collections::BTreeMap;
@@ -775,5 +776,37 @@ fn readme_commands_give_their_documented_outcome() {
         failures.is_empty(),
         "README commands that do not do what README says:\n  {}",
         failures.join("\n  ")
+    );
+}
+
+/// `--help` texts carry no full example command today; one added later must become a
+/// test here (as README's are) rather than go unchecked.
+#[test]
+fn help_texts_hold_no_untested_example_commands() {
+    use clap::CommandFactory;
+    let mut cmd = schism_runner::cli::Cli::command();
+    let mut texts = vec![cmd.render_long_help().to_string()];
+    for sub in cmd.get_subcommands_mut() {
+        texts.push(sub.render_long_help().to_string());
+    }
+    let examples: Vec<&str> = texts
+        .iter()
+        .flat_map(|t| t.lines())
+        .map(str::trim)
+        .filter(|l| {
+            let l = l.trim_start_matches("$ ");
+            [
+                "schism ",
+                "target/release/schism",
+                "./target/release/schism",
+                "cargo run",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
+        })
+        .collect();
+    assert!(
+        examples.is_empty(),
+        "--help shows example commands that no test runs: {examples:?} (run them in readme.rs as README's commands are)"
     );
 }
