@@ -9,7 +9,7 @@
 //! line naming the flag ("--concurrency must be an integer from 1 to 1000, got -1").
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
@@ -476,6 +476,70 @@ pub struct NodeArgs {
     pub config: PathBuf,
 }
 
+impl Cli {
+    /// Makes every path given on the command line absolute (see [`absolute`]); `main`
+    /// calls this once, before any command runs.
+    pub fn resolve_paths(&mut self) -> anyhow::Result<()> {
+        match &mut self.command {
+            Command::Test(args) => args.resolve_paths(),
+            Command::Check(args) => {
+                absolute(&mut args.path)?;
+                absolute_opt(&mut args.junit)
+            }
+            Command::Cleanup(_) => Ok(()),
+            Command::Report(args) => absolute(&mut args.path),
+            Command::Serve(args) => absolute(&mut args.dir),
+            Command::Compare(args) => {
+                absolute(&mut args.store)?;
+                absolute_opt(&mut args.matrix)
+            }
+            Command::Node(args) => absolute(&mut args.config),
+        }
+    }
+}
+
+impl TestArgs {
+    /// Makes `--store`, `--data-dir` and `--junit` absolute. Called where a run's settings
+    /// are validated (`run::run_test_outcome`), so runs that `schism compare` builds get
+    /// it too; a path already absolute is left as it is.
+    pub fn resolve_paths(&mut self) -> anyhow::Result<()> {
+        absolute(&mut self.store)?;
+        absolute_opt(&mut self.data_dir)?;
+        absolute_opt(&mut self.junit)
+    }
+}
+
+/// Replaces a user-given path by its absolute form against the working directory
+/// (lexically: symlinks are kept and the path need not exist yet). Databases are started
+/// in their node folder, so a relative path handed to them would be resolved a second
+/// time from there; resolving once, here, means no component ever sees a relative path.
+pub fn absolute(path: &mut PathBuf) -> anyhow::Result<()> {
+    if path.is_absolute() {
+        return Ok(());
+    }
+    *path = absolute_of(path)?;
+    Ok(())
+}
+
+fn absolute_opt(path: &mut Option<PathBuf>) -> anyhow::Result<()> {
+    match path {
+        Some(p) => absolute(p),
+        None => Ok(()),
+    }
+}
+
+fn absolute_of(path: &Path) -> anyhow::Result<PathBuf> {
+    if path.as_os_str().is_empty() {
+        anyhow::bail!("an empty path was given: name a file or folder (e.g. --store results)");
+    }
+    std::path::absolute(path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot make {} absolute ({e}): run schism from a folder that still exists",
+            path.display()
+        )
+    })
+}
+
 /// Parses a checker name (`graph`, `set-full`, …).
 pub fn parse_checker(s: &str) -> Result<schism_checker::CheckerName, String> {
     schism_checker::CheckerName::parse(s.trim()).ok_or_else(|| {
@@ -633,6 +697,31 @@ mod tests {
                 .contains("not a duration")
         );
         assert!(parse_duration("5d").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn relative_paths_become_absolute_once() {
+        let cwd = std::env::current_dir().unwrap();
+        let mut cli =
+            Cli::try_parse_from(["schism", "test", "--data-dir", "d", "--junit", "/j.xml"])
+                .unwrap();
+        cli.resolve_paths().unwrap();
+        let Command::Test(args) = &cli.command else {
+            panic!("not a test command");
+        };
+        assert_eq!(args.store, cwd.join("results"));
+        assert_eq!(args.data_dir.as_deref(), Some(cwd.join("d").as_path()));
+        assert_eq!(args.junit.as_deref(), Some(Path::new("/j.xml")));
+        let mut again = args.clone();
+        again.resolve_paths().unwrap();
+        assert_eq!(again.store, args.store);
+        let mut empty = PathBuf::new();
+        assert!(
+            absolute(&mut empty)
+                .unwrap_err()
+                .to_string()
+                .contains("empty path")
+        );
     }
 
     #[test]

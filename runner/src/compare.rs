@@ -9,7 +9,7 @@
 //! page for the runs done.
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use schism_report::{ComparisonInput, RunRef, SettingInput};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -209,13 +209,19 @@ fn plan(args: &CompareArgs) -> Result<Plan> {
                 "--name".into(),
                 format!("{name}-{}", setting.slug()),
             ]);
-            let cli = Cli::try_parse_from(&argv).map_err(|e| {
-                anyhow::anyhow!(
-                    "setting {} is not a valid `schism test` invocation: {}",
-                    setting.label(),
-                    crate::cli::usage_error(&e)
-                )
-            })?;
+            // A flag given twice takes its last value: the command line's shared flags
+            // override the matrix file's `args`, a varied flag overrides both.
+            let cli = Cli::command()
+                .args_override_self(true)
+                .try_get_matches_from(&argv)
+                .and_then(|m| Cli::from_arg_matches(&m))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "setting {} is not a valid `schism test` invocation: {}",
+                        setting.label(),
+                        crate::cli::usage_error(&e)
+                    )
+                })?;
             let Command::Test(t) = cli.command else {
                 bail!("internal: compare built a non-test command");
             };
@@ -445,6 +451,37 @@ mod tests {
             ..args
         };
         assert!(plan(&args).err().unwrap().to_string().contains("--seed"));
+    }
+
+    #[test]
+    fn shared_flags_on_the_command_line_override_the_matrix_file() {
+        let dir = std::env::temp_dir().join(format!("schism-matrix-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("m.toml");
+        std::fs::write(
+            &file,
+            "args = [\"--time-limit\", \"30s\", \"--reads\", \"any\"]\n[vary]\nreads = [\"leader\"]\n",
+        )
+        .unwrap();
+        let args = CompareArgs {
+            name: None,
+            vary: vec![],
+            matrix: Some(file),
+            seeds: Some(1),
+            seed_list: vec![],
+            store: PathBuf::from("/nonexistent"),
+            test_args: vec!["--time-limit".into(), "2s".into()],
+        };
+        let p = plan(&args);
+        let _ = std::fs::remove_dir_all(&dir);
+        let p = p.unwrap();
+        let run = &p.runs[0].1[0].1;
+        assert_eq!(run.time_limit, std::time::Duration::from_secs(2));
+        assert_eq!(
+            run.reads,
+            crate::cli::Reads::Leader,
+            "the varied value wins"
+        );
     }
 
     #[test]

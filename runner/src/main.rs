@@ -52,7 +52,10 @@ fn main() {
     std::process::exit(code);
 }
 
-fn dispatch(cli: Cli) -> Result<i32> {
+fn dispatch(mut cli: Cli) -> Result<i32> {
+    // Once, before anything runs: databases start in their node folder, so a relative
+    // path must not reach them (nor any other component).
+    cli.resolve_paths()?;
     match cli.command {
         Command::Node(args) => {
             let text = std::fs::read_to_string(&args.config)
@@ -167,8 +170,10 @@ fn report(path: &Path) -> Result<i32> {
     if store::is_run_dir(path) {
         let out = reporting::write_run_report(path)?;
         println!("report: {}", out.display());
-        // A run inside a store: refresh the store's index too.
-        if let Some(root) = path.parent().and_then(Path::parent)
+        // A run inside a store: refresh the store's index too (through `latest`, the
+        // store is the link's folder, so resolve the link first).
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        if let Some(root) = real.parent().and_then(Path::parent)
             && root.join(store::INDEX).exists()
         {
             reporting::write_index(root)?;

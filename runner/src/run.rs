@@ -100,10 +100,13 @@ pub async fn run_test(args: TestArgs) -> Result<i32> {
 }
 
 /// One run; returns its exit code, folder and results.
-pub async fn run_test_outcome(args: TestArgs) -> Result<RunOutcome> {
+pub async fn run_test_outcome(mut args: TestArgs) -> Result<RunOutcome> {
     // Signals first: from here on SIGINT, SIGTERM or SIGHUP stop the run cleanly, so no
     // resource created below is ever left behind by one.
     let interrupts = Interrupts::install()?;
+    // Every path absolute before anything uses it (runs built by `schism compare` come
+    // here without passing through `main`).
+    args.resolve_paths()?;
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -23,6 +23,8 @@ mod knossos;
 mod models;
 mod models_lf;
 mod nemesis_runs;
+mod paths;
+mod readme;
 mod serve;
 mod verdicts;
 
