@@ -218,7 +218,7 @@ pub fn analyze_opts(
     let report = schism_checker::check(history, &opts);
     drop(done_tx);
     let _ = watchdog.join();
-    let report: Report = report?;
+    let report: Report = report.map_err(|e| located(history, e))?;
     let stats = stats(history)?;
     Ok(ResultsFile {
         validity: report.validity,
@@ -228,6 +228,17 @@ pub fn analyze_opts(
         warnings,
         schism_version: env!("CARGO_PKG_VERSION").to_owned(),
     })
+}
+
+/// A checker error about one op, with the `file:line` the op was read from prefixed
+/// when the history came from a file (the checker knows only op indices).
+fn located(history: &History, e: schism_checker::CheckError) -> anyhow::Error {
+    if let schism_checker::CheckError::Op { index, msg } = &e
+        && history.locate(*index).is_some()
+    {
+        return history.op_error(*index, msg.clone()).into();
+    }
+    e.into()
 }
 
 /// Counts, throughput and latency quantiles per `f` (the checker's `stats`).
