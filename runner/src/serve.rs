@@ -21,7 +21,7 @@ use hyper::body::{Bytes, Frame, SizeHint};
 use hyper::http::{Method, Request, Response, StatusCode, Uri, header};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::fmt::Write as _;
-use std::io;
+use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::pin::Pin;
@@ -109,15 +109,18 @@ pub async fn serve(dir: &Path, bind: SocketAddr) -> Result<()> {
         while tasks.join_next().await.is_some() {}
     })
     .await;
+    // stderr may be gone (a closed terminal): a failed note must not fail the stop.
+    let mut err = io::stderr();
     if drained.is_err() {
-        eprintln!(
+        let _ = writeln!(
+            err,
             "schism: {} connection(s) still open after {}s; closing them",
             tasks.len(),
             SHUTDOWN_GRACE.as_secs()
         );
         tasks.shutdown().await;
     }
-    println!("stopped");
+    let _ = writeln!(err, "schism: serve stopped");
     Ok(())
 }
 
