@@ -19,7 +19,9 @@ mod pair;
 mod read;
 mod write;
 
-pub use edn::{MAX_EDN_BYTES, MAX_EDN_DEPTH, MAX_EDN_FORM_BYTES, read_edn, read_edn_bytes, read_edn_file};
+pub use edn::{
+    MAX_EDN_BYTES, MAX_EDN_DEPTH, MAX_EDN_FORM_BYTES, read_edn, read_edn_bytes, read_edn_file,
+};
 pub use op::{F, Key, Op, OpType, Process, Value};
 pub use pair::{Operation, Outcome};
 pub use read::{HistoryError, MAX_LINE_BYTES, ReadWarning, read_history_file, read_jsonl};

@@ -285,7 +285,11 @@ impl Stalling {
         }
     }
 
-    fn on_write<T>(&mut self, cx: &mut TaskContext<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    fn on_write<T>(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        r: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         match r {
             Poll::Ready(v) => {
                 self.armed = false;
@@ -434,7 +438,11 @@ async fn respond(root: &Path, uri: &Uri) -> Response<Reply> {
     };
     // Segments of the decoded path; empty ones (from `//`) are dropped.
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    if path.contains('\0') || segments.iter().any(|s| s.starts_with('.') || s.contains('\\')) {
+    if path.contains('\0')
+        || segments
+            .iter()
+            .any(|s| s.starts_with('.') || s.contains('\\'))
+    {
         return not_found();
     }
     let rel: PathBuf = segments.iter().collect();

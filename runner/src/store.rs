@@ -44,7 +44,9 @@ pub fn is_store(root: &Path) -> bool {
         subdirs(test).iter().any(|run| {
             is_run_dir(run)
                 || (test.file_name().is_some_and(|n| n == COMPARE)
-                    && subdirs(run).iter().any(|c| c.join(COMPARISON_JSON).is_file()))
+                    && subdirs(run)
+                        .iter()
+                        .any(|c| c.join(COMPARISON_JSON).is_file()))
         })
     })
 }

@@ -16,12 +16,59 @@ use std::cell::Cell;
 
 /// Tokens a mutation splices in: the syntax and values both formats hinge on.
 const TOKENS: &[&str] = &[
-    "[", "]", "{", "}", "(", ")", "#{", "#_", "#inst ", "#jepsen.history.Op", "\"", "\\",
-    "\\newline", ";", ",", ":", "::", "nil", "null", "true", "-1", "0", "1e999", "-0.0",
-    "18446744073709551616", "9223372036854775808", "1N", "2M", "\"nemesis\"", ":nemesis",
-    ":invoke", ":ok", ":fail", ":info", "\"invoke\"", "\"ok\"", "\"info\"", "\"type\":",
-    "\"index\":", "\"process\":", "\"value\":", ":process ", ":type ", ":index ", ":value ",
-    "\"\\u0000\"", "\"\\ud800\"", "\n", "\r\n", "\u{FEFF}", "\u{10FFFF}", "\t", "é",
+    "[",
+    "]",
+    "{",
+    "}",
+    "(",
+    ")",
+    "#{",
+    "#_",
+    "#inst ",
+    "#jepsen.history.Op",
+    "\"",
+    "\\",
+    "\\newline",
+    ";",
+    ",",
+    ":",
+    "::",
+    "nil",
+    "null",
+    "true",
+    "-1",
+    "0",
+    "1e999",
+    "-0.0",
+    "18446744073709551616",
+    "9223372036854775808",
+    "1N",
+    "2M",
+    "\"nemesis\"",
+    ":nemesis",
+    ":invoke",
+    ":ok",
+    ":fail",
+    ":info",
+    "\"invoke\"",
+    "\"ok\"",
+    "\"info\"",
+    "\"type\":",
+    "\"index\":",
+    "\"process\":",
+    "\"value\":",
+    ":process ",
+    ":type ",
+    ":index ",
+    ":value ",
+    "\"\\u0000\"",
+    "\"\\ud800\"",
+    "\n",
+    "\r\n",
+    "\u{FEFF}",
+    "\u{10FFFF}",
+    "\t",
+    "é",
 ];
 
 /// One mutation: what to do, where (a fraction of the input), and with what.
@@ -137,7 +184,7 @@ fn apply(b: &mut Vec<u8>, m: &Mutation) {
             b.insert(p, bad);
         }
         _ => {
-            if p == 0 || m.byte % 2 == 0 {
+            if p == 0 || m.byte & 1 == 0 {
                 b.splice(0..0, *b"\xEF\xBB\xBF");
             } else {
                 b.insert(p, b'\n');
@@ -200,7 +247,11 @@ fn check_reader(
             Tally::add(&t.rejected);
             let e = e.to_string();
             let located = std::panic::catch_unwind(|| assert_located(&e, path));
-            prop_assert!(located.is_ok(), "error without {}:line: {e}", path.display());
+            prop_assert!(
+                located.is_ok(),
+                "error without {}:line: {e}",
+                path.display()
+            );
         }
     }
     Ok(())

@@ -23,9 +23,19 @@ pub fn written_history(ops: usize) -> Vec<u8> {
         let p = (i % 4) as u64;
         let client = Process::Client(p);
         if i % 17 == 5 {
-            let f = F::Other(if i % 34 == 5 { "start-partition" } else { "stop-partition" }.into());
+            let f = F::Other(
+                if i % 34 == 5 {
+                    "start-partition"
+                } else {
+                    "stop-partition"
+                }
+                .into(),
+            );
             let v = Value::Other(serde_json::json!({"n1": ["n2", "n3"]}));
-            push(&mut w, Op::new(0, 0, Process::Nemesis, OpType::Info, f, None, v));
+            push(
+                &mut w,
+                Op::new(0, 0, Process::Nemesis, OpType::Info, f, None, v),
+            );
             continue;
         }
         let (f, invoke_v, done_v) = match i % 3 {
@@ -37,7 +47,10 @@ pub fn written_history(ops: usize) -> Vec<u8> {
             _ => (F::Write, Value::Int(i as i64), Value::Int(i as i64)),
         };
         let key = Some((i % 2) as u64);
-        push(&mut w, Op::new(0, 0, client, OpType::Invoke, f.clone(), key, invoke_v));
+        push(
+            &mut w,
+            Op::new(0, 0, client, OpType::Invoke, f.clone(), key, invoke_v),
+        );
         let kind = match i % 11 {
             3 => OpType::Fail,
             7 => OpType::Info,

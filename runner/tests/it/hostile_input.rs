@@ -4,8 +4,8 @@
 //! line parser and of the whole check on mutated histories from our own writer.
 
 use crate::*;
-use proptest::prelude::*;
 use clap::Parser;
+use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use std::io::Write;
 
@@ -40,7 +40,11 @@ fn check_dev_zero_with_peak_rss() -> (Option<i32>, String, i64) {
         let out = schism().args(["check", "/dev/zero"]).output().unwrap();
         let usage =
             nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).unwrap();
-        println!("rss-child code={:?} maxrss_kib={}", out.status.code(), usage.max_rss());
+        println!(
+            "rss-child code={:?} maxrss_kib={}",
+            out.status.code(),
+            usage.max_rss()
+        );
         println!("rss-child stderr={}", stderr(&out).trim());
         return (None, String::new(), 0);
     }
@@ -106,7 +110,10 @@ fn invalid_utf8_and_checker_errors_name_file_and_line() {
     let out = schism().arg("check").arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     let line = error_line(&out);
-    assert!(line.contains(&format!("{}:2: not valid UTF-8", path.display())), "{line}");
+    assert!(
+        line.contains(&format!("{}:2: not valid UTF-8", path.display())),
+        "{line}"
+    );
     // The checker knows only op indices; the error still names the line.
     std::fs::write(
         &path,
@@ -149,27 +156,102 @@ fn a_history_with_a_byte_order_mark_is_checked() {
     assert!(stdout(&out).contains("verdict:"), "{}", stdout(&out));
 }
 
-/// Words the command line is made of: subcommands, flags, and values at their edges.
-const WORDS: &[&str] = &[
-    "test", "check", "serve", "report", "compare", "cleanup", "node", "--help", "-h",
-    "--version", "--time-limit", "--nemesis", "--nemesis=", "--nemesis-interval", "--seed",
-    "--base-port", "--bind", "--store", "--json", "--junit", "--model", "--checker",
-    "--initial", "--algorithm", "--reads", "--target", "--concurrency", "--client-timeout",
-    "--checker-max-states", "--checker-time-limit", "--workload", "--dry-run", "--",
-    "0", "-1", "65535", "65536", "0s", "1ms", "10s", "1h", "99999999999999999999", "nil",
-    "partition,pause", "partition,", ",", "leader", "register", "append", "cas-register",
-    "mutex", "wgl", "zones", "127.0.0.1:0", "[::1]:0", "/dev/null", "/", "", "=", "é", "\u{0}",
+/// Values at the edges of what flags take.
+const VALUES: &[&str] = &[
+    "0",
+    "-1",
+    "1",
+    "65535",
+    "65536",
+    "0s",
+    "1ms",
+    "10s",
+    "1h",
+    "-5s",
+    "1.5",
+    "NaN",
+    "inf",
+    "99999999999999999999",
+    "nil",
+    "partition,pause",
+    "partition,",
+    ",",
+    "",
+    "=",
+    "leader",
+    "append",
+    "127.0.0.1:0",
+    "[::1]:0",
+    "/dev/null",
+    "/",
+    "é",
+    "\u{0}",
+    "--",
+    "-h",
 ];
+
+/// Each subcommand with its long flags and their possible values, from the real clap
+/// definition (so the fuzz follows the CLI as it changes).
+fn cli_vocabulary() -> Vec<(String, Vec<(String, Vec<String>)>)> {
+    use clap::CommandFactory;
+    schism_runner::cli::Cli::command()
+        .get_subcommands()
+        .map(|sub| {
+            let flags = sub
+                .get_arguments()
+                .filter_map(|a| {
+                    let values = a
+                        .get_possible_values()
+                        .iter()
+                        .map(|v| v.get_name().to_owned())
+                        .collect();
+                    a.get_long().map(|l| (format!("--{l}"), values))
+                })
+                .collect();
+            (sub.get_name().to_owned(), flags)
+        })
+        .collect()
+}
 
 #[test]
 fn the_command_line_parser_survives_fuzzed_arguments() {
-    let words = prop_oneof![
-        4 => proptest::sample::select(WORDS).prop_map(str::to_owned),
-        1 => any::<String>(),
-    ];
-    let args = proptest::collection::vec(words, 0..8);
+    let vocab = cli_vocabulary();
+    assert!(vocab.len() >= 5, "{vocab:?}");
+    let flag_uses = proptest::collection::vec((any::<u16>(), any::<u16>(), 0u8..5), 0..7);
+    let structured = (0..vocab.len(), flag_uses, any::<bool>()).prop_map(move |(s, uses, pos)| {
+        let (name, flags) = &vocab[s];
+        let mut args = vec![name.clone()];
+        for (f, v, how) in uses {
+            let Some((flag, possible)) = flags.get(f as usize % flags.len().max(1)) else {
+                continue;
+            };
+            let edge = VALUES[v as usize % VALUES.len()].to_owned();
+            let value = match possible.get(v as usize % possible.len().max(1)) {
+                Some(p) if how == 0 => p.clone(),
+                _ => edge,
+            };
+            match how {
+                2 => args.push(flag.clone()),
+                3 => args.push(format!("{flag}={value}")),
+                _ => args.extend([flag.clone(), value]),
+            }
+        }
+        if pos {
+            args.push("/dev/null".to_owned());
+        }
+        args
+    });
+    let random = proptest::collection::vec(
+        prop_oneof![
+            proptest::sample::select(VALUES).prop_map(str::to_owned),
+            any::<String>()
+        ],
+        0..6,
+    );
+    let args = prop_oneof![4 => structured, 1 => random];
+    let (parsed, refused) = (std::cell::Cell::new(0u32), std::cell::Cell::new(0u32));
     let mut runner = TestRunner::new(Config {
-        cases: 2_000,
+        cases: 3_000,
         failure_persistence: None,
         ..Config::default()
     });
@@ -177,13 +259,22 @@ fn the_command_line_parser_survives_fuzzed_arguments() {
         .run(&args, |args| {
             let argv = std::iter::once("schism".to_owned()).chain(args);
             // Parsing either succeeds or yields clap's error; neither may panic.
-            if let Err(e) = schism_runner::cli::Cli::try_parse_from(argv) {
-                let text = e.to_string();
-                prop_assert!(!text.is_empty());
+            match schism_runner::cli::Cli::try_parse_from(argv) {
+                Ok(_) => parsed.set(parsed.get() + 1),
+                Err(e) => {
+                    refused.set(refused.get() + 1);
+                    prop_assert!(!e.to_string().is_empty());
+                }
             }
             Ok(())
         })
         .unwrap();
+    eprintln!(
+        "cli fuzz: {} argument lists parsed, {} refused by clap, 0 panics",
+        parsed.get(),
+        refused.get()
+    );
+    assert!(parsed.get() > 0 && refused.get() > 0);
 }
 
 #[test]
@@ -198,11 +289,31 @@ fn check_of_mutated_real_histories_names_file_and_line_on_every_error() {
         } else {
             (F::Read, Value::Null)
         };
-        w.append(&Op::new(2 * i, 2 * i, p, OpType::Invoke, f.clone(), Some(0), v.clone()))
-            .unwrap();
-        let done = if f == F::Read { Value::Int(i as i64 - 1) } else { v };
-        w.append(&Op::new(2 * i + 1, 2 * i + 1, p, OpType::Ok, f, Some(0), done))
-            .unwrap();
+        w.append(&Op::new(
+            2 * i,
+            2 * i,
+            p,
+            OpType::Invoke,
+            f.clone(),
+            Some(0),
+            v.clone(),
+        ))
+        .unwrap();
+        let done = if f == F::Read {
+            Value::Int(i as i64 - 1)
+        } else {
+            v
+        };
+        w.append(&Op::new(
+            2 * i + 1,
+            2 * i + 1,
+            p,
+            OpType::Ok,
+            f,
+            Some(0),
+            done,
+        ))
+        .unwrap();
     }
     let good = String::from_utf8(w.into_inner().unwrap()).unwrap();
     let lines: Vec<&str> = good.lines().collect();
@@ -213,6 +324,7 @@ fn check_of_mutated_real_histories_names_file_and_line_on_every_error() {
         time_limit: Duration::from_secs(2),
     };
     let edits = proptest::collection::vec((0..lines.len(), 0u8..6, 0usize..40), 1..4);
+    let (checked, refused) = (std::cell::Cell::new(0u32), std::cell::Cell::new(0u32));
     let mut runner = TestRunner::new(Config {
         cases: 150,
         failure_persistence: None,
@@ -223,7 +335,9 @@ fn check_of_mutated_real_histories_names_file_and_line_on_every_error() {
             let mut ls: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
             for (at, kind, n) in edits {
                 let at = at % ls.len().max(1);
-                let Some(l) = ls.get(at).cloned() else { continue };
+                let Some(l) = ls.get(at).cloned() else {
+                    continue;
+                };
                 match kind {
                     0 => {
                         ls.remove(at);
@@ -237,14 +351,29 @@ fn check_of_mutated_real_histories_names_file_and_line_on_every_error() {
             }
             std::fs::write(&path, ls.join("\n") + "\n").unwrap();
             let r = schism_runner::analyze::analyze_file(&path, None, &budget);
-            if let Err(e) = r {
-                let e = format!("{e:#}");
-                prop_assert!(
-                    e.contains(&format!("{}:", path.display())),
-                    "error without file:line: {e}"
-                );
+            match r {
+                Ok(_) => checked.set(checked.get() + 1),
+                Err(e) => {
+                    refused.set(refused.get() + 1);
+                    let e = format!("{e:#}");
+                    let at = format!("{}:", path.display());
+                    let line = e.strip_prefix(&at).and_then(|r| r.split(':').next());
+                    prop_assert!(
+                        line.is_some_and(|l| l.parse::<usize>().is_ok()),
+                        "error without file:line: {e}"
+                    );
+                }
             }
             Ok(())
         })
         .unwrap();
+    eprintln!(
+        "check fuzz: {} mutated histories checked, {} refused, each naming file:line",
+        checked.get(),
+        refused.get()
+    );
+    assert!(
+        refused.get() > 0,
+        "no mutation was refused: the property was not exercised"
+    );
 }

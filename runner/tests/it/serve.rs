@@ -77,8 +77,7 @@ fn serves_the_store_and_nothing_else() {
     std::fs::write(store.path().join(".secret"), "token").unwrap();
     std::fs::create_dir_all(store.path().join("t/.hidden")).unwrap();
     std::fs::write(store.path().join("t/.hidden/x.txt"), "hidden").unwrap();
-    std::os::unix::fs::symlink(store.path().join(".secret"), store.path().join("t/link"))
-        .unwrap();
+    std::os::unix::fs::symlink(store.path().join(".secret"), store.path().join("t/link")).unwrap();
     let (child, addr) = start(store.path());
     let index = get(&addr, "/");
     let report = get(&addr, "/t/20260101T000000/report.html");
@@ -105,12 +104,19 @@ fn serves_the_store_and_nothing_else() {
         assert!(d.starts_with("HTTP/1.1 404"), "{d}");
         assert!(!d.contains("token") && !d.contains("hidden\r\n"), "{d}");
     }
-    assert!(!listing.contains(".hidden") && !listing.contains(".secret"), "{listing}");
+    assert!(
+        !listing.contains(".hidden") && !listing.contains(".secret"),
+        "{listing}"
+    );
     // `//t` is a folder: the redirect stays on this server (`//t/` would be a host).
     assert!(double.starts_with("HTTP/1.1 301"), "{double}");
     let location = double
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("location: ").map(str::to_owned))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("location: ")
+                .map(str::to_owned)
+        })
         .unwrap_or_default();
     assert_eq!(location.trim(), "/t/", "{double}");
     assert!(backslash.starts_with("HTTP/1.1 404"), "{backslash}");
