@@ -190,9 +190,12 @@ const VALUES: &[&str] = &[
     "-h",
 ];
 
+/// A long flag and its possible values (none: free text).
+type Flag = (String, Vec<String>);
+
 /// Each subcommand with its long flags and their possible values, from the real clap
 /// definition (so the fuzz follows the CLI as it changes).
-fn cli_vocabulary() -> Vec<(String, Vec<(String, Vec<String>)>)> {
+fn cli_vocabulary() -> Vec<(String, Vec<Flag>)> {
     use clap::CommandFactory;
     schism_runner::cli::Cli::command()
         .get_subcommands()
