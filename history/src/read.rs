@@ -25,7 +25,7 @@ pub enum HistoryError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// Reading failed part-way (after `line` complete lines).
+    /// Reading failed part-way, while reading `line`.
     #[error("{path}:{line}: cannot read: {source}")]
     ReadFailed {
         path: PathBuf,
@@ -90,7 +90,7 @@ pub fn read_jsonl<R: BufRead>(
             .read_until(b'\n', &mut buf)
             .map_err(|source| HistoryError::ReadFailed {
                 path: path.to_owned(),
-                line,
+                line: line + 1,
                 source,
             })?;
         if n == 0 {
