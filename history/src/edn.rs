@@ -15,10 +15,24 @@
 //! Integer vectors become `Value::List` (cas `[from to]`), anything else verbatim JSON.
 //!
 //! Guarantees: a syntax error or a malformed op names the file and the 1-based line where
-//! the offending form starts; indices must increase; nothing is silently dropped.
+//! the offending form starts (invalid UTF-8: the line it is on), quoting at most
+//! `MAX_ERROR_CHARS` characters; indices must increase; nothing is silently dropped; a
+//! leading byte-order mark is skipped. Bounded: nesting deeper than `MAX_EDN_DEPTH`, one
+//! top-level form longer than `MAX_EDN_FORM_BYTES` and a file larger than `MAX_EDN_BYTES`
+//! are errors, never a stack overflow or unbounded memory; each op is converted as soon as
+//! its form is read, so memory holds one form's tree at a time.
 
 use crate::{F, History, HistoryError, Key, Op, OpType, Process, Value};
+use std::io::Read;
 use std::path::Path;
+
+/// Deepest nesting of collections (the outer collection counts): Jepsen ops nest a few
+/// levels; the recursive reader must not exhaust a thread's stack.
+pub const MAX_EDN_DEPTH: usize = 128;
+/// Longest top-level form (one op map), in bytes: the same bound as a JSON Lines line.
+pub const MAX_EDN_FORM_BYTES: usize = crate::MAX_LINE_BYTES;
+/// Largest EDN file, in bytes (256 MiB): EDN is read whole, unlike JSON Lines.
+pub const MAX_EDN_BYTES: usize = 256 << 20;
 
 /// A parsed EDN value, with the line it starts on.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,15 +61,52 @@ struct Parser<'a> {
     pos: usize,
     line: usize,
     path: &'a Path,
+    /// Collections open around the current position.
+    depth: usize,
+    /// Where the current top-level form starts (for `MAX_EDN_FORM_BYTES`).
+    form_start: usize,
+    form_line: usize,
+    /// True when the file is one collection whose items are the top-level forms.
+    items_are_forms: bool,
 }
 
 impl<'a> Parser<'a> {
-    fn err(&self, line: usize, msg: impl Into<String>) -> HistoryError {
-        HistoryError::Malformed {
-            path: self.path.to_owned(),
-            line,
-            msg: msg.into(),
+    fn err(&self, line: usize, msg: impl AsRef<str>) -> HistoryError {
+        HistoryError::malformed(self.path, line, msg)
+    }
+
+    /// Marks the start of a top-level form.
+    fn start_form(&mut self) {
+        self.skip();
+        self.form_start = self.pos;
+        self.form_line = self.line;
+    }
+
+    fn check_form_size(&self) -> Result<(), HistoryError> {
+        if self.pos - self.form_start > MAX_EDN_FORM_BYTES {
+            return Err(self.err(
+                self.form_line,
+                format!(
+                    "the form starting here is longer than {} MiB (one op map is far smaller): not a Jepsen history",
+                    MAX_EDN_FORM_BYTES >> 20
+                ),
+            ));
         }
+        Ok(())
+    }
+
+    /// Enters a collection opened on `line`.
+    fn open(&mut self, line: usize) -> Result<(), HistoryError> {
+        self.depth += 1;
+        if self.depth > MAX_EDN_DEPTH {
+            return Err(self.err(
+                line,
+                format!(
+                    "collections nest deeper than {MAX_EDN_DEPTH} levels here (Jepsen ops nest a few): not a Jepsen history"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Skips whitespace, commas and comments.
@@ -100,18 +151,37 @@ impl<'a> Parser<'a> {
         )
     }
 
-    fn token(&mut self) -> &'a str {
+    /// The token at the current position, bounded by the form's size limit.
+    fn token(&mut self) -> Result<&'a str, HistoryError> {
         let start = self.pos;
         while self.s.get(self.pos).is_some_and(|&c| !Self::is_delim(c)) {
             self.pos += 1;
         }
-        // The input was a &str and token boundaries are ASCII, so this cannot fail.
-        std::str::from_utf8(&self.s[start..self.pos]).unwrap_or("")
+        self.check_form_size()?;
+        // Token boundaries are ASCII in a &str, so this fails only for a token that starts
+        // inside a character (after a `\\` character literal took one byte of it).
+        Ok(std::str::from_utf8(&self.s[start..self.pos]).unwrap_or(""))
     }
 
-    /// Items up to the closing byte `close`.
+    /// Items up to the closing byte `close` (the opening byte is consumed).
     fn items(&mut self, close: u8, open_line: usize) -> Result<Vec<Node>, HistoryError> {
         let mut out = Vec::new();
+        self.each_item(close, open_line, |n| {
+            out.push(n);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Hands each item up to the closing byte `close` to `f`, so a caller can consume a
+    /// long collection without holding it.
+    fn each_item(
+        &mut self,
+        close: u8,
+        open_line: usize,
+        mut f: impl FnMut(Node) -> Result<(), HistoryError>,
+    ) -> Result<(), HistoryError> {
+        self.open(open_line)?;
         loop {
             self.skip();
             match self.s.get(self.pos) {
@@ -126,11 +196,15 @@ impl<'a> Parser<'a> {
                 }
                 Some(&c) if c == close => {
                     self.pos += 1;
-                    return Ok(out);
+                    self.depth -= 1;
+                    return Ok(());
                 }
                 Some(_) => {
+                    if self.items_are_forms && self.depth == 1 {
+                        self.start_form();
+                    }
                     if let Some(n) = self.value()? {
-                        out.push(n);
+                        f(n)?;
                     }
                 }
             }
@@ -140,6 +214,7 @@ impl<'a> Parser<'a> {
     /// One value; `None` for a `#_` discard that consumed a form.
     fn value(&mut self) -> Result<Option<Node>, HistoryError> {
         self.skip();
+        self.check_form_size()?;
         let line = self.line;
         let Some(&c) = self.s.get(self.pos) else {
             return Err(self.err(line, "unexpected end of file"));
@@ -176,6 +251,7 @@ impl<'a> Parser<'a> {
                     let Some(&c) = self.s.get(self.pos) else {
                         return Err(self.err(line, "string opened here is never closed"));
                     };
+                    self.check_form_size()?;
                     self.pos += 1;
                     match c {
                         b'"' => break,
@@ -216,16 +292,22 @@ impl<'a> Parser<'a> {
                     }
                     Some(b'_') => {
                         self.pos += 1;
+                        // `#_#_#_…` recurses like nesting does.
+                        self.open(line)?;
                         self.value()?;
+                        self.depth -= 1;
                         return Ok(None);
                     }
                     _ => {
                         // A tagged literal: drop the tag, keep the value.
-                        let tag = self.token();
+                        let tag = self.token()?;
                         if tag.is_empty() {
                             return Err(self.err(line, "'#' is not followed by a tag"));
                         }
-                        return match self.value()? {
+                        self.open(line)?;
+                        let tagged = self.value()?;
+                        self.depth -= 1;
+                        return match tagged {
                             Some(n) => Ok(Some(Node { line, v: n.v })),
                             None => Err(self.err(line, format!("tag #{tag} has no value"))),
                         };
@@ -234,7 +316,7 @@ impl<'a> Parser<'a> {
             }
             b'\\' => {
                 self.pos += 1;
-                let t = self.token();
+                let t = self.token()?;
                 let ch = match t {
                     "newline" => "\n".to_owned(),
                     "space" => " ".to_owned(),
@@ -250,14 +332,14 @@ impl<'a> Parser<'a> {
             }
             b':' => {
                 self.pos += 1;
-                let t = self.token();
+                let t = self.token()?;
                 if t.is_empty() {
                     return Err(self.err(line, "':' is not followed by a keyword name"));
                 }
                 Edn::Keyword(t.to_owned())
             }
             _ => {
-                let t = self.token();
+                let t = self.token()?;
                 if t.is_empty() {
                     return Err(self.err(line, format!("unexpected character {:?}", c as char)));
                 }
@@ -372,51 +454,118 @@ fn single_object(f: &F) -> bool {
 
 /// Reads a Jepsen EDN history from text; `path` is only used in messages.
 pub fn read_edn(text: &str, path: &Path) -> Result<History, HistoryError> {
+    read_edn_bytes(text.as_bytes(), path)
+}
+
+/// Reads a Jepsen EDN history from bytes (a leading byte-order mark is skipped; invalid
+/// UTF-8 is an error naming its line); `path` is only used in messages.
+pub fn read_edn_bytes(bytes: &[u8], path: &Path) -> Result<History, HistoryError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if bytes.len() > MAX_EDN_BYTES {
+        return Err(HistoryError::malformed(
+            path,
+            line_at(bytes, MAX_EDN_BYTES),
+            too_large(),
+        ));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        HistoryError::malformed(
+            path,
+            line_at(bytes, e.valid_up_to()),
+            "not valid UTF-8: not a Jepsen history",
+        )
+    })?;
     let mut p = Parser {
         s: text.as_bytes(),
         pos: 0,
         line: 1,
         path,
+        depth: 0,
+        form_start: 0,
+        form_line: 1,
+        items_are_forms: false,
     };
-    let mut forms = Vec::new();
-    while !p.at_end() {
-        if let Some(n) = p.value()? {
-            forms.push(n);
+    let mut ops = Ops::default();
+    p.start_form();
+    match p.s.get(p.pos) {
+        // One collection of op maps: each op is converted as soon as it is read.
+        Some(&open @ (b'[' | b'(')) => {
+            let open_line = p.line;
+            p.pos += 1;
+            let close = if open == b'[' { b']' } else { b')' };
+            p.items_are_forms = true;
+            p.each_item(close, open_line, |node| ops.push(path, node))?;
+            while !p.at_end() {
+                p.start_form();
+                if let Some(n) = p.value()? {
+                    return Err(p.err(
+                        n.line,
+                        format!(
+                            "a form follows the collection of ops opened on line {open_line}: a history is one collection of op maps or a sequence of op maps"
+                        ),
+                    ));
+                }
+            }
+        }
+        // A sequence of top-level op maps.
+        _ => {
+            while !p.at_end() {
+                p.start_form();
+                if let Some(n) = p.value()? {
+                    ops.push(path, n)?;
+                }
+            }
         }
     }
-    let maps: Vec<Node> = match forms.as_slice() {
-        [
-            Node {
-                v: Edn::Vector(_) | Edn::List(_),
-                ..
-            },
-        ] => match forms.pop().map(|n| n.v) {
-            Some(Edn::Vector(xs) | Edn::List(xs)) => xs,
-            _ => unreachable!("matched above"),
-        },
-        _ => forms,
-    };
-    let mut ops: Vec<Op> = Vec::with_capacity(maps.len());
-    for (pos, node) in maps.iter().enumerate() {
-        let op = to_op(&p, node, pos as u64)?;
-        if let Some(prev) = ops.last()
-            && op.index <= prev.index
-        {
-            return Err(p.err(
-                    node.line,
-                    format!(
-                        "index {} does not increase (the previous op had {}); histories must stay in recorded order",
-                        op.index, prev.index
-                    ),
-                ));
-        }
-        ops.push(op);
-    }
-    Ok(History::new(ops))
+    Ok(History::from_file(ops.ops, path, ops.lines))
 }
 
-fn to_op(p: &Parser<'_>, node: &Node, pos: u64) -> Result<Op, HistoryError> {
+/// Ops converted so far, with their lines.
+#[derive(Default)]
+struct Ops {
+    ops: Vec<Op>,
+    lines: Vec<usize>,
+}
+
+impl Ops {
+    fn push(&mut self, path: &Path, node: Node) -> Result<(), HistoryError> {
+        let op = to_op(path, &node, self.ops.len() as u64)?;
+        if let Some(prev) = self.ops.last()
+            && op.index <= prev.index
+        {
+            return Err(HistoryError::malformed(
+                path,
+                node.line,
+                format!(
+                    "index {} does not increase (the previous op had {}); histories must stay in recorded order",
+                    op.index, prev.index
+                ),
+            ));
+        }
+        self.ops.push(op);
+        self.lines.push(node.line);
+        Ok(())
+    }
+}
+
+/// The 1-based line of byte offset `at`.
+fn line_at(bytes: &[u8], at: usize) -> usize {
+    1 + bytes[..at.min(bytes.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+}
+
+fn too_large() -> String {
+    format!(
+        "the EDN history is larger than {} MiB (EDN is read whole); convert it to JSON Lines",
+        MAX_EDN_BYTES >> 20
+    )
+}
+
+fn to_op(path: &Path, node: &Node, pos: u64) -> Result<Op, HistoryError> {
     let line = node.line;
+    let p = OpErr { path };
     let Edn::Map(kv) = &node.v else {
         return Err(p.err(
             line,
@@ -508,13 +657,33 @@ fn short(s: &str) -> String {
     }
 }
 
-/// Reads a Jepsen EDN history file.
+/// Errors about one op map.
+struct OpErr<'a> {
+    path: &'a Path,
+}
+
+impl OpErr<'_> {
+    fn err(&self, line: usize, msg: impl AsRef<str>) -> HistoryError {
+        HistoryError::malformed(self.path, line, msg)
+    }
+}
+
+/// Reads a Jepsen EDN history file (at most `MAX_EDN_BYTES`).
 pub fn read_edn_file(path: &Path) -> Result<History, HistoryError> {
-    let text = std::fs::read_to_string(path).map_err(|source| HistoryError::Io {
+    let f = std::fs::File::open(path).map_err(|source| HistoryError::Io {
         path: path.to_owned(),
         source,
     })?;
-    read_edn(&text, path)
+    let mut bytes = Vec::new();
+    // Three bytes more for a byte-order mark, one more to see that the limit is passed.
+    f.take(MAX_EDN_BYTES as u64 + 4)
+        .read_to_end(&mut bytes)
+        .map_err(|source| HistoryError::ReadFailed {
+            path: path.to_owned(),
+            line: line_at(&bytes, bytes.len()),
+            source,
+        })?;
+    read_edn_bytes(&bytes, path)
 }
 
 #[cfg(test)]

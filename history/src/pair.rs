@@ -3,7 +3,8 @@
 //! Guarantees: every client invoke yields exactly one `Operation`; an invoke that never
 //! completed is `Outcome::Info` (it may have happened); a completion without an open
 //! invoke, a second invoke while one is open, or a completion whose `f` differs from its
-//! invoke is an error naming the op's index. Nemesis ops are skipped.
+//! invoke is an error naming the op's index (and its `file:line` when the history was read
+//! from a file). Nemesis ops are skipped.
 
 use crate::{F, History, HistoryError, Key, OpType, Process, Value};
 use std::collections::HashMap;
@@ -44,13 +45,13 @@ impl History {
             match op.kind {
                 OpType::Invoke => {
                     if let Some(&prev) = open.get(&op.process) {
-                        return Err(HistoryError::Inconsistent {
-                            index: op.index,
-                            msg: format!(
+                        return Err(self.op_error(
+                            op.index,
+                            format!(
                                 "process {} invokes again while its op at index {} is still open (a process runs one op at a time)",
                                 op.process, self.ops[out[prev].invoke].index
                             ),
-                        });
+                        ));
                     }
                     open.insert(op.process, out.len());
                     out.push(Operation {
@@ -65,20 +66,20 @@ impl History {
                 }
                 kind => {
                     let Some(slot) = open.remove(&op.process) else {
-                        return Err(HistoryError::Inconsistent {
-                            index: op.index,
-                            msg: format!("process {} completes an op it never invoked", op.process),
-                        });
+                        return Err(self.op_error(
+                            op.index,
+                            format!("process {} completes an op it never invoked", op.process),
+                        ));
                     };
                     let o = &mut out[slot];
                     if o.f != op.f {
-                        return Err(HistoryError::Inconsistent {
-                            index: op.index,
-                            msg: format!(
+                        return Err(self.op_error(
+                            op.index,
+                            format!(
                                 "completion f={} does not match its invoke f={} at index {}",
                                 op.f, o.f, self.ops[o.invoke].index
                             ),
-                        });
+                        ));
                     }
                     o.complete = Some(pos);
                     o.outcome = match kind {

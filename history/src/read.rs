@@ -1,12 +1,21 @@
 //! Streaming JSON Lines reader.
 //!
-//! Guarantees: a malformed line is an error naming the file and its 1-based line number;
-//! a malformed *last* line without a trailing newline (a runner killed mid-write) is
-//! dropped with a warning instead; blank lines are skipped; indices must increase.
+//! Guarantees: a malformed line (bad JSON, not an op, invalid UTF-8, longer than
+//! `MAX_LINE_BYTES`) is one error naming the file and its 1-based line number and quoting
+//! at most `MAX_ERROR_CHARS` characters; a malformed *last* line without a trailing
+//! newline (a runner killed mid-write) is dropped with a warning instead; blank lines and
+//! a leading byte-order mark are skipped; indices must increase. Memory stays within one
+//! line's bound beyond the ops read, whatever the input (`/dev/zero` included).
 
-use crate::{History, Op};
-use std::io::BufRead;
+use crate::{History, Op, clip};
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
+
+/// Longest accepted history line, in bytes (16 MiB): one op per line, and the longest
+/// real ops (a read of a long append list) are far below it.
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Why a history could not be read or used.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +23,13 @@ pub enum HistoryError {
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Reading failed part-way, while reading `line`.
+    #[error("{path}:{line}: cannot read: {source}")]
+    ReadFailed {
+        path: PathBuf,
+        line: usize,
         source: std::io::Error,
     },
     #[error("{path}:{line}: {msg}")]
@@ -24,6 +40,17 @@ pub enum HistoryError {
     },
     #[error("op index {index}: {msg}")]
     Inconsistent { index: u64, msg: String },
+}
+
+impl HistoryError {
+    /// A malformed-input error; `msg` is clipped to `MAX_ERROR_CHARS`.
+    pub(crate) fn malformed(path: &Path, line: usize, msg: impl AsRef<str>) -> Self {
+        HistoryError::Malformed {
+            path: path.to_owned(),
+            line,
+            msg: clip(msg.as_ref()),
+        }
+    }
 }
 
 /// Something the reader tolerated but the user should hear about.
@@ -50,21 +77,58 @@ pub fn read_jsonl<R: BufRead>(
     path: &Path,
 ) -> Result<(History, Vec<ReadWarning>), HistoryError> {
     let mut ops: Vec<Op> = Vec::new();
+    let mut lines: Vec<usize> = Vec::new();
     let mut warnings = Vec::new();
-    let mut buf = String::new();
+    let mut buf: Vec<u8> = Vec::new();
     let mut line = 0usize;
     loop {
         buf.clear();
-        let n = r.read_line(&mut buf).map_err(|source| HistoryError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        // One byte past the limit tells a line of exactly the limit from a longer one.
+        let n = r
+            .by_ref()
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|source| HistoryError::ReadFailed {
+                path: path.to_owned(),
+                line: line + 1,
+                source,
+            })?;
         if n == 0 {
             break;
         }
         line += 1;
-        let complete_line = buf.ends_with('\n');
-        let text = buf.trim();
+        let complete_line = buf.last() == Some(&b'\n');
+        if !complete_line && buf.len() > MAX_LINE_BYTES {
+            return Err(HistoryError::malformed(
+                path,
+                line,
+                format!(
+                    "line is longer than {} MiB (a history line holds one op): not a schism history",
+                    MAX_LINE_BYTES >> 20
+                ),
+            ));
+        }
+        let bytes = match buf.strip_prefix(BOM) {
+            Some(rest) if line == 1 => rest,
+            _ => &buf[..],
+        };
+        let text = match std::str::from_utf8(bytes) {
+            Ok(t) => t.trim(),
+            Err(_) if !complete_line => {
+                warnings.push(ReadWarning::TruncatedLastLine { line });
+                break;
+            }
+            Err(e) => {
+                return Err(HistoryError::malformed(
+                    path,
+                    line,
+                    format!(
+                        "not valid UTF-8 (byte {} of the line): not a schism history",
+                        e.valid_up_to() + 1
+                    ),
+                ));
+            }
+        };
         if text.is_empty() {
             continue;
         }
@@ -73,32 +137,42 @@ pub fn read_jsonl<R: BufRead>(
                 if let Some(prev) = ops.last()
                     && op.index <= prev.index
                 {
-                    return Err(HistoryError::Malformed {
-                        path: path.to_owned(),
+                    return Err(HistoryError::malformed(
+                        path,
                         line,
-                        msg: format!(
+                        format!(
                             "index {} does not increase (previous line had {}); histories must stay in recorded order",
                             op.index, prev.index
                         ),
-                    });
+                    ));
                 }
                 ops.push(op);
+                lines.push(line);
             }
-            Err(e) if !complete_line => {
-                let _ = e;
+            Err(_) if !complete_line => {
                 warnings.push(ReadWarning::TruncatedLastLine { line });
                 break;
             }
             Err(e) => {
-                return Err(HistoryError::Malformed {
-                    path: path.to_owned(),
+                return Err(HistoryError::malformed(
+                    path,
                     line,
-                    msg: format!("not a valid history op: {e}"),
-                });
+                    format!("not a valid history op: {}", without_position(&e)),
+                ));
             }
         }
     }
-    Ok((History::new(ops), warnings))
+    Ok((History::from_file(ops, path, lines), warnings))
+}
+
+/// serde_json's message without its " at line 1 column N" (every line is line 1 to it):
+/// the column is kept, the line is ours.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let msg = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(m, _)| m);
+    format!("{} (column {})", clip(msg), e.column())
 }
 
 /// Reads `history.jsonl` (or any JSON Lines history) from disk.

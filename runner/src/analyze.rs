@@ -236,7 +236,7 @@ pub fn analyze_opts(
     let report = schism_checker::check(history, &opts);
     drop(done_tx);
     let _ = watchdog.join();
-    let mut report: Report = report?;
+    let mut report: Report = report.map_err(|e| located(history, e))?;
     let mut cut_short: Vec<String> = cut_short.into_iter().collect();
     if abort.load(Ordering::Relaxed) && !timed_out.load(Ordering::Relaxed) {
         cut_short.push("the check was stopped by a signal before it finished".into());
@@ -256,6 +256,17 @@ pub fn analyze_opts(
         warnings,
         schism_version: env!("CARGO_PKG_VERSION").to_owned(),
     })
+}
+
+/// A checker error about one op, with the `file:line` the op was read from prefixed
+/// when the history came from a file (the checker knows only op indices).
+fn located(history: &History, e: schism_checker::CheckError) -> anyhow::Error {
+    if let schism_checker::CheckError::Op { index, msg } = &e
+        && history.locate(*index).is_some()
+    {
+        return history.op_error(*index, msg.clone()).into();
+    }
+    e.into()
 }
 
 /// Counts, throughput and latency quantiles per `f` (the checker's `stats`).

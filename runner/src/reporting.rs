@@ -225,8 +225,16 @@ pub fn index_entries(store_root: &Path) -> Vec<IndexEntry> {
     out
 }
 
-/// Rewrites `<store>/index.html`.
+/// Rewrites `<store>/index.html`; refuses a folder that is not a store (no run folders),
+/// so pointing `serve` or `report` at the wrong folder never overwrites a page there.
 pub fn write_index(store_root: &Path) -> Result<PathBuf> {
+    if !store::is_store(store_root) {
+        bail!(
+            "{} is not a schism results store (no run folders in it): {} is written only into a store; pass the --store of `schism test`",
+            store_root.display(),
+            store::INDEX
+        );
+    }
     let entries = index_entries(store_root);
     let html = schism_report::render_index("schism results", &entries);
     let out = store_root.join(store::INDEX);

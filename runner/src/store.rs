@@ -23,6 +23,30 @@ pub const COMPARE: &str = "compare";
 pub const COMPARISON_HTML: &str = "comparison.html";
 pub const COMPARISON_JSON: &str = "comparison.json";
 
+/// True for a results store: some `<store>/<test>/<run>/` is a run folder, or a
+/// comparison lives under `<store>/compare/`. Only a store gets an `index.html`.
+pub fn is_store(root: &Path) -> bool {
+    let subdirs = |d: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect()
+    };
+    subdirs(root).iter().any(|test| {
+        subdirs(test).iter().any(|run| {
+            is_run_dir(run)
+                || (test.file_name().is_some_and(|n| n == COMPARE)
+                    && subdirs(run)
+                        .iter()
+                        .any(|c| c.join(COMPARISON_JSON).is_file()))
+        })
+    })
+}
+
 /// Creates the folder of a new run and returns its path.
 pub fn create_run_dir(store: &Path, name: &str, stamp: &str) -> Result<PathBuf> {
     if name.is_empty() || name.contains('/') || name.starts_with('.') {
@@ -64,7 +88,8 @@ pub fn create_run_dir(store: &Path, name: &str, stamp: &str) -> Result<PathBuf> 
     )
 }
 
-/// Whether `dir` is a run folder (rather than a store): it holds a run's files.
+/// Whether `dir` is a run folder (rather than a store): it holds a run's files (what a
+/// run writes first — status, config — or last — results).
 pub fn is_run_dir(dir: &Path) -> bool {
     [CONFIG, HISTORY, RESULTS, STATUS]
         .iter()

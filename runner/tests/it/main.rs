@@ -18,6 +18,7 @@ mod db_postgres;
 mod db_redis;
 mod errors;
 mod faults;
+mod hostile_input;
 mod interrupts;
 mod knossos;
 mod models;

@@ -312,6 +312,21 @@ fn plan(cmd: &Cmd) -> Result<Plan, String> {
                 "builds the binary: the binary under test stands in for target/release/schism",
             ));
         }
+        [env, ..] if env.contains('=') && !env.starts_with('-') => {
+            return Ok(Plan::Skip(
+                "a test-suite command with a larger budget (the suite runs the same test at its own size)",
+            ));
+        }
+        ["cargo", "install", ..] => {
+            return Ok(Plan::Skip(
+                "installs a cargo tool (cargo-fuzz) for coverage-guided fuzzing, which needs nightly",
+            ));
+        }
+        ["cargo", "+nightly", "fuzz", ..] => {
+            return Ok(Plan::Skip(
+                "coverage-guided fuzzing needs nightly and runs without end: fuzz/ is outside the workspace",
+            ));
+        }
         ["cargo", "test", ..] => {
             return Ok(Plan::Skip(
                 "the test suite itself, which runs this test: running it here would recurse",
@@ -333,7 +348,7 @@ fn plan(cmd: &Cmd) -> Result<Plan, String> {
         }
         _ => {
             return Err(format!(
-                "`{}` is neither schism nor a known set-up step (apt-get, cargo build, cargo test)",
+                "`{}` is neither schism nor a known set-up step (apt-get, cargo build/test/install, the fuzz/ folder)",
                 w.first().unwrap_or(&"")
             ));
         }

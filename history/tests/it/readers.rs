@@ -1,0 +1,195 @@
+//! The readers' bounds and error messages, on inputs a hostile or broken file can hold.
+
+use crate::*;
+use schism_history::{
+    MAX_EDN_DEPTH, MAX_EDN_FORM_BYTES, MAX_LINE_BYTES, ReadWarning, read_edn, read_edn_bytes,
+    read_edn_file, read_history_file, read_jsonl,
+};
+use std::io::Read;
+
+const OP: &str = "{:process 0 :type :invoke :f :read :value nil}";
+
+#[test]
+fn deep_edn_nesting_is_one_error_naming_the_line() {
+    let path = Path::new("d.edn");
+    // The reproduction from the issue: 10,000 open brackets aborted with a stack overflow.
+    let e = read_edn(&"[".repeat(10_000), path).unwrap_err().to_string();
+    assert_located(&e, path);
+    assert!(
+        e.starts_with("d.edn:1:") && e.contains("nest deeper"),
+        "{e}"
+    );
+    // Deep inside an op on line 3; tagged literals and discards nest too.
+    for deep in [
+        "[".repeat(100_000),
+        "#_".repeat(100_000),
+        "#t ".repeat(100_000),
+        "{:a ".repeat(100_000),
+    ] {
+        let text = format!("[{OP}\n{OP}\n {{:process 1 :type :ok :f :read :value {deep}");
+        let e = read_edn(&text, path).unwrap_err().to_string();
+        assert_located(&e, path);
+        assert!(e.starts_with("d.edn:3:"), "{e}");
+    }
+    // Nesting within the limit is read.
+    let v = format!(
+        "{}1{}",
+        "[".repeat(MAX_EDN_DEPTH - 3),
+        "]".repeat(MAX_EDN_DEPTH - 3)
+    );
+    let h = read_edn(
+        &format!("[{{:process 0 :type :invoke :f :write :value {v}}}]"),
+        path,
+    )
+    .unwrap();
+    assert_eq!(h.len(), 1);
+}
+
+#[test]
+fn a_line_longer_than_the_limit_is_one_error_in_bounded_memory() {
+    let path = Path::new("z.jsonl");
+    let good = written_history(3);
+    // Two good lines, then an endless line of zero bytes (what /dev/zero gives).
+    let first_two: Vec<u8> = good
+        .split_inclusive(|&b| b == b'\n')
+        .take(2)
+        .flatten()
+        .copied()
+        .collect();
+    let input = first_two.as_slice().chain(std::io::repeat(0).take(1 << 40));
+    let e = read_jsonl(std::io::BufReader::new(input), path)
+        .unwrap_err()
+        .to_string();
+    assert_located(&e, path);
+    assert!(
+        e.starts_with("z.jsonl:3:") && e.contains("longer than"),
+        "{e}"
+    );
+    // A line of exactly the limit is not refused for its length.
+    let mut exact = vec![b' '; MAX_LINE_BYTES];
+    exact.push(b'\n');
+    exact.extend_from_slice(&good);
+    let (h, _) = read_jsonl(exact.as_slice(), path).unwrap();
+    assert!(!h.is_empty());
+    // The real device, through the file reader.
+    let dev = Path::new("/dev/zero");
+    let e = read_history_file(dev).unwrap_err().to_string();
+    assert_located(&e, dev);
+}
+
+#[test]
+fn edn_forms_and_files_are_bounded() {
+    let path = Path::new("big.edn");
+    let long = format!(
+        "[{OP}\n{{:process 0 :type :ok :f :read :value \"{}\"}}]",
+        "x".repeat(MAX_EDN_FORM_BYTES + 1)
+    );
+    let e = read_edn(&long, path).unwrap_err().to_string();
+    assert_located(&e, path);
+    assert!(
+        e.starts_with("big.edn:2:") && e.contains("longer than"),
+        "{e}"
+    );
+    // A file past MAX_EDN_BYTES is refused before it is parsed (a sparse file: no disk).
+    let dir = std::env::temp_dir().join(format!("schism-edn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let huge = dir.join("huge.edn");
+    let f = std::fs::File::create(&huge).unwrap();
+    f.set_len(schism_history::MAX_EDN_BYTES as u64 + 10)
+        .unwrap();
+    let e = read_edn_file(&huge).unwrap_err().to_string();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_located(&e, &huge);
+    assert!(e.contains("larger than"), "{e}");
+}
+
+#[test]
+fn invalid_utf8_names_the_line() {
+    let path = Path::new("u.jsonl");
+    let good = written_history(4);
+    let mut lines: Vec<Vec<u8>> = good
+        .split_inclusive(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect();
+    // A bad byte inside a string value of line 3.
+    let at = lines[2].iter().position(|&b| b == b'"').unwrap() + 1;
+    lines[2].insert(at, 0xFF);
+    let bad: Vec<u8> = lines.concat();
+    let e = read_jsonl(bad.as_slice(), path).unwrap_err().to_string();
+    assert_located(&e, path);
+    assert!(e.starts_with("u.jsonl:3:") && e.contains("UTF-8"), "{e}");
+    // Cut inside a character on the last line: a run killed mid-write, a warning.
+    let mut cut = good.clone();
+    cut.extend_from_slice(b"{\"index\":99,\"f\":\"\xC3");
+    let (h, w) = read_jsonl(cut.as_slice(), path).unwrap();
+    assert!(!h.is_empty());
+    assert!(
+        matches!(w[..], [ReadWarning::TruncatedLastLine { .. }]),
+        "{w:?}"
+    );
+    // EDN: the line the bad byte is on.
+    let edn = format!("[{OP}\n{OP}\n{OP}]").into_bytes();
+    let mut bad = edn.clone();
+    let third = bad.iter().rposition(|&b| b == b'{').unwrap();
+    bad.insert(third + 3, 0xC0);
+    let e = read_edn_bytes(&bad, Path::new("u.edn"))
+        .unwrap_err()
+        .to_string();
+    assert_located(&e, Path::new("u.edn"));
+    assert!(e.starts_with("u.edn:3:") && e.contains("UTF-8"), "{e}");
+}
+
+#[test]
+fn a_leading_bom_is_accepted() {
+    let path = Path::new("b.jsonl");
+    let good = written_history(5);
+    let plain = read_jsonl(good.as_slice(), path).unwrap().0;
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend_from_slice(&good);
+    let (h, w) = read_jsonl(bom.as_slice(), path).unwrap();
+    assert!(w.is_empty());
+    assert_eq!(h, plain);
+    let edn = format!("\u{FEFF}[{OP}\n{{:process 0 :type :ok :f :read :value 1}}]");
+    let h = read_edn(&edn, Path::new("b.edn")).unwrap();
+    assert_eq!(h.len(), 2);
+    // Only at the start: a BOM inside a line is an error naming that line.
+    let mut mid = good.clone();
+    let second = mid.iter().position(|&b| b == b'\n').unwrap() + 1;
+    mid.splice(second..second, b"\xEF\xBB\xBF".iter().copied());
+    let e = read_jsonl(mid.as_slice(), path).unwrap_err().to_string();
+    assert!(e.starts_with("b.jsonl:2:"), "{e}");
+}
+
+#[test]
+fn errors_quote_at_most_200_characters() {
+    let path = Path::new("q.jsonl");
+    let huge = "x".repeat(6_900_000);
+    let line =
+        format!("{{\"index\":0,\"time_ns\":1,\"process\":0,\"type\":\"{huge}\",\"f\":\"read\"}}\n");
+    let e = read_jsonl(line.as_bytes(), path).unwrap_err().to_string();
+    assert_located(&e, path);
+    assert!(e.len() < 400, "{} characters", e.len());
+    let edn = format!("[{OP}\n{{:process 0 :type :{huge} :f :read}}]");
+    let e = read_edn(&edn, Path::new("q.edn")).unwrap_err().to_string();
+    assert_located(&e, Path::new("q.edn"));
+    assert!(e.starts_with("q.edn:2:") && e.len() < 400, "{e}");
+}
+
+#[test]
+fn pairing_errors_name_the_line_as_well_as_the_index() {
+    let path = Path::new("p.jsonl");
+    let good = written_history(6);
+    let mut lines: Vec<&[u8]> = good.split_inclusive(|&b| b == b'\n').collect();
+    // Drop line 2 (the first completion): line 3's op then completes nothing... or
+    // invokes again; either way the error is about the op on line 2 of the new file.
+    lines.remove(1);
+    let bad = lines.concat();
+    let (h, _) = read_jsonl(bad.as_slice(), path).unwrap();
+    let e = h.operations().unwrap_err().to_string();
+    assert_located(&e, path);
+    assert!(e.contains("op index"), "{e}");
+    let edn = format!("[{OP}\n{OP}]");
+    let h = read_edn(&edn, Path::new("p.edn")).unwrap();
+    let e = h.operations().unwrap_err().to_string();
+    assert!(e.starts_with("p.edn:2: op index 1:"), "{e}");
+}
