@@ -16,6 +16,7 @@
 mod append;
 mod convergence;
 mod counter;
+pub mod counts;
 mod explain;
 mod fx;
 mod graph;

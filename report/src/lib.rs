@@ -11,11 +11,13 @@
 
 mod compare;
 mod data;
+mod figtable;
 mod figures;
 mod html;
 mod index;
 mod plot;
 mod run;
+mod select;
 mod timeline;
 
 pub use compare::{

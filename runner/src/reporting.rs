@@ -159,23 +159,10 @@ pub fn index_entries(store_root: &Path) -> Vec<IndexEntry> {
             let results: Option<ResultsFile> = read_json(&dir.join(store::RESULTS))
                 .ok()
                 .and_then(|v| serde_json::from_value(v).ok());
-            let mut anomalies = BTreeMap::new();
-            if let Some(r) = &results {
-                for c in &r.results {
-                    for kind in schism_checker::AnomalyKind::ALL {
-                        let listed = c.anomalies.iter().filter(|a| a.kind == kind).count() as u64;
-                        let n = c
-                            .figures
-                            .get(kind.figure_name())
-                            .and_then(|v| v.as_u64())
-                            .unwrap_or(0)
-                            .max(listed);
-                        if n > 0 {
-                            *anomalies.entry(kind.as_str().to_owned()).or_default() += n;
-                        }
-                    }
-                }
-            }
+            let anomalies = results
+                .as_ref()
+                .map(|r| schism_checker::counts::count_map(&r.results))
+                .unwrap_or_default();
             out.push(IndexEntry {
                 name: tname.clone(),
                 date: config
@@ -226,8 +213,10 @@ fn xml(s: &str) -> String {
     )
 }
 
-/// A JUnit XML file: one test case per checker; an invalid checker is a failure whose
-/// text lists its anomalies' explanations, an unknown one an error.
+/// A JUnit XML file: the run's anomaly counts as suite properties (`anomalies.<kind>`),
+/// one test case per checker; an invalid checker is a failure whose message gives the
+/// counts it owns and whose text lists its anomalies' explanations, an unknown one an
+/// error.
 pub fn junit(suite: &str, results: &ResultsFile) -> String {
     let failures = results
         .results
@@ -247,6 +236,16 @@ pub fn junit(suite: &str, results: &ResultsFile) -> String {
         results.results.len().max(1),
         results.stats.duration_s
     ));
+    // The run's one count per anomaly kind, as every other display shows it.
+    let owned = schism_checker::counts::counts(&results.results);
+    s.push_str("<properties>");
+    for c in &owned {
+        s.push_str(&format!(
+            "<property name=\"anomalies.{}\" value=\"{}\"/>",
+            c.kind, c.count
+        ));
+    }
+    s.push_str("</properties>\n");
     if results.results.is_empty() {
         s.push_str("<testcase classname=\"schism\" name=\"no client operations\"/>\n");
     }
@@ -263,18 +262,10 @@ pub fn junit(suite: &str, results: &ResultsFile) -> String {
                 for a in &r.anomalies {
                     text.push_str(&format!("{}: {}\n", a.kind, a.explanation));
                 }
-                let counts: Vec<String> = schism_checker::AnomalyKind::ALL
+                let counts: Vec<String> = owned
                     .iter()
-                    .filter_map(|k| {
-                        let listed = r.anomalies.iter().filter(|a| a.kind == *k).count() as u64;
-                        let n = r
-                            .figures
-                            .get(k.figure_name())
-                            .and_then(|v| v.as_u64())
-                            .unwrap_or(0)
-                            .max(listed);
-                        (n > 0).then(|| format!("{n} {k}"))
-                    })
+                    .filter(|c| c.checker == r.checker)
+                    .map(|c| format!("{} {}", c.count, c.kind))
                     .collect();
                 s.push_str(&format!(
                     "<failure message=\"{}: {}\" type=\"invalid\">{}</failure>",
