@@ -8,7 +8,9 @@
 //! state that does not (a `heal` is such a state), so windows never depend on pairing
 //! event names. A fault is one partition (its cut set), a paused or killed node, or a
 //! node whose clock is not real time; the nodes one event adds together form one window
-//! (`pause n2 n3`), closed when the last of them is back. Pure: no I/O, no clock.
+//! (`pause n2 n3`), closed when the last of them is back. A clock strobe is one fault
+//! whatever its steps: a step that happens to set real time does not close its window.
+//! Pure: no I/O, no clock.
 
 use crate::{History, Op, OpType, Process, Value};
 use serde::{Deserialize, Serialize};
@@ -217,7 +219,17 @@ impl Tracker {
 
     /// Moves to `state`, recorded at `t_ns` by `event`.
     pub fn apply(&mut self, t_ns: u64, event: Option<Event>, state: &StateRecord) {
-        let next = state.faults();
+        let mut next = state.faults();
+        // A strobe is one fault whose steps swing the clock, real time included: a step
+        // back to real time does not end it; the next other change does.
+        if event == Some(Event::StrobeClock) {
+            next.extend(
+                self.current
+                    .iter()
+                    .filter(|f| matches!(f, Fault::Clock(_)))
+                    .cloned(),
+            );
+        }
         // Close every window none of whose faults still holds; drop the gone ones from
         // windows that keep some.
         let mut i = 0;
@@ -489,6 +501,32 @@ mod tests {
             ]
         );
         assert!(w.iter().all(|w| !w.label.contains('{')));
+    }
+
+    #[test]
+    fn a_strobe_is_one_window() {
+        let strobe = |t, off: i64| {
+            let clocks = if off == 0 {
+                json!({})
+            } else {
+                json!({"n1": {"offset_ms": off, "rate": 1.0}})
+            };
+            info(
+                t,
+                Event::StrobeClock,
+                json!({"cuts": [], "paused": [], "killed": [], "clocks": clocks}),
+            )
+        };
+        let h = History::new(vec![
+            strobe(10, 500),
+            strobe(20, 0),
+            strobe(30, 500),
+            info(40, Event::Heal, healed()),
+        ]);
+        let w = fault_windows(&h);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!((w[0].start_ns, w[0].end_ns), (10, 40));
+        assert_eq!(w[0].label, "clock n1 strobe +500 ms");
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct RunFigures {
     /// ok client ops per second over the run's span.
     pub ok_per_s: f64,
     pub ops: u64,
+    /// Replication lag over the run (`None`: the target cannot tell it).
+    #[serde(default)]
+    pub lag: Option<crate::lag::LagFigures>,
 }
 
 /// Latencies (ms) of ok writes and ok reads, for pooled quantiles and CDFs.
@@ -43,6 +46,8 @@ pub struct RunFigures {
 pub struct LatencySamples {
     pub write_ms: Vec<f64>,
     pub read_ms: Vec<f64>,
+    /// Every lag reading of the run (for pooled max and p99 per setting).
+    pub lag: Vec<crate::lag::LagSample>,
 }
 
 /// The run's one count per anomaly kind (`schism_checker::counts`, which every display uses).
@@ -62,11 +67,13 @@ pub(crate) fn sort(v: &mut [f64]) {
     v.sort_unstable_by(f64::total_cmp);
 }
 
-/// Computes a run's figures and its latency samples.
+/// Computes a run's figures and its latency samples; `lag` is the run's `lag.jsonl`
+/// (empty when it has none).
 pub fn run_figures(
     history: &History,
     validity: Option<Validity>,
     results: &[CheckResult],
+    lag: &crate::lag::LagData,
 ) -> (RunFigures, LatencySamples) {
     let pairs = Pairs::build(history);
     let anomalies = anomaly_counts(results);
@@ -77,7 +84,13 @@ pub fn run_figures(
         ops: pairs.spans.len() as u64,
         ..RunFigures::default()
     };
-    let mut samples = LatencySamples::default();
+    let mut samples = LatencySamples {
+        lag: lag.samples.clone(),
+        ..LatencySamples::default()
+    };
+    if !lag.samples.is_empty() {
+        f.lag = Some(crate::lag::lag_figures(&lag.samples));
+    }
     let (mut first, mut last) = (u64::MAX, 0u64);
     let mut ok = 0u64;
     for s in &pairs.spans {

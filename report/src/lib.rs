@@ -15,6 +15,7 @@ mod figtable;
 mod figures;
 mod html;
 mod index;
+mod lag;
 mod plot;
 mod run;
 mod select;
@@ -27,6 +28,7 @@ pub use data::{FaultWindow, fault_windows};
 pub use figures::{LatencySamples, RunFigures, run_figures};
 pub use html::escape;
 pub use index::{IndexEntry, render_index};
+pub use lag::{LagData, LagFigures, LagSample, lag_figures};
 pub use run::{ResultsData, RunInput, render_run};
 
 /// Synthetic histories for benchmarks and tests (not part of the stable API).

@@ -37,6 +37,8 @@ pub struct RunInput<'a> {
     pub config: &'a serde_json::Value,
     pub results: &'a ResultsData,
     pub history: &'a History,
+    /// Replication lag sampled during the run (`lag.jsonl`; empty when there is none).
+    pub lag: &'a crate::lag::LagData,
 }
 
 /// Anomaly sections shown in full (with a detail window each).
@@ -236,7 +238,9 @@ pub fn render_run(input: &RunInput<'_>) -> String {
     body.push_str(&throughput_plot(&pairs, &faults));
     body.push_str("<h2>Staleness</h2>");
     body.push_str(&staleness_plots(h, &pairs, &faults));
-    body.push_str("<h2>Faults and availability</h2>");
+    body.push_str("<h2 id=\"lag\">Replication lag</h2>");
+    body.push_str(&crate::lag::section(input.lag, &faults, bands(&faults)));
+    body.push_str("<h2 id=\"faults\">Faults and availability</h2>");
     body.push_str(&availability_table(&pairs, &faults));
 
     body.push_str("<h2 id=\"settings-h\">Settings</h2><details><summary>every setting of the run (config.json)</summary>");

@@ -363,11 +363,13 @@ async fn figures_of(
     out: &run::RunOutcome,
 ) -> Result<(schism_report::RunFigures, schism_report::LatencySamples)> {
     let hist = out.run_dir.join(store::HISTORY);
+    let lag_path = out.run_dir.join(store::LAG);
     let validity = out.results.validity;
     let results = out.results.results.clone();
     tokio::task::spawn_blocking(move || {
         let (h, _) = schism_history::read_history_file(&hist)?;
-        Ok(schism_report::run_figures(&h, Some(validity), &results))
+        let lag = reporting::read_lag(&lag_path);
+        Ok(schism_report::run_figures(&h, Some(validity), &results, &lag))
     })
     .await
     .context("figures task panicked")?

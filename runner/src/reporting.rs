@@ -9,7 +9,6 @@
 use anyhow::{Context, Result, bail};
 use schism_history::read_history_file;
 use schism_report::{IndexEntry, ResultsData, RunInput};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::analyze::ResultsFile;
@@ -46,15 +45,24 @@ pub fn write_run_report(run_dir: &Path) -> Result<PathBuf> {
     let (history, _warnings) = read_history_file(&run_dir.join(store::HISTORY))?;
     let canonical = std::fs::canonicalize(run_dir).unwrap_or_else(|_| run_dir.to_owned());
     let title = run_title(&canonical, &config);
+    let lag = read_lag(&run_dir.join(store::LAG));
     let html = schism_report::render_run(&RunInput {
         title: &title,
         config: &config,
         results: &results,
         history: &history,
+        lag: &lag,
     });
     let out = run_dir.join(store::REPORT);
     store::write_atomic(&out, html.as_bytes())?;
     Ok(out)
+}
+
+/// A run's `lag.jsonl`, or no lag when the run has none.
+pub fn read_lag(path: &Path) -> schism_report::LagData {
+    std::fs::read_to_string(path)
+        .map(|t| schism_report::LagData::parse(&t))
+        .unwrap_or_default()
 }
 
 fn run_title(run_dir: &Path, config: &serde_json::Value) -> String {

@@ -367,11 +367,13 @@ async fn run_reference(
             .collect()
     };
     let net_used = mech.net();
+    let lag = mech.cluster().lag_probe();
     let drive = drive_workload(
         shared.args,
         &mut mech,
         net_used,
         sessions,
+        lag,
         generator,
         schedule,
         shared.run_dir,
@@ -507,6 +509,7 @@ async fn run_db(
     let sessions: Vec<Box<dyn DbSession>> = (0..u64::from(args.concurrency))
         .map(|w| cluster.session(worker_seed(shared.seed, w)))
         .collect();
+    let lag = cluster.lag_probe();
     let drive = {
         let mut mech = schism_nemesis::DbMechanism::new(
             &mut *cluster,
@@ -520,6 +523,7 @@ async fn run_db(
             &mut mech,
             shared.net.unwrap_or(Net::Netns),
             sessions,
+            lag,
             generator,
             schedule,
             shared.run_dir,
@@ -581,6 +585,7 @@ async fn drive_workload<M: Mechanism>(
     mech: &mut M,
     net: Net,
     sessions: Vec<Box<dyn DbSession>>,
+    lag: Option<Box<dyn schism_targets::lag::LagProbe>>,
     generator: Generator,
     schedule: Schedule,
     run_dir: &Path,
@@ -619,6 +624,15 @@ async fn drive_workload<M: Mechanism>(
         args.time_limit,
         cancel_rx.clone(),
     ));
+    // Replication lag, sampled on the run clock until the workers are done.
+    let lag_sampler = lag.map(|probe| {
+        tokio::spawn(crate::lag::sample(
+            probe,
+            run_dir.to_owned(),
+            start,
+            cancel_rx.clone(),
+        ))
+    });
     let deadline = args.time_limit + FINAL_READ_QUIET + args.client_timeout + HARD_DEADLINE_SLACK;
     // The injected harness fault strikes while the first fault is in force.
     let inject_at = schedule
@@ -698,6 +712,9 @@ async fn drive_workload<M: Mechanism>(
         signals.abort();
         let _ = signals.await;
         let _ = progress.await;
+        if let Some(l) = lag_sampler {
+            let _ = l.await;
+        }
         let _ = recorder.finish();
         return Err(e);
     }
@@ -708,6 +725,9 @@ async fn drive_workload<M: Mechanism>(
     signals.abort();
     let _ = signals.await;
     let _ = progress.await;
+    if let Some(l) = lag_sampler {
+        let _ = l.await;
+    }
 
     let written = recorder
         .finish()

@@ -13,6 +13,8 @@ pub const HISTORY: &str = "history.jsonl";
 pub const RESULTS: &str = "results.json";
 pub const NODES: &str = "nodes";
 pub const REPORT: &str = "report.html";
+/// Replication lag sampled during the run (one JSON line per replica per sample).
+pub const LAG: &str = "lag.jsonl";
 /// At the top of the store: the list of runs.
 pub const INDEX: &str = "index.html";
 /// Comparisons live in `<store>/compare/<name>/<timestamp>/`.
