@@ -189,7 +189,7 @@ pub fn render_comparison(c: &ComparisonInput) -> String {
     let _ = write!(
         body,
         "<p class=\"muted\">{} · varied: {} · seeds: {} · shared flags: <code>{}</code></p>",
-        Esc(&c.date),
+        Esc(&crate::describe::to_the_second(&c.date)),
         Esc(&c.varied.join(", ")),
         Esc(&c
             .seeds

@@ -11,6 +11,9 @@ use crate::figures::{quantile, sort};
 use crate::html::{Esc, PALETTE, hex, legend, num};
 use crate::plot::{Band, Chart, Layer};
 
+/// Readings further apart than this (three sample periods) are not joined by a line.
+const GAP_MS: f64 = 300.0;
+
 /// One reading of `lag.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LagSample {
@@ -104,7 +107,7 @@ pub(crate) fn section(lag: &LagData, faults: &[FaultWindow], bands: Vec<Band>) -
     }
     let unit = lag.samples[0].unit.clone();
     let mut s = format!(
-        "<p class=\"note\">Sampled every 100 ms by the runner: {}. One line per replica; shaded: fault windows. A replica that did not answer a sample in time (paused, killed, not streaming) has no reading there; its line joins the readings around it.</p>",
+        "<p class=\"note\">Sampled every 100 ms by the runner: {}. One line per replica; shaded: fault windows. A replica that did not answer in time (paused, killed, not streaming) has no reading: its line breaks there.</p>",
         Esc(&lag.method)
     );
     let mut leg = Vec::new();
@@ -121,16 +124,18 @@ pub(crate) fn section(lag: &LagData, faults: &[FaultWindow], bands: Vec<Band>) -
                 format!("{node} behind {source}")
             },
         ));
-        by_unit.push(Layer::Line {
-            color,
-            points: gapped(v, |x| x.behind.map(|b| b as f64)),
-            dashed: false,
-        });
-        by_ms.push(Layer::Line {
-            color,
-            points: gapped(v, |x| x.behind_ms),
-            dashed: false,
-        });
+        for seg in segments(v) {
+            by_unit.push(Layer::Line {
+                color,
+                points: seg.iter().filter_map(|x| x.behind.map(|b| (x.t_ms / 1e3, b as f64))).collect(),
+                dashed: false,
+            });
+            by_ms.push(Layer::Line {
+                color,
+                points: seg.iter().filter_map(|x| x.behind_ms.map(|m| (x.t_ms / 1e3, m))).collect(),
+                dashed: false,
+            });
+        }
     }
     let mut c = Chart::new("plot-lag", "time (s)", &format!("{unit} behind"));
     c.height = 260;
@@ -182,9 +187,19 @@ fn row(s: &mut String, name: &str, g: &LagFigures) {
     );
 }
 
-/// Points of one replica's line (a sample it did not answer is joined across).
-fn gapped(v: &[&LagSample], get: impl Fn(&LagSample) -> Option<f64>) -> Vec<(f64, f64)> {
-    v.iter()
-        .filter_map(|x| get(x).map(|y| (x.t_ms / 1e3, y)))
-        .collect()
+/// A replica's readings split where it missed more than `GAP_MS` of samples (paused,
+/// killed, not streaming), so the plot shows the gap rather than a line across it.
+fn segments<'a>(v: &'a [&'a LagSample]) -> Vec<&'a [&'a LagSample]> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    for i in 1..v.len() {
+        if v[i].t_ms - v[i - 1].t_ms > GAP_MS {
+            out.push(&v[from..i]);
+            from = i;
+        }
+    }
+    if from < v.len() {
+        out.push(&v[from..]);
+    }
+    out
 }

@@ -11,6 +11,7 @@
 
 mod compare;
 mod data;
+mod describe;
 mod figtable;
 mod figures;
 mod html;
@@ -26,6 +27,7 @@ pub use compare::{
 };
 pub use data::{FaultWindow, fault_windows};
 pub use figures::{LatencySamples, RunFigures, run_figures};
+pub use describe::{describe_target, to_the_second};
 pub use html::escape;
 pub use index::{IndexEntry, render_index};
 pub use lag::{LagData, LagFigures, LagSample, lag_figures};

@@ -400,15 +400,15 @@ fn ops_table(h: &History, pairs: &Pairs, witnesses: &[u32], near: &[u32]) -> Str
     s
 }
 
-/// One line with the settings people look for first.
+/// One line with the settings people look for first: the target in its own words, then
+/// the workload, faults and run parameters.
 fn key_settings(config: &serde_json::Value) -> String {
-    let mut parts = Vec::new();
+    let mut parts = vec![format!(
+        "<span class=\"pill\">target <b>{}</b></span>",
+        Esc(&crate::describe::describe_target(config))
+    )];
     for (label, ptr) in [
-        ("target", "/test/target"),
-        ("model", "/test/model"),
         ("nodes", "/test/nodes"),
-        ("replication", "/test/replication"),
-        ("reads", "/test/reads"),
         ("workload", "/test/workload"),
         ("nemesis", "/test/nemesis"),
         ("concurrency", "/test/concurrency"),
@@ -421,6 +421,7 @@ fn key_settings(config: &serde_json::Value) -> String {
             continue;
         };
         let v = match v {
+            serde_json::Value::String(s) if label == "started" => crate::describe::to_the_second(s),
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Null => continue,
             other => other.to_string(),

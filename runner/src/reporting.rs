@@ -84,26 +84,10 @@ fn run_title(run_dir: &Path, config: &serde_json::Value) -> String {
     format!("schism {name} {stamp}")
 }
 
-/// A one-line description of what a run tested, from its config.json.
+/// A one-line description of what a run tested, from its config.json (the target's own
+/// settings: `PostgreSQL, sync ANY 2, reads from standbys`).
 pub fn describe_target(config: &serde_json::Value) -> String {
-    let t = config.get("test").unwrap_or(&serde_json::Value::Null);
-    let get = |k: &str| {
-        t.get(k)
-            .map(|v| match v {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .unwrap_or_default()
-    };
-    let mut parts = vec![get("target"), get("model")];
-    for k in ["replication", "reads", "workload", "nemesis"] {
-        let v = get(k);
-        if !v.is_empty() && v != "null" {
-            parts.push(format!("{k}={v}"));
-        }
-    }
-    parts.retain(|p| !p.is_empty());
-    parts.join(" ")
+    schism_report::describe_target(config)
 }
 
 fn link(store_root: &Path, file: &Path) -> String {
@@ -135,11 +119,9 @@ pub fn index_entries(store_root: &Path) -> Vec<IndexEntry> {
                     let Ok(v) = read_json(&json) else { continue };
                     out.push(IndexEntry {
                         name: cmp.file_name().to_string_lossy().into_owned(),
-                        date: v
-                            .get("date")
-                            .and_then(|d| d.as_str())
-                            .unwrap_or_default()
-                            .to_owned(),
+                        date: schism_report::to_the_second(
+                            v.get("date").and_then(|d| d.as_str()).unwrap_or_default(),
+                        ),
                         target: v
                             .get("settings")
                             .and_then(|s| s.as_array())
@@ -176,7 +158,7 @@ pub fn index_entries(store_root: &Path) -> Vec<IndexEntry> {
                 date: config
                     .get("started_at")
                     .and_then(|d| d.as_str())
-                    .map(str::to_owned)
+                    .map(schism_report::to_the_second)
                     .unwrap_or_else(|| run.file_name().to_string_lossy().into_owned()),
                 target: describe_target(&config),
                 verdict: results
