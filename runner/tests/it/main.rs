@@ -22,6 +22,7 @@ mod knossos;
 mod models;
 mod models_lf;
 mod nemesis_runs;
+mod reports;
 mod serve;
 mod verdicts;
 
