@@ -69,7 +69,9 @@ fn scalar(v: &Value) -> String {
 
 fn structured(v: &Value) -> String {
     match v {
-        Value::Object(m) if m.values().all(Value::is_number) => bars(m),
+        Value::Object(m) if m.values().all(Value::is_number) => {
+            bars(&m.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>())
+        }
         Value::Object(m) if m.values().all(Value::is_object) => {
             let rows: Vec<(String, &serde_json::Map<String, Value>)> = m
                 .iter()
@@ -89,6 +91,19 @@ fn structured(v: &Value) -> String {
             }
             s.push_str("</table>");
             s
+        }
+        // A histogram: records of one label and one count.
+        Value::Array(a) if !a.is_empty() && a.iter().all(is_bucket) => {
+            let m: Vec<(String, Value)> = a
+                .iter()
+                .filter_map(|v| {
+                    let o = v.as_object()?;
+                    let label = o.values().find_map(Value::as_str)?;
+                    let n = o.values().find(|x| x.is_number())?;
+                    Some((label.to_owned(), n.clone()))
+                })
+                .collect();
+            bars(&m)
         }
         Value::Array(a) if !a.is_empty() && a.iter().all(Value::is_object) => {
             let rows: Vec<(String, &serde_json::Map<String, Value>)> = a
@@ -115,11 +130,20 @@ fn structured(v: &Value) -> String {
     }
 }
 
-/// A histogram: one bar per bucket, scaled to the largest.
-fn bars(m: &serde_json::Map<String, Value>) -> String {
+/// `{"bucket": "1-10ms", "reads": 272}`: one label, one count.
+fn is_bucket(v: &Value) -> bool {
+    v.as_object().is_some_and(|o| {
+        o.len() == 2
+            && o.values().filter(|x| x.is_string()).count() == 1
+            && o.values().filter(|x| x.is_number()).count() == 1
+    })
+}
+
+/// A histogram: one bar per bucket, scaled to the largest (in the given order).
+fn bars(m: &[(String, Value)]) -> String {
     let max = m
-        .values()
-        .filter_map(Value::as_f64)
+        .iter()
+        .filter_map(|(_, v)| v.as_f64())
         .fold(0.0f64, f64::max)
         .max(f64::MIN_POSITIVE);
     let mut s = String::from("<table class=\"bars\">");

@@ -4,7 +4,7 @@
 //! A probe makes one small request per node per sample (bounded by `PROBE_TIMEOUT`) and
 //! answers what the target itself says: the reference leader-follower nodes their
 //! applied LSN against the leader's last LSN (entries); PostgreSQL `pg_stat_replication`
-//! (WAL bytes, and write/flush/replay lag). A target without a probe has no lag figures
+//! (WAL bytes, with PostgreSQL's write/flush/replay lag alongside). A target without a probe has no lag figures
 //! (`DbCluster::lag_probe` defaults to `None`), and the report says so.
 
 use crate::NodeId;
@@ -30,9 +30,10 @@ pub struct LagReading {
     pub behind: Option<u64>,
     /// `entries` or `bytes`.
     pub unit: &'static str,
-    /// How long behind, when the target measures it (PostgreSQL's replay lag).
+    /// How long behind, when the target measures it as the age of what the replica has
+    /// not applied (`None`: the sampler estimates it from the positions it saw).
     pub behind_ms: Option<f64>,
-    /// Further time lags the target reports (PostgreSQL: `write`, `flush`), in ms.
+    /// Further time lags the target reports (PostgreSQL: `replay`, `write`, `flush`), in ms.
     pub lags_ms: Vec<(&'static str, f64)>,
 }
 

@@ -1400,7 +1400,8 @@ struct SessionConn {
 /// that may have left it unusable (and after every timeout: the request is still on it).
 /// Replication lag from the primary's `pg_stat_replication`: per standby, the WAL bytes
 /// between the primary's current LSN and the standby's replay LSN, and PostgreSQL's own
-/// write/flush/replay lag. One query per sample on one connection to the primary
+/// write/flush/replay lag (as extra figures; the ms figure is the sampler's age of the
+/// oldest unreplayed byte). One query per sample on one connection to the primary
 /// (reconnected when the primary changes); a standby not streaming has no row, so no
 /// reading.
 struct PgLag {
@@ -1449,6 +1450,9 @@ impl crate::lag::LagProbe for PgLag {
                     let current: Option<i64> = r.try_get(2).ok()?;
                     let ms = |i: usize| r.try_get::<_, Option<f64>>(i).ok().flatten();
                     let mut lags_ms = Vec::new();
+                    if let Some(r) = ms(3) {
+                        lags_ms.push(("replay", r));
+                    }
                     if let Some(w) = ms(4) {
                         lags_ms.push(("write", w));
                     }
@@ -1464,8 +1468,12 @@ impl crate::lag::LagProbe for PgLag {
                         source_position: cur,
                         behind,
                         unit: "bytes",
-                        // PostgreSQL reports no lag (NULL) once a standby has caught up.
-                        behind_ms: ms(3).or((behind == Some(0)).then_some(0.0)),
+                        // PostgreSQL's replay lag describes the last WAL the standby
+                        // answered for, so it stays small while a cut standby falls
+                        // behind (and is NULL once idle): the sampler's age of the
+                        // oldest unreplayed byte is the ms figure; replay lag is kept
+                        // alongside.
+                        behind_ms: None,
                         lags_ms,
                     })
                 })
@@ -1474,7 +1482,7 @@ impl crate::lag::LagProbe for PgLag {
     }
 
     fn method(&self) -> String {
-        "the primary's pg_stat_replication: WAL bytes from each standby's replay LSN to the primary's current LSN, and PostgreSQL's replay lag (ms)".into()
+        "the primary's pg_stat_replication: WAL bytes from each standby's replay LSN to the primary's current LSN (PostgreSQL's write/flush/replay lag are kept in lag.jsonl)".into()
     }
 }
 
