@@ -26,7 +26,10 @@ pub const OWNERS: [(AnomalyKind, &[&str]); 15] = [
         AnomalyKind::AbortedRead,
         &["append", "linearizable", "set-full", "graph"],
     ),
-    (AnomalyKind::DuplicateElement, &["append", "set-full", "graph"]),
+    (
+        AnomalyKind::DuplicateElement,
+        &["append", "set-full", "graph"],
+    ),
     (AnomalyKind::NonLinearizable, &["linearizable"]),
     (AnomalyKind::MonotonicRead, &["graph"]),
     (AnomalyKind::ReadYourWrites, &["graph"]),
@@ -120,9 +123,7 @@ pub fn role(checker: &str) -> &'static str {
         "graph" => {
             "builds the dependency graph (write-read, version order, anti-dependency, real time, process order) and proves every anomaly it reports by a cycle"
         }
-        "append" => {
-            "checks every read of an append-only list against one version order per key"
-        }
+        "append" => "checks every read of an append-only list against one version order per key",
         "linearizable" => "searches for a linearization of each key's operations",
         "set-full" => "checks that every added element is read, and reads only added ones",
         "counter" => "checks every counter read against the increments around it",

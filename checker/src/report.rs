@@ -351,7 +351,10 @@ impl Spread {
             self.width = self.width.saturating_mul(2);
             let old = std::mem::take(&mut self.by_bucket);
             for (_, (at, a)) in old {
-                let e = self.by_bucket.entry(at / self.width).or_insert((at, a.clone()));
+                let e = self
+                    .by_bucket
+                    .entry(at / self.width)
+                    .or_insert((at, a.clone()));
                 if at < e.0 {
                     *e = (at, a);
                 }
@@ -483,7 +486,10 @@ mod tests {
         let kept = s.finish(&[AnomalyKind::StaleRead, AnomalyKind::LostWrite], &mut fig);
         // The first two, then a sample of the rest (at most two) spread over the history.
         assert!(kept.len() <= 2 + 2 + 1, "{kept:?}");
-        assert_eq!(kept[..2].iter().map(|a| a.ops[0]).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(
+            kept[..2].iter().map(|a| a.ops[0]).collect::<Vec<_>>(),
+            [0, 1]
+        );
         assert_eq!(fig["stale_reads"], 5);
         assert_eq!(fig["lost_writes"], 0);
         assert_eq!(fig["anomalies_omitted"], 5 - kept.len() as u64);

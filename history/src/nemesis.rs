@@ -420,11 +420,7 @@ fn partition_label(state: &StateRecord) -> String {
             format!("partition {}", groups.join(" | "))
         }
         _ => {
-            let cuts: Vec<String> = state
-                .cuts
-                .iter()
-                .map(|(r, s)| format!("{r}←{s}"))
-                .collect();
+            let cuts: Vec<String> = state.cuts.iter().map(|(r, s)| format!("{r}←{s}")).collect();
             format!("partition cuts {}", cuts.join(" "))
         }
     }

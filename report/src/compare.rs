@@ -170,7 +170,9 @@ fn lag_cells(l: Option<&crate::lag::LagFigures>) -> String {
     };
     format!(
         "<td class=\"num lag-max\">{}{}</td><td class=\"num lag-p99\">{}{}</td><td class=\"num lag-max-ms\">{}</td><td class=\"num lag-p99-ms\">{}</td>",
-        l.max_behind.map(|x| x.to_string()).unwrap_or_else(|| "–".into()),
+        l.max_behind
+            .map(|x| x.to_string())
+            .unwrap_or_else(|| "–".into()),
         Esc(&unit),
         opt_num(l.p99_behind),
         Esc(&unit),
@@ -205,7 +207,7 @@ pub fn render_comparison(c: &ComparisonInput) -> String {
     for k in &kinds {
         let _ = write!(body, "<th class=\"num\">{}</th>", Esc(k));
     }
-    body.push_str("<th class=\"num\">lost writes</th><th class=\"num\">stale-read rate</th><th class=\"num\">worst staleness ms</th><th class=\"num\">worst staleness versions</th><th class=\"num\">availability during faults</th><th class=\"num\">write p50 ms</th><th class=\"num\">write p99 ms</th><th class=\"num\">read p50 ms</th><th class=\"num\">read p99 ms</th><th class=\"num\">ok ops/s</th></tr>");
+    body.push_str("<th class=\"num\">lost writes</th><th class=\"num\">stale-read rate</th><th class=\"num\">worst staleness ms</th><th class=\"num\">worst staleness versions</th><th class=\"num\">availability during faults</th><th class=\"num\">write p50 ms</th><th class=\"num\">write p99 ms</th><th class=\"num\">read p50 ms</th><th class=\"num\">read p99 ms</th><th class=\"num\">max lag</th><th class=\"num\">p99 lag</th><th class=\"num\">max lag ms</th><th class=\"num\">p99 lag ms</th><th class=\"num\">ok ops/s</th></tr>");
     for (i, s) in c.settings.iter().enumerate() {
         let _ = write!(
             body,

@@ -98,7 +98,10 @@ pub fn describe_target(config: &Value) -> String {
             v
         }
     };
-    if !get(config, "endpoints").trim_matches(|c| c == '[' || c == ']').is_empty() {
+    if !get(config, "endpoints")
+        .trim_matches(|c| c == '[' || c == ']')
+        .is_empty()
+    {
         parts.push("attached (--endpoints)".into());
     }
     parts.retain(|p| !p.is_empty());

@@ -69,9 +69,11 @@ fn scalar(v: &Value) -> String {
 
 fn structured(v: &Value) -> String {
     match v {
-        Value::Object(m) if m.values().all(Value::is_number) => {
-            bars(&m.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>())
-        }
+        Value::Object(m) if m.values().all(Value::is_number) => bars(
+            &m.iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Vec<_>>(),
+        ),
         Value::Object(m) if m.values().all(Value::is_object) => {
             let rows: Vec<(String, &serde_json::Map<String, Value>)> = m
                 .iter()

@@ -127,12 +127,18 @@ pub(crate) fn section(lag: &LagData, faults: &[FaultWindow], bands: Vec<Band>) -
         for seg in segments(v) {
             by_unit.push(Layer::Line {
                 color,
-                points: seg.iter().filter_map(|x| x.behind.map(|b| (x.t_ms / 1e3, b as f64))).collect(),
+                points: seg
+                    .iter()
+                    .filter_map(|x| x.behind.map(|b| (x.t_ms / 1e3, b as f64)))
+                    .collect(),
                 dashed: false,
             });
             by_ms.push(Layer::Line {
                 color,
-                points: seg.iter().filter_map(|x| x.behind_ms.map(|m| (x.t_ms / 1e3, m))).collect(),
+                points: seg
+                    .iter()
+                    .filter_map(|x| x.behind_ms.map(|m| (x.t_ms / 1e3, m)))
+                    .collect(),
                 dashed: false,
             });
         }
@@ -180,7 +186,9 @@ fn row(s: &mut String, name: &str, g: &LagFigures) {
         "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
         Esc(name),
         g.samples,
-        g.max_behind.map(|x| x.to_string()).unwrap_or_else(|| "–".into()),
+        g.max_behind
+            .map(|x| x.to_string())
+            .unwrap_or_else(|| "–".into()),
         o(g.p99_behind),
         o(g.max_ms),
         o(g.p99_ms)

@@ -26,8 +26,8 @@ pub use compare::{
     ComparisonInput, RunRef, SettingInput, SettingSummary, render_comparison, summarize_setting,
 };
 pub use data::{FaultWindow, fault_windows};
-pub use figures::{LatencySamples, RunFigures, run_figures};
 pub use describe::{describe_target, to_the_second};
+pub use figures::{LatencySamples, RunFigures, run_figures};
 pub use html::escape;
 pub use index::{IndexEntry, render_index};
 pub use lag::{LagData, LagFigures, LagSample, lag_figures};

@@ -112,7 +112,11 @@ pub fn render_run(input: &RunInput<'_>) -> String {
             Esc(&r.checker),
             r.validity.as_str(),
             r.validity.as_str(),
-            Esc(&if mine.is_empty() { "–".to_owned() } else { mine.join(", ") }),
+            Esc(&if mine.is_empty() {
+                "–".to_owned()
+            } else {
+                mine.join(", ")
+            }),
             Esc(schism_checker::counts::role(&r.checker))
         );
     }
@@ -181,7 +185,11 @@ pub fn render_run(input: &RunInput<'_>) -> String {
             .collect();
         let near = nearby(h, &pairs, &witnesses, 8);
         let how_bad = if c.kind == schism_checker::AnomalyKind::StaleRead && c.severity.0 > 0 {
-            format!(" · {} versions, {} ms behind", c.severity.0, num(c.severity.1))
+            format!(
+                " · {} versions, {} ms behind",
+                c.severity.0,
+                num(c.severity.1)
+            )
         } else {
             String::new()
         };

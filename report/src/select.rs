@@ -70,9 +70,7 @@ pub(crate) fn choose<'a>(
             let worst = (0..list.len())
                 .max_by(|&a, &b| {
                     let (x, y) = (list[a].severity, list[b].severity);
-                    x.0.cmp(&y.0)
-                        .then(x.1.total_cmp(&y.1))
-                        .then(b.cmp(&a))
+                    x.0.cmp(&y.0).then(x.1.total_cmp(&y.1)).then(b.cmp(&a))
                 })
                 .unwrap_or(0);
             pick[worst] = true;

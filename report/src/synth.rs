@@ -58,7 +58,10 @@ pub fn history(client_ops: usize, seed: u64) -> (History, ResultsData) {
             let (event, state) = if fault_open {
                 (Event::Heal, StateRecord::default())
             } else {
-                let groups = vec![vec!["n1".to_owned()], vec!["n2".to_owned(), "n3".to_owned()]];
+                let groups = vec![
+                    vec!["n1".to_owned()],
+                    vec!["n2".to_owned(), "n3".to_owned()],
+                ];
                 let cuts = [("n1", "n2"), ("n1", "n3"), ("n2", "n1"), ("n3", "n1")]
                     .iter()
                     .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))

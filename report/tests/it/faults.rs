@@ -20,7 +20,7 @@ fn nemesis_history(changes: &[(u64, Change)]) -> (History, Vec<u64>) {
     let mut ops = Vec::new();
     let mut info_times = Vec::new();
     let mut t = 0;
-    let mut push = |ops: &mut Vec<Op>, mut op: Op, t: u64| {
+    let push = |ops: &mut Vec<Op>, mut op: Op, t: u64| {
         op.index = ops.len() as u64;
         op.time_ns = t;
         ops.push(op);
@@ -29,9 +29,25 @@ fn nemesis_history(changes: &[(u64, Change)]) -> (History, Vec<u64>) {
         // Client traffic between the changes, so windows have ops to count.
         while t < at_ms * 1_000_000 {
             let key = Some(t % 3);
-            let inv = Op::new(0, 0, Process::Client(0), OpType::Invoke, F::Read, key, Value::Null);
+            let inv = Op::new(
+                0,
+                0,
+                Process::Client(0),
+                OpType::Invoke,
+                F::Read,
+                key,
+                Value::Null,
+            );
             push(&mut ops, inv, t);
-            let ok = Op::new(0, 0, Process::Client(0), OpType::Ok, F::Read, key, Value::List(vec![]));
+            let ok = Op::new(
+                0,
+                0,
+                Process::Client(0),
+                OpType::Ok,
+                F::Read,
+                key,
+                Value::List(vec![]),
+            );
             push(&mut ops, ok, t + 1_000_000);
             t += 50_000_000;
         }
@@ -190,7 +206,10 @@ fn the_report_names_faults_in_words() {
         "clock n2 +250 ms",
         "clock n3 drift ×1.05",
     ] {
-        let row = format!("<td class=\"fault-label\">{}</td>", schism_report::escape(label));
+        let row = format!(
+            "<td class=\"fault-label\">{}</td>",
+            schism_report::escape(label)
+        );
         assert!(html.contains(&row), "availability row for {label}");
     }
     assert_eq!(html.matches("class=\"fault-row\"").count(), 7);

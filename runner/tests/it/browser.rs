@@ -81,7 +81,11 @@ pub fn dump_dom(page: &Path) -> Option<String> {
     };
     let (dom, err) = browse(&bin, page, &["--dump-dom".to_owned()]);
     let errors = console_errors(&err);
-    assert!(errors.is_empty(), "console errors on {}: {errors:#?}", page.display());
+    assert!(
+        errors.is_empty(),
+        "console errors on {}: {errors:#?}",
+        page.display()
+    );
     Some(dom)
 }
 

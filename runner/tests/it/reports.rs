@@ -132,7 +132,11 @@ fn fault_windows_of_a_real_run_in_words_and_in_the_browser() {
     };
     assert!(!dom.contains("never healed"));
     let labels = between(&dom, "<td class=\"fault-label\">", "</td>");
-    assert_eq!(labels.len(), windows.len(), "one availability row per window");
+    assert_eq!(
+        labels.len(),
+        windows.len(),
+        "one availability row per window"
+    );
     let band_titles: Vec<&str> = between(&dom, "fill=\"#e53935\"", "</rect>");
     assert!(!band_titles.is_empty(), "fault bands drawn");
     for l in labels.iter().chain(band_titles.iter()) {
@@ -270,8 +274,9 @@ fn one_count_per_kind_everywhere_and_a_representative_list() {
                 .collect();
             let earliest = kept_times.iter().min().unwrap();
             assert!(
-                mine.iter().any(|d| d.contains("earliest")
-                    && d.contains(&format!("data-t-ns=\"{earliest}\""))),
+                mine.iter()
+                    .any(|d| d.contains("earliest")
+                        && d.contains(&format!("data-t-ns=\"{earliest}\""))),
                 "{kind}: the earliest at {earliest}"
             );
             for w in windows

@@ -1422,10 +1422,14 @@ impl crate::lag::LagProbe for PgLag {
         Box::pin(async move {
             let p = self.shared.primary();
             if self.conn.as_ref().is_none_or(|(at, _)| *at != p) {
-                self.conn = connect(&self.shared.addrs[p], "schism-lag", crate::lag::PROBE_TIMEOUT)
-                    .await
-                    .ok()
-                    .map(|c| (p, c));
+                self.conn = connect(
+                    &self.shared.addrs[p],
+                    "schism-lag",
+                    crate::lag::PROBE_TIMEOUT,
+                )
+                .await
+                .ok()
+                .map(|c| (p, c));
             }
             let Some((_, conn)) = &self.conn else {
                 return Vec::new();

@@ -345,11 +345,7 @@ impl ReferenceCluster {
         }
         Some(Box::new(crate::lag::ReferenceLag {
             http: self.http.clone(),
-            nodes: self
-                .nodes
-                .iter()
-                .map(|n| (n.id.clone(), n.addr))
-                .collect(),
+            nodes: self.nodes.iter().map(|n| (n.id.clone(), n.addr)).collect(),
         }))
     }
 
