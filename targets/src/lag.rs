@@ -4,7 +4,8 @@
 //! A probe makes one small request per node per sample (bounded by `PROBE_TIMEOUT`) and
 //! answers what the target itself says: the reference leader-follower nodes their
 //! applied LSN against the leader's last LSN (entries); PostgreSQL `pg_stat_replication`
-//! (WAL bytes, with PostgreSQL's write/flush/replay lag alongside). A target without a probe has no lag figures
+//! (WAL bytes, with PostgreSQL's write/flush/replay lag alongside); Redis every node's
+//! `INFO replication` (replication-stream bytes). A target without a probe has no lag figures
 //! (`DbCluster::lag_probe` defaults to `None`), and the report says so.
 
 use crate::NodeId;
