@@ -92,7 +92,7 @@ pub fn lag_figures(samples: &[LagSample]) -> LagFigures {
 pub(crate) fn section(lag: &LagData, faults: &[FaultWindow], bands: Vec<Band>) -> String {
     if lag.samples.is_empty() {
         return if lag.method.is_empty() {
-            "<p class=\"note\" id=\"lag-none\">No replication lag was sampled: this target cannot tell it (the reference leader-follower nodes, PostgreSQL and Redis can), or the run predates lag sampling.</p>".into()
+            "<p class=\"note\" id=\"lag-none\">No replication lag was sampled: this target cannot tell it (the reference leader-follower nodes, PostgreSQL, Redis and etcd can), or the run predates lag sampling.</p>".into()
         } else {
             format!(
                 "<p class=\"note\" id=\"lag-none\">No lag readings were recorded ({}).</p>",

@@ -5,7 +5,8 @@
 //! answers what the target itself says: the reference leader-follower nodes their
 //! applied LSN against the leader's last LSN (entries); PostgreSQL `pg_stat_replication`
 //! (WAL bytes, with PostgreSQL's write/flush/replay lag alongside); Redis every node's
-//! `INFO replication` (replication-stream bytes). A target without a probe has no lag figures
+//! `INFO replication` (replication-stream bytes); etcd every member's raft applied index
+//! against the leader's raft index (entries). A target without a probe has no lag figures
 //! (`DbCluster::lag_probe` defaults to `None`), and the report says so.
 
 use crate::NodeId;
