@@ -582,6 +582,9 @@ struct EtcdLag {
     shared: Arc<Shared>,
 }
 
+/// (node index, its member id, the leader it names, raft term, raft index, applied index).
+type MemberStatus = (usize, Option<String>, Option<String>, u64, u64, u64);
+
 impl crate::lag::LagProbe for EtcdLag {
     fn sample(&mut self) -> BoxFuture<'_, Vec<crate::lag::LagReading>> {
         Box::pin(async move {
@@ -590,27 +593,25 @@ impl crate::lag::LagProbe for EtcdLag {
             let asks = (0..sh.urls.len())
                 .map(|i| sh.post(i, "maintenance/status", &body, crate::lag::PROBE_TIMEOUT))
                 .collect();
-            // (node index, me, leader, term, raft index, applied index)
-            let answers: Vec<(usize, Option<String>, Option<String>, u64, u64, u64)> =
-                join_all(asks)
-                    .await
-                    .into_iter()
-                    .enumerate()
-                    .filter_map(|(i, r)| {
-                        let st = r.ok()?;
-                        let index = int_field(&st, "raftIndex").max(int_field(&st, "raft_index"));
-                        let applied = int_field(&st, "raftAppliedIndex")
-                            .max(int_field(&st, "raft_applied_index"));
-                        Some((
-                            i,
-                            str_field(&st["header"], "member_id"),
-                            str_field(&st, "leader"),
-                            int_field(&st, "raftTerm").max(int_field(&st, "raft_term")),
-                            index,
-                            if applied > 0 { applied } else { index },
-                        ))
-                    })
-                    .collect();
+            let answers: Vec<MemberStatus> = join_all(asks)
+                .await
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, r)| {
+                    let st = r.ok()?;
+                    let index = int_field(&st, "raftIndex").max(int_field(&st, "raft_index"));
+                    let applied = int_field(&st, "raftAppliedIndex")
+                        .max(int_field(&st, "raft_applied_index"));
+                    Some((
+                        i,
+                        str_field(&st["header"], "member_id"),
+                        str_field(&st, "leader"),
+                        int_field(&st, "raftTerm").max(int_field(&st, "raft_term")),
+                        index,
+                        if applied > 0 { applied } else { index },
+                    ))
+                })
+                .collect();
             let Some(lead) = answers
                 .iter()
                 .filter(|a| a.1.is_some() && a.1 == a.2)
