@@ -18,6 +18,7 @@ mod append;
 mod convergence;
 mod counter;
 mod evidence;
+pub mod counts;
 mod explain;
 mod fx;
 mod graph;

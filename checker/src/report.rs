@@ -293,12 +293,74 @@ impl Report {
     }
 }
 
-/// Collects anomalies, keeping the first `limit` of each kind and counting all.
+/// Collects anomalies, counting all and keeping a bounded, representative set per kind:
+/// the first `limit` found, and beyond those a sample spread over the history — at most
+/// `limit` more, the earliest in each bucket of op indices (buckets double in width when
+/// more than `limit` are occupied, so the sample stays even whatever the length) — plus
+/// the worst (longest witness) one. The earliest anomaly of a kind is always kept, and a
+/// burst of anomalies late in a run cannot crowd out those of an earlier fault.
 #[derive(Debug)]
 pub(crate) struct AnomalySink {
     limit: usize,
     kept: Vec<Anomaly>,
     counts: BTreeMap<AnomalyKind, u64>,
+    spread: BTreeMap<AnomalyKind, Spread>,
+}
+
+/// The sample of one kind beyond its first `limit`.
+#[derive(Debug)]
+struct Spread {
+    width: u64,
+    by_bucket: BTreeMap<u64, (u64, Anomaly)>,
+    worst: Option<(usize, Anomaly)>,
+}
+
+/// An anomaly's place in the history: its earliest witness op.
+fn first_op(a: &Anomaly) -> u64 {
+    a.ops
+        .iter()
+        .chain(a.cycle.iter().map(|s| &s.op))
+        .copied()
+        .min()
+        .unwrap_or(u64::MAX)
+}
+
+/// How large an anomaly's witness is (longest cycle, most ops).
+fn size(a: &Anomaly) -> usize {
+    a.cycle.len().max(a.ops.len())
+}
+
+impl Spread {
+    fn insert(&mut self, limit: usize, a: Anomaly) {
+        let at = first_op(&a);
+        if self.worst.as_ref().is_none_or(|(s, _)| size(&a) > *s) {
+            self.worst = Some((size(&a), a.clone()));
+        }
+        let slot = self.by_bucket.entry(at / self.width);
+        match slot {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert((at, a));
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                if at < o.get().0 {
+                    o.insert((at, a));
+                }
+            }
+        }
+        while self.by_bucket.len() > limit.max(1) {
+            self.width = self.width.saturating_mul(2);
+            let old = std::mem::take(&mut self.by_bucket);
+            for (_, (at, a)) in old {
+                let e = self
+                    .by_bucket
+                    .entry(at / self.width)
+                    .or_insert((at, a.clone()));
+                if at < e.0 {
+                    *e = (at, a);
+                }
+            }
+        }
+    }
 }
 
 impl AnomalySink {
@@ -307,18 +369,31 @@ impl AnomalySink {
             limit,
             kept: Vec::new(),
             counts: BTreeMap::new(),
+            spread: BTreeMap::new(),
         }
     }
 
-    /// Counts an anomaly; `make` only runs when it will be kept, so explanations of
-    /// dropped anomalies cost nothing.
+    /// Counts an anomaly; `make` only runs when it may be kept (the first `limit` of a
+    /// kind, then for the spread sample).
     pub(crate) fn push_with(&mut self, kind: AnomalyKind, make: impl FnOnce() -> Anomaly) {
         let n = self.counts.entry(kind).or_insert(0);
         *n += 1;
+        if self.limit == 0 {
+            return;
+        }
+        let a = make();
+        debug_assert_eq!(a.kind, kind);
         if *n as usize <= self.limit {
-            let a = make();
-            debug_assert_eq!(a.kind, kind);
             self.kept.push(a);
+        } else {
+            self.spread
+                .entry(kind)
+                .or_insert_with(|| Spread {
+                    width: 64,
+                    by_bucket: BTreeMap::new(),
+                    worst: None,
+                })
+                .insert(self.limit, a);
         }
     }
 
@@ -326,10 +401,12 @@ impl AnomalySink {
         self.counts.is_empty()
     }
 
-    /// The kept anomalies; writes a count per kind (zero included, for the kinds this
-    /// checker looks for) and the number omitted into `figures`.
+    /// The kept anomalies (per kind: the first found, then the spread sample in history
+    /// order, then the worst if not already kept); writes a count per kind (zero
+    /// included, for the kinds this checker looks for) and the number omitted into
+    /// `figures`.
     pub(crate) fn finish(
-        self,
+        mut self,
         kinds: &[AnomalyKind],
         figures: &mut serde_json::Map<String, serde_json::Value>,
     ) -> Vec<Anomaly> {
@@ -338,6 +415,18 @@ impl AnomalySink {
                 k.figure_name().into(),
                 self.counts.get(&k).copied().unwrap_or(0).into(),
             );
+        }
+        for (_, sp) in std::mem::take(&mut self.spread) {
+            for (_, (_, a)) in sp.by_bucket {
+                if !self.kept.contains(&a) {
+                    self.kept.push(a);
+                }
+            }
+            if let Some((_, a)) = sp.worst
+                && !self.kept.contains(&a)
+            {
+                self.kept.push(a);
+            }
         }
         let total: u64 = self.counts.values().sum();
         figures.insert(
@@ -395,9 +484,30 @@ mod tests {
         }
         let mut fig = serde_json::Map::new();
         let kept = s.finish(&[AnomalyKind::StaleRead, AnomalyKind::LostWrite], &mut fig);
-        assert_eq!(kept.len(), 2);
+        // The first two, then a sample of the rest (at most two) spread over the history.
+        assert!(kept.len() <= 2 + 2 + 1, "{kept:?}");
+        assert_eq!(
+            kept[..2].iter().map(|a| a.ops[0]).collect::<Vec<_>>(),
+            [0, 1]
+        );
         assert_eq!(fig["stale_reads"], 5);
         assert_eq!(fig["lost_writes"], 0);
-        assert_eq!(fig["anomalies_omitted"], 3);
+        assert_eq!(fig["anomalies_omitted"], 5 - kept.len() as u64);
+    }
+
+    #[test]
+    fn sink_keeps_the_earliest_and_anomalies_of_every_part_of_the_history() {
+        let mut s = AnomalySink::new(3);
+        // Found late-first (as a per-key pass may): 1000 anomalies at descending ops.
+        for i in (0..1000u64).rev() {
+            s.push_with(AnomalyKind::StaleRead, || {
+                Anomaly::new(AnomalyKind::StaleRead, None, vec![i * 10], String::new())
+            });
+        }
+        let kept = s.finish(&[AnomalyKind::StaleRead], &mut serde_json::Map::new());
+        let ops: Vec<u64> = kept.iter().map(|a| a.ops[0]).collect();
+        assert!(ops.contains(&0), "the earliest is kept: {ops:?}");
+        assert!(ops.iter().any(|&o| (2500..7500).contains(&o)), "{ops:?}");
+        assert!(kept.len() <= 3 + 3 + 1);
     }
 }

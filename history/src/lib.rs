@@ -4,8 +4,9 @@
 //! order one recorder assigned them (`index`). This crate defines the op types, a writer
 //! that appends whole lines, a streaming reader that names the line of a malformed entry
 //! and tolerates a truncated last line, and the pairing of invocations with completions
-//! (`History::operations`), and imports Jepsen/Knossos EDN histories (`read_edn`). It does
-//! no networking, spawns nothing and reads no clock.
+//! (`History::operations`), imports Jepsen/Knossos EDN histories (`read_edn`), and holds the
+//! nemesis's vocabulary: its event names, recorded states, fault labels and windows
+//! (`nemesis`). It does no networking, spawns nothing and reads no clock.
 //!
 //! Both readers are bounded (`MAX_LINE_BYTES`, `MAX_EDN_DEPTH`, `MAX_EDN_FORM_BYTES`,
 //! `MAX_EDN_BYTES`), accept a leading byte-order mark, and reject bad input (invalid
@@ -14,6 +15,7 @@
 //! later errors about an op (pairing, checker) can name it too (`History::locate`).
 
 mod edn;
+pub mod nemesis;
 mod op;
 mod pair;
 mod read;

@@ -8,6 +8,7 @@
 //! applying the same state twice changes nothing, and healing is applying
 //! `FaultState::default()`. Everything here is pure: no I/O, no clock, no randomness.
 
+use schism_history::nemesis::Event;
 use schism_targets::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -193,17 +194,23 @@ impl Fault {
         }
     }
 
+    /// The history's event for this fault (its `f`; the vocabulary is
+    /// `schism_history::nemesis::Event`, which the report reads).
+    pub fn event(&self) -> Event {
+        match self {
+            Fault::Partition(_) => Event::StartPartition,
+            Fault::Pause { .. } => Event::StartPause,
+            Fault::Kill { .. } => Event::StartKill,
+            Fault::Clock(ClockFault::Bump { .. }) => Event::BumpClock,
+            Fault::Clock(ClockFault::Strobe { .. }) => Event::StrobeClock,
+            Fault::Clock(ClockFault::Drift { .. }) => Event::DriftClock,
+            Fault::Clock(ClockFault::Reset) => Event::ResetClock,
+        }
+    }
+
     /// The history's `f` for this fault (`start-partition`, `start-pause`, …).
     pub fn f(&self) -> &'static str {
-        match self {
-            Fault::Partition(_) => "start-partition",
-            Fault::Pause { .. } => "start-pause",
-            Fault::Kill { .. } => "start-kill",
-            Fault::Clock(ClockFault::Bump { .. }) => "bump-clock",
-            Fault::Clock(ClockFault::Strobe { .. }) => "strobe-clock",
-            Fault::Clock(ClockFault::Drift { .. }) => "drift-clock",
-            Fault::Clock(ClockFault::Reset) => "reset-clock",
-        }
+        self.event().as_str()
     }
 
     /// Whether resolving needs to know the leader.

@@ -24,6 +24,7 @@ pub mod fault;
 pub mod ledger;
 pub mod mechanism;
 pub mod netns;
+pub mod record;
 pub mod schedule;
 pub mod shim;
 pub mod sys;

@@ -13,6 +13,7 @@ fn bench(c: &mut Criterion) {
         config: &config,
         results: &results,
         history: &history,
+        lag: &schism_report::LagData::default(),
     };
     let html = render_run(&input);
     eprintln!(

@@ -57,6 +57,9 @@ pub struct SettingSummary {
     pub read_latency_ms_p99: Option<f64>,
     /// Mean ok ops per second over runs.
     pub ok_per_s: f64,
+    /// Replication lag over every reading of the setting's runs (max and p99).
+    #[serde(default)]
+    pub lag: Option<crate::lag::LagFigures>,
     /// `(latency ms, fraction ≤)` points of the pooled CDFs.
     pub write_cdf: Vec<(f64, f64)>,
     pub read_cdf: Vec<(f64, f64)>,
@@ -124,8 +127,14 @@ pub fn summarize_setting(input: SettingInput) -> SettingSummary {
         .collect();
     sort(&mut w);
     sort(&mut rd);
+    let lag_pool: Vec<crate::lag::LagSample> = input
+        .samples
+        .iter()
+        .flat_map(|s| s.lag.iter().cloned())
+        .collect();
     let n = input.runs.len().max(1) as f64;
     SettingSummary {
+        lag: (!lag_pool.is_empty()).then(|| crate::lag::lag_figures(&lag_pool)),
         invalid_runs: invalid,
         anomalies,
         lost_writes: lost,
@@ -149,6 +158,29 @@ pub fn summarize_setting(input: SettingInput) -> SettingSummary {
     }
 }
 
+/// The four lag cells of a summary row.
+fn lag_cells(l: Option<&crate::lag::LagFigures>) -> String {
+    let Some(l) = l else {
+        return "<td class=\"num\">–</td>".repeat(4);
+    };
+    let unit = if l.unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", l.unit)
+    };
+    format!(
+        "<td class=\"num lag-max\">{}{}</td><td class=\"num lag-p99\">{}{}</td><td class=\"num lag-max-ms\">{}</td><td class=\"num lag-p99-ms\">{}</td>",
+        l.max_behind
+            .map(|x| x.to_string())
+            .unwrap_or_else(|| "–".into()),
+        Esc(&unit),
+        opt_num(l.p99_behind),
+        Esc(&unit),
+        opt_num(l.max_ms),
+        opt_num(l.p99_ms)
+    )
+}
+
 fn color(i: usize) -> (u8, u8, u8) {
     PALETTE[i % PALETTE.len()]
 }
@@ -159,7 +191,7 @@ pub fn render_comparison(c: &ComparisonInput) -> String {
     let _ = write!(
         body,
         "<p class=\"muted\">{} · varied: {} · seeds: {} · shared flags: <code>{}</code></p>",
-        Esc(&c.date),
+        Esc(&crate::describe::to_the_second(&c.date)),
         Esc(&c.varied.join(", ")),
         Esc(&c
             .seeds
@@ -175,7 +207,7 @@ pub fn render_comparison(c: &ComparisonInput) -> String {
     for k in &kinds {
         let _ = write!(body, "<th class=\"num\">{}</th>", Esc(k));
     }
-    body.push_str("<th class=\"num\">lost writes</th><th class=\"num\">stale-read rate</th><th class=\"num\">worst staleness ms</th><th class=\"num\">worst staleness versions</th><th class=\"num\">availability during faults</th><th class=\"num\">write p50 ms</th><th class=\"num\">write p99 ms</th><th class=\"num\">read p50 ms</th><th class=\"num\">read p99 ms</th><th class=\"num\">ok ops/s</th></tr>");
+    body.push_str("<th class=\"num\">lost writes</th><th class=\"num\">stale-read rate</th><th class=\"num\">worst staleness ms</th><th class=\"num\">worst staleness versions</th><th class=\"num\">availability during faults</th><th class=\"num\">write p50 ms</th><th class=\"num\">write p99 ms</th><th class=\"num\">read p50 ms</th><th class=\"num\">read p99 ms</th><th class=\"num\">max lag</th><th class=\"num\">p99 lag</th><th class=\"num\">max lag ms</th><th class=\"num\">p99 lag ms</th><th class=\"num\">ok ops/s</th></tr>");
     for (i, s) in c.settings.iter().enumerate() {
         let _ = write!(
             body,
@@ -194,7 +226,7 @@ pub fn render_comparison(c: &ComparisonInput) -> String {
         }
         let _ = write!(
             body,
-            "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>{}<td class=\"num\">{}</td></tr>",
             s.lost_writes,
             pct(s.stale_read_rate),
             num(s.worst_staleness_ms),
@@ -204,10 +236,11 @@ pub fn render_comparison(c: &ComparisonInput) -> String {
             opt_num(s.write_latency_ms_p99),
             opt_num(s.read_latency_ms_p50),
             opt_num(s.read_latency_ms_p99),
+            lag_cells(s.lag.as_ref()),
             num(s.ok_per_s),
         );
     }
-    body.push_str("</table><p class=\"note\">Anomaly counts and lost writes are summed over the seeds; latencies are quantiles of all runs' ok ops pooled; availability is ok/all ops invoked during fault windows (– when the runs had no faults).</p>");
+    body.push_str("</table><p class=\"note\">Anomaly counts and lost writes are summed over the seeds; latencies are quantiles of all runs' ok ops pooled; availability is ok/all ops invoked during fault windows (– when the runs had no faults); replication lag is over every 100 ms reading of every replica in the setting's runs, in the target's unit (entries or WAL bytes) and ms (– when the target cannot tell it). Anomaly counts are the runs' one count per kind (each kind from the checker that proves it), as in each run's report.</p>");
 
     let leg: Vec<(String, String)> = c
         .settings

@@ -1,13 +1,7 @@
 //! What the pages are drawn from: client ops paired cheaply (positions only, no value
-//! clones, tolerant of malformed pairs), fault windows from nemesis ops, and per-read
-//! staleness.
-//!
-//! Fault windows are recognised generically so that new nemesis faults appear without
-//! code here: a window opens at a nemesis completion whose `f` starts with `start-` or is
-//! `kill`, `pause` or a `clock-*` change other than `clock-reset`, and closes at the
-//! matching `stop-…`, `restart`, `resume` or `clock-reset` (first open window of that kind,
-//! preferring one about the same node). A window never closed lasts to the end of the
-//! history; any other nemesis event is an instant.
+//! clones, tolerant of malformed pairs), fault windows (from the nemesis's recorded
+//! whole states, by `schism_history::nemesis`, the vocabulary the nemesis writes with),
+//! and per-read staleness.
 
 use schism_history::{F, History, OpType, Process, Value};
 use std::collections::HashMap;
@@ -113,73 +107,7 @@ impl Pairs {
     }
 }
 
-/// A fault in effect from `start_ns` to `end_ns` (equal for an instant event).
-#[derive(Debug, Clone, PartialEq)]
-pub struct FaultWindow {
-    /// The kind: `partition`, `kill`, `pause`, `clock-bump`, or the event's `f`.
-    pub kind: String,
-    /// A short description of the fault's details (the nemesis value), unescaped.
-    pub detail: String,
-    pub start_ns: u64,
-    pub end_ns: u64,
-    /// An instant event, not a window.
-    pub instant: bool,
-    /// Never closed before the history ended.
-    pub open_ended: bool,
-}
-
-impl FaultWindow {
-    pub fn label(&self) -> String {
-        if self.detail.is_empty() {
-            self.kind.clone()
-        } else {
-            format!("{} {}", self.kind, self.detail)
-        }
-    }
-}
-
-fn opens(f: &str) -> Option<String> {
-    if let Some(k) = f.strip_prefix("start-") {
-        return Some(k.to_owned());
-    }
-    match f {
-        "kill" | "pause" => Some(f.to_owned()),
-        _ if f.starts_with("clock-") && f != "clock-reset" => Some("clock".to_owned()),
-        _ => None,
-    }
-}
-
-fn closes(f: &str) -> Option<String> {
-    if let Some(k) = f.strip_prefix("stop-") {
-        return Some(k.to_owned());
-    }
-    match f {
-        "restart" => Some("kill".to_owned()),
-        "resume" => Some("pause".to_owned()),
-        "clock-reset" => Some("clock".to_owned()),
-        _ => None,
-    }
-}
-
-/// The node a nemesis value is about, if it names exactly one.
-fn node_of(v: &Value) -> Option<String> {
-    match v {
-        Value::Other(serde_json::Value::String(s)) => Some(s.clone()),
-        Value::Other(serde_json::Value::Object(m)) => {
-            m.get("node").and_then(|n| n.as_str()).map(str::to_owned)
-        }
-        _ => None,
-    }
-}
-
-fn short_detail(v: &Value) -> String {
-    let s = match v {
-        Value::Null => return String::new(),
-        Value::Other(serde_json::Value::String(s)) => s.clone(),
-        other => other.to_string(),
-    };
-    truncate(&s, 80)
-}
+pub use schism_history::nemesis::{FaultWindow, fault_windows};
 
 pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -191,71 +119,11 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-/// Fault windows and instant events of the nemesis, in start order.
-pub fn fault_windows(h: &History) -> Vec<FaultWindow> {
-    let nem: Vec<&schism_history::Op> = h
-        .ops
-        .iter()
-        .filter(|o| o.process == Process::Nemesis)
-        .collect();
-    // A fault takes effect at its completion; histories with invokes only use those.
-    let has_completions = nem.iter().any(|o| o.kind != OpType::Invoke);
-    let end = h.ops.last().map(|o| o.time_ns).unwrap_or(0);
-    let mut out: Vec<FaultWindow> = Vec::new();
-    let mut open: Vec<(usize, Option<String>)> = Vec::new();
-    for o in nem {
-        if has_completions == (o.kind == OpType::Invoke) {
-            continue;
-        }
-        let f = o.f.as_str();
-        if let Some(kind) = opens(f) {
-            let display = if kind == "clock" { f.to_owned() } else { kind };
-            open.push((out.len(), node_of(&o.value)));
-            out.push(FaultWindow {
-                kind: display,
-                detail: short_detail(&o.value),
-                start_ns: o.time_ns,
-                end_ns: end,
-                instant: false,
-                open_ended: true,
-            });
-        } else if let Some(kind) = closes(f) {
-            let node = node_of(&o.value);
-            let matches = |w: &FaultWindow| {
-                w.kind == kind || (kind == "clock" && w.kind.starts_with("clock-"))
-            };
-            let pick = open
-                .iter()
-                .position(|(i, n)| matches(&out[*i]) && node.is_some() && *n == node)
-                .or_else(|| open.iter().position(|(i, _)| matches(&out[*i])));
-            if let Some(p) = pick {
-                let (i, _) = open.remove(p);
-                out[i].end_ns = o.time_ns;
-                out[i].open_ended = false;
-            } else {
-                out.push(instant(f, o));
-            }
-        } else {
-            out.push(instant(f, o));
-        }
-    }
-    out
-}
-
-fn instant(f: &str, o: &schism_history::Op) -> FaultWindow {
-    FaultWindow {
-        kind: f.to_owned(),
-        detail: short_detail(&o.value),
-        start_ns: o.time_ns,
-        end_ns: o.time_ns,
-        instant: true,
-        open_ended: false,
-    }
-}
-
 /// How far one ok read lagged the freshest acknowledged write on its key.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Stale {
+    /// The read (index into `Pairs::spans`).
+    pub span: u32,
     /// Invoke time of the read.
     pub t_ns: u64,
     /// Acknowledged writes (before the read began) that the read did not reflect.
@@ -292,7 +160,7 @@ pub(crate) fn staleness(h: &History, p: &Pairs) -> Vec<Stale> {
         v.sort_unstable();
     }
     let mut out = Vec::new();
-    for s in &p.spans {
+    for (span, s) in p.spans.iter().enumerate() {
         if s.out != Out::Ok || !p.is_read(s) {
             continue;
         }
@@ -325,6 +193,7 @@ pub(crate) fn staleness(h: &History, p: &Pairs) -> Vec<Stale> {
         };
         let oldest = missed.iter().map(|a| a.1).min();
         out.push(Stale {
+            span: span as u32,
             t_ns: s.start_ns,
             versions: missed.len() as u64,
             ms: oldest
@@ -333,53 +202,4 @@ pub(crate) fn staleness(h: &History, p: &Pairs) -> Vec<Stale> {
         });
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use schism_history::Op;
-
-    fn nem(i: u64, t: u64, kind: OpType, f: &str, v: serde_json::Value) -> Op {
-        Op::new(
-            i,
-            t,
-            Process::Nemesis,
-            kind,
-            F::parse(f),
-            None,
-            Value::Other(v),
-        )
-    }
-
-    #[test]
-    fn windows_pair_generically() {
-        use serde_json::json;
-        let h = History::new(vec![
-            nem(0, 10, OpType::Invoke, "start-partition", json!("majority")),
-            nem(1, 20, OpType::Info, "start-partition", json!("majority")),
-            nem(2, 30, OpType::Info, "kill", json!({"node": "n1"})),
-            nem(3, 35, OpType::Info, "kill", json!({"node": "n2"})),
-            nem(4, 40, OpType::Info, "restart", json!({"node": "n2"})),
-            nem(5, 50, OpType::Info, "stop-partition", json!(null)),
-            nem(6, 60, OpType::Info, "shuffle-leader", json!(null)),
-            nem(7, 70, OpType::Info, "clock-bump", json!({"delta_ms": 200})),
-            nem(8, 80, OpType::Info, "clock-reset", json!(null)),
-            nem(9, 90, OpType::Info, "pause", json!("n3")),
-        ]);
-        let w = fault_windows(&h);
-        assert_eq!(w.len(), 6, "{w:?}");
-        assert_eq!(
-            (w[0].kind.as_str(), w[0].start_ns, w[0].end_ns),
-            ("partition", 20, 50)
-        );
-        assert_eq!(
-            (w[1].kind.as_str(), w[1].end_ns, w[1].open_ended),
-            ("kill", 90, true)
-        );
-        assert_eq!((w[2].kind.as_str(), w[2].end_ns), ("kill", 40));
-        assert!(w[3].instant);
-        assert_eq!((w[4].kind.as_str(), w[4].end_ns), ("clock-bump", 80));
-        assert!(w[5].open_ended);
-    }
 }

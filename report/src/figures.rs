@@ -36,6 +36,9 @@ pub struct RunFigures {
     /// ok client ops per second over the run's span.
     pub ok_per_s: f64,
     pub ops: u64,
+    /// Replication lag over the run (`None`: the target cannot tell it).
+    #[serde(default)]
+    pub lag: Option<crate::lag::LagFigures>,
 }
 
 /// Latencies (ms) of ok writes and ok reads, for pooled quantiles and CDFs.
@@ -43,30 +46,13 @@ pub struct RunFigures {
 pub struct LatencySamples {
     pub write_ms: Vec<f64>,
     pub read_ms: Vec<f64>,
+    /// Every lag reading of the run (for pooled max and p99 per setting).
+    pub lag: Vec<crate::lag::LagSample>,
 }
 
-/// Anomaly totals by kind: the checker's count figure when present, else those listed.
+/// The run's one count per anomaly kind (`schism_checker::counts`, which every display uses).
 pub(crate) fn anomaly_counts(results: &[CheckResult]) -> BTreeMap<String, u64> {
-    let mut out: BTreeMap<String, u64> = BTreeMap::new();
-    for r in results {
-        let mut kept: BTreeMap<AnomalyKind, u64> = BTreeMap::new();
-        for a in &r.anomalies {
-            *kept.entry(a.kind).or_default() += 1;
-        }
-        for kind in AnomalyKind::ALL {
-            let listed = kept.get(&kind).copied().unwrap_or(0);
-            let total = r
-                .figures
-                .get(kind.figure_name())
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0)
-                .max(listed);
-            if total > 0 {
-                *out.entry(kind.as_str().to_owned()).or_default() += total;
-            }
-        }
-    }
-    out
+    schism_checker::counts::count_map(results)
 }
 
 pub(crate) fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
@@ -81,11 +67,13 @@ pub(crate) fn sort(v: &mut [f64]) {
     v.sort_unstable_by(f64::total_cmp);
 }
 
-/// Computes a run's figures and its latency samples.
+/// Computes a run's figures and its latency samples; `lag` is the run's `lag.jsonl`
+/// (empty when it has none).
 pub fn run_figures(
     history: &History,
     validity: Option<Validity>,
     results: &[CheckResult],
+    lag: &crate::lag::LagData,
 ) -> (RunFigures, LatencySamples) {
     let pairs = Pairs::build(history);
     let anomalies = anomaly_counts(results);
@@ -96,7 +84,13 @@ pub fn run_figures(
         ops: pairs.spans.len() as u64,
         ..RunFigures::default()
     };
-    let mut samples = LatencySamples::default();
+    let mut samples = LatencySamples {
+        lag: lag.samples.clone(),
+        ..LatencySamples::default()
+    };
+    if !lag.samples.is_empty() {
+        f.lag = Some(crate::lag::lag_figures(&lag.samples));
+    }
     let (mut first, mut last) = (u64::MAX, 0u64);
     let mut ok = 0u64;
     for s in &pairs.spans {
@@ -128,14 +122,12 @@ pub fn run_figures(
     f.read_latency_ms_p99 = quantile(&samples.read_ms, 0.99);
 
     let stale = staleness(history, &pairs);
-    let own_stale = stale.iter().filter(|s| s.versions > 0).count() as u64;
-    // The checker's count is authoritative when it has one.
-    let checker_count: Option<u64> = results
-        .iter()
-        .filter_map(|r| r.figures.get(AnomalyKind::StaleRead.figure_name()))
-        .filter_map(serde_json::Value::as_u64)
-        .reduce(|a, b| a + b);
-    f.stale_reads = checker_count.unwrap_or(own_stale);
+    // The run's count (from the checker that owns stale reads), as every page shows it.
+    f.stale_reads = f
+        .anomalies
+        .get(AnomalyKind::StaleRead.as_str())
+        .copied()
+        .unwrap_or(0);
     for s in &stale {
         f.worst_staleness_ms = f.worst_staleness_ms.max(s.ms);
         f.worst_staleness_versions = f.worst_staleness_versions.max(s.versions);
@@ -144,10 +136,7 @@ pub fn run_figures(
         f.stale_read_rate = Some(f.stale_reads as f64 / f.ok_reads as f64);
     }
 
-    let windows: Vec<_> = fault_windows(history)
-        .into_iter()
-        .filter(|w| !w.instant)
-        .collect();
+    let windows = fault_windows(history);
     f.fault_windows = windows.len() as u64;
     let (mut in_ok, mut in_all, mut out_ok, mut out_all) = (0u64, 0u64, 0u64, 0u64);
     for s in &pairs.spans {

@@ -11,20 +11,26 @@
 
 mod compare;
 mod data;
+mod describe;
+mod figtable;
 mod figures;
 mod html;
 mod index;
+mod lag;
 mod plot;
 mod run;
+mod select;
 mod timeline;
 
 pub use compare::{
     ComparisonInput, RunRef, SettingInput, SettingSummary, render_comparison, summarize_setting,
 };
 pub use data::{FaultWindow, fault_windows};
+pub use describe::{describe_target, to_the_second};
 pub use figures::{LatencySamples, RunFigures, run_figures};
 pub use html::escape;
 pub use index::{IndexEntry, render_index};
+pub use lag::{LagData, LagFigures, LagSample, lag_figures};
 pub use run::{ResultsData, RunInput, render_run};
 
 /// Synthetic histories for benchmarks and tests (not part of the stable API).

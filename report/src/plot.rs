@@ -217,7 +217,7 @@ impl Chart {
                     overlay,
                     "<text x=\"{}\" y=\"{label_y}\" font-size=\"10\" font-family=\"sans-serif\" fill=\"#8e1c1c\">{}</text>",
                     x0 + 2,
-                    Esc(&crate::data::truncate(&b.label, 28))
+                    Esc(&crate::data::truncate(&b.label, 40))
                 );
             }
             for l in layers {

@@ -10,10 +10,9 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::data::{FaultWindow, Out, Pairs, fault_windows, staleness, truncate};
-use crate::figures::anomaly_counts;
 use crate::html::{Esc, PALETTE, hex, legend, num, page, pct, validity_badge};
 use crate::plot::{Band, Chart, Layer, Mark};
-use crate::timeline;
+use crate::{select, timeline};
 
 /// The checker side of a run: what `results.json` holds (unknown fields are ignored, so
 /// newer runners' files still render).
@@ -38,6 +37,8 @@ pub struct RunInput<'a> {
     pub config: &'a serde_json::Value,
     pub results: &'a ResultsData,
     pub history: &'a History,
+    /// Replication lag sampled during the run (`lag.jsonl`; empty when there is none).
+    pub lag: &'a crate::lag::LagData,
 }
 
 /// Anomaly sections shown in full (with a detail window each).
@@ -53,28 +54,43 @@ pub fn render_run(input: &RunInput<'_>) -> String {
     let pos_of = PosIndex::new(h);
     let mut body = String::with_capacity(1 << 20);
 
-    // Header: verdict and the headline counts.
-    let counts = anomaly_counts(&input.results.results);
+    // Header: verdict and the run's one count per anomaly kind.
+    let owned = schism_checker::counts::counts(&input.results.results);
     let _ = write!(
         body,
-        "<h1>{}</h1><p>{} ",
+        "<h1>{}</h1><p id=\"verdict\">{} ",
         Esc(input.title),
         validity_badge(input.results.validity)
     );
-    for (k, n) in &counts {
-        let _ = write!(body, "<span class=\"pill\">{n} {}</span>", Esc(k));
+    for c in &owned {
+        let _ = write!(
+            body,
+            "<span class=\"pill count\" data-kind=\"{}\" data-count=\"{}\">{} {}</span>",
+            c.kind, c.count, c.count, c.kind
+        );
     }
     let ok = pairs.spans.iter().filter(|s| s.out == Out::Ok).count();
     let fail = pairs.spans.iter().filter(|s| s.out == Out::Fail).count();
     let info = pairs.spans.len() - ok - fail;
     let _ = write!(
         body,
-        "</p><p class=\"muted\">{} client ops (ok {ok}, fail {fail}, info {info}) over {:.1} s; {} history lines; {} fault windows/events</p>",
+        "</p><p class=\"muted\">{} client ops (ok {ok}, fail {fail}, info {info}) over {:.1} s; {} history lines; {} fault windows</p>",
         pairs.spans.len(),
         pairs.end_ns as f64 / 1e9,
         h.len(),
         faults.len()
     );
+    if !owned.is_empty() {
+        let proofs: Vec<String> = owned
+            .iter()
+            .map(|c| format!("{} by <b>{}</b>", c.kind, Esc(&c.checker)))
+            .collect();
+        let _ = write!(
+            body,
+            "<p class=\"note\" id=\"count-rule\">Each anomaly kind is counted once per run, by the one checker that proves it ({}); other checkers may notice the same reads but are not added. The same counts appear in the terminal summary, <code>results.json</code> (<code>counts</code>), JUnit and comparisons.</p>",
+            proofs.join(", ")
+        );
+    }
     for w in &input.results.warnings {
         let _ = write!(body, "<p class=\"note\">warning: {}</p>", Esc(w));
     }
@@ -96,59 +112,84 @@ pub fn render_run(input: &RunInput<'_>) -> String {
     body.push_str(&key_settings(input.config));
 
     body.push_str(
-        "<h2>Checkers</h2><table><tr><th>checker</th><th>verdict</th><th>figures</th></tr>",
+        "<h2>Checkers</h2><table id=\"checkers\"><tr><th>checker</th><th>verdict</th><th>counts (owned kinds)</th><th>what its verdict means</th></tr>",
     );
     for r in &input.results.results {
+        let mine: Vec<String> = owned
+            .iter()
+            .filter(|c| c.checker == r.checker)
+            .map(|c| format!("{} {}", c.count, c.kind))
+            .collect();
         let _ = write!(
             body,
-            "<tr><td>{}</td><td class=\"{}-t\">{}</td><td>",
+            "<tr><td>{}</td><td class=\"{}-t\">{}</td><td>{}</td><td class=\"note\">{}</td></tr>",
             Esc(&r.checker),
             r.validity.as_str(),
-            r.validity.as_str()
+            r.validity.as_str(),
+            Esc(&if mine.is_empty() {
+                "–".to_owned()
+            } else {
+                mine.join(", ")
+            }),
+            Esc(schism_checker::counts::role(&r.checker))
         );
-        for (k, v) in &r.figures {
-            let v = match v {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            let _ = write!(
-                body,
-                "<span class=\"pill\">{} = {}</span>",
-                Esc(k),
-                Esc(&truncate(&v, 200))
-            );
-        }
-        body.push_str("</td></tr>");
     }
     body.push_str("</table>");
+    body.push_str(&crate::figtable::figures_section(&input.results.results));
 
-    // Anomalies.
-    let anomalies: Vec<&schism_checker::Anomaly> = input
-        .results
-        .results
+    // Anomalies: a representative few per kind.
+    let stale_of: HashMap<u32, (u64, f64)> = staleness(h, &pairs)
+        .into_iter()
+        .map(|x| (x.span, (x.versions, x.ms)))
+        .collect();
+    let (chosen, kept) = select::choose(&input.results.results, &faults, |a| {
+        let spans: Vec<u32> = a
+            .ops
+            .iter()
+            .filter_map(|&ix| pos_of.get(ix))
+            .map(|p| pairs.span_of[p])
+            .filter(|&s| s != u32::MAX)
+            .collect();
+        let t_ns = a
+            .ops
+            .iter()
+            .filter_map(|&ix| pos_of.get(ix))
+            .map(|p| h.ops[p].time_ns)
+            .min()
+            .unwrap_or(u64::MAX);
+        let severity = if a.kind == schism_checker::AnomalyKind::StaleRead {
+            spans
+                .iter()
+                .filter_map(|s| stale_of.get(s).copied())
+                .fold((0, 0.0), |m, x| if (x.0, x.1) > m { x } else { m })
+        } else {
+            (a.cycle.len().max(a.ops.len()) as u64, 0.0)
+        };
+        select::Measure { t_ns, severity }
+    });
+    let total: u64 = owned.iter().map(|c| c.count).sum();
+    let per_kind: Vec<String> = owned
         .iter()
-        .flat_map(|r| &r.anomalies)
+        .map(|c| format!("{} {}", c.count, c.kind))
         .collect();
     let _ = write!(
         body,
-        "<h2 id=\"anomalies\">Anomalies</h2><p class=\"muted\">{} listed{}</p>",
-        anomalies.len(),
-        if counts.values().sum::<u64>() > anomalies.len() as u64 {
-            format!(
-                " of {} found (the checkers keep a bounded number per kind)",
-                counts.values().sum::<u64>()
-            )
-        } else {
+        "<h2 id=\"anomalies\">Anomalies</h2><p class=\"muted\" id=\"anomaly-rule\">{total} found in all{}. Listed: {} — for each kind the earliest, the worst (stale reads: most versions, then most ms behind; other kinds: the longest witness) and the earliest inside each fault window where that kind occurred, chosen from the {kept} the checkers kept (the first ones found plus a sample spread over the whole run).</p>",
+        if per_kind.is_empty() {
             String::new()
-        }
+        } else {
+            format!(" ({})", per_kind.join(", "))
+        },
+        chosen.len()
     );
-    if anomalies.is_empty() {
+    if chosen.is_empty() {
         body.push_str("<p id=\"anomaly-list\">No anomaly found.</p>");
     } else {
         body.push_str("<div id=\"anomaly-list\">");
     }
     let mut windows_html = String::new();
-    for (i, a) in anomalies.iter().take(MAX_ANOMALIES_LISTED).enumerate() {
+    for (i, c) in chosen.iter().take(MAX_ANOMALIES_LISTED).enumerate() {
+        let a = c.anomaly;
         let witnesses: Vec<u32> = a
             .ops
             .iter()
@@ -157,12 +198,27 @@ pub fn render_run(input: &RunInput<'_>) -> String {
             .filter(|&s| s != u32::MAX)
             .collect();
         let near = nearby(h, &pairs, &witnesses, 8);
+        let how_bad = if c.kind == schism_checker::AnomalyKind::StaleRead && c.severity.0 > 0 {
+            format!(
+                " · {} versions, {} ms behind",
+                c.severity.0,
+                num(c.severity.1)
+            )
+        } else {
+            String::new()
+        };
         let _ = write!(
             body,
-            "<div class=\"anomaly\" id=\"anomaly-{i}\"><h3>{}. {}{}</h3><p>{}</p><details{}><summary>ops involved (highlighted) and ops on the same key around them</summary>",
+            "<div class=\"anomaly\" id=\"anomaly-{i}\" data-kind=\"{}\" data-t-ns=\"{}\" data-reasons=\"{}\"><h3>{}. {}{} <span class=\"muted\">at {:.3} s — {}{}</span></h3><p>{}</p><details{}><summary>ops involved (highlighted) and ops on the same key around them</summary>",
+            c.kind,
+            c.t_ns,
+            Esc(&c.reasons.join("; ")),
             i + 1,
-            Esc(a.kind.as_str()),
+            Esc(c.kind.as_str()),
             a.key.map(|k| format!(" on key {k}")).unwrap_or_default(),
+            c.t_ns as f64 / 1e9,
+            Esc(&c.reasons.join("; ")),
+            how_bad,
             Esc(&a.explanation),
             if i < 3 { " open" } else { "" }
         );
@@ -193,7 +249,7 @@ pub fn render_run(input: &RunInput<'_>) -> String {
         }
         body.push_str("</div>");
     }
-    if !anomalies.is_empty() {
+    if !chosen.is_empty() {
         body.push_str("</div>");
     }
 
@@ -204,7 +260,9 @@ pub fn render_run(input: &RunInput<'_>) -> String {
     body.push_str(&throughput_plot(&pairs, &faults));
     body.push_str("<h2>Staleness</h2>");
     body.push_str(&staleness_plots(h, &pairs, &faults));
-    body.push_str("<h2>Faults and availability</h2>");
+    body.push_str("<h2 id=\"lag\">Replication lag</h2>");
+    body.push_str(&crate::lag::section(input.lag, &faults, bands(&faults)));
+    body.push_str("<h2 id=\"faults\">Faults and availability</h2>");
     body.push_str(&availability_table(&pairs, &faults));
 
     body.push_str("<h2 id=\"settings-h\">Settings</h2><details><summary>every setting of the run (config.json)</summary>");
@@ -215,17 +273,12 @@ pub fn render_run(input: &RunInput<'_>) -> String {
     body.push_str("<h2 id=\"timeline\">Timeline</h2><p class=\"note\">Whole run: one lane per worker (a process that ended indeterminate is succeeded by a new one on the same lane); colour is the worst outcome in the cell (green ok, orange fail, purple indeterminate), depth the number of ops begun. Fault windows are shaded red. Detail windows below show every op as a bar (hover for the op); witness ops are outlined.</p>");
     body.push_str(&timeline::overview(h, &pairs, &faults));
     body.push_str(&windows_html);
-    for (i, w) in faults
-        .iter()
-        .filter(|w| !w.instant)
-        .take(MAX_FAULT_WINDOWS)
-        .enumerate()
-    {
+    for (i, w) in faults.iter().take(MAX_FAULT_WINDOWS).enumerate() {
         let _ = write!(
             body,
             "<h3 id=\"win-fault-{i}\">Around fault {}: {}</h3>",
             i + 1,
-            Esc(&w.label())
+            Esc(&w.label)
         );
         let mut chosen = ops_near_time(&pairs, w.start_ns, 40);
         if !w.open_ended {
@@ -369,15 +422,15 @@ fn ops_table(h: &History, pairs: &Pairs, witnesses: &[u32], near: &[u32]) -> Str
     s
 }
 
-/// One line with the settings people look for first.
+/// One line with the settings people look for first: the target in its own words, then
+/// the workload, faults and run parameters.
 fn key_settings(config: &serde_json::Value) -> String {
-    let mut parts = Vec::new();
+    let mut parts = vec![format!(
+        "<span class=\"pill\">target <b>{}</b></span>",
+        Esc(&crate::describe::describe_target(config))
+    )];
     for (label, ptr) in [
-        ("target", "/test/target"),
-        ("model", "/test/model"),
         ("nodes", "/test/nodes"),
-        ("replication", "/test/replication"),
-        ("reads", "/test/reads"),
         ("workload", "/test/workload"),
         ("nemesis", "/test/nemesis"),
         ("concurrency", "/test/concurrency"),
@@ -390,6 +443,7 @@ fn key_settings(config: &serde_json::Value) -> String {
             continue;
         };
         let v = match v {
+            serde_json::Value::String(s) if label == "started" => crate::describe::to_the_second(s),
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Null => continue,
             other => other.to_string(),
@@ -446,8 +500,8 @@ fn bands(faults: &[FaultWindow]) -> Vec<Band> {
         .map(|w| Band {
             x0: w.start_ns as f64 / 1e9,
             x1: w.end_ns as f64 / 1e9,
-            label: w.label(),
-            instant: w.instant,
+            label: w.label.clone(),
+            instant: false,
         })
         .collect()
 }
@@ -616,17 +670,26 @@ fn staleness_plots(h: &History, pairs: &Pairs, faults: &[FaultWindow]) -> String
 
 fn availability_table(pairs: &Pairs, faults: &[FaultWindow]) -> String {
     if faults.is_empty() {
-        return "<p class=\"note\">No faults were injected in this run.</p>".into();
+        return "<p class=\"note\">No faults were in effect in this run (the history records no nemesis state with a fault).</p>".into();
     }
     let mut s = String::from(
-        "<table id=\"availability\"><tr><th>fault</th><th class=\"num\">from (s)</th><th class=\"num\">to (s)</th><th class=\"num\">ops invoked</th><th class=\"num\">ok</th><th class=\"num\">fail</th><th class=\"num\">info</th><th class=\"num\">availability</th></tr>",
+        "<p class=\"note\">One row per fault: it begins at the nemesis <code>info</code> whose recorded state first holds it and ends at the first later state without it (a heal, or the next fault replacing it). Ops are counted by invoke time.</p><table id=\"availability\"><tr><th>fault</th><th class=\"num\">from (s)</th><th class=\"num\">to (s)</th><th class=\"num\">lasted (s)</th><th class=\"num\">ops invoked</th><th class=\"num\">ok</th><th class=\"num\">fail</th><th class=\"num\">info</th><th class=\"num\">availability</th></tr>",
     );
-    let row = |s: &mut String, label: &str, a: f64, b: String, c: [u64; 3]| {
+    let slot = |o: Out| match o {
+        Out::Ok => 0,
+        Out::Fail => 1,
+        Out::Info => 2,
+    };
+    let row = |s: &mut String, kind: &str, label: &str, cols: [String; 3], c: [u64; 3]| {
         let n = c[0] + c[1] + c[2];
         let _ = write!(
             s,
-            "<tr><td>{}</td><td class=\"num\">{a:.3}</td><td class=\"num\">{b}</td><td class=\"num\">{n}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            "<tr class=\"fault-row\" data-kind=\"{}\"><td class=\"fault-label\">{}</td><td class=\"num\">{}</td><td class=\"num fault-end\">{}</td><td class=\"num\">{}</td><td class=\"num\">{n}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            Esc(kind),
             Esc(label),
+            cols[0],
+            cols[1],
+            cols[2],
             c[0],
             c[1],
             c[2],
@@ -640,48 +703,46 @@ fn availability_table(pairs: &Pairs, faults: &[FaultWindow]) -> String {
             if sp.start_ns > hi {
                 break;
             }
-            c[match sp.out {
-                Out::Ok => 0,
-                Out::Fail => 1,
-                Out::Info => 2,
-            }] += 1;
+            c[slot(sp.out)] += 1;
         }
         c
     };
     let mut outside = [0u64; 3];
     for sp in &pairs.spans {
-        if !faults
-            .iter()
-            .any(|w| !w.instant && sp.start_ns >= w.start_ns && sp.start_ns <= w.end_ns)
-        {
-            outside[match sp.out {
-                Out::Ok => 0,
-                Out::Fail => 1,
-                Out::Info => 2,
-            }] += 1;
+        if !faults.iter().any(|w| w.contains(sp.start_ns)) {
+            outside[slot(sp.out)] += 1;
         }
     }
     for w in faults.iter().take(200) {
-        let end = if w.instant {
-            "instant".to_owned()
-        } else if w.open_ended {
+        let end = if w.open_ended {
             format!("{:.3} (never healed)", w.end_ns as f64 / 1e9)
         } else {
             format!("{:.3}", w.end_ns as f64 / 1e9)
         };
-        let c = if w.instant {
-            [0; 3]
-        } else {
-            count(w.start_ns, w.end_ns)
-        };
-        row(&mut s, &w.label(), w.start_ns as f64 / 1e9, end, c);
+        let cols = [
+            format!("{:.3}", w.start_ns as f64 / 1e9),
+            end,
+            format!("{:.3}", w.end_ns.saturating_sub(w.start_ns) as f64 / 1e9),
+        ];
+        row(
+            &mut s,
+            w.kind.as_str(),
+            &w.label,
+            cols,
+            count(w.start_ns, w.end_ns),
+        );
     }
-    row(
-        &mut s,
-        "outside every fault window",
-        0.0,
-        "–".into(),
-        outside,
+    let _ = write!(
+        s,
+        "<tr><td>outside every fault window</td><td class=\"num\">–</td><td class=\"num\">–</td><td class=\"num\">–</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+        outside.iter().sum::<u64>(),
+        outside[0],
+        outside[1],
+        outside[2],
+        pct({
+            let n: u64 = outside.iter().sum();
+            (n > 0).then(|| outside[0] as f64 / n as f64)
+        })
     );
     s.push_str("</table>");
     if faults.len() > 200 {

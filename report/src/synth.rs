@@ -53,14 +53,40 @@ pub fn history(client_ops: usize, seed: u64) -> (History, ResultsData) {
     while started < client_ops || !open.is_empty() {
         t += 50_000 + rng.below(100_000);
         if t >= next_fault {
-            let f = if fault_open {
-                "stop-partition"
+            // What the nemesis records: its event name and the whole state after it.
+            use schism_history::nemesis::{Event, StateRecord};
+            let (event, state) = if fault_open {
+                (Event::Heal, StateRecord::default())
             } else {
-                "start-partition"
+                let groups = vec![
+                    vec!["n1".to_owned()],
+                    vec!["n2".to_owned(), "n3".to_owned()],
+                ];
+                let cuts = [("n1", "n2"), ("n1", "n3"), ("n2", "n1"), ("n3", "n1")]
+                    .iter()
+                    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                    .collect();
+                (
+                    Event::StartPartition,
+                    StateRecord {
+                        cuts,
+                        groups,
+                        shape: Some("halves".into()),
+                        ..StateRecord::default()
+                    },
+                )
             };
-            let v = Value::Other(serde_json::json!({"groups": [["n1"], ["n2", "n3"]]}));
+            let v = Value::Other(serde_json::to_value(&state).unwrap_or_default());
             for kind in [OpType::Invoke, OpType::Info] {
-                let op = Op::new(0, 0, Process::Nemesis, kind, F::parse(f), None, v.clone());
+                let op = Op::new(
+                    0,
+                    0,
+                    Process::Nemesis,
+                    kind,
+                    F::parse(event.as_str()),
+                    None,
+                    v.clone(),
+                );
                 push(&mut ops, op, t);
             }
             fault_open = !fault_open;

@@ -72,19 +72,19 @@ fn bands_svg(out: &mut String, faults: &[FaultWindow], t0: u64, t1: u64, top: f6
             continue;
         }
         let (a, b) = (x(w.start_ns), x(w.end_ns));
-        if w.instant || b - a < 1.5 {
+        if b - a < 1.5 {
             let _ = write!(
                 out,
                 "<line x1=\"{a:.1}\" y1=\"{top}\" x2=\"{a:.1}\" y2=\"{:.1}\" stroke=\"#9c27b0\" stroke-dasharray=\"3 3\"><title>{}</title></line>",
                 top + h,
-                Esc(&w.label())
+                Esc(&w.label)
             );
         } else {
             let _ = write!(
                 out,
                 "<rect x=\"{a:.1}\" y=\"{top}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"#e53935\" fill-opacity=\"0.12\"><title>{}</title></rect>",
                 b - a,
-                Esc(&w.label())
+                Esc(&w.label)
             );
         }
     }

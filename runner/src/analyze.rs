@@ -70,6 +70,10 @@ pub use schism_checker::stats::{FStats, Stats};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ResultsFile {
     pub validity: Validity,
+    /// The run's one count per anomaly kind (`schism_checker::counts`): what the summary,
+    /// the report, JUnit and comparisons all show.
+    #[serde(default)]
+    pub counts: BTreeMap<String, u64>,
     pub results: Vec<CheckResult>,
     pub stats: Stats,
     pub history_lines: u64,
@@ -180,6 +184,7 @@ pub fn analyze_file_with(
     {
         results.validity = results.validity.merge(c.validity);
         results.results.push(c);
+        results.counts = schism_checker::counts::count_map(&results.results);
     }
     Ok(results)
 }
@@ -250,6 +255,7 @@ pub fn analyze_opts(
     let stats = stats(history)?;
     Ok(ResultsFile {
         validity: report.validity,
+        counts: schism_checker::counts::count_map(&report.results),
         results: report.results,
         stats,
         history_lines: history.len() as u64,
@@ -294,24 +300,12 @@ fn validity_word(v: Validity) -> &'static str {
 /// The few lines printed at the end of a run or a check.
 pub fn summary(r: &ResultsFile) -> String {
     let mut out = String::new();
-    // Anomaly lists are capped per kind; the checker's figures hold the full counts.
-    let mut kinds: BTreeMap<&str, u64> = BTreeMap::new();
-    for c in &r.results {
-        let mut listed: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-        for a in &c.anomalies {
-            let total = c
-                .figures
-                .get(a.kind.figure_name())
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0);
-            let e = listed.entry(a.kind.as_str()).or_insert((0, total));
-            e.0 += 1;
-        }
-        for (k, (n, total)) in listed {
-            *kinds.entry(k).or_default() += n.max(total);
-        }
-    }
-    let counts: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    // One count per kind, each from the checker that owns it (schism_checker::counts).
+    let owned = schism_checker::counts::counts(&r.results);
+    let counts: Vec<String> = owned
+        .iter()
+        .map(|c| format!("{} {}", c.count, c.kind))
+        .collect();
     out.push_str(&format!(
         "verdict: {}{}\n",
         validity_word(r.validity),
@@ -327,12 +321,25 @@ pub fn summary(r: &ResultsFile) -> String {
             c.checker,
             validity_word(c.validity).to_lowercase()
         ));
+        let mine: Vec<String> = owned
+            .iter()
+            .filter(|k| k.checker == c.checker)
+            .map(|k| format!("{} {}", k.count, k.kind))
+            .collect();
+        if !mine.is_empty() {
+            out.push_str(&format!(" ({})", mine.join(", ")));
+        } else if matches!(c.checker.as_str(), "staleness" | "stats") {
+            out.push_str(" (a measurement: figures, not anomalies)");
+        }
         if let Some(why) = c.figures.get("unknown_reason").and_then(|v| v.as_str()) {
             out.push_str(&format!(" — {why}"));
         }
         out.push('\n');
         let mut shown: BTreeMap<String, usize> = BTreeMap::new();
         for a in &c.anomalies {
+            if !schism_checker::counts::is_counted(c, a, &r.results) {
+                continue;
+            }
             let n = shown.entry(a.kind.as_str().to_owned()).or_default();
             if *n < 2 {
                 out.push_str(&format!("    - {}\n", a.explanation));

@@ -365,11 +365,18 @@ async fn figures_of(
     out: &run::RunOutcome,
 ) -> Result<(schism_report::RunFigures, schism_report::LatencySamples)> {
     let hist = out.run_dir.join(store::HISTORY);
+    let lag_path = out.run_dir.join(store::LAG);
     let validity = out.results.validity;
     let results = out.results.results.clone();
     tokio::task::spawn_blocking(move || {
         let (h, _) = schism_history::read_history_file(&hist)?;
-        Ok(schism_report::run_figures(&h, Some(validity), &results))
+        let lag = reporting::read_lag(&lag_path);
+        Ok(schism_report::run_figures(
+            &h,
+            Some(validity),
+            &results,
+            &lag,
+        ))
     })
     .await
     .context("figures task panicked")?
@@ -386,13 +393,21 @@ fn table(c: &ComparisonInput) -> String {
         .unwrap_or(7)
         .max(7);
     s.push_str(&format!(
-        "{:w$}  {:>7}  {:>6}  {:>9}  {:>9}  {:>9}  {:>9}  {:>8}\n",
-        "setting", "invalid", "lost", "stale", "write p50", "write p99", "read p50", "ok/s"
+        "{:w$}  {:>7}  {:>6}  {:>9}  {:>9}  {:>9}  {:>9}  {:>10}  {:>8}\n",
+        "setting",
+        "invalid",
+        "lost",
+        "stale",
+        "write p50",
+        "write p99",
+        "read p50",
+        "lag p99",
+        "ok/s"
     ));
     let ms = |x: Option<f64>| x.map(|v| format!("{v:.2}ms")).unwrap_or_else(|| "–".into());
     for x in &c.settings {
         s.push_str(&format!(
-            "{:w$}  {:>7}  {:>6}  {:>9}  {:>9}  {:>9}  {:>9}  {:>8.0}\n",
+            "{:w$}  {:>7}  {:>6}  {:>9}  {:>9}  {:>9}  {:>9}  {:>10}  {:>8.0}\n",
             x.label,
             format!("{}/{}", x.invalid_runs, x.runs.len()),
             x.lost_writes,
@@ -402,6 +417,7 @@ fn table(c: &ComparisonInput) -> String {
             ms(x.write_latency_ms_p50),
             ms(x.write_latency_ms_p99),
             ms(x.read_latency_ms_p50),
+            ms(x.lag.as_ref().and_then(|l| l.p99_ms)),
             x.ok_per_s
         ));
     }

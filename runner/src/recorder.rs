@@ -8,8 +8,8 @@
 //! growth). The writer flushes whenever the queue drains, so a SIGKILLed runner leaves
 //! every line written before the kill readable, at most the last one cut off.
 
+use schism_history::nemesis::Tracker;
 use schism_history::{HistoryWriter, Op, OpType, Process};
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 use std::sync::Mutex;
@@ -32,7 +32,7 @@ pub struct Recorder {
     state: Mutex<State>,
     writer: Mutex<Option<JoinHandle<std::io::Result<u64>>>>,
     /// Faults in effect, as the nemesis ops recorded so far say (for the progress line).
-    faults: Mutex<BTreeMap<String, String>>,
+    faults: Mutex<Tracker>,
 }
 
 /// The writer thread died (disk full, file removed): the run must stop.
@@ -53,7 +53,7 @@ impl Recorder {
                 tx: Some(tx),
             }),
             writer: Mutex::new(Some(writer)),
-            faults: Mutex::new(BTreeMap::new()),
+            faults: Mutex::new(Tracker::new()),
         })
     }
 
@@ -62,57 +62,22 @@ impl Recorder {
         self.start.elapsed().as_nanos() as u64
     }
 
-    /// Faults in effect now: one label per open fault window.
+    /// Faults in effect now, in the report's words (`partition n1 | n2 n3`, `kill n1`):
+    /// the open windows of the states recorded so far.
     pub fn active_faults(&self) -> Vec<String> {
         self.faults
             .lock()
-            .map(|f| f.values().cloned().collect())
+            .map(|f| f.active_labels())
             .unwrap_or_default()
     }
 
-    /// Tracks fault windows from nemesis completions, with the report's generic rule:
-    /// `start-X`/`stop-X`, `kill`/`restart`, `pause`/`resume`, `clock-*`/`clock-reset`.
+    /// Follows the nemesis's recorded states (the same rule the report draws windows by).
     fn track_fault(&self, op: &Op) {
-        if op.process != Process::Nemesis || op.kind == OpType::Invoke {
+        if op.process != Process::Nemesis || op.kind != OpType::Info {
             return;
         }
-        let f = op.f.as_str();
-        let detail = match &op.value {
-            schism_history::Value::Null => String::new(),
-            v => {
-                let t = v.to_string();
-                let t: String = t.chars().take(40).collect();
-                format!(" {t}")
-            }
-        };
-        let Ok(mut faults) = self.faults.lock() else {
-            return;
-        };
-        if let Some(k) = f.strip_prefix("start-") {
-            faults.insert(k.to_owned(), format!("{k}{detail}"));
-        } else if let Some(k) = f.strip_prefix("stop-") {
-            faults.remove(k);
-        } else {
-            match f {
-                "kill" | "pause" => {
-                    faults.insert(format!("{f}{detail}"), format!("{f}{detail}"));
-                }
-                "restart" | "resume" => {
-                    let of = if f == "restart" { "kill" } else { "pause" };
-                    let exact = format!("{of}{detail}");
-                    if faults.remove(&exact).is_none() {
-                        let first = faults.keys().find(|k| k.starts_with(of)).cloned();
-                        if let Some(k) = first {
-                            faults.remove(&k);
-                        }
-                    }
-                }
-                "clock-reset" => faults.retain(|k, _| !k.starts_with("clock")),
-                _ if f.starts_with("clock-") => {
-                    faults.insert(format!("clock{detail}"), format!("{f}{detail}"));
-                }
-                _ => {}
-            }
+        if let Ok(mut faults) = self.faults.lock() {
+            faults.observe(op);
         }
     }
 

@@ -10,7 +10,6 @@
 use anyhow::{Context, Result, bail};
 use schism_history::read_history_file;
 use schism_report::{IndexEntry, ResultsData, RunInput};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::analyze::ResultsFile;
@@ -70,15 +69,24 @@ pub fn write_run_report(run_dir: &Path) -> Result<PathBuf> {
     let (history, _warnings) = read_history_file(&run_dir.join(store::HISTORY))?;
     let canonical = std::fs::canonicalize(run_dir).unwrap_or_else(|_| run_dir.to_owned());
     let title = run_title(&canonical, &config);
+    let lag = read_lag(&run_dir.join(store::LAG));
     let html = schism_report::render_run(&RunInput {
         title: &title,
         config: &config,
         results: &results,
         history: &history,
+        lag: &lag,
     });
     let out = run_dir.join(store::REPORT);
     store::write_atomic(&out, html.as_bytes())?;
     Ok(out)
+}
+
+/// A run's `lag.jsonl`, or no lag when the run has none.
+pub fn read_lag(path: &Path) -> schism_report::LagData {
+    std::fs::read_to_string(path)
+        .map(|t| schism_report::LagData::parse(&t))
+        .unwrap_or_default()
 }
 
 fn run_title(run_dir: &Path, config: &serde_json::Value) -> String {
@@ -100,26 +108,10 @@ fn run_title(run_dir: &Path, config: &serde_json::Value) -> String {
     format!("schism {name} {stamp}")
 }
 
-/// A one-line description of what a run tested, from its config.json.
+/// A one-line description of what a run tested, from its config.json (the target's own
+/// settings: `PostgreSQL, sync ANY 2, reads from standbys`).
 pub fn describe_target(config: &serde_json::Value) -> String {
-    let t = config.get("test").unwrap_or(&serde_json::Value::Null);
-    let get = |k: &str| {
-        t.get(k)
-            .map(|v| match v {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .unwrap_or_default()
-    };
-    let mut parts = vec![get("target"), get("model")];
-    for k in ["replication", "reads", "workload", "nemesis"] {
-        let v = get(k);
-        if !v.is_empty() && v != "null" {
-            parts.push(format!("{k}={v}"));
-        }
-    }
-    parts.retain(|p| !p.is_empty());
-    parts.join(" ")
+    schism_report::describe_target(config)
 }
 
 fn link(store_root: &Path, file: &Path) -> String {
@@ -151,11 +143,9 @@ pub fn index_entries(store_root: &Path) -> Vec<IndexEntry> {
                     let Ok(v) = read_json(&json) else { continue };
                     out.push(IndexEntry {
                         name: cmp.file_name().to_string_lossy().into_owned(),
-                        date: v
-                            .get("date")
-                            .and_then(|d| d.as_str())
-                            .unwrap_or_default()
-                            .to_owned(),
+                        date: schism_report::to_the_second(
+                            v.get("date").and_then(|d| d.as_str()).unwrap_or_default(),
+                        ),
                         target: v
                             .get("settings")
                             .and_then(|s| s.as_array())
@@ -183,29 +173,16 @@ pub fn index_entries(store_root: &Path) -> Vec<IndexEntry> {
             let results: Option<ResultsFile> = read_json(&dir.join(store::RESULTS))
                 .ok()
                 .and_then(|v| serde_json::from_value(v).ok());
-            let mut anomalies = BTreeMap::new();
-            if let Some(r) = &results {
-                for c in &r.results {
-                    for kind in schism_checker::AnomalyKind::ALL {
-                        let listed = c.anomalies.iter().filter(|a| a.kind == kind).count() as u64;
-                        let n = c
-                            .figures
-                            .get(kind.figure_name())
-                            .and_then(|v| v.as_u64())
-                            .unwrap_or(0)
-                            .max(listed);
-                        if n > 0 {
-                            *anomalies.entry(kind.as_str().to_owned()).or_default() += n;
-                        }
-                    }
-                }
-            }
+            let anomalies = results
+                .as_ref()
+                .map(|r| schism_checker::counts::count_map(&r.results))
+                .unwrap_or_default();
             out.push(IndexEntry {
                 name: tname.clone(),
                 date: config
                     .get("started_at")
                     .and_then(|d| d.as_str())
-                    .map(str::to_owned)
+                    .map(schism_report::to_the_second)
                     .unwrap_or_else(|| run.file_name().to_string_lossy().into_owned()),
                 target: describe_target(&config),
                 verdict: results
@@ -258,8 +235,10 @@ fn xml(s: &str) -> String {
     )
 }
 
-/// A JUnit XML file: one test case per checker; an invalid checker is a failure whose
-/// text lists its anomalies' explanations, an unknown one an error.
+/// A JUnit XML file: the run's anomaly counts as suite properties (`anomalies.<kind>`),
+/// one test case per checker; an invalid checker is a failure whose message gives the
+/// counts it owns and whose text lists its anomalies' explanations, an unknown one an
+/// error.
 pub fn junit(suite: &str, results: &ResultsFile) -> String {
     let failures = results
         .results
@@ -279,6 +258,16 @@ pub fn junit(suite: &str, results: &ResultsFile) -> String {
         results.results.len().max(1),
         results.stats.duration_s
     ));
+    // The run's one count per anomaly kind, as every other display shows it.
+    let owned = schism_checker::counts::counts(&results.results);
+    s.push_str("<properties>");
+    for c in &owned {
+        s.push_str(&format!(
+            "<property name=\"anomalies.{}\" value=\"{}\"/>",
+            c.kind, c.count
+        ));
+    }
+    s.push_str("</properties>\n");
     if results.results.is_empty() {
         s.push_str("<testcase classname=\"schism\" name=\"no client operations\"/>\n");
     }
@@ -295,18 +284,10 @@ pub fn junit(suite: &str, results: &ResultsFile) -> String {
                 for a in &r.anomalies {
                     text.push_str(&format!("{}: {}\n", a.kind, a.explanation));
                 }
-                let counts: Vec<String> = schism_checker::AnomalyKind::ALL
+                let counts: Vec<String> = owned
                     .iter()
-                    .filter_map(|k| {
-                        let listed = r.anomalies.iter().filter(|a| a.kind == *k).count() as u64;
-                        let n = r
-                            .figures
-                            .get(k.figure_name())
-                            .and_then(|v| v.as_u64())
-                            .unwrap_or(0)
-                            .max(listed);
-                        (n > 0).then(|| format!("{n} {k}"))
-                    })
+                    .filter(|c| c.checker == r.checker)
+                    .map(|c| format!("{} {}", c.count, c.kind))
                     .collect();
                 s.push_str(&format!(
                     "<failure message=\"{}: {}\" type=\"invalid\">{}</failure>",

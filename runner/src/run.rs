@@ -589,11 +589,13 @@ async fn run_reference(
             .collect()
     };
     let net_used = mech.net();
+    let lag = mech.cluster().lag_probe();
     let drive = drive_workload(
         shared.args,
         &mut mech,
         net_used,
         sessions,
+        lag,
         generator,
         schedule,
         shared.run_dir,
@@ -753,6 +755,7 @@ async fn run_db(
     let sessions: Vec<Box<dyn DbSession>> = (0..u64::from(args.concurrency))
         .map(|w| cluster.session(worker_seed(shared.seed, w)))
         .collect();
+    let lag = cluster.lag_probe();
     let drive = {
         let mut mech = schism_nemesis::DbMechanism::new(
             &mut *cluster,
@@ -766,6 +769,7 @@ async fn run_db(
             &mut mech,
             shared.net.unwrap_or(Net::Netns),
             sessions,
+            lag,
             generator,
             schedule,
             shared.run_dir,
@@ -827,6 +831,7 @@ async fn drive_workload<M: Mechanism>(
     mech: &mut M,
     net: Net,
     sessions: Vec<Box<dyn DbSession>>,
+    lag: Option<Box<dyn schism_targets::lag::LagProbe>>,
     generator: Generator,
     schedule: Schedule,
     run_dir: &Path,
@@ -874,6 +879,15 @@ async fn drive_workload<M: Mechanism>(
         args.time_limit,
         cancel_rx.clone(),
     ));
+    // Replication lag, sampled on the run clock until the workers are done.
+    let lag_sampler = lag.map(|probe| {
+        tokio::spawn(crate::lag::sample(
+            probe,
+            run_dir.to_owned(),
+            start,
+            cancel_rx.clone(),
+        ))
+    });
     let deadline = args.time_limit + FINAL_READ_QUIET + args.client_timeout + HARD_DEADLINE_SLACK;
     // The injected harness fault strikes while the first fault is in force.
     let inject_at = schedule
@@ -953,6 +967,9 @@ async fn drive_workload<M: Mechanism>(
         signals.abort();
         let _ = signals.await;
         let _ = progress.await;
+        if let Some(l) = lag_sampler {
+            let _ = l.await;
+        }
         let _ = recorder.finish();
         return Err(e);
     }
@@ -963,6 +980,9 @@ async fn drive_workload<M: Mechanism>(
     signals.abort();
     let _ = signals.await;
     let _ = progress.await;
+    if let Some(l) = lag_sampler {
+        let _ = l.await;
+    }
 
     let written = recorder
         .finish()
@@ -1151,90 +1171,43 @@ async fn apply_and_record<M: Mechanism>(
     planned: &schism_nemesis::Planned,
     net: Net,
 ) -> Result<()> {
-    let (f, what) = match &planned.change {
-        Change::Fault(fault) => (fault.f(), serde_json::to_value(fault)?),
-        Change::Heal => ("heal", serde_json::json!({ "final": planned.final_heal })),
-    };
-    let mut invoke_value = serde_json::json!({ "at_ms": planned.at_ns / 1_000_000 });
-    if let (Some(obj), serde_json::Value::Object(w)) = (invoke_value.as_object_mut(), &what) {
-        obj.extend(w.clone());
-    }
-    let invoke = Op::new(
-        0,
-        0,
-        Process::Nemesis,
-        OpType::Invoke,
-        F::Other(f.to_owned()),
-        None,
-        Value::Other(invoke_value.clone()),
-    );
+    use schism_nemesis::record;
+    let event = record::event(&planned.change);
+    let f = event.as_str();
+    let invoke = record::op(OpType::Invoke, event, record::invoke_value(planned));
     recorder
         .record(invoke)
         .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;
     let result = nemesis.change(mech, &planned.change).await;
-    let mut info_value = invoke_value;
-    let error = match result {
+    let info = match result {
         Ok(applied) => {
-            if let Some(obj) = info_value.as_object_mut() {
-                let st = &applied.state;
-                obj.insert("net".into(), serde_json::json!(net));
-                obj.insert("leader".into(), serde_json::json!(applied.leader));
-                obj.insert("groups".into(), serde_json::json!(st.groups));
-                obj.insert("cuts".into(), serde_json::json!(st.cuts));
-                obj.insert("paused".into(), serde_json::json!(st.paused));
-                obj.insert("killed".into(), serde_json::json!(st.killed));
-                obj.insert("clocks".into(), serde_json::json!(st.clocks));
-            }
-            eprintln!(
-                "schism: nemesis {f} at {:.1}s: {}",
-                recorder.now_ns() as f64 / 1e9,
-                summarize(&applied.state)
-            );
-            None
+            let value = record::info_value(planned, &applied, &[("net", serde_json::json!(net))]);
+            record::op(OpType::Info, event, value)
         }
         Err(e) => {
             eprintln!("schism: nemesis {f} failed: {e}");
-            Some(e.to_string())
+            let mut info = record::op(OpType::Info, event, record::invoke_value(planned));
+            info.error = Some(e.to_string());
+            info
         }
     };
-    let mut info = Op::new(
-        0,
-        0,
-        Process::Nemesis,
-        OpType::Info,
-        F::Other(f.to_owned()),
-        None,
-        Value::Other(info_value),
-    );
-    info.error = error;
+    let failed = info.error.is_some();
     recorder
         .record(info)
         .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;
+    if !failed {
+        let now = recorder.active_faults();
+        eprintln!(
+            "schism: nemesis {f} at {:.1}s: {}",
+            recorder.now_ns() as f64 / 1e9,
+            if now.is_empty() {
+                "healed".to_owned()
+            } else {
+                now.join(", ")
+            }
+        );
+    }
     Ok(())
-}
-
-/// One line for the terminal: what is broken now.
-fn summarize(st: &schism_nemesis::FaultState) -> String {
-    if st.is_healed() {
-        return "healed".into();
-    }
-    let mut parts = Vec::new();
-    if !st.groups.is_empty() {
-        parts.push(format!("groups {:?}", st.groups));
-    } else if !st.cuts.is_empty() {
-        let cuts: Vec<String> = st.cuts.iter().map(|(r, s)| format!("{r}<-x-{s}")).collect();
-        parts.push(format!("cuts {}", cuts.join(" ")));
-    }
-    if !st.paused.is_empty() {
-        parts.push(format!("paused {:?}", st.paused));
-    }
-    if !st.killed.is_empty() {
-        parts.push(format!("killed {:?}", st.killed));
-    }
-    for (n, c) in &st.clocks {
-        parts.push(format!("{n} clock {:+} ms x{}", c.offset_ms, c.rate));
-    }
-    parts.join(", ")
 }
 
 /// The progress line: elapsed/limit, ops recorded, ok/fail/info, active faults. On a

@@ -16,6 +16,8 @@ pub const NODES: &str = "nodes";
 pub const REPORT: &str = "report.html";
 /// How the run ended (`RunStatus`); `running` until it did.
 pub const STATUS: &str = "status.json";
+/// Replication lag sampled during the run (one JSON line per replica per sample).
+pub const LAG: &str = "lag.jsonl";
 /// At the top of the store: the list of runs.
 pub const INDEX: &str = "index.html";
 /// Comparisons live in `<store>/compare/<name>/<timestamp>/`.

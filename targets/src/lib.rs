@@ -11,6 +11,7 @@
 pub mod client;
 pub mod db;
 pub mod error;
+pub mod lag;
 pub mod reference;
 pub mod request;
 

@@ -319,7 +319,16 @@ fn anomalies_are_bounded_per_kind_but_all_counted() {
         ..Default::default()
     };
     let r = check_with(&b.history(), &opts);
-    assert_eq!(r.anomalies.len(), 5);
+    // The first five, a sample of the rest spread over the history (at most five) and
+    // the worst.
+    assert!(
+        (5..=11).contains(&r.anomalies.len()),
+        "{}",
+        r.anomalies.len()
+    );
     assert_eq!(r.figures["stale_reads"], 30);
-    assert_eq!(r.figures["anomalies_omitted"], 25);
+    assert_eq!(
+        r.figures["anomalies_omitted"],
+        30 - r.anomalies.len() as u64
+    );
 }

@@ -15,6 +15,7 @@ fn render(n: usize) -> String {
         config: &config,
         results: &results,
         history: &history,
+        lag: &schism_report::LagData::default(),
     })
 }
 
@@ -82,7 +83,7 @@ fn index_and_comparison_render() {
     assert!(idx.contains("a&lt;b") && idx.contains("3 stale-read"));
 
     let (h, r) = synth::history(3_000, 3);
-    let (fig, samples) = run_figures(&h, Some(r.validity), &r.results);
+    let (fig, samples) = run_figures(&h, Some(r.validity), &r.results, &Default::default());
     assert!(fig.write_latency_ms_p50.is_some() && fig.ok_reads > 0);
     assert!(fig.availability_during_faults.is_some());
     let s = summarize_setting(SettingInput {

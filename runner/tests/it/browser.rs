@@ -69,6 +69,26 @@ fn browse(bin: &Path, page: &Path, extra: &[String]) -> (String, String) {
     (out_t.join().unwrap(), err_t.join().unwrap())
 }
 
+/// The DOM headless Chromium renders for `page`, after checking it logged no error
+/// (`None` without Chromium outside CI; under CI a missing Chromium fails).
+pub fn dump_dom(page: &Path) -> Option<String> {
+    let Some(bin) = chromium() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("chromium is not installed: run `apt-get install chromium` (.ci/run does)");
+        }
+        eprintln!("notice: chromium not installed; checking the HTML instead of the DOM");
+        return None;
+    };
+    let (dom, err) = browse(&bin, page, &["--dump-dom".to_owned()]);
+    let errors = console_errors(&err);
+    assert!(
+        errors.is_empty(),
+        "console errors on {}: {errors:#?}",
+        page.display()
+    );
+    Some(dom)
+}
+
 /// Console messages (errors included) that the page produced.
 fn console_errors(stderr: &str) -> Vec<String> {
     stderr
@@ -222,11 +242,11 @@ fn script_in_a_history_is_text_in_the_browser() {
     std::fs::create_dir_all(&dir).unwrap();
     let lines = [
         r#"{"index":0,"time_ns":1000,"process":0,"type":"invoke","f":"append","key":1,"value":5}"#,
-        r#"{"index":1,"time_ns":2000,"process":"nemesis","type":"info","f":"start-partition","value":"<script>document.title='pwned'</script>"}"#,
+        r#"{"index":1,"time_ns":2000,"process":"nemesis","type":"info","f":"start-partition","value":{"groups":[["<script>document.title='pwned'</script>"],["n2"]],"cuts":[["<script>document.title='pwned'</script>","n2"],["n2","<script>document.title='pwned'</script>"]],"paused":[],"killed":[],"clocks":{}}}"#,
         r#"{"index":2,"time_ns":900000,"process":0,"type":"info","f":"append","key":1,"value":5,"error":"<script>document.title='pwned'</script>"}"#,
         r#"{"index":3,"time_ns":1000000,"process":10,"type":"invoke","f":"read","key":1,"value":null}"#,
         r#"{"index":4,"time_ns":2000000,"process":10,"type":"ok","f":"read","key":1,"value":[5]}"#,
-        r#"{"index":5,"time_ns":3000000,"process":"nemesis","type":"info","f":"stop-partition","value":null}"#,
+        r#"{"index":5,"time_ns":3000000,"process":"nemesis","type":"info","f":"heal","value":{"groups":[],"cuts":[],"paused":[],"killed":[],"clocks":{}}}"#,
     ];
     std::fs::write(dir.join("history.jsonl"), lines.join("\n") + "\n").unwrap();
     std::fs::write(dir.join("config.json"), r#"{"test":{"name":"<b>x</b>"}}"#).unwrap();

@@ -104,6 +104,25 @@ fn async_replication_with_standby_reads_shows_stale_reads() {
         !kinds.iter().any(|(_, k)| k == "lost-write"),
         "nothing was killed, yet a write was lost: {text}"
     );
+    // Replication lag from pg_stat_replication, sampled through the run, and its plot.
+    let lag = std::fs::read_to_string(run.join("lag.jsonl")).expect("lag.jsonl");
+    let readings: Vec<serde_json::Value> = lag
+        .lines()
+        .skip(1)
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(lag.contains("pg_stat_replication"), "{lag:.300}");
+    assert!(readings.len() > 20, "few lag readings: {}", readings.len());
+    let standbys: std::collections::BTreeSet<&str> =
+        readings.iter().filter_map(|r| r["node"].as_str()).collect();
+    assert_eq!(standbys.len(), 2, "one line per standby: {standbys:?}");
+    assert!(
+        readings
+            .iter()
+            .all(|r| r["unit"] == "bytes" && r["behind"].as_u64().is_some())
+    );
+    let report = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(report.contains("id=\"plot-lag\"") && report.contains("PostgreSQL"));
     let left = postgres_left(&store.path().to_string_lossy());
     assert!(left.is_empty(), "postgres processes left: {left:?}");
 }

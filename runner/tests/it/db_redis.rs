@@ -44,6 +44,15 @@ fn redis_run(name: &str, extra: &[&str]) -> (Option<i32>, BTreeMap<String, usize
             *counts.entry(kind).or_default() += 1;
         }
     }
+    // Replication lag from every node's INFO replication, sampled through the run.
+    let lag = std::fs::read_to_string(dir.join("lag.jsonl")).expect("lag.jsonl");
+    assert!(lag.contains("INFO replication"), "{lag:.200}");
+    let readings = lag
+        .lines()
+        .skip(1)
+        .filter(|l| l.contains("\"unit\":\"bytes\""))
+        .count();
+    assert!(readings > 20, "few lag readings: {readings}");
     let left = redis_processes_mentioning(&store.path().to_string_lossy());
     assert!(left.is_empty(), "redis processes left: {left:?}");
     (out.status.code(), counts, text)

@@ -26,6 +26,7 @@ mod models_lf;
 mod nemesis_runs;
 mod paths;
 mod readme;
+mod reports;
 mod serve;
 mod verdicts;
 

@@ -575,6 +575,73 @@ impl Shared {
     }
 }
 
+/// Replication lag from every member's `maintenance/status`: the member that says it
+/// leads (highest term) is the source; each other member trails it by the leader's raft
+/// index minus the member's applied index (raft entries).
+struct EtcdLag {
+    shared: Arc<Shared>,
+}
+
+/// (node index, its member id, the leader it names, raft term, raft index, applied index).
+type MemberStatus = (usize, Option<String>, Option<String>, u64, u64, u64);
+
+impl crate::lag::LagProbe for EtcdLag {
+    fn sample(&mut self) -> BoxFuture<'_, Vec<crate::lag::LagReading>> {
+        Box::pin(async move {
+            let sh = &self.shared;
+            let body = json!({});
+            let asks = (0..sh.urls.len())
+                .map(|i| sh.post(i, "maintenance/status", &body, crate::lag::PROBE_TIMEOUT))
+                .collect();
+            let answers: Vec<MemberStatus> = join_all(asks)
+                .await
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, r)| {
+                    let st = r.ok()?;
+                    let index = int_field(&st, "raftIndex").max(int_field(&st, "raft_index"));
+                    let applied = int_field(&st, "raftAppliedIndex")
+                        .max(int_field(&st, "raft_applied_index"));
+                    Some((
+                        i,
+                        str_field(&st["header"], "member_id"),
+                        str_field(&st, "leader"),
+                        int_field(&st, "raftTerm").max(int_field(&st, "raft_term")),
+                        index,
+                        if applied > 0 { applied } else { index },
+                    ))
+                })
+                .collect();
+            let Some(lead) = answers
+                .iter()
+                .filter(|a| a.1.is_some() && a.1 == a.2)
+                .max_by_key(|a| a.3)
+            else {
+                return Vec::new();
+            };
+            let (li, source) = (lead.0, lead.4);
+            answers
+                .iter()
+                .filter(|a| a.0 != li)
+                .map(|a| crate::lag::LagReading {
+                    node: sh.nodes[a.0].clone(),
+                    source: Some(sh.nodes[li].clone()),
+                    position: Some(a.5),
+                    source_position: Some(source),
+                    behind: Some(source.saturating_sub(a.5)),
+                    unit: "entries",
+                    behind_ms: None,
+                    lags_ms: Vec::new(),
+                })
+                .collect()
+        })
+    }
+
+    fn method(&self) -> String {
+        "every member's maintenance/status: the leader's raft index minus the member's applied index (raft entries)".into()
+    }
+}
+
 /// Runs futures concurrently (no extra crate): each in its own task would need 'static.
 async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
     let mut pinned: Vec<_> = futs.into_iter().map(Box::pin).collect();
@@ -691,6 +758,12 @@ impl DbCluster for EtcdCluster {
             let i = self.shared.leader().await?;
             Some(self.shared.nodes[i].clone())
         })
+    }
+
+    fn lag_probe(&self) -> Option<Box<dyn crate::lag::LagProbe>> {
+        Some(Box::new(EtcdLag {
+            shared: self.shared.clone(),
+        }))
     }
 
     fn session(&self, seed: u64) -> Box<dyn DbSession> {

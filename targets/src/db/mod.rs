@@ -235,6 +235,11 @@ pub trait DbCluster: Send + Sync + fmt::Debug {
     fn leader(&self) -> BoxFuture<'_, Option<NodeId>>;
     /// A session for one worker; `seed` derives from the run's seed and the worker.
     fn session(&self, seed: u64) -> Box<dyn DbSession>;
+    /// A probe of replication lag with its own connections (`None`: the adapter cannot
+    /// tell, and the report says so).
+    fn lag_probe(&self) -> Option<Box<dyn crate::lag::LagProbe>> {
+        None
+    }
     /// Stop every process (SIGCONT, SIGTERM, then SIGKILL after a grace period) and any
     /// helper task, and copy logs into `log_dir`. Idempotent.
     fn stop(&mut self) -> BoxFuture<'_, Result<(), TargetError>>;

@@ -525,6 +525,13 @@ impl DbCluster for RedisCluster {
         Box::new(RedisSession::new(self.topo.clone(), seed))
     }
 
+    fn lag_probe(&self) -> Option<Box<dyn crate::lag::LagProbe>> {
+        Some(Box::new(RedisLag {
+            conns: self.topo.nodes.iter().map(|_| None).collect(),
+            topo: self.topo.clone(),
+        }))
+    }
+
     fn stop(&mut self) -> BoxFuture<'_, Result<(), TargetError>> {
         Box::pin(async move {
             // Sentinels first, so that none reconfigures a server while it stops.
@@ -536,6 +543,75 @@ impl DbCluster for RedisCluster {
             }
             first_err.map_or(Ok(()), Err)
         })
+    }
+}
+
+/// Replication lag from every node's `INFO replication`: the node that says it is the
+/// primary (the highest offset if several do) is the source; each replica trails it by
+/// the primary's `master_repl_offset` minus its own (bytes of the replication stream).
+struct RedisLag {
+    topo: Arc<Topology>,
+    conns: Vec<Option<MultiplexedConnection>>,
+}
+
+impl RedisLag {
+    /// `(is primary, replication offset)` of node `i`, within the probe timeout.
+    async fn offset(&mut self, i: usize) -> Option<(bool, u64)> {
+        let t = crate::lag::PROBE_TIMEOUT;
+        if self.conns[i].is_none() {
+            self.conns[i] = connect(self.topo.nodes[i].addr, t).await.ok();
+        }
+        let conn = self.conns[i].as_mut()?;
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("replication");
+        let answer = tokio::time::timeout(t, cmd.query_async::<RValue>(conn)).await;
+        let text = match answer {
+            Ok(Ok(v)) => as_text(&v)?,
+            _ => {
+                self.conns[i] = None;
+                return None;
+            }
+        };
+        let primary = info_field(&text, "role") == Some("master");
+        let offset = info_field(&text, "master_repl_offset")?.parse().ok()?;
+        Some((primary, offset))
+    }
+}
+
+impl crate::lag::LagProbe for RedisLag {
+    fn sample(&mut self) -> BoxFuture<'_, Vec<crate::lag::LagReading>> {
+        Box::pin(async move {
+            let mut seen = Vec::new();
+            for i in 0..self.topo.nodes.len() {
+                if let Some(o) = self.offset(i).await {
+                    seen.push((i, o));
+                }
+            }
+            let Some(&(p, (_, source))) = seen
+                .iter()
+                .filter(|(_, (primary, _))| *primary)
+                .max_by_key(|(_, (_, off))| *off)
+            else {
+                return Vec::new();
+            };
+            seen.iter()
+                .filter(|(i, _)| *i != p)
+                .map(|&(i, (_, off))| crate::lag::LagReading {
+                    node: self.topo.nodes[i].id.clone(),
+                    source: Some(self.topo.nodes[p].id.clone()),
+                    position: Some(off),
+                    source_position: Some(source),
+                    behind: Some(source.saturating_sub(off)),
+                    unit: "bytes",
+                    behind_ms: None,
+                    lags_ms: Vec::new(),
+                })
+                .collect()
+        })
+    }
+
+    fn method(&self) -> String {
+        "every node's INFO replication: the primary's master_repl_offset minus the replica's (bytes of the replication stream)".into()
     }
 }
 

@@ -337,6 +337,18 @@ impl ReferenceCluster {
             .join(", ")
     }
 
+    /// A lag probe for this cluster (leader-follower only: the other models have no
+    /// single source to trail).
+    pub fn lag_probe(&self) -> Option<Box<dyn crate::lag::LagProbe>> {
+        if self.spec.model != Model::LeaderFollower {
+            return None;
+        }
+        Some(Box::new(crate::lag::ReferenceLag {
+            http: self.http.clone(),
+            nodes: self.nodes.iter().map(|n| (n.id.clone(), n.addr)).collect(),
+        }))
+    }
+
     /// One node's `/status` (1 s timeout).
     pub async fn status(&self, node: &str) -> Result<Status, TargetError> {
         let n = self.node(node)?;
