@@ -1,4 +1,4 @@
-//! HTML reports and SVG plots for schism runs, comparisons and the results index.
+//! HTML reports and SVG plots for schism runs, comparisons, the matrix and the results index.
 //!
 //! This crate is pure: data in, strings out. It does no I/O, spawns nothing and never
 //! reads a clock; the runner reads the run folder, builds the input structs defined here
@@ -14,6 +14,7 @@ mod data;
 mod figures;
 mod html;
 mod index;
+mod matrix;
 mod plot;
 mod run;
 mod timeline;
@@ -25,6 +26,7 @@ pub use data::{FaultWindow, fault_windows};
 pub use figures::{LatencySamples, RunFigures, run_figures};
 pub use html::escape;
 pub use index::{IndexEntry, render_index};
+pub use matrix::{MatrixCell, MatrixInput, MatrixRow, render_matrix};
 pub use run::{ResultsData, RunInput, render_run};
 
 /// Synthetic histories for benchmarks and tests (not part of the stable API).

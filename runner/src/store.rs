@@ -19,6 +19,11 @@ pub const INDEX: &str = "index.html";
 pub const COMPARE: &str = "compare";
 pub const COMPARISON_HTML: &str = "comparison.html";
 pub const COMPARISON_JSON: &str = "comparison.json";
+/// `schism matrix` results live in `<store>/matrix/<timestamp>/`, each run in a
+/// `<row>/<timestamp>/` folder inside.
+pub const MATRIX: &str = "matrix";
+pub const MATRIX_HTML: &str = "matrix.html";
+pub const MATRIX_JSON: &str = "matrix.json";
 
 /// Creates the folder of a new run and returns its path.
 pub fn create_run_dir(store: &Path, name: &str, stamp: &str) -> Result<PathBuf> {

@@ -19,11 +19,18 @@
 //!   candidates while they still hear from a leader; a winner appends a no-op of its epoch;
 //! - with fencing on, a node that sees a higher epoch steps down, followers refuse
 //!   replication from older epochs and cut conflicting log suffixes (log matching on
-//!   `prev_lsn`/`prev_epoch`), and a leader that has not heard from a majority within the
-//!   election timeout stops acknowledging (steps down). With fencing off a leader never
-//!   learns it was deposed and followers take entries from any epoch: split brain;
+//!   `prev_lsn`/`prev_epoch`). With fencing off a leader never learns it was deposed and
+//!   followers take entries from any epoch: split brain;
+//! - check-quorum (with fencing on and `failover auto`): a leader that has not heard from
+//!   a majority for `check_quorum_ns` steps down. That timeout is its own, and by default
+//!   longer than the followers' election timeout (as in Raft implementations, where the
+//!   leader checks its quorum once per election period or two): an isolated old leader
+//!   notices *after* the others elected, so for a while two nodes believe they lead. What
+//!   keeps that window safe is the epoch (for writes) and the lease (for reads), not the
+//!   step-down;
 //! - with the read lease on, the leader serves reads only while a majority acknowledged a
-//!   message it sent less than `lease_ns` ago (shorter than any election timeout);
+//!   message it sent less than `lease_ns` ago (shorter than any election timeout); with it
+//!   off, an isolated leader serves reads until check-quorum or a newer epoch deposes it;
 //! - a read with `min_lsn` is served only once the node applied that far; it waits up to
 //!   `read_wait_ns`, then fails naming the leader (the client redirects).
 
@@ -329,9 +336,12 @@ pub struct MachineConfig {
     /// Send an empty `Append` to an idle follower this often (it also probes a follower's
     /// position after a leader restart).
     pub heartbeat_ns: u64,
-    /// The shortest election timeout (node i waits `1 + i/4` times this); also how long a
-    /// leader may go without hearing from a majority before it steps down (fencing on).
+    /// The shortest election timeout (node i waits `1 + i/4` times this).
     pub election_timeout_ns: u64,
+    /// Check-quorum: how long a leader may go without hearing from a majority before it
+    /// steps down (fencing on, failover auto). Longer than the election timeouts by
+    /// default, so an isolated leader is replaced before it notices.
+    pub check_quorum_ns: u64,
     /// Read lease length; must be below `election_timeout_ns`.
     pub lease_ns: u64,
     /// How long a read waits for its `min_lsn` before failing with a redirect.
@@ -354,6 +364,7 @@ impl MachineConfig {
             ship_interval_ns: 0,
             heartbeat_ns: 100_000_000,
             election_timeout_ns: 1_000_000_000,
+            check_quorum_ns: 2_500_000_000,
             lease_ns: 500_000_000,
             read_wait_ns: 200_000_000,
         }
@@ -1221,21 +1232,23 @@ impl LeaderFollower {
         self.log.last().map_or(0, |e| e.epoch)
     }
 
+    /// Whether this leader heard from a majority (itself included) within `window_ns`, or
+    /// became leader less than `window_ns` ago.
+    fn majority_heard_within(&self, now_ns: u64, window_ns: u64) -> bool {
+        let fresh = |t: Option<u64>| t.is_some_and(|t| now_ns.saturating_sub(t) < window_ns);
+        let counted = 1 + self
+            .progress
+            .iter()
+            .filter(|p| fresh(p.ack_recv_ns))
+            .map(|p| 1 + p.downstream.len())
+            .sum::<usize>();
+        counted >= self.cfg.majority() || now_ns.saturating_sub(self.became_leader_ns) < window_ns
+    }
+
     /// Whether this node would hear a candidate now: not while it hears from a leader.
     fn hears_a_leader(&self, now_ns: u64) -> bool {
         match self.role {
-            Role::Leader => {
-                let window = self.cfg.election_timeout_ns;
-                let fresh = |t: Option<u64>| t.is_some_and(|t| now_ns.saturating_sub(t) < window);
-                let counted = 1 + self
-                    .progress
-                    .iter()
-                    .filter(|p| fresh(p.ack_recv_ns))
-                    .map(|p| 1 + p.downstream.len())
-                    .sum::<usize>();
-                counted >= self.cfg.majority()
-                    || now_ns.saturating_sub(self.became_leader_ns) < window
-            }
+            Role::Leader => self.majority_heard_within(now_ns, self.cfg.election_timeout_ns),
             _ => {
                 self.leader.is_some()
                     && self
@@ -1385,11 +1398,13 @@ impl LeaderFollower {
         if self.cfg.failover == Failover::Auto {
             match self.role {
                 Role::Leader => {
-                    if self.cfg.fencing && !self.hears_a_leader(now_ns) {
+                    if self.cfg.fencing
+                        && !self.majority_heard_within(now_ns, self.cfg.check_quorum_ns)
+                    {
                         self.events.push(format!(
-                            "epoch {}: no majority heard for {} ms; stepping down",
+                            "epoch {}: no majority heard for {} ms (check-quorum); stepping down",
                             self.epoch,
-                            self.cfg.election_timeout_ns / 1_000_000
+                            self.cfg.check_quorum_ns / 1_000_000
                         ));
                         self.step_down(None, out);
                     }
