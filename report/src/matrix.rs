@@ -17,7 +17,7 @@ pub struct MatrixCell {
     pub seed: u64,
     /// The run's exit code (0 valid, 1 invalid, 2 unknown, 3 harness failure).
     pub exit_code: i32,
-    /// What the run showed: `valid`, `unknown`, `invalid: stale-read×3, …`, or why it failed.
+    /// What the run showed: `valid`, `unknown`, `invalid: stale-read, …`, or why it failed.
     pub observed: String,
     /// The row's expectation held on this run.
     pub held: bool,

@@ -11,8 +11,13 @@
 //! `Send` is acted on):
 //! - a leader assigns LSNs without gaps; each entry carries the leader's epoch;
 //! - a write is acknowledged once it is *committed*: in the leader's own log (async), and
-//!   also held by K followers (semi-sync:K) or every follower (sync), as reported by their
-//!   acks of persisted positions; reads see committed entries only;
+//!   also held by K followers (semi-sync:K) or every follower of the leader's sync set
+//!   (sync), as reported by their acks of persisted positions; reads see committed entries
+//!   only. The first leader's sync set is every follower; a leader elected after a
+//!   failover starts it with the nodes that voted for it (a majority), and a node joins once
+//!   it acknowledged this leader — as Patroni's synchronous mode drops a failed primary
+//!   from the standby list. So a deposed leader cannot block its successor, and every
+//!   commit is still on a majority (star topology; a chain waits for every node);
 //! - with `failover auto`, a follower that hears nothing for its election timeout runs a
 //!   pre-vote and then an election with a higher epoch; voters grant only to a candidate
 //!   whose log is at least as up to date as theirs (last epoch, then last LSN), and ignore
@@ -403,6 +408,8 @@ struct Progress {
     ack_sent_ns: Option<u64>,
     /// When the newest ack arrived (fencing).
     ack_recv_ns: Option<u64>,
+    /// In the sync set: `sync` replication waits for this follower.
+    in_sync_set: bool,
     /// What the nodes after this one in a chain hold.
     downstream: Vec<u64>,
 }
@@ -420,6 +427,7 @@ impl Progress {
             acked_seq: 0,
             ack_sent_ns: None,
             ack_recv_ns: None,
+            in_sync_set: true,
             downstream: Vec::new(),
         }
     }
@@ -1000,11 +1008,14 @@ impl LeaderFollower {
             .replication
             .required_followers(self.cfg.nodes.len());
         let last = self.last_lsn();
+        let sync_set =
+            self.cfg.replication == Replication::Sync && self.cfg.topology == Topology::Star;
         let mut held: Vec<u64> = Vec::with_capacity(self.cfg.nodes.len());
-        for p in &self.progress {
+        for p in self.progress.iter().filter(|p| !sync_set || p.in_sync_set) {
             held.push(p.match_lsn);
             held.extend(p.downstream.iter().copied());
         }
+        let required = if sync_set { held.len() } else { required };
         held.sort_unstable_by(|a, b| b.cmp(a));
         let candidate = if required == 0 {
             last
@@ -1075,6 +1086,11 @@ impl LeaderFollower {
         }
         if self.role == Role::Candidate {
             self.step_down(Some(leader.clone()), out);
+        }
+        // A leader is heard: a pre-vote this node started is over (else its timer would
+        // keep running from the pre-vote, not from the leader's last message).
+        if self.election.as_ref().is_some_and(|e| e.3) {
+            self.election = None;
         }
         self.last_heard_ns = Some(now_ns);
         if self.leader.as_deref() != Some(leader.as_str()) {
@@ -1184,6 +1200,7 @@ impl LeaderFollower {
             Some((s, sent_ns)) if s == seq => {
                 p.inflight = None;
                 p.acked = true;
+                p.in_sync_set = true;
                 p.acked_seq = seq;
                 p.ack_sent_ns = Some(sent_ns);
                 p.ack_recv_ns = Some(now_ns);
@@ -1350,7 +1367,12 @@ impl LeaderFollower {
         if pre {
             self.start_election(now_ns, false, out);
         } else if self.role == Role::Candidate {
+            let voters = votes.clone();
             self.become_leader(now_ns, out);
+            // The sync set starts with the voters; the others join once they ack.
+            for p in &mut self.progress {
+                p.in_sync_set = voters.contains(&p.id);
+            }
             self.send_due(now_ns, true, out);
         }
     }
