@@ -435,13 +435,22 @@ mod tests {
             )));
         }
         // Mostly the leader is isolated; sometimes it only loses one follower.
-        assert!(isolated * 10 > all * 6 && isolated < all, "{isolated}/{all}");
+        assert!(
+            isolated * 10 > all * 6 && isolated < all,
+            "{isolated}/{all}"
+        );
         // The default (every selector) keeps drawing from every shape, as before.
         let every: Vec<&str> = (0..50)
             .flat_map(|seed| shapes(&spec(seed, &[Kind::Partition])))
             .map(|s| s.name())
             .collect();
-        for name in ["isolate", "halves", "majorities-ring", "bridge", "isolate-leader"] {
+        for name in [
+            "isolate",
+            "halves",
+            "majorities-ring",
+            "bridge",
+            "isolate-leader",
+        ] {
             assert!(every.contains(&name), "{name}");
         }
     }

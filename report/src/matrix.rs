@@ -105,7 +105,7 @@ pub fn render_matrix(m: &MatrixInput) -> String {
     for r in &m.rows {
         let _ = write!(
             body,
-            "<tr id=\"row-{}\"><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td>",
+            "<tr id=\"row-{}\"><td class=\"mono\" style=\"white-space:nowrap\">{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td>",
             Esc(&r.id),
             Esc(&r.id),
             Esc(&r.configuration),
@@ -136,13 +136,15 @@ pub fn render_matrix(m: &MatrixInput) -> String {
                 Some(rate) => format!("{}/{} = {}%", r.held, r.runs.len(), num(rate * 100.0)),
                 None => "–".into(),
             }),
-            Esc(&format!("{}%", num(r.required_rate * 100.0))),
+            Esc(&format!("{:.0}%", r.required_rate * 100.0)),
             if r.ok { "valid-t" } else { "invalid-t" },
             if r.ok { "holds" } else { "misses" }
         );
     }
     body.push_str("</table>");
-    body.push_str("<h2>Flags of each row</h2><table id=\"flags\"><tr><th>row</th><th>schism test</th></tr>");
+    body.push_str(
+        "<h2>Flags of each row</h2><table id=\"flags\"><tr><th>row</th><th>schism test</th></tr>",
+    );
     for r in &m.rows {
         let _ = write!(
             body,
@@ -227,7 +229,7 @@ mod tests {
         assert!(html.contains("ROWS MISSED"));
         assert!(html.contains("href=\"lf-no-lease/20261201T150000/report.html\""));
         assert!(html.contains("1/2 = 50.0%"), "{html}");
-        assert!(html.contains("≥ 90.0%"));
+        assert!(html.contains("≥ 90%"));
         assert!(html.contains("total time 1m35s"));
         assert!(html.contains("1–3"));
         assert!(html.contains("&lt;without&gt;") && !html.contains("<without>"));

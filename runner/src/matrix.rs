@@ -497,7 +497,10 @@ pub fn select(filter: Option<&str>) -> Result<Vec<&'static Row>> {
         .collect();
     let ids = || ROWS.iter().map(|r| r.id).collect::<Vec<_>>().join(", ");
     if patterns.is_empty() {
-        bail!("--rows is empty: name rows (or parts of their ids) from: {}", ids());
+        bail!(
+            "--rows is empty: name rows (or parts of their ids) from: {}",
+            ids()
+        );
     }
     for p in &patterns {
         if !ROWS.iter().any(|r| r.id.contains(p)) {
@@ -597,8 +600,8 @@ impl Observed {
 /// Runs `schism test` for one row and seed as a child process, its output in `log`.
 async fn run_one(argv: &[String], log: &Path) -> Result<Observed> {
     let exe = std::env::current_exe().context("cannot find the schism executable")?;
-    let out = std::fs::File::create(log)
-        .with_context(|| format!("cannot create {}", log.display()))?;
+    let out =
+        std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
     let err = out.try_clone()?;
     let status = tokio::process::Command::new(exe)
         .arg("test")
@@ -762,7 +765,7 @@ pub async fn run_matrix(args: MatrixArgs) -> Result<i32> {
     }
     watcher.abort();
     let matrix = MatrixInput {
-        date: started.to_rfc3339(),
+        date: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         seeds,
         time_limit,
         total_s: clock.elapsed().as_secs_f64(),
@@ -863,9 +866,17 @@ mod tests {
         validate(&all, None, Path::new("/tmp")).unwrap();
         validate(&all, Some("5s"), Path::new("/tmp")).unwrap();
         assert_eq!(select(Some("lf-no-lease")).unwrap().len(), 1);
-        assert!(select(Some("ll-")).unwrap().iter().all(|r| r.id.starts_with("ll-")));
+        assert!(
+            select(Some("ll-"))
+                .unwrap()
+                .iter()
+                .all(|r| r.id.starts_with("ll-"))
+        );
         let e = select(Some("nonsense")).unwrap_err().to_string();
-        assert!(e.contains("matches no row") && e.contains("lf-no-lease"), "{e}");
+        assert!(
+            e.contains("matches no row") && e.contains("lf-no-lease"),
+            "{e}"
+        );
         // Every weak row has a safe twin or is a DESIGN.md row; every row names its kinds
         // in the checker's vocabulary.
         let kinds: Vec<&str> = schism_checker::AnomalyKind::ALL

@@ -156,7 +156,12 @@ fn leader_follower_replication_routing_and_fencing_rows_hold_over_seeds() {
     // reads; violated (the check has teeth) with reads from any node.
     for run in run_dirs(&dir, &rows["lf-async-ryw"]) {
         let bad = ryw_violations(&run);
-        assert!(bad.is_empty(), "{}: {:?}", run.display(), &bad[..bad.len().min(5)]);
+        assert!(
+            bad.is_empty(),
+            "{}: {:?}",
+            run.display(),
+            &bad[..bad.len().min(5)]
+        );
     }
     for run in run_dirs(&dir, &rows["lf-async-any"]) {
         assert!(!ryw_violations(&run).is_empty(), "{}", run.display());
@@ -180,16 +185,20 @@ fn leader_follower_lease_and_durability_rows_hold_over_seeds() {
             let leader = p["value"]["leader"].as_str().expect("a resolved leader");
             let cuts = p["value"]["cuts"].as_array().unwrap();
             assert!(
-                cuts.iter()
-                    .all(|c| c[0] == leader || c[1] == leader),
+                cuts.iter().all(|c| c[0] == leader || c[1] == leader),
                 "every cut involves the leader {leader}: {p}"
             );
         }
         let logs: String = ["n1", "n2", "n3"]
             .iter()
-            .map(|n| std::fs::read_to_string(run.join(format!("nodes/{n}.log"))).unwrap_or_default())
+            .map(|n| {
+                std::fs::read_to_string(run.join(format!("nodes/{n}.log"))).unwrap_or_default()
+            })
             .collect();
-        assert!(logs.contains("leader of epoch 2"), "a new leader was elected");
+        assert!(
+            logs.contains("leader of epoch 2"),
+            "a new leader was elected"
+        );
     }
 }
 
@@ -212,7 +221,10 @@ fn multi_leader_and_leaderless_rows_hold_over_seeds() {
         let runs = run_dirs(&dir, &rows[id]);
         for run in &runs {
             for n in ["n1", "n2", "n3"] {
-                assert!(run.join(format!("nodes/{n}.dump.json")).exists(), "{id}: {n}");
+                assert!(
+                    run.join(format!("nodes/{n}.dump.json")).exists(),
+                    "{id}: {n}"
+                );
             }
         }
         let again = schism().arg("check").arg(&runs[0]).output().unwrap();
@@ -242,5 +254,8 @@ fn matrix_rows_are_listed_and_a_bad_filter_is_one_clear_line() {
     assert_eq!(out.status.code(), Some(3));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("matches no row") && err.contains("lf-no-lease"), "{err}");
+    assert!(
+        err.contains("matches no row") && err.contains("lf-no-lease"),
+        "{err}"
+    );
 }

@@ -691,7 +691,9 @@ mod tests {
     fn an_isolated_leader_without_a_lease_serves_stale_reads_until_check_quorum() {
         // Sync too: the new leader's sync set is the nodes that voted for it, so the old
         // leader (cut off, still in epoch 1) cannot block it.
-        for (seed, replication) in (0..5).flat_map(|s| [(s, Replication::Async), (s, Replication::Sync)]) {
+        for (seed, replication) in
+            (0..5).flat_map(|s| [(s, Replication::Async), (s, Replication::Sync)])
+        {
             let (a, b) = (
                 isolated_leader_read(seed, false, replication),
                 isolated_leader_read(seed, false, replication),
