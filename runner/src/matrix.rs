@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::analyze::ResultsFile;
 use crate::cli::{Cli, Command, MatrixArgs};
@@ -682,6 +682,8 @@ pub async fn run_matrix(args: MatrixArgs) -> Result<i32> {
     }
     let time_limit = args.time_limit.map(|d| format!("{}ms", d.as_millis()));
     let seeds: Vec<u64> = (1..=args.seeds).collect();
+    // Every row's flags parse before anything is created or run.
+    validate(&rows, time_limit.as_deref(), &args.store)?;
     let started = chrono::Utc::now();
     let clock = Instant::now();
     let dir = store::create_run_dir(
@@ -691,7 +693,6 @@ pub async fn run_matrix(args: MatrixArgs) -> Result<i32> {
     )?;
     // create_run_dir makes a nodes/ folder for runs; the matrix has none of its own.
     let _ = std::fs::remove_dir(dir.join(store::NODES));
-    validate(&rows, time_limit.as_deref(), &dir)?;
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let total = rows.len() * seeds.len();
@@ -802,13 +803,14 @@ fn finish(mut m: MatrixRow) -> MatrixRow {
 
 /// The terminal summary: one line per row.
 fn table(m: &MatrixInput) -> String {
+    let w = m.rows.iter().map(|r| r.expected.len()).max().unwrap_or(8).max(8);
     let mut s = format!(
-        "{:18}  {:28}  {:>9}  {:>8}  row\n",
+        "{:18}  {:w$}  {:>9}  {:>8}  row\n",
         "row", "expected", "held", "required"
     );
     for r in &m.rows {
         s.push_str(&format!(
-            "{:18}  {:28}  {:>9}  {:>8}  {}\n",
+            "{:18}  {:w$}  {:>9}  {:>8}  {}\n",
             r.id,
             r.expected,
             format!("{}/{}", r.held, r.runs.len()),
@@ -816,10 +818,7 @@ fn table(m: &MatrixInput) -> String {
             if r.ok { "holds" } else { "MISSES" }
         ));
     }
-    s.push_str(&format!(
-        "total time {:.0} s\n",
-        Duration::from_secs_f64(m.total_s).as_secs_f64()
-    ));
+    s.push_str(&format!("total time {:.0} s\n", m.total_s));
     s
 }
 

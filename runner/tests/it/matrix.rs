@@ -147,6 +147,7 @@ fn leader_follower_replication_routing_and_fencing_rows_hold_over_seeds() {
         "lf-sync-lease",
         "lf-async-failover",
         "lf-async-any",
+        "lf-async-follower",
         "lf-async-ryw",
         "lf-fencing-off",
     ];
