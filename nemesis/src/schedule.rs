@@ -12,8 +12,9 @@
 //! come; otherwise each partition first draws one of the given selectors and then a shape
 //! of its family — `one`: isolate a node or a one-way cut; `minority`: halves; `majority`:
 //! majorities ring or bridge (every node still sees a majority); `leader`: isolate the
-//! leader (3 in 4) or cut it from one follower; `all`: any shape. So `--nemesis partition
-//! --nemesis-targets leader` only ever partitions the leader off.
+//! leader or cut it from one follower, dealt from a shuffled deck of three isolations and
+//! one cut (so two leader partitions in a row always include an isolation); `all`: any
+//! shape. So `--nemesis partition --nemesis-targets leader` only ever partitions the leader.
 //!
 //! Guarantees: the same spec (seed included) gives the same plan — kinds, shapes, nodes,
 //! offsets and times; only a target chosen by role (`Targets::Leader`,
@@ -100,6 +101,7 @@ impl Schedule {
         };
         let iv = spec.interval_ns;
         let mut t = iv;
+        let mut leader_deck = LeaderDeck::default();
         while !kinds.is_empty() && t.saturating_add(iv) <= spec.end_ns {
             let kind = kinds[rng.random_range(0..kinds.len())];
             let at = |at_ns, f| Planned {
@@ -110,7 +112,12 @@ impl Schedule {
             match kind {
                 Kind::Partition => plan.push(at(
                     t,
-                    Fault::Partition(partition_shape(&mut rng, &targets, &spec.nodes)),
+                    Fault::Partition(partition_shape(
+                        &mut rng,
+                        &targets,
+                        &spec.nodes,
+                        &mut leader_deck,
+                    )),
                 )),
                 Kind::Pause => plan.push(at(
                     t,
@@ -228,9 +235,44 @@ fn pick_targets(rng: &mut ChaCha8Rng, selectors: &[Selector], nodes: &[NodeId]) 
     ))
 }
 
+/// Leader partition shapes in a fixed mix, random order: `deal` answers "isolate" three
+/// times in four and "cut from one follower" once, never twice in a row (a fresh deck
+/// after a cut starts with an isolation).
+#[derive(Debug, Default)]
+struct LeaderDeck {
+    /// `true`: isolate; dealt from the end.
+    cards: Vec<bool>,
+    last_was_cut: bool,
+}
+
+impl LeaderDeck {
+    fn deal(&mut self, rng: &mut ChaCha8Rng) -> bool {
+        if self.cards.is_empty() {
+            self.cards = vec![true, true, true, false];
+            for i in (1..self.cards.len()).rev() {
+                self.cards.swap(i, rng.random_range(0..=i));
+            }
+            if self.last_was_cut && self.cards.last() == Some(&false) {
+                self.cards.swap(0, 3);
+            }
+        }
+        let isolate = self.cards.pop().unwrap_or(true);
+        self.last_was_cut = !isolate;
+        isolate
+    }
+}
+
 /// A partition shape of the family of a selector drawn from `selectors` (see the module
-/// doc); every selector given means every shape, drawn as `shape` does.
-fn partition_shape(rng: &mut ChaCha8Rng, selectors: &[Selector], nodes: &[NodeId]) -> Shape {
+/// doc); every selector given means every shape, drawn as `shape` does. Leader shapes are
+/// dealt from a shuffled deck of three isolations and one cut (refilled when empty), so a
+/// plan's mix is fixed and only the order is random: any two leader partitions in a row
+/// include an isolation of the leader.
+fn partition_shape(
+    rng: &mut ChaCha8Rng,
+    selectors: &[Selector],
+    nodes: &[NodeId],
+    leader_deck: &mut LeaderDeck,
+) -> Shape {
     let every = Selector::ALL.iter().all(|s| selectors.contains(s));
     let selector = match selectors {
         _ if every => Selector::All,
@@ -241,7 +283,7 @@ fn partition_shape(rng: &mut ChaCha8Rng, selectors: &[Selector], nodes: &[NodeId
     match selector {
         Selector::All => shape(rng, nodes),
         Selector::Leader => {
-            if n <= 2 || rng.random_range(0..4u8) < 3 {
+            if n <= 2 || leader_deck.deal(rng) {
                 Shape::IsolateLeader
             } else {
                 Shape::CutLeader {
@@ -433,6 +475,17 @@ mod tests {
                     | Shape::MajoritiesRing { .. }
                     | Shape::Bridge { .. }
             )));
+        }
+        // Never two cuts in a row: any two consecutive leader partitions isolate it once.
+        for seed in 0..50 {
+            let mut s = spec(seed, &[Kind::Partition]);
+            s.targets = vec![Selector::Leader];
+            let v = shapes(&s);
+            assert!(
+                v.windows(2)
+                    .all(|w| w.iter().any(|x| *x == Shape::IsolateLeader)),
+                "seed {seed}: {v:?}"
+            );
         }
         // Mostly the leader is isolated; sometimes it only loses one follower.
         assert!(
