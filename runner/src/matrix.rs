@@ -803,7 +803,13 @@ fn finish(mut m: MatrixRow) -> MatrixRow {
 
 /// The terminal summary: one line per row.
 fn table(m: &MatrixInput) -> String {
-    let w = m.rows.iter().map(|r| r.expected.len()).max().unwrap_or(8).max(8);
+    let w = m
+        .rows
+        .iter()
+        .map(|r| r.expected.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
     let mut s = format!(
         "{:18}  {:w$}  {:>9}  {:>8}  row\n",
         "row", "expected", "held", "required"
