@@ -1,8 +1,9 @@
 //! The fault vocabulary: what a schedule asks for, and the concrete state it resolves to.
 //!
 //! A `Fault` is what the schedule decided (from the seed alone): a partition shape, the
-//! nodes to pause or kill, a clock change. Only a target chosen by role (`Leader`) is left
-//! open; `resolve` fills it in from the node the target says leads, and turns the fault
+//! nodes to pause or kill, a clock change. Only a target chosen by role (`Leader`,
+//! `Shape::IsolateLeader`, `Shape::CutLeader`) is left open; `resolve` fills it in from
+//! the node the target says leads, and turns the fault
 //! into a `FaultState`: the complete set of link cuts, paused and killed nodes and clock
 //! settings that should hold now. Mechanisms apply a whole `FaultState` at once, so
 //! applying the same state twice changes nothing, and healing is applying
@@ -143,6 +144,10 @@ pub enum Shape {
     },
     /// The node that leads when the fault is applied, cut from all others.
     IsolateLeader,
+    /// The node that leads when the fault is applied loses its links (both ways) to one
+    /// follower: the `pick`-th of the other nodes in cluster order (modulo their number).
+    /// Everyone else still hears everyone.
+    CutLeader { pick: usize },
     /// `deaf` cannot hear `from` (`from` still hears `deaf`).
     OneWay { deaf: NodeId, from: NodeId },
 }
@@ -155,6 +160,7 @@ impl Shape {
             Shape::MajoritiesRing { .. } => "majorities-ring",
             Shape::Bridge { .. } => "bridge",
             Shape::IsolateLeader => "isolate-leader",
+            Shape::CutLeader { .. } => "cut-leader",
             Shape::OneWay { .. } => "one-way",
         }
     }
@@ -216,7 +222,7 @@ impl Fault {
     /// Whether resolving needs to know the leader.
     pub fn needs_leader(&self) -> bool {
         match self {
-            Fault::Partition(s) => *s == Shape::IsolateLeader,
+            Fault::Partition(s) => matches!(s, Shape::IsolateLeader | Shape::CutLeader { .. }),
             Fault::Pause { targets } | Fault::Kill { targets } => *targets == Targets::Leader,
             Fault::Clock(
                 ClockFault::Bump { targets, .. }
@@ -344,6 +350,17 @@ pub fn resolve(
                     let g = vec![vec![l.clone()], rest(nodes, &[l])];
                     let c = cuts_between(&g);
                     (g, c)
+                }
+                Shape::CutLeader { pick } => {
+                    let l = the_leader()?;
+                    let others = rest(nodes, std::slice::from_ref(&l));
+                    let c = match others.get(pick % others.len().max(1)) {
+                        Some(peer) => [(l.clone(), peer.clone()), (peer.clone(), l)]
+                            .into_iter()
+                            .collect(),
+                        None => BTreeSet::new(),
+                    };
+                    (Vec::new(), c)
                 }
                 Shape::Halves { minority } => {
                     let g = vec![minority.clone(), rest(nodes, minority)];
@@ -506,6 +523,24 @@ mod tests {
         assert_eq!(one_way.cuts, [cut("n1", "n2")].into_iter().collect());
         assert!(
             resolve(&Fault::Partition(Shape::IsolateLeader), &nodes, None, &none)
+                .unwrap_err()
+                .contains("leader")
+        );
+        // Cut the leader (whoever it is when applied) from one follower, both ways.
+        let cut_leader = Fault::Partition(Shape::CutLeader { pick: 1 });
+        assert!(cut_leader.needs_leader());
+        let c = resolve(&cut_leader, &nodes, Some("n2"), &none).unwrap();
+        assert_eq!(
+            c.cuts,
+            [cut("n2", "n3"), cut("n3", "n2")].into_iter().collect()
+        );
+        let c = resolve(&cut_leader, &nodes, Some("n3"), &none).unwrap();
+        assert_eq!(
+            c.cuts,
+            [cut("n3", "n2"), cut("n2", "n3")].into_iter().collect()
+        );
+        assert!(
+            resolve(&cut_leader, &nodes, None, &none)
                 .unwrap_err()
                 .contains("leader")
         );

@@ -8,10 +8,18 @@
 //! time limit, so final reads see a healed cluster. `next(now_ns)` answers the next due
 //! change, "nothing until `until_ns`", or done; it never reads a clock.
 //!
+//! Partitions follow the targets too: with every selector (the default) any shape may
+//! come; otherwise each partition first draws one of the given selectors and then a shape
+//! of its family — `one`: isolate a node or a one-way cut; `minority`: halves; `majority`:
+//! majorities ring or bridge (every node still sees a majority); `leader`: isolate the
+//! leader or cut it from one follower, dealt from a shuffled deck of three isolations and
+//! one cut (so two leader partitions in a row always include an isolation); `all`: any
+//! shape. So `--nemesis partition --nemesis-targets leader` only ever partitions the leader.
+//!
 //! Guarantees: the same spec (seed included) gives the same plan — kinds, shapes, nodes,
 //! offsets and times; only a target chosen by role (`Targets::Leader`,
-//! `Shape::IsolateLeader`) is left to be resolved when applied. No fault is planned to
-//! start at or after `end_ns`, and every fault is followed by a heal.
+//! `Shape::IsolateLeader`, `Shape::CutLeader`) is left to be resolved when applied. No
+//! fault is planned to start at or after `end_ns`, and every fault is followed by a heal.
 
 use crate::fault::{ClockFault, Fault, Kind, Selector, Shape, Targets};
 use rand::{RngExt, SeedableRng};
@@ -93,6 +101,7 @@ impl Schedule {
         };
         let iv = spec.interval_ns;
         let mut t = iv;
+        let mut leader_deck = LeaderDeck::default();
         while !kinds.is_empty() && t.saturating_add(iv) <= spec.end_ns {
             let kind = kinds[rng.random_range(0..kinds.len())];
             let at = |at_ns, f| Planned {
@@ -101,7 +110,15 @@ impl Schedule {
                 final_heal: false,
             };
             match kind {
-                Kind::Partition => plan.push(at(t, Fault::Partition(shape(&mut rng, &spec.nodes)))),
+                Kind::Partition => plan.push(at(
+                    t,
+                    Fault::Partition(partition_shape(
+                        &mut rng,
+                        &targets,
+                        &spec.nodes,
+                        &mut leader_deck,
+                    )),
+                )),
                 Kind::Pause => plan.push(at(
                     t,
                     Fault::Pause {
@@ -218,6 +235,97 @@ fn pick_targets(rng: &mut ChaCha8Rng, selectors: &[Selector], nodes: &[NodeId]) 
     ))
 }
 
+/// Leader partition shapes in a fixed mix, random order: `deal` answers "isolate" three
+/// times in four and "cut from one follower" once, never twice in a row (a fresh deck
+/// after a cut starts with an isolation).
+#[derive(Debug, Default)]
+struct LeaderDeck {
+    /// `true`: isolate; dealt from the end.
+    cards: Vec<bool>,
+    last_was_cut: bool,
+}
+
+impl LeaderDeck {
+    fn deal(&mut self, rng: &mut ChaCha8Rng) -> bool {
+        if self.cards.is_empty() {
+            self.cards = vec![true, true, true, false];
+            for i in (1..self.cards.len()).rev() {
+                self.cards.swap(i, rng.random_range(0..=i));
+            }
+            if self.last_was_cut && self.cards.last() == Some(&false) {
+                self.cards.swap(0, 3);
+            }
+        }
+        let isolate = self.cards.pop().unwrap_or(true);
+        self.last_was_cut = !isolate;
+        isolate
+    }
+}
+
+/// A partition shape of the family of a selector drawn from `selectors` (see the module
+/// doc); every selector given means every shape, drawn as `shape` does. Leader shapes are
+/// dealt from a shuffled deck of three isolations and one cut (refilled when empty), so a
+/// plan's mix is fixed and only the order is random: any two leader partitions in a row
+/// include an isolation of the leader.
+fn partition_shape(
+    rng: &mut ChaCha8Rng,
+    selectors: &[Selector],
+    nodes: &[NodeId],
+    leader_deck: &mut LeaderDeck,
+) -> Shape {
+    let every = Selector::ALL.iter().all(|s| selectors.contains(s));
+    let selector = match selectors {
+        _ if every => Selector::All,
+        [only] => *only,
+        _ => selectors[rng.random_range(0..selectors.len())],
+    };
+    let n = nodes.len();
+    match selector {
+        Selector::All => shape(rng, nodes),
+        Selector::Leader => {
+            if n <= 2 || leader_deck.deal(rng) {
+                Shape::IsolateLeader
+            } else {
+                Shape::CutLeader {
+                    pick: rng.random_range(0..n - 1),
+                }
+            }
+        }
+        Selector::One => {
+            let order = shuffled(rng, nodes);
+            if rng.random_bool(0.5) {
+                Shape::Isolate {
+                    node: order[0].clone(),
+                }
+            } else {
+                Shape::OneWay {
+                    deaf: order[0].clone(),
+                    from: order[1].clone(),
+                }
+            }
+        }
+        Selector::Minority => Shape::Halves {
+            minority: sorted(shuffled(rng, nodes)[..n / 2].to_vec()),
+        },
+        Selector::Majority if n >= 3 => {
+            let order = shuffled(rng, nodes);
+            if rng.random_bool(0.5) {
+                Shape::MajoritiesRing { ring: order }
+            } else {
+                let half = (n - 1) / 2;
+                Shape::Bridge {
+                    bridge: order[0].clone(),
+                    left: sorted(order[1..=half].to_vec()),
+                    right: sorted(order[half + 1..].to_vec()),
+                }
+            }
+        }
+        Selector::Majority => Shape::Halves {
+            minority: sorted(shuffled(rng, nodes)[..n / 2].to_vec()),
+        },
+    }
+}
+
 fn shape(rng: &mut ChaCha8Rng, nodes: &[NodeId]) -> Shape {
     let n = nodes.len();
     let mut shapes = vec![0u8, 1, 4, 5]; // isolate, halves, isolate-leader, one-way
@@ -323,6 +431,80 @@ mod tests {
         }
         assert_eq!(n, s.plan().len());
         assert_eq!(s.next(u64::MAX), Next::Done);
+    }
+
+    /// The partitions of a plan.
+    fn shapes(spec: &ScheduleSpec) -> Vec<Shape> {
+        Schedule::new(spec)
+            .unwrap()
+            .plan()
+            .iter()
+            .filter_map(|p| match &p.change {
+                Change::Fault(Fault::Partition(s)) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn partitions_follow_the_targets() {
+        let mut isolated = 0;
+        let mut all = 0;
+        for seed in 0..50 {
+            let mut s = spec(seed, &[Kind::Partition]);
+            s.targets = vec![Selector::Leader];
+            for shape in shapes(&s) {
+                all += 1;
+                match shape {
+                    Shape::IsolateLeader => isolated += 1,
+                    Shape::CutLeader { .. } => {}
+                    other => panic!("seed {seed}: {other:?} does not involve the leader"),
+                }
+            }
+            s.targets = vec![Selector::Minority];
+            assert!(
+                shapes(&s)
+                    .iter()
+                    .all(|x| matches!(x, Shape::Halves { minority } if minority.len() == 1))
+            );
+            s.targets = vec![Selector::One, Selector::Majority];
+            assert!(shapes(&s).iter().all(|x| matches!(
+                x,
+                Shape::Isolate { .. }
+                    | Shape::OneWay { .. }
+                    | Shape::MajoritiesRing { .. }
+                    | Shape::Bridge { .. }
+            )));
+        }
+        // Never two cuts in a row: any two consecutive leader partitions isolate it once.
+        for seed in 0..50 {
+            let mut s = spec(seed, &[Kind::Partition]);
+            s.targets = vec![Selector::Leader];
+            let v = shapes(&s);
+            assert!(
+                v.windows(2).all(|w| w.contains(&Shape::IsolateLeader)),
+                "seed {seed}: {v:?}"
+            );
+        }
+        // Mostly the leader is isolated; sometimes it only loses one follower.
+        assert!(
+            isolated * 10 > all * 6 && isolated < all,
+            "{isolated}/{all}"
+        );
+        // The default (every selector) keeps drawing from every shape, as before.
+        let every: Vec<&str> = (0..50)
+            .flat_map(|seed| shapes(&spec(seed, &[Kind::Partition])))
+            .map(|s| s.name())
+            .collect();
+        for name in [
+            "isolate",
+            "halves",
+            "majorities-ring",
+            "bridge",
+            "isolate-leader",
+        ] {
+            assert!(every.contains(&name), "{name}");
+        }
     }
 
     #[test]

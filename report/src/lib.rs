@@ -1,4 +1,4 @@
-//! HTML reports and SVG plots for schism runs, comparisons and the results index.
+//! HTML reports and SVG plots for schism runs, comparisons, the matrix and the results index.
 //!
 //! This crate is pure: data in, strings out. It does no I/O, spawns nothing and never
 //! reads a clock; the runner reads the run folder, builds the input structs defined here
@@ -17,6 +17,7 @@ mod figures;
 mod html;
 mod index;
 mod lag;
+mod matrix;
 mod plot;
 mod run;
 mod select;
@@ -31,6 +32,7 @@ pub use figures::{LatencySamples, RunFigures, run_figures};
 pub use html::escape;
 pub use index::{IndexEntry, render_index};
 pub use lag::{LagData, LagFigures, LagSample, lag_figures};
+pub use matrix::{MatrixCell, MatrixInput, MatrixRow, render_matrix};
 pub use run::{ResultsData, RunInput, render_run};
 
 /// Synthetic histories for benchmarks and tests (not part of the stable API).

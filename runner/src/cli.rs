@@ -1,4 +1,4 @@
-//! The command line: `schism test`, `check`, `report`, `serve`, `compare`, and the
+//! The command line: `schism test`, `check`, `report`, `serve`, `compare`, `matrix`, and the
 //! internal `schism node`.
 //!
 //! Flag names follow DESIGN.md so that scripts, docs and CI jobs stay stable. Values a
@@ -38,6 +38,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a matrix of settings, several seeds each, and write one comparison page.
     Compare(CompareArgs),
+    /// Run DESIGN.md's "test the tester" matrix (every row, several seeds each) on the
+    /// reference cluster: one page with what each row expects and what each seed showed.
+    Matrix(MatrixArgs),
     /// Run one reference node (internal: spawned by `schism test`).
     #[command(hide = true)]
     Node(NodeArgs),
@@ -470,6 +473,25 @@ pub struct CompareArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct MatrixArgs {
+    /// Seeds per row (1, 2, … N).
+    #[arg(long, default_value_t = 5)]
+    pub seeds: u64,
+    /// Every run's workload time limit (default: each row's own, 6–12 s).
+    #[arg(long, value_parser = parse_duration)]
+    pub time_limit: Option<Duration>,
+    /// Rows to run, comma-separated parts of their ids (e.g. `lf-no-lease,ll-`); default all.
+    #[arg(long)]
+    pub rows: Option<String>,
+    /// Only list the rows (id, expected outcome, configuration, faults).
+    #[arg(long)]
+    pub list: bool,
+    /// Where the matrix goes: <store>/matrix/<timestamp>/ (matrix.html, matrix.json, runs).
+    #[arg(long, default_value = "results")]
+    pub store: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct NodeArgs {
     /// The node's JSON configuration, written by `schism test`.
     #[arg(long)]
@@ -493,6 +515,7 @@ impl Cli {
                 absolute(&mut args.store)?;
                 absolute_opt(&mut args.matrix)
             }
+            Command::Matrix(args) => absolute(&mut args.store),
             Command::Node(args) => absolute(&mut args.config),
         }
     }

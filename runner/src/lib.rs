@@ -7,6 +7,7 @@ pub mod analyze;
 pub mod cli;
 pub mod compare;
 pub mod lag;
+pub mod matrix;
 pub mod models;
 pub mod recorder;
 pub mod reporting;

@@ -8,7 +8,7 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use schism_runner::cli::{self, Cli, Command};
-use schism_runner::{analyze, compare, reporting, run, serve, store};
+use schism_runner::{analyze, compare, matrix, reporting, run, serve, store};
 use std::path::Path;
 
 const EXIT_HARNESS: i32 = 3;
@@ -148,6 +148,7 @@ fn dispatch(mut cli: Cli) -> Result<i32> {
         }
         Command::Test(args) => runtime()?.block_on(run::run_test(*args)),
         Command::Compare(args) => runtime()?.block_on(compare::run_compare(args)),
+        Command::Matrix(args) => runtime()?.block_on(matrix::run_matrix(args)),
         Command::Serve(args) => {
             runtime()?.block_on(serve::serve(&args.dir, args.bind))?;
             Ok(0)

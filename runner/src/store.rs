@@ -24,6 +24,11 @@ pub const INDEX: &str = "index.html";
 pub const COMPARE: &str = "compare";
 pub const COMPARISON_HTML: &str = "comparison.html";
 pub const COMPARISON_JSON: &str = "comparison.json";
+/// `schism matrix` results live in `<store>/matrix/<timestamp>/`, each run in a
+/// `<row>/<timestamp>/` folder inside.
+pub const MATRIX: &str = "matrix";
+pub const MATRIX_HTML: &str = "matrix.html";
+pub const MATRIX_JSON: &str = "matrix.json";
 
 /// True for a results store: some `<store>/<test>/<run>/` is a run folder, or a
 /// comparison lives under `<store>/compare/`. Only a store gets an `index.html`.

@@ -11,19 +11,31 @@
 //! `Send` is acted on):
 //! - a leader assigns LSNs without gaps; each entry carries the leader's epoch;
 //! - a write is acknowledged once it is *committed*: in the leader's own log (async), and
-//!   also held by K followers (semi-sync:K) or every follower (sync), as reported by their
-//!   acks of persisted positions; reads see committed entries only;
+//!   also held by K followers (semi-sync:K) or every follower of the leader's sync set
+//!   (sync), as reported by their acks of persisted positions; reads see committed entries
+//!   only. The first leader's sync set is every follower; a leader elected after a
+//!   failover starts it with the nodes that voted for it (a majority), and a node joins once
+//!   it acknowledged this leader — as Patroni's synchronous mode drops a failed primary
+//!   from the standby list. So a deposed leader cannot block its successor, and every
+//!   commit is still on a majority (star topology; a chain waits for every node);
 //! - with `failover auto`, a follower that hears nothing for its election timeout runs a
 //!   pre-vote and then an election with a higher epoch; voters grant only to a candidate
 //!   whose log is at least as up to date as theirs (last epoch, then last LSN), and ignore
 //!   candidates while they still hear from a leader; a winner appends a no-op of its epoch;
 //! - with fencing on, a node that sees a higher epoch steps down, followers refuse
 //!   replication from older epochs and cut conflicting log suffixes (log matching on
-//!   `prev_lsn`/`prev_epoch`), and a leader that has not heard from a majority within the
-//!   election timeout stops acknowledging (steps down). With fencing off a leader never
-//!   learns it was deposed and followers take entries from any epoch: split brain;
+//!   `prev_lsn`/`prev_epoch`). With fencing off a leader never learns it was deposed and
+//!   followers take entries from any epoch: split brain;
+//! - check-quorum (with fencing on and `failover auto`): a leader that has not heard from
+//!   a majority for `check_quorum_ns` steps down. That timeout is its own, and by default
+//!   longer than the followers' election timeout (as in Raft implementations, where the
+//!   leader checks its quorum once per election period or two): an isolated old leader
+//!   notices *after* the others elected, so for a while two nodes believe they lead. What
+//!   keeps that window safe is the epoch (for writes) and the lease (for reads), not the
+//!   step-down;
 //! - with the read lease on, the leader serves reads only while a majority acknowledged a
-//!   message it sent less than `lease_ns` ago (shorter than any election timeout);
+//!   message it sent less than `lease_ns` ago (shorter than any election timeout); with it
+//!   off, an isolated leader serves reads until check-quorum or a newer epoch deposes it;
 //! - a read with `min_lsn` is served only once the node applied that far; it waits up to
 //!   `read_wait_ns`, then fails naming the leader (the client redirects).
 
@@ -329,9 +341,12 @@ pub struct MachineConfig {
     /// Send an empty `Append` to an idle follower this often (it also probes a follower's
     /// position after a leader restart).
     pub heartbeat_ns: u64,
-    /// The shortest election timeout (node i waits `1 + i/4` times this); also how long a
-    /// leader may go without hearing from a majority before it steps down (fencing on).
+    /// The shortest election timeout (node i waits `1 + i/4` times this).
     pub election_timeout_ns: u64,
+    /// Check-quorum: how long a leader may go without hearing from a majority before it
+    /// steps down (fencing on, failover auto). Longer than the election timeouts by
+    /// default, so an isolated leader is replaced before it notices.
+    pub check_quorum_ns: u64,
     /// Read lease length; must be below `election_timeout_ns`.
     pub lease_ns: u64,
     /// How long a read waits for its `min_lsn` before failing with a redirect.
@@ -354,6 +369,7 @@ impl MachineConfig {
             ship_interval_ns: 0,
             heartbeat_ns: 100_000_000,
             election_timeout_ns: 1_000_000_000,
+            check_quorum_ns: 2_500_000_000,
             lease_ns: 500_000_000,
             read_wait_ns: 200_000_000,
         }
@@ -392,6 +408,8 @@ struct Progress {
     ack_sent_ns: Option<u64>,
     /// When the newest ack arrived (fencing).
     ack_recv_ns: Option<u64>,
+    /// In the sync set: `sync` replication waits for this follower.
+    in_sync_set: bool,
     /// What the nodes after this one in a chain hold.
     downstream: Vec<u64>,
 }
@@ -409,6 +427,7 @@ impl Progress {
             acked_seq: 0,
             ack_sent_ns: None,
             ack_recv_ns: None,
+            in_sync_set: true,
             downstream: Vec::new(),
         }
     }
@@ -989,11 +1008,14 @@ impl LeaderFollower {
             .replication
             .required_followers(self.cfg.nodes.len());
         let last = self.last_lsn();
+        let sync_set =
+            self.cfg.replication == Replication::Sync && self.cfg.topology == Topology::Star;
         let mut held: Vec<u64> = Vec::with_capacity(self.cfg.nodes.len());
-        for p in &self.progress {
+        for p in self.progress.iter().filter(|p| !sync_set || p.in_sync_set) {
             held.push(p.match_lsn);
             held.extend(p.downstream.iter().copied());
         }
+        let required = if sync_set { held.len() } else { required };
         held.sort_unstable_by(|a, b| b.cmp(a));
         let candidate = if required == 0 {
             last
@@ -1064,6 +1086,11 @@ impl LeaderFollower {
         }
         if self.role == Role::Candidate {
             self.step_down(Some(leader.clone()), out);
+        }
+        // A leader is heard: a pre-vote this node started is over (else its timer would
+        // keep running from the pre-vote, not from the leader's last message).
+        if self.election.as_ref().is_some_and(|e| e.3) {
+            self.election = None;
         }
         self.last_heard_ns = Some(now_ns);
         if self.leader.as_deref() != Some(leader.as_str()) {
@@ -1173,6 +1200,7 @@ impl LeaderFollower {
             Some((s, sent_ns)) if s == seq => {
                 p.inflight = None;
                 p.acked = true;
+                p.in_sync_set = true;
                 p.acked_seq = seq;
                 p.ack_sent_ns = Some(sent_ns);
                 p.ack_recv_ns = Some(now_ns);
@@ -1221,21 +1249,23 @@ impl LeaderFollower {
         self.log.last().map_or(0, |e| e.epoch)
     }
 
+    /// Whether this leader heard from a majority (itself included) within `window_ns`, or
+    /// became leader less than `window_ns` ago.
+    fn majority_heard_within(&self, now_ns: u64, window_ns: u64) -> bool {
+        let fresh = |t: Option<u64>| t.is_some_and(|t| now_ns.saturating_sub(t) < window_ns);
+        let counted = 1 + self
+            .progress
+            .iter()
+            .filter(|p| fresh(p.ack_recv_ns))
+            .map(|p| 1 + p.downstream.len())
+            .sum::<usize>();
+        counted >= self.cfg.majority() || now_ns.saturating_sub(self.became_leader_ns) < window_ns
+    }
+
     /// Whether this node would hear a candidate now: not while it hears from a leader.
     fn hears_a_leader(&self, now_ns: u64) -> bool {
         match self.role {
-            Role::Leader => {
-                let window = self.cfg.election_timeout_ns;
-                let fresh = |t: Option<u64>| t.is_some_and(|t| now_ns.saturating_sub(t) < window);
-                let counted = 1 + self
-                    .progress
-                    .iter()
-                    .filter(|p| fresh(p.ack_recv_ns))
-                    .map(|p| 1 + p.downstream.len())
-                    .sum::<usize>();
-                counted >= self.cfg.majority()
-                    || now_ns.saturating_sub(self.became_leader_ns) < window
-            }
+            Role::Leader => self.majority_heard_within(now_ns, self.cfg.election_timeout_ns),
             _ => {
                 self.leader.is_some()
                     && self
@@ -1337,7 +1367,12 @@ impl LeaderFollower {
         if pre {
             self.start_election(now_ns, false, out);
         } else if self.role == Role::Candidate {
+            let voters = votes.clone();
             self.become_leader(now_ns, out);
+            // The sync set starts with the voters; the others join once they ack.
+            for p in &mut self.progress {
+                p.in_sync_set = voters.contains(&p.id);
+            }
             self.send_due(now_ns, true, out);
         }
     }
@@ -1385,11 +1420,13 @@ impl LeaderFollower {
         if self.cfg.failover == Failover::Auto {
             match self.role {
                 Role::Leader => {
-                    if self.cfg.fencing && !self.hears_a_leader(now_ns) {
+                    if self.cfg.fencing
+                        && !self.majority_heard_within(now_ns, self.cfg.check_quorum_ns)
+                    {
                         self.events.push(format!(
-                            "epoch {}: no majority heard for {} ms; stepping down",
+                            "epoch {}: no majority heard for {} ms (check-quorum); stepping down",
                             self.epoch,
-                            self.cfg.election_timeout_ns / 1_000_000
+                            self.cfg.check_quorum_ns / 1_000_000
                         ));
                         self.step_down(None, out);
                     }

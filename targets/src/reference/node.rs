@@ -70,9 +70,12 @@ pub struct NodeConfig {
     pub read_lease: bool,
     #[serde(default)]
     pub topology: Topology,
-    /// Shortest election timeout (node i waits 1 + i/4 times this); also the fencing window.
+    /// Shortest election timeout (node i waits 1 + i/4 times this).
     #[serde(default = "defaults::election_timeout_ms")]
     pub election_timeout_ms: u64,
+    /// Check-quorum: a leader that heard no majority this long steps down (fencing on).
+    #[serde(default = "defaults::check_quorum_ms")]
+    pub check_quorum_ms: u64,
     /// Read lease length (below the election timeout).
     #[serde(default = "defaults::lease_ms")]
     pub lease_ms: u64,
@@ -128,6 +131,11 @@ mod defaults {
     pub fn election_timeout_ms() -> u64 {
         1000
     }
+    /// Twice the election timeout plus a margin (Raft implementations check their quorum
+    /// once per election period or two): an isolated leader is replaced before it notices.
+    pub fn check_quorum_ms() -> u64 {
+        2500
+    }
     pub fn lease_ms() -> u64 {
         500
     }
@@ -167,6 +175,7 @@ impl NodeConfig {
             read_lease: false,
             topology: Topology::default(),
             election_timeout_ms: defaults::election_timeout_ms(),
+            check_quorum_ms: defaults::check_quorum_ms(),
             lease_ms: defaults::lease_ms(),
             read_wait_ms: defaults::read_wait_ms(),
             flush_ms: defaults::flush_ms(),
@@ -245,6 +254,7 @@ impl NodeConfig {
             ship_interval_ns: self.ship_interval_ms * 1_000_000,
             heartbeat_ns: self.heartbeat_ms * 1_000_000,
             election_timeout_ns: self.election_timeout_ms * 1_000_000,
+            check_quorum_ns: self.check_quorum_ms * 1_000_000,
             lease_ns: self.lease_ms * 1_000_000,
             read_wait_ns: self.read_wait_ms * 1_000_000,
         }

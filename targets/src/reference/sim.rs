@@ -662,6 +662,78 @@ mod tests {
         }
     }
 
+    /// Fencing on: n1 leads, is isolated; once n2/n3 elected and acknowledged a write,
+    /// n1 is asked for a read — before its check-quorum timeout has passed.
+    fn isolated_leader_read(seed: u64, lease: bool, replication: Replication) -> Sim {
+        let mut sim = knob_sim(seed, |m| {
+            m.read_lease = lease;
+            m.replication = replication;
+        });
+        sim.run_for(300 * MS);
+        sim.client(0, 1, Request::Append { key: 1, value: 1 });
+        sim.run_for(100 * MS);
+        sim.isolate(0);
+        // Followers time out after 1 s + rank/4 and elect; check-quorum is 2.5 s.
+        sim.run_for(1_700 * MS);
+        let (l, _) = sim
+            .leaders()
+            .into_iter()
+            .find(|(i, _)| *i != 0)
+            .expect("the majority side elected a leader before the old one noticed");
+        sim.client(l, 100, Request::Append { key: 1, value: 100 });
+        sim.run_for(50 * MS);
+        sim.client(0, 300, Request::Read { key: 1 });
+        sim.run_for(10 * MS);
+        sim
+    }
+
+    #[test]
+    fn an_isolated_leader_without_a_lease_serves_stale_reads_until_check_quorum() {
+        // Sync too: the new leader's sync set is the nodes that voted for it, so the old
+        // leader (cut off, still in epoch 1) cannot block it.
+        for (seed, replication) in
+            (0..5).flat_map(|s| [(s, Replication::Async), (s, Replication::Sync)])
+        {
+            let (a, b) = (
+                isolated_leader_read(seed, false, replication),
+                isolated_leader_read(seed, false, replication),
+            );
+            assert_eq!(a.trace_hash(), b.trace_hash());
+            assert!(matches!(reply_to(&a, 100), ClientReply::Ok { .. }));
+            assert!(
+                matches!(reply_to(&a, 300), ClientReply::Ok { value: Value::List(v), .. } if !v.contains(&100)),
+                "seed {seed}: the old leader still leads and answers without the new write: {:?}",
+                reply_to(&a, 300)
+            );
+            assert_eq!(a.leaders().len(), 2, "two nodes believe they lead");
+            // Check-quorum: 2.5 s after it last heard a majority, n1 steps down.
+            let mut a = a;
+            a.run_for(1_000 * MS);
+            assert_eq!(a.leaders().len(), 1, "seed {seed}: n1 stepped down");
+            let leader_read = Input::ClientWith {
+                req: 400,
+                op: Request::Read { key: 1 },
+                opts: crate::reference::leader_follower::ReadOpts {
+                    min_lsn: 0,
+                    leader_only: true,
+                },
+            };
+            a.deliver(0, leader_read);
+            assert!(
+                matches!(reply_to(&a, 400), ClientReply::Fail { error, .. } if error.contains("not leader")),
+                "{:?}",
+                reply_to(&a, 400)
+            );
+            // With the lease on the same read is refused.
+            let on = isolated_leader_read(seed, true, replication);
+            assert!(
+                matches!(reply_to(&on, 300), ClientReply::Fail { error, .. } if error.contains("lease")),
+                "seed {seed}: {:?}",
+                reply_to(&on, 300)
+            );
+        }
+    }
+
     #[test]
     fn chain_topology_replicates_through_the_middle() {
         let mut sim = Sim::new({
