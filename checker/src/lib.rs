@@ -17,8 +17,8 @@
 mod append;
 mod convergence;
 mod counter;
-mod evidence;
 pub mod counts;
+mod evidence;
 mod explain;
 mod fx;
 mod graph;
