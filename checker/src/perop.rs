@@ -80,9 +80,10 @@ pub(crate) struct PerOp {
 
 impl PerOp {
     fn sorted(mut self, ops: &[Operation]) -> Self {
+        // (invoke, kind) is unique: one finding per kind and op.
         self.findings
-            .sort_by_key(|f| (ops[f.slot()].invoke, f.kind));
-        self.lags.sort_by_key(|l| ops[l.slot].invoke);
+            .sort_unstable_by_key(|f| (ops[f.slot()].invoke, f.kind));
+        self.lags.sort_unstable_by_key(|l| ops[l.slot].invoke);
         self
     }
 
@@ -139,11 +140,12 @@ fn append_key<'a>(h: &History, ops: &[Operation], k: &KeyOps<'a>, out: &mut PerO
         }
     }
     // Per read: its lag (prefix reads), and the write it missed if stale.
+    let prefix: Vec<bool> = k.reads.iter().map(|(_, v)| order.starts_with(v)).collect();
     let mut lag_of: Vec<Option<usize>> = vec![None; k.reads.len()];
     let mut missed: Vec<Option<(&Operation, bool)>> = vec![None; k.reads.len()];
     let (mut i, mut freshest) = (0usize, None::<usize>);
     for (ri, &(r, vals)) in k.reads.iter().enumerate() {
-        if !order.starts_with(vals) {
+        if !prefix[ri] {
             continue; // divergent: the append checker's
         }
         while i < acked.len() && acked[i].0 < r.invoke {
@@ -170,8 +172,9 @@ fn append_key<'a>(h: &History, ops: &[Operation], k: &KeyOps<'a>, out: &mut PerO
         let divergent: FxHashSet<i64> = k
             .reads
             .iter()
-            .filter(|(_, vals)| !order.starts_with(vals))
-            .flat_map(|(_, vals)| vals.iter().copied())
+            .zip(&prefix)
+            .filter(|&(_, &p)| !p)
+            .flat_map(|((_, vals), _)| vals.iter().copied())
             .collect();
         let observed = |v: i64| pos.contains_key(&v) || divergent.contains(&v);
         for (a, _, fate) in append::unseen(h, k, &observed) {
@@ -214,7 +217,7 @@ fn append_key<'a>(h: &History, ops: &[Operation], k: &KeyOps<'a>, out: &mut PerO
             unseen,
         });
     }
-    append_sessions(ops, k, order, &pos, out);
+    append_sessions(ops, k, order, &prefix, &pos, out);
 }
 
 /// What one process has done to one key so far.
@@ -242,6 +245,7 @@ fn append_sessions(
     ops: &[Operation],
     k: &KeyOps<'_>,
     order: &[i64],
+    prefix: &[bool],
     pos: &FxHashMap<i64, usize>,
     out: &mut PerOp,
 ) {
@@ -258,7 +262,7 @@ fn append_sessions(
         if read_first {
             let (r, vals) = k.reads[ri];
             ri += 1;
-            if !order.starts_with(vals) {
+            if !prefix[ri - 1] {
                 continue;
             }
             let s = sessions.entry(r.process).or_default();

@@ -119,7 +119,24 @@ pub(super) fn find(
             }
         }
         let Some((_, _, steps)) = best else {
-            unreachable!("an edge inside a component closes a cycle");
+            // Unreachable (an edge inside a component closes a cycle, and the first
+            // search is unbounded); kept so that a component is never dropped.
+            debug_assert!(false, "component {c} without a cycle");
+            sink.push_with(AnomalyKind::Cycle, || {
+                let ids: Vec<u64> = nodes
+                    .iter()
+                    .filter(|&&x| g[NodeIndex::new(x as usize)] != BARRIER)
+                    .take(8)
+                    .map(|&x| op_index(h, &ops[g[NodeIndex::new(x as usize)] as usize]))
+                    .collect();
+                Anomaly::new(
+                    AnomalyKind::Cycle,
+                    None,
+                    ids.clone(),
+                    format!("ops {ids:?} lie on a dependency cycle no order can satisfy"),
+                )
+            });
+            continue;
         };
         found += 1;
         let kind = classify(&steps);

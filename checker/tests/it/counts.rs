@@ -259,6 +259,9 @@ fn expect_exactly(what: Inject, kind: AnomalyKind, first_seed: u64) {
             [(kind, injected as u64)].into()
         };
         assert_eq!(got, want, "seed {seed} {what:?}: {:#?}", summary(&r));
+        if seed < first_seed + 10 {
+            dump(&h, &format!("{what:?}-{seed}-n{injected}"));
+        }
         if kind == AnomalyKind::StaleRead {
             let st = r.results.iter().find(|c| c.checker == "staleness").unwrap();
             assert_eq!(st.figures["stale_reads"], injected as u64, "seed {seed}");
@@ -266,6 +269,22 @@ fn expect_exactly(what: Inject, kind: AnomalyKind, first_seed: u64) {
         total += injected;
     }
     assert!(total >= seeds as usize, "{what:?}: only {total} injected");
+}
+
+/// With `SCHISM_INJECT_DUMP=DIR`, writes the history (of the first 10 seeds of each
+/// kind) as `DIR/NAME.jsonl`, for checking
+/// the same histories through the CLI (`schism check FILE --json`).
+fn dump(h: &History, name: &str) {
+    let Ok(dir) = std::env::var("SCHISM_INJECT_DUMP") else {
+        return;
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = std::fs::File::create(format!("{dir}/{name}.jsonl")).unwrap();
+    let mut w = schism_history::HistoryWriter::new(file);
+    for op in &h.ops {
+        w.append(op).unwrap();
+    }
+    w.flush().unwrap();
 }
 
 fn summary(r: &Report) -> Vec<String> {
