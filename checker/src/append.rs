@@ -320,7 +320,6 @@ fn check_key<'a>(
             first_at[covered] = ri;
             covered += 1;
         }
-
     }
 
     let mut reaching = reads_by_len

@@ -33,11 +33,11 @@
 //! come sorted by the offending op's invoke; each names its offending op first, then the
 //! witnesses, as a cycle of the edges that prove it.
 
+use crate::Options;
 use crate::append::{self, Analysis, KeyOps, Unseen};
 use crate::explain::{complete_ns, did, invoke_ns, key as key_of, op_index, secs, seen, what};
 use crate::fx::{FxHashMap, FxHashSet};
 use crate::report::{Anomaly, AnomalyKind, CycleStep, EdgeKind};
-use crate::Options;
 use schism_history::{F, History, Key, Operation, Outcome, Process, Value};
 use std::collections::BTreeMap;
 
@@ -397,9 +397,10 @@ pub(crate) fn register(h: &History, ops: &[Operation], opts: &Options) -> PerOp 
                     slot: w,
                     done: ops[w].complete,
                 }),
-                Some(&w) if ops[w].outcome == Outcome::Info => {
-                    Some(Version::Write { slot: w, done: None })
-                }
+                Some(&w) if ops[w].outcome == Outcome::Info => Some(Version::Write {
+                    slot: w,
+                    done: None,
+                }),
                 // Aborted (reported by the graph and linearizability checkers).
                 Some(_) => None,
                 None if opts.register.initial == Some(*v) => Some(Version::Initial),
@@ -501,11 +502,7 @@ fn register_lag(
         f.ns = ns;
         out.findings.push(f);
     }
-    out.lags.push(Lag {
-        slot,
-        versions,
-        ns,
-    });
+    out.lags.push(Lag { slot, versions, ns });
 }
 
 /// The anomaly of a finding: its explanation, ops and witness cycle.

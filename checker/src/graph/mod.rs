@@ -36,8 +36,8 @@ mod scc;
 use crate::append::{self, Analysis};
 use crate::explain::{complete_ns, op_index, secs};
 use crate::fx::FxHashMap;
-use crate::report::{Anomaly, AnomalyKind, AnomalySink, CheckResult, EdgeKind, Validity};
 use crate::perop::{self, slot_of};
+use crate::report::{Anomaly, AnomalyKind, AnomalySink, CheckResult, EdgeKind, Validity};
 use crate::{CheckError, Options, Workload};
 use petgraph::graph::NodeIndex;
 use petgraph::{Directed, Graph};
@@ -168,12 +168,7 @@ impl HistoryGraph {
 
 /// Builds the graph of an append history from its per-key analysis, without the ops
 /// `masked` (the offenders of per-op anomalies).
-fn build_append(
-    h: &History,
-    ops: &[Operation],
-    a: &Analysis<'_>,
-    masked: &[bool],
-) -> HistoryGraph {
+fn build_append(h: &History, ops: &[Operation], a: &Analysis<'_>, masked: &[bool]) -> HistoryGraph {
     let mut included: Vec<bool> = ops
         .iter()
         .zip(masked)
@@ -474,7 +469,12 @@ pub(crate) fn check_ops(
     }
     figures.insert(
         "per_op_offenders".into(),
-        per_op.offenders(ops.len()).iter().filter(|&&m| m).count().into(),
+        per_op
+            .offenders(ops.len())
+            .iter()
+            .filter(|&&m| m)
+            .count()
+            .into(),
     );
     figures.insert("graph_ops".into(), hg.op_nodes().into());
     figures.insert(

@@ -176,7 +176,8 @@ pub(crate) fn check_ops(
                 if m.impossible.contains(&fail.call) {
                     continue; // already reported as a phantom or aborted read
                 }
-                explained += u64::from(has_impossible || per_op_keys.get(h, ops, opts).contains(&key));
+                explained +=
+                    u64::from(has_impossible || per_op_keys.get(h, ops, opts).contains(&key));
                 sink.push_with(AnomalyKind::NonLinearizable, || {
                     explain_zones(h, key, m, &fail)
                 });
@@ -225,9 +226,8 @@ pub(crate) fn check_ops(
                     }));
                 }
                 if !m.impossible.contains(&block.call) {
-                    explained += u64::from(
-                        has_impossible || per_op_keys.get(h, ops, opts).contains(&key),
-                    );
+                    explained +=
+                        u64::from(has_impossible || per_op_keys.get(h, ops, opts).contains(&key));
                     sink.push_with(AnomalyKind::NonLinearizable, || {
                         explain_block(h, key, m, &block)
                     });

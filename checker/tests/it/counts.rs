@@ -58,17 +58,51 @@ fn counts(r: &Report) -> BTreeMap<AnomalyKind, u64> {
     schism_checker::counts(r)
 }
 
-/// The ok reads of one key, in invoke order.
-fn reads_of<'a>(ops: &'a [Operation], key: Option<u64>) -> Vec<&'a Operation> {
-    ops.iter()
-        .filter(|o| o.f == F::Read && o.outcome == Outcome::Ok && o.key == key)
-        .collect()
-}
-
 fn list<'a>(h: &'a History, o: &Operation) -> &'a [i64] {
     match &h.ops[o.complete.unwrap()].value {
         Value::List(l) => l,
         _ => &[],
+    }
+}
+
+/// The history's ops grouped for the injectors: per key, and per process and key, in
+/// invoke order (indices into `ops`).
+struct Index {
+    ops: Vec<Operation>,
+    by_key: BTreeMap<Option<u64>, Vec<usize>>,
+    by_session: BTreeMap<(schism_history::Process, Option<u64>), Vec<usize>>,
+}
+
+impl Index {
+    fn new(h: &History) -> Index {
+        let ops = h.operations().unwrap();
+        let (mut by_key, mut by_session) = (BTreeMap::new(), BTreeMap::new());
+        for (i, o) in ops.iter().enumerate() {
+            by_key.entry(o.key).or_insert_with(Vec::new).push(i);
+            by_session
+                .entry((o.process, o.key))
+                .or_insert_with(Vec::new)
+                .push(i);
+        }
+        Index {
+            ops,
+            by_key,
+            by_session,
+        }
+    }
+
+    /// The ops of `r`'s process on `r`'s key invoked before it.
+    fn earlier(&self, r: &Operation) -> impl Iterator<Item = &Operation> {
+        self.by_session[&(r.process, r.key)]
+            .iter()
+            .map(|&i| &self.ops[i])
+            .take_while(move |o| o.invoke < r.invoke)
+    }
+
+    /// A random ok read not yet corrupted.
+    fn pick(&self, rng: &mut ChaCha8Rng, done: &BTreeSet<usize>) -> Option<&Operation> {
+        let r = &self.ops[rng.random_range(0..self.ops.len())];
+        (r.f == F::Read && r.outcome == Outcome::Ok && !done.contains(&r.invoke)).then_some(r)
     }
 }
 
@@ -77,28 +111,45 @@ fn list<'a>(h: &'a History, o: &Operation) -> &'a [i64] {
 /// leaves a longer read of the key in place (so the version order stays). `monotonic`
 /// instead makes it miss what its process's previous read saw, with nothing it misses
 /// acknowledged before it began. Returns false when no read qualifies.
-fn corrupt_append(rng: &mut ChaCha8Rng, h: &mut History, monotonic: bool, done: &mut BTreeSet<usize>) -> bool {
-    let ops = h.operations().unwrap();
-    let appends: BTreeMap<(Option<u64>, i64), &Operation> = ops
+fn corrupt_append(
+    rng: &mut ChaCha8Rng,
+    h: &mut History,
+    monotonic: bool,
+    done: &mut BTreeSet<usize>,
+) -> bool {
+    let ix = Index::new(h);
+    let appends: BTreeMap<(Option<u64>, i64), &Operation> = ix
+        .ops
         .iter()
         .filter_map(|a| match (&a.f, &a.value) {
             (F::Append, Value::Int(v)) => Some(((a.key, *v), a)),
             _ => None,
         })
         .collect();
-    for _ in 0..if monotonic { 5000 } else { 200 } {
-        let r = &ops[rng.random_range(0..ops.len())];
-        if r.f != F::Read || r.outcome != Outcome::Ok || done.contains(&r.invoke) {
-            continue;
+    // Per key: the longest read's length and how many reads reach it.
+    let mut longest: BTreeMap<Option<u64>, (usize, usize)> = BTreeMap::new();
+    for (key, idx) in &ix.by_key {
+        for &i in idx {
+            let o = &ix.ops[i];
+            if o.f == F::Read && o.outcome == Outcome::Ok {
+                let n = list(h, o).len();
+                let e = longest.entry(*key).or_insert((0, 0));
+                if n > e.0 {
+                    *e = (n, 1);
+                } else if n == e.0 {
+                    e.1 += 1;
+                }
+            }
         }
-        let reads = reads_of(&ops, r.key);
-        let l = list(h, r);
-        let longest = reads.iter().map(|o| list(h, o).len()).max().unwrap_or(0);
-        if !reads
-            .iter()
-            .any(|o| o.invoke != r.invoke && list(h, o).len() >= longest)
-        {
+    }
+    for _ in 0..if monotonic { 5000 } else { 300 } {
+        let Some(r) = ix.pick(rng, done) else {
             continue;
+        };
+        let l = list(h, r);
+        let (max, reaching) = longest[&r.key];
+        if l.len() == max && reaching < 2 {
+            continue; // the version order would change
         }
         let acked_before = |v: i64| {
             appends
@@ -106,16 +157,13 @@ fn corrupt_append(rng: &mut ChaCha8Rng, h: &mut History, monotonic: bool, done: 
                 .is_some_and(|a| a.outcome == Outcome::Ok && a.complete.unwrap() < r.invoke)
         };
         // What the process read and appended on this key before.
-        let earlier =
-            |o: &Operation| o.process == r.process && o.key == r.key && o.invoke < r.invoke;
-        let prev_read = reads
-            .iter()
-            .filter(|o| earlier(o))
+        let prev_read = ix
+            .earlier(r)
+            .filter(|o| o.f == F::Read && o.outcome == Outcome::Ok)
             .map(|o| list(h, o).len())
             .max();
-        let own = ops
-            .iter()
-            .filter(|o| earlier(o))
+        let own = ix
+            .earlier(r)
             .filter(|a| a.f == F::Append && a.outcome == Outcome::Ok)
             .filter_map(|a| match a.value {
                 Value::Int(v) => l.iter().position(|&x| x == v).map(|p| p + 1),
@@ -127,7 +175,11 @@ fn corrupt_append(rng: &mut ChaCha8Rng, h: &mut History, monotonic: bool, done: 
             // The previous read of the process saw more than `keep`; nothing from `keep`
             // on was acknowledged before this read began.
             let Some(prev) = prev_read else { continue };
-            let floor = own.max(l[..].iter().rposition(|&v| acked_before(v)).map_or(0, |p| p + 1));
+            let floor = own.max(
+                l.iter()
+                    .rposition(|&v| acked_before(v))
+                    .map_or(0, |p| p + 1),
+            );
             if floor >= prev.min(l.len()) {
                 continue;
             }
@@ -155,55 +207,55 @@ fn corrupt_append(rng: &mut ChaCha8Rng, h: &mut History, monotonic: bool, done: 
 /// some acknowledged write invoked after it completed had replaced before the read
 /// began, yet no older than anything the process read or wrote on that key before.
 fn corrupt_register(rng: &mut ChaCha8Rng, h: &mut History, done: &mut BTreeSet<usize>) -> bool {
-    let ops = h.operations().unwrap();
+    let ix = Index::new(h);
     let written = |o: &Operation| match (&o.f, &o.value) {
         (F::Write, Value::Int(v)) => Some(*v),
         (F::Cas, Value::List(l)) if l.len() == 2 => Some(l[1]),
         _ => None,
     };
-    let writer: BTreeMap<(Option<u64>, i64), &Operation> = ops
+    let writer: BTreeMap<(Option<u64>, i64), &Operation> = ix
+        .ops
         .iter()
         .filter_map(|w| Some(((w.key, written(w)?), w)))
         .collect();
-    for _ in 0..200 {
-        let r = &ops[rng.random_range(0..ops.len())];
-        if r.f != F::Read || r.outcome != Outcome::Ok || done.contains(&r.invoke) {
+    for _ in 0..300 {
+        let Some(r) = ix.pick(rng, done) else {
             continue;
-        }
-        let writes: Vec<&Operation> = ops
+        };
+        let writes: Vec<&Operation> = ix.by_key[&r.key]
             .iter()
-            .filter(|w| w.key == r.key && w.outcome == Outcome::Ok && written(w).is_some())
+            .map(|&i| &ix.ops[i])
+            .filter(|w| w.outcome == Outcome::Ok && written(w).is_some())
             .collect();
-        let earlier =
-            |o: &Operation| o.process == r.process && o.key == r.key && o.invoke < r.invoke;
         // Invokes of the writes the process saw or made before: the new value's write
         // must not complete before any of them began.
-        let mut floor: Vec<usize> = ops
-            .iter()
-            .filter(|o| earlier(o))
-            .filter(|o| o.outcome == Outcome::Ok && written(o).is_some())
-            .map(|o| o.invoke)
-            .collect();
-        for o in ops
-            .iter()
-            .filter(|o| earlier(o) && o.f == F::Read && o.outcome == Outcome::Ok)
-        {
-            if let Value::Int(v) = h.ops[o.complete.unwrap()].value
+        let mut floor: Vec<usize> = Vec::new();
+        for o in ix.earlier(r).filter(|o| o.outcome == Outcome::Ok) {
+            if written(o).is_some() {
+                floor.push(o.invoke);
+            } else if let Value::Int(v) = h.ops[o.complete.unwrap()].value
                 && let Some(w) = writer.get(&(r.key, v))
             {
                 floor.push(w.invoke);
             }
         }
+        let current = &h.ops[r.complete.unwrap()].value;
+        // sufmin[j]: the earliest completion among writes[j..] (in invoke order).
+        let mut sufmin = vec![usize::MAX; writes.len() + 1];
+        for j in (0..writes.len()).rev() {
+            sufmin[j] = sufmin[j + 1].min(writes[j].complete.unwrap());
+        }
+        let floor = floor.into_iter().max().unwrap_or(0);
         let candidates: Vec<&&Operation> = writes
             .iter()
             .filter(|w| {
                 let d = w.complete.unwrap();
+                // Some acknowledged write begun after it completed ended before r began.
+                let replaced = sufmin[writes.partition_point(|x| x.invoke < d)] < r.invoke;
                 d < r.invoke
-                    && floor.iter().all(|&i| d >= i)
-                    && writes
-                        .iter()
-                        .any(|x| x.invoke > d && x.complete.unwrap() < r.invoke)
-                    && Value::Int(written(w).unwrap()) != h.ops[r.complete.unwrap()].value
+                    && d >= floor
+                    && Value::Int(written(w).unwrap()) != *current
+                    && replaced
             })
             .collect();
         if candidates.is_empty() {
@@ -303,7 +355,12 @@ fn correct_histories_count_nothing() {
         for what in [Inject::StaleAppend, Inject::StaleRegister] {
             let (h, _) = history(10_000 + seed, what, 0);
             let r = check(&h);
-            assert_eq!(counts(&r), BTreeMap::new(), "seed {seed}: {:#?}", summary(&r));
+            assert_eq!(
+                counts(&r),
+                BTreeMap::new(),
+                "seed {seed}: {:#?}",
+                summary(&r)
+            );
         }
     }
 }

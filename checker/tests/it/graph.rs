@@ -303,7 +303,12 @@ fn an_innocent_read_is_not_blamed_for_a_chain_through_a_stale_read() {
     b.read_list(6, 878, &[1, 2]);
     b.read_list(6, 874, &[78]);
     let r = graph(&b.history());
-    assert_eq!(kinds(&r), vec![AnomalyKind::StaleRead], "{:#?}", r.anomalies);
+    assert_eq!(
+        kinds(&r),
+        vec![AnomalyKind::StaleRead],
+        "{:#?}",
+        r.anomalies
+    );
     assert_eq!(r.anomalies[0].ops[0], stale);
     let report = schism_checker::Report::from_results(vec![r]);
     assert_eq!(
