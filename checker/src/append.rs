@@ -47,6 +47,10 @@ pub(crate) struct KeyOps<'a> {
     pub(crate) ok_appends: Vec<(&'a Operation, i64)>,
     /// Ok reads in invoke order, with their lists.
     pub(crate) reads: Vec<(&'a Operation, &'a [i64])>,
+    /// Index in `reads` of the first longest read (the version order).
+    longest: Option<usize>,
+    /// Per read: is it a prefix of the version order (else divergent)?
+    pub(crate) prefix: Vec<bool>,
 }
 
 #[derive(Default)]
@@ -70,7 +74,10 @@ impl<'a> Analysis<'a> {
     /// Validates every op and groups them by key.
     pub(crate) fn new(h: &History, ops: &'a [Operation]) -> Result<Self, CheckError> {
         let mut counts = Counts::default();
-        let keys = group(h, ops, &mut counts)?;
+        let mut keys = group(h, ops, &mut counts)?;
+        for k in keys.values_mut() {
+            k.settle();
+        }
         Ok(Analysis { keys, counts })
     }
 
@@ -109,15 +116,33 @@ impl<'a> KeyOps<'a> {
     /// The key's version order: its first longest ok read (empty without reads), and
     /// that read.
     pub(crate) fn version_order(&self) -> (&'a [i64], Option<&'a Operation>) {
-        let longest = self
-            .reads
-            .iter()
-            .copied()
-            .reduce(|best, r| if r.1.len() > best.1.len() { r } else { best });
-        match longest {
-            Some((r, vals)) => (vals, Some(r)),
+        match self.longest {
+            Some(i) => (self.reads[i].1, Some(self.reads[i].0)),
             None => (&[], None),
         }
+    }
+
+    /// Finds the version order and which reads are prefixes of it (once per key; every
+    /// user shares it).
+    fn settle(&mut self) {
+        self.longest = self
+            .reads
+            .iter()
+            .enumerate()
+            .reduce(|best, r| {
+                if r.1.1.len() > best.1.1.len() {
+                    r
+                } else {
+                    best
+                }
+            })
+            .map(|(i, _)| i);
+        let (order, _) = self.version_order();
+        self.prefix = self
+            .reads
+            .iter()
+            .map(|(_, v)| order.starts_with(v))
+            .collect();
     }
 }
 
@@ -130,7 +155,7 @@ pub(crate) fn check_ops(
     let mut sink = AnomalySink::new(opts.max_anomalies_per_kind);
     let aborted_at = analysis.check_keys(h, opts, &mut sink);
     if aborted_at.is_none() {
-        for f in perop::append(h, ops, &analysis).findings {
+        for f in perop::append(h, ops, &analysis, false).findings {
             if f.kind == AnomalyKind::StaleRead {
                 sink.push_with(f.kind, || perop::explain(h, ops, &f));
             }
@@ -286,7 +311,7 @@ fn check_key<'a>(
     let mut divergent: Vec<(&Operation, &[i64])> = Vec::new();
 
     for (ri, &(r, vals)) in k.reads.iter().enumerate() {
-        if !order.starts_with(vals) {
+        if !k.prefix[ri] {
             let lr = longest.expect("a read exists, so a longest read exists");
             let at = vals
                 .iter()

@@ -79,11 +79,17 @@ pub(crate) struct PerOp {
 }
 
 impl PerOp {
-    fn sorted(mut self, ops: &[Operation]) -> Self {
+    /// Sorts the findings; the lags too when `lags` (else they are dropped: only the
+    /// `staleness` figures use them).
+    fn sorted(mut self, ops: &[Operation], lags: bool) -> Self {
         // (invoke, kind) is unique: one finding per kind and op.
         self.findings
             .sort_unstable_by_key(|f| (ops[f.slot()].invoke, f.kind));
-        self.lags.sort_unstable_by_key(|l| ops[l.slot].invoke);
+        if lags {
+            self.lags.sort_unstable_by_key(|l| ops[l.slot].invoke);
+        } else {
+            self.lags = Vec::new();
+        }
         self
     }
 
@@ -102,22 +108,24 @@ pub(crate) fn slot_of(ops: &[Operation], o: &Operation) -> usize {
     (o as *const Operation as usize - ops.as_ptr() as usize) / size_of::<Operation>()
 }
 
-/// Per-op findings of an append history.
-pub(crate) fn append(h: &History, ops: &[Operation], a: &Analysis<'_>) -> PerOp {
+/// Per-op findings of an append history, and with `lags` every read's lag.
+pub(crate) fn append(h: &History, ops: &[Operation], a: &Analysis<'_>, lags: bool) -> PerOp {
     let mut out = PerOp::default();
     for k in a.keys.values() {
-        append_key(h, ops, k, &mut out);
+        append_key(h, ops, k, lags, &mut out);
     }
-    out.sorted(ops)
+    out.sorted(ops, lags)
 }
 
 fn time(h: &History, pos: usize) -> u64 {
     h.ops[pos].time_ns
 }
 
-fn append_key<'a>(h: &History, ops: &[Operation], k: &KeyOps<'a>, out: &mut PerOp) {
+fn append_key<'a>(h: &History, ops: &[Operation], k: &KeyOps<'a>, lags: bool, out: &mut PerOp) {
     let (order, _) = k.version_order();
-    let pos: FxHashMap<i64, usize> = order.iter().enumerate().map(|(i, &v)| (v, i)).collect();
+    let mut pos: FxHashMap<i64, usize> =
+        FxHashMap::with_capacity_and_hasher(order.len(), Default::default());
+    pos.extend(order.iter().enumerate().map(|(i, &v)| (v, i)));
     // Ok appends in the order, by completion; suf[q]: the earliest-acknowledged of those
     // at positions ≥ q.
     let mut acked: Vec<(usize, usize, &Operation)> = k
@@ -139,9 +147,9 @@ fn append_key<'a>(h: &History, ops: &[Operation], k: &KeyOps<'a>, out: &mut PerO
             suf[q] = suf[q + 1];
         }
     }
-    // Per read: its lag (prefix reads), and the write it missed if stale.
-    let prefix: Vec<bool> = k.reads.iter().map(|(_, v)| order.starts_with(v)).collect();
-    let mut lag_of: Vec<Option<usize>> = vec![None; k.reads.len()];
+    // Per read: its lag (versions, ns behind), and the write it missed if stale.
+    let prefix = &k.prefix;
+    let mut lag: Vec<(u64, u64)> = vec![(0, 0); k.reads.len()];
     let mut missed: Vec<Option<(&Operation, bool)>> = vec![None; k.reads.len()];
     let (mut i, mut freshest) = (0usize, None::<usize>);
     for (ri, &(r, vals)) in k.reads.iter().enumerate() {
@@ -153,26 +161,19 @@ fn append_key<'a>(h: &History, ops: &[Operation], k: &KeyOps<'a>, out: &mut PerO
             i += 1;
         }
         let versions = freshest.map_or(0, |f| (f + 1).saturating_sub(vals.len())) as u64;
-        let mut ns = 0;
         if versions > 0
             && let Some((c, w)) = suf[vals.len()]
         {
-            ns = time(h, r.invoke).saturating_sub(time(h, c));
+            lag[ri] = (versions, time(h, r.invoke).saturating_sub(time(h, c)));
             missed[ri] = Some((w, false));
         }
-        lag_of[ri] = Some(out.lags.len());
-        out.lags.push(Lag {
-            slot: slot_of(ops, r),
-            versions,
-            ns,
-        });
     }
     // Acknowledged appends no read saw, not provably lost: their first later read.
     if k.ok_appends.iter().any(|(_, v)| !pos.contains_key(v)) {
         let divergent: FxHashSet<i64> = k
             .reads
             .iter()
-            .zip(&prefix)
+            .zip(prefix)
             .filter(|&(_, &p)| !p)
             .flat_map(|((_, vals), _)| vals.iter().copied())
             .collect();
@@ -181,43 +182,37 @@ fn append_key<'a>(h: &History, ops: &[Operation], k: &KeyOps<'a>, out: &mut PerO
             let Unseen::Lagging { read: ri } = fate else {
                 continue;
             };
-            if missed[ri].is_some() {
-                continue;
-            }
-            let r = k.reads[ri].0;
-            let ns = invoke_ns(h, r).saturating_sub(complete_ns(h, a));
-            missed[ri] = Some((a, true));
-            match lag_of[ri] {
-                Some(li) => {
-                    out.lags[li].versions = 1;
-                    out.lags[li].ns = ns;
-                }
-                None => {
-                    lag_of[ri] = Some(out.lags.len());
-                    out.lags.push(Lag {
-                        slot: slot_of(ops, r),
-                        versions: 1,
-                        ns,
-                    });
-                }
+            if missed[ri].is_none() {
+                let r = k.reads[ri].0;
+                lag[ri] = (1, invoke_ns(h, r).saturating_sub(complete_ns(h, a)));
+                missed[ri] = Some((a, true));
             }
         }
     }
-    for (ri, m) in missed.iter().enumerate() {
-        let Some((w, unseen)) = *m else { continue };
-        let lag = out.lags[lag_of[ri].expect("a stale read has a lag")];
+    for (ri, &(r, _)) in k.reads.iter().enumerate() {
+        let (versions, ns) = lag[ri];
+        if lags && (prefix[ri] || versions > 0) {
+            out.lags.push(Lag {
+                slot: slot_of(ops, r),
+                versions,
+                ns,
+            });
+        }
+        let Some((w, unseen)) = missed[ri] else {
+            continue;
+        };
         out.findings.push(Finding {
             kind: AnomalyKind::StaleRead,
             steps: vec![
-                (slot_of(ops, k.reads[ri].0), EdgeKind::Rw),
+                (slot_of(ops, r), EdgeKind::Rw),
                 (slot_of(ops, w), EdgeKind::Realtime),
             ],
-            versions: lag.versions,
-            ns: lag.ns,
+            versions,
+            ns,
             unseen,
         });
     }
-    append_sessions(ops, k, order, &prefix, &pos, out);
+    append_sessions(ops, k, order, prefix, &pos, out);
 }
 
 /// What one process has done to one key so far.
@@ -343,8 +338,9 @@ struct RegKey {
     suf: Vec<(usize, usize)>,
 }
 
-/// Per-op findings of a register history with unique written values.
-pub(crate) fn register(h: &History, ops: &[Operation], opts: &Options) -> PerOp {
+/// Per-op findings of a register history with unique written values, and with `lags`
+/// every read's lag.
+pub(crate) fn register(h: &History, ops: &[Operation], opts: &Options, lags: bool) -> PerOp {
     let written = |o: &Operation| match (&o.f, &o.value) {
         (F::Write, Value::Int(v)) => Some(*v),
         (F::Cas, Value::List(l)) if l.len() == 2 => Some(l[1]),
@@ -450,7 +446,7 @@ pub(crate) fn register(h: &History, ops: &[Operation], opts: &Options) -> PerOp 
             }
         }
     }
-    out.sorted(ops)
+    out.sorted(ops, lags)
 }
 
 /// The lag of one register read, and its stale-read finding.

@@ -43,8 +43,8 @@ pub(crate) fn check_ops(
     w: Workload,
 ) -> Result<CheckResult, CheckError> {
     let lags = match w {
-        Workload::Append => perop::append(h, ops, &Analysis::new(h, ops)?).lags,
-        Workload::Register => perop::register(h, ops, opts).lags,
+        Workload::Append => perop::append(h, ops, &Analysis::new(h, ops)?, true).lags,
+        Workload::Register => perop::register(h, ops, opts, true).lags,
         other => {
             return Err(CheckError::Unsupported {
                 checker: "staleness",

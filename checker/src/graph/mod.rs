@@ -213,8 +213,8 @@ fn build_append(h: &History, ops: &[Operation], a: &Analysis<'_>, masked: &[bool
             }
             prev = Some(*w);
         }
-        for &(r, vals) in &k.reads {
-            if !order.starts_with(vals) {
+        for (&(r, vals), &prefix) in k.reads.iter().zip(&k.prefix) {
+            if !prefix {
                 continue; // divergent: reported by the append checker
             }
             let rs = slot_of(ops, r);
@@ -448,12 +448,12 @@ pub(crate) fn check_ops(
             let mut a = Analysis::new(h, ops)?;
             aborted |= a.check_keys(h, opts, &mut sink).is_some();
             a.figures(&mut figures);
-            let per_op = perop::append(h, ops, &a);
+            let per_op = perop::append(h, ops, &a, false);
             let hg = build_append(h, ops, &a, &per_op.offenders(ops.len()));
             (hg, per_op)
         }
         Workload::Register => {
-            let per_op = perop::register(h, ops, opts);
+            let per_op = perop::register(h, ops, opts, false);
             let masked = per_op.offenders(ops.len());
             (build_register(h, ops, opts, &mut sink, &masked)?, per_op)
         }

@@ -46,7 +46,7 @@ impl PerOpKeys {
             if !crate::register_writes_unique(h) {
                 return FxHashSet::default();
             }
-            crate::perop::register(h, ops, opts)
+            crate::perop::register(h, ops, opts, false)
                 .findings
                 .iter()
                 .filter_map(|f| ops[f.slot()].key)
