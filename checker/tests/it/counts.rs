@@ -42,6 +42,8 @@ fn sim(rng: &mut ChaCha8Rng, hot: bool) -> Sim {
         },
         p_fail: 0.03,
         p_info: rng.random_range(0.0..0.05),
+        // Keys retire as a long run moves on, so reads stay short (about 200 elements).
+        retire_after: 400,
     }
 }
 
