@@ -323,6 +323,7 @@ fn expect_exactly(what: Inject, kind: AnomalyKind, first_seed: u64) {
         total += injected;
     }
     assert!(total >= seeds as usize, "{what:?}: only {total} injected");
+    eprintln!("{what:?}: {seeds} seeds, {total} anomalies injected, each counted exactly");
 }
 
 /// With `SCHISM_INJECT_DUMP=DIR`, writes the history (of the first 10 seeds of each
