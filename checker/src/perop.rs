@@ -29,9 +29,10 @@
 //! monotonic writes and writes-follow-reads cannot be decided per key there; cycles that
 //! show them are the graph checker's G-kinds.
 //!
-//! Guarantees: linear in the ops (plus the per-key version orders), no I/O; findings
-//! come sorted by the offending op's invoke; each names its offending op first, then the
-//! witnesses, as a cycle of the edges that prove it.
+//! Guarantees: time linear in the ops and the per-key version orders (plus, per stale
+//! register read, the writes it missed), no I/O; at most one finding per kind and op;
+//! findings come sorted by the offending op's invoke; each names its offending op first,
+//! then the witnesses, as a cycle of the edges that prove it.
 
 use crate::Options;
 use crate::append::{self, Analysis, KeyOps, Unseen};
