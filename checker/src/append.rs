@@ -3,17 +3,15 @@
 //! A key's version order is its longest `ok` read. Against it the checker finds, in time
 //! linear in the total size of the reads per key:
 //! - divergence: an ok read that is not a prefix of the longest read;
-//! - stale reads: an ok read returning a prefix of length k although an ok append whose
-//!   value sits at order position ≥ k had completed before the read was invoked
-//!   (real-time precedence by history position), via a suffix minimum of completion
-//!   positions over the order;
+//! - stale reads, as `perop` defines them (the one definition the `graph` checker and
+//!   the `staleness` figures share);
 //! - lost writes: an ok append seen by no ok read although a read of its key that began
 //!   after it completed already holds a value whose append began after it was
 //!   acknowledged (the order provably passed over it), or a *final* read (one whose
 //!   invoke carries `meta.final`: taken after the run's time limit and a quiet period,
-//!   Jepsen's final read) misses it. Otherwise the reads after it are reported as stale
-//!   reads (a lagging replica is not proof of loss); appends never followed by a read
-//!   are only counted, `unobserved`;
+//!   Jepsen's final read) misses it. Otherwise the first read after it is a stale
+//!   read (a lagging replica is not proof of loss; `Unseen::Lagging`); appends never
+//!   followed by a read are only counted, `unobserved`;
 //! - phantom reads (a value no invoke appended), aborted reads (a value whose append
 //!   failed) and duplicate elements, each reported once per key and value.
 //!
@@ -27,7 +25,7 @@
 use crate::explain::{complete_ns, elements, invoke_ns, list, op_index, secs};
 use crate::fx::{FxHashMap, FxHashSet};
 use crate::report::{Anomaly, AnomalyKind, AnomalySink, CheckResult, Validity};
-use crate::{CheckError, Options};
+use crate::{CheckError, Options, perop};
 use schism_history::{F, History, Key, Operation, Outcome, Value};
 use std::collections::BTreeMap;
 
@@ -49,6 +47,10 @@ pub(crate) struct KeyOps<'a> {
     pub(crate) ok_appends: Vec<(&'a Operation, i64)>,
     /// Ok reads in invoke order, with their lists.
     pub(crate) reads: Vec<(&'a Operation, &'a [i64])>,
+    /// Index in `reads` of the first longest read (the version order).
+    longest: Option<usize>,
+    /// Per read: is it a prefix of the version order (else divergent)?
+    pub(crate) prefix: Vec<bool>,
 }
 
 #[derive(Default)]
@@ -72,24 +74,26 @@ impl<'a> Analysis<'a> {
     /// Validates every op and groups them by key.
     pub(crate) fn new(h: &History, ops: &'a [Operation]) -> Result<Self, CheckError> {
         let mut counts = Counts::default();
-        let keys = group(h, ops, &mut counts)?;
+        let mut keys = group(h, ops, &mut counts)?;
+        for k in keys.values_mut() {
+            k.settle();
+        }
         Ok(Analysis { keys, counts })
     }
 
-    /// Runs the per-key checks into `sink`; `stale_reads: false` leaves stale reads to
-    /// the graph checker. Returns the key at which an abort stopped the work.
+    /// Runs the per-key checks into `sink` (all but stale reads and the session kinds,
+    /// which `perop` defines). Returns the key at which an abort stopped the work.
     pub(crate) fn check_keys(
         &mut self,
         h: &History,
         opts: &Options,
         sink: &mut AnomalySink,
-        stale_reads: bool,
     ) -> Option<Key> {
         for (&key, k) in &self.keys {
             if opts.aborted() {
                 return Some(key);
             }
-            check_key(h, key, k, sink, &mut self.counts, stale_reads);
+            check_key(h, key, k, sink, &mut self.counts);
         }
         None
     }
@@ -112,15 +116,33 @@ impl<'a> KeyOps<'a> {
     /// The key's version order: its first longest ok read (empty without reads), and
     /// that read.
     pub(crate) fn version_order(&self) -> (&'a [i64], Option<&'a Operation>) {
-        let longest = self
-            .reads
-            .iter()
-            .copied()
-            .reduce(|best, r| if r.1.len() > best.1.len() { r } else { best });
-        match longest {
-            Some((r, vals)) => (vals, Some(r)),
+        match self.longest {
+            Some(i) => (self.reads[i].1, Some(self.reads[i].0)),
             None => (&[], None),
         }
+    }
+
+    /// Finds the version order and which reads are prefixes of it (once per key; every
+    /// user shares it).
+    fn settle(&mut self) {
+        self.longest = self
+            .reads
+            .iter()
+            .enumerate()
+            .reduce(|best, r| {
+                if r.1.1.len() > best.1.1.len() {
+                    r
+                } else {
+                    best
+                }
+            })
+            .map(|(i, _)| i);
+        let (order, _) = self.version_order();
+        self.prefix = self
+            .reads
+            .iter()
+            .map(|(_, v)| order.starts_with(v))
+            .collect();
     }
 }
 
@@ -131,7 +153,14 @@ pub(crate) fn check_ops(
 ) -> Result<CheckResult, CheckError> {
     let mut analysis = Analysis::new(h, ops)?;
     let mut sink = AnomalySink::new(opts.max_anomalies_per_kind);
-    let aborted_at = analysis.check_keys(h, opts, &mut sink, true);
+    let aborted_at = analysis.check_keys(h, opts, &mut sink);
+    if aborted_at.is_none() {
+        for f in perop::append(h, ops, &analysis, false).findings {
+            if f.kind == AnomalyKind::StaleRead {
+                sink.push_with(f.kind, || perop::explain(h, ops, &f));
+            }
+        }
+    }
     let mut figures = serde_json::Map::new();
     analysis.figures(&mut figures);
     let found = !sink.is_empty();
@@ -251,7 +280,6 @@ fn check_key<'a>(
     k: &KeyOps<'a>,
     sink: &mut AnomalySink,
     counts: &mut Counts,
-    stale_reads: bool,
 ) {
     let read_desc = |r: &Operation, vals: &[i64]| {
         format!(
@@ -265,21 +293,6 @@ fn check_key<'a>(
 
     // The version order: the first longest ok read.
     let (order, longest) = k.version_order();
-
-    // Suffix minimum over order positions of the completion positions of ok appends:
-    // suf[q] = the earliest-completing ok append at order position ≥ q.
-    let mut suf: Vec<(usize, usize)> = vec![(usize::MAX, 0); order.len() + 1];
-    for q in (0..order.len()).rev() {
-        let done = match k.appends.get(&order[q]) {
-            Some(a) if a.outcome == Outcome::Ok => a.complete.unwrap_or(usize::MAX),
-            _ => usize::MAX,
-        };
-        suf[q] = if done < suf[q + 1].0 {
-            (done, q)
-        } else {
-            suf[q + 1]
-        };
-    }
 
     let mut phantom: FxHashMap<i64, Sighting<'_>> = FxHashMap::default();
     let mut aborted: FxHashMap<i64, Sighting<'_>> = FxHashMap::default();
@@ -297,10 +310,8 @@ fn check_key<'a>(
     let mut covered = 0usize;
     let mut divergent: Vec<(&Operation, &[i64])> = Vec::new();
 
-    // Reads already reported stale, so that a read missing several values is named once.
-    let mut stale_reported: FxHashSet<usize> = FxHashSet::default();
     for (ri, &(r, vals)) in k.reads.iter().enumerate() {
-        if !order.starts_with(vals) {
+        if !k.prefix[ri] {
             let lr = longest.expect("a read exists, so a longest read exists");
             let at = vals
                 .iter()
@@ -333,24 +344,6 @@ fn check_key<'a>(
         while covered < vals.len() {
             first_at[covered] = ri;
             covered += 1;
-        }
-
-        let (done, q) = suf[vals.len()];
-        if stale_reads && done < r.invoke {
-            stale_reported.insert(r.invoke);
-            let a = k.appends[&order[q]];
-            sink.push_with(AnomalyKind::StaleRead, || Anomaly {
-                kind: AnomalyKind::StaleRead,
-                cycle: Vec::new(),
-                key: Some(key),
-                ops: vec![op_index(h, r), op_index(h, a)],
-                explanation: format!(
-                    "{} although append {}, acknowledged at t={}, had completed before it began",
-                    read_desc(r, vals),
-                    order[q],
-                    secs(complete_ns(h, a))
-                ),
-            });
         }
     }
 
@@ -430,63 +423,29 @@ fn check_key<'a>(
         }
     }
 
-    for &(a, v) in &k.ok_appends {
-        if observed.contains(&v) {
-            continue;
-        }
-        let done = a.complete.expect("an ok append has a completion");
-        let first_after = k.reads.partition_point(|(r, _)| r.invoke < done);
-        if first_after == k.reads.len() {
-            counts.unobserved += 1;
-            continue;
-        }
-        let later = k.reads.len() - first_after;
-        // Proof of loss: a later read holds a value whose append began only after this one
-        // was acknowledged (the key's order went past this value without it), or a final
-        // read, taken after the quiet period, misses it.
-        let after = &k.reads[first_after..];
-        let passed_over = after.iter().find(|(_, vals)| {
-            vals.iter()
-                .any(|w| k.appends.get(w).is_some_and(|o| o.invoke > done))
-        });
-        let witness = passed_over
-            .map(|&(r, vals)| {
-                (
-                    r,
-                    vals,
-                    "although the read at",
-                    "already holds later appends:",
-                )
-            })
-            .or_else(|| {
-                after
-                    .iter()
-                    .find(|(r, _)| is_final_read(h, r))
-                    .map(|&(r, vals)| {
-                        (
-                            r,
-                            vals,
-                            "including the final read at",
-                            "(after the quiet period), which saw",
-                        )
-                    })
-            });
-        let Some((r, vals, which, saw)) = witness else {
-            let (r, vals) = k.reads[first_after];
-            if stale_reported.insert(r.invoke) {
-                sink.push_with(AnomalyKind::StaleRead, || Anomaly {
-                    cycle: Vec::new(),
-                    kind: AnomalyKind::StaleRead,
-                    key: Some(key),
-                    ops: vec![op_index(h, r), op_index(h, a)],
-                    explanation: format!(
-                        "{} although append {v}, acknowledged at t={}, had completed before it began (no read ever saw {v}: lost, or never replicated to the nodes read)",
-                        read_desc(r, vals),
-                        secs(complete_ns(h, a))
-                    ),
-                });
+    for (a, v, fate) in unseen(h, k, &|v| observed.contains(&v)) {
+        let Unseen::Lost {
+            read: r,
+            vals,
+            final_read,
+        } = fate
+        else {
+            // Unread: only counted. Lagging: its first later read is a stale read
+            // (`perop::append_key`), not proof of loss.
+            if matches!(fate, Unseen::Unread) {
+                counts.unobserved += 1;
             }
             continue;
+        };
+        let done = a.complete.expect("an ok append has a completion");
+        let later = k.reads.len() - k.reads.partition_point(|(r, _)| r.invoke < done);
+        let (which, saw) = if final_read {
+            (
+                "including the final read at",
+                "(after the quiet period), which saw",
+            )
+        } else {
+            ("although the read at", "already holds later appends:")
         };
         sink.push_with(AnomalyKind::LostWrite, || Anomaly {
             kind: AnomalyKind::LostWrite,
@@ -505,6 +464,64 @@ fn check_key<'a>(
             ),
         });
     }
+}
+
+/// What became of an ok append that no ok read observed.
+pub(crate) enum Unseen<'a> {
+    /// No read of its key began after it was acknowledged: only counted, `unobserved`.
+    Unread,
+    /// Provably lost: a later read holds a value whose append began only after this
+    /// one was acknowledged (the key's order went past it), or a final read misses it.
+    Lost {
+        read: &'a Operation,
+        vals: &'a [i64],
+        final_read: bool,
+    },
+    /// Later reads miss it without proof of loss (a lagging replica): the first of them,
+    /// by its index in `KeyOps::reads`, is a stale read.
+    Lagging { read: usize },
+}
+
+/// Every ok append of `k` that `observed` says no ok read holds, with its fate.
+pub(crate) fn unseen<'a>(
+    h: &History,
+    k: &KeyOps<'a>,
+    observed: &dyn Fn(i64) -> bool,
+) -> Vec<(&'a Operation, i64, Unseen<'a>)> {
+    let mut out = Vec::new();
+    for &(a, v) in &k.ok_appends {
+        if observed(v) {
+            continue;
+        }
+        let done = a.complete.expect("an ok append has a completion");
+        let first_after = k.reads.partition_point(|(r, _)| r.invoke < done);
+        if first_after == k.reads.len() {
+            out.push((a, v, Unseen::Unread));
+            continue;
+        }
+        let after = &k.reads[first_after..];
+        let passed_over = after.iter().find(|(_, vals)| {
+            vals.iter()
+                .any(|w| k.appends.get(w).is_some_and(|o| o.invoke > done))
+        });
+        let fate = match passed_over {
+            Some(&(read, vals)) => Unseen::Lost {
+                read,
+                vals,
+                final_read: false,
+            },
+            None => match after.iter().find(|(r, _)| is_final_read(h, r)) {
+                Some(&(read, vals)) => Unseen::Lost {
+                    read,
+                    vals,
+                    final_read: true,
+                },
+                None => Unseen::Lagging { read: first_after },
+            },
+        };
+        out.push((a, v, fate));
+    }
+    out
 }
 
 /// A final read: the runner marks the invoke of reads taken after the time limit and a

@@ -2,46 +2,75 @@
 //! `results.json`'s `counts`, the report's badges, JUnit, the comparison page) shows
 //! what `counts` returns.
 //!
-//! Several checkers can notice the same kind (the `append` and `graph` checkers both see
-//! a stale read of an append history). The rule: each kind is taken from exactly one
-//! owning checker — the first in `OWNERS` for that kind that is present in the results —
-//! and never summed across checkers. A checker's own figure for the kind (its total,
-//! including anomalies it did not keep) is the count; without that figure, the anomalies
-//! it listed. Measuring checkers (`staleness`, `stats`) own no kind: their figures are
-//! measurements, and their verdict says only whether the measurement completed.
+//! Several checkers look at one history and some report the same kind (the `append`
+//! and `graph` checkers both report stale reads; `staleness` carries a `stale_reads`
+//! figure), so adding their figures counts one anomaly twice. Here each kind has an
+//! ordered list of owning checkers (`AnomalyKind::owners`), and its count comes from the
+//! first owner present in the results, never from a sum. All owners of a kind use the
+//! same definition (shared code in `perop` and `append`), so which owner supplies it does
+//! not change the figure. A checker's own figure for the kind (its total, including
+//! anomalies it did not keep) is the count; without that figure, the anomalies it listed.
+//! Measuring checkers (`staleness`, `stats`) own no kind: their figures are measurements,
+//! and their verdict says only whether the measurement completed.
+//!
+//! Guarantees: every kind of `AnomalyKind::ALL` has at least one owner; `counts` is a
+//! pure function of the results; a count is never less than the anomalies its owner
+//! listed; the `non-linearizable` count leaves out the violations the linearizability
+//! checker found on keys that already carry a per-op anomaly (a stale read, a session
+//! violation, a phantom or aborted read), which are counted at their cause.
 
 use crate::report::{Anomaly, AnomalyKind, CheckResult};
 use std::collections::BTreeMap;
 
-/// For each kind, the checkers that prove it, in order of preference.
-pub const OWNERS: [(AnomalyKind, &[&str]); 15] = [
-    (AnomalyKind::StaleRead, &["graph", "append", "set-full"]),
-    (AnomalyKind::LostWrite, &["append", "graph"]),
-    (AnomalyKind::Divergence, &["append", "graph"]),
-    (
-        AnomalyKind::PhantomRead,
-        &["append", "linearizable", "set-full", "graph"],
-    ),
-    (
-        AnomalyKind::AbortedRead,
-        &["append", "linearizable", "set-full", "graph"],
-    ),
-    (
-        AnomalyKind::DuplicateElement,
-        &["append", "set-full", "graph"],
-    ),
-    (AnomalyKind::NonLinearizable, &["linearizable"]),
-    (AnomalyKind::MonotonicRead, &["graph"]),
-    (AnomalyKind::ReadYourWrites, &["graph"]),
-    (AnomalyKind::MonotonicWrites, &["graph"]),
-    (AnomalyKind::WritesFollowReads, &["graph"]),
-    (AnomalyKind::Cycle, &["graph"]),
-    (AnomalyKind::LostElement, &["set-full"]),
-    (AnomalyKind::CounterOutOfBounds, &["counter"]),
-    // The convergence checker lists diverged replicas (as `divergence` anomalies) and
-    // counts them in `divergent_keys`.
-    (AnomalyKind::ReplicaDivergence, &["convergence"]),
-];
+/// Figure in the `linearizable` result: violations on keys that already hold a per-op
+/// anomaly (counted at that anomaly, not again as non-linearizable).
+pub const NON_LINEARIZABLE_EXPLAINED: &str = "non_linearizable_explained_by_per_op";
+
+impl AnomalyKind {
+    /// The checkers (by `CheckResult::checker`) that count this kind, preferred first.
+    /// `counts` takes a kind from the first of them present in a report.
+    pub fn owners(self) -> &'static [&'static str] {
+        use AnomalyKind::*;
+        match self {
+            // The per-op kinds of one history: the graph checker (which runs the append
+            // checker's analysis for append histories), else the append checker; set-full
+            // has its own stale reads of elements.
+            StaleRead => &["graph", "append", "set-full"],
+            MonotonicRead | ReadYourWrites | MonotonicWrites | WritesFollowReads => &["graph"],
+            LostWrite | Divergence => &["graph", "append"],
+            DuplicateElement => &["graph", "append", "set-full"],
+            PhantomRead | AbortedRead => &["graph", "append", "linearizable", "set-full"],
+            Cycle | G0 | G0Process | G0Realtime | G1c | G1cProcess | G1cRealtime | GSingle
+            | GSingleProcess | GSingleRealtime | G2 | G2Process | G2Realtime => &["graph"],
+            NonLinearizable => &["linearizable"],
+            LostElement => &["set-full"],
+            CounterOutOfBounds => &["counter"],
+            ReplicaDivergence => &["convergence"],
+        }
+    }
+
+    /// True for the kinds that name a dependency cycle (one per strongly connected
+    /// component of the graph), rather than one offending op.
+    pub fn is_cycle(self) -> bool {
+        use AnomalyKind::*;
+        matches!(
+            self,
+            Cycle
+                | G0
+                | G0Process
+                | G0Realtime
+                | G1c
+                | G1cProcess
+                | G1cRealtime
+                | GSingle
+                | GSingleProcess
+                | GSingleRealtime
+                | G2
+                | G2Process
+                | G2Realtime
+        )
+    }
+}
 
 /// One kind's count and the checker it comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,8 +92,7 @@ pub fn counted_kind(checker: &str, a: &Anomaly) -> AnomalyKind {
 
 /// The checker whose count of `kind` is the run's, if any present checker proves it.
 pub fn owner(kind: AnomalyKind, results: &[CheckResult]) -> Option<&CheckResult> {
-    let names = OWNERS.iter().find(|(k, _)| *k == kind)?.1;
-    names
+    kind.owners()
         .iter()
         .find_map(|n| results.iter().find(|r| r.checker == *n))
 }
@@ -91,7 +119,15 @@ pub fn counts(results: &[CheckResult]) -> Vec<KindCount> {
             .figures
             .get(kind.figure_name())
             .and_then(serde_json::Value::as_u64);
-        let count = figure.unwrap_or(0).max(listed);
+        let mut count = figure.unwrap_or(0).max(listed);
+        if kind == AnomalyKind::NonLinearizable {
+            let explained = r
+                .figures
+                .get(NON_LINEARIZABLE_EXPLAINED)
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
+            count = count.saturating_sub(explained);
+        }
         if count > 0 {
             out.push(KindCount {
                 kind,
@@ -174,7 +210,7 @@ mod tests {
     #[test]
     fn every_kind_has_an_owner() {
         for kind in AnomalyKind::ALL {
-            assert!(OWNERS.iter().any(|(k, o)| *k == kind && !o.is_empty()));
+            assert!(!kind.owners().is_empty());
         }
     }
 }

@@ -3,7 +3,7 @@
 //! Guarantees: times print as seconds since the run started with millisecond precision
 //! (`t=3.104s`); long lists are shortened in the middle so one explanation stays one line.
 
-use schism_history::{History, Operation};
+use schism_history::{F, History, Operation, Value};
 
 /// `3.104s` from nanoseconds.
 pub(crate) fn secs(ns: u64) -> String {
@@ -41,6 +41,44 @@ pub(crate) fn elements(n: usize) -> String {
         "1 element".into()
     } else {
         format!("{n} elements")
+    }
+}
+
+/// `process 3`.
+pub(crate) fn who(_h: &History, o: &Operation) -> String {
+    format!("process {}", o.process)
+}
+
+pub(crate) fn key(o: &Operation) -> u64 {
+    o.key.unwrap_or(0)
+}
+
+/// What a read returned: `[1,2]`, `3`, `nil`.
+pub(crate) fn seen(o: &Operation) -> String {
+    match &o.value {
+        Value::List(l) => list(l),
+        other => other.to_string(),
+    }
+}
+
+/// A noun for a write: `append 2 to key 7`, `write 3 to key 1`, `cas 2→3 on key 1`.
+pub(crate) fn what(o: &Operation) -> String {
+    match (&o.f, &o.value) {
+        (F::Cas, Value::List(l)) if l.len() == 2 => {
+            format!("cas {}→{} on key {}", l[0], l[1], key(o))
+        }
+        (F::Read, _) => format!("the read of key {} that saw {}", key(o), seen(o)),
+        (f, v) => format!("{f} {v} to key {}", key(o)),
+    }
+}
+
+/// A verb phrase: `appended 2 to key 7`, `wrote 3 to key 1`, `read [1] from key 7`.
+pub(crate) fn did(o: &Operation) -> String {
+    match (&o.f, &o.value) {
+        (F::Append, v) => format!("appended {v} to key {}", key(o)),
+        (F::Write, v) => format!("wrote {v} to key {}", key(o)),
+        (F::Read, _) => format!("read {} from key {}", seen(o), key(o)),
+        _ => format!("ran {}", what(o)),
     }
 }
 

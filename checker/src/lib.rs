@@ -1,7 +1,9 @@
 //! Pure analyses of schism histories: the `append` checker (lists per key), the
 //! `linearizable` checker (read/write/cas registers per key, by zones or exact search;
 //! Knossos's multi-register and mutex models over the whole history), the `graph`
-//! checker (dependency cycles: stale reads and session-guarantee violations),
+//! checker (the per-op kinds of `perop` — stale reads and session-guarantee violations,
+//! each counted once at its offending op — and the remaining dependency cycles, one per
+//! component, named G0/G1c/G-single/G2), `counts` (one count per kind for a report),
 //! `staleness` (k- and Δ-atomicity figures), `set-full`, `counter`, `stats`, and
 //! `convergence` (over per-node state dumps rather than a history). `validate` runs first
 //! and names the first op that breaks the analysis' assumptions; `evidence` says whether
@@ -23,6 +25,7 @@ mod explain;
 mod fx;
 mod graph;
 mod linearizable;
+mod perop;
 mod report;
 mod set_full;
 mod staleness;
@@ -30,7 +33,17 @@ pub mod stats;
 mod validate;
 
 pub use convergence::{ReplicaState, check_convergence};
+pub use counts::NON_LINEARIZABLE_EXPLAINED;
 pub use evidence::{EVIDENCE, check_evidence};
+
+/// One count per kind for a report, each from its owning checker (`counts::counts`, as
+/// a map): the figure to show and compare; summing every checker's figures double-counts.
+pub fn counts(report: &Report) -> std::collections::BTreeMap<AnomalyKind, u64> {
+    counts::counts(&report.results)
+        .into_iter()
+        .map(|c| (c.kind, c.count))
+        .collect()
+}
 pub use report::{Anomaly, AnomalyKind, CheckResult, CycleStep, EdgeKind, Report, Validity};
 
 use schism_history::{F, History, HistoryError, Operation, Value};
@@ -443,7 +456,7 @@ fn infer_workload(history: &History, ops: &[Operation]) -> Result<Option<Workloa
 }
 
 /// True when no key of a register history is written (or cas-set) to the same value twice.
-fn register_writes_unique(h: &History) -> bool {
+pub(crate) fn register_writes_unique(h: &History) -> bool {
     let mut seen: fx::FxHashSet<(u64, i64)> = fx::FxHashSet::default();
     h.ops.iter().all(|op| {
         if op.kind != schism_history::OpType::Invoke {

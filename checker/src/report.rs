@@ -73,8 +73,46 @@ pub enum AnomalyKind {
     MonotonicWrites,
     /// A process wrote after reading a value, yet its write is ordered before that value.
     WritesFollowReads,
-    /// Any other dependency cycle (e.g. a version order contradicting real time).
+    /// A dependency cycle named by no other kind. Only results of older versions carry it:
+    /// every cycle is now classified as one of the Adya/Elle kinds below.
     Cycle,
+    /// A cycle of write-write (ww) dependencies alone: dirty write (Adya's G0).
+    #[serde(rename = "G0")]
+    G0,
+    /// G0 that needs process order to close.
+    #[serde(rename = "G0-process")]
+    G0Process,
+    /// G0 that needs real-time order to close.
+    #[serde(rename = "G0-realtime")]
+    G0Realtime,
+    /// A cycle of ww and write-read (wr) dependencies with at least one wr: circular
+    /// information flow (Adya's G1c).
+    #[serde(rename = "G1c")]
+    G1c,
+    /// G1c that needs process order to close.
+    #[serde(rename = "G1c-process")]
+    G1cProcess,
+    /// G1c that needs real-time order to close.
+    #[serde(rename = "G1c-realtime")]
+    G1cRealtime,
+    /// A cycle with exactly one anti-dependency (rw) edge: read skew (Adya's G-single).
+    #[serde(rename = "G-single")]
+    GSingle,
+    /// G-single that needs process order to close.
+    #[serde(rename = "G-single-process")]
+    GSingleProcess,
+    /// G-single that needs real-time order to close.
+    #[serde(rename = "G-single-realtime")]
+    GSingleRealtime,
+    /// A cycle with two or more rw edges: anti-dependency cycle (Adya's G2).
+    #[serde(rename = "G2")]
+    G2,
+    /// G2 that needs process order to close.
+    #[serde(rename = "G2-process")]
+    G2Process,
+    /// G2 that needs real-time order to close.
+    #[serde(rename = "G2-realtime")]
+    G2Realtime,
     /// A set element that was added (or seen) but is absent from every read at the end.
     LostElement,
     /// A counter read outside [acknowledged increments, attempted increments].
@@ -84,7 +122,7 @@ pub enum AnomalyKind {
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 15] = [
+    pub const ALL: [AnomalyKind; 27] = [
         AnomalyKind::StaleRead,
         AnomalyKind::LostWrite,
         AnomalyKind::Divergence,
@@ -97,6 +135,18 @@ impl AnomalyKind {
         AnomalyKind::MonotonicWrites,
         AnomalyKind::WritesFollowReads,
         AnomalyKind::Cycle,
+        AnomalyKind::G0,
+        AnomalyKind::G0Process,
+        AnomalyKind::G0Realtime,
+        AnomalyKind::G1c,
+        AnomalyKind::G1cProcess,
+        AnomalyKind::G1cRealtime,
+        AnomalyKind::GSingle,
+        AnomalyKind::GSingleProcess,
+        AnomalyKind::GSingleRealtime,
+        AnomalyKind::G2,
+        AnomalyKind::G2Process,
+        AnomalyKind::G2Realtime,
         AnomalyKind::LostElement,
         AnomalyKind::CounterOutOfBounds,
         AnomalyKind::ReplicaDivergence,
@@ -117,6 +167,18 @@ impl AnomalyKind {
             AnomalyKind::MonotonicWrites => "monotonic-writes",
             AnomalyKind::WritesFollowReads => "writes-follow-reads",
             AnomalyKind::Cycle => "cycle",
+            AnomalyKind::G0 => "G0",
+            AnomalyKind::G0Process => "G0-process",
+            AnomalyKind::G0Realtime => "G0-realtime",
+            AnomalyKind::G1c => "G1c",
+            AnomalyKind::G1cProcess => "G1c-process",
+            AnomalyKind::G1cRealtime => "G1c-realtime",
+            AnomalyKind::GSingle => "G-single",
+            AnomalyKind::GSingleProcess => "G-single-process",
+            AnomalyKind::GSingleRealtime => "G-single-realtime",
+            AnomalyKind::G2 => "G2",
+            AnomalyKind::G2Process => "G2-process",
+            AnomalyKind::G2Realtime => "G2-realtime",
             AnomalyKind::LostElement => "lost-element",
             AnomalyKind::CounterOutOfBounds => "counter-out-of-bounds",
             AnomalyKind::ReplicaDivergence => "replica-divergence",
@@ -138,6 +200,18 @@ impl AnomalyKind {
             AnomalyKind::MonotonicWrites => "monotonic_writes_violations",
             AnomalyKind::WritesFollowReads => "writes_follow_reads_violations",
             AnomalyKind::Cycle => "other_cycles",
+            AnomalyKind::G0 => "g0_cycles",
+            AnomalyKind::G0Process => "g0_process_cycles",
+            AnomalyKind::G0Realtime => "g0_realtime_cycles",
+            AnomalyKind::G1c => "g1c_cycles",
+            AnomalyKind::G1cProcess => "g1c_process_cycles",
+            AnomalyKind::G1cRealtime => "g1c_realtime_cycles",
+            AnomalyKind::GSingle => "g_single_cycles",
+            AnomalyKind::GSingleProcess => "g_single_process_cycles",
+            AnomalyKind::GSingleRealtime => "g_single_realtime_cycles",
+            AnomalyKind::G2 => "g2_cycles",
+            AnomalyKind::G2Process => "g2_process_cycles",
+            AnomalyKind::G2Realtime => "g2_realtime_cycles",
             AnomalyKind::LostElement => "lost_elements",
             AnomalyKind::CounterOutOfBounds => "counter_reads_out_of_bounds",
             AnomalyKind::ReplicaDivergence => "divergent_keys",

@@ -5,10 +5,13 @@
 //! the read began the first version it missed had been acknowledged. A read that is not
 //! behind scores (0, 0). Append keys use the version order of their longest read (reads
 //! that are not a prefix of it are skipped: divergence is the append checker's); register
-//! keys count the acknowledged writes that real time forces after the value read.
+//! keys count the acknowledged writes that real time forces after the value read. The
+//! measurement is `perop`'s: a read is behind here exactly when it is a stale read there
+//! (a read missing only an append no read ever saw is 1 version behind), so
+//! `stale_reads` here equals the `graph` checker's count by construction.
 //!
-//! Guarantees: figures only, never an anomaly (stale reads are reported once, by the
-//! `append` and `graph` checkers); verdict valid, or unknown when aborted. Output is
+//! Guarantees: figures only, never an anomaly (stale reads are counted once, by the
+//! `graph` checker, else the `append` checker); verdict valid, or unknown when aborted. Output is
 //! bounded: quantiles, fixed histogram buckets, the 5 worst reads, and a per-read series
 //! of at most `SERIES_CAP` stale reads `(time_ns, versions_behind, ms_behind)` with a
 //! count of those left out. `k_atomic` is the smallest k for which every read returned
@@ -16,12 +19,11 @@
 
 use crate::append::Analysis;
 use crate::explain::op_index;
-use crate::fx::FxHashMap;
+use crate::perop;
 use crate::report::{CheckResult, Validity};
 use crate::{CheckError, Options, Workload};
-use schism_history::{F, History, Key, Operation, Outcome, Value};
+use schism_history::{History, Operation};
 use serde_json::{Value as Json, json};
-use std::collections::BTreeMap;
 
 /// At most this many stale reads are listed in the series.
 pub const SERIES_CAP: usize = 10_000;
@@ -40,9 +42,9 @@ pub(crate) fn check_ops(
     opts: &Options,
     w: Workload,
 ) -> Result<CheckResult, CheckError> {
-    let samples = match w {
-        Workload::Append => append_samples(h, ops)?,
-        Workload::Register => register_samples(h, ops),
+    let lags = match w {
+        Workload::Append => perop::append(h, ops, &Analysis::new(h, ops)?, true).lags,
+        Workload::Register => perop::register(h, ops, opts, true).lags,
         other => {
             return Err(CheckError::Unsupported {
                 checker: "staleness",
@@ -50,6 +52,14 @@ pub(crate) fn check_ops(
             });
         }
     };
+    let samples: Vec<Sample> = lags
+        .into_iter()
+        .map(|l| Sample {
+            slot: l.slot,
+            versions: l.versions,
+            ns: l.ns,
+        })
+        .collect();
     let mut figures = figures(h, ops, &samples);
     let validity = if opts.aborted() {
         figures.insert("unknown_reason".into(), "aborted".into());
@@ -63,141 +73,6 @@ pub(crate) fn check_ops(
         anomalies: Vec::new(),
         figures,
     })
-}
-
-fn append_samples(h: &History, ops: &[Operation]) -> Result<Vec<Sample>, CheckError> {
-    let a = Analysis::new(h, ops)?;
-    let slot = |o: &Operation| {
-        (o as *const Operation as usize - ops.as_ptr() as usize) / size_of::<Operation>()
-    };
-    let mut out = Vec::new();
-    for k in a.keys.values() {
-        let (order, _) = k.version_order();
-        let pos: FxHashMap<i64, usize> = order.iter().enumerate().map(|(i, &v)| (v, i)).collect();
-        // Ok appends in the order, by completion position.
-        let mut acked: Vec<(usize, usize)> = k
-            .ok_appends
-            .iter()
-            .filter_map(|&(o, v)| Some((o.complete?, *pos.get(&v)?)))
-            .collect();
-        acked.sort_unstable();
-        // suf[q]: the earliest completion among ok appends at order position ≥ q.
-        let mut at = vec![usize::MAX; order.len() + 1];
-        for &(c, q) in &acked {
-            at[q] = at[q].min(c);
-        }
-        let mut suf = vec![usize::MAX; order.len() + 1];
-        for q in (0..order.len()).rev() {
-            suf[q] = at[q].min(suf[q + 1]);
-        }
-        let (mut i, mut freshest) = (0usize, None::<usize>);
-        for &(r, vals) in &k.reads {
-            if !order.starts_with(vals) {
-                continue;
-            }
-            while i < acked.len() && acked[i].0 < r.invoke {
-                freshest = Some(freshest.map_or(acked[i].1, |f: usize| f.max(acked[i].1)));
-                i += 1;
-            }
-            let versions = freshest.map_or(0, |f| (f + 1).saturating_sub(vals.len())) as u64;
-            let ns = if versions > 0 {
-                h.ops[r.invoke]
-                    .time_ns
-                    .saturating_sub(h.ops[suf[vals.len()]].time_ns)
-            } else {
-                0
-            };
-            out.push(Sample {
-                slot: slot(r),
-                versions,
-                ns,
-            });
-        }
-    }
-    out.sort_unstable_by_key(|s| ops[s.slot].invoke);
-    Ok(out)
-}
-
-fn register_samples(h: &History, ops: &[Operation]) -> Vec<Sample> {
-    // Per key: ok writes (and cas) in invoke order; every write by key and value.
-    let mut writes: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
-    let mut by_value: FxHashMap<(Key, i64), usize> = FxHashMap::default();
-    for (slot, o) in ops.iter().enumerate() {
-        let Some(key) = o.key else { continue };
-        let v = match (&o.f, &o.value) {
-            (F::Write, Value::Int(v)) => *v,
-            (F::Cas, Value::List(l)) if l.len() == 2 => l[1],
-            _ => continue,
-        };
-        by_value.insert((key, v), slot);
-        if o.outcome == Outcome::Ok {
-            writes.entry(key).or_default().push(slot);
-        }
-    }
-    struct KeyIdx {
-        inv: Vec<usize>,
-        done: Vec<usize>,
-        sufmin: Vec<usize>,
-    }
-    let idx: BTreeMap<Key, KeyIdx> = writes
-        .into_iter()
-        .map(|(k, ws)| {
-            let inv: Vec<usize> = ws.iter().map(|&w| ops[w].invoke).collect();
-            let done: Vec<usize> = ws
-                .iter()
-                .map(|&w| ops[w].complete.unwrap_or(usize::MAX))
-                .collect();
-            let mut sufmin = vec![usize::MAX; inv.len() + 1];
-            for i in (0..inv.len()).rev() {
-                sufmin[i] = done[i].min(sufmin[i + 1]);
-            }
-            (k, KeyIdx { inv, done, sufmin })
-        })
-        .collect();
-    let mut out = Vec::new();
-    for (slot, o) in ops.iter().enumerate() {
-        if o.f != F::Read || o.outcome != Outcome::Ok {
-            continue;
-        }
-        let Some(key) = o.key else { continue };
-        // When the version read was acknowledged (None: the initial value).
-        let after = match &o.value {
-            Value::Null => None,
-            Value::Int(v) => match by_value.get(&(key, *v)) {
-                Some(&w) if ops[w].outcome == Outcome::Ok => ops[w].complete,
-                // Indeterminate, failed or phantom: nothing is forced after it.
-                _ => {
-                    out.push(Sample {
-                        slot,
-                        versions: 0,
-                        ns: 0,
-                    });
-                    continue;
-                }
-            },
-            _ => continue,
-        };
-        let Some(k) = idx.get(&key) else {
-            out.push(Sample {
-                slot,
-                versions: 0,
-                ns: 0,
-            });
-            continue;
-        };
-        let j = after.map_or(0, |c| k.inv.partition_point(|&i| i < c));
-        let end = j + k.inv[j..].partition_point(|&i| i < o.invoke);
-        let versions = (j..end).filter(|&i| k.done[i] < o.invoke).count() as u64;
-        let ns = if versions > 0 {
-            h.ops[o.invoke]
-                .time_ns
-                .saturating_sub(h.ops[k.sufmin[j]].time_ns)
-        } else {
-            0
-        };
-        out.push(Sample { slot, versions, ns });
-    }
-    out
 }
 
 fn quantiles(sorted: &[u64], scale: f64) -> Json {

@@ -1,22 +1,37 @@
-//! Cycle search in a history graph: Tarjan components, then the shortest cycle through
-//! each suspect edge (0-1 BFS inside the component), classified and explained.
+//! Cycle search in a history graph: Tarjan components, then one shortest cycle per
+//! component, classified by its edge types with Adya's and Elle's names.
+//!
+//! Each non-trivial strongly connected component is one anomaly. Its witness is the
+//! shortest cycle found from the component's cheapest suspect edges — rw first, then ww,
+//! then wr, each in history order, at most `SUSPECTS_PER_COMPONENT` of them — by a 0-1
+//! BFS back from the edge's target to its source (barrier hops free), first without
+//! real-time edges and within the source's completion, then with them; a cycle that
+//! needs no real time beats one that does, then the shorter wins, and a two-op cycle
+//! without real time ends the search. The cycle is named by its edges: no rw edge and
+//! only ww is G0, ww and wr is G1c, exactly one rw is G-single, more is G2; `-realtime`
+//! when it needs real-time order, else `-process` when it needs process order.
 //!
 //! Guarantees: every reported cycle exists in the graph (it is reconstructed edge by
-//! edge); barrier nodes are collapsed into one `realtime` (or `process`) edge; the total
-//! search work is bounded (`Options`-independent, linear in the graph size), and a
-//! component left without a witness is still reported, as an unexplained cycle.
+//! edge); barrier nodes are collapsed into one `realtime` (or `process`) edge; every
+//! component gets a concrete cycle: the first search in a component is never cut by the
+//! budget (an edge inside a component always closes a cycle, so it succeeds, at a cost
+//! linear in the component), and only the further searches for a shorter one share the
+//! work budget (linear in the graph size); those it skips are counted,
+//! `suspect_edges_unsearched`.
 
 use super::{BARRIER, HistoryGraph, scc};
 use crate::Options;
-use crate::explain::{complete_ns, invoke_ns, list, op_index, secs};
-use crate::fx::FxHashSet;
+use crate::explain::{invoke_ns, op_index, secs, what};
 use crate::report::{Anomaly, AnomalyKind, AnomalySink, CycleStep, EdgeKind};
 use petgraph::Direction::Outgoing;
 use petgraph::graph::NodeIndex;
-use schism_history::{F, History, Operation, Value};
+use schism_history::{History, Operation};
 use std::collections::VecDeque;
 
 const UNSEEN: u32 = u32::MAX;
+
+/// Suspect edges searched per component, at most: the bound by design.
+pub(crate) const SUSPECTS_PER_COMPONENT: usize = 16;
 
 /// A collapsed cycle: op slots and the edge leaving each (the last closes the cycle).
 type Steps = Vec<(usize, EdgeKind)>;
@@ -41,8 +56,10 @@ pub(super) fn find(
         }
     }
     figures.insert("sccs".into(), nontrivial.into());
+    figures.insert("cycles_found".into(), 0.into());
+    figures.insert("suspect_edges_unsearched".into(), 0.into());
+    figures.insert("sccs_unexplained".into(), 0.into());
     if nontrivial == 0 {
-        figures.insert("cycles_found".into(), 0.into());
         return true;
     }
     for (n, &c) in sccs.comp.iter().enumerate() {
@@ -60,8 +77,7 @@ pub(super) fn find(
         deque: VecDeque::new(),
     };
     let mut budget: u64 = 10_000_000u64.max(4 * (n as u64 + g.edge_count() as u64));
-    let (mut found, mut unsearched, mut unexplained) = (0u64, 0u64, 0u64);
-    let mut covered: FxHashSet<(u32, u32)> = FxHashSet::default();
+    let (mut found, mut unsearched) = (0u64, 0u64);
     for (c, nodes) in members.iter().enumerate() {
         if nodes.len() < 2 {
             continue;
@@ -69,105 +85,120 @@ pub(super) fn find(
         if opts.aborted() {
             return false;
         }
-        let mut suspects: Vec<(u8, u32, u32, EdgeKind)> = Vec::new();
-        for &u in nodes {
-            for e in g.edges(NodeIndex::new(u as usize)) {
-                use petgraph::visit::EdgeRef;
-                let v = e.target().index() as u32;
-                if sccs.comp[v as usize] != c as u32 {
-                    continue;
-                }
-                let rank = match e.weight() {
-                    EdgeKind::Rw => 0,
-                    EdgeKind::Ww => 1,
-                    EdgeKind::Wr => 2,
-                    _ => continue,
-                };
-                suspects.push((rank, u, v, *e.weight()));
+        let suspects = suspects(hg, &sccs.comp, c as u32, nodes);
+        let mut best: Option<(bool, usize, Steps)> = None;
+        for &(u, v, kind) in suspects.iter().take(SUSPECTS_PER_COMPONENT) {
+            if best.as_ref().is_some_and(|b| !b.0 && b.1 <= 2) {
+                break; // nothing is shorter
             }
-        }
-        suspects.sort_unstable_by_key(|s| (s.0, hg.pos[s.1 as usize], s.1, s.2));
-        let mut explained = false;
-        for &(_, u, v, kind) in &suspects {
-            if covered.contains(&(u, v)) {
-                continue;
-            }
-            if budget == 0 {
+            // The first search of a component is never cut short: it names a cycle.
+            let mut unbounded = u64::MAX;
+            let work = if best.is_none() {
+                &mut unbounded
+            } else if budget == 0 {
                 unsearched += 1;
                 continue;
-            }
-            let limit = match g[NodeIndex::new(u as usize)] {
-                BARRIER => u32::MAX,
-                slot => ops[slot as usize]
-                    .complete
-                    .map_or(hg.pos[u as usize], |p| p as u32),
+            } else {
+                &mut budget
             };
-            // The weakest explanation first: a cycle of dependencies and process order
-            // alone (a session or causal violation), then one that needs real time.
-            let mut path = bfs
-                .run(hg, &sccs.comp, c as u32, v, u, limit, false, &mut budget)
-                .map(|p| (p, false));
-            if path.is_none() {
-                path = bfs
-                    .run(hg, &sccs.comp, c as u32, v, u, limit, true, &mut budget)
-                    .or_else(|| {
-                        bfs.run(hg, &sccs.comp, c as u32, v, u, u32::MAX, true, &mut budget)
-                    })
-                    .map(|p| (p, true));
-            }
-            let Some((path, realtime)) = path else {
+            let Some(path) = shortest_back(&mut bfs, hg, ops, &sccs.comp, c as u32, u, v, work)
+            else {
+                unsearched += u64::from(budget == 0);
                 continue;
             };
             // The cycle: u -kind-> v -…-> u.
-            let mut nodes_edges: Vec<(u32, EdgeKind)> = vec![(u, kind)];
-            nodes_edges.extend(path.iter().copied().take(path.len() - 1));
-            // One report per rw edge: a cycle whose rw edges were all explained already
-            // (found again through a ww or wr edge) adds nothing.
-            let len = nodes_edges.len();
-            let ring = |i: usize| (nodes_edges[i].0, nodes_edges[(i + 1) % len].0);
-            let rws: Vec<(u32, u32)> = (0..len)
-                .filter(|&i| nodes_edges[i].1 == EdgeKind::Rw)
-                .map(ring)
-                .collect();
-            let new_rw = rws.iter().any(|e| !covered.contains(e));
-            for i in 0..len {
-                covered.insert(ring(i));
+            let mut ring: Vec<(u32, EdgeKind)> = vec![(u, kind)];
+            ring.extend(path.iter().copied().take(path.len() - 1));
+            let steps = collapse(hg, ops, &ring);
+            let realtime = steps.iter().any(|s| s.1 == EdgeKind::Realtime);
+            if best
+                .as_ref()
+                .is_none_or(|b| (realtime, steps.len()) < (b.0, b.1))
+            {
+                best = Some((realtime, steps.len(), steps));
             }
-            explained = true;
-            if !rws.is_empty() && !new_rw {
-                continue;
-            }
-            let steps = collapse(hg, ops, &nodes_edges);
-            found += 1;
-            let (kind, steps) = classify(ops, steps, realtime);
-            sink.push_with(kind, || explain(h, ops, kind, &steps));
         }
-        if !explained {
-            unexplained += 1;
-            let ops_in: Vec<u64> = nodes
-                .iter()
-                .filter(|&&n| g[NodeIndex::new(n as usize)] != BARRIER)
-                .take(8)
-                .map(|&n| op_index(h, &ops[g[NodeIndex::new(n as usize)] as usize]))
-                .collect();
+        let Some((_, _, steps)) = best else {
+            // Unreachable (an edge inside a component closes a cycle, and the first
+            // search is unbounded); kept so that a component is never dropped.
+            debug_assert!(false, "component {c} without a cycle");
             sink.push_with(AnomalyKind::Cycle, || {
+                let ids: Vec<u64> = nodes
+                    .iter()
+                    .filter(|&&x| g[NodeIndex::new(x as usize)] != BARRIER)
+                    .take(8)
+                    .map(|&x| op_index(h, &ops[g[NodeIndex::new(x as usize)] as usize]))
+                    .collect();
                 Anomaly::new(
                     AnomalyKind::Cycle,
                     None,
-                    ops_in.clone(),
-                    format!(
-                        "{} ops (first indices {:?}) lie on a dependency cycle that no order can satisfy; the search budget ran out before a shortest cycle was named",
-                        nodes.len(),
-                        ops_in
-                    ),
+                    ids.clone(),
+                    format!("ops {ids:?} lie on a dependency cycle no order can satisfy"),
                 )
             });
-        }
+            continue;
+        };
+        found += 1;
+        let kind = classify(&steps);
+        let size = nodes
+            .iter()
+            .filter(|&&x| g[NodeIndex::new(x as usize)] != BARRIER)
+            .count();
+        sink.push_with(kind, || explain(h, ops, kind, &steps, size));
     }
     figures.insert("cycles_found".into(), found.into());
     figures.insert("suspect_edges_unsearched".into(), unsearched.into());
-    figures.insert("sccs_unexplained".into(), unexplained.into());
     true
+}
+
+/// The rw, ww and wr edges inside component `c`, cheapest first (rw, ww, wr), each
+/// class in history order.
+fn suspects(hg: &HistoryGraph, comp: &[u32], c: u32, nodes: &[u32]) -> Vec<(u32, u32, EdgeKind)> {
+    use petgraph::visit::EdgeRef;
+    let mut out: Vec<(u8, u32, u32, EdgeKind)> = Vec::new();
+    for &u in nodes {
+        for e in hg.g.edges(NodeIndex::new(u as usize)) {
+            let v = e.target().index() as u32;
+            if comp[v as usize] != c {
+                continue;
+            }
+            let rank = match e.weight() {
+                EdgeKind::Rw => 0,
+                EdgeKind::Ww => 1,
+                EdgeKind::Wr => 2,
+                _ => continue,
+            };
+            out.push((rank, u, v, *e.weight()));
+        }
+    }
+    out.sort_unstable_by_key(|s| (s.0, hg.pos[s.1 as usize], s.1, s.2));
+    out.into_iter().map(|(_, u, v, k)| (u, v, k)).collect()
+}
+
+/// The shortest path from `v` back to `u` inside component `c`: without real-time
+/// edges and within `u`'s completion, then with real-time edges within it, then
+/// anywhere in the component.
+#[allow(clippy::too_many_arguments)]
+fn shortest_back(
+    bfs: &mut Bfs,
+    hg: &HistoryGraph,
+    ops: &[Operation],
+    comp: &[u32],
+    c: u32,
+    u: u32,
+    v: u32,
+    budget: &mut u64,
+) -> Option<Vec<(u32, EdgeKind)>> {
+    let limit = match hg.g[NodeIndex::new(u as usize)] {
+        BARRIER => u32::MAX,
+        slot => ops[slot as usize]
+            .complete
+            .map_or(hg.pos[u as usize], |p| p as u32),
+    };
+    bfs.run(hg, comp, c, v, u, limit, false, budget)
+        .or_else(|| bfs.run(hg, comp, c, v, u, u32::MAX, false, budget))
+        .or_else(|| bfs.run(hg, comp, c, v, u, limit, true, budget))
+        .or_else(|| bfs.run(hg, comp, c, v, u, u32::MAX, true, budget))
 }
 
 struct Bfs {
@@ -276,286 +307,79 @@ fn collapse(hg: &HistoryGraph, ops: &[Operation], path: &[(u32, EdgeKind)]) -> S
     steps
 }
 
-fn is_read(o: &Operation) -> bool {
-    o.f == F::Read
-}
-
-/// The anomaly a cycle shows, with the cycle rotated to start at its telling op.
-///
-/// A cycle that needs real time and has an rw edge is a stale read. Cycles of dependencies
-/// and process order alone are session or causal violations: when process order appears
-/// in more than one run (two sessions) and one process read then wrote, writes-follow-reads;
-/// else an rw edge reached by process order is a monotonic read when that run of process
-/// order starts at a read, read-your-writes when it starts at a write; without rw, ww plus
-/// process order is writes-follow-reads (read→write) or monotonic writes (write→write).
-/// Anything else is a plain `cycle`.
-fn classify(ops: &[Operation], mut steps: Steps, realtime: bool) -> (AnomalyKind, Steps) {
-    let len = steps.len();
-    let kind_at = |steps: &Steps, i: usize| steps[i % len].1;
-    let rw: Vec<usize> = (0..len).filter(|&i| steps[i].1 == EdgeKind::Rw).collect();
-    // Process edges from a read to a write, and from a write to a write.
-    let po = |steps: &Steps, read_src: bool| {
-        (0..len).find(|&i| {
-            steps[i].1 == EdgeKind::Process
-                && is_read(&ops[steps[i].0]) == read_src
-                && !is_read(&ops[steps[(i + 1) % len].0])
-        })
+/// The Adya/Elle name of a cycle from its edges.
+fn classify(steps: &Steps) -> AnomalyKind {
+    use AnomalyKind::*;
+    let rw = steps.iter().filter(|s| s.1 == EdgeKind::Rw).count();
+    let wr = steps.iter().any(|s| s.1 == EdgeKind::Wr);
+    let realtime = steps.iter().any(|s| s.1 == EdgeKind::Realtime);
+    let process = steps.iter().any(|s| s.1 == EdgeKind::Process);
+    let names = match (rw, wr) {
+        (0, false) => [G0, G0Process, G0Realtime],
+        (0, true) => [G1c, G1cProcess, G1cRealtime],
+        (1, _) => [GSingle, GSingleProcess, GSingleRealtime],
+        _ => [G2, G2Process, G2Realtime],
     };
     if realtime {
-        if !rw.is_empty() {
-            // Rotate to an rw edge whose source was reached by real time, if any.
-            let i = rw
-                .iter()
-                .copied()
-                .find(|&i| kind_at(&steps, i + len - 1) == EdgeKind::Realtime)
-                .unwrap_or(rw[0]);
-            steps.rotate_left(i);
-            return (AnomalyKind::StaleRead, steps);
-        }
-        return (AnomalyKind::Cycle, steps);
-    }
-    // Runs of consecutive process-order edges: one run means one process's session.
-    let runs = (0..len)
-        .filter(|&i| {
-            steps[i].1 == EdgeKind::Process && kind_at(&steps, i + len - 1) != EdgeKind::Process
-        })
-        .count();
-    let session_rw = rw
-        .iter()
-        .copied()
-        .find(|&i| kind_at(&steps, i + len - 1) == EdgeKind::Process);
-    if runs > 1
-        && let Some(i) = po(&steps, true)
-    {
-        steps.rotate_left(i);
-        return (AnomalyKind::WritesFollowReads, steps);
-    }
-    if let Some(i) = session_rw {
-        // The first op of the process-order run that leads to the rw source.
-        let mut j = i + len - 1;
-        while kind_at(&steps, j + len - 1) == EdgeKind::Process && (j + len - 1) % len != i {
-            j += len - 1;
-        }
-        let first = &ops[steps[j % len].0];
-        steps.rotate_left(i);
-        let kind = if is_read(first) {
-            AnomalyKind::MonotonicRead
-        } else {
-            AnomalyKind::ReadYourWrites
-        };
-        return (kind, steps);
-    }
-    if rw.is_empty()
-        && let Some(i) = po(&steps, true)
-    {
-        steps.rotate_left(i);
-        return (AnomalyKind::WritesFollowReads, steps);
-    }
-    if rw.is_empty()
-        && let Some(i) = po(&steps, false)
-    {
-        steps.rotate_left(i);
-        return (AnomalyKind::MonotonicWrites, steps);
-    }
-    (AnomalyKind::Cycle, steps)
-}
-
-/// `process 3`.
-pub(crate) fn who(_h: &History, o: &Operation) -> String {
-    format!("process {}", o.process)
-}
-
-fn key(o: &Operation) -> u64 {
-    o.key.unwrap_or(0)
-}
-
-/// What a read returned: `[1,2]`, `3`, `nil`.
-fn seen(o: &Operation) -> String {
-    match &o.value {
-        Value::List(l) => list(l),
-        other => other.to_string(),
+        names[2]
+    } else if process {
+        names[1]
+    } else {
+        names[0]
     }
 }
 
-/// A noun for a write: `append 2 to key 7`, `write 3 to key 1`, `cas 2→3 on key 1`.
-fn what(o: &Operation) -> String {
-    match (&o.f, &o.value) {
-        (F::Cas, Value::List(l)) if l.len() == 2 => {
-            format!("cas {}→{} on key {}", l[0], l[1], key(o))
+/// What a cycle kind means, for its explanation.
+fn meaning(kind: AnomalyKind) -> &'static str {
+    use AnomalyKind::*;
+    match kind {
+        G0 | G0Process | G0Realtime => "write-write dependencies alone (G0, dirty write)",
+        G1c | G1cProcess | G1cRealtime => {
+            "write-write and write-read dependencies (G1c, circular information flow)"
         }
-        (F::Read, _) => format!("the read of key {} that saw {}", key(o), seen(o)),
-        (f, v) => format!("{f} {v} to key {}", key(o)),
+        GSingle | GSingleProcess | GSingleRealtime => {
+            "exactly one anti-dependency (G-single, read skew)"
+        }
+        _ => "two or more anti-dependencies (G2)",
     }
 }
 
-/// A verb phrase: `appended 2 to key 7`, `wrote 3 to key 1`, `read [1] from key 7`.
-fn did(o: &Operation) -> String {
-    match (&o.f, &o.value) {
-        (F::Append, v) => format!("appended {v} to key {}", key(o)),
-        (F::Write, v) => format!("wrote {v} to key {}", key(o)),
-        (F::Read, _) => format!("read {} from key {}", seen(o), key(o)),
-        _ => format!("ran {}", what(o)),
-    }
-}
-
-/// Whether read `r` saw write `w` itself.
-fn saw(r: &Operation, w: &Operation) -> bool {
-    if r.key != w.key {
-        return false;
-    }
-    match (&r.value, &w.f, &w.value) {
-        (Value::List(l), F::Append, Value::Int(x)) => l.contains(x),
-        (Value::Int(v), F::Write, Value::Int(x)) => v == x,
-        (Value::Int(v), F::Cas, Value::List(c)) => c.get(1) == Some(v),
-        _ => false,
-    }
-}
-
-/// The first step of the run of process-order edges that ends at step 0.
-fn run_start(steps: &Steps) -> usize {
-    let mut j = steps.len() - 1;
-    while j > 1 && steps[j - 1].1 == EdgeKind::Process {
-        j -= 1;
-    }
-    j
-}
-
-fn explain(h: &History, ops: &[Operation], kind: AnomalyKind, steps: &Steps) -> Anomaly {
-    let o = |i: usize| &ops[steps[i % steps.len()].0];
-    let last = steps.len() - 1;
-    let t = |x: &Operation| secs(invoke_ns(h, x));
-    let done = |x: &Operation| secs(complete_ns(h, x));
-    let explanation = match kind {
-        AnomalyKind::StaleRead => {
-            let (r, w, a) = (o(0), o(1), o(last));
-            let tail = if std::ptr::eq(a, w) {
-                format!("acknowledged at t={}, before the read began", done(a))
-            } else {
-                format!(
-                    "which precedes {} by process {}, acknowledged at t={}, before the read began",
-                    what(a),
-                    a.process,
-                    done(a)
-                )
-            };
-            format!(
-                "process {} read {} from key {} at t={}: a stale read; it missed {}, {tail}",
-                r.process,
-                seen(r),
-                key(r),
-                t(r),
-                what(w)
-            )
-        }
-        AnomalyKind::MonotonicRead => {
-            let (r2, w, r1) = (o(0), o(1), o(run_start(steps)));
-            let second = if r1.key == r2.key {
-                format!("then {} at t={}", seen(r2), t(r2))
-            } else {
-                format!("then {} from key {} at t={}", seen(r2), key(r2), t(r2))
-            };
-            let tail = if saw(r1, w) {
-                "which the first had already seen"
-            } else {
-                "which precedes what the first had already seen"
-            };
-            format!(
-                "process {} read {} from key {} at t={}, {second}: a monotonic-read violation; the second read missed {}, {tail}",
-                r1.process,
-                seen(r1),
-                key(r1),
-                t(r1),
-                what(w)
-            )
-        }
-        AnomalyKind::ReadYourWrites => {
-            let (r, w, mine) = (o(0), o(1), o(run_start(steps)));
-            let missed = if std::ptr::eq(w, mine) {
-                "its own write".to_string()
-            } else {
-                format!("{}, which precedes its own write", what(w))
-            };
-            format!(
-                "process {} {} (acknowledged at t={}), then read {} from key {} at t={}: a read-your-writes violation; the read missed {missed}",
-                r.process,
-                did(mine),
-                done(mine),
-                seen(r),
-                key(r),
-                t(r)
-            )
-        }
-        AnomalyKind::MonotonicWrites => {
-            let (a, b) = (o(0), o(1));
-            format!(
-                "process {} {} at t={}, then {} at t={}, but the version order puts {} before {}: a monotonic-writes violation",
-                a.process,
-                did(a),
-                t(a),
-                did(b),
-                t(b),
-                what(b),
-                what(a)
-            )
-        }
-        AnomalyKind::WritesFollowReads => {
-            let (r, b) = (o(0), o(1));
-            let a = o(last);
-            let tail = match steps.iter().position(|s| s.1 == EdgeKind::Rw) {
-                Some(i) => {
-                    let q = o(i);
-                    format!(
-                        "yet process {} saw {} and then read {} from key {} at t={}, missing {}: a writes-follow-reads (causal) violation",
-                        q.process,
-                        what(b),
-                        seen(q),
-                        key(q),
-                        t(q),
-                        what(a)
-                    )
-                }
-                None => format!(
-                    "but the version order puts {} before {}: a writes-follow-reads violation",
-                    what(b),
-                    what(a)
-                ),
-            };
-            format!(
-                "process {} read {} from key {} at t={} (seeing {}), then {} at t={}, {tail}",
-                r.process,
-                seen(r),
-                key(r),
-                t(r),
-                what(a),
-                did(b),
-                t(b),
-            )
-        }
-        _ => {
-            let mut s = String::from("a dependency cycle no order can satisfy: ");
-            for (i, &(slot, e)) in steps.iter().enumerate() {
-                let x = &ops[slot];
-                s.push_str(&format!(
-                    "{} (process {}, t={}) -{e}-> ",
-                    what(x),
-                    x.process,
-                    t(x)
-                ));
-                if i == last {
-                    s.push_str("back to the first");
-                }
-            }
-            s
-        }
+fn explain(
+    h: &History,
+    ops: &[Operation],
+    kind: AnomalyKind,
+    steps: &Steps,
+    size: usize,
+) -> Anomaly {
+    let closed = match kind.as_str() {
+        s if s.ends_with("-realtime") => ", closed by real-time order",
+        s if s.ends_with("-process") => ", closed by process order",
+        _ => "",
     };
-    let op_ids: Vec<u64> = steps.iter().map(|&(s, _)| op_index(h, &ops[s])).collect();
-    let k = o(0).key;
+    let mut s = format!(
+        "{kind}: a dependency cycle no order can satisfy, of {}{closed}; the shortest found among the {size} ops of its strongly connected component: ",
+        meaning(kind)
+    );
+    let last = steps.len() - 1;
+    for (i, &(slot, e)) in steps.iter().enumerate() {
+        let x = &ops[slot];
+        s.push_str(&format!(
+            "{} (process {}, t={}) -{e}-> ",
+            what(x),
+            x.process,
+            secs(invoke_ns(h, x))
+        ));
+        if i == last {
+            s.push_str("back to the first");
+        }
+    }
+    let ids: Vec<u64> = steps.iter().map(|&(x, _)| op_index(h, &ops[x])).collect();
     Anomaly {
         kind,
-        key: k,
-        ops: op_ids.clone(),
-        explanation,
-        cycle: op_ids
+        key: ops[steps[0].0].key,
+        ops: ids.clone(),
+        explanation: s,
+        cycle: ids
             .iter()
             .zip(steps)
             .map(|(&op, &(_, edge))| CycleStep { op, edge })

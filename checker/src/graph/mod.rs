@@ -15,11 +15,20 @@
 //! B began, with O(ops) edges. Barriers never appear in reported cycles: a path through
 //! them is one `realtime` edge (or `process` when both ends belong to one process).
 //!
+//! Anomalies are counted at their cause. First the per-op kinds (`perop`: stale reads,
+//! monotonic reads, read-your-writes, monotonic writes, writes-follow-reads) are decided
+//! directly, once per offending op; those offending ops are left out of the graph, so
+//! that no other op is blamed for a chain through them (an innocent read on another key
+//! whose only cycle runs through a stale read is not a second stale read: that cycle is
+//! the stale read's). Every remaining non-trivial strongly connected component is one
+//! anomaly, named by the edges of the shortest cycle found in it (G0, G1c, G-single, G2,
+//! with `-process` / `-realtime` variants; see `cycles`).
+//!
 //! Guarantees: every edge is implied by the history under the checked model (real-time
-//! order respected), so every cycle is a real violation and a valid verdict means the
-//! graph is acyclic; each non-trivial strongly connected component (Tarjan) is searched
-//! for shortest cycles, one per suspect (rw, ww, wr) edge, within a work budget; a budget
-//! that runs out leaves the component counted (`sccs_unexplained`) and the verdict invalid.
+//! order respected), so every cycle is a real violation and a valid verdict means no
+//! per-op anomaly and an acyclic graph; every component is reported with one concrete
+//! cycle (never "a cycle exists"); `suspect_edges_unsearched` counts the further searches
+//! for a shorter cycle that the work budget skipped.
 
 mod cycles;
 mod scc;
@@ -27,6 +36,7 @@ mod scc;
 use crate::append::{self, Analysis};
 use crate::explain::{complete_ns, op_index, secs};
 use crate::fx::FxHashMap;
+use crate::perop::{self, slot_of};
 use crate::report::{Anomaly, AnomalyKind, AnomalySink, CheckResult, EdgeKind, Validity};
 use crate::{CheckError, Options, Workload};
 use petgraph::graph::NodeIndex;
@@ -39,13 +49,24 @@ pub(crate) const BARRIER: u32 = u32::MAX;
 const NONE: u32 = u32::MAX;
 
 /// Every kind the graph checker reports.
-const KINDS: [AnomalyKind; 11] = [
+const KINDS: [AnomalyKind; 22] = [
     AnomalyKind::StaleRead,
     AnomalyKind::MonotonicRead,
     AnomalyKind::ReadYourWrites,
     AnomalyKind::MonotonicWrites,
     AnomalyKind::WritesFollowReads,
-    AnomalyKind::Cycle,
+    AnomalyKind::G0,
+    AnomalyKind::G0Process,
+    AnomalyKind::G0Realtime,
+    AnomalyKind::G1c,
+    AnomalyKind::G1cProcess,
+    AnomalyKind::G1cRealtime,
+    AnomalyKind::GSingle,
+    AnomalyKind::GSingleProcess,
+    AnomalyKind::GSingleRealtime,
+    AnomalyKind::G2,
+    AnomalyKind::G2Process,
+    AnomalyKind::G2Realtime,
     AnomalyKind::LostWrite,
     AnomalyKind::Divergence,
     AnomalyKind::PhantomRead,
@@ -145,14 +166,14 @@ impl HistoryGraph {
     }
 }
 
-/// The op slot of each op, by address (ops are one slice).
-fn slot_of(ops: &[Operation], o: &Operation) -> usize {
-    (o as *const Operation as usize - ops.as_ptr() as usize) / size_of::<Operation>()
-}
-
-/// Builds the graph of an append history from its per-key analysis.
-fn build_append(h: &History, ops: &[Operation], a: &Analysis<'_>) -> HistoryGraph {
-    let mut included: Vec<bool> = ops.iter().map(|o| o.outcome == Outcome::Ok).collect();
+/// Builds the graph of an append history from its per-key analysis, without the ops
+/// `masked` (the offenders of per-op anomalies).
+fn build_append(h: &History, ops: &[Operation], a: &Analysis<'_>, masked: &[bool]) -> HistoryGraph {
+    let mut included: Vec<bool> = ops
+        .iter()
+        .zip(masked)
+        .map(|(o, &m)| o.outcome == Outcome::Ok && !m)
+        .collect();
     let orders: Vec<(&[i64], &append::KeyOps<'_>)> =
         a.keys.values().map(|k| (k.version_order().0, k)).collect();
     // Indeterminate appends that some read observed took effect: they are versions.
@@ -160,6 +181,7 @@ fn build_append(h: &History, ops: &[Operation], a: &Analysis<'_>) -> HistoryGrap
         for v in order.iter() {
             if let Some(&w) = k.appends.get(v)
                 && w.outcome == Outcome::Info
+                && !masked[slot_of(ops, w)]
             {
                 included[slot_of(ops, w)] = true;
             }
@@ -168,14 +190,15 @@ fn build_append(h: &History, ops: &[Operation], a: &Analysis<'_>) -> HistoryGrap
     let mut hg = HistoryGraph::new(h, ops, &included);
     for (order, k) in orders {
         // The writer of each order position, if it is a node (phantoms and aborted
-        // appends are not: the append checker reports them).
+        // appends are not: the append checker reports them; nor are masked appends, so
+        // the ww chain runs past them).
         let writer: Vec<Option<usize>> = order
             .iter()
             .map(|v| {
                 k.appends
                     .get(v)
-                    .filter(|w| w.outcome != Outcome::Fail)
                     .map(|w| slot_of(ops, w))
+                    .filter(|&w| hg.node(w).is_some())
             })
             .collect();
         // next[q]: the first writer at position ≥ q.
@@ -190,8 +213,8 @@ fn build_append(h: &History, ops: &[Operation], a: &Analysis<'_>) -> HistoryGrap
             }
             prev = Some(*w);
         }
-        for &(r, vals) in &k.reads {
-            if !order.starts_with(vals) {
+        for (&(r, vals), &prefix) in k.reads.iter().zip(&k.prefix) {
+            if !prefix {
                 continue; // divergent: reported by the append checker
             }
             let rs = slot_of(ops, r);
@@ -218,6 +241,7 @@ fn build_register(
     ops: &[Operation],
     opts: &Options,
     sink: &mut AnomalySink,
+    masked: &[bool],
 ) -> Result<HistoryGraph, CheckError> {
     // Value → its write (any outcome), per key; and the ops by key.
     let mut writer: FxHashMap<(Key, i64), usize> = FxHashMap::default();
@@ -280,7 +304,11 @@ fn build_register(
             _ => None,
         }
     };
-    let mut included: Vec<bool> = ops.iter().map(|o| o.outcome == Outcome::Ok).collect();
+    let mut included: Vec<bool> = ops
+        .iter()
+        .zip(masked)
+        .map(|(o, &m)| o.outcome == Outcome::Ok && !m)
+        .collect();
     let mut observed: Vec<bool> = vec![false; ops.len()];
     for (slot, o) in ops.iter().enumerate() {
         if o.outcome != Outcome::Ok {
@@ -300,7 +328,7 @@ fn build_register(
                         vec![op_index(h, r), op_index(h, w)],
                         format!(
                             "{} read {v} from key {key}, whose write by process {} failed at t={} (it certainly did not happen)",
-                            cycles::who(h, r),
+                            crate::explain::who(h, r),
                             w.process,
                             secs(complete_ns(h, w))
                         ),
@@ -323,7 +351,7 @@ fn build_register(
                         vec![op_index(h, r)],
                         format!(
                             "{} read {v} from key {key}, which no write ever wrote",
-                            cycles::who(h, r)
+                            crate::explain::who(h, r)
                         ),
                     )
                 });
@@ -415,14 +443,20 @@ pub(crate) fn check_ops(
     let mut sink = AnomalySink::new(opts.max_anomalies_per_kind);
     let mut figures = serde_json::Map::new();
     let mut aborted = false;
-    let hg = match workload {
+    let (hg, per_op) = match workload {
         Workload::Append => {
             let mut a = Analysis::new(h, ops)?;
-            aborted |= a.check_keys(h, opts, &mut sink, false).is_some();
+            aborted |= a.check_keys(h, opts, &mut sink).is_some();
             a.figures(&mut figures);
-            build_append(h, ops, &a)
+            let per_op = perop::append(h, ops, &a, false);
+            let hg = build_append(h, ops, &a, &per_op.offenders(ops.len()));
+            (hg, per_op)
         }
-        Workload::Register => build_register(h, ops, opts, &mut sink)?,
+        Workload::Register => {
+            let per_op = perop::register(h, ops, opts, false);
+            let masked = per_op.offenders(ops.len());
+            (build_register(h, ops, opts, &mut sink, &masked)?, per_op)
+        }
         other => {
             return Err(CheckError::Unsupported {
                 checker: "graph",
@@ -430,6 +464,18 @@ pub(crate) fn check_ops(
             });
         }
     };
+    for f in &per_op.findings {
+        sink.push_with(f.kind, || perop::explain(h, ops, f));
+    }
+    figures.insert(
+        "per_op_offenders".into(),
+        per_op
+            .offenders(ops.len())
+            .iter()
+            .filter(|&&m| m)
+            .count()
+            .into(),
+    );
     figures.insert("graph_ops".into(), hg.op_nodes().into());
     figures.insert(
         "graph_barriers".into(),

@@ -35,6 +35,26 @@ const KINDS: [AnomalyKind; 3] = [
     AnomalyKind::AbortedRead,
 ];
 
+/// The keys holding a per-op anomaly (`perop`: stale read, monotonic read,
+/// read-your-writes), computed on first use; none when written values repeat (then a
+/// value does not name its write).
+struct PerOpKeys(Option<FxHashSet<Key>>);
+
+impl PerOpKeys {
+    fn get(&mut self, h: &History, ops: &[Operation], opts: &Options) -> &FxHashSet<Key> {
+        self.0.get_or_insert_with(|| {
+            if !crate::register_writes_unique(h) {
+                return FxHashSet::default();
+            }
+            crate::perop::register(h, ops, opts, false)
+                .findings
+                .iter()
+                .filter_map(|f| ops[f.slot()].key)
+                .collect()
+        })
+    }
+}
+
 /// One key, ready for the search.
 struct KeyModel<'a> {
     calls: Vec<Call>,
@@ -85,6 +105,9 @@ pub(crate) fn check_ops(
     let (mut dropped, mut promoted) = (0u64, 0u64);
     let (mut by_zones, mut by_wgl) = (0u64, 0u64);
     let mut counterexample: Option<serde_json::Value> = None;
+    // Violations on keys that carry a per-op anomaly are counted at that anomaly.
+    let mut per_op_keys = PerOpKeys(None);
+    let mut explained = 0u64;
     for (&key, m) in &keys {
         dropped += m.dropped;
         promoted += m.promoted;
@@ -153,6 +176,8 @@ pub(crate) fn check_ops(
                 if m.impossible.contains(&fail.call) {
                     continue; // already reported as a phantom or aborted read
                 }
+                explained +=
+                    u64::from(has_impossible || per_op_keys.get(h, ops, opts).contains(&key));
                 sink.push_with(AnomalyKind::NonLinearizable, || {
                     explain_zones(h, key, m, &fail)
                 });
@@ -201,6 +226,8 @@ pub(crate) fn check_ops(
                     }));
                 }
                 if !m.impossible.contains(&block.call) {
+                    explained +=
+                        u64::from(has_impossible || per_op_keys.get(h, ops, opts).contains(&key));
                     sink.push_with(AnomalyKind::NonLinearizable, || {
                         explain_block(h, key, m, &block)
                     });
@@ -261,6 +288,7 @@ pub(crate) fn check_ops(
     if !violations.is_empty() {
         figures.insert("violations".into(), violations.into());
     }
+    figures.insert(crate::NON_LINEARIZABLE_EXPLAINED.into(), explained.into());
     let found = !sink.is_empty();
     let anomalies = sink.finish(&KINDS, &mut figures);
     let validity = if found {

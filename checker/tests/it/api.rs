@@ -148,7 +148,7 @@ fn summary_lines_give_verdict_counts_and_a_first_explanation() {
     assert_eq!(lines[0], "verdict: INVALID");
     assert_eq!(lines[1], "append: invalid (2 stale-read)");
     assert!(
-        lines[2].starts_with("  stale-read: read at t=0.006s by process 3"),
+        lines[2].starts_with("  stale-read: process 3 read [1] from key 7 at t=0.006s"),
         "{lines:#?}"
     );
     assert_eq!(lines.len(), 3);

@@ -18,7 +18,7 @@ fn stale_read_and_its_twin() {
     assert_eq!(a.key, Some(7));
     assert_eq!(
         a.explanation,
-        "read at t=0.006s by process 3 of key 7 saw [1] (1 element) although append 2, acknowledged at t=0.003s, had completed before it began"
+        "process 3 read [1] from key 7 at t=0.006s: a stale read; it missed append 2 to key 7 by process 1, acknowledged at t=0.003s, before the read began (1 version and 3.000 ms behind)"
     );
     assert_eq!(r.figures["stale_reads"], 1);
 
@@ -51,7 +51,7 @@ fn stale_read_witness_may_sit_later_in_the_order() {
     b.read_list(4, 0, &[1, 2, 3]);
     let a = assert_one(&check(&b.history()), AnomalyKind::StaleRead, &[stale, ack3]);
     assert!(
-        a.explanation.contains("although append 3"),
+        a.explanation.contains("it missed append 3"),
         "{}",
         a.explanation
     );

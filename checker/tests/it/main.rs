@@ -8,6 +8,7 @@ mod budget;
 mod cas_waves;
 mod checkers;
 mod common;
+mod counts;
 mod graph;
 mod random_append;
 mod random_graph;

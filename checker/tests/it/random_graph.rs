@@ -14,6 +14,7 @@ fn sim(rng: &mut ChaCha8Rng) -> Sim {
         keys: rng.random_range(1..=4),
         p_fail: 0.05,
         p_info: rng.random_range(0.0..0.15),
+        retire_after: 0,
     }
 }
 

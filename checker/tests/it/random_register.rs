@@ -15,6 +15,7 @@ fn random_sim(rng: &mut ChaCha8Rng) -> Sim {
         keys: rng.random_range(1..=3),
         p_fail: 0.05,
         p_info: rng.random_range(0.0..0.15),
+        retire_after: 0,
     }
 }
 

@@ -24,6 +24,9 @@ pub struct Sim {
     pub p_fail: f64,
     /// Probability that an op ends indeterminate (and takes effect before, after, or never).
     pub p_info: f64,
+    /// Each set of `keys` keys serves this many ops per key, then fresh keys replace it
+    /// (as a long run moves on), so lists stay short; 0: keys are never retired.
+    pub retire_after: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -86,7 +89,11 @@ pub fn simulate(rng: &mut dyn Rng, sim: &Sim, store: &mut dyn Store) -> History 
                     continue;
                 }
                 issued += 1;
-                let key = rng.random_range(0..sim.keys);
+                let window = match sim.retire_after {
+                    0 => 0,
+                    n => issued as u64 / (n as u64 * sim.keys),
+                };
+                let key = window * sim.keys + rng.random_range(0..sim.keys);
                 let (f, value) = store.next_op(rng, key);
                 let x: f64 = rng.random();
                 let fate = if x < sim.p_fail {
