@@ -3,7 +3,10 @@
 //! history is paired too (its errors must name the line as well).
 #![no_main]
 
+mod located;
+
 use libfuzzer_sys::fuzz_target;
+use located::check_located;
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,17 +17,3 @@ fuzz_target!(|data: &[u8]| {
         check_located(&e.to_string(), "fuzz.jsonl:");
     }
 });
-
-fn check_located(e: &str, prefix: &str) {
-    let rest = e
-        .strip_prefix(prefix)
-        .unwrap_or_else(|| panic!("no {prefix}line: {e}"));
-    let (line, msg) = rest
-        .split_once(": ")
-        .unwrap_or_else(|| panic!("no line: {e}"));
-    assert!(line.parse::<usize>().is_ok_and(|l| l >= 1), "no line: {e}");
-    assert!(
-        msg.chars().count() <= schism_history::MAX_ERROR_CHARS + 1,
-        "long: {e}"
-    );
-}
