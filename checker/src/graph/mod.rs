@@ -48,31 +48,15 @@ use std::collections::BTreeMap;
 pub(crate) const BARRIER: u32 = u32::MAX;
 const NONE: u32 = u32::MAX;
 
-/// Every kind the graph checker reports.
-const KINDS: [AnomalyKind; 22] = [
-    AnomalyKind::StaleRead,
-    AnomalyKind::MonotonicRead,
-    AnomalyKind::ReadYourWrites,
-    AnomalyKind::MonotonicWrites,
-    AnomalyKind::WritesFollowReads,
-    AnomalyKind::G0,
-    AnomalyKind::G0Process,
-    AnomalyKind::G0Realtime,
-    AnomalyKind::G1c,
-    AnomalyKind::G1cProcess,
-    AnomalyKind::G1cRealtime,
-    AnomalyKind::GSingle,
-    AnomalyKind::GSingleProcess,
-    AnomalyKind::GSingleRealtime,
-    AnomalyKind::G2,
-    AnomalyKind::G2Process,
-    AnomalyKind::G2Realtime,
-    AnomalyKind::LostWrite,
-    AnomalyKind::Divergence,
-    AnomalyKind::PhantomRead,
-    AnomalyKind::AbortedRead,
-    AnomalyKind::DuplicateElement,
-];
+/// Every kind the graph checker reports: the kinds it owns (`AnomalyKind::owners`, the
+/// one place that says which checker counts what), less the legacy `cycle` — components
+/// are named G0…G2 now.
+fn kinds() -> Vec<AnomalyKind> {
+    AnomalyKind::ALL
+        .into_iter()
+        .filter(|k| *k != AnomalyKind::Cycle && k.owners().contains(&"graph"))
+        .collect()
+}
 
 /// The dependency graph of one history.
 #[derive(Debug)]
@@ -488,7 +472,7 @@ pub(crate) fn check_ops(
         Some(cycles::find(h, ops, &hg, opts, &mut sink, &mut figures))
     };
     let found = !sink.is_empty();
-    let anomalies = sink.finish(&KINDS, &mut figures);
+    let anomalies = sink.finish(&kinds(), &mut figures);
     let validity = match outcome {
         _ if found => Validity::Invalid,
         None => {
