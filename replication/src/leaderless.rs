@@ -27,10 +27,10 @@
 //!
 //! It reads no clock, opens nothing and spawns nothing.
 
-use super::NodeId;
-use super::leader_follower::{FollowerStatus, Role, Status};
-use super::replica::{DumpState, Input, Machine, Output, ReplicaSettings, Reply};
-use super::versioned::{KeyState, Resolution, apply, fnv};
+use crate::machine::{DumpState, FollowerStatus, Input, Machine, Reply, Role, Status};
+use crate::settings::NodeId;
+use crate::replica::{Output, ReplicaSettings, persist_states};
+use crate::versioned::{KeyState, Resolution, apply, fnv};
 use crate::request::Request;
 use schism_history::{Key, Value};
 use serde::{Deserialize, Serialize};
@@ -337,7 +337,7 @@ impl Leaderless {
                 }
                 Err(error) => out.push(Output::Reply {
                     req,
-                    reply: Reply::Fail { error },
+                    reply: Reply::fail(error),
                 }),
             }
             self.progress(id, now_ns, out);
@@ -459,7 +459,7 @@ impl Leaderless {
                 }
                 let mut c = self.counter;
                 match apply(&merged, &op, &self.cfg.id, now_ns, &mut c, res) {
-                    Err(error) => self.finish(id, Reply::Fail { error }, out),
+                    Err(error) => self.finish(id, Reply::fail(error), out),
                     Ok(v) => {
                         self.counter = c;
                         let mut next = merged;
@@ -479,10 +479,7 @@ impl Leaderless {
             Phase::Write(acks) if acks.len() >= q.w => {
                 self.finish(
                     id,
-                    Reply::Ok {
-                        value: Value::Null,
-                        siblings: None,
-                    },
+                    Reply::ok(Value::Null),
                     out,
                 );
             }
@@ -666,16 +663,12 @@ impl Leaderless {
                 continue;
             };
             let reply = match &p.phase {
-                Phase::Read(r) => Reply::Fail {
-                    error: format!(
-                        "read quorum not reached: {} of R={} replicas answered",
-                        r.len(),
-                        q.r
-                    ),
-                },
-                Phase::Repair(..) => Reply::Fail {
-                    error: "read repair not acknowledged in time".into(),
-                },
+                Phase::Read(r) => Reply::fail(format!(
+                    "read quorum not reached: {} of R={} replicas answered",
+                    r.len(),
+                    q.r
+                )),
+                Phase::Repair(..) => Reply::fail("read repair not acknowledged in time".into()),
                 Phase::Write(a) => Reply::Unknown {
                     error: format!("write quorum not reached: {} of W={} acks", a.len(), q.w),
                 },
@@ -753,15 +746,26 @@ impl Leaderless {
 
 fn read_reply(state: &KeyState) -> Reply {
     let (value, siblings) = state.read();
-    Reply::Ok { value, siblings }
+    Reply::Ok {
+            value,
+            siblings,
+            lsn: None,
+            applied_lsn: None,
+        }
 }
 
 impl Machine for Leaderless {
     type Msg = LlMsg;
+    type Persist = Vec<(Key, KeyState)>;
+    type Durable = BTreeMap<Key, KeyState>;
+
+    fn persist(disk: &mut BTreeMap<Key, KeyState>, record: &Vec<(Key, KeyState)>) {
+        persist_states(disk, record);
+    }
 
     fn handle(&mut self, now_ns: u64, input: Input<LlMsg>, out: &mut Vec<Output<LlMsg>>) {
         match input {
-            Input::Client { req, op } => self.on_client(now_ns, req, op, out),
+            Input::Client { req, op } | Input::ClientWith { req, op, .. } => self.on_client(now_ns, req, op, out),
             Input::Peer(msg) => self.on_peer(now_ns, msg, out),
             Input::Tick => self.on_tick(now_ns, out),
         }
@@ -804,7 +808,7 @@ impl Machine for Leaderless {
         self.local_view(key).read().0
     }
 
-    fn status(&self) -> Status {
+    fn status(&self, _now_ns: u64) -> Status {
         Status {
             node: self.cfg.id.clone(),
             role: Role::Leader,
@@ -832,7 +836,7 @@ impl Machine for Leaderless {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reference::replica::Quorum;
+    use crate::replica::Quorum;
 
     fn ids(n: usize) -> Vec<NodeId> {
         (1..=n).map(|i| format!("n{i}")).collect()

@@ -1,90 +1,116 @@
-//! A deterministic in-memory harness for any `replica::Machine` (multi-leader, leaderless).
+//! One deterministic harness for every replication model: any `Machine` on a simulated
+//! network with simulated clocks, in one thread, on virtual time.
 //!
-//! Nodes are machines built by a caller-given constructor; the network is a seeded queue
-//! that delays (so reorders), duplicates and drops messages, and can be cut between any
-//! two nodes (dropped at delivery, as the nemesis drops at the receiver); each node's
-//! "disk" holds the key states it asked to persist, so a crash loses its memory only and a
-//! restart rebuilds the machine from that disk. Time is virtual and advances only in
-//! `run_for`; each node reads it through its own clock offset (`set_clock_offset`), which
-//! is how tests skew clocks. Same seed and same calls ⇒ the same deliveries at the same
-//! virtual times and the same end state (`trace_hash` fingerprints the delivery order).
-//! This is the seed of a future whole-cluster simulator: nothing in it is model-specific.
+//! Nodes `n1..nN` are machines built by a caller-given constructor from what their disk
+//! holds (`Machine::Durable`, the fold of every `Output::Persist` they emitted), so a
+//! crash loses memory only and a restart rebuilds the machine from that disk. The network
+//! is a seeded queue that delays each message uniformly in `[min_delay_ns, max_delay_ns]`
+//! (so messages reorder), duplicates and drops them, and honours directed link cuts: a
+//! message is lost if its link is cut when it is sent or when it would arrive (a cut
+//! also kills what is in flight, as the nemesis's firewall rules do). A paused node
+//! (SIGSTOP) gets no ticks; what is delivered to it waits and reaches it, in order, when
+//! it resumes. Each node reads virtual time through its own `SkewClock` (offset and rate),
+//! which is how clocks are skewed and made to drift.
+//!
+//! Guarantees: time advances only in `run_for`/`run_until`/`step`; the same seed and the
+//! same calls give the same deliveries at the same virtual times and the same end state
+//! (`trace_hash` fingerprints every event in order). After every input the machines'
+//! own `debug_assert!` invariants run, and the harness checks the cluster-wide one:
+//! no two live nodes lead the same epoch (epoch ≥ 1; models without epochs report 0).
+//! This is the engine of `schism sim`: clients drive it through `client`/`client_with`
+//! and read `replies`, interleaving with `step` and `next_event_ns`.
 
-use super::replica::{Input, Machine, Output, Reply};
-use super::versioned::{KeyState, fnv};
+use crate::clock::SkewClock;
+use crate::machine::{Input, Machine, Output, ReadOpts, Reply, Role};
 use crate::request::Request;
+use crate::versioned::fnv;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use schism_history::Key;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Virtual time starts here, so that clocks can be skewed backwards.
+/// Where virtual time starts by default, so that clocks can be skewed backwards.
 pub const EPOCH_NS: u64 = 1_000_000_000_000;
 
 /// Network and clock settings.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NetConfig {
+pub struct SimConfig {
     pub seed: u64,
     pub nodes: usize,
-    /// Each message is delayed uniformly in `[0, max_delay_ns]`.
+    /// Each message is delayed uniformly in `[min_delay_ns, max_delay_ns]`.
+    pub min_delay_ns: u64,
     pub max_delay_ns: u64,
     pub drop_probability: f64,
     pub duplicate_probability: f64,
-    /// Every live node gets `Input::Tick` at each multiple of this.
+    /// Every live, running node gets `Input::Tick` at each multiple of this.
     pub tick_ns: u64,
+    /// Virtual time at the start (every node's clock reads it, unskewed).
+    pub start_ns: u64,
 }
 
-impl NetConfig {
-    pub fn new(seed: u64, nodes: usize) -> NetConfig {
-        NetConfig {
+impl SimConfig {
+    /// Loopback-like defaults: up to 5 ms of delay, no loss, a tick every 10 ms.
+    pub fn new(seed: u64, nodes: usize) -> SimConfig {
+        SimConfig {
             seed,
             nodes,
+            min_delay_ns: 0,
             max_delay_ns: 5_000_000,
             drop_probability: 0.0,
             duplicate_probability: 0.0,
             tick_ns: 10_000_000,
+            start_ns: EPOCH_NS,
         }
     }
 }
 
 /// A client reply as the harness saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetReply {
+pub struct SimReply {
     pub node: usize,
     pub req: u64,
+    /// Virtual time of the reply.
     pub at_ns: u64,
     pub reply: Reply,
 }
 
-type Build<M> = Box<dyn Fn(usize, Vec<(Key, KeyState)>) -> M>;
+type Build<M> = Box<dyn Fn(usize, <M as Machine>::Durable) -> M>;
 
-struct Node<M> {
+/// An input waiting for a paused node: (sender, input).
+type Held<M> = (Option<usize>, Input<<M as Machine>::Msg>);
+
+struct Node<M: Machine> {
     machine: Option<M>,
-    disk: BTreeMap<Key, KeyState>,
-    offset_ns: i64,
+    disk: M::Durable,
+    clock: SkewClock,
+    paused: bool,
+    held: Vec<Held<M>>,
 }
 
+/// A message in flight: (from, to, message).
+type Flight<M> = (usize, usize, <M as Machine>::Msg);
+
 /// A cluster of machines `n1..nN` on a simulated network.
-pub struct Net<M: Machine> {
-    cfg: NetConfig,
+pub struct Sim<M: Machine> {
+    cfg: SimConfig,
     build: Build<M>,
     rng: ChaCha8Rng,
     now_ns: u64,
     next_tick_ns: u64,
     ids: Vec<String>,
     nodes: Vec<Node<M>>,
-    /// (deliver at, enqueue order) → (from, to, message).
-    queue: BTreeMap<(u64, u64), (usize, usize, M::Msg)>,
+    /// (deliver at, enqueue order) → message.
+    queue: BTreeMap<(u64, u64), Flight<M>>,
     enqueued: u64,
     /// Directed cuts (from, to).
     cuts: BTreeSet<(usize, usize)>,
-    replies: Vec<NetReply>,
+    replies: Vec<SimReply>,
     trace: u64,
+    out: Vec<Output<M::Msg, M::Persist>>,
 }
 
-impl<M: Machine> std::fmt::Debug for Net<M> {
+impl<M: Machine> std::fmt::Debug for Sim<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Net")
+        f.debug_struct("Sim")
             .field("now_ns", &self.now_ns)
             .field("queued", &self.queue.len())
             .field("cuts", &self.cuts)
@@ -92,24 +118,28 @@ impl<M: Machine> std::fmt::Debug for Net<M> {
     }
 }
 
-impl<M: Machine> Net<M> {
-    /// `build(i, disk)` makes node i's machine from what its disk holds.
-    pub fn new(
-        cfg: NetConfig,
-        build: impl Fn(usize, Vec<(Key, KeyState)>) -> M + 'static,
-    ) -> Net<M> {
+impl<M: Machine> Sim<M> {
+    /// `build(i, disk)` makes node i's machine from what its disk holds (the default,
+    /// empty disk at the start).
+    pub fn new(cfg: SimConfig, build: impl Fn(usize, M::Durable) -> M + 'static) -> Sim<M> {
         let ids = (1..=cfg.nodes).map(|i| format!("n{i}")).collect();
+        let mut clock = SkewClock::default();
+        clock
+            .set(i128::from(cfg.start_ns), 0, 1.0)
+            .expect("rate 1 is valid");
         let nodes = (0..cfg.nodes)
             .map(|i| Node {
-                machine: Some(build(i, Vec::new())),
-                disk: BTreeMap::new(),
-                offset_ns: 0,
+                machine: Some(build(i, M::Durable::default())),
+                disk: M::Durable::default(),
+                clock,
+                paused: false,
+                held: Vec::new(),
             })
             .collect();
-        Net {
+        Sim {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
-            now_ns: EPOCH_NS,
-            next_tick_ns: EPOCH_NS + cfg.tick_ns,
+            now_ns: cfg.start_ns,
+            next_tick_ns: cfg.start_ns + cfg.tick_ns,
             build: Box::new(build),
             ids,
             nodes,
@@ -118,6 +148,7 @@ impl<M: Machine> Net<M> {
             cuts: BTreeSet::new(),
             replies: Vec::new(),
             trace: 0xcbf2_9ce4_8422_2325,
+            out: Vec::new(),
             cfg,
         }
     }
@@ -126,23 +157,37 @@ impl<M: Machine> Net<M> {
         self.now_ns
     }
 
+    /// Node names, `n1..nN`, by index.
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+
+    /// Node `node`'s machine, `None` while it is crashed.
     pub fn machine(&self, node: usize) -> Option<&M> {
         self.nodes[node].machine.as_ref()
     }
 
-    pub fn disk(&self, node: usize) -> &BTreeMap<Key, KeyState> {
+    /// What `node` has persisted.
+    pub fn disk(&self, node: usize) -> &M::Durable {
         &self.nodes[node].disk
     }
 
-    pub fn replies(&self) -> &[NetReply] {
+    /// The disk itself, to damage it while the node is down (a torn tail).
+    pub fn disk_mut(&mut self, node: usize) -> &mut M::Durable {
+        self.mix(format!("disk {node} touched").as_bytes());
+        &mut self.nodes[node].disk
+    }
+
+    pub fn replies(&self) -> &[SimReply] {
         &self.replies
     }
 
-    /// The reply to request `req`, if it came.
+    /// The first reply to request `req`, if it came.
     pub fn reply(&self, req: u64) -> Option<&Reply> {
         self.replies.iter().find(|r| r.req == req).map(|r| &r.reply)
     }
 
+    /// A fingerprint of every event so far, in order.
     pub fn trace_hash(&self) -> u64 {
         self.trace
     }
@@ -151,13 +196,40 @@ impl<M: Machine> Net<M> {
         self.cfg.drop_probability = p;
     }
 
-    /// Node `node`'s clock reads virtual time plus `offset_ns`.
-    pub fn set_clock_offset(&mut self, node: usize, offset_ns: i64) {
-        self.nodes[node].offset_ns = offset_ns;
-        self.mix(format!("clock {node} {offset_ns}").as_bytes());
+    pub fn set_duplicate_probability(&mut self, p: f64) {
+        self.cfg.duplicate_probability = p;
     }
 
-    /// Cuts every link between `a` and the other groups (both directions).
+    /// From now on node `node`'s clock reads virtual time plus `offset_ns`, advancing
+    /// `rate` times as fast (a bump, or a strobe/drift with `rate != 1`).
+    pub fn set_clock(&mut self, node: usize, offset_ns: i64, rate: f64) -> Result<(), String> {
+        let now = i128::from(self.now_ns);
+        self.nodes[node]
+            .clock
+            .set(now, i128::from(offset_ns), rate)?;
+        self.mix(format!("clock {node} {offset_ns} {rate}").as_bytes());
+        Ok(())
+    }
+
+    /// `set_clock` at rate 1.
+    pub fn set_clock_offset(&mut self, node: usize, offset_ns: i64) {
+        self.set_clock(node, offset_ns, 1.0)
+            .expect("rate 1 is valid");
+    }
+
+    /// What node `node`'s clock reads now.
+    pub fn clock_ns(&self, node: usize) -> u64 {
+        let t = self.nodes[node].clock.now_ns(i128::from(self.now_ns));
+        t.clamp(0, i128::from(u64::MAX)) as u64
+    }
+
+    /// Drops what `from` sends to `to` (one direction).
+    pub fn cut(&mut self, from: usize, to: usize) {
+        self.cuts.insert((from, to));
+        self.mix(format!("cut {from} {to}").as_bytes());
+    }
+
+    /// Cuts every link between nodes of different groups, both ways (replacing any cuts).
     pub fn partition(&mut self, groups: &[&[usize]]) {
         self.cuts.clear();
         for (i, g) in groups.iter().enumerate() {
@@ -174,81 +246,130 @@ impl<M: Machine> Net<M> {
         self.mix(format!("partition {groups:?}").as_bytes());
     }
 
+    /// Cuts every link between `node` and the others, both ways.
+    pub fn isolate(&mut self, node: usize) {
+        for other in (0..self.nodes.len()).filter(|o| *o != node) {
+            self.cuts.insert((node, other));
+            self.cuts.insert((other, node));
+        }
+        self.mix(format!("isolate {node}").as_bytes());
+    }
+
+    /// Restores every link.
     pub fn heal(&mut self) {
         self.cuts.clear();
         self.mix(b"heal");
     }
 
-    /// Submits a client request to `node` now (ignored if the node is down).
+    /// Submits a client request to `node` now (lost if the node is down; held while it
+    /// is paused).
     pub fn client(&mut self, node: usize, req: u64, op: Request) {
         self.deliver(node, None, Input::Client { req, op });
     }
 
+    /// A client request with read conditions.
+    pub fn client_with(&mut self, node: usize, req: u64, op: Request, opts: ReadOpts) {
+        self.deliver(node, None, Input::ClientWith { req, op, opts });
+    }
+
+    /// The node loses its memory (and whatever waited for it while paused); its disk
+    /// stays. Messages to it are lost while it is down.
     pub fn crash(&mut self, node: usize) {
-        self.nodes[node].machine = None;
+        let n = &mut self.nodes[node];
+        n.machine = None;
+        n.paused = false;
+        n.held.clear();
         self.mix(format!("crash {node}").as_bytes());
     }
 
+    /// Rebuilds the node from its disk, like a process restart.
     pub fn restart(&mut self, node: usize) {
-        let disk: Vec<(Key, KeyState)> = self.nodes[node]
-            .disk
-            .iter()
-            .map(|(k, s)| (*k, s.clone()))
-            .collect();
+        let disk = self.nodes[node].disk.clone();
         self.nodes[node].machine = Some((self.build)(node, disk));
         self.mix(format!("restart {node}").as_bytes());
     }
 
-    /// Advances virtual time, delivering messages and ticks as they fall due.
+    /// Stops the node's process (SIGSTOP): no ticks, and its inputs wait.
+    pub fn pause(&mut self, node: usize) {
+        self.nodes[node].paused = true;
+        self.mix(format!("pause {node}").as_bytes());
+    }
+
+    /// Continues a paused node (SIGCONT): what waited is delivered now, in order.
+    pub fn resume(&mut self, node: usize) {
+        self.nodes[node].paused = false;
+        self.mix(format!("resume {node}").as_bytes());
+        for (from, input) in std::mem::take(&mut self.nodes[node].held) {
+            self.deliver(node, from, input);
+        }
+    }
+
+    /// Live nodes whose status says they lead, with their epochs.
+    pub fn leaders(&self) -> Vec<(usize, u64)> {
+        (0..self.nodes.len())
+            .filter_map(|i| self.machine(i).map(|m| (i, m.status(self.clock_ns(i)))))
+            .filter(|(_, st)| st.role == Role::Leader)
+            .map(|(i, st)| (i, st.epoch))
+            .collect()
+    }
+
+    /// Advances virtual time by `duration_ns`, delivering messages and ticks as they fall due.
     pub fn run_for(&mut self, duration_ns: u64) {
-        let end = self.now_ns + duration_ns;
-        loop {
-            let next_msg = self.queue.keys().next().map(|k| k.0);
-            let tick_first = next_msg.is_none_or(|m| self.next_tick_ns <= m);
-            let at = if tick_first {
-                self.next_tick_ns
-            } else {
-                next_msg.unwrap_or(u64::MAX)
-            };
-            if at > end {
-                break;
-            }
-            self.now_ns = at;
-            if tick_first {
-                self.next_tick_ns += self.cfg.tick_ns;
-                for i in 0..self.nodes.len() {
+        self.run_until(self.now_ns + duration_ns);
+    }
+
+    /// Delivers every event due at or before `end_ns`, then sets the time to `end_ns`.
+    pub fn run_until(&mut self, end_ns: u64) {
+        while self.next_event_ns() <= end_ns {
+            self.step();
+        }
+        self.now_ns = self.now_ns.max(end_ns);
+    }
+
+    /// When the next message or tick falls due.
+    pub fn next_event_ns(&self) -> u64 {
+        let next_msg = self.queue.keys().next().map_or(u64::MAX, |k| k.0);
+        next_msg.min(self.next_tick_ns)
+    }
+
+    /// Delivers the next event (ticks before messages due at the same instant).
+    pub fn step(&mut self) {
+        let next_msg = self.queue.keys().next().map(|k| k.0);
+        if next_msg.is_none_or(|m| self.next_tick_ns <= m) {
+            self.now_ns = self.next_tick_ns;
+            self.next_tick_ns += self.cfg.tick_ns;
+            for i in 0..self.nodes.len() {
+                if !self.nodes[i].paused {
                     self.deliver(i, None, Input::Tick);
                 }
-            } else if let Some((_, (from, to, msg))) = self.queue.pop_first()
-                && !self.cuts.contains(&(from, to))
-            {
+            }
+        } else if let Some(((at, _), (from, to, msg))) = self.queue.pop_first() {
+            self.now_ns = at;
+            if !self.cuts.contains(&(from, to)) {
                 self.deliver(to, Some(from), Input::Peer(msg));
             }
         }
-        self.now_ns = end;
     }
 
     fn deliver(&mut self, node: usize, from: Option<usize>, input: Input<M::Msg>) {
+        if self.nodes[node].machine.is_some() && self.nodes[node].paused {
+            self.nodes[node].held.push((from, input));
+            return;
+        }
         if !matches!(input, Input::Tick) {
             let event = format!("{} {node} {from:?} {input:?}", self.now_ns);
             self.mix(event.as_bytes());
         }
-        let now = self
-            .now_ns
-            .saturating_add_signed(self.nodes[node].offset_ns);
+        let now = self.clock_ns(node);
         let Some(machine) = self.nodes[node].machine.as_mut() else {
             return;
         };
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.out);
         machine.handle(now, input, &mut out);
-        for o in out {
+        for o in out.drain(..) {
             match o {
-                Output::Persist(items) => {
-                    for (k, s) in items {
-                        self.nodes[node].disk.insert(k, s);
-                    }
-                }
-                Output::Reply { req, reply } => self.replies.push(NetReply {
+                Output::Persist(record) => M::persist(&mut self.nodes[node].disk, &record),
+                Output::Reply { req, reply } => self.replies.push(SimReply {
                     node,
                     req,
                     at_ns: self.now_ns,
@@ -257,13 +378,33 @@ impl<M: Machine> Net<M> {
                 Output::Send { to, msg } => self.send(node, &to, msg),
             }
         }
+        self.out = out;
+        if cfg!(debug_assertions) {
+            self.check_election_safety();
+        }
+    }
+
+    /// No two live nodes lead the same epoch (epoch 0: a model without leaders).
+    fn check_election_safety(&self) {
+        let mut leaders = self.leaders();
+        leaders.retain(|(_, epoch)| *epoch > 0);
+        leaders.sort_by_key(|(_, epoch)| *epoch);
+        for w in leaders.windows(2) {
+            debug_assert!(
+                w[0].1 != w[1].1,
+                "n{} and n{} both lead epoch {}",
+                w[0].0 + 1,
+                w[1].0 + 1,
+                w[0].1
+            );
+        }
     }
 
     fn send(&mut self, from: usize, to: &str, msg: M::Msg) {
         let Some(to) = self.ids.iter().position(|id| id == to) else {
             return;
         };
-        if self.rng.random_bool(self.cfg.drop_probability) {
+        if self.cuts.contains(&(from, to)) || self.rng.random_bool(self.cfg.drop_probability) {
             return;
         }
         let copies = if self.rng.random_bool(self.cfg.duplicate_probability) {
@@ -272,7 +413,9 @@ impl<M: Machine> Net<M> {
             1
         };
         for _ in 0..copies {
-            let delay = self.rng.random_range(0..=self.cfg.max_delay_ns);
+            let delay = self
+                .rng
+                .random_range(self.cfg.min_delay_ns..=self.cfg.max_delay_ns);
             self.enqueued += 1;
             self.queue.insert(
                 (self.now_ns + delay, self.enqueued),
@@ -283,347 +426,5 @@ impl<M: Machine> Net<M> {
 
     fn mix(&mut self, event: &[u8]) {
         self.trace = fnv(self.trace, event);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::reference::leaderless::{Leaderless, LlConfig};
-    use crate::reference::multi_leader::{MlConfig, MultiLeader};
-    use crate::reference::replica::{MlReplication, Quorum, ReplicaSettings, Topology};
-    use crate::reference::versioned::Resolution;
-    use schism_history::Value;
-
-    const MS: u64 = 1_000_000;
-
-    fn ids(n: usize) -> Vec<String> {
-        (1..=n).map(|i| format!("n{i}")).collect()
-    }
-
-    fn ml(cfg: NetConfig, s: ReplicaSettings) -> Net<MultiLeader> {
-        let nodes = ids(cfg.nodes);
-        Net::new(cfg, move |i, disk| {
-            MultiLeader::new(MlConfig::new(&nodes[i], &nodes, s), disk)
-        })
-    }
-
-    fn ll(cfg: NetConfig, s: ReplicaSettings) -> Net<Leaderless> {
-        let nodes = ids(cfg.nodes);
-        Net::new(cfg, move |i, disk| {
-            Leaderless::new(LlConfig::new(&nodes[i], &nodes, s), disk)
-        })
-    }
-
-    fn dumps<M: Machine>(net: &Net<M>, n: usize) -> Vec<crate::reference::replica::DumpState> {
-        (0..n)
-            .map(|i| {
-                let mut d = net.machine(i).unwrap().dump();
-                d.extra = serde_json::Value::Null;
-                d
-            })
-            .collect()
-    }
-
-    /// Writes at every node of a lossy, duplicating, reordering network, then heals.
-    fn ml_lossy(seed: u64, s: ReplicaSettings) -> Net<MultiLeader> {
-        let mut cfg = NetConfig::new(seed, 3);
-        cfg.drop_probability = 0.2;
-        cfg.duplicate_probability = 0.1;
-        let mut net = ml(cfg, s);
-        for v in 1..=120i64 {
-            let op = match s.conflict {
-                Resolution::Crdt if v % 2 == 0 => Request::Add { key: 2, value: v },
-                _ => Request::Append {
-                    key: (v % 3) as u64,
-                    value: v,
-                },
-            };
-            net.client((v % 3) as usize, v as u64, op);
-            if v % 4 == 0 {
-                net.run_for(MS);
-            }
-        }
-        net.set_drop_probability(0.0);
-        net.run_for(3_000 * MS);
-        net
-    }
-
-    #[test]
-    fn multi_leader_converges_under_every_topology_and_resolution() {
-        for topology in [Topology::AllToAll, Topology::Ring, Topology::Star] {
-            for conflict in [Resolution::Lww, Resolution::VersionVector, Resolution::Crdt] {
-                for ml_replication in [MlReplication::Async, MlReplication::Sync] {
-                    let s = ReplicaSettings {
-                        topology,
-                        conflict,
-                        ml_replication,
-                        ..ReplicaSettings::default()
-                    };
-                    let net = ml_lossy(11, s);
-                    let d = dumps(&net, 3);
-                    assert_eq!(d[0], d[1], "{s:?}");
-                    assert_eq!(d[1], d[2], "{s:?}");
-                    assert_eq!(net.replies().len(), 120, "{s:?}: every write answered");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn multi_leader_crdt_counter_loses_no_add() {
-        let s = ReplicaSettings {
-            conflict: Resolution::Crdt,
-            ..ReplicaSettings::default()
-        };
-        let net = ml_lossy(5, s);
-        let expected: i64 = (2..=120).step_by(2).sum();
-        for i in 0..3 {
-            assert_eq!(net.machine(i).unwrap().local_read(2), Value::Int(expected));
-        }
-    }
-
-    #[test]
-    fn multi_leader_same_seed_same_outcome() {
-        let s = ReplicaSettings::default();
-        let (a, b, c) = (ml_lossy(42, s), ml_lossy(42, s), ml_lossy(43, s));
-        assert_eq!(a.trace_hash(), b.trace_hash());
-        assert_eq!(dumps(&a, 3), dumps(&b, 3));
-        assert_eq!(a.replies(), b.replies());
-        assert_ne!(a.trace_hash(), c.trace_hash());
-    }
-
-    #[test]
-    fn multi_leader_lww_with_a_slow_clock_loses_an_acknowledged_append() {
-        let mut net = ml(NetConfig::new(1, 3), ReplicaSettings::default());
-        net.set_clock_offset(1, -(5_000 * MS as i64));
-        net.client(0, 1, Request::Append { key: 1, value: 1 });
-        net.run_for(100 * MS);
-        // n2 sees [1] and appends 2 — stamped 5 s before n1's append.
-        net.client(1, 2, Request::Append { key: 1, value: 2 });
-        assert!(matches!(net.reply(2), Some(Reply::Ok { .. })));
-        net.run_for(1_000 * MS);
-        for i in 0..3 {
-            assert_eq!(net.machine(i).unwrap().local_read(1), Value::List(vec![1]));
-        }
-    }
-
-    #[test]
-    fn multi_leader_version_vectors_keep_partitioned_appends_as_siblings() {
-        let s = ReplicaSettings {
-            conflict: Resolution::VersionVector,
-            ..ReplicaSettings::default()
-        };
-        let mut net = ml(NetConfig::new(2, 3), s);
-        net.client(0, 1, Request::Append { key: 1, value: 1 });
-        net.run_for(100 * MS);
-        net.partition(&[&[0], &[1, 2]]);
-        net.client(0, 2, Request::Append { key: 1, value: 2 });
-        net.client(1, 3, Request::Append { key: 1, value: 3 });
-        net.run_for(100 * MS);
-        net.heal();
-        net.run_for(1_000 * MS);
-        net.client(2, 4, Request::Read { key: 1 });
-        let Some(Reply::Ok { value, siblings }) = net.reply(4) else {
-            panic!("{:?}", net.reply(4));
-        };
-        assert_eq!(*value, Value::List(vec![1, 2, 3]));
-        assert_eq!(
-            siblings.clone().unwrap(),
-            vec![Value::List(vec![1, 2]), Value::List(vec![1, 3])]
-        );
-        // A write on top of the siblings resolves them everywhere.
-        net.client(0, 5, Request::Append { key: 1, value: 4 });
-        net.run_for(1_000 * MS);
-        let d = dumps(&net, 3);
-        assert!(d.iter().all(|x| x == &d[0] && x.siblings.is_empty()));
-        assert_eq!(d[0].state[&1], Value::List(vec![1, 2, 3, 4]));
-    }
-
-    fn quorum(n: usize, w: usize, r: usize) -> ReplicaSettings {
-        ReplicaSettings {
-            quorum: Quorum { n, w, r },
-            ..ReplicaSettings::default()
-        }
-    }
-
-    #[test]
-    fn leaderless_1_1_reads_are_stale_and_quorums_are_not() {
-        let mut net = ll(NetConfig::new(3, 3), quorum(3, 1, 1));
-        net.run_for(200 * MS);
-        net.client(0, 1, Request::Write { key: 1, value: 7 });
-        assert!(
-            matches!(net.reply(1), Some(Reply::Ok { .. })),
-            "W=1: acknowledged locally"
-        );
-        net.client(1, 2, Request::Read { key: 1 });
-        assert!(
-            matches!(
-                net.reply(2),
-                Some(Reply::Ok {
-                    value: Value::Null,
-                    ..
-                })
-            ),
-            "R=1 at another replica: stale"
-        );
-        let mut net = ll(NetConfig::new(3, 3), quorum(3, 2, 2));
-        net.run_for(200 * MS);
-        net.client(0, 1, Request::Write { key: 1, value: 7 });
-        net.run_for(20 * MS);
-        assert!(matches!(net.reply(1), Some(Reply::Ok { .. })));
-        for node in 0..3 {
-            net.client(node, 10 + node as u64, Request::Read { key: 1 });
-            net.run_for(20 * MS);
-            assert!(
-                matches!(
-                    net.reply(10 + node as u64),
-                    Some(Reply::Ok {
-                        value: Value::Int(7),
-                        ..
-                    })
-                ),
-                "node {node}: {:?}",
-                net.reply(10 + node as u64)
-            );
-        }
-    }
-
-    #[test]
-    fn leaderless_write_without_quorum_is_unknown_and_read_fails() {
-        let mut net = ll(NetConfig::new(4, 3), quorum(3, 2, 2));
-        net.run_for(200 * MS);
-        net.partition(&[&[0], &[1, 2]]);
-        net.client(0, 1, Request::Append { key: 1, value: 1 });
-        net.client(0, 2, Request::Write { key: 2, value: 1 });
-        net.run_for(1_000 * MS);
-        assert!(
-            matches!(net.reply(1), Some(Reply::Fail { .. })),
-            "its read phase failed"
-        );
-        assert!(
-            matches!(net.reply(2), Some(Reply::Unknown { .. })),
-            "{:?}",
-            net.reply(2)
-        );
-    }
-
-    /// Five nodes 3/2/2 with sloppy quorum, split 2|3: a write on one side is invisible on
-    /// the other although W+R>N; after the heal, hints reach the owners.
-    #[test]
-    fn leaderless_sloppy_quorum_reads_stale_across_a_partition_then_hands_off() {
-        let mut s = quorum(3, 2, 2);
-        s.sloppy_quorum = true;
-        let mut net = ll(NetConfig::new(5, 5), s);
-        net.run_for(300 * MS);
-        net.partition(&[&[0, 1], &[2, 3, 4]]);
-        net.run_for(1_000 * MS);
-        net.client(0, 1, Request::Write { key: 9, value: 1 });
-        net.run_for(50 * MS);
-        assert!(
-            matches!(net.reply(1), Some(Reply::Ok { .. })),
-            "{:?}",
-            net.reply(1)
-        );
-        net.client(3, 2, Request::Read { key: 9 });
-        net.run_for(50 * MS);
-        assert!(
-            matches!(
-                net.reply(2),
-                Some(Reply::Ok {
-                    value: Value::Null,
-                    ..
-                })
-            ),
-            "stale despite W+R>N: {:?}",
-            net.reply(2)
-        );
-        net.heal();
-        net.run_for(2_000 * MS);
-        let owners = net.machine(0).unwrap().owners(9);
-        let holding = ids(5)
-            .iter()
-            .enumerate()
-            .filter(|(i, id)| {
-                owners.contains(id)
-                    && net.machine(*i).unwrap().dump().state.get(&9) == Some(&Value::Int(1))
-            })
-            .count();
-        assert!(holding >= 2, "the W stand-ins handed their hints to owners");
-    }
-
-    /// With read repair and anti-entropy off a replica that missed a write stays behind
-    /// after the heal; anti-entropy repairs it; a quorum read with read repair does too.
-    #[test]
-    fn leaderless_repair_knobs_decide_convergence() {
-        let run = |s: ReplicaSettings, read_after: bool| {
-            let mut net = ll(NetConfig::new(6, 3), s);
-            net.run_for(300 * MS);
-            net.partition(&[&[0, 1], &[2]]);
-            net.client(0, 1, Request::Write { key: 1, value: 5 });
-            net.run_for(500 * MS);
-            net.heal();
-            net.run_for(500 * MS);
-            if read_after {
-                net.client(2, 2, Request::Read { key: 1 });
-            }
-            net.run_for(1_000 * MS);
-            net.machine(2).unwrap().dump().state.get(&1).cloned()
-        };
-        let mut off = quorum(3, 2, 2);
-        off.read_repair = false;
-        assert_eq!(run(off, false), None, "nothing repairs n3");
-        assert_eq!(
-            run(off, true),
-            None,
-            "a read without repair changes nothing"
-        );
-        let mut ae = off;
-        ae.anti_entropy_ms = 100;
-        assert_eq!(run(ae, false), Some(Value::Int(5)));
-        let rr = quorum(3, 2, 3);
-        assert_eq!(run(rr, true), Some(Value::Int(5)));
-    }
-
-    #[test]
-    fn leaderless_same_seed_same_outcome_and_restart_from_disk() {
-        let go = |seed| {
-            let mut cfg = NetConfig::new(seed, 3);
-            cfg.drop_probability = 0.1;
-            cfg.duplicate_probability = 0.1;
-            let mut s = quorum(3, 2, 2);
-            s.versioning = Resolution::VersionVector;
-            s.anti_entropy_ms = 50;
-            let mut net = ll(cfg, s);
-            net.run_for(300 * MS);
-            for v in 1..=60i64 {
-                net.client(
-                    (v % 3) as usize,
-                    v as u64,
-                    Request::Append {
-                        key: (v % 2) as u64,
-                        value: v,
-                    },
-                );
-                net.run_for(MS);
-                if v == 30 {
-                    net.crash(2);
-                }
-                if v == 45 {
-                    net.restart(2);
-                }
-            }
-            net.set_drop_probability(0.0);
-            net.run_for(3_000 * MS);
-            net
-        };
-        let (a, b, c) = (go(8), go(8), go(9));
-        assert_eq!(a.trace_hash(), b.trace_hash());
-        assert_eq!(a.replies(), b.replies());
-        assert_eq!(dumps(&a, 3), dumps(&b, 3));
-        assert_ne!(a.trace_hash(), c.trace_hash());
-        let d = dumps(&a, 3);
-        assert_eq!(d[0], d[2], "anti-entropy brought the restarted node back");
-        assert_eq!(d[0], d[1]);
     }
 }

@@ -19,7 +19,7 @@
 //! adds to the list it sees (all siblings' elements under version vectors), so under
 //! `Lww` two concurrent appends on different nodes overwrite each other.
 
-use super::NodeId;
+use crate::settings::NodeId;
 use crate::request::Request;
 use schism_history::Value;
 use serde::{Deserialize, Serialize};

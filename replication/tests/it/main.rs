@@ -1,0 +1,5 @@
+//! Integration tests of the replication core: every model under the one deterministic
+//! harness (`schism_replication::sim`), through its public API only.
+
+mod leader_follower;
+mod replicas;
