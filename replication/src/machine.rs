@@ -182,7 +182,7 @@ pub struct DumpState {
 /// A replica state machine that the process shell and the harness drive alike.
 pub trait Machine: Sized {
     /// Node-to-node messages (self-describing: the sender is inside).
-    type Msg: Clone + fmt::Debug + PartialEq + Serialize + DeserializeOwned + Send + 'static;
+    type Msg: Clone + fmt::Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static;
     /// One record the shell must make durable (`Output::Persist`).
     type Persist: Clone + fmt::Debug + PartialEq + Send + 'static;
     /// What a node's disk holds after a sequence of records: the fold of `persist`.

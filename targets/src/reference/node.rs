@@ -357,13 +357,13 @@ pub fn run_node(config: NodeConfig) -> Result<(), TargetError> {
 
 /// Prefixes every stderr line with the node and the seconds since it started.
 #[derive(Debug, Clone)]
-pub(super) struct Logger {
-    pub(super) id: NodeId,
-    pub(super) start: Instant,
+pub struct Logger {
+    pub id: NodeId,
+    pub start: Instant,
 }
 
 impl Logger {
-    pub(super) fn line(&self, msg: std::fmt::Arguments<'_>) {
+    pub fn line(&self, msg: std::fmt::Arguments<'_>) {
         eprintln!(
             "[{:>9.3}s {}] {msg}",
             self.start.elapsed().as_secs_f64(),
