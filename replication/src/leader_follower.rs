@@ -1053,21 +1053,7 @@ impl LeaderFollower {
                 out.push(self.ack(from, seq, self.last_lsn()));
                 return;
             }
-            // Fencing off: nobody checks epochs; take whatever extends this log.
-            if self.role == Role::Leader {
-                return;
-            }
-            let last = self.last_lsn();
-            if prev_lsn <= last {
-                let fresh: Vec<Entry> = entries.into_iter().filter(|e| e.lsn > last).collect();
-                self.append_contiguous(fresh, out);
-                if self.cfg.replication == Replication::Async {
-                    self.commit_lsn = self.last_lsn();
-                    self.apply_committed();
-                }
-            }
-            out.push(self.ack(from, seq, self.last_lsn()));
-            return;
+            return self.append_unfenced(from, seq, prev_lsn, entries, out);
         }
         if epoch > self.epoch {
             self.adopt_epoch(epoch, Some(leader.clone()), out);
@@ -1103,6 +1089,45 @@ impl LeaderFollower {
             out.push(self.ack(from, seq, self.last_lsn()));
             return;
         }
+        self.take_entries(now_ns, (from, seq), prev_lsn, commit, entries, out);
+    }
+
+    /// Fencing off, an `Append` from an older epoch: nobody checks epochs; a follower
+    /// takes whatever extends its log.
+    fn append_unfenced(
+        &mut self,
+        from: NodeId,
+        seq: u64,
+        prev_lsn: u64,
+        entries: Vec<Entry>,
+        out: &mut Vec<Output>,
+    ) {
+        if self.role == Role::Leader {
+            return;
+        }
+        let last = self.last_lsn();
+        if prev_lsn <= last {
+            let fresh: Vec<Entry> = entries.into_iter().filter(|e| e.lsn > last).collect();
+            self.append_contiguous(fresh, out);
+            if self.cfg.replication == Replication::Async {
+                self.commit_lsn = self.last_lsn();
+                self.apply_committed();
+            }
+        }
+        out.push(self.ack(from, seq, self.last_lsn()));
+    }
+
+    /// Takes the entries of an `Append` that passed log matching at `prev_lsn`, commits
+    /// what the sender committed and this log matches, acks, and forwards in a chain.
+    fn take_entries(
+        &mut self,
+        now_ns: u64,
+        (from, seq): (NodeId, u64),
+        prev_lsn: u64,
+        commit: u64,
+        entries: Vec<Entry>,
+        out: &mut Vec<Output>,
+    ) {
         // Skip what is already here (same LSN and epoch); cut at the first conflict.
         let sent_upto = prev_lsn + entries.len() as u64;
         let mut fresh = Vec::with_capacity(entries.len());
@@ -1605,7 +1630,9 @@ mod tests {
                 op: Request::Append { key: 1, value: 5 },
             },
         );
-        assert!(matches!(&out[0], Output::Persist(LogOp::Append(e)) if e.len() == 1 && e[0].lsn == 1));
+        assert!(
+            matches!(&out[0], Output::Persist(LogOp::Append(e)) if e.len() == 1 && e[0].lsn == 1)
+        );
         assert!(matches!(
             &out[1],
             Output::Reply {
@@ -1679,10 +1706,7 @@ mod tests {
                 },
             },
         );
-        assert!(matches!(
-            reply_of(&out),
-            Reply::Ok { lsn: Some(2), .. }
-        ));
+        assert!(matches!(reply_of(&out), Reply::Ok { lsn: Some(2), .. }));
         assert_eq!(n.read(3), Value::Int(12));
         let out = n.step(
             3,
@@ -1774,7 +1798,9 @@ mod tests {
         ));
         // Overlap: only 3 is new.
         let out = f.step(0, app(3, 1, vec![e(2), e(3)]));
-        assert!(matches!(&out[0], Output::Persist(LogOp::Append(v)) if v.len() == 1 && v[0].lsn == 3));
+        assert!(
+            matches!(&out[0], Output::Persist(LogOp::Append(v)) if v.len() == 1 && v[0].lsn == 3)
+        );
         assert_eq!(f.read(1), Value::List(vec![1, 2, 3]));
     }
 

@@ -34,7 +34,10 @@ pub struct ReadOpts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input<M> {
     /// A client request; `req` is an opaque id echoed in the `Output::Reply`.
-    Client { req: u64, op: Request },
+    Client {
+        req: u64,
+        op: Request,
+    },
     /// A client request with read conditions.
     ClientWith {
         req: u64,
@@ -51,8 +54,14 @@ pub enum Input<M> {
 pub enum Output<M, P> {
     /// Make this record durable before any later output is acted on.
     Persist(P),
-    Reply { req: u64, reply: Reply },
-    Send { to: NodeId, msg: M },
+    Reply {
+        req: u64,
+        reply: Reply,
+    },
+    Send {
+        to: NodeId,
+        msg: M,
+    },
 }
 
 /// The answer to a client request.

@@ -23,10 +23,10 @@
 //! It reads no clock, opens nothing and spawns nothing.
 
 use crate::machine::{DumpState, FollowerStatus, Input, Machine, Reply, Role, Status};
-use crate::settings::NodeId;
 use crate::replica::{MlReplication, Output, ReplicaSettings, persist_states};
-use crate::versioned::{KeyState, Resolution, apply};
 use crate::request::Request;
+use crate::settings::NodeId;
+use crate::versioned::{KeyState, Resolution, apply};
 use schism_history::{Key, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -229,11 +229,11 @@ impl MultiLeader {
             out.push(Output::Reply {
                 req,
                 reply: Reply::Ok {
-            value,
-            siblings,
-            lsn: None,
-            applied_lsn: None,
-        },
+                    value,
+                    siblings,
+                    lsn: None,
+                    applied_lsn: None,
+                },
             });
             return;
         }
@@ -451,7 +451,9 @@ impl Machine for MultiLeader {
 
     fn handle(&mut self, now_ns: u64, input: Input<MlMsg>, out: &mut Vec<Output<MlMsg>>) {
         match input {
-            Input::Client { req, op } | Input::ClientWith { req, op, .. } => self.on_client(now_ns, req, op, out),
+            Input::Client { req, op } | Input::ClientWith { req, op, .. } => {
+                self.on_client(now_ns, req, op, out)
+            }
             Input::Peer(MlMsg::Push { from, seq, items }) => {
                 self.on_push(now_ns, from, seq, items, out);
             }

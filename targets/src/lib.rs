@@ -20,9 +20,9 @@ pub use client::{
 };
 pub use error::TargetError;
 pub use reference::cluster::{ClusterSpec, ReferenceCluster};
-pub use schism_replication::{Role, Status};
 pub use reference::node::{NodeConfig, run_node};
 pub use reference::replica::{MlReplication, Quorum, ReplicaSettings, Topology as MlTopology};
 pub use reference::versioned::Resolution;
 pub use reference::{Durability, Failover, Model, NodeId, Replication, Topology};
 pub use request::Request;
+pub use schism_replication::{Role, Status};

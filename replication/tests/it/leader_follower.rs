@@ -198,16 +198,17 @@ fn knob_sim(seed: u64, f: impl Fn(&mut MachineConfig)) -> Sim<LeaderFollower> {
 fn acked_values(sim: &Sim<LeaderFollower>, first_req: u64) -> Vec<i64> {
     sim.replies()
         .iter()
-        .filter(|r| {
-            r.req >= first_req && matches!(r.reply, Reply::Ok { lsn: Some(_), .. })
-        })
+        .filter(|r| r.req >= first_req && matches!(r.reply, Reply::Ok { lsn: Some(_), .. }))
         .map(|r| r.req as i64)
         .collect()
 }
 
 /// Writes 1..=n (req id = value) to the leader n1, then crashes it at once, then lets
 /// the others fail over; returns the sim and the values acknowledged.
-fn crash_leader_after_writes(seed: u64, replication: Replication) -> (Sim<LeaderFollower>, Vec<i64>) {
+fn crash_leader_after_writes(
+    seed: u64,
+    replication: Replication,
+) -> (Sim<LeaderFollower>, Vec<i64>) {
     let mut sim = knob_sim(seed, |m| m.replication = replication);
     sim.run_for(200 * MS);
     for v in 1..=30 {

@@ -3,13 +3,13 @@
 //! quorums and hinted hand-off, repair knobs, determinism and restart from disk.
 
 use schism_history::{Key, Value};
-use schism_replication::versioned::KeyState;
-use std::collections::BTreeMap;
 use schism_replication::leaderless::{Leaderless, LlConfig};
 use schism_replication::multi_leader::{MlConfig, MultiLeader};
 use schism_replication::replica::{MlReplication, Quorum, ReplicaSettings, Topology};
 use schism_replication::sim::{Sim, SimConfig};
+use schism_replication::versioned::KeyState;
 use schism_replication::{DumpState, Machine, Reply, Request, Resolution};
+use std::collections::BTreeMap;
 
 const MS: u64 = 1_000_000;
 
@@ -20,14 +20,20 @@ fn ids(n: usize) -> Vec<String> {
 fn ml(cfg: SimConfig, s: ReplicaSettings) -> Sim<MultiLeader> {
     let nodes = ids(cfg.nodes);
     Sim::new(cfg, move |i, disk: BTreeMap<Key, KeyState>| {
-        MultiLeader::new(MlConfig::new(&nodes[i], &nodes, s), disk.into_iter().collect())
+        MultiLeader::new(
+            MlConfig::new(&nodes[i], &nodes, s),
+            disk.into_iter().collect(),
+        )
     })
 }
 
 fn ll(cfg: SimConfig, s: ReplicaSettings) -> Sim<Leaderless> {
     let nodes = ids(cfg.nodes);
     Sim::new(cfg, move |i, disk: BTreeMap<Key, KeyState>| {
-        Leaderless::new(LlConfig::new(&nodes[i], &nodes, s), disk.into_iter().collect())
+        Leaderless::new(
+            LlConfig::new(&nodes[i], &nodes, s),
+            disk.into_iter().collect(),
+        )
     })
 }
 
@@ -142,7 +148,8 @@ fn multi_leader_version_vectors_keep_partitioned_appends_as_siblings() {
     net.client(2, 4, Request::Read { key: 1 });
     let Some(Reply::Ok {
         value, siblings, ..
-    }) = net.reply(4) else {
+    }) = net.reply(4)
+    else {
         panic!("{:?}", net.reply(4));
     };
     assert_eq!(*value, Value::List(vec![1, 2, 3]));

@@ -14,5 +14,9 @@ mod peers;
 mod shell;
 pub mod storage;
 
-pub use schism_replication::settings::{Durability, Failover, Model, NodeId, Replication, Topology};
-pub use schism_replication::{clock, leader_follower, leaderless, multi_leader, replica, versioned};
+pub use schism_replication::settings::{
+    Durability, Failover, Model, NodeId, Replication, Topology,
+};
+pub use schism_replication::{
+    clock, leader_follower, leaderless, multi_leader, replica, versioned,
+};

@@ -243,6 +243,32 @@ mod tests {
     }
 
     #[test]
+    fn a_full_queue_drops_and_counts() {
+        use crate::reference::leader_follower::LeaderFollower;
+        let (tx, mut rx) = mpsc::channel(2);
+        let queue = Queue {
+            tx,
+            dropped: 0,
+            last_report: None,
+        };
+        let mut peers = Peers::<LeaderFollower> {
+            queues: [("n2".to_owned(), queue)].into_iter().collect(),
+        };
+        let logger = Logger {
+            id: "n1".into(),
+            start: Instant::now(),
+        };
+        for seq in 1..=5 {
+            peers.send("n2", append(seq), &logger);
+        }
+        peers.send("n9", append(6), &logger);
+        assert_eq!(peers.queues["n2"].dropped, 3, "two fit, three are dropped");
+        assert_eq!(rx.try_recv().unwrap(), append(1));
+        assert_eq!(rx.try_recv().unwrap(), append(2));
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
     fn coalesce_keeps_the_newest_of_each_kind() {
         let mut batch = vec![append(1), ack(7), append(2), append(3), ack(8)];
         coalesce(&mut batch);

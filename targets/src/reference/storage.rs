@@ -171,7 +171,8 @@ impl<C: Codec> Log<C> {
     /// Keeps the first `keep_bytes` of the log, buffered or written.
     fn truncate_bytes(&mut self, keep_bytes: u64) -> Result<(), TargetError> {
         if keep_bytes >= self.file_bytes {
-            self.pending.truncate((keep_bytes - self.file_bytes) as usize);
+            self.pending
+                .truncate((keep_bytes - self.file_bytes) as usize);
             return Ok(());
         }
         self.pending.clear();
@@ -325,7 +326,8 @@ impl Codec for StateCodec {
     const HOLDS_WHEN_BUFFERED: bool = false;
 
     fn encode(record: &(Key, KeyState), out: &mut Vec<u8>) -> Result<(), TargetError> {
-        serde_json::to_writer(&mut *out, record).map_err(|e| TargetError::Invalid(e.to_string()))?;
+        serde_json::to_writer(&mut *out, record)
+            .map_err(|e| TargetError::Invalid(e.to_string()))?;
         out.push(b'\n');
         Ok(())
     }
@@ -627,6 +629,9 @@ mod tests {
         let (_, found) = StateLog::open(dir.path(), Durability::Buffered).unwrap();
         assert_eq!(found.truncated.map(|t| t.0), Some(10));
         let (_, rec) = open(dir.path());
-        assert_eq!(rec.into_iter().collect::<Vec<_>>(), vec![(1, s(3)), (2, s(2))]);
+        assert_eq!(
+            rec.into_iter().collect::<Vec<_>>(),
+            vec![(1, s(3)), (2, s(2))]
+        );
     }
 }
