@@ -28,7 +28,7 @@
 //! It reads no clock, opens nothing and spawns nothing.
 
 use crate::machine::{DumpState, FollowerStatus, Input, Machine, Reply, Role, Status};
-use crate::replica::{Output, ReplicaSettings, persist_states};
+use crate::replica::{Output, ReplicaSettings, dump_states, persist_states};
 use crate::request::Request;
 use crate::settings::NodeId;
 use crate::versioned::{KeyState, Resolution, apply, fnv};
@@ -848,13 +848,8 @@ impl Machine for Leaderless {
     }
 
     fn dump(&self) -> DumpState {
-        let mut d = DumpState::default();
-        for (key, state) in &self.store {
-            let (value, siblings) = state.read();
-            d.state.insert(*key, value);
-            if let Some(s) = siblings {
-                d.siblings.insert(*key, s);
-            }
+        let mut d = dump_states(&self.store);
+        for key in self.store.keys() {
             d.owners.insert(*key, self.owners(*key));
         }
         d.extra = serde_json::json!({

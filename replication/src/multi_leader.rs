@@ -23,7 +23,7 @@
 //! It reads no clock, opens nothing and spawns nothing.
 
 use crate::machine::{DumpState, FollowerStatus, Input, Machine, Reply, Role, Status};
-use crate::replica::{MlReplication, Output, ReplicaSettings, persist_states};
+use crate::replica::{MlReplication, Output, ReplicaSettings, dump_states, persist_states};
 use crate::request::Request;
 use crate::settings::NodeId;
 use crate::versioned::{KeyState, Resolution, apply};
@@ -469,14 +469,7 @@ impl Machine for MultiLeader {
     }
 
     fn dump(&self) -> DumpState {
-        let mut d = DumpState::default();
-        for (key, state) in &self.store {
-            let (value, siblings) = state.read();
-            d.state.insert(*key, value);
-            if let Some(s) = siblings {
-                d.siblings.insert(*key, s);
-            }
-        }
+        let mut d = dump_states(&self.store);
         d.extra = serde_json::json!({
             "changes": self.change_no,
             "pending": self.peers.iter().filter(|p| p.downstream)

@@ -3,6 +3,7 @@
 //! of their durable records (a key's whole state; the disk image is the last state of
 //! every key). Both implement `crate::Machine`.
 
+use crate::machine::DumpState;
 use crate::settings::NodeId;
 use crate::versioned::{KeyState, Resolution};
 use schism_history::Key;
@@ -224,6 +225,19 @@ impl ReplicaSettings {
 /// What a multi-leader or leaderless machine asks its shell to do; `Persist` holds the
 /// keys' whole new states (later records of a key replace earlier ones).
 pub type Output<M> = crate::machine::Output<M, Vec<(Key, KeyState)>>;
+
+/// The dump of a store of key states: each key's read value, and its siblings if any.
+pub fn dump_states<'a>(store: impl IntoIterator<Item = (&'a Key, &'a KeyState)>) -> DumpState {
+    let mut d = DumpState::default();
+    for (key, state) in store {
+        let (value, siblings) = state.read();
+        d.state.insert(*key, value);
+        if let Some(s) = siblings {
+            d.siblings.insert(*key, s);
+        }
+    }
+    d
+}
 
 /// Folds persisted key states into a disk image (later records of a key replace earlier ones).
 pub fn persist_states(disk: &mut BTreeMap<Key, KeyState>, items: &[(Key, KeyState)]) {
