@@ -44,7 +44,9 @@ impl AnomalyKind {
             MonotonicRead | ReadYourWrites | MonotonicWrites | WritesFollowReads => &["graph"],
             LostWrite | Divergence => &["graph", "append"],
             DuplicateElement => &["graph", "append", "set-full", "txn"],
-            PhantomRead | AbortedRead => &["graph", "append", "linearizable", "set-full", "txn"],
+            PhantomRead => &["graph", "append", "linearizable", "set-full", "txn"],
+            // A transaction's aborted read is G1a.
+            AbortedRead => &["graph", "append", "linearizable", "set-full"],
             Cycle | G2 | G2Process | G2Realtime => &["graph"],
             G0 | G0Process | G0Realtime | G1c | G1cProcess | G1cRealtime | GSingle
             | GSingleProcess | GSingleRealtime => &["graph", "txn"],

@@ -134,8 +134,8 @@ pub fn closing_note(r: &ResultsFile) -> String {
             .unwrap_or_default()
     };
     let ruled = list("ruled_out");
-    let kinds: Vec<&str> = schism_checker::txn::TXN_KINDS
-        .iter()
+    let kinds: Vec<&str> = schism_checker::txn::kinds()
+        .into_iter()
         .map(|k| k.as_str())
         .collect();
     format!(

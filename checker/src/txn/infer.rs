@@ -60,7 +60,8 @@ fn committed(t: &Txn) -> bool {
 
 /// One pass over a transaction: its external reads and its internal anomalies.
 struct Scan {
-    ext: Vec<(Key, MopValue)>,
+    /// External reads: (micro-op position, own appends to strip from its end).
+    ext: Vec<(usize, usize)>,
     problems: Vec<(AnomalyKind, Key, String)>,
 }
 
@@ -99,7 +100,7 @@ fn read_problem(
     w: TxnWorkload,
     known: &mut FxHashMap<Key, Option<MopValue>>,
     own: &mut FxHashMap<Key, Vec<i64>>,
-    ext: &mut Vec<(Key, MopValue)>,
+    ext: &mut Vec<(usize, usize)>,
 ) -> Option<(AnomalyKind, String)> {
     let later: Vec<i64> = t.mops[i + 1..]
         .iter()
@@ -169,14 +170,7 @@ fn read_problem(
             ),
         )),
         None => {
-            let prefix = list[..list.len() - mine.len()].to_vec();
-            ext.push((
-                m.key,
-                match w {
-                    TxnWorkload::ListAppend => MopValue::List(prefix),
-                    TxnWorkload::RwRegister => value,
-                },
-            ));
+            ext.push((i, mine.len()));
             None
         }
     }
@@ -241,7 +235,8 @@ pub(crate) fn infer<'a>(
         writers: writers(h, txns)?,
         order: FxHashMap::default(),
     };
-    let mut ext: Vec<(u32, Key, MopValue)> = Vec::new();
+    // External reads as (transaction, micro-op, appends to strip): no copies of lists.
+    let mut ext: Vec<(u32, u32, u32)> = Vec::new();
     for (id, t) in txns.iter().enumerate() {
         if t.outcome != Outcome::Ok {
             continue;
@@ -251,7 +246,11 @@ pub(crate) fn infer<'a>(
             inf.found
                 .push(Anomaly::new(kind, Some(key), vec![t.index], why));
         }
-        ext.extend(s.ext.into_iter().map(|(k, v)| (id as u32, k, v)));
+        ext.extend(
+            s.ext
+                .into_iter()
+                .map(|(i, strip)| (id as u32, i as u32, strip as u32)),
+        );
     }
     match workload {
         TxnWorkload::ListAppend => inf.list_append(&ext),
@@ -309,7 +308,7 @@ impl Inference<'_> {
         true
     }
 
-    fn list_append(&mut self, ext: &[(u32, Key, MopValue)]) {
+    fn list_append(&mut self, ext: &[(u32, u32, u32)]) {
         self.infer_orders();
         self.dirty_updates();
         let mut keys: Vec<Key> = self.order.keys().copied().collect();
@@ -326,9 +325,14 @@ impl Inference<'_> {
             self.order.insert(k, order);
         }
         let mut lost: FxHashMap<(Key, Option<i64>), Vec<u32>> = FxHashMap::default();
-        for (r, k, v) in ext {
-            let (r, k) = (*r, *k);
-            let MopValue::List(xs) = v else { continue };
+        let txns = self.txns;
+        for &(r, i, strip) in ext {
+            let m = &txns[r as usize].mops[i as usize];
+            let (k, v) = (m.key, &m.value);
+            let xs: &[i64] = match v {
+                MopValue::List(l) => &l[..l.len() - strip as usize],
+                _ => &[],
+            };
             if !self.check_elements(r, k, xs, v) {
                 continue;
             }
@@ -489,7 +493,15 @@ impl Inference<'_> {
         }
     }
 
-    fn rw_register(&mut self, ext: &[(u32, Key, MopValue)]) {
+    fn rw_register(&mut self, ext: &[(u32, u32, u32)]) {
+        let txns = self.txns;
+        let ext: Vec<(u32, Key, &MopValue)> = ext
+            .iter()
+            .map(|&(r, i, _)| {
+                let m = &txns[r as usize].mops[i as usize];
+                (r, m.key, &m.value)
+            })
+            .collect();
         // Transactions that read a version and then wrote the key: its successors.
         let mut succ: FxHashMap<(Key, Option<i64>), Vec<u32>> = FxHashMap::default();
         let mut by_key: FxHashMap<Key, Vec<u32>> = FxHashMap::default();
@@ -501,8 +513,7 @@ impl Inference<'_> {
         for ts in by_key.values_mut() {
             ts.sort_unstable();
         }
-        for (r, k, v) in ext {
-            let (r, k) = (*r, *k);
+        for &(r, k, v) in &ext {
             let ver = v.written_int();
             if let Some(x) = ver
                 && !self.check_elements(r, k, &[x], v)
@@ -520,15 +531,15 @@ impl Inference<'_> {
                 self.wr_edge(r, k, x, v);
             }
         }
-        for (r, k, v) in ext {
+        for &(r, k, v) in &ext {
             let ver = v.written_int();
-            let next: Vec<u32> = match ver {
-                None => by_key.get(k).cloned().unwrap_or_default(),
-                Some(_) => succ.get(&(*k, ver)).cloned().unwrap_or_default(),
+            let next = match ver {
+                None => by_key.get(&k),
+                Some(_) => succ.get(&(k, ver)),
             };
-            for t in next {
-                if t != *r {
-                    self.edges.push((*r, t, RW));
+            for &t in next.into_iter().flatten() {
+                if t != r {
+                    self.edges.push((r, t, RW));
                 }
             }
         }
@@ -604,8 +615,22 @@ impl Inference<'_> {
         .to_owned()
     }
 
+    /// A transaction's external reads, own appends stripped (for explanations).
     fn ext_reads(&self, t: u32) -> Vec<(Key, MopValue)> {
-        scan(&self.txns[t as usize], self.workload).ext
+        let txn = &self.txns[t as usize];
+        scan(txn, self.workload)
+            .ext
+            .into_iter()
+            .map(|(i, strip)| {
+                let m = &txn.mops[i];
+                let v = match (&m.value, self.workload) {
+                    (MopValue::List(l), _) => MopValue::List(l[..l.len() - strip].to_vec()),
+                    (MopValue::Nil, TxnWorkload::ListAppend) => MopValue::List(Vec::new()),
+                    (other, _) => other.clone(),
+                };
+                (m.key, v)
+            })
+            .collect()
     }
 
     fn explain_wr(&self, a: u32, b: u32) -> String {

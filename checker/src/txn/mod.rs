@@ -76,36 +76,14 @@ impl TxnOptions {
     }
 }
 
-/// Every kind the `txn` checker reports (its figures list each, zero or not).
-pub const TXN_KINDS: [AnomalyKind; 24] = {
-    use AnomalyKind::*;
-    [
-        G0,
-        G0Process,
-        G0Realtime,
-        G1a,
-        G1b,
-        G1c,
-        G1cProcess,
-        G1cRealtime,
-        GSingle,
-        GSingleProcess,
-        GSingleRealtime,
-        GNonadjacent,
-        GNonadjacentProcess,
-        GNonadjacentRealtime,
-        G2Item,
-        G2ItemProcess,
-        G2ItemRealtime,
-        Internal,
-        FutureRead,
-        DuplicateElement,
-        IncompatibleOrder,
-        PhantomRead,
-        LostUpdate,
-        DirtyUpdate,
-    ]
-};
+/// Every kind the `txn` checker reports (its figures list each, zero or not): the kinds
+/// it owns (`AnomalyKind::owners`, the one place that says which checker counts what).
+pub fn kinds() -> Vec<AnomalyKind> {
+    AnomalyKind::ALL
+        .into_iter()
+        .filter(|k| k.owners().contains(&"txn"))
+        .collect()
+}
 
 /// Checks a history of transactions against `opts.model`.
 pub fn check_txn(h: &History, opts: &TxnOptions) -> Result<CheckResult, CheckError> {
@@ -165,7 +143,7 @@ pub fn check_txn(h: &History, opts: &TxnOptions) -> Result<CheckResult, CheckErr
     } else {
         Validity::Valid
     };
-    let anomalies = sink.finish(&TXN_KINDS, &mut figures);
+    let anomalies = sink.finish(&kinds(), &mut figures);
     Ok(CheckResult {
         checker: "txn".into(),
         validity,

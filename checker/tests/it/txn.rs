@@ -491,7 +491,7 @@ fn every_kind_has_a_minimal_history_and_a_valid_twin() {
             format!("{}\nruled out: {ruled_out}", text.join("\n"))
         );
     }
-    for k in schism_checker::txn::TXN_KINDS {
+    for k in schism_checker::txn::kinds() {
         let variant_of_covered = matches!(
             k,
             AnomalyKind::G0Realtime
