@@ -13,7 +13,7 @@
 //! `info` may or may not have happened, `fail` never did), naming `file:line` of a
 //! malformed op when the history was read from a file.
 
-use crate::{F, History, HistoryError, Key, Outcome, Value};
+use crate::{History, HistoryError, Key, Outcome, Value};
 use serde_json::Value as J;
 
 /// The `f` of a transaction op.
@@ -217,40 +217,70 @@ pub struct Txn {
 }
 
 /// Every transaction of a history, in invocation order. Any client op whose `f` is not
-/// `txn`, a malformed value, or a completion whose micro-ops do not match its invocation's
-/// (other functions, keys or written values) is an error naming the op.
+/// `txn`, a malformed value, a completion without an open invocation, a second invocation
+/// while one is open, or a completion whose micro-ops do not match its invocation's (other
+/// functions, keys or written values) is an error naming the op. Pairs as
+/// `History::operations` does, without copying values.
 pub fn read_txns(h: &History) -> Result<Vec<Txn>, HistoryError> {
-    let ops = h.operations()?;
-    let mut out = Vec::with_capacity(ops.len());
-    for o in ops {
-        let inv = &h.ops[o.invoke];
-        if o.f != F::Other(TXN_F.into()) {
+    let mut out: Vec<Txn> = Vec::with_capacity(h.ops.len() / 2 + 1);
+    let mut open: std::collections::HashMap<crate::Process, usize> =
+        std::collections::HashMap::new();
+    for (pos, op) in h.ops.iter().enumerate() {
+        if op.process == crate::Process::Nemesis {
+            continue;
+        }
+        if op.f.as_str() != TXN_F {
             return Err(h.op_error(
-                inv.index,
+                op.index,
                 format!(
                     "f {} is not txn: a transactional workload records only txn ops",
-                    o.f
+                    op.f
                 ),
             ));
         }
-        let invoked = parse_txn(&inv.value).map_err(|e| h.op_error(inv.index, e))?;
-        let mops = match (o.outcome, o.complete) {
-            (Outcome::Ok, Some(c)) if !h.ops[c].value.is_null() => {
-                let done = &h.ops[c];
-                let mops = parse_txn(&done.value).map_err(|e| h.op_error(done.index, e))?;
-                matches_invocation(&invoked, &mops).map_err(|e| h.op_error(done.index, e))?;
-                mops
+        if op.kind == crate::OpType::Invoke {
+            if let Some(&prev) = open.get(&op.process) {
+                return Err(h.op_error(
+                    op.index,
+                    format!(
+                        "process {} invokes again while its op at index {} is still open (a process runs one op at a time)",
+                        op.process, out[prev].index
+                    ),
+                ));
             }
-            _ => invoked,
+            let mops = parse_txn(&op.value).map_err(|e| h.op_error(op.index, e))?;
+            open.insert(op.process, out.len());
+            out.push(Txn {
+                index: op.index,
+                invoke_pos: pos,
+                complete_pos: None,
+                process: op.process,
+                outcome: Outcome::Info,
+                mops,
+            });
+            continue;
+        }
+        let Some(i) = open.remove(&op.process) else {
+            return Err(h.op_error(
+                op.index,
+                format!(
+                    "a completion of process {} without an open invocation",
+                    op.process
+                ),
+            ));
         };
-        out.push(Txn {
-            index: inv.index,
-            invoke_pos: o.invoke,
-            complete_pos: o.complete,
-            process: o.process,
-            outcome: o.outcome,
-            mops,
-        });
+        let t = &mut out[i];
+        t.complete_pos = Some(pos);
+        t.outcome = match op.kind {
+            crate::OpType::Ok => Outcome::Ok,
+            crate::OpType::Fail => Outcome::Fail,
+            _ => Outcome::Info,
+        };
+        if t.outcome == Outcome::Ok && !op.value.is_null() {
+            let mops = parse_txn(&op.value).map_err(|e| h.op_error(op.index, e))?;
+            matches_invocation(&t.mops, &mops).map_err(|e| h.op_error(op.index, e))?;
+            t.mops = mops;
+        }
     }
     Ok(out)
 }

@@ -324,6 +324,17 @@ impl Inference<'_> {
             }
             self.order.insert(k, order);
         }
+        // Per key, the first position of its order holding a phantom or failed append: a
+        // read that is a prefix of the order is clean when shorter (no lookup per element).
+        let mut first_bad: FxHashMap<Key, usize> = FxHashMap::default();
+        for (&k, order) in &self.order {
+            let bad = order.iter().position(|&x| {
+                self.writers
+                    .get(&(k, x))
+                    .is_none_or(|w| !committed(&self.txns[w.txn as usize]))
+            });
+            first_bad.insert(k, bad.unwrap_or(usize::MAX));
+        }
         let mut lost: FxHashMap<(Key, Option<i64>), Vec<u32>> = FxHashMap::default();
         let txns = self.txns;
         for &(r, i, strip) in ext {
@@ -333,7 +344,11 @@ impl Inference<'_> {
                 MopValue::List(l) => &l[..l.len() - strip as usize],
                 _ => &[],
             };
-            if !self.check_elements(r, k, xs, v) {
+            let order = self.order.get(&k).map(Vec::as_slice).unwrap_or(&[]);
+            let clean = order.len() >= xs.len()
+                && order[..xs.len()] == *xs
+                && first_bad.get(&k).is_none_or(|&p| p >= xs.len());
+            if !clean && !self.check_elements(r, k, xs, v) {
                 continue;
             }
             let appends = self.txns[r as usize]
