@@ -9,6 +9,9 @@ use schism_history::{F, History, Key, Op, OpType, Process};
 use schism_workloads::txn::{KeyDist, TxnGenerator, TxnKind, TxnSpec};
 use std::collections::HashMap;
 
+/// A process's invoked transaction and, once applied, its completed micro-ops.
+type InFlight = (Vec<MicroOp>, Option<Vec<MicroOp>>);
+
 fn op(i: usize, p: u64, kind: OpType, mops: &[MicroOp]) -> Op {
     Op::new(
         i as u64,
@@ -60,7 +63,7 @@ pub fn list_append_history(txns: usize, len: usize, keys: u64, procs: u64, seed:
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut ops = Vec::with_capacity(txns * 2 + 2 * 1024);
     let mut state: HashMap<Key, Vec<i64>> = HashMap::new();
-    let mut open: Vec<Option<(Vec<MicroOp>, Option<Vec<MicroOp>>)>> = vec![None; procs as usize];
+    let mut open: Vec<Option<InFlight>> = vec![None; procs as usize];
     let mut started = 0;
     while started < txns || open.iter().any(Option::is_some) {
         let p = rng.random_range(0..procs);

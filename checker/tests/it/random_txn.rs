@@ -59,6 +59,9 @@ enum Store {
     Snapshot,
 }
 
+/// A process's invoked transaction, its snapshot, and its result once applied.
+type InFlight = (Vec<MicroOp>, State, Option<Vec<MicroOp>>);
+
 fn op(i: usize, p: u64, kind: OpType, mops: &[MicroOp]) -> Op {
     Op::new(
         i as u64,
@@ -89,8 +92,7 @@ fn run(kind: TxnKind, store: Store, n: usize, seed: u64) -> History {
     let mut ops = Vec::new();
     let mut state = State::new();
     // Per process: the invoked transaction, its snapshot, and its result once applied.
-    let mut open: Vec<Option<(Vec<MicroOp>, State, Option<Vec<MicroOp>>)>> =
-        vec![None; procs as usize];
+    let mut open: Vec<Option<InFlight>> = vec![None; procs as usize];
     let mut started = 0;
     while started < n || open.iter().any(Option::is_some) {
         let p = rng.random_range(0..procs);
