@@ -582,8 +582,13 @@ impl Inference<'_> {
             if !committed(t) {
                 continue;
             }
-            if let Some(p) = last.insert(t.process, id as u32) {
+            if let Some(&p) = last.get(&t.process) {
                 self.edges.push((p, id as u32, PROC));
+            }
+            // An indeterminate transaction may take effect later: nothing is ordered
+            // after it by its process.
+            if t.outcome == Outcome::Ok {
+                last.insert(t.process, id as u32);
             }
         }
         let mut events: Vec<(usize, bool, u32)> = Vec::with_capacity(self.txns.len() * 2);

@@ -543,6 +543,36 @@ fn the_model_decides_the_verdict() {
 }
 
 #[test]
+fn info_transactions_may_or_may_not_have_happened() {
+    let info = |process, mops| T {
+        process,
+        outcome: OpType::Info,
+        mops,
+    };
+    let x = 1;
+    // Seen: its append happened (not an aborted read); unseen: it did not.
+    for reads in [Some(&[1][..]), None] {
+        let h = history(
+            Timing::Sequential,
+            &[info(1, vec![a(x, 1)]), ok(2, vec![r(x, reads)])],
+        );
+        let res = check(
+            TxnWorkload::ListAppend,
+            ConsistencyModel::StrictSerializable,
+            &h,
+        );
+        assert_eq!(res.validity, Validity::Valid, "{reads:?}: {res:#?}");
+    }
+    // A failed one never happened: reading its append is G1a.
+    let h = history(
+        Timing::Sequential,
+        &[failed(1, vec![a(x, 1)]), ok(2, vec![r(x, Some(&[1]))])],
+    );
+    let res = check(TxnWorkload::ListAppend, ConsistencyModel::ReadCommitted, &h);
+    assert_eq!(kinds(&res), [AnomalyKind::G1a]);
+}
+
+#[test]
 fn a_tiny_budget_is_unknown_yet_names_a_cycle() {
     let c = cases()
         .into_iter()
