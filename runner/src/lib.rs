@@ -15,3 +15,4 @@ pub mod run;
 pub mod serve;
 pub mod signals;
 pub mod store;
+pub mod txn_check;
