@@ -26,7 +26,10 @@ pub use edn::{
 };
 pub use op::{F, Key, Op, OpType, Process, Value};
 pub use pair::{Operation, Outcome};
-pub use read::{HistoryError, MAX_LINE_BYTES, ReadWarning, read_history_file, read_jsonl};
+pub use read::{
+    BATCH_BYTES, HistoryError, MAX_LINE_BYTES, ParsedLine, ReadWarning, parse_line,
+    read_history_file, read_jsonl, read_jsonl_threads,
+};
 pub use write::HistoryWriter;
 
 use std::path::{Path, PathBuf};
