@@ -67,6 +67,11 @@ impl History {
     /// A history read from `path`; `lines[i]` is the line of `ops[i]` (indices increase).
     pub(crate) fn from_file(ops: Vec<Op>, path: &Path, lines: Vec<usize>) -> Self {
         let lines = ops.iter().map(|o| o.index).zip(lines).collect();
+        Self::from_located(ops, path, lines)
+    }
+
+    /// A history read from `path`; `lines[i]` is `(ops[i].index, its 1-based line)`.
+    pub(crate) fn from_located(ops: Vec<Op>, path: &Path, lines: Vec<(u64, usize)>) -> Self {
         Self {
             ops,
             origin: Some(Arc::new(Origin {

@@ -168,7 +168,8 @@ impl Batch {
 struct Sink<'p> {
     path: &'p Path,
     ops: Vec<Op>,
-    lines: Vec<usize>,
+    /// `(index, line)` of each op.
+    lines: Vec<(u64, usize)>,
     warnings: Vec<ReadWarning>,
     /// A truncated last line was seen: nothing may follow.
     done: bool,
@@ -197,8 +198,8 @@ impl Sink<'_> {
                         ),
                     ));
                 }
+                self.lines.push((op.index, line));
                 self.ops.push(op);
-                self.lines.push(line);
                 Ok(())
             }
         }
@@ -273,9 +274,21 @@ pub fn read_jsonl<R: BufRead>(
 
 /// `read_jsonl` on at most `threads` parser threads (1: all in the caller's thread).
 pub fn read_jsonl_threads<R: BufRead>(
+    r: R,
+    path: &Path,
+    threads: usize,
+) -> Result<(History, Vec<ReadWarning>), HistoryError> {
+    read_jsonl_sized(r, path, threads, None)
+}
+
+/// `read_jsonl_threads` knowing the input's size in bytes: after the first batch the op
+/// vector is reserved for the whole input at that batch's bytes per line, so it is not
+/// doubled (and briefly held twice) while reading — the reader's memory peak.
+fn read_jsonl_sized<R: BufRead>(
     mut r: R,
     path: &Path,
     threads: usize,
+    input_bytes: Option<u64>,
 ) -> Result<(History, Vec<ReadWarning>), HistoryError> {
     let mut sink = Sink {
         path,
@@ -319,6 +332,14 @@ pub fn read_jsonl_threads<R: BufRead>(
         }
         batch.lines.push((batch.data.len(), line, complete));
         if batch.data.len() >= BATCH_BYTES {
+            if let Some(total) = input_bytes
+                && sink.ops.is_empty()
+            {
+                let per_line = (batch.data.len() / batch.lines.len()).max(1) as u64;
+                let expect = total / per_line + total / per_line / 32;
+                sink.ops.reserve(expect.min(u64::from(u32::MAX)) as usize);
+                sink.lines.reserve(expect.min(u64::from(u32::MAX)) as usize);
+            }
             sink.flush(&batch, threads)?;
             batch.clear();
             if sink.done {
@@ -335,7 +356,7 @@ pub fn read_jsonl_threads<R: BufRead>(
         return Err(e);
     }
     Ok((
-        History::from_file(sink.ops, path, sink.lines),
+        History::from_located(sink.ops, path, sink.lines),
         sink.warnings,
     ))
 }
@@ -356,7 +377,14 @@ pub fn read_history_file(path: &Path) -> Result<(History, Vec<ReadWarning>), His
         path: path.to_owned(),
         source,
     })?;
-    read_jsonl(std::io::BufReader::with_capacity(1 << 16, f), path)
+    let size = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    read_jsonl_sized(
+        std::io::BufReader::with_capacity(1 << 16, f),
+        path,
+        threads,
+        size,
+    )
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 mod browser;
 mod check_cli;
+mod check_many;
 mod cleanup;
 mod compare_replication;
 #[cfg(feature = "etcd")]
