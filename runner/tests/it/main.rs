@@ -25,6 +25,7 @@ mod knossos;
 mod matrix;
 mod models;
 mod nemesis_runs;
+mod online;
 mod paths;
 mod readme;
 mod reports;
