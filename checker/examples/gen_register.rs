@@ -9,11 +9,8 @@ use std::io::Write;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let mut next = |default: usize| -> usize {
-        args.next()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
-    };
+    let mut next =
+        |default: usize| -> usize { args.next().and_then(|s| s.parse().ok()).unwrap_or(default) };
     let ops = next(1_000_000);
     let keys = next(10) as u64;
     let procs = next(10);

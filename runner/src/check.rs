@@ -247,9 +247,8 @@ pub fn run(args: CheckArgs) -> Result<i32> {
         // Ctrl-C stops the check: the verdict is then unknown, and still printed.
         let path = paths[0].clone();
         let a = args.clone();
-        let results = crate::signals::run_stoppable(stop, move || {
-            check_one(&path, &a, &budget, &choice)
-        })??;
+        let results =
+            crate::signals::run_stoppable(stop, move || check_one(&path, &a, &budget, &choice))??;
         if let Some(junit) = &args.junit {
             let suite = paths[0]
                 .file_name()

@@ -83,7 +83,10 @@ fn follow(
     let mut line = 0usize;
     let mut last_growth = Instant::now();
     let mut next_check = Instant::now();
-    eprintln!("schism: following {} (ends after {quiet:?} without growth, or Ctrl-C)", path.display());
+    eprintln!(
+        "schism: following {} (ends after {quiet:?} without growth, or Ctrl-C)",
+        path.display()
+    );
     loop {
         if stop.load(Ordering::Relaxed) {
             break;

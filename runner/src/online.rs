@@ -8,14 +8,20 @@
 //! it began, a session guarantee broken by one process — whose proof uses completed ops
 //! alone, so no op recorded later can undo it: an anomaly proven on a prefix is an
 //! anomaly of every history that extends it, and the final offline check finds it again
-//! (the agreement test feeds the runner's own histories through both). The final verdict
-//! is always the offline check's. Counts are `schism_checker::counts` over the prefix, in
-//! its vocabulary. Bounded: past `MAX_ONLINE_OPS` ops the online checker stops (and says
+//! (the agreement test feeds the runner's own histories through both) — as the same kind
+//! at the same op, or, on a store that loses acknowledged writes, as the loss of the very
+//! write the read missed (a later op can turn "this read missed write W" from a stale read
+//! into "W was lost"; both are the same violation, counted at W). Two rules keep
+//! that true where a later op could re-attribute an anomaly to a lost write: nothing more
+//! is claimed once the prefix shows any lost or divergent write, nor while a write the
+//! claim rests on has not been returned by any read (it may yet prove lost). The final verdict
+//! is always the offline check's. Counts are of the anomalies claimed, by kind, in
+//! `schism_checker::counts`' vocabulary. Bounded: past `MAX_ONLINE_OPS` ops the online checker stops (and says
 //! so); a caller spaces its checks by the time the last one took (`next_delay`).
 
 use schism_checker::{AnomalyKind, CheckerName, CheckerSet, Options, Workload};
 use schism_history::{History, Op};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 /// The kinds proven online: per-op anomalies whose witnesses are completed ops.
@@ -39,6 +45,8 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(200);
 pub struct Found {
     pub kind: AnomalyKind,
     pub op: u64,
+    /// Every witness op (the read first, then the writes it missed or saw).
+    pub ops: Vec<u64>,
     pub explanation: String,
 }
 
@@ -108,10 +116,24 @@ impl OnlineChecker {
         let Ok(report) = schism_checker::check(&self.history, &opts) else {
             return Vec::new();
         };
+        let observed = observed_values(&self.history);
+        // Writes already lost or divergent: the store loses acknowledged writes, and a read
+        // that misses one may later be attributed to a loss rather than staleness, so from
+        // then on nothing more is claimed online (the offline check counts it all).
+        let unsettled: BTreeSet<Option<u64>> = report
+            .results
+            .iter()
+            .flat_map(|r| &r.anomalies)
+            .filter(|a| matches!(a.kind, AnomalyKind::LostWrite | AnomalyKind::Divergence))
+            .map(|a| a.key)
+            .collect();
         let mut new = Vec::new();
         for r in &report.results {
             for a in &r.anomalies {
-                if !ONLINE_KINDS.contains(&a.kind) {
+                if !ONLINE_KINDS.contains(&a.kind)
+                    || !unsettled.is_empty()
+                    || !self.witness_writes_observed(&a.ops, &observed)
+                {
                     continue;
                 }
                 let Some(&op) = a.ops.first() else { continue };
@@ -119,18 +141,38 @@ impl OnlineChecker {
                     new.push(Found {
                         kind: a.kind,
                         op,
+                        ops: a.ops.clone(),
                         explanation: a.explanation.clone(),
                     });
                 }
             }
         }
-        self.counts = schism_checker::counts::counts(&report.results)
-            .into_iter()
-            .filter(|c| ONLINE_KINDS.contains(&c.kind))
-            .map(|c| (c.kind.to_string(), c.count))
-            .collect();
+        // Counts of what is claimed (every anomaly is listed: no cap), by kind name.
+        self.counts = BTreeMap::new();
+        for (kind, _) in &self.seen {
+            *self.counts.entry(kind.to_string()).or_default() += 1;
+        }
         new.sort();
         new
+    }
+
+    /// True when every write among `witnesses` was returned by some successful read of
+    /// the prefix: a missed write nobody has read yet may turn out lost (a different
+    /// anomaly, counted at the write), so a claim waits until it has been seen.
+    fn witness_writes_observed(&self, witnesses: &[u64], observed: &HashSet<(u64, i64)>) -> bool {
+        witnesses.iter().all(|&index| {
+            let Ok(at) = self.history.ops.binary_search_by_key(&index, |o| o.index) else {
+                return false;
+            };
+            let op = &self.history.ops[at];
+            if !op.f.is_write() {
+                return true;
+            }
+            match (op.key, op.value.as_int()) {
+                (Some(k), Some(v)) => observed.contains(&(k, v)),
+                _ => false,
+            }
+        })
     }
 
     /// Anomalies proven so far, by kind (`schism_checker::counts`' names).
@@ -149,6 +191,25 @@ impl OnlineChecker {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// Every `(key, value)` a successful read returned (list elements or a register value).
+fn observed_values(h: &History) -> HashSet<(u64, i64)> {
+    let mut seen = HashSet::new();
+    for op in &h.ops {
+        if op.kind != schism_history::OpType::Ok || op.f != schism_history::F::Read {
+            continue;
+        }
+        let Some(k) = op.key else { continue };
+        match &op.value {
+            schism_history::Value::List(l) => seen.extend(l.iter().map(|&v| (k, v))),
+            schism_history::Value::Int(v) => {
+                seen.insert((k, *v));
+            }
+            _ => {}
+        }
+    }
+    seen
 }
 
 /// The pause before the next check after one that took `took`: at least

@@ -860,6 +860,19 @@ async fn drive_workload<M: Mechanism>(
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let concurrency = u64::from(args.concurrency);
 
+    // Online checking: anomalies proven while the run goes (and the end of it, with
+    // --stop-on-anomaly). Fed from the first op on, before any worker starts.
+    let online = crate::online::OnlineRun::start(
+        &recorder,
+        Some(match args.workload {
+            Workload::Append => schism_checker::Workload::Append,
+            Workload::Register => schism_checker::Workload::Register,
+        }),
+        args.stop_on_anomaly,
+        cancel_tx.clone(),
+        start,
+    )
+    .context("cannot start the online checker")?;
     assert_eq!(sessions.len() as u64, concurrency, "one session per worker");
     let mut workers = JoinSet::new();
     for (w, session) in (0..concurrency).zip(sessions) {
@@ -885,19 +898,6 @@ async fn drive_workload<M: Mechanism>(
             }
         })
     };
-    // Online checking: anomalies proven while the run goes (and the end of it, with
-    // --stop-on-anomaly).
-    let online = crate::online::OnlineRun::start(
-        &recorder,
-        Some(match args.workload {
-            Workload::Append => schism_checker::Workload::Append,
-            Workload::Register => schism_checker::Workload::Register,
-        }),
-        args.stop_on_anomaly,
-        cancel_tx.clone(),
-        start,
-    )
-    .context("cannot start the online checker")?;
     let progress = tokio::spawn(progress(
         counters.clone(),
         recorder.clone(),

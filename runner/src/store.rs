@@ -119,7 +119,10 @@ pub enum RunStatus {
         during: String,
     },
     /// `--stop-on-anomaly`: the online checker proved an anomaly `at_s` seconds in.
-    StoppedOnAnomaly { at_s: f64, anomaly: String },
+    StoppedOnAnomaly {
+        at_s: f64,
+        anomaly: String,
+    },
     /// Workers were aborted at the hard deadline.
     DeadlineExceeded,
     /// The harness itself failed.

@@ -20,7 +20,10 @@ fn corpus_copy(into: &Path) -> Option<Vec<(PathBuf, bool)>> {
     }
     let tsv = std::fs::read_to_string(dir.join("expected.tsv")).unwrap();
     let mut out = Vec::new();
-    for line in tsv.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in tsv
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let cols: Vec<&str> = line.split('\t').collect();
         if !(cols[0].starts_with("cas-register/") || cols[0].starts_with("multi-register/")) {
             continue;
@@ -71,11 +74,21 @@ fn a_directory_of_histories_is_checked_in_one_process_with_one_line_each() {
         .iter()
         .find(|(p, v)| *v && p.to_str().unwrap().contains("cas-register/good/"))
         .unwrap();
-    let only = schism().arg("check").arg(valid_one).arg(valid_one).output().unwrap();
+    let only = schism()
+        .arg("check")
+        .arg(valid_one)
+        .arg(valid_one)
+        .output()
+        .unwrap();
     assert_eq!(only.status.code(), Some(0), "{}", stdout(&only));
     let bad = tmp.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"index\":0,oops}\n").unwrap();
-    let mixed = schism().arg("check").arg(valid_one).arg(&bad).output().unwrap();
+    let mixed = schism()
+        .arg("check")
+        .arg(valid_one)
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(mixed.status.code(), Some(3), "{}", stdout(&mixed));
     assert!(
         stdout(&mixed).contains(&format!("{}:1: not a valid history op", bad.display())),
@@ -116,7 +129,11 @@ fn a_history_too_large_for_memory_is_refused_before_it_is_read() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("the --max-memory limit"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the --max-memory limit"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// A register history as the runner writes it, with one stale read on key 0 after
@@ -150,7 +167,14 @@ fn follow_reports_a_stale_read_before_the_writer_finishes() {
     let path = tmp.path().join("history.jsonl");
     let mut f = std::fs::File::create(&path).unwrap();
     let mut child = schism()
-        .args(["check", "--follow", "--quiet", "2s", "--workload", "register"])
+        .args([
+            "check",
+            "--follow",
+            "--quiet",
+            "2s",
+            "--workload",
+            "register",
+        ])
         .arg(&path)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -162,7 +186,10 @@ fn follow_reports_a_stale_read_before_the_writer_finishes() {
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for l in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send((Instant::now(), l));
         }
     });
@@ -181,9 +208,19 @@ fn follow_reports_a_stale_read_before_the_writer_finishes() {
         .iter()
         .find(|(_, l)| l.contains("stale-read at op index 83"))
         .unwrap_or_else(|| panic!("no online stale read: {text:?}\n{}", stderr(&out)));
-    assert!(stale.1.starts_with(&format!("{}:84: ", path.display())), "{}", stale.1);
-    assert!(stale.0 < writer_done, "reported only after the writer finished");
+    assert!(
+        stale.1.starts_with(&format!("{}:84: ", path.display())),
+        "{}",
+        stale.1
+    );
+    assert!(
+        stale.0 < writer_done,
+        "reported only after the writer finished"
+    );
     // The final verdict is the offline check's: invalid, exit 1.
     assert_eq!(out.status.code(), Some(1), "{text:?}");
-    assert!(text.iter().any(|l| l.starts_with("verdict: INVALID")), "{text:?}");
+    assert!(
+        text.iter().any(|l| l.starts_with("verdict: INVALID")),
+        "{text:?}"
+    );
 }
