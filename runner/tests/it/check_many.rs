@@ -154,9 +154,18 @@ fn register_lines(before: usize, after: usize) -> Vec<String> {
         lines.push(op(0, "invoke", "write", &v));
         lines.push(op(0, "ok", "write", &v));
         // Read the value just written; at `before`, read the previous one: stale.
-        let got = if n == before as i64 { n.to_string() } else { v };
+        let got = if n == before as i64 {
+            n.to_string()
+        } else {
+            v.clone()
+        };
         lines.push(op(1, "invoke", "read", "null"));
         lines.push(op(1, "ok", "read", &got));
+        if n == before as i64 {
+            // Another process reads the missed write: it was not lost, the read was stale.
+            lines.push(op(2, "invoke", "read", "null"));
+            lines.push(op(2, "ok", "read", &v));
+        }
     }
     lines
 }
