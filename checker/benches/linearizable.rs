@@ -11,10 +11,8 @@
 //! invoke and its completion (two history lines).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use schism_checker::{Algorithm, Options, Validity};
-use schism_history::{F, History, Op, OpType, Process, Value};
+use schism_history::{F, History, OpType};
 use std::hint::black_box;
 use std::time::Duration;
 
