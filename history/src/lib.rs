@@ -27,7 +27,10 @@ pub use edn::{
 };
 pub use op::{F, Key, Op, OpType, Process, Value};
 pub use pair::{Operation, Outcome};
-pub use read::{HistoryError, MAX_LINE_BYTES, ReadWarning, read_history_file, read_jsonl};
+pub use read::{
+    BATCH_BYTES, HistoryError, MAX_LINE_BYTES, ParsedLine, ReadWarning, parse_line,
+    read_history_file, read_jsonl, read_jsonl_threads,
+};
 pub use write::HistoryWriter;
 
 use std::path::{Path, PathBuf};
@@ -65,6 +68,11 @@ impl History {
     /// A history read from `path`; `lines[i]` is the line of `ops[i]` (indices increase).
     pub(crate) fn from_file(ops: Vec<Op>, path: &Path, lines: Vec<usize>) -> Self {
         let lines = ops.iter().map(|o| o.index).zip(lines).collect();
+        Self::from_located(ops, path, lines)
+    }
+
+    /// A history read from `path`; `lines[i]` is `(ops[i].index, its 1-based line)`.
+    pub(crate) fn from_located(ops: Vec<Op>, path: &Path, lines: Vec<(u64, usize)>) -> Self {
         Self {
             ops,
             origin: Some(Arc::new(Origin {

@@ -264,10 +264,10 @@ impl<'de> Deserialize<'de> for Value {
                 // Fast path: a list of integers. On the first non-integer, fall back to
                 // a verbatim JSON array holding what was read so far plus the rest.
                 let mut ints: Vec<i64> = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-                while let Some(el) = seq.next_element::<serde_json::Value>()? {
-                    match el.as_i64() {
-                        Some(i) => ints.push(i),
-                        None => {
+                while let Some(el) = seq.next_element::<Element>()? {
+                    match el {
+                        Element::Int(i) => ints.push(i),
+                        Element::Other(el) => {
                             let mut all: Vec<serde_json::Value> =
                                 ints.into_iter().map(serde_json::Value::from).collect();
                             all.push(el);
@@ -283,6 +283,52 @@ impl<'de> Deserialize<'de> for Value {
             fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
                 let v = serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
                 Ok(Value::Other(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One element of a list value: an integer (no JSON tree built for it, the common case),
+/// or anything else kept verbatim.
+enum Element {
+    Int(i64),
+    Other(serde_json::Value),
+}
+
+impl<'de> Deserialize<'de> for Element {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Element;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Element, E> {
+                Ok(Element::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Element, E> {
+                Ok(i64::try_from(v).map_or(Element::Other(v.into()), Element::Int))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Element, E> {
+                Ok(Element::Other(v.into()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Element, E> {
+                Ok(Element::Other(v.into()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Element, E> {
+                Ok(Element::Other(v.into()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Element, E> {
+                Ok(Element::Other(serde_json::Value::Null))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Element, A::Error> {
+                serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(Element::Other)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Element, A::Error> {
+                serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(Element::Other)
             }
         }
         d.deserialize_any(V)
@@ -372,6 +418,14 @@ mod tests {
         assert_eq!(serde_json::to_string(&v).unwrap(), r#"[1,"x",3]"#);
         let v: Value = serde_json::from_str("null").unwrap();
         assert_eq!(v, Value::Null);
+    }
+
+    /// The in-memory size of one op (BENCHMARKS.md, "History reader"): a history holds two
+    /// per operation, so growth here is memory for every check. Shrinking it is issue #19's
+    /// compact history; this keeps it from growing unnoticed meanwhile.
+    #[test]
+    fn op_size_does_not_grow() {
+        assert!(size_of::<Op>() <= 216, "{}", size_of::<Op>());
     }
 
     #[test]

@@ -1,11 +1,16 @@
-//! Streaming JSON Lines reader.
+//! Streaming JSON Lines reader, parsing line-parallel on the available cores.
 //!
 //! Guarantees: a malformed line (bad JSON, not an op, invalid UTF-8, longer than
 //! `MAX_LINE_BYTES`) is one error naming the file and its 1-based line number and quoting
 //! at most `MAX_ERROR_CHARS` characters; a malformed *last* line without a trailing
 //! newline (a runner killed mid-write) is dropped with a warning instead; blank lines and
-//! a leading byte-order mark are skipped; indices must increase. Memory stays within one
-//! line's bound beyond the ops read, whatever the input (`/dev/zero` included).
+//! a leading byte-order mark are skipped; indices must increase. Lines are cut in order by
+//! one thread and parsed in batches of about `BATCH_BYTES` by up to
+//! `available_parallelism` threads (each op deserialised straight from the line's bytes,
+//! no intermediate JSON tree); results are merged back in line order, so ops, their
+//! lines and the *first* error in line order are exactly what a one-line-at-a-time reader
+//! gives. Memory stays within one batch plus one line's bound beyond the ops read,
+//! whatever the input (`/dev/zero` included).
 
 use crate::{History, Op, clip};
 use std::io::{BufRead, Read};
@@ -14,6 +19,10 @@ use std::path::{Path, PathBuf};
 /// Longest accepted history line, in bytes (16 MiB): one op per line, and the longest
 /// real ops (a read of a long append list) are far below it.
 pub const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// Bytes of lines cut before a parallel parse (per batch, all threads together): large
+/// enough that thread start-up is noise, small enough to stay out of the memory peak.
+pub const BATCH_BYTES: usize = 4 << 20;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -71,74 +80,117 @@ impl std::fmt::Display for ReadWarning {
     }
 }
 
-/// Reads a JSON Lines history; `path` is only used in messages.
-pub fn read_jsonl<R: BufRead>(
-    mut r: R,
+/// What one line holds.
+#[derive(Debug)]
+pub enum ParsedLine {
+    /// Blank (or only a byte-order mark on line 1).
+    Blank,
+    Op(Op),
+    /// An incomplete last line that does not parse: the writer was cut off.
+    Truncated,
+}
+
+/// Parses one line (`bytes` without its newline; `complete` when a newline ended it).
+/// `line` is 1-based and only used in messages, as is `path`. The line-length bound is
+/// the caller's (it must not have read more than `MAX_LINE_BYTES` + 1 bytes).
+pub fn parse_line(
+    bytes: &[u8],
+    line: usize,
+    complete: bool,
     path: &Path,
-) -> Result<(History, Vec<ReadWarning>), HistoryError> {
-    let mut ops: Vec<Op> = Vec::new();
-    let mut lines: Vec<usize> = Vec::new();
-    let mut warnings = Vec::new();
-    let mut buf: Vec<u8> = Vec::new();
-    let mut line = 0usize;
-    loop {
-        buf.clear();
-        // One byte past the limit tells a line of exactly the limit from a longer one.
-        let n = r
-            .by_ref()
-            .take(MAX_LINE_BYTES as u64 + 1)
-            .read_until(b'\n', &mut buf)
-            .map_err(|source| HistoryError::ReadFailed {
-                path: path.to_owned(),
-                line: line + 1,
-                source,
-            })?;
-        if n == 0 {
-            break;
-        }
-        line += 1;
-        let complete_line = buf.last() == Some(&b'\n');
-        if !complete_line && buf.len() > MAX_LINE_BYTES {
+) -> Result<ParsedLine, HistoryError> {
+    let bytes = match bytes.strip_prefix(BOM) {
+        Some(rest) if line == 1 => rest,
+        _ => bytes,
+    };
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t.trim(),
+        Err(_) if !complete => return Ok(ParsedLine::Truncated),
+        Err(e) => {
             return Err(HistoryError::malformed(
                 path,
                 line,
                 format!(
-                    "line is longer than {} MiB (a history line holds one op): not a schism history",
-                    MAX_LINE_BYTES >> 20
+                    "not valid UTF-8 (byte {} of the line): not a schism history",
+                    e.valid_up_to() + 1
                 ),
             ));
         }
-        let bytes = match buf.strip_prefix(BOM) {
-            Some(rest) if line == 1 => rest,
-            _ => &buf[..],
-        };
-        let text = match std::str::from_utf8(bytes) {
-            Ok(t) => t.trim(),
-            Err(_) if !complete_line => {
-                warnings.push(ReadWarning::TruncatedLastLine { line });
-                break;
+    };
+    if text.is_empty() {
+        return Ok(ParsedLine::Blank);
+    }
+    match serde_json::from_str::<Op>(text) {
+        Ok(op) => Ok(ParsedLine::Op(op)),
+        Err(_) if !complete => Ok(ParsedLine::Truncated),
+        Err(e) => Err(HistoryError::malformed(
+            path,
+            line,
+            format!("not a valid history op: {}", without_position(&e)),
+        )),
+    }
+}
+
+fn too_long(path: &Path, line: usize) -> HistoryError {
+    HistoryError::malformed(
+        path,
+        line,
+        format!(
+            "line is longer than {} MiB (a history line holds one op): not a schism history",
+            MAX_LINE_BYTES >> 20
+        ),
+    )
+}
+
+/// Lines cut from the input, waiting for a parse: their bytes back to back, and per line
+/// its end offset in `data`, its 1-based number and whether a newline ended it.
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    lines: Vec<(usize, usize, bool)>,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.data.clear();
+        self.lines.clear();
+    }
+
+    fn line_bytes(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.lines[i - 1].0 };
+        let end = self.lines[i].0;
+        let b = &self.data[start..end];
+        b.strip_suffix(b"\n").unwrap_or(b)
+    }
+}
+
+/// The ops read so far, in order, and where the merge stands.
+struct Sink<'p> {
+    path: &'p Path,
+    ops: Vec<Op>,
+    /// `(index, line)` of each op.
+    lines: Vec<(u64, usize)>,
+    warnings: Vec<ReadWarning>,
+    /// A truncated last line was seen: nothing may follow.
+    done: bool,
+}
+
+impl Sink<'_> {
+    /// Appends one parsed line, checking the index order.
+    fn push(&mut self, parsed: ParsedLine, line: usize) -> Result<(), HistoryError> {
+        match parsed {
+            ParsedLine::Blank => Ok(()),
+            ParsedLine::Truncated => {
+                self.warnings.push(ReadWarning::TruncatedLastLine { line });
+                self.done = true;
+                Ok(())
             }
-            Err(e) => {
-                return Err(HistoryError::malformed(
-                    path,
-                    line,
-                    format!(
-                        "not valid UTF-8 (byte {} of the line): not a schism history",
-                        e.valid_up_to() + 1
-                    ),
-                ));
-            }
-        };
-        if text.is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Op>(text) {
-            Ok(op) => {
-                if let Some(prev) = ops.last()
+            ParsedLine::Op(op) => {
+                if let Some(prev) = self.ops.last()
                     && op.index <= prev.index
                 {
                     return Err(HistoryError::malformed(
-                        path,
+                        self.path,
                         line,
                         format!(
                             "index {} does not increase (previous line had {}); histories must stay in recorded order",
@@ -146,23 +198,167 @@ pub fn read_jsonl<R: BufRead>(
                         ),
                     ));
                 }
-                ops.push(op);
-                lines.push(line);
-            }
-            Err(_) if !complete_line => {
-                warnings.push(ReadWarning::TruncatedLastLine { line });
-                break;
-            }
-            Err(e) => {
-                return Err(HistoryError::malformed(
-                    path,
-                    line,
-                    format!("not a valid history op: {}", without_position(&e)),
-                ));
+                self.lines.push((op.index, line));
+                self.ops.push(op);
+                Ok(())
             }
         }
     }
-    Ok((History::from_file(ops, path, lines), warnings))
+
+    /// Parses a batch (in parallel when it is worth it) and merges it in line order.
+    fn flush(&mut self, batch: &Batch, threads: usize) -> Result<(), HistoryError> {
+        let n = batch.lines.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let path = self.path;
+        let parse = |range: std::ops::Range<usize>| -> Vec<Result<ParsedLine, HistoryError>> {
+            let mut out = Vec::with_capacity(range.len());
+            for i in range {
+                let (_, line, complete) = batch.lines[i];
+                let r = parse_line(batch.line_bytes(i), line, complete, path);
+                let stop = r.is_err();
+                out.push(r);
+                if stop {
+                    // Lines after an error in this part can never be used.
+                    break;
+                }
+            }
+            out
+        };
+        let parts = threads.clamp(1, n.div_ceil(64).max(1));
+        let results: Vec<Vec<Result<ParsedLine, HistoryError>>> = if parts == 1 {
+            vec![parse(0..n)]
+        } else {
+            let per = n.div_ceil(parts);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (1..parts)
+                    .map(|p| {
+                        let range = (p * per).min(n)..((p + 1) * per).min(n);
+                        s.spawn(move || parse(range))
+                    })
+                    .collect();
+                let mut all = vec![parse(0..per.min(n))];
+                all.extend(
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("parser thread")),
+                );
+                all
+            })
+        };
+        let mut i = 0;
+        for part in results {
+            for r in part {
+                let line = batch.lines[i].1;
+                i += 1;
+                self.push(r?, line)?;
+                if self.done {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a JSON Lines history; `path` is only used in messages. Parses on up to
+/// `available_parallelism` threads.
+pub fn read_jsonl<R: BufRead>(
+    r: R,
+    path: &Path,
+) -> Result<(History, Vec<ReadWarning>), HistoryError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    read_jsonl_threads(r, path, threads)
+}
+
+/// `read_jsonl` on at most `threads` parser threads (1: all in the caller's thread).
+pub fn read_jsonl_threads<R: BufRead>(
+    r: R,
+    path: &Path,
+    threads: usize,
+) -> Result<(History, Vec<ReadWarning>), HistoryError> {
+    read_jsonl_sized(r, path, threads, None)
+}
+
+/// `read_jsonl_threads` knowing the input's size in bytes: after the first batch the op
+/// vector is reserved for the whole input at that batch's bytes per line, so it is not
+/// doubled (and briefly held twice) while reading — the reader's memory peak.
+fn read_jsonl_sized<R: BufRead>(
+    mut r: R,
+    path: &Path,
+    threads: usize,
+    input_bytes: Option<u64>,
+) -> Result<(History, Vec<ReadWarning>), HistoryError> {
+    let mut sink = Sink {
+        path,
+        ops: Vec::new(),
+        lines: Vec::new(),
+        warnings: Vec::new(),
+        done: false,
+    };
+    let mut batch = Batch::default();
+    let mut line = 0usize;
+    // An error met while cutting lines waits until the lines before it are parsed: an
+    // earlier malformed line must win, as in a one-line-at-a-time reader.
+    let mut pending: Option<HistoryError> = None;
+    loop {
+        let start = batch.data.len();
+        // One byte past the limit tells a line of exactly the limit from a longer one.
+        let read = r
+            .by_ref()
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut batch.data);
+        let n = match read {
+            Ok(n) => n,
+            Err(source) => {
+                pending = Some(HistoryError::ReadFailed {
+                    path: path.to_owned(),
+                    line: line + 1,
+                    source,
+                });
+                break;
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        line += 1;
+        let complete = batch.data.last() == Some(&b'\n');
+        if !complete && batch.data.len() - start > MAX_LINE_BYTES {
+            batch.data.truncate(start);
+            pending = Some(too_long(path, line));
+            break;
+        }
+        batch.lines.push((batch.data.len(), line, complete));
+        if batch.data.len() >= BATCH_BYTES {
+            if let Some(total) = input_bytes
+                && sink.ops.is_empty()
+            {
+                let per_line = (batch.data.len() / batch.lines.len()).max(1) as u64;
+                let expect = total / per_line + total / per_line / 32;
+                sink.ops.reserve(expect.min(u64::from(u32::MAX)) as usize);
+                sink.lines.reserve(expect.min(u64::from(u32::MAX)) as usize);
+            }
+            sink.flush(&batch, threads)?;
+            batch.clear();
+            if sink.done {
+                break;
+            }
+        }
+    }
+    if !sink.done {
+        sink.flush(&batch, threads)?;
+    }
+    if let Some(e) = pending
+        && !sink.done
+    {
+        return Err(e);
+    }
+    Ok((
+        History::from_located(sink.ops, path, sink.lines),
+        sink.warnings,
+    ))
 }
 
 /// serde_json's message without its " at line 1 column N" (every line is line 1 to it):
@@ -181,7 +377,14 @@ pub fn read_history_file(path: &Path) -> Result<(History, Vec<ReadWarning>), His
         path: path.to_owned(),
         source,
     })?;
-    read_jsonl(std::io::BufReader::with_capacity(1 << 16, f), path)
+    let size = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    read_jsonl_sized(
+        std::io::BufReader::with_capacity(1 << 16, f),
+        path,
+        threads,
+        size,
+    )
 }
 
 #[cfg(test)]

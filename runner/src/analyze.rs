@@ -289,7 +289,7 @@ pub fn exit_code(v: Validity) -> i32 {
     }
 }
 
-fn validity_word(v: Validity) -> &'static str {
+pub fn validity_word(v: Validity) -> &'static str {
     match v {
         Validity::Valid => "VALID",
         Validity::Invalid => "INVALID",

@@ -281,6 +281,10 @@ pub struct TestArgs {
     /// Ops per second over all workers; 0 = as fast as the cluster answers.
     #[arg(long, default_value_t = 2000.0, allow_negative_numbers = true, value_parser = number_in(0.0, 1e9))]
     pub rate: f64,
+    /// End the run at the first anomaly the online checker proves (heal, stop the
+    /// cluster, check the whole history offline, write the report): what a CI job wants.
+    #[arg(long)]
+    pub stop_on_anomaly: bool,
     /// How long the workload runs (10s, 500ms, 2m).
     #[arg(long, default_value = "30s", allow_hyphen_values = true, value_parser = positive_duration)]
     #[serde(serialize_with = "ser_duration")]
@@ -361,8 +365,22 @@ pub enum HarnessFault {
 
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
-    /// A results folder (with history.jsonl and config.json) or a history.jsonl file.
-    pub path: PathBuf,
+    /// A results folder (with history.jsonl and config.json), a history file (.jsonl,
+    /// .edn), or several of them / a directory of them (one line per history and a
+    /// summary; the exit code is the worst outcome).
+    #[arg(required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
+    /// Memory the check may use (e.g. 2G); a history whose estimated need is larger is
+    /// refused before it is read. Default: the memory available now.
+    #[arg(long, value_name = "SIZE", value_parser = crate::check::parse_bytes)]
+    pub max_memory: Option<u64>,
+    /// Follow a history another process is still writing: print anomalies as they are
+    /// proven, end after --quiet without growth (or Ctrl-C), then check it all.
+    #[arg(long)]
+    pub follow: bool,
+    /// With --follow: how long the file must stay unchanged at its end to be finished.
+    #[arg(long, default_value = "5s", value_parser = positive_duration, requires = "follow")]
+    pub quiet: Duration,
     /// Workload of the history (default: config.json's, else inferred from the ops);
     /// list-append and rw-register check histories of transactions (JSON Lines or EDN).
     #[arg(long, value_enum)]
@@ -509,7 +527,9 @@ impl Cli {
         match &mut self.command {
             Command::Test(args) => args.resolve_paths(),
             Command::Check(args) => {
-                absolute(&mut args.path)?;
+                for p in &mut args.paths {
+                    absolute(p)?;
+                }
                 absolute_opt(&mut args.junit)
             }
             Command::Cleanup(_) => Ok(()),

@@ -4,11 +4,14 @@
 //! This crate alone knows clap, the terminal and the results folder layout.
 
 pub mod analyze;
+pub mod check;
 pub mod cli;
 pub mod compare;
+pub mod follow;
 pub mod lag;
 pub mod matrix;
 pub mod models;
+pub mod online;
 pub mod recorder;
 pub mod reporting;
 pub mod run;

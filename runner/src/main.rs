@@ -8,8 +8,7 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use schism_runner::cli::{self, Cli, Command};
-use schism_runner::txn_check::CheckWorkload;
-use schism_runner::{analyze, compare, matrix, reporting, run, serve, store};
+use schism_runner::{compare, matrix, reporting, run, serve, store};
 use std::path::Path;
 
 const EXIT_HARNESS: i32 = 3;
@@ -66,62 +65,7 @@ fn dispatch(mut cli: Cli) -> Result<i32> {
             schism_targets::run_node(config)?;
             Ok(0)
         }
-        Command::Check(args) => {
-            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let budget = analyze::Budget {
-                max_states: args.checker_max_states,
-                time_limit: args.checker_time_limit,
-                stop: Some(stop.clone()),
-            };
-            let txn = args.workload.and_then(|w| w.txn());
-            let workload = args.workload.and_then(|w| match w {
-                CheckWorkload::Append => Some(schism_checker::Workload::Append),
-                CheckWorkload::Register => Some(schism_checker::Workload::Register),
-                CheckWorkload::ListAppend | CheckWorkload::RwRegister => None,
-            });
-            let choice = analyze::ModelChoice {
-                model: args.model.map(|m| match m {
-                    cli::CheckModel::Register => schism_checker::Model::Register,
-                    cli::CheckModel::CasRegister => schism_checker::Model::CasRegister,
-                    cli::CheckModel::MultiRegister => schism_checker::Model::MultiRegister,
-                    cli::CheckModel::Mutex => schism_checker::Model::Mutex,
-                }),
-                initial: args.initial.map(|i| i.0),
-                algorithm: match args.algorithm {
-                    cli::CheckAlgorithm::Auto => schism_checker::Algorithm::Auto,
-                    cli::CheckAlgorithm::Wgl => schism_checker::Algorithm::Wgl,
-                    cli::CheckAlgorithm::Zones => schism_checker::Algorithm::Zones,
-                },
-                checkers: analyze::checker_set(&args.checker),
-            };
-            if let Some(path) = &args.junit {
-                store::probe_writable_file(path, "--junit")?;
-            }
-            // Ctrl-C stops the check: the verdict is then unknown, and still printed.
-            let path = args.path.clone();
-            let model = args.consistency_model.model();
-            let results = schism_runner::signals::run_stoppable(stop, move || match txn {
-                Some(w) => schism_runner::txn_check::analyze_txn_file(&path, w, model, &budget),
-                None => analyze::analyze_file_with(&path, workload, &budget, &choice),
-            })??;
-            if let Some(path) = &args.junit {
-                let suite = args
-                    .path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "check".into());
-                reporting::write_junit(path, &suite, &results)?;
-            }
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&results)?);
-            } else {
-                print!("{}", analyze::summary(&results));
-                if txn.is_some() {
-                    print!("{}", schism_runner::txn_check::closing_note(&results));
-                }
-            }
-            Ok(analyze::exit_code(results.validity))
-        }
+        Command::Check(args) => schism_runner::check::run(args),
         Command::Cleanup(args) => {
             let dir = schism_nemesis::ledger::registry_dir();
             let left = schism_nemesis::ledger::leftovers(&dir);

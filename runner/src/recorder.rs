@@ -13,7 +13,7 @@ use schism_history::{HistoryWriter, Op, OpType, Process};
 use std::fs::File;
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -24,6 +24,8 @@ const QUEUE_CAPACITY_OPS: usize = 1 << 16;
 struct State {
     next_index: u64,
     tx: Option<SyncSender<Op>>,
+    /// The online checker's feed (`schism test`), in index order like the writer's.
+    online: Option<Sender<Op>>,
 }
 
 #[derive(Debug)]
@@ -51,10 +53,19 @@ impl Recorder {
             state: Mutex::new(State {
                 next_index: 0,
                 tx: Some(tx),
+                online: None,
             }),
             writer: Mutex::new(Some(writer)),
             faults: Mutex::new(Tracker::new()),
         })
+    }
+
+    /// From now on, every recorded op is also sent to `feed` (the online checker), in
+    /// index order; the feed closes when the recorder finishes.
+    pub fn feed_online(&self, feed: Sender<Op>) {
+        if let Ok(mut st) = self.state.lock() {
+            st.online = Some(feed);
+        }
     }
 
     /// Nanoseconds since the run started, from the run's one monotonic clock.
@@ -88,6 +99,11 @@ impl Recorder {
         op.index = st.next_index;
         op.time_ns = self.now_ns();
         let stamp = (op.index, op.time_ns);
+        if let Some(online) = &st.online
+            && online.send(op.clone()).is_err()
+        {
+            st.online = None;
+        }
         let tx = st.tx.as_ref().ok_or(RecorderClosed)?;
         tx.send(op).map_err(|_| RecorderClosed)?;
         st.next_index += 1;
@@ -103,6 +119,7 @@ impl Recorder {
     pub fn finish(&self) -> std::io::Result<u64> {
         if let Ok(mut st) = self.state.lock() {
             st.tx = None;
+            st.online = None;
         }
         let handle = self.writer.lock().ok().and_then(|mut w| w.take());
         match handle {

@@ -84,6 +84,12 @@ enum Ending {
     StartInterrupted,
     Interrupted,
     DeadlineExceeded,
+    /// `--stop-on-anomaly`: the online checker proved `kind` at op `op`, `at_ms` in.
+    StoppedOnAnomaly {
+        at_ms: u64,
+        kind: &'static str,
+        op: u64,
+    },
 }
 
 /// What a finished run leaves behind.
@@ -249,6 +255,10 @@ pub async fn run_test_outcome(mut args: TestArgs) -> Result<RunOutcome> {
     let status = match &ending {
         Ok(Ending::Completed) => RunStatus::Completed,
         Ok(Ending::DeadlineExceeded) => RunStatus::DeadlineExceeded,
+        Ok(Ending::StoppedOnAnomaly { at_ms, kind, op }) => RunStatus::StoppedOnAnomaly {
+            at_s: *at_ms as f64 / 1e3,
+            anomaly: format!("{kind} at op index {op}"),
+        },
         Ok(e @ (Ending::Interrupted | Ending::StartInterrupted)) => {
             let caught = interrupts.caught();
             RunStatus::Interrupted {
@@ -319,6 +329,9 @@ pub async fn run_test_outcome(mut args: TestArgs) -> Result<RunOutcome> {
     if ending != Ending::Completed {
         let why = match ending {
             Ending::Interrupted | Ending::StartInterrupted => "interrupted",
+            Ending::StoppedOnAnomaly { .. } => {
+                "stopped at the first anomaly proven online (--stop-on-anomaly)"
+            }
             _ => "stopped at the hard deadline",
         };
         println!("note: the run was {why}; the verdict covers the ops recorded until then");
@@ -847,6 +860,19 @@ async fn drive_workload<M: Mechanism>(
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let concurrency = u64::from(args.concurrency);
 
+    // Online checking: anomalies proven while the run goes (and the end of it, with
+    // --stop-on-anomaly). Fed from the first op on, before any worker starts.
+    let online = crate::online::OnlineRun::start(
+        &recorder,
+        Some(match args.workload {
+            Workload::Append => schism_checker::Workload::Append,
+            Workload::Register => schism_checker::Workload::Register,
+        }),
+        args.stop_on_anomaly,
+        cancel_tx.clone(),
+        start,
+    )
+    .context("cannot start the online checker")?;
     assert_eq!(sessions.len() as u64, concurrency, "one session per worker");
     let mut workers = JoinSet::new();
     for (w, session) in (0..concurrency).zip(sessions) {
@@ -878,6 +904,7 @@ async fn drive_workload<M: Mechanism>(
         start,
         args.time_limit,
         cancel_rx.clone(),
+        online.status.clone(),
     ));
     // Replication lag, sampled on the run clock until the workers are done.
     let lag_sampler = lag.map(|probe| {
@@ -971,11 +998,10 @@ async fn drive_workload<M: Mechanism>(
             let _ = l.await;
         }
         let _ = recorder.finish();
+        online.finish();
         return Err(e);
     }
-    if *cancel_rx.borrow() && ending == Ending::Completed && first_error.is_none() {
-        ending = Ending::Interrupted;
-    }
+    let stopped_early = *cancel_rx.borrow();
     let _ = cancel_tx.send(true);
     signals.abort();
     let _ = signals.await;
@@ -984,9 +1010,17 @@ async fn drive_workload<M: Mechanism>(
         let _ = l.await;
     }
 
-    let written = recorder
-        .finish()
-        .context("cannot finish writing history.jsonl")?;
+    let written = recorder.finish();
+    let online = online.finish();
+    if stopped_early && ending == Ending::Completed && first_error.is_none() {
+        ending = match online.first {
+            Some((at_ms, kind, op)) if args.stop_on_anomaly && interrupts.caught().is_none() => {
+                Ending::StoppedOnAnomaly { at_ms, kind, op }
+            }
+            _ => Ending::Interrupted,
+        };
+    }
+    let written = written.context("cannot finish writing history.jsonl")?;
     eprintln!(
         "schism: {written} history lines written in {:.1}s",
         start.elapsed().as_secs_f64()
@@ -1218,6 +1252,7 @@ async fn progress(
     start: Instant,
     limit: Duration,
     mut stop: watch::Receiver<bool>,
+    online: Arc<std::sync::Mutex<crate::online::OnlineStatus>>,
 ) {
     use std::io::{IsTerminal, Write};
     let tty = std::io::stderr().is_terminal();
@@ -1229,7 +1264,7 @@ async fn progress(
     let line = || {
         let faults = recorder.active_faults();
         format!(
-            "schism: {:>5.1}s/{:.0}s  ops {}  ok {}  fail {}  info {}  fault: {}",
+            "schism: {:>5.1}s/{:.0}s  ops {}  ok {}  fail {}  info {}  fault: {}  anomalies: {}",
             start.elapsed().as_secs_f64(),
             limit.as_secs_f64(),
             recorder.recorded(),
@@ -1240,7 +1275,8 @@ async fn progress(
                 "none".to_owned()
             } else {
                 faults.join(", ")
-            }
+            },
+            online.lock().map(|o| o.counts.clone()).unwrap_or_default()
         )
     };
     loop {

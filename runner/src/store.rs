@@ -118,6 +118,11 @@ pub enum RunStatus {
         at_s: f64,
         during: String,
     },
+    /// `--stop-on-anomaly`: the online checker proved an anomaly `at_s` seconds in.
+    StoppedOnAnomaly {
+        at_s: f64,
+        anomaly: String,
+    },
     /// Workers were aborted at the hard deadline.
     DeadlineExceeded,
     /// The harness itself failed.
@@ -140,6 +145,9 @@ impl RunStatus {
                 during,
             } => Some(format!(
                 "the run was interrupted by {signal} at {at_s:.1} s, during {during}: the history covers only what happened until then"
+            )),
+            RunStatus::StoppedOnAnomaly { at_s, anomaly } => Some(format!(
+                "the run was stopped at {at_s:.1} s by --stop-on-anomaly ({anomaly}): the history covers only what happened until then"
             )),
             RunStatus::DeadlineExceeded => Some(
                 "the run was stopped at its hard deadline: the ops still open were abandoned".into(),

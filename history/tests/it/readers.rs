@@ -3,7 +3,7 @@
 use crate::*;
 use schism_history::{
     MAX_EDN_DEPTH, MAX_EDN_FORM_BYTES, MAX_LINE_BYTES, ReadWarning, read_edn, read_edn_bytes,
-    read_edn_file, read_history_file, read_jsonl,
+    read_edn_file, read_history_file, read_jsonl, read_jsonl_threads,
 };
 use std::io::Read;
 
@@ -192,4 +192,75 @@ fn pairing_errors_name_the_line_as_well_as_the_index() {
     let h = read_edn(&edn, Path::new("p.edn")).unwrap();
     let e = h.operations().unwrap_err().to_string();
     assert!(e.starts_with("p.edn:2: op index 1:"), "{e}");
+}
+
+/// Parsing on several threads gives what one thread gives: the same ops and lines, the
+/// same first error (a later malformed line in another batch, or an earlier one, must
+/// not change which is reported), the same truncated-last-line warning.
+#[test]
+fn line_parallel_reading_matches_one_thread() {
+    // Ops as schism's writer emits them, enough for several batches.
+    let mut w = HistoryWriter::new(Vec::new());
+    for i in 0..100_000u64 {
+        let kind = if i % 2 == 0 {
+            OpType::Invoke
+        } else {
+            OpType::Ok
+        };
+        let mut op = Op::new(
+            i,
+            i * 1000,
+            Process::Client(i % 7),
+            kind,
+            F::Append,
+            Some(i % 5),
+            Value::List(vec![1, 2, i as i64]),
+        );
+        op.node = Some("n1".into());
+        w.append(&op).unwrap();
+    }
+    w.flush().unwrap();
+    let text = w.into_inner().unwrap();
+    assert!(
+        text.len() > 2 * schism_history::BATCH_BYTES,
+        "spans batches"
+    );
+    let path = Path::new("big.jsonl");
+    let (one, w1) = read_jsonl_threads(text.as_slice(), path, 1).unwrap();
+    let (many, w4) = read_jsonl_threads(text.as_slice(), path, 4).unwrap();
+    assert_eq!(one, many);
+    assert_eq!((w1, w4), (vec![], vec![]));
+    let last = one.ops.last().unwrap().index;
+    assert_eq!(one.locate(last), many.locate(last));
+    // Two bad lines, in different batches and parts: the first one is reported.
+    let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+    let mut bad = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        match i {
+            30_000 => bad.extend_from_slice(b"{\"index\":oops}"),
+            60_000 => bad.extend_from_slice(b"not json"),
+            _ => bad.extend_from_slice(l),
+        }
+        if i + 1 < lines.len() {
+            bad.push(b'\n');
+        }
+    }
+    let e1 = read_jsonl_threads(bad.as_slice(), path, 1)
+        .unwrap_err()
+        .to_string();
+    let e4 = read_jsonl_threads(bad.as_slice(), path, 4)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e1, e4);
+    assert!(
+        e1.starts_with("big.jsonl:30001: not a valid history op"),
+        "{e1}"
+    );
+    // A cut-off last line after many batches is still a warning.
+    let cut = &text[..text.len() - 20];
+    let (h1, w1) = read_jsonl_threads(cut, path, 1).unwrap();
+    let (h4, w4) = read_jsonl_threads(cut, path, 4).unwrap();
+    assert_eq!(h1, h4);
+    assert_eq!(w1, w4);
+    assert_eq!(w1.len(), 1);
 }

@@ -6,6 +6,7 @@
 
 mod browser;
 mod check_cli;
+mod check_many;
 mod cleanup;
 mod compare_replication;
 #[cfg(feature = "etcd")]
@@ -24,6 +25,7 @@ mod knossos;
 mod matrix;
 mod models;
 mod nemesis_runs;
+mod online;
 mod paths;
 mod readme;
 mod reports;

@@ -1,0 +1,69 @@
+//! Reader throughput on one file, in one run (BENCHMARKS.md, "History reader"):
+//! `cargo run --release -p schism-history --example reader_speed -- FILE`. Prints MB/s for
+//! counting lines (what `wc -l` does), a plain `serde_json::Value` parse of every line,
+//! the typed reader on one thread, and the typed reader on every core. The file is read
+//! from the page cache each time (run it twice; the first warms the cache).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::time::Instant;
+
+fn open(path: &Path) -> BufReader<std::fs::File> {
+    BufReader::with_capacity(1 << 16, std::fs::File::open(path).expect("open FILE"))
+}
+
+fn count_lines(path: &Path) -> usize {
+    let mut r = open(path);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut n = 0;
+    loop {
+        let got = r.read(&mut buf).expect("read");
+        if got == 0 {
+            return n;
+        }
+        n += buf[..got].iter().filter(|&&b| b == b'\n').count();
+    }
+}
+
+fn value_parse(path: &Path) -> usize {
+    let mut n = 0;
+    for line in open(path).lines() {
+        let line = line.expect("read");
+        if !line.trim().is_empty() {
+            let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+            n += usize::from(!v.is_null());
+        }
+    }
+    n
+}
+
+fn main() {
+    let path = std::env::args().nth(1).expect("usage: reader_speed FILE");
+    let path = Path::new(&path);
+    let mb = std::fs::metadata(path).expect("stat").len() as f64 / 1e6;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let time = |name: &str, f: &dyn Fn() -> usize| {
+        let t = Instant::now();
+        let n = f();
+        let s = t.elapsed().as_secs_f64();
+        println!(
+            "{name:<34} {n:>9} lines/ops {s:>7.3} s {:>8.1} MB/s",
+            mb / s
+        );
+    };
+    println!("{} ({mb:.1} MB, {cores} cores)", path.display());
+    time("count newlines (wc -l)", &|| count_lines(path));
+    time("serde_json::Value per line", &|| value_parse(path));
+    time("schism reader, 1 thread", &|| {
+        schism_history::read_jsonl_threads(open(path), path, 1)
+            .expect("history")
+            .0
+            .len()
+    });
+    time(&format!("schism reader, {cores} threads"), &|| {
+        schism_history::read_jsonl(open(path), path)
+            .expect("history")
+            .0
+            .len()
+    });
+}
