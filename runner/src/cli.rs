@@ -46,7 +46,7 @@ pub enum Command {
     Node(NodeArgs),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Target {
     /// The built-in reference cluster (`--model`, `--replication`, …).
@@ -76,7 +76,7 @@ impl Target {
 }
 
 /// `--etcd-reads`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EtcdReads {
     /// Quorum reads through the raft leader (etcd's default).
@@ -85,7 +85,7 @@ pub enum EtcdReads {
     Serializable,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Model {
     LeaderFollower,
@@ -96,7 +96,7 @@ pub enum Model {
 }
 
 /// Multi-leader conflict resolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Conflict {
     /// Last writer wins, by the writing node's own (skewable) clock.
@@ -108,14 +108,14 @@ pub enum Conflict {
 }
 
 /// Leaderless versioning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Versioning {
     Lww,
     VersionVector,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnOff {
     On,
@@ -128,7 +128,7 @@ impl OnOff {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Reads {
     /// Every read goes to the leader.
@@ -144,7 +144,7 @@ pub enum Reads {
 }
 
 /// `on` / `off` switches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Switch {
     On,
@@ -157,7 +157,7 @@ impl Switch {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Failover {
     /// n1 leads forever; while it is down writes fail.
@@ -166,7 +166,7 @@ pub enum Failover {
     Auto,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Durability {
     /// write + fdatasync before any ack.
@@ -175,7 +175,7 @@ pub enum Durability {
     Buffered,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Topology {
     /// The leader (leader-follower) or a hub (multi-leader) sends to every other node.
@@ -188,14 +188,17 @@ pub enum Topology {
     Ring,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Workload {
     Append,
     Register,
 }
 
-#[derive(Debug, Clone, Args, serde::Serialize)]
+/// `config.json`'s `test`: read back typed (a setting missing from an older file takes
+/// its default).
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct TestArgs {
     /// The test's name: results go to <store>/<name>/<timestamp>/.
     #[arg(long, default_value = "default")]
@@ -259,7 +262,7 @@ pub struct TestArgs {
     /// (0 = at once). A positive interval is how real asynchronous replication lags: a
     /// leader that dies takes up to this much acknowledged history with it.
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub ship_interval: Duration,
     /// How the log reaches the disk before an ack.
     #[arg(long, value_enum, default_value_t = Durability::Fsync)]
@@ -283,12 +286,12 @@ pub struct TestArgs {
     pub rate: f64,
     /// How long the workload runs (10s, 500ms, 2m).
     #[arg(long, default_value = "30s", allow_hyphen_values = true, value_parser = positive_duration)]
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub time_limit: Duration,
     /// A client request that takes longer is abandoned: a read then counts as failed,
     /// a write as indeterminate (info).
     #[arg(long, default_value = "1s", allow_hyphen_values = true, value_parser = positive_duration)]
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub client_timeout: Duration,
     /// Fraction of ops that are reads.
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true, value_parser = number_in(0.0, 1.0))]
@@ -310,14 +313,14 @@ pub struct TestArgs {
     pub checker_max_states: u64,
     /// Upper bound on checker time before the verdict becomes unknown.
     #[arg(long, default_value = "2m", allow_hyphen_values = true, value_parser = positive_duration)]
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub checker_time_limit: Duration,
     /// Faults to inject: any of partition,pause,kill,clock (comma-separated), all, or none.
     #[arg(long, default_value = "partition,kill", value_parser = parse_nemesis)]
     pub nemesis: String,
     /// How long each fault lasts, and how long the cluster then stays healed.
     #[arg(long, default_value = "3s", allow_hyphen_values = true, value_parser = positive_duration)]
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub nemesis_interval: Duration,
     /// How pause, kill and clock faults pick nodes: any of one,minority,majority,leader,all.
     #[arg(long, default_value = "one,minority,majority,leader,all")]
@@ -337,7 +340,7 @@ pub struct TestArgs {
     pub inject_harness_fault: Option<HarnessFault>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Net {
     Auto,
@@ -352,7 +355,7 @@ pub struct CleanupArgs {
     pub dry_run: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HarnessFault {
     Error,
@@ -702,6 +705,24 @@ fn ser_display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Resul
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{}ms", d.as_millis()))
+}
+
+/// Reads what `ser_duration` wrote (`30000ms`), or any duration `parse_duration` takes.
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(d)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+impl Default for TestArgs {
+    /// Every flag at its default, as `schism test` with no flags parses it.
+    fn default() -> Self {
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            test: TestArgs,
+        }
+        Defaults::parse_from(["schism"]).test
+    }
 }
 
 #[cfg(test)]

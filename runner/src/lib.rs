@@ -6,9 +6,11 @@
 pub mod analyze;
 pub mod cli;
 pub mod compare;
+pub mod config;
 pub mod lag;
 pub mod matrix;
 pub mod models;
+pub mod plan;
 pub mod recorder;
 pub mod reporting;
 pub mod run;

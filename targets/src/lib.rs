@@ -8,12 +8,15 @@
 //! sans-IO state machine in `reference::leader_follower`, tested under the deterministic
 //! harness in `reference::sim`. This crate never imports the checker.
 
+pub mod api;
 pub mod client;
 pub mod db;
 pub mod error;
 pub mod lag;
+pub mod process;
 pub mod reference;
 pub mod request;
+pub mod target;
 
 pub use client::{
     ClientOptions, Endpoint, ReadRouting, ReferenceClient, ReferenceSession, Reply, Session,
@@ -26,3 +29,4 @@ pub use reference::replica::{MlReplication, Quorum, ReplicaSettings, Topology as
 pub use reference::versioned::Resolution;
 pub use reference::{Durability, Failover, Model, NodeId, Replication, Topology};
 pub use request::Request;
+pub use target::{Capabilities, TargetCluster, TargetKind, TargetSession};

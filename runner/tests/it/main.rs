@@ -8,6 +8,7 @@ mod browser;
 mod check_cli;
 mod cleanup;
 mod compare_replication;
+mod config_compat;
 #[cfg(feature = "etcd")]
 mod db_etcd;
 #[cfg(feature = "galera")]

@@ -19,6 +19,7 @@ pub mod replica_node;
 pub mod sim;
 pub mod simnet;
 pub mod storage;
+pub mod target;
 pub mod versioned;
 
 use serde::{Deserialize, Serialize};

@@ -394,7 +394,7 @@ async fn peer_sender<M: Machine>(
             (Err(e), None) => {
                 logger.line(format_args!(
                     "link to {peer} is down: {}",
-                    crate::client::error_text(&e)
+                    crate::api::error_text(&e)
                 ));
                 down_since = Some(Instant::now());
             }
