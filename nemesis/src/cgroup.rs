@@ -108,4 +108,3 @@ fn set_frozen(path: &Path, on: bool) -> Result<(), NemesisError> {
     }
     Ok(())
 }
-

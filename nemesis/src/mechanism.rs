@@ -249,7 +249,12 @@ impl<'a> TargetMechanism<'a> {
         clocks: BTreeMap<NodeId, ClockFile>,
         run_id: &str,
     ) -> TargetMechanism<'a> {
-        self.caps = capabilities(&*self.cluster, self.net, self.netns.is_some(), !clocks.is_empty());
+        self.caps = capabilities(
+            &*self.cluster,
+            self.net,
+            self.netns.is_some(),
+            !clocks.is_empty(),
+        );
         self.clocks = clocks;
         self.run_id = run_id.to_owned();
         self
@@ -302,6 +307,12 @@ impl<'a> TargetMechanism<'a> {
         }
         self.paused.remove(node);
         Ok(())
+    }
+
+    /// Whether `node` is paused, as this mechanism or the target itself knows it (a
+    /// mechanism made for one change may heal a pause another one made).
+    fn is_paused(&self, node: &str) -> bool {
+        self.paused.contains(node) || self.cluster.is_paused(node)
     }
 
     /// Thaws and removes every freezer cgroup (at the end of a run).
@@ -370,7 +381,7 @@ impl Mechanism for TargetMechanism<'_> {
         // 1. Kills (a frozen or stopped process must be let go first to die promptly).
         for n in &nodes {
             if state.killed.contains(n) && self.cluster.is_running(n) {
-                if self.paused.contains(n) {
+                if self.is_paused(n) {
                     let _ = self.resume(n);
                 }
                 if let Err(e) = self.cluster.kill(n).await {
@@ -397,7 +408,7 @@ impl Mechanism for TargetMechanism<'_> {
         // 3. Resume whatever should not be paused.
         for n in &nodes {
             if !state.paused.contains(n)
-                && self.paused.contains(n)
+                && self.is_paused(n)
                 && let Err(e) = self.resume(n)
             {
                 first.get_or_insert(e);
@@ -413,7 +424,7 @@ impl Mechanism for TargetMechanism<'_> {
                 }
                 continue;
             }
-            if !self.cluster.is_running(n) || self.paused.contains(n) {
+            if !self.cluster.is_running(n) || self.is_paused(n) {
                 continue;
             }
             if let Some(set) = self.cluster.set_clock(n, c.offset_ms as f64, c.rate)

@@ -5,8 +5,8 @@
 use crate::error::NemesisError;
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The Debian package that provides a tool, for "install X" messages.
 pub(crate) fn package_of(tool: &'static str) -> &'static str {

@@ -229,9 +229,8 @@ fn plan(args: &CompareArgs) -> Result<Plan> {
             };
             // The whole run plan, as `schism test` would build it: a combination that
             // cannot run fails here, before the first run of the matrix starts.
-            RunPlan::new((*t).clone()).map_err(|e| {
-                anyhow::anyhow!("setting {} cannot run: {e:#}", setting.label())
-            })?;
+            RunPlan::new((*t).clone())
+                .map_err(|e| anyhow::anyhow!("setting {} cannot run: {e:#}", setting.label()))?;
             per_seed.push((seed, *t));
         }
         runs.push((setting, per_seed));

@@ -495,9 +495,8 @@ async fn run_target(shared: &Shared<'_>, p: RunParts<'_>) -> Result<Ending> {
         Some(_) => Net::Netns,
     });
     let drive = {
-        let mut mech =
-            TargetMechanism::new(&mut *cluster, net, shared.netns, Some(shared.ledger))?
-                .with_clock_files(clocks, shared.run_id);
+        let mut mech = TargetMechanism::new(&mut *cluster, net, shared.netns, Some(shared.ledger))?
+            .with_clock_files(clocks, shared.run_id);
         let drive = drive_workload(
             args,
             &mut mech,

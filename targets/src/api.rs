@@ -149,4 +149,3 @@ pub(crate) fn error_text(e: &reqwest::Error) -> String {
         format!("{kind}: {inner}")
     }
 }
-

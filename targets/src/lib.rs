@@ -6,7 +6,11 @@
 //! `Reply` that is `Ok`, a certain `Fail`, or `Unknown`), and `run_node` (the body of the
 //! internal `schism node --config FILE` subcommand). The replication protocol itself is a
 //! sans-IO state machine in `reference::leader_follower`, tested under the deterministic
-//! harness in `reference::sim`. This crate never imports the checker.
+//! harness in `reference::sim`. `target` is the one interface the runner and the nemesis
+//! drive every target through (`TargetCluster`, `TargetSession`, each target's declared
+//! fault `Capabilities`); `api` holds the client vocabulary (`Reply`, `ReadRouting`) and
+//! `process` the process plumbing every target shares. This crate never imports the
+//! checker.
 
 pub mod api;
 pub mod client;

@@ -220,10 +220,7 @@ impl Drop for ManagedProcess {
 
 /// Whether `pid` is a live process (neither gone nor a zombie; a stopped one is live).
 pub fn alive(pid: u32) -> bool {
-    !matches!(
-        proc_state(pid),
-        None | Some('Z') | Some('X')
-    )
+    !matches!(proc_state(pid), None | Some('Z') | Some('X'))
 }
 
 /// Every live descendant of `pid` (one scan of `/proc`, then parent links followed), for
@@ -449,9 +446,7 @@ mod tests {
         drop(p);
         // Dropping kills it; tokio reaps it in the background.
         let until = Instant::now() + Duration::from_secs(5);
-        while proc_state(pid).is_some_and(|s| s != 'Z')
-            && Instant::now() < until
-        {
+        while proc_state(pid).is_some_and(|s| s != 'Z') && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(

@@ -13,7 +13,6 @@
 
 pub use crate::api::BoxFuture;
 use crate::api::{ReadRouting, Reply};
-use crate::db::DbKind;
 use crate::error::TargetError;
 use crate::lag::LagProbe;
 use crate::reference::NodeId;
@@ -22,7 +21,68 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
+
+/// The databases schism can provision and test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DbKind {
+    Etcd,
+    Redis,
+    Postgres,
+    Galera,
+}
+
+impl DbKind {
+    pub const ALL: [DbKind; 4] = [
+        DbKind::Etcd,
+        DbKind::Redis,
+        DbKind::Postgres,
+        DbKind::Galera,
+    ];
+
+    /// The cargo feature that compiles this adapter.
+    pub fn feature(self) -> &'static str {
+        match self {
+            DbKind::Etcd => "etcd",
+            DbKind::Redis => "redis",
+            DbKind::Postgres => "postgres",
+            DbKind::Galera => "galera",
+        }
+    }
+
+    /// Whether this build carries the adapter.
+    pub fn compiled(self) -> bool {
+        match self {
+            DbKind::Etcd => cfg!(feature = "etcd"),
+            DbKind::Redis => cfg!(feature = "redis"),
+            DbKind::Postgres => cfg!(feature = "postgres"),
+            DbKind::Galera => cfg!(feature = "galera"),
+        }
+    }
+}
+
+impl fmt::Display for DbKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.feature())
+    }
+}
+
+impl FromStr for DbKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "etcd" => Ok(DbKind::Etcd),
+            "redis" => Ok(DbKind::Redis),
+            "postgres" | "postgresql" => Ok(DbKind::Postgres),
+            "galera" | "mariadb" => Ok(DbKind::Galera),
+            other => Err(format!(
+                "unknown database {other:?}: expected etcd, redis, postgres or galera"
+            )),
+        }
+    }
+}
 
 /// What is tested: the built-in reference cluster or one of the databases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -157,6 +217,11 @@ pub trait TargetCluster: Send + Sync + fmt::Debug {
     /// The server's own pid on `node`, if it runs.
     fn pid(&self, node: &str) -> Option<u32>;
     fn is_running(&self, node: &str) -> bool;
+    /// Whether the target itself knows the node paused (the reference cluster tracks its
+    /// SIGSTOPs); `false` when the target does not track it (the nemesis does).
+    fn is_paused(&self, _node: &str) -> bool {
+        false
+    }
     fn pause_style(&self) -> PauseStyle {
         PauseStyle::Signal
     }
@@ -258,6 +323,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kinds_parse_and_name_their_feature() {
+        for k in DbKind::ALL {
+            assert_eq!(k.to_string().parse::<DbKind>(), Ok(k));
+            assert_eq!(k.feature(), k.to_string());
+        }
+        assert_eq!("postgresql".parse::<DbKind>(), Ok(DbKind::Postgres));
+        assert!(
+            "mongodb"
+                .parse::<DbKind>()
+                .unwrap_err()
+                .contains("etcd, redis")
+        );
+    }
+
+    #[test]
     fn capabilities_are_declared_per_target() {
         let env = FaultEnv {
             managed: true,
@@ -278,7 +358,11 @@ mod tests {
                 ..env
             },
         );
-        assert!(pg.partition.as_deref().is_some_and(|w| w.contains("namespaces")));
+        assert!(
+            pg.partition
+                .as_deref()
+                .is_some_and(|w| w.contains("namespaces"))
+        );
         let attached = Capabilities::db(
             DbKind::Redis,
             &FaultEnv {
@@ -286,7 +370,12 @@ mod tests {
                 ..env
             },
         );
-        assert!(attached.kill.as_deref().is_some_and(|w| w.contains("--endpoints")));
+        assert!(
+            attached
+                .kill
+                .as_deref()
+                .is_some_and(|w| w.contains("--endpoints"))
+        );
         assert_eq!(TargetKind::from(DbKind::Galera).to_string(), "galera");
     }
 }

@@ -14,7 +14,12 @@ const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/fixtures/ma
 fn copy_fixture(store: &Path) -> PathBuf {
     let run = store.join("compat").join("20261201T182259");
     std::fs::create_dir_all(run.join("nodes")).unwrap();
-    for f in ["config.json", "history.jsonl", "status.json", "results.json"] {
+    for f in [
+        "config.json",
+        "history.jsonl",
+        "status.json",
+        "results.json",
+    ] {
         std::fs::copy(Path::new(FIXTURE).join(f), run.join(f)).unwrap();
     }
     for n in ["n1", "n2", "n3"] {
@@ -73,6 +78,9 @@ fn check_and_report_read_an_earlier_run_folder() {
     let out = schism().arg("report").arg(&run).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let html = std::fs::read_to_string(run.join("report.html")).unwrap();
-    assert!(html.contains("schism compat 20261201T182259"), "title from config.json");
+    assert!(
+        html.contains("schism compat 20261201T182259"),
+        "title from config.json"
+    );
     assert!(html.contains("register"), "settings from config.json");
 }

@@ -12,7 +12,7 @@
 
 use crate::*;
 use schism_nemesis::{
-    ClockFault, Fault, Ledger, Nemesis, Net, Netns, TargetMechanism, Shape, Targets,
+    ClockFault, Fault, Ledger, Nemesis, Net, Netns, Shape, TargetMechanism, Targets,
 };
 use schism_targets::reference::cluster::NetnsPlacement;
 use schism_targets::{ClusterSpec, ReadRouting, ReferenceCluster, Reply, Request, Session};
@@ -103,8 +103,7 @@ async fn isolating_the_leader_stops_replication(net: Net) {
     let mut nemesis = Nemesis::new();
     {
         let mut mech =
-            TargetMechanism::new(&mut s.cluster, net, s.netns.as_ref(), Some(&s.ledger))
-                .unwrap();
+            TargetMechanism::new(&mut s.cluster, net, s.netns.as_ref(), Some(&s.ledger)).unwrap();
         let applied = nemesis
             .change(
                 &mut mech,
@@ -141,8 +140,7 @@ async fn isolating_the_leader_stops_replication(net: Net) {
     }
     {
         let mut mech =
-            TargetMechanism::new(&mut s.cluster, net, s.netns.as_ref(), Some(&s.ledger))
-                .unwrap();
+            TargetMechanism::new(&mut s.cluster, net, s.netns.as_ref(), Some(&s.ledger)).unwrap();
         nemesis.heal(&mut mech).await.expect("heal");
     }
     wait_caught_up(&s.cluster, &["n2", "n3"], 70).await;

@@ -1,11 +1,14 @@
-//! External databases as targets: the interface every adapter implements, and the
-//! process plumbing they share.
+//! External databases as targets: what an adapter is given (`DbSpec`, `DbOptions`,
+//! `Placement`) and `open`, which provisions one.
 //!
 //! An adapter brings two things: a `DbCluster` (provision a local cluster from the
 //! installed binaries under the run's folder — or, with `--endpoints`, attach to an
 //! existing one — then kill, restart, find the leader, stop) and `DbSession`s (one per
-//! worker, owning its connections, turning a `Request` into a `Reply`). The runner and the
-//! nemesis only ever see these two traits, so a new database is one new module.
+//! worker, owning its connections, turning a `Request` into a `Reply`). These are
+//! `target::TargetCluster` and `target::TargetSession` — the interface the reference
+//! cluster implements too — under the names the adapters were written against; the
+//! process plumbing they share is `crate::process`. The runner and the nemesis only ever
+//! see the target traits, so a new database is one new module.
 //!
 //! Guarantees every adapter keeps:
 //! - a `Reply::Ok` means the database said it happened; `Fail` that it certainly did not
@@ -37,7 +40,7 @@ pub use crate::process::{
     wait_until,
 };
 pub use crate::target::{
-    BoxFuture, PauseStyle, TargetCluster as DbCluster, TargetSession as DbSession,
+    BoxFuture, DbKind, PauseStyle, TargetCluster as DbCluster, TargetSession as DbSession,
 };
 
 #[cfg(feature = "etcd")]
@@ -48,66 +51,6 @@ pub mod galera;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
-
-/// The databases schism can provision and test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DbKind {
-    Etcd,
-    Redis,
-    Postgres,
-    Galera,
-}
-
-impl DbKind {
-    pub const ALL: [DbKind; 4] = [
-        DbKind::Etcd,
-        DbKind::Redis,
-        DbKind::Postgres,
-        DbKind::Galera,
-    ];
-
-    /// The cargo feature that compiles this adapter.
-    pub fn feature(self) -> &'static str {
-        match self {
-            DbKind::Etcd => "etcd",
-            DbKind::Redis => "redis",
-            DbKind::Postgres => "postgres",
-            DbKind::Galera => "galera",
-        }
-    }
-
-    /// Whether this build carries the adapter.
-    pub fn compiled(self) -> bool {
-        match self {
-            DbKind::Etcd => cfg!(feature = "etcd"),
-            DbKind::Redis => cfg!(feature = "redis"),
-            DbKind::Postgres => cfg!(feature = "postgres"),
-            DbKind::Galera => cfg!(feature = "galera"),
-        }
-    }
-}
-
-impl fmt::Display for DbKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.feature())
-    }
-}
-
-impl FromStr for DbKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "etcd" => Ok(DbKind::Etcd),
-            "redis" => Ok(DbKind::Redis),
-            "postgres" | "postgresql" => Ok(DbKind::Postgres),
-            "galera" | "mariadb" => Ok(DbKind::Galera),
-            other => Err(format!(
-                "unknown database {other:?}: expected etcd, redis, postgres or galera"
-            )),
-        }
-    }
-}
 
 /// Where the provisioned nodes listen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,25 +160,5 @@ pub async fn open(spec: DbSpec) -> Result<Box<dyn DbCluster>, TargetError> {
         other => Err(TargetError::Invalid(format!(
             "the {other} adapter is not compiled in"
         ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kinds_parse_and_name_their_feature() {
-        for k in DbKind::ALL {
-            assert_eq!(k.to_string().parse::<DbKind>(), Ok(k));
-            assert_eq!(k.feature(), k.to_string());
-        }
-        assert_eq!("postgresql".parse::<DbKind>(), Ok(DbKind::Postgres));
-        assert!(
-            "mongodb"
-                .parse::<DbKind>()
-                .unwrap_err()
-                .contains("etcd, redis")
-        );
     }
 }

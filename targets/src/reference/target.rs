@@ -52,6 +52,10 @@ impl TargetCluster for ReferenceCluster {
         ReferenceCluster::is_running(self, node)
     }
 
+    fn is_paused(&self, node: &str) -> bool {
+        ReferenceCluster::is_paused(self, node)
+    }
+
     fn pause(&mut self, node: &str) -> Result<(), TargetError> {
         ReferenceCluster::pause(self, node)
     }
