@@ -28,10 +28,8 @@ use crate::api::ReadRouting;
 use crate::error::TargetError;
 use crate::reference::{NodeId, Replication};
 use serde::Serialize;
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 // What the adapters implement and use, under the names they were written against.
