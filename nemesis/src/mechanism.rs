@@ -56,13 +56,37 @@ impl std::fmt::Display for Net {
     }
 }
 
-/// `--net`: what the user asked for.
+/// `--net`: what the user asked for (parses itself with `FromStr`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NetChoice {
     Auto,
     Netns,
     Local,
+}
+
+impl std::fmt::Display for NetChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NetChoice::Auto => "auto",
+            NetChoice::Netns => "netns",
+            NetChoice::Local => "local",
+        })
+    }
+}
+
+impl std::str::FromStr for NetChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(NetChoice::Auto),
+            "netns" => Ok(NetChoice::Netns),
+            "local" => Ok(NetChoice::Local),
+            other => Err(format!(
+                "unknown network mechanism {other:?}: expected auto, netns or local"
+            )),
+        }
+    }
 }
 
 /// Picks the partition mechanism. Nodes go into namespaces only when partitions are

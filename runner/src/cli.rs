@@ -8,9 +8,66 @@
 //! values, out-of-range ports) and `usage_error` renders any command-line error as one
 //! line naming the flag ("--concurrency must be an integer from 1 to 1000, got -1").
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use schism_nemesis::NetChoice;
+use schism_targets::ReadRouting;
+use schism_targets::db::EtcdReads;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// A domain type as a flag's value: it parses itself (`FromStr`); these are its spellings
+/// and their help, for `--help` and for the one-line error that lists them.
+pub trait Choices: std::str::FromStr<Err = String> + Clone + Send + Sync + 'static {
+    const CHOICES: &'static [(&'static str, &'static str)];
+}
+
+impl Choices for ReadRouting {
+    const CHOICES: &'static [(&'static str, &'static str)] = &[
+        ("leader", "Every read goes to the leader"),
+        (
+            "any",
+            "Each read goes to a node chosen at random (followers may be behind)",
+        ),
+        ("follower", "Each read goes to a follower chosen at random"),
+        (
+            "ryw",
+            "Any node, once it applied the session's last write (else redirected to the leader)",
+        ),
+        (
+            "sticky",
+            "One node per session; monotonic reads across a switch",
+        ),
+    ];
+}
+
+impl Choices for EtcdReads {
+    const CHOICES: &'static [(&'static str, &'static str)] = &[
+        (
+            "linearizable",
+            "Quorum reads through the raft leader (etcd's default)",
+        ),
+        (
+            "serializable",
+            "Each member answers from its local state (possibly stale)",
+        ),
+    ];
+}
+
+impl Choices for NetChoice {
+    const CHOICES: &'static [(&'static str, &'static str)] =
+        &[("auto", ""), ("netns", ""), ("local", "")];
+}
+
+/// The value parser of a `Choices` type: clap checks the spelling (and lists the
+/// choices when it is wrong), then the type parses itself.
+fn choice<T: Choices>() -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(T::CHOICES.iter().map(|&(name, help)| {
+        let v = PossibleValue::new(name);
+        if help.is_empty() { v } else { v.help(help) }
+    }))
+    .try_map(|s| s.parse::<T>())
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -75,16 +132,6 @@ impl Target {
     }
 }
 
-/// `--etcd-reads`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EtcdReads {
-    /// Quorum reads through the raft leader (etcd's default).
-    Linearizable,
-    /// Each member answers from its local state (possibly stale).
-    Serializable,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Model {
@@ -126,21 +173,6 @@ impl OnOff {
     pub fn on(self) -> bool {
         self == OnOff::On
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Reads {
-    /// Every read goes to the leader.
-    Leader,
-    /// Each read goes to a node chosen at random (followers may be behind).
-    Any,
-    /// Each read goes to a follower chosen at random.
-    Follower,
-    /// Any node, once it applied the session's last write (else redirected to the leader).
-    Ryw,
-    /// One node per session; monotonic reads across a switch.
-    Sticky,
 }
 
 /// `on` / `off` switches.
@@ -212,7 +244,7 @@ pub struct TestArgs {
     #[arg(long, value_delimiter = ',')]
     pub endpoints: Vec<String>,
     /// etcd: how reads are served.
-    #[arg(long, value_enum, default_value_t = EtcdReads::Linearizable)]
+    #[arg(long, default_value_t = EtcdReads::Linearizable, value_parser = choice::<EtcdReads>())]
     pub etcd_reads: EtcdReads,
     /// Replication model of the reference cluster.
     #[arg(long, value_enum, default_value_t = Model::LeaderFollower)]
@@ -243,8 +275,8 @@ pub struct TestArgs {
     #[arg(long, value_enum)]
     pub versioning: Option<Versioning>,
     /// Where reads go.
-    #[arg(long, value_enum, default_value_t = Reads::Any)]
-    pub reads: Reads,
+    #[arg(long, default_value_t = ReadRouting::Any, value_parser = choice::<ReadRouting>())]
+    pub reads: ReadRouting,
     /// Whether a new leader is elected when the leader goes silent (default none;
     /// leader-follower, and Redis/PostgreSQL).
     #[arg(long, value_enum)]
@@ -327,8 +359,8 @@ pub struct TestArgs {
     pub nemesis_targets: String,
     /// How partitions are made: netns (namespaces + nftables, needs root), local
     /// (cooperative link cuts through the nodes' admin API), auto (netns when possible).
-    #[arg(long, value_enum, default_value_t = Net::Auto)]
-    pub net: Net,
+    #[arg(long, default_value_t = NetChoice::Auto, value_parser = choice::<NetChoice>())]
+    pub net: NetChoice,
     /// Also write a JUnit XML file: one test case per checker, failures carry the
     /// anomalies' explanations.
     #[arg(long, value_name = "FILE")]
@@ -338,14 +370,6 @@ pub struct TestArgs {
     /// and every fault healed on that exit path.
     #[arg(long, value_enum, hide = true)]
     pub inject_harness_fault: Option<HarnessFault>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Net {
-    Auto,
-    Netns,
-    Local,
 }
 
 #[derive(Debug, Clone, Args)]

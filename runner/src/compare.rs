@@ -501,7 +501,7 @@ mod tests {
         assert_eq!(run.time_limit, std::time::Duration::from_secs(2));
         assert_eq!(
             run.reads,
-            crate::cli::Reads::Leader,
+            schism_targets::ReadRouting::Leader,
             "the varied value wins"
         );
     }

@@ -56,14 +56,13 @@ pub fn settings(args: &TestArgs) -> Result<(Model, ReplicaSettings)> {
             ("--read-lease", args.read_lease.is_some()),
         ];
         refuse(&lf_flags, "leader-follower")?;
-        if matches!(args.reads, cli::Reads::Leader | cli::Reads::Follower) {
+        if matches!(
+            args.reads,
+            schism_targets::ReadRouting::Leader | schism_targets::ReadRouting::Follower
+        ) {
             bail!(
                 "--reads {} needs a leader, and --model {model} has none: use any, ryw or sticky",
-                if args.reads == cli::Reads::Leader {
-                    "leader"
-                } else {
-                    "follower"
-                }
+                args.reads
             );
         }
     }

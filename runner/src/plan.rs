@@ -14,10 +14,10 @@ use anyhow::{Result, bail};
 use schism_nemesis::{CapabilitiesCheck, Kind, Net, NetChoice, Schedule, ScheduleSpec, Selector};
 use schism_targets::db::DbKind;
 use schism_targets::target::{Capabilities, FaultEnv};
-use schism_targets::{Model, ReplicaSettings};
+use schism_targets::{Model, ReadRouting, ReplicaSettings};
 use schism_workloads::{Generator, WorkloadKind, WorkloadSpec};
 
-use crate::cli::{self, Reads, TestArgs, Workload};
+use crate::cli::{self, TestArgs, Workload};
 use crate::models;
 
 /// Quiet time after the time limit (faults already healed) before the final reads, so
@@ -127,12 +127,7 @@ fn reference_net(args: &TestArgs, kinds: &[Kind]) -> Result<(Option<Net>, String
         );
     }
     Capabilities::reference().check(kinds)?;
-    let net_choice = match args.net {
-        cli::Net::Auto => NetChoice::Auto,
-        cli::Net::Netns => NetChoice::Netns,
-        cli::Net::Local => NetChoice::Local,
-    };
-    Ok(schism_nemesis::choose_net(net_choice, kinds)?)
+    Ok(schism_nemesis::choose_net(args.net, kinds)?)
 }
 
 /// Refuses what a database target cannot do; returns how its partitions are made
@@ -159,14 +154,10 @@ fn db_net(args: &TestArgs, kind: DbKind, kinds: &[Kind]) -> Result<(Option<Net>,
             "--failover applies to --target reference, redis and postgres only ({kind} has no failover to switch: etcd elects its own leader, galera has no primary)"
         );
     }
-    if matches!(args.reads, Reads::Ryw | Reads::Sticky) {
+    if matches!(args.reads, ReadRouting::Ryw | ReadRouting::Sticky) {
         bail!(
             "--reads {} exists only for the reference cluster; with --target {kind} use leader, any or follower",
-            if args.reads == Reads::Ryw {
-                "ryw"
-            } else {
-                "sticky"
-            }
+            args.reads
         );
     }
     let managed = args.endpoints.is_empty();
@@ -176,8 +167,8 @@ fn db_net(args: &TestArgs, kind: DbKind, kinds: &[Kind]) -> Result<(Option<Net>,
         have_shim: schism_nemesis::sys::have("cc"),
     };
     Capabilities::db(kind, &env).check(kinds)?;
-    let wants_netns = kinds.contains(&Kind::Partition) || args.net == cli::Net::Netns;
-    if args.net == cli::Net::Local && kinds.contains(&Kind::Partition) {
+    let wants_netns = kinds.contains(&Kind::Partition) || args.net == NetChoice::Netns;
+    if args.net == NetChoice::Local && kinds.contains(&Kind::Partition) {
         bail!(
             "--net local (cooperative link cuts) exists only for the reference cluster: partitions of {kind} use network namespaces (--net netns or auto)"
         );

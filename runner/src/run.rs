@@ -31,8 +31,8 @@ use schism_nemesis::{
 };
 use schism_targets::reference::cluster::NetnsPlacement;
 use schism_targets::{
-    ClusterSpec, Durability, Failover, ReadRouting, ReferenceCluster, Reply, Request,
-    TargetCluster, TargetSession, Topology,
+    ClusterSpec, Durability, Failover, ReferenceCluster, Reply, Request, TargetCluster,
+    TargetSession, Topology,
 };
 use schism_workloads::{Generator, Next};
 use std::path::Path;
@@ -43,7 +43,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::analyze::{self, Budget};
-use crate::cli::{self, HarnessFault, Reads, TestArgs};
+use crate::cli::{self, HarnessFault, TestArgs};
 use crate::config::{NemesisConfig, RunConfig};
 use crate::models;
 use crate::plan::{FINAL_READ_QUIET, RunPlan};
@@ -487,7 +487,7 @@ async fn run_target(shared: &Shared<'_>, p: RunParts<'_>) -> Result<Ending> {
     let seeds: Vec<u64> = (0..u64::from(args.concurrency))
         .map(|w| worker_seed(shared.seed, w))
         .collect();
-    let sessions = cluster.sessions(&seeds, routing(args.reads), args.client_timeout)?;
+    let sessions = cluster.sessions(&seeds, args.reads, args.client_timeout)?;
     let lag = cluster.lag_probe();
     // Partitions by namespaces, else the reference nodes' cooperative cuts.
     let net = shared.net.unwrap_or(match p.db_kind {
@@ -582,7 +582,7 @@ async fn start_cluster(
         })
         .await;
     };
-    use schism_targets::db::{DbOptions, DbSpec, EtcdReads, Placement};
+    use schism_targets::db::{DbOptions, DbSpec, Placement};
     let spec = DbSpec {
         kind,
         nodes: usize::from(args.nodes),
@@ -601,12 +601,9 @@ async fn start_cluster(
         endpoints: (!args.endpoints.is_empty()).then(|| args.endpoints.clone()),
         options: DbOptions {
             replication: args.replication,
-            reads: routing(args.reads),
+            reads: args.reads,
             failover: args.failover == Some(cli::Failover::Auto),
-            etcd_reads: match args.etcd_reads {
-                cli::EtcdReads::Linearizable => EtcdReads::Linearizable,
-                cli::EtcdReads::Serializable => EtcdReads::Serializable,
-            },
+            etcd_reads: args.etcd_reads,
             timeout: args.client_timeout,
         },
         startup_timeout: DB_STARTUP_TIMEOUT,
@@ -628,17 +625,6 @@ fn run_id(run_dir: &Path, seed: u64) -> String {
         h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
     }
     format!("{:06x}", h & 0xff_ffff)
-}
-
-/// Where `--reads` sends reads.
-fn routing(reads: Reads) -> ReadRouting {
-    match reads {
-        Reads::Leader => ReadRouting::Leader,
-        Reads::Any => ReadRouting::Any,
-        Reads::Follower => ReadRouting::Follower,
-        Reads::Ryw => ReadRouting::Ryw,
-        Reads::Sticky => ReadRouting::Sticky,
-    }
 }
 
 /// One session per worker, each seeded from the run's seed and the worker's number.

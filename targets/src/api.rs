@@ -10,6 +10,7 @@
 use crate::reference::NodeId;
 use crate::reference::leader_follower::Status;
 use schism_history::Value;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,8 +21,9 @@ use std::time::Duration;
 /// A boxed, sendable future: what the object-safe target traits return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Where reads go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Where reads go (`--reads`; parses itself with `FromStr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ReadRouting {
     /// The leader, and only while it leads (and holds its lease, when leases are on).
     Leader,

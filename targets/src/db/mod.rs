@@ -27,7 +27,7 @@
 use crate::api::ReadRouting;
 use crate::error::TargetError;
 use crate::reference::{NodeId, Replication};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -63,8 +63,8 @@ pub enum Placement {
     },
 }
 
-/// `--etcd-reads`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+/// `--etcd-reads` (parses itself with `FromStr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EtcdReads {
     /// Through the raft leader (quorum read): the default.
@@ -72,6 +72,34 @@ pub enum EtcdReads {
     Linearizable,
     /// Served from the contacted member's local state: possibly stale.
     Serializable,
+}
+
+impl EtcdReads {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EtcdReads::Linearizable => "linearizable",
+            EtcdReads::Serializable => "serializable",
+        }
+    }
+}
+
+impl std::fmt::Display for EtcdReads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for EtcdReads {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "linearizable" => Ok(EtcdReads::Linearizable),
+            "serializable" => Ok(EtcdReads::Serializable),
+            other => Err(format!(
+                "unknown etcd read mode {other:?}: expected linearizable or serializable"
+            )),
+        }
+    }
 }
 
 /// Settings an adapter reads; the runner refuses combinations that do not apply before
