@@ -11,8 +11,8 @@
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use schism_nemesis::NetChoice;
-use schism_targets::ReadRouting;
 use schism_targets::db::EtcdReads;
+use schism_targets::{Durability, Failover, ReadRouting};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -37,6 +37,26 @@ impl Choices for ReadRouting {
         (
             "sticky",
             "One node per session; monotonic reads across a switch",
+        ),
+    ];
+}
+
+impl Choices for Failover {
+    const CHOICES: &'static [(&'static str, &'static str)] = &[
+        ("none", "n1 leads forever; while it is down writes fail"),
+        (
+            "auto",
+            "Heartbeats and elections with epochs; the most up-to-date follower wins",
+        ),
+    ];
+}
+
+impl Choices for Durability {
+    const CHOICES: &'static [(&'static str, &'static str)] = &[
+        ("fsync", "write + fdatasync before any ack"),
+        (
+            "buffered",
+            "In-memory buffer written out every 50 ms: kill -9 loses the unwritten tail",
         ),
     ];
 }
@@ -191,24 +211,6 @@ impl Switch {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Failover {
-    /// n1 leads forever; while it is down writes fail.
-    None,
-    /// Heartbeats and elections with epochs; the most up-to-date follower wins.
-    Auto,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Durability {
-    /// write + fdatasync before any ack.
-    Fsync,
-    /// In-memory buffer written out every 50 ms: kill -9 loses the unwritten tail.
-    Buffered,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum Topology {
     /// The leader (leader-follower) or a hub (multi-leader) sends to every other node.
     Star,
@@ -279,7 +281,7 @@ pub struct TestArgs {
     pub reads: ReadRouting,
     /// Whether a new leader is elected when the leader goes silent (default none;
     /// leader-follower, and Redis/PostgreSQL).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Failover>())]
     pub failover: Option<Failover>,
     /// on: stale epochs are refused and a leader cut off from a majority steps down;
     /// off: a deposed leader keeps acknowledging writes (split brain). Default on;
@@ -297,7 +299,7 @@ pub struct TestArgs {
     #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub ship_interval: Duration,
     /// How the log reaches the disk before an ack.
-    #[arg(long, value_enum, default_value_t = Durability::Fsync)]
+    #[arg(long, default_value_t = Durability::Fsync, value_parser = choice::<Durability>())]
     pub durability: Durability,
     /// Who replicates to whom: star | chain (leader-follower, default star);
     /// all-to-all | ring | star (multi-leader, default all-to-all).

@@ -31,8 +31,7 @@ use schism_nemesis::{
 };
 use schism_targets::reference::cluster::NetnsPlacement;
 use schism_targets::{
-    ClusterSpec, Durability, Failover, ReferenceCluster, Reply, Request, TargetCluster,
-    TargetSession, Topology,
+    ClusterSpec, Failover, ReferenceCluster, Reply, Request, TargetCluster, TargetSession, Topology,
 };
 use schism_workloads::{Generator, Next};
 use std::path::Path;
@@ -558,14 +557,8 @@ async fn start_cluster(
                 port: args.base_port.unwrap_or(NETNS_PORT),
             }),
             replication: args.replication,
-            durability: match args.durability {
-                cli::Durability::Fsync => Durability::Fsync,
-                cli::Durability::Buffered => Durability::Buffered,
-            },
-            failover: match args.failover {
-                Some(cli::Failover::Auto) => Failover::Auto,
-                None | Some(cli::Failover::None) => Failover::None,
-            },
+            durability: args.durability,
+            failover: args.failover.unwrap_or_default(),
             fencing: args.fencing.is_none_or(cli::Switch::on),
             read_lease: args.read_lease.is_some_and(cli::Switch::on),
             topology: match args.topology {
@@ -602,7 +595,7 @@ async fn start_cluster(
         options: DbOptions {
             replication: args.replication,
             reads: args.reads,
-            failover: args.failover == Some(cli::Failover::Auto),
+            failover: args.failover == Some(Failover::Auto),
             etcd_reads: args.etcd_reads,
             timeout: args.client_timeout,
         },
