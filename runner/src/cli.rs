@@ -12,7 +12,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use schism_nemesis::NetChoice;
 use schism_targets::db::EtcdReads;
-use schism_targets::{Durability, Failover, ReadRouting};
+use schism_targets::{Durability, Failover, ReadRouting, TargetKind};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -38,6 +38,28 @@ impl Choices for ReadRouting {
             "sticky",
             "One node per session; monotonic reads across a switch",
         ),
+    ];
+}
+
+impl Choices for TargetKind {
+    const CHOICES: &'static [(&'static str, &'static str)] = &[
+        (
+            "reference",
+            "The built-in reference cluster (`--model`, `--replication`, …)",
+        ),
+        (
+            "etcd",
+            "etcd (Debian `etcd-server`) through its JSON gateway; feature `etcd`",
+        ),
+        (
+            "redis",
+            "Redis primary + replicas (+ Sentinel with `--failover auto`); feature `redis`",
+        ),
+        (
+            "postgres",
+            "PostgreSQL primary + streaming standbys; feature `postgres`",
+        ),
+        ("galera", "MariaDB Galera multi-primary; feature `galera`"),
     ];
 }
 
@@ -121,35 +143,6 @@ pub enum Command {
     /// Run one reference node (internal: spawned by `schism test`).
     #[command(hide = true)]
     Node(NodeArgs),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Target {
-    /// The built-in reference cluster (`--model`, `--replication`, …).
-    Reference,
-    /// etcd (Debian `etcd-server`) through its JSON gateway; feature `etcd`.
-    Etcd,
-    /// Redis primary + replicas (+ Sentinel with `--failover auto`); feature `redis`.
-    Redis,
-    /// PostgreSQL primary + streaming standbys; feature `postgres`.
-    Postgres,
-    /// MariaDB Galera multi-primary; feature `galera`.
-    Galera,
-}
-
-impl Target {
-    /// The database adapter, None for the reference cluster.
-    pub fn db(self) -> Option<schism_targets::db::DbKind> {
-        use schism_targets::db::DbKind;
-        match self {
-            Target::Reference => None,
-            Target::Etcd => Some(DbKind::Etcd),
-            Target::Redis => Some(DbKind::Redis),
-            Target::Postgres => Some(DbKind::Postgres),
-            Target::Galera => Some(DbKind::Galera),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -238,8 +231,8 @@ pub struct TestArgs {
     #[arg(long, default_value = "default")]
     pub name: String,
     /// What to test.
-    #[arg(long, value_enum, default_value_t = Target::Reference)]
-    pub target: Target,
+    #[arg(long, default_value_t = TargetKind::Reference, value_parser = choice::<TargetKind>())]
+    pub target: TargetKind,
     /// Audit an existing cluster instead of provisioning one: the members' client
     /// addresses, host:port,… (a database --target only; faults that need control of the
     /// processes are refused).

@@ -84,11 +84,50 @@ impl FromStr for DbKind {
     }
 }
 
-/// What is tested: the built-in reference cluster or one of the databases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What is tested: the built-in reference cluster or one of the databases (`--target`;
+/// parses itself with `FromStr`, and is written as its name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum TargetKind {
     Reference,
     Db(DbKind),
+}
+
+impl TargetKind {
+    /// The database adapter, `None` for the reference cluster.
+    pub fn db(self) -> Option<DbKind> {
+        match self {
+            TargetKind::Reference => None,
+            TargetKind::Db(kind) => Some(kind),
+        }
+    }
+}
+
+impl FromStr for TargetKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "reference" => Ok(TargetKind::Reference),
+            other => other.parse::<DbKind>().map(TargetKind::Db).map_err(|_| {
+                format!(
+                    "unknown target {other:?}: expected reference, etcd, redis, postgres or galera"
+                )
+            }),
+        }
+    }
+}
+
+impl TryFrom<String> for TargetKind {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<TargetKind> for String {
+    fn from(kind: TargetKind) -> String {
+        kind.to_string()
+    }
 }
 
 impl From<DbKind> for TargetKind {
@@ -377,5 +416,11 @@ mod tests {
                 .is_some_and(|w| w.contains("--endpoints"))
         );
         assert_eq!(TargetKind::from(DbKind::Galera).to_string(), "galera");
+        for name in ["reference", "etcd", "redis", "postgres", "galera"] {
+            let kind: TargetKind = name.parse().unwrap();
+            assert_eq!(kind.to_string(), name);
+            assert_eq!(serde_json::to_value(kind).unwrap(), name);
+        }
+        assert!("mongodb".parse::<TargetKind>().is_err());
     }
 }
