@@ -36,12 +36,20 @@ impl AnomalyKind {
             // checker's analysis for append histories), else the append checker; set-full
             // has its own stale reads of elements.
             StaleRead => &["graph", "append", "set-full"],
+            // The transactional kinds: the `txn` checker alone (it never runs beside the
+            // single-object checkers on one history).
+            G1a | G1b | GNonadjacent | GNonadjacentProcess | GNonadjacentRealtime | G2Item
+            | G2ItemProcess | G2ItemRealtime | Internal | LostUpdate | DirtyUpdate
+            | IncompatibleOrder | FutureRead => &["txn"],
             MonotonicRead | ReadYourWrites | MonotonicWrites | WritesFollowReads => &["graph"],
             LostWrite | Divergence => &["graph", "append"],
-            DuplicateElement => &["graph", "append", "set-full"],
-            PhantomRead | AbortedRead => &["graph", "append", "linearizable", "set-full"],
-            Cycle | G0 | G0Process | G0Realtime | G1c | G1cProcess | G1cRealtime | GSingle
-            | GSingleProcess | GSingleRealtime | G2 | G2Process | G2Realtime => &["graph"],
+            DuplicateElement => &["graph", "append", "set-full", "txn"],
+            PhantomRead => &["graph", "append", "linearizable", "set-full", "txn"],
+            // A transaction's aborted read is G1a.
+            AbortedRead => &["graph", "append", "linearizable", "set-full"],
+            Cycle | G2 | G2Process | G2Realtime => &["graph"],
+            G0 | G0Process | G0Realtime | G1c | G1cProcess | G1cRealtime | GSingle
+            | GSingleProcess | GSingleRealtime => &["graph", "txn"],
             NonLinearizable => &["linearizable"],
             LostElement => &["set-full"],
             CounterOutOfBounds => &["counter"],
@@ -68,6 +76,12 @@ impl AnomalyKind {
                 | G2
                 | G2Process
                 | G2Realtime
+                | GNonadjacent
+                | GNonadjacentProcess
+                | GNonadjacentRealtime
+                | G2Item
+                | G2ItemProcess
+                | G2ItemRealtime
         )
     }
 }
@@ -164,6 +178,9 @@ pub fn role(checker: &str) -> &'static str {
         "set-full" => "checks that every added element is read, and reads only added ones",
         "counter" => "checks every counter read against the increments around it",
         "convergence" => "compares the replicas' final states after the final heal",
+        "txn" => {
+            "infers version orders and the transaction dependency graph, and proves every isolation anomaly it reports by a cycle or an offending read"
+        }
         _ => "",
     }
 }

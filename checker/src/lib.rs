@@ -30,6 +30,7 @@ mod report;
 mod set_full;
 mod staleness;
 pub mod stats;
+pub mod txn;
 mod validate;
 
 pub use convergence::{ReplicaState, check_convergence};

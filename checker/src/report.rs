@@ -119,10 +119,44 @@ pub enum AnomalyKind {
     CounterOutOfBounds,
     /// Replicas whose final states differ after quiescence.
     ReplicaDivergence,
+    /// A transaction read a value written by a transaction that failed (Adya's G1a).
+    #[serde(rename = "G1a")]
+    G1a,
+    /// A transaction read a value its writer later overwrote in the same transaction
+    /// (Adya's G1b, intermediate read).
+    #[serde(rename = "G1b")]
+    G1b,
+    /// A cycle with two or more rw edges, no two adjacent (Elle's G-nonadjacent; snapshot
+    /// isolation forbids it).
+    #[serde(rename = "G-nonadjacent")]
+    GNonadjacent,
+    #[serde(rename = "G-nonadjacent-process")]
+    GNonadjacentProcess,
+    #[serde(rename = "G-nonadjacent-realtime")]
+    GNonadjacentRealtime,
+    /// A transactional cycle with two or more rw edges, some adjacent (Adya's G2-item).
+    #[serde(rename = "G2-item")]
+    G2Item,
+    #[serde(rename = "G2-item-process")]
+    G2ItemProcess,
+    #[serde(rename = "G2-item-realtime")]
+    G2ItemRealtime,
+    /// A transaction's read disagrees with its own earlier reads and writes of the key
+    /// (Elle's internal inconsistency).
+    #[serde(rename = "internal")]
+    Internal,
+    /// Two committed transactions read the same version of a key and both wrote it.
+    LostUpdate,
+    /// A committed write was applied on top of a failed transaction's write.
+    DirtyUpdate,
+    /// Two reads of a list-append key that are not prefixes of one another.
+    IncompatibleOrder,
+    /// A transaction read a value it itself writes only later.
+    FutureRead,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 27] = [
+    pub const ALL: [AnomalyKind; 40] = [
         AnomalyKind::StaleRead,
         AnomalyKind::LostWrite,
         AnomalyKind::Divergence,
@@ -150,6 +184,19 @@ impl AnomalyKind {
         AnomalyKind::LostElement,
         AnomalyKind::CounterOutOfBounds,
         AnomalyKind::ReplicaDivergence,
+        AnomalyKind::G1a,
+        AnomalyKind::G1b,
+        AnomalyKind::GNonadjacent,
+        AnomalyKind::GNonadjacentProcess,
+        AnomalyKind::GNonadjacentRealtime,
+        AnomalyKind::G2Item,
+        AnomalyKind::G2ItemProcess,
+        AnomalyKind::G2ItemRealtime,
+        AnomalyKind::Internal,
+        AnomalyKind::LostUpdate,
+        AnomalyKind::DirtyUpdate,
+        AnomalyKind::IncompatibleOrder,
+        AnomalyKind::FutureRead,
     ];
 
     /// The serde (kebab-case) name.
@@ -182,6 +229,19 @@ impl AnomalyKind {
             AnomalyKind::LostElement => "lost-element",
             AnomalyKind::CounterOutOfBounds => "counter-out-of-bounds",
             AnomalyKind::ReplicaDivergence => "replica-divergence",
+            AnomalyKind::G1a => "G1a",
+            AnomalyKind::G1b => "G1b",
+            AnomalyKind::GNonadjacent => "G-nonadjacent",
+            AnomalyKind::GNonadjacentProcess => "G-nonadjacent-process",
+            AnomalyKind::GNonadjacentRealtime => "G-nonadjacent-realtime",
+            AnomalyKind::G2Item => "G2-item",
+            AnomalyKind::G2ItemProcess => "G2-item-process",
+            AnomalyKind::G2ItemRealtime => "G2-item-realtime",
+            AnomalyKind::Internal => "internal",
+            AnomalyKind::LostUpdate => "lost-update",
+            AnomalyKind::DirtyUpdate => "dirty-update",
+            AnomalyKind::IncompatibleOrder => "incompatible-order",
+            AnomalyKind::FutureRead => "future-read",
         }
     }
 
@@ -215,6 +275,19 @@ impl AnomalyKind {
             AnomalyKind::LostElement => "lost_elements",
             AnomalyKind::CounterOutOfBounds => "counter_reads_out_of_bounds",
             AnomalyKind::ReplicaDivergence => "divergent_keys",
+            AnomalyKind::G1a => "g1a_reads",
+            AnomalyKind::G1b => "g1b_reads",
+            AnomalyKind::GNonadjacent => "g_nonadjacent_cycles",
+            AnomalyKind::GNonadjacentProcess => "g_nonadjacent_process_cycles",
+            AnomalyKind::GNonadjacentRealtime => "g_nonadjacent_realtime_cycles",
+            AnomalyKind::G2Item => "g2_item_cycles",
+            AnomalyKind::G2ItemProcess => "g2_item_process_cycles",
+            AnomalyKind::G2ItemRealtime => "g2_item_realtime_cycles",
+            AnomalyKind::Internal => "internal_inconsistencies",
+            AnomalyKind::LostUpdate => "lost_updates",
+            AnomalyKind::DirtyUpdate => "dirty_updates",
+            AnomalyKind::IncompatibleOrder => "incompatible_orders",
+            AnomalyKind::FutureRead => "future_reads",
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod nemesis;
 mod op;
 mod pair;
 mod read;
+pub mod txn;
 mod write;
 
 pub use edn::{

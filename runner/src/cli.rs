@@ -385,9 +385,13 @@ pub enum HarnessFault {
 pub struct CheckArgs {
     /// A results folder (with history.jsonl and config.json) or a history.jsonl file.
     pub path: PathBuf,
-    /// Workload of the history (default: config.json's, else inferred from the ops).
+    /// Workload of the history (default: config.json's, else inferred from the ops);
+    /// list-append and rw-register check histories of transactions (JSON Lines or EDN).
     #[arg(long, value_enum)]
-    pub workload: Option<Workload>,
+    pub workload: Option<crate::txn_check::CheckWorkload>,
+    /// The model a transactional history is checked against (list-append, rw-register).
+    #[arg(long, value_enum, default_value_t = crate::txn_check::CheckConsistency::StrictSerializable)]
+    pub consistency_model: crate::txn_check::CheckConsistency,
     /// Print results.json to stdout instead of the summary.
     #[arg(long)]
     pub json: bool,

@@ -17,3 +17,4 @@ pub mod run;
 pub mod serve;
 pub mod signals;
 pub mod store;
+pub mod txn_check;

@@ -8,6 +8,7 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use schism_runner::cli::{self, Cli, Command};
+use schism_runner::txn_check::CheckWorkload;
 use schism_runner::{analyze, compare, matrix, reporting, run, serve, store};
 use std::path::Path;
 
@@ -72,9 +73,11 @@ fn dispatch(mut cli: Cli) -> Result<i32> {
                 time_limit: args.checker_time_limit,
                 stop: Some(stop.clone()),
             };
-            let workload = args.workload.map(|w| match w {
-                cli::Workload::Append => schism_checker::Workload::Append,
-                cli::Workload::Register => schism_checker::Workload::Register,
+            let txn = args.workload.and_then(|w| w.txn());
+            let workload = args.workload.and_then(|w| match w {
+                CheckWorkload::Append => Some(schism_checker::Workload::Append),
+                CheckWorkload::Register => Some(schism_checker::Workload::Register),
+                CheckWorkload::ListAppend | CheckWorkload::RwRegister => None,
             });
             let choice = analyze::ModelChoice {
                 model: args.model.map(|m| match m {
@@ -96,8 +99,10 @@ fn dispatch(mut cli: Cli) -> Result<i32> {
             }
             // Ctrl-C stops the check: the verdict is then unknown, and still printed.
             let path = args.path.clone();
-            let results = schism_runner::signals::run_stoppable(stop, move || {
-                analyze::analyze_file_with(&path, workload, &budget, &choice)
+            let model = args.consistency_model.model();
+            let results = schism_runner::signals::run_stoppable(stop, move || match txn {
+                Some(w) => schism_runner::txn_check::analyze_txn_file(&path, w, model, &budget),
+                None => analyze::analyze_file_with(&path, workload, &budget, &choice),
             })??;
             if let Some(path) = &args.junit {
                 let suite = args
@@ -111,6 +116,9 @@ fn dispatch(mut cli: Cli) -> Result<i32> {
                 println!("{}", serde_json::to_string_pretty(&results)?);
             } else {
                 print!("{}", analyze::summary(&results));
+                if txn.is_some() {
+                    print!("{}", schism_runner::txn_check::closing_note(&results));
+                }
             }
             Ok(analyze::exit_code(results.validity))
         }

@@ -8,6 +8,8 @@
 //! `max_writes_per_key` writes (bounding read sizes and per-key search); after the time
 //! limit the generator emits one final read per key it used, then `Done`.
 
+pub mod txn;
+
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use schism_history::{F, Key, Value};

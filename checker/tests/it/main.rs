@@ -13,6 +13,8 @@ mod graph;
 mod random_append;
 mod random_graph;
 mod random_register;
+mod random_txn;
 mod register;
 mod sim;
+mod txn;
 mod zones;

@@ -29,6 +29,7 @@ mod paths;
 mod readme;
 mod reports;
 mod serve;
+mod txn_check;
 mod verdicts;
 
 use std::path::{Path, PathBuf};

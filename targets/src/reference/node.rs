@@ -1,19 +1,15 @@
-//! The process shell of a reference node: HTTP on loopback, a log file, timers, signals.
-//!
-//! `run_node` owns one OS process. A single actor task owns the state machine and the log
-//! file; HTTP handlers and timers only send it commands. The actor drains every queued
-//! command, feeds them to the machine, writes all entries those inputs produced with one
-//! write(2) (plus fdatasync under `Durability::Fsync`), and only then sends replies and
-//! peer messages, so no client or follower ever hears of an entry that is not in the log
-//! (group commit: the busier the node, the bigger each write). Peer messages go out on one
-//! sender task per peer. The node exits cleanly on SIGTERM/SIGINT and by itself when its
-//! parent process dies (checked every 200 ms), so a SIGKILLed runner leaves no orphans.
+//! A reference node's process: its configuration (`NodeConfig`, the JSON file the runner
+//! writes), its injected clock (`NodeClock`), its log lines (`Logger`), and `run_node`,
+//! which builds the runtime and runs the one shell of every model (`shell`) until
+//! SIGTERM/SIGINT or its parent's death (checked every 200 ms), so a SIGKILLed runner
+//! leaves no orphans.
 //!
 //! HTTP API (JSON): `POST /kv` `{"f":"append","key":7,"value":42}` →
 //! `{"ok":true,"node":"n1","lsn":12}` / `{"ok":true,"node":"n2","value":[1,42],"applied":11}` /
 //! `{"ok":false,"node":"n2","error":"not leader; leader is n1","leader":"n1"}`;
 //! `GET /status` → `Status` (with the clock offset); `POST /replicate` (internal) takes a
-//! `PeerMessage`. Every `/kv` answer carries `time_ms`, the node's own (skewable) clock.
+//! leader-follower `PeerMessage`, or a JSON array of multi-leader/leaderless messages.
+//! Every `/kv` answer carries `time_ms`, the node's own (skewable) clock.
 //!
 //! Admin API, on the same listener (loopback, or the node's address inside a network
 //! namespace the run created): `POST /admin/clock {"offset_ms":-250,"rate":1.0}` sets the
@@ -23,29 +19,19 @@
 //! runs without root; `GET /admin/dump` returns the status and every key's value.
 
 use super::clock::SkewClock;
-use super::leader_follower::{
-    ClientReply, ClockStatus, Input, LeaderFollower, MachineConfig, Meta, Output, PeerMessage,
-    ReadOpts, Status,
-};
-use super::storage::{self, LogFile};
+use super::leader_follower::MachineConfig;
 use super::{Durability, Failover, Model, NodeId, Replication, Topology};
 use crate::error::TargetError;
-use crate::request::Request;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::serve::ListenerExt;
-use schism_history::Value;
+pub use schism_replication::api::{Dump, KvOpts, KvReply};
+use schism_replication::machine::ClockStatus;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
 
 /// Everything a node process needs; the runner writes it as JSON and passes `--config`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -239,7 +225,7 @@ impl NodeConfig {
         Ok(())
     }
 
-    fn machine_config(&self) -> MachineConfig {
+    pub(super) fn machine_config(&self) -> MachineConfig {
         MachineConfig {
             id: self.id.clone(),
             nodes: self.peers.keys().cloned().collect(),
@@ -259,43 +245,6 @@ impl NodeConfig {
             read_wait_ns: self.read_wait_ms * 1_000_000,
         }
     }
-}
-
-/// The JSON answer of `POST /kv`, shared with the client.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KvReply {
-    pub ok: bool,
-    pub node: NodeId,
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub value: Value,
-    /// The LSN a write was logged at.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lsn: Option<u64>,
-    /// How far the serving node had applied when it answered a read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub applied: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub leader: Option<NodeId>,
-    /// `ok: false` but the write may still take effect (the leader stepped down first).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub unknown: bool,
-    /// The node's own clock when it answered (Unix milliseconds, skewed by the nemesis).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_ms: Option<i64>,
-    /// A read's concurrent versions (multi-leader and leaderless under version vectors).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub siblings: Option<Vec<Value>>,
-}
-
-/// Read conditions of `POST /kv`, next to the request's own fields.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KvOpts {
-    #[serde(default)]
-    pub min_lsn: u64,
-    #[serde(default)]
-    pub leader_only: bool,
 }
 
 /// `POST /admin/clock`.
@@ -319,25 +268,6 @@ pub struct LinksRequest {
     /// Drop only what comes from `cut` (this node cannot hear them; they can hear it).
     #[serde(default)]
     pub one_way: bool,
-}
-
-/// `GET /admin/dump`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Dump {
-    pub status: Status,
-    /// Every key's value here (JSON object keys are the key numbers).
-    pub state: BTreeMap<schism_history::Key, Value>,
-    pub drop_from: BTreeSet<NodeId>,
-    pub drop_to: BTreeSet<NodeId>,
-    /// Keys holding concurrent versions (multi-leader, leaderless).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub siblings: BTreeMap<schism_history::Key, Vec<Value>>,
-    /// Leaderless: the replicas each key belongs on (a convergence check compares only those).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub owners: BTreeMap<schism_history::Key, Vec<NodeId>>,
-    /// Model-specific facts (pending hints, unacknowledged keys, …).
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    pub extra: serde_json::Value,
 }
 
 /// Which peers' replication traffic is dropped (cooperative link cuts).
@@ -388,7 +318,7 @@ impl NodeClock {
     }
 
     /// The state machine's `now`: skewed time since start, never decreasing.
-    fn machine_ns(&self) -> u64 {
+    pub(super) fn machine_ns(&self) -> u64 {
         let real = self.real_ns();
         self.skew().machine_ns(real, self.start_unix_ns)
     }
@@ -420,164 +350,26 @@ pub fn run_node(config: NodeConfig) -> Result<(), TargetError> {
         .enable_all()
         .build()
         .map_err(TargetError::Runtime)?;
-    let result = match config.model {
-        Model::LeaderFollower => rt.block_on(serve(config)),
-        Model::MultiLeader | Model::Leaderless => rt.block_on(super::replica_node::serve(config)),
-    };
+    let result = rt.block_on(super::shell::serve(config));
     rt.shutdown_timeout(Duration::from_millis(500));
     result
 }
 
 /// Prefixes every stderr line with the node and the seconds since it started.
 #[derive(Debug, Clone)]
-pub(super) struct Logger {
-    pub(super) id: NodeId,
-    pub(super) start: Instant,
+pub struct Logger {
+    pub id: NodeId,
+    pub start: Instant,
 }
 
 impl Logger {
-    pub(super) fn line(&self, msg: std::fmt::Arguments<'_>) {
+    pub fn line(&self, msg: std::fmt::Arguments<'_>) {
         eprintln!(
             "[{:>9.3}s {}] {msg}",
             self.start.elapsed().as_secs_f64(),
             self.id
         );
     }
-}
-
-enum Cmd {
-    Client {
-        op: Request,
-        opts: ReadOpts,
-        tx: oneshot::Sender<ClientReply>,
-    },
-    Peer(PeerMessage),
-    Status(oneshot::Sender<Status>),
-    Dump(oneshot::Sender<(Status, BTreeMap<schism_history::Key, Value>)>),
-}
-
-#[derive(Clone)]
-struct Shared {
-    cmd: mpsc::Sender<Cmd>,
-    node: NodeId,
-    clock: Arc<NodeClock>,
-    links: Arc<RwLock<Links>>,
-    logger: Logger,
-}
-
-async fn serve(config: NodeConfig) -> Result<(), TargetError> {
-    let start = Instant::now();
-    let logger = Logger {
-        id: config.id.clone(),
-        start,
-    };
-    let parent = nix::unistd::getppid();
-    logger.line(format_args!(
-        "starting: pid {}, {} on {}, leader {}, replication {}, durability {}, failover {}, fencing {}, read lease {}, topology {}, data {}",
-        std::process::id(),
-        config.model,
-        config.listen,
-        config.leader,
-        config.replication,
-        config.durability,
-        config.failover,
-        if config.fencing { "on" } else { "off" },
-        if config.read_lease { "on" } else { "off" },
-        config.topology,
-        config.data_dir.display()
-    ));
-    let (log, recovered) = LogFile::open(&config.data_dir, config.durability)?;
-    if let Some((bytes, why)) = &recovered.truncated {
-        logger.line(format_args!("log: cut {bytes} bytes from the end ({why})"));
-    }
-    logger.line(format_args!(
-        "log: recovered {} entries from {}",
-        recovered.entries.len(),
-        log.path().display()
-    ));
-    let meta = storage::read_meta(&config.data_dir)?;
-    if let Some(m) = &meta {
-        logger.line(format_args!(
-            "meta: epoch {}, voted for {:?}",
-            m.epoch, m.voted_for
-        ));
-    }
-    let machine = LeaderFollower::recover(config.machine_config(), recovered.entries, meta);
-
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| {
-            if source.kind() == std::io::ErrorKind::AddrInUse {
-                TargetError::PortInUse {
-                    addr: config.listen,
-                    node: config.id.clone(),
-                }
-            } else {
-                TargetError::Bind {
-                    addr: config.listen,
-                    node: config.id.clone(),
-                    source,
-                }
-            }
-        })?;
-
-    let clock = Arc::new(NodeClock::new());
-    let links = Arc::new(RwLock::new(Links::default()));
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_millis(config.peer_timeout_ms))
-        .connect_timeout(Duration::from_millis(config.peer_timeout_ms.min(250)))
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| TargetError::Client(e.to_string()))?;
-    let mut peers = HashMap::new();
-    for (id, addr) in &config.peers {
-        if *id == config.id {
-            continue;
-        }
-        let (tx, rx) = mpsc::unbounded_channel();
-        peers.insert(id.clone(), tx);
-        let url = format!("http://{addr}/replicate");
-        tokio::spawn(peer_sender(
-            logger.clone(),
-            id.clone(),
-            url,
-            http.clone(),
-            rx,
-            links.clone(),
-        ));
-    }
-
-    let (cmd_tx, cmd_rx) = mpsc::channel(16_384);
-    let actor = tokio::spawn(actor(
-        machine,
-        Disk {
-            log,
-            dir: config.data_dir.clone(),
-            flush_every: (config.durability == Durability::Buffered)
-                .then(|| Duration::from_millis(config.flush_ms.max(1))),
-        },
-        cmd_rx,
-        peers,
-        clock.clone(),
-        Duration::from_millis(config.tick_ms),
-        logger.clone(),
-    ));
-    let app = Router::new()
-        .route("/kv", post(kv))
-        .route("/replicate", post(replicate))
-        .route("/status", get(status))
-        .route("/admin/clock", post(admin_clock))
-        .route("/admin/links", post(admin_links))
-        .route("/admin/dump", get(admin_dump))
-        .with_state(Shared {
-            cmd: cmd_tx,
-            node: config.id.clone(),
-            clock,
-            links,
-            logger: logger.clone(),
-        });
-    serve_until_exit(listener, app, actor, &config, parent, &logger).await
 }
 
 /// Serves `app` until the process should end, and owns the lifecycle every reference
@@ -646,498 +438,9 @@ pub(super) async fn serve_until_exit(
     }
 }
 
-/// The node's persistent state as the actor owns it.
-struct Disk {
-    log: LogFile,
-    dir: PathBuf,
-    /// Buffered durability: write the log buffer out this often.
-    flush_every: Option<Duration>,
-}
-
-/// The one owner of the state machine and the log. Returns only on a log write failure
-/// (a node that cannot persist must stop acknowledging) or when every sender is gone.
-#[allow(clippy::too_many_arguments)]
-async fn actor(
-    mut machine: LeaderFollower,
-    mut disk: Disk,
-    mut rx: mpsc::Receiver<Cmd>,
-    peers: HashMap<NodeId, mpsc::UnboundedSender<PeerMessage>>,
-    clock: Arc<NodeClock>,
-    tick: Duration,
-    logger: Logger,
-) -> Result<(), TargetError> {
-    let mut cmds = Vec::with_capacity(512);
-    let mut out: Vec<Output> = Vec::with_capacity(1024);
-    let mut to_persist = Vec::with_capacity(1024);
-    let mut waiting: HashMap<u64, oneshot::Sender<ClientReply>> = HashMap::new();
-    let mut next_req = 0u64;
-    let mut ticker = tokio::time::interval(tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut flusher = tokio::time::interval(disk.flush_every.unwrap_or(Duration::from_secs(3600)));
-    flusher.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            n = rx.recv_many(&mut cmds, 512) => {
-                if n == 0 {
-                    return Ok(());
-                }
-                let now_ns = clock.machine_ns();
-                for cmd in cmds.drain(..) {
-                    match cmd {
-                        Cmd::Client { op, opts, tx } => {
-                            next_req += 1;
-                            waiting.insert(next_req, tx);
-                            machine.handle(now_ns, Input::ClientWith { req: next_req, op, opts }, &mut out);
-                        }
-                        Cmd::Peer(msg) => machine.handle(now_ns, Input::Peer(msg), &mut out),
-                        Cmd::Status(tx) => {
-                            let _ = tx.send(machine.status_at(now_ns));
-                        }
-                        Cmd::Dump(tx) => {
-                            let _ = tx.send((machine.status_at(now_ns), machine.dump()));
-                        }
-                    }
-                }
-            }
-            _ = ticker.tick() => {
-                machine.handle(clock.machine_ns(), Input::Tick, &mut out);
-            }
-            _ = flusher.tick(), if disk.flush_every.is_some() => {
-                disk.log.flush()?;
-            }
-        }
-        for e in machine.take_events() {
-            logger.line(format_args!("{e}"));
-        }
-        // Disk first, in order; persisting earlier than asked is always safe, so
-        // consecutive appends go out in one write.
-        for o in &out {
-            match o {
-                Output::Persist(entries) => to_persist.extend_from_slice(entries),
-                Output::Truncate { keep } => {
-                    if !to_persist.is_empty() {
-                        disk.log.append(&to_persist)?;
-                        to_persist.clear();
-                    }
-                    disk.log.truncate(*keep)?;
-                }
-                Output::PersistMeta { epoch, voted_for } => {
-                    storage::write_meta(
-                        &disk.dir,
-                        &Meta {
-                            epoch: *epoch,
-                            voted_for: voted_for.clone(),
-                        },
-                    )?;
-                }
-                Output::Reply { .. } | Output::Send { .. } => {}
-            }
-        }
-        if !to_persist.is_empty() {
-            disk.log.append(&to_persist)?;
-            to_persist.clear();
-        }
-        for o in out.drain(..) {
-            match o {
-                Output::Persist(_) | Output::Truncate { .. } | Output::PersistMeta { .. } => {}
-                Output::Reply { req, reply } => {
-                    if let Some(tx) = waiting.remove(&req) {
-                        // The client may have given up; its loss.
-                        let _ = tx.send(reply);
-                    }
-                }
-                Output::Send { to, msg } => {
-                    if let Some(tx) = peers.get(&to) {
-                        let _ = tx.send(msg);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Delivers messages to one peer in order. A failed delivery is dropped: the protocol
-/// resends what matters. Failures are logged when a link goes down and when it comes back.
-async fn peer_sender(
-    logger: Logger,
-    peer: NodeId,
-    url: String,
-    http: reqwest::Client,
-    mut rx: mpsc::UnboundedReceiver<PeerMessage>,
-    links: Arc<RwLock<Links>>,
-) {
-    let mut link = Link {
-        logger,
-        peer,
-        url,
-        http,
-        down_since: None,
-        failures: 0,
-    };
-    let mut batch = Vec::new();
-    while rx.recv_many(&mut batch, 1024).await > 0 {
-        // While a peer is slow or paused, resends pile up here; only the newest counts.
-        coalesce(&mut batch);
-        for msg in batch.drain(..) {
-            let cut = links
-                .read()
-                .map(|l| l.drop_to.contains(&link.peer))
-                .unwrap_or(false);
-            if cut {
-                // A cooperative partition: the message is lost, as a dropped packet would be.
-                continue;
-            }
-            link.send(&msg).await;
-        }
-    }
-}
-
-/// Drops every message that a later message in `batch` makes useless: in leader-follower,
-/// the leader only accepts the ack of its newest `Append`, and a newer `Append` starts no
-/// later than an older one, so of each kind only the last one matters — unless the epoch
-/// changed in between (an older-epoch message is then kept; it may matter to fencing).
-/// Votes are always kept.
-fn coalesce(batch: &mut Vec<PeerMessage>) {
-    let last_append = batch
-        .iter()
-        .rposition(|m| matches!(m, PeerMessage::Append { .. }));
-    let last_ack = batch
-        .iter()
-        .rposition(|m| matches!(m, PeerMessage::Ack { .. }));
-    let epoch_of = |i: Option<usize>, b: &[PeerMessage]| match i.map(|i| &b[i]) {
-        Some(PeerMessage::Append { epoch, .. } | PeerMessage::Ack { epoch, .. }) => *epoch,
-        _ => 0,
-    };
-    let (append_epoch, ack_epoch) = (epoch_of(last_append, batch), epoch_of(last_ack, batch));
-    let mut i = 0;
-    batch.retain(|m| {
-        let keep = match m {
-            PeerMessage::Append { epoch, .. } => Some(i) == last_append || *epoch != append_epoch,
-            PeerMessage::Ack { epoch, .. } => Some(i) == last_ack || *epoch != ack_epoch,
-            PeerMessage::Vote { .. } | PeerMessage::VoteReply { .. } => true,
-        };
-        i += 1;
-        keep
-    });
-}
-
-/// The sending side of one node-to-node link.
-struct Link {
-    logger: Logger,
-    peer: NodeId,
-    url: String,
-    http: reqwest::Client,
-    down_since: Option<Instant>,
-    failures: u64,
-}
-
-impl Link {
-    async fn send(&mut self, msg: &PeerMessage) {
-        let body = match serde_json::to_vec(msg) {
-            Ok(b) => b,
-            Err(e) => {
-                self.logger.line(format_args!(
-                    "cannot encode a message to {}: {e}",
-                    self.peer
-                ));
-                return;
-            }
-        };
-        let result = self
-            .http
-            .post(&self.url)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status());
-        match result {
-            Ok(_) => {
-                if let Some(since) = self.down_since.take() {
-                    self.logger.line(format_args!(
-                        "link to {} is back after {:.1}s ({} messages lost)",
-                        self.peer,
-                        since.elapsed().as_secs_f64(),
-                        self.failures
-                    ));
-                    self.failures = 0;
-                }
-            }
-            Err(e) => {
-                self.failures += 1;
-                if self.down_since.is_none() {
-                    self.down_since = Some(Instant::now());
-                    self.logger.line(format_args!(
-                        "link to {} is down: {}",
-                        self.peer,
-                        crate::api::error_text(&e)
-                    ));
-                }
-            }
-        }
-    }
-}
-
-pub(super) fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-pub(super) fn error_response(status: StatusCode, node: &str, error: String) -> Response {
-    let reply = KvReply {
-        ok: false,
-        node: node.to_owned(),
-        value: Value::Null,
-        lsn: None,
-        applied: None,
-        error: Some(error),
-        leader: None,
-        unknown: false,
-        time_ms: None,
-        siblings: None,
-    };
-    json_response(status, serde_json::to_vec(&reply).unwrap_or_default())
-}
-
-async fn kv(State(s): State<Shared>, body: Bytes) -> Response {
-    let op: Request = match serde_json::from_slice(&body) {
-        Ok(op) => op,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &s.node,
-                format!("bad request: {e}"),
-            );
-        }
-    };
-    // Read conditions ride in the same object: {"f":"read","key":1,"min_lsn":9,"leader_only":true}.
-    let opts = serde_json::from_slice::<KvOpts>(&body).unwrap_or_default();
-    let opts = ReadOpts {
-        min_lsn: opts.min_lsn,
-        leader_only: opts.leader_only,
-    };
-    let (tx, rx) = oneshot::channel();
-    if s.cmd.send(Cmd::Client { op, opts, tx }).await.is_err() {
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &s.node,
-            "node is shutting down".into(),
-        );
-    }
-    let Ok(reply) = rx.await else {
-        return error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &s.node,
-            "request dropped".into(),
-        );
-    };
-    let reply = match reply {
-        ClientReply::Ok {
-            value,
-            lsn,
-            applied_lsn,
-        } => KvReply {
-            ok: true,
-            node: s.node,
-            value,
-            applied: lsn.is_none().then_some(applied_lsn),
-            lsn,
-            error: None,
-            leader: None,
-            unknown: false,
-            time_ms: Some(s.clock.now_ms()),
-            siblings: None,
-        },
-        ClientReply::Fail { error, leader } => KvReply {
-            ok: false,
-            node: s.node,
-            value: Value::Null,
-            lsn: None,
-            applied: None,
-            error: Some(error),
-            leader,
-            unknown: false,
-            time_ms: Some(s.clock.now_ms()),
-            siblings: None,
-        },
-        ClientReply::Unknown { error } => KvReply {
-            ok: false,
-            node: s.node,
-            value: Value::Null,
-            lsn: None,
-            applied: None,
-            error: Some(error),
-            leader: None,
-            unknown: true,
-            time_ms: Some(s.clock.now_ms()),
-            siblings: None,
-        },
-    };
-    json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&reply).unwrap_or_default(),
-    )
-}
-
-async fn replicate(State(s): State<Shared>, body: Bytes) -> Response {
-    match serde_json::from_slice::<PeerMessage>(&body) {
-        Ok(msg) => {
-            let from = msg.from();
-            let cut = s
-                .links
-                .read()
-                .map(|l| l.drop_from.contains(from))
-                .unwrap_or(false);
-            if cut {
-                // A cooperative partition: the message is dropped on arrival.
-                return StatusCode::SERVICE_UNAVAILABLE.into_response();
-            }
-            match s.cmd.send(Cmd::Peer(msg)).await {
-                Ok(()) => StatusCode::NO_CONTENT.into_response(),
-                Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
-            }
-        }
-        Err(e) => error_response(
-            StatusCode::BAD_REQUEST,
-            &s.node,
-            format!("bad replication message: {e}"),
-        ),
-    }
-}
-
-async fn status(State(s): State<Shared>) -> Response {
-    let (tx, rx) = oneshot::channel();
-    if s.cmd.send(Cmd::Status(tx)).await.is_err() {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    match rx.await {
-        Ok(mut st) => {
-            st.clock = s.clock.status();
-            json_response(StatusCode::OK, serde_json::to_vec(&st).unwrap_or_default())
-        }
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
-}
-
-async fn admin_clock(State(s): State<Shared>, body: Bytes) -> Response {
-    let req: ClockRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &s.node,
-                format!("bad clock request: {e}"),
-            );
-        }
-    };
-    if let Err(e) = s.clock.set(req) {
-        return error_response(StatusCode::BAD_REQUEST, &s.node, e);
-    }
-    s.logger.line(format_args!(
-        "admin: clock offset {} ms, rate {}",
-        req.offset_ms, req.rate
-    ));
-    json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&s.clock.status()).unwrap_or_default(),
-    )
-}
-
-async fn admin_links(State(s): State<Shared>, body: Bytes) -> Response {
-    let req: LinksRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &s.node,
-                format!("bad links request: {e}"),
-            );
-        }
-    };
-    let cut: BTreeSet<NodeId> = req.cut.iter().cloned().collect();
-    {
-        let Ok(mut links) = s.links.write() else {
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        };
-        links.drop_to = if req.one_way {
-            BTreeSet::new()
-        } else {
-            cut.clone()
-        };
-        links.drop_from = cut;
-    }
-    s.logger.line(format_args!(
-        "admin: links cut {:?}{}",
-        req.cut,
-        if req.one_way { " (incoming only)" } else { "" }
-    ));
-    StatusCode::NO_CONTENT.into_response()
-}
-
-async fn admin_dump(State(s): State<Shared>) -> Response {
-    let (tx, rx) = oneshot::channel();
-    if s.cmd.send(Cmd::Dump(tx)).await.is_err() {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    let Ok((mut status, state)) = rx.await else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    status.clock = s.clock.status();
-    let (drop_from, drop_to) = s
-        .links
-        .read()
-        .map(|l| (l.drop_from.clone(), l.drop_to.clone()))
-        .unwrap_or_default();
-    let dump = Dump {
-        status,
-        state,
-        drop_from,
-        drop_to,
-        siblings: BTreeMap::new(),
-        owners: BTreeMap::new(),
-        extra: serde_json::Value::Null,
-    };
-    json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&dump).unwrap_or_default(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn append(seq: u64) -> PeerMessage {
-        PeerMessage::Append {
-            from: "n1".into(),
-            epoch: 1,
-            seq,
-            prev_lsn: 0,
-            prev_epoch: 0,
-            commit: 0,
-            leader: None,
-            entries: Vec::new(),
-        }
-    }
-
-    fn ack(seq: u64) -> PeerMessage {
-        PeerMessage::Ack {
-            from: "n2".into(),
-            epoch: 1,
-            seq,
-            last_lsn: 0,
-            downstream: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn coalesce_keeps_the_newest_of_each_kind() {
-        let mut batch = vec![append(1), ack(7), append(2), append(3), ack(8)];
-        coalesce(&mut batch);
-        assert_eq!(batch, vec![append(3), ack(8)]);
-        let mut one = vec![append(4)];
-        coalesce(&mut one);
-        assert_eq!(one, vec![append(4)]);
-    }
 
     #[test]
     fn config_round_trips_and_fills_defaults() {

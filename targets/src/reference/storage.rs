@@ -1,58 +1,94 @@
-//! The node's append-only log file: `<data_dir>/log.bin`, one checksummed record per entry.
+//! The one durable log of a reference node, for every model: an append-only file of
+//! records, each model with its own record format (`Codec`), and the per-model `Store`
+//! that turns a machine's `Output::Persist` records into writes and rebuilds its disk image
+//! (`Machine::Durable`) at start.
 //!
-//! Record layout (little-endian): `len: u32` (payload bytes, 33) · `crc32: u32` (IEEE, of
-//! the payload) · payload `lsn: u64, epoch: u64, key: u64, tag: u8, operand: i64`.
-//! Guarantees: under `Durability::Fsync`, `append` hands a whole batch to the kernel in one
-//! write(2) and fdatasyncs it before returning, so the shell can reply after it; under
-//! `Durability::Buffered` it only adds the records to an in-memory buffer that `flush`
-//! (called by the shell every `flush_ms`) writes out, so a SIGKILL loses the unflushed
-//! tail — acknowledged entries included, which is the point of the knob. `truncate` cuts
-//! a conflicting suffix (records are fixed-size, so LSN n ends at byte 41·n).
-//! `<data_dir>/meta.json` holds the epoch and vote (written to a temporary file, synced
-//! and renamed, whatever the durability: votes are rare and must not be forgotten);
-//! `open` reads back every intact record, and at the first torn, corrupt or out-of-order
-//! record it truncates the file there (a kill mid-write leaves at most one torn record),
-//! so later appends follow a valid prefix.
+//! Guarantees of `Log`: under `Durability::Fsync`, `append` hands a whole batch to the
+//! kernel in one write(2) and fdatasyncs it before returning, so the shell can reply after
+//! it; under `Durability::Buffered` a codec that holds records (`HOLDS_WHEN_BUFFERED`)
+//! only adds them to an in-memory buffer that `flush` (called by the shell every
+//! `flush_ms`) writes out, so a SIGKILL loses the unflushed tail — acknowledged records
+//! included, which is the point of the knob — and one that does not writes them at once
+//! without fdatasync. `open` reads back every intact record, and at the first torn,
+//! corrupt or out-of-order record it truncates the file there (a kill mid-write leaves at
+//! most one torn record), so later appends follow a valid prefix.
+//!
+//! Formats (unchanged from before the one log):
+//! - leader-follower, `<data_dir>/log.bin`: one checksummed record per entry, little-endian
+//!   `len: u32` (payload bytes, 33) · `crc32: u32` (IEEE, of the payload) · payload
+//!   `lsn: u64, epoch: u64, key: u64, tag: u8, operand: i64`; `truncate` cuts a
+//!   conflicting suffix (records are fixed-size, so LSN n ends at byte 41·n);
+//!   `<data_dir>/meta.json` holds the epoch and vote (written to a temporary file, synced
+//!   and renamed, whatever the durability: votes are rare and must not be forgotten);
+//! - multi-leader and leaderless, `<data_dir>/state.jsonl`: one `[key, state]` line per
+//!   persisted key state, later lines replacing earlier ones.
 
 use super::Durability;
-use super::leader_follower::{Effect, Entry, Meta};
+use super::leader_follower::{Effect, Entry, LeaderFollower, LogDisk, LogOp, Meta};
+use super::node::Logger;
+use super::versioned::KeyState;
 use crate::error::TargetError;
+use schism_history::Key;
+use schism_replication::Machine;
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 const PAYLOAD_BYTES: usize = 33;
 const RECORD_BYTES: usize = 8 + PAYLOAD_BYTES;
 
+/// A record format of the log.
+pub trait Codec {
+    type Record;
+    /// The file name inside the data directory.
+    const FILE: &'static str;
+    /// Under `Durability::Buffered`, keep records in memory until `flush` (else write them
+    /// at once, without fdatasync).
+    const HOLDS_WHEN_BUFFERED: bool;
+    fn encode(record: &Self::Record, out: &mut Vec<u8>) -> Result<(), TargetError>;
+    /// Decodes records until the end or the first bad one: (records, bytes of valid
+    /// prefix, why decoding stopped early).
+    fn decode_all(bytes: &[u8]) -> (Vec<Self::Record>, usize, Option<String>);
+}
+
 /// The open log of one node.
 #[derive(Debug)]
-pub struct LogFile {
+pub struct Log<C: Codec> {
     file: File,
     path: PathBuf,
     durability: Durability,
     buf: Vec<u8>,
-    /// Records not yet written to the file (buffered durability).
+    /// Encoded records not yet written to the file (buffered durability).
     pending: Vec<u8>,
-    /// Records in the file.
-    file_records: u64,
+    /// Bytes in the file.
+    file_bytes: u64,
+    codec: PhantomData<C>,
 }
 
-/// What `LogFile::open` found on disk.
+/// What `Log::open` found on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recovered {
-    pub entries: Vec<Entry>,
+pub struct Recovered<R = Entry> {
+    pub entries: Vec<R>,
     /// Bytes cut from the end of the file, and why (`None`: the file was intact).
     pub truncated: Option<(u64, String)>,
 }
 
-impl LogFile {
-    /// Opens (creating if needed) `<dir>/log.bin`, creating `dir` too.
-    pub fn open(dir: &Path, durability: Durability) -> Result<(LogFile, Recovered), TargetError> {
+/// The leader-follower log file.
+pub type LogFile = Log<EntryCodec>;
+
+impl<C: Codec> Log<C> {
+    /// Opens (creating if needed) `<dir>/<C::FILE>`, creating `dir` too.
+    pub fn open(
+        dir: &Path,
+        durability: Durability,
+    ) -> Result<(Log<C>, Recovered<C::Record>), TargetError> {
         std::fs::create_dir_all(dir).map_err(|source| TargetError::DataDir {
             path: dir.to_owned(),
             source,
         })?;
-        let path = dir.join("log.bin");
+        let path = dir.join(C::FILE);
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -62,31 +98,28 @@ impl LogFile {
                 path: path.clone(),
                 source,
             })?;
+        let io = |source| TargetError::Io {
+            path: path.clone(),
+            source,
+        };
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|source| TargetError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        let (entries, valid_len, why) = decode_all(&bytes);
+        file.read_to_end(&mut bytes).map_err(io)?;
+        let (entries, valid_len, why) = C::decode_all(&bytes);
         let truncated = match why {
             Some(why) => {
-                file.set_len(valid_len as u64)
-                    .map_err(|source| TargetError::Io {
-                        path: path.clone(),
-                        source,
-                    })?;
+                file.set_len(valid_len as u64).map_err(io)?;
                 Some(((bytes.len() - valid_len) as u64, why))
             }
             None => None,
         };
-        let log = LogFile {
+        let log = Log {
             file,
             path,
             durability,
             buf: Vec::with_capacity(64 * RECORD_BYTES),
             pending: Vec::with_capacity(64 * RECORD_BYTES),
-            file_records: entries.len() as u64,
+            file_bytes: valid_len as u64,
+            codec: PhantomData,
         };
         Ok((log, Recovered { entries, truncated }))
     }
@@ -95,30 +128,33 @@ impl LogFile {
         &self.path
     }
 
-    /// Fsync: writes `entries` with one write(2), then fdatasyncs. Buffered: keeps them in
-    /// memory until the next `flush`.
-    pub fn append(&mut self, entries: &[Entry]) -> Result<(), TargetError> {
-        if self.durability == Durability::Buffered {
-            for e in entries {
-                encode(e, &mut self.pending);
+    fn io(&self, source: std::io::Error) -> TargetError {
+        TargetError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Fsync: writes `records` with one write(2), then fdatasyncs. Buffered: keeps them in
+    /// memory until the next `flush` (or writes them at once, by the codec).
+    pub fn append(&mut self, records: &[C::Record]) -> Result<(), TargetError> {
+        let buffered = self.durability == Durability::Buffered;
+        if buffered && C::HOLDS_WHEN_BUFFERED {
+            for r in records {
+                C::encode(r, &mut self.pending)?;
             }
             return Ok(());
         }
         self.buf.clear();
-        for e in entries {
-            encode(e, &mut self.buf);
+        for r in records {
+            C::encode(r, &mut self.buf)?;
         }
-        self.file
-            .write_all(&self.buf)
-            .map_err(|source| TargetError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
-        self.file_records += entries.len() as u64;
-        self.file.sync_data().map_err(|source| TargetError::Io {
-            path: self.path.clone(),
-            source,
-        })
+        self.file.write_all(&self.buf).map_err(|e| self.io(e))?;
+        self.file_bytes += self.buf.len() as u64;
+        if buffered {
+            return Ok(());
+        }
+        self.file.sync_data().map_err(|e| self.io(e))
     }
 
     /// Writes the buffered records to the file (no sync): what a SIGKILL can no longer lose.
@@ -126,38 +162,212 @@ impl LogFile {
         if self.pending.is_empty() {
             return Ok(());
         }
-        self.file
-            .write_all(&self.pending)
-            .map_err(|source| TargetError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
-        self.file_records += (self.pending.len() / RECORD_BYTES) as u64;
+        self.file.write_all(&self.pending).map_err(|e| self.io(e))?;
+        self.file_bytes += self.pending.len() as u64;
         self.pending.clear();
         Ok(())
     }
 
-    /// Keeps LSNs `1..=keep` and drops the rest, buffered or written.
-    pub fn truncate(&mut self, keep: u64) -> Result<(), TargetError> {
-        if keep >= self.file_records {
-            let bytes = ((keep - self.file_records) as usize) * RECORD_BYTES;
-            self.pending.truncate(bytes);
+    /// Keeps the first `keep_bytes` of the log, buffered or written.
+    fn truncate_bytes(&mut self, keep_bytes: u64) -> Result<(), TargetError> {
+        if keep_bytes >= self.file_bytes {
+            self.pending
+                .truncate((keep_bytes - self.file_bytes) as usize);
             return Ok(());
         }
         self.pending.clear();
-        let io = |source| TargetError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        self.file.set_len(keep * RECORD_BYTES as u64).map_err(io)?;
-        self.file_records = keep;
+        self.file.set_len(keep_bytes).map_err(|e| self.io(e))?;
+        self.file_bytes = keep_bytes;
         if self.durability == Durability::Fsync {
-            self.file.sync_data().map_err(|source| TargetError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
+            self.file.sync_data().map_err(|e| self.io(e))?;
         }
         Ok(())
+    }
+}
+
+impl Log<EntryCodec> {
+    /// Keeps LSNs `1..=keep` and drops the rest, buffered or written.
+    pub fn truncate(&mut self, keep: u64) -> Result<(), TargetError> {
+        self.truncate_bytes(keep * RECORD_BYTES as u64)
+    }
+}
+
+/// How a model's machine meets the disk: opening rebuilds its `Durable` image (logging
+/// what was found), `write` carries out a batch of `Persist` records in order, `flush`
+/// writes out what buffered durability holds.
+pub trait Store<M: Machine>: Sized + Send + 'static {
+    fn open(
+        dir: &Path,
+        durability: Durability,
+        logger: &Logger,
+    ) -> Result<(Self, M::Durable), TargetError>;
+    fn write(&mut self, records: &[M::Persist]) -> Result<(), TargetError>;
+    fn flush(&mut self) -> Result<(), TargetError>;
+}
+
+/// The leader-follower store: the entry log plus `meta.json`.
+#[derive(Debug)]
+pub struct EntryStore {
+    log: LogFile,
+    dir: PathBuf,
+    /// Entries of consecutive appends, written with one write(2).
+    batch: Vec<Entry>,
+}
+
+impl Store<LeaderFollower> for EntryStore {
+    fn open(
+        dir: &Path,
+        durability: Durability,
+        logger: &Logger,
+    ) -> Result<(Self, LogDisk), TargetError> {
+        let (log, recovered) = LogFile::open(dir, durability)?;
+        if let Some((bytes, why)) = &recovered.truncated {
+            logger.line(format_args!("log: cut {bytes} bytes from the end ({why})"));
+        }
+        logger.line(format_args!(
+            "log: recovered {} entries from {}",
+            recovered.entries.len(),
+            log.path().display()
+        ));
+        let meta = read_meta(dir)?;
+        if let Some(m) = &meta {
+            logger.line(format_args!(
+                "meta: epoch {}, voted for {:?}",
+                m.epoch, m.voted_for
+            ));
+        }
+        let store = EntryStore {
+            log,
+            dir: dir.to_owned(),
+            batch: Vec::new(),
+        };
+        let disk = LogDisk {
+            entries: recovered.entries,
+            meta,
+        };
+        Ok((store, disk))
+    }
+
+    /// Persisting earlier than asked is always safe, so consecutive appends go out in one
+    /// write; a truncation or a vote first writes what came before it.
+    fn write(&mut self, records: &[LogOp]) -> Result<(), TargetError> {
+        for r in records {
+            match r {
+                LogOp::Append(entries) => self.batch.extend_from_slice(entries),
+                LogOp::Truncate { keep } => {
+                    self.write_batch()?;
+                    self.log.truncate(*keep)?;
+                }
+                LogOp::Meta(meta) => {
+                    self.write_batch()?;
+                    write_meta(&self.dir, meta)?;
+                }
+            }
+        }
+        self.write_batch()
+    }
+
+    fn flush(&mut self) -> Result<(), TargetError> {
+        self.log.flush()
+    }
+}
+
+impl EntryStore {
+    fn write_batch(&mut self) -> Result<(), TargetError> {
+        if !self.batch.is_empty() {
+            self.log.append(&self.batch)?;
+            self.batch.clear();
+        }
+        Ok(())
+    }
+}
+
+/// The multi-leader and leaderless store: the key-state log.
+pub type StateLog = Log<StateCodec>;
+
+impl<M> Store<M> for StateLog
+where
+    M: Machine<Persist = Vec<(Key, KeyState)>, Durable = BTreeMap<Key, KeyState>>,
+{
+    fn open(
+        dir: &Path,
+        durability: Durability,
+        logger: &Logger,
+    ) -> Result<(Self, BTreeMap<Key, KeyState>), TargetError> {
+        let (log, recovered) = StateLog::open(dir, durability)?;
+        if let Some((cut, _)) = recovered.truncated {
+            logger.line(format_args!("state log: cut {cut} bytes of a torn tail"));
+        }
+        let states: BTreeMap<Key, KeyState> = recovered.entries.into_iter().collect();
+        logger.line(format_args!("state log: recovered {} keys", states.len()));
+        Ok((log, states))
+    }
+
+    fn write(&mut self, records: &[Vec<(Key, KeyState)>]) -> Result<(), TargetError> {
+        let items: Vec<(Key, KeyState)> = records.iter().flatten().cloned().collect();
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.append(&items)
+    }
+
+    fn flush(&mut self) -> Result<(), TargetError> {
+        Log::flush(self)
+    }
+}
+
+/// Key states as JSON lines; a torn or unreadable line ends the valid prefix.
+#[derive(Debug)]
+pub struct StateCodec;
+
+impl Codec for StateCodec {
+    type Record = (Key, KeyState);
+    const FILE: &'static str = "state.jsonl";
+    const HOLDS_WHEN_BUFFERED: bool = false;
+
+    fn encode(record: &(Key, KeyState), out: &mut Vec<u8>) -> Result<(), TargetError> {
+        serde_json::to_writer(&mut *out, record)
+            .map_err(|e| TargetError::Invalid(e.to_string()))?;
+        out.push(b'\n');
+        Ok(())
+    }
+
+    fn decode_all(bytes: &[u8]) -> (Vec<(Key, KeyState)>, usize, Option<String>) {
+        let mut records = Vec::new();
+        let mut valid = 0usize;
+        for line in bytes.split_inclusive(|b| *b == b'\n') {
+            if !line.ends_with(b"\n") {
+                break;
+            }
+            match serde_json::from_slice::<(Key, KeyState)>(line) {
+                Ok(r) => {
+                    records.push(r);
+                    valid += line.len();
+                }
+                Err(_) => break,
+            }
+        }
+        let why = (valid < bytes.len()).then(|| "torn or unreadable line".to_owned());
+        (records, valid, why)
+    }
+}
+
+/// Leader-follower entries as fixed-size checksummed records.
+#[derive(Debug)]
+pub struct EntryCodec;
+
+impl Codec for EntryCodec {
+    type Record = Entry;
+    const FILE: &'static str = "log.bin";
+    const HOLDS_WHEN_BUFFERED: bool = true;
+
+    fn encode(record: &Entry, out: &mut Vec<u8>) -> Result<(), TargetError> {
+        encode(record, out);
+        Ok(())
+    }
+
+    fn decode_all(bytes: &[u8]) -> (Vec<Entry>, usize, Option<String>) {
+        decode_all(bytes)
     }
 }
 
@@ -384,6 +594,44 @@ mod tests {
         assert!(
             err.contains("plain-file/n1") && err.contains("--data-dir"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn state_log_keeps_whole_lines_and_cuts_a_torn_tail() {
+        use super::super::multi_leader::MultiLeader;
+        use super::super::versioned::{Datum, Version};
+        let dir = tempfile::tempdir().unwrap();
+        let logger = Logger {
+            id: "n1".into(),
+            start: std::time::Instant::now(),
+        };
+        let open = |dir: &Path| {
+            <StateLog as Store<MultiLeader>>::open(dir, Durability::Buffered, &logger).unwrap()
+        };
+        let (mut log, rec) = open(dir.path());
+        assert!(rec.is_empty());
+        let s = |v| {
+            KeyState(vec![Version {
+                ts: 1,
+                origin: "n1".into(),
+                datum: Datum::Int(v),
+                clock: Default::default(),
+            }])
+        };
+        log.append(&[(1, s(1)), (2, s(2))]).unwrap();
+        log.append(&[(1, s(3))]).unwrap();
+        drop(log);
+        let path = dir.path().join("state.jsonl");
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"[3,[{\"ts\":").unwrap();
+        drop(f);
+        let (_, found) = StateLog::open(dir.path(), Durability::Buffered).unwrap();
+        assert_eq!(found.truncated.map(|t| t.0), Some(10));
+        let (_, rec) = open(dir.path());
+        assert_eq!(
+            rec.into_iter().collect::<Vec<_>>(),
+            vec![(1, s(3)), (2, s(2))]
         );
     }
 }

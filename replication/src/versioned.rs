@@ -19,8 +19,8 @@
 //! adds to the list it sees (all siblings' elements under version vectors), so under
 //! `Lww` two concurrent appends on different nodes overwrite each other.
 
-use super::NodeId;
 use crate::request::Request;
+use crate::settings::NodeId;
 use schism_history::Value;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -123,37 +123,21 @@ impl KeyState {
     }
 
     /// Merges `other` into `self`; true if `self` changed.
+    ///
+    /// In debug builds it checks that the result absorbs both sides (merging either again
+    /// changes nothing): a replica's state of a key only ever grows, which is what makes
+    /// replicas that saw the same versions converge.
     pub fn merge(&mut self, other: &KeyState, res: Resolution) -> bool {
         if other.0.is_empty() {
             return false;
         }
-        let mut all: Vec<Version> = self.0.iter().chain(other.0.iter()).cloned().collect();
-        let merged = match res {
-            Resolution::Lww => all.into_iter().max().into_iter().collect(),
-            Resolution::VersionVector => {
-                all.sort();
-                all.dedup();
-                let keep: Vec<Version> = all
-                    .iter()
-                    .filter(|v| {
-                        !all.iter()
-                            .any(|w| w.clock != v.clock && vc_leq(&v.clock, &w.clock))
-                    })
-                    .cloned()
-                    .collect();
-                keep
-            }
-            Resolution::Crdt => {
-                let mut acc: Option<Version> = None;
-                for v in all {
-                    acc = Some(match acc {
-                        None => v,
-                        Some(a) => crdt_join(a, v),
-                    });
-                }
-                acc.into_iter().collect()
-            }
-        };
+        let merged = join(&self.0, &other.0, res);
+        debug_assert!(
+            join(&merged, &other.0, res) == merged && join(&merged, &self.0, res) == merged,
+            "merge under {res} does not absorb its inputs: {:?} + {:?} -> {merged:?}",
+            self.0,
+            other.0
+        );
         let changed = merged != self.0;
         self.0 = merged;
         changed
@@ -218,6 +202,37 @@ pub(crate) fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x100_0000_01b3);
     }
     h
+}
+
+/// The versions that survive when two replicas' versions of a key meet.
+fn join(a: &[Version], b: &[Version], res: Resolution) -> Vec<Version> {
+    let mut all: Vec<Version> = a.iter().chain(b.iter()).cloned().collect();
+    match res {
+        Resolution::Lww => all.into_iter().max().into_iter().collect(),
+        Resolution::VersionVector => {
+            all.sort();
+            all.dedup();
+            let keep: Vec<Version> = all
+                .iter()
+                .filter(|v| {
+                    !all.iter()
+                        .any(|w| w.clock != v.clock && vc_leq(&v.clock, &w.clock))
+                })
+                .cloned()
+                .collect();
+            keep
+        }
+        Resolution::Crdt => {
+            let mut acc: Option<Version> = None;
+            for v in all {
+                acc = Some(match acc {
+                    None => v,
+                    Some(a) => crdt_join(a, v),
+                });
+            }
+            acc.into_iter().collect()
+        }
+    }
 }
 
 fn crdt_join(a: Version, b: Version) -> Version {

@@ -22,11 +22,11 @@
 //!
 //! It reads no clock, opens nothing and spawns nothing.
 
-use super::NodeId;
-use super::leader_follower::{FollowerStatus, Role, Status};
-use super::replica::{DumpState, Input, Machine, MlReplication, Output, ReplicaSettings, Reply};
-use super::versioned::{KeyState, Resolution, apply};
+use crate::machine::{DumpState, FollowerStatus, Input, Machine, Reply, Role, Status};
+use crate::replica::{MlReplication, Output, ReplicaSettings, dump_states, persist_states};
 use crate::request::Request;
+use crate::settings::NodeId;
+use crate::versioned::{KeyState, Resolution, apply};
 use schism_history::{Key, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -228,7 +228,12 @@ impl MultiLeader {
             let (value, siblings) = self.read(key);
             out.push(Output::Reply {
                 req,
-                reply: Reply::Ok { value, siblings },
+                reply: Reply::Ok {
+                    value,
+                    siblings,
+                    lsn: None,
+                    applied_lsn: None,
+                },
             });
             return;
         }
@@ -239,17 +244,14 @@ impl MultiLeader {
             Err(error) => {
                 out.push(Output::Reply {
                     req,
-                    reply: Reply::Fail { error },
+                    reply: Reply::fail(error),
                 });
                 return;
             }
         };
         let state = self.store.entry(key).or_default();
         let changed = state.merge(&KeyState(vec![version]), res);
-        let ok = Reply::Ok {
-            value: Value::Null,
-            siblings: None,
-        };
+        let ok = Reply::ok(Value::Null);
         if !changed {
             // LWW: stamped older than what is here, so it is discarded — yet acknowledged,
             // as an LWW store does.
@@ -396,10 +398,7 @@ impl MultiLeader {
             if w.waiting.is_empty() {
                 out.push(Output::Reply {
                     req: w.req,
-                    reply: Reply::Ok {
-                        value: Value::Null,
-                        siblings: None,
-                    },
+                    reply: Reply::ok(Value::Null),
                 });
                 false
             } else {
@@ -443,10 +442,18 @@ impl MultiLeader {
 
 impl Machine for MultiLeader {
     type Msg = MlMsg;
+    type Persist = Vec<(Key, KeyState)>;
+    type Durable = BTreeMap<Key, KeyState>;
+
+    fn persist(disk: &mut BTreeMap<Key, KeyState>, record: &Vec<(Key, KeyState)>) {
+        persist_states(disk, record);
+    }
 
     fn handle(&mut self, now_ns: u64, input: Input<MlMsg>, out: &mut Vec<Output<MlMsg>>) {
         match input {
-            Input::Client { req, op } => self.on_client(now_ns, req, op, out),
+            Input::Client { req, op } | Input::ClientWith { req, op, .. } => {
+                self.on_client(now_ns, req, op, out)
+            }
             Input::Peer(MlMsg::Push { from, seq, items }) => {
                 self.on_push(now_ns, from, seq, items, out);
             }
@@ -462,14 +469,7 @@ impl Machine for MultiLeader {
     }
 
     fn dump(&self) -> DumpState {
-        let mut d = DumpState::default();
-        for (key, state) in &self.store {
-            let (value, siblings) = state.read();
-            d.state.insert(*key, value);
-            if let Some(s) = siblings {
-                d.siblings.insert(*key, s);
-            }
-        }
+        let mut d = dump_states(&self.store);
         d.extra = serde_json::json!({
             "changes": self.change_no,
             "pending": self.peers.iter().filter(|p| p.downstream)
@@ -483,7 +483,7 @@ impl Machine for MultiLeader {
         self.read(key).0
     }
 
-    fn status(&self) -> Status {
+    fn status(&self, _now_ns: u64) -> Status {
         self.status_snapshot()
     }
 }
@@ -491,7 +491,7 @@ impl Machine for MultiLeader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reference::replica::Topology;
+    use crate::replica::Topology;
 
     fn nodes() -> Vec<NodeId> {
         vec!["n1".into(), "n2".into()]

@@ -1,18 +1,12 @@
 //! The vocabulary shared by the multi-leader and leaderless models: their settings (each
-//! parses from its command-line spelling and validates with one clear line), the inputs
-//! and outputs of their sans-IO state machines, and the `Machine` trait through which the
-//! process shell (`replica_node`) and the deterministic harness (`simnet`) drive them.
-//!
-//! Output contract (as in leader-follower): outputs are carried out in order, and every
-//! `Output::Persist` is on disk before any output after it is acted on. A `Reply::Unknown`
-//! means the write may or may not have taken effect (the shell answers it with HTTP 503,
-//! which the client records as `info`); `Reply::Fail` means it certainly did not.
+//! parses from its command-line spelling and validates with one clear line) and the shape
+//! of their durable records (a key's whole state; the disk image is the last state of
+//! every key). Both implement `crate::Machine`.
 
-use super::NodeId;
-use super::versioned::{KeyState, Resolution};
-use crate::request::Request;
-use schism_history::{Key, Value};
-use serde::de::DeserializeOwned;
+use crate::machine::DumpState;
+use crate::settings::NodeId;
+use crate::versioned::{KeyState, Resolution};
+use schism_history::Key;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -228,80 +222,28 @@ impl ReplicaSettings {
     }
 }
 
-/// The answer to a client request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// It happened; `value` is a read's result (Null for writes), `siblings` the
-    /// concurrent versions a read found (version vectors only).
-    Ok {
-        value: Value,
-        siblings: Option<Vec<Value>>,
-    },
-    /// It certainly did not happen.
-    Fail { error: String },
-    /// A write that may or may not have happened (a quorum was not reached in time).
-    Unknown { error: String },
+/// What a multi-leader or leaderless machine asks its shell to do; `Persist` holds the
+/// keys' whole new states (later records of a key replace earlier ones).
+pub type Output<M> = crate::machine::Output<M, Vec<(Key, KeyState)>>;
+
+/// The dump of a store of key states: each key's read value, and its siblings if any.
+pub fn dump_states<'a>(store: impl IntoIterator<Item = (&'a Key, &'a KeyState)>) -> DumpState {
+    let mut d = DumpState::default();
+    for (key, state) in store {
+        let (value, siblings) = state.read();
+        d.state.insert(*key, value);
+        if let Some(s) = siblings {
+            d.siblings.insert(*key, s);
+        }
+    }
+    d
 }
 
-/// What a machine is fed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input<M> {
-    Client {
-        req: u64,
-        op: Request,
-    },
-    Peer(M),
-    /// Time passed: resend, probe, hand off, compare digests, time out.
-    Tick,
-}
-
-/// What a machine asks its shell to do, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output<M> {
-    /// Write these keys' whole states to disk (later records of a key replace earlier ones).
-    Persist(Vec<(Key, KeyState)>),
-    Reply {
-        req: u64,
-        reply: Reply,
-    },
-    Send {
-        to: NodeId,
-        msg: M,
-    },
-}
-
-/// A node's whole replicated state, for `/admin/dump` and convergence checks.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DumpState {
-    /// Every key this node is a replica of, with the value a read here returns.
-    pub state: BTreeMap<Key, Value>,
-    /// Keys holding concurrent versions here.
-    pub siblings: BTreeMap<Key, Vec<Value>>,
-    /// Leaderless with N < nodes: the replicas each dumped key belongs on.
-    pub owners: BTreeMap<Key, Vec<NodeId>>,
-    /// Model-specific extras (pending hints, peers' progress, …).
-    pub extra: serde_json::Value,
-}
-
-/// A replica state machine that the shell and the harness can drive.
-pub trait Machine {
-    type Msg: Clone + fmt::Debug + PartialEq + Serialize + DeserializeOwned + Send + 'static;
-
-    /// Feeds one input at `now_ns` (the node's own clock, nanoseconds: its timers and its
-    /// LWW stamps both come from it); appends the outputs in the order they must happen.
-    fn handle(&mut self, now_ns: u64, input: Input<Self::Msg>, out: &mut Vec<Output<Self::Msg>>);
-
-    /// The sender named inside a message (for link cuts).
-    fn sender(msg: &Self::Msg) -> &str;
-
-    fn dump(&self) -> DumpState;
-
-    /// A snapshot for `/status` (every node of these models reports role `leader`: each
-    /// accepts writes; `last_lsn`/`applied_lsn` count state changes here).
-    fn status(&self) -> super::leader_follower::Status;
-
-    /// The value a read served only from this node's memory would return (tests).
-    fn local_read(&self, key: Key) -> Value;
+/// Folds persisted key states into a disk image (later records of a key replace earlier ones).
+pub fn persist_states(disk: &mut BTreeMap<Key, KeyState>, items: &[(Key, KeyState)]) {
+    for (k, s) in items {
+        disk.insert(*k, s.clone());
+    }
 }
 
 #[cfg(test)]

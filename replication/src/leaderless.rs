@@ -27,11 +27,11 @@
 //!
 //! It reads no clock, opens nothing and spawns nothing.
 
-use super::NodeId;
-use super::leader_follower::{FollowerStatus, Role, Status};
-use super::replica::{DumpState, Input, Machine, Output, ReplicaSettings, Reply};
-use super::versioned::{KeyState, Resolution, apply, fnv};
+use crate::machine::{DumpState, FollowerStatus, Input, Machine, Reply, Role, Status};
+use crate::replica::{Output, ReplicaSettings, dump_states, persist_states};
 use crate::request::Request;
+use crate::settings::NodeId;
+use crate::versioned::{KeyState, Resolution, apply, fnv};
 use schism_history::{Key, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -337,7 +337,7 @@ impl Leaderless {
                 }
                 Err(error) => out.push(Output::Reply {
                     req,
-                    reply: Reply::Fail { error },
+                    reply: Reply::fail(error),
                 }),
             }
             self.progress(id, now_ns, out);
@@ -420,75 +420,103 @@ impl Leaderless {
                     merged.merge(s, res);
                 }
                 if let Request::Read { .. } = op {
-                    let stale: BTreeSet<NodeId> = if self.cfg.settings.read_repair {
-                        replies
-                            .iter()
-                            .filter(|(_, s)| **s != merged)
-                            .map(|(n, _)| n.clone())
-                            .collect()
-                    } else {
-                        BTreeSet::new()
-                    };
+                    let stale = self.stale_replicas(replies, &merged);
                     let hints: BTreeMap<NodeId, Option<NodeId>> =
                         p.targets.iter().cloned().collect();
-                    let mut waiting = BTreeSet::new();
-                    for n in stale {
-                        let hint = hints.get(&n).cloned().flatten();
-                        if n == self.cfg.id {
-                            self.store_state(key, &merged, hint.as_ref(), out);
-                        } else {
-                            out.push(Output::Send {
-                                to: n.clone(),
-                                msg: LlMsg::Put {
-                                    from: self.cfg.id.clone(),
-                                    id,
-                                    key,
-                                    state: merged.clone(),
-                                    hint,
-                                },
-                            });
-                            waiting.insert(n);
-                        }
-                    }
-                    if waiting.is_empty() {
-                        self.finish(id, read_reply(&merged), out);
-                    } else if let Some(p) = self.pending.get_mut(&id) {
-                        p.phase = Phase::Repair(merged, waiting);
-                    }
+                    self.repair(id, key, merged, stale, &hints, out);
                     return;
                 }
-                let mut c = self.counter;
-                match apply(&merged, &op, &self.cfg.id, now_ns, &mut c, res) {
-                    Err(error) => self.finish(id, Reply::Fail { error }, out),
-                    Ok(v) => {
-                        self.counter = c;
-                        let mut next = merged;
-                        next.merge(&KeyState(vec![v]), res);
-                        if let Some(p) = self.pending.get_mut(&id) {
-                            p.phase = Phase::Write(BTreeSet::new());
-                        }
-                        self.send_puts(id, &next, out);
-                        self.progress(id, now_ns, out);
-                    }
-                }
+                self.write_after_read(id, op, now_ns, merged, out);
             }
             Phase::Repair(merged, waiting) if waiting.is_empty() => {
                 let reply = read_reply(merged);
                 self.finish(id, reply, out);
             }
             Phase::Write(acks) if acks.len() >= q.w => {
-                self.finish(
-                    id,
-                    Reply::Ok {
-                        value: Value::Null,
-                        siblings: None,
-                    },
-                    out,
-                );
+                self.finish(id, Reply::ok(Value::Null), out);
             }
             _ => {}
         }
         let _ = req;
+    }
+
+    /// The replicas whose answer differs from the merged state (none without read repair).
+    fn stale_replicas(
+        &self,
+        replies: &BTreeMap<NodeId, KeyState>,
+        merged: &KeyState,
+    ) -> BTreeSet<NodeId> {
+        if !self.cfg.settings.read_repair {
+            return BTreeSet::new();
+        }
+        replies
+            .iter()
+            .filter(|(_, s)| *s != merged)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Writes the merged state back to the stale replicas; the read is answered once
+    /// they acknowledged (at once when none is stale).
+    fn repair(
+        &mut self,
+        id: u64,
+        key: Key,
+        merged: KeyState,
+        stale: BTreeSet<NodeId>,
+        hints: &BTreeMap<NodeId, Option<NodeId>>,
+        out: &mut Vec<Output<LlMsg>>,
+    ) {
+        let mut waiting = BTreeSet::new();
+        for n in stale {
+            let hint = hints.get(&n).cloned().flatten();
+            if n == self.cfg.id {
+                self.store_state(key, &merged, hint.as_ref(), out);
+            } else {
+                out.push(Output::Send {
+                    to: n.clone(),
+                    msg: LlMsg::Put {
+                        from: self.cfg.id.clone(),
+                        id,
+                        key,
+                        state: merged.clone(),
+                        hint,
+                    },
+                });
+                waiting.insert(n);
+            }
+        }
+        if waiting.is_empty() {
+            self.finish(id, read_reply(&merged), out);
+        } else if let Some(p) = self.pending.get_mut(&id) {
+            p.phase = Phase::Repair(merged, waiting);
+        }
+    }
+
+    /// A write's read phase reached R: apply the op to what it saw and send the puts.
+    fn write_after_read(
+        &mut self,
+        id: u64,
+        op: Request,
+        now_ns: u64,
+        merged: KeyState,
+        out: &mut Vec<Output<LlMsg>>,
+    ) {
+        let res = self.res();
+        let mut c = self.counter;
+        match apply(&merged, &op, &self.cfg.id, now_ns, &mut c, res) {
+            Err(error) => self.finish(id, Reply::fail(error), out),
+            Ok(v) => {
+                self.counter = c;
+                let mut next = merged;
+                next.merge(&KeyState(vec![v]), res);
+                if let Some(p) = self.pending.get_mut(&id) {
+                    p.phase = Phase::Write(BTreeSet::new());
+                }
+                self.send_puts(id, &next, out);
+                self.progress(id, now_ns, out);
+            }
+        }
     }
 
     fn finish(&mut self, id: u64, reply: Reply, out: &mut Vec<Output<LlMsg>>) {
@@ -580,6 +608,15 @@ impl Leaderless {
                 msg: LlMsg::Pong { from: me },
             }),
             LlMsg::Pong { .. } => {}
+            msg @ (LlMsg::Digest { .. } | LlMsg::Sync { .. }) => self.on_anti_entropy(msg, out),
+            msg @ (LlMsg::Handoff { .. } | LlMsg::HandoffAck { .. }) => self.on_handoff(msg, out),
+        }
+    }
+
+    /// Anti-entropy: answer a digest with the buckets that differ, take a sync.
+    fn on_anti_entropy(&mut self, msg: LlMsg, out: &mut Vec<Output<LlMsg>>) {
+        let me = self.cfg.id.clone();
+        match msg {
             LlMsg::Digest { from, buckets } => {
                 let mine = self.digest(&from);
                 let differ: Vec<u64> = (0..BUCKETS)
@@ -622,6 +659,14 @@ impl Leaderless {
                     });
                 }
             }
+            _ => {}
+        }
+    }
+
+    /// Hinted hand-off: take hinted states, and forget hints once their owner acknowledged.
+    fn on_handoff(&mut self, msg: LlMsg, out: &mut Vec<Output<LlMsg>>) {
+        let me = self.cfg.id.clone();
+        match msg {
             LlMsg::Handoff { from, seq, items } => {
                 for (k, s) in &items {
                     self.store_state(*k, s, None, out);
@@ -649,39 +694,12 @@ impl Leaderless {
                     }
                 }
             }
+            _ => {}
         }
     }
 
     fn on_tick(&mut self, now_ns: u64, out: &mut Vec<Output<LlMsg>>) {
-        // Time out requests.
-        let q = self.cfg.settings.quorum;
-        let late: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| now_ns >= p.deadline_ns)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in late {
-            let Some(p) = self.pending.get(&id) else {
-                continue;
-            };
-            let reply = match &p.phase {
-                Phase::Read(r) => Reply::Fail {
-                    error: format!(
-                        "read quorum not reached: {} of R={} replicas answered",
-                        r.len(),
-                        q.r
-                    ),
-                },
-                Phase::Repair(..) => Reply::Fail {
-                    error: "read repair not acknowledged in time".into(),
-                },
-                Phase::Write(a) => Reply::Unknown {
-                    error: format!("write quorum not reached: {} of W={} acks", a.len(), q.w),
-                },
-            };
-            self.finish(id, reply, out);
-        }
+        self.time_out_requests(now_ns, out);
         // Probe peers.
         let me = self.cfg.id.clone();
         for (id, p) in &mut self.peers {
@@ -695,7 +713,61 @@ impl Leaderless {
                 });
             }
         }
-        // Hand hints off to owners that are back.
+        self.hand_off_hints(now_ns, out);
+        // Anti-entropy with the next reachable peer.
+        let every = self.cfg.settings.anti_entropy_ms * 1_000_000;
+        if every > 0 && now_ns.saturating_sub(self.last_anti_entropy_ns) >= every {
+            self.last_anti_entropy_ns = now_ns;
+            let peers: Vec<NodeId> = self
+                .peers
+                .keys()
+                .filter(|p| self.alive(p, now_ns))
+                .cloned()
+                .collect();
+            if !peers.is_empty() {
+                self.ae_cursor = (self.ae_cursor + 1) % peers.len();
+                let peer = peers[self.ae_cursor].clone();
+                let buckets = self.digest(&peer);
+                out.push(Output::Send {
+                    to: peer,
+                    msg: LlMsg::Digest { from: me, buckets },
+                });
+            }
+        }
+    }
+
+    /// Answers every request past its deadline: a read certainly failed, a write may or
+    /// may not have happened.
+    fn time_out_requests(&mut self, now_ns: u64, out: &mut Vec<Output<LlMsg>>) {
+        let q = self.cfg.settings.quorum;
+        let late: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now_ns >= p.deadline_ns)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            let Some(p) = self.pending.get(&id) else {
+                continue;
+            };
+            let reply = match &p.phase {
+                Phase::Read(r) => Reply::fail(format!(
+                    "read quorum not reached: {} of R={} replicas answered",
+                    r.len(),
+                    q.r
+                )),
+                Phase::Repair(..) => Reply::fail("read repair not acknowledged in time".into()),
+                Phase::Write(a) => Reply::Unknown {
+                    error: format!("write quorum not reached: {} of W={} acks", a.len(), q.w),
+                },
+            };
+            self.finish(id, reply, out);
+        }
+    }
+
+    /// Hands hints off to owners that are back (resending an unacknowledged hand-off).
+    fn hand_off_hints(&mut self, now_ns: u64, out: &mut Vec<Output<LlMsg>>) {
+        let me = self.cfg.id.clone();
         let owners: Vec<NodeId> = self.hinted.keys().cloned().collect();
         for owner in owners {
             if !self.alive(&owner, now_ns) {
@@ -728,40 +800,33 @@ impl Leaderless {
                 },
             });
         }
-        // Anti-entropy with the next reachable peer.
-        let every = self.cfg.settings.anti_entropy_ms * 1_000_000;
-        if every > 0 && now_ns.saturating_sub(self.last_anti_entropy_ns) >= every {
-            self.last_anti_entropy_ns = now_ns;
-            let peers: Vec<NodeId> = self
-                .peers
-                .keys()
-                .filter(|p| self.alive(p, now_ns))
-                .cloned()
-                .collect();
-            if !peers.is_empty() {
-                self.ae_cursor = (self.ae_cursor + 1) % peers.len();
-                let peer = peers[self.ae_cursor].clone();
-                let buckets = self.digest(&peer);
-                out.push(Output::Send {
-                    to: peer,
-                    msg: LlMsg::Digest { from: me, buckets },
-                });
-            }
-        }
     }
 }
 
 fn read_reply(state: &KeyState) -> Reply {
     let (value, siblings) = state.read();
-    Reply::Ok { value, siblings }
+    Reply::Ok {
+        value,
+        siblings,
+        lsn: None,
+        applied_lsn: None,
+    }
 }
 
 impl Machine for Leaderless {
     type Msg = LlMsg;
+    type Persist = Vec<(Key, KeyState)>;
+    type Durable = BTreeMap<Key, KeyState>;
+
+    fn persist(disk: &mut BTreeMap<Key, KeyState>, record: &Vec<(Key, KeyState)>) {
+        persist_states(disk, record);
+    }
 
     fn handle(&mut self, now_ns: u64, input: Input<LlMsg>, out: &mut Vec<Output<LlMsg>>) {
         match input {
-            Input::Client { req, op } => self.on_client(now_ns, req, op, out),
+            Input::Client { req, op } | Input::ClientWith { req, op, .. } => {
+                self.on_client(now_ns, req, op, out)
+            }
             Input::Peer(msg) => self.on_peer(now_ns, msg, out),
             Input::Tick => self.on_tick(now_ns, out),
         }
@@ -783,13 +848,8 @@ impl Machine for Leaderless {
     }
 
     fn dump(&self) -> DumpState {
-        let mut d = DumpState::default();
-        for (key, state) in &self.store {
-            let (value, siblings) = state.read();
-            d.state.insert(*key, value);
-            if let Some(s) = siblings {
-                d.siblings.insert(*key, s);
-            }
+        let mut d = dump_states(&self.store);
+        for key in self.store.keys() {
             d.owners.insert(*key, self.owners(*key));
         }
         d.extra = serde_json::json!({
@@ -804,7 +864,7 @@ impl Machine for Leaderless {
         self.local_view(key).read().0
     }
 
-    fn status(&self) -> Status {
+    fn status(&self, _now_ns: u64) -> Status {
         Status {
             node: self.cfg.id.clone(),
             role: Role::Leader,
@@ -832,7 +892,7 @@ impl Machine for Leaderless {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reference::replica::Quorum;
+    use crate::replica::Quorum;
 
     fn ids(n: usize) -> Vec<NodeId> {
         (1..=n).map(|i| format!("n{i}")).collect()

@@ -6,9 +6,10 @@
 //! replication (`async | semi-sync:K | sync`), failover (`none | auto`), fencing, the
 //! leader read lease, read-your-writes / monotonic read tokens and the topology
 //! (`star | chain`); the shell only does I/O (and durability, which is how it persists).
-//! Guarantees, given a shell that honours the output contract (every `Persist`,
-//! `Truncate` and `PersistMeta` is carried out, in order, before any later `Reply` or
-//! `Send` is acted on):
+//! Guarantees, given a shell that honours the output contract (every `Output::Persist` of a
+//! `LogOp` is carried out, in order, before any later `Reply` or `Send` is acted on), each
+//! checked by a `debug_assert!` after every input (`check_invariants`, exercised by the
+//! harness in `crate::sim`):
 //! - a leader assigns LSNs without gaps; each entry carries the leader's epoch;
 //! - a write is acknowledged once it is *committed*: in the leader's own log (async), and
 //!   also held by K followers (semi-sync:K) or every follower of the leader's sync set
@@ -39,8 +40,10 @@
 //! - a read with `min_lsn` is served only once the node applied that far; it waits up to
 //!   `read_wait_ns`, then fails naming the leader (the client redirects).
 
-use super::{Failover, NodeId, Replication, Topology};
+pub use crate::machine::{ClockStatus, FollowerStatus, ReadOpts, Reply, Role, Status};
+use crate::machine::{DumpState, Machine};
 use crate::request::Request;
+use crate::settings::{Failover, NodeId, Replication, Topology};
 use schism_history::{Key, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -178,136 +181,40 @@ impl PeerMessage {
     }
 }
 
-/// How a read must be served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ReadOpts {
-    /// Serve only once this node has applied at least this LSN (read-your-writes and
-    /// monotonic-read tokens); 0: no condition.
-    pub min_lsn: u64,
-    /// Only the leader may serve it (and, with the lease on, only while it holds the lease).
-    pub leader_only: bool,
-}
+/// What the leader-follower machine is fed.
+pub type Input = crate::machine::Input<PeerMessage>;
 
-/// What the state machine is fed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
-    /// A client request; `req` is an opaque id echoed in the `Output::Reply`.
-    Client {
-        req: u64,
-        op: Request,
-    },
-    /// A client request with read conditions.
-    ClientWith {
-        req: u64,
-        op: Request,
-        opts: ReadOpts,
-    },
-    Peer(PeerMessage),
-    /// Time passed: resend, heartbeat, elections, lease and fencing checks, read timeouts.
-    Tick,
-}
+/// What the leader-follower machine asks its shell to do, in order.
+pub type Output = crate::machine::Output<PeerMessage, LogOp>;
 
-/// The answer to a client request.
+/// One durable change of a node's log, carried out before any later output is acted on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientReply {
-    /// It happened. `value` is the read result (Null for writes); `lsn` is the write's LSN;
-    /// `applied_lsn` is how far this node's state had applied when it answered.
-    Ok {
-        value: Value,
-        lsn: Option<u64>,
-        applied_lsn: u64,
-    },
-    /// It certainly did not happen.
-    Fail {
-        error: String,
-        leader: Option<NodeId>,
-    },
-    /// A write this node logged but can no longer vouch for (it stepped down before the
-    /// entry committed): it may or may not survive.
-    Unknown { error: String },
-}
-
-/// What the state machine asks its shell to do, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// Append these entries to the log; must be done before any later output is acted on.
-    Persist(Vec<Entry>),
+pub enum LogOp {
+    /// Append these entries to the log.
+    Append(Vec<Entry>),
     /// Drop every entry after LSN `keep` (a conflicting suffix).
-    Truncate {
-        keep: u64,
-    },
+    Truncate { keep: u64 },
     /// Remember the epoch and the vote cast in it (before the vote is sent).
-    PersistMeta {
-        epoch: u64,
-        voted_for: Option<NodeId>,
-    },
-    Reply {
-        req: u64,
-        reply: ClientReply,
-    },
-    Send {
-        to: NodeId,
-        msg: PeerMessage,
-    },
+    Meta(Meta),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Leader,
-    Follower,
-    Candidate,
+/// What a node's disk holds: its log and its persisted epoch and vote (`None` before the
+/// first `LogOp::Meta`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogDisk {
+    pub entries: Vec<Entry>,
+    pub meta: Option<Meta>,
 }
 
-/// A snapshot for `/status` and tests.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Status {
-    pub node: NodeId,
-    pub role: Role,
-    pub epoch: u64,
-    pub last_lsn: u64,
-    pub applied_lsn: u64,
-    pub leader: Option<NodeId>,
-    /// Highest LSN known committed (applied up to here).
-    #[serde(default)]
-    pub commit_lsn: u64,
-    /// The leader holds a read lease now (always false when the lease is off).
-    #[serde(default)]
-    pub lease: bool,
-    /// Replication progress, on the leader (and on chain forwarders) only.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub followers: Vec<FollowerStatus>,
-    /// The node's injected clock (filled in by the process shell; the machine has none).
-    #[serde(default)]
-    pub clock: ClockStatus,
-}
-
-/// How far a node's injected clock is from real time, and how fast it runs.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ClockStatus {
-    /// Skewed time minus real time, in milliseconds (negative: the node is behind).
-    pub offset_ms: f64,
-    /// Skewed seconds per real second (1.0: no drift).
-    pub rate: f64,
-}
-
-impl Default for ClockStatus {
-    fn default() -> Self {
-        ClockStatus {
-            offset_ms: 0.0,
-            rate: 1.0,
+impl LogDisk {
+    /// Folds one record in, as the log file does on disk.
+    pub fn apply(&mut self, op: &LogOp) {
+        match op {
+            LogOp::Append(entries) => self.entries.extend_from_slice(entries),
+            LogOp::Truncate { keep } => self.entries.truncate(*keep as usize),
+            LogOp::Meta(meta) => self.meta = Some(meta.clone()),
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FollowerStatus {
-    pub node: NodeId,
-    pub match_lsn: u64,
-    pub inflight: bool,
-    /// The follower has answered at least once since this leader started.
-    #[serde(default)]
-    pub acked: bool,
 }
 
 /// The epoch and vote a node persisted (its `meta` file).
@@ -377,6 +284,22 @@ impl MachineConfig {
 
     fn majority(&self) -> usize {
         self.nodes.len() / 2 + 1
+    }
+}
+
+/// What `check_invariants` compares against: the state before one input.
+#[derive(Debug, Clone, Copy)]
+struct Checkpoint {
+    epoch: u64,
+    commit_lsn: u64,
+}
+
+impl Checkpoint {
+    fn of(node: &LeaderFollower) -> Checkpoint {
+        Checkpoint {
+            epoch: node.epoch,
+            commit_lsn: node.commit_lsn,
+        }
     }
 }
 
@@ -667,9 +590,76 @@ impl LeaderFollower {
         out
     }
 
+    /// A node resuming from what its disk holds (see `recover`).
+    pub fn from_disk(cfg: MachineConfig, disk: LogDisk) -> LeaderFollower {
+        Self::recover(cfg, disk.entries, disk.meta)
+    }
+
     /// Feeds one input; appends the resulting outputs to `out` in the order they must be
-    /// carried out.
+    /// carried out. In debug builds, checks the model's invariants afterwards.
     pub fn handle(&mut self, now_ns: u64, input: Input, out: &mut Vec<Output>) {
+        let before = Checkpoint::of(self);
+        let first = out.len();
+        self.dispatch(now_ns, input, out);
+        if cfg!(debug_assertions) {
+            self.check_invariants(&before, &out[first..]);
+        }
+    }
+
+    /// The invariants the header promises, checked against the state before one input
+    /// and the outputs it produced.
+    fn check_invariants(&self, before: &Checkpoint, outs: &[Output]) {
+        let id = &self.cfg.id;
+        debug_assert!(
+            self.epoch >= before.epoch,
+            "{id}: epoch went back from {} to {}",
+            before.epoch,
+            self.epoch
+        );
+        let truncated = outs
+            .iter()
+            .any(|o| matches!(o, Output::Persist(LogOp::Truncate { .. })));
+        debug_assert!(
+            truncated || self.commit_lsn >= before.commit_lsn,
+            "{id}: commit LSN went back from {} to {} without a truncation",
+            before.commit_lsn,
+            self.commit_lsn
+        );
+        debug_assert!(
+            self.applied_lsn <= self.commit_lsn && self.applied_lsn <= self.last_lsn(),
+            "{id}: applied LSN {} beyond commit {} or log end {}",
+            self.applied_lsn,
+            self.commit_lsn,
+            self.last_lsn()
+        );
+        debug_assert!(
+            self.log.last().is_none_or(|e| e.lsn == self.last_lsn()),
+            "{id}: log LSNs have a gap"
+        );
+        if self.cfg.fencing {
+            debug_assert!(
+                self.last_epoch() <= self.epoch,
+                "{id}: holds an entry of epoch {} beyond its own epoch {}",
+                self.last_epoch(),
+                self.epoch
+            );
+        }
+        for lsn in outs.iter().filter_map(|o| match o {
+            Output::Reply { reply, .. } => reply.write_lsn(),
+            _ => None,
+        }) {
+            // A fenced (stepped-down) node never acknowledges: every write ack comes from
+            // the leader, for an entry it holds and has committed.
+            debug_assert!(
+                self.role == Role::Leader && lsn <= self.commit_lsn && lsn <= self.last_lsn(),
+                "{id}: acknowledged LSN {lsn} as {:?} with commit {}",
+                self.role,
+                self.commit_lsn
+            );
+        }
+    }
+
+    fn dispatch(&mut self, now_ns: u64, input: Input, out: &mut Vec<Output>) {
         out.append(&mut self.startup);
         if self.last_heard_ns.is_none() {
             self.last_heard_ns = Some(now_ns);
@@ -728,7 +718,7 @@ impl LeaderFollower {
     fn fail(&self, req: u64, error: String, out: &mut Vec<Output>) {
         out.push(Output::Reply {
             req,
-            reply: ClientReply::Fail {
+            reply: Reply::Fail {
                 error,
                 leader: self.leader.clone(),
             },
@@ -770,10 +760,11 @@ impl LeaderFollower {
                 });
                 return;
             }
-            let reply = ClientReply::Ok {
+            let reply = Reply::Ok {
                 value: self.read(key),
+                siblings: None,
                 lsn: None,
-                applied_lsn: self.applied_lsn,
+                applied_lsn: Some(self.applied_lsn),
             };
             out.push(Output::Reply { req, reply });
             return;
@@ -792,7 +783,7 @@ impl LeaderFollower {
             effect,
         };
         self.log.push(entry);
-        out.push(Output::Persist(vec![entry]));
+        out.push(Output::Persist(LogOp::Append(vec![entry])));
         self.pending.push((entry.lsn, req));
         self.advance_commit(out);
         // Replicate at once where nothing is in flight (the rest goes with the next ack).
@@ -808,10 +799,11 @@ impl LeaderFollower {
             if self.applied_lsn >= w.min_lsn {
                 out.push(Output::Reply {
                     req: w.req,
-                    reply: ClientReply::Ok {
+                    reply: Reply::Ok {
                         value: self.read(w.key),
+                        siblings: None,
                         lsn: None,
-                        applied_lsn: self.applied_lsn,
+                        applied_lsn: Some(self.applied_lsn),
                     },
                 });
             } else if now_ns >= w.deadline_ns {
@@ -890,7 +882,7 @@ impl LeaderFollower {
             self.last_lsn()
         ));
         self.log.truncate(keep as usize);
-        out.push(Output::Truncate { keep });
+        out.push(Output::Persist(LogOp::Truncate { keep }));
         if self.applied_lsn > keep {
             self.state.clear();
             self.applied_lsn = 0;
@@ -901,10 +893,10 @@ impl LeaderFollower {
     }
 
     fn persist_meta(&self, out: &mut Vec<Output>) {
-        out.push(Output::PersistMeta {
+        out.push(Output::Persist(LogOp::Meta(Meta {
             epoch: self.epoch,
             voted_for: self.voted_for.clone(),
-        });
+        })));
     }
 
     /// Adopts a higher epoch as a follower (fencing: whoever sees a newer epoch steps down).
@@ -928,7 +920,7 @@ impl LeaderFollower {
         for (_, req) in std::mem::take(&mut self.pending) {
             out.push(Output::Reply {
                 req,
-                reply: ClientReply::Unknown {
+                reply: Reply::Unknown {
                     error: "the leader stepped down before the write committed".into(),
                 },
             });
@@ -959,7 +951,7 @@ impl LeaderFollower {
                 effect: Effect::Noop,
             };
             self.log.push(entry);
-            out.push(Output::Persist(vec![entry]));
+            out.push(Output::Persist(LogOp::Append(vec![entry])));
             self.epoch_start_lsn = entry.lsn;
         }
         self.reset_progress();
@@ -1031,10 +1023,11 @@ impl LeaderFollower {
             for (lsn, req) in self.pending.drain(..done) {
                 out.push(Output::Reply {
                     req,
-                    reply: ClientReply::Ok {
+                    reply: Reply::Ok {
                         value: Value::Null,
+                        siblings: None,
                         lsn: Some(lsn),
-                        applied_lsn: upto,
+                        applied_lsn: Some(upto),
                     },
                 });
             }
@@ -1060,21 +1053,7 @@ impl LeaderFollower {
                 out.push(self.ack(from, seq, self.last_lsn()));
                 return;
             }
-            // Fencing off: nobody checks epochs; take whatever extends this log.
-            if self.role == Role::Leader {
-                return;
-            }
-            let last = self.last_lsn();
-            if prev_lsn <= last {
-                let fresh: Vec<Entry> = entries.into_iter().filter(|e| e.lsn > last).collect();
-                self.append_contiguous(fresh, out);
-                if self.cfg.replication == Replication::Async {
-                    self.commit_lsn = self.last_lsn();
-                    self.apply_committed();
-                }
-            }
-            out.push(self.ack(from, seq, self.last_lsn()));
-            return;
+            return self.append_unfenced(from, seq, prev_lsn, entries, out);
         }
         if epoch > self.epoch {
             self.adopt_epoch(epoch, Some(leader.clone()), out);
@@ -1110,6 +1089,45 @@ impl LeaderFollower {
             out.push(self.ack(from, seq, self.last_lsn()));
             return;
         }
+        self.take_entries(now_ns, (from, seq), prev_lsn, commit, entries, out);
+    }
+
+    /// Fencing off, an `Append` from an older epoch: nobody checks epochs; a follower
+    /// takes whatever extends its log.
+    fn append_unfenced(
+        &mut self,
+        from: NodeId,
+        seq: u64,
+        prev_lsn: u64,
+        entries: Vec<Entry>,
+        out: &mut Vec<Output>,
+    ) {
+        if self.role == Role::Leader {
+            return;
+        }
+        let last = self.last_lsn();
+        if prev_lsn <= last {
+            let fresh: Vec<Entry> = entries.into_iter().filter(|e| e.lsn > last).collect();
+            self.append_contiguous(fresh, out);
+            if self.cfg.replication == Replication::Async {
+                self.commit_lsn = self.last_lsn();
+                self.apply_committed();
+            }
+        }
+        out.push(self.ack(from, seq, self.last_lsn()));
+    }
+
+    /// Takes the entries of an `Append` that passed log matching at `prev_lsn`, commits
+    /// what the sender committed and this log matches, acks, and forwards in a chain.
+    fn take_entries(
+        &mut self,
+        now_ns: u64,
+        (from, seq): (NodeId, u64),
+        prev_lsn: u64,
+        commit: u64,
+        entries: Vec<Entry>,
+        out: &mut Vec<Output>,
+    ) {
         // Skip what is already here (same LSN and epoch); cut at the first conflict.
         let sent_upto = prev_lsn + entries.len() as u64;
         let mut fresh = Vec::with_capacity(entries.len());
@@ -1147,7 +1165,7 @@ impl LeaderFollower {
             taken.push(e);
         }
         if !taken.is_empty() {
-            out.push(Output::Persist(taken));
+            out.push(Output::Persist(LogOp::Append(taken)));
         }
     }
 
@@ -1531,6 +1549,43 @@ impl LeaderFollower {
 }
 
 /// What one effect does to a key's cell.
+impl Machine for LeaderFollower {
+    type Msg = PeerMessage;
+    type Persist = LogOp;
+    type Durable = LogDisk;
+
+    fn persist(disk: &mut LogDisk, record: &LogOp) {
+        disk.apply(record);
+    }
+
+    fn handle(&mut self, now_ns: u64, input: Input, out: &mut Vec<Output>) {
+        LeaderFollower::handle(self, now_ns, input, out);
+    }
+
+    fn sender(msg: &PeerMessage) -> &str {
+        msg.from()
+    }
+
+    fn dump(&self) -> DumpState {
+        DumpState {
+            state: LeaderFollower::dump(self),
+            ..DumpState::default()
+        }
+    }
+
+    fn status(&self, now_ns: u64) -> Status {
+        self.status_at(now_ns)
+    }
+
+    fn local_read(&self, key: Key) -> Value {
+        self.read(key)
+    }
+
+    fn take_events(&mut self) -> Vec<String> {
+        LeaderFollower::take_events(self)
+    }
+}
+
 fn apply_effect(cell: &mut Option<Cell>, effect: Effect) {
     match effect {
         Effect::Noop => {}
@@ -1556,7 +1611,7 @@ mod tests {
         LeaderFollower::new(MachineConfig::new("n1", &["n1", "n2"], "n1"), Vec::new())
     }
 
-    fn reply_of(out: &[Output]) -> &ClientReply {
+    fn reply_of(out: &[Output]) -> &Reply {
         out.iter()
             .find_map(|o| match o {
                 Output::Reply { reply, .. } => Some(reply),
@@ -1575,12 +1630,14 @@ mod tests {
                 op: Request::Append { key: 1, value: 5 },
             },
         );
-        assert!(matches!(&out[0], Output::Persist(e) if e.len() == 1 && e[0].lsn == 1));
+        assert!(
+            matches!(&out[0], Output::Persist(LogOp::Append(e)) if e.len() == 1 && e[0].lsn == 1)
+        );
         assert!(matches!(
             &out[1],
             Output::Reply {
                 req: 9,
-                reply: ClientReply::Ok { lsn: Some(1), .. }
+                reply: Reply::Ok { lsn: Some(1), .. }
             }
         ));
         assert!(
@@ -1635,7 +1692,7 @@ mod tests {
         );
         assert_eq!(out.len(), 1, "{out:?}");
         assert!(
-            matches!(reply_of(&out), ClientReply::Fail { error, .. } if error.contains("is 10, not 11"))
+            matches!(reply_of(&out), Reply::Fail { error, .. } if error.contains("is 10, not 11"))
         );
         assert_eq!(n.last_lsn(), 1);
         let out = n.step(
@@ -1649,10 +1706,7 @@ mod tests {
                 },
             },
         );
-        assert!(matches!(
-            reply_of(&out),
-            ClientReply::Ok { lsn: Some(2), .. }
-        ));
+        assert!(matches!(reply_of(&out), Reply::Ok { lsn: Some(2), .. }));
         assert_eq!(n.read(3), Value::Int(12));
         let out = n.step(
             3,
@@ -1665,7 +1719,7 @@ mod tests {
                 },
             },
         );
-        assert!(matches!(reply_of(&out), ClientReply::Fail { .. }));
+        assert!(matches!(reply_of(&out), Reply::Fail { .. }));
         assert_eq!(n.last_lsn(), 2);
     }
 
@@ -1681,7 +1735,7 @@ mod tests {
         );
         assert_eq!(out.len(), 1);
         assert!(
-            matches!(reply_of(&out), ClientReply::Fail { error, leader: Some(l) } if error == "not leader; leader is n1" && l == "n1")
+            matches!(reply_of(&out), Reply::Fail { error, leader: Some(l) } if error == "not leader; leader is n1" && l == "n1")
         );
         let out = f.step(
             0,
@@ -1692,7 +1746,7 @@ mod tests {
         );
         assert!(matches!(
             reply_of(&out),
-            ClientReply::Ok {
+            Reply::Ok {
                 value: Value::Null,
                 ..
             }
@@ -1744,7 +1798,9 @@ mod tests {
         ));
         // Overlap: only 3 is new.
         let out = f.step(0, app(3, 1, vec![e(2), e(3)]));
-        assert!(matches!(&out[0], Output::Persist(v) if v.len() == 1 && v[0].lsn == 3));
+        assert!(
+            matches!(&out[0], Output::Persist(LogOp::Append(v)) if v.len() == 1 && v[0].lsn == 3)
+        );
         assert_eq!(f.read(1), Value::List(vec![1, 2, 3]));
     }
 

@@ -1,0 +1,577 @@
+//! The transaction dependency graph, its strongly connected components, and within each
+//! the shortest cycle of every Adya/Elle kind.
+//!
+//! Three levels of the graph are searched in turn: data dependencies alone (ww, wr, rw),
+//! then with process order, then with real time; a cycle found at a later level must use
+//! that level's new edge, and takes the `-process` or `-realtime` suffix. Within each
+//! component of a level, every kind (G0, G1c, G-single, G-nonadjacent, G2-item) is
+//! searched by breadth-first search over (transaction, cycle-shape) states from each
+//! transaction that could start one, so the cycle found through that transaction is a
+//! shortest one of its kind and the search is complete for the component. G-single is
+//! first searched along write-read (and process) edges alone: such a cycle is a
+//! consistent-prefix violation (a fractured read when it has two transactions).
+//!
+//! Guarantees: a kind is reported only with a concrete cycle whose every edge is in the
+//! graph; the search spends at most `budget` states; when the budget runs out the result
+//! says so (`incomplete`), and every component still gets one concrete cycle (a plain
+//! breadth-first cycle, classified by its edges), never only "a cycle exists".
+
+use super::infer::{PROC, RT, RW, WR, WW};
+use super::models::Flavour;
+use crate::AnomalyKind;
+use crate::fx::FxHashMap;
+use std::collections::VecDeque;
+
+/// Adjacency lists: edges of node `n` are `to[start[n]..start[n+1]]`, one per target,
+/// with the union of their kinds in `bits`.
+pub(crate) struct Csr {
+    start: Vec<u32>,
+    to: Vec<u32>,
+    bits: Vec<u8>,
+}
+
+impl Csr {
+    /// Builds the graph of `n` nodes; parallel edges merge their kinds.
+    pub(crate) fn build(n: usize, edges: &[(u32, u32, u8)]) -> Csr {
+        let mut start = vec![0u32; n + 1];
+        for &(a, _, _) in edges {
+            start[a as usize + 1] += 1;
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        let mut fill = start.clone();
+        let mut slots = vec![(0u32, 0u8); edges.len()];
+        for &(a, b, k) in edges {
+            slots[fill[a as usize] as usize] = (b, k);
+            fill[a as usize] += 1;
+        }
+        let mut g = Csr {
+            start: Vec::with_capacity(n + 1),
+            to: Vec::with_capacity(edges.len()),
+            bits: Vec::with_capacity(edges.len()),
+        };
+        g.start.push(0);
+        for i in 0..n {
+            let s = &mut slots[start[i] as usize..start[i + 1] as usize];
+            s.sort_unstable_by_key(|e| e.0);
+            for &(b, k) in s.iter() {
+                if g.to.len() > *g.start.last().expect("pushed") as usize
+                    && *g.to.last().expect("nonempty") == b
+                {
+                    *g.bits.last_mut().expect("nonempty") |= k;
+                } else {
+                    g.to.push(b);
+                    g.bits.push(k);
+                }
+            }
+            g.start.push(g.to.len() as u32);
+        }
+        g
+    }
+
+    fn out(&self, n: u32) -> impl Iterator<Item = (u32, u8)> + '_ {
+        let r = self.start[n as usize] as usize..self.start[n as usize + 1] as usize;
+        self.to[r.clone()]
+            .iter()
+            .copied()
+            .zip(self.bits[r].iter().copied())
+    }
+
+    fn nodes(&self) -> usize {
+        self.start.len() - 1
+    }
+}
+
+/// Component id of each node over the edges whose kinds meet `mask` (iterative Tarjan),
+/// and the size of each component.
+fn sccs(g: &Csr, mask: u8) -> (Vec<u32>, Vec<u32>) {
+    const UNSEEN: u32 = u32::MAX;
+    let n = g.nodes();
+    let (mut index, mut low) = (vec![UNSEEN; n], vec![0u32; n]);
+    let mut on_stack = vec![false; n];
+    let mut comp = vec![UNSEEN; n];
+    let mut sizes = Vec::new();
+    let (mut stack, mut calls): (Vec<u32>, Vec<(u32, u32)>) = (Vec::new(), Vec::new());
+    let mut next = 0u32;
+    for root in 0..n as u32 {
+        if index[root as usize] != UNSEEN {
+            continue;
+        }
+        index[root as usize] = next;
+        low[root as usize] = next;
+        next += 1;
+        stack.push(root);
+        on_stack[root as usize] = true;
+        calls.push((root, g.start[root as usize]));
+        while let Some(&mut (v, ref mut e)) = calls.last_mut() {
+            if *e < g.start[v as usize + 1] {
+                let (w, bits) = (g.to[*e as usize], g.bits[*e as usize]);
+                *e += 1;
+                if bits & mask == 0 {
+                    continue;
+                }
+                if index[w as usize] == UNSEEN {
+                    index[w as usize] = next;
+                    low[w as usize] = next;
+                    next += 1;
+                    stack.push(w);
+                    on_stack[w as usize] = true;
+                    calls.push((w, g.start[w as usize]));
+                } else if on_stack[w as usize] {
+                    low[v as usize] = low[v as usize].min(index[w as usize]);
+                }
+                continue;
+            }
+            calls.pop();
+            if let Some(&(parent, _)) = calls.last() {
+                low[parent as usize] = low[parent as usize].min(low[v as usize]);
+            }
+            if low[v as usize] == index[v as usize] {
+                let id = sizes.len() as u32;
+                let mut size = 0u32;
+                loop {
+                    let w = stack.pop().expect("v is on the stack");
+                    on_stack[w as usize] = false;
+                    comp[w as usize] = id;
+                    size += 1;
+                    if w == v {
+                        break;
+                    }
+                }
+                sizes.push(size);
+            }
+        }
+    }
+    (comp, sizes)
+}
+
+/// The shapes of cycle searched for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    G0,
+    G1c,
+    /// G-single along wr (and process) edges only: consistent prefix / fractured read.
+    Causal,
+    GSingle,
+    GNonadjacent,
+    G2Item,
+}
+
+/// A cycle found: its transactions (node ids) with the kind of the edge leaving each.
+#[derive(Debug, Clone)]
+pub(crate) struct Cycle {
+    pub(crate) kind: AnomalyKind,
+    pub(crate) flavour: Flavour,
+    pub(crate) steps: Vec<(u32, u8)>,
+}
+
+/// What the search found, and whether it ran to completion.
+pub(crate) struct Cycles {
+    pub(crate) found: Vec<Cycle>,
+    pub(crate) incomplete: bool,
+    pub(crate) states: u64,
+}
+
+/// Level: extra edge kinds allowed, and the one a cycle of this level must use.
+const LEVELS: [(u8, u8); 3] = [(0, 0), (PROC, PROC), (PROC | RT, RT)];
+const DATA: u8 = WW | WR | RW;
+
+/// Every component's cycles, level by level, spending at most `budget` search states.
+pub(crate) fn find_cycles(g: &Csr, mut budget: u64, abort: &dyn Fn() -> bool) -> Cycles {
+    let mut out = Cycles {
+        found: Vec::new(),
+        incomplete: false,
+        states: 0,
+    };
+    let start_budget = budget;
+    for (level, &(extra, new)) in LEVELS.iter().enumerate() {
+        let mask = DATA | extra;
+        let (comp, sizes) = sccs(g, mask);
+        let mut members: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+        for (n, &c) in comp.iter().enumerate() {
+            if sizes[c as usize] > 1 {
+                members.entry(c).or_default().push(n as u32);
+            }
+        }
+        let mut comps: Vec<(u32, Vec<u32>)> = members.into_iter().collect();
+        comps.sort_unstable_by_key(|(_, m)| m[0]);
+        for (c, nodes) in comps {
+            let before = out.found.len();
+            let mut cut = false;
+            for shape in shapes(level) {
+                if out.found[before..]
+                    .iter()
+                    .any(|f| shape == Shape::GSingle && base(f.kind) == AnomalyKind::GSingle)
+                {
+                    continue;
+                }
+                let s = Search {
+                    g,
+                    comp: &comp,
+                    c,
+                    shape,
+                    mask,
+                    new,
+                    level,
+                };
+                match s.first(&nodes, &mut budget, abort) {
+                    Ok(Some(cycle)) => out.found.push(cycle),
+                    Ok(None) => {}
+                    Err(()) => {
+                        cut = true;
+                        break;
+                    }
+                }
+            }
+            out.incomplete |= cut;
+            // Every component names a cycle: when the searches found none (budget, or
+            // only walks through a transaction twice), a plain one through an edge of
+            // this level's new kind (any edge at the first level).
+            if out.found.len() == before
+                && let Some(cycle) = any_cycle(g, &comp, c, &nodes, mask, new)
+            {
+                out.found.push(cycle);
+            }
+        }
+    }
+    out.states = start_budget - budget;
+    out
+}
+
+fn shapes(level: usize) -> Vec<Shape> {
+    let mut v = vec![Shape::G0, Shape::G1c];
+    if level < 2 {
+        v.push(Shape::Causal);
+    }
+    v.extend([Shape::GSingle, Shape::GNonadjacent, Shape::G2Item]);
+    v
+}
+
+/// The plain kind of a (possibly suffixed) cycle kind.
+pub(crate) fn base(k: AnomalyKind) -> AnomalyKind {
+    use AnomalyKind::*;
+    match k {
+        G0Process | G0Realtime => G0,
+        G1cProcess | G1cRealtime => G1c,
+        GSingleProcess | GSingleRealtime => GSingle,
+        GNonadjacentProcess | GNonadjacentRealtime => GNonadjacent,
+        G2ItemProcess | G2ItemRealtime => G2Item,
+        other => other,
+    }
+}
+
+fn suffixed(k: AnomalyKind, level: usize) -> AnomalyKind {
+    use AnomalyKind::*;
+    let all = match k {
+        G0 => [G0, G0Process, G0Realtime],
+        G1c => [G1c, G1cProcess, G1cRealtime],
+        GSingle => [GSingle, GSingleProcess, GSingleRealtime],
+        GNonadjacent => [GNonadjacent, GNonadjacentProcess, GNonadjacentRealtime],
+        _ => [G2Item, G2ItemProcess, G2ItemRealtime],
+    };
+    all[level]
+}
+
+// A search state's shape bits.
+const RW_COUNT: u8 = 0b11;
+const LAST_RW: u8 = 1 << 2;
+const FIRST_RW: u8 = 1 << 3;
+const ADJACENT: u8 = 1 << 4;
+const WR_SEEN: u8 = 1 << 5;
+const NEW_USED: u8 = 1 << 6;
+const NONEMPTY: u8 = 1 << 7;
+
+fn step(q: u8, label: u8, new: u8) -> u8 {
+    let is_rw = label == RW;
+    let mut r = q;
+    if q & NONEMPTY == 0 && is_rw {
+        r |= FIRST_RW;
+    }
+    if q & LAST_RW != 0 && is_rw {
+        r |= ADJACENT;
+    }
+    if is_rw {
+        r = (r & !RW_COUNT) | ((q & RW_COUNT) + 1).min(2);
+        r |= LAST_RW;
+    } else {
+        r &= !LAST_RW;
+    }
+    if label == WR {
+        r |= WR_SEEN;
+    }
+    if label & new != 0 {
+        r |= NEW_USED;
+    }
+    r | NONEMPTY
+}
+
+struct Search<'a> {
+    g: &'a Csr,
+    comp: &'a [u32],
+    c: u32,
+    shape: Shape,
+    mask: u8,
+    new: u8,
+    level: usize,
+}
+
+impl Search<'_> {
+    fn labels(&self) -> u8 {
+        let data = match self.shape {
+            Shape::G0 => WW,
+            Shape::G1c => WW | WR,
+            Shape::Causal => WR | RW,
+            _ => DATA,
+        };
+        // Consistent prefix is about causality: process order, never real time.
+        let extra = self.mask & !DATA;
+        data | if self.shape == Shape::Causal {
+            extra & PROC
+        } else {
+            extra
+        }
+    }
+
+    /// The label a start transaction's cycle must contain.
+    fn key_label(&self) -> u8 {
+        if self.new != 0 {
+            return self.new;
+        }
+        match self.shape {
+            Shape::G0 => WW,
+            Shape::G1c => WR,
+            _ => RW,
+        }
+    }
+
+    fn pruned(&self, q: u8) -> bool {
+        match self.shape {
+            Shape::GSingle | Shape::Causal => q & RW_COUNT > 1,
+            Shape::GNonadjacent => q & ADJACENT != 0,
+            _ => false,
+        }
+    }
+
+    fn accepts(&self, q: u8) -> bool {
+        if self.new != 0 && q & NEW_USED == 0 {
+            return false;
+        }
+        let rw = q & RW_COUNT;
+        let adjacent = q & ADJACENT != 0 || (q & LAST_RW != 0 && q & FIRST_RW != 0);
+        match self.shape {
+            Shape::G0 => rw == 0 && q & WR_SEEN == 0,
+            Shape::G1c => rw == 0 && q & WR_SEEN != 0,
+            Shape::Causal | Shape::GSingle => rw == 1,
+            Shape::GNonadjacent => rw == 2 && !adjacent,
+            Shape::G2Item => rw == 2 && adjacent,
+        }
+    }
+
+    /// A shortest cycle of this shape through the first start node that has one.
+    fn first(
+        &self,
+        nodes: &[u32],
+        budget: &mut u64,
+        abort: &dyn Fn() -> bool,
+    ) -> Result<Option<Cycle>, ()> {
+        let key = self.key_label();
+        for &s in nodes {
+            let starts = self
+                .g
+                .out(s)
+                .any(|(t, b)| b & key != 0 && self.comp[t as usize] == self.c);
+            if !starts {
+                continue;
+            }
+            if abort() {
+                return Err(());
+            }
+            if let Some(steps) = self.bfs(s, budget)? {
+                return Ok(Some(self.cycle(steps)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn cycle(&self, steps: Vec<(u32, u8)>) -> Cycle {
+        let (kind, flavour) = match self.shape {
+            Shape::G0 => (AnomalyKind::G0, Flavour::Plain),
+            Shape::G1c => (AnomalyKind::G1c, Flavour::Plain),
+            Shape::Causal if steps.len() == 2 => (AnomalyKind::GSingle, Flavour::FracturedRead),
+            Shape::Causal => (AnomalyKind::GSingle, Flavour::ConsistentPrefix),
+            Shape::GSingle => (AnomalyKind::GSingle, Flavour::Plain),
+            Shape::GNonadjacent => (AnomalyKind::GNonadjacent, Flavour::Plain),
+            Shape::G2Item => (AnomalyKind::G2Item, Flavour::Plain),
+        };
+        Cycle {
+            kind: suffixed(kind, self.level),
+            flavour,
+            steps,
+        }
+    }
+
+    fn bfs(&self, s: u32, budget: &mut u64) -> Result<Option<Vec<(u32, u8)>>, ()> {
+        let labels = self.labels();
+        let mut parent: FxHashMap<(u32, u8), (u32, u8, u8)> = FxHashMap::default();
+        let mut queue = VecDeque::from([(s, 0u8)]);
+        while let Some((u, q)) = queue.pop_front() {
+            if *budget == 0 {
+                return Err(());
+            }
+            *budget -= 1;
+            for (v, bits) in self.g.out(u) {
+                if self.comp[v as usize] != self.c {
+                    continue;
+                }
+                let mut avail = bits & labels;
+                while avail != 0 {
+                    let label = avail & avail.wrapping_neg();
+                    avail &= !label;
+                    let q2 = step(q, label, self.new);
+                    if self.pruned(q2) {
+                        continue;
+                    }
+                    if v == s {
+                        if self.accepts(q2) {
+                            let steps = unwind(&parent, s, (u, q), label);
+                            // A walk through a transaction twice is several cycles,
+                            // none necessarily of this shape: keep searching.
+                            let mut seen: Vec<u32> = steps.iter().map(|s| s.0).collect();
+                            seen.sort_unstable();
+                            seen.dedup();
+                            if seen.len() == steps.len() {
+                                return Ok(Some(steps));
+                            }
+                        }
+                        continue;
+                    }
+                    if let std::collections::hash_map::Entry::Vacant(e) = parent.entry((v, q2)) {
+                        e.insert((u, q, label));
+                        queue.push_back((v, q2));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The path from `s` to `last` (by parents) closed by `label` back to `s`.
+fn unwind(
+    parent: &FxHashMap<(u32, u8), (u32, u8, u8)>,
+    s: u32,
+    last: (u32, u8),
+    label: u8,
+) -> Vec<(u32, u8)> {
+    let mut rev = vec![(last.0, label)];
+    let mut at = last;
+    while at != (s, 0) {
+        let (u, q, l) = parent[&at];
+        rev.push((u, l));
+        at = (u, q);
+    }
+    rev.reverse();
+    rev
+}
+
+/// A cycle through the first edge of kind `new` inside the component (any edge when
+/// `new` is 0): plain BFS back to its source, no budget (linear in the component), each
+/// edge labelled by its weakest kind, classified by its edges.
+fn any_cycle(g: &Csr, comp: &[u32], c: u32, nodes: &[u32], mask: u8, new: u8) -> Option<Cycle> {
+    let want = if new == 0 { mask } else { new };
+    let (s, first, first_bits) = nodes.iter().find_map(|&u| {
+        g.out(u)
+            .find(|&(v, b)| b & want != 0 && comp[v as usize] == c)
+            .map(|(v, b)| (u, v, b))
+    })?;
+    let label_of = |bits: u8| {
+        [WW, WR, PROC, RT, RW]
+            .into_iter()
+            .find(|l| bits & mask & l != 0)
+            .unwrap_or(RW)
+    };
+    let first_label = if new == 0 { label_of(first_bits) } else { new };
+    let mut parent: FxHashMap<u32, (u32, u8)> = FxHashMap::default();
+    parent.insert(first, (s, first_label));
+    let mut queue = VecDeque::from([first]);
+    while let Some(u) = queue.pop_front() {
+        if u == s {
+            let mut rev = Vec::new();
+            let mut at = s;
+            loop {
+                let (p, l) = parent[&at];
+                rev.push((p, l));
+                if p == s {
+                    break;
+                }
+                at = p;
+            }
+            rev.reverse();
+            return Some(classify(rev));
+        }
+        for (v, bits) in g.out(u) {
+            if bits & mask == 0 || comp[v as usize] != c {
+                continue;
+            }
+            if let std::collections::hash_map::Entry::Vacant(e) = parent.entry(v) {
+                e.insert((u, label_of(bits)));
+                queue.push_back(v);
+            }
+        }
+    }
+    None
+}
+
+/// The kind of a given cycle, from its edges' labels.
+fn classify(steps: Vec<(u32, u8)>) -> Cycle {
+    let labels: Vec<u8> = steps.iter().map(|s| s.1).collect();
+    let rw = labels.iter().filter(|&&l| l == RW).count();
+    let n = labels.len();
+    let adjacent = (0..n).any(|i| labels[i] == RW && labels[(i + 1) % n] == RW);
+    let kind = match rw {
+        0 if labels.contains(&WR) => AnomalyKind::G1c,
+        0 => AnomalyKind::G0,
+        1 => AnomalyKind::GSingle,
+        _ if adjacent => AnomalyKind::G2Item,
+        _ => AnomalyKind::GNonadjacent,
+    };
+    let level = if labels.contains(&RT) {
+        2
+    } else if labels.contains(&PROC) {
+        1
+    } else {
+        0
+    };
+    Cycle {
+        kind: suffixed(kind, level),
+        flavour: Flavour::Plain,
+        steps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_kinds() {
+        // 0 -ww-> 1 -rw-> 0: G-single; 2 -ww-> 3 -ww-> 2: G0.
+        let g = Csr::build(4, &[(0, 1, WW), (1, 0, RW), (2, 3, WW), (3, 2, WW)]);
+        let c = find_cycles(&g, 1000, &|| false);
+        let kinds: Vec<_> = c.found.iter().map(|c| c.kind).collect();
+        assert_eq!(kinds, [AnomalyKind::GSingle, AnomalyKind::G0]);
+        assert!(!c.incomplete);
+    }
+
+    #[test]
+    fn budget_still_names_a_cycle() {
+        let n = 50u32;
+        let mut edges: Vec<_> = (0..n).map(|i| (i, (i + 1) % n, RW)).collect();
+        edges.push((0, 25, WW));
+        let g = Csr::build(n as usize, &edges);
+        let c = find_cycles(&g, 3, &|| false);
+        assert!(c.incomplete);
+        assert!(!c.found.is_empty());
+    }
+}
