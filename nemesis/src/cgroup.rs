@@ -13,6 +13,7 @@
 
 use crate::error::NemesisError;
 use crate::ledger::Ledger;
+pub use crate::sys::remove_cgroup as remove_dir;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -106,32 +107,4 @@ fn set_frozen(path: &Path, on: bool) -> Result<(), NemesisError> {
         std::thread::sleep(Duration::from_millis(5));
     }
     Ok(())
-}
-
-/// Thaws cgroup `path`, moves its processes to the hierarchy's root and removes it.
-pub fn remove_dir(path: &Path) -> Result<(), NemesisError> {
-    if !path.exists() {
-        return Ok(());
-    }
-    let _ = write(&path.join("cgroup.freeze"), "0");
-    let parent_procs = path
-        .parent()
-        .map(|p| p.join("cgroup.procs"))
-        .ok_or_else(|| NemesisError::io(path, std::io::Error::other("cgroup has no parent")))?;
-    let until = Instant::now() + Duration::from_secs(2);
-    loop {
-        let pids: Vec<String> = std::fs::read_to_string(path.join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        for p in &pids {
-            let _ = std::fs::write(&parent_procs, p);
-        }
-        match std::fs::remove_dir(path) {
-            Ok(()) => return Ok(()),
-            Err(_) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(NemesisError::io(path, e)),
-        }
-    }
 }

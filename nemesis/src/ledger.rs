@@ -223,7 +223,7 @@ pub fn cleanup_record(record: &Record) -> Vec<String> {
     }
     for cg in &record.cgroups {
         if cg.exists() {
-            match crate::cgroup::remove_dir(cg) {
+            match sys::remove_cgroup(cg) {
                 Ok(()) => done.push(format!("removed cgroup {}", cg.display())),
                 Err(e) => done.push(format!("could not remove cgroup {}: {e}", cg.display())),
             }

@@ -4,10 +4,11 @@
 //! the complete `FaultState` that should hold) and `schedule` (a seeded, time-explicit
 //! plan: `next(now_ns) -> change | pending | done`). Mechanisms: `netns` (namespaces +
 //! nftables), `cgroup` (cgroup-v2 freezer for process trees), `shim` (the LD_PRELOAD
-//! clock shim for C servers), and `mechanism::ReferenceMechanism` (kill/restart, SIGSTOP/
-//! SIGCONT, admin-API clocks and cooperative link cuts on the reference cluster) and
-//! `db::DbMechanism` (the same faults on a real database: kills and restarts through the
-//! adapter, SIGSTOP or cgroup freeze, clock-shim files, nftables). The
+//! clock shim for C servers), and `mechanism::TargetMechanism`, the one mechanism over
+//! `schism_targets::TargetCluster` for the reference cluster and every database alike
+//! (kills and restarts through the target, SIGSTOP or a cgroup freeze, clocks through the
+//! shim's files or the target's admin API, nftables or the target's cooperative link
+//! cuts), which refuses a state the target's declared `Capabilities` cannot take. The
 //! `ledger` records every system resource before it is created and removes them all on
 //! drop or in `schism cleanup`.
 //!
@@ -18,7 +19,6 @@
 //! run created. This crate knows nothing of clap, the terminal or the results layout.
 
 pub mod cgroup;
-pub mod db;
 pub mod error;
 pub mod fault;
 pub mod ledger;
@@ -29,12 +29,12 @@ pub mod schedule;
 pub mod shim;
 pub mod sys;
 
-pub use db::{DbMechanism, db_capabilities};
 pub use error::NemesisError;
 pub use fault::{ClockFault, ClockSetting, Fault, FaultState, Kind, Selector, Shape, Targets};
 pub use ledger::{Ledger, Record};
 pub use mechanism::{
-    Applied, Capabilities, Mechanism, Nemesis, Net, NetChoice, ReferenceMechanism, choose_net,
+    Applied, Capabilities, CapabilitiesCheck, FaultEnv, Mechanism, Nemesis, Net, NetChoice,
+    TargetMechanism, choose_net,
 };
 pub use netns::Netns;
 pub use schedule::{Change, Next, Planned, Schedule, ScheduleSpec};

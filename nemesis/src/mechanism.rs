@@ -1,27 +1,40 @@
 //! Applying fault states to a real cluster: the `Mechanism` trait, the `Nemesis` that
-//! drives it, and the mechanism for the reference cluster.
+//! drives it, and `TargetMechanism`, the one mechanism for every target.
 //!
 //! `Nemesis` holds the fault state in force. For each planned change it resolves the
 //! fault (asking the mechanism who leads only when the fault targets the leader), then
 //! asks the mechanism to make the *whole* resulting state hold; healing is applying the
 //! empty state. A mechanism must be idempotent: applying a state twice is the same as once.
 //!
-//! `ReferenceMechanism` applies a state to a `ReferenceCluster`, in an order that keeps
-//! every step possible: kill (SIGKILL, data kept), restart what should run (the same
-//! command, waiting until it answers), SIGCONT what should not be paused, set every
-//! reachable node's clock and link cuts through its admin API, and SIGSTOP last (a paused
-//! node answers nothing). Partitions go through nftables in the run's namespaces (`Net::Netns`)
-//! or through cooperative cuts (`Net::Local`: each node drops replication traffic from
-//! the peers it must not hear). After a restart the new pid goes into the ledger.
+//! `TargetMechanism` applies a state to any `TargetCluster` (the reference cluster or a
+//! database), in an order that keeps every step possible: kill (SIGKILL, data kept; a
+//! paused node is let go first), restart what should run (the target's own restart: same
+//! data, rejoining as it needs, waiting until it answers), resume what should not be
+//! paused (SIGCONT, or thaw the node's cgroup), set every node's clock (the LD_PRELOAD
+//! shim's file when the run has one, else the target's own clock API on every node that
+//! can answer), make the partitions (nftables in the run's namespaces with `Net::Netns`;
+//! with `Net::Local` the target's cooperative link cuts: each node drops replication
+//! traffic from the peers it must not hear), and pause last (SIGSTOP through the target,
+//! or freeze the cgroup for servers that fork, such as PostgreSQL; a paused node answers
+//! nothing).
+//!
+//! Guarantees: a state the target's declared `Capabilities` refuse is refused with the
+//! reason, never silently skipped; a freezer cgroup is in the ledger before it exists and
+//! holds the server and every descendant at the moment of the pause (children forked
+//! later are born inside); after a restart the new pids go into the ledger.
 
+use crate::cgroup::Freezer;
 use crate::error::NemesisError;
 use crate::fault::{Fault, FaultState, Kind, resolve};
 use crate::ledger::Ledger;
 use crate::netns::Netns;
 use crate::schedule::Change;
-use schism_targets::{NodeId, ReferenceCluster};
+use crate::shim::ClockFile;
+use schism_targets::NodeId;
+pub use schism_targets::target::{Capabilities, FaultEnv};
+use schism_targets::target::{PauseStyle, TargetCluster};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 /// How partitions are made.
@@ -43,13 +56,37 @@ impl std::fmt::Display for Net {
     }
 }
 
-/// `--net`: what the user asked for.
+/// `--net`: what the user asked for (parses itself with `FromStr`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NetChoice {
     Auto,
     Netns,
     Local,
+}
+
+impl std::fmt::Display for NetChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NetChoice::Auto => "auto",
+            NetChoice::Netns => "netns",
+            NetChoice::Local => "local",
+        })
+    }
+}
+
+impl std::str::FromStr for NetChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(NetChoice::Auto),
+            "netns" => Ok(NetChoice::Netns),
+            "local" => Ok(NetChoice::Local),
+            other => Err(format!(
+                "unknown network mechanism {other:?}: expected auto, netns or local"
+            )),
+        }
+    }
 }
 
 /// Picks the partition mechanism. Nodes go into namespaces only when partitions are
@@ -90,43 +127,15 @@ pub fn choose_net(
     }
 }
 
-/// What a target can take. `None` means supported; `Some(reason)` means refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Capabilities {
-    pub target: String,
-    pub partition: Option<String>,
-    pub pause: Option<String>,
-    pub kill: Option<String>,
-    pub clock: Option<String>,
+/// Checking a target's declared capabilities against the faults a run asks for.
+pub trait CapabilitiesCheck {
+    /// Refuses, before the run starts, the first requested kind the target cannot take,
+    /// naming `--nemesis` as the flag to change.
+    fn check(&self, kinds: &[Kind]) -> Result<(), NemesisError>;
 }
 
-impl Capabilities {
-    /// The reference cluster takes every fault.
-    pub fn reference() -> Capabilities {
-        Capabilities {
-            target: "reference".into(),
-            partition: None,
-            pause: None,
-            kill: None,
-            clock: None,
-        }
-    }
-
-    /// A Go server such as etcd: everything but clock skew (RECIPES.md §6).
-    pub fn go_binary(name: &str) -> Capabilities {
-        Capabilities {
-            target: name.into(),
-            partition: None,
-            pause: None,
-            kill: None,
-            clock: Some(format!(
-                "{name} is a Go binary: Go reads the clock through the vDSO, not libc, so no LD_PRELOAD shim can skew it, and a time namespace only offsets monotonic clocks at creation"
-            )),
-        }
-    }
-
-    /// Refuses, before the run starts, the first requested kind the target cannot take.
-    pub fn check(&self, kinds: &[Kind]) -> Result<(), NemesisError> {
+impl CapabilitiesCheck for Capabilities {
+    fn check(&self, kinds: &[Kind]) -> Result<(), NemesisError> {
         for k in kinds {
             let why = match k {
                 Kind::Partition => &self.partition,
@@ -213,88 +222,204 @@ impl Nemesis {
     }
 }
 
-/// Applies fault states to a reference cluster.
+/// Applies fault states to any target.
 #[derive(Debug)]
-pub struct ReferenceMechanism<'a> {
-    cluster: &'a mut ReferenceCluster,
+pub struct TargetMechanism<'a> {
+    cluster: &'a mut dyn TargetCluster,
     net: Net,
     netns: Option<&'a Netns>,
     ledger: Option<&'a Ledger>,
+    caps: Capabilities,
+    /// Per node, the shim's clock file (when the run skews clocks through the shim).
+    clocks: BTreeMap<NodeId, ClockFile>,
+    freezers: BTreeMap<NodeId, Freezer>,
+    paused: BTreeSet<NodeId>,
+    /// Prefix of cgroup names (unique per run).
+    run_id: String,
 }
 
-impl<'a> ReferenceMechanism<'a> {
-    /// `netns` must be given for `Net::Netns` (the namespaces the cluster runs in).
+impl<'a> TargetMechanism<'a> {
+    /// `netns` must be given for `Net::Netns` when partitions are to be made (the
+    /// namespaces the cluster runs in); `ledger` records restarted pids and freezers.
     pub fn new(
-        cluster: &'a mut ReferenceCluster,
+        cluster: &'a mut dyn TargetCluster,
         net: Net,
         netns: Option<&'a Netns>,
         ledger: Option<&'a Ledger>,
-    ) -> Result<ReferenceMechanism<'a>, NemesisError> {
-        if net == Net::Netns && netns.is_none() {
+    ) -> Result<TargetMechanism<'a>, NemesisError> {
+        let kind = cluster.kind();
+        if net == Net::Netns && netns.is_none() && kind == schism_targets::TargetKind::Reference {
             return Err(NemesisError::Unsupported(
                 "netns partitions need the run's namespaces".into(),
             ));
         }
-        Ok(ReferenceMechanism {
+        Ok(TargetMechanism {
+            caps: capabilities(&*cluster, net, netns.is_some(), false),
             cluster,
             net,
             netns,
             ledger,
+            clocks: BTreeMap::new(),
+            freezers: BTreeMap::new(),
+            paused: BTreeSet::new(),
+            run_id: format!("{:06x}", std::process::id() & 0xff_ffff),
         })
     }
 
-    pub fn cluster(&self) -> &ReferenceCluster {
-        self.cluster
+    /// Clock faults through the LD_PRELOAD shim: one file per node, read by the server's
+    /// clock calls; `run_id` names this run's freezer cgroups.
+    pub fn with_clock_files(
+        mut self,
+        clocks: BTreeMap<NodeId, ClockFile>,
+        run_id: &str,
+    ) -> TargetMechanism<'a> {
+        self.caps = capabilities(
+            &*self.cluster,
+            self.net,
+            self.netns.is_some(),
+            !clocks.is_empty(),
+        );
+        self.clocks = clocks;
+        self.run_id = run_id.to_owned();
+        self
+    }
+
+    pub fn cluster(&self) -> &dyn TargetCluster {
+        &*self.cluster
     }
 
     pub fn net(&self) -> Net {
         self.net
     }
+
+    fn pause(&mut self, node: &str) -> Result<(), NemesisError> {
+        let Some(pid) = self.cluster.pid(node) else {
+            return Ok(());
+        };
+        match self.cluster.pause_style() {
+            PauseStyle::Signal => self.cluster.pause(node)?,
+            PauseStyle::Tree => {
+                if !self.freezers.contains_key(node) {
+                    let ledger = self.ledger.ok_or_else(|| {
+                        NemesisError::Unsupported(
+                            "freezing a process tree needs the run's ledger".into(),
+                        )
+                    })?;
+                    let name = format!("schism-{}-{node}", self.run_id);
+                    let f = Freezer::create(ledger, &name)?;
+                    self.freezers.insert(node.to_owned(), f);
+                }
+                let f = &self.freezers[node];
+                for p in std::iter::once(pid).chain(schism_targets::process::descendants(pid)) {
+                    // A backend that exited meanwhile is not an error.
+                    let _ = f.add(p);
+                }
+                f.freeze()?;
+            }
+        }
+        self.paused.insert(node.to_owned());
+        Ok(())
+    }
+
+    fn resume(&mut self, node: &str) -> Result<(), NemesisError> {
+        if let Some(f) = self.freezers.get(node) {
+            f.thaw()?;
+        }
+        if self.cluster.is_running(node) {
+            // SIGCONT is harmless on a running process.
+            self.cluster.resume(node)?;
+        }
+        self.paused.remove(node);
+        Ok(())
+    }
+
+    /// Whether `node` is paused, as this mechanism or the target itself knows it (a
+    /// mechanism made for one change may heal a pause another one made).
+    fn is_paused(&self, node: &str) -> bool {
+        self.paused.contains(node) || self.cluster.is_paused(node)
+    }
+
+    /// Thaws and removes every freezer cgroup (at the end of a run).
+    pub fn release(&mut self) -> Vec<String> {
+        let mut errors = Vec::new();
+        for (_, f) in std::mem::take(&mut self.freezers) {
+            if let Err(e) = f.remove() {
+                errors.push(e.to_string());
+            }
+        }
+        errors
+    }
+
+    /// Refuses a state that needs a fault the target cannot take.
+    fn refuse_unsupported(&self, state: &FaultState) -> Result<(), NemesisError> {
+        let clocks = self.cluster.node_ids().iter().any(|n| {
+            let c = state.clock(n);
+            c.offset_ms != 0 || c.rate != 1.0
+        });
+        let mut kinds = Vec::new();
+        for (kind, used) in [
+            (Kind::Partition, !state.cuts.is_empty()),
+            (Kind::Pause, !state.paused.is_empty()),
+            (Kind::Kill, !state.killed.is_empty()),
+            (Kind::Clock, clocks),
+        ] {
+            if used {
+                kinds.push(kind);
+            }
+        }
+        self.caps.check(&kinds)
+    }
 }
 
-impl Mechanism for ReferenceMechanism<'_> {
+/// What the target declares it can take, given what this run gives its faults: the
+/// run's namespaces (or, with `Net::Local`, the reference nodes' own link cuts) and the
+/// shim's clock files.
+fn capabilities(
+    cluster: &dyn TargetCluster,
+    net: Net,
+    have_netns: bool,
+    have_shim: bool,
+) -> Capabilities {
+    let kind = cluster.kind();
+    let env = FaultEnv {
+        managed: cluster.managed(),
+        have_netns: have_netns
+            || (net == Net::Local && kind == schism_targets::TargetKind::Reference),
+        have_shim,
+    };
+    Capabilities::of(kind, &env)
+}
+
+impl Mechanism for TargetMechanism<'_> {
     fn nodes(&self) -> Vec<NodeId> {
         self.cluster.node_ids()
     }
 
     async fn leader(&mut self) -> Option<NodeId> {
-        let mut votes: BTreeMap<NodeId, usize> = BTreeMap::new();
-        for n in self.cluster.node_ids() {
-            if !self.cluster.is_running(&n) || self.cluster.is_paused(&n) {
-                continue;
-            }
-            if let Ok(st) = self.cluster.status(&n).await
-                && let Some(l) = st.leader
-            {
-                *votes.entry(l).or_default() += 1;
-            }
-        }
-        votes
-            .into_iter()
-            .max_by_key(|(_, v)| *v)
-            .map(|(l, _)| l)
-            .or_else(|| Some(self.cluster.leader().to_owned()))
+        self.cluster.leader().await
     }
 
     async fn apply(&mut self, state: &FaultState) -> Result<(), NemesisError> {
-        let mut first: Option<NemesisError> = None;
+        let mut first: Option<NemesisError> = self.refuse_unsupported(state).err();
         let nodes = self.cluster.node_ids();
-        // 1. Kills (SIGKILL works on a stopped process too).
+        // 1. Kills (a frozen or stopped process must be let go first to die promptly).
         for n in &nodes {
-            if state.killed.contains(n)
-                && self.cluster.is_running(n)
-                && let Err(e) = self.cluster.kill(n).await
-            {
-                first.get_or_insert(e.into());
+            if state.killed.contains(n) && self.cluster.is_running(n) {
+                if self.is_paused(n) {
+                    let _ = self.resume(n);
+                }
+                if let Err(e) = self.cluster.kill(n).await {
+                    first.get_or_insert(e.into());
+                }
             }
         }
-        // 2. Restarts: the same command, data kept.
+        // 2. Restarts: the same data.
         let mut restarted = false;
         for n in &nodes {
             if !state.killed.contains(n) && !self.cluster.is_running(n) {
                 restarted = true;
                 if let Err(e) = self.cluster.restart(n).await {
-                    first.get_or_insert(e.into());
+                    first.get_or_insert(NemesisError::Unsupported(format!("restarting {n}: {e}")));
                 }
             }
         }
@@ -304,28 +429,40 @@ impl Mechanism for ReferenceMechanism<'_> {
         {
             first.get_or_insert(e);
         }
-        // 3. Resume whatever should not be paused (SIGCONT is harmless on a running one).
+        // 3. Resume whatever should not be paused.
         for n in &nodes {
             if !state.paused.contains(n)
-                && self.cluster.is_running(n)
-                && let Err(e) = self.cluster.resume(n)
+                && self.is_paused(n)
+                && let Err(e) = self.resume(n)
             {
-                first.get_or_insert(e.into());
+                first.get_or_insert(e);
             }
         }
-        // 4. Clocks and cooperative links, on every node that can answer.
+        // 4. Clocks (the shim's files, else the target's own API on every node that can
+        //    answer) and cooperative link cuts.
         for n in &nodes {
-            if !self.cluster.is_running(n) || self.cluster.is_paused(n) {
+            let c = state.clock(n);
+            if let Some(file) = self.clocks.get(n) {
+                if let Err(e) = file.set(c.offset_ms, c.rate) {
+                    first.get_or_insert(e);
+                }
                 continue;
             }
-            let c = state.clock(n);
-            if let Err(e) = self.cluster.set_clock(n, c.offset_ms as f64, c.rate).await {
-                first.get_or_insert(e.into());
+            if !self.cluster.is_running(n) || self.is_paused(n) {
+                continue;
             }
-            if self.net == Net::Local
-                && let Err(e) = self.cluster.set_links(n, &state.deaf_to(n), true).await
+            if let Some(set) = self.cluster.set_clock(n, c.offset_ms as f64, c.rate)
+                && let Err(e) = set.await
             {
                 first.get_or_insert(e.into());
+            }
+            if self.net == Net::Local {
+                let deaf = state.deaf_to(n);
+                if let Some(set) = self.cluster.set_links(n, &deaf)
+                    && let Err(e) = set.await
+                {
+                    first.get_or_insert(e.into());
+                }
             }
         }
         // 5. Packet-level partitions.
@@ -338,9 +475,10 @@ impl Mechanism for ReferenceMechanism<'_> {
         for n in &nodes {
             if state.paused.contains(n)
                 && self.cluster.is_running(n)
-                && let Err(e) = self.cluster.pause(n)
+                && !self.paused.contains(n)
+                && let Err(e) = self.pause(n)
             {
-                first.get_or_insert(e.into());
+                first.get_or_insert(e);
             }
         }
         first.map_or(Ok(()), Err)

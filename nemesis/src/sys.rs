@@ -1,9 +1,12 @@
 //! Running system tools (`ip`, `nft`, `cc`) and reading `/proc`, with errors that name
-//! the command and its stderr. Nothing here changes state by itself.
+//! the command and its stderr, and removing a cgroup (shared by `cgroup::Freezer` and the
+//! ledger's cleanup, so neither imports the other). Nothing here decides what to change.
 
 use crate::error::NemesisError;
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The Debian package that provides a tool, for "install X" messages.
 pub(crate) fn package_of(tool: &'static str) -> &'static str {
@@ -115,4 +118,32 @@ pub fn run_children(pid: u32) -> Vec<u32> {
         }
     }
     out
+}
+
+/// Thaws cgroup `path`, moves its processes to the hierarchy's root and removes it.
+pub fn remove_cgroup(path: &Path) -> Result<(), NemesisError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let _ = std::fs::write(path.join("cgroup.freeze"), "0");
+    let parent_procs = path
+        .parent()
+        .map(|p| p.join("cgroup.procs"))
+        .ok_or_else(|| NemesisError::io(path, std::io::Error::other("cgroup has no parent")))?;
+    let until = Instant::now() + Duration::from_secs(2);
+    loop {
+        let pids: Vec<String> = std::fs::read_to_string(path.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        for p in &pids {
+            let _ = std::fs::write(&parent_procs, p);
+        }
+        match std::fs::remove_dir(path) {
+            Ok(()) => return Ok(()),
+            Err(_) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(NemesisError::io(path, e)),
+        }
+    }
 }

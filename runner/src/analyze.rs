@@ -8,7 +8,7 @@
 //! is `unknown`), a run folder whose `status.json` says the run was cut short is `unknown`
 //! unless an anomaly was proven, and a check stopped by a signal is `unknown`.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use schism_checker::{
     Algorithm, CheckResult, CheckerName, CheckerSet, Model, Options, RegisterOptions, Report,
     Validity, Workload as CheckWorkload,
@@ -102,19 +102,12 @@ pub fn history_path(path: &Path) -> Result<PathBuf> {
 
 /// Reads the workload recorded in a results folder's config.json, if any.
 pub fn recorded_workload(dir: &Path) -> Result<Option<CheckWorkload>> {
-    let cfg = dir.join(store::CONFIG);
-    if !cfg.exists() {
-        return Ok(None);
-    }
-    let text =
-        std::fs::read_to_string(&cfg).with_context(|| format!("cannot read {}", cfg.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not valid JSON", cfg.display()))?;
-    Ok(match v.pointer("/test/workload").and_then(|w| w.as_str()) {
-        Some("append") => Some(CheckWorkload::Append),
-        Some("register") => Some(CheckWorkload::Register),
-        _ => None,
-    })
+    // The workload the run generated (a hand-made config.json may not say).
+    let workload = crate::config::RunConfig::read(dir)?.and_then(|c| c.workload);
+    Ok(workload.map(|w| match w.kind {
+        schism_workloads::WorkloadKind::Append => CheckWorkload::Append,
+        schism_workloads::WorkloadKind::Register => CheckWorkload::Register,
+    }))
 }
 
 pub fn analyze_file(

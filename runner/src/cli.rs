@@ -8,9 +8,108 @@
 //! values, out-of-range ports) and `usage_error` renders any command-line error as one
 //! line naming the flag ("--concurrency must be an integer from 1 to 1000, got -1").
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use schism_nemesis::NetChoice;
+use schism_targets::db::EtcdReads;
+use schism_targets::{Durability, Failover, ReadRouting, TargetKind};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// A domain type as a flag's value: it parses itself (`FromStr`); these are its spellings
+/// and their help, for `--help` and for the one-line error that lists them.
+pub trait Choices: std::str::FromStr<Err = String> + Clone + Send + Sync + 'static {
+    const CHOICES: &'static [(&'static str, &'static str)];
+}
+
+impl Choices for ReadRouting {
+    const CHOICES: &'static [(&'static str, &'static str)] = &[
+        ("leader", "Every read goes to the leader"),
+        (
+            "any",
+            "Each read goes to a node chosen at random (followers may be behind)",
+        ),
+        ("follower", "Each read goes to a follower chosen at random"),
+        (
+            "ryw",
+            "Any node, once it applied the session's last write (else redirected to the leader)",
+        ),
+        (
+            "sticky",
+            "One node per session; monotonic reads across a switch",
+        ),
+    ];
+}
+
+impl Choices for TargetKind {
+    const CHOICES: &'static [(&'static str, &'static str)] = &[
+        (
+            "reference",
+            "The built-in reference cluster (`--model`, `--replication`, …)",
+        ),
+        (
+            "etcd",
+            "etcd (Debian `etcd-server`) through its JSON gateway; feature `etcd`",
+        ),
+        (
+            "redis",
+            "Redis primary + replicas (+ Sentinel with `--failover auto`); feature `redis`",
+        ),
+        (
+            "postgres",
+            "PostgreSQL primary + streaming standbys; feature `postgres`",
+        ),
+        ("galera", "MariaDB Galera multi-primary; feature `galera`"),
+    ];
+}
+
+impl Choices for Failover {
+    const CHOICES: &'static [(&'static str, &'static str)] = &[
+        ("none", "n1 leads forever; while it is down writes fail"),
+        (
+            "auto",
+            "Heartbeats and elections with epochs; the most up-to-date follower wins",
+        ),
+    ];
+}
+
+impl Choices for Durability {
+    const CHOICES: &'static [(&'static str, &'static str)] = &[
+        ("fsync", "write + fdatasync before any ack"),
+        (
+            "buffered",
+            "In-memory buffer written out every 50 ms: kill -9 loses the unwritten tail",
+        ),
+    ];
+}
+
+impl Choices for EtcdReads {
+    const CHOICES: &'static [(&'static str, &'static str)] = &[
+        (
+            "linearizable",
+            "Quorum reads through the raft leader (etcd's default)",
+        ),
+        (
+            "serializable",
+            "Each member answers from its local state (possibly stale)",
+        ),
+    ];
+}
+
+impl Choices for NetChoice {
+    const CHOICES: &'static [(&'static str, &'static str)] =
+        &[("auto", ""), ("netns", ""), ("local", "")];
+}
+
+/// The value parser of a `Choices` type: clap checks the spelling (and lists the
+/// choices when it is wrong), then the type parses itself.
+fn choice<T: Choices>() -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(T::CHOICES.iter().map(|&(name, help)| {
+        let v = PossibleValue::new(name);
+        if help.is_empty() { v } else { v.help(help) }
+    }))
+    .try_map(|s| s.parse::<T>())
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,46 +145,7 @@ pub enum Command {
     Node(NodeArgs),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Target {
-    /// The built-in reference cluster (`--model`, `--replication`, …).
-    Reference,
-    /// etcd (Debian `etcd-server`) through its JSON gateway; feature `etcd`.
-    Etcd,
-    /// Redis primary + replicas (+ Sentinel with `--failover auto`); feature `redis`.
-    Redis,
-    /// PostgreSQL primary + streaming standbys; feature `postgres`.
-    Postgres,
-    /// MariaDB Galera multi-primary; feature `galera`.
-    Galera,
-}
-
-impl Target {
-    /// The database adapter, None for the reference cluster.
-    pub fn db(self) -> Option<schism_targets::db::DbKind> {
-        use schism_targets::db::DbKind;
-        match self {
-            Target::Reference => None,
-            Target::Etcd => Some(DbKind::Etcd),
-            Target::Redis => Some(DbKind::Redis),
-            Target::Postgres => Some(DbKind::Postgres),
-            Target::Galera => Some(DbKind::Galera),
-        }
-    }
-}
-
-/// `--etcd-reads`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EtcdReads {
-    /// Quorum reads through the raft leader (etcd's default).
-    Linearizable,
-    /// Each member answers from its local state (possibly stale).
-    Serializable,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Model {
     LeaderFollower,
@@ -96,7 +156,7 @@ pub enum Model {
 }
 
 /// Multi-leader conflict resolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Conflict {
     /// Last writer wins, by the writing node's own (skewable) clock.
@@ -108,14 +168,14 @@ pub enum Conflict {
 }
 
 /// Leaderless versioning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Versioning {
     Lww,
     VersionVector,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnOff {
     On,
@@ -128,23 +188,8 @@ impl OnOff {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Reads {
-    /// Every read goes to the leader.
-    Leader,
-    /// Each read goes to a node chosen at random (followers may be behind).
-    Any,
-    /// Each read goes to a follower chosen at random.
-    Follower,
-    /// Any node, once it applied the session's last write (else redirected to the leader).
-    Ryw,
-    /// One node per session; monotonic reads across a switch.
-    Sticky,
-}
-
 /// `on` / `off` switches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Switch {
     On,
@@ -157,25 +202,7 @@ impl Switch {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Failover {
-    /// n1 leads forever; while it is down writes fail.
-    None,
-    /// Heartbeats and elections with epochs; the most up-to-date follower wins.
-    Auto,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Durability {
-    /// write + fdatasync before any ack.
-    Fsync,
-    /// In-memory buffer written out every 50 ms: kill -9 loses the unwritten tail.
-    Buffered,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Topology {
     /// The leader (leader-follower) or a hub (multi-leader) sends to every other node.
@@ -188,28 +215,31 @@ pub enum Topology {
     Ring,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Workload {
     Append,
     Register,
 }
 
-#[derive(Debug, Clone, Args, serde::Serialize)]
+/// `config.json`'s `test`: read back typed (a setting missing from an older file takes
+/// its default).
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct TestArgs {
     /// The test's name: results go to <store>/<name>/<timestamp>/.
     #[arg(long, default_value = "default")]
     pub name: String,
     /// What to test.
-    #[arg(long, value_enum, default_value_t = Target::Reference)]
-    pub target: Target,
+    #[arg(long, default_value_t = TargetKind::Reference, value_parser = choice::<TargetKind>())]
+    pub target: TargetKind,
     /// Audit an existing cluster instead of provisioning one: the members' client
     /// addresses, host:port,… (a database --target only; faults that need control of the
     /// processes are refused).
     #[arg(long, value_delimiter = ',')]
     pub endpoints: Vec<String>,
     /// etcd: how reads are served.
-    #[arg(long, value_enum, default_value_t = EtcdReads::Linearizable)]
+    #[arg(long, default_value_t = EtcdReads::Linearizable, value_parser = choice::<EtcdReads>())]
     pub etcd_reads: EtcdReads,
     /// Replication model of the reference cluster.
     #[arg(long, value_enum, default_value_t = Model::LeaderFollower)]
@@ -240,11 +270,11 @@ pub struct TestArgs {
     #[arg(long, value_enum)]
     pub versioning: Option<Versioning>,
     /// Where reads go.
-    #[arg(long, value_enum, default_value_t = Reads::Any)]
-    pub reads: Reads,
+    #[arg(long, default_value_t = ReadRouting::Any, value_parser = choice::<ReadRouting>())]
+    pub reads: ReadRouting,
     /// Whether a new leader is elected when the leader goes silent (default none;
     /// leader-follower, and Redis/PostgreSQL).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Failover>())]
     pub failover: Option<Failover>,
     /// on: stale epochs are refused and a leader cut off from a majority steps down;
     /// off: a deposed leader keeps acknowledging writes (split brain). Default on;
@@ -259,10 +289,10 @@ pub struct TestArgs {
     /// (0 = at once). A positive interval is how real asynchronous replication lags: a
     /// leader that dies takes up to this much acknowledged history with it.
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub ship_interval: Duration,
     /// How the log reaches the disk before an ack.
-    #[arg(long, value_enum, default_value_t = Durability::Fsync)]
+    #[arg(long, default_value_t = Durability::Fsync, value_parser = choice::<Durability>())]
     pub durability: Durability,
     /// Who replicates to whom: star | chain (leader-follower, default star);
     /// all-to-all | ring | star (multi-leader, default all-to-all).
@@ -287,12 +317,12 @@ pub struct TestArgs {
     pub stop_on_anomaly: bool,
     /// How long the workload runs (10s, 500ms, 2m).
     #[arg(long, default_value = "30s", allow_hyphen_values = true, value_parser = positive_duration)]
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub time_limit: Duration,
     /// A client request that takes longer is abandoned: a read then counts as failed,
     /// a write as indeterminate (info).
     #[arg(long, default_value = "1s", allow_hyphen_values = true, value_parser = positive_duration)]
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub client_timeout: Duration,
     /// Fraction of ops that are reads.
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true, value_parser = number_in(0.0, 1.0))]
@@ -314,22 +344,22 @@ pub struct TestArgs {
     pub checker_max_states: u64,
     /// Upper bound on checker time before the verdict becomes unknown.
     #[arg(long, default_value = "2m", allow_hyphen_values = true, value_parser = positive_duration)]
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub checker_time_limit: Duration,
     /// Faults to inject: any of partition,pause,kill,clock (comma-separated), all, or none.
     #[arg(long, default_value = "partition,kill", value_parser = parse_nemesis)]
     pub nemesis: String,
     /// How long each fault lasts, and how long the cluster then stays healed.
     #[arg(long, default_value = "3s", allow_hyphen_values = true, value_parser = positive_duration)]
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(serialize_with = "ser_duration", deserialize_with = "de_duration")]
     pub nemesis_interval: Duration,
     /// How pause, kill and clock faults pick nodes: any of one,minority,majority,leader,all.
     #[arg(long, default_value = "one,minority,majority,leader,all")]
     pub nemesis_targets: String,
     /// How partitions are made: netns (namespaces + nftables, needs root), local
     /// (cooperative link cuts through the nodes' admin API), auto (netns when possible).
-    #[arg(long, value_enum, default_value_t = Net::Auto)]
-    pub net: Net,
+    #[arg(long, default_value_t = NetChoice::Auto, value_parser = choice::<NetChoice>())]
+    pub net: NetChoice,
     /// Also write a JUnit XML file: one test case per checker, failures carry the
     /// anomalies' explanations.
     #[arg(long, value_name = "FILE")]
@@ -341,14 +371,6 @@ pub struct TestArgs {
     pub inject_harness_fault: Option<HarnessFault>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Net {
-    Auto,
-    Netns,
-    Local,
-}
-
 #[derive(Debug, Clone, Args)]
 pub struct CleanupArgs {
     /// Only list what would be removed.
@@ -356,7 +378,7 @@ pub struct CleanupArgs {
     pub dry_run: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HarnessFault {
     Error,
@@ -726,6 +748,24 @@ fn ser_display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Resul
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{}ms", d.as_millis()))
+}
+
+/// Reads what `ser_duration` wrote (`30000ms`), or any duration `parse_duration` takes.
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(d)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+impl Default for TestArgs {
+    /// Every flag at its default, as `schism test` with no flags parses it.
+    fn default() -> Self {
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            test: TestArgs,
+        }
+        Defaults::parse_from(["schism"]).test
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //!
 //! Settings are any `schism test` flags (`--vary replication=sync,async --vary
 //! reads=leader,any`, or a TOML matrix file); every combination is parsed by the same
-//! clap definition as `schism test` before the first run starts, so a typo fails at once
-//! instead of an hour in. Each run is an ordinary run with its own folder and report;
+//! clap definition as `schism test` and its whole run plan built and validated
+//! (`plan::RunPlan`) before the first run starts, so a typo or a combination that cannot
+//! run (`--quorum 3/4/2`) fails at once, naming the setting, instead of an hour in. Each run is an ordinary run with its own folder and report;
 //! the comparison links to them. Ctrl-C stops after the current run and still writes the
 //! page for the runs done.
 
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cli::{Cli, Command, CompareArgs, TestArgs};
+use crate::plan::RunPlan;
 use crate::{reporting, run, store};
 
 /// The TOML matrix file.
@@ -225,6 +227,10 @@ fn plan(args: &CompareArgs) -> Result<Plan> {
             let Command::Test(t) = cli.command else {
                 bail!("internal: compare built a non-test command");
             };
+            // The whole run plan, as `schism test` would build it: a combination that
+            // cannot run fails here, before the first run of the matrix starts.
+            RunPlan::new((*t).clone())
+                .map_err(|e| anyhow::anyhow!("setting {} cannot run: {e:#}", setting.label()))?;
             per_seed.push((seed, *t));
         }
         runs.push((setting, per_seed));
@@ -495,7 +501,7 @@ mod tests {
         assert_eq!(run.time_limit, std::time::Duration::from_secs(2));
         assert_eq!(
             run.reads,
-            crate::cli::Reads::Leader,
+            schism_targets::ReadRouting::Leader,
             "the varied value wins"
         );
     }

@@ -13,8 +13,8 @@ use anyhow::{Result, bail};
 use schism_checker::{CheckResult, ReplicaState, check_convergence};
 use schism_targets::reference::node::Dump;
 use schism_targets::{
-    MlReplication, MlTopology as Topology, Model, Quorum, ReferenceCluster, ReplicaSettings,
-    Resolution,
+    MlReplication, MlTopology as Topology, Model, Quorum, ReplicaSettings, Resolution,
+    TargetCluster,
 };
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -56,14 +56,13 @@ pub fn settings(args: &TestArgs) -> Result<(Model, ReplicaSettings)> {
             ("--read-lease", args.read_lease.is_some()),
         ];
         refuse(&lf_flags, "leader-follower")?;
-        if matches!(args.reads, cli::Reads::Leader | cli::Reads::Follower) {
+        if matches!(
+            args.reads,
+            schism_targets::ReadRouting::Leader | schism_targets::ReadRouting::Follower
+        ) {
             bail!(
                 "--reads {} needs a leader, and --model {model} has none: use any, ryw or sticky",
-                if args.reads == cli::Reads::Leader {
-                    "leader"
-                } else {
-                    "follower"
-                }
+                args.reads
             );
         }
     }
@@ -160,18 +159,27 @@ fn replica_state(d: &Dump) -> ReplicaState {
 
 /// Fetches every node's dump until they agree or the settling window ends, then writes
 /// the last ones to `nodes/<id>.dump.json`. A node that cannot be reached is reported
-/// and left out (its absence is visible in the results).
-pub async fn collect_dumps(cluster: &ReferenceCluster, run_dir: &Path) -> Result<()> {
+/// and left out (its absence is visible in the results). A target that cannot dump its
+/// state (the databases) leaves no dumps.
+pub async fn collect_dumps(cluster: &dyn TargetCluster, run_dir: &Path) -> Result<()> {
+    let ids = cluster.node_ids();
+    if ids.first().is_none_or(|id| cluster.dump(id).is_none()) {
+        return Ok(());
+    }
     let dir = run_dir.join(store::NODES);
     std::fs::create_dir_all(&dir)?;
     let deadline = Instant::now() + SETTLE;
     loop {
         let mut dumps = BTreeMap::new();
-        for id in cluster.node_ids() {
-            match cluster.dump(&id).await {
-                Ok(d) => {
-                    dumps.insert(id, d);
+        for id in &ids {
+            let Some(dump) = cluster.dump(id) else {
+                continue;
+            };
+            match dump.await.map(serde_json::from_value::<Dump>) {
+                Ok(Ok(d)) => {
+                    dumps.insert(id.clone(), d);
                 }
+                Ok(Err(e)) => eprintln!("schism: warning: unreadable state dump from {id}: {e}"),
                 Err(e) => eprintln!("schism: warning: no state dump from {id}: {e}"),
             }
         }

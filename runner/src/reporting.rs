@@ -13,6 +13,7 @@ use schism_report::{IndexEntry, ResultsData, RunInput};
 use std::path::{Path, PathBuf};
 
 use crate::analyze::ResultsFile;
+use crate::config::RunConfig;
 use crate::store;
 
 /// The checker budget when `report` must check a killed run itself (`schism test`'s defaults).
@@ -37,7 +38,10 @@ pub fn write_run_report(run_dir: &Path) -> Result<PathBuf> {
             store::RESULTS
         );
     }
-    let config = if run_dir.join(store::CONFIG).exists() {
+    // Typed for what the runner reads (the test's name); the settings table shows the
+    // file as it is.
+    let typed = RunConfig::read(run_dir)?;
+    let config = if typed.is_some() {
         read_json(&run_dir.join(store::CONFIG))?
     } else {
         serde_json::Value::Null
@@ -68,7 +72,7 @@ pub fn write_run_report(run_dir: &Path) -> Result<PathBuf> {
     })?;
     let (history, _warnings) = read_history_file(&run_dir.join(store::HISTORY))?;
     let canonical = std::fs::canonicalize(run_dir).unwrap_or_else(|_| run_dir.to_owned());
-    let title = run_title(&canonical, &config);
+    let title = run_title(&canonical, typed.as_ref());
     let lag = read_lag(&run_dir.join(store::LAG));
     let html = schism_report::render_run(&RunInput {
         title: &title,
@@ -89,11 +93,10 @@ pub fn read_lag(path: &Path) -> schism_report::LagData {
         .unwrap_or_default()
 }
 
-fn run_title(run_dir: &Path, config: &serde_json::Value) -> String {
+fn run_title(run_dir: &Path, config: Option<&RunConfig>) -> String {
     let name = config
-        .pointer("/test/name")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
+        .and_then(|c| c.test.as_ref())
+        .map(|t| t.name.clone())
         .or_else(|| {
             run_dir
                 .parent()
@@ -170,6 +173,7 @@ pub fn index_entries(store_root: &Path) -> Vec<IndexEntry> {
                 continue;
             }
             let config = read_json(&dir.join(store::CONFIG)).unwrap_or_default();
+            let typed = RunConfig::read(&dir).ok().flatten();
             let results: Option<ResultsFile> = read_json(&dir.join(store::RESULTS))
                 .ok()
                 .and_then(|v| serde_json::from_value(v).ok());
@@ -179,9 +183,9 @@ pub fn index_entries(store_root: &Path) -> Vec<IndexEntry> {
                 .unwrap_or_default();
             out.push(IndexEntry {
                 name: tname.clone(),
-                date: config
-                    .get("started_at")
-                    .and_then(|d| d.as_str())
+                date: typed
+                    .and_then(|c| c.started_at)
+                    .as_deref()
                     .map(schism_report::to_the_second)
                     .unwrap_or_else(|| run.file_name().to_string_lossy().into_owned()),
                 target: describe_target(&config),

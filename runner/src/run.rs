@@ -26,16 +26,14 @@
 use anyhow::{Context, Result, bail};
 use schism_history::{F, Op, OpType, Process, Value};
 use schism_nemesis::{
-    Capabilities, Change, Kind, Ledger, Mechanism, Nemesis, Net, NetChoice, Netns, Next as NemNext,
-    ReferenceMechanism, Schedule, ScheduleSpec, Selector,
+    Change, Kind, Ledger, Mechanism, Nemesis, Net, Netns, Next as NemNext, Schedule,
+    TargetMechanism,
 };
-use schism_targets::db::DbSession;
 use schism_targets::reference::cluster::NetnsPlacement;
 use schism_targets::{
-    ClusterSpec, Durability, Failover, ReadRouting, ReferenceCluster, ReferenceSession, Reply,
-    Request, Topology,
+    ClusterSpec, Failover, ReferenceCluster, Reply, Request, TargetCluster, TargetSession, Topology,
 };
-use schism_workloads::{Generator, Next, WorkloadKind, WorkloadSpec};
+use schism_workloads::{Generator, Next};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,8 +42,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::analyze::{self, Budget};
-use crate::cli::{self, HarnessFault, Reads, TestArgs, Workload};
+use crate::cli::{self, HarnessFault, TestArgs};
+use crate::config::{NemesisConfig, RunConfig};
 use crate::models;
+use crate::plan::{FINAL_READ_QUIET, RunPlan};
 use crate::recorder::Recorder;
 use crate::signals::Interrupts;
 use crate::store::{self, RunStatus};
@@ -53,9 +53,6 @@ use crate::store::{self, RunStatus};
 /// Time allowed after the time limit for final reads and in-flight requests before
 /// workers are aborted (their open ops then count as indeterminate).
 const HARD_DEADLINE_SLACK: Duration = Duration::from_secs(30);
-/// Quiet time after the time limit (faults already healed) before the final reads, so
-/// that replication settles; a final read that misses an acknowledged write proves it lost.
-const FINAL_READ_QUIET: Duration = Duration::from_secs(1);
 /// How often the progress line is printed when stderr is not a terminal.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 /// The port every node listens on inside its own network namespace.
@@ -113,77 +110,29 @@ pub async fn run_test_outcome(mut args: TestArgs) -> Result<RunOutcome> {
     // Every path absolute before anything uses it (runs built by `schism compare` come
     // here without passing through `main`).
     args.resolve_paths()?;
-    let seed = args.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-    });
-    let wspec = WorkloadSpec {
-        kind: match args.workload {
-            Workload::Append => WorkloadKind::Append,
-            Workload::Register => WorkloadKind::Register,
-        },
-        keys: args.keys,
-        max_writes_per_key: args.max_writes_per_key,
-        read_fraction: args.read_fraction,
-        rate_hz: args.rate,
-        time_limit_ns: args.time_limit.as_nanos() as u64,
-        final_reads: true,
-        final_read_delay_ns: FINAL_READ_QUIET.as_nanos() as u64,
+    // Every flag checked against the others, and the faults against the target, before
+    // anything is created.
+    let RunPlan {
+        args,
         seed,
-    };
-    let generator = Generator::new(wspec.clone()).map_err(anyhow::Error::msg)?;
-    args.replication
-        .validate(args.nodes as usize)
-        .map_err(anyhow::Error::msg)?;
-    let (model, replica) = models::settings(&args)?;
+        workload: wspec,
+        generator,
+        model,
+        replica,
+        db_kind,
+        kinds,
+        net,
+        net_notice,
+        node_ids,
+        quiet_ns,
+        schedule,
+    } = RunPlan::new(args)?;
     let exe =
         std::env::current_exe().context("cannot find the schism executable to spawn nodes from")?;
-
-    // Faults: refuse what the target cannot take, and leftovers, before anything starts.
-    let kinds = Kind::parse_list(&args.nemesis).map_err(anyhow::Error::msg)?;
-    let selectors = Selector::parse_list(&args.nemesis_targets).map_err(anyhow::Error::msg)?;
-    let db_kind = args.target.db();
-    let (net, net_notice) = match db_kind {
-        None => {
-            if !args.endpoints.is_empty() {
-                bail!(
-                    "--endpoints needs a database --target (etcd, redis, postgres or galera): schism always provisions the reference cluster itself"
-                );
-            }
-            Capabilities::reference().check(&kinds)?;
-            let net_choice = match args.net {
-                cli::Net::Auto => NetChoice::Auto,
-                cli::Net::Netns => NetChoice::Netns,
-                cli::Net::Local => NetChoice::Local,
-            };
-            schism_nemesis::choose_net(net_choice, &kinds)?
-        }
-        Some(kind) => db_preflight(&args, kind, &kinds)?,
-    };
+    // Leftovers of a killed run, and paths and ports, before anything starts.
     preflight_paths_and_ports(&args, db_kind, net)?;
     let registry = schism_nemesis::ledger::registry_dir();
     schism_nemesis::ledger::refuse_leftovers(&registry)?;
-    let node_count = if args.endpoints.is_empty() {
-        usize::from(args.nodes)
-    } else {
-        args.endpoints.len()
-    };
-    let node_ids: Vec<String> = (1..=node_count).map(|i| format!("n{i}")).collect();
-    let time_limit_ns = args.time_limit.as_nanos() as u64;
-    let interval_ns = args.nemesis_interval.as_nanos() as u64;
-    // A quiet period between the final heal and the end of the workload (then final reads).
-    let quiet_ns = interval_ns.min(time_limit_ns / 4);
-    let schedule = Schedule::new(&ScheduleSpec {
-        kinds: kinds.clone(),
-        targets: selectors,
-        nodes: node_ids.clone(),
-        interval_ns,
-        end_ns: time_limit_ns.saturating_sub(quiet_ns),
-        seed,
-    })
-    .map_err(anyhow::Error::msg)?;
 
     let started = Instant::now();
     let started_at = chrono::Utc::now();
@@ -201,26 +150,25 @@ pub async fn run_test_outcome(mut args: TestArgs) -> Result<RunOutcome> {
         .data_dir
         .clone()
         .unwrap_or_else(|| run_dir.join(store::NODES));
-    store::write_json(
-        &run_dir.join(store::CONFIG),
-        &serde_json::json!({
-            "test": &args,
-            "seed": seed,
-            "workload": &wspec,
-            "model": model,
-            "replica": (model != schism_targets::Model::LeaderFollower).then_some(replica),
-            "started_at": started_at.to_rfc3339(),
-            "schism_version": env!("CARGO_PKG_VERSION"),
-            "run_dir": run_dir,
-            "data_dir": data_dir,
-            "nemesis": {
-                "kinds": &kinds,
-                "net": net,
-                "quiet_ms": quiet_ns / 1_000_000,
-                "plan": schedule.plan(),
-            },
+    // The plan as it is run, read back typed by `check`, `report` and the index.
+    RunConfig {
+        seed: Some(seed),
+        workload: Some(wspec),
+        model,
+        replica: (model != schism_targets::Model::LeaderFollower).then_some(replica),
+        started_at: Some(started_at.to_rfc3339()),
+        schism_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        run_dir: Some(run_dir.clone()),
+        data_dir: Some(data_dir.clone()),
+        nemesis: Some(NemesisConfig {
+            kinds: kinds.clone(),
+            net,
+            quiet_ms: quiet_ns / 1_000_000,
+            plan: schedule.plan().to_vec(),
         }),
-    )?;
+        test: Some(args.clone()),
+    }
+    .write(&run_dir)?;
     eprintln!("schism: run {} (seed {seed})", run_dir.display());
     if !net_notice.is_empty() {
         eprintln!("schism: {net_notice}");
@@ -457,21 +405,7 @@ async fn run_cluster(
         run_id: p.run_id,
         interrupts,
     };
-    match p.db_kind {
-        None => {
-            run_reference(
-                &shared,
-                p.exe,
-                p.data_dir,
-                p.model,
-                p.replica,
-                p.generator,
-                p.schedule,
-            )
-            .await
-        }
-        Some(kind) => run_db(&shared, kind, p.data_dir, p.generator, p.schedule).await,
-    }
+    run_target(&shared, p).await
 }
 
 /// Runs a start-up step until it finishes or a signal cancels the run (`None`); meanwhile
@@ -529,198 +463,18 @@ struct Shared<'a> {
     interrupts: &'a Interrupts,
 }
 
-/// The reference cluster: start it, drive the workload and the nemesis, collect replica
-/// dumps, stop every node.
-async fn run_reference(
-    shared: &Shared<'_>,
-    exe: std::path::PathBuf,
-    data_dir: std::path::PathBuf,
-    model: schism_targets::Model,
-    replica: schism_targets::ReplicaSettings,
-    generator: Generator,
-    schedule: Schedule,
-) -> Result<Ending> {
-    let start = ReferenceCluster::start(ClusterSpec {
-        exe,
-        nodes: shared.args.nodes as usize,
-        base_port: shared.args.base_port,
-        data_dir,
-        log_dir: shared.run_dir.join(store::NODES),
-        netns: shared.netns.map(|n| NetnsPlacement {
-            namespaces: n.namespaces.clone(),
-            addrs: n.addrs.clone(),
-            port: shared.args.base_port.unwrap_or(NETNS_PORT),
-        }),
-        replication: shared.args.replication,
-        durability: match shared.args.durability {
-            cli::Durability::Fsync => Durability::Fsync,
-            cli::Durability::Buffered => Durability::Buffered,
-        },
-        failover: match shared.args.failover {
-            Some(cli::Failover::Auto) => Failover::Auto,
-            None | Some(cli::Failover::None) => Failover::None,
-        },
-        fencing: shared.args.fencing.is_none_or(cli::Switch::on),
-        read_lease: shared.args.read_lease.is_some_and(cli::Switch::on),
-        topology: match shared.args.topology {
-            Some(cli::Topology::Chain) => Topology::Chain,
-            _ => Topology::Star,
-        },
-        model,
-        replica,
-        ship_interval_ms: shared.args.ship_interval.as_millis() as u64,
-        ..ClusterSpec::default()
-    });
-    let Some(mut cluster) = starting(shared, async { Ok(start.await?) }).await? else {
-        return Ok(Ending::StartInterrupted);
-    };
-    shared.ledger.set_pids(cluster.pids())?;
-    eprintln!(
-        "schism: {} nodes ready: {}",
-        cluster.node_ids().len(),
-        cluster.describe()
-    );
-
-    let mut mech = ReferenceMechanism::new(
-        &mut cluster,
-        shared.net.unwrap_or(Net::Local),
-        shared.netns,
-        Some(shared.ledger),
-    )?;
-    let sessions: Vec<Box<dyn DbSession>> = {
-        let client = Arc::new(
-            mech.cluster()
-                .client(routing(shared.args.reads), shared.args.client_timeout)?,
-        );
-        (0..u64::from(shared.args.concurrency))
-            .map(|w| {
-                Box::new(ReferenceSession::new(
-                    client.clone(),
-                    worker_seed(shared.seed, w),
-                )) as Box<dyn DbSession>
-            })
-            .collect()
-    };
-    let net_used = mech.net();
-    let lag = mech.cluster().lag_probe();
-    let drive = drive_workload(
-        shared.args,
-        &mut mech,
-        net_used,
-        sessions,
-        lag,
-        generator,
-        schedule,
-        shared.run_dir,
-        shared.interrupts,
-    )
-    .await;
-    if drive.is_err() && !shared.kinds.is_empty() {
-        // The nemesis loop heals on its way out; after an error it may not have run to
-        // its end, so make the empty state hold once more (idempotent).
-        if let Err(e) = Nemesis::new().heal(&mut mech).await {
-            eprintln!("schism: warning: healing after the error: {e}");
-        }
-    }
-    if drive.is_ok() {
-        // After the final heal and quiet period: every replica's state, for convergence.
-        if let Err(e) = models::collect_dumps(&cluster, shared.run_dir).await {
-            eprintln!("schism: warning: state dumps: {e:#}");
-        }
-    }
-    // Stop the cluster before anything else can fail: no node outlives the run.
-    let stopped = cluster.stop().await;
-    drop(cluster);
-    let ending = drive?;
-    stopped?;
-    Ok(ending)
-}
-
-/// Refuses, before anything starts, what a database target cannot do; returns how its
-/// partitions are made (namespaces, or none) and a notice for the terminal.
-fn db_preflight(
-    args: &TestArgs,
-    kind: schism_targets::db::DbKind,
-    kinds: &[Kind],
-) -> Result<(Option<Net>, String)> {
-    if !kind.compiled() {
-        bail!(
-            "this schism was built without the `{f}` feature: rebuild with `cargo build --release --features {f}` (or `--features all-targets`)",
-            f = kind.feature()
-        );
-    }
-    // Knobs of the reference cluster that a database does not have.
-    for (flag, given) in [
-        ("--fencing", args.fencing.is_some()),
-        ("--read-lease", args.read_lease.is_some()),
-        ("--model", args.model != cli::Model::LeaderFollower),
-    ] {
-        if given {
-            bail!("{flag} applies to --target reference only (this run is --target {kind})");
-        }
-    }
-    if args.failover.is_some()
-        && !matches!(
-            kind,
-            schism_targets::db::DbKind::Redis | schism_targets::db::DbKind::Postgres
-        )
-    {
-        bail!(
-            "--failover applies to --target reference, redis and postgres only ({kind} has no failover to switch: etcd elects its own leader, galera has no primary)"
-        );
-    }
-    if matches!(args.reads, Reads::Ryw | Reads::Sticky) {
-        bail!(
-            "--reads {} exists only for the reference cluster; with --target {kind} use leader, any or follower",
-            if args.reads == Reads::Ryw {
-                "ryw"
-            } else {
-                "sticky"
-            }
-        );
-    }
-    let managed = args.endpoints.is_empty();
-    let have_netns = schism_nemesis::netns::unavailable().is_none();
-    let have_cc = schism_nemesis::sys::have("cc");
-    schism_nemesis::db_capabilities(kind, managed, have_netns, have_cc).check(kinds)?;
-    let wants_netns = kinds.contains(&Kind::Partition) || args.net == cli::Net::Netns;
-    if args.net == cli::Net::Local && kinds.contains(&Kind::Partition) {
-        bail!(
-            "--net local (cooperative link cuts) exists only for the reference cluster: partitions of {kind} use network namespaces (--net netns or auto)"
-        );
-    }
-    if wants_netns && managed {
-        if let Some(why) = schism_nemesis::netns::unavailable() {
-            bail!("--net netns cannot be used: {why}");
-        }
-        Ok((
-            Some(Net::Netns),
-            format!("{kind}: every member in its own network namespace; partitions with nftables"),
-        ))
-    } else {
-        Ok((None, String::new()))
-    }
-}
-
-/// A real database: provision (or attach to) the cluster, drive the workload and the
-/// nemesis, stop every process and undo every fault.
-async fn run_db(
-    shared: &Shared<'_>,
-    kind: schism_targets::db::DbKind,
-    data_dir: std::path::PathBuf,
-    generator: Generator,
-    schedule: Schedule,
-) -> Result<Ending> {
-    use schism_targets::db::{DbOptions, DbSpec, EtcdReads, Placement};
-    let args = shared.args;
-    let node_ids = shared.node_ids;
-    // Clock faults: the shim, and one clock file per node, before any server starts.
+/// Any target: start (or attach to) the cluster, drive the workload and the nemesis,
+/// collect replica dumps where the target has them, stop every process and undo every
+/// fault.
+async fn run_target(shared: &Shared<'_>, p: RunParts<'_>) -> Result<Ending> {
+    // Clock faults on a target without a clock API of its own: the shim, and one clock
+    // file per node, before any server starts.
     let mut clocks = std::collections::BTreeMap::new();
-    let mut node_env = vec![Vec::new(); node_ids.len()];
-    if shared.kinds.contains(&Kind::Clock) {
+    let mut node_env = vec![Vec::new(); shared.node_ids.len()];
+    if p.db_kind.is_some() && shared.kinds.contains(&Kind::Clock) {
         let dir = shared.run_dir.join("shim");
         let lib = schism_nemesis::shim::build(&dir)?;
-        for (i, n) in node_ids.iter().enumerate() {
+        for (i, n) in shared.node_ids.iter().enumerate() {
             let file = schism_nemesis::shim::ClockFile::create(
                 shared.ledger,
                 &dir.join(format!("{n}.clock")),
@@ -729,11 +483,117 @@ async fn run_db(
             clocks.insert(n.clone(), file);
         }
     }
+    let Some(mut cluster) = start_cluster(shared, &p, node_env).await? else {
+        return Ok(Ending::StartInterrupted);
+    };
+    shared.ledger.set_pids(cluster.pids())?;
+    match p.db_kind {
+        None => eprintln!(
+            "schism: {} nodes ready: {}",
+            cluster.node_ids().len(),
+            cluster.describe()
+        ),
+        Some(kind) => eprintln!("schism: {kind} ready: {}", cluster.describe()),
+    }
+    let args = shared.args;
+    let seeds: Vec<u64> = (0..u64::from(args.concurrency))
+        .map(|w| worker_seed(shared.seed, w))
+        .collect();
+    let sessions = cluster.sessions(&seeds, args.reads, args.client_timeout)?;
+    let lag = cluster.lag_probe();
+    // Partitions by namespaces, else the reference nodes' cooperative cuts.
+    let net = shared.net.unwrap_or(match p.db_kind {
+        None => Net::Local,
+        Some(_) => Net::Netns,
+    });
+    let drive = {
+        let mut mech = TargetMechanism::new(&mut *cluster, net, shared.netns, Some(shared.ledger))?
+            .with_clock_files(clocks, shared.run_id);
+        let drive = drive_workload(
+            args,
+            &mut mech,
+            net,
+            sessions,
+            lag,
+            p.generator,
+            p.schedule,
+            shared.run_dir,
+            shared.interrupts,
+        )
+        .await;
+        if drive.is_err()
+            && !shared.kinds.is_empty()
+            && let Err(e) = Nemesis::new().heal(&mut mech).await
+        {
+            // The nemesis loop heals on its way out; after an error it may not have run
+            // to its end, so the empty state is made to hold once more (idempotent).
+            eprintln!("schism: warning: healing after the error: {e}");
+        }
+        for e in mech.release() {
+            eprintln!("schism: warning: {e}");
+        }
+        drive
+    };
+    if drive.is_ok() {
+        // After the final heal and quiet period: every replica's state, for convergence.
+        if let Err(e) = models::collect_dumps(&*cluster, shared.run_dir).await {
+            eprintln!("schism: warning: state dumps: {e:#}");
+        }
+    }
+    // Stop the cluster before anything else can fail: no process outlives the run.
+    let stopped = cluster.stop().await;
+    drop(cluster);
+    let ending = drive?;
+    stopped?;
+    Ok(ending)
+}
+
+/// Starts the reference cluster or provisions (attaches to) a database, raced against
+/// signals (`None`: a signal came first, and what was spawned is killed on drop).
+async fn start_cluster(
+    shared: &Shared<'_>,
+    p: &RunParts<'_>,
+    node_env: Vec<Vec<(String, String)>>,
+) -> Result<Option<Box<dyn TargetCluster>>> {
+    let args = shared.args;
+    let log_dir = shared.run_dir.join(store::NODES);
+    let Some(kind) = p.db_kind else {
+        let spec = ClusterSpec {
+            exe: p.exe.clone(),
+            nodes: args.nodes as usize,
+            base_port: args.base_port,
+            data_dir: p.data_dir.clone(),
+            log_dir,
+            netns: shared.netns.map(|n| NetnsPlacement {
+                namespaces: n.namespaces.clone(),
+                addrs: n.addrs.clone(),
+                port: args.base_port.unwrap_or(NETNS_PORT),
+            }),
+            replication: args.replication,
+            durability: args.durability,
+            failover: args.failover.unwrap_or_default(),
+            fencing: args.fencing.is_none_or(cli::Switch::on),
+            read_lease: args.read_lease.is_some_and(cli::Switch::on),
+            topology: match args.topology {
+                Some(cli::Topology::Chain) => Topology::Chain,
+                _ => Topology::Star,
+            },
+            model: p.model,
+            replica: p.replica,
+            ship_interval_ms: args.ship_interval.as_millis() as u64,
+            ..ClusterSpec::default()
+        };
+        return starting(shared, async {
+            Ok(Box::new(ReferenceCluster::start(spec).await?) as Box<dyn TargetCluster>)
+        })
+        .await;
+    };
+    use schism_targets::db::{DbOptions, DbSpec, Placement};
     let spec = DbSpec {
         kind,
         nodes: usize::from(args.nodes),
-        data_dir,
-        log_dir: shared.run_dir.join(store::NODES),
+        data_dir: p.data_dir.clone(),
+        log_dir,
         placement: match shared.netns {
             Some(ns) => Placement::Netns {
                 namespaces: ns.namespaces.clone(),
@@ -747,65 +607,15 @@ async fn run_db(
         endpoints: (!args.endpoints.is_empty()).then(|| args.endpoints.clone()),
         options: DbOptions {
             replication: args.replication,
-            reads: routing(args.reads),
-            failover: args.failover == Some(cli::Failover::Auto),
-            etcd_reads: match args.etcd_reads {
-                cli::EtcdReads::Linearizable => EtcdReads::Linearizable,
-                cli::EtcdReads::Serializable => EtcdReads::Serializable,
-            },
+            reads: args.reads,
+            failover: args.failover == Some(Failover::Auto),
+            etcd_reads: args.etcd_reads,
             timeout: args.client_timeout,
         },
         startup_timeout: DB_STARTUP_TIMEOUT,
     };
-    eprintln!("schism: starting {kind} ({} nodes)", node_ids.len());
-    let Some(mut cluster) =
-        starting(shared, async { Ok(schism_targets::db::open(spec).await?) }).await?
-    else {
-        return Ok(Ending::StartInterrupted);
-    };
-    shared.ledger.set_pids(cluster.pids())?;
-    eprintln!("schism: {kind} ready: {}", cluster.describe());
-    let sessions: Vec<Box<dyn DbSession>> = (0..u64::from(args.concurrency))
-        .map(|w| cluster.session(worker_seed(shared.seed, w)))
-        .collect();
-    let lag = cluster.lag_probe();
-    let drive = {
-        let mut mech = schism_nemesis::DbMechanism::new(
-            &mut *cluster,
-            shared.netns,
-            shared.ledger,
-            clocks,
-            shared.run_id,
-        );
-        let drive = drive_workload(
-            args,
-            &mut mech,
-            shared.net.unwrap_or(Net::Netns),
-            sessions,
-            lag,
-            generator,
-            schedule,
-            shared.run_dir,
-            shared.interrupts,
-        )
-        .await;
-        if drive.is_err()
-            && !shared.kinds.is_empty()
-            && let Err(e) = Nemesis::new().heal(&mut mech).await
-        {
-            eprintln!("schism: warning: healing after the error: {e}");
-        }
-        for e in mech.release() {
-            eprintln!("schism: warning: {e}");
-        }
-        drive
-    };
-    // Stop the cluster before anything else can fail: no server outlives the run.
-    let stopped = cluster.stop().await;
-    drop(cluster);
-    let ending = drive?;
-    stopped?;
-    Ok(ending)
+    eprintln!("schism: starting {kind} ({} nodes)", shared.node_ids.len());
+    starting(shared, async { Ok(schism_targets::db::open(spec).await?) }).await
 }
 
 /// A short id for names of system resources (namespaces, veths): 6 hex digits.
@@ -823,17 +633,6 @@ fn run_id(run_dir: &Path, seed: u64) -> String {
     format!("{:06x}", h & 0xff_ffff)
 }
 
-/// Where `--reads` sends reads.
-fn routing(reads: Reads) -> ReadRouting {
-    match reads {
-        Reads::Leader => ReadRouting::Leader,
-        Reads::Any => ReadRouting::Any,
-        Reads::Follower => ReadRouting::Follower,
-        Reads::Ryw => ReadRouting::Ryw,
-        Reads::Sticky => ReadRouting::Sticky,
-    }
-}
-
 /// One session per worker, each seeded from the run's seed and the worker's number.
 fn worker_seed(seed: u64, worker: u64) -> u64 {
     seed.wrapping_add(worker.wrapping_mul(0x9E37_79B9_7F4A_7C15))
@@ -843,7 +642,7 @@ async fn drive_workload<M: Mechanism>(
     args: &TestArgs,
     mech: &mut M,
     net: Net,
-    sessions: Vec<Box<dyn DbSession>>,
+    sessions: Vec<Box<dyn TargetSession>>,
     lag: Option<Box<dyn schism_targets::lag::LagProbe>>,
     generator: Generator,
     schedule: Schedule,
@@ -865,8 +664,8 @@ async fn drive_workload<M: Mechanism>(
     let online = crate::online::OnlineRun::start(
         &recorder,
         Some(match args.workload {
-            Workload::Append => schism_checker::Workload::Append,
-            Workload::Register => schism_checker::Workload::Register,
+            cli::Workload::Append => schism_checker::Workload::Append,
+            cli::Workload::Register => schism_checker::Workload::Register,
         }),
         args.stop_on_anomaly,
         cancel_tx.clone(),
@@ -1041,7 +840,7 @@ struct WorkerCtx {
     cancel: watch::Receiver<bool>,
 }
 
-async fn worker(mut ctx: WorkerCtx, mut session: Box<dyn DbSession>) -> Result<()> {
+async fn worker(mut ctx: WorkerCtx, mut session: Box<dyn TargetSession>) -> Result<()> {
     // Jepsen's process rule: after an indeterminate op, this worker continues as a new
     // process, so a process never has two ops open.
     let mut process = ctx.worker;

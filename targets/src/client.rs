@@ -20,105 +20,17 @@
 //! own schedule, as independent clients would. One `ReferenceClient` holds one connection
 //! pool shared by all sessions.
 
+pub use crate::api::{Endpoint, ReadRouting, Reply};
+pub(crate) use crate::api::{error_text, fetch_status};
 use crate::error::TargetError;
 use crate::reference::NodeId;
 use crate::reference::leader_follower::Status;
 use crate::reference::node::KvReply;
 use crate::request::Request;
+use crate::target::{BoxFuture, TargetSession};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use schism_history::Value;
-use std::fmt;
-use std::net::SocketAddr;
-use std::str::FromStr;
 use std::time::Duration;
-
-/// Where reads go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ReadRouting {
-    /// The leader, and only while it leads (and holds its lease, when leases are on).
-    Leader,
-    /// A node chosen uniformly at random per read (stale reads from followers).
-    #[default]
-    Any,
-    /// A follower chosen at random per read.
-    Follower,
-    /// Any node, but only once it applied the session's last write (else the leader).
-    Ryw,
-    /// One node per session, never going back in time when it has to switch.
-    Sticky,
-}
-
-impl fmt::Display for ReadRouting {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ReadRouting::Leader => "leader",
-            ReadRouting::Any => "any",
-            ReadRouting::Follower => "follower",
-            ReadRouting::Ryw => "ryw",
-            ReadRouting::Sticky => "sticky",
-        })
-    }
-}
-
-impl FromStr for ReadRouting {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "leader" => Ok(ReadRouting::Leader),
-            "any" => Ok(ReadRouting::Any),
-            "follower" => Ok(ReadRouting::Follower),
-            "ryw" => Ok(ReadRouting::Ryw),
-            "sticky" => Ok(ReadRouting::Sticky),
-            other => Err(format!(
-                "unknown read routing {other:?}: expected leader, any, follower, ryw or sticky"
-            )),
-        }
-    }
-}
-
-/// The outcome of one request.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Reply {
-    /// It happened. `value` is a read's result (Null, Int or List); Null for writes.
-    /// `meta` holds `{"lsn":n}` for writes and `{"applied":n}` for reads, and `time_ms`,
-    /// the serving node's own (skewable) clock when it answered.
-    Ok {
-        value: Value,
-        node: String,
-        meta: Option<serde_json::Value>,
-        /// A read's concurrent versions, when the target keeps siblings.
-        siblings: Option<Vec<Value>>,
-    },
-    /// It certainly did not happen.
-    Fail { node: Option<String>, error: String },
-    /// It may or may not have happened.
-    Unknown { node: Option<String>, error: String },
-}
-
-impl Reply {
-    /// An outcome that `uncertain` leaves open: a write that may or may not have happened
-    /// is `Unknown`; a read changed nothing whatever happened, so it simply failed.
-    pub fn uncertain(
-        uncertain: bool,
-        is_write: bool,
-        node: Option<String>,
-        error: String,
-    ) -> Reply {
-        if uncertain && is_write {
-            Reply::Unknown { node, error }
-        } else {
-            Reply::Fail { node, error }
-        }
-    }
-}
-
-/// A node the client can talk to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub id: NodeId,
-    pub addr: SocketAddr,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientOptions {
@@ -562,49 +474,7 @@ fn meta_u64(meta: &Option<serde_json::Value>, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-pub(crate) async fn fetch_status(
-    http: &reqwest::Client,
-    url: &str,
-    timeout: Duration,
-) -> Result<Status, String> {
-    let resp = http
-        .get(url)
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| error_text(&e))?;
-    let status = resp.status();
-    let bytes = resp.bytes().await.map_err(|e| error_text(&e))?;
-    if !status.is_success() {
-        return Err(format!("HTTP {status}"));
-    }
-    serde_json::from_slice(&bytes).map_err(|e| format!("unreadable status: {e}"))
-}
-
-/// A reqwest error as one short line: its kind and innermost cause
-/// ("timeout", "connect: Connection refused (os error 111)").
-pub(crate) fn error_text(e: &reqwest::Error) -> String {
-    let mut inner: &dyn std::error::Error = e;
-    while let Some(next) = inner.source() {
-        inner = next;
-    }
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connect"
-    } else if e.is_body() || e.is_decode() {
-        "body"
-    } else {
-        "request"
-    };
-    if std::ptr::addr_eq(inner, e as &dyn std::error::Error) {
-        kind.to_owned()
-    } else {
-        format!("{kind}: {inner}")
-    }
-}
-
-/// The reference client as a `DbSession`: one worker's session over the shared client, so
+/// The reference client as a `TargetSession`: one worker's session over the shared client, so
 /// the runner drives the reference cluster and real databases through one interface.
 #[derive(Debug)]
 pub struct ReferenceSession {
@@ -619,8 +489,8 @@ impl ReferenceSession {
     }
 }
 
-impl crate::db::DbSession for ReferenceSession {
-    fn invoke(&mut self, req: Request) -> crate::db::BoxFuture<'_, Reply> {
+impl TargetSession for ReferenceSession {
+    fn invoke(&mut self, req: Request) -> BoxFuture<'_, Reply> {
         Box::pin(async move { self.client.invoke(&mut self.session, req).await })
     }
 }

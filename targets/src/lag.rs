@@ -7,10 +7,10 @@
 //! (WAL bytes, with PostgreSQL's write/flush/replay lag alongside); Redis every node's
 //! `INFO replication` (replication-stream bytes); etcd every member's raft applied index
 //! against the leader's raft index (entries). A target without a probe has no lag figures
-//! (`DbCluster::lag_probe` defaults to `None`), and the report says so.
+//! (`TargetCluster::lag_probe` defaults to `None`), and the report says so.
 
 use crate::NodeId;
-use crate::db::BoxFuture;
+use crate::api::BoxFuture;
 use crate::reference::leader_follower::{Role, Status};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -64,7 +64,7 @@ impl LagProbe for ReferenceLag {
                 let (http, id) = (self.http.clone(), id.clone());
                 let url = format!("http://{addr}/status");
                 asks.spawn(async move {
-                    crate::client::fetch_status(&http, &url, PROBE_TIMEOUT)
+                    crate::api::fetch_status(&http, &url, PROBE_TIMEOUT)
                         .await
                         .ok()
                         .map(|s| (id, s))

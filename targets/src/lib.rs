@@ -6,13 +6,20 @@
 //! `Reply` that is `Ok`, a certain `Fail`, or `Unknown`), and `run_node` (the body of the
 //! internal `schism node --config FILE` subcommand). The replication protocols themselves are
 //! the sans-IO state machines of `schism_replication`, tested under its deterministic
-//! harness. This crate never imports the checker.
+//! harness. `target` is the one interface the runner and the nemesis drive every target
+//! through (`TargetCluster`, `TargetSession`, each target's declared fault
+//! `Capabilities`); `api` holds the client vocabulary (`Reply`, `ReadRouting`) and
+//! `process` the process plumbing every target shares. This crate never imports the
+//! checker.
 
+pub mod api;
 pub mod client;
 pub mod db;
 pub mod error;
 pub mod lag;
+pub mod process;
 pub mod reference;
+pub mod target;
 pub use schism_replication::request;
 
 pub use client::{
@@ -26,3 +33,4 @@ pub use reference::versioned::Resolution;
 pub use reference::{Durability, Failover, Model, NodeId, Replication, Topology};
 pub use request::Request;
 pub use schism_replication::{Role, Status};
+pub use target::{Capabilities, TargetCluster, TargetKind, TargetSession};

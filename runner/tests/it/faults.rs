@@ -12,7 +12,7 @@
 
 use crate::*;
 use schism_nemesis::{
-    ClockFault, Fault, Ledger, Nemesis, Net, Netns, ReferenceMechanism, Shape, Targets,
+    ClockFault, Fault, Ledger, Nemesis, Net, Netns, Shape, TargetMechanism, Targets,
 };
 use schism_targets::reference::cluster::NetnsPlacement;
 use schism_targets::{ClusterSpec, ReadRouting, ReferenceCluster, Reply, Request, Session};
@@ -103,8 +103,7 @@ async fn isolating_the_leader_stops_replication(net: Net) {
     let mut nemesis = Nemesis::new();
     {
         let mut mech =
-            ReferenceMechanism::new(&mut s.cluster, net, s.netns.as_ref(), Some(&s.ledger))
-                .unwrap();
+            TargetMechanism::new(&mut s.cluster, net, s.netns.as_ref(), Some(&s.ledger)).unwrap();
         let applied = nemesis
             .change(
                 &mut mech,
@@ -141,8 +140,7 @@ async fn isolating_the_leader_stops_replication(net: Net) {
     }
     {
         let mut mech =
-            ReferenceMechanism::new(&mut s.cluster, net, s.netns.as_ref(), Some(&s.ledger))
-                .unwrap();
+            TargetMechanism::new(&mut s.cluster, net, s.netns.as_ref(), Some(&s.ledger)).unwrap();
         nemesis.heal(&mut mech).await.expect("heal");
     }
     wait_caught_up(&s.cluster, &["n2", "n3"], 70).await;
@@ -184,7 +182,7 @@ async fn pause_kill_and_clock_take_effect() {
     let pid = s.cluster.pid("n2").unwrap();
     {
         let mut mech =
-            ReferenceMechanism::new(&mut s.cluster, Net::Local, None, Some(&s.ledger)).unwrap();
+            TargetMechanism::new(&mut s.cluster, Net::Local, None, Some(&s.ledger)).unwrap();
         nemesis
             .change(
                 &mut mech,
@@ -202,7 +200,7 @@ async fn pause_kill_and_clock_take_effect() {
     assert_eq!(proc_state(pid), Some('T'), "a paused node is stopped");
     {
         let mut mech =
-            ReferenceMechanism::new(&mut s.cluster, Net::Local, None, Some(&s.ledger)).unwrap();
+            TargetMechanism::new(&mut s.cluster, Net::Local, None, Some(&s.ledger)).unwrap();
         nemesis.heal(&mut mech).await.unwrap();
     }
     let until = Instant::now() + Duration::from_secs(2);
@@ -217,7 +215,7 @@ async fn pause_kill_and_clock_take_effect() {
     wait_caught_up(&s.cluster, &["n2"], 30).await;
     {
         let mut mech =
-            ReferenceMechanism::new(&mut s.cluster, Net::Local, None, Some(&s.ledger)).unwrap();
+            TargetMechanism::new(&mut s.cluster, Net::Local, None, Some(&s.ledger)).unwrap();
         nemesis
             .change(
                 &mut mech,
@@ -230,7 +228,7 @@ async fn pause_kill_and_clock_take_effect() {
     append_n(&s.cluster, 2, 100, 30).await;
     {
         let mut mech =
-            ReferenceMechanism::new(&mut s.cluster, Net::Local, None, Some(&s.ledger)).unwrap();
+            TargetMechanism::new(&mut s.cluster, Net::Local, None, Some(&s.ledger)).unwrap();
         nemesis.heal(&mut mech).await.unwrap();
     }
     let new_pid = s.cluster.pid("n2").unwrap();
@@ -250,7 +248,7 @@ async fn pause_kill_and_clock_take_effect() {
     // Clock: a bump shows in /status and in the timestamps of the node's replies.
     {
         let mut mech =
-            ReferenceMechanism::new(&mut s.cluster, Net::Local, None, Some(&s.ledger)).unwrap();
+            TargetMechanism::new(&mut s.cluster, Net::Local, None, Some(&s.ledger)).unwrap();
         nemesis
             .change(
                 &mut mech,
@@ -306,7 +304,7 @@ async fn pause_kill_and_clock_take_effect() {
     );
     {
         let mut mech =
-            ReferenceMechanism::new(&mut s.cluster, Net::Local, None, Some(&s.ledger)).unwrap();
+            TargetMechanism::new(&mut s.cluster, Net::Local, None, Some(&s.ledger)).unwrap();
         nemesis.heal(&mut mech).await.unwrap();
     }
     let st = s.cluster.status("n2").await.unwrap();

@@ -9,6 +9,7 @@ mod check_cli;
 mod check_many;
 mod cleanup;
 mod compare_replication;
+mod config_compat;
 #[cfg(feature = "etcd")]
 mod db_etcd;
 #[cfg(feature = "galera")]

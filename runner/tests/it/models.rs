@@ -45,3 +45,33 @@ fn model_knobs_are_validated_with_one_clear_line() {
         assert!(stderr(&out).contains(want), "{flags:?}: {}", stderr(&out));
     }
 }
+
+/// `schism compare` builds and validates the run plan of every cell before the first run:
+/// a quorum that cannot work in one cell refuses the whole matrix at once, with one line
+/// naming that cell, and nothing is run or written.
+#[test]
+fn compare_refuses_a_bad_cell_before_any_run() {
+    let store = tempdir();
+    let out = schism()
+        .env("SCHISM_STATE_DIR", state_dir(store.path()))
+        .args(["compare", "--vary", "quorum=3/2/2,3/4/2", "--store"])
+        .arg(store.path())
+        .args(["--", "--model", "leaderless"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("setting quorum=3/4/2 cannot run") && err.contains("W=4 > N=3"),
+        "{err}"
+    );
+    assert!(!err.contains("compare run"), "no run started: {err}");
+    let left: Vec<_> = std::fs::read_dir(store.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "state")
+        .collect();
+    assert!(left.is_empty(), "nothing written to the store: {left:?}");
+}

@@ -667,8 +667,8 @@ async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
 }
 
 impl DbCluster for EtcdCluster {
-    fn kind(&self) -> DbKind {
-        DbKind::Etcd
+    fn kind(&self) -> crate::target::TargetKind {
+        DbKind::Etcd.into()
     }
 
     fn node_ids(&self) -> Vec<NodeId> {

@@ -489,8 +489,8 @@ impl GaleraCluster {
 }
 
 impl DbCluster for GaleraCluster {
-    fn kind(&self) -> DbKind {
-        DbKind::Galera
+    fn kind(&self) -> crate::target::TargetKind {
+        DbKind::Galera.into()
     }
 
     fn node_ids(&self) -> Vec<NodeId> {

@@ -809,8 +809,8 @@ impl PgCluster {
 }
 
 impl DbCluster for PgCluster {
-    fn kind(&self) -> DbKind {
-        DbKind::Postgres
+    fn kind(&self) -> crate::target::TargetKind {
+        DbKind::Postgres.into()
     }
 
     fn node_ids(&self) -> Vec<NodeId> {

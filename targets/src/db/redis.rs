@@ -414,8 +414,8 @@ impl RedisCluster {
 }
 
 impl DbCluster for RedisCluster {
-    fn kind(&self) -> DbKind {
-        DbKind::Redis
+    fn kind(&self) -> crate::target::TargetKind {
+        DbKind::Redis.into()
     }
 
     fn node_ids(&self) -> Vec<NodeId> {

@@ -20,13 +20,13 @@ use super::replica::ReplicaSettings;
 use super::{Durability, Failover, Model, NodeId, Replication, Topology};
 use crate::client::{ClientOptions, Endpoint, ReadRouting, ReferenceClient, fetch_status};
 use crate::error::TargetError;
+use crate::process::{log_tail, pick_ports, wait_stopped};
 use crate::reference::leader_follower::Status;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
-use std::io::{Read, Seek, SeekFrom};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -693,114 +693,4 @@ async fn reap(child: &mut Child, timeout: Duration) -> std::io::Result<()> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(())
-}
-
-/// Checks `base_port..` are free, or asks the kernel for free ports.
-pub(crate) fn pick_ports(ids: &[NodeId], base_port: Option<u16>) -> Result<Vec<u16>, TargetError> {
-    match base_port {
-        Some(base) => ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| {
-                let port = u16::try_from(usize::from(base) + i).map_err(|_| {
-                    TargetError::Invalid(format!("base port {base} + {i} is beyond 65535"))
-                })?;
-                let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
-                match TcpListener::bind(addr) {
-                    Ok(_) => Ok(port),
-                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                        Err(TargetError::PortInUse {
-                            addr,
-                            node: id.clone(),
-                        })
-                    }
-                    Err(source) => Err(TargetError::Bind {
-                        addr,
-                        node: id.clone(),
-                        source,
-                    }),
-                }
-            })
-            .collect(),
-        None => {
-            // Hold all listeners at once so the kernel hands out distinct ports.
-            let listeners = ids
-                .iter()
-                .map(|id| {
-                    let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
-                    TcpListener::bind(addr).map_err(|source| TargetError::Bind {
-                        addr,
-                        node: id.clone(),
-                        source,
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            listeners
-                .iter()
-                .zip(ids)
-                .map(|(l, id)| {
-                    l.local_addr()
-                        .map(|a| a.port())
-                        .map_err(|source| TargetError::Bind {
-                            addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)),
-                            node: id.clone(),
-                            source,
-                        })
-                })
-                .collect()
-        }
-    }
-}
-
-/// The last `lines` non-empty lines of a log file, joined with " | ".
-pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
-    let read = || -> std::io::Result<String> {
-        let mut f = std::fs::File::open(path)?;
-        let len = f.metadata()?.len();
-        f.seek(SeekFrom::Start(len.saturating_sub(4096)))?;
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf)?;
-        Ok(String::from_utf8_lossy(&buf).into_owned())
-    };
-    match read() {
-        Ok(text) => {
-            let tail: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-            let tail = &tail[tail.len().saturating_sub(lines)..];
-            if tail.is_empty() {
-                "(empty)".to_owned()
-            } else {
-                tail.join(" | ")
-            }
-        }
-        Err(e) => format!("(cannot read: {e})"),
-    }
-}
-
-/// How long `pause`/`resume` wait for the kernel to show the new process state.
-const SIGNAL_SETTLE_LIMIT: Duration = Duration::from_millis(500);
-
-/// Waits (bounded by `SIGNAL_SETTLE_LIMIT`) until `/proc/<pid>/stat` shows the process
-/// stopped (`T`/`t`) or, with `stopped == false`, not stopped. A process that is gone ends
-/// the wait at once: the caller's next signal reports that.
-pub(crate) fn wait_stopped(pid: u32, stopped: bool) {
-    let until = Instant::now() + SIGNAL_SETTLE_LIMIT;
-    loop {
-        let Some(state) = proc_state(pid) else {
-            return;
-        };
-        if matches!(state, 'T' | 't') == stopped || Instant::now() >= until {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// The state letter of `/proc/<pid>/stat` (`R`, `S`, `T`, `Z`, …), None if there is no
-/// such process.
-pub(crate) fn proc_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')')
-        .next()
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|s| s.chars().next())
 }

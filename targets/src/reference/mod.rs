@@ -13,6 +13,7 @@ pub mod node;
 mod peers;
 mod shell;
 pub mod storage;
+pub mod target;
 
 pub use schism_replication::settings::{
     Durability, Failover, Model, NodeId, Replication, Topology,

@@ -207,7 +207,7 @@ impl Link {
                     self.logger.line(format_args!(
                         "link to {} is down: {}",
                         self.peer,
-                        crate::client::error_text(&e)
+                        crate::api::error_text(&e)
                     ));
                 }
             }

@@ -1,0 +1,187 @@
+//! The run plan: a `schism test` invocation turned, once, into everything a run needs and
+//! validated as a whole before anything is created.
+//!
+//! `RunPlan::new` is the one place where the flags are checked against each other: the
+//! workload, the replication mode against the node count, the model's knobs (`models`),
+//! the faults against the target's declared capabilities, the knobs a database does not
+//! have, and the nemesis schedule. Every error is one line naming the flag to fix, and the
+//! binary turns it into exit code 3. `schism test` builds one plan; `schism compare` builds
+//! the plan of every cell of its matrix before the first run starts, so a bad combination
+//! fails at once instead of mid-matrix. Building a plan creates nothing and starts nothing
+//! (it only asks whether namespaces and a C compiler are available).
+
+use anyhow::{Result, bail};
+use schism_nemesis::{CapabilitiesCheck, Kind, Net, NetChoice, Schedule, ScheduleSpec, Selector};
+use schism_targets::db::DbKind;
+use schism_targets::target::{Capabilities, FaultEnv};
+use schism_targets::{Model, ReadRouting, ReplicaSettings};
+use schism_workloads::{Generator, WorkloadKind, WorkloadSpec};
+
+use crate::cli::{self, TestArgs, Workload};
+use crate::models;
+
+/// Quiet time after the time limit (faults already healed) before the final reads, so
+/// that replication settles; a final read that misses an acknowledged write proves it lost.
+pub const FINAL_READ_QUIET: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A validated run: the arguments and what was derived from them.
+#[derive(Debug)]
+pub struct RunPlan {
+    pub args: TestArgs,
+    /// `--seed`, or one taken from the clock (and recorded).
+    pub seed: u64,
+    pub workload: WorkloadSpec,
+    pub generator: Generator,
+    pub model: Model,
+    pub replica: ReplicaSettings,
+    /// The database adapter; `None` for the reference cluster.
+    pub db_kind: Option<DbKind>,
+    pub kinds: Vec<Kind>,
+    /// How partitions are made (`None`: plain loopback) and the notice saying why.
+    pub net: Option<Net>,
+    pub net_notice: String,
+    /// `n1`…: `--nodes` of them, or one per `--endpoints` address.
+    pub node_ids: Vec<String>,
+    /// A quiet period between the final heal and the end of the workload.
+    pub quiet_ns: u64,
+    pub schedule: Schedule,
+}
+
+impl RunPlan {
+    /// Validates `args` as a whole; the error names the flag to fix.
+    pub fn new(args: TestArgs) -> Result<RunPlan> {
+        let seed = args.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+        let workload = WorkloadSpec {
+            kind: match args.workload {
+                Workload::Append => WorkloadKind::Append,
+                Workload::Register => WorkloadKind::Register,
+            },
+            keys: args.keys,
+            max_writes_per_key: args.max_writes_per_key,
+            read_fraction: args.read_fraction,
+            rate_hz: args.rate,
+            time_limit_ns: args.time_limit.as_nanos() as u64,
+            final_reads: true,
+            final_read_delay_ns: FINAL_READ_QUIET.as_nanos() as u64,
+            seed,
+        };
+        let generator = Generator::new(workload.clone()).map_err(anyhow::Error::msg)?;
+        args.replication
+            .validate(args.nodes as usize)
+            .map_err(anyhow::Error::msg)?;
+        let (model, replica) = models::settings(&args)?;
+        // Faults: refuse what the target cannot take before anything starts.
+        let kinds = Kind::parse_list(&args.nemesis).map_err(anyhow::Error::msg)?;
+        let selectors = Selector::parse_list(&args.nemesis_targets).map_err(anyhow::Error::msg)?;
+        let db_kind = args.target.db();
+        let (net, net_notice) = match db_kind {
+            None => reference_net(&args, &kinds)?,
+            Some(kind) => db_net(&args, kind, &kinds)?,
+        };
+        let node_count = if args.endpoints.is_empty() {
+            usize::from(args.nodes)
+        } else {
+            args.endpoints.len()
+        };
+        let node_ids: Vec<String> = (1..=node_count).map(|i| format!("n{i}")).collect();
+        let time_limit_ns = args.time_limit.as_nanos() as u64;
+        let interval_ns = args.nemesis_interval.as_nanos() as u64;
+        let quiet_ns = interval_ns.min(time_limit_ns / 4);
+        let schedule = Schedule::new(&ScheduleSpec {
+            kinds: kinds.clone(),
+            targets: selectors,
+            nodes: node_ids.clone(),
+            interval_ns,
+            end_ns: time_limit_ns.saturating_sub(quiet_ns),
+            seed,
+        })
+        .map_err(anyhow::Error::msg)?;
+        Ok(RunPlan {
+            args,
+            seed,
+            workload,
+            generator,
+            model,
+            replica,
+            db_kind,
+            kinds,
+            net,
+            net_notice,
+            node_ids,
+            quiet_ns,
+            schedule,
+        })
+    }
+}
+
+/// The reference cluster takes every fault; partitions are namespaces or cooperative cuts.
+fn reference_net(args: &TestArgs, kinds: &[Kind]) -> Result<(Option<Net>, String)> {
+    if !args.endpoints.is_empty() {
+        bail!(
+            "--endpoints needs a database --target (etcd, redis, postgres or galera): schism always provisions the reference cluster itself"
+        );
+    }
+    Capabilities::reference().check(kinds)?;
+    Ok(schism_nemesis::choose_net(args.net, kinds)?)
+}
+
+/// Refuses what a database target cannot do; returns how its partitions are made
+/// (namespaces, or none) and a notice for the terminal.
+fn db_net(args: &TestArgs, kind: DbKind, kinds: &[Kind]) -> Result<(Option<Net>, String)> {
+    if !kind.compiled() {
+        bail!(
+            "this schism was built without the `{f}` feature: rebuild with `cargo build --release --features {f}` (or `--features all-targets`)",
+            f = kind.feature()
+        );
+    }
+    // Knobs of the reference cluster that a database does not have.
+    for (flag, given) in [
+        ("--fencing", args.fencing.is_some()),
+        ("--read-lease", args.read_lease.is_some()),
+        ("--model", args.model != cli::Model::LeaderFollower),
+    ] {
+        if given {
+            bail!("{flag} applies to --target reference only (this run is --target {kind})");
+        }
+    }
+    if args.failover.is_some() && !matches!(kind, DbKind::Redis | DbKind::Postgres) {
+        bail!(
+            "--failover applies to --target reference, redis and postgres only ({kind} has no failover to switch: etcd elects its own leader, galera has no primary)"
+        );
+    }
+    if matches!(args.reads, ReadRouting::Ryw | ReadRouting::Sticky) {
+        bail!(
+            "--reads {} exists only for the reference cluster; with --target {kind} use leader, any or follower",
+            args.reads
+        );
+    }
+    let managed = args.endpoints.is_empty();
+    let env = FaultEnv {
+        managed,
+        have_netns: schism_nemesis::netns::unavailable().is_none(),
+        have_shim: schism_nemesis::sys::have("cc"),
+    };
+    Capabilities::db(kind, &env).check(kinds)?;
+    let wants_netns = kinds.contains(&Kind::Partition) || args.net == NetChoice::Netns;
+    if args.net == NetChoice::Local && kinds.contains(&Kind::Partition) {
+        bail!(
+            "--net local (cooperative link cuts) exists only for the reference cluster: partitions of {kind} use network namespaces (--net netns or auto)"
+        );
+    }
+    if wants_netns && managed {
+        if let Some(why) = schism_nemesis::netns::unavailable() {
+            bail!("--net netns cannot be used: {why}");
+        }
+        Ok((
+            Some(Net::Netns),
+            format!("{kind}: every member in its own network namespace; partitions with nftables"),
+        ))
+    } else {
+        Ok((None, String::new()))
+    }
+}

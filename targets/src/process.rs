@@ -1,0 +1,457 @@
+//! Process plumbing every target shares: a server process whose pid is its own
+//! (`ManagedProcess`: `ip netns exec` and `setpriv` both exec, so a pause, a kill and the
+//! ledger's cleanup reach the server itself), free loopback ports, `/proc` reads (state,
+//! descendants), bounded waits (`wait_until`, `wait_stopped`), log tails for errors, and a
+//! missing server binary named by its Debian package.
+//!
+//! Guarantees: a `ManagedProcess` is killed when dropped (SIGCONT then SIGKILL, reaped by
+//! tokio), so no server outlives its cluster even on a panic; every wait is bounded.
+
+use crate::error::TargetError;
+use crate::reference::NodeId;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::fs::OpenOptions;
+use std::future::Future;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+/// Finds a server binary by name (on `PATH`) or absolute path; a missing one is one line
+/// naming the Debian package.
+pub fn require_binary(name: &str, package: &str) -> Result<PathBuf, TargetError> {
+    let found = if name.contains('/') {
+        Path::new(name).is_file().then(|| PathBuf::from(name))
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+    };
+    found.ok_or_else(|| TargetError::MissingBinary {
+        binary: name.to_owned(),
+        package: package.to_owned(),
+    })
+}
+
+/// `n` distinct free loopback ports (held open together so the kernel hands out distinct
+/// ones), or `base..base+n` when a base is given and every one of them is free.
+pub fn loopback_ports(n: usize, base: Option<u16>) -> Result<Vec<u16>, TargetError> {
+    let ids: Vec<NodeId> = (1..=n).map(|i| format!("port{i}")).collect();
+    pick_ports(&ids, base)
+}
+
+/// How to start one server process.
+#[derive(Debug, Clone)]
+pub struct ProcessSpec {
+    /// A short name for errors (`n1`).
+    pub node: NodeId,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Run inside this network namespace (`ip netns exec`, which execs: the pid stays
+    /// the server's own).
+    pub netns: Option<String>,
+    /// Run as this user (`setpriv`, which execs too): PostgreSQL refuses to run as root.
+    pub user: Option<String>,
+    /// stdout and stderr go here (appended).
+    pub log: PathBuf,
+    pub cwd: Option<PathBuf>,
+}
+
+/// A server process whose pid is the server's own.
+#[derive(Debug)]
+pub struct ManagedProcess {
+    spec: ProcessSpec,
+    child: Option<Child>,
+}
+
+impl ManagedProcess {
+    /// Starts the process (not waiting for it to be ready).
+    pub fn spawn(spec: ProcessSpec) -> Result<ManagedProcess, TargetError> {
+        let mut p = ManagedProcess { spec, child: None };
+        p.start()?;
+        Ok(p)
+    }
+
+    pub fn spec(&self) -> &ProcessSpec {
+        &self.spec
+    }
+
+    /// Starts the same command again (after a kill or an exit).
+    pub fn start(&mut self) -> Result<(), TargetError> {
+        if self.is_running() {
+            return Ok(());
+        }
+        let s = &self.spec;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&s.log)
+            .map_err(|source| TargetError::LogDir {
+                path: s.log.clone(),
+                source,
+            })?;
+        let log2 = log.try_clone().map_err(|source| TargetError::LogDir {
+            path: s.log.clone(),
+            source,
+        })?;
+        // Build argv: [ip netns exec NS] [setpriv --reuid U --regid U --init-groups] program args
+        let mut argv: Vec<String> = Vec::new();
+        if let Some(ns) = &s.netns {
+            argv.extend(["ip", "netns", "exec", ns].map(String::from));
+        }
+        if let Some(u) = &s.user {
+            argv.extend(
+                ["setpriv", "--reuid", u, "--regid", u, "--init-groups", "--"].map(String::from),
+            );
+        }
+        argv.push(s.program.display().to_string());
+        argv.extend(s.args.iter().cloned());
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .envs(s.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            // Own process group: a terminal's Ctrl-C goes to the runner only.
+            .process_group(0)
+            .kill_on_drop(true);
+        if let Some(d) = &s.cwd {
+            cmd.current_dir(d);
+        }
+        let child = cmd.spawn().map_err(|source| TargetError::Spawn {
+            exe: PathBuf::from(&argv[0]),
+            source,
+        })?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// True while the process has not exited (a stopped process is running).
+    pub fn is_running(&self) -> bool {
+        self.pid().is_some_and(alive)
+    }
+
+    /// The exit status if the process has exited (reaping it).
+    pub fn try_exited(&mut self) -> Option<String> {
+        let c = self.child.as_mut()?;
+        match c.try_wait() {
+            Ok(Some(st)) => Some(st.to_string()),
+            _ => None,
+        }
+    }
+
+    pub fn signal(&self, sig: Signal) -> Result<(), TargetError> {
+        let Some(pid) = self.pid() else {
+            return Err(TargetError::NotRunning(self.spec.node.clone()));
+        };
+        kill(Pid::from_raw(pid as i32), sig).map_err(|source| TargetError::Signal {
+            node: self.spec.node.clone(),
+            pid,
+            signal: sig.as_str(),
+            source,
+        })
+    }
+
+    /// SIGCONT + SIGKILL, then wait (bounded) until it is reaped.
+    pub async fn kill(&mut self) -> Result<(), TargetError> {
+        if let Some(pid) = self.pid() {
+            let p = Pid::from_raw(pid as i32);
+            let _ = kill(p, Signal::SIGCONT);
+            let _ = kill(p, Signal::SIGKILL);
+        }
+        self.reap(Duration::from_secs(5)).await;
+        Ok(())
+    }
+
+    /// SIGCONT + SIGTERM, SIGKILL after `grace`, then reap.
+    pub async fn stop(&mut self, grace: Duration) -> Result<(), TargetError> {
+        let Some(pid) = self.pid() else {
+            self.child = None;
+            return Ok(());
+        };
+        let p = Pid::from_raw(pid as i32);
+        let _ = kill(p, Signal::SIGCONT);
+        let _ = kill(p, Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        if let Some(c) = self.child.as_mut() {
+            loop {
+                if matches!(c.try_wait(), Ok(Some(_)) | Err(_)) {
+                    self.child = None;
+                    return Ok(());
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        self.kill().await
+    }
+
+    async fn reap(&mut self, timeout: Duration) {
+        if let Some(mut c) = self.child.take() {
+            let _ = tokio::time::timeout(timeout, c.wait()).await;
+        }
+    }
+}
+
+impl Drop for ManagedProcess {
+    fn drop(&mut self) {
+        // No server outlives its cluster, even on a panic: continue (a stopped process
+        // cannot die until continued) and kill; tokio reaps the child.
+        if let Some(pid) = self.pid() {
+            let p = Pid::from_raw(pid as i32);
+            let _ = kill(p, Signal::SIGCONT);
+            let _ = kill(p, Signal::SIGKILL);
+        }
+    }
+}
+
+/// Whether `pid` is a live process (neither gone nor a zombie; a stopped one is live).
+pub fn alive(pid: u32) -> bool {
+    !matches!(proc_state(pid), None | Some('Z') | Some('X'))
+}
+
+/// Every live descendant of `pid` (one scan of `/proc`, then parent links followed), for
+/// servers that fork: a crash kills them all, a pause freezes them all.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let parent_of: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|p| Some((p, proc_ppid(p)?)))
+        .collect();
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(p) = frontier.pop() {
+        for &(c, pp) in &parent_of {
+            if pp == p && !out.contains(&c) {
+                out.push(c);
+                frontier.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// Field 4 of `/proc/<pid>/stat`: the parent's pid (the command name may hold spaces,
+/// so fields are counted after its closing parenthesis).
+fn proc_ppid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Polls `probe` every `every` until it returns Ok or `timeout` passes; the error names the
+/// last failure.
+pub async fn wait_until<F, Fut, T>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut probe: F,
+) -> Result<T, TargetError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match probe().await {
+            Ok(t) => return Ok(t),
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            return Err(TargetError::Invalid(format!(
+                "{what} not ready within {} ms: {last}",
+                timeout.as_millis()
+            )));
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Checks `base_port..` are free, or asks the kernel for free ports.
+pub fn pick_ports(ids: &[NodeId], base_port: Option<u16>) -> Result<Vec<u16>, TargetError> {
+    match base_port {
+        Some(base) => ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let port = u16::try_from(usize::from(base) + i).map_err(|_| {
+                    TargetError::Invalid(format!("base port {base} + {i} is beyond 65535"))
+                })?;
+                let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
+                match TcpListener::bind(addr) {
+                    Ok(_) => Ok(port),
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                        Err(TargetError::PortInUse {
+                            addr,
+                            node: id.clone(),
+                        })
+                    }
+                    Err(source) => Err(TargetError::Bind {
+                        addr,
+                        node: id.clone(),
+                        source,
+                    }),
+                }
+            })
+            .collect(),
+        None => {
+            // Hold all listeners at once so the kernel hands out distinct ports.
+            let listeners = ids
+                .iter()
+                .map(|id| {
+                    let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+                    TcpListener::bind(addr).map_err(|source| TargetError::Bind {
+                        addr,
+                        node: id.clone(),
+                        source,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            listeners
+                .iter()
+                .zip(ids)
+                .map(|(l, id)| {
+                    l.local_addr()
+                        .map(|a| a.port())
+                        .map_err(|source| TargetError::Bind {
+                            addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)),
+                            node: id.clone(),
+                            source,
+                        })
+                })
+                .collect()
+        }
+    }
+}
+
+/// The last `lines` non-empty lines of a log file, joined with " | " (for errors).
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let read = || -> std::io::Result<String> {
+        let mut f = std::fs::File::open(path)?;
+        let len = f.metadata()?.len();
+        f.seek(SeekFrom::Start(len.saturating_sub(4096)))?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    };
+    match read() {
+        Ok(text) => {
+            let tail: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            let tail = &tail[tail.len().saturating_sub(lines)..];
+            if tail.is_empty() {
+                "(empty)".to_owned()
+            } else {
+                tail.join(" | ")
+            }
+        }
+        Err(e) => format!("(cannot read: {e})"),
+    }
+}
+
+/// How long `pause`/`resume` wait for the kernel to show the new process state.
+const SIGNAL_SETTLE_LIMIT: Duration = Duration::from_millis(500);
+
+/// Waits (bounded by `SIGNAL_SETTLE_LIMIT`) until `/proc/<pid>/stat` shows the process
+/// stopped (`T`/`t`) or, with `stopped == false`, not stopped. A process that is gone ends
+/// the wait at once: the caller's next signal reports that.
+pub fn wait_stopped(pid: u32, stopped: bool) {
+    let until = Instant::now() + SIGNAL_SETTLE_LIMIT;
+    loop {
+        let Some(state) = proc_state(pid) else {
+            return;
+        };
+        if matches!(state, 'T' | 't') == stopped || Instant::now() >= until {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The state letter of `/proc/<pid>/stat` (`R`, `S`, `T`, `Z`, …), None if there is no
+/// such process.
+pub fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|s| s.chars().next())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_server_names_its_debian_package() {
+        let e = require_binary("schism-no-such-server", "schism-pkg")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "`schism-no-such-server` not found: install the Debian package `schism-pkg` (apt-get install schism-pkg)"
+        );
+        assert!(require_binary("sh", "dash").is_ok());
+        assert!(require_binary("/no/such/dir/etcd", "etcd-server").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_managed_process_is_its_own_pid_and_dies_with_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = ProcessSpec {
+            node: "n1".into(),
+            program: PathBuf::from("/bin/sleep"),
+            args: vec!["30".into()],
+            env: vec![],
+            netns: None,
+            user: None,
+            log: dir.path().join("n1.log"),
+            cwd: None,
+        };
+        let mut p = ManagedProcess::spawn(spec.clone()).unwrap();
+        let pid = p.pid().unwrap();
+        // Between fork and exec the child still shows the test's command line: wait
+        // (bounded) for the exec, then it must be the server itself, not a wrapper.
+        let until = Instant::now() + Duration::from_secs(5);
+        let cmdline = loop {
+            let c = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if c.starts_with("/bin/sleep") || Instant::now() >= until {
+                break c;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert!(cmdline.starts_with("/bin/sleep"), "{cmdline:?}");
+        p.kill().await.unwrap();
+        assert!(!p.is_running());
+        p.start().unwrap();
+        let pid = p.pid().unwrap();
+        drop(p);
+        // Dropping kills it; tokio reaps it in the background.
+        let until = Instant::now() + Duration::from_secs(5);
+        while proc_state(pid).is_some_and(|s| s != 'Z') && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            proc_state(pid).is_none_or(|s| s == 'Z'),
+            "pid {pid} survived its ManagedProcess"
+        );
+    }
+}
