@@ -273,7 +273,7 @@ pub const ROWS: &[Row] = &[
             "--nemesis-interval",
             "3s",
         ],
-        time_limit: "12s",
+        time_limit: "15s",
         expect: Expect::Anomalies(&["stale-read"]),
     },
     Row {
@@ -382,6 +382,9 @@ pub const ROWS: &[Row] = &[
         time_limit: "6s",
         expect: Expect::Anomalies(&["stale-read|read-your-writes"]),
     },
+    // DESIGN.md's "stale reads despite W+R>N": a read that misses a write acknowledged
+    // before it began is counted as the stale read it is; a violation no per-op kind
+    // explains is counted as non-linearizable.
     Row {
         id: "ll-sloppy",
         configuration: "leaderless, 5 nodes, 3/2/2, sloppy quorum, anti-entropy 200 ms, register",
@@ -409,7 +412,7 @@ pub const ROWS: &[Row] = &[
             "2s",
         ],
         time_limit: "12s",
-        expect: Expect::Anomalies(&["non-linearizable"]),
+        expect: Expect::Anomalies(&["stale-read|non-linearizable"]),
     },
     Row {
         id: "ll-strict",

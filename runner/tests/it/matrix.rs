@@ -171,12 +171,21 @@ fn leader_follower_replication_routing_and_fencing_rows_hold_over_seeds() {
 
 #[test]
 fn leader_follower_lease_and_durability_rows_hold_over_seeds() {
-    let ids = ["lf-no-lease", "lf-lease", "lf-buffered", "lf-fsync"];
+    let ids = [
+        "lf-no-lease",
+        "lf-sync-no-lease",
+        "lf-lease",
+        "lf-buffered",
+        "lf-fsync",
+    ];
     let (code, json, dir) = matrix(&ids.join(","));
     let rows = assert_rows_hold(code, &json, &ids);
     // Every partition of the lease rows cut the leader off (`--nemesis-targets leader`),
     // and the stale reads came from the old leader after a new one was elected.
-    for run in run_dirs(&dir, &rows["lf-no-lease"]) {
+    let no_lease = ["lf-no-lease", "lf-sync-no-lease"]
+        .iter()
+        .flat_map(|id| run_dirs(&dir, &rows[*id]));
+    for run in no_lease {
         let parts: Vec<serde_json::Value> = nemesis_ops(&run)
             .into_iter()
             .filter(|o| o["type"] == "info" && o["f"] == "start-partition")
@@ -199,6 +208,35 @@ fn leader_follower_lease_and_durability_rows_hold_over_seeds() {
         assert!(
             logs.contains("leader of epoch 2"),
             "a new leader was elected"
+        );
+        // The stale reads were served by a leader some partition cut off (the old leader,
+        // still serving its own clients), never by the majority side's new leader alone.
+        let deposed: HashSet<&str> = parts
+            .iter()
+            .filter_map(|p| p["value"]["leader"].as_str())
+            .collect();
+        let ops: Vec<serde_json::Value> = std::fs::read_to_string(run.join("history.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let results: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap())
+                .unwrap();
+        let stale_nodes: Vec<&str> = results["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["checker"] == "graph")
+            .flat_map(|r| r["anomalies"].as_array().unwrap())
+            .filter(|a| a["kind"] == "stale-read")
+            .filter_map(|a| ops[a["ops"][0].as_u64().unwrap() as usize]["node"].as_str())
+            .collect();
+        assert!(!stale_nodes.is_empty(), "{}: stale reads", run.display());
+        assert!(
+            stale_nodes.iter().any(|n| deposed.contains(n)),
+            "{}: stale reads from {stale_nodes:?}, partitioned leaders {deposed:?}",
+            run.display()
         );
     }
 }
