@@ -221,8 +221,13 @@ fn leader_follower_split_brain_and_lease_rows_hold_over_seeds() {
             logs.contains("leader of epoch 2"),
             "a new leader was elected"
         );
-        // The stale reads were served by a leader some partition cut off (the old leader,
-        // still serving its own clients), never by the majority side's new leader alone.
+        // Under sync the stale reads were served by a leader some partition cut off (the old
+        // leader, still serving its own clients): every commit is on a majority, so the new
+        // leader has them all. (Under async the new leader also misses the writes the old
+        // one acknowledged while cut off, so its reads are stale too.)
+        if !run.to_string_lossy().contains("lf-sync-no-lease") {
+            continue;
+        }
         let deposed: HashSet<&str> = parts
             .iter()
             .filter_map(|p| p["value"]["leader"].as_str())
