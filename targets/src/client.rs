@@ -15,10 +15,19 @@
 //! the read is redirected to the leader), and for `sticky` its node and the highest LSN it
 //! has seen (so that a switch of node never goes back in time). With leader discovery on
 //! (failover auto), a session learns a new leader from redirects ("not leader; leader is
-//! n2") and by asking every node's `/status` (highest epoch that says it leads) after a
-//! failed or indeterminate write and every few hundred milliseconds — each session on its
-//! own schedule, as independent clients would. One `ReferenceClient` holds one connection
-//! pool shared by all sessions.
+//! n2") and by asking the nodes' `/status` after a failed or indeterminate write and every
+//! few hundred milliseconds — each session on its own schedule, as independent clients
+//! would. Each session is bound to a home node (sessions are dealt round-robin over the
+//! nodes, as Jepsen binds each client process to one node) and follows the leader *its
+//! node* believes in: the home node itself if it says it leads, else the leader it names;
+//! when it knows none (its leader went silent, an election runs), a leader of a newer
+//! epoch than it knows, if any answers, else the home node (which refuses at once until it
+//! learns a leader). Only when the home node does not answer does the session take the
+//! node that leads in the highest epoch among all answers. So during a partition the
+//! clients of an isolated old leader keep using it until it steps down (check-quorum),
+//! while the clients of the majority side follow the new leader — what a client connected
+//! to one member of a real cluster sees. One `ReferenceClient` holds one connection pool
+//! shared by all sessions.
 
 pub use crate::api::{Endpoint, ReadRouting, Reply};
 pub(crate) use crate::api::{error_text, fetch_status};
@@ -55,6 +64,9 @@ impl Default for ClientOptions {
 #[derive(Debug, Clone)]
 pub struct Session {
     rng: ChaCha8Rng,
+    /// The node this session is bound to (index into the client's nodes): the one it asks
+    /// first who leads.
+    home: usize,
     /// The leader as this session knows it (index into the client's nodes).
     leader: Option<usize>,
     /// Ask the nodes who leads before the next request, at the latest at this time.
@@ -67,9 +79,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session bound to the first node (`ReferenceClient::session` deals homes out).
     pub fn new(seed: u64) -> Session {
         Session {
             rng: ChaCha8Rng::seed_from_u64(seed),
+            home: 0,
             leader: None,
             refresh_at: None,
             last_write_lsn: 0,
@@ -113,6 +127,8 @@ pub struct ReferenceClient {
     options: ClientOptions,
     /// Writes go to a node chosen like an `Any` read (multi-leader, leaderless).
     write_any: bool,
+    /// Sessions made so far: the next one's home node is this modulo the node count.
+    sessions_made: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl ReferenceClient {
@@ -146,6 +162,7 @@ impl ReferenceClient {
             leader,
             options,
             write_any: false,
+            sessions_made: Default::default(),
         })
     }
 
@@ -157,8 +174,16 @@ impl ReferenceClient {
     }
 
     /// A new session for one worker; derive `seed` from the run's seed and the worker.
+    /// Sessions are bound to the nodes round-robin in the order they are made (the k-th
+    /// session to node k mod n), so every node has clients whatever the seed.
     pub fn session(&self, seed: u64) -> Session {
-        Session::new(seed)
+        let k = self
+            .sessions_made
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Session {
+            home: k % self.nodes.len(),
+            ..Session::new(seed)
+        }
     }
 
     pub fn options(&self) -> ClientOptions {
@@ -269,7 +294,10 @@ impl ReferenceClient {
         }
     }
 
-    /// Asks every node's `/status` and follows the one that leads in the highest epoch.
+    /// Asks every node's `/status` and follows the leader the session's home node believes
+    /// in (itself, or the leader it names). When the home node knows no leader, a node that
+    /// leads in a newer epoch than the home knows, else the home itself (which refuses until
+    /// it learns one); when the home does not answer, the node leading in the highest epoch.
     async fn refresh_leader(&self, session: &mut Session) {
         let timeout = Duration::from_millis(self.options.timeout_ms.min(150));
         let mut asks = tokio::task::JoinSet::new();
@@ -277,19 +305,46 @@ impl ReferenceClient {
             let (http, url) = (self.http.clone(), n.status_url.clone());
             asks.spawn(async move { (i, fetch_status(&http, &url, timeout).await) });
         }
-        let mut best: Option<(u64, usize)> = None;
+        // Every node that says it leads, with its epoch; the home node's answer apart.
+        let mut leaders: Vec<(u64, usize)> = Vec::new();
+        let mut home = None;
         while let Some(joined) = asks.join_next().await {
-            if let Ok((i, Ok(st))) = joined
-                && st.role == crate::reference::leader_follower::Role::Leader
-                && best.is_none_or(|(e, j)| {
-                    (st.epoch, std::cmp::Reverse(i)) > (e, std::cmp::Reverse(j))
-                })
-            {
-                best = Some((st.epoch, i));
+            let Ok((i, Ok(st))) = joined else { continue };
+            if st.role == crate::reference::leader_follower::Role::Leader {
+                leaders.push((st.epoch, i));
+            }
+            if i == session.home {
+                home = Some(st);
             }
         }
-        let best = best.map(|(_, i)| i);
-        if let Some(i) = best {
+        // The newest leader, ties to the lowest index; only epochs above `floor`.
+        let newest = |floor: Option<u64>| {
+            leaders
+                .iter()
+                .filter(|(e, _)| floor.is_none_or(|f| *e > f))
+                .max_by_key(|(e, i)| (*e, std::cmp::Reverse(*i)))
+                .map(|(_, i)| *i)
+        };
+        let pick = match home {
+            // A home that leads serves; one that follows sends the session to its leader.
+            Some(st) if st.role == crate::reference::leader_follower::Role::Leader => {
+                Some(session.home)
+            }
+            Some(st) => match st
+                .leader
+                .as_ref()
+                .and_then(|l| self.nodes.iter().position(|n| n.id == *l))
+            {
+                Some(i) => Some(i),
+                // It knows no leader (its leader went silent, an election runs): only a
+                // leader of a newer epoch than it knows can be the one; else stay with it
+                // (requests fail at once, "no leader known", until it learns one).
+                None => newest(Some(st.epoch)).or(Some(session.home)),
+            },
+            // The home node does not answer (down, paused): the newest leader.
+            None => newest(None),
+        };
+        if let Some(i) = pick {
             session.leader = Some(i);
         }
         let jitter = session.rng.random_range(200..600);

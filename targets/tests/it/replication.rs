@@ -183,3 +183,78 @@ async fn restarted_leader_continues_its_lsn_sequence_while_a_follower_is_paused(
     .await;
     cluster.stop().await.unwrap();
 }
+
+/// Clients are bound to nodes: with failover on and the leader n1 cut off from both
+/// followers, a session whose home is n2 follows the new leader the majority elected,
+/// while a session whose home is n1 keeps using n1 — which still believes it leads — and
+/// reads there without the write the new leader acknowledged. (Fencing off, so n1 never
+/// steps down and the two views last as long as the test looks.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_follow_the_leader_their_home_node_believes_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = crate::spec(dir.path());
+    spec.failover = schism_targets::Failover::Auto;
+    spec.fencing = false;
+    let mut cluster = match schism_targets::ReferenceCluster::start(spec).await {
+        Ok(c) => c,
+        Err(e) => panic!("cluster did not start: {e}"),
+    };
+    let client = cluster
+        .client(ReadRouting::Leader, Duration::from_millis(1000))
+        .unwrap();
+    let mut on_n1 = client.session(1);
+    let write = Request::Write { key: 3, value: 1 };
+    assert!(matches!(
+        client.invoke(&mut on_n1, write).await,
+        Reply::Ok { .. }
+    ));
+    cluster
+        .set_links("n1", &["n2".into(), "n3".into()], false)
+        .await
+        .unwrap();
+    cluster
+        .set_links("n2", &["n1".into()], false)
+        .await
+        .unwrap();
+    cluster
+        .set_links("n3", &["n1".into()], false)
+        .await
+        .unwrap();
+    let new_leader = eventually(Duration::from_secs(15), "a new leader", || async {
+        for n in ["n2", "n3"] {
+            if let Ok(st) = cluster.status(n).await
+                && st.role == schism_targets::Role::Leader
+            {
+                return Some(n);
+            }
+        }
+        None
+    })
+    .await;
+    assert_eq!(
+        cluster.status("n1").await.unwrap().role,
+        schism_targets::Role::Leader
+    );
+    // Sessions are dealt round-robin: the first was n1's, these are n2's and n3's.
+    let mut on_n2 = client.session(2);
+    let write = Request::Write { key: 3, value: 2 };
+    match client.invoke(&mut on_n2, write).await {
+        Reply::Ok { node, .. } => assert_eq!(node, new_leader),
+        other => panic!("n2's session writes to the new leader {new_leader}: {other:?}"),
+    }
+    match client.invoke(&mut on_n1, Request::Read { key: 3 }).await {
+        Reply::Ok { node, value, .. } => {
+            assert_eq!(
+                node, "n1",
+                "n1's session stays with the leader n1 believes in"
+            );
+            assert_eq!(
+                value,
+                Value::Int(1),
+                "and reads its state, without the new write"
+            );
+        }
+        other => panic!("n1 serves its session's leader read: {other:?}"),
+    }
+    cluster.stop().await.unwrap();
+}
