@@ -222,6 +222,10 @@ pub enum Workload {
     Register,
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// `config.json`'s `test`: read back typed (a setting missing from an older file takes
 /// its default).
 #[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
@@ -313,7 +317,10 @@ pub struct TestArgs {
     pub rate: f64,
     /// End the run at the first anomaly the online checker proves (heal, stop the
     /// cluster, check the whole history offline, write the report): what a CI job wants.
+    // Added after config.json's first typed form: written only when set, so an earlier
+    // file reads back and writes out byte for byte.
     #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
     pub stop_on_anomaly: bool,
     /// How long the workload runs (10s, 500ms, 2m).
     #[arg(long, default_value = "30s", allow_hyphen_values = true, value_parser = positive_duration)]
