@@ -23,7 +23,7 @@ pub mod counts;
 mod evidence;
 mod explain;
 mod fx;
-mod graph;
+pub(crate) mod graph;
 mod linearizable;
 mod perop;
 mod report;

@@ -31,7 +31,7 @@
 //! for a shorter cycle that the work budget skipped.
 
 mod cycles;
-mod scc;
+pub(crate) mod scc;
 
 use crate::append::{self, Analysis};
 use crate::explain::{complete_ns, op_index, secs};

@@ -19,7 +19,34 @@ pub(crate) struct Sccs {
     pub(crate) sizes: Vec<u32>,
 }
 
-pub(crate) fn tarjan<N, E>(g: &Graph<N, E, Directed, u32>) -> Sccs {
+/// Outgoing edges walked one at a time with a cursor, so Tarjan's explicit call stack
+/// can resume a node's edge list where it left off. Implemented by petgraph's `Graph` (here)
+/// and by the transaction checker's compact edge arrays (`txn::cycles`).
+pub(crate) trait Successors {
+    type Cursor: Copy;
+    fn node_count(&self) -> usize;
+    /// A cursor before `v`'s first outgoing edge.
+    fn first(&self, v: u32) -> Self::Cursor;
+    /// The next successor of `v` at `cursor` (advancing it), or `None` past the last.
+    fn next(&self, v: u32, cursor: &mut Self::Cursor) -> Option<u32>;
+}
+
+impl<N, E> Successors for Graph<N, E, Directed, u32> {
+    type Cursor = Option<EdgeIndex>;
+    fn node_count(&self) -> usize {
+        Graph::node_count(self)
+    }
+    fn first(&self, v: u32) -> Option<EdgeIndex> {
+        self.first_edge(NodeIndex::new(v as usize), Outgoing)
+    }
+    fn next(&self, _v: u32, cursor: &mut Option<EdgeIndex>) -> Option<u32> {
+        let e = (*cursor)?;
+        *cursor = self.next_edge(e, Outgoing);
+        Some(self.raw_edges()[e.index()].target().index() as u32)
+    }
+}
+
+pub(crate) fn tarjan<G: Successors>(g: &G) -> Sccs {
     let n = g.node_count();
     let mut index = vec![UNSEEN; n];
     let mut low = vec![0u32; n];
@@ -27,7 +54,7 @@ pub(crate) fn tarjan<N, E>(g: &Graph<N, E, Directed, u32>) -> Sccs {
     let mut comp = vec![UNSEEN; n];
     let mut sizes: Vec<u32> = Vec::new();
     let mut stack: Vec<u32> = Vec::new();
-    let mut calls: Vec<(u32, Option<EdgeIndex>)> = Vec::new();
+    let mut calls: Vec<(u32, G::Cursor)> = Vec::new();
     let mut next = 0u32;
     for root in 0..n as u32 {
         if index[root as usize] != UNSEEN {
@@ -38,18 +65,16 @@ pub(crate) fn tarjan<N, E>(g: &Graph<N, E, Directed, u32>) -> Sccs {
         next += 1;
         stack.push(root);
         on_stack[root as usize] = true;
-        calls.push((root, g.first_edge(NodeIndex::new(root as usize), Outgoing)));
-        while let Some(&mut (v, ref mut edge)) = calls.last_mut() {
-            if let Some(e) = *edge {
-                *edge = g.next_edge(e, Outgoing);
-                let w = g.raw_edges()[e.index()].target().index() as u32;
+        calls.push((root, g.first(root)));
+        while let Some(&mut (v, ref mut cursor)) = calls.last_mut() {
+            if let Some(w) = g.next(v, cursor) {
                 if index[w as usize] == UNSEEN {
                     index[w as usize] = next;
                     low[w as usize] = next;
                     next += 1;
                     stack.push(w);
                     on_stack[w as usize] = true;
-                    calls.push((w, g.first_edge(NodeIndex::new(w as usize), Outgoing)));
+                    calls.push((w, g.first(w)));
                 } else if on_stack[w as usize] {
                     low[v as usize] = low[v as usize].min(index[w as usize]);
                 }

@@ -83,67 +83,37 @@ impl Csr {
     }
 }
 
-/// Component id of each node over the edges whose kinds meet `mask` (iterative Tarjan),
-/// and the size of each component.
-fn sccs(g: &Csr, mask: u8) -> (Vec<u32>, Vec<u32>) {
-    const UNSEEN: u32 = u32::MAX;
-    let n = g.nodes();
-    let (mut index, mut low) = (vec![UNSEEN; n], vec![0u32; n]);
-    let mut on_stack = vec![false; n];
-    let mut comp = vec![UNSEEN; n];
-    let mut sizes = Vec::new();
-    let (mut stack, mut calls): (Vec<u32>, Vec<(u32, u32)>) = (Vec::new(), Vec::new());
-    let mut next = 0u32;
-    for root in 0..n as u32 {
-        if index[root as usize] != UNSEEN {
-            continue;
-        }
-        index[root as usize] = next;
-        low[root as usize] = next;
-        next += 1;
-        stack.push(root);
-        on_stack[root as usize] = true;
-        calls.push((root, g.start[root as usize]));
-        while let Some(&mut (v, ref mut e)) = calls.last_mut() {
-            if *e < g.start[v as usize + 1] {
-                let (w, bits) = (g.to[*e as usize], g.bits[*e as usize]);
-                *e += 1;
-                if bits & mask == 0 {
-                    continue;
-                }
-                if index[w as usize] == UNSEEN {
-                    index[w as usize] = next;
-                    low[w as usize] = next;
-                    next += 1;
-                    stack.push(w);
-                    on_stack[w as usize] = true;
-                    calls.push((w, g.start[w as usize]));
-                } else if on_stack[w as usize] {
-                    low[v as usize] = low[v as usize].min(index[w as usize]);
-                }
-                continue;
-            }
-            calls.pop();
-            if let Some(&(parent, _)) = calls.last() {
-                low[parent as usize] = low[parent as usize].min(low[v as usize]);
-            }
-            if low[v as usize] == index[v as usize] {
-                let id = sizes.len() as u32;
-                let mut size = 0u32;
-                loop {
-                    let w = stack.pop().expect("v is on the stack");
-                    on_stack[w as usize] = false;
-                    comp[w as usize] = id;
-                    size += 1;
-                    if w == v {
-                        break;
-                    }
-                }
-                sizes.push(size);
-            }
-        }
+/// The edges of a `Csr` whose kinds meet a mask, for the one iterative Tarjan.
+struct Masked<'a> {
+    g: &'a Csr,
+    mask: u8,
+}
+
+impl crate::graph::scc::Successors for Masked<'_> {
+    type Cursor = u32;
+    fn node_count(&self) -> usize {
+        self.g.nodes()
     }
-    (comp, sizes)
+    fn first(&self, v: u32) -> u32 {
+        self.g.start[v as usize]
+    }
+    fn next(&self, v: u32, e: &mut u32) -> Option<u32> {
+        while *e < self.g.start[v as usize + 1] {
+            let (w, bits) = (self.g.to[*e as usize], self.g.bits[*e as usize]);
+            *e += 1;
+            if bits & self.mask != 0 {
+                return Some(w);
+            }
+        }
+        None
+    }
+}
+
+/// Component id of each node over the edges whose kinds meet `mask`, and the size of each
+/// component (the graph checker's iterative Tarjan).
+fn sccs(g: &Csr, mask: u8) -> (Vec<u32>, Vec<u32>) {
+    let s = crate::graph::scc::tarjan(&Masked { g, mask });
+    (s.comp, s.sizes)
 }
 
 /// The shapes of cycle searched for.
