@@ -193,7 +193,7 @@ fn follow_reports_a_stale_read_before_the_writer_finishes() {
     let lines = register_lines(20, 180);
     let (tx, rx) = std::sync::mpsc::channel();
     let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         use std::io::BufRead;
         for l in std::io::BufReader::new(stdout)
             .lines()
@@ -211,6 +211,9 @@ fn follow_reports_a_stale_read_before_the_writer_finishes() {
     }
     let writer_done = Instant::now();
     let out = child.wait_with_output().unwrap();
+    // Every line the follower printed: the reader ends at its EOF (a `try_iter` right
+    // after the exit could miss lines still in the pipe).
+    reader.join().unwrap();
     let seen: Vec<(Instant, String)> = rx.try_iter().collect();
     let text: Vec<&str> = seen.iter().map(|(_, l)| l.as_str()).collect();
     let stale = seen
