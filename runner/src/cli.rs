@@ -528,7 +528,7 @@ pub struct MatrixArgs {
     /// Seeds per row (1, 2, … N).
     #[arg(long, default_value_t = 5)]
     pub seeds: u64,
-    /// Every run's workload time limit (default: each row's own, 6–12 s).
+    /// Every run's workload time limit (default: each row's own, 6–30 s).
     #[arg(long, value_parser = parse_duration)]
     pub time_limit: Option<Duration>,
     /// Rows to run, comma-separated parts of their ids (e.g. `lf-no-lease,ll-`); default all.
