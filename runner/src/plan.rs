@@ -24,6 +24,16 @@ use crate::models;
 /// that replication settles; a final read that misses an acknowledged write proves it lost.
 pub const FINAL_READ_QUIET: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long after the quiet period a final read that failed is tried again (Jepsen's
+/// final reads retry until they succeed): a cluster that needs a few seconds to elect a
+/// leader after the final heal is still observed recovering, instead of the run being
+/// `unknown` for want of a read after the heal. Bounded so a cluster that never recovers
+/// still ends the run.
+pub const FINAL_READ_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Pause between two tries of one final read.
+pub const FINAL_READ_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// A validated run: the arguments and what was derived from them.
 #[derive(Debug)]
 pub struct RunPlan {

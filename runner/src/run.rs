@@ -33,7 +33,7 @@ use schism_targets::reference::cluster::NetnsPlacement;
 use schism_targets::{
     ClusterSpec, Failover, ReferenceCluster, Reply, Request, TargetCluster, TargetSession, Topology,
 };
-use schism_workloads::{Generator, Next};
+use schism_workloads::{Generator, Invocation, Next};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,7 +45,7 @@ use crate::analyze::{self, Budget};
 use crate::cli::{self, HarnessFault, TestArgs};
 use crate::config::{NemesisConfig, RunConfig};
 use crate::models;
-use crate::plan::{FINAL_READ_QUIET, RunPlan};
+use crate::plan::{FINAL_READ_BACKOFF, FINAL_READ_QUIET, FINAL_READ_RETRY, RunPlan};
 use crate::recorder::Recorder;
 use crate::signals::Interrupts;
 use crate::store::{self, RunStatus};
@@ -683,6 +683,8 @@ async fn drive_workload<M: Mechanism>(
             generator: generator.clone(),
             counters: counters.clone(),
             cancel: cancel_rx.clone(),
+            final_retry_until_ns: (args.time_limit + FINAL_READ_QUIET + FINAL_READ_RETRY).as_nanos()
+                as u64,
         };
         workers.spawn(worker(ctx, session));
     }
@@ -714,7 +716,11 @@ async fn drive_workload<M: Mechanism>(
             cancel_rx.clone(),
         ))
     });
-    let deadline = args.time_limit + FINAL_READ_QUIET + args.client_timeout + HARD_DEADLINE_SLACK;
+    let deadline = args.time_limit
+        + FINAL_READ_QUIET
+        + FINAL_READ_RETRY
+        + args.client_timeout
+        + HARD_DEADLINE_SLACK;
     // The injected harness fault strikes while the first fault is in force.
     let inject_at = schedule
         .plan()
@@ -838,113 +844,149 @@ struct WorkerCtx {
     generator: Arc<std::sync::Mutex<Generator>>,
     counters: Arc<Counters>,
     cancel: watch::Receiver<bool>,
+    /// A final read that did not succeed is tried again until this run time.
+    final_retry_until_ns: u64,
 }
 
 async fn worker(mut ctx: WorkerCtx, mut session: Box<dyn TargetSession>) -> Result<()> {
     // Jepsen's process rule: after an indeterminate op, this worker continues as a new
     // process, so a process never has two ops open.
     let mut process = ctx.worker;
+    let mut retry: Option<Invocation> = None;
     loop {
         if *ctx.cancel.borrow() {
             return Ok(());
         }
         let now_ns = ctx.start.elapsed().as_nanos() as u64;
-        let next = ctx
-            .generator
-            .lock()
-            .map_err(|_| anyhow::anyhow!("generator lock poisoned"))?
-            .next(now_ns);
+        let next = match retry.take() {
+            Some(inv) => Next::Op(inv),
+            None => ctx
+                .generator
+                .lock()
+                .map_err(|_| anyhow::anyhow!("generator lock poisoned"))?
+                .next(now_ns),
+        };
         let inv = match next {
             Next::Done => return Ok(()),
             Next::Pending { until_ns } => {
                 let wait = Duration::from_nanos(until_ns.saturating_sub(now_ns));
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = ctx.cancel.changed() => {}
-                }
+                pause(&mut ctx.cancel, wait).await;
                 continue;
             }
             Next::Op(inv) => inv,
         };
-        let request = match inv.f {
-            F::Read => Request::Read { key: inv.key },
-            F::Write => Request::Write {
-                key: inv.key,
-                value: inv.value.as_int().unwrap_or_default(),
-            },
-            F::Append => Request::Append {
-                key: inv.key,
-                value: inv.value.as_int().unwrap_or_default(),
-            },
-            ref other => bail!("the client cannot run f={other}"),
-        };
-        let is_read = inv.f == F::Read;
-        let mut invoke = Op::new(
-            0,
-            0,
-            Process::Client(process),
-            OpType::Invoke,
-            inv.f.clone(),
-            Some(inv.key),
-            inv.value.clone(),
-        );
-        let done_template = invoke.clone();
-        if inv.is_final {
-            // The checker treats a final read (after the quiet period) that misses an
-            // acknowledged write as proof that the write was lost.
-            invoke.meta = Some(serde_json::json!({ "final": true }));
-        }
-        ctx.recorder
-            .record(invoke)
-            .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;
-        let reply = session.invoke(request).await;
-        let mut done = done_template;
-        match reply {
-            Reply::Ok {
-                value,
-                node,
-                meta,
-                siblings,
-            } => {
-                done.kind = OpType::Ok;
-                if is_read {
-                    done.value = value;
-                    done.siblings = siblings;
-                }
-                done.node = Some(node);
-                done.meta = meta;
-                ctx.counters.ok.fetch_add(1, Ordering::Relaxed);
-            }
-            Reply::Fail { node, error } => {
-                done.kind = OpType::Fail;
-                done.node = node;
-                done.error = Some(error);
-                if is_read {
-                    done.value = Value::Null;
-                }
-                ctx.counters.fail.fetch_add(1, Ordering::Relaxed);
-            }
-            Reply::Unknown { node, error } => {
-                // A read that may or may not have happened changed nothing: it failed.
-                done.kind = if is_read { OpType::Fail } else { OpType::Info };
-                done.node = node;
-                done.error = Some(error);
-                if is_read {
-                    done.value = Value::Null;
-                    ctx.counters.fail.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    ctx.counters.info.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
-        let retire = done.kind == OpType::Info;
-        ctx.recorder
-            .record(done)
-            .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;
-        if retire {
+        let done = invoke_one(&ctx, session.as_mut(), process, &inv).await?;
+        if done == OpType::Info {
             process += ctx.concurrency;
         }
+        let now_ns = ctx.start.elapsed().as_nanos() as u64;
+        if inv.is_final && done != OpType::Ok && now_ns < ctx.final_retry_until_ns {
+            pause(&mut ctx.cancel, FINAL_READ_BACKOFF).await;
+            retry = Some(inv);
+        }
     }
+}
+
+/// Sleeps for `wait`, or less if the run is cancelled meanwhile.
+async fn pause(cancel: &mut watch::Receiver<bool>, wait: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = cancel.changed() => {}
+    }
+}
+
+/// The request an invocation sends.
+fn request_of(inv: &Invocation) -> Result<Request> {
+    Ok(match inv.f {
+        F::Read => Request::Read { key: inv.key },
+        F::Write => Request::Write {
+            key: inv.key,
+            value: inv.value.as_int().unwrap_or_default(),
+        },
+        F::Append => Request::Append {
+            key: inv.key,
+            value: inv.value.as_int().unwrap_or_default(),
+        },
+        ref other => bail!("the client cannot run f={other}"),
+    })
+}
+
+/// Records the invocation, sends it, records its completion; returns how it completed.
+async fn invoke_one(
+    ctx: &WorkerCtx,
+    session: &mut dyn TargetSession,
+    process: u64,
+    inv: &Invocation,
+) -> Result<OpType> {
+    let request = request_of(inv)?;
+    let mut invoke = Op::new(
+        0,
+        0,
+        Process::Client(process),
+        OpType::Invoke,
+        inv.f.clone(),
+        Some(inv.key),
+        inv.value.clone(),
+    );
+    let done_template = invoke.clone();
+    if inv.is_final {
+        // The checker treats a final read (after the quiet period) that misses an
+        // acknowledged write as proof that the write was lost.
+        invoke.meta = Some(serde_json::json!({ "final": true }));
+    }
+    ctx.recorder
+        .record(invoke)
+        .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;
+    let reply = session.invoke(request).await;
+    let done = completion(done_template, reply, inv.f == F::Read, &ctx.counters);
+    let kind = done.kind;
+    ctx.recorder
+        .record(done)
+        .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;
+    Ok(kind)
+}
+
+/// The completion op of a reply, counted in the progress counters.
+fn completion(mut done: Op, reply: Reply, is_read: bool, counters: &Counters) -> Op {
+    match reply {
+        Reply::Ok {
+            value,
+            node,
+            meta,
+            siblings,
+        } => {
+            done.kind = OpType::Ok;
+            if is_read {
+                done.value = value;
+                done.siblings = siblings;
+            }
+            done.node = Some(node);
+            done.meta = meta;
+            counters.ok.fetch_add(1, Ordering::Relaxed);
+        }
+        Reply::Fail { node, error } => {
+            done.kind = OpType::Fail;
+            done.node = node;
+            done.error = Some(error);
+            if is_read {
+                done.value = Value::Null;
+            }
+            counters.fail.fetch_add(1, Ordering::Relaxed);
+        }
+        Reply::Unknown { node, error } => {
+            // A read that may or may not have happened changed nothing: it failed.
+            done.kind = if is_read { OpType::Fail } else { OpType::Info };
+            done.node = node;
+            done.error = Some(error);
+            if is_read {
+                done.value = Value::Null;
+                counters.fail.fetch_add(1, Ordering::Relaxed);
+            } else {
+                counters.info.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    done
 }
 
 /// Follows the schedule until it is done, the run is cancelled, or the workers are

@@ -20,6 +20,7 @@ mod db_postgres;
 mod db_redis;
 mod errors;
 mod faults;
+mod final_reads;
 mod hostile_input;
 mod interrupts;
 mod knossos;
