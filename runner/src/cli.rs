@@ -639,8 +639,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// A duration as `config.json` writes it (`30000ms`).
+pub fn duration_text(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{}ms", d.as_millis()))
+    s.serialize_str(&duration_text(*d))
 }
 
 /// Reads what `ser_duration` wrote (`30000ms`), or any duration `parse_duration` takes.
