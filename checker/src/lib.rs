@@ -17,6 +17,7 @@
 //! history that cannot be checked at all is a `CheckError` naming the offending op.
 
 mod append;
+mod append_keys;
 mod convergence;
 mod counter;
 pub mod counts;

@@ -33,6 +33,9 @@ mod tests {
     fn expected_lists_in_words() {
         assert_eq!(super::expected(&[("a", "")]), "a");
         assert_eq!(super::expected(&[("a", ""), ("b", "x")]), "a or b");
-        assert_eq!(super::expected(&[("a", ""), ("b", ""), ("c", "")]), "a, b or c");
+        assert_eq!(
+            super::expected(&[("a", ""), ("b", ""), ("c", "")]),
+            "a, b or c"
+        );
     }
 }

@@ -353,7 +353,10 @@ impl Choices for AnyTopology {
             "all-to-all",
             "Multi-leader: every node sends to every other (the multi-leader default)",
         ),
-        ("ring", "Multi-leader: each node sends to the next in a ring"),
+        (
+            "ring",
+            "Multi-leader: each node sends to the next in a ring",
+        ),
     ];
 }
 
@@ -434,7 +437,12 @@ mod tests {
     fn named_settings_round_trip() {
         fn round_trip<T>()
         where
-            T: Choices + fmt::Display + Serialize + for<'de> Deserialize<'de> + PartialEq + fmt::Debug,
+            T: Choices
+                + fmt::Display
+                + Serialize
+                + for<'de> Deserialize<'de>
+                + PartialEq
+                + fmt::Debug,
         {
             for &(name, _) in T::CHOICES {
                 let v: T = name.parse().unwrap();

@@ -10,7 +10,10 @@ fn bench(c: &mut Criterion) {
     let settings = RunSettings {
         target: "reference leader-follower".into(),
         key: vec![("seed".into(), "42".into())],
-        rows: vec![("test.name".into(), "bench".into()), ("seed".into(), "42".into())],
+        rows: vec![
+            ("test.name".into(), "bench".into()),
+            ("seed".into(), "42".into()),
+        ],
     };
     let input = RunInput {
         title: "bench 1M ops",

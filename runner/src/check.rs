@@ -183,9 +183,7 @@ fn check_one(
     };
     fits_in_memory(&file, args.max_memory)?;
     match args.workload.and_then(|w| w.txn()) {
-        Some(txn) => {
-            crate::txn_check::analyze_txn_file(path, txn, args.consistency_model, budget)
-        }
+        Some(txn) => crate::txn_check::analyze_txn_file(path, txn, args.consistency_model, budget),
         None => analyze::analyze_file_with(path, workload(args), budget, choice),
     }
 }

@@ -189,7 +189,14 @@ mod tests {
 
     #[test]
     fn targets_by_their_settings() {
-        let pg = test(&["--target", "postgres", "--replication", "sync", "--reads", "follower"]);
+        let pg = test(&[
+            "--target",
+            "postgres",
+            "--replication",
+            "sync",
+            "--reads",
+            "follower",
+        ]);
         assert_eq!(
             describe_target(Some(&pg)),
             "PostgreSQL, sync ANY 2, reads from standbys"
@@ -199,7 +206,14 @@ mod tests {
             describe_target(Some(&etcd)),
             "etcd, Raft, linearizable reads"
         );
-        let redis = test(&["--target", "redis", "--replication", "semi-sync:1", "--failover", "auto"]);
+        let redis = test(&[
+            "--target",
+            "redis",
+            "--replication",
+            "semi-sync:1",
+            "--failover",
+            "auto",
+        ]);
         assert_eq!(
             describe_target(Some(&redis)),
             "Redis, async replication + WAIT 1, reads from any node, failover auto"
@@ -213,7 +227,14 @@ mod tests {
             describe_target(Some(&ml)),
             "reference multi-leader, topology ring"
         );
-        let ll = test(&["--model", "leaderless", "--quorum", "3/2/1", "--versioning", "version-vector"]);
+        let ll = test(&[
+            "--model",
+            "leaderless",
+            "--quorum",
+            "3/2/1",
+            "--versioning",
+            "version-vector",
+        ]);
         assert_eq!(
             describe_target(Some(&ll)),
             "reference leaderless, quorum 3/2/1, versioning version-vector"

@@ -87,7 +87,9 @@ pub fn settings(args: &TestArgs) -> Result<(Model, ReplicaSettings)> {
     }
     match (model, args.topology) {
         (_, None) => {}
-        (Model::MultiLeader, Some(t)) => s.topology = t.multi_leader().map_err(anyhow::Error::msg)?,
+        (Model::MultiLeader, Some(t)) => {
+            s.topology = t.multi_leader().map_err(anyhow::Error::msg)?
+        }
         // The shell takes it from the flag (`run::start_cluster`); checked here.
         (Model::LeaderFollower, Some(t)) => {
             t.leader_follower().map_err(anyhow::Error::msg)?;

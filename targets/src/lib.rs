@@ -31,7 +31,7 @@ pub use reference::node::{NodeConfig, run_node};
 pub use reference::replica::{MlReplication, Quorum, ReplicaSettings, Topology as MlTopology};
 pub use reference::versioned::Resolution;
 pub use reference::{Durability, Failover, Model, NodeId, Replication, Topology};
-pub use schism_replication::{AnyTopology, Switch};
 pub use request::Request;
+pub use schism_replication::{AnyTopology, Switch};
 pub use schism_replication::{Role, Status};
 pub use target::{Capabilities, TargetCluster, TargetKind, TargetSession};

@@ -2,8 +2,8 @@
 //! bounded for big histories.
 
 use schism_report::{
-    ComparisonInput, IndexEntry, RunInput, RunSettings, SettingInput, render_comparison, render_index,
-    render_run, run_figures, summarize_setting, synth,
+    ComparisonInput, IndexEntry, RunInput, RunSettings, SettingInput, render_comparison,
+    render_index, render_run, run_figures, summarize_setting, synth,
 };
 use std::time::Instant;
 

@@ -101,7 +101,9 @@ fn check_and_report_read_an_earlier_run_folder() {
         );
     }
     assert_eq!(
-        section(&golden, "<table", "</table>").matches("<tr>").count(),
+        section(&golden, "<table", "</table>")
+            .matches("<tr>")
+            .count(),
         61,
         "a header and one row per setting of the fixture"
     );
@@ -109,7 +111,9 @@ fn check_and_report_read_an_earlier_run_folder() {
 
 /// The first `start … end` of `html`, both included.
 fn section<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
-    let from = html.find(start).unwrap_or_else(|| panic!("no {start} in the page"));
+    let from = html
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in the page"));
     let to = from + html[from..].find(end).expect("the section ends") + end.len();
     &html[from..to]
 }
