@@ -719,6 +719,33 @@ mod tests {
         );
     }
 
+    /// Every spelling a domain crate lists for a flag is one its type parses, and the
+    /// type displays it back the same way (what `config.json` and messages show).
+    #[test]
+    fn every_listed_spelling_parses_and_displays_back() {
+        fn all<T: Choices + std::fmt::Display>(choices: &[(&str, &str)]) {
+            for &(name, _) in choices {
+                let v: T = name.parse().unwrap();
+                assert_eq!(v.to_string(), name);
+            }
+        }
+        all::<Model>(Model::CHOICES);
+        all::<Resolution>(Resolution::CHOICES);
+        all::<Resolution>(Resolution::VERSIONING);
+        all::<Switch>(Switch::CHOICES);
+        all::<AnyTopology>(AnyTopology::CHOICES);
+        all::<WorkloadKind>(WorkloadKind::CHOICES);
+        all::<TargetKind>(TargetKind::CHOICES);
+        all::<ReadRouting>(ReadRouting::CHOICES);
+        all::<Failover>(Failover::CHOICES);
+        all::<Durability>(Durability::CHOICES);
+        all::<EtcdReads>(EtcdReads::CHOICES);
+        all::<NetChoice>(NetChoice::CHOICES);
+        all::<ConsistencyModel>(ConsistencyModel::CHOICES);
+        all::<schism_checker::Model>(schism_checker::Model::CHOICES);
+        all::<schism_checker::Algorithm>(schism_checker::Algorithm::CHOICES);
+    }
+
     #[test]
     fn cli_is_consistent() {
         use clap::CommandFactory;
