@@ -4,7 +4,7 @@
 //! runner's flags, `--help` and `config.json` all take them from here. Pure data: nothing
 //! here does I/O.
 
-use crate::replica::Topology as MlTopology;
+use crate::replica::{MlReplication, Topology as MlTopology};
 use schism_history::Choices;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -83,6 +83,19 @@ impl Replication {
             Replication::Async => 0,
             Replication::SemiSync(k) => (k as usize).min(followers),
             Replication::Sync => followers,
+        }
+    }
+
+    /// The multi-leader mode (`async` or `sync`; `semi-sync:K` counts followers, which a
+    /// multi-leader cluster has none of), or one line naming the flag.
+    pub fn multi_leader(self) -> Result<MlReplication, String> {
+        match self {
+            Replication::Async => Ok(MlReplication::Async),
+            Replication::Sync => Ok(MlReplication::Sync),
+            Replication::SemiSync(_) => Err(
+                "--replication semi-sync:K applies to --model leader-follower only (use async or sync)"
+                    .into(),
+            ),
         }
     }
 
@@ -460,6 +473,8 @@ mod tests {
         round_trip::<Switch>();
         round_trip::<AnyTopology>();
         round_trip::<crate::Resolution>();
+        assert_eq!(Replication::Sync.multi_leader(), Ok(MlReplication::Sync));
+        assert!(Replication::SemiSync(1).multi_leader().is_err());
         assert_eq!(AnyTopology::Chain.leader_follower(), Ok(Topology::Chain));
         assert_eq!(AnyTopology::Ring.multi_leader(), Ok(MlTopology::Ring));
         assert!(

@@ -12,7 +12,7 @@
 use anyhow::{Result, bail};
 use schism_checker::{CheckResult, ReplicaState, check_convergence};
 use schism_targets::reference::node::Dump;
-use schism_targets::{MlReplication, Model, Quorum, ReplicaSettings, TargetCluster};
+use schism_targets::{Model, Quorum, ReplicaSettings, Replication, TargetCluster};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -70,19 +70,17 @@ pub fn settings(args: &TestArgs) -> Result<(Model, ReplicaSettings)> {
     if model != Model::Leaderless {
         refuse(&ll_flags, "leaderless")?;
     }
-    use schism_targets::Replication as R;
-    match (model, args.replication) {
-        (Model::LeaderFollower, _) => {}
-        (Model::Leaderless, R::Async) => {}
-        (Model::Leaderless, _) => bail!(
+    match model {
+        Model::LeaderFollower => {}
+        Model::Leaderless if args.replication == Replication::Async => {}
+        Model::Leaderless => bail!(
             "--replication does not apply to --model leaderless: use --quorum N/W/R (W = write acks)"
         ),
-        (Model::MultiLeader, R::Sync) => s.ml_replication = MlReplication::Sync,
-        (Model::MultiLeader, R::Async) => s.ml_replication = MlReplication::Async,
-        (Model::MultiLeader, R::SemiSync(_)) => {
-            bail!(
-                "--replication semi-sync:K applies to --model leader-follower only (use async or sync)"
-            )
+        Model::MultiLeader => {
+            s.ml_replication = args
+                .replication
+                .multi_leader()
+                .map_err(anyhow::Error::msg)?;
         }
     }
     match (model, args.topology) {
