@@ -17,6 +17,7 @@
 //! history that cannot be checked at all is a `CheckError` naming the offending op.
 
 mod append;
+mod append_keys;
 mod convergence;
 mod counter;
 pub mod counts;
@@ -49,6 +50,7 @@ pub use report::{Anomaly, AnomalyKind, CheckResult, CycleStep, EdgeKind, Report,
 
 use schism_history::{F, History, HistoryError, Operation, Value};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -209,6 +211,38 @@ impl Model {
     }
 }
 
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Model {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "register" => Ok(Model::Register),
+            "cas-register" => Ok(Model::CasRegister),
+            "multi-register" => Ok(Model::MultiRegister),
+            "mutex" => Ok(Model::Mutex),
+            other => Err(format!(
+                "unknown model {other:?}: expected {}",
+                <Self as schism_history::Choices>::expected()
+            )),
+        }
+    }
+}
+
+/// `schism check --model`'s spellings (Knossos's model names).
+impl schism_history::Choices for Model {
+    const CHOICES: &'static [(&'static str, &'static str)] = &[
+        ("register", ""),
+        ("cas-register", ""),
+        ("multi-register", ""),
+        ("mutex", ""),
+    ];
+}
+
 /// Which linearizability algorithm checks read/write register keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -220,6 +254,36 @@ pub enum Algorithm {
     Wgl,
     /// The zones algorithm; histories it cannot decide are rejected by validation.
     Zones,
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Algorithm::Auto => "auto",
+            Algorithm::Wgl => "wgl",
+            Algorithm::Zones => "zones",
+        })
+    }
+}
+
+impl std::str::FromStr for Algorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Algorithm::Auto),
+            "wgl" => Ok(Algorithm::Wgl),
+            "zones" => Ok(Algorithm::Zones),
+            other => Err(format!(
+                "unknown algorithm {other:?}: expected auto, wgl or zones"
+            )),
+        }
+    }
+}
+
+/// `schism check --algorithm`'s spellings.
+impl schism_history::Choices for Algorithm {
+    const CHOICES: &'static [(&'static str, &'static str)] =
+        &[("auto", ""), ("wgl", ""), ("zones", "")];
 }
 
 /// How to check.

@@ -35,7 +35,7 @@
 //! then the witnesses, as a cycle of the edges that prove it.
 
 use crate::Options;
-use crate::append::{self, Analysis, KeyOps, Unseen};
+use crate::append_keys::{self, Analysis, KeyOps, Unseen};
 use crate::explain::{complete_ns, did, invoke_ns, key as key_of, op_index, secs, seen, what};
 use crate::fx::{FxHashMap, FxHashSet};
 use crate::report::{Anomaly, AnomalyKind, CycleStep, EdgeKind};
@@ -179,7 +179,7 @@ fn append_key<'a>(h: &History, ops: &[Operation], k: &KeyOps<'a>, lags: bool, ou
             .flat_map(|((_, vals), _)| vals.iter().copied())
             .collect();
         let observed = |v: i64| pos.contains_key(&v) || divergent.contains(&v);
-        for (a, _, fate) in append::unseen(h, k, &observed) {
+        for (a, _, fate) in append_keys::unseen(h, k, &observed) {
             let Unseen::Lagging { read: ri } = fate else {
                 continue;
             };

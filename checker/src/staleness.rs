@@ -17,7 +17,7 @@
 //! count of those left out. `k_atomic` is the smallest k for which every read returned
 //! one of the k latest acknowledged versions; `delta_atomic_ms` the smallest such Δ.
 
-use crate::append::Analysis;
+use crate::append_keys::Analysis;
 use crate::explain::op_index;
 use crate::perop;
 use crate::report::{CheckResult, Validity};

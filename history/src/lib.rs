@@ -14,6 +14,7 @@
 //! `MAX_ERROR_CHARS` characters; a history read from a file keeps each op's line, so
 //! later errors about an op (pairing, checker) can name it too (`History::locate`).
 
+pub mod choices;
 mod edn;
 pub mod nemesis;
 mod op;
@@ -22,6 +23,7 @@ mod read;
 pub mod txn;
 mod write;
 
+pub use choices::Choices;
 pub use edn::{
     MAX_EDN_BYTES, MAX_EDN_DEPTH, MAX_EDN_FORM_BYTES, read_edn, read_edn_bytes, read_edn_file,
 };

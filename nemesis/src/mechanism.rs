@@ -89,6 +89,11 @@ impl std::str::FromStr for NetChoice {
     }
 }
 
+impl schism_history::Choices for NetChoice {
+    const CHOICES: &'static [(&'static str, &'static str)] =
+        &[("auto", ""), ("netns", ""), ("local", "")];
+}
+
 /// Picks the partition mechanism. Nodes go into namespaces only when partitions are
 /// scheduled or `--net netns` is explicit; returns the choice (None: plain loopback) and
 /// a one-line notice saying which mechanism is used and why.

@@ -26,5 +26,7 @@ pub use machine::{
 };
 pub use replica::{MlReplication, Quorum, ReplicaSettings, Topology as MlTopology};
 pub use request::Request;
-pub use settings::{Durability, Failover, Model, NodeId, Replication, Topology};
+pub use settings::{
+    AnyTopology, Durability, Failover, Model, NodeId, Replication, Switch, Topology,
+};
 pub use versioned::Resolution;

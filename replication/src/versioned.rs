@@ -50,6 +50,27 @@ impl fmt::Display for Resolution {
     }
 }
 
+impl Resolution {
+    /// The spellings `--versioning` takes: leaderless replicas keep no CRDTs.
+    pub const VERSIONING: &'static [(&'static str, &'static str)] =
+        &[("lww", ""), ("version-vector", "")];
+}
+
+impl schism_history::Choices for Resolution {
+    /// The spellings `--conflict` takes (multi-leader).
+    const CHOICES: &'static [(&'static str, &'static str)] = &[
+        (
+            "lww",
+            "Last writer wins, by the writing node's own (skewable) clock",
+        ),
+        (
+            "version-vector",
+            "Concurrent writes are kept as siblings that reads return",
+        ),
+        ("crdt", "Counters and sets merge; plain writes are LWW"),
+    ];
+}
+
 impl FromStr for Resolution {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -3,14 +3,21 @@
 //! `cargo bench -p schism-report --bench render`; the figures go to BENCHMARKS.md.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use schism_report::{RunInput, render_run, synth};
+use schism_report::{RunInput, RunSettings, render_run, synth};
 
 fn bench(c: &mut Criterion) {
     let (history, results) = synth::history(1_000_000, 42);
-    let config = serde_json::json!({"test": {"name": "bench"}, "seed": 42});
+    let settings = RunSettings {
+        target: "reference leader-follower".into(),
+        key: vec![("seed".into(), "42".into())],
+        rows: vec![
+            ("test.name".into(), "bench".into()),
+            ("seed".into(), "42".into()),
+        ],
+    };
     let input = RunInput {
         title: "bench 1M ops",
-        config: &config,
+        settings: &settings,
         results: &results,
         history: &history,
         lag: &schism_report::LagData::default(),

@@ -27,13 +27,13 @@ pub use compare::{
     ComparisonInput, RunRef, SettingInput, SettingSummary, render_comparison, summarize_setting,
 };
 pub use data::{FaultWindow, fault_windows};
-pub use describe::{describe_target, to_the_second};
+pub use describe::to_the_second;
 pub use figures::{LatencySamples, RunFigures, run_figures};
 pub use html::escape;
 pub use index::{IndexEntry, render_index};
 pub use lag::{LagData, LagFigures, LagSample, lag_figures};
 pub use matrix::{MatrixCell, MatrixInput, MatrixRow, render_matrix};
-pub use run::{ResultsData, RunInput, render_run};
+pub use run::{ResultsData, RunInput, RunSettings, render_run};
 
 /// Synthetic histories for benchmarks and tests (not part of the stable API).
 #[doc(hidden)]

@@ -28,13 +28,25 @@ pub struct ResultsData {
     pub warnings: Vec<String>,
 }
 
+/// What a run was set up to do, in words and rows the runner made from its typed
+/// `config.json` (this crate sees no configuration type, only what to show).
+#[derive(Debug, Clone, Default)]
+pub struct RunSettings {
+    /// The target in its own words (`PostgreSQL, sync ANY 2, reads from standbys`).
+    pub target: String,
+    /// The settings people look for first, `(label, value)`, in the order shown.
+    pub key: Vec<(String, String)>,
+    /// Every setting, `(dotted key, value)`; empty when the run has no config.json.
+    pub rows: Vec<(String, String)>,
+}
+
 /// Everything a run report is drawn from.
 #[derive(Debug, Clone, Copy)]
 pub struct RunInput<'a> {
     /// Page title, e.g. the test name and run folder.
     pub title: &'a str,
-    /// `config.json` (every setting, the seed).
-    pub config: &'a serde_json::Value,
+    /// The run's settings, as the runner read them from its typed `config.json`.
+    pub settings: &'a RunSettings,
     pub results: &'a ResultsData,
     pub history: &'a History,
     /// Replication lag sampled during the run (`lag.jsonl`; empty when there is none).
@@ -109,7 +121,7 @@ pub fn render_run(input: &RunInput<'_>) -> String {
         }
     }
 
-    body.push_str(&key_settings(input.config));
+    body.push_str(&key_settings(input.settings));
 
     body.push_str(
         "<h2>Checkers</h2><table id=\"checkers\"><tr><th>checker</th><th>verdict</th><th>counts (owned kinds)</th><th>what its verdict means</th></tr>",
@@ -266,7 +278,7 @@ pub fn render_run(input: &RunInput<'_>) -> String {
     body.push_str(&availability_table(&pairs, &faults));
 
     body.push_str("<h2 id=\"settings-h\">Settings</h2><details><summary>every setting of the run (config.json)</summary>");
-    body.push_str(&settings_table(input.config));
+    body.push_str(&settings_table(&input.settings.rows));
     body.push_str("</details>");
 
     // Timeline.
@@ -424,60 +436,23 @@ fn ops_table(h: &History, pairs: &Pairs, witnesses: &[u32], near: &[u32]) -> Str
 
 /// One line with the settings people look for first: the target in its own words, then
 /// the workload, faults and run parameters.
-fn key_settings(config: &serde_json::Value) -> String {
+fn key_settings(settings: &RunSettings) -> String {
     let mut parts = vec![format!(
         "<span class=\"pill\">target <b>{}</b></span>",
-        Esc(&crate::describe::describe_target(config))
+        Esc(&settings.target)
     )];
-    for (label, ptr) in [
-        ("nodes", "/test/nodes"),
-        ("workload", "/test/workload"),
-        ("nemesis", "/test/nemesis"),
-        ("concurrency", "/test/concurrency"),
-        ("rate", "/test/rate"),
-        ("time limit", "/test/time_limit"),
-        ("seed", "/seed"),
-        ("started", "/started_at"),
-    ] {
-        let Some(v) = config.pointer(ptr) else {
-            continue;
-        };
-        let v = match v {
-            serde_json::Value::String(s) if label == "started" => crate::describe::to_the_second(s),
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Null => continue,
-            other => other.to_string(),
-        };
+    for (label, v) in &settings.key {
         parts.push(format!(
             "<span class=\"pill\">{} <b>{}</b></span>",
             Esc(label),
-            Esc(&truncate(&v, 80))
+            Esc(&truncate(v, 80))
         ));
     }
     format!("<p id=\"key-settings\">{}</p>", parts.join(""))
 }
 
-/// Flattens config.json into `key = value` rows (objects become dotted keys).
-fn settings_table(config: &serde_json::Value) -> String {
-    fn walk(prefix: &str, v: &serde_json::Value, depth: u32, out: &mut Vec<(String, String)>) {
-        match v {
-            serde_json::Value::Object(m) if depth < 3 => {
-                for (k, v) in m {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    walk(&key, v, depth + 1, out);
-                }
-            }
-            serde_json::Value::String(s) => out.push((prefix.to_owned(), s.clone())),
-            serde_json::Value::Null => out.push((prefix.to_owned(), "–".into())),
-            other => out.push((prefix.to_owned(), other.to_string())),
-        }
-    }
-    let mut rows = Vec::new();
-    walk("", config, 0, &mut rows);
+/// Every setting as a `key | value` table.
+fn settings_table(rows: &[(String, String)]) -> String {
     if rows.is_empty() {
         return "<p class=\"note\">no config.json</p>".into();
     }
@@ -486,8 +461,8 @@ fn settings_table(config: &serde_json::Value) -> String {
         let _ = write!(
             s,
             "<tr><td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
-            Esc(&k),
-            Esc(&truncate(&v, 300))
+            Esc(k),
+            Esc(&truncate(v, 300))
         );
     }
     s.push_str("</table>");

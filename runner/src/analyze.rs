@@ -104,10 +104,16 @@ pub fn history_path(path: &Path) -> Result<PathBuf> {
 pub fn recorded_workload(dir: &Path) -> Result<Option<CheckWorkload>> {
     // The workload the run generated (a hand-made config.json may not say).
     let workload = crate::config::RunConfig::read(dir)?.and_then(|c| c.workload);
-    Ok(workload.map(|w| match w.kind {
+    Ok(workload.map(|w| checked_as(w.kind)))
+}
+
+/// The checker family of what a generator produced (the checker does not depend on
+/// the generators).
+pub fn checked_as(kind: schism_workloads::WorkloadKind) -> CheckWorkload {
+    match kind {
         schism_workloads::WorkloadKind::Append => CheckWorkload::Append,
         schism_workloads::WorkloadKind::Register => CheckWorkload::Register,
-    }))
+    }
 }
 
 pub fn analyze_file(

@@ -18,8 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use crate::analyze::{self, Budget, ModelChoice, ResultsFile};
-use crate::cli::{self, CheckArgs};
-use crate::txn_check::CheckWorkload;
+use crate::cli::CheckArgs;
 use crate::{reporting, store};
 
 /// How deep `schism check DIR` looks for histories (a results store is store/test/run/).
@@ -59,34 +58,6 @@ pub fn available_bytes() -> Option<u64> {
         (Some(a), Some(c)) => Some(a.min(c)),
         (a, c) => a.or(c),
     }
-}
-
-/// `1.5G`, `800M`, `64k`, or plain bytes (powers of 1024).
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        None => (t, 1u64),
-        Some((at, _)) => {
-            let unit = t[at..].to_ascii_lowercase();
-            let mult = match unit.trim_end_matches('b').trim_end_matches('i') {
-                "" => 1,
-                "k" => 1 << 10,
-                "m" => 1 << 20,
-                "g" => 1 << 30,
-                "t" => 1 << 40,
-                _ => return Err(format!("{s:?}: use a size such as 800M or 2G")),
-            };
-            (&t[..at], mult)
-        }
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?}: use a size such as 800M or 2G"))?;
-    if !(v > 0.0 && v.is_finite()) {
-        return Err(format!("{s:?}: must be more than zero"));
-    }
-    Ok((v * mult as f64) as u64)
 }
 
 fn gb(bytes: u64) -> String {
@@ -186,29 +157,16 @@ fn histories(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, bool)> {
 /// The model and checker choices of `schism check`'s flags.
 pub fn choice(args: &CheckArgs) -> ModelChoice {
     ModelChoice {
-        model: args.model.map(|m| match m {
-            cli::CheckModel::Register => schism_checker::Model::Register,
-            cli::CheckModel::CasRegister => schism_checker::Model::CasRegister,
-            cli::CheckModel::MultiRegister => schism_checker::Model::MultiRegister,
-            cli::CheckModel::Mutex => schism_checker::Model::Mutex,
-        }),
+        model: args.model,
         initial: args.initial.map(|i| i.0),
-        algorithm: match args.algorithm {
-            cli::CheckAlgorithm::Auto => schism_checker::Algorithm::Auto,
-            cli::CheckAlgorithm::Wgl => schism_checker::Algorithm::Wgl,
-            cli::CheckAlgorithm::Zones => schism_checker::Algorithm::Zones,
-        },
+        algorithm: args.algorithm,
         checkers: analyze::checker_set(&args.checker),
     }
 }
 
 /// The single-object workload of `--workload` (none for the transactional ones).
 pub fn workload(args: &CheckArgs) -> Option<schism_checker::Workload> {
-    args.workload.and_then(|w| match w {
-        CheckWorkload::Append => Some(schism_checker::Workload::Append),
-        CheckWorkload::Register => Some(schism_checker::Workload::Register),
-        CheckWorkload::ListAppend | CheckWorkload::RwRegister => None,
-    })
+    args.workload.and_then(|w| w.single())
 }
 
 /// One history checked, memory bound first.
@@ -225,19 +183,13 @@ fn check_one(
     };
     fits_in_memory(&file, args.max_memory)?;
     match args.workload.and_then(|w| w.txn()) {
-        Some(txn) => {
-            let model = args.consistency_model.model();
-            crate::txn_check::analyze_txn_file(path, txn, model, budget)
-        }
+        Some(txn) => crate::txn_check::analyze_txn_file(path, txn, args.consistency_model, budget),
         None => analyze::analyze_file_with(path, workload(args), budget, choice),
     }
 }
 
-/// `schism check PATH...`: the exit code.
+/// `schism check PATH...` (without `--follow`, which is `follow::run`): the exit code.
 pub fn run(args: CheckArgs) -> Result<i32> {
-    if args.follow {
-        return crate::follow::run(args);
-    }
     let (paths, single) = histories(&args.paths)?;
     if !single && args.junit.is_some() {
         bail!("--junit takes one history; check the histories one at a time to get JUnit files");
@@ -371,16 +323,6 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse_in_powers_of_1024() {
-        assert_eq!(parse_bytes("2G"), Ok(2 << 30));
-        assert_eq!(parse_bytes("800M"), Ok(800 << 20));
-        assert_eq!(parse_bytes("1.5gib"), Ok(3 << 29));
-        assert_eq!(parse_bytes("4096"), Ok(4096));
-        assert!(parse_bytes("0").is_err());
-        assert!(parse_bytes("lots").is_err());
-    }
 
     #[test]
     fn the_worst_outcome_is_the_exit_code() {

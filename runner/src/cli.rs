@@ -10,101 +10,32 @@
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use schism_checker::txn::{ConsistencyModel, TxnWorkload};
+use schism_history::Choices;
 use schism_nemesis::NetChoice;
 use schism_targets::db::EtcdReads;
-use schism_targets::{Durability, Failover, ReadRouting, TargetKind};
+use schism_targets::{
+    AnyTopology, Durability, Failover, Model, ReadRouting, Replication, Resolution, Switch,
+    TargetKind,
+};
+use schism_workloads::WorkloadKind;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
-/// A domain type as a flag's value: it parses itself (`FromStr`); these are its spellings
-/// and their help, for `--help` and for the one-line error that lists them.
-pub trait Choices: std::str::FromStr<Err = String> + Clone + Send + Sync + 'static {
-    const CHOICES: &'static [(&'static str, &'static str)];
-}
-
-impl Choices for ReadRouting {
-    const CHOICES: &'static [(&'static str, &'static str)] = &[
-        ("leader", "Every read goes to the leader"),
-        (
-            "any",
-            "Each read goes to a node chosen at random (followers may be behind)",
-        ),
-        ("follower", "Each read goes to a follower chosen at random"),
-        (
-            "ryw",
-            "Any node, once it applied the session's last write (else redirected to the leader)",
-        ),
-        (
-            "sticky",
-            "One node per session; monotonic reads across a switch",
-        ),
-    ];
-}
-
-impl Choices for TargetKind {
-    const CHOICES: &'static [(&'static str, &'static str)] = &[
-        (
-            "reference",
-            "The built-in reference cluster (`--model`, `--replication`, …)",
-        ),
-        (
-            "etcd",
-            "etcd (Debian `etcd-server`) through its JSON gateway; feature `etcd`",
-        ),
-        (
-            "redis",
-            "Redis primary + replicas (+ Sentinel with `--failover auto`); feature `redis`",
-        ),
-        (
-            "postgres",
-            "PostgreSQL primary + streaming standbys; feature `postgres`",
-        ),
-        ("galera", "MariaDB Galera multi-primary; feature `galera`"),
-    ];
-}
-
-impl Choices for Failover {
-    const CHOICES: &'static [(&'static str, &'static str)] = &[
-        ("none", "n1 leads forever; while it is down writes fail"),
-        (
-            "auto",
-            "Heartbeats and elections with epochs; the most up-to-date follower wins",
-        ),
-    ];
-}
-
-impl Choices for Durability {
-    const CHOICES: &'static [(&'static str, &'static str)] = &[
-        ("fsync", "write + fdatasync before any ack"),
-        (
-            "buffered",
-            "In-memory buffer written out every 50 ms: kill -9 loses the unwritten tail",
-        ),
-    ];
-}
-
-impl Choices for EtcdReads {
-    const CHOICES: &'static [(&'static str, &'static str)] = &[
-        (
-            "linearizable",
-            "Quorum reads through the raft leader (etcd's default)",
-        ),
-        (
-            "serializable",
-            "Each member answers from its local state (possibly stale)",
-        ),
-    ];
-}
-
-impl Choices for NetChoice {
-    const CHOICES: &'static [(&'static str, &'static str)] =
-        &[("auto", ""), ("netns", ""), ("local", "")];
-}
-
-/// The value parser of a `Choices` type: clap checks the spelling (and lists the
-/// choices when it is wrong), then the type parses itself.
+/// The one adapter from a domain type to a flag's value parser: clap checks the spelling
+/// against the domain crate's list (and lists the choices, with their help, in `--help`
+/// and in the error when it is wrong), then the type parses itself (`FromStr`).
 fn choice<T: Choices>() -> impl TypedValueParser<Value = T> {
-    PossibleValuesParser::new(T::CHOICES.iter().map(|&(name, help)| {
+    choice_of::<T>(T::CHOICES)
+}
+
+/// `choice` restricted to some of a type's spellings (`--versioning` takes two of the
+/// three conflict resolutions).
+fn choice_of<T: Choices>(
+    choices: &'static [(&'static str, &'static str)],
+) -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(choices.iter().map(|&(name, help)| {
         let v = PossibleValue::new(name);
         if help.is_empty() { v } else { v.help(help) }
     }))
@@ -145,83 +76,6 @@ pub enum Command {
     Node(NodeArgs),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Model {
-    LeaderFollower,
-    /// Every node takes writes and replicates them to its peers (`--topology`, `--conflict`).
-    MultiLeader,
-    /// Dynamo-style quorums, the contacted node coordinates (`--quorum`, `--read-repair`, …).
-    Leaderless,
-}
-
-/// Multi-leader conflict resolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Conflict {
-    /// Last writer wins, by the writing node's own (skewable) clock.
-    Lww,
-    /// Concurrent writes are kept as siblings that reads return.
-    VersionVector,
-    /// Counters and sets merge; plain writes are LWW.
-    Crdt,
-}
-
-/// Leaderless versioning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Versioning {
-    Lww,
-    VersionVector,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnOff {
-    On,
-    Off,
-}
-
-impl OnOff {
-    pub fn on(self) -> bool {
-        self == OnOff::On
-    }
-}
-
-/// `on` / `off` switches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Switch {
-    On,
-    Off,
-}
-
-impl Switch {
-    pub fn on(self) -> bool {
-        self == Switch::On
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Topology {
-    /// The leader (leader-follower) or a hub (multi-leader) sends to every other node.
-    Star,
-    /// Leader-follower: n1 → n2 → n3 …, each node forwarding to the next.
-    Chain,
-    /// Multi-leader: every node sends to every other (the multi-leader default).
-    AllToAll,
-    /// Multi-leader: each node sends to the next in a ring.
-    Ring,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Workload {
-    Append,
-    Register,
-}
-
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -246,33 +100,32 @@ pub struct TestArgs {
     #[arg(long, default_value_t = EtcdReads::Linearizable, value_parser = choice::<EtcdReads>())]
     pub etcd_reads: EtcdReads,
     /// Replication model of the reference cluster.
-    #[arg(long, value_enum, default_value_t = Model::LeaderFollower)]
+    #[arg(long, default_value_t = Model::LeaderFollower, value_parser = choice::<Model>())]
     pub model: Model,
     /// Number of nodes.
     #[arg(long, default_value_t = 3, allow_negative_numbers = true, value_parser = int_in(1u16, 9))]
     pub nodes: u16,
     /// When the leader acknowledges: async, semi-sync:K (K followers hold it), sync (all do).
-    #[arg(long, default_value = "async", value_parser = parse_replication)]
-    #[serde(serialize_with = "ser_display")]
-    pub replication: schism_targets::Replication,
+    #[arg(long, default_value = "async", value_parser = Replication::from_str)]
+    pub replication: Replication,
     /// Multi-leader: conflict resolution (default lww).
-    #[arg(long, value_enum)]
-    pub conflict: Option<Conflict>,
+    #[arg(long, value_parser = choice::<Resolution>())]
+    pub conflict: Option<Resolution>,
     /// Leaderless: N/W/R — replicas per key, write acks, read answers (default 3/2/2).
     #[arg(long)]
     pub quorum: Option<String>,
     /// Leaderless: repair stale replicas a read found (default on).
-    #[arg(long, value_enum)]
-    pub read_repair: Option<OnOff>,
+    #[arg(long, value_parser = choice::<Switch>())]
+    pub read_repair: Option<Switch>,
     /// Leaderless: sloppy quorum with hinted handoff (default off).
-    #[arg(long, value_enum)]
-    pub sloppy_quorum: Option<OnOff>,
+    #[arg(long, value_parser = choice::<Switch>())]
+    pub sloppy_quorum: Option<Switch>,
     /// Leaderless: anti-entropy interval in milliseconds, 0 = off (default 0).
     #[arg(long, allow_negative_numbers = true, value_parser = int_in(0u64, u64::MAX))]
     pub anti_entropy_ms: Option<u64>,
     /// Leaderless: how versions are compared (default lww).
-    #[arg(long, value_enum)]
-    pub versioning: Option<Versioning>,
+    #[arg(long, value_parser = choice_of::<Resolution>(Resolution::VERSIONING))]
+    pub versioning: Option<Resolution>,
     /// Where reads go.
     #[arg(long, default_value_t = ReadRouting::Any, value_parser = choice::<ReadRouting>())]
     pub reads: ReadRouting,
@@ -283,11 +136,11 @@ pub struct TestArgs {
     /// on: stale epochs are refused and a leader cut off from a majority steps down;
     /// off: a deposed leader keeps acknowledging writes (split brain). Default on;
     /// the reference leader-follower cluster only.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Switch>())]
     pub fencing: Option<Switch>,
     /// on: the leader serves reads only while a majority confirmed it recently. Default
     /// off; the reference leader-follower cluster only.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Switch>())]
     pub read_lease: Option<Switch>,
     /// Leader-follower: the leader ships new log entries to followers at most this often
     /// (0 = at once). A positive interval is how real asynchronous replication lags: a
@@ -300,10 +153,10 @@ pub struct TestArgs {
     pub durability: Durability,
     /// Who replicates to whom: star | chain (leader-follower, default star);
     /// all-to-all | ring | star (multi-leader, default all-to-all).
-    #[arg(long, value_enum)]
-    pub topology: Option<Topology>,
-    #[arg(long, value_enum, default_value_t = Workload::Append)]
-    pub workload: Workload,
+    #[arg(long, value_parser = choice::<AnyTopology>())]
+    pub topology: Option<AnyTopology>,
+    #[arg(long, default_value_t = WorkloadKind::Append, value_parser = choice::<WorkloadKind>())]
+    pub workload: WorkloadKind,
     /// Keys active at once (a key is retired after --max-writes-per-key writes).
     #[arg(long, default_value_t = 8, allow_negative_numbers = true, value_parser = int_in(1u64, u64::MAX))]
     pub keys: u64,
@@ -401,7 +254,7 @@ pub struct CheckArgs {
     pub paths: Vec<PathBuf>,
     /// Memory the check may use (e.g. 2G); a history whose estimated need is larger is
     /// refused before it is read. Default: the memory available now.
-    #[arg(long, value_name = "SIZE", value_parser = crate::check::parse_bytes)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
     pub max_memory: Option<u64>,
     /// Follow a history another process is still writing: print anomalies as they are
     /// proven, end after --quiet without growth (or Ctrl-C), then check it all.
@@ -413,10 +266,10 @@ pub struct CheckArgs {
     /// Workload of the history (default: config.json's, else inferred from the ops);
     /// list-append and rw-register check histories of transactions (JSON Lines or EDN).
     #[arg(long, value_enum)]
-    pub workload: Option<crate::txn_check::CheckWorkload>,
+    pub workload: Option<CheckWorkload>,
     /// The model a transactional history is checked against (list-append, rw-register).
-    #[arg(long, value_enum, default_value_t = crate::txn_check::CheckConsistency::StrictSerializable)]
-    pub consistency_model: crate::txn_check::CheckConsistency,
+    #[arg(long, default_value_t = ConsistencyModel::StrictSerializable, value_parser = choice::<ConsistencyModel>())]
+    pub consistency_model: ConsistencyModel,
     /// Print results.json to stdout instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -434,33 +287,46 @@ pub struct CheckArgs {
     /// Linearizability model (default for .edn: multi-register for txn histories, mutex
     /// for acquire/release, else cas-register; for .jsonl: from the workload).
     /// A `.edn` file is read with Knossos semantics: nil reads match anything.
-    #[arg(long, value_enum)]
-    pub model: Option<CheckModel>,
+    #[arg(long, value_parser = choice::<schism_checker::Model>())]
+    pub model: Option<schism_checker::Model>,
     /// Every register's value before any write: an integer or `nil`
     /// (default: 0 for .edn, as Knossos's tests use; nil otherwise).
     #[arg(long, value_parser = parse_initial)]
     pub initial: Option<Initial>,
     /// Linearizability algorithm for register keys: zones where values are unique, else
     /// the exact search (auto); or force one.
-    #[arg(long, value_enum, default_value_t = CheckAlgorithm::Auto)]
-    pub algorithm: CheckAlgorithm,
+    #[arg(long, default_value_t = schism_checker::Algorithm::Auto, value_parser = choice::<schism_checker::Algorithm>())]
+    pub algorithm: schism_checker::Algorithm,
 }
 
-/// `schism check --model`.
+/// `schism check --workload`: a single-object workload (the checker's `Workload`) or a
+/// transactional one (`TxnWorkload`); what the history holds decides which checker runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CheckModel {
+pub enum CheckWorkload {
+    Append,
     Register,
-    CasRegister,
-    MultiRegister,
-    Mutex,
+    ListAppend,
+    RwRegister,
 }
 
-/// `schism check --algorithm`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CheckAlgorithm {
-    Auto,
-    Wgl,
-    Zones,
+impl CheckWorkload {
+    /// The transactional workload, if this is one.
+    pub fn txn(self) -> Option<TxnWorkload> {
+        match self {
+            CheckWorkload::ListAppend => Some(TxnWorkload::ListAppend),
+            CheckWorkload::RwRegister => Some(TxnWorkload::RwRegister),
+            _ => None,
+        }
+    }
+
+    /// The single-object workload, if this is one.
+    pub fn single(self) -> Option<schism_checker::Workload> {
+        match self {
+            CheckWorkload::Append => Some(schism_checker::Workload::Append),
+            CheckWorkload::Register => Some(schism_checker::Workload::Register),
+            CheckWorkload::ListAppend | CheckWorkload::RwRegister => None,
+        }
+    }
 }
 
 /// `schism check --initial`: an integer, or nil.
@@ -627,11 +493,39 @@ pub fn parse_checker(s: &str) -> Result<schism_checker::CheckerName, String> {
     })
 }
 
+/// `1.5G`, `800M`, `64k`, or plain bytes (powers of 1024).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        None => (t, 1u64),
+        Some((at, _)) => {
+            let unit = t[at..].to_ascii_lowercase();
+            let mult = match unit.trim_end_matches('b').trim_end_matches('i') {
+                "" => 1,
+                "k" => 1 << 10,
+                "m" => 1 << 20,
+                "g" => 1 << 30,
+                "t" => 1 << 40,
+                _ => return Err(format!("{s:?}: use a size such as 800M or 2G")),
+            };
+            (&t[..at], mult)
+        }
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: use a size such as 800M or 2G"))?;
+    if !(v > 0.0 && v.is_finite()) {
+        return Err(format!("{s:?}: must be more than zero"));
+    }
+    Ok((v * mult as f64) as u64)
+}
+
 /// An integer flag's parser: in `lo..=hi`, else an error in words ("must be a positive
 /// integer, got -1"), which `usage_error` prefixes with the flag.
 fn int_in<T>(lo: T, hi: T) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
 where
-    T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display + Send + Sync + 'static,
+    T: FromStr + PartialOrd + Copy + std::fmt::Display + Send + Sync + 'static,
 {
     move |s: &str| {
         let what = if hi.to_string().len() >= 10 {
@@ -745,16 +639,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn parse_replication(s: &str) -> Result<schism_targets::Replication, String> {
-    s.parse()
-}
-
-fn ser_display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&v.to_string())
+/// A duration as `config.json` writes it (`30000ms`).
+pub fn duration_text(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{}ms", d.as_millis()))
+    s.serialize_str(&duration_text(*d))
 }
 
 /// Reads what `ser_duration` wrote (`30000ms`), or any duration `parse_duration` takes.
@@ -794,6 +685,16 @@ mod tests {
     }
 
     #[test]
+    fn sizes_parse_in_powers_of_1024() {
+        assert_eq!(parse_bytes("2G"), Ok(2 << 30));
+        assert_eq!(parse_bytes("800M"), Ok(800 << 20));
+        assert_eq!(parse_bytes("1.5gib"), Ok(3 << 29));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
     fn relative_paths_become_absolute_once() {
         let cwd = std::env::current_dir().unwrap();
         let mut cli =
@@ -816,6 +717,33 @@ mod tests {
                 .to_string()
                 .contains("empty path")
         );
+    }
+
+    /// Every spelling a domain crate lists for a flag is one its type parses, and the
+    /// type displays it back the same way (what `config.json` and messages show).
+    #[test]
+    fn every_listed_spelling_parses_and_displays_back() {
+        fn all<T: Choices + std::fmt::Display>(choices: &[(&str, &str)]) {
+            for &(name, _) in choices {
+                let v: T = name.parse().unwrap();
+                assert_eq!(v.to_string(), name);
+            }
+        }
+        all::<Model>(Model::CHOICES);
+        all::<Resolution>(Resolution::CHOICES);
+        all::<Resolution>(Resolution::VERSIONING);
+        all::<Switch>(Switch::CHOICES);
+        all::<AnyTopology>(AnyTopology::CHOICES);
+        all::<WorkloadKind>(WorkloadKind::CHOICES);
+        all::<TargetKind>(TargetKind::CHOICES);
+        all::<ReadRouting>(ReadRouting::CHOICES);
+        all::<Failover>(Failover::CHOICES);
+        all::<Durability>(Durability::CHOICES);
+        all::<EtcdReads>(EtcdReads::CHOICES);
+        all::<NetChoice>(NetChoice::CHOICES);
+        all::<ConsistencyModel>(ConsistencyModel::CHOICES);
+        all::<schism_checker::Model>(schism_checker::Model::CHOICES);
+        all::<schism_checker::Algorithm>(schism_checker::Algorithm::CHOICES);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod check;
 pub mod cli;
 pub mod compare;
 pub mod config;
+pub mod describe;
 pub mod follow;
 pub mod lag;
 pub mod matrix;

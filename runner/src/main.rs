@@ -65,6 +65,7 @@ fn dispatch(mut cli: Cli) -> Result<i32> {
             schism_targets::run_node(config)?;
             Ok(0)
         }
+        Command::Check(args) if args.follow => schism_runner::follow::run(args),
         Command::Check(args) => schism_runner::check::run(args),
         Command::Cleanup(args) => {
             let dir = schism_nemesis::ledger::registry_dir();

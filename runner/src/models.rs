@@ -12,15 +12,12 @@
 use anyhow::{Result, bail};
 use schism_checker::{CheckResult, ReplicaState, check_convergence};
 use schism_targets::reference::node::Dump;
-use schism_targets::{
-    MlReplication, MlTopology as Topology, Model, Quorum, ReplicaSettings, Resolution,
-    TargetCluster,
-};
+use schism_targets::{Model, Quorum, ReplicaSettings, Replication, TargetCluster};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::cli::{self, TestArgs};
+use crate::cli::TestArgs;
 use crate::store;
 
 /// How long dumps may take to agree after the workload ended.
@@ -30,11 +27,7 @@ const SETTLE_STEP: Duration = Duration::from_millis(300);
 /// The model and its settings from the flags; errors name the flag to fix.
 pub fn settings(args: &TestArgs) -> Result<(Model, ReplicaSettings)> {
     let mut s = ReplicaSettings::default();
-    let model = match args.model {
-        cli::Model::LeaderFollower => Model::LeaderFollower,
-        cli::Model::MultiLeader => Model::MultiLeader,
-        cli::Model::Leaderless => Model::Leaderless,
-    };
+    let model = args.model;
     let ml_flags = [("--conflict", args.conflict.is_some())];
     let ll_flags = [
         ("--quorum", args.quorum.is_some()),
@@ -77,50 +70,34 @@ pub fn settings(args: &TestArgs) -> Result<(Model, ReplicaSettings)> {
     if model != Model::Leaderless {
         refuse(&ll_flags, "leaderless")?;
     }
-    use schism_targets::Replication as R;
-    match (model, args.replication) {
-        (Model::LeaderFollower, _) => {}
-        (Model::Leaderless, R::Async) => {}
-        (Model::Leaderless, _) => bail!(
+    match model {
+        Model::LeaderFollower => {}
+        Model::Leaderless if args.replication == Replication::Async => {}
+        Model::Leaderless => bail!(
             "--replication does not apply to --model leaderless: use --quorum N/W/R (W = write acks)"
         ),
-        (Model::MultiLeader, R::Sync) => s.ml_replication = MlReplication::Sync,
-        (Model::MultiLeader, R::Async) => s.ml_replication = MlReplication::Async,
-        (Model::MultiLeader, R::SemiSync(_)) => {
-            bail!(
-                "--replication semi-sync:K applies to --model leader-follower only (use async or sync)"
-            )
+        Model::MultiLeader => {
+            s.ml_replication = args
+                .replication
+                .multi_leader()
+                .map_err(anyhow::Error::msg)?;
         }
     }
     match (model, args.topology) {
         (_, None) => {}
         (Model::MultiLeader, Some(t)) => {
-            s.topology = match t {
-                cli::Topology::AllToAll => Topology::AllToAll,
-                cli::Topology::Ring => Topology::Ring,
-                cli::Topology::Star => Topology::Star,
-                cli::Topology::Chain => bail!(
-                    "--topology chain applies to --model leader-follower only (multi-leader: all-to-all, ring or star)"
-                ),
-            }
+            s.topology = t.multi_leader().map_err(anyhow::Error::msg)?
         }
-        (Model::LeaderFollower, Some(cli::Topology::Star | cli::Topology::Chain)) => {}
-        (Model::LeaderFollower, Some(t)) => bail!(
-            "--topology {} applies to --model multi-leader only (leader-follower: star or chain)",
-            clap::ValueEnum::to_possible_value(&t)
-                .map(|v| v.get_name().to_owned())
-                .unwrap_or_default()
-        ),
+        // The shell takes it from the flag (`run::start_cluster`); checked here.
+        (Model::LeaderFollower, Some(t)) => {
+            t.leader_follower().map_err(anyhow::Error::msg)?;
+        }
         (Model::Leaderless, Some(_)) => {
             bail!("--topology does not apply to --model leaderless (every key has N replicas)")
         }
     }
     if let Some(c) = args.conflict {
-        s.conflict = match c {
-            cli::Conflict::Lww => Resolution::Lww,
-            cli::Conflict::VersionVector => Resolution::VersionVector,
-            cli::Conflict::Crdt => Resolution::Crdt,
-        };
+        s.conflict = c;
     }
     if let Some(q) = &args.quorum {
         s.quorum = q
@@ -137,10 +114,7 @@ pub fn settings(args: &TestArgs) -> Result<(Model, ReplicaSettings)> {
         s.anti_entropy_ms = ms;
     }
     if let Some(v) = args.versioning {
-        s.versioning = match v {
-            cli::Versioning::Lww => Resolution::Lww,
-            cli::Versioning::VersionVector => Resolution::VersionVector,
-        };
+        s.versioning = v;
     }
     if model == Model::Leaderless {
         s.check_leaderless(usize::from(args.nodes))

@@ -15,9 +15,9 @@ use schism_nemesis::{CapabilitiesCheck, Kind, Net, NetChoice, Schedule, Schedule
 use schism_targets::db::DbKind;
 use schism_targets::target::{Capabilities, FaultEnv};
 use schism_targets::{Model, ReadRouting, ReplicaSettings};
-use schism_workloads::{Generator, WorkloadKind, WorkloadSpec};
+use schism_workloads::{Generator, WorkloadSpec};
 
-use crate::cli::{self, TestArgs, Workload};
+use crate::cli::TestArgs;
 use crate::models;
 
 /// Quiet time after the time limit (faults already healed) before the final reads, so
@@ -67,10 +67,7 @@ impl RunPlan {
                 .unwrap_or(1)
         });
         let workload = WorkloadSpec {
-            kind: match args.workload {
-                Workload::Append => WorkloadKind::Append,
-                Workload::Register => WorkloadKind::Register,
-            },
+            kind: args.workload,
             keys: args.keys,
             max_writes_per_key: args.max_writes_per_key,
             read_fraction: args.read_fraction,
@@ -153,7 +150,7 @@ fn db_net(args: &TestArgs, kind: DbKind, kinds: &[Kind]) -> Result<(Option<Net>,
     for (flag, given) in [
         ("--fencing", args.fencing.is_some()),
         ("--read-lease", args.read_lease.is_some()),
-        ("--model", args.model != cli::Model::LeaderFollower),
+        ("--model", args.model != Model::LeaderFollower),
     ] {
         if given {
             bail!("{flag} applies to --target reference only (this run is --target {kind})");

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::analyze::ResultsFile;
 use crate::config::RunConfig;
-use crate::store;
+use crate::{describe, store};
 
 /// The checker budget when `report` must check a killed run itself (`schism test`'s defaults).
 const REPORT_CHECK_MAX_STATES: u64 = 5_000_000;
@@ -38,14 +38,8 @@ pub fn write_run_report(run_dir: &Path) -> Result<PathBuf> {
             store::RESULTS
         );
     }
-    // Typed for what the runner reads (the test's name); the settings table shows the
-    // file as it is.
     let typed = RunConfig::read(run_dir)?;
-    let config = if typed.is_some() {
-        read_json(&run_dir.join(store::CONFIG))?
-    } else {
-        serde_json::Value::Null
-    };
+    let settings = describe::run_settings(typed.as_ref());
     let results_json = if run_dir.join(store::RESULTS).exists() {
         read_json(&run_dir.join(store::RESULTS))?
     } else {
@@ -76,7 +70,7 @@ pub fn write_run_report(run_dir: &Path) -> Result<PathBuf> {
     let lag = read_lag(&run_dir.join(store::LAG));
     let html = schism_report::render_run(&RunInput {
         title: &title,
-        config: &config,
+        settings: &settings,
         results: &results,
         history: &history,
         lag: &lag,
@@ -109,12 +103,6 @@ fn run_title(run_dir: &Path, config: Option<&RunConfig>) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     format!("schism {name} {stamp}")
-}
-
-/// A one-line description of what a run tested, from its config.json (the target's own
-/// settings: `PostgreSQL, sync ANY 2, reads from standbys`).
-pub fn describe_target(config: &serde_json::Value) -> String {
-    schism_report::describe_target(config)
 }
 
 fn link(store_root: &Path, file: &Path) -> String {
@@ -172,8 +160,8 @@ pub fn index_entries(store_root: &Path) -> Vec<IndexEntry> {
             if !dir.join(store::CONFIG).exists() && !dir.join(store::RESULTS).exists() {
                 continue;
             }
-            let config = read_json(&dir.join(store::CONFIG)).unwrap_or_default();
             let typed = RunConfig::read(&dir).ok().flatten();
+            let target = describe::describe_target(typed.as_ref().and_then(|c| c.test.as_ref()));
             let results: Option<ResultsFile> = read_json(&dir.join(store::RESULTS))
                 .ok()
                 .and_then(|v| serde_json::from_value(v).ok());
@@ -188,7 +176,7 @@ pub fn index_entries(store_root: &Path) -> Vec<IndexEntry> {
                     .as_deref()
                     .map(schism_report::to_the_second)
                     .unwrap_or_else(|| run.file_name().to_string_lossy().into_owned()),
-                target: describe_target(&config),
+                target,
                 verdict: results
                     .as_ref()
                     .map(|r| r.validity.as_str().to_owned())

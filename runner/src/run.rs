@@ -31,7 +31,8 @@ use schism_nemesis::{
 };
 use schism_targets::reference::cluster::NetnsPlacement;
 use schism_targets::{
-    ClusterSpec, Failover, ReferenceCluster, Reply, Request, TargetCluster, TargetSession, Topology,
+    ClusterSpec, Failover, ReferenceCluster, Reply, Request, Switch, TargetCluster, TargetSession,
+    Topology,
 };
 use schism_workloads::{Generator, Invocation, Next};
 use std::path::Path;
@@ -42,7 +43,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::analyze::{self, Budget};
-use crate::cli::{self, HarnessFault, TestArgs};
+use crate::cli::{HarnessFault, TestArgs};
 use crate::config::{NemesisConfig, RunConfig};
 use crate::models;
 use crate::plan::{FINAL_READ_BACKOFF, FINAL_READ_QUIET, FINAL_READ_RETRY, RunPlan};
@@ -572,12 +573,13 @@ async fn start_cluster(
             replication: args.replication,
             durability: args.durability,
             failover: args.failover.unwrap_or_default(),
-            fencing: args.fencing.is_none_or(cli::Switch::on),
-            read_lease: args.read_lease.is_some_and(cli::Switch::on),
-            topology: match args.topology {
-                Some(cli::Topology::Chain) => Topology::Chain,
-                _ => Topology::Star,
-            },
+            fencing: args.fencing.is_none_or(Switch::on),
+            read_lease: args.read_lease.is_some_and(Switch::on),
+            // Validated by the plan (`models::settings`): only star or chain get here.
+            topology: args
+                .topology
+                .and_then(|t| t.leader_follower().ok())
+                .unwrap_or(Topology::Star),
             model: p.model,
             replica: p.replica,
             ship_interval_ms: args.ship_interval.as_millis() as u64,
@@ -663,10 +665,7 @@ async fn drive_workload<M: Mechanism>(
     // --stop-on-anomaly). Fed from the first op on, before any worker starts.
     let online = crate::online::OnlineRun::start(
         &recorder,
-        Some(match args.workload {
-            cli::Workload::Append => schism_checker::Workload::Append,
-            cli::Workload::Register => schism_checker::Workload::Register,
-        }),
+        Some(analyze::checked_as(args.workload)),
         args.stop_on_anomaly,
         cancel_tx.clone(),
         start,

@@ -14,52 +14,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// `schism check --workload` values for transactional histories.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CheckWorkload {
-    Append,
-    Register,
-    ListAppend,
-    RwRegister,
-}
-
-impl CheckWorkload {
-    /// The transactional workload, if this is one.
-    pub fn txn(self) -> Option<TxnWorkload> {
-        match self {
-            CheckWorkload::ListAppend => Some(TxnWorkload::ListAppend),
-            CheckWorkload::RwRegister => Some(TxnWorkload::RwRegister),
-            _ => None,
-        }
-    }
-}
-
-/// `schism check --consistency-model` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CheckConsistency {
-    ReadCommitted,
-    ReadAtomic,
-    Causal,
-    RepeatableRead,
-    SnapshotIsolation,
-    Serializable,
-    StrictSerializable,
-}
-
-impl CheckConsistency {
-    pub fn model(self) -> ConsistencyModel {
-        match self {
-            CheckConsistency::ReadCommitted => ConsistencyModel::ReadCommitted,
-            CheckConsistency::ReadAtomic => ConsistencyModel::ReadAtomic,
-            CheckConsistency::Causal => ConsistencyModel::Causal,
-            CheckConsistency::RepeatableRead => ConsistencyModel::RepeatableRead,
-            CheckConsistency::SnapshotIsolation => ConsistencyModel::SnapshotIsolation,
-            CheckConsistency::Serializable => ConsistencyModel::Serializable,
-            CheckConsistency::StrictSerializable => ConsistencyModel::StrictSerializable,
-        }
-    }
-}
-
 /// Checks a transactional history file (`.edn`: Elle's format; else JSON Lines).
 pub fn analyze_txn_file(
     path: &Path,

@@ -66,6 +66,25 @@ impl FromStr for ReadRouting {
     }
 }
 
+impl schism_history::Choices for ReadRouting {
+    const CHOICES: &'static [(&'static str, &'static str)] = &[
+        ("leader", "Every read goes to the leader"),
+        (
+            "any",
+            "Each read goes to a node chosen at random (followers may be behind)",
+        ),
+        ("follower", "Each read goes to a follower chosen at random"),
+        (
+            "ryw",
+            "Any node, once it applied the session's last write (else redirected to the leader)",
+        ),
+        (
+            "sticky",
+            "One node per session; monotonic reads across a switch",
+        ),
+    ];
+}
+
 /// The outcome of one request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {

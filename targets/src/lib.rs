@@ -32,5 +32,6 @@ pub use reference::replica::{MlReplication, Quorum, ReplicaSettings, Topology as
 pub use reference::versioned::Resolution;
 pub use reference::{Durability, Failover, Model, NodeId, Replication, Topology};
 pub use request::Request;
+pub use schism_replication::{AnyTopology, Switch};
 pub use schism_replication::{Role, Status};
 pub use target::{Capabilities, TargetCluster, TargetKind, TargetSession};

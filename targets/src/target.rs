@@ -117,6 +117,28 @@ impl FromStr for TargetKind {
     }
 }
 
+impl schism_history::Choices for TargetKind {
+    const CHOICES: &'static [(&'static str, &'static str)] = &[
+        (
+            "reference",
+            "The built-in reference cluster (`--model`, `--replication`, …)",
+        ),
+        (
+            "etcd",
+            "etcd (Debian `etcd-server`) through its JSON gateway; feature `etcd`",
+        ),
+        (
+            "redis",
+            "Redis primary + replicas (+ Sentinel with `--failover auto`); feature `redis`",
+        ),
+        (
+            "postgres",
+            "PostgreSQL primary + streaming standbys; feature `postgres`",
+        ),
+        ("galera", "MariaDB Galera multi-primary; feature `galera`"),
+    ];
+}
+
 impl TryFrom<String> for TargetKind {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {

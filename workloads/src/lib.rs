@@ -38,6 +38,20 @@ impl std::str::FromStr for WorkloadKind {
     }
 }
 
+impl std::fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WorkloadKind::Append => "append",
+            WorkloadKind::Register => "register",
+        })
+    }
+}
+
+/// `--workload`'s spellings (`schism test`), as `FromStr`, `Display` and serde write them.
+impl schism_history::Choices for WorkloadKind {
+    const CHOICES: &'static [(&'static str, &'static str)] = &[("append", ""), ("register", "")];
+}
+
 /// Settings of one generator; every field is recorded in the run's config.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkloadSpec {

@@ -33,7 +33,7 @@
 mod cycles;
 pub(crate) mod scc;
 
-use crate::append::{self, Analysis};
+use crate::append_keys::{Analysis, KeyOps};
 use crate::explain::{complete_ns, op_index, secs};
 use crate::fx::FxHashMap;
 use crate::perop::{self, slot_of};
@@ -158,7 +158,7 @@ fn build_append(h: &History, ops: &[Operation], a: &Analysis<'_>, masked: &[bool
         .zip(masked)
         .map(|(o, &m)| o.outcome == Outcome::Ok && !m)
         .collect();
-    let orders: Vec<(&[i64], &append::KeyOps<'_>)> =
+    let orders: Vec<(&[i64], &KeyOps<'_>)> =
         a.keys.values().map(|k| (k.version_order().0, k)).collect();
     // Indeterminate appends that some read observed took effect: they are versions.
     for (order, k) in &orders {

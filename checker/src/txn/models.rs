@@ -56,7 +56,40 @@ impl ConsistencyModel {
     pub fn parse(s: &str) -> Option<ConsistencyModel> {
         ConsistencyModel::ALL.into_iter().find(|m| m.as_str() == s)
     }
+}
 
+impl std::fmt::Display for ConsistencyModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ConsistencyModel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ConsistencyModel::parse(s).ok_or_else(|| {
+            format!(
+                "unknown consistency model {s:?}: expected {}",
+                <Self as schism_history::Choices>::expected()
+            )
+        })
+    }
+}
+
+/// `schism check --consistency-model`'s spellings, weakest first.
+impl schism_history::Choices for ConsistencyModel {
+    const CHOICES: &'static [(&'static str, &'static str)] = &[
+        ("read-committed", ""),
+        ("read-atomic", ""),
+        ("causal", ""),
+        ("repeatable-read", ""),
+        ("snapshot-isolation", ""),
+        ("serializable", ""),
+        ("strict-serializable", ""),
+    ];
+}
+
+impl ConsistencyModel {
     /// Whether an anomaly of `kind` (with its flavour) rules this model out.
     pub fn forbids(self, kind: AnomalyKind, flavour: Flavour) -> bool {
         use AnomalyKind::*;

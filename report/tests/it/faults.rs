@@ -7,7 +7,7 @@ use schism_nemesis::record;
 use schism_nemesis::{
     Applied, Change, ClockFault, Fault, FaultState, Planned, Shape, Targets, fault::resolve,
 };
-use schism_report::{LagData, RunInput, render_run};
+use schism_report::{LagData, RunInput, RunSettings, render_run};
 
 fn ids(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_owned()).collect()
@@ -189,10 +189,9 @@ fn the_report_names_faults_in_words() {
         stats: serde_json::Value::Null,
         warnings: Vec::new(),
     };
-    let config = serde_json::json!({"test": {"target": "reference", "model": "leader-follower"}});
     let html = render_run(&RunInput {
         title: "faults",
-        config: &config,
+        settings: &RunSettings::default(),
         results: &results,
         history: &h,
         lag: &LagData::default(),

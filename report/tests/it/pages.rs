@@ -2,17 +2,25 @@
 //! bounded for big histories.
 
 use schism_report::{
-    ComparisonInput, IndexEntry, RunInput, SettingInput, render_comparison, render_index,
-    render_run, run_figures, summarize_setting, synth,
+    ComparisonInput, IndexEntry, RunInput, RunSettings, SettingInput, render_comparison,
+    render_index, render_run, run_figures, summarize_setting, synth,
 };
 use std::time::Instant;
 
 fn render(n: usize) -> String {
     let (history, results) = synth::history(n, 7);
-    let config = serde_json::json!({"test": {"name": "<script>alert('cfg')</script>", "reads": "any"}, "seed": 7});
+    let settings = RunSettings {
+        target: "reference leader-follower".into(),
+        key: vec![("seed".into(), "7".into())],
+        rows: vec![
+            ("test.name".into(), "<script>alert('cfg')</script>".into()),
+            ("test.reads".into(), "any".into()),
+            ("seed".into(), "7".into()),
+        ],
+    };
     render_run(&RunInput {
         title: "synthetic",
-        config: &config,
+        settings: &settings,
         results: &results,
         history: &history,
         lag: &schism_report::LagData::default(),

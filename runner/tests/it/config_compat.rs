@@ -2,7 +2,10 @@
 //! (`fixtures/main-run`: a 2 s register run with kill faults, made by the previous
 //! release's `schism test --name compat --workload register --seed 7 …`, with its history,
 //! status, results and replica dumps) is still read: typed, byte for byte the same when
-//! written again, and by `schism check` and `schism report` to the run's own verdict.
+//! written again, and by `schism check` and `schism report` to the run's own verdict;
+//! the report's settings (`fixtures/main-run/report-settings.html`: the key-settings line
+//! and the settings table the previous release rendered from the untyped file) are the
+//! same when rendered from the typed `RunConfig`.
 
 use crate::{schism, stdout, tempdir, verdict_line};
 use schism_runner::config::RunConfig;
@@ -36,7 +39,9 @@ fn an_earlier_config_json_reads_typed_and_writes_back_the_same_bytes() {
         .expect("the fixture has a config.json");
     let test = config.test.as_ref().expect("its `test` settings");
     assert_eq!(test.name, "compat");
-    assert_eq!(test.workload, schism_runner::cli::Workload::Register);
+    assert_eq!(test.workload, schism_workloads::WorkloadKind::Register);
+    assert_eq!(test.model, schism_targets::Model::LeaderFollower);
+    assert_eq!(test.replication, schism_targets::Replication::Async);
     assert_eq!(test.time_limit, std::time::Duration::from_secs(2));
     assert_eq!(config.seed, Some(7));
     assert_eq!(
@@ -83,4 +88,32 @@ fn check_and_report_read_an_earlier_run_folder() {
         "title from config.json"
     );
     assert!(html.contains("register"), "settings from config.json");
+    let golden = std::fs::read_to_string(Path::new(FIXTURE).join("report-settings.html")).unwrap();
+    for (what, start, end) in [
+        ("key settings", "<p id=\"key-settings\">", "</p>"),
+        ("settings table", "<table id=\"settings\">", "</table>"),
+    ] {
+        let before = section(&golden, start, end);
+        assert_eq!(
+            section(&html, start, end),
+            before,
+            "the report's {what} are those the previous release rendered"
+        );
+    }
+    assert_eq!(
+        section(&golden, "<table", "</table>")
+            .matches("<tr>")
+            .count(),
+        61,
+        "a header and one row per setting of the fixture"
+    );
+}
+
+/// The first `start … end` of `html`, both included.
+fn section<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let from = html
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in the page"));
+    let to = from + html[from..].find(end).expect("the section ends") + end.len();
+    &html[from..to]
 }

@@ -102,6 +102,19 @@ impl std::str::FromStr for EtcdReads {
     }
 }
 
+impl schism_history::Choices for EtcdReads {
+    const CHOICES: &'static [(&'static str, &'static str)] = &[
+        (
+            "linearizable",
+            "Quorum reads through the raft leader (etcd's default)",
+        ),
+        (
+            "serializable",
+            "Each member answers from its local state (possibly stale)",
+        ),
+    ];
+}
+
 /// Settings an adapter reads; the runner refuses combinations that do not apply before
 /// calling `open`.
 #[derive(Debug, Clone, PartialEq)]
