@@ -202,11 +202,12 @@ pub fn run_test_reading_clocks(
     let mut probers = vec![];
     let mut nodes = vec![];
     let mut err = String::new();
+    let began = Instant::now();
     for line in BufReader::new(child.stderr.take().expect("stderr"))
         .lines()
         .map_while(Result::ok)
     {
-        eprintln!("{line}");
+        eprintln!("[{:.1}s] {line}", began.elapsed().as_secs_f64());
         if probers.is_empty() && line.contains(" ready: ") {
             nodes = nodes_of_ready_line(&line);
             // One reader per node: a paused node's slow answer delays no other.
@@ -242,6 +243,7 @@ pub fn run_test_reading_clocks(
         err.push('\n');
     }
     let status = child.wait().expect("wait for schism");
+    eprintln!("[{:.1}s] schism exited", began.elapsed().as_secs_f64());
     stop.store(true, Ordering::SeqCst);
     for p in probers {
         p.join().expect("clock prober");

@@ -255,6 +255,9 @@ fn galera_pauses_and_clock_faults_take_effect_and_lose_no_write() {
             "15s",
             "--seed",
             "4",
+            // Short, so that workers send the stopped member several ops per pause.
+            "--client-timeout",
+            "1s",
         ],
         mariadb_time_ms,
     );
@@ -304,6 +307,7 @@ fn galera_attached_with_endpoints_runs_valid_and_refuses_faults() {
     if !require_db("galera attached with --endpoints", GALERA, false) {
         return;
     }
+    let started = Instant::now();
     db_common::assert_faults_refused_with_endpoints(
         "galera",
         "127.0.0.1:1,127.0.0.1:2",
@@ -387,4 +391,5 @@ fn galera_attached_with_endpoints_runs_valid_and_refuses_faults() {
     assert_eq!(res["validity"], "valid", "{res}");
     let left = live_processes_mentioning(&needle);
     assert!(left.is_empty(), "own mariadbd left: {left:?}");
+    eprintln!("galera attached: {} s", started.elapsed().as_secs());
 }

@@ -241,8 +241,8 @@ fn a_paused_primary_is_fenced_before_a_standby_is_promoted_and_clocks_skew() {
     }
     let store = pg_store();
     let name = "pg-fence";
-    // Seed 12 pauses the primary n1 at 4 s for 4 s, and sets the clock of the primary of
-    // the day 4.1 s back at 12 s. Async replication and a client timeout longer than the pause: the
+    // Seed 12 pauses the primary n1 at 3 s for 3 s, and sets the clock of the primary of
+    // the day 4.1 s back at 9 s for 3 s. Async replication and a client timeout longer than the pause: the
     // writes queued on the frozen n1 would be acknowledged by it when it thaws — after a
     // standby was promoted, so lost — unless it is fenced first.
     let started = Instant::now();
@@ -256,13 +256,13 @@ fn a_paused_primary_is_fenced_before_a_standby_is_promoted_and_clocks_skew() {
             "--seed",
             "12",
             "--time-limit",
-            "20s",
+            "15s",
             "--nemesis",
             "pause,clock",
             "--nemesis-targets",
             "leader",
             "--nemesis-interval",
-            "4s",
+            "3s",
             "--replication",
             "async",
             "--reads",
@@ -404,6 +404,7 @@ fn postgres_attached_with_endpoints_runs_valid_and_refuses_faults() {
     ) {
         return;
     }
+    let started = Instant::now();
     db_common::assert_faults_refused_with_endpoints(
         "postgres",
         "127.0.0.1:1,127.0.0.1:2",
@@ -471,4 +472,5 @@ fn postgres_attached_with_endpoints_runs_valid_and_refuses_faults() {
     assert!(oks > 100, "{res}");
     let left = postgres_left(&needle);
     assert!(left.is_empty(), "own postgres processes left: {left:?}");
+    eprintln!("pg attached: {} s", started.elapsed().as_secs());
 }

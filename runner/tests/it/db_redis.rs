@@ -325,6 +325,7 @@ fn redis_attached_with_endpoints_runs_valid_and_refuses_faults() {
     if !require_db("redis attached with --endpoints", REDIS, false) {
         return;
     }
+    let started = Instant::now();
     db_common::assert_faults_refused_with_endpoints(
         "redis",
         "127.0.0.1:1,127.0.0.1:2",
@@ -386,4 +387,5 @@ fn redis_attached_with_endpoints_runs_valid_and_refuses_faults() {
         "{res}"
     );
     assert_eq!(own_redis_alive(&needle), 0, "own redis servers left");
+    eprintln!("redis attached: {} s", started.elapsed().as_secs());
 }
