@@ -423,7 +423,7 @@ fn db_etcd_pauses_take_effect_and_linearizable_reads_stay_valid() {
     }
     let store = tempdir();
     let started = Instant::now();
-    // Seed 14 pauses the follower n2 at 3 s and the raft leader at 9 s, 3 s each (SIGSTOP).
+    // Seed 14 pauses the follower n2 at 2 s and the raft leader at 6 s, 2 s each (SIGSTOP).
     let out = run_test(
         store.path(),
         &[
@@ -436,9 +436,9 @@ fn db_etcd_pauses_take_effect_and_linearizable_reads_stay_valid() {
             "--nemesis",
             "pause",
             "--nemesis-interval",
-            "3s",
+            "2s",
             "--time-limit",
-            "15s",
+            "10s",
             "--reads",
             "any",
             "--rate",

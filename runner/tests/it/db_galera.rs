@@ -233,8 +233,8 @@ fn galera_pauses_and_clock_faults_take_effect_and_lose_no_write() {
     }
     let store = tempdir();
     let name = "galera-pause-clock";
-    // Seed 4 pauses n1 (SIGSTOP) at 3 s for 3 s, and sets its clock 2.3 s ahead (the
-    // LD_PRELOAD shim) at 9 s for 3 s.
+    // Seed 4 pauses n1 (SIGSTOP) at 2 s for 2 s, and sets its clock 2.3 s ahead (the
+    // LD_PRELOAD shim) at 6 s for 2 s.
     let started = Instant::now();
     let run = db_common::run_test_reading_clocks(
         store.path(),
@@ -250,9 +250,9 @@ fn galera_pauses_and_clock_faults_take_effect_and_lose_no_write() {
             "--nemesis-targets",
             "one",
             "--nemesis-interval",
-            "3s",
+            "2s",
             "--time-limit",
-            "15s",
+            "10s",
             "--seed",
             "4",
             // Short, so that workers send the stopped member several ops per pause.

@@ -213,8 +213,8 @@ fn redis_without_failover_keeps_acknowledged_writes_across_kills_and_takes_clock
     }
     let store = tempdir();
     let name = "redis-kill-clock";
-    // Seed 12 kills the primary at 3 s (restarted at 6 s) and sets its clock 4.1 s back
-    // at 9 s (real time again at 12 s); no
+    // Seed 12 kills the primary at 2 s (restarted at 4 s) and sets its clock 4.1 s back
+    // at 6 s (real time again at 8 s); no
     // Sentinel, so the primary stays n1 and comes back from its append-only file.
     let started = Instant::now();
     let run = db_common::run_test_reading_clocks(
@@ -237,9 +237,9 @@ fn redis_without_failover_keeps_acknowledged_writes_across_kills_and_takes_clock
             "--nemesis-targets",
             "leader",
             "--nemesis-interval",
-            "3s",
+            "2s",
             "--time-limit",
-            "15s",
+            "10s",
         ],
         redis_time_ms,
     );
