@@ -255,9 +255,11 @@ fn galera_pauses_and_clock_faults_take_effect_and_lose_no_write() {
             "10s",
             "--seed",
             "4",
-            // Short, so that workers send the stopped member several ops per pause.
+            // Short, and many workers, so that the stopped member is sent several ops.
             "--client-timeout",
             "1s",
+            "--concurrency",
+            "10",
         ],
         mariadb_time_ms,
     );
