@@ -242,9 +242,9 @@ fn a_paused_primary_is_fenced_before_a_standby_is_promoted_and_clocks_skew() {
     let store = pg_store();
     let name = "pg-fence";
     // Seed 2 sets the primary n1's clock 1.3 s back at 4 s for 4 s, and pauses the
-    // primary (n1) at 12 s for 4 s — the failover task fences it about 2 s into the
-    // pause, so a 4 s pause leaves it no chance to thaw first —; the heal at 16 s
-    // restarts the fenced n1 as a standby. Async replication and a client timeout longer than the pause: the
+    // primary (n1) at 12 s for 4 s (the failover task fences it about 2 s into the
+    // pause: 4 s leave a margin before the thaw); the heal at 16 s restarts the fenced n1
+    // as a standby. Async replication and a client timeout longer than the pause: the
     // writes queued on the frozen n1 would be acknowledged by it when it thaws — after a
     // standby was promoted, so lost — unless it is fenced first.
     let started = Instant::now();
