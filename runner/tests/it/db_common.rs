@@ -115,8 +115,7 @@ pub fn ops_sent_to_paused_nodes(history: &[serde_json::Value]) -> (usize, usize)
         let node = done["node"].as_str().unwrap_or_default();
         let completed = done["time_ns"].as_u64().unwrap_or_default();
         for w in &windows {
-            if invoked > w.from_ns && completed < w.until_ns && w.nodes.iter().any(|n| n == node)
-            {
+            if invoked > w.from_ns && completed < w.until_ns && w.nodes.iter().any(|n| n == node) {
                 sent += 1;
                 if done["type"] == "ok" {
                     acked += 1;
@@ -160,8 +159,7 @@ pub fn nodes_of_ready_line(line: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = vec![];
     let mut last: Option<String> = None;
     for tok in line.split(|c: char| c.is_whitespace() || c == ',' || c == ';') {
-        if tok.len() > 1 && tok.starts_with('n') && tok[1..].chars().all(|c| c.is_ascii_digit())
-        {
+        if tok.len() > 1 && tok.starts_with('n') && tok[1..].chars().all(|c| c.is_ascii_digit()) {
             last = Some(tok.to_owned());
         } else if tok.parse::<std::net::SocketAddrV4>().is_ok()
             && let Some(n) = last.take()

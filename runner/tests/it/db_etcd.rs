@@ -464,7 +464,10 @@ fn db_etcd_pauses_take_effect_and_linearizable_reads_stay_valid() {
     assert!(pauses.len() >= 2, "fewer than two pauses: {pauses:?}");
     let (sent, acked) = db_common::ops_sent_to_paused_nodes(&history);
     assert!(sent > 0, "no op reached a paused member");
-    assert_eq!(acked, 0, "paused members acknowledged {acked} of {sent} ops");
+    assert_eq!(
+        acked, 0,
+        "paused members acknowledged {acked} of {sent} ops"
+    );
     assert!(
         res["stats"]["by_f"]["append"]["ok"].as_u64().unwrap_or(0) > 100,
         "{res}"

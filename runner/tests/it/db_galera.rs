@@ -289,7 +289,10 @@ fn galera_pauses_and_clock_faults_take_effect_and_lose_no_write() {
     assert!(!pauses.is_empty(), "no pause took effect");
     let (sent, acked) = db_common::ops_sent_to_paused_nodes(&history);
     assert!(sent > 0, "no op reached a paused member");
-    assert_eq!(acked, 0, "paused members acknowledged {acked} of {sent} ops");
+    assert_eq!(
+        acked, 0,
+        "paused members acknowledged {acked} of {sent} ops"
+    );
     db_common::assert_clock_skew_seen(&run, &history);
     let left = live_processes_mentioning(&store.path().to_string_lossy());
     assert!(left.is_empty(), "processes left: {left:?}");
@@ -387,7 +390,13 @@ fn galera_attached_with_endpoints_runs_valid_and_refuses_faults() {
     let alive = live_processes_mentioning(&needle).len();
     drop(server);
     assert_eq!(alive, 1, "schism stopped the server it did not start");
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let run = only_run_dir(store.path(), "galera-attached");
     let res = db_common::results(&run);
     assert_eq!(res["validity"], "valid", "{res}");

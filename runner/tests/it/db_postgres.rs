@@ -299,12 +299,18 @@ fn a_paused_primary_is_fenced_before_a_standby_is_promoted_and_clocks_skew() {
         .lines()
         .find(|l| l.contains("failover: fenced n1"))
         .unwrap_or_else(|| panic!("n1 was not fenced:\n{}", run.stderr));
-    assert!(fence.contains("SIGKILL") && fence.contains("promoting n"), "{fence}");
+    assert!(
+        fence.contains("SIGKILL") && fence.contains("promoting n"),
+        "{fence}"
+    );
     // Ops were waiting on the frozen primary (so the fence mattered), and none of them
     // was acknowledged: they ended with its connections.
     let (sent, acked) = db_common::ops_sent_to_paused_nodes(&history);
     assert!(sent > 0, "no op was waiting on the paused primary");
-    assert_eq!(acked, 0, "the paused primary acknowledged {acked} of {sent} ops");
+    assert_eq!(
+        acked, 0,
+        "the paused primary acknowledged {acked} of {sent} ops"
+    );
     // Nothing but a promoted standby served once n1 was paused, until n1 rejoined as a
     // standby (reads go to the primary, so n1 serves nothing after the pause at all).
     let pause_at = pauses[0].from_ns;
@@ -323,7 +329,10 @@ fn a_paused_primary_is_fenced_before_a_standby_is_promoted_and_clocks_skew() {
         .filter(|o| o["type"] == "ok" && o["f"] == "append")
         .filter(|o| o["node"].as_str().is_some_and(|n| n != "n1"))
         .count();
-    assert!(promoted_ok > 100, "the promoted standby served {promoted_ok} appends");
+    assert!(
+        promoted_ok > 100,
+        "the promoted standby served {promoted_ok} appends"
+    );
     assert!(
         run.stderr.contains("rejoined") || run.stderr.contains("re-cloning"),
         "the fenced n1 never rejoined as a standby:\n{}",
@@ -419,7 +428,13 @@ fn postgres_attached_with_endpoints_runs_valid_and_refuses_faults() {
     pg_owned_dir(&p1);
     let st = as_postgres("initdb")
         .args(["-D", &p1.display().to_string(), "-U", "postgres"])
-        .args(["--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"])
+        .args([
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ])
         .stdout(std::process::Stdio::null())
         .status()
         .expect("initdb");
@@ -432,7 +447,10 @@ fn postgres_attached_with_endpoints_runs_valid_and_refuses_faults() {
     let st = as_postgres("pg_basebackup")
         .args(["-D", &p2.display().to_string(), "-R", "-X", "stream"])
         .args(["-c", "fast", "--no-sync"])
-        .args(["-d", &format!("host=127.0.0.1 port={} user=postgres", ports[0])])
+        .args([
+            "-d",
+            &format!("host=127.0.0.1 port={} user=postgres", ports[0]),
+        ])
         .status()
         .expect("pg_basebackup");
     assert!(st.success(), "pg_basebackup failed");
@@ -463,7 +481,13 @@ fn postgres_attached_with_endpoints_runs_valid_and_refuses_faults() {
     let alive = postgres_alive(&needle).len();
     drop((standby, primary));
     assert!(alive >= 2, "schism stopped servers it did not start");
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let run = only_run_dir(store.path(), "pg-attached");
     let res = db_common::results(&run);
     assert_eq!(res["validity"], "valid", "{res}");

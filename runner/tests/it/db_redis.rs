@@ -246,7 +246,13 @@ fn redis_without_failover_keeps_acknowledged_writes_across_kills_and_takes_clock
     let took = started.elapsed();
     let dir = only_run_dir(store.path(), name);
     let counts = db_common::anomaly_counts(&dir);
-    assert_eq!(run.code, Some(0), "{counts:?}\n{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "{counts:?}\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
     assert!(counts.is_empty(), "{counts:?}");
     let history = db_common::history(&dir);
 
@@ -378,7 +384,13 @@ fn redis_attached_with_endpoints_runs_valid_and_refuses_faults() {
     let alive = own_redis_alive(&needle);
     drop((primary, replica));
     assert_eq!(alive, 2, "schism stopped servers it did not start");
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let run = only_run_dir(store.path(), "redis-attached");
     let res = db_common::results(&run);
     assert_eq!(res["validity"], "valid", "{res}");
