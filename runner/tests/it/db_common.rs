@@ -106,8 +106,10 @@ pub fn client_ops(history: &[serde_json::Value]) -> Vec<(u64, serde_json::Value)
     out
 }
 
-/// What a node's paused windows show: ops sent to it once it was stopped, and how many
-/// of those it acknowledged before the window ended.
+/// What a node's paused windows show: ops sent to it while it was stopped (invoked after
+/// the pause took effect, before the heal began), and how many of those it acknowledged
+/// before the heal (a stopped process answers nothing; an op it answers after resuming
+/// is fine).
 pub fn ops_sent_to_paused_nodes(history: &[serde_json::Value]) -> (usize, usize) {
     let windows = held(history, "paused");
     let (mut sent, mut acked) = (0, 0);
@@ -115,9 +117,9 @@ pub fn ops_sent_to_paused_nodes(history: &[serde_json::Value]) -> (usize, usize)
         let node = done["node"].as_str().unwrap_or_default();
         let completed = done["time_ns"].as_u64().unwrap_or_default();
         for w in &windows {
-            if invoked > w.from_ns && completed < w.until_ns && w.nodes.iter().any(|n| n == node) {
+            if invoked > w.from_ns && invoked < w.until_ns && w.nodes.iter().any(|n| n == node) {
                 sent += 1;
-                if done["type"] == "ok" {
+                if done["type"] == "ok" && completed < w.until_ns {
                     acked += 1;
                 }
             }
