@@ -5,7 +5,9 @@
 //! - serializable reads (`--etcd-reads serializable`) from an isolated member are stale,
 //!   and the checker says so;
 //! - clock faults are refused (Go reads time through the vDSO), as are kills with
-//!   `--endpoints`; an attached cluster (started here, not by schism) runs valid.
+//!   `--endpoints`; an attached cluster (started here, not by schism) runs valid;
+//! - pauses (SIGSTOP of a follower, then of the leader) stop their member — it
+//!   acknowledges nothing sent to it while stopped — and the run stays valid.
 //!
 //! Every test holds `db_lock` (one real cluster at a time on 2 cores) and checks that no
 //! etcd process and no namespace of its run is left.

@@ -1,7 +1,10 @@
 //! PostgreSQL end to end: a real primary and two streaming standbys provisioned under the
 //! run folder, driven by the real binary. Async replication with reads from standbys must
 //! show stale reads; synchronous replication with primary reads must survive kills of the
-//! primary (with automatic promotion) without losing an acknowledged write.
+//! primary (with automatic promotion) without losing an acknowledged write; a paused
+//! primary is fenced before a standby is promoted, so the writes queued on it are never
+//! acknowledged (valid), and a clock fault moves the server's `clock_timestamp()`; a run
+//! attached with `--endpoints` to a primary and standby started by the test is valid.
 
 use super::*;
 use std::os::unix::fs::PermissionsExt;

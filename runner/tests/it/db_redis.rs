@@ -9,6 +9,10 @@
 //!   sets none) and the old primary acknowledges them when it resumes; it is then demoted
 //!   and resynchronised from the new primary, which never had them.
 //! - `WAIT 2` after every write, reads from the primary, no faults: valid.
+//! - Without failover, a killed primary restarts from its append-only file with every
+//!   append it acknowledged; a clock fault moves the server's own `TIME`.
+//! - Attached with `--endpoints` to a primary and replica started by the test: valid, and
+//!   every fault refused in one line naming `--endpoints`.
 
 use super::*;
 use std::collections::BTreeMap;
