@@ -5,7 +5,9 @@
 //! - serializable reads (`--etcd-reads serializable`) from an isolated member are stale,
 //!   and the checker says so;
 //! - clock faults are refused (Go reads time through the vDSO), as are kills with
-//!   `--endpoints`; an attached cluster (started here, not by schism) runs valid.
+//!   `--endpoints`; an attached cluster (started here, not by schism) runs valid;
+//! - pauses (SIGSTOP of a follower, then of the leader) stop their member — it
+//!   acknowledges nothing sent to it while stopped — and the run stays valid.
 //!
 //! Every test holds `db_lock` (one real cluster at a time on 2 cores) and checks that no
 //! etcd process and no namespace of its run is left.
@@ -413,4 +415,69 @@ fn db_etcd_attached_with_endpoints_runs_valid() {
     let run = only_run_dir(store.path(), "etcd-attached");
     assert_eq!(results(&run)["validity"], "valid");
     assert!(etcd_processes_mentioning(&own.path().to_string_lossy()).is_empty());
+}
+
+#[test]
+fn db_etcd_pauses_take_effect_and_linearizable_reads_stay_valid() {
+    let _lock = db_lock();
+    if !require_db("etcd under pauses", ETCD, false) {
+        return;
+    }
+    let store = tempdir();
+    let started = Instant::now();
+    // Seed 14 pauses the follower n2 at 2 s and the raft leader at 6 s, 2 s each (SIGSTOP).
+    let out = run_test(
+        store.path(),
+        &[
+            "--name",
+            "etcd-pause",
+            "--target",
+            "etcd",
+            "--seed",
+            "14",
+            "--nemesis",
+            "pause",
+            "--nemesis-interval",
+            "2s",
+            "--time-limit",
+            "10s",
+            "--reads",
+            "any",
+            "--rate",
+            "200",
+            "--concurrency",
+            "5",
+            // Short, so that each worker sends a stopped member several ops per pause.
+            "--client-timeout",
+            "500ms",
+        ],
+    );
+    let took = started.elapsed();
+    let text = stdout(&out);
+    let run = only_run_dir(store.path(), "etcd-pause");
+    assert_nothing_left(store.path(), &run);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    let res = results(&run);
+    assert_eq!(res["validity"], "valid", "{res}");
+    // The pauses really stopped their members: ops sent to a member while it was stopped
+    // got no acknowledgement from it.
+    let history = db_common::history(&run);
+    let pauses = db_common::held(&history, "paused");
+    assert!(pauses.len() >= 2, "fewer than two pauses: {pauses:?}");
+    let (sent, acked) = db_common::ops_sent_to_paused_nodes(&history);
+    assert!(sent > 0, "no op reached a paused member");
+    assert_eq!(
+        acked, 0,
+        "paused members acknowledged {acked} of {sent} ops"
+    );
+    assert!(
+        res["stats"]["by_f"]["append"]["ok"].as_u64().unwrap_or(0) > 100,
+        "{res}"
+    );
+    eprintln!(
+        "etcd pause: {} s, {} pauses ({:?}), {sent} ops sent to a stopped member, none acknowledged",
+        took.as_secs(),
+        pauses.len(),
+        pauses.iter().map(|p| p.nodes.clone()).collect::<Vec<_>>()
+    );
 }

@@ -10,6 +10,13 @@ mod check_many;
 mod cleanup;
 mod compare_replication;
 mod config_compat;
+#[cfg(any(
+    feature = "etcd",
+    feature = "redis",
+    feature = "postgres",
+    feature = "galera"
+))]
+mod db_common;
 #[cfg(feature = "etcd")]
 mod db_etcd;
 #[cfg(feature = "galera")]

@@ -146,7 +146,8 @@ impl GaleraCluster {
             });
         }
         let first = &targets[0];
-        let mut conn = connect(first, spec.options.timeout, false)
+        // No database named: setup_sql creates it on a cluster that lacks it.
+        let mut conn = connect_to(first, spec.options.timeout, false, None)
             .await
             .map_err(|e| db_err(format!("cannot connect to {}:{} as user `{SQL_USER}`: {e}; create it (CREATE USER schism@'%'; GRANT ALL ON schism.* TO schism@'%')", first.host, first.port)))?;
         for sql in setup_sql(false) {
@@ -760,8 +761,20 @@ fn parse_value(s: &str) -> Result<Value, String> {
     }
 }
 
-/// Opens one connection (bounded by `timeout`); `causal` sets `wsrep_sync_wait = 1`.
+/// Opens one connection to the test database (bounded by `timeout`); `causal` sets
+/// `wsrep_sync_wait = 1`.
 async fn connect(t: &Target, timeout: Duration, causal: bool) -> Result<Conn, String> {
+    connect_to(t, timeout, causal, Some(DB_NAME)).await
+}
+
+/// Opens one connection, to database `db` or to none (before the database exists: an
+/// attached cluster may not have it yet).
+async fn connect_to(
+    t: &Target,
+    timeout: Duration,
+    causal: bool,
+    db: Option<&str>,
+) -> Result<Conn, String> {
     let mut init = Vec::new();
     if causal {
         init.push("SET SESSION wsrep_sync_wait = 1".to_owned());
@@ -770,7 +783,7 @@ async fn connect(t: &Target, timeout: Duration, causal: bool) -> Result<Conn, St
         .ip_or_hostname(t.host.clone())
         .tcp_port(t.port)
         .user(Some(SQL_USER))
-        .db_name(Some(DB_NAME))
+        .db_name(db)
         // Never switch to the unix socket: every client path goes over the network.
         .prefer_socket(false)
         .init(init);

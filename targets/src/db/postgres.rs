@@ -15,7 +15,14 @@
 //!   `Fail`, and so is a write refused by a read-only server;
 //! - with failover, a node that is not the primary when it restarts rejoins as a standby of
 //!   the current primary (pg_rewind, or a fresh pg_basebackup clone), never as a second
-//!   primary; the failover task is owned, bounded and stopped by `stop()` (or on drop).
+//!   primary; the failover task is owned, bounded and stopped by `stop()` (or on drop);
+//! - with failover, a primary that stops answering is fenced before a standby is promoted
+//!   (STONITH, as Pacemaker does and as Patroni's watchdog does by resetting the node):
+//!   its postmaster and every backend are SIGKILLed — a frozen (paused) tree dies too — and
+//!   the promotion waits until they are gone. So a paused primary never serves again once
+//!   it was replaced: the writes and reads queued on it while it was frozen end with its
+//!   connections (`info`, `fail`) instead of being acknowledged by a second primary, and it
+//!   is started again as a standby (pg_rewind or a clone) at the nemesis's next change.
 //!
 //! A kill is SIGKILL of the postmaster and every backend together, as when the server's
 //! machine dies. (Killing the postmaster alone leaves orphaned backends alive for a moment:
@@ -73,6 +80,8 @@ const REJOIN_WAIT: Duration = Duration::from_secs(10);
 const REJOIN_STREAM_WAIT: Duration = Duration::from_secs(5);
 /// How long the children of a killed postmaster get to exit by themselves.
 const ORPHAN_WAIT: Duration = Duration::from_secs(10);
+/// How long a fence waits for the killed postmaster and backends to be gone.
+const FENCE_WAIT: Duration = Duration::from_secs(5);
 /// `stop()` gives the failover task this long to notice before aborting it.
 const TASK_STOP_WAIT: Duration = Duration::from_secs(3);
 /// Unix socket paths longer than this do not fit `sockaddr_un` (108 bytes with the NUL).
@@ -129,6 +138,10 @@ struct Shared {
     ops: Arc<tokio::sync::Mutex<()>>,
     resync: Mutex<Vec<Resync>>,
     promotions: AtomicU64,
+    /// Each node's running postmaster, for the failover task's fence (`None`: not started
+    /// by this process, killed or stopped). Cleared before a kill or stop signals it, and
+    /// the fence signals under the lock, so a fence never signals a reaped pid.
+    postmasters: Mutex<Vec<Option<u32>>>,
 }
 
 impl Shared {
@@ -149,6 +162,12 @@ impl Shared {
 
     fn resync_of(&self, node: usize) -> Resync {
         self.resync.lock().map(|v| v[node]).unwrap_or(Resync::Clone)
+    }
+
+    fn set_postmaster(&self, node: usize, pid: Option<u32>) {
+        if let Ok(mut v) = self.postmasters.lock() {
+            v[node] = pid;
+        }
     }
 }
 
@@ -303,6 +322,7 @@ impl PgCluster {
             ops: Arc::new(tokio::sync::Mutex::new(())),
             resync: Mutex::new(vec![Resync::None; n]),
             promotions: AtomicU64::new(0),
+            postmasters: Mutex::new(vec![None; n]),
         });
         let mut cluster = PgCluster {
             shared,
@@ -370,6 +390,7 @@ impl PgCluster {
                 ops: Arc::new(tokio::sync::Mutex::new(())),
                 resync: Mutex::new(vec![Resync::None; n]),
                 promotions: AtomicU64::new(0),
+                postmasters: Mutex::new(vec![None; n]),
             }),
             nodes: Vec::new(),
             bin: PathBuf::from(PG_BIN),
@@ -529,6 +550,8 @@ impl PgCluster {
             Some(p) => p.start()?,
             None => node.proc = Some(ManagedProcess::spawn(ps)?),
         }
+        let pid = node.proc.as_ref().and_then(ManagedProcess::pid);
+        self.shared.set_postmaster(i, pid);
         Ok(())
     }
 
@@ -782,6 +805,7 @@ impl PgCluster {
             // It cannot follow (its history diverged in a way the step above missed):
             // clone it afresh rather than leave a standby that never catches up.
             eprintln!("schism: postgres: {e}: re-cloning {id}");
+            self.shared.set_postmaster(i, None);
             if let Some(proc) = self.nodes[i].proc.as_mut() {
                 let _ = proc.signal(Signal::SIGINT);
                 proc.stop(STOP_GRACE).await?;
@@ -870,6 +894,7 @@ impl DbCluster for PgCluster {
     fn kill<'a>(&'a mut self, node: &'a str) -> BoxFuture<'a, Result<(), TargetError>> {
         Box::pin(async move {
             let i = self.index(node)?;
+            self.shared.set_postmaster(i, None);
             let n = &mut self.nodes[i];
             if let Some(p) = n.proc.as_mut() {
                 // A kill is a crash of the whole server: the postmaster and every backend
@@ -893,6 +918,11 @@ impl DbCluster for PgCluster {
             let i = self.index(node)?;
             if self.is_running(node) {
                 return Ok(());
+            }
+            // Reap a fenced postmaster: while its zombie holds the pid in postmaster.pid,
+            // pg_rewind's crash recovery takes it for a live server and refuses.
+            if let Some(p) = self.nodes[i].proc.as_mut() {
+                let _ = p.try_exited();
             }
             self.reap_orphans(i).await;
             if self.failover && self.shared.primary() != i {
@@ -939,6 +969,9 @@ impl DbCluster for PgCluster {
                     handle.abort();
                     let _ = handle.await;
                 }
+            }
+            for i in 0..self.nodes.len() {
+                self.shared.set_postmaster(i, None);
             }
             for n in &mut self.nodes {
                 if let Some(mut p) = n.proc.take() {
@@ -1313,6 +1346,13 @@ async fn promote(shared: &Shared, old: usize) -> Result<(usize, Vec<usize>), Str
     }
     let (new, _) =
         best.ok_or_else(|| format!("{} is down and no standby answers", shared.ids[old]))?;
+    // Fence first: the old primary must never serve again once another node is primary.
+    if let Some(how) = fence(shared, old).await? {
+        eprintln!(
+            "schism: postgres failover: fenced {} ({how}) before promoting {}",
+            shared.ids[old], shared.ids[new]
+        );
+    }
     let c = connect(&shared.addrs[new], "schism-failover", PROBE_TIMEOUT).await?;
     let promoted = tokio::time::timeout(
         PROMOTE_TIMEOUT,
@@ -1345,6 +1385,44 @@ async fn promote(shared: &Shared, old: usize) -> Result<(usize, Vec<usize>), Str
         }
     }
     Ok((new, left))
+}
+
+/// STONITH for a primary that stopped answering: SIGKILL its postmaster and every backend
+/// (a process frozen in a cgroup dies too), then wait until they are gone. `Ok(None)`:
+/// nothing of it ran. Killed like this it restarts at the nemesis's next change, as a
+/// standby (its resync mark is set by the promotion).
+async fn fence(shared: &Shared, node: usize) -> Result<Option<String>, String> {
+    let killed: Vec<u32> = {
+        let pms = shared
+            .postmasters
+            .lock()
+            .map_err(|_| "poisoned lock".to_owned())?;
+        let Some(pm) = pms[node].filter(|&p| alive(p)) else {
+            return Ok(None);
+        };
+        let tree: Vec<u32> = std::iter::once(pm).chain(descendants(pm)).collect();
+        for &p in &tree {
+            let _ = kill(Pid::from_raw(p as i32), Signal::SIGKILL);
+        }
+        tree
+    };
+    let until = Instant::now() + FENCE_WAIT;
+    while killed.iter().any(|&p| alive(p)) {
+        if Instant::now() >= until {
+            return Err(format!(
+                "fencing {}: processes {:?} still alive {} ms after SIGKILL",
+                shared.ids[node],
+                killed.iter().filter(|&&p| alive(p)).collect::<Vec<_>>(),
+                FENCE_WAIT.as_millis()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(Some(format!(
+        "SIGKILL of its postmaster {} and {} backends",
+        killed[0],
+        killed.len() - 1
+    )))
 }
 
 /// Points the running standby `i` at primary `p` (its slot first), reloading its config.

@@ -3,9 +3,13 @@
 //! ordinary client with a cached topology.
 //!
 //! Provisioning writes fresh config files under `data_dir/<node>/` on every run (Sentinel
-//! rewrites them), with no persistence (`save ""`, `appendonly no`) and `set-proc-title
-//! no`, so each server's command line keeps its config path — inside the run folder, which
-//! is what the ledger's cleanup matches. A cluster is ready once both replicas report
+//! rewrites them), with the append-only file on and fsynced before every reply
+//! (`appendonly yes`, `appendfsync always`; no RDB snapshots), so that a killed server
+//! restarts with every write it acknowledged (with `--failover none` a killed primary
+//! comes back with its data, where without persistence it came back empty and its
+//! replicas resynchronised to the empty dataset), and `set-proc-title no`, so each
+//! server's command line keeps its config path — inside the run folder, which is what
+//! the ledger's cleanup matches. A cluster is ready once both replicas report
 //! `master_link_status:up` and, with Sentinel, every sentinel knows the primary, both
 //! replicas and the other sentinels.
 //!
@@ -1048,13 +1052,15 @@ fn quoted(p: &Path) -> String {
     )
 }
 
-/// A server's config: no persistence, diskless replication without delay, logging to
-/// stdout (the process log), and the process title left alone so that the command line
-/// keeps the config path.
+/// A server's config: the append-only file written and fsynced before each reply
+/// (`appendfsync everysec` may postpone the write behind a slow fsync and still reply,
+/// so an acknowledged write could die with the process), no RDB snapshots, diskless
+/// replication without delay, logging to stdout (the process log), and the process title
+/// left alone so that the command line keeps the config path.
 fn server_conf(dir: &Path, addr: SocketAddr, replica_of: Option<SocketAddr>) -> String {
     let mut s = format!(
         "port {port}\nbind {ip}\nprotected-mode no\ndaemonize no\nset-proc-title no\n\
-         dir {dir}\nlogfile \"\"\nsave \"\"\nappendonly no\n\
+         dir {dir}\nlogfile \"\"\nsave \"\"\nappendonly yes\nappendfsync always\n\
          repl-diskless-sync yes\nrepl-diskless-sync-delay 0\n",
         port = addr.port(),
         ip = addr.ip(),
@@ -1133,7 +1139,7 @@ mod tests {
     }
 
     #[test]
-    fn configs_keep_the_path_and_turn_off_persistence() {
+    fn configs_keep_the_path_and_persist_every_acknowledged_write() {
         let dir = Path::new("/tmp/run x/data/n2");
         let me: SocketAddr = "127.0.0.1:7001".parse().unwrap();
         let p: SocketAddr = "127.0.0.1:7000".parse().unwrap();
@@ -1142,7 +1148,8 @@ mod tests {
             "port 7001",
             "bind 127.0.0.1",
             "save \"\"",
-            "appendonly no",
+            "appendonly yes",
+            "appendfsync always",
             "set-proc-title no",
             "repl-diskless-sync yes",
             "repl-diskless-sync-delay 0",
