@@ -25,6 +25,7 @@ mod explain;
 mod fx;
 pub(crate) mod graph;
 mod linearizable;
+pub mod online;
 mod perop;
 mod report;
 mod set_full;
