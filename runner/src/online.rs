@@ -23,6 +23,7 @@ pub use schism_checker::online::ONLINE_KINDS;
 pub struct Found {
     pub kind: AnomalyKind,
     pub op: u64,
+    pub key: u64,
     /// Every witness op (the offending op first).
     pub ops: Vec<u64>,
     pub explanation: String,
@@ -33,6 +34,7 @@ impl From<Claim> for Found {
         Found {
             kind: c.kind,
             op: c.op(),
+            key: c.key,
             ops: c.ops,
             explanation: c.explanation,
         }
