@@ -100,6 +100,9 @@ impl OnlineChecker {
     }
 }
 
+/// Anomalies of one kind a run prints as they are proven; the rest are counted.
+pub const MAX_PRINTED_PER_KIND: usize = 10;
+
 /// What the online checker of a run has found so far (read by the progress line).
 #[derive(Debug, Default, Clone)]
 pub struct OnlineStatus {
@@ -159,6 +162,7 @@ fn online_loop(
 ) {
     let mut online = OnlineChecker::new(workload);
     let mut stopped_said = false;
+    let mut printed: BTreeMap<AnomalyKind, usize> = BTreeMap::new();
     // Until the run is over (the recorder closes the feed): the offline check takes it
     // from there.
     while let Ok(op) = rx.recv() {
@@ -172,10 +176,20 @@ fn online_loop(
         }
         let at_ms = start.elapsed().as_millis() as u64;
         for f in &found {
-            eprintln!(
-                "schism: online: {} at op index {}: {}",
-                f.kind, f.op, f.explanation
-            );
+            let n = printed.entry(f.kind).or_insert(0);
+            *n += 1;
+            if *n <= MAX_PRINTED_PER_KIND {
+                eprintln!(
+                    "schism: online: {} at op index {}: {}",
+                    f.kind, f.op, f.explanation
+                );
+            }
+            if *n == MAX_PRINTED_PER_KIND {
+                eprintln!(
+                    "schism: online: further {} anomalies are only counted (progress line)",
+                    f.kind
+                );
+            }
         }
         if let Ok(mut s) = status.lock() {
             s.counts = online.counts_line();
