@@ -653,7 +653,9 @@ struct AppKey {
     acked: MinTree,
     /// Ok appends no read has placed yet: (completion position, value).
     unplaced: BTreeSet<(u64, i64)>,
-    pending: VecDeque<PendingRead>,
+    /// Reads not (yet) stale that an unplaced append acknowledged before they began may
+    /// still prove stale, by (invoke position, index).
+    pending: BTreeMap<(u64, u64), PendingRead>,
     sessions: FxHashMap<Process, AppSession>,
     /// Reads of the key disagree (or it outgrew the bounds): no more claims on it.
     given_up: bool,
@@ -682,7 +684,7 @@ impl AppKey {
         self.order = Vec::new();
         self.acked = MinTree::default();
         self.unplaced = BTreeSet::new();
-        self.pending = VecDeque::new();
+        self.pending = BTreeMap::new();
         self.sessions = FxHashMap::default();
     }
 }
@@ -749,7 +751,7 @@ impl Incremental {
                     index: d.index,
                     process: d.process,
                 };
-                if let Some(c) = k.stale_claim(&r, d.key, vals) {
+                if let Some(c) = k.stale_claim(&r, d.key) {
                     claims.push(c);
                 } else if k
                     .unplaced
@@ -757,9 +759,9 @@ impl Incremental {
                     .is_some_and(|&(c, _)| c < d.inv_pos)
                 {
                     if k.pending.len() >= limits.max_pending_reads_per_key {
-                        k.pending.pop_front();
+                        k.pending.pop_first();
                     }
-                    k.pending.push_back(r);
+                    k.pending.insert((r.inv_pos, r.index), r);
                 }
                 k.session_event(
                     d.process,
@@ -798,6 +800,7 @@ impl AppKey {
         }
         let from = self.order.len();
         let mut placed_ok = false;
+        let mut earliest_ack = u64::MAX;
         let mut placed_by: Vec<Process> = Vec::new();
         for (q, &v) in vals.iter().enumerate().skip(from) {
             self.order.push(v);
@@ -814,11 +817,12 @@ impl AppKey {
                 self.acked.set(q, pos << POS_BITS | q as u64);
                 self.unplaced.remove(&(pos, v));
                 placed_ok = true;
+                earliest_ack = earliest_ack.min(pos);
                 placed_by.push(a.process);
             }
         }
         if placed_ok {
-            self.recheck_pending(key, claims);
+            self.recheck_pending(earliest_ack, key, claims);
             placed_by.sort_unstable();
             placed_by.dedup();
             for p in placed_by {
@@ -828,25 +832,29 @@ impl AppKey {
         true
     }
 
-    /// Pending reads that newly placed appends prove stale; those that can no longer
-    /// become stale are dropped.
-    fn recheck_pending(&mut self, key: Key, claims: &mut Vec<Claim>) {
+    /// Pending reads that newly placed appends prove stale: those that began after the
+    /// earliest of them was acknowledged (it now sits at or beyond their length). Reads
+    /// that no unplaced append can prove stale any more are dropped.
+    fn recheck_pending(&mut self, earliest_ack: u64, key: Key, claims: &mut Vec<Claim>) {
+        let proven = self.pending.split_off(&(earliest_ack + 1, 0));
+        for r in proven.values() {
+            claims.extend(self.stale_claim(r, key));
+        }
         let oldest_unplaced = self.unplaced.first().map_or(u64::MAX, |&(c, _)| c);
-        let pending = std::mem::take(&mut self.pending);
-        for r in pending {
-            let vals = self.order[..r.len as usize].to_vec();
-            if let Some(c) = self.stale_claim(&r, key, &vals) {
-                claims.push(c);
-            } else if oldest_unplaced < r.inv_pos {
-                self.pending.push_back(r);
+        while let Some(e) = self.pending.first_entry() {
+            if e.key().0 > oldest_unplaced {
+                break;
             }
+            e.remove();
         }
     }
 
     /// The stale-read claim of a read that is a prefix of the order, if the order already
     /// holds an append at or beyond its length acknowledged before it began.
-    fn stale_claim(&self, r: &PendingRead, key: Key, vals: &[i64]) -> Option<Claim> {
+    fn stale_claim(&self, r: &PendingRead, key: Key) -> Option<Claim> {
         let len = r.len as usize;
+        // The read is a prefix of the order (else the key was given up).
+        let vals = &self.order[..len];
         let bound = r.inv_pos << POS_BITS;
         let first = self.acked.min_from(len, self.order.len());
         if first >= bound {

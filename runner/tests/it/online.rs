@@ -148,8 +148,17 @@ fn the_online_checker_claims_nothing_the_offline_check_does_not_confirm() {
         let truth = offline(&h);
         let claimed = replay(&h.ops, &truth, &format!("{model:?}"));
         if m == 0 {
-            // Leader-follower reads from followers: stale reads are proven online.
+            // Leader-follower reads from followers: stale reads are proven online, and the
+            // progress line shows them at once (its periodic line comes only every 5 s).
             assert!(!claimed.is_empty(), "{model:?}: nothing proven online");
+            let early = stderr(&out).lines().any(|l| {
+                let secs = l
+                    .strip_prefix("schism:")
+                    .and_then(|r| r.trim_start().split('s').next())
+                    .and_then(|t| t.parse::<f64>().ok());
+                secs.is_some_and(|t| t < 4.5) && l.contains("anomalies: ") && l.contains("stale-read")
+            });
+            assert!(early, "no progress line with online anomalies: {}", stderr(&out));
         }
         // Runs stopped at seeded points (as --stop-on-anomaly or a signal stops them):
         // each prefix's claims hold for the offline check of that prefix.
