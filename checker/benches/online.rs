@@ -35,18 +35,20 @@ fn online(c: &mut Criterion) {
             .expect("SCHISM_ONLINE_HISTORY names a readable history");
         inputs.push(("recorded".into(), h));
     }
-    inputs.push(("append-1M".into(), histories::append_history(1_000_000, 15, 7)));
-    inputs.push(("register-1M".into(), register::generate(7, 1_000_000, 10, 10, false)));
+    inputs.push((
+        "append-1M".into(),
+        histories::append_history(1_000_000, 15, 7),
+    ));
+    inputs.push((
+        "register-1M".into(),
+        register::generate(7, 1_000_000, 10, 10, false),
+    ));
     let mut group = c.benchmark_group("online");
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(10));
     for (name, h) in &inputs {
-        eprintln!(
-            "online/{name}: {} lines, {} claims",
-            h.ops.len(),
-            feed(h)
-        );
+        eprintln!("online/{name}: {} lines, {} claims", h.ops.len(), feed(h));
         group.throughput(Throughput::Elements(h.ops.len() as u64));
         group.bench_function(format!("{name}/incremental"), |b| b.iter(|| feed(h)));
         // The same-session reference: the offline graph checker on the same history.

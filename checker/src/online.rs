@@ -718,7 +718,9 @@ impl Incremental {
                     return;
                 }
                 match a.at {
-                    Some(q) => k.acked.set(q as usize, d.comp_pos << POS_BITS | u64::from(q)),
+                    Some(q) => k
+                        .acked
+                        .set(q as usize, d.comp_pos << POS_BITS | u64::from(q)),
                     None => {
                         k.unplaced.insert((d.comp_pos, v));
                     }
@@ -753,11 +755,7 @@ impl Incremental {
                 };
                 if let Some(c) = k.stale_claim(&r, d.key) {
                     claims.push(c);
-                } else if k
-                    .unplaced
-                    .first()
-                    .is_some_and(|&(c, _)| c < d.inv_pos)
-                {
+                } else if k.unplaced.first().is_some_and(|&(c, _)| c < d.inv_pos) {
                     if k.pending.len() >= limits.max_pending_reads_per_key {
                         k.pending.pop_first();
                     }

@@ -60,7 +60,11 @@ impl OnlineChecker {
         if self.inner.push(op) == 0 {
             return Vec::new();
         }
-        self.inner.take_claims().into_iter().map(Found::from).collect()
+        self.inner
+            .take_claims()
+            .into_iter()
+            .map(Found::from)
+            .collect()
     }
 
     /// Ops fed so far.

@@ -13,8 +13,8 @@ use schism_history::nemesis::Tracker;
 use schism_history::{HistoryWriter, Op, OpType, Process};
 use std::fs::File;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 

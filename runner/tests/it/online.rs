@@ -5,8 +5,8 @@
 //! 50+ seeded points (each prefix against its own offline check).
 
 use crate::*;
-use schism_checker::{CheckerSet, Options};
 use schism_checker::AnomalyKind;
+use schism_checker::{CheckerSet, Options};
 use schism_runner::online::{ONLINE_KINDS, OnlineChecker};
 use std::collections::BTreeSet;
 
@@ -156,9 +156,15 @@ fn the_online_checker_claims_nothing_the_offline_check_does_not_confirm() {
                     .strip_prefix("schism:")
                     .and_then(|r| r.trim_start().split('s').next())
                     .and_then(|t| t.parse::<f64>().ok());
-                secs.is_some_and(|t| t < 4.5) && l.contains("anomalies: ") && l.contains("stale-read")
+                secs.is_some_and(|t| t < 4.5)
+                    && l.contains("anomalies: ")
+                    && l.contains("stale-read")
             });
-            assert!(early, "no progress line with online anomalies: {}", stderr(&out));
+            assert!(
+                early,
+                "no progress line with online anomalies: {}",
+                stderr(&out)
+            );
         }
         // Runs stopped at seeded points (as --stop-on-anomaly or a signal stops them):
         // each prefix's claims hold for the offline check of that prefix.
