@@ -135,7 +135,7 @@ impl OnlineRun {
         cancel: tokio::sync::watch::Sender<bool>,
         start: std::time::Instant,
     ) -> std::io::Result<OnlineRun> {
-        let (tx, rx) = std::sync::mpsc::channel::<Op>();
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<Op>>();
         let status = std::sync::Arc::new(std::sync::Mutex::new(OnlineStatus {
             counts: "none".into(),
             first: None,
@@ -157,7 +157,7 @@ impl OnlineRun {
 }
 
 fn online_loop(
-    rx: std::sync::mpsc::Receiver<Op>,
+    rx: std::sync::mpsc::Receiver<Vec<Op>>,
     workload: Option<Workload>,
     stop: bool,
     cancel: tokio::sync::watch::Sender<bool>,
@@ -169,8 +169,8 @@ fn online_loop(
     let mut printed: BTreeMap<AnomalyKind, usize> = BTreeMap::new();
     // Until the run is over (the recorder closes the feed): the offline check takes it
     // from there.
-    while let Ok(op) = rx.recv() {
-        let found = online.push(&op);
+    while let Ok(batch) = rx.recv() {
+        let found: Vec<Found> = batch.iter().flat_map(|op| online.push(op)).collect();
         if !stopped_said && let Some(why) = online.stopped() {
             eprintln!("schism: {why}");
             stopped_said = true;

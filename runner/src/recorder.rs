@@ -27,9 +27,10 @@ struct State {
     tx: Option<SyncSender<Op>>,
 }
 
-/// The online checker's feed (`schism test`): the writer thread hands each op on once it
-/// is written, in index order, moving it rather than copying it.
-type OnlineFeed = Arc<Mutex<Option<Sender<Op>>>>;
+/// The online checker's feed (`schism test`): the writer thread hands each batch on once
+/// it is written, in index order, moving it rather than copying it (one wake-up of the
+/// checker's thread per batch, not per op).
+type OnlineFeed = Arc<Mutex<Option<Sender<Vec<Op>>>>>;
 
 #[derive(Debug)]
 pub struct Recorder {
@@ -68,7 +69,7 @@ impl Recorder {
 
     /// From now on, every recorded op is also sent to `feed` (the online checker), in
     /// index order; the feed closes when the recorder finishes.
-    pub fn feed_online(&self, feed: Sender<Op>) {
+    pub fn feed_online(&self, feed: Sender<Vec<Op>>) {
         if let Ok(mut online) = self.online.lock() {
             *online = Some(feed);
         }
@@ -146,7 +147,7 @@ impl Drop for Recorder {
 fn write_loop(
     mut w: HistoryWriter<File>,
     rx: Receiver<Op>,
-    online: &Mutex<Option<Sender<Op>>>,
+    online: &Mutex<Option<Sender<Vec<Op>>>>,
 ) -> std::io::Result<u64> {
     let mut batch: Vec<Op> = Vec::new();
     while let Ok(op) = rx.recv() {
@@ -160,14 +161,12 @@ fn write_loop(
         }
         w.flush()?;
         // Then the online checker's turn: the same ops, moved, in the same order.
-        if let Ok(Some(feed)) = online.lock().as_deref_mut() {
-            for op in batch.drain(..) {
-                if feed.send(op).is_err() {
-                    break;
-                }
+        match online.lock().as_deref_mut() {
+            Ok(Some(feed)) => {
+                let _ = feed.send(std::mem::take(&mut batch));
             }
+            _ => batch.clear(),
         }
-        batch.clear();
     }
     w.flush()?;
     Ok(w.written())
