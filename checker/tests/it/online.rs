@@ -253,3 +253,43 @@ fn the_workload_is_inferred_and_a_repeated_register_value_stops_claims() {
     }
     assert!(c.stopped().unwrap().contains("twice"), "{:?}", c.stopped());
 }
+
+/// A read that misses an acknowledged append nobody has read yet is claimed stale when a
+/// later read first returns that append — at that later op, not before, not at the end.
+#[test]
+fn a_stale_read_is_claimed_when_a_later_read_places_the_write_it_missed() {
+    use schism_history::{Op, Process};
+    let ops = [
+        (1, OpType::Invoke, F::Append, Value::Int(1)),
+        (1, OpType::Ok, F::Append, Value::Int(1)),
+        (2, OpType::Invoke, F::Read, Value::Null),
+        (2, OpType::Ok, F::Read, Value::List(vec![])),
+        (3, OpType::Invoke, F::Read, Value::Null),
+        (3, OpType::Ok, F::Read, Value::List(vec![1])),
+    ];
+    let h = History::new(
+        ops.into_iter()
+            .enumerate()
+            .map(|(i, (p, kind, f, v))| {
+                Op::new(
+                    i as u64,
+                    i as u64 * 1000,
+                    Process::Client(p),
+                    kind,
+                    f,
+                    Some(0),
+                    v,
+                )
+            })
+            .collect(),
+    );
+    let mut c = Incremental::new(None, RegisterOptions::default(), Limits::default());
+    let added: Vec<usize> = h.ops.iter().map(|op| c.push(op)).collect();
+    assert_eq!(added, [0, 0, 0, 0, 0, 1]);
+    let claims = c.take_claims();
+    assert_eq!(claims[0].kind, AnomalyKind::StaleRead);
+    assert_eq!(claims[0].ops, [3, 1]);
+    assert_confirmed(&h, Workload::Append, &claims, "hand-made");
+    let (found, _) = offline(&h, Workload::Append);
+    assert!(found.contains(&(AnomalyKind::StaleRead, 3)));
+}
