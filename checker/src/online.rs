@@ -460,101 +460,20 @@ impl Incremental {
             return;
         }
         if let Some(v) = written(&d.f, &d.written) {
-            let Some(w) = k.writes.get_mut(&v) else {
-                return;
-            };
-            w.status = match d.kind {
-                OpType::Ok => Status::Ok {
-                    pos: d.comp_pos,
-                    time_ns: d.comp_time,
-                    index: d.index,
-                },
-                OpType::Fail => Status::Fail,
-                _ => Status::Info { index: d.index },
-            };
-            if d.kind == OpType::Ok {
-                k.ok.insert(d.inv_pos, (d.comp_pos, d.comp_time, d.index, v));
-                k.sessions.entry(d.process).or_default().own = Some((d.inv_pos, d.index));
-                if k.ok.len() > limits.max_versions_per_key {
-                    k.oversized = true;
-                    k.writes = FxHashMap::default();
-                    k.ok = BTreeMap::new();
-                    k.sessions = FxHashMap::default();
-                }
-            }
+            k.write_done(d, v, limits);
             return;
         }
         if d.f != F::Read || d.kind != OpType::Ok {
             return;
         }
-        let version = match &d.value {
-            Value::Null if opts.nil_read_is_wildcard => return,
-            Value::Null => RegVersion::Initial,
-            Value::Int(v) => match k.writes.get(v) {
-                Some(w) => match w.status {
-                    Status::Ok { pos, index, .. } => RegVersion::Write {
-                        inv: w.inv_pos,
-                        index,
-                        done: Some(pos),
-                    },
-                    Status::Info { index } => RegVersion::Write {
-                        inv: w.inv_pos,
-                        index,
-                        done: None,
-                    },
-                    // A write still open may yet fail (an aborted read) or complete
-                    // after this read began; a failed one is the offline check's.
-                    Status::Pending | Status::Fail => return,
-                },
-                // Phantom, the initial value, or a writer dropped with its key: nothing
-                // is claimed (the offline check decides).
-                None => return,
-            },
-            _ => return,
+        let Some(version) = k.version(&d.value, opts) else {
+            return;
         };
         let precedes = |inv: u64| match version {
             RegVersion::Initial => true,
             RegVersion::Write { done, .. } => done.is_some_and(|c| c < inv),
         };
-        let mut claims = Vec::new();
-        // Stale: an ok write begun after the version was acknowledged, acknowledged
-        // before this read began.
-        let after = match version {
-            RegVersion::Initial => Some(0),
-            RegVersion::Write { done, .. } => done,
-        };
-        if let Some(after) = after.filter(|&a| a < d.inv_pos) {
-            let mut versions = 0u64;
-            let mut first: Option<(u64, u64, u64, i64)> = None;
-            for (_, &(c, t, index, v)) in k.ok.range(after..d.inv_pos) {
-                if c < d.inv_pos {
-                    versions += 1;
-                    if first.is_none_or(|f| c < f.0) {
-                        first = Some((c, t, index, v));
-                    }
-                }
-            }
-            if let Some((_, t, index, v)) = first {
-                let w = &k.writes[&v];
-                claims.push(Claim {
-                    kind: AnomalyKind::StaleRead,
-                    key: d.key,
-                    ops: vec![d.index, index],
-                    explanation: format!(
-                        "process {} read {} from key {} at t={}: a stale read; it missed write {v} to key {} by process {}, acknowledged at t={}, before the read began ({versions} version{} and {:.3} ms behind)",
-                        d.process,
-                        d.value,
-                        d.key,
-                        secs(d.inv_time),
-                        d.key,
-                        w.process,
-                        secs(t),
-                        if versions == 1 { "" } else { "s" },
-                        d.inv_time.saturating_sub(t) as f64 / 1e6
-                    ),
-                });
-            }
-        }
+        let mut claims: Vec<Claim> = k.stale(d, &version).into_iter().collect();
         let s = k.sessions.entry(d.process).or_default();
         if let Some((inv, index)) = s.own
             && precedes(inv)
@@ -595,6 +514,106 @@ impl Incremental {
         }
         claims.sort_by_key(|c| c.kind);
         self.claims.extend(claims);
+    }
+}
+
+impl RegKey {
+    /// A write or cas of `v` completed.
+    fn write_done(&mut self, d: &Done, v: i64, limits: Limits) {
+        let Some(w) = self.writes.get_mut(&v) else {
+            return; // invoked before its key was dropped: nothing to rely on
+        };
+        w.status = match d.kind {
+            OpType::Ok => Status::Ok {
+                pos: d.comp_pos,
+                time_ns: d.comp_time,
+                index: d.index,
+            },
+            OpType::Fail => Status::Fail,
+            _ => Status::Info { index: d.index },
+        };
+        if d.kind != OpType::Ok {
+            return;
+        }
+        self.ok
+            .insert(d.inv_pos, (d.comp_pos, d.comp_time, d.index, v));
+        self.sessions.entry(d.process).or_default().own = Some((d.inv_pos, d.index));
+        if self.ok.len() > limits.max_versions_per_key {
+            self.oversized = true;
+            self.writes = FxHashMap::default();
+            self.ok = BTreeMap::new();
+            self.sessions = FxHashMap::default();
+        }
+    }
+
+    /// The version an ok read returned, when it is settled enough to reason from.
+    fn version(&self, value: &Value, opts: RegisterOptions) -> Option<RegVersion> {
+        match value {
+            Value::Null if opts.nil_read_is_wildcard => None,
+            Value::Null => Some(RegVersion::Initial),
+            Value::Int(v) => {
+                // No writer: phantom, the initial value, or a writer dropped with its
+                // key — the offline check decides.
+                let w = self.writes.get(v)?;
+                match w.status {
+                    Status::Ok { pos, index, .. } => Some(RegVersion::Write {
+                        inv: w.inv_pos,
+                        index,
+                        done: Some(pos),
+                    }),
+                    Status::Info { index } => Some(RegVersion::Write {
+                        inv: w.inv_pos,
+                        index,
+                        done: None,
+                    }),
+                    // A write still open may yet fail (an aborted read) or complete
+                    // after this read began; a failed one is the offline check's.
+                    Status::Pending | Status::Fail => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The stale-read claim of read `d`: an ok write begun after the version read was
+    /// acknowledged, and acknowledged before the read began (every such write has
+    /// completed by now, so this is final).
+    fn stale(&self, d: &Done, version: &RegVersion) -> Option<Claim> {
+        let after = match *version {
+            RegVersion::Initial => 0,
+            RegVersion::Write { done, .. } => done?,
+        };
+        if after >= d.inv_pos {
+            return None;
+        }
+        let mut versions = 0u64;
+        let mut first: Option<(u64, u64, u64, i64)> = None;
+        for (_, &(c, t, index, v)) in self.ok.range(after..d.inv_pos) {
+            if c < d.inv_pos {
+                versions += 1;
+                if first.is_none_or(|f| c < f.0) {
+                    first = Some((c, t, index, v));
+                }
+            }
+        }
+        let (_, t, index, v) = first?;
+        Some(Claim {
+            kind: AnomalyKind::StaleRead,
+            key: d.key,
+            ops: vec![d.index, index],
+            explanation: format!(
+                "process {} read {} from key {} at t={}: a stale read; it missed write {v} to key {} by process {}, acknowledged at t={}, before the read began ({versions} version{} and {:.3} ms behind)",
+                d.process,
+                d.value,
+                d.key,
+                secs(d.inv_time),
+                d.key,
+                self.writes[&v].process,
+                secs(t),
+                if versions == 1 { "" } else { "s" },
+                d.inv_time.saturating_sub(t) as f64 / 1e6
+            ),
+        })
     }
 }
 
