@@ -4,8 +4,9 @@
 //! checker (the per-op kinds of `perop` — stale reads and session-guarantee violations,
 //! each counted once at its offending op — and the remaining dependency cycles, one per
 //! component, named G0/G1c/G-single/G2), `counts` (one count per kind for a report),
-//! `staleness` (k- and Δ-atomicity figures), `set-full`, `counter`, `stats`, and
-//! `convergence` (over per-node state dumps rather than a history). `validate` runs first
+//! `staleness` (k- and Δ-atomicity figures), `set-full`, `counter`, `stats`,
+//! `convergence` (over per-node state dumps rather than a history), and `online`: the
+//! per-op kinds claimed op by op while a history is still growing. `validate` runs first
 //! and names the first op that breaks the analysis' assumptions; `evidence` says whether
 //! the history holds enough successful operations for `valid` to mean anything.
 //!
@@ -26,6 +27,7 @@ mod explain;
 mod fx;
 pub(crate) mod graph;
 mod linearizable;
+pub mod online;
 mod perop;
 mod report;
 mod set_full;

@@ -11,6 +11,7 @@
 
 use anyhow::{Context, Result, bail};
 use schism_history::{MAX_LINE_BYTES, ParsedLine, parse_line};
+use std::collections::VecDeque;
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
@@ -20,7 +21,10 @@ use std::time::{Duration, Instant};
 use crate::analyze::{self, Budget};
 use crate::check;
 use crate::cli::CheckArgs;
-use crate::online::{OnlineChecker, next_delay};
+use crate::online::{Found, OnlineChecker};
+
+/// Lines remembered to name an anomaly's offending op by its line.
+const RECENT_LINES: usize = 1 << 16;
 
 /// How often the end of the file is polled for new lines.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -79,12 +83,11 @@ fn follow(
     let mut f =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut online = OnlineChecker::new(workload);
-    let mut lines: Vec<(u64, usize)> = Vec::new();
     let mut pending: Vec<u8> = Vec::new();
+    let mut recent: VecDeque<(u64, usize)> = VecDeque::with_capacity(RECENT_LINES);
     let mut chunk = vec![0u8; 1 << 16];
     let mut line = 0usize;
     let mut last_growth = Instant::now();
-    let mut next_check = Instant::now();
     eprintln!(
         "schism: following {} (ends after {quiet:?} without growth, or Ctrl-C)",
         path.display()
@@ -106,8 +109,13 @@ fn follow(
                 start += nl + 1;
                 match parse_line(bytes, line, true, path)? {
                     ParsedLine::Op(op) => {
-                        lines.push((op.index, line));
-                        online.push(op);
+                        if recent.len() == RECENT_LINES {
+                            recent.pop_front();
+                        }
+                        recent.push_back((op.index, line));
+                        for found in online.push(&op) {
+                            say(path, &recent, line, &found);
+                        }
                     }
                     ParsedLine::Blank | ParsedLine::Truncated => {}
                 }
@@ -122,23 +130,6 @@ fn follow(
                 );
             }
         }
-        if Instant::now() >= next_check {
-            let t = Instant::now();
-            for found in online.check() {
-                let at = lines
-                    .binary_search_by_key(&found.op, |&(i, _)| i)
-                    .map(|i| lines[i].1)
-                    .unwrap_or(0);
-                println!(
-                    "{}:{at}: {} at op index {}: {}",
-                    path.display(),
-                    found.kind,
-                    found.op,
-                    found.explanation
-                );
-            }
-            next_check = Instant::now() + next_delay(t.elapsed());
-        }
         if n == 0 {
             if last_growth.elapsed() >= quiet {
                 break;
@@ -146,7 +137,7 @@ fn follow(
             std::thread::sleep(POLL_INTERVAL);
         }
     }
-    if let Some(why) = &online.stopped {
+    if let Some(why) = online.stopped() {
         eprintln!("schism: {why}");
     }
     eprintln!(
@@ -154,4 +145,21 @@ fn follow(
         online.counts_line()
     );
     Ok(())
+}
+
+/// Prints one anomaly proven online at the line of its offending op (found among the
+/// recent lines; else the line of the op that proved it, which comes later).
+fn say(path: &Path, recent: &VecDeque<(u64, usize)>, line: usize, found: &Found) {
+    let line = recent
+        .iter()
+        .rev()
+        .find(|&&(index, _)| index == found.op)
+        .map_or(line, |&(_, l)| l);
+    println!(
+        "{}:{line}: {} at op index {}: {}",
+        path.display(),
+        found.kind,
+        found.op,
+        found.explanation
+    );
 }

@@ -6,14 +6,15 @@
 //! sound (an op's completion is recorded after its response arrived, an invoke before
 //! its request leaves). The queue to the writer is bounded (back-pressure, not memory
 //! growth). The writer flushes whenever the queue drains, so a SIGKILLed runner leaves
-//! every line written before the kill readable, at most the last one cut off.
+//! every line written before the kill readable, at most the last one cut off. Once a
+//! batch is written, its ops move on to the online checker's feed, if one is attached.
 
 use schism_history::nemesis::Tracker;
 use schism_history::{HistoryWriter, Op, OpType, Process};
 use std::fs::File;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -24,15 +25,19 @@ const QUEUE_CAPACITY_OPS: usize = 1 << 16;
 struct State {
     next_index: u64,
     tx: Option<SyncSender<Op>>,
-    /// The online checker's feed (`schism test`), in index order like the writer's.
-    online: Option<Sender<Op>>,
 }
+
+/// The online checker's feed (`schism test`): the writer thread hands each batch on once
+/// it is written, in index order, moving it rather than copying it (one wake-up of the
+/// checker's thread per batch, not per op).
+type OnlineFeed = Arc<Mutex<Option<Sender<Vec<Op>>>>>;
 
 #[derive(Debug)]
 pub struct Recorder {
     start: Instant,
     state: Mutex<State>,
     writer: Mutex<Option<JoinHandle<std::io::Result<u64>>>>,
+    online: OnlineFeed,
     /// Faults in effect, as the nemesis ops recorded so far say (for the progress line).
     faults: Mutex<Tracker>,
 }
@@ -45,26 +50,28 @@ impl Recorder {
     pub fn create(path: &Path, start: Instant) -> std::io::Result<Recorder> {
         let file = File::create(path)?;
         let (tx, rx) = sync_channel::<Op>(QUEUE_CAPACITY_OPS);
+        let online: OnlineFeed = Arc::new(Mutex::new(None));
+        let feed = online.clone();
         let writer = std::thread::Builder::new()
             .name("history-writer".into())
-            .spawn(move || write_loop(HistoryWriter::new(file), rx))?;
+            .spawn(move || write_loop(HistoryWriter::new(file), rx, &feed))?;
         Ok(Recorder {
             start,
             state: Mutex::new(State {
                 next_index: 0,
                 tx: Some(tx),
-                online: None,
             }),
             writer: Mutex::new(Some(writer)),
+            online,
             faults: Mutex::new(Tracker::new()),
         })
     }
 
     /// From now on, every recorded op is also sent to `feed` (the online checker), in
     /// index order; the feed closes when the recorder finishes.
-    pub fn feed_online(&self, feed: Sender<Op>) {
-        if let Ok(mut st) = self.state.lock() {
-            st.online = Some(feed);
+    pub fn feed_online(&self, feed: Sender<Vec<Op>>) {
+        if let Ok(mut online) = self.online.lock() {
+            *online = Some(feed);
         }
     }
 
@@ -99,11 +106,6 @@ impl Recorder {
         op.index = st.next_index;
         op.time_ns = self.now_ns();
         let stamp = (op.index, op.time_ns);
-        if let Some(online) = &st.online
-            && online.send(op.clone()).is_err()
-        {
-            st.online = None;
-        }
         let tx = st.tx.as_ref().ok_or(RecorderClosed)?;
         tx.send(op).map_err(|_| RecorderClosed)?;
         st.next_index += 1;
@@ -119,15 +121,19 @@ impl Recorder {
     pub fn finish(&self) -> std::io::Result<u64> {
         if let Ok(mut st) = self.state.lock() {
             st.tx = None;
-            st.online = None;
         }
         let handle = self.writer.lock().ok().and_then(|mut w| w.take());
-        match handle {
+        let written = match handle {
             Some(h) => h
                 .join()
                 .map_err(|_| std::io::Error::other("history writer panicked"))?,
             None => Ok(0),
+        };
+        // The feed closes with the recorder (the online checker then sees the end).
+        if let Ok(mut online) = self.online.lock() {
+            *online = None;
         }
+        written
     }
 }
 
@@ -138,14 +144,29 @@ impl Drop for Recorder {
     }
 }
 
-fn write_loop(mut w: HistoryWriter<File>, rx: Receiver<Op>) -> std::io::Result<u64> {
+fn write_loop(
+    mut w: HistoryWriter<File>,
+    rx: Receiver<Op>,
+    online: &Mutex<Option<Sender<Vec<Op>>>>,
+) -> std::io::Result<u64> {
+    let mut batch: Vec<Op> = Vec::new();
     while let Ok(op) = rx.recv() {
-        w.append(&op)?;
+        batch.push(op);
         // Drain whatever queued meanwhile, then flush once: one write(2) per batch.
         while let Ok(op) = rx.try_recv() {
-            w.append(&op)?;
+            batch.push(op);
+        }
+        for op in &batch {
+            w.append(op)?;
         }
         w.flush()?;
+        // Then the online checker's turn: the same ops, moved, in the same order.
+        match online.lock().as_deref_mut() {
+            Ok(Some(feed)) => {
+                let _ = feed.send(std::mem::take(&mut batch));
+            }
+            _ => batch.clear(),
+        }
     }
     w.flush()?;
     Ok(w.written())

@@ -61,6 +61,8 @@ const NETNS_PORT: u16 = 7000;
 /// How long a database cluster may take to be ready (Galera's two state transfers take
 /// 15–18 s on a 2-core machine; RECIPES.md §4).
 const DB_STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often the progress task looks for new online anomalies.
+const PROGRESS_POLL: Duration = Duration::from_millis(250);
 /// How often the single progress line is redrawn on a terminal.
 const PROGRESS_INTERVAL_TTY: Duration = Duration::from_millis(500);
 /// How often, during start-up, the processes the runner started are written to the ledger.
@@ -1119,9 +1121,13 @@ async fn progress(
             online.lock().map(|o| o.counts.clone()).unwrap_or_default()
         )
     };
+    // Woken often enough that a new online anomaly shows within ~1 s of its proof; a plain
+    // line is printed every `every`, or at once when the anomalies changed.
+    let mut seen_generation = 0;
+    let mut last_line = Instant::now();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(PROGRESS_POLL) => {}
             _ = stop.changed() => {
                 if tty {
                     // Leave the last state on screen, then move to a fresh line.
@@ -1136,6 +1142,12 @@ async fn progress(
             }
             return;
         }
+        let generation = online.lock().map(|o| o.generation).unwrap_or_default();
+        if last_line.elapsed() < every && generation == seen_generation {
+            continue;
+        }
+        seen_generation = generation;
+        last_line = Instant::now();
         if tty {
             eprint!("\r{}\x1b[K", line());
             let _ = std::io::stderr().flush();

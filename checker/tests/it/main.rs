@@ -10,6 +10,7 @@ mod checkers;
 mod common;
 mod counts;
 mod graph;
+mod online;
 mod random_append;
 mod random_graph;
 mod random_register;

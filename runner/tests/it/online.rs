@@ -1,10 +1,11 @@
 //! Online checking: `--stop-on-anomaly` ends the default run at its first proven stale
 //! read (and a run that reads from the leader alone runs its full time, valid), and the
 //! online checker never claims an anomaly the offline check does not confirm — checked on
-//! histories the runner itself recorded under each replication model, each fed through
-//! the online checker on 50+ seeded schedules of checks.
+//! histories the runner itself recorded under each replication model, whole and cut at
+//! 50+ seeded points (each prefix against its own offline check).
 
 use crate::*;
+use schism_checker::AnomalyKind;
 use schism_checker::{CheckerSet, Options};
 use schism_runner::online::{ONLINE_KINDS, OnlineChecker};
 use std::collections::BTreeSet;
@@ -67,9 +68,9 @@ fn stop_on_anomaly_ends_the_default_run_early_and_leader_reads_run_to_the_end() 
     assert!(stderr(&out).contains("anomalies: none"), "{}", stderr(&out));
 }
 
-/// What the offline check lists: (kind, first op) of every per-op anomaly of an online
-/// kind, and every op named as the lost or divergent write of a lost-write/divergence.
-type Truth = (BTreeSet<(schism_checker::AnomalyKind, u64)>, BTreeSet<u64>);
+/// What the offline check of `h` lists: (kind, first op) of every anomaly, and the keys
+/// that diverged (where an append key's order seen online was later contradicted).
+type Truth = (BTreeSet<(AnomalyKind, u64)>, BTreeSet<u64>);
 
 fn offline(h: &schism_history::History) -> Truth {
     let opts = Options {
@@ -80,22 +81,36 @@ fn offline(h: &schism_history::History) -> Truth {
     let report = schism_checker::check(h, &opts).unwrap();
     let all: Vec<&schism_checker::Anomaly> =
         report.results.iter().flat_map(|r| &r.anomalies).collect();
-    let same = all
+    let found = all.iter().map(|a| (a.kind, a.ops[0])).collect();
+    let diverged = all
         .iter()
-        .filter(|a| ONLINE_KINDS.contains(&a.kind))
-        .map(|a| (a.kind, a.ops[0]))
+        .filter(|a| a.kind == AnomalyKind::Divergence)
+        .filter_map(|a| a.key)
         .collect();
-    let lost = all
-        .iter()
-        .filter(|a| {
-            matches!(
-                a.kind,
-                schism_checker::AnomalyKind::LostWrite | schism_checker::AnomalyKind::Divergence
-            )
-        })
-        .flat_map(|a| a.ops.iter().copied())
-        .collect();
-    (same, lost)
+    (found, diverged)
+}
+
+/// Feeds `ops` through the online checker; every claim must be in `truth`. Returns them.
+fn replay(ops: &[schism_history::Op], truth: &Truth, what: &str) -> BTreeSet<(AnomalyKind, u64)> {
+    let mut online = OnlineChecker::new(None);
+    let mut claimed = BTreeSet::new();
+    for (i, op) in ops.iter().enumerate() {
+        for f in online.push(op) {
+            assert!(ONLINE_KINDS.contains(&f.kind));
+            // Confirmed as the same kind at the same op, or by the key's divergence.
+            assert!(
+                truth.0.contains(&(f.kind, f.op)) || truth.1.contains(&f.key),
+                "{what}: online {} at op {} (witnesses {:?}) after {} ops, not confirmed offline: {}",
+                f.kind,
+                f.op,
+                f.ops,
+                i + 1,
+                f.explanation
+            );
+            claimed.insert((f.kind, f.op));
+        }
+    }
+    claimed
 }
 
 #[test]
@@ -131,45 +146,38 @@ fn the_online_checker_claims_nothing_the_offline_check_does_not_confirm() {
         let run = only_run_dir(store.path(), &name);
         let (h, _) = schism_history::read_history_file(&run.join("history.jsonl")).unwrap();
         let truth = offline(&h);
-        assert!(
-            !truth.0.is_empty(),
-            "{model:?}: the run proved no per-op anomaly to agree on"
-        );
-        // Seeded schedules: feed the ops in order, check at random points.
+        let claimed = replay(&h.ops, &truth, &format!("{model:?}"));
+        if m == 0 {
+            // Leader-follower reads from followers: stale reads are proven online, and the
+            // progress line shows them at once (its periodic line comes only every 5 s).
+            assert!(!claimed.is_empty(), "{model:?}: nothing proven online");
+            let early = stderr(&out).lines().any(|l| {
+                let secs = l
+                    .strip_prefix("schism:")
+                    .and_then(|r| r.trim_start().split('s').next())
+                    .and_then(|t| t.parse::<f64>().ok());
+                secs.is_some_and(|t| t < 4.5)
+                    && l.contains("anomalies: ")
+                    && l.contains("stale-read")
+            });
+            assert!(
+                early,
+                "no progress line with online anomalies: {}",
+                stderr(&out)
+            );
+        }
+        // Runs stopped at seeded points (as --stop-on-anomaly or a signal stops them):
+        // each prefix's claims hold for the offline check of that prefix.
+        let mut rng = SplitMix(m as u64);
         for seed in 0..17u64 {
             seeds += 1;
-            let mut rng = SplitMix(seed);
-            let mut online = OnlineChecker::new(None);
-            let mut claimed = BTreeSet::new();
-            let mut next = rng.below(h.len() / 3);
-            for (i, op) in h.ops.iter().enumerate() {
-                online.push(op.clone());
-                if i + 1 == next || i + 1 == h.len() {
-                    for f in online.check() {
-                        // Confirmed as the same kind at the same op, or as the loss of a
-                        // write the claim says the read missed.
-                        let confirmed = truth.0.contains(&(f.kind, f.op))
-                            || f.ops[1..].iter().any(|w| truth.1.contains(w));
-                        assert!(
-                            confirmed,
-                            "{model:?} seed {seed}: online {} at op {} (witnesses {:?}) after {} ops, not confirmed offline",
-                            f.kind,
-                            f.op,
-                            f.ops,
-                            i + 1
-                        );
-                        claimed.insert((f.kind, f.op));
-                    }
-                    next = i + 1 + rng.below(h.len() / 3);
-                }
-            }
-            if m == 0 {
-                // Leader-follower reads from followers: stale reads are proven online.
-                assert!(
-                    !claimed.is_empty(),
-                    "{model:?} seed {seed}: nothing proven online"
-                );
-            }
+            let cut = rng.below(h.len());
+            let prefix = schism_history::History::new(h.ops[..cut].to_vec());
+            replay(
+                &prefix.ops,
+                &offline(&prefix),
+                &format!("{model:?} seed {seed}, cut after {cut} ops"),
+            );
         }
     }
     assert!(seeds >= 50);
