@@ -45,6 +45,13 @@ pub struct SimConfig {
     pub tick_ns: u64,
     /// Virtual time at the start (every node's clock reads it, unskewed).
     pub start_ns: u64,
+    /// Machines read their clock as the leader-follower process shell gives it: skewed
+    /// time since the start, never decreasing (else the skewed clock itself, as the
+    /// multi-leader and leaderless shells give their machines the skewed Unix time).
+    pub monotonic_clock: bool,
+    /// Fingerprint every event into `trace_hash` (formatting each input costs time; a
+    /// caller that keeps its own record, like `schism sim`, turns it off).
+    pub trace: bool,
 }
 
 impl SimConfig {
@@ -59,6 +66,8 @@ impl SimConfig {
             duplicate_probability: 0.0,
             tick_ns: 10_000_000,
             start_ns: EPOCH_NS,
+            monotonic_clock: false,
+            trace: true,
         }
     }
 }
@@ -180,6 +189,32 @@ impl<M: Machine> Sim<M> {
 
     pub fn replies(&self) -> &[SimReply] {
         &self.replies
+    }
+
+    /// Removes and returns the replies so far (a driver that consumes them as they come).
+    pub fn take_replies(&mut self) -> Vec<SimReply> {
+        std::mem::take(&mut self.replies)
+    }
+
+    /// Whether the node is stopped (SIGSTOP) now.
+    pub fn is_paused(&self, node: usize) -> bool {
+        self.nodes[node].paused
+    }
+
+    /// The node's status as its machine reports it at the clock it reads (`None`: crashed).
+    pub fn status(&mut self, node: usize) -> Option<crate::machine::Status> {
+        let now = self.machine_now(node);
+        self.machine(node).map(|m| m.status(now))
+    }
+
+    /// The `now` node `node`'s machine is given (see `SimConfig::monotonic_clock`).
+    fn machine_now(&mut self, node: usize) -> u64 {
+        if self.cfg.monotonic_clock {
+            let (real, origin) = (i128::from(self.now_ns), i128::from(self.cfg.start_ns));
+            self.nodes[node].clock.machine_ns(real, origin)
+        } else {
+            self.clock_ns(node)
+        }
     }
 
     /// The first reply to request `req`, if it came.
@@ -356,11 +391,11 @@ impl<M: Machine> Sim<M> {
             self.nodes[node].held.push((from, input));
             return;
         }
-        if !matches!(input, Input::Tick) {
+        if self.cfg.trace && !matches!(input, Input::Tick) {
             let event = format!("{} {node} {from:?} {input:?}", self.now_ns);
             self.mix(event.as_bytes());
         }
-        let now = self.clock_ns(node);
+        let now = self.machine_now(node);
         let Some(machine) = self.nodes[node].machine.as_mut() else {
             return;
         };
@@ -425,6 +460,8 @@ impl<M: Machine> Sim<M> {
     }
 
     fn mix(&mut self, event: &[u8]) {
-        self.trace = fnv(self.trace, event);
+        if self.cfg.trace {
+            self.trace = fnv(self.trace, event);
+        }
     }
 }

@@ -56,20 +56,7 @@ impl RunPlan {
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(1)
         });
-        let workload = WorkloadSpec {
-            kind: match args.workload {
-                Workload::Append => WorkloadKind::Append,
-                Workload::Register => WorkloadKind::Register,
-            },
-            keys: args.keys,
-            max_writes_per_key: args.max_writes_per_key,
-            read_fraction: args.read_fraction,
-            rate_hz: args.rate,
-            time_limit_ns: args.time_limit.as_nanos() as u64,
-            final_reads: true,
-            final_read_delay_ns: FINAL_READ_QUIET.as_nanos() as u64,
-            seed,
-        };
+        let workload = workload_spec(&args, seed);
         let generator = Generator::new(workload.clone()).map_err(anyhow::Error::msg)?;
         args.replication
             .validate(args.nodes as usize)
@@ -89,18 +76,7 @@ impl RunPlan {
             args.endpoints.len()
         };
         let node_ids: Vec<String> = (1..=node_count).map(|i| format!("n{i}")).collect();
-        let time_limit_ns = args.time_limit.as_nanos() as u64;
-        let interval_ns = args.nemesis_interval.as_nanos() as u64;
-        let quiet_ns = interval_ns.min(time_limit_ns / 4);
-        let schedule = Schedule::new(&ScheduleSpec {
-            kinds: kinds.clone(),
-            targets: selectors,
-            nodes: node_ids.clone(),
-            interval_ns,
-            end_ns: time_limit_ns.saturating_sub(quiet_ns),
-            seed,
-        })
-        .map_err(anyhow::Error::msg)?;
+        let (schedule, quiet_ns) = schedule(&args, kinds.clone(), selectors, &node_ids, seed)?;
         Ok(RunPlan {
             args,
             seed,
@@ -117,6 +93,48 @@ impl RunPlan {
             schedule,
         })
     }
+}
+
+/// The workload a run's flags and seed ask for (`schism test` and `schism sim` alike).
+pub fn workload_spec(args: &TestArgs, seed: u64) -> WorkloadSpec {
+    WorkloadSpec {
+        kind: match args.workload {
+            Workload::Append => WorkloadKind::Append,
+            Workload::Register => WorkloadKind::Register,
+        },
+        keys: args.keys,
+        max_writes_per_key: args.max_writes_per_key,
+        read_fraction: args.read_fraction,
+        rate_hz: args.rate,
+        time_limit_ns: args.time_limit.as_nanos() as u64,
+        final_reads: true,
+        final_read_delay_ns: FINAL_READ_QUIET.as_nanos() as u64,
+        seed,
+    }
+}
+
+/// The nemesis schedule drawn from the seed, and the quiet period between its final heal
+/// and the end of the workload (`schism test` and `schism sim` alike).
+pub fn schedule(
+    args: &TestArgs,
+    kinds: Vec<Kind>,
+    targets: Vec<Selector>,
+    node_ids: &[String],
+    seed: u64,
+) -> Result<(Schedule, u64)> {
+    let time_limit_ns = args.time_limit.as_nanos() as u64;
+    let interval_ns = args.nemesis_interval.as_nanos() as u64;
+    let quiet_ns = interval_ns.min(time_limit_ns / 4);
+    let schedule = Schedule::new(&ScheduleSpec {
+        kinds,
+        targets,
+        nodes: node_ids.to_vec(),
+        interval_ns,
+        end_ns: time_limit_ns.saturating_sub(quiet_ns),
+        seed,
+    })
+    .map_err(anyhow::Error::msg)?;
+    Ok((schedule, quiet_ns))
 }
 
 /// The reference cluster takes every fault; partitions are namespaces or cooperative cuts.

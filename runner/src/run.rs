@@ -634,7 +634,7 @@ fn run_id(run_dir: &Path, seed: u64) -> String {
 }
 
 /// One session per worker, each seeded from the run's seed and the worker's number.
-fn worker_seed(seed: u64, worker: u64) -> u64 {
+pub(crate) fn worker_seed(seed: u64, worker: u64) -> u64 {
     seed.wrapping_add(worker.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
@@ -866,18 +866,7 @@ async fn worker(mut ctx: WorkerCtx, mut session: Box<dyn TargetSession>) -> Resu
             }
             Next::Op(inv) => inv,
         };
-        let request = match inv.f {
-            F::Read => Request::Read { key: inv.key },
-            F::Write => Request::Write {
-                key: inv.key,
-                value: inv.value.as_int().unwrap_or_default(),
-            },
-            F::Append => Request::Append {
-                key: inv.key,
-                value: inv.value.as_int().unwrap_or_default(),
-            },
-            ref other => bail!("the client cannot run f={other}"),
-        };
+        let request = request_of(&inv)?;
         let is_read = inv.f == F::Read;
         let mut invoke = Op::new(
             0,
@@ -899,50 +888,72 @@ async fn worker(mut ctx: WorkerCtx, mut session: Box<dyn TargetSession>) -> Resu
             .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;
         let reply = session.invoke(request).await;
         let mut done = done_template;
-        match reply {
-            Reply::Ok {
-                value,
-                node,
-                meta,
-                siblings,
-            } => {
-                done.kind = OpType::Ok;
-                if is_read {
-                    done.value = value;
-                    done.siblings = siblings;
-                }
-                done.node = Some(node);
-                done.meta = meta;
-                ctx.counters.ok.fetch_add(1, Ordering::Relaxed);
-            }
-            Reply::Fail { node, error } => {
-                done.kind = OpType::Fail;
-                done.node = node;
-                done.error = Some(error);
-                if is_read {
-                    done.value = Value::Null;
-                }
-                ctx.counters.fail.fetch_add(1, Ordering::Relaxed);
-            }
-            Reply::Unknown { node, error } => {
-                // A read that may or may not have happened changed nothing: it failed.
-                done.kind = if is_read { OpType::Fail } else { OpType::Info };
-                done.node = node;
-                done.error = Some(error);
-                if is_read {
-                    done.value = Value::Null;
-                    ctx.counters.fail.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    ctx.counters.info.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
+        complete(&mut done, is_read, reply);
+        match done.kind {
+            OpType::Ok => ctx.counters.ok.fetch_add(1, Ordering::Relaxed),
+            OpType::Info => ctx.counters.info.fetch_add(1, Ordering::Relaxed),
+            _ => ctx.counters.fail.fetch_add(1, Ordering::Relaxed),
+        };
         let retire = done.kind == OpType::Info;
         ctx.recorder
             .record(done)
             .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;
         if retire {
             process += ctx.concurrency;
+        }
+    }
+}
+
+/// The client request an invocation asks for.
+pub(crate) fn request_of(inv: &schism_workloads::Invocation) -> Result<Request> {
+    Ok(match inv.f {
+        F::Read => Request::Read { key: inv.key },
+        F::Write => Request::Write {
+            key: inv.key,
+            value: inv.value.as_int().unwrap_or_default(),
+        },
+        F::Append => Request::Append {
+            key: inv.key,
+            value: inv.value.as_int().unwrap_or_default(),
+        },
+        ref other => bail!("the client cannot run f={other}"),
+    })
+}
+
+/// Turns `done` (a copy of the invoke) into the completion the reply stands for: `ok`
+/// (a read's value and siblings, the node, its meta), `fail`, or `info` for a write whose
+/// fate is unknown (a read that may or may not have happened changed nothing: `fail`).
+pub(crate) fn complete(done: &mut Op, is_read: bool, reply: Reply) {
+    match reply {
+        Reply::Ok {
+            value,
+            node,
+            meta,
+            siblings,
+        } => {
+            done.kind = OpType::Ok;
+            if is_read {
+                done.value = value;
+                done.siblings = siblings;
+            }
+            done.node = Some(node);
+            done.meta = meta;
+        }
+        Reply::Fail { node, error } => {
+            done.kind = OpType::Fail;
+            done.node = node;
+            done.error = Some(error);
+            if is_read {
+                done.value = Value::Null;
+            }
+        }
+        Reply::Unknown { node, error } => {
+            done.kind = if is_read { OpType::Fail } else { OpType::Info };
+            done.node = node;
+            done.error = Some(error);
+            if is_read {
+                done.value = Value::Null;
+            }
         }
     }
 }
