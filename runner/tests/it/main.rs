@@ -31,6 +31,7 @@ mod paths;
 mod readme;
 mod reports;
 mod serve;
+mod sim;
 mod txn_check;
 mod verdicts;
 
