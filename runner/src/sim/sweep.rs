@@ -238,3 +238,67 @@ pub fn table(range: SeedRange, results: &[(u64, Result<SeedResult, String>)]) ->
     ));
     out
 }
+
+/// How one row of the "test the tester" matrix (`matrix::ROWS`) fares in simulation.
+#[derive(Debug, Clone)]
+pub struct RowRate {
+    pub id: &'static str,
+    /// Seeds whose verdict and counts hold the row's expectation, of `runs`.
+    pub held: u64,
+    pub runs: u64,
+    /// Seeds the harness failed on (they do not hold).
+    pub errors: u64,
+    /// Per anomaly kind, the seeds that showed it.
+    pub kinds: BTreeMap<String, u64>,
+}
+
+/// The row's flags as `schism sim` flags (`None`: the row needs what the simulator
+/// cannot do, the reason given).
+pub fn row_args(row: &crate::matrix::Row, time_limit: Option<&str>) -> Result<SimPlan, String> {
+    let mut argv: Vec<&str> = vec!["schism", "sim"];
+    argv.extend(row.args);
+    argv.extend(["--time-limit", time_limit.unwrap_or(row.time_limit)]);
+    let args = match clap::Parser::try_parse_from(argv).map(|c: crate::cli::Cli| c.command) {
+        Ok(crate::cli::Command::Sim(args)) => *args,
+        Ok(_) => return Err("not a sim command".into()),
+        Err(e) => return Err(crate::cli::usage_error(&e)),
+    };
+    SimPlan::new(args).map_err(|e| format!("{e:#}"))
+}
+
+/// Sweeps `range` over one matrix row and counts the seeds that hold its expectation.
+pub fn matrix_row(
+    row: &crate::matrix::Row,
+    time_limit: Option<&str>,
+    range: SeedRange,
+    threads: usize,
+) -> Result<RowRate, String> {
+    let plan = row_args(row, time_limit)?;
+    let mut rate = RowRate {
+        id: row.id,
+        held: 0,
+        runs: 0,
+        errors: 0,
+        kinds: BTreeMap::new(),
+    };
+    for (_, r) in sweep(&plan, range, threads) {
+        rate.runs += 1;
+        match r {
+            Ok(r) => {
+                if row
+                    .expect
+                    .holds(analyze::exit_code(r.validity), &r.counts)
+                {
+                    rate.held += 1;
+                }
+                for (k, n) in r.counts {
+                    if n > 0 {
+                        *rate.kinds.entry(k).or_default() += 1;
+                    }
+                }
+            }
+            Err(_) => rate.errors += 1,
+        }
+    }
+    Ok(rate)
+}
