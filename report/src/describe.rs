@@ -104,6 +104,10 @@ pub fn describe_target(config: &Value) -> String {
     {
         parts.push("attached (--endpoints)".into());
     }
+    // A `schism sim` run: the same test on simulated time, network and clients.
+    if config.get("sim").is_some_and(|s| !s.is_null()) {
+        parts.push("simulated (schism sim)".into());
+    }
     parts.retain(|p| !p.is_empty());
     parts.join(", ")
 }

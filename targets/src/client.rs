@@ -36,8 +36,8 @@ use crate::reference::NodeId;
 use crate::reference::leader_follower::Status;
 use crate::reference::node::KvReply;
 use crate::request::Request;
-use crate::target::{BoxFuture, TargetSession};
 use crate::routing::{AfterRead, Conditions, Outcome, Router, Rules, Seen};
+use crate::target::{BoxFuture, TargetSession};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

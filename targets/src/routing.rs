@@ -288,12 +288,26 @@ mod tests {
     #[test]
     fn a_following_home_sends_the_session_to_its_leader() {
         let mut r = Router::new(1, 2);
-        let seen = |leads, epoch, names| Some(Seen { leads, epoch, names });
-        r.follow(&[seen(true, 1, None), seen(true, 2, None), seen(false, 1, Some(0))]);
+        let seen = |leads, epoch, names| {
+            Some(Seen {
+                leads,
+                epoch,
+                names,
+            })
+        };
+        r.follow(&[
+            seen(true, 1, None),
+            seen(true, 2, None),
+            seen(false, 1, Some(0)),
+        ]);
         // The home (n3) names n1, although n2 leads a newer epoch.
         assert_eq!(r.leader(&rules(ReadRouting::Leader)), 0);
         // The home knows no leader: the newer epoch wins.
-        r.follow(&[seen(true, 1, None), seen(true, 2, None), seen(false, 1, None)]);
+        r.follow(&[
+            seen(true, 1, None),
+            seen(true, 2, None),
+            seen(false, 1, None),
+        ]);
         assert_eq!(r.leader(&rules(ReadRouting::Leader)), 1);
         // The home does not answer: the newest leader, ties to the lowest index.
         r.follow(&[seen(true, 3, None), seen(true, 3, None), None]);

@@ -19,8 +19,12 @@
 //! session's router, the generator, the schedule), and events at the same instant are
 //! taken in a fixed order, so the same setup gives the same ops, byte for byte.
 
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use schism_history::{F, Op, OpType, Process};
 use schism_nemesis::{Change, FaultState, Next as NemNext, Planned, Schedule, record};
+use schism_replication::sim::{Sim, SimConfig};
+use schism_replication::{Machine, ReadOpts, Reply as MachineReply};
 use schism_targets::reference::leader_follower::LeaderFollower;
 use schism_targets::reference::leaderless::Leaderless;
 use schism_targets::reference::multi_leader::MultiLeader;
@@ -28,13 +32,11 @@ use schism_targets::reference::node::{Dump, KvReply};
 use schism_targets::reference::{
     leader_follower_machine, leaderless_machine, multi_leader_machine,
 };
-use schism_targets::routing::{AfterRead, Conditions, Outcome as RouteOutcome, Router, Rules, Seen};
+use schism_targets::routing::{
+    AfterRead, Conditions, Outcome as RouteOutcome, Router, Rules, Seen,
+};
 use schism_targets::{Model, NodeConfig, Reply, Request, Role};
-use schism_replication::sim::{Sim, SimConfig};
-use schism_replication::{Machine, ReadOpts, Reply as MachineReply};
 use schism_workloads::{Generator, Next};
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 
 const MS: u64 = 1_000_000;
@@ -338,10 +340,7 @@ impl<M: Machine> Driver<M> {
         match ev {
             Ev::Wake(w) => self.wake(w)?,
             Ev::Send(w) => {
-                let is_write = self.workers[w]
-                    .open
-                    .as_ref()
-                    .is_some_and(|o| !o.is_read);
+                let is_write = self.workers[w].open.as_ref().is_some_and(|o| !o.is_read);
                 let (node, cond) = self.workers[w].router.route(&self.rules, is_write);
                 self.send(w, node, cond, false);
             }
@@ -704,8 +703,12 @@ impl<M: Machine> Driver<M> {
             Change::Heal => (Ok(FaultState::default()), None),
             Change::Fault(fault) => {
                 let leader = fault.needs_leader().then(|| self.leader());
-                let next =
-                    schism_nemesis::fault::resolve(fault, &self.ids, leader.as_deref(), &self.fault);
+                let next = schism_nemesis::fault::resolve(
+                    fault,
+                    &self.ids,
+                    leader.as_deref(),
+                    &self.fault,
+                );
                 (next, leader)
             }
         };

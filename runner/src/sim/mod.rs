@@ -152,7 +152,9 @@ impl SimPlan {
         let (model, replica) = crate::models::settings(t)?;
         let kinds = Kind::parse_list(&t.nemesis).map_err(anyhow::Error::msg)?;
         let selectors = Selector::parse_list(&t.nemesis_targets).map_err(anyhow::Error::msg)?;
-        let node_ids: Vec<String> = (1..=usize::from(t.nodes)).map(|i| format!("n{i}")).collect();
+        let node_ids: Vec<String> = (1..=usize::from(t.nodes))
+            .map(|i| format!("n{i}"))
+            .collect();
         // The workload and the schedule are checked once here (every seed shares them).
         schism_workloads::Generator::new(plan::workload_spec(t, 0)).map_err(anyhow::Error::msg)?;
         plan::schedule(t, kinds.clone(), selectors.clone(), &node_ids, 0)?;
@@ -403,7 +405,9 @@ pub fn run_one(plan: &SimPlan) -> Result<(i32, PathBuf)> {
         Err(e) => eprintln!("schism: warning: no report.html: {e:#}"),
     }
     if outcome.deadline_exceeded {
-        println!("note: the run was stopped at the hard deadline; the verdict covers the ops recorded until then");
+        println!(
+            "note: the run was stopped at the hard deadline; the verdict covers the ops recorded until then"
+        );
     }
     if let Some(junit) = junit {
         junit?;

@@ -48,16 +48,11 @@ pub fn check_seed(plan: &SimPlan, seed: u64) -> Result<SeedResult> {
         crate::cli::Workload::Append => schism_checker::Workload::Append,
         crate::cli::Workload::Register => schism_checker::Workload::Register,
     };
-    let mut results = analyze::analyze_opts(
-        &history,
-        &super::budget(t),
-        Vec::new(),
-        cut_short,
-        |o| {
+    let mut results =
+        analyze::analyze_opts(&history, &super::budget(t), Vec::new(), cut_short, |o| {
             o.workload = Some(workload);
             o.checkers = CheckerSet::Fitting;
-        },
-    )?;
+        })?;
     // The convergence check over the dumps, as `analyze_file_with` adds it from a folder.
     if !outcome.dumps.is_empty() {
         let states = outcome
@@ -104,6 +99,9 @@ pub fn sweep(
 ) -> Vec<(u64, Result<SeedResult, String>)> {
     let next = AtomicU64::new(range.first);
     let out = Mutex::new(Vec::new());
+    let count = range.last - range.first + 1;
+    // A progress line on stderr every twentieth of the sweep (long sweeps take minutes).
+    let every = (count / 20).max(1);
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
             s.spawn(|| {
@@ -115,6 +113,16 @@ pub fn sweep(
                     let r = check_seed(plan, seed).map_err(|e| format!("{e:#}"));
                     if let Ok(mut v) = out.lock() {
                         v.push((seed, r));
+                        let done = v.len() as u64;
+                        if done % every == 0 && done < count && count >= 40 {
+                            let bad = v
+                                .iter()
+                                .filter(|(_, r)| {
+                                    !r.as_ref().is_ok_and(|r| r.validity == Validity::Valid)
+                                })
+                                .count();
+                            eprintln!("schism: {done}/{count} seeds done, {bad} not valid");
+                        }
                     }
                 }
             });
@@ -285,10 +293,7 @@ pub fn matrix_row(
         rate.runs += 1;
         match r {
             Ok(r) => {
-                if row
-                    .expect
-                    .holds(analyze::exit_code(r.validity), &r.counts)
-                {
+                if row.expect.holds(analyze::exit_code(r.validity), &r.counts) {
                     rate.held += 1;
                 }
                 for (k, n) in r.counts {

@@ -94,7 +94,15 @@ fn sim_writes_a_run_folder_check_and_report_read() {
     let store = tempfile::tempdir().unwrap();
     let run = || {
         let out = schism()
-            .args(["sim", "--seed", "7", "--time-limit", "3s", "--nemesis-interval", "1s"])
+            .args([
+                "sim",
+                "--seed",
+                "7",
+                "--time-limit",
+                "3s",
+                "--nemesis-interval",
+                "1s",
+            ])
             .arg("--store")
             .arg(store.path())
             .output()
@@ -142,6 +150,10 @@ fn sim_writes_a_run_folder_check_and_report_read() {
     assert_eq!(report.status.code(), Some(0));
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("stale"), "the report names the anomaly");
+    assert!(
+        html.contains("simulated (schism sim)"),
+        "the report says it was simulated"
+    );
 }
 
 /// Flags the simulator cannot honour: one line naming the flag, exit 3.
@@ -157,7 +169,10 @@ fn unsimulated_flags_are_refused_naming_the_flag() {
         (&["--rate", "0", "--sim-delay", "0ms..1ms"][..], "--rate 0"),
         (&["--sim-loss", "1.5"][..], "--sim-loss"),
         (&["--seeds", "5..1"][..], "--seeds"),
-        (&["--model", "leaderless", "--fencing", "on"][..], "--fencing"),
+        (
+            &["--model", "leaderless", "--fencing", "on"][..],
+            "--fencing",
+        ),
     ] {
         let out = schism().arg("sim").args(flags).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -189,7 +204,11 @@ fn a_sweep_checks_every_seed() {
         assert_eq!(r.seed, *seed);
         assert!(r.ops > 1000, "seed {seed}: {} ops", r.ops);
         // Sync replication, leader reads, no faults: linearizable, so valid.
-        assert_eq!(r.validity, schism_checker::Validity::Valid, "seed {seed}: {r:?}");
+        assert_eq!(
+            r.validity,
+            schism_checker::Validity::Valid,
+            "seed {seed}: {r:?}"
+        );
     }
     let table = sweep::table(range, &results);
     assert!(table.contains("all"), "{table}");
