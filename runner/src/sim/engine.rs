@@ -4,8 +4,8 @@
 //! nemesis schedule, all on one virtual clock in one thread.
 //!
 //! What each piece stands for: a client request travels to its node and back through
-//! the simulated network (the same delay distribution as node-to-node messages, never
-//! lost: the real runner's client traffic is never dropped by a partition either); a
+//! the simulated network (its own delay range, never lost: the real runner's client
+//! traffic is never dropped by a partition either); a
 //! request to a killed node is refused at once (`fail`), one a killed node had already
 //! received is reset (`info` for a write); a request that gets no answer within
 //! `--client-timeout` is abandoned as the HTTP client abandons it; a paused node holds
@@ -48,12 +48,15 @@ const STATUS_TIMEOUT_NS: u64 = 150 * MS;
 const SETTLE_NS: u64 = 3_000 * MS;
 const SETTLE_STEP_NS: u64 = 300 * MS;
 
-/// The simulated network between every pair of endpoints (clients included).
+/// The simulated network: between nodes, and between the clients and the nodes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NetKnobs {
-    /// Each message is delayed uniformly in `[min_delay_ns, max_delay_ns]`.
+    /// Each node-to-node message is delayed uniformly in `[min_delay_ns, max_delay_ns]`.
     pub min_delay_ns: u64,
     pub max_delay_ns: u64,
+    /// Each client request and answer is delayed uniformly in this range.
+    pub client_min_delay_ns: u64,
+    pub client_max_delay_ns: u64,
     /// Node-to-node messages lost / delivered twice, each independently.
     pub loss: f64,
     pub duplicate: f64,
@@ -284,9 +287,10 @@ impl<M: Machine> Driver<M> {
         self.queue.insert((t, self.seq), ev);
     }
 
+    /// One client-to-node (or node-to-client) message's delay.
     fn delay(&mut self) -> u64 {
         self.rng
-            .random_range(self.net.min_delay_ns..=self.net.max_delay_ns)
+            .random_range(self.net.client_min_delay_ns..=self.net.client_max_delay_ns)
     }
 
     fn record(&mut self, mut op: Op) {

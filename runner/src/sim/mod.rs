@@ -4,8 +4,9 @@
 //! same checkers; and `--seeds A..B`, a sweep of many such runs on every core.
 //!
 //! The flags are `schism test`'s (`TestArgs`, flattened) plus the simulated network's
-//! (`--sim-delay MIN..MAX`, uniform, which also sets how much messages reorder;
-//! `--sim-loss`, `--sim-duplicate`). A flag the simulator cannot honour (a database
+//! (`--sim-delay MIN..MAX` between nodes and `--sim-client-delay MIN..MAX` between
+//! clients and nodes, uniform, which also sets how much messages reorder; `--sim-loss`,
+//! `--sim-duplicate`). A flag the simulator cannot honour (a database
 //! target, ports, data directories, network namespaces, buffered durability, …) is
 //! refused with one line naming it. Everything else derives exactly as for `schism test`:
 //! the workload and nemesis schedule from the seed (`plan::workload_spec`,
@@ -53,10 +54,14 @@ pub struct SimArgs {
     /// table, no run folders. Conflicts with --seed.
     #[arg(long, value_name = "A..B", value_parser = parse_seeds, conflicts_with = "seed")]
     pub seeds: Option<SeedRange>,
-    /// Delay of every simulated message (node to node, client to node and back), uniform
-    /// in MIN..MAX; the wider the range, the more messages overtake each other.
+    /// Delay of every simulated node-to-node message (replication, votes, heartbeats:
+    /// the network plus the peer's HTTP and disk), uniform in MIN..MAX; the wider the
+    /// range, the more messages overtake each other.
     #[arg(long, value_name = "MIN..MAX", default_value = "100us..2ms", value_parser = parse_delays)]
     pub sim_delay: DelayRange,
+    /// Delay of every simulated client request and answer (one way), uniform in MIN..MAX.
+    #[arg(long, value_name = "MIN..MAX", default_value = "50us..500us", value_parser = parse_delays)]
+    pub sim_client_delay: DelayRange,
     /// Probability that a node-to-node message is lost.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = probability)]
     pub sim_loss: f64,
@@ -162,6 +167,8 @@ impl SimPlan {
         let net = NetKnobs {
             min_delay_ns: args.sim_delay.min.as_nanos() as u64,
             max_delay_ns: args.sim_delay.max.as_nanos() as u64,
+            client_min_delay_ns: args.sim_client_delay.min.as_nanos() as u64,
+            client_max_delay_ns: args.sim_client_delay.max.as_nanos() as u64,
             loss: args.sim_loss,
             duplicate: args.sim_duplicate,
         };
@@ -260,9 +267,9 @@ fn refuse_unsimulated(t: &TestArgs, args: &SimArgs) -> Result<()> {
             "--durability buffered cannot be simulated: the simulated disk makes every record durable before the node acts on it (fsync)"
         );
     }
-    if t.rate == 0.0 && args.sim_delay.min.is_zero() {
+    if t.rate == 0.0 && args.sim_client_delay.min.is_zero() {
         bail!(
-            "--rate 0 (as fast as the cluster answers) needs a positive minimum --sim-delay, else simulated time would not advance"
+            "--rate 0 (as fast as the cluster answers) needs a positive minimum --sim-client-delay, else simulated time would not advance"
         );
     }
     if args.seeds.is_some() && t.junit.is_some() {
@@ -460,6 +467,8 @@ fn write_config(
             serde_json::json!({
                 "delay_min_us": plan.net.min_delay_ns / 1_000,
                 "delay_max_us": plan.net.max_delay_ns / 1_000,
+                "client_delay_min_us": plan.net.client_min_delay_ns / 1_000,
+                "client_delay_max_us": plan.net.client_max_delay_ns / 1_000,
                 "loss": plan.net.loss,
                 "duplicate": plan.net.duplicate,
             }),

@@ -166,7 +166,7 @@ fn unsimulated_flags_are_refused_naming_the_flag() {
         (&["--durability", "buffered"][..], "--durability buffered"),
         (&["--data-dir", "/tmp/x"][..], "--data-dir"),
         (&["--stop-on-anomaly"][..], "--stop-on-anomaly"),
-        (&["--rate", "0", "--sim-delay", "0ms..1ms"][..], "--rate 0"),
+        (&["--rate", "0", "--sim-client-delay", "0ms..1ms"][..], "--rate 0"),
         (&["--sim-loss", "1.5"][..], "--sim-loss"),
         (&["--seeds", "5..1"][..], "--seeds"),
         (
