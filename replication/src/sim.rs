@@ -5,7 +5,8 @@
 //! holds (`Machine::Durable`, the fold of every `Output::Persist` they emitted), so a
 //! crash loses memory only and a restart rebuilds the machine from that disk. The network
 //! is a seeded queue that delays each message uniformly in `[min_delay_ns, max_delay_ns]`
-//! (so messages reorder), duplicates and drops them, and honours directed link cuts: a
+//! (so messages reorder), plus, rarely, a long tail (`tail_probability`, `tail_max_ns`),
+//! duplicates and drops them, and honours directed link cuts: a
 //! message is lost if its link is cut when it is sent or when it would arrive (a cut
 //! also kills what is in flight, as the nemesis's firewall rules do). A paused node
 //! (SIGSTOP) gets no ticks; what is delivered to it waits and reaches it, in order, when
@@ -41,6 +42,11 @@ pub struct SimConfig {
     pub max_delay_ns: u64,
     pub drop_probability: f64,
     pub duplicate_probability: f64,
+    /// With this probability a message is held up by a further uniform
+    /// `[0, tail_max_ns]` (a slow disk or a descheduled process: the long tail a
+    /// uniform delay lacks). 0: no tail, and no random draw for it.
+    pub tail_probability: f64,
+    pub tail_max_ns: u64,
     /// Every live, running node gets `Input::Tick` at each multiple of this.
     pub tick_ns: u64,
     /// Virtual time at the start (every node's clock reads it, unskewed).
@@ -64,6 +70,8 @@ impl SimConfig {
             max_delay_ns: 5_000_000,
             drop_probability: 0.0,
             duplicate_probability: 0.0,
+            tail_probability: 0.0,
+            tail_max_ns: 0,
             tick_ns: 10_000_000,
             start_ns: EPOCH_NS,
             monotonic_clock: false,
@@ -448,9 +456,12 @@ impl<M: Machine> Sim<M> {
             1
         };
         for _ in 0..copies {
-            let delay = self
+            let mut delay = self
                 .rng
                 .random_range(self.cfg.min_delay_ns..=self.cfg.max_delay_ns);
+            if self.cfg.tail_probability > 0.0 && self.rng.random_bool(self.cfg.tail_probability) {
+                delay += self.rng.random_range(0..=self.cfg.tail_max_ns);
+            }
             self.enqueued += 1;
             self.queue.insert(
                 (self.now_ns + delay, self.enqueued),

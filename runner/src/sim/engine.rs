@@ -60,6 +60,10 @@ pub struct NetKnobs {
     /// Node-to-node messages lost / delivered twice, each independently.
     pub loss: f64,
     pub duplicate: f64,
+    /// With this probability a node-to-node message is held up by a further uniform
+    /// `[0, tail_max_ns]`.
+    pub tail: f64,
+    pub tail_max_ns: u64,
 }
 
 /// Everything a simulated run needs, derived from the flags and the seed.
@@ -133,6 +137,8 @@ fn harness<M: Machine>(
         max_delay_ns: setup.net.max_delay_ns,
         drop_probability: setup.net.loss,
         duplicate_probability: setup.net.duplicate,
+        tail_probability: setup.net.tail,
+        tail_max_ns: setup.net.tail_max_ns,
         tick_ns: tick_ms * MS,
         monotonic_clock,
         trace: false,

@@ -5,8 +5,8 @@
 //!
 //! The flags are `schism test`'s (`TestArgs`, flattened) plus the simulated network's
 //! (`--sim-delay MIN..MAX` between nodes and `--sim-client-delay MIN..MAX` between
-//! clients and nodes, uniform, which also sets how much messages reorder; `--sim-loss`,
-//! `--sim-duplicate`). A flag the simulator cannot honour (a database
+//! clients and nodes, uniform, which also sets how much messages reorder;
+//! `--sim-delay-tail P:MAX`, the rare long delay; `--sim-loss`, `--sim-duplicate`). A flag the simulator cannot honour (a database
 //! target, ports, data directories, network namespaces, buffered durability, …) is
 //! refused with one line naming it. Everything else derives exactly as for `schism test`:
 //! the workload and nemesis schedule from the seed (`plan::workload_spec`,
@@ -62,6 +62,10 @@ pub struct SimArgs {
     /// Delay of every simulated client request and answer (one way), uniform in MIN..MAX.
     #[arg(long, value_name = "MIN..MAX", default_value = "50us..500us", value_parser = parse_delays)]
     pub sim_client_delay: DelayRange,
+    /// The delay's long tail: with probability P a node-to-node message is held up by a
+    /// further uniform 0..MAX (a slow disk, a descheduled process), as P:MAX.
+    #[arg(long, value_name = "P:MAX", default_value = "0.01:50ms", value_parser = parse_tail)]
+    pub sim_delay_tail: Tail,
     /// Probability that a node-to-node message is lost.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = probability)]
     pub sim_loss: f64,
@@ -118,6 +122,25 @@ fn parse_delays(s: &str) -> Result<DelayRange, String> {
     Ok(DelayRange { min, max })
 }
 
+/// `--sim-delay-tail P:MAX`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tail {
+    pub probability: f64,
+    pub max: Duration,
+}
+
+fn parse_tail(s: &str) -> Result<Tail, String> {
+    let (p, d) = s
+        .split_once(':')
+        .ok_or_else(|| format!("must be P:MAX (e.g. 0.01:50ms, or 0:0 for none), got {s}"))?;
+    let probability = probability(p)?;
+    let max = cli::parse_duration(d)?;
+    if max > Duration::from_secs(60) {
+        return Err(format!("must have MAX at most 60s, got {s}"));
+    }
+    Ok(Tail { probability, max })
+}
+
 fn probability(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(p) if (0.0..1.0).contains(&p) => Ok(p),
@@ -169,6 +192,8 @@ impl SimPlan {
             max_delay_ns: args.sim_delay.max.as_nanos() as u64,
             client_min_delay_ns: args.sim_client_delay.min.as_nanos() as u64,
             client_max_delay_ns: args.sim_client_delay.max.as_nanos() as u64,
+            tail: args.sim_delay_tail.probability,
+            tail_max_ns: args.sim_delay_tail.max.as_nanos() as u64,
             loss: args.sim_loss,
             duplicate: args.sim_duplicate,
         };
@@ -469,6 +494,8 @@ fn write_config(
                 "delay_max_us": plan.net.max_delay_ns / 1_000,
                 "client_delay_min_us": plan.net.client_min_delay_ns / 1_000,
                 "client_delay_max_us": plan.net.client_max_delay_ns / 1_000,
+                "delay_tail_probability": plan.net.tail,
+                "delay_tail_max_us": plan.net.tail_max_ns / 1_000,
                 "loss": plan.net.loss,
                 "duplicate": plan.net.duplicate,
             }),

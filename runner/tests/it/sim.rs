@@ -166,7 +166,10 @@ fn unsimulated_flags_are_refused_naming_the_flag() {
         (&["--durability", "buffered"][..], "--durability buffered"),
         (&["--data-dir", "/tmp/x"][..], "--data-dir"),
         (&["--stop-on-anomaly"][..], "--stop-on-anomaly"),
-        (&["--rate", "0", "--sim-client-delay", "0ms..1ms"][..], "--rate 0"),
+        (
+            &["--rate", "0", "--sim-client-delay", "0ms..1ms"][..],
+            "--rate 0",
+        ),
         (&["--sim-loss", "1.5"][..], "--sim-loss"),
         (&["--seeds", "5..1"][..], "--seeds"),
         (
@@ -214,4 +217,27 @@ fn a_sweep_checks_every_seed() {
     assert!(table.contains("all"), "{table}");
     let last = table.lines().last().unwrap();
     assert!(last.split_whitespace().nth(1) == Some("4"), "{table}");
+}
+
+/// DESIGN.md's "test the tester" matrix in simulation, CI-sized: a weak row with clock
+/// faults, one with kills, and the safe twin under leader partitions, each over three
+/// seeds at the row's own flags and time limit; every seed must hold the row's
+/// expectation (the full sweep, 200 seeds a row, is `examples/sim_matrix.rs`).
+#[test]
+fn matrix_rows_hold_in_simulation() {
+    use schism_runner::matrix::ROWS;
+    let range = schism_runner::sim::SeedRange { first: 1, last: 3 };
+    for id in ["ml-lww-skew", "ll-no-repair", "lf-lease"] {
+        let row = ROWS.iter().find(|r| r.id == id).expect("the row exists");
+        let rate = sweep::matrix_row(row, None, range, 2).expect("the row simulates");
+        assert_eq!(rate.errors, 0, "{id}: {rate:?}");
+        assert_eq!(
+            rate.held, rate.runs,
+            "{id} does not hold in simulation: {rate:?}"
+        );
+    }
+    // A row the simulator cannot run says why, naming the flag.
+    let buffered = ROWS.iter().find(|r| r.id == "lf-buffered").unwrap();
+    let err = sweep::matrix_row(buffered, None, range, 1).unwrap_err();
+    assert!(err.contains("--durability buffered"), "{err}");
 }
