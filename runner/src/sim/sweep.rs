@@ -114,7 +114,7 @@ pub fn sweep(
                     if let Ok(mut v) = out.lock() {
                         v.push((seed, r));
                         let done = v.len() as u64;
-                        if done % every == 0 && done < count && count >= 40 {
+                        if done.is_multiple_of(every) && done < count && count >= 40 {
                             let bad = v
                                 .iter()
                                 .filter(|(_, r)| {
