@@ -27,7 +27,9 @@
 //! clients of an isolated old leader keep using it until it steps down (check-quorum),
 //! while the clients of the majority side follow the new leader — what a client connected
 //! to one member of a real cluster sees. One `ReferenceClient` holds one connection pool
-//! shared by all sessions.
+//! shared by all sessions. Every decision above is `routing::Router`'s (pure): this client
+//! only does the HTTP and keeps the time of the next leader search, so `schism sim`'s
+//! simulated clients, which drive the same `Router`, route exactly as this one does.
 
 pub use crate::api::{Endpoint, ReadRouting, Reply};
 pub(crate) use crate::api::{error_text, fetch_status};
