@@ -5,7 +5,8 @@
 //! holds (`Machine::Durable`, the fold of every `Output::Persist` they emitted), so a
 //! crash loses memory only and a restart rebuilds the machine from that disk. The network
 //! is a seeded queue that delays each message uniformly in `[min_delay_ns, max_delay_ns]`
-//! (so messages reorder), duplicates and drops them, and honours directed link cuts: a
+//! (so messages reorder), plus, rarely, a long tail (`tail_probability`, `tail_max_ns`),
+//! duplicates and drops them, and honours directed link cuts: a
 //! message is lost if its link is cut when it is sent or when it would arrive (a cut
 //! also kills what is in flight, as the nemesis's firewall rules do). A paused node
 //! (SIGSTOP) gets no ticks; what is delivered to it waits and reaches it, in order, when
@@ -41,10 +42,22 @@ pub struct SimConfig {
     pub max_delay_ns: u64,
     pub drop_probability: f64,
     pub duplicate_probability: f64,
+    /// With this probability a message is held up by a further uniform
+    /// `[0, tail_max_ns]` (a slow disk or a descheduled process: the long tail a
+    /// uniform delay lacks). 0: no tail, and no random draw for it.
+    pub tail_probability: f64,
+    pub tail_max_ns: u64,
     /// Every live, running node gets `Input::Tick` at each multiple of this.
     pub tick_ns: u64,
     /// Virtual time at the start (every node's clock reads it, unskewed).
     pub start_ns: u64,
+    /// Machines read their clock as the leader-follower process shell gives it: skewed
+    /// time since the start, never decreasing (else the skewed clock itself, as the
+    /// multi-leader and leaderless shells give their machines the skewed Unix time).
+    pub monotonic_clock: bool,
+    /// Fingerprint every event into `trace_hash` (formatting each input costs time; a
+    /// caller that keeps its own record, like `schism sim`, turns it off).
+    pub trace: bool,
 }
 
 impl SimConfig {
@@ -57,8 +70,12 @@ impl SimConfig {
             max_delay_ns: 5_000_000,
             drop_probability: 0.0,
             duplicate_probability: 0.0,
+            tail_probability: 0.0,
+            tail_max_ns: 0,
             tick_ns: 10_000_000,
             start_ns: EPOCH_NS,
+            monotonic_clock: false,
+            trace: true,
         }
     }
 }
@@ -180,6 +197,32 @@ impl<M: Machine> Sim<M> {
 
     pub fn replies(&self) -> &[SimReply] {
         &self.replies
+    }
+
+    /// Removes and returns the replies so far (a driver that consumes them as they come).
+    pub fn take_replies(&mut self) -> Vec<SimReply> {
+        std::mem::take(&mut self.replies)
+    }
+
+    /// Whether the node is stopped (SIGSTOP) now.
+    pub fn is_paused(&self, node: usize) -> bool {
+        self.nodes[node].paused
+    }
+
+    /// The node's status as its machine reports it at the clock it reads (`None`: crashed).
+    pub fn status(&mut self, node: usize) -> Option<crate::machine::Status> {
+        let now = self.machine_now(node);
+        self.machine(node).map(|m| m.status(now))
+    }
+
+    /// The `now` node `node`'s machine is given (see `SimConfig::monotonic_clock`).
+    fn machine_now(&mut self, node: usize) -> u64 {
+        if self.cfg.monotonic_clock {
+            let (real, origin) = (i128::from(self.now_ns), i128::from(self.cfg.start_ns));
+            self.nodes[node].clock.machine_ns(real, origin)
+        } else {
+            self.clock_ns(node)
+        }
     }
 
     /// The first reply to request `req`, if it came.
@@ -356,11 +399,11 @@ impl<M: Machine> Sim<M> {
             self.nodes[node].held.push((from, input));
             return;
         }
-        if !matches!(input, Input::Tick) {
+        if self.cfg.trace && !matches!(input, Input::Tick) {
             let event = format!("{} {node} {from:?} {input:?}", self.now_ns);
             self.mix(event.as_bytes());
         }
-        let now = self.clock_ns(node);
+        let now = self.machine_now(node);
         let Some(machine) = self.nodes[node].machine.as_mut() else {
             return;
         };
@@ -413,9 +456,12 @@ impl<M: Machine> Sim<M> {
             1
         };
         for _ in 0..copies {
-            let delay = self
+            let mut delay = self
                 .rng
                 .random_range(self.cfg.min_delay_ns..=self.cfg.max_delay_ns);
+            if self.cfg.tail_probability > 0.0 && self.rng.random_bool(self.cfg.tail_probability) {
+                delay += self.rng.random_range(0..=self.cfg.tail_max_ns);
+            }
             self.enqueued += 1;
             self.queue.insert(
                 (self.now_ns + delay, self.enqueued),
@@ -425,6 +471,8 @@ impl<M: Machine> Sim<M> {
     }
 
     fn mix(&mut self, event: &[u8]) {
-        self.trace = fnv(self.trace, event);
+        if self.cfg.trace {
+            self.trace = fnv(self.trace, event);
+        }
     }
 }

@@ -71,6 +71,9 @@ pub enum Command {
     /// Run DESIGN.md's "test the tester" matrix (every row, several seeds each) on the
     /// reference cluster: one page with what each row expects and what each seed showed.
     Matrix(MatrixArgs),
+    /// The same test as `test --target reference`, in deterministic simulation (one
+    /// process, simulated time, network and clients); `--seeds A..B` sweeps many seeds.
+    Sim(Box<crate::sim::SimArgs>),
     /// Run one reference node (internal: spawned by `schism test`).
     #[command(hide = true)]
     Node(NodeArgs),
@@ -436,6 +439,7 @@ impl Cli {
             }
             Command::Matrix(args) => absolute(&mut args.store),
             Command::Node(args) => absolute(&mut args.config),
+            Command::Sim(args) => args.test.resolve_paths(),
         }
     }
 }

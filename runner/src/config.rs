@@ -35,6 +35,23 @@ pub struct RunConfig {
     pub run_dir: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub nemesis: Option<NemesisConfig>,
+    /// `schism sim`'s simulated network (absent from a real run's file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sim: Option<SimNetConfig>,
+}
+
+/// The simulated network of a `schism sim` run, as recorded in `config.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SimNetConfig {
+    pub delay_min_us: u64,
+    pub delay_max_us: u64,
+    pub client_delay_min_us: u64,
+    pub client_delay_max_us: u64,
+    pub delay_tail_probability: f64,
+    pub delay_tail_max_us: u64,
+    pub loss: f64,
+    pub duplicate: f64,
 }
 
 /// The nemesis's part of the plan.

@@ -23,9 +23,18 @@ pub fn run_settings(config: Option<&RunConfig>) -> RunSettings {
         };
     };
     RunSettings {
-        target: describe_target(config.test.as_ref()),
+        target: describe_run(config),
         key: key_settings(config),
         rows: rows(config),
+    }
+}
+
+/// The target of a run as its config.json describes it; a `schism sim` run says so.
+pub fn describe_run(config: &RunConfig) -> String {
+    let target = describe_target(config.test.as_ref());
+    match config.sim {
+        Some(_) => format!("{target}, simulated (schism sim)"),
+        None => target,
     }
 }
 

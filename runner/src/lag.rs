@@ -38,7 +38,7 @@ struct Line<'a> {
 
 /// When each source position was first seen: (time ms, position), increasing.
 #[derive(Debug, Default)]
-struct Seen {
+pub(crate) struct Seen {
     by_source: BTreeMap<String, VecDeque<(f64, u64)>>,
 }
 
@@ -110,7 +110,7 @@ pub async fn sample(
     let _ = out.flush();
 }
 
-fn write_readings(
+pub(crate) fn write_readings(
     out: &mut impl Write,
     seen: &mut Seen,
     t_ms: f64,

@@ -20,5 +20,6 @@ pub mod reporting;
 pub mod run;
 pub mod serve;
 pub mod signals;
+pub mod sim;
 pub mod store;
 pub mod txn_check;

@@ -107,6 +107,7 @@ fn dispatch(mut cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Report(args) => report(&args.path),
+        Command::Sim(args) => schism_runner::sim::run_sim(*args),
     }
 }
 

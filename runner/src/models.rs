@@ -123,7 +123,7 @@ pub fn settings(args: &TestArgs) -> Result<(Model, ReplicaSettings)> {
     Ok((model, s))
 }
 
-fn replica_state(d: &Dump) -> ReplicaState {
+pub(crate) fn replica_state(d: &Dump) -> ReplicaState {
     ReplicaState {
         state: d.state.clone(),
         siblings: d.siblings.clone(),

@@ -34,6 +34,22 @@ pub const FINAL_READ_RETRY: std::time::Duration = std::time::Duration::from_secs
 /// Pause between two tries of one final read.
 pub const FINAL_READ_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// Time allowed after the final reads' retries for in-flight requests before workers are
+/// aborted (their open ops then count as indeterminate).
+pub const HARD_DEADLINE_SLACK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The run time (since the workload started) until which a failed final read is tried
+/// again: `schism test` and `schism sim` alike.
+pub fn final_retry_until(args: &TestArgs) -> std::time::Duration {
+    args.time_limit + FINAL_READ_QUIET + FINAL_READ_RETRY
+}
+
+/// The run's hard deadline after the workload started: the final reads' retries, one
+/// client timeout and the slack.
+pub fn hard_deadline(args: &TestArgs) -> std::time::Duration {
+    final_retry_until(args) + args.client_timeout + HARD_DEADLINE_SLACK
+}
+
 /// A validated run: the arguments and what was derived from them.
 #[derive(Debug)]
 pub struct RunPlan {
@@ -66,17 +82,7 @@ impl RunPlan {
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(1)
         });
-        let workload = WorkloadSpec {
-            kind: args.workload,
-            keys: args.keys,
-            max_writes_per_key: args.max_writes_per_key,
-            read_fraction: args.read_fraction,
-            rate_hz: args.rate,
-            time_limit_ns: args.time_limit.as_nanos() as u64,
-            final_reads: true,
-            final_read_delay_ns: FINAL_READ_QUIET.as_nanos() as u64,
-            seed,
-        };
+        let workload = workload_spec(&args, seed);
         let generator = Generator::new(workload.clone()).map_err(anyhow::Error::msg)?;
         args.replication
             .validate(args.nodes as usize)
@@ -96,18 +102,7 @@ impl RunPlan {
             args.endpoints.len()
         };
         let node_ids: Vec<String> = (1..=node_count).map(|i| format!("n{i}")).collect();
-        let time_limit_ns = args.time_limit.as_nanos() as u64;
-        let interval_ns = args.nemesis_interval.as_nanos() as u64;
-        let quiet_ns = interval_ns.min(time_limit_ns / 4);
-        let schedule = Schedule::new(&ScheduleSpec {
-            kinds: kinds.clone(),
-            targets: selectors,
-            nodes: node_ids.clone(),
-            interval_ns,
-            end_ns: time_limit_ns.saturating_sub(quiet_ns),
-            seed,
-        })
-        .map_err(anyhow::Error::msg)?;
+        let (schedule, quiet_ns) = schedule(&args, kinds.clone(), selectors, &node_ids, seed)?;
         Ok(RunPlan {
             args,
             seed,
@@ -124,6 +119,45 @@ impl RunPlan {
             schedule,
         })
     }
+}
+
+/// The workload a run's flags and seed ask for (`schism test` and `schism sim` alike).
+pub fn workload_spec(args: &TestArgs, seed: u64) -> WorkloadSpec {
+    WorkloadSpec {
+        kind: args.workload,
+        keys: args.keys,
+        max_writes_per_key: args.max_writes_per_key,
+        read_fraction: args.read_fraction,
+        rate_hz: args.rate,
+        time_limit_ns: args.time_limit.as_nanos() as u64,
+        final_reads: true,
+        final_read_delay_ns: FINAL_READ_QUIET.as_nanos() as u64,
+        seed,
+    }
+}
+
+/// The nemesis schedule drawn from the seed, and the quiet period between its final heal
+/// and the end of the workload (`schism test` and `schism sim` alike).
+pub fn schedule(
+    args: &TestArgs,
+    kinds: Vec<Kind>,
+    targets: Vec<Selector>,
+    node_ids: &[String],
+    seed: u64,
+) -> Result<(Schedule, u64)> {
+    let time_limit_ns = args.time_limit.as_nanos() as u64;
+    let interval_ns = args.nemesis_interval.as_nanos() as u64;
+    let quiet_ns = interval_ns.min(time_limit_ns / 4);
+    let schedule = Schedule::new(&ScheduleSpec {
+        kinds,
+        targets,
+        nodes: node_ids.to_vec(),
+        interval_ns,
+        end_ns: time_limit_ns.saturating_sub(quiet_ns),
+        seed,
+    })
+    .map_err(anyhow::Error::msg)?;
+    Ok((schedule, quiet_ns))
 }
 
 /// The reference cluster takes every fault; partitions are namespaces or cooperative cuts.

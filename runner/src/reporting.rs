@@ -161,7 +161,10 @@ pub fn index_entries(store_root: &Path) -> Vec<IndexEntry> {
                 continue;
             }
             let typed = RunConfig::read(&dir).ok().flatten();
-            let target = describe::describe_target(typed.as_ref().and_then(|c| c.test.as_ref()));
+            let target = match &typed {
+                Some(c) => describe::describe_run(c),
+                None => describe::describe_target(None),
+            };
             let results: Option<ResultsFile> = read_json(&dir.join(store::RESULTS))
                 .ok()
                 .and_then(|v| serde_json::from_value(v).ok());

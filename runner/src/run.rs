@@ -21,7 +21,8 @@
 //! to start until then). A run cut short is `unknown` wherever it is recorded (stdout,
 //! results.json, report, index, JUnit, and a later `schism check`), unless an anomaly was
 //! proven. Every worker and helper task is joined or aborted before returning; the run is
-//! bounded by `time_limit + final reads + HARD_DEADLINE_SLACK`.
+//! bounded by `plan::hard_deadline` (time limit, quiet period, final-read retries, a client
+//! timeout and a slack).
 
 use anyhow::{Context, Result, bail};
 use schism_history::{F, Op, OpType, Process, Value};
@@ -46,14 +47,11 @@ use crate::analyze::{self, Budget};
 use crate::cli::{HarnessFault, TestArgs};
 use crate::config::{NemesisConfig, RunConfig};
 use crate::models;
-use crate::plan::{FINAL_READ_BACKOFF, FINAL_READ_QUIET, FINAL_READ_RETRY, RunPlan};
+use crate::plan::{FINAL_READ_BACKOFF, RunPlan};
 use crate::recorder::Recorder;
 use crate::signals::Interrupts;
 use crate::store::{self, RunStatus};
 
-/// Time allowed after the time limit for final reads and in-flight requests before
-/// workers are aborted (their open ops then count as indeterminate).
-const HARD_DEADLINE_SLACK: Duration = Duration::from_secs(30);
 /// How often the progress line is printed when stderr is not a terminal.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 /// The port every node listens on inside its own network namespace.
@@ -170,6 +168,7 @@ pub async fn run_test_outcome(mut args: TestArgs) -> Result<RunOutcome> {
             plan: schedule.plan().to_vec(),
         }),
         test: Some(args.clone()),
+        sim: None,
     }
     .write(&run_dir)?;
     eprintln!("schism: run {} (seed {seed})", run_dir.display());
@@ -638,7 +637,7 @@ fn run_id(run_dir: &Path, seed: u64) -> String {
 }
 
 /// One session per worker, each seeded from the run's seed and the worker's number.
-fn worker_seed(seed: u64, worker: u64) -> u64 {
+pub(crate) fn worker_seed(seed: u64, worker: u64) -> u64 {
     seed.wrapping_add(worker.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
@@ -684,8 +683,7 @@ async fn drive_workload<M: Mechanism>(
             generator: generator.clone(),
             counters: counters.clone(),
             cancel: cancel_rx.clone(),
-            final_retry_until_ns: (args.time_limit + FINAL_READ_QUIET + FINAL_READ_RETRY).as_nanos()
-                as u64,
+            final_retry_until_ns: crate::plan::final_retry_until(args).as_nanos() as u64,
         };
         workers.spawn(worker(ctx, session));
     }
@@ -717,11 +715,7 @@ async fn drive_workload<M: Mechanism>(
             cancel_rx.clone(),
         ))
     });
-    let deadline = args.time_limit
-        + FINAL_READ_QUIET
-        + FINAL_READ_RETRY
-        + args.client_timeout
-        + HARD_DEADLINE_SLACK;
+    let deadline = crate::plan::hard_deadline(args);
     // The injected harness fault strikes while the first fault is in force.
     let inject_at = schedule
         .plan()
@@ -896,8 +890,8 @@ async fn pause(cancel: &mut watch::Receiver<bool>, wait: Duration) {
     }
 }
 
-/// The request an invocation sends.
-fn request_of(inv: &Invocation) -> Result<Request> {
+/// The client request an invocation asks for (`schism test` and `schism sim` alike).
+pub(crate) fn request_of(inv: &Invocation) -> Result<Request> {
     Ok(match inv.f {
         F::Read => Request::Read { key: inv.key },
         F::Write => Request::Write {
@@ -939,16 +933,25 @@ async fn invoke_one(
         .record(invoke)
         .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;
     let reply = session.invoke(request).await;
-    let done = completion(done_template, reply, inv.f == F::Read, &ctx.counters);
+    let mut done = done_template;
+    complete(&mut done, inv.f == F::Read, reply);
     let kind = done.kind;
+    let counter = match kind {
+        OpType::Ok => &ctx.counters.ok,
+        OpType::Info => &ctx.counters.info,
+        _ => &ctx.counters.fail,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
     ctx.recorder
         .record(done)
         .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;
     Ok(kind)
 }
 
-/// The completion op of a reply, counted in the progress counters.
-fn completion(mut done: Op, reply: Reply, is_read: bool, counters: &Counters) -> Op {
+/// Turns `done` (a copy of the invoke) into the completion the reply stands for: `ok`
+/// (a read's value and siblings, the node, its meta), `fail`, or `info` for a write whose
+/// fate is unknown (a read that may or may not have happened changed nothing: `fail`).
+pub(crate) fn complete(done: &mut Op, is_read: bool, reply: Reply) {
     match reply {
         Reply::Ok {
             value,
@@ -963,7 +966,6 @@ fn completion(mut done: Op, reply: Reply, is_read: bool, counters: &Counters) ->
             }
             done.node = Some(node);
             done.meta = meta;
-            counters.ok.fetch_add(1, Ordering::Relaxed);
         }
         Reply::Fail { node, error } => {
             done.kind = OpType::Fail;
@@ -972,7 +974,6 @@ fn completion(mut done: Op, reply: Reply, is_read: bool, counters: &Counters) ->
             if is_read {
                 done.value = Value::Null;
             }
-            counters.fail.fetch_add(1, Ordering::Relaxed);
         }
         Reply::Unknown { node, error } => {
             // A read that may or may not have happened changed nothing: it failed.
@@ -981,13 +982,9 @@ fn completion(mut done: Op, reply: Reply, is_read: bool, counters: &Counters) ->
             done.error = Some(error);
             if is_read {
                 done.value = Value::Null;
-                counters.fail.fetch_add(1, Ordering::Relaxed);
-            } else {
-                counters.info.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
-    done
 }
 
 /// Follows the schedule until it is done, the run is cancelled, or the workers are

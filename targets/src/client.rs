@@ -27,7 +27,9 @@
 //! clients of an isolated old leader keep using it until it steps down (check-quorum),
 //! while the clients of the majority side follow the new leader — what a client connected
 //! to one member of a real cluster sees. One `ReferenceClient` holds one connection pool
-//! shared by all sessions.
+//! shared by all sessions. Every decision above is `routing::Router`'s (pure): this client
+//! only does the HTTP and keeps the time of the next leader search, so `schism sim`'s
+//! simulated clients, which drive the same `Router`, route exactly as this one does.
 
 pub use crate::api::{Endpoint, ReadRouting, Reply};
 pub(crate) use crate::api::{error_text, fetch_status};
@@ -36,9 +38,8 @@ use crate::reference::NodeId;
 use crate::reference::leader_follower::Status;
 use crate::reference::node::KvReply;
 use crate::request::Request;
+use crate::routing::{AfterRead, Conditions, Outcome, Router, Rules, Seen};
 use crate::target::{BoxFuture, TargetSession};
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,55 +61,28 @@ impl Default for ClientOptions {
     }
 }
 
-/// One worker's client-side state.
+/// One worker's client-side state: its routing state (`routing::Router`: seeded RNG,
+/// home node, the leader it follows, LSN tokens) and when it next asks who leads.
 #[derive(Debug, Clone)]
 pub struct Session {
-    rng: ChaCha8Rng,
-    /// The node this session is bound to (index into the client's nodes): the one it asks
-    /// first who leads.
-    home: usize,
-    /// The leader as this session knows it (index into the client's nodes).
-    leader: Option<usize>,
+    router: Router,
     /// Ask the nodes who leads before the next request, at the latest at this time.
     refresh_at: Option<std::time::Instant>,
-    /// LSN of this session's last acknowledged write (read-your-writes token).
-    last_write_lsn: u64,
-    /// Highest applied LSN a read of this session saw (monotonic-read token).
-    seen_lsn: u64,
-    sticky: Option<usize>,
 }
 
 impl Session {
     /// A session bound to the first node (`ReferenceClient::session` deals homes out).
     pub fn new(seed: u64) -> Session {
         Session {
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            home: 0,
-            leader: None,
+            router: Router::new(seed, 0),
             refresh_at: None,
-            last_write_lsn: 0,
-            seen_lsn: 0,
-            sticky: None,
         }
     }
 
     /// The session's read-your-writes token.
     pub fn last_write_lsn(&self) -> u64 {
-        self.last_write_lsn
+        self.router.last_write_lsn()
     }
-}
-
-/// Read conditions sent along with a request (see the node's `KvOpts`).
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-struct Conditions {
-    #[serde(skip_serializing_if = "is_zero")]
-    min_lsn: u64,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    leader_only: bool,
-}
-
-fn is_zero(v: &u64) -> bool {
-    *v == 0
 }
 
 #[derive(Debug, Clone)]
@@ -181,8 +155,8 @@ impl ReferenceClient {
             .sessions_made
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Session {
-            home: k % self.nodes.len(),
-            ..Session::new(seed)
+            router: Router::new(seed, k % self.nodes.len()),
+            refresh_at: None,
         }
     }
 
@@ -190,8 +164,20 @@ impl ReferenceClient {
         self.options
     }
 
-    /// Sends `req` where the routing rules say.
+    /// The routing rules every session of this client shares.
+    fn rules(&self) -> Rules {
+        Rules {
+            routing: self.options.routing,
+            write_any: self.write_any,
+            discover_leader: self.options.discover_leader,
+            nodes: self.nodes.len(),
+            initial_leader: self.leader,
+        }
+    }
+
+    /// Sends `req` where the routing rules (`routing::Router`) say.
     pub async fn invoke(&self, session: &mut Session, req: Request) -> Reply {
+        let rules = self.rules();
         if self.options.discover_leader
             && session
                 .refresh_at
@@ -199,105 +185,48 @@ impl ReferenceClient {
         {
             self.refresh_leader(session).await;
         }
-        let leader = session.leader.unwrap_or(self.leader);
-        let n = self.nodes.len();
-        let none = Conditions::default();
+        let (node, cond) = session.router.route(&rules, req.is_write());
+        let (reply, hint) = self.send(node, req, cond).await;
+        let outcome = self.outcome(&reply, hint);
         if req.is_write() {
-            // Multi-leader and leaderless nodes all take writes; leader-follower only the leader.
-            let target = if self.write_any {
-                session.rng.random_range(0..n)
-            } else {
-                leader
-            };
-            let (reply, hint) = self.send(target, req, none).await;
-            if let Reply::Ok { meta, .. } = &reply {
-                session.last_write_lsn = session.last_write_lsn.max(meta_u64(meta, "lsn"));
-            } else {
-                self.learn(session, hint);
+            if session.router.after_write(&rules, &outcome) {
+                session.refresh_at = Some(std::time::Instant::now());
             }
             return reply;
         }
-        let (node, cond) = match self.options.routing {
-            ReadRouting::Leader => (
-                leader,
-                Conditions {
-                    leader_only: true,
-                    ..none
-                },
-            ),
-            ReadRouting::Any => (session.rng.random_range(0..n), none),
-            ReadRouting::Follower => {
-                let pick = if n > 1 {
-                    (leader + 1 + session.rng.random_range(0..n - 1)) % n
-                } else {
-                    leader
-                };
-                (pick, none)
-            }
-            ReadRouting::Ryw => (
-                session.rng.random_range(0..n),
-                Conditions {
-                    min_lsn: session.last_write_lsn,
-                    ..none
-                },
-            ),
-            ReadRouting::Sticky => {
-                let node = *session
-                    .sticky
-                    .get_or_insert_with(|| session.rng.random_range(0..n));
-                (
-                    node,
-                    Conditions {
-                        min_lsn: session.seen_lsn,
-                        ..none
-                    },
-                )
-            }
-        };
-        let (mut reply, hint) = self.send(node, req, cond).await;
-        if !matches!(reply, Reply::Ok { .. }) {
-            match self.options.routing {
-                // Not caught up (or down): the leader has every acknowledged write.
-                ReadRouting::Ryw if node != leader => {
-                    reply = self
-                        .send(
-                            leader,
-                            req,
-                            Conditions {
-                                leader_only: true,
-                                ..cond
-                            },
-                        )
-                        .await
-                        .0;
+        match session.router.after_read(&rules, node, cond, &outcome) {
+            AfterRead::Done { refresh_now } => {
+                if refresh_now {
+                    session.refresh_at = Some(std::time::Instant::now());
                 }
-                // Move on; the token keeps the next node from going back in time.
-                ReadRouting::Sticky => session.sticky = Some(session.rng.random_range(0..n)),
-                ReadRouting::Leader => self.learn(session, hint),
-                _ => {}
+                reply
+            }
+            AfterRead::Retry(node, cond) => {
+                let reply = self.send(node, req, cond).await.0;
+                session.router.after_final_read(&self.outcome(&reply, None));
+                reply
             }
         }
-        if let Reply::Ok { meta, .. } = &reply {
-            session.seen_lsn = session.seen_lsn.max(meta_u64(meta, "applied"));
-        }
-        reply
     }
 
-    /// After a refusal: follow a redirect, or ask everyone who leads before the next request.
-    fn learn(&self, session: &mut Session, hint: Option<String>) {
-        if !self.options.discover_leader {
-            return;
-        }
-        match hint.and_then(|h| self.nodes.iter().position(|n| n.id == h)) {
-            Some(i) if Some(i) != session.leader => session.leader = Some(i),
-            _ => session.refresh_at = Some(std::time::Instant::now()),
+    /// What routing needs of a reply.
+    fn outcome(&self, reply: &Reply, hint: Option<String>) -> Outcome {
+        match reply {
+            Reply::Ok { meta, .. } => Outcome {
+                ok: true,
+                lsn: meta_u64(meta, "lsn"),
+                applied: meta_u64(meta, "applied"),
+                hint: None,
+            },
+            _ => Outcome {
+                hint: hint.and_then(|h| self.nodes.iter().position(|n| n.id == h)),
+                ..Outcome::default()
+            },
         }
     }
 
-    /// Asks every node's `/status` and follows the leader the session's home node believes
-    /// in (itself, or the leader it names). When the home node knows no leader, a node that
-    /// leads in a newer epoch than the home knows, else the home itself (which refuses until
-    /// it learns one); when the home does not answer, the node leading in the highest epoch.
+    /// Asks every node's `/status` and lets the session's router pick the leader to
+    /// follow (`Router::follow`: the one its home node believes in).
     async fn refresh_leader(&self, session: &mut Session) {
         let timeout = Duration::from_millis(self.options.timeout_ms.min(150));
         let mut asks = tokio::task::JoinSet::new();
@@ -305,49 +234,19 @@ impl ReferenceClient {
             let (http, url) = (self.http.clone(), n.status_url.clone());
             asks.spawn(async move { (i, fetch_status(&http, &url, timeout).await) });
         }
-        // Every node that says it leads, with its epoch; the home node's answer apart.
-        let mut leaders: Vec<(u64, usize)> = Vec::new();
-        let mut home = None;
+        let mut answers: Vec<Option<Seen>> = vec![None; self.nodes.len()];
         while let Some(joined) = asks.join_next().await {
             let Ok((i, Ok(st))) = joined else { continue };
-            if st.role == crate::reference::leader_follower::Role::Leader {
-                leaders.push((st.epoch, i));
-            }
-            if i == session.home {
-                home = Some(st);
-            }
+            answers[i] = Some(Seen {
+                leads: st.role == crate::reference::leader_follower::Role::Leader,
+                epoch: st.epoch,
+                names: st
+                    .leader
+                    .as_ref()
+                    .and_then(|l| self.nodes.iter().position(|n| n.id == *l)),
+            });
         }
-        // The newest leader, ties to the lowest index; only epochs above `floor`.
-        let newest = |floor: Option<u64>| {
-            leaders
-                .iter()
-                .filter(|(e, _)| floor.is_none_or(|f| *e > f))
-                .max_by_key(|(e, i)| (*e, std::cmp::Reverse(*i)))
-                .map(|(_, i)| *i)
-        };
-        let pick = match home {
-            // A home that leads serves; one that follows sends the session to its leader.
-            Some(st) if st.role == crate::reference::leader_follower::Role::Leader => {
-                Some(session.home)
-            }
-            Some(st) => match st
-                .leader
-                .as_ref()
-                .and_then(|l| self.nodes.iter().position(|n| n.id == *l))
-            {
-                Some(i) => Some(i),
-                // It knows no leader (its leader went silent, an election runs): only a
-                // leader of a newer epoch than it knows can be the one; else stay with it
-                // (requests fail at once, "no leader known", until it learns one).
-                None => newest(Some(st.epoch)).or(Some(session.home)),
-            },
-            // The home node does not answer (down, paused): the newest leader.
-            None => newest(None),
-        };
-        if let Some(i) = pick {
-            session.leader = Some(i);
-        }
-        let jitter = session.rng.random_range(200..600);
+        let jitter = session.router.follow(&answers);
         session.refresh_at = Some(std::time::Instant::now() + Duration::from_millis(jitter));
     }
 

@@ -88,7 +88,7 @@ impl LagProbe for ReferenceLag {
 
 /// Readings from the nodes' statuses: the leader is the node that says it leads with the
 /// highest epoch; every other answering node is measured against its last LSN.
-fn readings(answers: &[(NodeId, Status)]) -> Vec<LagReading> {
+pub fn readings(answers: &[(NodeId, Status)]) -> Vec<LagReading> {
     let leader = answers
         .iter()
         .filter(|(_, s)| s.role == Role::Leader)

@@ -39,6 +39,7 @@ mod paths;
 mod readme;
 mod reports;
 mod serve;
+mod sim;
 mod txn_check;
 mod verdicts;
 

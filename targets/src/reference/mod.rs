@@ -12,6 +12,7 @@ mod http;
 pub mod node;
 mod peers;
 mod shell;
+pub use shell::{leader_follower_machine, leaderless_machine, multi_leader_machine};
 pub mod storage;
 pub mod target;
 

@@ -155,6 +155,32 @@ impl Hosted for Leaderless {
     }
 }
 
+/// The machines a node with `config` runs, resumed from `disk`, built exactly as the
+/// process shell builds them (same timers, same settings): what `schism sim` puts under
+/// the deterministic harness.
+pub fn leader_follower_machine(
+    config: &NodeConfig,
+    disk: <LeaderFollower as Machine>::Durable,
+) -> LeaderFollower {
+    <LeaderFollower as Hosted>::build(config, disk)
+}
+
+/// See `leader_follower_machine`.
+pub fn multi_leader_machine(
+    config: &NodeConfig,
+    disk: <MultiLeader as Machine>::Durable,
+) -> MultiLeader {
+    <MultiLeader as Hosted>::build(config, disk)
+}
+
+/// See `leader_follower_machine`.
+pub fn leaderless_machine(
+    config: &NodeConfig,
+    disk: <Leaderless as Machine>::Durable,
+) -> Leaderless {
+    <Leaderless as Hosted>::build(config, disk)
+}
+
 /// Runs the node of `config.model` until its actor or server stops, SIGTERM, SIGINT or
 /// the parent's death.
 pub(super) async fn serve(config: NodeConfig) -> Result<(), TargetError> {
