@@ -323,14 +323,7 @@ fn provision(
                 .collect()
         }
     };
-    std::fs::create_dir_all(&spec.log_dir).map_err(|source| TargetError::LogDir {
-        path: spec.log_dir.clone(),
-        source,
-    })?;
-    std::fs::create_dir_all(&spec.data_dir).map_err(|source| TargetError::DataDir {
-        path: spec.data_dir.clone(),
-        source,
-    })?;
+    crate::process::create_run_dirs(&spec.data_dir, &spec.log_dir)?;
     let initial_cluster = nodes
         .iter()
         .zip(&layout)

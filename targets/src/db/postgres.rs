@@ -252,14 +252,7 @@ impl PgCluster {
                 .map(|a| (a.to_string(), NETNS_PORT))
                 .collect(),
         };
-        std::fs::create_dir_all(&spec.data_dir).map_err(|source| TargetError::DataDir {
-            path: spec.data_dir.clone(),
-            source,
-        })?;
-        std::fs::create_dir_all(&spec.log_dir).map_err(|source| TargetError::LogDir {
-            path: spec.log_dir.clone(),
-            source,
-        })?;
+        crate::process::create_run_dirs(&spec.data_dir, &spec.log_dir)?;
         check_traversable(&spec.data_dir, uid, gid)?;
         let mut nodes = Vec::with_capacity(n);
         for (i, id) in ids.iter().enumerate() {

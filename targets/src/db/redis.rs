@@ -143,74 +143,33 @@ impl RedisCluster {
             None
         };
         let ids = spec.node_ids();
-        let n = ids.len();
-        // Addresses: free loopback ports, or each namespace's own address on the defaults.
-        let (server_addrs, sentinel_addrs, netns): (Vec<_>, Vec<_>, Vec<Option<String>>) =
-            match &spec.placement {
-                Placement::Loopback { base_port } => {
-                    let ports = loopback_ports(2 * n, *base_port)?;
-                    let at = |p: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, p));
-                    (
-                        ports[..n].iter().map(|&p| at(p)).collect(),
-                        ports[n..].iter().map(|&p| at(p)).collect(),
-                        vec![None; n],
-                    )
-                }
-                Placement::Netns { namespaces, addrs } => {
-                    if namespaces.len() < n || addrs.len() < n {
-                        return Err(TargetError::Invalid(format!(
-                            "redis: {n} nodes but {} namespaces and {} addresses",
-                            namespaces.len(),
-                            addrs.len()
-                        )));
-                    }
-                    (
-                        addrs[..n]
-                            .iter()
-                            .map(|&a| SocketAddr::from((a, NETNS_SERVER_PORT)))
-                            .collect(),
-                        addrs[..n]
-                            .iter()
-                            .map(|&a| SocketAddr::from((a, NETNS_SENTINEL_PORT)))
-                            .collect(),
-                        namespaces[..n].iter().cloned().map(Some).collect(),
-                    )
-                }
-            };
+        let layout = Layout::of(&spec, ids.len())?;
         std::fs::create_dir_all(&spec.log_dir).map_err(|source| TargetError::LogDir {
             path: spec.log_dir.clone(),
             source,
         })?;
-        let primary = server_addrs[0];
-        let mut servers = Vec::with_capacity(n);
+        let primary = layout.servers[0];
+        let mut servers = Vec::with_capacity(ids.len());
         for (i, id) in ids.iter().enumerate() {
             let dir = spec.data_dir.join(id);
             make_dir(&dir)?;
-            let conf = dir.join("redis.conf");
             let replica_of = (i > 0).then_some(primary);
-            write_file(&conf, &server_conf(&dir, server_addrs[i], replica_of))?;
-            servers.push(ManagedProcess::spawn(ProcessSpec {
-                node: id.clone(),
-                program: server_bin.clone(),
-                args: vec![conf.display().to_string()],
-                env: spec.env_of(i).to_vec(),
-                netns: netns[i].clone(),
-                user: None,
-                log: spec.log_dir.join(format!("{id}.log")),
-                cwd: Some(dir),
-            })?);
+            let conf = server_conf(&dir, layout.servers[i], replica_of);
+            let node = (i, id.clone());
+            let conf = (dir.join("redis.conf"), conf);
+            servers.push(layout.spawn(&spec, node, &server_bin, conf)?);
         }
         let topo = Arc::new(Topology {
             nodes: ids
                 .iter()
-                .zip(&server_addrs)
+                .zip(&layout.servers)
                 .map(|(id, &addr)| NodeAddr {
                     id: id.clone(),
                     addr,
                 })
                 .collect(),
             sentinels: if sentinel_bin.is_some() {
-                sentinel_addrs.clone()
+                layout.sentinels.clone()
             } else {
                 Vec::new()
             },
@@ -233,19 +192,13 @@ impl RedisCluster {
         if let Some(bin) = &sentinel_bin {
             for (i, id) in ids.iter().enumerate() {
                 let dir = spec.data_dir.join(id);
-                let conf = dir.join("sentinel.conf");
-                write_file(&conf, &sentinel_conf(&dir, sentinel_addrs[i], primary))?;
-                cluster.sentinels.push(ManagedProcess::spawn(ProcessSpec {
-                    node: format!("sentinel-{id}"),
-                    program: bin.clone(),
-                    args: vec![conf.display().to_string()],
-                    // The sentinel shares its node's clock.
-                    env: spec.env_of(i).to_vec(),
-                    netns: netns[i].clone(),
-                    user: None,
-                    log: spec.log_dir.join(format!("sentinel-{id}.log")),
-                    cwd: Some(dir),
-                })?);
+                let conf = sentinel_conf(&dir, layout.sentinels[i], primary);
+                // The sentinel shares its node's clock (`spec.env_of(i)`).
+                let node = (i, format!("sentinel-{id}"));
+                let conf = (dir.join("sentinel.conf"), conf);
+                cluster
+                    .sentinels
+                    .push(layout.spawn(&spec, node, bin, conf)?);
             }
         }
         cluster.wait_sentinels(deadline).await?;
@@ -1051,6 +1004,67 @@ fn quoted(p: &Path) -> String {
 /// A server's config: no persistence, diskless replication without delay, logging to
 /// stdout (the process log), and the process title left alone so that the command line
 /// keeps the config path.
+/// Where each node's server and sentinel listen, and the namespace each runs in.
+struct Layout {
+    servers: Vec<SocketAddr>,
+    sentinels: Vec<SocketAddr>,
+    netns: Vec<Option<String>>,
+}
+
+impl Layout {
+    /// Free loopback ports, or each namespace's own address on the default ports.
+    fn of(spec: &DbSpec, n: usize) -> Result<Layout, TargetError> {
+        match &spec.placement {
+            Placement::Loopback { base_port } => {
+                let ports = loopback_ports(2 * n, *base_port)?;
+                let at = |p: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, p));
+                Ok(Layout {
+                    servers: ports[..n].iter().map(|&p| at(p)).collect(),
+                    sentinels: ports[n..].iter().map(|&p| at(p)).collect(),
+                    netns: vec![None; n],
+                })
+            }
+            Placement::Netns { namespaces, addrs } => {
+                if namespaces.len() < n || addrs.len() < n {
+                    return Err(TargetError::Invalid(format!(
+                        "redis: {n} nodes but {} namespaces and {} addresses",
+                        namespaces.len(),
+                        addrs.len()
+                    )));
+                }
+                let at = |port: u16| addrs[..n].iter().map(move |&a| SocketAddr::from((a, port)));
+                Ok(Layout {
+                    servers: at(NETNS_SERVER_PORT).collect(),
+                    sentinels: at(NETNS_SENTINEL_PORT).collect(),
+                    netns: namespaces[..n].iter().cloned().map(Some).collect(),
+                })
+            }
+        }
+    }
+
+    /// Writes `conf` (path, text) and starts `program` on it for node `i`, as process
+    /// `name` (logging to `<log_dir>/<name>.log`), in the config's directory.
+    fn spawn(
+        &self,
+        spec: &DbSpec,
+        (i, name): (usize, String),
+        program: &Path,
+        (conf, text): (PathBuf, String),
+    ) -> Result<ManagedProcess, TargetError> {
+        write_file(&conf, &text)?;
+        ManagedProcess::spawn(ProcessSpec {
+            log: spec.log_dir.join(format!("{name}.log")),
+            node: name,
+            program: program.to_owned(),
+            args: vec![conf.display().to_string()],
+            env: spec.env_of(i).to_vec(),
+            netns: self.netns[i].clone(),
+            user: None,
+            cwd: conf.parent().map(Path::to_owned),
+        })
+    }
+}
+
 fn server_conf(dir: &Path, addr: SocketAddr, replica_of: Option<SocketAddr>) -> String {
     let mut s = format!(
         "port {port}\nbind {ip}\nprotected-mode no\ndaemonize no\nset-proc-title no\n\

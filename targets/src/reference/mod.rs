@@ -8,6 +8,9 @@
 //! runner.
 
 pub mod cluster;
+mod config;
+mod context;
+mod hosted;
 mod http;
 pub mod node;
 mod peers;
