@@ -217,7 +217,41 @@ impl ReferenceClient {
             }
             return reply;
         }
-        let (node, cond) = match self.options.routing {
+        let (node, cond) = self.read_target(session, leader);
+        let (mut reply, hint) = self.send(node, req, cond).await;
+        if !matches!(reply, Reply::Ok { .. }) {
+            match self.options.routing {
+                // Not caught up (or down): the leader has every acknowledged write.
+                ReadRouting::Ryw if node != leader => {
+                    reply = self
+                        .send(
+                            leader,
+                            req,
+                            Conditions {
+                                leader_only: true,
+                                ..cond
+                            },
+                        )
+                        .await
+                        .0;
+                }
+                // Move on; the token keeps the next node from going back in time.
+                ReadRouting::Sticky => session.sticky = Some(session.rng.random_range(0..n)),
+                ReadRouting::Leader => self.learn(session, hint),
+                _ => {}
+            }
+        }
+        if let Reply::Ok { meta, .. } = &reply {
+            session.seen_lsn = session.seen_lsn.max(meta_u64(meta, "applied"));
+        }
+        reply
+    }
+
+    /// Where a read goes under the routing rules, and the conditions it carries.
+    fn read_target(&self, session: &mut Session, leader: usize) -> (usize, Conditions) {
+        let n = self.nodes.len();
+        let none = Conditions::default();
+        match self.options.routing {
             ReadRouting::Leader => (
                 leader,
                 Conditions {
@@ -253,34 +287,7 @@ impl ReferenceClient {
                     },
                 )
             }
-        };
-        let (mut reply, hint) = self.send(node, req, cond).await;
-        if !matches!(reply, Reply::Ok { .. }) {
-            match self.options.routing {
-                // Not caught up (or down): the leader has every acknowledged write.
-                ReadRouting::Ryw if node != leader => {
-                    reply = self
-                        .send(
-                            leader,
-                            req,
-                            Conditions {
-                                leader_only: true,
-                                ..cond
-                            },
-                        )
-                        .await
-                        .0;
-                }
-                // Move on; the token keeps the next node from going back in time.
-                ReadRouting::Sticky => session.sticky = Some(session.rng.random_range(0..n)),
-                ReadRouting::Leader => self.learn(session, hint),
-                _ => {}
-            }
         }
-        if let Reply::Ok { meta, .. } = &reply {
-            session.seen_lsn = session.seen_lsn.max(meta_u64(meta, "applied"));
-        }
-        reply
     }
 
     /// After a refusal: follow a redirect, or ask everyone who leads before the next request.
@@ -380,6 +387,11 @@ impl ReferenceClient {
     /// Sends one request; the second value is the leader a refusal named.
     async fn send(&self, i: usize, req: Request, cond: Conditions) -> (Reply, Option<String>) {
         let node = &self.nodes[i];
+        let fail = |error: String| Reply::Fail {
+            node: Some(node.id.clone()),
+            error,
+        };
+        // A write whose fate the answer does not tell may have happened; a read did nothing.
         let uncertain = |error: String| {
             if req.is_write() {
                 Reply::Unknown {
@@ -387,23 +399,12 @@ impl ReferenceClient {
                     error,
                 }
             } else {
-                Reply::Fail {
-                    node: Some(node.id.clone()),
-                    error,
-                }
+                fail(error)
             }
         };
         let body = match request_body(&req, cond) {
             Ok(b) => b,
-            Err(e) => {
-                return (
-                    Reply::Fail {
-                        node: Some(node.id.clone()),
-                        error: format!("cannot encode request: {e}"),
-                    },
-                    None,
-                );
-            }
+            Err(e) => return (fail(format!("cannot encode request: {e}")), None),
         };
         let sent = self
             .http
@@ -416,15 +417,7 @@ impl ReferenceClient {
         let resp = match sent {
             Ok(r) => r,
             // Nothing was sent on a connection that never opened.
-            Err(e) if e.is_connect() => {
-                return (
-                    Reply::Fail {
-                        node: Some(node.id.clone()),
-                        error: error_text(&e),
-                    },
-                    None,
-                );
-            }
+            Err(e) if e.is_connect() => return (fail(error_text(&e)), None),
             Err(e) => return (uncertain(error_text(&e)), None),
         };
         let status = resp.status();
@@ -432,81 +425,80 @@ impl ReferenceClient {
             Ok(b) => b,
             Err(e) => return (uncertain(error_text(&e)), None),
         };
+        let text = || String::from_utf8_lossy(&bytes);
         if status.is_client_error() {
-            let text = String::from_utf8_lossy(&bytes);
-            return (
-                Reply::Fail {
-                    node: Some(node.id.clone()),
-                    error: format!("HTTP {status}: {text}"),
-                },
-                None,
-            );
+            return (fail(format!("HTTP {status}: {}", text())), None);
         }
         if !status.is_success() {
-            return (
-                uncertain(format!(
-                    "HTTP {status}: {}",
-                    String::from_utf8_lossy(&bytes)
-                )),
-                None,
-            );
+            return (uncertain(format!("HTTP {status}: {}", text())), None);
         }
         match serde_json::from_slice::<KvReply>(&bytes) {
-            Ok(KvReply {
-                ok: true,
-                node,
-                value,
-                lsn,
-                applied,
-                time_ms,
-                siblings,
-                ..
-            }) => {
-                let mut meta = serde_json::Map::new();
-                if let Some(lsn) = lsn {
-                    meta.insert("lsn".into(), lsn.into());
-                } else if let Some(applied) = applied {
-                    meta.insert("applied".into(), applied.into());
-                }
-                if let Some(t) = time_ms {
-                    meta.insert("time_ms".into(), t.into());
-                }
-                let meta = (!meta.is_empty()).then_some(serde_json::Value::Object(meta));
-                (
-                    Reply::Ok {
-                        value,
-                        node,
-                        meta,
-                        siblings,
-                    },
-                    None,
-                )
+            Ok(kv) => reply_of(kv),
+            Err(e) => (uncertain(format!("unreadable reply: {e}")), None),
+        }
+    }
+}
+
+/// A node's answer as a `Reply`, with the leader a refusal named.
+fn reply_of(kv: KvReply) -> (Reply, Option<String>) {
+    match kv {
+        KvReply {
+            ok: true,
+            node,
+            value,
+            lsn,
+            applied,
+            time_ms,
+            siblings,
+            ..
+        } => {
+            let mut meta = serde_json::Map::new();
+            if let Some(lsn) = lsn {
+                meta.insert("lsn".into(), lsn.into());
+            } else if let Some(applied) = applied {
+                meta.insert("applied".into(), applied.into());
             }
-            Ok(KvReply {
+            if let Some(t) = time_ms {
+                meta.insert("time_ms".into(), t.into());
+            }
+            let meta = (!meta.is_empty()).then_some(serde_json::Value::Object(meta));
+            let ok = Reply::Ok {
+                value,
                 node,
-                error,
-                unknown: true,
-                ..
-            }) => (
+                meta,
+                siblings,
+            };
+            (ok, None)
+        }
+        KvReply {
+            node,
+            error,
+            unknown: true,
+            ..
+        } => {
+            let error = error.unwrap_or_else(|| "indeterminate".to_owned());
+            (
                 Reply::Unknown {
                     node: Some(node),
-                    error: error.unwrap_or_else(|| "indeterminate".to_owned()),
+                    error,
                 },
                 None,
-            ),
-            Ok(KvReply {
-                node,
-                error,
-                leader,
-                ..
-            }) => (
+            )
+        }
+        KvReply {
+            node,
+            error,
+            leader,
+            ..
+        } => {
+            let error = error.unwrap_or_else(|| "refused".to_owned());
+            (
                 Reply::Fail {
                     node: Some(node),
-                    error: error.unwrap_or_else(|| "refused".to_owned()),
+                    error,
                 },
                 leader,
-            ),
-            Err(e) => (uncertain(format!("unreadable reply: {e}")), None),
+            )
         }
     }
 }
