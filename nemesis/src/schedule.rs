@@ -104,33 +104,13 @@ impl Schedule {
         let mut leader_deck = LeaderDeck::default();
         while !kinds.is_empty() && t.saturating_add(iv) <= spec.end_ns {
             let kind = kinds[rng.random_range(0..kinds.len())];
-            let faults = match kind {
-                Kind::Partition => vec![(
-                    t,
-                    Fault::Partition(partition_shape(
-                        &mut rng,
-                        &targets,
-                        &spec.nodes,
-                        &mut leader_deck,
-                    )),
-                )],
-                Kind::Pause => vec![(
-                    t,
-                    Fault::Pause {
-                        targets: pick_targets(&mut rng, &targets, &spec.nodes),
-                    },
-                )],
-                Kind::Kill => vec![(
-                    t,
-                    Fault::Kill {
-                        targets: pick_targets(&mut rng, &targets, &spec.nodes),
-                    },
-                )],
-                Kind::Clock => {
-                    let who = pick_targets(&mut rng, &targets, &spec.nodes);
-                    clock_faults(&mut rng, who, t, iv)
-                }
-            };
+            let faults = draw_faults(
+                &mut rng,
+                kind,
+                (&targets, &spec.nodes),
+                &mut leader_deck,
+                (t, iv),
+            );
             plan.extend(faults.into_iter().map(|(at_ns, f)| Planned {
                 at_ns,
                 change: Change::Fault(f),
@@ -222,6 +202,39 @@ impl LeaderDeck {
         let isolate = self.cards.pop().unwrap_or(true);
         self.last_was_cut = !isolate;
         isolate
+    }
+}
+
+/// The fault (or, for a strobe, the clock steps) of one interval of `kind`, starting at
+/// `t` and `iv` long, as (time, fault), its nodes chosen by the `targets` selectors.
+fn draw_faults(
+    rng: &mut ChaCha8Rng,
+    kind: Kind,
+    (targets, nodes): (&[Selector], &[NodeId]),
+    deck: &mut LeaderDeck,
+    (t, iv): (u64, u64),
+) -> Vec<(u64, Fault)> {
+    match kind {
+        Kind::Partition => vec![(
+            t,
+            Fault::Partition(partition_shape(rng, targets, nodes, deck)),
+        )],
+        Kind::Pause => vec![(
+            t,
+            Fault::Pause {
+                targets: pick_targets(rng, targets, nodes),
+            },
+        )],
+        Kind::Kill => vec![(
+            t,
+            Fault::Kill {
+                targets: pick_targets(rng, targets, nodes),
+            },
+        )],
+        Kind::Clock => {
+            let who = pick_targets(rng, targets, nodes);
+            clock_faults(rng, who, t, iv)
+        }
     }
 }
 

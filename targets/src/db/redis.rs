@@ -148,17 +148,7 @@ impl RedisCluster {
             path: spec.log_dir.clone(),
             source,
         })?;
-        let primary = layout.servers[0];
-        let mut servers = Vec::with_capacity(ids.len());
-        for (i, id) in ids.iter().enumerate() {
-            let dir = spec.data_dir.join(id);
-            make_dir(&dir)?;
-            let replica_of = (i > 0).then_some(primary);
-            let conf = server_conf(&dir, layout.servers[i], replica_of);
-            let node = (i, id.clone());
-            let conf = (dir.join("redis.conf"), conf);
-            servers.push(layout.spawn(&spec, node, &server_bin, conf)?);
-        }
+        let servers = layout.spawn_servers(&spec, &ids, &server_bin)?;
         let topo = Arc::new(Topology {
             nodes: ids
                 .iter()
@@ -190,16 +180,7 @@ impl RedisCluster {
         // Sentinels start once the replicas are linked: a sentinel learns replicas from
         // the primary's INFO, which it polls only every 10 s after the first time.
         if let Some(bin) = &sentinel_bin {
-            for (i, id) in ids.iter().enumerate() {
-                let dir = spec.data_dir.join(id);
-                let conf = sentinel_conf(&dir, layout.sentinels[i], primary);
-                // The sentinel shares its node's clock (`spec.env_of(i)`).
-                let node = (i, format!("sentinel-{id}"));
-                let conf = (dir.join("sentinel.conf"), conf);
-                cluster
-                    .sentinels
-                    .push(layout.spawn(&spec, node, bin, conf)?);
-            }
+            cluster.sentinels = layout.spawn_sentinels(&spec, &ids, bin)?;
         }
         cluster.wait_sentinels(deadline).await?;
         Ok(Box::new(cluster))
@@ -677,29 +658,9 @@ impl RedisSession {
         self.maybe_refresh().await;
         let i = self.primary;
         let node = self.topo.nodes[i].id.clone();
-        let key = key_name(req.key());
-        let cmd = match req {
-            Request::Write { value, .. } => {
-                let mut c = redis::cmd("SET");
-                c.arg(&key).arg(value);
-                c
-            }
-            Request::Append { value, .. } => {
-                let mut c = redis::cmd("RPUSH");
-                c.arg(&key).arg(value);
-                c
-            }
-            Request::Cas { expected, new, .. } => {
-                let mut c = redis::cmd("EVAL");
-                c.arg(CAS_SCRIPT).arg(1).arg(&key).arg(expected).arg(new);
-                c
-            }
-            other => {
-                return Reply::Fail {
-                    node: None,
-                    error: format!("redis adapter: {:?} is not supported", other.f()),
-                };
-            }
+        let cmd = match write_cmd(&req) {
+            Ok(cmd) => cmd,
+            Err(refused) => return refused,
         };
         let started = Instant::now();
         let timeout = self.topo.timeout;
@@ -716,51 +677,58 @@ impl RedisSession {
             };
         }
         let k = self.topo.wait_acks;
-        if k > 0 {
-            // WAIT counts this connection's writes only, so it runs on the same one; it
-            // gets what is left of the request's budget (at least 1 ms: 0 blocks forever).
-            let left = timeout.saturating_sub(started.elapsed());
-            let wait_ms = left.as_millis().clamp(1, u128::from(u32::MAX)) as u64;
-            let mut c = redis::cmd("WAIT");
-            c.arg(k).arg(wait_ms);
-            match self
-                .run(i, &c, Duration::from_millis(wait_ms) + WAIT_SLACK)
+        if k > 0
+            && let Err(unknown) = self
+                .wait_replicas(i, &node, k, timeout.saturating_sub(started.elapsed()))
                 .await
-            {
-                Ok(RValue::Int(acks)) if acks >= k as i64 => {}
-                Ok(RValue::Int(acks)) => {
-                    return Reply::Unknown {
-                        node: Some(node),
-                        error: format!(
-                            "on the primary, but only {acks} of {k} replicas acknowledged within {wait_ms} ms"
-                        ),
-                    };
-                }
-                Ok(other) => {
-                    return Reply::Unknown {
-                        node: Some(node),
-                        error: format!("unexpected WAIT answer {other:?}"),
-                    };
-                }
-                Err(f) => {
-                    self.refreshed = None;
-                    let error = match f {
-                        Failure::Connect(m)
-                        | Failure::Indeterminate(m)
-                        | Failure::Server { msg: m, .. } => m,
-                    };
-                    return Reply::Unknown {
-                        node: Some(node),
-                        error: format!("written, but WAIT failed: {error}"),
-                    };
-                }
-            }
+        {
+            return unknown;
         }
         Reply::Ok {
             value: Value::Null,
             node,
             meta: None,
             siblings: None,
+        }
+    }
+
+    /// Redis WAIT for `k` replicas, on the connection the write went out on (WAIT counts
+    /// that connection's writes only), within `left` of the write's budget (at least 1 ms:
+    /// 0 blocks forever); an `Unknown` reply when fewer acknowledged or WAIT failed.
+    async fn wait_replicas(
+        &mut self,
+        i: usize,
+        node: &str,
+        k: usize,
+        left: Duration,
+    ) -> Result<(), Reply> {
+        let wait_ms = left.as_millis().clamp(1, u128::from(u32::MAX)) as u64;
+        let mut c = redis::cmd("WAIT");
+        c.arg(k).arg(wait_ms);
+        let unknown = |error: String| {
+            Err(Reply::Unknown {
+                node: Some(node.to_owned()),
+                error,
+            })
+        };
+        match self
+            .run(i, &c, Duration::from_millis(wait_ms) + WAIT_SLACK)
+            .await
+        {
+            Ok(RValue::Int(acks)) if acks >= k as i64 => Ok(()),
+            Ok(RValue::Int(acks)) => unknown(format!(
+                "on the primary, but only {acks} of {k} replicas acknowledged within {wait_ms} ms"
+            )),
+            Ok(other) => unknown(format!("unexpected WAIT answer {other:?}")),
+            Err(f) => {
+                self.refreshed = None;
+                let error = match f {
+                    Failure::Connect(m)
+                    | Failure::Indeterminate(m)
+                    | Failure::Server { msg: m, .. } => m,
+                };
+                unknown(format!("written, but WAIT failed: {error}"))
+            }
         }
     }
 
@@ -1004,6 +972,34 @@ fn quoted(p: &Path) -> String {
 /// A server's config: no persistence, diskless replication without delay, logging to
 /// stdout (the process log), and the process title left alone so that the command line
 /// keeps the config path.
+/// The command that carries a write (`SET`, `RPUSH`, or the cas script), or the refusal
+/// of an operation the adapter does not support.
+fn write_cmd(req: &Request) -> Result<redis::Cmd, Reply> {
+    let key = key_name(req.key());
+    let mut c;
+    match req {
+        Request::Write { value, .. } => {
+            c = redis::cmd("SET");
+            c.arg(&key).arg(value);
+        }
+        Request::Append { value, .. } => {
+            c = redis::cmd("RPUSH");
+            c.arg(&key).arg(value);
+        }
+        Request::Cas { expected, new, .. } => {
+            c = redis::cmd("EVAL");
+            c.arg(CAS_SCRIPT).arg(1).arg(&key).arg(expected).arg(new);
+        }
+        other => {
+            return Err(Reply::Fail {
+                node: None,
+                error: format!("redis adapter: {:?} is not supported", other.f()),
+            });
+        }
+    }
+    Ok(c)
+}
+
 /// Where each node's server and sentinel listen, and the namespace each runs in.
 struct Layout {
     servers: Vec<SocketAddr>,
@@ -1040,6 +1036,45 @@ impl Layout {
                 })
             }
         }
+    }
+
+    /// Node i's server, in `<data_dir>/<id>`, each a replica of the first.
+    fn spawn_servers(
+        &self,
+        spec: &DbSpec,
+        ids: &[NodeId],
+        bin: &Path,
+    ) -> Result<Vec<ManagedProcess>, TargetError> {
+        let primary = self.servers[0];
+        let mut servers = Vec::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            let dir = spec.data_dir.join(id);
+            make_dir(&dir)?;
+            let replica_of = (i > 0).then_some(primary);
+            let conf = server_conf(&dir, self.servers[i], replica_of);
+            let conf = (dir.join("redis.conf"), conf);
+            servers.push(self.spawn(spec, (i, id.clone()), bin, conf)?);
+        }
+        Ok(servers)
+    }
+
+    /// Node i's sentinel, monitoring the first server; it shares its node's clock
+    /// (`spec.env_of(i)`). Dropping the result on an error kills those started.
+    fn spawn_sentinels(
+        &self,
+        spec: &DbSpec,
+        ids: &[NodeId],
+        bin: &Path,
+    ) -> Result<Vec<ManagedProcess>, TargetError> {
+        let primary = self.servers[0];
+        let mut sentinels = Vec::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            let dir = spec.data_dir.join(id);
+            let conf = sentinel_conf(&dir, self.sentinels[i], primary);
+            let conf = (dir.join("sentinel.conf"), conf);
+            sentinels.push(self.spawn(spec, (i, format!("sentinel-{id}")), bin, conf)?);
+        }
+        Ok(sentinels)
     }
 
     /// Writes `conf` (path, text) and starts `program` on it for node `i`, as process
