@@ -49,20 +49,7 @@ fn anomaly_kinds(run: &Path) -> Vec<(String, String)> {
 fn postgres_left(needle: &str) -> Vec<u32> {
     let until = Instant::now() + Duration::from_secs(5);
     loop {
-        let left: Vec<u32> = std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let pid = e.file_name().to_string_lossy().parse::<u32>().ok()?;
-                let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-                (cmd.contains(needle)
-                    && cmd.contains("postgres")
-                    && !matches!(proc_state(pid), None | Some('Z') | Some('X')))
-                .then_some(pid)
-            })
-            .collect();
+        let left = live_pids_with(&[needle, "postgres"]);
         if left.is_empty() || Instant::now() > until {
             return left;
         }
