@@ -376,12 +376,15 @@ pub fn resolve(
     Ok(next)
 }
 
-/// The groups and directed cuts (receiver, sender) a partition `shape` makes of `nodes`.
+/// Directed cuts: (receiver, sender) pairs whose traffic is dropped.
+type Cuts = BTreeSet<(NodeId, NodeId)>;
+
+/// The groups and directed cuts a partition `shape` makes of `nodes`.
 fn partition(
     shape: &Shape,
     nodes: &[NodeId],
     the_leader: impl Fn() -> Result<NodeId, String>,
-) -> Result<(Vec<Vec<NodeId>>, BTreeSet<(NodeId, NodeId)>), String> {
+) -> Result<(Vec<Vec<NodeId>>, Cuts), String> {
     let between = |g: Vec<Vec<NodeId>>| {
         let c = cuts_between(&g);
         (g, c)
@@ -429,7 +432,7 @@ fn partition(
 }
 
 /// Each node of `ring` hears only the majority - 1 nodes after it.
-fn majorities_ring(ring: &[NodeId]) -> BTreeSet<(NodeId, NodeId)> {
+fn majorities_ring(ring: &[NodeId]) -> Cuts {
     let n = ring.len();
     let hears = n / 2; // majority - 1
     let mut c = BTreeSet::new();

@@ -336,12 +336,12 @@ fn provision(
     Ok((urls, members))
 }
 
-/// (client listen host, client port, peer port, netns) per member: free loopback ports,
-/// or each namespace's own address on the default ports.
-fn member_layout(
-    spec: &DbSpec,
-    n: usize,
-) -> Result<Vec<(String, u16, u16, Option<String>)>, TargetError> {
+/// (client listen host, client port, peer port, netns) of one member.
+type MemberAddr = (String, u16, u16, Option<String>);
+
+/// Each member's `MemberAddr`: free loopback ports, or each namespace's own address on the
+/// default ports.
+fn member_layout(spec: &DbSpec, n: usize) -> Result<Vec<MemberAddr>, TargetError> {
     match &spec.placement {
         Placement::Loopback { base_port } => {
             let ports = loopback_ports(2 * n, *base_port)?;

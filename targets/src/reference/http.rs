@@ -81,17 +81,9 @@ pub(super) fn error_response(status: StatusCode, node: &str, error: String) -> R
     json_response(status, serde_json::to_vec(&reply).unwrap_or_default())
 }
 
-/// A JSON body, or the HTTP 400 that says what was wrong with it (`what: serde's error`).
-fn parse<T: serde::de::DeserializeOwned>(
-    node: &str,
-    body: &[u8],
-    what: &str,
-) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| bad_request(node, what, e))
-}
-
-fn bad_request(node: &str, what: &str, e: serde_json::Error) -> Response {
-    error_response(StatusCode::BAD_REQUEST, node, format!("{what}: {e}"))
+/// A JSON body, or what was wrong with it (`what: serde's error`) for an HTTP 400.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("{what}: {e}"))
 }
 
 /// How a machine's reply is answered over HTTP.
@@ -144,9 +136,9 @@ fn render<M: Hosted>(node: &str, reply: Reply, time_ms: i64) -> (StatusCode, KvR
 }
 
 pub(super) async fn kv<M: Hosted>(State(s): State<Shared<M>>, body: Bytes) -> Response {
-    let op: Request = match parse(&s.node, &body, "bad request") {
+    let op: Request = match parse(&body, "bad request") {
         Ok(op) => op,
-        Err(refused) => return refused,
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, &s.node, e),
     };
     // Read conditions ride in the same object: {"f":"read","key":1,"min_lsn":9,"leader_only":true}.
     let opts = serde_json::from_slice::<KvOpts>(&body).unwrap_or_default();
@@ -181,7 +173,10 @@ pub(super) async fn replicate<M: Hosted>(State(s): State<Shared<M>>, body: Bytes
     };
     let msgs = match parsed {
         Ok(m) => m,
-        Err(e) => return bad_request(&s.node, "bad replication message", e),
+        Err(e) => {
+            let e = format!("bad replication message: {e}");
+            return error_response(StatusCode::BAD_REQUEST, &s.node, e);
+        }
     };
     let cut = s
         .links
@@ -203,13 +198,12 @@ pub(super) async fn replicate<M: Hosted>(State(s): State<Shared<M>>, body: Bytes
 async fn ask<M: Hosted, T>(
     s: &Shared<M>,
     cmd: impl FnOnce(oneshot::Sender<T>) -> Cmd<M>,
-) -> Result<T, Response> {
+) -> Result<T, StatusCode> {
     let (tx, rx) = oneshot::channel();
     if s.cmd.send(cmd(tx)).await.is_err() {
-        return Err(StatusCode::SERVICE_UNAVAILABLE.into_response());
+        return Err(StatusCode::SERVICE_UNAVAILABLE);
     }
-    rx.await
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    rx.await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 pub(super) async fn status<M: Hosted>(State(s): State<Shared<M>>) -> Response {
@@ -218,14 +212,14 @@ pub(super) async fn status<M: Hosted>(State(s): State<Shared<M>>) -> Response {
             st.clock = s.clock.status();
             json_response(StatusCode::OK, serde_json::to_vec(&st).unwrap_or_default())
         }
-        Err(refused) => refused,
+        Err(refused) => refused.into_response(),
     }
 }
 
 pub(super) async fn admin_clock<M: Hosted>(State(s): State<Shared<M>>, body: Bytes) -> Response {
-    let req: ClockRequest = match parse(&s.node, &body, "bad clock request") {
+    let req: ClockRequest = match parse(&body, "bad clock request") {
         Ok(r) => r,
-        Err(refused) => return refused,
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, &s.node, e),
     };
     if let Err(e) = s.clock.set(req) {
         return error_response(StatusCode::BAD_REQUEST, &s.node, e);
@@ -241,9 +235,9 @@ pub(super) async fn admin_clock<M: Hosted>(State(s): State<Shared<M>>, body: Byt
 }
 
 pub(super) async fn admin_links<M: Hosted>(State(s): State<Shared<M>>, body: Bytes) -> Response {
-    let req: LinksRequest = match parse(&s.node, &body, "bad links request") {
+    let req: LinksRequest = match parse(&body, "bad links request") {
         Ok(r) => r,
-        Err(refused) => return refused,
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, &s.node, e),
     };
     let cut: BTreeSet<NodeId> = req.cut.iter().cloned().collect();
     {
@@ -268,7 +262,7 @@ pub(super) async fn admin_links<M: Hosted>(State(s): State<Shared<M>>, body: Byt
 pub(super) async fn admin_dump<M: Hosted>(State(s): State<Shared<M>>) -> Response {
     let (mut status, d) = match ask(&s, Cmd::Dump).await {
         Ok(answer) => answer,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     status.clock = s.clock.status();
     let (drop_from, drop_to) = s
