@@ -694,6 +694,25 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), ROWS.len(), "row ids are unique");
         let all: Vec<&Row> = ROWS.iter().collect();
+        // A row's flags are its string split at white space, line continuations included.
+        let ryw = select(Some("lf-async-ryw")).unwrap()[0].argv();
+        assert_eq!(
+            ryw,
+            [
+                "--model",
+                "leader-follower",
+                "--replication",
+                "async",
+                "--reads",
+                "ryw",
+                "--durability",
+                "fsync",
+                "--nemesis",
+                "partition,pause,kill",
+                "--nemesis-interval",
+                "2s"
+            ]
+        );
         validate(&all, None, Path::new("/tmp")).unwrap();
         validate(&all, Some("5s"), Path::new("/tmp")).unwrap();
         assert_eq!(select(Some("lf-no-lease")).unwrap().len(), 1);
