@@ -302,6 +302,32 @@ where
     }
 }
 
+/// `wait_until` for a process that must stay up meanwhile: each poll fails with
+/// "exited (status)" once `process` has exited, else asks `probe`.
+pub async fn wait_until_alive<F, Fut>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    process: &mut ManagedProcess,
+    mut probe: F,
+) -> Result<(), TargetError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    wait_until(what, timeout, every, || {
+        let exited = process.try_exited();
+        let probed = probe();
+        async move {
+            if let Some(status) = exited {
+                return Err(format!("exited ({status})"));
+            }
+            probed.await
+        }
+    })
+    .await
+}
+
 /// Checks `base_port..` are free, or asks the kernel for free ports.
 pub fn pick_ports(ids: &[NodeId], base_port: Option<u16>) -> Result<Vec<u16>, TargetError> {
     match base_port {

@@ -26,9 +26,10 @@ use crate::ReadRouting;
 use crate::client::Reply;
 use crate::db::{
     BoxFuture, DbCluster, DbKind, DbSession, DbSpec, ManagedProcess, Placement, ProcessSpec,
-    log_tail, loopback_ports, require_binary, wait_until,
+    log_tail, loopback_ports, require_binary,
 };
 use crate::error::TargetError;
+use crate::process::wait_until_alive;
 use crate::reference::NodeId;
 use crate::request::Request;
 use rand::{RngExt, SeedableRng};
@@ -148,7 +149,7 @@ impl RedisCluster {
             path: spec.log_dir.clone(),
             source,
         })?;
-        let servers = layout.spawn_servers(&spec, &ids, &server_bin)?;
+        let servers = layout.spawn_all(&spec, &ids, &server_bin, false)?;
         let topo = Arc::new(Topology {
             nodes: ids
                 .iter()
@@ -180,7 +181,7 @@ impl RedisCluster {
         // Sentinels start once the replicas are linked: a sentinel learns replicas from
         // the primary's INFO, which it polls only every 10 s after the first time.
         if let Some(bin) = &sentinel_bin {
-            cluster.sentinels = layout.spawn_sentinels(&spec, &ids, bin)?;
+            cluster.sentinels = layout.spawn_all(&spec, &ids, bin, true)?;
         }
         cluster.wait_sentinels(deadline).await?;
         Ok(Box::new(cluster))
@@ -244,24 +245,18 @@ impl RedisCluster {
         for (i, node) in topo.nodes.iter().enumerate() {
             let left = deadline.saturating_duration_since(Instant::now());
             let primary = i == topo.initial_primary;
-            let servers = &mut self.servers;
-            wait_until(
+            let addr = node.addr;
+            wait_until_alive(
                 &format!("redis {}", node.id),
                 left,
                 Duration::from_millis(50),
-                || {
-                    let exited = servers[i].try_exited();
-                    let addr = node.addr;
-                    async move {
-                        if let Some(status) = exited {
-                            return Err(format!("exited ({status})"));
-                        }
-                        let info = info_replication(addr).await?;
-                        if primary || info_field(&info, "master_link_status") == Some("up") {
-                            Ok(())
-                        } else {
-                            Err("replica not linked to the primary yet".into())
-                        }
+                &mut self.servers[i],
+                || async move {
+                    let info = info_replication(addr).await?;
+                    if primary || info_field(&info, "master_link_status") == Some("up") {
+                        Ok(())
+                    } else {
+                        Err("replica not linked to the primary yet".into())
                     }
                 },
             )
@@ -279,30 +274,24 @@ impl RedisCluster {
         for (i, &s) in topo.sentinels.iter().enumerate() {
             let left = deadline.saturating_duration_since(Instant::now());
             let primary = topo.nodes[topo.initial_primary].addr;
-            let sentinels = &mut self.sentinels;
-            wait_until(
+            wait_until_alive(
                 &format!("sentinel of {}", topo.nodes[i].id),
                 left,
                 Duration::from_millis(100),
-                || {
-                    let exited = sentinels[i].try_exited();
-                    async move {
-                        if let Some(status) = exited {
-                            return Err(format!("exited ({status})"));
-                        }
-                        match sentinel_primary(s).await? {
-                            Some(a) if a == primary => {}
-                            other => return Err(format!("names {other:?} as primary")),
-                        }
-                        let replicas = sentinel_count(s, "replicas").await?;
-                        let peers = sentinel_count(s, "sentinels").await?;
-                        if replicas >= want && peers >= want {
-                            Ok(())
-                        } else {
-                            Err(format!(
-                                "knows {replicas} replicas and {peers} other sentinels"
-                            ))
-                        }
+                &mut self.sentinels[i],
+                || async move {
+                    match sentinel_primary(s).await? {
+                        Some(a) if a == primary => {}
+                        other => return Err(format!("names {other:?} as primary")),
+                    }
+                    let replicas = sentinel_count(s, "replicas").await?;
+                    let peers = sentinel_count(s, "sentinels").await?;
+                    if replicas >= want && peers >= want {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "knows {replicas} replicas and {peers} other sentinels"
+                        ))
                     }
                 },
             )
@@ -418,20 +407,12 @@ impl DbCluster for RedisCluster {
             p.start()?;
             let i = self.index(node)?;
             let addr = self.topo.nodes[i].addr;
-            let servers = &mut self.servers;
-            wait_until(
+            wait_until_alive(
                 &format!("redis {node} after restart"),
                 timeout,
                 Duration::from_millis(50),
-                || {
-                    let exited = servers[i].try_exited();
-                    async move {
-                        if let Some(status) = exited {
-                            return Err(format!("exited ({status})"));
-                        }
-                        info_replication(addr).await.map(|_| ())
-                    }
-                },
+                &mut self.servers[i],
+                || async move { info_replication(addr).await.map(|_| ()) },
             )
             .await
             .map_err(|e| self.startup_error(i, e))
@@ -1038,43 +1019,31 @@ impl Layout {
         }
     }
 
-    /// Node i's server, in `<data_dir>/<id>`, each a replica of the first.
-    fn spawn_servers(
+    /// Every node's server (in `<data_dir>/<id>`, each a replica of the first) or, with
+    /// `sentinels`, every node's sentinel monitoring the first server (it shares its node's
+    /// clock, `spec.env_of(i)`). Dropping the result on an error kills those started.
+    fn spawn_all(
         &self,
         spec: &DbSpec,
         ids: &[NodeId],
         bin: &Path,
+        sentinels: bool,
     ) -> Result<Vec<ManagedProcess>, TargetError> {
         let primary = self.servers[0];
-        let mut servers = Vec::with_capacity(ids.len());
+        let mut started = Vec::with_capacity(ids.len());
         for (i, id) in ids.iter().enumerate() {
             let dir = spec.data_dir.join(id);
-            make_dir(&dir)?;
-            let replica_of = (i > 0).then_some(primary);
-            let conf = server_conf(&dir, self.servers[i], replica_of);
-            let conf = (dir.join("redis.conf"), conf);
-            servers.push(self.spawn(spec, (i, id.clone()), bin, conf)?);
+            let (name, conf) = if sentinels {
+                let text = sentinel_conf(&dir, self.sentinels[i], primary);
+                (format!("sentinel-{id}"), (dir.join("sentinel.conf"), text))
+            } else {
+                make_dir(&dir)?;
+                let text = server_conf(&dir, self.servers[i], (i > 0).then_some(primary));
+                (id.clone(), (dir.join("redis.conf"), text))
+            };
+            started.push(self.spawn(spec, (i, name), bin, conf)?);
         }
-        Ok(servers)
-    }
-
-    /// Node i's sentinel, monitoring the first server; it shares its node's clock
-    /// (`spec.env_of(i)`). Dropping the result on an error kills those started.
-    fn spawn_sentinels(
-        &self,
-        spec: &DbSpec,
-        ids: &[NodeId],
-        bin: &Path,
-    ) -> Result<Vec<ManagedProcess>, TargetError> {
-        let primary = self.servers[0];
-        let mut sentinels = Vec::with_capacity(ids.len());
-        for (i, id) in ids.iter().enumerate() {
-            let dir = spec.data_dir.join(id);
-            let conf = sentinel_conf(&dir, self.sentinels[i], primary);
-            let conf = (dir.join("sentinel.conf"), conf);
-            sentinels.push(self.spawn(spec, (i, format!("sentinel-{id}")), bin, conf)?);
-        }
-        Ok(sentinels)
+        Ok(started)
     }
 
     /// Writes `conf` (path, text) and starts `program` on it for node `i`, as process
