@@ -339,68 +339,7 @@ pub fn resolve(
     let mut next = current.clone();
     match fault {
         Fault::Partition(shape) => {
-            let (groups, cuts) = match shape {
-                Shape::Isolate { node } => {
-                    let g = vec![vec![node.clone()], rest(nodes, std::slice::from_ref(node))];
-                    let c = cuts_between(&g);
-                    (g, c)
-                }
-                Shape::IsolateLeader => {
-                    let l = the_leader()?;
-                    let g = vec![vec![l.clone()], rest(nodes, &[l])];
-                    let c = cuts_between(&g);
-                    (g, c)
-                }
-                Shape::CutLeader { pick } => {
-                    let l = the_leader()?;
-                    let others = rest(nodes, std::slice::from_ref(&l));
-                    let c = match others.get(pick % others.len().max(1)) {
-                        Some(peer) => [(l.clone(), peer.clone()), (peer.clone(), l)]
-                            .into_iter()
-                            .collect(),
-                        None => BTreeSet::new(),
-                    };
-                    (Vec::new(), c)
-                }
-                Shape::Halves { minority } => {
-                    let g = vec![minority.clone(), rest(nodes, minority)];
-                    let c = cuts_between(&g);
-                    (g, c)
-                }
-                Shape::Bridge {
-                    bridge,
-                    left,
-                    right,
-                } => {
-                    let mut c = cuts_between(&[left.clone(), right.clone()]);
-                    c.retain(|(r, s)| r != bridge && s != bridge);
-                    let mut l = left.clone();
-                    l.push(bridge.clone());
-                    let mut r = right.clone();
-                    r.push(bridge.clone());
-                    (vec![l, r], c)
-                }
-                Shape::MajoritiesRing { ring } => {
-                    let n = ring.len();
-                    let hears = n / 2; // majority - 1
-                    let mut c = BTreeSet::new();
-                    for (i, r) in ring.iter().enumerate() {
-                        let heard: Vec<&NodeId> = (1..=hears).map(|k| &ring[(i + k) % n]).collect();
-                        for s in ring {
-                            if s != r && !heard.contains(&s) {
-                                c.insert((r.clone(), s.clone()));
-                            }
-                        }
-                    }
-                    (Vec::new(), c)
-                }
-                Shape::OneWay { deaf, from } => (
-                    Vec::new(),
-                    [(deaf.clone(), from.clone())].into_iter().collect(),
-                ),
-            };
-            next.groups = groups;
-            next.cuts = cuts;
+            (next.groups, next.cuts) = partition(shape, nodes, the_leader)?;
         }
         Fault::Pause { targets } => {
             for n in targets_of(targets)? {
@@ -437,6 +376,77 @@ pub fn resolve(
     Ok(next)
 }
 
+/// Directed cuts: (receiver, sender) pairs whose traffic is dropped.
+type Cuts = BTreeSet<(NodeId, NodeId)>;
+
+/// The groups and directed cuts a partition `shape` makes of `nodes`.
+fn partition(
+    shape: &Shape,
+    nodes: &[NodeId],
+    the_leader: impl Fn() -> Result<NodeId, String>,
+) -> Result<(Vec<Vec<NodeId>>, Cuts), String> {
+    let between = |g: Vec<Vec<NodeId>>| {
+        let c = cuts_between(&g);
+        (g, c)
+    };
+    Ok(match shape {
+        Shape::Isolate { node } => between(vec![
+            vec![node.clone()],
+            rest(nodes, std::slice::from_ref(node)),
+        ]),
+        Shape::IsolateLeader => {
+            let l = the_leader()?;
+            between(vec![vec![l.clone()], rest(nodes, &[l])])
+        }
+        Shape::CutLeader { pick } => {
+            let l = the_leader()?;
+            let others = rest(nodes, std::slice::from_ref(&l));
+            let c = match others.get(pick % others.len().max(1)) {
+                Some(peer) => [(l.clone(), peer.clone()), (peer.clone(), l)]
+                    .into_iter()
+                    .collect(),
+                None => BTreeSet::new(),
+            };
+            (Vec::new(), c)
+        }
+        Shape::Halves { minority } => between(vec![minority.clone(), rest(nodes, minority)]),
+        Shape::Bridge {
+            bridge,
+            left,
+            right,
+        } => {
+            let mut c = cuts_between(&[left.clone(), right.clone()]);
+            c.retain(|(r, s)| r != bridge && s != bridge);
+            let mut l = left.clone();
+            l.push(bridge.clone());
+            let mut r = right.clone();
+            r.push(bridge.clone());
+            (vec![l, r], c)
+        }
+        Shape::MajoritiesRing { ring } => (Vec::new(), majorities_ring(ring)),
+        Shape::OneWay { deaf, from } => (
+            Vec::new(),
+            [(deaf.clone(), from.clone())].into_iter().collect(),
+        ),
+    })
+}
+
+/// Each node of `ring` hears only the majority - 1 nodes after it.
+fn majorities_ring(ring: &[NodeId]) -> Cuts {
+    let n = ring.len();
+    let hears = n / 2; // majority - 1
+    let mut c = BTreeSet::new();
+    for (i, r) in ring.iter().enumerate() {
+        let heard: Vec<&NodeId> = (1..=hears).map(|k| &ring[(i + k) % n]).collect();
+        for s in ring {
+            if s != r && !heard.contains(&s) {
+                c.insert((r.clone(), s.clone()));
+            }
+        }
+    }
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,30 +470,31 @@ mod tests {
         assert!(Kind::parse_list("flood").unwrap_err().contains("flood"));
     }
 
+    /// What a partition of n1, n2, n3 with nothing else faulty resolves to.
+    fn partitioned(shape: Shape, leader: Option<&str>) -> Result<FaultState, String> {
+        let nodes = ids(&["n1", "n2", "n3"]);
+        resolve(
+            &Fault::Partition(shape),
+            &nodes,
+            leader,
+            &FaultState::default(),
+        )
+    }
+
     #[test]
     fn shapes_resolve_to_cuts() {
-        let nodes = ids(&["n1", "n2", "n3"]);
-        let none = FaultState::default();
-        let iso = resolve(
-            &Fault::Partition(Shape::IsolateLeader),
-            &nodes,
-            Some("n1"),
-            &none,
-        )
-        .unwrap();
+        let iso = partitioned(Shape::IsolateLeader, Some("n1")).unwrap();
         assert_eq!(iso.groups, vec![ids(&["n1"]), ids(&["n2", "n3"])]);
         assert_eq!(iso.cuts.len(), 4);
         assert!(iso.cuts.contains(&cut("n2", "n1")) && iso.cuts.contains(&cut("n1", "n3")));
         assert!(!iso.cuts.contains(&cut("n2", "n3")));
         assert_eq!(iso.deaf_to("n1"), ids(&["n2", "n3"]));
 
-        let ring = resolve(
-            &Fault::Partition(Shape::MajoritiesRing {
+        let ring = partitioned(
+            Shape::MajoritiesRing {
                 ring: ids(&["n2", "n1", "n3"]),
-            }),
-            &nodes,
+            },
             None,
-            &none,
         )
         .unwrap();
         // n2 hears n1, n1 hears n3, n3 hears n2.
@@ -494,15 +505,13 @@ mod tests {
                 .collect()
         );
 
-        let bridge = resolve(
-            &Fault::Partition(Shape::Bridge {
+        let bridge = partitioned(
+            Shape::Bridge {
                 bridge: "n2".into(),
                 left: ids(&["n1"]),
                 right: ids(&["n3"]),
-            }),
-            &nodes,
+            },
             None,
-            &none,
         )
         .unwrap();
         assert_eq!(
@@ -510,37 +519,35 @@ mod tests {
             [cut("n1", "n3"), cut("n3", "n1")].into_iter().collect()
         );
 
-        let one_way = resolve(
-            &Fault::Partition(Shape::OneWay {
+        let one_way = partitioned(
+            Shape::OneWay {
                 deaf: "n1".into(),
                 from: "n2".into(),
-            }),
-            &nodes,
+            },
             None,
-            &none,
         )
         .unwrap();
         assert_eq!(one_way.cuts, [cut("n1", "n2")].into_iter().collect());
         assert!(
-            resolve(&Fault::Partition(Shape::IsolateLeader), &nodes, None, &none)
+            partitioned(Shape::IsolateLeader, None)
                 .unwrap_err()
                 .contains("leader")
         );
         // Cut the leader (whoever it is when applied) from one follower, both ways.
-        let cut_leader = Fault::Partition(Shape::CutLeader { pick: 1 });
-        assert!(cut_leader.needs_leader());
-        let c = resolve(&cut_leader, &nodes, Some("n2"), &none).unwrap();
+        let cut_leader = Shape::CutLeader { pick: 1 };
+        assert!(Fault::Partition(cut_leader.clone()).needs_leader());
+        let c = partitioned(cut_leader.clone(), Some("n2")).unwrap();
         assert_eq!(
             c.cuts,
             [cut("n2", "n3"), cut("n3", "n2")].into_iter().collect()
         );
-        let c = resolve(&cut_leader, &nodes, Some("n3"), &none).unwrap();
+        let c = partitioned(cut_leader.clone(), Some("n3")).unwrap();
         assert_eq!(
             c.cuts,
             [cut("n3", "n2"), cut("n2", "n3")].into_iter().collect()
         );
         assert!(
-            resolve(&cut_leader, &nodes, None, &none)
+            partitioned(cut_leader, None)
                 .unwrap_err()
                 .contains("leader")
         );

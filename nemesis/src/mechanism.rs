@@ -407,33 +407,8 @@ impl Mechanism for TargetMechanism<'_> {
     async fn apply(&mut self, state: &FaultState) -> Result<(), NemesisError> {
         let mut first: Option<NemesisError> = self.refuse_unsupported(state).err();
         let nodes = self.cluster.node_ids();
-        // 1. Kills (a frozen or stopped process must be let go first to die promptly).
-        for n in &nodes {
-            if state.killed.contains(n) && self.cluster.is_running(n) {
-                if self.is_paused(n) {
-                    let _ = self.resume(n);
-                }
-                if let Err(e) = self.cluster.kill(n).await {
-                    first.get_or_insert(e.into());
-                }
-            }
-        }
-        // 2. Restarts: the same data.
-        let mut restarted = false;
-        for n in &nodes {
-            if !state.killed.contains(n) && !self.cluster.is_running(n) {
-                restarted = true;
-                if let Err(e) = self.cluster.restart(n).await {
-                    first.get_or_insert(NemesisError::Unsupported(format!("restarting {n}: {e}")));
-                }
-            }
-        }
-        if restarted
-            && let Some(l) = self.ledger
-            && let Err(e) = l.set_pids(self.cluster.pids())
-        {
-            first.get_or_insert(e);
-        }
+        // 1–2. Kills, then restarts.
+        self.apply_processes(state, &nodes, &mut first).await;
         // 3. Resume whatever should not be paused.
         for n in &nodes {
             if !state.paused.contains(n)
@@ -443,32 +418,9 @@ impl Mechanism for TargetMechanism<'_> {
                 first.get_or_insert(e);
             }
         }
-        // 4. Clocks (the shim's files, else the target's own API on every node that can
-        //    answer) and cooperative link cuts.
+        // 4. Clocks and cooperative link cuts.
         for n in &nodes {
-            let c = state.clock(n);
-            if let Some(file) = self.clocks.get(n) {
-                if let Err(e) = file.set(c.offset_ms, c.rate) {
-                    first.get_or_insert(e);
-                }
-                continue;
-            }
-            if !self.cluster.is_running(n) || self.is_paused(n) {
-                continue;
-            }
-            if let Some(set) = self.cluster.set_clock(n, c.offset_ms as f64, c.rate)
-                && let Err(e) = set.await
-            {
-                first.get_or_insert(e.into());
-            }
-            if self.net == Net::Local {
-                let deaf = state.deaf_to(n);
-                if let Some(set) = self.cluster.set_links(n, &deaf)
-                    && let Err(e) = set.await
-                {
-                    first.get_or_insert(e.into());
-                }
-            }
+            self.apply_clock_and_links(state, n, &mut first).await;
         }
         // 5. Packet-level partitions.
         if let (Net::Netns, Some(ns)) = (self.net, self.netns)
@@ -487,6 +439,77 @@ impl Mechanism for TargetMechanism<'_> {
             }
         }
         first.map_or(Ok(()), Err)
+    }
+}
+
+/// The steps of `apply`; each keeps the first error in `first` and goes on.
+impl TargetMechanism<'_> {
+    /// Kills (a frozen or stopped process must be let go first to die promptly), then
+    /// restarts on the same data, then the ledger's pids if anything restarted.
+    async fn apply_processes(
+        &mut self,
+        state: &FaultState,
+        nodes: &[NodeId],
+        first: &mut Option<NemesisError>,
+    ) {
+        for n in nodes {
+            if state.killed.contains(n) && self.cluster.is_running(n) {
+                if self.is_paused(n) {
+                    let _ = self.resume(n);
+                }
+                if let Err(e) = self.cluster.kill(n).await {
+                    first.get_or_insert(e.into());
+                }
+            }
+        }
+        let mut restarted = false;
+        for n in nodes {
+            if !state.killed.contains(n) && !self.cluster.is_running(n) {
+                restarted = true;
+                if let Err(e) = self.cluster.restart(n).await {
+                    first.get_or_insert(NemesisError::Unsupported(format!("restarting {n}: {e}")));
+                }
+            }
+        }
+        if restarted
+            && let Some(l) = self.ledger
+            && let Err(e) = l.set_pids(self.cluster.pids())
+        {
+            first.get_or_insert(e);
+        }
+    }
+
+    /// Node `n`'s clock (the shim's file, else the target's own API if the node can
+    /// answer) and, on `Net::Local`, its cooperative link cuts.
+    async fn apply_clock_and_links(
+        &mut self,
+        state: &FaultState,
+        n: &NodeId,
+        first: &mut Option<NemesisError>,
+    ) {
+        let c = state.clock(n);
+        if let Some(file) = self.clocks.get(n) {
+            if let Err(e) = file.set(c.offset_ms, c.rate) {
+                first.get_or_insert(e);
+            }
+            return;
+        }
+        if !self.cluster.is_running(n) || self.is_paused(n) {
+            return;
+        }
+        if let Some(set) = self.cluster.set_clock(n, c.offset_ms as f64, c.rate)
+            && let Err(e) = set.await
+        {
+            first.get_or_insert(e.into());
+        }
+        if self.net == Net::Local {
+            let deaf = state.deaf_to(n);
+            if let Some(set) = self.cluster.set_links(n, &deaf)
+                && let Err(e) = set.await
+            {
+                first.get_or_insert(e.into());
+            }
+        }
     }
 }
 

@@ -59,6 +59,78 @@ pub struct Netns {
     pub gateway: Ipv4Addr,
 }
 
+/// The machine-wide lock (`LOCK_PATH`) that subnet choices are made under.
+fn lock_subnets() -> Result<nix::fcntl::Flock<std::fs::File>, NemesisError> {
+    let lock_dir = std::path::Path::new(LOCK_PATH)
+        .parent()
+        .unwrap_or(std::path::Path::new("/run"));
+    std::fs::create_dir_all(lock_dir).map_err(|e| NemesisError::io(lock_dir, e))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(LOCK_PATH)
+        .map_err(|e| NemesisError::io(LOCK_PATH, e))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| NemesisError::io(LOCK_PATH, e.into()))
+}
+
+/// The third octet of a 10.77.x.0/24 subnet no address of this machine is in, searched
+/// from a start drawn from `run_id`.
+fn free_subnet(run_id: &str) -> Result<u8, NemesisError> {
+    let used = sys::run("ip", &["-o", "-4", "addr", "show"], None)?;
+    let start = run_id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    (0..250u32)
+        .map(|k| ((start + k) % 250 + 1) as u8)
+        .find(|o| !used.contains(&format!("10.77.{o}.")))
+        .ok_or_else(|| NemesisError::Unsupported("every 10.77.x.0/24 subnet is in use".into()))
+}
+
+fn ip(args: &[&str]) -> Result<(), NemesisError> {
+    sys::run("ip", args, None).map(|_| ())
+}
+
+/// The bridge namespace with `br0`, and the runner's veth `root_link` into it at `gateway`.
+fn create_bridge(bridge_ns: &str, root_link: &str, gateway: Ipv4Addr) -> Result<(), NemesisError> {
+    ip(&["netns", "add", bridge_ns])?;
+    ip(&["-n", bridge_ns, "link", "set", "lo", "up"])?;
+    ip(&["-n", bridge_ns, "link", "add", "br0", "type", "bridge"])?;
+    ip(&["-n", bridge_ns, "link", "set", "br0", "up"])?;
+    ip(&[
+        "link", "add", root_link, "type", "veth", "peer", "name", "up0", "netns", bridge_ns,
+    ])?;
+    ip(&["-n", bridge_ns, "link", "set", "up0", "master", "br0"])?;
+    ip(&["-n", bridge_ns, "link", "set", "up0", "up"])?;
+    let gw = format!("{gateway}/24");
+    ip(&["addr", "add", &gw, "dev", root_link])?;
+    ip(&["link", "set", root_link, "up"])
+}
+
+/// Node i's namespace `ns`, its `eth0` at `addr` on the bridge (port `p<i+1>`).
+fn add_node_namespace(
+    run_id: &str,
+    i: usize,
+    ns: &str,
+    addr: Ipv4Addr,
+    bridge_ns: &str,
+) -> Result<(), NemesisError> {
+    let tmp = format!("s{run_id}n{}", i + 1);
+    let port = format!("p{}", i + 1);
+    let addr = format!("{addr}/24");
+    ip(&["netns", "add", ns])?;
+    ip(&["-n", ns, "link", "set", "lo", "up"])?;
+    ip(&[
+        "link", "add", &tmp, "netns", ns, "type", "veth", "peer", "name", &port, "netns", bridge_ns,
+    ])?;
+    ip(&["-n", ns, "link", "set", &tmp, "name", "eth0"])?;
+    ip(&["-n", ns, "addr", "add", &addr, "dev", "eth0"])?;
+    ip(&["-n", ns, "link", "set", "eth0", "up"])?;
+    ip(&["-n", bridge_ns, "link", "set", &port, "master", "br0"])?;
+    ip(&["-n", bridge_ns, "link", "set", &port, "up"])
+}
+
 impl Netns {
     /// Creates the bridge, one namespace per node and the runner's veth.
     pub fn create(ledger: &Ledger, run_id: &str, nodes: &[NodeId]) -> Result<Netns, NemesisError> {
@@ -78,63 +150,16 @@ impl Netns {
 
         // Hold the machine-wide lock while picking a subnet and claiming it in the root
         // namespace, so two runs never pick the same one.
-        let lock_dir = std::path::Path::new(LOCK_PATH)
-            .parent()
-            .unwrap_or(std::path::Path::new("/run"));
-        std::fs::create_dir_all(lock_dir).map_err(|e| NemesisError::io(lock_dir, e))?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(LOCK_PATH)
-            .map_err(|e| NemesisError::io(LOCK_PATH, e))?;
-        let _lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| NemesisError::io(LOCK_PATH, e.into()))?;
-        let used = sys::run("ip", &["-o", "-4", "addr", "show"], None)?;
-        let start = run_id
-            .bytes()
-            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-        let octet = (0..250u32)
-            .map(|k| ((start + k) % 250 + 1) as u8)
-            .find(|o| !used.contains(&format!("10.77.{o}.")))
-            .ok_or_else(|| {
-                NemesisError::Unsupported("every 10.77.x.0/24 subnet is in use".into())
-            })?;
+        let lock = lock_subnets()?;
+        let octet = free_subnet(run_id)?;
         let gateway = Ipv4Addr::new(10, 77, octet, 254);
         let addrs: Vec<Ipv4Addr> = (0..nodes.len())
             .map(|i| Ipv4Addr::new(10, 77, octet, 10 + i as u8 + 1))
             .collect();
-
-        let ip = |args: &[&str]| sys::run("ip", args, None).map(|_| ());
-        ip(&["netns", "add", &bridge_ns])?;
-        ip(&["-n", &bridge_ns, "link", "set", "lo", "up"])?;
-        ip(&["-n", &bridge_ns, "link", "add", "br0", "type", "bridge"])?;
-        ip(&["-n", &bridge_ns, "link", "set", "br0", "up"])?;
-        ip(&[
-            "link", "add", &root_link, "type", "veth", "peer", "name", "up0", "netns", &bridge_ns,
-        ])?;
-        ip(&["-n", &bridge_ns, "link", "set", "up0", "master", "br0"])?;
-        ip(&["-n", &bridge_ns, "link", "set", "up0", "up"])?;
-        let gw = format!("{gateway}/24");
-        ip(&["addr", "add", &gw, "dev", &root_link])?;
-        ip(&["link", "set", &root_link, "up"])?;
-        drop(_lock);
-
+        create_bridge(&bridge_ns, &root_link, gateway)?;
+        drop(lock);
         for (i, ns) in namespaces.iter().enumerate() {
-            let tmp = format!("s{run_id}n{}", i + 1);
-            let port = format!("p{}", i + 1);
-            let addr = format!("{}/24", addrs[i]);
-            ip(&["netns", "add", ns])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-            ip(&[
-                "link", "add", &tmp, "netns", ns, "type", "veth", "peer", "name", &port, "netns",
-                &bridge_ns,
-            ])?;
-            ip(&["-n", ns, "link", "set", &tmp, "name", "eth0"])?;
-            ip(&["-n", ns, "addr", "add", &addr, "dev", "eth0"])?;
-            ip(&["-n", ns, "link", "set", "eth0", "up"])?;
-            ip(&["-n", &bridge_ns, "link", "set", &port, "master", "br0"])?;
-            ip(&["-n", &bridge_ns, "link", "set", &port, "up"])?;
+            add_node_namespace(run_id, i, ns, addrs[i], &bridge_ns)?;
         }
         Ok(Netns {
             nodes: nodes.to_vec(),

@@ -104,75 +104,18 @@ impl Schedule {
         let mut leader_deck = LeaderDeck::default();
         while !kinds.is_empty() && t.saturating_add(iv) <= spec.end_ns {
             let kind = kinds[rng.random_range(0..kinds.len())];
-            let at = |at_ns, f| Planned {
+            let faults = draw_faults(
+                &mut rng,
+                kind,
+                (&targets, &spec.nodes),
+                &mut leader_deck,
+                (t, iv),
+            );
+            plan.extend(faults.into_iter().map(|(at_ns, f)| Planned {
                 at_ns,
                 change: Change::Fault(f),
                 final_heal: false,
-            };
-            match kind {
-                Kind::Partition => plan.push(at(
-                    t,
-                    Fault::Partition(partition_shape(
-                        &mut rng,
-                        &targets,
-                        &spec.nodes,
-                        &mut leader_deck,
-                    )),
-                )),
-                Kind::Pause => plan.push(at(
-                    t,
-                    Fault::Pause {
-                        targets: pick_targets(&mut rng, &targets, &spec.nodes),
-                    },
-                )),
-                Kind::Kill => plan.push(at(
-                    t,
-                    Fault::Kill {
-                        targets: pick_targets(&mut rng, &targets, &spec.nodes),
-                    },
-                )),
-                Kind::Clock => {
-                    let who = pick_targets(&mut rng, &targets, &spec.nodes);
-                    match rng.random_range(0..3u8) {
-                        0 => {
-                            let size = rng.random_range(100..=5_000i64);
-                            let delta_ms = if rng.random_bool(0.5) { size } else { -size };
-                            plan.push(at(
-                                t,
-                                Fault::Clock(ClockFault::Bump {
-                                    targets: who,
-                                    delta_ms,
-                                }),
-                            ));
-                        }
-                        1 => {
-                            let offset_ms = rng.random_range(200..=2_000i64);
-                            let period = (iv / 6).max(100_000_000);
-                            let mut s = t;
-                            let mut on = true;
-                            while s < t + iv {
-                                plan.push(at(
-                                    s,
-                                    Fault::Clock(ClockFault::Strobe {
-                                        targets: who.clone(),
-                                        offset_ms: if on { offset_ms } else { 0 },
-                                    }),
-                                ));
-                                on = !on;
-                                s += period;
-                            }
-                        }
-                        _ => {
-                            let rates = [0.5, 0.8, 1.25, 2.0];
-                            let rate = rates[rng.random_range(0..rates.len())];
-                            plan.push(at(
-                                t,
-                                Fault::Clock(ClockFault::Drift { targets: who, rate }),
-                            ));
-                        }
-                    }
-                }
-            }
+            }));
             plan.push(Planned {
                 at_ns: t + iv,
                 change: Change::Heal,
@@ -259,6 +202,78 @@ impl LeaderDeck {
         let isolate = self.cards.pop().unwrap_or(true);
         self.last_was_cut = !isolate;
         isolate
+    }
+}
+
+/// The fault (or, for a strobe, the clock steps) of one interval of `kind`, starting at
+/// `t` and `iv` long, as (time, fault), its nodes chosen by the `targets` selectors.
+fn draw_faults(
+    rng: &mut ChaCha8Rng,
+    kind: Kind,
+    (targets, nodes): (&[Selector], &[NodeId]),
+    deck: &mut LeaderDeck,
+    (t, iv): (u64, u64),
+) -> Vec<(u64, Fault)> {
+    match kind {
+        Kind::Partition => vec![(
+            t,
+            Fault::Partition(partition_shape(rng, targets, nodes, deck)),
+        )],
+        Kind::Pause => vec![(
+            t,
+            Fault::Pause {
+                targets: pick_targets(rng, targets, nodes),
+            },
+        )],
+        Kind::Kill => vec![(
+            t,
+            Fault::Kill {
+                targets: pick_targets(rng, targets, nodes),
+            },
+        )],
+        Kind::Clock => {
+            let who = pick_targets(rng, targets, nodes);
+            clock_faults(rng, who, t, iv)
+        }
+    }
+}
+
+/// One clock fault for the interval starting at `t` (`iv` long), as (time, fault): a
+/// bump by 100 ms – 5 s either way, a strobe (steps between an offset of 200 ms – 2 s and
+/// none, every sixth of the interval, at least every 100 ms), or a drift at a drawn rate.
+fn clock_faults(rng: &mut ChaCha8Rng, who: Targets, t: u64, iv: u64) -> Vec<(u64, Fault)> {
+    match rng.random_range(0..3u8) {
+        0 => {
+            let size = rng.random_range(100..=5_000i64);
+            let delta_ms = if rng.random_bool(0.5) { size } else { -size };
+            let bump = ClockFault::Bump {
+                targets: who,
+                delta_ms,
+            };
+            vec![(t, Fault::Clock(bump))]
+        }
+        1 => {
+            let offset_ms = rng.random_range(200..=2_000i64);
+            let period = (iv / 6).max(100_000_000);
+            let mut steps = Vec::new();
+            let mut s = t;
+            let mut on = true;
+            while s < t + iv {
+                let strobe = ClockFault::Strobe {
+                    targets: who.clone(),
+                    offset_ms: if on { offset_ms } else { 0 },
+                };
+                steps.push((s, Fault::Clock(strobe)));
+                on = !on;
+                s += period;
+            }
+            steps
+        }
+        _ => {
+            let rates = [0.5, 0.8, 1.25, 2.0];
+            let rate = rates[rng.random_range(0..rates.len())];
+            vec![(t, Fault::Clock(ClockFault::Drift { targets: who, rate }))]
+        }
     }
 }
 

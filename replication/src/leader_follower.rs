@@ -1611,6 +1611,21 @@ mod tests {
         LeaderFollower::new(MachineConfig::new("n1", &["n1", "n2"], "n1"), Vec::new())
     }
 
+    /// n2's ack at epoch 1.
+    fn ack_from_n2(seq: u64, last_lsn: u64) -> Input {
+        Input::Peer(PeerMessage::Ack {
+            from: "n2".into(),
+            epoch: 1,
+            seq,
+            last_lsn,
+            downstream: Vec::new(),
+        })
+    }
+
+    fn client(req: u64, op: Request) -> Input {
+        Input::Client { req, op }
+    }
+
     fn reply_of(out: &[Output]) -> &Reply {
         out.iter()
             .find_map(|o| match o {
@@ -1623,13 +1638,7 @@ mod tests {
     #[test]
     fn write_persists_before_reply_then_replicates() {
         let mut n = leader();
-        let out = n.step(
-            0,
-            Input::Client {
-                req: 9,
-                op: Request::Append { key: 1, value: 5 },
-            },
-        );
+        let out = n.step(0, client(9, Request::Append { key: 1, value: 5 }));
         assert!(
             matches!(&out[0], Output::Persist(LogOp::Append(e)) if e.len() == 1 && e[0].lsn == 1)
         );
@@ -1644,25 +1653,10 @@ mod tests {
             matches!(&out[2], Output::Send { to, msg: PeerMessage::Append { entries, .. } } if to == "n2" && entries.len() == 1)
         );
         // Second write while the first message is in flight: no new message yet.
-        let out = n.step(
-            1,
-            Input::Client {
-                req: 10,
-                op: Request::Append { key: 1, value: 6 },
-            },
-        );
+        let out = n.step(1, client(10, Request::Append { key: 1, value: 6 }));
         assert_eq!(out.len(), 2);
         // The ack releases everything appended meanwhile in one batch.
-        let out = n.step(
-            2,
-            Input::Peer(PeerMessage::Ack {
-                from: "n2".into(),
-                epoch: 1,
-                seq: 1,
-                last_lsn: 1,
-                downstream: Vec::new(),
-            }),
-        );
+        let out = n.step(2, ack_from_n2(1, 1));
         assert!(
             matches!(&out[0], Output::Send { msg: PeerMessage::Append { prev_lsn: 1, entries, .. }, .. } if entries.len() == 1 && entries[0].lsn == 2)
         );
@@ -1672,23 +1666,17 @@ mod tests {
     #[test]
     fn failed_cas_writes_nothing() {
         let mut n = leader();
-        n.step(
-            0,
-            Input::Client {
-                req: 1,
-                op: Request::Write { key: 3, value: 10 },
-            },
-        );
+        n.step(0, client(1, Request::Write { key: 3, value: 10 }));
         let out = n.step(
             1,
-            Input::Client {
-                req: 2,
-                op: Request::Cas {
+            client(
+                2,
+                Request::Cas {
                     key: 3,
                     expected: 11,
                     new: 12,
                 },
-            },
+            ),
         );
         assert_eq!(out.len(), 1, "{out:?}");
         assert!(
@@ -1697,27 +1685,27 @@ mod tests {
         assert_eq!(n.last_lsn(), 1);
         let out = n.step(
             2,
-            Input::Client {
-                req: 3,
-                op: Request::Cas {
+            client(
+                3,
+                Request::Cas {
                     key: 3,
                     expected: 10,
                     new: 12,
                 },
-            },
+            ),
         );
         assert!(matches!(reply_of(&out), Reply::Ok { lsn: Some(2), .. }));
         assert_eq!(n.read(3), Value::Int(12));
         let out = n.step(
             3,
-            Input::Client {
-                req: 4,
-                op: Request::Cas {
+            client(
+                4,
+                Request::Cas {
                     key: 4,
                     expected: 0,
                     new: 1,
                 },
-            },
+            ),
         );
         assert!(matches!(reply_of(&out), Reply::Fail { .. }));
         assert_eq!(n.last_lsn(), 2);
@@ -1726,24 +1714,12 @@ mod tests {
     #[test]
     fn follower_refuses_writes_and_serves_reads() {
         let mut f = LeaderFollower::new(MachineConfig::new("n2", &["n1", "n2"], "n1"), Vec::new());
-        let out = f.step(
-            0,
-            Input::Client {
-                req: 1,
-                op: Request::Write { key: 1, value: 1 },
-            },
-        );
+        let out = f.step(0, client(1, Request::Write { key: 1, value: 1 }));
         assert_eq!(out.len(), 1);
         assert!(
             matches!(reply_of(&out), Reply::Fail { error, leader: Some(l) } if error == "not leader; leader is n1" && l == "n1")
         );
-        let out = f.step(
-            0,
-            Input::Client {
-                req: 2,
-                op: Request::Read { key: 1 },
-            },
-        );
+        let out = f.step(0, client(2, Request::Read { key: 1 }));
         assert!(matches!(
             reply_of(&out),
             Reply::Ok {
@@ -1823,41 +1799,23 @@ mod tests {
         let append = |n: &mut LeaderFollower, now_ns, req: u64| {
             n.step(
                 now_ns,
-                Input::Client {
+                client(
                     req,
-                    op: Request::Append {
+                    Request::Append {
                         key: 1,
                         value: req as i64,
                     },
-                },
+                ),
             )
         };
         // The first entry ships at once (nothing was sent yet) and is acknowledged.
         assert_eq!(sends(&append(&mut n, 0, 1)), vec![1]);
-        n.step(
-            1_000,
-            Input::Peer(PeerMessage::Ack {
-                from: "n2".into(),
-                epoch: 1,
-                seq: 1,
-                last_lsn: 1,
-                downstream: Vec::new(),
-            }),
-        );
+        n.step(1_000, ack_from_n2(1, 1));
         // Within the interval new entries wait, on writes, acks and ticks alike …
         assert!(sends(&append(&mut n, 10_000_000, 2)).is_empty());
         assert!(sends(&append(&mut n, 20_000_000, 3)).is_empty());
         assert!(sends(&n.step(30_000_000, Input::Tick)).is_empty());
-        let late_ack = n.step(
-            40_000_000,
-            Input::Peer(PeerMessage::Ack {
-                from: "n2".into(),
-                epoch: 1,
-                seq: 1,
-                last_lsn: 1,
-                downstream: Vec::new(),
-            }),
-        );
+        let late_ack = n.step(40_000_000, ack_from_n2(1, 1));
         assert!(sends(&late_ack).is_empty());
         // … and leave together once it has passed.
         assert_eq!(sends(&n.step(50_000_000, Input::Tick)), vec![2]);
@@ -1880,21 +1838,9 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let ack = |n: &mut LeaderFollower, now_ns, seq, last_lsn| {
-            n.step(
-                now_ns,
-                Input::Peer(PeerMessage::Ack {
-                    from: "n2".into(),
-                    epoch: 1,
-                    seq,
-                    last_lsn,
-                    downstream: Vec::new(),
-                }),
-            )
+            n.step(now_ns, ack_from_n2(seq, last_lsn))
         };
-        let write = |v: i64| Input::Client {
-            req: v as u64,
-            op: Request::Append { key: 1, value: v },
-        };
+        let write = |v: i64| client(v as u64, Request::Append { key: 1, value: v });
         assert_eq!(appends(&n.step(0, write(1))), vec![(1, 1)]);
         ack(&mut n, 1_000, 1, 1);
         assert!(appends(&n.step(10_000_000, write(2))).is_empty());
@@ -1913,26 +1859,17 @@ mod tests {
         for i in 0..3 {
             n.step(
                 0,
-                Input::Client {
-                    req: i,
-                    op: Request::Append {
+                client(
+                    i,
+                    Request::Append {
                         key: 1,
                         value: i as i64,
                     },
-                },
+                ),
             );
         }
         // Follower claims only LSN 0 (it lost everything).
-        let out = n.step(
-            1,
-            Input::Peer(PeerMessage::Ack {
-                from: "n2".into(),
-                epoch: 1,
-                seq: 1,
-                last_lsn: 0,
-                downstream: Vec::new(),
-            }),
-        );
+        let out = n.step(1, ack_from_n2(1, 0));
         assert!(
             matches!(&out[0], Output::Send { msg: PeerMessage::Append { prev_lsn: 0, entries, seq: 2, .. }, .. } if entries.len() == 3)
         );
@@ -1951,19 +1888,7 @@ mod tests {
             }
         ));
         // The stale ack of seq 2 is ignored.
-        assert!(
-            n.step(
-                300_000_001,
-                Input::Peer(PeerMessage::Ack {
-                    from: "n2".into(),
-                    epoch: 1,
-                    seq: 2,
-                    last_lsn: 3,
-                    downstream: Vec::new(),
-                })
-            )
-            .is_empty()
-        );
+        assert!(n.step(300_000_001, ack_from_n2(2, 3)).is_empty());
         assert!(n.status().followers[0].inflight);
     }
 

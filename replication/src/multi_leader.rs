@@ -520,6 +520,30 @@ mod tests {
         );
     }
 
+    /// What `n` outputs for `input` at `now_ns`.
+    fn step(n: &mut MultiLeader, now_ns: u64, input: Input<MlMsg>) -> Vec<Output<MlMsg>> {
+        let mut out = Vec::new();
+        n.handle(now_ns, input, &mut out);
+        out
+    }
+
+    fn write(req: u64, value: i64) -> Input<MlMsg> {
+        let op = Request::Write { key: 1, value };
+        Input::Client { req, op }
+    }
+
+    fn ack_from_n2(seq: u64) -> Input<MlMsg> {
+        Input::Peer(MlMsg::Ack {
+            from: "n2".into(),
+            seq,
+        })
+    }
+
+    fn replied(out: &[Output<MlMsg>], req: u64) -> bool {
+        out.iter()
+            .any(|o| matches!(o, Output::Reply { req: r, reply: Reply::Ok { .. } } if *r == req))
+    }
+
     #[test]
     fn sync_write_waits_for_a_reachable_peer_only() {
         let s = ReplicaSettings {
@@ -527,38 +551,10 @@ mod tests {
             ..ReplicaSettings::default()
         };
         let mut n = node("n1", s);
-        let mut out = Vec::new();
         // n2 never heard from: unreachable, so the write is acknowledged at once.
-        n.handle(
-            0,
-            Input::Client {
-                req: 1,
-                op: Request::Write { key: 1, value: 1 },
-            },
-            &mut out,
-        );
-        assert!(
-            out.iter()
-                .any(|o| matches!(o, Output::Reply { req: 1, .. }))
-        );
-        out.clear();
-        n.handle(
-            1,
-            Input::Peer(MlMsg::Ack {
-                from: "n2".into(),
-                seq: 1,
-            }),
-            &mut out,
-        );
-        out.clear();
-        n.handle(
-            2,
-            Input::Client {
-                req: 2,
-                op: Request::Write { key: 1, value: 2 },
-            },
-            &mut out,
-        );
+        assert!(replied(&step(&mut n, 0, write(1, 1)), 1));
+        step(&mut n, 1, ack_from_n2(1));
+        let out = step(&mut n, 2, write(2, 2));
         assert!(
             !out.iter().any(|o| matches!(o, Output::Reply { .. })),
             "{out:?}"
@@ -573,39 +569,11 @@ mod tests {
                 _ => None,
             })
             .unwrap();
-        out.clear();
-        n.handle(
-            3,
-            Input::Peer(MlMsg::Ack {
-                from: "n2".into(),
-                seq,
-            }),
-            &mut out,
-        );
-        assert!(out.iter().any(|o| matches!(
-            o,
-            Output::Reply {
-                req: 2,
-                reply: Reply::Ok { .. }
-            }
-        )));
+        assert!(replied(&step(&mut n, 3, ack_from_n2(seq)), 2));
         // A peer that goes silent stops being waited for.
-        out.clear();
-        n.handle(
-            4,
-            Input::Client {
-                req: 3,
-                op: Request::Write { key: 1, value: 3 },
-            },
-            &mut out,
-        );
+        let out = step(&mut n, 4, write(3, 3));
         assert!(!out.iter().any(|o| matches!(o, Output::Reply { .. })));
-        out.clear();
-        n.handle(1_000_000_000, Input::Tick, &mut out);
-        assert!(
-            out.iter()
-                .any(|o| matches!(o, Output::Reply { req: 3, .. }))
-        );
+        assert!(replied(&step(&mut n, 1_000_000_000, Input::Tick), 3));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::error::TargetError;
 use crate::reference::NodeId;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
@@ -44,6 +44,33 @@ pub fn require_binary(name: &str, package: &str) -> Result<PathBuf, TargetError>
 pub fn loopback_ports(n: usize, base: Option<u16>) -> Result<Vec<u16>, TargetError> {
     let ids: Vec<NodeId> = (1..=n).map(|i| format!("port{i}")).collect();
     pick_ports(&ids, base)
+}
+
+/// Creates a cluster's data and log directories (with their parents).
+pub fn create_run_dirs(data_dir: &Path, log_dir: &Path) -> Result<(), TargetError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| TargetError::DataDir {
+        path: data_dir.to_owned(),
+        source,
+    })?;
+    std::fs::create_dir_all(log_dir).map_err(|source| TargetError::LogDir {
+        path: log_dir.to_owned(),
+        source,
+    })
+}
+
+/// Opens a process's log for appending, twice: one handle for stdout, one for stderr.
+pub fn open_output_log(path: &Path) -> Result<(File, File), TargetError> {
+    let err = |source| TargetError::LogDir {
+        path: path.to_owned(),
+        source,
+    };
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(err)?;
+    let log2 = log.try_clone().map_err(err)?;
+    Ok((log, log2))
 }
 
 /// How to start one server process.
@@ -89,18 +116,7 @@ impl ManagedProcess {
             return Ok(());
         }
         let s = &self.spec;
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&s.log)
-            .map_err(|source| TargetError::LogDir {
-                path: s.log.clone(),
-                source,
-            })?;
-        let log2 = log.try_clone().map_err(|source| TargetError::LogDir {
-            path: s.log.clone(),
-            source,
-        })?;
+        let (log, log2) = open_output_log(&s.log)?;
         // Build argv: [ip netns exec NS] [setpriv --reuid U --regid U --init-groups] program args
         let mut argv: Vec<String> = Vec::new();
         if let Some(ns) = &s.netns {
@@ -286,6 +302,32 @@ where
     }
 }
 
+/// `wait_until` for a process that must stay up meanwhile: each poll fails with
+/// "exited (status)" once `process` has exited, else asks `probe`.
+pub async fn wait_until_alive<F, Fut>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    process: &mut ManagedProcess,
+    mut probe: F,
+) -> Result<(), TargetError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    wait_until(what, timeout, every, || {
+        let exited = process.try_exited();
+        let probed = probe();
+        async move {
+            if let Some(status) = exited {
+                return Err(format!("exited ({status})"));
+            }
+            probed.await
+        }
+    })
+    .await
+}
+
 /// Checks `base_port..` are free, or asks the kernel for free ports.
 pub fn pick_ports(ids: &[NodeId], base_port: Option<u16>) -> Result<Vec<u16>, TargetError> {
     match base_port {
@@ -346,7 +388,7 @@ pub fn pick_ports(ids: &[NodeId], base_port: Option<u16>) -> Result<Vec<u16>, Ta
 /// The last `lines` non-empty lines of a log file, joined with " | " (for errors).
 pub fn log_tail(path: &Path, lines: usize) -> String {
     let read = || -> std::io::Result<String> {
-        let mut f = std::fs::File::open(path)?;
+        let mut f = File::open(path)?;
         let len = f.metadata()?.len();
         f.seek(SeekFrom::Start(len.saturating_sub(4096)))?;
         let mut buf = Vec::new();

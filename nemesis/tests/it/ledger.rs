@@ -17,28 +17,7 @@ fn cleanup_kills_recorded_stopped_processes_only() {
         .spawn()
         .unwrap();
     let mut other = Command::new("sleep").arg("30").spawn().unwrap();
-    for p in [ours.id(), other.id()] {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(p as i32),
-            nix::sys::signal::Signal::SIGSTOP,
-        )
-        .unwrap();
-    }
-    // SIGSTOP lands asynchronously: wait until both show as stopped.
-    for p in [ours.id(), other.id()] {
-        let until = Instant::now() + Duration::from_secs(2);
-        while !std::fs::read_to_string(format!("/proc/{p}/stat"))
-            .map(|st| {
-                st.rsplit(')')
-                    .next()
-                    .is_some_and(|r| r.trim_start().starts_with('T'))
-            })
-            .unwrap_or(false)
-        {
-            assert!(Instant::now() < until, "process {p} never stopped");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
+    stop_all(&[ours.id(), other.id()]);
     let record = Record {
         run_id: "x".into(),
         owner_pid: u32::MAX,
@@ -66,7 +45,11 @@ fn cleanup_kills_recorded_stopped_processes_only() {
     );
     let _ = other.kill();
     let _ = other.wait();
+}
 
+#[test]
+fn only_a_dead_owners_record_is_a_leftover() {
+    let dir = tempdir();
     // A live owner (this test) is not a leftover; a dead one is.
     let reg = dir.path().join("registry");
     let l = schism_nemesis::Ledger::create(&reg, "live", dir.path()).unwrap();
@@ -85,4 +68,30 @@ fn cleanup_kills_recorded_stopped_processes_only() {
     assert!(ledger::leftovers(&reg).is_empty());
     drop(l);
     assert!(ledger::records(&reg).is_empty());
+}
+
+/// SIGSTOPs every pid and waits (up to 2 s each) until it shows as stopped: SIGSTOP lands
+/// asynchronously.
+fn stop_all(pids: &[u32]) {
+    for &p in pids {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p as i32),
+            nix::sys::signal::Signal::SIGSTOP,
+        )
+        .unwrap();
+    }
+    for &p in pids {
+        let until = Instant::now() + Duration::from_secs(2);
+        while !std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .map(|st| {
+                st.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('T'))
+            })
+            .unwrap_or(false)
+        {
+            assert!(Instant::now() < until, "process {p} never stopped");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }

@@ -337,24 +337,34 @@ fn failover_elects_the_most_up_to_date_follower() {
     }
 }
 
+/// n1 leads and takes write 1, is isolated for `isolated_ns`, and the leader the majority
+/// side elected (`elected` is the failure message if none) takes write 100 (request 100).
+fn isolate_n1_then_write_on_majority(
+    sim: &mut Sim<LeaderFollower>,
+    isolated_ns: u64,
+    elected: &str,
+) {
+    sim.run_for(300 * MS);
+    sim.client(0, 1, Request::Append { key: 1, value: 1 });
+    sim.run_for(100 * MS);
+    sim.isolate(0);
+    sim.run_for(isolated_ns);
+    let (l, _) = sim
+        .leaders()
+        .into_iter()
+        .find(|(i, _)| *i != 0)
+        .expect(elected);
+    sim.client(l, 100, Request::Append { key: 1, value: 100 });
+    sim.run_for(50 * MS);
+}
+
 /// n1 leads, is isolated, n2/n3 elect a leader; then a write goes to each side.
 fn split(seed: u64, fencing: bool, lease: bool) -> Sim<LeaderFollower> {
     let mut sim = knob_sim(seed, |m| {
         m.fencing = fencing;
         m.read_lease = lease;
     });
-    sim.run_for(300 * MS);
-    sim.client(0, 1, Request::Append { key: 1, value: 1 });
-    sim.run_for(100 * MS);
-    sim.isolate(0);
-    sim.run_for(3_000 * MS);
-    let (l, _) = sim
-        .leaders()
-        .into_iter()
-        .find(|(i, _)| *i != 0)
-        .expect("the majority side elects a leader");
-    sim.client(l, 100, Request::Append { key: 1, value: 100 });
-    sim.run_for(50 * MS);
+    isolate_n1_then_write_on_majority(&mut sim, 3_000 * MS, "the majority side elects a leader");
     sim.client(0, 200, Request::Append { key: 1, value: 200 });
     sim.client(0, 300, Request::Read { key: 1 });
     sim.run_for(50 * MS);
@@ -424,19 +434,9 @@ fn isolated_leader_read(seed: u64, lease: bool, replication: Replication) -> Sim
         m.read_lease = lease;
         m.replication = replication;
     });
-    sim.run_for(300 * MS);
-    sim.client(0, 1, Request::Append { key: 1, value: 1 });
-    sim.run_for(100 * MS);
-    sim.isolate(0);
     // Followers time out after 1 s + rank/4 and elect; check-quorum is 2.5 s.
-    sim.run_for(1_700 * MS);
-    let (l, _) = sim
-        .leaders()
-        .into_iter()
-        .find(|(i, _)| *i != 0)
-        .expect("the majority side elected a leader before the old one noticed");
-    sim.client(l, 100, Request::Append { key: 1, value: 100 });
-    sim.run_for(50 * MS);
+    let elected = "the majority side elected a leader before the old one noticed";
+    isolate_n1_then_write_on_majority(&mut sim, 1_700 * MS, elected);
     sim.client(0, 300, Request::Read { key: 1 });
     sim.run_for(10 * MS);
     sim

@@ -264,7 +264,7 @@ pub struct RowRate {
 /// cannot do, the reason given).
 pub fn row_args(row: &crate::matrix::Row, time_limit: Option<&str>) -> Result<SimPlan, String> {
     let mut argv: Vec<&str> = vec!["schism", "sim"];
-    argv.extend(row.args);
+    argv.extend(row.argv());
     argv.extend(["--time-limit", time_limit.unwrap_or(row.time_limit)]);
     let args = match clap::Parser::try_parse_from(argv).map(|c: crate::cli::Cli| c.command) {
         Ok(crate::cli::Command::Sim(args)) => *args,

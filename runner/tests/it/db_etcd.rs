@@ -18,23 +18,9 @@ use std::process::{Child, Stdio};
 
 const ETCD: &[(&str, &str)] = &[("etcd", "etcd-server")];
 
-/// Live processes (not zombies) whose command line mentions `needle`.
+/// Live etcd processes (not zombies) whose command line mentions `needle`.
 fn etcd_processes_mentioning(needle: &str) -> Vec<u32> {
-    let mut out = vec![];
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains("etcd")
-            && cmd.contains(needle)
-            && !matches!(proc_state(pid), Some('Z' | 'X') | None)
-        {
-            out.push(pid);
-        }
-    }
-    out
+    live_pids_with(&["etcd", needle])
 }
 
 /// No etcd process mentioning the store, no namespace of the run.

@@ -11,24 +11,7 @@ use super::*;
 
 /// Every live (non-zombie) process whose command line mentions `needle`.
 fn live_processes_mentioning(needle: &str) -> Vec<(u32, String)> {
-    let mut out = vec![];
-    let me = std::process::id();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains(needle) && !matches!(proc_state(pid), None | Some('Z') | Some('X')) {
-            out.push((pid, cmd));
-        }
-    }
-    out
+    live_commands_with(&[needle])
 }
 
 /// One partition as the history records it: when the cut was in force (the nemesis

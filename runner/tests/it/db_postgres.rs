@@ -52,30 +52,12 @@ fn anomaly_kinds(run: &Path) -> Vec<(String, String)> {
 fn postgres_left(needle: &str) -> Vec<u32> {
     let until = Instant::now() + Duration::from_secs(5);
     loop {
-        let left = postgres_alive(needle);
+        let left = live_pids_with(&[needle, "postgres"]);
         if left.is_empty() || Instant::now() > until {
             return left;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// Live processes whose command line mentions `needle` and postgres, now.
-fn postgres_alive(needle: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let pid = e.file_name().to_string_lossy().parse::<u32>().ok()?;
-            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            (cmd.contains(needle)
-                && cmd.contains("postgres")
-                && !matches!(proc_state(pid), None | Some('Z') | Some('X')))
-            .then_some(pid)
-        })
-        .collect()
 }
 
 #[test]
@@ -485,7 +467,7 @@ fn postgres_attached_with_endpoints_runs_valid_and_refuses_faults() {
         ],
     );
     let needle = own.path().to_string_lossy().into_owned();
-    let alive = postgres_alive(&needle).len();
+    let alive = live_pids_with(&[&needle, "postgres"]).len();
     drop((standby, primary));
     assert!(alive >= 2, "schism stopped servers it did not start");
     assert_eq!(

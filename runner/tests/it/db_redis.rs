@@ -65,20 +65,7 @@ fn redis_run(name: &str, extra: &[&str]) -> (Option<i32>, BTreeMap<String, usize
 /// Live (not zombie) redis-server / redis-sentinel processes whose command line (their
 /// config path) lies under `needle`.
 fn redis_processes_mentioning(needle: &str) -> Vec<u32> {
-    let mut out = vec![];
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains("redis-") && cmd.contains(needle) && proc_state(pid) != Some('Z') {
-            out.push(pid);
-        }
-    }
-    out
+    live_pids_with(&["redis-", needle])
 }
 
 #[test]

@@ -86,36 +86,41 @@ pub fn verdict_line(text: &str) -> String {
         .to_owned()
 }
 
-/// Pids of live processes whose command line mentions `needle` (node processes carry
-/// their config path, which lies inside the test's temp store).
-pub fn processes_mentioning(needle: &str) -> Vec<u32> {
-    let mut out = vec![];
+/// Every other live process (not a zombie) whose command line contains each of `words`,
+/// with that command line (NULs as spaces). Servers and nodes carry their config or data
+/// path, which lies inside the test's temp store.
+pub fn live_commands_with(words: &[&str]) -> Vec<(u32, String)> {
     let me = std::process::id();
+    let mut out = vec![];
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        if pid == me {
-            continue;
-        }
         let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains(needle) && cmd.contains(" node ") {
-            // Zombies are already dead; only count running or stopped processes.
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            let state = stat
-                .rsplit(')')
-                .next()
-                .and_then(|s| s.split_whitespace().next())
-                .unwrap_or("");
-            if state != "Z" && state != "X" {
-                out.push(pid);
-            }
+        if pid != me
+            && words.iter().all(|w| cmd.contains(w))
+            && !matches!(proc_state(pid), None | Some('Z' | 'X'))
+        {
+            out.push((pid, cmd));
         }
     }
     out
+}
+
+/// The pids of `live_commands_with(words)`.
+pub fn live_pids_with(words: &[&str]) -> Vec<u32> {
+    live_commands_with(words)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Pids of live node processes whose command line mentions `needle`.
+pub fn processes_mentioning(needle: &str) -> Vec<u32> {
+    live_pids_with(&[needle, " node "])
 }
 
 /// Waits up to `limit` for no node process mentioning `needle` to remain.

@@ -295,42 +295,8 @@ fn provision(
     nonce: &str,
 ) -> Result<(Vec<String>, Vec<Member>), TargetError> {
     let n = nodes.len();
-    // (client listen host, client port, peer port, netns) per member.
-    let layout: Vec<(String, u16, u16, Option<String>)> = match &spec.placement {
-        Placement::Loopback { base_port } => {
-            let ports = loopback_ports(2 * n, *base_port)?;
-            (0..n)
-                .map(|i| ("127.0.0.1".to_owned(), ports[2 * i], ports[2 * i + 1], None))
-                .collect()
-        }
-        Placement::Netns { namespaces, addrs } => {
-            if namespaces.len() < n || addrs.len() < n {
-                return Err(TargetError::Invalid(format!(
-                    "{n} etcd members need {n} namespaces and addresses, got {} and {}",
-                    namespaces.len(),
-                    addrs.len()
-                )));
-            }
-            (0..n)
-                .map(|i| {
-                    (
-                        addrs[i].to_string(),
-                        CLIENT_PORT,
-                        PEER_PORT,
-                        Some(namespaces[i].clone()),
-                    )
-                })
-                .collect()
-        }
-    };
-    std::fs::create_dir_all(&spec.log_dir).map_err(|source| TargetError::LogDir {
-        path: spec.log_dir.clone(),
-        source,
-    })?;
-    std::fs::create_dir_all(&spec.data_dir).map_err(|source| TargetError::DataDir {
-        path: spec.data_dir.clone(),
-        source,
-    })?;
+    let layout = member_layout(spec, n)?;
+    crate::process::create_run_dirs(&spec.data_dir, &spec.log_dir)?;
     let initial_cluster = nodes
         .iter()
         .zip(&layout)
@@ -342,40 +308,15 @@ fn provision(
     for (i, (id, (host, client, peer, netns))) in nodes.iter().zip(layout).enumerate() {
         let client_url = format!("http://{host}:{client}");
         let peer_url = format!("http://{host}:{peer}");
-        let args: Vec<String> = [
-            "--name",
-            id,
-            "--data-dir",
-            &spec.data_dir.join(id).display().to_string(),
-            "--listen-client-urls",
-            &client_url,
-            "--advertise-client-urls",
-            &client_url,
-            "--listen-peer-urls",
-            &peer_url,
-            "--initial-advertise-peer-urls",
-            &peer_url,
-            "--initial-cluster",
-            &initial_cluster,
-            "--initial-cluster-token",
-            &format!("schism-{nonce}"),
-            "--initial-cluster-state",
-            "new",
-            "--heartbeat-interval",
-            &HEARTBEAT_MS.to_string(),
-            "--election-timeout",
-            &ELECTION_MS.to_string(),
-            // Without it an isolated member keeps campaigning and, once healed, forces a
-            // new election (RECIPES.md §1).
-            "--pre-vote=true",
-            "--logger=zap",
-        ]
-        .map(String::from)
-        .to_vec();
+        let urls_of = MemberUrls {
+            client: &client_url,
+            peer: &peer_url,
+            initial_cluster: &initial_cluster,
+        };
         let process = ManagedProcess::spawn(ProcessSpec {
             node: id.clone(),
             program: binary.to_path_buf(),
-            args,
+            args: member_args(spec, id, &urls_of, nonce),
             env: spec.env_of(i).to_vec(),
             netns,
             user: None,
@@ -393,6 +334,82 @@ fn provision(
         });
     }
     Ok((urls, members))
+}
+
+/// (client listen host, client port, peer port, netns) of one member.
+type MemberAddr = (String, u16, u16, Option<String>);
+
+/// Each member's `MemberAddr`: free loopback ports, or each namespace's own address on the
+/// default ports.
+fn member_layout(spec: &DbSpec, n: usize) -> Result<Vec<MemberAddr>, TargetError> {
+    match &spec.placement {
+        Placement::Loopback { base_port } => {
+            let ports = loopback_ports(2 * n, *base_port)?;
+            Ok((0..n)
+                .map(|i| ("127.0.0.1".to_owned(), ports[2 * i], ports[2 * i + 1], None))
+                .collect())
+        }
+        Placement::Netns { namespaces, addrs } => {
+            if namespaces.len() < n || addrs.len() < n {
+                return Err(TargetError::Invalid(format!(
+                    "{n} etcd members need {n} namespaces and addresses, got {} and {}",
+                    namespaces.len(),
+                    addrs.len()
+                )));
+            }
+            Ok((0..n)
+                .map(|i| {
+                    (
+                        addrs[i].to_string(),
+                        CLIENT_PORT,
+                        PEER_PORT,
+                        Some(namespaces[i].clone()),
+                    )
+                })
+                .collect())
+        }
+    }
+}
+
+/// A member's own URLs and the cluster it starts in.
+struct MemberUrls<'a> {
+    client: &'a str,
+    peer: &'a str,
+    initial_cluster: &'a str,
+}
+
+/// The etcd command line of member `id` of a new cluster.
+fn member_args(spec: &DbSpec, id: &str, urls: &MemberUrls<'_>, nonce: &str) -> Vec<String> {
+    [
+        "--name",
+        id,
+        "--data-dir",
+        &spec.data_dir.join(id).display().to_string(),
+        "--listen-client-urls",
+        urls.client,
+        "--advertise-client-urls",
+        urls.client,
+        "--listen-peer-urls",
+        urls.peer,
+        "--initial-advertise-peer-urls",
+        urls.peer,
+        "--initial-cluster",
+        urls.initial_cluster,
+        "--initial-cluster-token",
+        &format!("schism-{nonce}"),
+        "--initial-cluster-state",
+        "new",
+        "--heartbeat-interval",
+        &HEARTBEAT_MS.to_string(),
+        "--election-timeout",
+        &ELECTION_MS.to_string(),
+        // Without it an isolated member keeps campaigning and, once healed, forces a
+        // new election (RECIPES.md §1).
+        "--pre-vote=true",
+        "--logger=zap",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// `host:port` (or a full URL) → `http://host:port`.
@@ -418,6 +435,37 @@ fn nonce(spec: &DbSpec) -> String {
         h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
     }
     format!("{:08x}", h & 0xffff_ffff)
+}
+
+/// The transaction that appends `value` to the list `current` (its text and mod
+/// revision; `None`: no such key) under etcd key `k` if nobody changed it meanwhile; its
+/// failure branch reads the list as it is then.
+fn append_txn(
+    k: &str,
+    key: schism_history::Key,
+    current: Option<&(String, u64)>,
+    value: i64,
+) -> Result<Json, String> {
+    let (mut list, compare) = match current {
+        None => (
+            Vec::new(),
+            json!({"target": "CREATE", "key": k, "result": "EQUAL", "create_revision": "0"}),
+        ),
+        Some((text, rev)) => match decode_value(text)? {
+            Value::List(l) => (
+                l,
+                json!({"target": "MOD", "key": k, "result": "EQUAL", "mod_revision": rev.to_string()}),
+            ),
+            other => return Err(format!("key {key} holds {other}, not a list")),
+        },
+    };
+    list.push(value);
+    let text = serde_json::to_string(&list).unwrap_or_default();
+    Ok(json!({
+        "compare": [compare],
+        "success": [{"request_put": {"key": k, "value": b64(&text)}}],
+        "failure": [{"request_range": {"key": k}}],
+    }))
 }
 
 fn b64(text: &str) -> String {
@@ -908,15 +956,17 @@ impl EtcdSession {
                 meta: Some(json!({"revision": int_field(&put["header"], "revision")})),
                 siblings: None,
             },
-            Err(e) => {
-                self.move_writer();
-                match e {
-                    HttpError::NotSent(error) | HttpError::Refused(error) => {
-                        Reply::Fail { node, error }
-                    }
-                    HttpError::Indeterminate(error) => Reply::Unknown { node, error },
-                }
-            }
+            Err(e) => self.write_failed(node, e),
+        }
+    }
+
+    /// A write that got no answer: the next one goes to another member; the write did
+    /// not happen unless the request may have reached the member.
+    fn write_failed(&mut self, node: Option<NodeId>, e: HttpError) -> Reply {
+        self.move_writer();
+        match e {
+            HttpError::NotSent(error) | HttpError::Refused(error) => Reply::Fail { node, error },
+            HttpError::Indeterminate(error) => Reply::Unknown { node, error },
         }
     }
 
@@ -944,27 +994,10 @@ impl EtcdSession {
             }
         };
         for attempt in 1..=APPEND_ATTEMPTS {
-            let (mut list, compare) = match &current {
-                None => (
-                    Vec::new(),
-                    json!({"target": "CREATE", "key": k, "result": "EQUAL", "create_revision": "0"}),
-                ),
-                Some((text, rev)) => match decode_value(text) {
-                    Ok(Value::List(l)) => (
-                        l,
-                        json!({"target": "MOD", "key": k, "result": "EQUAL", "mod_revision": rev.to_string()}),
-                    ),
-                    Ok(other) => return fail(format!("key {key} holds {other}, not a list")),
-                    Err(e) => return fail(e),
-                },
+            let txn = match append_txn(&k, key, current.as_ref(), value) {
+                Ok(txn) => txn,
+                Err(e) => return fail(e),
             };
-            list.push(value);
-            let text = serde_json::to_string(&list).unwrap_or_default();
-            let txn = json!({
-                "compare": [compare],
-                "success": [{"request_put": {"key": k, "value": b64(&text)}}],
-                "failure": [{"request_range": {"key": k}}],
-            });
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return fail(format!(
@@ -997,16 +1030,7 @@ impl EtcdSession {
                         Err(e) => return fail(e),
                     }
                 }
-                Err(e) => {
-                    self.move_writer();
-                    return match e {
-                        HttpError::NotSent(error) | HttpError::Refused(error) => fail(error),
-                        HttpError::Indeterminate(error) => Reply::Unknown {
-                            node: node.clone(),
-                            error,
-                        },
-                    };
-                }
+                Err(e) => return self.write_failed(node.clone(), e),
             }
         }
         fail(format!(

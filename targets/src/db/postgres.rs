@@ -145,6 +145,22 @@ struct Shared {
 }
 
 impl Shared {
+    /// The nodes at `addrs`, `primary` leading, under the spec's read routing and timeout.
+    fn new(spec: &DbSpec, ids: Vec<NodeId>, addrs: Vec<(String, u16)>, primary: usize) -> Shared {
+        let n = addrs.len();
+        Shared {
+            ids,
+            addrs,
+            primary: AtomicUsize::new(primary),
+            reads: spec.options.reads,
+            timeout: spec.options.timeout,
+            ops: Arc::new(tokio::sync::Mutex::new(())),
+            resync: Mutex::new(vec![Resync::None; n]),
+            promotions: AtomicU64::new(0),
+            postmasters: Mutex::new(vec![None; n]),
+        }
+    }
+
     fn primary(&self) -> usize {
         self.primary.load(Ordering::SeqCst)
     }
@@ -225,6 +241,46 @@ struct PgNode {
     orphans: Vec<u32>,
 }
 
+impl PgNode {
+    /// Node i's directory `<data_dir>/<id>` (which must hold no data directory yet),
+    /// created with mode 700 and owned by postgres (`owner`: uid, gid); not started.
+    fn prepare(
+        spec: &DbSpec,
+        i: usize,
+        id: &NodeId,
+        (uid, gid): (u32, u32),
+    ) -> Result<PgNode, TargetError> {
+        let dir = spec.data_dir.join(id);
+        if dir.join("pgdata").exists() {
+            return Err(TargetError::Invalid(format!(
+                "{} already holds a PostgreSQL data directory: pass an empty --data-dir",
+                dir.display()
+            )));
+        }
+        let dir_err = |source| TargetError::DataDir {
+            path: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(dir_err)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .and_then(|()| std::os::unix::fs::chown(&dir, Some(uid), Some(gid)))
+            .map_err(dir_err)?;
+        Ok(PgNode {
+            id: id.clone(),
+            pgdata: dir.join("pgdata"),
+            dir,
+            log: spec.log_dir.join(format!("{id}.log")),
+            netns: match &spec.placement {
+                Placement::Netns { namespaces, .. } => namespaces.get(i).cloned(),
+                Placement::Loopback { .. } => None,
+            },
+            env: spec.env_of(i).to_vec(),
+            proc: None,
+            orphans: Vec::new(),
+        })
+    }
+}
+
 /// A PostgreSQL cluster (provisioned, or attached with `--endpoints`).
 pub struct PgCluster {
     shared: Arc<Shared>,
@@ -271,59 +327,14 @@ impl PgCluster {
                 .map(|a| (a.to_string(), NETNS_PORT))
                 .collect(),
         };
-        std::fs::create_dir_all(&spec.data_dir).map_err(|source| TargetError::DataDir {
-            path: spec.data_dir.clone(),
-            source,
-        })?;
-        std::fs::create_dir_all(&spec.log_dir).map_err(|source| TargetError::LogDir {
-            path: spec.log_dir.clone(),
-            source,
-        })?;
+        crate::process::create_run_dirs(&spec.data_dir, &spec.log_dir)?;
         check_traversable(&spec.data_dir, uid, gid)?;
-        let mut nodes = Vec::with_capacity(n);
-        for (i, id) in ids.iter().enumerate() {
-            let dir = spec.data_dir.join(id);
-            if dir.join("pgdata").exists() {
-                return Err(TargetError::Invalid(format!(
-                    "{} already holds a PostgreSQL data directory: pass an empty --data-dir",
-                    dir.display()
-                )));
-            }
-            std::fs::create_dir_all(&dir).map_err(|source| TargetError::DataDir {
-                path: dir.clone(),
-                source,
-            })?;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-                .and_then(|()| std::os::unix::fs::chown(&dir, Some(uid), Some(gid)))
-                .map_err(|source| TargetError::DataDir {
-                    path: dir.clone(),
-                    source,
-                })?;
-            nodes.push(PgNode {
-                id: id.clone(),
-                pgdata: dir.join("pgdata"),
-                dir,
-                log: spec.log_dir.join(format!("{id}.log")),
-                netns: match &spec.placement {
-                    Placement::Netns { namespaces, .. } => namespaces.get(i).cloned(),
-                    Placement::Loopback { .. } => None,
-                },
-                env: spec.env_of(i).to_vec(),
-                proc: None,
-                orphans: Vec::new(),
-            });
-        }
-        let shared = Arc::new(Shared {
-            ids: ids.clone(),
-            addrs,
-            primary: AtomicUsize::new(0),
-            reads: spec.options.reads,
-            timeout: spec.options.timeout,
-            ops: Arc::new(tokio::sync::Mutex::new(())),
-            resync: Mutex::new(vec![Resync::None; n]),
-            promotions: AtomicU64::new(0),
-            postmasters: Mutex::new(vec![None; n]),
-        });
+        let nodes = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| PgNode::prepare(&spec, i, id, (uid, gid)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let shared = Arc::new(Shared::new(&spec, ids, addrs, 0));
         let mut cluster = PgCluster {
             shared,
             nodes,
@@ -379,19 +390,8 @@ impl PgCluster {
                 msg,
             })?;
         create_tables(&c.client).await?;
-        let n = addrs.len();
         Ok(Box::new(PgCluster {
-            shared: Arc::new(Shared {
-                ids,
-                addrs,
-                primary: AtomicUsize::new(primary),
-                reads: spec.options.reads,
-                timeout: spec.options.timeout,
-                ops: Arc::new(tokio::sync::Mutex::new(())),
-                resync: Mutex::new(vec![Resync::None; n]),
-                promotions: AtomicU64::new(0),
-                postmasters: Mutex::new(vec![None; n]),
-            }),
+            shared: Arc::new(Shared::new(spec, ids, addrs, primary)),
             nodes: Vec::new(),
             bin: PathBuf::from(PG_BIN),
             replication: spec.options.replication,
@@ -407,6 +407,34 @@ impl PgCluster {
     /// then switch on the asked replication mode.
     async fn provision(&mut self, spec: &DbSpec) -> Result<(), TargetError> {
         let deadline = Instant::now() + spec.startup_timeout;
+        self.init_primary(spec).await?;
+        self.start(0)?;
+        self.wait_ready(0, deadline, Some(false)).await?;
+        {
+            let c = self.connect_node(0, deadline).await?;
+            create_tables(&c.client).await?;
+        }
+        // Clone the standbys one after the other (each asks for a fast checkpoint).
+        for i in 1..self.nodes.len() {
+            self.clone_from_primary(i, true).await?;
+            append(
+                &self.nodes[i].pgdata.join("postgresql.conf"),
+                &self.sync_conf(),
+            )?;
+            self.start(i)?;
+        }
+        for i in 1..self.nodes.len() {
+            self.wait_ready(i, deadline, Some(true)).await?;
+        }
+        if self.nodes.len() > 1 {
+            self.switch_on_replication(deadline).await?;
+        }
+        Ok(())
+    }
+
+    /// initdb the first node's data directory and add the run's settings (and, in
+    /// network namespaces, trust for the run's /24).
+    async fn init_primary(&self, spec: &DbSpec) -> Result<(), TargetError> {
         let n1 = &self.nodes[0];
         let initdb = self.bin.join("initdb");
         run_tool(
@@ -439,26 +467,13 @@ impl PgCluster {
                 &format!("host all all {net} trust\nhost replication all {net} trust\n"),
             )?;
         }
-        self.start(0)?;
-        self.wait_ready(0, deadline, Some(false)).await?;
-        {
-            let c = self.connect_node(0, deadline).await?;
-            create_tables(&c.client).await?;
-        }
-        // Clone the standbys one after the other (each asks for a fast checkpoint).
-        for i in 1..self.nodes.len() {
-            self.clone_from_primary(i, true).await?;
-            append(
-                &self.nodes[i].pgdata.join("postgresql.conf"),
-                &self.sync_conf(),
-            )?;
-            self.start(i)?;
-        }
-        for i in 1..self.nodes.len() {
-            self.wait_ready(i, deadline, Some(true)).await?;
-        }
+        Ok(())
+    }
+
+    /// Once every standby streams, the primary takes the asked replication mode.
+    async fn switch_on_replication(&self, deadline: Instant) -> Result<(), TargetError> {
         let standbys = self.nodes.len() - 1;
-        if standbys > 0 {
+        {
             let c = self.connect_node(0, deadline).await?;
             let budget = deadline.saturating_duration_since(Instant::now());
             wait_until(
@@ -711,44 +726,9 @@ impl PgCluster {
 
     /// Restart under failover of a node that is not the primary: rejoin it.
     async fn rejoin(&mut self, i: usize) -> Result<(), TargetError> {
-        // Wait (bounded, without holding the lock, so failover can act) for a primary.
-        let until = Instant::now() + REJOIN_WAIT;
-        let guard = loop {
-            let g = self.shared.ops.clone().lock_owned().await;
-            let p = self.shared.primary();
-            if p == i {
-                break (g, None);
-            }
-            if matches!(probe(&self.shared.addrs[p], PROBE_TIMEOUT).await, Ok(false)) {
-                break (g, Some(p));
-            }
-            drop(g);
-            if Instant::now() >= until {
-                break (self.shared.ops.clone().lock_owned().await, None);
-            }
-            tokio::time::sleep(FAILOVER_POLL).await;
-        };
-        let (_g, primary) = guard;
+        let (_g, primary) = self.lock_with_primary(i).await;
         let Some(p) = primary else {
-            if self.shared.primary() == i {
-                // It was promoted meanwhile, or the primary was restarted: start as is.
-                self.start(i)?;
-                return self
-                    .wait_ready(i, Instant::now() + self.startup_timeout, None)
-                    .await;
-            }
-            // No primary to rejoin: start it as a standby (never a second primary); it
-            // stays marked and is resynchronised at its next restart.
-            eprintln!(
-                "schism: postgres: no reachable primary to rejoin {} to: starting it as a standby as is",
-                self.shared.ids[i]
-            );
-            let _ = std::fs::remove_file(self.nodes[i].pgdata.join("standby.signal"));
-            self.write_standby_conf(i, self.shared.primary())?;
-            self.start(i)?;
-            return self
-                .wait_ready(i, Instant::now() + self.startup_timeout, None)
-                .await;
+            return self.start_unjoined(i).await;
         };
         let id = self.shared.ids[i].clone();
         let began = Instant::now();
@@ -756,43 +736,7 @@ impl PgCluster {
         let resync = self.shared.resync_of(i);
         match resync {
             Resync::None => self.write_standby_conf(i, p)?,
-            Resync::Rewind => {
-                // A promoted server's control file names its new timeline only after its
-                // first checkpoint: without one, pg_rewind sees "the same timeline" and
-                // rewinds nothing (and the node then cannot follow).
-                if let Err(e) = self.checkpoint(p).await {
-                    eprintln!(
-                        "schism: postgres: CHECKPOINT on {} before pg_rewind: {e}",
-                        self.shared.ids[p]
-                    );
-                }
-                let source = format!(
-                    "host={} port={} user={PG_USER} dbname=postgres connect_timeout=2",
-                    self.shared.addrs[p].0, self.shared.addrs[p].1
-                );
-                let node = &self.nodes[i];
-                let _ = std::fs::remove_file(node.pgdata.join("standby.signal"));
-                let rewound = run_tool(
-                    &node.id,
-                    &node.log,
-                    &self.bin.join("pg_rewind"),
-                    &[
-                        "-D",
-                        &node.pgdata.display().to_string(),
-                        "--no-sync",
-                        "--source-server",
-                        &source,
-                    ],
-                )
-                .await;
-                match rewound {
-                    Ok(()) => self.write_standby_conf(i, p)?,
-                    Err(e) => {
-                        eprintln!("schism: postgres: pg_rewind of {id} failed ({e}): cloning it");
-                        self.clone_from_primary(i, false).await?;
-                    }
-                }
-            }
+            Resync::Rewind => self.rewind_or_clone(i, p).await?,
             Resync::Clone => self.clone_from_primary(i, false).await?,
         }
         self.start(i)?;
@@ -805,15 +749,7 @@ impl PgCluster {
             // It cannot follow (its history diverged in a way the step above missed):
             // clone it afresh rather than leave a standby that never catches up.
             eprintln!("schism: postgres: {e}: re-cloning {id}");
-            self.shared.set_postmaster(i, None);
-            if let Some(proc) = self.nodes[i].proc.as_mut() {
-                let _ = proc.signal(Signal::SIGINT);
-                proc.stop(STOP_GRACE).await?;
-            }
-            self.clone_from_primary(i, false).await?;
-            self.start(i)?;
-            self.wait_ready(i, Instant::now() + self.startup_timeout, Some(true))
-                .await?;
+            self.reclone(i).await?;
         }
         self.shared.set_resync(i, Resync::None);
         if resync != Resync::None {
@@ -829,6 +765,102 @@ impl PgCluster {
             );
         }
         Ok(())
+    }
+
+    /// Takes the operations lock once a primary other than `i` answers as a primary
+    /// (waiting up to `REJOIN_WAIT` without holding the lock, so failover can act); with
+    /// `None` when `i` is the primary itself or none answered in time.
+    async fn lock_with_primary(
+        &self,
+        i: usize,
+    ) -> (tokio::sync::OwnedMutexGuard<()>, Option<usize>) {
+        let until = Instant::now() + REJOIN_WAIT;
+        loop {
+            let g = self.shared.ops.clone().lock_owned().await;
+            let p = self.shared.primary();
+            if p == i {
+                return (g, None);
+            }
+            if matches!(probe(&self.shared.addrs[p], PROBE_TIMEOUT).await, Ok(false)) {
+                return (g, Some(p));
+            }
+            drop(g);
+            if Instant::now() >= until {
+                return (self.shared.ops.clone().lock_owned().await, None);
+            }
+            tokio::time::sleep(FAILOVER_POLL).await;
+        }
+    }
+
+    /// Starts `i` with no primary to rejoin: as is if it is the primary (promoted
+    /// meanwhile, or the primary was restarted), else as a standby (never a second
+    /// primary) that stays marked and is resynchronised at its next restart.
+    async fn start_unjoined(&mut self, i: usize) -> Result<(), TargetError> {
+        if self.shared.primary() != i {
+            eprintln!(
+                "schism: postgres: no reachable primary to rejoin {} to: starting it as a standby as is",
+                self.shared.ids[i]
+            );
+            let _ = std::fs::remove_file(self.nodes[i].pgdata.join("standby.signal"));
+            self.write_standby_conf(i, self.shared.primary())?;
+        }
+        self.start(i)?;
+        self.wait_ready(i, Instant::now() + self.startup_timeout, None)
+            .await
+    }
+
+    /// Rewinds `i` onto primary `p`'s timeline with pg_rewind, or clones it afresh when
+    /// that fails.
+    async fn rewind_or_clone(&mut self, i: usize, p: usize) -> Result<(), TargetError> {
+        // A promoted server's control file names its new timeline only after its
+        // first checkpoint: without one, pg_rewind sees "the same timeline" and
+        // rewinds nothing (and the node then cannot follow).
+        if let Err(e) = self.checkpoint(p).await {
+            eprintln!(
+                "schism: postgres: CHECKPOINT on {} before pg_rewind: {e}",
+                self.shared.ids[p]
+            );
+        }
+        let source = format!(
+            "host={} port={} user={PG_USER} dbname=postgres connect_timeout=2",
+            self.shared.addrs[p].0, self.shared.addrs[p].1
+        );
+        let node = &self.nodes[i];
+        let _ = std::fs::remove_file(node.pgdata.join("standby.signal"));
+        let rewound = run_tool(
+            &node.id,
+            &node.log,
+            &self.bin.join("pg_rewind"),
+            &[
+                "-D",
+                &node.pgdata.display().to_string(),
+                "--no-sync",
+                "--source-server",
+                &source,
+            ],
+        )
+        .await;
+        match rewound {
+            Ok(()) => self.write_standby_conf(i, p),
+            Err(e) => {
+                let id = &self.shared.ids[i];
+                eprintln!("schism: postgres: pg_rewind of {id} failed ({e}): cloning it");
+                self.clone_from_primary(i, false).await
+            }
+        }
+    }
+
+    /// Stops `i`, clones it afresh from the primary and starts it again.
+    async fn reclone(&mut self, i: usize) -> Result<(), TargetError> {
+        self.shared.set_postmaster(i, None);
+        if let Some(proc) = self.nodes[i].proc.as_mut() {
+            let _ = proc.signal(Signal::SIGINT);
+            proc.stop(STOP_GRACE).await?;
+        }
+        self.clone_from_primary(i, false).await?;
+        self.start(i)?;
+        self.wait_ready(i, Instant::now() + self.startup_timeout, Some(true))
+            .await
     }
 }
 

@@ -30,9 +30,10 @@ use crate::ReadRouting;
 use crate::client::Reply;
 use crate::db::{
     BoxFuture, DbCluster, DbKind, DbSession, DbSpec, ManagedProcess, Placement, ProcessSpec,
-    log_tail, loopback_ports, require_binary, wait_until,
+    log_tail, loopback_ports, require_binary,
 };
 use crate::error::TargetError;
+use crate::process::wait_until_alive;
 use crate::reference::NodeId;
 use crate::request::Request;
 use rand::{RngExt, SeedableRng};
@@ -147,74 +148,23 @@ impl RedisCluster {
             None
         };
         let ids = spec.node_ids();
-        let n = ids.len();
-        // Addresses: free loopback ports, or each namespace's own address on the defaults.
-        let (server_addrs, sentinel_addrs, netns): (Vec<_>, Vec<_>, Vec<Option<String>>) =
-            match &spec.placement {
-                Placement::Loopback { base_port } => {
-                    let ports = loopback_ports(2 * n, *base_port)?;
-                    let at = |p: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, p));
-                    (
-                        ports[..n].iter().map(|&p| at(p)).collect(),
-                        ports[n..].iter().map(|&p| at(p)).collect(),
-                        vec![None; n],
-                    )
-                }
-                Placement::Netns { namespaces, addrs } => {
-                    if namespaces.len() < n || addrs.len() < n {
-                        return Err(TargetError::Invalid(format!(
-                            "redis: {n} nodes but {} namespaces and {} addresses",
-                            namespaces.len(),
-                            addrs.len()
-                        )));
-                    }
-                    (
-                        addrs[..n]
-                            .iter()
-                            .map(|&a| SocketAddr::from((a, NETNS_SERVER_PORT)))
-                            .collect(),
-                        addrs[..n]
-                            .iter()
-                            .map(|&a| SocketAddr::from((a, NETNS_SENTINEL_PORT)))
-                            .collect(),
-                        namespaces[..n].iter().cloned().map(Some).collect(),
-                    )
-                }
-            };
+        let layout = Layout::of(&spec, ids.len())?;
         std::fs::create_dir_all(&spec.log_dir).map_err(|source| TargetError::LogDir {
             path: spec.log_dir.clone(),
             source,
         })?;
-        let primary = server_addrs[0];
-        let mut servers = Vec::with_capacity(n);
-        for (i, id) in ids.iter().enumerate() {
-            let dir = spec.data_dir.join(id);
-            make_dir(&dir)?;
-            let conf = dir.join("redis.conf");
-            let replica_of = (i > 0).then_some(primary);
-            write_file(&conf, &server_conf(&dir, server_addrs[i], replica_of))?;
-            servers.push(ManagedProcess::spawn(ProcessSpec {
-                node: id.clone(),
-                program: server_bin.clone(),
-                args: vec![conf.display().to_string()],
-                env: spec.env_of(i).to_vec(),
-                netns: netns[i].clone(),
-                user: None,
-                log: spec.log_dir.join(format!("{id}.log")),
-                cwd: Some(dir),
-            })?);
-        }
+        let servers = layout.spawn_all(&spec, &ids, &server_bin, false)?;
         let topo = Arc::new(Topology {
             nodes: ids
                 .iter()
-                .zip(&server_addrs)
+                .zip(&layout.servers)
                 .map(|(id, &addr)| NodeAddr {
                     id: id.clone(),
                     addr,
                 })
                 .collect(),
             sentinels: if sentinel_bin.is_some() {
-                sentinel_addrs.clone()
+                layout.sentinels.clone()
             } else {
                 Vec::new()
             },
@@ -235,22 +185,7 @@ impl RedisCluster {
         // Sentinels start once the replicas are linked: a sentinel learns replicas from
         // the primary's INFO, which it polls only every 10 s after the first time.
         if let Some(bin) = &sentinel_bin {
-            for (i, id) in ids.iter().enumerate() {
-                let dir = spec.data_dir.join(id);
-                let conf = dir.join("sentinel.conf");
-                write_file(&conf, &sentinel_conf(&dir, sentinel_addrs[i], primary))?;
-                cluster.sentinels.push(ManagedProcess::spawn(ProcessSpec {
-                    node: format!("sentinel-{id}"),
-                    program: bin.clone(),
-                    args: vec![conf.display().to_string()],
-                    // The sentinel shares its node's clock.
-                    env: spec.env_of(i).to_vec(),
-                    netns: netns[i].clone(),
-                    user: None,
-                    log: spec.log_dir.join(format!("sentinel-{id}.log")),
-                    cwd: Some(dir),
-                })?);
-            }
+            cluster.sentinels = layout.spawn_all(&spec, &ids, bin, true)?;
         }
         cluster.wait_sentinels(deadline).await?;
         Ok(Box::new(cluster))
@@ -314,24 +249,18 @@ impl RedisCluster {
         for (i, node) in topo.nodes.iter().enumerate() {
             let left = deadline.saturating_duration_since(Instant::now());
             let primary = i == topo.initial_primary;
-            let servers = &mut self.servers;
-            wait_until(
+            let addr = node.addr;
+            wait_until_alive(
                 &format!("redis {}", node.id),
                 left,
                 Duration::from_millis(50),
-                || {
-                    let exited = servers[i].try_exited();
-                    let addr = node.addr;
-                    async move {
-                        if let Some(status) = exited {
-                            return Err(format!("exited ({status})"));
-                        }
-                        let info = info_replication(addr).await?;
-                        if primary || info_field(&info, "master_link_status") == Some("up") {
-                            Ok(())
-                        } else {
-                            Err("replica not linked to the primary yet".into())
-                        }
+                &mut self.servers[i],
+                || async move {
+                    let info = info_replication(addr).await?;
+                    if primary || info_field(&info, "master_link_status") == Some("up") {
+                        Ok(())
+                    } else {
+                        Err("replica not linked to the primary yet".into())
                     }
                 },
             )
@@ -349,30 +278,24 @@ impl RedisCluster {
         for (i, &s) in topo.sentinels.iter().enumerate() {
             let left = deadline.saturating_duration_since(Instant::now());
             let primary = topo.nodes[topo.initial_primary].addr;
-            let sentinels = &mut self.sentinels;
-            wait_until(
+            wait_until_alive(
                 &format!("sentinel of {}", topo.nodes[i].id),
                 left,
                 Duration::from_millis(100),
-                || {
-                    let exited = sentinels[i].try_exited();
-                    async move {
-                        if let Some(status) = exited {
-                            return Err(format!("exited ({status})"));
-                        }
-                        match sentinel_primary(s).await? {
-                            Some(a) if a == primary => {}
-                            other => return Err(format!("names {other:?} as primary")),
-                        }
-                        let replicas = sentinel_count(s, "replicas").await?;
-                        let peers = sentinel_count(s, "sentinels").await?;
-                        if replicas >= want && peers >= want {
-                            Ok(())
-                        } else {
-                            Err(format!(
-                                "knows {replicas} replicas and {peers} other sentinels"
-                            ))
-                        }
+                &mut self.sentinels[i],
+                || async move {
+                    match sentinel_primary(s).await? {
+                        Some(a) if a == primary => {}
+                        other => return Err(format!("names {other:?} as primary")),
+                    }
+                    let replicas = sentinel_count(s, "replicas").await?;
+                    let peers = sentinel_count(s, "sentinels").await?;
+                    if replicas >= want && peers >= want {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "knows {replicas} replicas and {peers} other sentinels"
+                        ))
                     }
                 },
             )
@@ -488,20 +411,12 @@ impl DbCluster for RedisCluster {
             p.start()?;
             let i = self.index(node)?;
             let addr = self.topo.nodes[i].addr;
-            let servers = &mut self.servers;
-            wait_until(
+            wait_until_alive(
                 &format!("redis {node} after restart"),
                 timeout,
                 Duration::from_millis(50),
-                || {
-                    let exited = servers[i].try_exited();
-                    async move {
-                        if let Some(status) = exited {
-                            return Err(format!("exited ({status})"));
-                        }
-                        info_replication(addr).await.map(|_| ())
-                    }
-                },
+                &mut self.servers[i],
+                || async move { info_replication(addr).await.map(|_| ()) },
             )
             .await
             .map_err(|e| self.startup_error(i, e))
@@ -728,29 +643,9 @@ impl RedisSession {
         self.maybe_refresh().await;
         let i = self.primary;
         let node = self.topo.nodes[i].id.clone();
-        let key = key_name(req.key());
-        let cmd = match req {
-            Request::Write { value, .. } => {
-                let mut c = redis::cmd("SET");
-                c.arg(&key).arg(value);
-                c
-            }
-            Request::Append { value, .. } => {
-                let mut c = redis::cmd("RPUSH");
-                c.arg(&key).arg(value);
-                c
-            }
-            Request::Cas { expected, new, .. } => {
-                let mut c = redis::cmd("EVAL");
-                c.arg(CAS_SCRIPT).arg(1).arg(&key).arg(expected).arg(new);
-                c
-            }
-            other => {
-                return Reply::Fail {
-                    node: None,
-                    error: format!("redis adapter: {:?} is not supported", other.f()),
-                };
-            }
+        let cmd = match write_cmd(&req) {
+            Ok(cmd) => cmd,
+            Err(refused) => return refused,
         };
         let started = Instant::now();
         let timeout = self.topo.timeout;
@@ -767,51 +662,58 @@ impl RedisSession {
             };
         }
         let k = self.topo.wait_acks;
-        if k > 0 {
-            // WAIT counts this connection's writes only, so it runs on the same one; it
-            // gets what is left of the request's budget (at least 1 ms: 0 blocks forever).
-            let left = timeout.saturating_sub(started.elapsed());
-            let wait_ms = left.as_millis().clamp(1, u128::from(u32::MAX)) as u64;
-            let mut c = redis::cmd("WAIT");
-            c.arg(k).arg(wait_ms);
-            match self
-                .run(i, &c, Duration::from_millis(wait_ms) + WAIT_SLACK)
+        if k > 0
+            && let Err(unknown) = self
+                .wait_replicas(i, &node, k, timeout.saturating_sub(started.elapsed()))
                 .await
-            {
-                Ok(RValue::Int(acks)) if acks >= k as i64 => {}
-                Ok(RValue::Int(acks)) => {
-                    return Reply::Unknown {
-                        node: Some(node),
-                        error: format!(
-                            "on the primary, but only {acks} of {k} replicas acknowledged within {wait_ms} ms"
-                        ),
-                    };
-                }
-                Ok(other) => {
-                    return Reply::Unknown {
-                        node: Some(node),
-                        error: format!("unexpected WAIT answer {other:?}"),
-                    };
-                }
-                Err(f) => {
-                    self.refreshed = None;
-                    let error = match f {
-                        Failure::Connect(m)
-                        | Failure::Indeterminate(m)
-                        | Failure::Server { msg: m, .. } => m,
-                    };
-                    return Reply::Unknown {
-                        node: Some(node),
-                        error: format!("written, but WAIT failed: {error}"),
-                    };
-                }
-            }
+        {
+            return unknown;
         }
         Reply::Ok {
             value: Value::Null,
             node,
             meta: None,
             siblings: None,
+        }
+    }
+
+    /// Redis WAIT for `k` replicas, on the connection the write went out on (WAIT counts
+    /// that connection's writes only), within `left` of the write's budget (at least 1 ms:
+    /// 0 blocks forever); an `Unknown` reply when fewer acknowledged or WAIT failed.
+    async fn wait_replicas(
+        &mut self,
+        i: usize,
+        node: &str,
+        k: usize,
+        left: Duration,
+    ) -> Result<(), Reply> {
+        let wait_ms = left.as_millis().clamp(1, u128::from(u32::MAX)) as u64;
+        let mut c = redis::cmd("WAIT");
+        c.arg(k).arg(wait_ms);
+        let unknown = |error: String| {
+            Err(Reply::Unknown {
+                node: Some(node.to_owned()),
+                error,
+            })
+        };
+        match self
+            .run(i, &c, Duration::from_millis(wait_ms) + WAIT_SLACK)
+            .await
+        {
+            Ok(RValue::Int(acks)) if acks >= k as i64 => Ok(()),
+            Ok(RValue::Int(acks)) => unknown(format!(
+                "on the primary, but only {acks} of {k} replicas acknowledged within {wait_ms} ms"
+            )),
+            Ok(other) => unknown(format!("unexpected WAIT answer {other:?}")),
+            Err(f) => {
+                self.refreshed = None;
+                let error = match f {
+                    Failure::Connect(m)
+                    | Failure::Indeterminate(m)
+                    | Failure::Server { msg: m, .. } => m,
+                };
+                unknown(format!("written, but WAIT failed: {error}"))
+            }
         }
     }
 
@@ -1050,6 +952,122 @@ fn quoted(p: &Path) -> String {
             .replace('\\', "\\\\")
             .replace('"', "\\\"")
     )
+}
+
+/// The command that carries a write (`SET`, `RPUSH`, or the cas script), or the refusal
+/// of an operation the adapter does not support.
+fn write_cmd(req: &Request) -> Result<redis::Cmd, Reply> {
+    let key = key_name(req.key());
+    let mut c;
+    match req {
+        Request::Write { value, .. } => {
+            c = redis::cmd("SET");
+            c.arg(&key).arg(value);
+        }
+        Request::Append { value, .. } => {
+            c = redis::cmd("RPUSH");
+            c.arg(&key).arg(value);
+        }
+        Request::Cas { expected, new, .. } => {
+            c = redis::cmd("EVAL");
+            c.arg(CAS_SCRIPT).arg(1).arg(&key).arg(expected).arg(new);
+        }
+        other => {
+            return Err(Reply::Fail {
+                node: None,
+                error: format!("redis adapter: {:?} is not supported", other.f()),
+            });
+        }
+    }
+    Ok(c)
+}
+
+/// Where each node's server and sentinel listen, and the namespace each runs in.
+struct Layout {
+    servers: Vec<SocketAddr>,
+    sentinels: Vec<SocketAddr>,
+    netns: Vec<Option<String>>,
+}
+
+impl Layout {
+    /// Free loopback ports, or each namespace's own address on the default ports.
+    fn of(spec: &DbSpec, n: usize) -> Result<Layout, TargetError> {
+        match &spec.placement {
+            Placement::Loopback { base_port } => {
+                let ports = loopback_ports(2 * n, *base_port)?;
+                let at = |p: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, p));
+                Ok(Layout {
+                    servers: ports[..n].iter().map(|&p| at(p)).collect(),
+                    sentinels: ports[n..].iter().map(|&p| at(p)).collect(),
+                    netns: vec![None; n],
+                })
+            }
+            Placement::Netns { namespaces, addrs } => {
+                if namespaces.len() < n || addrs.len() < n {
+                    return Err(TargetError::Invalid(format!(
+                        "redis: {n} nodes but {} namespaces and {} addresses",
+                        namespaces.len(),
+                        addrs.len()
+                    )));
+                }
+                let at = |port: u16| addrs[..n].iter().map(move |&a| SocketAddr::from((a, port)));
+                Ok(Layout {
+                    servers: at(NETNS_SERVER_PORT).collect(),
+                    sentinels: at(NETNS_SENTINEL_PORT).collect(),
+                    netns: namespaces[..n].iter().cloned().map(Some).collect(),
+                })
+            }
+        }
+    }
+
+    /// Every node's server (in `<data_dir>/<id>`, each a replica of the first) or, with
+    /// `sentinels`, every node's sentinel monitoring the first server (it shares its node's
+    /// clock, `spec.env_of(i)`). Dropping the result on an error kills those started.
+    fn spawn_all(
+        &self,
+        spec: &DbSpec,
+        ids: &[NodeId],
+        bin: &Path,
+        sentinels: bool,
+    ) -> Result<Vec<ManagedProcess>, TargetError> {
+        let primary = self.servers[0];
+        let mut started = Vec::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            let dir = spec.data_dir.join(id);
+            let (name, conf) = if sentinels {
+                let text = sentinel_conf(&dir, self.sentinels[i], primary);
+                (format!("sentinel-{id}"), (dir.join("sentinel.conf"), text))
+            } else {
+                make_dir(&dir)?;
+                let text = server_conf(&dir, self.servers[i], (i > 0).then_some(primary));
+                (id.clone(), (dir.join("redis.conf"), text))
+            };
+            started.push(self.spawn(spec, (i, name), bin, conf)?);
+        }
+        Ok(started)
+    }
+
+    /// Writes `conf` (path, text) and starts `program` on it for node `i`, as process
+    /// `name` (logging to `<log_dir>/<name>.log`), in the config's directory.
+    fn spawn(
+        &self,
+        spec: &DbSpec,
+        (i, name): (usize, String),
+        program: &Path,
+        (conf, text): (PathBuf, String),
+    ) -> Result<ManagedProcess, TargetError> {
+        write_file(&conf, &text)?;
+        ManagedProcess::spawn(ProcessSpec {
+            log: spec.log_dir.join(format!("{name}.log")),
+            node: name,
+            program: program.to_owned(),
+            args: vec![conf.display().to_string()],
+            env: spec.env_of(i).to_vec(),
+            netns: self.netns[i].clone(),
+            user: None,
+            cwd: conf.parent().map(Path::to_owned),
+        })
+    }
 }
 
 /// A server's config: the append-only file written and fsynced before each reply

@@ -20,12 +20,11 @@ use super::replica::ReplicaSettings;
 use super::{Durability, Failover, Model, NodeId, Replication, Topology};
 use crate::client::{ClientOptions, Endpoint, ReadRouting, ReferenceClient, fetch_status};
 use crate::error::TargetError;
-use crate::process::{log_tail, pick_ports, wait_stopped};
+use crate::process::{create_run_dirs, log_tail, open_output_log, pick_ports, wait_stopped};
 use crate::reference::leader_follower::Status;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -162,70 +161,19 @@ impl ReferenceCluster {
             ));
         }
         let ids: Vec<NodeId> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
-        let addrs: Vec<SocketAddr> = match &spec.netns {
-            Some(p) => {
-                if p.namespaces.len() != ids.len() || p.addrs.len() != ids.len() {
-                    return Err(TargetError::Invalid(format!(
-                        "{} nodes but {} namespaces and {} addresses",
-                        ids.len(),
-                        p.namespaces.len(),
-                        p.addrs.len()
-                    )));
-                }
-                p.addrs
-                    .iter()
-                    .map(|a| SocketAddr::V4(SocketAddrV4::new(*a, p.port)))
-                    .collect()
-            }
-            None => pick_ports(&ids, spec.base_port)?
-                .into_iter()
-                .map(|port| SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)))
-                .collect(),
-        };
-        std::fs::create_dir_all(&spec.data_dir).map_err(|source| TargetError::DataDir {
-            path: spec.data_dir.clone(),
-            source,
-        })?;
-        std::fs::create_dir_all(&spec.log_dir).map_err(|source| TargetError::LogDir {
-            path: spec.log_dir.clone(),
-            source,
-        })?;
+        let addrs = node_addrs(&spec, &ids)?;
+        create_run_dirs(&spec.data_dir, &spec.log_dir)?;
         let peers: BTreeMap<NodeId, SocketAddr> = ids
             .iter()
             .zip(&addrs)
             .map(|(id, addr)| (id.clone(), *addr))
             .collect();
         let leader = ids[0].clone();
-        let mut nodes = Vec::with_capacity(ids.len());
-        for (i, id) in ids.iter().enumerate() {
-            let dir = spec.data_dir.join(id);
-            std::fs::create_dir_all(&dir).map_err(|source| TargetError::DataDir {
-                path: dir.clone(),
-                source,
-            })?;
-            let mut cfg = NodeConfig::new(id, peers.clone(), &leader, dir.clone())?;
-            cfg.replication = spec.replication;
-            cfg.durability = spec.durability;
-            cfg.failover = spec.failover;
-            cfg.fencing = spec.fencing;
-            cfg.read_lease = spec.read_lease;
-            cfg.topology = spec.topology;
-            cfg.model = spec.model;
-            cfg.replica = spec.replica;
-            cfg.worker_threads = spec.worker_threads.max(1);
-            cfg.ship_interval_ms = spec.ship_interval_ms;
-            let config_path = dir.join("node.json");
-            cfg.write_file(&config_path)?;
-            nodes.push(NodeProc {
-                id: id.clone(),
-                addr: peers[id],
-                config_path,
-                log_path: spec.log_dir.join(format!("{id}.log")),
-                child: None,
-                paused: false,
-                netns: spec.netns.as_ref().map(|p| p.namespaces[i].clone()),
-            });
-        }
+        let nodes = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| write_node(&spec, i, id, &peers, &leader))
+            .collect::<Result<Vec<_>, _>>()?;
         let http = reqwest::Client::builder()
             .no_proxy()
             .build()
@@ -489,24 +437,27 @@ impl ReferenceCluster {
 
     /// SIGSTOP: the process stays, frozen, with its sockets open.
     pub fn pause(&mut self, node: &str) -> Result<(), TargetError> {
-        let n = self.node(node)?;
-        self.nodes[n].signal(Signal::SIGSTOP)?;
-        self.nodes[n].paused = true;
-        // Signal delivery is asynchronous: the pause has taken effect only once the
-        // kernel shows the process stopped, and the nemesis records it only then.
-        if let Some(pid) = self.nodes[n].child.as_ref().map(|c| c.id()) {
-            wait_stopped(pid, true);
-        }
-        Ok(())
+        self.set_paused(node, true)
     }
 
     /// SIGCONT.
     pub fn resume(&mut self, node: &str) -> Result<(), TargetError> {
+        self.set_paused(node, false)
+    }
+
+    /// SIGSTOP (`paused`) or SIGCONT, returning once the kernel shows the process in that
+    /// state: signal delivery is asynchronous, and the nemesis records the fault only then.
+    fn set_paused(&mut self, node: &str, paused: bool) -> Result<(), TargetError> {
         let n = self.node(node)?;
-        self.nodes[n].signal(Signal::SIGCONT)?;
-        self.nodes[n].paused = false;
-        if let Some(pid) = self.nodes[n].child.as_ref().map(|c| c.id()) {
-            wait_stopped(pid, false);
+        let signal = if paused {
+            Signal::SIGSTOP
+        } else {
+            Signal::SIGCONT
+        };
+        self.nodes[n].signal(signal)?;
+        self.nodes[n].paused = paused;
+        if let Some(pid) = self.nodes[n].pid() {
+            wait_stopped(pid, paused);
         }
         Ok(())
     }
@@ -562,18 +513,7 @@ impl ReferenceCluster {
 
     fn spawn(&mut self, i: usize) -> Result<(), TargetError> {
         let p = &mut self.nodes[i];
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p.log_path)
-            .map_err(|source| TargetError::LogDir {
-                path: p.log_path.clone(),
-                source,
-            })?;
-        let log2 = log.try_clone().map_err(|source| TargetError::LogDir {
-            path: p.log_path.clone(),
-            source,
-        })?;
+        let (log, log2) = open_output_log(&p.log_path)?;
         let mut cmd = match &p.netns {
             // `ip netns exec` execs the program, so the child's pid is the node's own.
             Some(ns) => {
@@ -667,6 +607,65 @@ impl ReferenceCluster {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Node i's address: its namespace's address, or a free (or `base_port + i`) loopback port.
+fn node_addrs(spec: &ClusterSpec, ids: &[NodeId]) -> Result<Vec<SocketAddr>, TargetError> {
+    let Some(p) = &spec.netns else {
+        return Ok(pick_ports(ids, spec.base_port)?
+            .into_iter()
+            .map(|port| SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)))
+            .collect());
+    };
+    if p.namespaces.len() != ids.len() || p.addrs.len() != ids.len() {
+        return Err(TargetError::Invalid(format!(
+            "{} nodes but {} namespaces and {} addresses",
+            ids.len(),
+            p.namespaces.len(),
+            p.addrs.len()
+        )));
+    }
+    Ok(p.addrs
+        .iter()
+        .map(|a| SocketAddr::V4(SocketAddrV4::new(*a, p.port)))
+        .collect())
+}
+
+/// Writes node `id`'s config (`data_dir/<id>/node.json`) and returns it, not yet spawned.
+fn write_node(
+    spec: &ClusterSpec,
+    i: usize,
+    id: &NodeId,
+    peers: &BTreeMap<NodeId, SocketAddr>,
+    leader: &str,
+) -> Result<NodeProc, TargetError> {
+    let dir = spec.data_dir.join(id);
+    std::fs::create_dir_all(&dir).map_err(|source| TargetError::DataDir {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut cfg = NodeConfig::new(id, peers.clone(), leader, dir.clone())?;
+    cfg.replication = spec.replication;
+    cfg.durability = spec.durability;
+    cfg.failover = spec.failover;
+    cfg.fencing = spec.fencing;
+    cfg.read_lease = spec.read_lease;
+    cfg.topology = spec.topology;
+    cfg.model = spec.model;
+    cfg.replica = spec.replica;
+    cfg.worker_threads = spec.worker_threads.max(1);
+    cfg.ship_interval_ms = spec.ship_interval_ms;
+    let config_path = dir.join("node.json");
+    cfg.write_file(&config_path)?;
+    Ok(NodeProc {
+        id: id.clone(),
+        addr: peers[id],
+        config_path,
+        log_path: spec.log_dir.join(format!("{id}.log")),
+        child: None,
+        paused: false,
+        netns: spec.netns.as_ref().map(|p| p.namespaces[i].clone()),
+    })
 }
 
 impl Drop for ReferenceCluster {

@@ -1,19 +1,57 @@
 //! The HTTP handlers of the one node shell, generic over the hosted model: `POST /kv`,
 //! `POST /replicate`, `GET /status` and the admin API (`/admin/clock`, `/admin/links`,
 //! `/admin/dump`). Each handler only parses, sends the actor a command and renders its
-//! answer; the JSON shapes are `schism_replication::api`'s (see `node` for the API).
+//! answer; the JSON shapes are `schism_replication::api`'s (see `node` for the API). The
+//! handlers' shared state (`Shared`) and the commands they send the actor (`Cmd`) are
+//! defined here; the actor that answers them is `shell`'s.
 
-use super::node::{ClockRequest, Dump, KvOpts, KvReply, LinksRequest};
-use super::shell::{Cmd, Hosted, Shared};
+use super::config::{ClockRequest, LinksRequest};
+use super::context::{Links, Logger, NodeClock};
+use super::hosted::Hosted;
 use crate::request::Request;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use schism_history::Value;
-use schism_replication::{NodeId, ReadOpts, Reply};
+use schism_replication::api::{Dump, KvOpts, KvReply};
+use schism_replication::{DumpState, Machine, NodeId, ReadOpts, Reply, Status};
 use std::collections::BTreeSet;
-use tokio::sync::oneshot;
+use std::sync::{Arc, RwLock};
+use tokio::sync::{mpsc, oneshot};
+
+/// What the HTTP handlers ask the actor.
+pub(super) enum Cmd<M: Machine> {
+    Client {
+        op: Request,
+        opts: ReadOpts,
+        tx: oneshot::Sender<Reply>,
+    },
+    Peer(Vec<M::Msg>),
+    Status(oneshot::Sender<Status>),
+    Dump(oneshot::Sender<(Status, DumpState)>),
+}
+
+/// What every HTTP handler holds.
+pub(super) struct Shared<M: Machine> {
+    pub(super) cmd: mpsc::Sender<Cmd<M>>,
+    pub(super) node: NodeId,
+    pub(super) clock: Arc<NodeClock>,
+    pub(super) links: Arc<RwLock<Links>>,
+    pub(super) logger: Logger,
+}
+
+impl<M: Machine> Clone for Shared<M> {
+    fn clone(&self) -> Self {
+        Shared {
+            cmd: self.cmd.clone(),
+            node: self.node.clone(),
+            clock: self.clock.clone(),
+            links: self.links.clone(),
+            logger: self.logger.clone(),
+        }
+    }
+}
 
 pub(super) fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
@@ -41,6 +79,11 @@ pub(super) fn error_response(status: StatusCode, node: &str, error: String) -> R
         ..refusal(node)
     };
     json_response(status, serde_json::to_vec(&reply).unwrap_or_default())
+}
+
+/// A JSON body, or what was wrong with it (`what: serde's error`) for an HTTP 400.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("{what}: {e}"))
 }
 
 /// How a machine's reply is answered over HTTP.
@@ -93,15 +136,9 @@ fn render<M: Hosted>(node: &str, reply: Reply, time_ms: i64) -> (StatusCode, KvR
 }
 
 pub(super) async fn kv<M: Hosted>(State(s): State<Shared<M>>, body: Bytes) -> Response {
-    let op: Request = match serde_json::from_slice(&body) {
+    let op: Request = match parse(&body, "bad request") {
         Ok(op) => op,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &s.node,
-                format!("bad request: {e}"),
-            );
-        }
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, &s.node, e),
     };
     // Read conditions ride in the same object: {"f":"read","key":1,"min_lsn":9,"leader_only":true}.
     let opts = serde_json::from_slice::<KvOpts>(&body).unwrap_or_default();
@@ -137,11 +174,8 @@ pub(super) async fn replicate<M: Hosted>(State(s): State<Shared<M>>, body: Bytes
     let msgs = match parsed {
         Ok(m) => m,
         Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &s.node,
-                format!("bad replication message: {e}"),
-            );
+            let e = format!("bad replication message: {e}");
+            return error_response(StatusCode::BAD_REQUEST, &s.node, e);
         }
     };
     let cut = s
@@ -159,30 +193,33 @@ pub(super) async fn replicate<M: Hosted>(State(s): State<Shared<M>>, body: Bytes
     }
 }
 
-pub(super) async fn status<M: Hosted>(State(s): State<Shared<M>>) -> Response {
+/// Asks the actor and waits for its answer: HTTP 503 when the actor has stopped, HTTP 500
+/// when it dropped the question.
+async fn ask<M: Hosted, T>(
+    s: &Shared<M>,
+    cmd: impl FnOnce(oneshot::Sender<T>) -> Cmd<M>,
+) -> Result<T, StatusCode> {
     let (tx, rx) = oneshot::channel();
-    if s.cmd.send(Cmd::Status(tx)).await.is_err() {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    if s.cmd.send(cmd(tx)).await.is_err() {
+        return Err(StatusCode::SERVICE_UNAVAILABLE);
     }
-    match rx.await {
+    rx.await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+pub(super) async fn status<M: Hosted>(State(s): State<Shared<M>>) -> Response {
+    match ask(&s, Cmd::Status).await {
         Ok(mut st) => {
             st.clock = s.clock.status();
             json_response(StatusCode::OK, serde_json::to_vec(&st).unwrap_or_default())
         }
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Err(refused) => refused.into_response(),
     }
 }
 
 pub(super) async fn admin_clock<M: Hosted>(State(s): State<Shared<M>>, body: Bytes) -> Response {
-    let req: ClockRequest = match serde_json::from_slice(&body) {
+    let req: ClockRequest = match parse(&body, "bad clock request") {
         Ok(r) => r,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &s.node,
-                format!("bad clock request: {e}"),
-            );
-        }
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, &s.node, e),
     };
     if let Err(e) = s.clock.set(req) {
         return error_response(StatusCode::BAD_REQUEST, &s.node, e);
@@ -198,15 +235,9 @@ pub(super) async fn admin_clock<M: Hosted>(State(s): State<Shared<M>>, body: Byt
 }
 
 pub(super) async fn admin_links<M: Hosted>(State(s): State<Shared<M>>, body: Bytes) -> Response {
-    let req: LinksRequest = match serde_json::from_slice(&body) {
+    let req: LinksRequest = match parse(&body, "bad links request") {
         Ok(r) => r,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &s.node,
-                format!("bad links request: {e}"),
-            );
-        }
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, &s.node, e),
     };
     let cut: BTreeSet<NodeId> = req.cut.iter().cloned().collect();
     {
@@ -229,12 +260,9 @@ pub(super) async fn admin_links<M: Hosted>(State(s): State<Shared<M>>, body: Byt
 }
 
 pub(super) async fn admin_dump<M: Hosted>(State(s): State<Shared<M>>) -> Response {
-    let (tx, rx) = oneshot::channel();
-    if s.cmd.send(Cmd::Dump(tx)).await.is_err() {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    let Ok((mut status, d)) = rx.await else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    let (mut status, d) = match ask(&s, Cmd::Dump).await {
+        Ok(answer) => answer,
+        Err(refused) => return refused.into_response(),
     };
     status.clock = s.clock.status();
     let (drop_from, drop_to) = s

@@ -8,11 +8,14 @@
 //! runner.
 
 pub mod cluster;
+mod config;
+mod context;
+mod hosted;
 mod http;
 pub mod node;
 mod peers;
 mod shell;
-pub use shell::{leader_follower_machine, leaderless_machine, multi_leader_machine};
+pub use hosted::{leader_follower_machine, leaderless_machine, multi_leader_machine};
 pub mod storage;
 pub mod target;
 

@@ -10,9 +10,9 @@
 //! logged when it goes down and when it comes back. A cooperative partition
 //! (`/admin/links`) drops outgoing messages here.
 
-use super::leader_follower::PeerMessage;
-use super::node::{Links, Logger, NodeConfig};
-use super::shell::Hosted;
+use super::config::NodeConfig;
+use super::context::{Links, Logger};
+use super::hosted::Hosted;
 use crate::error::TargetError;
 use axum::http::header;
 use schism_replication::NodeId;
@@ -127,35 +127,6 @@ async fn sender<M: Hosted>(
     }
 }
 
-/// Drops every message that a later message in `batch` makes useless: in leader-follower,
-/// the leader only accepts the ack of its newest `Append`, and a newer `Append` starts no
-/// later than an older one, so of each kind only the last one matters — unless the epoch
-/// changed in between (an older-epoch message is then kept; it may matter to fencing).
-/// Votes are always kept.
-pub(super) fn coalesce(batch: &mut Vec<PeerMessage>) {
-    let last_append = batch
-        .iter()
-        .rposition(|m| matches!(m, PeerMessage::Append { .. }));
-    let last_ack = batch
-        .iter()
-        .rposition(|m| matches!(m, PeerMessage::Ack { .. }));
-    let epoch_of = |i: Option<usize>, b: &[PeerMessage]| match i.map(|i| &b[i]) {
-        Some(PeerMessage::Append { epoch, .. } | PeerMessage::Ack { epoch, .. }) => *epoch,
-        _ => 0,
-    };
-    let (append_epoch, ack_epoch) = (epoch_of(last_append, batch), epoch_of(last_ack, batch));
-    let mut i = 0;
-    batch.retain(|m| {
-        let keep = match m {
-            PeerMessage::Append { epoch, .. } => Some(i) == last_append || *epoch != append_epoch,
-            PeerMessage::Ack { epoch, .. } => Some(i) == last_ack || *epoch != ack_epoch,
-            PeerMessage::Vote { .. } | PeerMessage::VoteReply { .. } => true,
-        };
-        i += 1;
-        keep
-    });
-}
-
 /// The sending side of one node-to-node link.
 struct Link {
     logger: Logger,
@@ -218,6 +189,8 @@ impl Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reference::hosted::coalesce;
+    use crate::reference::leader_follower::PeerMessage;
 
     fn append(seq: u64) -> PeerMessage {
         PeerMessage::Append {

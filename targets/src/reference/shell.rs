@@ -9,177 +9,29 @@
 //! Peer messages go through one bounded queue per peer (`peers`): a full queue drops the
 //! message and counts it, as a congested network would.
 //!
-//! What differs between the models is declared once, in their `Hosted` impls: how the
-//! machine is built from the config and the disk, which clock it reads (leader-follower:
-//! skewed time since start, never decreasing; the others: skewed Unix time, so LWW stamps
-//! move with clock faults), the shape of `/replicate`, and how an indeterminate write is
-//! answered (leader-follower: `unknown: true`; the others: HTTP 503).
+//! What differs between the models is declared once, in their `Hosted` impls (`hosted`).
+//! The process lifecycle is here too (`serve_until_exit`): SIGTERM/SIGINT or the parent's
+//! death end the node.
 
-use super::http;
+use super::config::NodeConfig;
+use super::context::{Links, Logger, NodeClock};
+use super::hosted::Hosted;
+use super::http::{self, Cmd, Shared};
 use super::leader_follower::LeaderFollower;
-use super::leaderless::{Leaderless, LlConfig};
-use super::multi_leader::{MlConfig, MultiLeader};
-use super::node::{Links, Logger, NodeClock, NodeConfig, serve_until_exit};
+use super::leaderless::Leaderless;
+use super::multi_leader::MultiLeader;
 use super::peers::Peers;
-use super::storage::{EntryStore, StateLog, Store};
-use super::{Durability, Model, NodeId};
+use super::storage::Store;
+use super::{Durability, Model};
 use crate::error::TargetError;
-use crate::request::Request;
 use axum::Router;
 use axum::routing::{get, post};
-use schism_replication::{DumpState, Input, Machine, Output, ReadOpts, Reply, Status};
+use axum::serve::ListenerExt;
+use schism_replication::{Input, Machine, Output, Reply};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
-
-/// A model as the shell hosts it: what the shell needs beyond `Machine`.
-pub(super) trait Hosted: Machine + Send + 'static {
-    type Store: Store<Self>;
-    /// `/replicate` carries a JSON array of messages (else one message per request).
-    const BATCHED_WIRE: bool;
-    /// A `Reply::Unknown` is answered with HTTP 503 (else HTTP 200 and `unknown: true`).
-    const UNKNOWN_AS_UNAVAILABLE: bool;
-
-    /// Refuses settings the model cannot run with, before anything starts.
-    fn validate(_config: &NodeConfig) -> Result<(), TargetError> {
-        Ok(())
-    }
-
-    /// The model's settings, for the node log's first line.
-    fn describe(config: &NodeConfig) -> String;
-
-    /// The machine, resuming from what its disk held.
-    fn build(config: &NodeConfig, disk: Self::Durable) -> Self;
-
-    /// The machine's `now`.
-    fn now_ns(clock: &NodeClock) -> u64;
-
-    /// Drops queued messages to one peer that later ones make useless.
-    fn coalesce(_batch: &mut Vec<Self::Msg>) {}
-}
-
-impl Hosted for LeaderFollower {
-    type Store = EntryStore;
-    const BATCHED_WIRE: bool = false;
-    const UNKNOWN_AS_UNAVAILABLE: bool = false;
-
-    fn describe(c: &NodeConfig) -> String {
-        format!(
-            "leader {}, replication {}, durability {}, failover {}, fencing {}, read lease {}, topology {}",
-            c.leader,
-            c.replication,
-            c.durability,
-            c.failover,
-            if c.fencing { "on" } else { "off" },
-            if c.read_lease { "on" } else { "off" },
-            c.topology,
-        )
-    }
-
-    fn build(config: &NodeConfig, disk: Self::Durable) -> Self {
-        LeaderFollower::from_disk(config.machine_config(), disk)
-    }
-
-    fn now_ns(clock: &NodeClock) -> u64 {
-        clock.machine_ns()
-    }
-
-    fn coalesce(batch: &mut Vec<Self::Msg>) {
-        super::peers::coalesce(batch);
-    }
-}
-
-/// The settings line of the two replica models.
-fn describe_replica(c: &NodeConfig) -> String {
-    format!(
-        "settings {}, durability {}",
-        serde_json::to_string(&c.replica).unwrap_or_default(),
-        c.durability
-    )
-}
-
-const MS: u64 = 1_000_000;
-
-impl Hosted for MultiLeader {
-    type Store = StateLog;
-    const BATCHED_WIRE: bool = true;
-    const UNKNOWN_AS_UNAVAILABLE: bool = true;
-
-    fn describe(c: &NodeConfig) -> String {
-        describe_replica(c)
-    }
-
-    fn build(config: &NodeConfig, disk: Self::Durable) -> Self {
-        let nodes: Vec<NodeId> = config.peers.keys().cloned().collect();
-        let mut cfg = MlConfig::new(&config.id, &nodes, config.replica);
-        cfg.resend_after_ns = config.resend_after_ms * MS;
-        cfg.heartbeat_ns = config.heartbeat_ms * MS;
-        cfg.suspect_after_ns = 4 * config.heartbeat_ms * MS;
-        MultiLeader::new(cfg, disk.into_iter().collect())
-    }
-
-    fn now_ns(clock: &NodeClock) -> u64 {
-        clock.unix_ns()
-    }
-}
-
-impl Hosted for Leaderless {
-    type Store = StateLog;
-    const BATCHED_WIRE: bool = true;
-    const UNKNOWN_AS_UNAVAILABLE: bool = true;
-
-    fn validate(config: &NodeConfig) -> Result<(), TargetError> {
-        config
-            .replica
-            .check_leaderless(config.peers.len())
-            .map_err(TargetError::Invalid)
-    }
-
-    fn describe(c: &NodeConfig) -> String {
-        describe_replica(c)
-    }
-
-    fn build(config: &NodeConfig, disk: Self::Durable) -> Self {
-        let nodes: Vec<NodeId> = config.peers.keys().cloned().collect();
-        let mut cfg = LlConfig::new(&config.id, &nodes, config.replica);
-        cfg.resend_after_ns = config.resend_after_ms * MS;
-        cfg.heartbeat_ns = config.heartbeat_ms * MS;
-        cfg.suspect_after_ns = 4 * config.heartbeat_ms * MS;
-        cfg.request_timeout_ns = (config.peer_timeout_ms / 2).max(50) * MS;
-        Leaderless::new(cfg, disk.into_iter().collect())
-    }
-
-    fn now_ns(clock: &NodeClock) -> u64 {
-        clock.unix_ns()
-    }
-}
-
-/// The machines a node with `config` runs, resumed from `disk`, built exactly as the
-/// process shell builds them (same timers, same settings): what `schism sim` puts under
-/// the deterministic harness.
-pub fn leader_follower_machine(
-    config: &NodeConfig,
-    disk: <LeaderFollower as Machine>::Durable,
-) -> LeaderFollower {
-    <LeaderFollower as Hosted>::build(config, disk)
-}
-
-/// See `leader_follower_machine`.
-pub fn multi_leader_machine(
-    config: &NodeConfig,
-    disk: <MultiLeader as Machine>::Durable,
-) -> MultiLeader {
-    <MultiLeader as Hosted>::build(config, disk)
-}
-
-/// See `leader_follower_machine`.
-pub fn leaderless_machine(
-    config: &NodeConfig,
-    disk: <Leaderless as Machine>::Durable,
-) -> Leaderless {
-    <Leaderless as Hosted>::build(config, disk)
-}
 
 /// Runs the node of `config.model` until its actor or server stops, SIGTERM, SIGINT or
 /// the parent's death.
@@ -188,39 +40,6 @@ pub(super) async fn serve(config: NodeConfig) -> Result<(), TargetError> {
         Model::LeaderFollower => serve_model::<LeaderFollower>(config).await,
         Model::MultiLeader => serve_model::<MultiLeader>(config).await,
         Model::Leaderless => serve_model::<Leaderless>(config).await,
-    }
-}
-
-/// What the HTTP handlers ask the actor.
-pub(super) enum Cmd<M: Machine> {
-    Client {
-        op: Request,
-        opts: ReadOpts,
-        tx: oneshot::Sender<Reply>,
-    },
-    Peer(Vec<M::Msg>),
-    Status(oneshot::Sender<Status>),
-    Dump(oneshot::Sender<(Status, DumpState)>),
-}
-
-/// What every HTTP handler holds.
-pub(super) struct Shared<M: Machine> {
-    pub(super) cmd: mpsc::Sender<Cmd<M>>,
-    pub(super) node: NodeId,
-    pub(super) clock: Arc<NodeClock>,
-    pub(super) links: Arc<RwLock<Links>>,
-    pub(super) logger: Logger,
-}
-
-impl<M: Machine> Clone for Shared<M> {
-    fn clone(&self) -> Self {
-        Shared {
-            cmd: self.cmd.clone(),
-            node: self.node.clone(),
-            clock: self.clock.clone(),
-            links: self.links.clone(),
-            logger: self.logger.clone(),
-        }
     }
 }
 
@@ -411,3 +230,69 @@ impl<M: Hosted> Actor<M> {
 }
 
 type OutputOf<M> = Output<<M as Machine>::Msg, <M as Machine>::Persist>;
+
+/// Serves `app` until the process should end, and owns the lifecycle every reference
+/// node shares: SIGTERM/SIGINT end it cleanly, and so does the parent (the runner)
+/// disappearing — checked by polling `getppid()` every 200 ms, because PR_SET_PDEATHSIG
+/// would fire when the spawning *thread* exits — so a SIGKILLed runner leaves no orphan.
+/// A failed HTTP server or state-machine task ends it with that error.
+async fn serve_until_exit(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    actor: tokio::task::JoinHandle<Result<(), TargetError>>,
+    config: &NodeConfig,
+    parent: nix::unistd::Pid,
+    logger: &Logger,
+) -> Result<(), TargetError> {
+    let listener = listener.tap_io(|tcp| {
+        // Request/response traffic: Nagle would hold back small replies.
+        let _ = tcp.set_nodelay(true);
+    });
+    let server = axum::serve(listener, app).into_future();
+    let signal = |kind| {
+        tokio::signal::unix::signal(kind).map_err(|e| TargetError::Node {
+            node: config.id.clone(),
+            msg: format!("cannot install signal handler: {e}"),
+        })
+    };
+    let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let watch_parent = config.exit_with_parent;
+    let orphaned = async move {
+        if !watch_parent {
+            return std::future::pending().await;
+        }
+        let mut every = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            every.tick().await;
+            if nix::unistd::getppid() != parent {
+                return;
+            }
+        }
+    };
+    logger.line(format_args!("listening on http://{}", config.listen));
+    let node = config.id.clone();
+    tokio::select! {
+        r = server => r.map_err(|e| TargetError::Node { node, msg: format!("HTTP server failed: {e}") }),
+        r = actor => match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                logger.line(format_args!("fatal: {e}"));
+                Err(e)
+            }
+            Err(e) => Err(TargetError::Node { node, msg: format!("state machine task failed: {e}") }),
+        },
+        _ = sigterm.recv() => {
+            logger.line(format_args!("SIGTERM: exiting"));
+            Ok(())
+        }
+        _ = sigint.recv() => {
+            logger.line(format_args!("SIGINT: exiting"));
+            Ok(())
+        }
+        () = orphaned => {
+            logger.line(format_args!("parent process {parent} is gone: exiting"));
+            Ok(())
+        }
+    }
+}

@@ -24,8 +24,8 @@
 //!   persisted key state, later lines replacing earlier ones.
 
 use super::Durability;
+use super::context::Logger;
 use super::leader_follower::{Effect, Entry, LeaderFollower, LogDisk, LogOp, Meta};
-use super::node::Logger;
 use super::versioned::KeyState;
 use crate::error::TargetError;
 use schism_history::Key;

@@ -2,16 +2,49 @@
 
 use crate::{eventually, start};
 use schism_history::Value;
-use schism_targets::{ReadRouting, Reply, Request, Session};
+use schism_targets::{ReadRouting, ReferenceClient, ReferenceCluster, Reply, Request, Session};
+use std::ops::Range;
 use std::time::Duration;
+
+/// A client that reads from the leader, each request bounded by 2 s.
+fn leader_client(cluster: &ReferenceCluster) -> ReferenceClient {
+    cluster
+        .client(ReadRouting::Leader, Duration::from_millis(2000))
+        .unwrap()
+}
+
+/// Appends each of `values` to `key`, asserting every append is acknowledged.
+async fn append_all(client: &ReferenceClient, session: &mut Session, key: u64, values: Range<i64>) {
+    for v in values {
+        let r = client
+            .invoke(session, Request::Append { key, value: v })
+            .await;
+        assert!(matches!(r, Reply::Ok { .. }), "{r:?}");
+    }
+}
+
+/// Waits up to 5 s until a read of `key` on `node` returns `want`.
+async fn until_node_reads(
+    client: &ReferenceClient,
+    node: &str,
+    key: u64,
+    want: &Value,
+    what: &str,
+) {
+    eventually(Duration::from_secs(5), what, || async {
+        match client.invoke_on(node, Request::Read { key }).await {
+            Reply::Ok { value, .. } if value == *want => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_reach_every_follower_and_followers_refuse_writes() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = start(dir.path()).await;
-    let client = cluster
-        .client(ReadRouting::Leader, Duration::from_millis(2000))
-        .unwrap();
+    let client = leader_client(&cluster);
     let mut session = Session::new(1);
     for v in 0..200 {
         match client
@@ -32,17 +65,8 @@ async fn appends_reach_every_follower_and_followers_refuse_writes() {
     }
     let want = Value::List((0..200).collect());
     for node in ["n2", "n3", "n1"] {
-        eventually(
-            Duration::from_secs(5),
-            &format!("{node} to hold all 200 values"),
-            || async {
-                match client.invoke_on(node, Request::Read { key: 7 }).await {
-                    Reply::Ok { value, .. } if value == want => Some(()),
-                    _ => None,
-                }
-            },
-        )
-        .await;
+        let what = format!("{node} to hold all 200 values");
+        until_node_reads(&client, node, 7, &want, &what).await;
     }
     match client
         .invoke_on("n2", Request::Write { key: 1, value: 1 })
@@ -83,16 +107,9 @@ async fn appends_reach_every_follower_and_followers_refuse_writes() {
 async fn killed_follower_restarts_from_its_log_and_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = start(dir.path()).await;
-    let client = cluster
-        .client(ReadRouting::Leader, Duration::from_millis(2000))
-        .unwrap();
+    let client = leader_client(&cluster);
     let mut session = Session::new(2);
-    for v in 0..50 {
-        let r = client
-            .invoke(&mut session, Request::Append { key: 3, value: v })
-            .await;
-        assert!(matches!(r, Reply::Ok { .. }), "{r:?}");
-    }
+    append_all(&client, &mut session, 3, 0..50).await;
     eventually(Duration::from_secs(5), "n2 at LSN 50", || async {
         cluster.status("n2").await.ok().filter(|s| s.last_lsn == 50)
     })
@@ -111,24 +128,9 @@ async fn killed_follower_restarts_from_its_log_and_catches_up() {
         other => panic!("{other:?}"),
     }
     cluster.resume("n1").unwrap();
-    for v in 50..100 {
-        let r = client
-            .invoke(&mut session, Request::Append { key: 3, value: v })
-            .await;
-        assert!(matches!(r, Reply::Ok { .. }), "{r:?}");
-    }
+    append_all(&client, &mut session, 3, 50..100).await;
     let want = Value::List((0..100).collect());
-    eventually(
-        Duration::from_secs(5),
-        "n2 to catch up to 100 values",
-        || async {
-            match client.invoke_on("n2", Request::Read { key: 3 }).await {
-                Reply::Ok { value, .. } if value == want => Some(()),
-                _ => None,
-            }
-        },
-    )
-    .await;
+    until_node_reads(&client, "n2", 3, &want, "n2 to catch up to 100 values").await;
     // The follower's log holds each entry once: 100 records of 41 bytes.
     let len = std::fs::metadata(cluster.data_dir("n2").join("log.bin"))
         .unwrap()
@@ -141,22 +143,13 @@ async fn killed_follower_restarts_from_its_log_and_catches_up() {
 async fn restarted_leader_continues_its_lsn_sequence_while_a_follower_is_paused() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = start(dir.path()).await;
-    let client = cluster
-        .client(ReadRouting::Leader, Duration::from_millis(2000))
-        .unwrap();
+    let client = leader_client(&cluster);
     let mut session = Session::new(3);
-    for v in 0..10 {
-        let r = client
-            .invoke(&mut session, Request::Append { key: 1, value: v })
-            .await;
-        assert!(matches!(r, Reply::Ok { .. }), "{r:?}");
-    }
+    append_all(&client, &mut session, 1, 0..10).await;
     cluster.pause("n3").unwrap();
     cluster.restart("n1").await.unwrap();
     // A fresh pool: the old one's connections to n1 died with it.
-    let client = cluster
-        .client(ReadRouting::Leader, Duration::from_millis(2000))
-        .unwrap();
+    let client = leader_client(&cluster);
     match client
         .invoke(&mut session, Request::Append { key: 1, value: 10 })
         .await
@@ -174,13 +167,7 @@ async fn restarted_leader_continues_its_lsn_sequence_while_a_follower_is_paused(
     }
     cluster.resume("n3").unwrap();
     let want = Value::List((0..11).collect());
-    eventually(Duration::from_secs(5), "n3 to hold 11 values", || async {
-        match client.invoke_on("n3", Request::Read { key: 1 }).await {
-            Reply::Ok { value, .. } if value == want => Some(()),
-            _ => None,
-        }
-    })
-    .await;
+    until_node_reads(&client, "n3", 1, &want, "n3 to hold 11 values").await;
     cluster.stop().await.unwrap();
 }
 
@@ -195,7 +182,7 @@ async fn sessions_follow_the_leader_their_home_node_believes_in() {
     let mut spec = crate::spec(dir.path());
     spec.failover = schism_targets::Failover::Auto;
     spec.fencing = false;
-    let mut cluster = match schism_targets::ReferenceCluster::start(spec).await {
+    let mut cluster = match ReferenceCluster::start(spec).await {
         Ok(c) => c,
         Err(e) => panic!("cluster did not start: {e}"),
     };

@@ -1,6 +1,6 @@
 //! A throughput smoke: prints ops/s, asserts only that work got done (no timing asserts).
 
-use schism_targets::{ReadRouting, Reply, Request, Session};
+use schism_targets::{ReadRouting, ReferenceClient, Reply, Request, Session};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -32,31 +32,12 @@ async fn throughput_smoke() {
     let cpu_before: Vec<f64> = pids.iter().map(|&p| cpu_secs(&p.to_string())).collect();
     let self_before = cpu_secs("self");
     let start = Instant::now();
-    let mut handles = Vec::new();
-    for t in 0..tasks {
-        let (client, ok, other) = (client.clone(), ok.clone(), other.clone());
-        handles.push(tokio::spawn(async move {
-            let mut session = Session::new(t);
-            let mut i = 0i64;
-            while start.elapsed() < duration {
-                i += 1;
-                // Keys rotate (as the append workload's do), so lists stay short.
-                let key = (i as u64 / 64) * 16 + (i as u64 + t) % 16;
-                let req = if i % 2 == 0 {
-                    Request::Append {
-                        key,
-                        value: (t as i64) << 32 | i,
-                    }
-                } else {
-                    Request::Read { key }
-                };
-                match client.invoke(&mut session, req).await {
-                    Reply::Ok { .. } => ok.fetch_add(1, Ordering::Relaxed),
-                    _ => other.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        }));
-    }
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let counts = (ok.clone(), other.clone());
+            tokio::spawn(load(client.clone(), t, start + duration, counts))
+        })
+        .collect();
     for h in handles {
         h.await.unwrap();
     }
@@ -79,6 +60,34 @@ async fn throughput_smoke() {
     );
     assert!(ok > 0);
     cluster.stop().await.unwrap();
+}
+
+/// Task `t`'s load until `until`: appends and reads in turn, over keys that rotate (as
+/// the append workload's do) so lists stay short; counts ok and other replies.
+async fn load(
+    client: Arc<ReferenceClient>,
+    t: u64,
+    until: Instant,
+    (ok, other): (Arc<AtomicU64>, Arc<AtomicU64>),
+) {
+    let mut session = Session::new(t);
+    let mut i = 0i64;
+    while Instant::now() < until {
+        i += 1;
+        let key = (i as u64 / 64) * 16 + (i as u64 + t) % 16;
+        let req = if i % 2 == 0 {
+            Request::Append {
+                key,
+                value: (t as i64) << 32 | i,
+            }
+        } else {
+            Request::Read { key }
+        };
+        match client.invoke(&mut session, req).await {
+            Reply::Ok { .. } => ok.fetch_add(1, Ordering::Relaxed),
+            _ => other.fetch_add(1, Ordering::Relaxed),
+        };
+    }
 }
 
 /// User + system CPU seconds of `/proc/<pid>` (`self` for this process).
