@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod clock;
+pub mod ids;
 pub mod leader_follower;
 pub mod leaderless;
 pub mod machine;

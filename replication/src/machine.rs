@@ -12,8 +12,8 @@
 //! it with HTTP 503, which the client records as `info`); `Reply::Fail` means it
 //! certainly did not.
 
+use crate::ids::NodeId;
 use crate::request::Request;
-use crate::settings::NodeId;
 use schism_history::{Key, Value};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

@@ -3,8 +3,8 @@
 //! of their durable records (a key's whole state; the disk image is the last state of
 //! every key). Both implement `crate::Machine`.
 
+use crate::ids::NodeId;
 use crate::machine::DumpState;
-use crate::settings::NodeId;
 use crate::versioned::{KeyState, Resolution};
 use schism_history::Key;
 use serde::{Deserialize, Serialize};

@@ -11,7 +11,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Node names (`n1`, `n2`, …).
-pub type NodeId = String;
+pub use crate::ids::NodeId;
 
 /// Which replication model a node runs (`leader_follower`, `multi_leader`, `leaderless`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -19,8 +19,8 @@
 //! adds to the list it sees (all siblings' elements under version vectors), so under
 //! `Lww` two concurrent appends on different nodes overwrite each other.
 
+use crate::ids::NodeId;
 use crate::request::Request;
-use crate::settings::NodeId;
 use schism_history::Value;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

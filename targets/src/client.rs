@@ -279,30 +279,26 @@ impl ReferenceClient {
     /// Sends one request; the second value is the leader a refusal named.
     async fn send(&self, i: usize, req: Request, cond: Conditions) -> (Reply, Option<String>) {
         let node = &self.nodes[i];
+        let failed = |error: String| {
+            let reply = Reply::Fail {
+                node: Some(node.id.clone()),
+                error,
+            };
+            (reply, None)
+        };
+        // A request that may have reached the node: a write's fate is unknown.
         let uncertain = |error: String| {
-            if req.is_write() {
-                Reply::Unknown {
-                    node: Some(node.id.clone()),
-                    error,
-                }
+            let node = Some(node.id.clone());
+            let reply = if req.is_write() {
+                Reply::Unknown { node, error }
             } else {
-                Reply::Fail {
-                    node: Some(node.id.clone()),
-                    error,
-                }
-            }
+                Reply::Fail { node, error }
+            };
+            (reply, None)
         };
         let body = match request_body(&req, cond) {
             Ok(b) => b,
-            Err(e) => {
-                return (
-                    Reply::Fail {
-                        node: Some(node.id.clone()),
-                        error: format!("cannot encode request: {e}"),
-                    },
-                    None,
-                );
-            }
+            Err(e) => return failed(format!("cannot encode request: {e}")),
         };
         let sent = self
             .http
@@ -315,98 +311,86 @@ impl ReferenceClient {
         let resp = match sent {
             Ok(r) => r,
             // Nothing was sent on a connection that never opened.
-            Err(e) if e.is_connect() => {
-                return (
-                    Reply::Fail {
-                        node: Some(node.id.clone()),
-                        error: error_text(&e),
-                    },
-                    None,
-                );
-            }
-            Err(e) => return (uncertain(error_text(&e)), None),
+            Err(e) if e.is_connect() => return failed(error_text(&e)),
+            Err(e) => return uncertain(error_text(&e)),
         };
         let status = resp.status();
         let bytes = match resp.bytes().await {
             Ok(b) => b,
-            Err(e) => return (uncertain(error_text(&e)), None),
+            Err(e) => return uncertain(error_text(&e)),
         };
+        let text = || String::from_utf8_lossy(&bytes).into_owned();
         if status.is_client_error() {
-            let text = String::from_utf8_lossy(&bytes);
-            return (
-                Reply::Fail {
-                    node: Some(node.id.clone()),
-                    error: format!("HTTP {status}: {text}"),
-                },
-                None,
-            );
+            return failed(format!("HTTP {status}: {}", text()));
         }
         if !status.is_success() {
-            return (
-                uncertain(format!(
-                    "HTTP {status}: {}",
-                    String::from_utf8_lossy(&bytes)
-                )),
-                None,
-            );
+            return uncertain(format!("HTTP {status}: {}", text()));
         }
         match serde_json::from_slice::<KvReply>(&bytes) {
-            Ok(KvReply {
-                ok: true,
-                node,
-                value,
-                lsn,
-                applied,
-                time_ms,
-                siblings,
-                ..
-            }) => {
-                let mut meta = serde_json::Map::new();
-                if let Some(lsn) = lsn {
-                    meta.insert("lsn".into(), lsn.into());
-                } else if let Some(applied) = applied {
-                    meta.insert("applied".into(), applied.into());
-                }
-                if let Some(t) = time_ms {
-                    meta.insert("time_ms".into(), t.into());
-                }
-                let meta = (!meta.is_empty()).then_some(serde_json::Value::Object(meta));
-                (
-                    Reply::Ok {
-                        value,
-                        node,
-                        meta,
-                        siblings,
-                    },
-                    None,
-                )
+            Ok(kv) => reply_of(kv),
+            Err(e) => uncertain(format!("unreadable reply: {e}")),
+        }
+    }
+}
+
+/// The client's reply for a node's decoded answer; the second value is the leader a
+/// refusal named.
+fn reply_of(kv: KvReply) -> (Reply, Option<String>) {
+    match kv {
+        KvReply {
+            ok: true,
+            node,
+            value,
+            lsn,
+            applied,
+            time_ms,
+            siblings,
+            ..
+        } => {
+            let mut meta = serde_json::Map::new();
+            if let Some(lsn) = lsn {
+                meta.insert("lsn".into(), lsn.into());
+            } else if let Some(applied) = applied {
+                meta.insert("applied".into(), applied.into());
             }
-            Ok(KvReply {
-                node,
-                error,
-                unknown: true,
-                ..
-            }) => (
-                Reply::Unknown {
-                    node: Some(node),
-                    error: error.unwrap_or_else(|| "indeterminate".to_owned()),
+            if let Some(t) = time_ms {
+                meta.insert("time_ms".into(), t.into());
+            }
+            let meta = (!meta.is_empty()).then_some(serde_json::Value::Object(meta));
+            (
+                Reply::Ok {
+                    value,
+                    node,
+                    meta,
+                    siblings,
                 },
                 None,
-            ),
-            Ok(KvReply {
-                node,
-                error,
-                leader,
-                ..
-            }) => (
-                Reply::Fail {
-                    node: Some(node),
-                    error: error.unwrap_or_else(|| "refused".to_owned()),
-                },
-                leader,
-            ),
-            Err(e) => (uncertain(format!("unreadable reply: {e}")), None),
+            )
         }
+        KvReply {
+            node,
+            error,
+            unknown: true,
+            ..
+        } => (
+            Reply::Unknown {
+                node: Some(node),
+                error: error.unwrap_or_else(|| "indeterminate".to_owned()),
+            },
+            None,
+        ),
+        KvReply {
+            node,
+            error,
+            leader,
+            ..
+        } => (
+            Reply::Fail {
+                node: Some(node),
+                error: error.unwrap_or_else(|| "refused".to_owned()),
+            },
+            leader,
+        ),
     }
 }
 

@@ -23,7 +23,7 @@ pub mod engine;
 pub mod sweep;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+
 use schism_history::{HistoryWriter, Op};
 use schism_nemesis::{Kind, NetChoice, Selector};
 use schism_targets::routing::Rules;
@@ -32,125 +32,16 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::analyze;
-use crate::cli::{self, TestArgs};
+use crate::cli::TestArgs;
 use crate::config::{NemesisConfig, RunConfig, SimNetConfig};
 use crate::plan;
 use crate::store::{self, RunStatus};
 
 pub use engine::NetKnobs;
 
-/// `schism sim`'s flags: `schism test`'s, the simulated network's, and the sweep's.
-#[derive(Debug, Clone, Args)]
-pub struct SimArgs {
-    #[command(flatten)]
-    pub test: TestArgs,
-    /// Sweep seeds A..B (inclusive) on every core: one line per failing seed, a summary
-    /// table, no run folders. Conflicts with --seed.
-    #[arg(long, value_name = "A..B", value_parser = parse_seeds, conflicts_with = "seed")]
-    pub seeds: Option<SeedRange>,
-    /// Delay of every simulated node-to-node message (replication, votes, heartbeats:
-    /// the network plus the peer's HTTP and disk), uniform in MIN..MAX; the wider the
-    /// range, the more messages overtake each other.
-    #[arg(long, value_name = "MIN..MAX", default_value = "100us..2ms", value_parser = parse_delays)]
-    pub sim_delay: DelayRange,
-    /// Delay of every simulated client request and answer (one way), uniform in MIN..MAX.
-    #[arg(long, value_name = "MIN..MAX", default_value = "50us..500us", value_parser = parse_delays)]
-    pub sim_client_delay: DelayRange,
-    /// The delay's long tail: with probability P a node-to-node message is held up by a
-    /// further uniform 0..MAX (a slow disk, a descheduled process), as P:MAX.
-    #[arg(long, value_name = "P:MAX", default_value = "0.01:50ms", value_parser = parse_tail)]
-    pub sim_delay_tail: Tail,
-    /// Probability that a node-to-node message is lost.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = probability)]
-    pub sim_loss: f64,
-    /// Probability that a node-to-node message is delivered twice.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = probability)]
-    pub sim_duplicate: f64,
-    /// Sweep threads (default: every core).
-    #[arg(long, allow_negative_numbers = true, value_parser = jobs)]
-    pub jobs: Option<usize>,
-}
-
-/// `--seeds A..B`, both ends included.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SeedRange {
-    pub first: u64,
-    pub last: u64,
-}
-
-/// `--sim-delay MIN..MAX`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DelayRange {
-    pub min: Duration,
-    pub max: Duration,
-}
-
-fn parse_seeds(s: &str) -> Result<SeedRange, String> {
-    let (a, b) = s
-        .split_once("..")
-        .ok_or_else(|| format!("must be a range A..B of seeds (e.g. 1..1000), got {s}"))?;
-    let num = |x: &str| {
-        x.trim()
-            .trim_start_matches('=')
-            .parse::<u64>()
-            .map_err(|_| format!("must be a range A..B of non-negative integers, got {s}"))
-    };
-    let (first, last) = (num(a)?, num(b)?);
-    if last < first {
-        return Err(format!("must go upwards (A ≤ B), got {s}"));
-    }
-    Ok(SeedRange { first, last })
-}
-
-fn parse_delays(s: &str) -> Result<DelayRange, String> {
-    let (a, b) = s
-        .split_once("..")
-        .ok_or_else(|| format!("must be a range MIN..MAX (e.g. 100us..2ms), got {s}"))?;
-    let (min, max) = (cli::parse_duration(a)?, cli::parse_duration(b)?);
-    if max < min {
-        return Err(format!("must have MIN ≤ MAX, got {s}"));
-    }
-    if max > Duration::from_secs(60) {
-        return Err(format!("must be at most 60s, got {s}"));
-    }
-    Ok(DelayRange { min, max })
-}
-
-/// `--sim-delay-tail P:MAX`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Tail {
-    pub probability: f64,
-    pub max: Duration,
-}
-
-fn parse_tail(s: &str) -> Result<Tail, String> {
-    let (p, d) = s
-        .split_once(':')
-        .ok_or_else(|| format!("must be P:MAX (e.g. 0.01:50ms, or 0:0 for none), got {s}"))?;
-    let probability = probability(p)?;
-    let max = cli::parse_duration(d)?;
-    if max > Duration::from_secs(60) {
-        return Err(format!("must have MAX at most 60s, got {s}"));
-    }
-    Ok(Tail { probability, max })
-}
-
-fn probability(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(p) if (0.0..1.0).contains(&p) => Ok(p),
-        _ => Err(format!("must be a probability from 0 to below 1, got {s}")),
-    }
-}
-
-fn jobs(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if (1..=1024).contains(&n) => Ok(n),
-        _ => Err(format!("must be an integer from 1 to 1024, got {s}")),
-    }
-}
+pub use crate::cli::{DelayRange, SeedRange, SimArgs, Tail};
 
 /// A validated simulation: what every seed shares.
 #[derive(Debug, Clone)]

@@ -1347,7 +1347,9 @@ async fn primary_answers(shared: &Shared, p: usize, conn: &mut Option<(usize, Co
 
 /// Promotes the standby with the most WAL received (ties: the lowest node), publishes
 /// it, and re-points the other standbys; returns it and the standbys still to re-point.
-async fn promote(shared: &Shared, old: usize) -> Result<(usize, Vec<usize>), String> {
+/// The standby that received the most WAL (one not in recovery wins outright: someone
+/// else promoted it), and the standbys that did not answer.
+async fn most_advanced_standby(shared: &Shared, old: usize) -> (Option<(usize, i64)>, Vec<usize>) {
     let mut best: Option<(usize, i64)> = None;
     let mut unreachable = Vec::new();
     for i in (0..shared.ids.len()).filter(|&i| i != old) {
@@ -1376,6 +1378,11 @@ async fn promote(shared: &Shared, old: usize) -> Result<(usize, Vec<usize>), Str
             _ => unreachable.push(i),
         }
     }
+    (best, unreachable)
+}
+
+async fn promote(shared: &Shared, old: usize) -> Result<(usize, Vec<usize>), String> {
+    let (best, unreachable) = most_advanced_standby(shared, old).await;
     let (new, _) =
         best.ok_or_else(|| format!("{} is down and no standby answers", shared.ids[old]))?;
     // Fence first: the old primary must never serve again once another node is primary.
