@@ -265,11 +265,7 @@ pub async fn run_compare(args: CompareArgs) -> Result<i32> {
         plan.seeds.len()
     );
     let started = chrono::Utc::now();
-    let cmp_dir = store::create_run_dir(
-        &args.store.join(store::COMPARE),
-        &plan.name,
-        &started.format("%Y%m%dT%H%M%S").to_string(),
-    )?;
+    let cmp_dir = store::create_run_dir_at(&args.store.join(store::COMPARE), &plan.name, &started)?;
     // create_run_dir makes a nodes/ folder for runs; a comparison has none.
     let _ = std::fs::remove_dir(cmp_dir.join(store::NODES));
     let interrupted = Arc::new(AtomicBool::new(false));

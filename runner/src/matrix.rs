@@ -478,11 +478,7 @@ pub async fn run_matrix(args: MatrixArgs) -> Result<i32> {
     validate(&rows, time_limit.as_deref(), &args.store)?;
     let started = chrono::Utc::now();
     let clock = Instant::now();
-    let dir = store::create_run_dir(
-        &args.store,
-        store::MATRIX,
-        &started.format("%Y%m%dT%H%M%S").to_string(),
-    )?;
+    let dir = store::create_run_dir_at(&args.store, store::MATRIX, &started)?;
     // create_run_dir makes a nodes/ folder for runs; the matrix has none of its own.
     let _ = std::fs::remove_dir(dir.join(store::NODES));
     let logs = dir.join("logs");

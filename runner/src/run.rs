@@ -137,11 +137,7 @@ pub async fn run_test_outcome(mut args: TestArgs) -> Result<RunOutcome> {
 
     let started = Instant::now();
     let started_at = chrono::Utc::now();
-    let run_dir = store::create_run_dir(
-        &args.store,
-        &args.name,
-        &started_at.format("%Y%m%dT%H%M%S").to_string(),
-    )?;
+    let run_dir = store::create_run_dir_at(&args.store, &args.name, &started_at)?;
     // "running" until the run ends, and an empty history: a run killed from here on is
     // re-checked as cut short, never as a valid empty run.
     store::write_status(&run_dir, &RunStatus::Running)?;
@@ -906,14 +902,9 @@ pub(crate) fn request_of(inv: &Invocation) -> Result<Request> {
     })
 }
 
-/// Records the invocation, sends it, records its completion; returns how it completed.
-async fn invoke_one(
-    ctx: &WorkerCtx,
-    session: &mut dyn TargetSession,
-    process: u64,
-    inv: &Invocation,
-) -> Result<OpType> {
-    let request = request_of(inv)?;
+/// The `invoke` op of an invocation by `process`, and the copy its completion is made
+/// from (`schism test` and `schism sim` alike).
+pub(crate) fn invoke_op(process: u64, inv: &Invocation) -> (Op, Op) {
     let mut invoke = Op::new(
         0,
         0,
@@ -923,12 +914,24 @@ async fn invoke_one(
         Some(inv.key),
         inv.value.clone(),
     );
-    let done_template = invoke.clone();
+    let template = invoke.clone();
     if inv.is_final {
         // The checker treats a final read (after the quiet period) that misses an
         // acknowledged write as proof that the write was lost.
         invoke.meta = Some(serde_json::json!({ "final": true }));
     }
+    (invoke, template)
+}
+
+/// Records the invocation, sends it, records its completion; returns how it completed.
+async fn invoke_one(
+    ctx: &WorkerCtx,
+    session: &mut dyn TargetSession,
+    process: u64,
+    inv: &Invocation,
+) -> Result<OpType> {
+    let request = request_of(inv)?;
+    let (invoke, done_template) = invoke_op(process, inv);
     ctx.recorder
         .record(invoke)
         .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;

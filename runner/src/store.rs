@@ -54,6 +54,16 @@ pub fn is_store(root: &Path) -> bool {
     })
 }
 
+/// Creates the folder of a run started at `started_at` (`<store>/<name>/<YYYYmmddTHHMMSS>`)
+/// and returns its path.
+pub fn create_run_dir_at(
+    store: &Path,
+    name: &str,
+    started_at: &chrono::DateTime<chrono::Utc>,
+) -> Result<PathBuf> {
+    create_run_dir(store, name, &started_at.format("%Y%m%dT%H%M%S").to_string())
+}
+
 /// Creates the folder of a new run and returns its path.
 pub fn create_run_dir(store: &Path, name: &str, stamp: &str) -> Result<PathBuf> {
     if name.is_empty() || name.contains('/') || name.starts_with('.') {

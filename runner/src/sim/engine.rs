@@ -21,7 +21,7 @@
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use schism_history::{F, Op, OpType, Process};
+use schism_history::{F, Op, OpType};
 use schism_nemesis::{Change, FaultState, Next as NemNext, Planned, Schedule, record};
 use schism_replication::sim::{Sim, SimConfig};
 use schism_replication::{Machine, ReadOpts, Reply as MachineReply};
@@ -402,19 +402,7 @@ impl<M: Machine> Driver<M> {
             Next::Op(inv) => inv,
         };
         let request = crate::run::request_of(&inv).map_err(|e| e.to_string())?;
-        let mut invoke = Op::new(
-            0,
-            0,
-            Process::Client(self.workers[w].process),
-            OpType::Invoke,
-            inv.f.clone(),
-            Some(inv.key),
-            inv.value.clone(),
-        );
-        let template = invoke.clone();
-        if inv.is_final {
-            invoke.meta = Some(serde_json::json!({ "final": true }));
-        }
+        let (invoke, template) = crate::run::invoke_op(self.workers[w].process, &inv);
         self.record(invoke);
         self.workers[w].open = Some(Open {
             template,

@@ -264,11 +264,7 @@ pub fn run_one(plan: &SimPlan) -> Result<(i32, PathBuf)> {
     });
     let setup = plan.setup(seed)?;
     let started_at = chrono::Utc::now();
-    let run_dir = store::create_run_dir(
-        &args.store,
-        &args.name,
-        &started_at.format("%Y%m%dT%H%M%S").to_string(),
-    )?;
+    let run_dir = store::create_run_dir_at(&args.store, &args.name, &started_at)?;
     store::write_status(&run_dir, &RunStatus::Running)?;
     let mut recorded_args = args.clone();
     recorded_args.seed = Some(seed);
