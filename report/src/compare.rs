@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use crate::figures::{LatencySamples, RunFigures, quantile, sort};
+use crate::data::{quantile, sort};
+use crate::figures::{LatencySamples, RunFigures};
 use crate::html::{Esc, PALETTE, hex, legend, num, opt_num, page, pct};
 use crate::plot::{Chart, Layer, Mark};
 

@@ -203,3 +203,17 @@ pub(crate) fn staleness(h: &History, p: &Pairs) -> Vec<Stale> {
     }
     out
 }
+
+/// The `q` quantile (nearest rank) of an ascending slice; `None` when it is empty.
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((sorted.len() - 1) as f64 * q).round() as usize;
+    Some(sorted[rank.min(sorted.len() - 1)])
+}
+
+/// Sorts ascending, NaN-safe (total order).
+pub(crate) fn sort(v: &mut [f64]) {
+    v.sort_unstable_by(f64::total_cmp);
+}

@@ -8,7 +8,7 @@ use schism_history::History;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::data::{Out, Pairs, fault_windows, staleness};
+use crate::data::{Out, Pairs, fault_windows, quantile, sort, staleness};
 
 /// One run's comparable figures (what `comparison.json` holds per run).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -53,18 +53,6 @@ pub struct LatencySamples {
 /// The run's one count per anomaly kind (`schism_checker::counts`, which every display uses).
 pub(crate) fn anomaly_counts(results: &[CheckResult]) -> BTreeMap<String, u64> {
     schism_checker::counts::count_map(results)
-}
-
-pub(crate) fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((sorted.len() - 1) as f64 * q).round() as usize;
-    Some(sorted[rank.min(sorted.len() - 1)])
-}
-
-pub(crate) fn sort(v: &mut [f64]) {
-    v.sort_unstable_by(f64::total_cmp);
 }
 
 /// Computes a run's figures and its latency samples; `lag` is the run's `lag.jsonl`

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::data::FaultWindow;
-use crate::figures::{quantile, sort};
+use crate::data::{quantile, sort};
 use crate::html::{Esc, PALETTE, hex, legend, num};
 use crate::plot::{Band, Chart, Layer};
 
