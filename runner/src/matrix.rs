@@ -258,13 +258,17 @@ pub const ROWS: &[Row] = &[
         time_limit: "12s",
         expect: Expect::Valid,
     },
+    // A replica stays behind only on keys whose last write came while it was down: keys
+    // are retired after 20 writes (not 100), so keys end during each kill even on a
+    // loaded machine (with 100, seeds 3 and 7 of ten left no key behind under load: every
+    // key written during a kill was written again after the restart).
     Row {
         id: "ll-no-repair",
         configuration: "leaderless 3/2/2, read repair and anti-entropy off, register",
         faults: "kill one node",
         args: "--model leaderless --quorum 3/2/2 --read-repair off --anti-entropy-ms 0 \
-             --workload register --rate 500 --nemesis kill --nemesis-targets one \
-             --nemesis-interval 2s",
+             --workload register --max-writes-per-key 20 --rate 500 --nemesis kill \
+             --nemesis-targets one --nemesis-interval 2s",
         time_limit: "10s",
         expect: Expect::Anomalies(&["replica-divergence"]),
     },
@@ -273,8 +277,8 @@ pub const ROWS: &[Row] = &[
         configuration: "leaderless 3/2/2, read repair off, anti-entropy 100 ms, register (the no-repair row's twin)",
         faults: "kill one node",
         args: "--model leaderless --quorum 3/2/2 --read-repair off --anti-entropy-ms 100 \
-             --workload register --rate 500 --nemesis kill --nemesis-targets one \
-             --nemesis-interval 2s",
+             --workload register --max-writes-per-key 20 --rate 500 --nemesis kill \
+             --nemesis-targets one --nemesis-interval 2s",
         time_limit: "10s",
         expect: Expect::Without(&["replica-divergence"]),
     },
