@@ -402,6 +402,19 @@ enum Status {
 }
 
 impl Status {
+    /// How the completion `d` ended the write.
+    fn of(d: &Done) -> Status {
+        match d.kind {
+            OpType::Ok => Status::Ok {
+                pos: d.comp_pos,
+                time_ns: d.comp_time,
+                index: d.index,
+            },
+            OpType::Fail => Status::Fail,
+            _ => Status::Info { index: d.index },
+        }
+    }
+
     /// The index naming the op (its completion's, as offline), if it completed.
     fn index(self) -> Option<u64> {
         match self {
@@ -523,15 +536,7 @@ impl RegKey {
         let Some(w) = self.writes.get_mut(&v) else {
             return; // invoked before its key was dropped: nothing to rely on
         };
-        w.status = match d.kind {
-            OpType::Ok => Status::Ok {
-                pos: d.comp_pos,
-                time_ns: d.comp_time,
-                index: d.index,
-            },
-            OpType::Fail => Status::Fail,
-            _ => Status::Info { index: d.index },
-        };
+        w.status = Status::of(d);
         if d.kind != OpType::Ok {
             return;
         }
@@ -724,15 +729,7 @@ impl Incremental {
                     status: Status::Pending,
                     at: None,
                 });
-                a.status = match d.kind {
-                    OpType::Ok => Status::Ok {
-                        pos: d.comp_pos,
-                        time_ns: d.comp_time,
-                        index: d.index,
-                    },
-                    OpType::Fail => Status::Fail,
-                    _ => Status::Info { index: d.index },
-                };
+                a.status = Status::of(d);
                 if d.kind != OpType::Ok {
                     return;
                 }
