@@ -35,4 +35,4 @@ pub use reference::{Durability, Failover, Model, NodeId, Replication, Topology};
 pub use request::Request;
 pub use schism_replication::{AnyTopology, Switch};
 pub use schism_replication::{Role, Status};
-pub use target::{Capabilities, TargetCluster, TargetKind, TargetSession};
+pub use target::{Capabilities, TargetCluster, TargetKind, TargetSession, TxnReply};

@@ -19,6 +19,7 @@ use crate::reference::NodeId;
 use crate::request::Request;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use schism_history::txn::MicroOp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -196,6 +197,10 @@ pub struct Capabilities {
     pub pause: Option<String>,
     pub kill: Option<String>,
     pub clock: Option<String>,
+    /// Transactions (`--workload list-append|rw-register`); not a fault, but declared here
+    /// so a run's plan refuses a workload the target cannot run before anything starts.
+    #[serde(default)]
+    pub transactions: Option<String>,
 }
 
 impl Capabilities {
@@ -207,6 +212,7 @@ impl Capabilities {
             pause: None,
             kill: None,
             clock: None,
+            transactions: None,
         }
     }
 
@@ -237,6 +243,7 @@ impl Capabilities {
                 pause: Some(why.clone()),
                 kill: Some(why.clone()),
                 clock: Some(why),
+                transactions: transactions(kind),
             };
         }
         let mut caps = if kind == DbKind::Etcd {
@@ -244,6 +251,7 @@ impl Capabilities {
         } else {
             Capabilities::all(&target)
         };
+        caps.transactions = transactions(kind);
         if !env.have_netns {
             caps.partition = Some(format!(
                 "partitions of {kind} need network namespaces (root, iproute2, nftables): a userspace proxy cannot cut every peer link (RECIPES.md §5b)"
@@ -353,9 +361,44 @@ pub trait TargetCluster: Send + Sync + fmt::Debug {
     fn stop(&mut self) -> BoxFuture<'_, Result<(), TargetError>>;
 }
 
+/// Whether a database runs schism's transactions (`None`: it does).
+fn transactions(kind: DbKind) -> Option<String> {
+    match kind {
+        DbKind::Redis => Some(
+            "redis has no transactions with reads inside them (MULTI queues commands and returns their results only at EXEC); use --target etcd, postgres or galera".into(),
+        ),
+        DbKind::Etcd | DbKind::Postgres | DbKind::Galera => None,
+    }
+}
+
+/// What a transaction came back with (Jepsen's ok / fail / info).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnReply {
+    /// It committed: the same micro-ops in the same order, each read's value filled in
+    /// (`MopValue::Nil` for a key never written).
+    Ok(Vec<MicroOp>),
+    /// It certainly did not commit (aborted, refused, never sent).
+    Fail { error: String },
+    /// It may or may not have committed (a timeout, a lost connection during commit).
+    Unknown { error: String },
+}
+
 /// One worker's connection(s) to the cluster.
 pub trait TargetSession: Send {
     fn invoke(&mut self, req: Request) -> BoxFuture<'_, Reply>;
+
+    /// Runs one transaction of micro-ops (`schism_history::txn`: append, w, r) as the
+    /// target's semantics dictate. A target that does not run transactions refuses each
+    /// one; the run's plan refuses the workload before anything starts (see
+    /// `Capabilities`), so this default is never what a user sees.
+    fn txn(&mut self, mops: Vec<MicroOp>) -> BoxFuture<'_, TxnReply> {
+        drop(mops);
+        Box::pin(async {
+            TxnReply::Fail {
+                error: "this target does not run transactions".into(),
+            }
+        })
+    }
 }
 
 /// Sends `sig` to `pid` (a node not running is left alone) and waits until `/proc`
