@@ -23,8 +23,11 @@
 //! its form is read, so memory holds one form's tree at a time.
 
 use crate::{F, History, HistoryError, Key, Op, OpType, Process, Value};
+
+mod stream;
 use std::io::Read;
 use std::path::Path;
+pub use stream::EdnStream;
 
 /// Deepest nesting of collections (the outer collection counts): Jepsen ops nest a few
 /// levels; the recursive reader must not exhaust a thread's stack.

@@ -25,7 +25,8 @@ mod write;
 
 pub use choices::Choices;
 pub use edn::{
-    MAX_EDN_BYTES, MAX_EDN_DEPTH, MAX_EDN_FORM_BYTES, read_edn, read_edn_bytes, read_edn_file,
+    EdnStream, MAX_EDN_BYTES, MAX_EDN_DEPTH, MAX_EDN_FORM_BYTES, read_edn, read_edn_bytes,
+    read_edn_file,
 };
 pub use op::{F, Key, Op, OpType, Process, Value};
 pub use pair::{Operation, Outcome};

@@ -1,16 +1,17 @@
-//! `schism check --follow FILE`: checks a JSON Lines history another process is still
-//! appending to, printing each anomaly as soon as it is proven (`online`), and ends with
-//! the full offline check's verdict once the file has been quiet for `--quiet` at its
-//! end, or on Ctrl-C.
+//! `schism check --follow FILE`: checks a history another process is still appending to
+//! (our JSON Lines, or a Jepsen EDN journal or collection of op maps), printing each
+//! anomaly as soon as it is proven (`online`), and ends with the full offline check's
+//! verdict once the file has been quiet for `--quiet` at its end, or on Ctrl-C.
 //!
-//! Guarantees: only whole lines are parsed (a line still being written waits for its
-//! newline); a pending partial line longer than `MAX_LINE_BYTES` is the reader's usual
+//! Guarantees: only whole lines (JSON Lines) or whole forms (EDN, `EdnStream`) are
+//! parsed — one still being written waits; a pending partial line longer than
+//! `MAX_LINE_BYTES` (or EDN form longer than `MAX_EDN_FORM_BYTES`) is the reader's usual
 //! one-line error; what is printed while following is what the online checker proves
 //! (never more than the final check confirms); the exit code is the final offline
 //! check's, exactly as `schism check FILE` would give on the finished file.
 
 use anyhow::{Context, Result, bail};
-use schism_history::{MAX_LINE_BYTES, ParsedLine, parse_line};
+use schism_history::{EdnStream, MAX_LINE_BYTES, Op, ParsedLine, parse_line};
 use std::collections::VecDeque;
 use std::io::Read;
 use std::path::Path;
@@ -39,12 +40,6 @@ pub fn run(args: CheckArgs) -> Result<i32> {
     } else {
         path.clone()
     };
-    if analyze::is_edn(&file) {
-        bail!(
-            "{}: --follow reads JSON Lines histories; check an .edn file once it is complete",
-            file.display()
-        );
-    }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let quiet = args.quiet;
@@ -72,7 +67,7 @@ pub fn run(args: CheckArgs) -> Result<i32> {
     Ok(analyze::exit_code(results.validity))
 }
 
-/// Reads whole lines as they appear and prints what the online checker proves, until the
+/// Reads whole ops as they appear and prints what the online checker proves, until the
 /// file has been quiet at its end for `quiet` or `stop` is set.
 fn follow(
     path: &Path,
@@ -82,69 +77,91 @@ fn follow(
 ) -> Result<()> {
     let mut f =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut source = if analyze::is_edn(path) {
+        Source::Edn(EdnStream::new(path))
+    } else {
+        Source::Jsonl {
+            pending: Vec::new(),
+            line: 0,
+        }
+    };
     let mut online = OnlineChecker::new(workload);
-    let mut pending: Vec<u8> = Vec::new();
     let mut recent: VecDeque<(u64, usize)> = VecDeque::with_capacity(RECENT_LINES);
     let mut chunk = vec![0u8; 1 << 16];
-    let mut line = 0usize;
+    let mut ops = 0u64;
     let mut last_growth = Instant::now();
     eprintln!(
         "schism: following {} (ends after {quiet:?} without growth, or Ctrl-C)",
         path.display()
     );
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
+    while !stop.load(Ordering::Relaxed) {
         let n = f
             .read(&mut chunk)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        if n > 0 {
-            last_growth = Instant::now();
-            pending.extend_from_slice(&chunk[..n]);
-            let mut start = 0;
-            while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
-                line += 1;
-                let bytes = &pending[start..start + nl];
-                start += nl + 1;
-                match parse_line(bytes, line, true, path)? {
-                    ParsedLine::Op(op) => {
-                        if recent.len() == RECENT_LINES {
-                            recent.pop_front();
-                        }
-                        recent.push_back((op.index, line));
-                        for found in online.push(&op) {
-                            say(path, &recent, line, &found);
-                        }
-                    }
-                    ParsedLine::Blank | ParsedLine::Truncated => {}
-                }
-            }
-            pending.drain(..start);
-            if pending.len() > MAX_LINE_BYTES {
-                bail!(
-                    "{}:{}: line is longer than {} MiB (a history line holds one op): not a schism history",
-                    path.display(),
-                    line + 1,
-                    MAX_LINE_BYTES >> 20
-                );
-            }
-        }
         if n == 0 {
             if last_growth.elapsed() >= quiet {
                 break;
             }
             std::thread::sleep(POLL_INTERVAL);
+            continue;
+        }
+        last_growth = Instant::now();
+        for (op, line) in source.push(&chunk[..n], path)? {
+            ops += 1;
+            if recent.len() == RECENT_LINES {
+                recent.pop_front();
+            }
+            recent.push_back((op.index, line));
+            for found in online.push(&op) {
+                say(path, &recent, line, &found);
+            }
         }
     }
     if let Some(why) = online.stopped() {
         eprintln!("schism: {why}");
     }
     eprintln!(
-        "schism: stopped following after {line} lines; proven online: {}",
+        "schism: stopped following after {ops} ops; proven online: {}",
         online.counts_line()
     );
     Ok(())
+}
+
+/// Where ops come from: whole JSON Lines lines, or complete EDN forms.
+enum Source {
+    Jsonl { pending: Vec<u8>, line: usize },
+    Edn(EdnStream),
+}
+
+impl Source {
+    /// The ops (with their lines) that `bytes`, appended to what came before, complete.
+    fn push(&mut self, bytes: &[u8], path: &Path) -> Result<Vec<(Op, usize)>> {
+        let (pending, line) = match self {
+            Source::Edn(s) => return Ok(s.push(bytes)?),
+            Source::Jsonl { pending, line } => (pending, line),
+        };
+        pending.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        let mut start = 0;
+        while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
+            *line += 1;
+            let text = &pending[start..start + nl];
+            start += nl + 1;
+            if let ParsedLine::Op(op) = parse_line(text, *line, true, path)? {
+                out.push((op, *line));
+            }
+        }
+        pending.drain(..start);
+        if pending.len() > MAX_LINE_BYTES {
+            bail!(
+                "{}:{}: line is longer than {} MiB (a history line holds one op): not a schism history",
+                path.display(),
+                *line + 1,
+                MAX_LINE_BYTES >> 20
+            );
+        }
+        Ok(out)
+    }
 }
 
 /// Prints one anomaly proven online at the line of its offending op (found among the

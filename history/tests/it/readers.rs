@@ -264,3 +264,53 @@ fn line_parallel_reading_matches_one_thread() {
     assert_eq!(w1, w4);
     assert_eq!(w1.len(), 1);
 }
+
+/// Following a file (`EdnStream`, for `schism check --follow`) in pieces of varying size
+/// gives, for every real Jepsen history of the Knossos corpus, exactly the ops reading the
+/// whole file gives, and lines that point at each op's form.
+#[test]
+fn following_each_knossos_file_in_pieces_reads_what_the_whole_file_reader_reads() {
+    let Some(dir) = knossos_dir() else { return };
+    let mut files = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "edn") {
+                files.push(p);
+            }
+        }
+    }
+    assert!(
+        files.len() >= 100,
+        "the corpus has its files: {}",
+        files.len()
+    );
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    for path in &files {
+        let bytes = std::fs::read(path).unwrap();
+        let whole = read_edn_bytes(&bytes, path).unwrap();
+        let mut s = schism_history::EdnStream::new(path);
+        let mut got = Vec::new();
+        let mut rest = bytes.as_slice();
+        while !rest.is_empty() {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let n = (1 + rng % 4096) as usize;
+            let (chunk, tail) = rest.split_at(n.min(rest.len()));
+            got.extend(s.push(chunk).unwrap());
+            rest = tail;
+        }
+        s.finish().unwrap();
+        assert_eq!(got.len(), whole.ops.len(), "{}", path.display());
+        let text = String::from_utf8_lossy(&bytes);
+        let lines: Vec<&str> = text.lines().collect();
+        for ((op, line), want) in got.iter().zip(&whole.ops) {
+            assert_eq!(op, want, "{}:{line}", path.display());
+            assert!(lines[line - 1].contains('{'), "{}:{line}", path.display());
+        }
+    }
+}

@@ -174,23 +174,82 @@ fn register_lines(before: usize, after: usize) -> Vec<String> {
 fn follow_reports_a_stale_read_before_the_writer_finishes() {
     let tmp = tempdir();
     let path = tmp.path().join("history.jsonl");
-    let mut f = std::fs::File::create(&path).unwrap();
+    follow_slowly(
+        &path,
+        &register_lines(20, 180),
+        "stale-read at op index 83",
+        84,
+    );
+}
+
+/// The same history as a Jepsen journal (`history.edn`: one op map per line, as Jepsen
+/// writes it while a test runs): the follower reads whole forms as they arrive.
+#[test]
+fn follow_reads_a_jepsen_edn_journal_as_it_grows() {
+    let tmp = tempdir();
+    let path = tmp.path().join("history.edn");
+    let edn: Vec<String> = register_lines(20, 180).iter().map(|l| edn_of(l)).collect();
+    follow_slowly(&path, &edn, "stale-read at op index 83", 84);
+}
+
+/// Jepsen's own EDN (a Knossos corpus file, one collection of op maps) followed while it
+/// is written: every op is read and the verdict is the corpus's.
+#[test]
+fn follow_of_a_knossos_file_ends_with_its_known_verdict() {
+    let Some(dir) = crate::knossos::corpus() else {
+        return;
+    };
+    let src = dir.join("cas-register/bad/cas-failure.edn");
+    let text = std::fs::read_to_string(&src).unwrap();
+    let tmp = tempdir();
+    let path = tmp.path().join("cas-failure.edn");
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let out = follow_with_writer(&path, &lines, &[]);
+    let err = stderr(&out.output);
+    let ops = schism_history::read_edn_file(&src).unwrap().ops.len();
+    assert!(
+        err.contains(&format!("stopped following after {ops} ops")),
+        "{err}"
+    );
+    assert_eq!(out.output.status.code(), Some(1), "{err}");
+}
+
+/// One JSON Lines op line of `register_lines` as Jepsen's EDN op map.
+fn edn_of(line: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let value = match &v["value"] {
+        serde_json::Value::Null => "nil".to_owned(),
+        other => other.to_string(),
+    };
+    format!(
+        "{{:index {}, :time {}, :process {}, :type :{}, :f :{}, :value {value}}}",
+        v["index"],
+        v["time_ns"],
+        v["process"],
+        v["type"].as_str().unwrap(),
+        v["f"].as_str().unwrap()
+    )
+}
+
+/// What the follower printed, when, and how it ended.
+struct Followed {
+    seen: Vec<(Instant, String)>,
+    writer_done: Instant,
+    output: std::process::Output,
+}
+
+/// Starts `schism check --follow` on `path`, writes `lines` to it 20 every 100 ms, and
+/// waits for the follower to end.
+fn follow_with_writer(path: &Path, lines: &[String], flags: &[&str]) -> Followed {
+    let mut f = std::fs::File::create(path).unwrap();
     let mut child = schism()
-        .args([
-            "check",
-            "--follow",
-            "--quiet",
-            "2s",
-            "--workload",
-            "register",
-        ])
-        .arg(&path)
+        .args(["check", "--follow", "--quiet", "2s"])
+        .args(flags)
+        .arg(path)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The slow writer: 20 lines every 100 ms, the stale read early on; it takes ~4 s.
-    let lines = register_lines(20, 180);
     let (tx, rx) = std::sync::mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
@@ -210,18 +269,32 @@ fn follow_reports_a_stale_read_before_the_writer_finishes() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let writer_done = Instant::now();
-    let out = child.wait_with_output().unwrap();
+    let output = child.wait_with_output().unwrap();
     // Every line the follower printed: the reader ends at its EOF (a `try_iter` right
     // after the exit could miss lines still in the pipe).
     reader.join().unwrap();
-    let seen: Vec<(Instant, String)> = rx.try_iter().collect();
+    Followed {
+        seen: rx.try_iter().collect(),
+        writer_done,
+        output,
+    }
+}
+
+/// A slow writer (20 lines every 100 ms, ~4 s): the follower must print `want` at line
+/// `line` before the writer finishes, then the offline verdict (invalid, exit 1).
+fn follow_slowly(path: &Path, lines: &[String], want: &str, line: usize) {
+    let Followed {
+        seen,
+        writer_done,
+        output: out,
+    } = follow_with_writer(path, lines, &["--workload", "register"]);
     let text: Vec<&str> = seen.iter().map(|(_, l)| l.as_str()).collect();
     let stale = seen
         .iter()
-        .find(|(_, l)| l.contains("stale-read at op index 83"))
-        .unwrap_or_else(|| panic!("no online stale read: {text:?}\n{}", stderr(&out)));
+        .find(|(_, l)| l.contains(want))
+        .unwrap_or_else(|| panic!("no online {want}: {text:?}\n{}", stderr(&out)));
     assert!(
-        stale.1.starts_with(&format!("{}:84: ", path.display())),
+        stale.1.starts_with(&format!("{}:{line}: ", path.display())),
         "{}",
         stale.1
     );

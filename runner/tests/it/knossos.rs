@@ -8,7 +8,7 @@ use crate::*;
 use std::path::PathBuf;
 
 /// The corpus directory, or `None` (skip) when it is absent outside CI.
-fn corpus() -> Option<PathBuf> {
+pub fn corpus() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/knossos");
     if dir.join("expected.tsv").is_file() {
         return Some(dir);
