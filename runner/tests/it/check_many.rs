@@ -196,7 +196,7 @@ fn follow_reads_a_jepsen_edn_journal_as_it_grows() {
 /// is written: every op is read and the verdict is the corpus's.
 #[test]
 fn follow_of_a_knossos_file_ends_with_its_known_verdict() {
-    let Some(dir) = crate::knossos::corpus() else {
+    let Some(dir) = knossos::corpus() else {
         return;
     };
     let src = dir.join("cas-register/bad/cas-failure.edn");
@@ -235,7 +235,7 @@ fn edn_of(line: &str) -> String {
 struct Followed {
     seen: Vec<(Instant, String)>,
     writer_done: Instant,
-    output: std::process::Output,
+    output: Output,
 }
 
 /// Starts `schism check --follow` on `path`, writes `lines` to it 20 every 100 ms, and
