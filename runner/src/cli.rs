@@ -223,6 +223,12 @@ pub struct TestArgs {
     /// (cooperative link cuts through the nodes' admin API), auto (netns when possible).
     #[arg(long, default_value_t = NetChoice::Auto, value_parser = choice::<NetChoice>())]
     pub net: NetChoice,
+    /// Inject exactly the faults of this plan file (a run folder's plan.json: times,
+    /// kinds, nodes) instead of drawing them from the seed; replaces --nemesis,
+    /// --nemesis-interval and --nemesis-targets.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PathBuf>,
     /// Also write a JUnit XML file: one test case per checker, failures carry the
     /// anomalies' explanations.
     #[arg(long, value_name = "FILE")]
@@ -445,12 +451,13 @@ impl Cli {
 }
 
 impl TestArgs {
-    /// Makes `--store`, `--data-dir` and `--junit` absolute. Called where a run's settings
+    /// Makes `--store`, `--data-dir`, `--plan` and `--junit` absolute. Called where a run's settings
     /// are validated (`run::run_test_outcome`), so runs that `schism compare` builds get
     /// it too; a path already absolute is left as it is.
     pub fn resolve_paths(&mut self) -> anyhow::Result<()> {
         absolute(&mut self.store)?;
         absolute_opt(&mut self.data_dir)?;
+        absolute_opt(&mut self.plan)?;
         absolute_opt(&mut self.junit)
     }
 }

@@ -167,6 +167,12 @@ pub async fn run_test_outcome(mut args: TestArgs) -> Result<RunOutcome> {
         sim: None,
     }
     .write(&run_dir)?;
+    // The faults as scheduled, as a plan file: `--plan` re-runs exactly these (on real
+    // processes or in `schism sim`).
+    store::write_json(
+        &run_dir.join(schism_nemesis::PlanFile::FILE),
+        &schism_nemesis::PlanFile::new(&node_ids, schedule.plan()),
+    )?;
     eprintln!("schism: run {} (seed {seed})", run_dir.display());
     if !net_notice.is_empty() {
         eprintln!("schism: {net_notice}");
