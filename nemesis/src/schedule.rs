@@ -295,7 +295,7 @@ impl PlanFile {
             if p.final_heal != last || (last && p.change != Change::Heal) {
                 return Err(if last {
                     format!(
-                        "{at}: the last change must be the final heal ({{\"change\": \"heal\", \"final_heal\": true}})"
+                        "{at}: the last change must be the final heal ({{\"at_ns\": …, \"change\": {{\"change\": \"heal\"}}, \"final_heal\": true}})"
                     )
                 } else {
                     format!("{at}: only the last change may be the final heal")

@@ -74,6 +74,10 @@ pub enum Command {
     /// The same test as `test --target reference`, in deterministic simulation (one
     /// process, simulated time, network and clients); `--seeds A..B` sweeps many seeds.
     Sim(Box<SimArgs>),
+    /// Minimise a failing run in simulation while it still shows the same anomaly kinds
+    /// (fewer faults, ops, clients, keys, less time, a calmer network); writes the
+    /// minimal run as a run folder with its plan.json.
+    Shrink(ShrinkArgs),
     /// Run one reference node (internal: spawned by `schism test`).
     #[command(hide = true)]
     Node(NodeArgs),
@@ -446,6 +450,10 @@ impl Cli {
             Command::Matrix(args) => absolute(&mut args.store),
             Command::Node(args) => absolute(&mut args.config),
             Command::Sim(args) => args.test.resolve_paths(),
+            Command::Shrink(args) => {
+                absolute(&mut args.run_dir)?;
+                absolute_opt(&mut args.store)
+            }
         }
     }
 }
@@ -794,6 +802,64 @@ pub struct SimArgs {
     /// Sweep threads (default: every core).
     #[arg(long, allow_negative_numbers = true, value_parser = jobs)]
     pub jobs: Option<usize>,
+}
+
+/// `schism shrink`'s flags.
+#[derive(Debug, Clone, Args)]
+pub struct ShrinkArgs {
+    /// The failing run's folder (simulated or real: results/<name>/<timestamp>).
+    pub run_dir: PathBuf,
+    /// Anomaly kinds that must still show, comma-separated (each may be alternatives
+    /// joined by `|`, e.g. lost-write|divergence); default: every kind the run counted.
+    #[arg(long, value_delimiter = ',')]
+    pub kind: Vec<String>,
+    /// At most this many simulated runs.
+    #[arg(long, default_value_t = 400, allow_negative_numbers = true, value_parser = int_in(1u64, u64::MAX))]
+    pub max_attempts: u64,
+    /// Stop searching after this long (wall time) and keep the smallest run found.
+    #[arg(long, default_value = "60s", allow_hyphen_values = true, value_parser = positive_duration)]
+    pub time_budget: Duration,
+    /// For a real run: simulate it with its seed and up to this many seeds in all until
+    /// one shows the kinds.
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true, value_parser = int_in(1u64, 10_000))]
+    pub seeds: u64,
+    /// Store for the minimal run (default: the input run's store), as
+    /// <store>/<name>-shrunk/<timestamp>/.
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+}
+
+/// The `schism test` flags that give `args` (every setting that differs from its
+/// default, `--seed` and `--plan` included; `--store` and `--name` left out), in the
+/// order of `config.json`'s keys.
+pub fn test_flags(args: &TestArgs) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(given)), Ok(serde_json::Value::Object(defaults))) = (
+        serde_json::to_value(args),
+        serde_json::to_value(TestArgs::default()),
+    ) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, v) in &given {
+        if matches!(key.as_str(), "store" | "name") || defaults.get(key) == Some(v) {
+            continue;
+        }
+        let flag = format!("--{}", key.replace('_', "-"));
+        match v {
+            serde_json::Value::Null | serde_json::Value::Bool(false) => {}
+            serde_json::Value::Bool(true) => out.push(flag),
+            serde_json::Value::String(s) => out.extend([flag, s.clone()]),
+            serde_json::Value::Array(a) => out.extend([
+                flag,
+                a.iter()
+                    .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ]),
+            other => out.extend([flag, other.to_string()]),
+        }
+    }
+    out
 }
 
 /// `--seeds A..B`, both ends included.
