@@ -862,6 +862,34 @@ pub fn test_flags(args: &TestArgs) -> Vec<String> {
     out
 }
 
+/// The `schism sim` flags that give `args`: `test_flags` and every simulated-network
+/// knob.
+pub fn sim_flags(args: &SimArgs) -> Vec<String> {
+    let us = |d: Duration| format!("{}us", d.as_micros());
+    let mut out = test_flags(&args.test);
+    out.extend([
+        "--sim-delay".into(),
+        format!("{}..{}", us(args.sim_delay.min), us(args.sim_delay.max)),
+        "--sim-client-delay".into(),
+        format!(
+            "{}..{}",
+            us(args.sim_client_delay.min),
+            us(args.sim_client_delay.max)
+        ),
+        "--sim-delay-tail".into(),
+        format!(
+            "{}:{}",
+            args.sim_delay_tail.probability,
+            us(args.sim_delay_tail.max)
+        ),
+        "--sim-loss".into(),
+        args.sim_loss.to_string(),
+        "--sim-duplicate".into(),
+        args.sim_duplicate.to_string(),
+    ]);
+    out
+}
+
 /// `--seeds A..B`, both ends included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SeedRange {

@@ -99,6 +99,8 @@ pub struct Shrunk {
     pub counts: BTreeMap<String, u64>,
     /// The `schism test` command that replays it on real processes.
     pub replay: String,
+    /// The `schism sim` command that re-runs it (the same history).
+    pub rerun: String,
 }
 
 /// `schism shrink`: prints progress on stderr, before → after on stdout; exit 1 (the
@@ -134,6 +136,7 @@ pub fn run(args: ShrinkArgs) -> Result<i32> {
     );
     line("keys", s.before.keys.to_string(), s.after.keys.to_string());
     println!("minimal run: {}", s.run_dir.display());
+    println!("re-run in simulation: {}", s.rerun);
     println!("replay on real processes: {}", s.replay);
     Ok(1)
 }
@@ -250,11 +253,15 @@ pub fn shrink(args: &ShrinkArgs) -> Result<Shrunk> {
     let (_, run_dir) = sim::run_one(&sim_plan)?;
     let plan_path = run_dir.join(PlanFile::FILE);
     record_plan_flag(&run_dir, &plan_path)?;
-    let mut replay_args = sim_plan.args.test.clone();
-    replay_args.plan = Some(plan_path);
+    let mut replay_args = sim_plan.args.clone();
+    replay_args.test.plan = Some(plan_path);
     let replay = format!(
         "schism test {}",
-        crate::cli::test_flags(&replay_args).join(" ")
+        crate::cli::test_flags(&replay_args.test).join(" ")
+    );
+    let rerun = format!(
+        "schism sim {}",
+        crate::cli::sim_flags(&replay_args).join(" ")
     );
     Ok(Shrunk {
         before,
@@ -268,6 +275,7 @@ pub fn shrink(args: &ShrinkArgs) -> Result<Shrunk> {
             .filter(|(k, n)| *n > 0 && kinds.iter().any(|e| e.split('|').any(|x| x == k)))
             .collect(),
         replay,
+        rerun,
     })
 }
 
@@ -611,7 +619,8 @@ fn shorten(c: &Candidate) -> Vec<Candidate> {
     out
 }
 
-/// Everything from an episode on moved earlier by half the quiet gap before it.
+/// Everything from an episode on moved earlier by half (or a quarter of) the quiet gap
+/// before it.
 fn move_earlier(c: &Candidate) -> Vec<Candidate> {
     let mut out = Vec::new();
     for i in 0..c.episodes.len() {
@@ -620,11 +629,13 @@ fn move_earlier(c: &Candidate) -> Vec<Candidate> {
         if gap < 2 * MIN_SPAN_NS {
             continue;
         }
-        let mut eps = c.episodes.clone();
-        for e in &mut eps[i..] {
-            *e = e.shifted(gap / 2);
+        for by in [gap / 2, gap / 4] {
+            let mut eps = c.episodes.clone();
+            for e in &mut eps[i..] {
+                *e = e.shifted(by);
+            }
+            out.push(with_episodes(c, eps));
         }
-        out.push(with_episodes(c, eps));
     }
     out
 }
@@ -803,7 +814,9 @@ fn calmer_network(c: &Candidate) -> Vec<Candidate> {
     }
     let spread = a.sim_delay.max.saturating_sub(a.sim_delay.min);
     if spread > Duration::from_micros(100) {
-        edit(&|s| s.sim_delay.max = s.sim_delay.min + spread / 2);
+        // Whole microseconds, as the flag and config.json write it.
+        let half = Duration::from_micros((spread / 2).as_micros() as u64);
+        edit(&|s| s.sim_delay.max = s.sim_delay.min + half);
     }
     out
 }
