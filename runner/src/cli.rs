@@ -819,6 +819,11 @@ pub struct ShrinkArgs {
     /// Stop searching after this long (wall time) and keep the smallest run found.
     #[arg(long, default_value = "60s", allow_hyphen_values = true, value_parser = positive_duration)]
     pub time_budget: Duration,
+    /// Never propose a run shorter than this: a reproducer of a few milliseconds is
+    /// faithful in simulation but too short to replay on real processes, whose first
+    /// requests alone take that long.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub min_time_limit: Duration,
     /// For a real run: simulate it with its seed and up to this many seeds in all until
     /// one shows the kinds.
     #[arg(long, default_value_t = 20, allow_negative_numbers = true, value_parser = int_in(1u64, 10_000))]

@@ -74,6 +74,8 @@ struct Candidate {
     args: SimArgs,
     episodes: Vec<Episode>,
     seed: u64,
+    /// `--min-time-limit`: the shortest run proposed.
+    min_time_ns: u64,
 }
 
 /// A candidate's sizes, for the before → after lines.
@@ -182,6 +184,7 @@ pub fn shrink(args: &ShrinkArgs) -> Result<Shrunk> {
             args: base.clone(),
             episodes: episodes.clone(),
             seed,
+            min_time_ns: args.min_time_limit.as_nanos() as u64,
         };
         if let Some(r) = search.fails(&c) {
             start = Some((c, r));
@@ -739,12 +742,14 @@ fn with_test(c: &Candidate, edit: impl FnOnce(&mut TestArgs)) -> Candidate {
     d
 }
 
-/// A shorter run: ending where the last episode heals, or at half the time.
+/// A shorter run: half the time, or ending where the last episode heals (never below
+/// `--min-time-limit`).
 fn less_time(c: &Candidate) -> Vec<Candidate> {
     let t_ns = c.args.test.time_limit.as_nanos() as u64;
     let last_heal = c.episodes.last().map_or(0, |e| e.heal_ns);
     let mut out = Vec::new();
-    for target in [last_heal.max(t_ns / 2), last_heal.max(MIN_SPAN_NS)] {
+    let floor = c.min_time_ns.max(MIN_SPAN_NS);
+    for target in [last_heal.max(t_ns / 2).max(floor), last_heal.max(floor)] {
         // Whole milliseconds, so the time limit prints as a flag.
         let target = target.div_ceil(MS) * MS;
         if target < t_ns
