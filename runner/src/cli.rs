@@ -689,6 +689,56 @@ impl Default for TestArgs {
 mod tests {
     use super::*;
 
+    /// `test_flags` gives back flags that parse to the same settings.
+    #[test]
+    fn test_flags_round_trip() {
+        let argv = [
+            "schism",
+            "test",
+            "--model",
+            "leaderless",
+            "--quorum",
+            "3/2/2",
+            "--rate",
+            "7",
+            "--time-limit",
+            "4750ms",
+            "--read-repair",
+            "off",
+            "--concurrency",
+            "2",
+            "--seed",
+            "9",
+            "--plan",
+            "/tmp/p.json",
+            "--stop-on-anomaly",
+            "--sloppy-quorum",
+            "on",
+        ];
+        let Ok(Cli {
+            command: Command::Test(args),
+        }) = Cli::try_parse_from(argv)
+        else {
+            panic!("the flags parse");
+        };
+        let flags = test_flags(&args);
+        let again = ["schism", "test"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(flags.iter().cloned());
+        let Ok(Cli {
+            command: Command::Test(back),
+        }) = Cli::try_parse_from(again)
+        else {
+            panic!("{flags:?} do not parse");
+        };
+        assert_eq!(
+            serde_json::to_value(&*back).unwrap(),
+            serde_json::to_value(&*args).unwrap(),
+            "{flags:?}"
+        );
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
