@@ -10,12 +10,12 @@
 //! target, ports, data directories, network namespaces, buffered durability, …) is
 //! refused with one line naming it. Everything else derives exactly as for `schism test`:
 //! the workload and nemesis schedule from the seed (`plan::workload_spec`,
-//! `plan::schedule`), the model's settings (`models::settings`), every node's config as
+//! `plan::schedule`) — or the faults of `--plan FILE` for every seed (`SimPlan::fixed`) —, the model's settings (`models::settings`), every node's config as
 //! the real cluster writes it.
 //!
 //! Guarantees: the same seed and flags give a byte-identical `history.jsonl` (its sha256
 //! is printed); a run folder is what `schism test` writes (`config.json` with a `sim`
-//! section, `status.json`, `history.jsonl`, `lag.jsonl`, the state dumps, `results.json`,
+//! section, `plan.json`, `status.json`, `history.jsonl`, `lag.jsonl`, the state dumps, `results.json`,
 //! `report.html`), so `schism check` and `schism report` read it unchanged; the exit code
 //! is `test`'s (0 valid, 1 invalid, 2 unknown, 3 refused flags).
 
