@@ -31,6 +31,10 @@ pub enum NemesisError {
     #[error("{0}")]
     Unsupported(String),
 
+    /// A fault plan file that cannot be run: `path: what is wrong`.
+    #[error("{path}: {msg}")]
+    Plan { path: String, msg: String },
+
     #[error("leftovers of a killed run: {0}; run `schism cleanup`")]
     Leftovers(String),
 }

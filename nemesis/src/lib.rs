@@ -37,4 +37,4 @@ pub use mechanism::{
     TargetMechanism, choose_net,
 };
 pub use netns::Netns;
-pub use schedule::{Change, Next, Planned, Schedule, ScheduleSpec};
+pub use schedule::{Change, Next, PlanFile, Planned, Schedule, ScheduleSpec};

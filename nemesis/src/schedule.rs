@@ -20,7 +20,16 @@
 //! offsets and times; only a target chosen by role (`Targets::Leader`,
 //! `Shape::IsolateLeader`, `Shape::CutLeader`) is left to be resolved when applied. No
 //! fault is planned to start at or after `end_ns`, and every fault is followed by a heal.
+//!
+//! A plan can also be given explicitly: `PlanFile` is the one file format of a run's
+//! fault plan (`plan.json` in every run folder, `--plan FILE` on `schism test` and
+//! `schism sim`): a version, the node ids and the exact list of `Planned` changes.
+//! `PlanFile::validate` refuses a plan that cannot be run as it reads (an unknown node,
+//! times going backwards, no final heal at the end, a change after the time limit), and
+//! `Schedule::from_planned` follows a validated plan change by change, exactly as
+//! `Schedule::new` follows a drawn one.
 
+use crate::error::NemesisError;
 use crate::fault::{ClockFault, Fault, Kind, Selector, Shape, Targets};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -131,6 +140,11 @@ impl Schedule {
         Ok(Schedule { plan, pos: 0 })
     }
 
+    /// Follows an explicit plan (validated by `PlanFile::validate`) change by change.
+    pub fn from_planned(plan: Vec<Planned>) -> Schedule {
+        Schedule { plan, pos: 0 }
+    }
+
     /// The whole plan (for config.json and tests).
     pub fn plan(&self) -> &[Planned] {
         &self.plan
@@ -146,6 +160,196 @@ impl Schedule {
             }
             Some(p) => Next::Pending { until_ns: p.at_ns },
         }
+    }
+}
+
+/// `plan.json`: a run's fault plan, exactly as it is (or was) run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanFile {
+    /// The format's version (`PlanFile::VERSION`).
+    pub version: u32,
+    /// The cluster's node ids, in cluster order (`n1`…).
+    pub nodes: Vec<NodeId>,
+    /// Every change and when it is due (since the workload started), in time order; the
+    /// last is the final heal.
+    pub changes: Vec<Planned>,
+}
+
+impl PlanFile {
+    pub const VERSION: u32 = 1;
+    /// The file's name in a run folder.
+    pub const FILE: &'static str = "plan.json";
+
+    pub fn new(nodes: &[NodeId], changes: &[Planned]) -> PlanFile {
+        PlanFile {
+            version: PlanFile::VERSION,
+            nodes: nodes.to_vec(),
+            changes: changes.to_vec(),
+        }
+    }
+
+    /// Reads and parses `path` (not yet validated against a run: see `validate`).
+    pub fn read(path: &std::path::Path) -> Result<PlanFile, NemesisError> {
+        let err = |msg: String| NemesisError::Plan {
+            path: path.display().to_string(),
+            msg,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        serde_json::from_str(&text).map_err(|e| {
+            err(format!(
+                "line {}, column {}: not a fault plan ({e}); write {{\"version\": 1, \"nodes\": [...], \"changes\": [...]}} as a run folder's plan.json has it",
+                e.line(),
+                e.column()
+            ))
+        })
+    }
+
+    /// The kinds of fault the plan injects (for capability checks and the network).
+    pub fn kinds(&self) -> Vec<Kind> {
+        let mut kinds: Vec<Kind> = self
+            .changes
+            .iter()
+            .filter_map(|p| match &p.change {
+                Change::Fault(f) => Some(f.kind()),
+                Change::Heal => None,
+            })
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    }
+
+    /// How many fault changes (not heals) the plan makes.
+    pub fn fault_count(&self) -> usize {
+        self.changes
+            .iter()
+            .filter(|p| matches!(p.change, Change::Fault(_)))
+            .count()
+    }
+
+    /// Checks that the plan can be run on a cluster of `nodes` whose workload ends at
+    /// `time_limit_ns`; the error is one line (`source: what is wrong`).
+    pub fn validate(
+        &self,
+        source: &str,
+        nodes: &[NodeId],
+        time_limit_ns: u64,
+    ) -> Result<(), NemesisError> {
+        self.check(nodes, time_limit_ns)
+            .map_err(|msg| NemesisError::Plan {
+                path: source.to_owned(),
+                msg,
+            })
+    }
+
+    fn check(&self, nodes: &[NodeId], time_limit_ns: u64) -> Result<(), String> {
+        if self.version != PlanFile::VERSION {
+            return Err(format!(
+                "version {} is not supported (this schism reads version {})",
+                self.version,
+                PlanFile::VERSION
+            ));
+        }
+        if self.nodes != nodes {
+            return Err(format!(
+                "the plan is for nodes {} but the run has {} (set --nodes {})",
+                self.nodes.join(","),
+                nodes.join(","),
+                self.nodes.len()
+            ));
+        }
+        let mut prev = 0;
+        for (i, p) in self.changes.iter().enumerate() {
+            let at = format!("change {} (at {} ms)", i + 1, p.at_ns / 1_000_000);
+            if p.at_ns < prev {
+                return Err(format!(
+                    "{at}: times must not go backwards (the change before is at {} ms)",
+                    prev / 1_000_000
+                ));
+            }
+            prev = p.at_ns;
+            if p.at_ns > time_limit_ns {
+                return Err(format!(
+                    "{at}: after the time limit ({} ms): raise --time-limit or drop the change",
+                    time_limit_ns / 1_000_000
+                ));
+            }
+            if let Change::Fault(f) = &p.change {
+                for n in fault_nodes(f) {
+                    if !self.nodes.contains(n) {
+                        return Err(format!(
+                            "{at}: unknown node {n:?} (the plan's nodes are {})",
+                            self.nodes.join(",")
+                        ));
+                    }
+                }
+                if fault_nodes(f).is_empty() && fault_needs_nodes(f) {
+                    return Err(format!("{at}: the {} fault names no node", f.f()));
+                }
+                if f.kind() == Kind::Partition && self.nodes.len() < 2 {
+                    return Err(format!("{at}: a partition needs at least two nodes"));
+                }
+            }
+            let last = i + 1 == self.changes.len();
+            if p.final_heal != last || (last && p.change != Change::Heal) {
+                return Err(if last {
+                    format!(
+                        "{at}: the last change must be the final heal ({{\"at_ns\": …, \"change\": {{\"change\": \"heal\"}}, \"final_heal\": true}})"
+                    )
+                } else {
+                    format!("{at}: only the last change may be the final heal")
+                });
+            }
+        }
+        // An empty plan is a run without faults (`--nemesis none`): nothing to heal.
+        Ok(())
+    }
+}
+
+/// Every node a fault names (none for a target chosen by role).
+pub fn fault_nodes(f: &Fault) -> Vec<&NodeId> {
+    match f {
+        Fault::Partition(shape) => match shape {
+            Shape::Isolate { node } => vec![node],
+            Shape::Halves { minority } => minority.iter().collect(),
+            Shape::MajoritiesRing { ring } => ring.iter().collect(),
+            Shape::Bridge {
+                bridge,
+                left,
+                right,
+            } => std::iter::once(bridge).chain(left).chain(right).collect(),
+            Shape::IsolateLeader | Shape::CutLeader { .. } => Vec::new(),
+            Shape::OneWay { deaf, from } => vec![deaf, from],
+        },
+        Fault::Pause { targets } | Fault::Kill { targets } => named_by(targets),
+        Fault::Clock(
+            ClockFault::Bump { targets: t, .. }
+            | ClockFault::Strobe { targets: t, .. }
+            | ClockFault::Drift { targets: t, .. },
+        ) => named_by(t),
+        Fault::Clock(ClockFault::Reset) => Vec::new(),
+    }
+}
+
+fn named_by(t: &Targets) -> Vec<&NodeId> {
+    match t {
+        Targets::Nodes(v) => v.iter().collect(),
+        Targets::Leader => Vec::new(),
+    }
+}
+
+/// Whether a fault with no node named does nothing (an empty node list, not a role).
+fn fault_needs_nodes(f: &Fault) -> bool {
+    match f {
+        Fault::Partition(s) => matches!(s, Shape::Halves { .. } | Shape::MajoritiesRing { .. }),
+        Fault::Pause { targets } | Fault::Kill { targets } => *targets != Targets::Leader,
+        Fault::Clock(
+            ClockFault::Bump { targets, .. }
+            | ClockFault::Strobe { targets, .. }
+            | ClockFault::Drift { targets, .. },
+        ) => *targets != Targets::Leader,
+        Fault::Clock(ClockFault::Reset) => false,
     }
 }
 
@@ -520,6 +724,52 @@ mod tests {
         ] {
             assert!(every.contains(&name), "{name}");
         }
+    }
+
+    #[test]
+    fn plan_files_round_trip_and_refuse_what_cannot_run() {
+        let sp = spec(5, &Kind::ALL);
+        let s = Schedule::new(&sp).unwrap();
+        let file = PlanFile::new(&sp.nodes, s.plan());
+        let json = serde_json::to_string(&file).unwrap();
+        let back: PlanFile = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, file);
+        back.validate("p", &sp.nodes, 20_000_000_000).unwrap();
+        assert_eq!(
+            Schedule::from_planned(back.changes.clone()).plan(),
+            s.plan()
+        );
+        let err = |f: &PlanFile| {
+            f.validate("plan.json", &sp.nodes, 20_000_000_000)
+                .unwrap_err()
+                .to_string()
+        };
+        let kill = |node: &str, at_ns| Planned {
+            at_ns,
+            change: Change::Fault(Fault::Kill {
+                targets: Targets::Nodes(vec![node.into()]),
+            }),
+            final_heal: false,
+        };
+        let heal = |at_ns, final_heal| Planned {
+            at_ns,
+            change: Change::Heal,
+            final_heal,
+        };
+        let bad = PlanFile::new(&sp.nodes, &[kill("n7", 1), heal(2, true)]);
+        assert!(err(&bad).contains("unknown node \"n7\""), "{}", err(&bad));
+        let bad = PlanFile::new(&sp.nodes, &[kill("n1", 5), heal(2, true)]);
+        assert!(err(&bad).contains("backwards"), "{}", err(&bad));
+        let bad = PlanFile::new(&sp.nodes, &[kill("n1", 5), heal(6, false)]);
+        assert!(err(&bad).contains("final heal"), "{}", err(&bad));
+        let bad = PlanFile::new(
+            &sp.nodes,
+            &[kill("n1", 30_000_000_000), heal(31_000_000_000, true)],
+        );
+        assert!(err(&bad).contains("after the time limit"), "{}", err(&bad));
+        let bad = PlanFile::new(&sp.nodes[..2], &[heal(1, true)]);
+        assert!(err(&bad).contains("--nodes 2"), "{}", err(&bad));
+        assert!(err(&bad).starts_with("plan.json: "), "{}", err(&bad));
     }
 
     #[test]

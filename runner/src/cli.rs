@@ -74,6 +74,10 @@ pub enum Command {
     /// The same test as `test --target reference`, in deterministic simulation (one
     /// process, simulated time, network and clients); `--seeds A..B` sweeps many seeds.
     Sim(Box<SimArgs>),
+    /// Minimise a failing run in simulation while it still shows the same anomaly kinds
+    /// (fewer faults, ops, clients, keys, less time, a calmer network); writes the
+    /// minimal run as a run folder with its plan.json.
+    Shrink(ShrinkArgs),
     /// Run one reference node (internal: spawned by `schism test`).
     #[command(hide = true)]
     Node(NodeArgs),
@@ -223,6 +227,12 @@ pub struct TestArgs {
     /// (cooperative link cuts through the nodes' admin API), auto (netns when possible).
     #[arg(long, default_value_t = NetChoice::Auto, value_parser = choice::<NetChoice>())]
     pub net: NetChoice,
+    /// Inject exactly the faults of this plan file (a run folder's plan.json: times,
+    /// kinds, nodes) instead of drawing them from the seed; replaces --nemesis,
+    /// --nemesis-interval and --nemesis-targets.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PathBuf>,
     /// Also write a JUnit XML file: one test case per checker, failures carry the
     /// anomalies' explanations.
     #[arg(long, value_name = "FILE")]
@@ -440,17 +450,22 @@ impl Cli {
             Command::Matrix(args) => absolute(&mut args.store),
             Command::Node(args) => absolute(&mut args.config),
             Command::Sim(args) => args.test.resolve_paths(),
+            Command::Shrink(args) => {
+                absolute(&mut args.run_dir)?;
+                absolute_opt(&mut args.store)
+            }
         }
     }
 }
 
 impl TestArgs {
-    /// Makes `--store`, `--data-dir` and `--junit` absolute. Called where a run's settings
+    /// Makes `--store`, `--data-dir`, `--plan` and `--junit` absolute. Called where a run's settings
     /// are validated (`run::run_test_outcome`), so runs that `schism compare` builds get
     /// it too; a path already absolute is left as it is.
     pub fn resolve_paths(&mut self) -> anyhow::Result<()> {
         absolute(&mut self.store)?;
         absolute_opt(&mut self.data_dir)?;
+        absolute_opt(&mut self.plan)?;
         absolute_opt(&mut self.junit)
     }
 }
@@ -674,6 +689,56 @@ impl Default for TestArgs {
 mod tests {
     use super::*;
 
+    /// `test_flags` gives back flags that parse to the same settings.
+    #[test]
+    fn test_flags_round_trip() {
+        let argv = [
+            "schism",
+            "test",
+            "--model",
+            "leaderless",
+            "--quorum",
+            "3/2/2",
+            "--rate",
+            "7",
+            "--time-limit",
+            "4750ms",
+            "--read-repair",
+            "off",
+            "--concurrency",
+            "2",
+            "--seed",
+            "9",
+            "--plan",
+            "/tmp/p.json",
+            "--stop-on-anomaly",
+            "--sloppy-quorum",
+            "on",
+        ];
+        let Ok(Cli {
+            command: Command::Test(args),
+        }) = Cli::try_parse_from(argv)
+        else {
+            panic!("the flags parse");
+        };
+        let flags = test_flags(&args);
+        let again = ["schism", "test"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(flags.iter().cloned());
+        let Ok(Cli {
+            command: Command::Test(back),
+        }) = Cli::try_parse_from(again)
+        else {
+            panic!("{flags:?} do not parse");
+        };
+        assert_eq!(
+            serde_json::to_value(&*back).unwrap(),
+            serde_json::to_value(&*args).unwrap(),
+            "{flags:?}"
+        );
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
@@ -787,6 +852,97 @@ pub struct SimArgs {
     /// Sweep threads (default: every core).
     #[arg(long, allow_negative_numbers = true, value_parser = jobs)]
     pub jobs: Option<usize>,
+}
+
+/// `schism shrink`'s flags.
+#[derive(Debug, Clone, Args)]
+pub struct ShrinkArgs {
+    /// The failing run's folder (simulated or real: results/<name>/<timestamp>).
+    pub run_dir: PathBuf,
+    /// Anomaly kinds that must still show, comma-separated (each may be alternatives
+    /// joined by `|`, e.g. lost-write|divergence); default: every kind the run counted.
+    #[arg(long, value_delimiter = ',')]
+    pub kind: Vec<String>,
+    /// At most this many simulated runs.
+    #[arg(long, default_value_t = 400, allow_negative_numbers = true, value_parser = int_in(1u64, u64::MAX))]
+    pub max_attempts: u64,
+    /// Stop searching after this long (wall time) and keep the smallest run found.
+    #[arg(long, default_value = "60s", allow_hyphen_values = true, value_parser = positive_duration)]
+    pub time_budget: Duration,
+    /// Never propose a run shorter than this: a reproducer of a few milliseconds is
+    /// faithful in simulation but too short to replay on real processes, whose first
+    /// requests alone take that long.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub min_time_limit: Duration,
+    /// For a real run: simulate it with its seed and up to this many seeds in all until
+    /// one shows the kinds.
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true, value_parser = int_in(1u64, 10_000))]
+    pub seeds: u64,
+    /// Store for the minimal run (default: the input run's store), as
+    /// <store>/<name>-shrunk/<timestamp>/.
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+}
+
+/// The `schism test` flags that give `args` (every setting that differs from its
+/// default, `--seed` and `--plan` included; `--store` and `--name` left out), in the
+/// order of `config.json`'s keys.
+pub fn test_flags(args: &TestArgs) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(given)), Ok(serde_json::Value::Object(defaults))) = (
+        serde_json::to_value(args),
+        serde_json::to_value(TestArgs::default()),
+    ) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, v) in &given {
+        if matches!(key.as_str(), "store" | "name") || defaults.get(key) == Some(v) {
+            continue;
+        }
+        let flag = format!("--{}", key.replace('_', "-"));
+        match v {
+            serde_json::Value::Null | serde_json::Value::Bool(false) => {}
+            serde_json::Value::Bool(true) => out.push(flag),
+            serde_json::Value::String(s) => out.extend([flag, s.clone()]),
+            serde_json::Value::Array(a) => out.extend([
+                flag,
+                a.iter()
+                    .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ]),
+            other => out.extend([flag, other.to_string()]),
+        }
+    }
+    out
+}
+
+/// The `schism sim` flags that give `args`: `test_flags` and every simulated-network
+/// knob.
+pub fn sim_flags(args: &SimArgs) -> Vec<String> {
+    let us = |d: Duration| format!("{}us", d.as_micros());
+    let mut out = test_flags(&args.test);
+    out.extend([
+        "--sim-delay".into(),
+        format!("{}..{}", us(args.sim_delay.min), us(args.sim_delay.max)),
+        "--sim-client-delay".into(),
+        format!(
+            "{}..{}",
+            us(args.sim_client_delay.min),
+            us(args.sim_client_delay.max)
+        ),
+        "--sim-delay-tail".into(),
+        format!(
+            "{}:{}",
+            args.sim_delay_tail.probability,
+            us(args.sim_delay_tail.max)
+        ),
+        "--sim-loss".into(),
+        args.sim_loss.to_string(),
+        "--sim-duplicate".into(),
+        args.sim_duplicate.to_string(),
+    ]);
+    out
 }
 
 /// `--seeds A..B`, both ends included.

@@ -19,6 +19,7 @@ pub mod recorder;
 pub mod reporting;
 pub mod run;
 pub mod serve;
+pub mod shrink;
 pub mod signals;
 pub mod sim;
 pub mod store;

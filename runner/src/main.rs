@@ -108,6 +108,7 @@ fn dispatch(mut cli: Cli) -> Result<i32> {
         }
         Command::Report(args) => report(&args.path),
         Command::Sim(args) => schism_runner::sim::run_sim(*args),
+        Command::Shrink(args) => schism_runner::shrink::run(args),
     }
 }
 

@@ -4,14 +4,18 @@
 //! `RunPlan::new` is the one place where the flags are checked against each other: the
 //! workload, the replication mode against the node count, the model's knobs (`models`),
 //! the faults against the target's declared capabilities, the knobs a database does not
-//! have, and the nemesis schedule. Every error is one line naming the flag to fix, and the
+//! have, and the nemesis schedule — drawn from the seed, or read from `--plan FILE` (then
+//! the fault kinds checked against the target are the plan's, and the flags that only
+//! shape a drawn schedule are refused). Every error is one line naming the flag to fix, and the
 //! binary turns it into exit code 3. `schism test` builds one plan; `schism compare` builds
 //! the plan of every cell of its matrix before the first run starts, so a bad combination
 //! fails at once instead of mid-matrix. Building a plan creates nothing and starts nothing
 //! (it only asks whether namespaces and a C compiler are available).
 
 use anyhow::{Result, bail};
-use schism_nemesis::{CapabilitiesCheck, Kind, Net, NetChoice, Schedule, ScheduleSpec, Selector};
+use schism_nemesis::{
+    CapabilitiesCheck, Kind, Net, NetChoice, PlanFile, Schedule, ScheduleSpec, Selector,
+};
 use schism_targets::db::DbKind;
 use schism_targets::target::{Capabilities, FaultEnv};
 use schism_targets::{Model, ReadRouting, ReplicaSettings};
@@ -88,21 +92,23 @@ impl RunPlan {
             .validate(args.nodes as usize)
             .map_err(anyhow::Error::msg)?;
         let (model, replica) = models::settings(&args)?;
-        // Faults: refuse what the target cannot take before anything starts.
-        let kinds = Kind::parse_list(&args.nemesis).map_err(anyhow::Error::msg)?;
-        let selectors = Selector::parse_list(&args.nemesis_targets).map_err(anyhow::Error::msg)?;
-        let db_kind = args.target.db();
-        let (net, net_notice) = match db_kind {
-            None => reference_net(&args, &kinds)?,
-            Some(kind) => db_net(&args, kind, &kinds)?,
-        };
         let node_count = if args.endpoints.is_empty() {
             usize::from(args.nodes)
         } else {
             args.endpoints.len()
         };
         let node_ids: Vec<String> = (1..=node_count).map(|i| format!("n{i}")).collect();
-        let (schedule, quiet_ns) = schedule(&args, kinds.clone(), selectors, &node_ids, seed)?;
+        // Faults: refuse what the target cannot take before anything starts.
+        let (kinds, selectors, fixed) = nemesis_choice(&args, &node_ids)?;
+        let db_kind = args.target.db();
+        let (net, net_notice) = match db_kind {
+            None => reference_net(&args, &kinds)?,
+            Some(kind) => db_net(&args, kind, &kinds)?,
+        };
+        let (schedule, quiet_ns) = match fixed {
+            Some(file) => fixed_schedule(&args, file),
+            None => schedule(&args, kinds.clone(), selectors, &node_ids, seed)?,
+        };
         Ok(RunPlan {
             args,
             seed,
@@ -134,6 +140,57 @@ pub fn workload_spec(args: &TestArgs, seed: u64) -> WorkloadSpec {
         final_read_delay_ns: FINAL_READ_QUIET.as_nanos() as u64,
         seed,
     }
+}
+
+/// The fault kinds and selectors a run's flags ask for, or (with `--plan FILE`) the
+/// plan's kinds and the plan itself, validated against the run's nodes and time limit
+/// (`schism test` and `schism sim` alike). With `--plan`, the flags that shape a drawn
+/// schedule are refused: they would be silently ignored.
+pub fn nemesis_choice(
+    args: &TestArgs,
+    node_ids: &[String],
+) -> Result<(Vec<Kind>, Vec<Selector>, Option<PlanFile>)> {
+    let Some(path) = &args.plan else {
+        let kinds = Kind::parse_list(&args.nemesis).map_err(anyhow::Error::msg)?;
+        let selectors = Selector::parse_list(&args.nemesis_targets).map_err(anyhow::Error::msg)?;
+        return Ok((kinds, selectors, None));
+    };
+    let defaults = TestArgs::default();
+    for (flag, given) in [
+        ("--nemesis", args.nemesis != defaults.nemesis),
+        (
+            "--nemesis-interval",
+            args.nemesis_interval != defaults.nemesis_interval,
+        ),
+        (
+            "--nemesis-targets",
+            args.nemesis_targets != defaults.nemesis_targets,
+        ),
+    ] {
+        if given {
+            bail!(
+                "{flag} cannot be combined with --plan: the plan file fixes every fault (drop {flag}, or drop --plan to draw faults from the seed)"
+            );
+        }
+    }
+    let file = PlanFile::read(path)?;
+    file.validate(
+        &path.display().to_string(),
+        node_ids,
+        args.time_limit.as_nanos() as u64,
+    )?;
+    Ok((file.kinds(), Selector::ALL.to_vec(), Some(file)))
+}
+
+/// An explicit plan's schedule, and the quiet period between its final heal and the end
+/// of the workload (the whole run when it has no fault).
+pub fn fixed_schedule(args: &TestArgs, file: PlanFile) -> (Schedule, u64) {
+    let time_limit_ns = args.time_limit.as_nanos() as u64;
+    let end_ns = file.changes.last().map_or(0, |p| p.at_ns);
+    (
+        Schedule::from_planned(file.changes),
+        time_limit_ns.saturating_sub(end_ns),
+    )
 }
 
 /// The nemesis schedule drawn from the seed, and the quiet period between its final heal

@@ -2,8 +2,8 @@
 //!
 //! Order of a run: signal handlers (SIGINT, SIGTERM, SIGHUP) → every flag, path and port
 //! validated and leftovers of a killed run refused, before anything is created → results
-//! folder, `status.json` ("running"), an empty history and config.json (with the nemesis
-//! plan) → ledger entry → network namespaces if partitions use them → cluster up (every
+//! folder, `status.json` ("running"), an empty history and config.json and plan.json (the nemesis
+//! plan, drawn or `--plan`) → ledger entry → network namespaces if partitions use them → cluster up (every
 //! node a process, each written to the ledger as it appears) → workers drive the generator
 //! while the nemesis follows its schedule, one recorder writing both to history.jsonl →
 //! final heal, quiet period, final reads → workers stop (time limit, a signal, or the hard
@@ -167,6 +167,12 @@ pub async fn run_test_outcome(mut args: TestArgs) -> Result<RunOutcome> {
         sim: None,
     }
     .write(&run_dir)?;
+    // The faults as scheduled, as a plan file: `--plan` re-runs exactly these (on real
+    // processes or in `schism sim`).
+    store::write_json(
+        &run_dir.join(schism_nemesis::PlanFile::FILE),
+        &schism_nemesis::PlanFile::new(&node_ids, schedule.plan()),
+    )?;
     eprintln!("schism: run {} (seed {seed})", run_dir.display());
     if !net_notice.is_empty() {
         eprintln!("schism: {net_notice}");

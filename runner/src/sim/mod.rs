@@ -10,12 +10,12 @@
 //! target, ports, data directories, network namespaces, buffered durability, …) is
 //! refused with one line naming it. Everything else derives exactly as for `schism test`:
 //! the workload and nemesis schedule from the seed (`plan::workload_spec`,
-//! `plan::schedule`), the model's settings (`models::settings`), every node's config as
+//! `plan::schedule`) — or the faults of `--plan FILE` for every seed (`SimPlan::fixed`) —, the model's settings (`models::settings`), every node's config as
 //! the real cluster writes it.
 //!
 //! Guarantees: the same seed and flags give a byte-identical `history.jsonl` (its sha256
 //! is printed); a run folder is what `schism test` writes (`config.json` with a `sim`
-//! section, `status.json`, `history.jsonl`, `lag.jsonl`, the state dumps, `results.json`,
+//! section, `plan.json`, `status.json`, `history.jsonl`, `lag.jsonl`, the state dumps, `results.json`,
 //! `report.html`), so `schism check` and `schism report` read it unchanged; the exit code
 //! is `test`'s (0 valid, 1 invalid, 2 unknown, 3 refused flags).
 
@@ -25,7 +25,7 @@ pub mod sweep;
 use anyhow::{Context, Result, bail};
 
 use schism_history::{HistoryWriter, Op};
-use schism_nemesis::{Kind, NetChoice, Selector};
+use schism_nemesis::{Kind, NetChoice, PlanFile, Selector};
 use schism_targets::routing::Rules;
 use schism_targets::{Durability, Failover, Model, NodeConfig, ReplicaSettings, Topology};
 use sha2::{Digest, Sha256};
@@ -54,6 +54,9 @@ pub struct SimPlan {
     pub node_ids: Vec<String>,
     pub configs: Vec<NodeConfig>,
     pub net: NetKnobs,
+    /// `--plan FILE` (or a plan `schism shrink` made): these faults for every seed
+    /// instead of a schedule drawn from each seed.
+    pub fixed: Option<PlanFile>,
 }
 
 impl SimPlan {
@@ -66,11 +69,10 @@ impl SimPlan {
             .validate(usize::from(t.nodes))
             .map_err(anyhow::Error::msg)?;
         let (model, replica) = crate::models::settings(t)?;
-        let kinds = Kind::parse_list(&t.nemesis).map_err(anyhow::Error::msg)?;
-        let selectors = Selector::parse_list(&t.nemesis_targets).map_err(anyhow::Error::msg)?;
         let node_ids: Vec<String> = (1..=usize::from(t.nodes))
             .map(|i| format!("n{i}"))
             .collect();
+        let (kinds, selectors, fixed) = plan::nemesis_choice(t, &node_ids)?;
         // The workload and the schedule are checked once here (every seed shares them).
         schism_workloads::Generator::new(plan::workload_spec(t, 0)).map_err(anyhow::Error::msg)?;
         plan::schedule(t, kinds.clone(), selectors.clone(), &node_ids, 0)?;
@@ -94,7 +96,23 @@ impl SimPlan {
             node_ids,
             configs,
             net,
+            fixed,
         })
+    }
+
+    /// The fault schedule of one seed (the fixed plan, if any) and the quiet period
+    /// after its final heal.
+    pub fn schedule(&self, seed: u64) -> Result<(schism_nemesis::Schedule, u64)> {
+        match &self.fixed {
+            Some(file) => Ok(plan::fixed_schedule(&self.args.test, file.clone())),
+            None => plan::schedule(
+                &self.args.test,
+                self.kinds.clone(),
+                self.selectors.clone(),
+                &self.node_ids,
+                seed,
+            ),
+        }
     }
 
     /// The engine's setup for one seed.
@@ -102,13 +120,7 @@ impl SimPlan {
         let t = &self.args.test;
         let generator = schism_workloads::Generator::new(plan::workload_spec(t, seed))
             .map_err(anyhow::Error::msg)?;
-        let (schedule, _) = plan::schedule(
-            t,
-            self.kinds.clone(),
-            self.selectors.clone(),
-            &self.node_ids,
-            seed,
-        )?;
+        let (schedule, _) = self.schedule(seed)?;
         let deadline = plan::hard_deadline(t);
         Ok(engine::Setup {
             seed,
@@ -269,6 +281,10 @@ pub fn run_one(plan: &SimPlan) -> Result<(i32, PathBuf)> {
     let mut recorded_args = args.clone();
     recorded_args.seed = Some(seed);
     write_config(plan, &run_dir, seed, &setup, &recorded_args, &started_at)?;
+    store::write_json(
+        &run_dir.join(PlanFile::FILE),
+        &PlanFile::new(&plan.node_ids, setup.schedule.plan()),
+    )?;
     eprintln!("schism: simulated run {} (seed {seed})", run_dir.display());
     let wall = std::time::Instant::now();
     let outcome = engine::run(setup).map_err(anyhow::Error::msg)?;
@@ -352,8 +368,7 @@ fn write_config(
     started_at: &chrono::DateTime<chrono::Utc>,
 ) -> Result<()> {
     let t = &plan.args.test;
-    let time_limit_ns = t.time_limit.as_nanos() as u64;
-    let quiet_ns = (t.nemesis_interval.as_nanos() as u64).min(time_limit_ns / 4);
+    let (_, quiet_ns) = plan.schedule(seed)?;
     let config = RunConfig {
         seed: Some(seed),
         workload: Some(plan::workload_spec(t, seed)),

@@ -32,6 +32,8 @@ pub struct SeedResult {
     /// Simulated time of the earliest witness op of any anomaly.
     pub first_anomaly_ns: Option<u64>,
     pub ops: usize,
+    /// Client invocations (final reads included; nemesis changes not).
+    pub client_ops: usize,
     pub simulated_ns: u64,
 }
 
@@ -86,6 +88,14 @@ pub fn check_seed(plan: &SimPlan, seed: u64) -> Result<SeedResult> {
         counts: results.counts,
         first_anomaly_ns,
         ops: history.len(),
+        client_ops: history
+            .ops
+            .iter()
+            .filter(|o| {
+                o.kind == schism_history::OpType::Invoke
+                    && matches!(o.process, schism_history::Process::Client(_))
+            })
+            .count(),
         simulated_ns: outcome.simulated_ns,
     })
 }

@@ -36,6 +36,7 @@ mod models;
 mod nemesis_runs;
 mod online;
 mod paths;
+mod plans;
 mod readme;
 mod reports;
 mod serve;
