@@ -60,7 +60,7 @@ pub struct Netns {
 }
 
 /// The machine-wide lock (`LOCK_PATH`) that subnet choices are made under.
-fn lock_subnets() -> Result<nix::fcntl::Flock<std::fs::File>, NemesisError> {
+pub(crate) fn lock_subnets() -> Result<nix::fcntl::Flock<std::fs::File>, NemesisError> {
     let lock_dir = std::path::Path::new(LOCK_PATH)
         .parent()
         .unwrap_or(std::path::Path::new("/run"));
@@ -77,7 +77,7 @@ fn lock_subnets() -> Result<nix::fcntl::Flock<std::fs::File>, NemesisError> {
 
 /// The third octet of a 10.77.x.0/24 subnet no address of this machine is in, searched
 /// from a start drawn from `run_id`.
-fn free_subnet(run_id: &str) -> Result<u8, NemesisError> {
+pub(crate) fn free_subnet(run_id: &str) -> Result<u8, NemesisError> {
     let used = sys::run("ip", &["-o", "-4", "addr", "show"], None)?;
     let start = run_id
         .bytes()
@@ -93,7 +93,7 @@ fn ip(args: &[&str]) -> Result<(), NemesisError> {
 }
 
 /// The bridge namespace with `br0`, and the runner's veth `root_link` into it at `gateway`.
-fn create_bridge(bridge_ns: &str, root_link: &str, gateway: Ipv4Addr) -> Result<(), NemesisError> {
+pub(crate) fn create_bridge(bridge_ns: &str, root_link: &str, gateway: Ipv4Addr) -> Result<(), NemesisError> {
     ip(&["netns", "add", bridge_ns])?;
     ip(&["-n", bridge_ns, "link", "set", "lo", "up"])?;
     ip(&["-n", bridge_ns, "link", "add", "br0", "type", "bridge"])?;
@@ -109,7 +109,7 @@ fn create_bridge(bridge_ns: &str, root_link: &str, gateway: Ipv4Addr) -> Result<
 }
 
 /// Node i's namespace `ns`, its `eth0` at `addr` on the bridge (port `p<i+1>`).
-fn add_node_namespace(
+pub(crate) fn add_node_namespace(
     run_id: &str,
     i: usize,
     ns: &str,
