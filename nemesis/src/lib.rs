@@ -21,6 +21,7 @@
 pub mod cgroup;
 pub mod error;
 pub mod fault;
+pub mod hosts;
 pub mod lab;
 pub mod ledger;
 pub mod mechanism;

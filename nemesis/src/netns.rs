@@ -131,6 +131,19 @@ pub(crate) fn add_node_namespace(
     ip(&["-n", bridge_ns, "link", "set", &port, "up"])
 }
 
+/// The nft script that leaves exactly one table dropping input from `deaf` addresses
+/// (none: no table at all); shared with `hosts`.
+pub(crate) fn table_script(deaf: &[String]) -> String {
+    let mut s = format!("table inet {TABLE}\ndelete table inet {TABLE}\n");
+    if !deaf.is_empty() {
+        s.push_str(&format!(
+            "table inet {TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    ip saddr {{ {} }} drop\n  }}\n}}\n",
+            deaf.join(", ")
+        ));
+    }
+    s
+}
+
 impl Netns {
     /// Creates the bridge, one namespace per node and the runner's veth.
     pub fn create(ledger: &Ledger, run_id: &str, nodes: &[NodeId]) -> Result<Netns, NemesisError> {
@@ -188,14 +201,7 @@ impl Netns {
             .filter_map(|n| self.addr_of(n))
             .map(|a| a.to_string())
             .collect();
-        let mut s = format!("table inet {TABLE}\ndelete table inet {TABLE}\n");
-        if !deaf.is_empty() {
-            s.push_str(&format!(
-                "table inet {TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    ip saddr {{ {} }} drop\n  }}\n}}\n",
-                deaf.join(", ")
-            ));
-        }
-        s
+        table_script(&deaf)
     }
 
     /// Makes every node namespace's rules match `state.cuts`.

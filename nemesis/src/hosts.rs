@@ -1,0 +1,129 @@
+//! Faults on hosts reached over SSH (or any `Exec`): partitions as nftables rules on each
+//! host, and the ledger's record of what a run put on each host.
+//!
+//! `HostsNet::apply` rewrites each host's `inet schism` table in one `nft -f -`
+//! transaction (the same script as `netns`: input drops of the cut peers' addresses
+//! only), so traffic between database nodes is cut while the control machine, whose
+//! address is never a node's, always reaches every node (Jepsen's rule). An empty cut set
+//! leaves no table behind.
+//!
+//! `RemoteLeft` is what the ledger records per host before anything is created there
+//! (the run's folder, the nodes' pids, whether rules may exist); `cleanup` removes it
+//! over a fresh SSH connection: pids killed only if their command line still names the
+//! run's folder, the table deleted, the folder removed.
+
+use crate::error::NemesisError;
+use crate::fault::FaultState;
+use crate::netns;
+use schism_targets::NodeId;
+use schism_targets::remote::{Exec, HostSpec, Ssh, SshOptions, quote};
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Partitions by nftables on each node's host.
+#[derive(Debug, Clone)]
+pub struct HostsNet {
+    pub nodes: Vec<NodeId>,
+    pub execs: Vec<Arc<dyn Exec>>,
+    pub addrs: Vec<Ipv4Addr>,
+}
+
+impl HostsNet {
+    fn addr_of(&self, node: &str) -> Option<Ipv4Addr> {
+        self.nodes
+            .iter()
+            .position(|n| n == node)
+            .map(|i| self.addrs[i])
+    }
+
+    /// Makes every host's rules match `state.cuts` (best effort: every host is tried,
+    /// the first error returned).
+    pub fn apply(&self, state: &FaultState) -> Result<(), NemesisError> {
+        let mut first = None;
+        for (i, exec) in self.execs.iter().enumerate() {
+            let deaf: Vec<String> = state
+                .deaf_to(&self.nodes[i])
+                .iter()
+                .filter_map(|n| self.addr_of(n))
+                .map(|a| a.to_string())
+                .collect();
+            let script = netns::table_script(&deaf);
+            if let Err(e) = exec.run("nft -f -", Some(script.as_bytes())) {
+                first.get_or_insert(NemesisError::Unsupported(format!("partition: {e}")));
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Per node, the rules in force on its host (empty: none).
+    pub fn rules(&self) -> Vec<(NodeId, String)> {
+        self.nodes
+            .iter()
+            .zip(&self.execs)
+            .map(|(n, e)| {
+                let cmd = format!("nft list table inet {} 2>/dev/null || true", netns::TABLE);
+                (n.clone(), e.run(&cmd, None).unwrap_or_default())
+            })
+            .collect()
+    }
+}
+
+/// What a run put on one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteLeft {
+    pub host: HostSpec,
+    pub known_hosts: PathBuf,
+    /// The run's folder on the host (removed by cleanup).
+    pub run_dir: String,
+    /// Node pids on the host.
+    #[serde(default)]
+    pub pids: Vec<u32>,
+}
+
+impl RemoteLeft {
+    /// The cleanup script: kill the run's processes, drop the table, remove the folder.
+    pub fn script(&self) -> String {
+        let dir = quote(&self.run_dir);
+        let pids: Vec<String> = self.pids.iter().map(u32::to_string).collect();
+        format!(
+            "for p in {pids}; do if [ -r /proc/$p/cmdline ] && tr '\\0' ' ' </proc/$p/cmdline | grep -qF {dir}; then kill -CONT $p; kill -KILL $p && echo \"killed pid $p\"; fi; done\n\
+             nft delete table inet {table} 2>/dev/null && echo 'deleted nft table inet {table}'\n\
+             if [ -d {dir} ]; then rm -rf {dir} && echo \"removed folder $(echo {dir})\"; fi\ntrue\n",
+            pids = if pids.is_empty() { "''".to_owned() } else { pids.join(" ") },
+            table = netns::TABLE,
+        )
+    }
+
+    /// Connects (checking the recorded host key) and removes what the run left; one line
+    /// per thing done.
+    pub fn cleanup(&self, control_dir: &Path, log_dir: &Path) -> Vec<String> {
+        let opts = SshOptions {
+            known_hosts: self.known_hosts.clone(),
+            accept_new_host_keys: false,
+            control_dir: control_dir.to_owned(),
+            log_dir: log_dir.to_owned(),
+        };
+        let name = self.host.name.clone();
+        let result = Ssh::connect(self.host.clone(), opts)
+            .and_then(|ssh| ssh.run(&self.script(), None));
+        match result {
+            Ok(out) => out
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(|l| format!("host {name}: {l}"))
+                .collect(),
+            Err(e) => vec![format!("could not clean host {name}: {e}")],
+        }
+    }
+}
+
+/// Where cleanup's SSH control sockets go (short paths).
+pub fn control_dir() -> PathBuf {
+    if crate::sys::is_root() {
+        PathBuf::from("/run/schism/ssh")
+    } else {
+        std::env::temp_dir().join(format!("schism-ssh-{}", nix::unistd::geteuid()))
+    }
+}
