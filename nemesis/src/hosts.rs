@@ -20,17 +20,30 @@ use schism_targets::remote::{Exec, HostSpec, Ssh, SshOptions, quote};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Partitions by nftables on each node's host.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct HostsNet {
-    pub nodes: Vec<NodeId>,
-    pub execs: Vec<Arc<dyn Exec>>,
-    pub addrs: Vec<Ipv4Addr>,
+    nodes: Vec<NodeId>,
+    execs: Vec<Arc<dyn Exec>>,
+    addrs: Vec<Ipv4Addr>,
+    /// Per host, the script last applied successfully there (`None`: unknown), so a
+    /// change that leaves a host's rules as they are costs no SSH round trip.
+    applied: Mutex<Vec<Option<String>>>,
 }
 
 impl HostsNet {
+    pub fn new(nodes: Vec<NodeId>, execs: Vec<Arc<dyn Exec>>, addrs: Vec<Ipv4Addr>) -> HostsNet {
+        let applied = Mutex::new(vec![None; execs.len()]);
+        HostsNet {
+            nodes,
+            execs,
+            addrs,
+            applied,
+        }
+    }
+
     fn addr_of(&self, node: &str) -> Option<Ipv4Addr> {
         self.nodes
             .iter()
@@ -41,20 +54,53 @@ impl HostsNet {
     /// Makes every host's rules match `state.cuts` (best effort: every host is tried,
     /// the first error returned).
     pub fn apply(&self, state: &FaultState) -> Result<(), NemesisError> {
-        let mut first = None;
-        for (i, exec) in self.execs.iter().enumerate() {
-            let deaf: Vec<String> = state
-                .deaf_to(&self.nodes[i])
+        // All hosts at once: a partition is in force when the slowest host has it.
+        let results: Vec<Result<(), NemesisError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .execs
                 .iter()
-                .filter_map(|n| self.addr_of(n))
-                .map(|a| a.to_string())
+                .enumerate()
+                .map(|(i, exec)| {
+                    let deaf: Vec<String> = state
+                        .deaf_to(&self.nodes[i])
+                        .iter()
+                        .filter_map(|n| self.addr_of(n))
+                        .map(|a| a.to_string())
+                        .collect();
+                    let script = netns::table_script(&deaf);
+                    s.spawn(move || {
+                        if self.last(i).as_deref() == Some(script.as_str()) {
+                            return Ok(());
+                        }
+                        let result = exec
+                            .run("nft -f -", Some(script.as_bytes()))
+                            .map(|_| ())
+                            .map_err(|e| NemesisError::Unsupported(format!("partition: {e}")));
+                        self.remember(i, result.is_ok().then_some(script));
+                        result
+                    })
+                })
                 .collect();
-            let script = netns::table_script(&deaf);
-            if let Err(e) = exec.run("nft -f -", Some(script.as_bytes())) {
-                first.get_or_insert(NemesisError::Unsupported(format!("partition: {e}")));
-            }
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(NemesisError::Unsupported("partition: a host's thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+    }
+
+    fn last(&self, i: usize) -> Option<String> {
+        self.applied.lock().ok().and_then(|a| a[i].clone())
+    }
+
+    fn remember(&self, i: usize, script: Option<String>) {
+        if let Ok(mut a) = self.applied.lock() {
+            a[i] = script;
         }
-        first.map_or(Ok(()), Err)
     }
 
     /// Per node, the rules in force on its host (empty: none).

@@ -491,7 +491,9 @@ impl TargetMechanism<'_> {
         }
         if restarted
             && let Some(l) = self.ledger
-            && let Err(e) = l.set_pids(self.cluster.pids())
+            && let Err(e) = l
+                .set_pids(self.cluster.pids())
+                .and_then(|()| l.set_remote_pids(&self.cluster.remote_pids()))
         {
             first.get_or_insert(e);
         }

@@ -232,6 +232,17 @@ impl Exec for Local {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    fn upload(&self, local: &Path, remote: &str) -> Result<(), ExecError> {
+        let err = |e: std::io::Error| ExecError::Other {
+            host: self.name.clone(),
+            msg: format!("cannot copy {} to {remote}: {e}", local.display()),
+        };
+        if let Some(parent) = Path::new(remote).parent() {
+            std::fs::create_dir_all(parent).map_err(err)?;
+        }
+        std::fs::copy(local, remote).map(|_| ()).map_err(err)
+    }
+
     fn spawn(&self, script: &str) -> Result<Child, ExecError> {
         use std::os::unix::process::CommandExt;
         self.command(script)
@@ -526,6 +537,47 @@ impl Exec for Ssh {
         })
     }
 
+    /// Streams the file through one session (never held in memory whole), retried like
+    /// any command on transport errors.
+    fn upload(&self, local: &Path, remote: &str) -> Result<(), ExecError> {
+        let q = quote(remote);
+        let script = format!(
+            "mkdir -p \"$(dirname {q})\" && cat > {q}.part && chmod 755 {q}.part && mv {q}.part {q}"
+        );
+        let mut backoff = Duration::from_millis(SSH_BACKOFF_MS);
+        for attempt in 1..=SSH_ATTEMPTS {
+            let file = std::fs::File::open(local).map_err(|e| ExecError::Other {
+                host: self.host.name.clone(),
+                msg: format!("cannot read {}: {e}", local.display()),
+            })?;
+            let mut cmd = self.session(&script);
+            cmd.stdin(Stdio::from(file))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            let out = cmd.output().map_err(|e| ExecError::Other {
+                host: self.host.name.clone(),
+                msg: format!("cannot run `ssh` ({e}): install the Debian package openssh-client"),
+            })?;
+            match out.status.code() {
+                Some(0) => return Ok(()),
+                Some(255) if attempt < SSH_ATTEMPTS => {
+                    self.note_retry(attempt, &one_line(&out.stderr));
+                    std::thread::sleep(backoff);
+                    backoff *= 2;
+                }
+                _ => {
+                    return Err(ExecError::Failed {
+                        host: self.host.name.clone(),
+                        cmd: format!("upload {} to {remote}", local.display()),
+                        status: out.status.to_string(),
+                        stderr: one_line(&out.stderr),
+                    });
+                }
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
     fn spawn(&self, script: &str) -> Result<Child, ExecError> {
         use std::os::unix::process::CommandExt;
         self.session(script)
@@ -569,22 +621,8 @@ pub fn preflight(exec: &dyn Exec, needs: &Needs) -> Result<(), ExecError> {
         host: host.clone(),
         msg,
     };
-    match exec.run("id -u", None) {
-        Ok(uid) if uid.trim() == "0" => {}
-        Ok(uid) => {
-            return Err(fail(format!(
-                "commands run as uid {} there, not root: log in as root or set `sudo = true` for this host",
-                uid.trim()
-            )));
-        }
-        Err(ExecError::Failed { stderr, .. }) => {
-            return Err(fail(format!(
-                "cannot become root there ({stderr}): install sudo (Debian package sudo) and allow this user passwordless sudo, or log in as root"
-            )));
-        }
-        Err(e) => return Err(e),
-    }
-    let mut script = String::new();
+    // One round trip: the uid first, then one line per problem.
+    let mut script = String::from("id -u\n");
     for (bin, pkg) in &needs.binaries {
         script.push_str(&format!(
             "command -v {b} >/dev/null 2>&1 || echo \"missing {b} {p}\"\n",
@@ -598,8 +636,22 @@ pub fn preflight(exec: &dyn Exec, needs: &Needs) -> Result<(), ExecError> {
         ));
     }
     script.push_str("true\n");
-    let out = exec.run(&script, None)?;
-    for line in out.lines() {
+    let out = match exec.run(&script, None) {
+        Ok(out) => out,
+        Err(ExecError::Failed { stderr, .. }) => {
+            return Err(fail(format!(
+                "cannot become root there ({stderr}): install sudo (Debian package sudo) and allow this user passwordless sudo, or log in as root"
+            )));
+        }
+        Err(e) => return Err(e),
+    };
+    let uid = out.lines().next().unwrap_or("").trim();
+    if uid != "0" {
+        return Err(fail(format!(
+            "commands run as uid {uid} there, not root: log in as root or set `sudo = true` for this host"
+        )));
+    }
+    for line in out.lines().skip(1) {
         let w: Vec<&str> = line.split_whitespace().collect();
         match w.as_slice() {
             ["missing", bin, pkg] => {
