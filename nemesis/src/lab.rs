@@ -1,8 +1,8 @@
 //! The SSH lab: N hosts on one machine, for trying and testing schism over SSH.
 //!
-//! `up` creates, with the namespaces code of `netns` (run id `lab`): a bridge namespace
-//! `schism-lab-br`, one namespace `schism-lab-h<i>` per host with `eth0` at
-//! `10.77.<s>.<10+i>`, and the veth `schlab` that plugs this machine in at
+//! `up` creates, with the namespaces code of `netns` (run id `lab`, see `lab_id`): a
+//! bridge namespace `schism-lab-br`, one namespace `schism-lab-h<i>` per host with `eth0`
+//! at `10.77.<s>.<10+i>`, and the veth `schlab` that plugs this machine in at
 //! `10.77.<s>.254` (a subnet no address of this machine is in, picked under the same
 //! lock as runs). Each host runs its own `sshd` (Debian `openssh-server`) listening on its
 //! address only, with its own generated host key; one generated client key pair logs in
@@ -28,8 +28,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The run id the lab's namespaces are named with.
+/// The id the default lab's namespaces are named with.
 pub const LAB_ID: &str = "lab";
+
+/// The id a lab in `dir` names its namespaces and veth with: `lab` for the default
+/// folder, else `lb` and 4 hex digits of the folder's path (so that a second lab, such
+/// as a test's, never touches the user's).
+pub fn lab_id(dir: &Path) -> String {
+    if std::env::var_os("SCHISM_LAB_DIR").is_none() && dir == Path::new(DEFAULT_DIR) {
+        return LAB_ID.to_owned();
+    }
+    let h = dir
+        .display()
+        .to_string()
+        .bytes()
+        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    format!("lb{:04x}", h & 0xffff)
+}
+
+const DEFAULT_DIR: &str = "/var/tmp/schism-lab";
 /// The most hosts a lab has.
 pub const MAX_HOSTS: usize = 9;
 /// How long `up` waits for every sshd to listen.
@@ -50,6 +67,8 @@ pub struct LabHost {
 pub struct LabRecord {
     /// False until `up` finished: a lab that is not complete is a leftover.
     pub complete: bool,
+    /// What its namespaces are named with (`lab_id`).
+    pub id: String,
     pub dir: PathBuf,
     pub bridge_ns: String,
     pub root_link: String,
@@ -60,7 +79,7 @@ pub struct LabRecord {
 pub fn lab_dir() -> PathBuf {
     std::env::var_os("SCHISM_LAB_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/tmp/schism-lab"))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR))
 }
 
 fn record_path(dir: &Path) -> PathBuf {
@@ -133,12 +152,14 @@ pub fn up(dir: &Path, hosts: usize) -> Result<LabRecord, NemesisError> {
     }
     std::fs::create_dir_all(dir).map_err(|e| NemesisError::io(dir, e))?;
     set_mode(dir, 0o700)?;
-    let prefix = format!("schism-{LAB_ID}");
+    let id = lab_id(dir);
+    let prefix = format!("schism-{id}");
     let mut record = LabRecord {
         complete: false,
+        id: id.clone(),
         dir: dir.to_owned(),
         bridge_ns: format!("{prefix}-br"),
-        root_link: format!("sch{LAB_ID}"),
+        root_link: format!("sch{id}"),
         hosts: (1..=hosts)
             .map(|i| LabHost {
                 name: format!("h{i}"),
@@ -165,13 +186,13 @@ pub fn up(dir: &Path, hosts: usize) -> Result<LabRecord, NemesisError> {
 /// Namespaces, keys, sshd per host, known_hosts and the inventory.
 fn build(record: &mut LabRecord) -> Result<(), NemesisError> {
     let lock = netns::lock_subnets()?;
-    let octet = netns::free_subnet(LAB_ID)?;
+    let octet = netns::free_subnet(&record.id)?;
     let gateway = Ipv4Addr::new(10, 77, octet, 254);
     netns::create_bridge(&record.bridge_ns, &record.root_link, gateway)?;
     drop(lock);
     for (i, h) in record.hosts.iter_mut().enumerate() {
         h.address = Ipv4Addr::new(10, 77, octet, 10 + i as u8 + 1);
-        netns::add_node_namespace(LAB_ID, i, &h.namespace, h.address, &record.bridge_ns)?;
+        netns::add_node_namespace(&record.id, i, &h.namespace, h.address, &record.bridge_ns)?;
     }
     save(record)?;
     let dir = record.dir.clone();
@@ -318,7 +339,7 @@ fn is_lab_sshd(pid: u32, dir: &Path) -> bool {
 /// lab's names); returns one line per thing removed.
 pub fn down(dir: &Path) -> Result<Vec<String>, NemesisError> {
     let record = load(dir).ok().flatten();
-    let prefix = format!("schism-{LAB_ID}-");
+    let prefix = format!("schism-{}-", lab_id(dir));
     let mut done = Vec::new();
     let mut pids: Vec<u32> = record
         .iter()
@@ -354,7 +375,7 @@ pub fn down(dir: &Path) -> Result<Vec<String>, NemesisError> {
             Err(e) => done.push(format!("could not delete network namespace {ns}: {e}")),
         }
     }
-    let link = format!("sch{LAB_ID}");
+    let link = format!("sch{}", lab_id(dir));
     if Path::new("/sys/class/net").join(&link).exists() {
         match sys::run("ip", &["link", "del", &link], None) {
             Ok(_) => done.push(format!("deleted interface {link}")),
@@ -384,7 +405,7 @@ pub fn leftover(dir: &Path) -> Option<String> {
             dir.display()
         )),
         Ok(None) => {
-            let prefix = format!("schism-{LAB_ID}-");
+            let prefix = format!("schism-{}-", lab_id(dir));
             let ns = sys::run("ip", &["netns", "list"], None).unwrap_or_default();
             ns.lines()
                 .any(|l| l.starts_with(&prefix))

@@ -342,11 +342,7 @@ impl Ssh {
             .arg("-S")
             .arg(&self.control)
             .arg("-E")
-            .arg(
-                self.opts
-                    .log_dir
-                    .join(format!("ssh-{}.log", sanitize(&self.host.name))),
-            )
+            .arg(self.log_path())
             .arg("-p")
             .arg(self.host.port.to_string())
             .arg("-l")
@@ -357,6 +353,24 @@ impl Ssh {
         c
     }
 
+    /// ssh's own log (`-E`): where its errors go instead of stderr.
+    fn log_path(&self) -> PathBuf {
+        self.opts
+            .log_dir
+            .join(format!("ssh-{}.log", sanitize(&self.host.name)))
+    }
+
+    /// What ssh logged from byte `from` on, as one line.
+    fn log_since(&self, from: u64) -> String {
+        let bytes = std::fs::read(self.log_path()).unwrap_or_default();
+        let from = usize::try_from(from).unwrap_or(0).min(bytes.len());
+        one_line(&bytes[from..])
+    }
+
+    fn log_len(&self) -> u64 {
+        std::fs::metadata(self.log_path()).map_or(0, |m| m.len())
+    }
+
     /// Starts the master (`ssh -M -N`) and waits until its socket answers.
     fn open_master(&self) -> Result<(), ExecError> {
         let mut guard = self.master.lock().unwrap_or_else(|p| p.into_inner());
@@ -365,6 +379,7 @@ impl Ssh {
             let _ = old.wait();
         }
         let _ = std::fs::remove_file(&self.control);
+        let log_from = self.log_len();
         let mut cmd = self.base();
         cmd.args(["-M", "-N", "-o", "ControlPersist=no"])
             .arg(&self.host.address)
@@ -380,7 +395,8 @@ impl Ssh {
             if let Ok(Some(_)) = child.try_wait() {
                 let out = child.wait_with_output().ok();
                 let stderr = out.map(|o| one_line(&o.stderr)).unwrap_or_default();
-                return Err(self.diagnose(&stderr));
+                let logged = self.log_since(log_from);
+                return Err(self.diagnose(&format!("{logged} {stderr}").trim().to_owned()));
             }
             if self.control.exists() && self.check_master() {
                 *guard = Some(child);
@@ -418,11 +434,14 @@ impl Ssh {
             || stderr.contains("host key is known")
         {
             if stderr.contains("CHANGED") {
+                let name = if h.port == 22 {
+                    h.address.clone()
+                } else {
+                    format!("[{}]:{}", h.address, h.port)
+                };
                 format!(
-                    "the host key of {} changed (refused): if the host was reinstalled, remove its old line with `ssh-keygen -f {kh} -R '[{}]:{}'` and connect again",
-                    h.target(),
-                    h.address,
-                    h.port
+                    "the host key of {} changed (refused): if the host was reinstalled, remove its old line with `ssh-keygen -f {kh} -R '{name}'` and connect again",
+                    h.target()
                 )
             } else {
                 format!(
@@ -475,6 +494,29 @@ impl Ssh {
         c
     }
 
+    /// Re-opens the master if it exited (connection lost), recording that as a transient
+    /// failure; without this, ssh would silently open a second connection.
+    fn ensure_master(&self) {
+        let gone = {
+            let mut guard = self.master.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_mut().map(Child::try_wait) {
+                Some(Ok(None)) => None,
+                Some(Ok(Some(status))) => Some(status.to_string()),
+                Some(Err(e)) => Some(e.to_string()),
+                None => Some("no master connection".into()),
+            }
+        };
+        if let Some(why) = gone {
+            if let Ok(mut r) = self.retries.lock() {
+                r.push(format!(
+                    "host {}: transient SSH failure: the master connection ended ({why}); re-opened and retried",
+                    self.host.name
+                ));
+            }
+            let _ = self.open_master();
+        }
+    }
+
     /// Records a retried transport failure and re-opens the master if it is gone.
     fn note_retry(&self, attempt: u32, stderr: &str) {
         let line = format!(
@@ -505,13 +547,18 @@ impl Exec for Ssh {
         let mut backoff = Duration::from_millis(SSH_BACKOFF_MS);
         let mut last = String::new();
         for attempt in 1..=SSH_ATTEMPTS {
+            self.ensure_master();
+            let log_from = self.log_len();
             let out = output(self.session(script), stdin).map_err(|e| ExecError::Other {
                 host: self.host.name.clone(),
                 msg: format!("cannot run `ssh` ({e}): install the Debian package openssh-client"),
             })?;
             if out.status.code() == Some(255) {
-                // The transport failed (ssh reserves 255 for its own errors).
-                last = one_line(&out.stderr);
+                // The transport failed (ssh reserves 255 for its own errors, which it
+                // writes to its log).
+                last = format!("{} {}", self.log_since(log_from), one_line(&out.stderr))
+                    .trim()
+                    .to_owned();
                 if attempt < SSH_ATTEMPTS {
                     self.note_retry(attempt, &last);
                     std::thread::sleep(backoff);
@@ -546,6 +593,7 @@ impl Exec for Ssh {
         );
         let mut backoff = Duration::from_millis(SSH_BACKOFF_MS);
         for attempt in 1..=SSH_ATTEMPTS {
+            self.ensure_master();
             let file = std::fs::File::open(local).map_err(|e| ExecError::Other {
                 host: self.host.name.clone(),
                 msg: format!("cannot read {}: {e}", local.display()),
@@ -580,6 +628,7 @@ impl Exec for Ssh {
 
     fn spawn(&self, script: &str) -> Result<Child, ExecError> {
         use std::os::unix::process::CommandExt;
+        self.ensure_master();
         self.session(script)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -624,10 +673,13 @@ pub fn preflight(exec: &dyn Exec, needs: &Needs) -> Result<(), ExecError> {
     // One round trip: the uid first, then one line per problem.
     let mut script = String::from("id -u\n");
     for (bin, pkg) in &needs.binaries {
+        // Names of binaries and packages are words: refuse anything else.
+        let word = |w: &str| w.chars().all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c));
+        if !word(bin) || !word(pkg) {
+            return Err(fail(format!("{bin:?} / {pkg:?} is not a binary / package name")));
+        }
         script.push_str(&format!(
-            "command -v {b} >/dev/null 2>&1 || echo \"missing {b} {p}\"\n",
-            b = quote(bin),
-            p = quote(pkg)
+            "command -v {bin} >/dev/null 2>&1 || echo 'missing {bin} {pkg}'\n"
         ));
     }
     for port in &needs.ports {
