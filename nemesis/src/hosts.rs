@@ -85,7 +85,9 @@ impl HostsNet {
                 .into_iter()
                 .map(|h| {
                     h.join().unwrap_or_else(|_| {
-                        Err(NemesisError::Unsupported("partition: a host's thread panicked".into()))
+                        Err(NemesisError::Unsupported(
+                            "partition: a host's thread panicked".into(),
+                        ))
                     })
                 })
                 .collect()
@@ -137,7 +139,11 @@ impl RemoteLeft {
             "for p in {pids}; do if [ -r /proc/$p/cmdline ] && tr '\\0' ' ' </proc/$p/cmdline | grep -qF {dir}; then kill -CONT $p; kill -KILL $p && echo \"killed pid $p\"; fi; done\n\
              nft delete table inet {table} 2>/dev/null && echo 'deleted nft table inet {table}'\n\
              if [ -d {dir} ]; then rm -rf {dir} && echo \"removed folder $(echo {dir})\"; fi\ntrue\n",
-            pids = if pids.is_empty() { "''".to_owned() } else { pids.join(" ") },
+            pids = if pids.is_empty() {
+                "''".to_owned()
+            } else {
+                pids.join(" ")
+            },
             table = netns::TABLE,
         )
     }
@@ -152,8 +158,8 @@ impl RemoteLeft {
             log_dir: log_dir.to_owned(),
         };
         let name = self.host.name.clone();
-        let result = Ssh::connect(self.host.clone(), opts)
-            .and_then(|ssh| ssh.run(&self.script(), None));
+        let result =
+            Ssh::connect(self.host.clone(), opts).and_then(|ssh| ssh.run(&self.script(), None));
         match result {
             Ok(out) => out
                 .lines()

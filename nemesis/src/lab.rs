@@ -42,7 +42,9 @@ pub fn lab_id(dir: &Path) -> String {
         .display()
         .to_string()
         .bytes()
-        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        .fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
     format!("lb{:04x}", h & 0xffff)
 }
 
@@ -125,7 +127,9 @@ pub fn unavailable() -> Option<String> {
         ));
     }
     if !sys::have("ssh-keygen") || !sys::have("ssh") {
-        return Some("`ssh`/`ssh-keygen` not found: install the Debian package openssh-client".into());
+        return Some(
+            "`ssh`/`ssh-keygen` not found: install the Debian package openssh-client".into(),
+        );
     }
     None
 }

@@ -93,7 +93,11 @@ fn ip(args: &[&str]) -> Result<(), NemesisError> {
 }
 
 /// The bridge namespace with `br0`, and the runner's veth `root_link` into it at `gateway`.
-pub(crate) fn create_bridge(bridge_ns: &str, root_link: &str, gateway: Ipv4Addr) -> Result<(), NemesisError> {
+pub(crate) fn create_bridge(
+    bridge_ns: &str,
+    root_link: &str,
+    gateway: Ipv4Addr,
+) -> Result<(), NemesisError> {
     ip(&["netns", "add", bridge_ns])?;
     ip(&["-n", bridge_ns, "link", "set", "lo", "up"])?;
     ip(&["-n", bridge_ns, "link", "add", "br0", "type", "bridge"])?;

@@ -46,7 +46,8 @@ pub fn load(inventory: Option<&Path>, hosts: &[String]) -> Result<Option<Hosts>>
                 .map(|h| HostSpec::parse(h))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(anyhow::Error::msg)?;
-            let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+            let home =
+                std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
             (specs, home.join(".ssh").join("known_hosts"))
         }
     };
@@ -56,13 +57,13 @@ pub fn load(inventory: Option<&Path>, hosts: &[String]) -> Result<Option<Hosts>>
     let mut names = std::collections::BTreeSet::new();
     for s in &specs {
         if !names.insert(s.name.clone()) {
-            bail!("two hosts are named {:?}: give each a distinct `name`", s.name);
+            bail!(
+                "two hosts are named {:?}: give each a distinct `name`",
+                s.name
+            );
         }
     }
-    let addrs = specs
-        .iter()
-        .map(ipv4_of)
-        .collect::<Result<Vec<_>>>()?;
+    let addrs = specs.iter().map(ipv4_of).collect::<Result<Vec<_>>>()?;
     Ok(Some(Hosts {
         specs,
         known_hosts,
@@ -174,9 +175,7 @@ pub fn provision(hosts: &Hosts, plan: &Plan<'_>, ledger: &Ledger) -> Result<Prov
         log_dir: plan.run_dir.to_owned(),
     };
     let mut needs = Needs {
-        binaries: vec![
-            ("kill".into(), "procps".into()),
-        ],
+        binaries: vec![("kill".into(), "procps".into())],
         ports: vec![plan.port],
     };
     if plan.partitions {
@@ -197,7 +196,10 @@ pub fn provision(hosts: &Hosts, plan: &Plan<'_>, ledger: &Ledger) -> Result<Prov
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("preflight panicked".into())))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("preflight panicked".into()))
+            })
             .collect()
     });
     let mut ssh = Vec::new();
@@ -284,5 +286,11 @@ fn install(
 fn identity(path: &Path) -> Result<String> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(format!("{}-{}.{}-{}", m.size(), m.mtime(), m.mtime_nsec(), m.ino()))
+    Ok(format!(
+        "{}-{}.{}-{}",
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ino()
+    ))
 }

@@ -155,7 +155,11 @@ fn lab(cmd: cli::LabCommand) -> Result<i32> {
             for line in &done {
                 println!("{line}");
             }
-            Ok(if done.iter().any(|l| l.starts_with("could not")) { 3 } else { 0 })
+            Ok(if done.iter().any(|l| l.starts_with("could not")) {
+                3
+            } else {
+                0
+            })
         }
         cli::LabCommand::Status => match lab::load(&dir)? {
             None => {
@@ -167,7 +171,11 @@ fn lab(cmd: cli::LabCommand) -> Result<i32> {
                 println!(
                     "lab of {} hosts, {}; inventory: {}",
                     r.hosts.len(),
-                    if ok { "every sshd runs" } else { "BROKEN (run `schism lab down`)" },
+                    if ok {
+                        "every sshd runs"
+                    } else {
+                        "BROKEN (run `schism lab down`)"
+                    },
                     lab::inventory_path(&dir).display()
                 );
                 Ok(if ok { 0 } else { 3 })

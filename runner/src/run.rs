@@ -415,8 +415,7 @@ async fn run_cluster(
                 port: args.base_port.unwrap_or(NETNS_PORT),
                 partitions: p.kinds.contains(&Kind::Partition),
             };
-            let prov =
-                tokio::task::block_in_place(|| crate::hosts::provision(h, &plan, ledger))?;
+            let prov = tokio::task::block_in_place(|| crate::hosts::provision(h, &plan, ledger))?;
             // The master connections: a SIGKILLed runner's are found and ended by cleanup.
             ledger.set_pids(prov.ssh.iter().filter_map(|s| s.master_pid()).collect())?;
             Some(prov)

@@ -335,7 +335,12 @@ impl Ssh {
                 "UserKnownHostsFile={}",
                 self.opts.known_hosts.display()
             ))
-            .args(["-o", "BatchMode=yes", "-o", "GlobalKnownHostsFile=/dev/null"])
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+            ])
             .arg("-o")
             .arg(format!("ConnectTimeout={SSH_CONNECT_TIMEOUT_S}"))
             .args(["-o", "ServerAliveInterval=2", "-o", "ServerAliveCountMax=3"])
@@ -396,7 +401,7 @@ impl Ssh {
                 let out = child.wait_with_output().ok();
                 let stderr = out.map(|o| one_line(&o.stderr)).unwrap_or_default();
                 let logged = self.log_since(log_from);
-                return Err(self.diagnose(&format!("{logged} {stderr}").trim().to_owned()));
+                return Err(self.diagnose(format!("{logged} {stderr}").trim()));
             }
             if self.control.exists() && self.check_master() {
                 *guard = Some(child);
@@ -674,9 +679,14 @@ pub fn preflight(exec: &dyn Exec, needs: &Needs) -> Result<(), ExecError> {
     let mut script = String::from("id -u\n");
     for (bin, pkg) in &needs.binaries {
         // Names of binaries and packages are words: refuse anything else.
-        let word = |w: &str| w.chars().all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c));
+        let word = |w: &str| {
+            w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
+        };
         if !word(bin) || !word(pkg) {
-            return Err(fail(format!("{bin:?} / {pkg:?} is not a binary / package name")));
+            return Err(fail(format!(
+                "{bin:?} / {pkg:?} is not a binary / package name"
+            )));
         }
         script.push_str(&format!(
             "command -v {bin} >/dev/null 2>&1 || echo 'missing {bin} {pkg}'\n"

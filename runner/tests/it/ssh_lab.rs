@@ -154,9 +154,7 @@ fn reference_cluster_over_ssh_on_a_lab() {
     }
     assert!(!lab_dir.exists(), "lab folder (keys) left");
     assert!(
-        !Path::new("/sys/class/net")
-            .join(&record.root_link)
-            .exists(),
+        !Path::new("/sys/class/net").join(&record.root_link).exists(),
         "lab veth left"
     );
 }
@@ -166,7 +164,10 @@ fn story(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[String]) 
     transient_failure_is_retried(lab_dir, inventory);
     sigkilled_run_is_cleaned_from_every_host(lab_dir, store, inventory, namespaces);
     verdicts_match_the_local_rows(store, inventory);
-    assert!(lab_run_dirs(lab_dir).is_empty(), "run folders left on hosts");
+    assert!(
+        lab_run_dirs(lab_dir).is_empty(),
+        "run folders left on hosts"
+    );
     assert_eq!(lab_tables(namespaces), "", "nft tables left on hosts");
 }
 
@@ -198,7 +199,11 @@ fn preflight_refusals(lab_dir: &Path, store: &Path) {
         .collect();
     let h2_key = lines[1].split_once(' ').unwrap().1.to_owned();
     let wrong = lab_dir.join("wrong_known_hosts");
-    std::fs::write(&wrong, format!("{h1} {h2_key}\n{}\n", lines[1..].join("\n"))).unwrap();
+    std::fs::write(
+        &wrong,
+        format!("{h1} {h2_key}\n{}\n", lines[1..].join("\n")),
+    )
+    .unwrap();
     let inv = edited_inventory(lab_dir, "wrongkey.toml", |t| {
         t.replace(&kh.display().to_string(), &wrong.display().to_string())
     });
@@ -307,7 +312,11 @@ fn sigkilled_run_is_cleaned_from_every_host(
         if nodes.len() == 3 && !checked_parents {
             for (pid, cmd) in &nodes {
                 let parent = parent_of(*pid);
-                assert_eq!(comm(parent), "sshd", "node {pid} ({cmd}) is not sshd's child");
+                assert_eq!(
+                    comm(parent),
+                    "sshd",
+                    "node {pid} ({cmd}) is not sshd's child"
+                );
                 // Nothing on the run path enters a namespace by `ip netns exec`.
                 let mut p = parent;
                 while p > 1 {
@@ -383,7 +392,10 @@ fn verdicts_match_the_local_rows(store: &Path, inventory: &Path) {
         assert!(log.contains("listening on http://10.77."), "{n}.log: {log}");
     }
     let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
-    assert!(history.contains("\"net\":\"hosts\""), "partitions by nft on the hosts");
+    assert!(
+        history.contains("\"net\":\"hosts\""),
+        "partitions by nft on the hosts"
+    );
 
     let out = run_test(
         store,
@@ -408,5 +420,9 @@ fn verdicts_match_the_local_rows(store: &Path, inventory: &Path) {
     );
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{}", verdict_line(&text));
-    assert!(verdict_line(&text).contains("stale-read"), "{}", verdict_line(&text));
+    assert!(
+        verdict_line(&text).contains("stale-read"),
+        "{}",
+        verdict_line(&text)
+    );
 }

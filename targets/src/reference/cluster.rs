@@ -28,16 +28,16 @@ use crate::client::{ClientOptions, Endpoint, ReadRouting, ReferenceClient, fetch
 use crate::error::TargetError;
 use crate::process::{create_run_dirs, log_tail, open_output_log, pick_ports, wait_stopped};
 use crate::reference::leader_follower::Status;
+use crate::remote::{Exec, quote};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use crate::remote::{Exec, quote};
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::sync::Arc;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What to start.
@@ -881,7 +881,11 @@ fn remote_signal_settle(
     pid: u32,
     paused: bool,
 ) -> Result<(), TargetError> {
-    let (sig, want) = if paused { ("STOP", "= T") } else { ("CONT", "!= T") };
+    let (sig, want) = if paused {
+        ("STOP", "= T")
+    } else {
+        ("CONT", "!= T")
+    };
     let script = format!(
         "kill -{sig} {pid} || exit 1; i=0; while [ $i -lt 100 ]; do s=$(sed 's/.*) //' /proc/{pid}/stat 2>/dev/null | cut -c1); [ \"$s\" {want} ] && exit 0; [ -z \"$s\" ] && exit 0; sleep 0.01; i=$((i+1)); done"
     );
