@@ -256,6 +256,11 @@ pub struct CleanupArgs {
     /// Only list what would be removed.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also clean these hosts over SSH without the ledger (e.g. after the control
+    /// machine lost it): every node process of a schism run folder under each host's
+    /// `dir`, the `inet schism` nft table, and the run folders.
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -463,7 +468,8 @@ impl Cli {
                 }
                 absolute_opt(&mut args.junit)
             }
-            Command::Cleanup(_) | Command::Lab(_) => Ok(()),
+            Command::Cleanup(args) => absolute_opt(&mut args.inventory),
+            Command::Lab(_) => Ok(()),
             Command::Report(args) => absolute(&mut args.path),
             Command::Serve(args) => absolute(&mut args.dir),
             Command::Compare(args) => {

@@ -69,6 +69,9 @@ fn dispatch(mut cli: Cli) -> Result<i32> {
         Command::Check(args) => schism_runner::check::run(args),
         Command::Lab(cmd) => lab(cmd),
         Command::Cleanup(args) => {
+            if let Some(inv) = &args.inventory {
+                sweep_hosts(inv, args.dry_run)?;
+            }
             let lab_dir = schism_nemesis::lab::lab_dir();
             let lab_left = schism_nemesis::lab::leftover(&lab_dir);
             if let Some(what) = &lab_left {
@@ -122,6 +125,44 @@ fn dispatch(mut cli: Cli) -> Result<i32> {
         Command::Report(args) => report(&args.path),
         Command::Sim(args) => schism_runner::sim::run_sim(*args),
     }
+}
+
+/// `schism cleanup --inventory FILE`: every host's run folders, nodes and nft table,
+/// without the ledger.
+fn sweep_hosts(inventory: &Path, dry_run: bool) -> Result<()> {
+    use schism_targets::remote::{Exec, Ssh, SshOptions};
+    let Some(hosts) = schism_runner::hosts::load(Some(inventory), &[])? else {
+        return Ok(());
+    };
+    let control = schism_nemesis::hosts::control_dir();
+    for h in &hosts.specs {
+        let runs = format!("{}/runs", h.dir.trim_end_matches('/'));
+        if dry_run {
+            println!(
+                "host {}: would remove run folders under {runs}, their node processes and the nft table",
+                h.name
+            );
+            continue;
+        }
+        let opts = SshOptions {
+            known_hosts: hosts.known_hosts.clone(),
+            accept_new_host_keys: false,
+            control_dir: control.clone(),
+            log_dir: control.clone(),
+        };
+        let result = Ssh::connect(h.clone(), opts)
+            .and_then(|ssh| ssh.run(&schism_nemesis::hosts::sweep_script(&runs), None));
+        match result {
+            Ok(out) if out.trim().is_empty() => println!("host {}: nothing to clean up", h.name),
+            Ok(out) => {
+                for l in out.lines() {
+                    println!("host {}: {l}", h.name);
+                }
+            }
+            Err(e) => println!("could not clean host {}: {e}", h.name),
+        }
+    }
+    Ok(())
 }
 
 /// `schism lab up|down|status`.

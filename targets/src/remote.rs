@@ -731,3 +731,97 @@ pub fn preflight(exec: &dyn Exec, needs: &Needs) -> Result<(), ExecError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn here() -> Local {
+        Local {
+            name: "here".into(),
+            netns: None,
+        }
+    }
+
+    #[test]
+    fn hosts_flag_parses_user_address_and_port() {
+        let h = HostSpec::parse("admin@db1:2222").unwrap();
+        assert_eq!(
+            (h.user.as_str(), h.address.as_str(), h.port),
+            ("admin", "db1", 2222)
+        );
+        let h = HostSpec::parse("10.0.0.5").unwrap();
+        assert_eq!((h.user.as_str(), h.port, h.sudo), ("root", 22, false));
+        assert!(
+            HostSpec::parse("db1:ssh")
+                .unwrap_err()
+                .contains("not a port")
+        );
+        assert!(HostSpec::parse("root@").is_err());
+    }
+
+    #[test]
+    fn quoted_words_survive_the_shell() {
+        let nasty = "it's a \"test\" $HOME `x` \\ ;";
+        let out = here()
+            .run(&format!("printf %s {}", quote(nasty)), None)
+            .unwrap();
+        assert_eq!(out, nasty);
+    }
+
+    #[test]
+    fn local_exec_runs_copies_and_spawns() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = here();
+        assert_eq!(h.run("cat", Some(b"in")).unwrap(), "in");
+        let e = h.run("echo oops >&2; exit 3", None).unwrap_err();
+        assert!(
+            matches!(&e, ExecError::Failed { stderr, .. } if stderr == "oops"),
+            "{e}"
+        );
+        let src = dir.path().join("a");
+        std::fs::write(&src, b"payload").unwrap();
+        let remote = dir.path().join("x/y/b").display().to_string();
+        h.upload(&src, &remote).unwrap();
+        let back = dir.path().join("c");
+        h.download(&remote, &back).unwrap();
+        assert_eq!(std::fs::read(&back).unwrap(), b"payload");
+        let mut child = h.spawn("echo $$; exec sleep 5").unwrap();
+        let mut first = [0u8; 64];
+        let n = child.stdout.as_mut().unwrap().read(&mut first).unwrap();
+        let pid: u32 = String::from_utf8_lossy(&first[..n]).trim().parse().unwrap();
+        assert_eq!(pid, child.id(), "the spawned script execs in place");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn preflight_names_the_missing_binary_and_its_package() {
+        let needs = Needs {
+            binaries: vec![
+                ("sh".into(), "dash".into()),
+                ("no-such-tool-x".into(), "pkg-x".into()),
+            ],
+            ports: Vec::new(),
+        };
+        let h = here();
+        match preflight(&h, &needs) {
+            // Not root here: that is refused first, naming sudo.
+            Err(e) if h.run("id -u", None).unwrap().trim() != "0" => {
+                assert!(e.to_string().contains("sudo"), "{e}")
+            }
+            Err(e) => assert!(
+                e.to_string().contains("`no-such-tool-x` not found there")
+                    && e.to_string().contains("apt-get install pkg-x"),
+                "{e}"
+            ),
+            Ok(()) => panic!("a missing binary passed the preflight"),
+        }
+        let bad = Needs {
+            binaries: vec![("x; rm -rf /".into(), "p".into())],
+            ports: Vec::new(),
+        };
+        assert!(preflight(&h, &bad).is_err());
+    }
+}

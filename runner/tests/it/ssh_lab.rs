@@ -393,8 +393,8 @@ fn verdicts_match_the_local_rows(store: &Path, inventory: &Path) {
     }
     let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
     assert!(
-        history.contains("\"net\":\"hosts\""),
-        "partitions by nft on the hosts"
+        history.contains("\"net\":\"hosts\"") && history.contains("\"f\":\"start-"),
+        "faults were made, partitions by nft on the hosts"
     );
 
     let out = run_test(
