@@ -162,6 +162,7 @@ fn reference_cluster_over_ssh_on_a_lab() {
 fn story(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[String]) {
     preflight_refusals(lab_dir, store);
     transient_failure_is_retried(lab_dir, inventory);
+    sweep_without_the_ledger(lab_dir, store, inventory, namespaces);
     sigkilled_run_is_cleaned_from_every_host(lab_dir, store, inventory, namespaces);
     verdicts_match_the_local_rows(store, inventory);
     assert!(
@@ -276,6 +277,53 @@ fn transient_failure_is_retried(lab_dir: &Path, _inventory: &Path) {
         "{retries:?}"
     );
     assert_ne!(ssh.master_pid(), Some(master), "a new master");
+}
+
+/// `cleanup --inventory` without any ledger: a node process of a run folder on h1, its
+/// run folder and an nft table there are removed.
+fn sweep_without_the_ledger(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[String]) {
+    let runs = lab_dir.join("h1/remote/runs/lost");
+    std::fs::create_dir_all(runs.join("n1")).unwrap();
+    let config = runs.join("n1/node.json");
+    // A stand-in node: its command line is a node's (`… node --config <run folder>/…`).
+    let mut node = Command::new("sh")
+        .args(["-c", "sleep 60", "node", "--config"])
+        .arg(&config)
+        .spawn()
+        .unwrap();
+    let nft = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &namespaces[0],
+            "nft",
+            "add",
+            "table",
+            "inet",
+            "schism",
+        ])
+        .status()
+        .unwrap();
+    assert!(nft.success());
+    let empty = store.join("no-ledger");
+    let out = schism()
+        .env("SCHISM_STATE_DIR", &empty)
+        .arg("cleanup")
+        .arg("--inventory")
+        .arg(inventory)
+        .output()
+        .unwrap();
+    eprintln!("cleanup --inventory: {}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0));
+    let status = node.wait().unwrap();
+    assert!(!status.success(), "the stand-in node was killed");
+    assert!(!runs.exists(), "the run folder is gone");
+    assert_eq!(lab_tables(namespaces), "", "the table is gone");
+    assert!(
+        stdout(&out).contains("host h1: killed pid"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 /// The nodes are children of each host's sshd; a SIGKILLed runner's nodes, nft rules and
