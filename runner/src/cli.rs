@@ -107,10 +107,12 @@ pub struct TestArgs {
     /// (TOML: `known_hosts`, then `[[host]]` tables with address, port, user, key, sudo,
     /// dir, path), e.g. the one `schism lab up` writes.
     #[arg(long, value_name = "FILE", conflicts_with = "hosts")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<PathBuf>,
     /// Run the cluster on these hosts over SSH: [user@]address[:port],… (root, ssh's
     /// default key, keys checked against ~/.ssh/known_hosts).
     #[arg(long, value_delimiter = ',')]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
     /// Record the host key of a host never seen before (a changed key is still refused).
     #[arg(long)]
