@@ -14,7 +14,7 @@
 
 use crate::error::NemesisError;
 use crate::fault::FaultState;
-use crate::netns;
+use crate::nft;
 use schism_targets::NodeId;
 use schism_targets::remote::{Exec, HostSpec, Ssh, SshOptions, quote};
 use serde::{Deserialize, Serialize};
@@ -67,7 +67,7 @@ impl HostsNet {
                         .filter_map(|n| self.addr_of(n))
                         .map(|a| a.to_string())
                         .collect();
-                    let script = netns::table_script(&deaf);
+                    let script = nft::table_script(&deaf);
                     s.spawn(move || {
                         if self.last(i).as_deref() == Some(script.as_str()) {
                             return Ok(());
@@ -111,7 +111,7 @@ impl HostsNet {
             .iter()
             .zip(&self.execs)
             .map(|(n, e)| {
-                let cmd = format!("nft list table inet {} 2>/dev/null || true", netns::TABLE);
+                let cmd = format!("nft list table inet {} 2>/dev/null || true", nft::TABLE);
                 (n.clone(), e.run(&cmd, None).unwrap_or_default())
             })
             .collect()
@@ -144,7 +144,7 @@ impl RemoteLeft {
             } else {
                 pids.join(" ")
             },
-            table = netns::TABLE,
+            table = nft::TABLE,
         )
     }
 
@@ -182,7 +182,7 @@ pub fn sweep_script(runs_dir: &str) -> String {
          for f in /proc/[0-9]*/cmdline; do p=${{f#/proc/}}; p=${{p%/cmdline}}; if tr '\\0' ' ' <\"$f\" 2>/dev/null | grep -qF \"$pat\"; then kill -CONT $p 2>/dev/null; kill -KILL $p 2>/dev/null && echo \"killed pid $p\"; fi; done\n\
          nft delete table inet {table} 2>/dev/null && echo 'deleted nft table inet {table}'\n\
          for d in {dir}*; do [ -d \"$d\" ] && rm -rf \"$d\" && echo \"removed folder $d\"; done\ntrue\n",
-        table = netns::TABLE,
+        table = nft::TABLE,
     )
 }
 

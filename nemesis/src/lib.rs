@@ -26,6 +26,7 @@ pub mod lab;
 pub mod ledger;
 pub mod mechanism;
 pub mod netns;
+pub mod nft;
 pub mod record;
 pub mod schedule;
 pub mod shim;

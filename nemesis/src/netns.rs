@@ -21,8 +21,8 @@ use schism_targets::NodeId;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-/// The nft table name inside each node namespace.
-pub const TABLE: &str = "schism";
+pub use crate::nft::TABLE;
+use crate::nft::table_script;
 /// Where the subnet lock lives (root only).
 const LOCK_PATH: &str = "/run/schism/netns.lock";
 
@@ -133,19 +133,6 @@ pub(crate) fn add_node_namespace(
     ip(&["-n", ns, "link", "set", "eth0", "up"])?;
     ip(&["-n", bridge_ns, "link", "set", &port, "master", "br0"])?;
     ip(&["-n", bridge_ns, "link", "set", &port, "up"])
-}
-
-/// The nft script that leaves exactly one table dropping input from `deaf` addresses
-/// (none: no table at all); shared with `hosts`.
-pub(crate) fn table_script(deaf: &[String]) -> String {
-    let mut s = format!("table inet {TABLE}\ndelete table inet {TABLE}\n");
-    if !deaf.is_empty() {
-        s.push_str(&format!(
-            "table inet {TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    ip saddr {{ {} }} drop\n  }}\n}}\n",
-            deaf.join(", ")
-        ));
-    }
-    s
 }
 
 impl Netns {
