@@ -279,6 +279,19 @@ pub fn cleanup_record(record: &Record) -> Vec<String> {
     for r in &record.remote {
         done.extend(r.cleanup(&control, &log_dir));
     }
+    // The control sockets of a killed owner's master connections (named `<pid>-<host>`).
+    if !record.remote.is_empty() {
+        let prefix = format!("{}-", record.owner_pid);
+        for e in std::fs::read_dir(&control).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix)
+                && name.ends_with(".sock")
+                && std::fs::remove_file(e.path()).is_ok()
+            {
+                done.push(format!("removed {}", e.path().display()));
+            }
+        }
+    }
     done
 }
 
