@@ -48,6 +48,9 @@ pub struct Record {
     pub pids: Vec<u32>,
     #[serde(default)]
     pub pid_marker: String,
+    /// What the run put on hosts reached over SSH.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote: Vec<crate::hosts::RemoteLeft>,
 }
 
 impl Record {
@@ -80,6 +83,15 @@ impl Record {
                 .filter(|f| f.exists())
                 .map(|f| f.display().to_string()),
         );
+        parts.extend(self.remote.iter().map(|r| {
+            format!(
+                "on host {} ({}): folder {}, pids {:?}, nft table",
+                r.host.name,
+                r.host.target(),
+                r.run_dir,
+                r.pids
+            )
+        }));
         if parts.is_empty() {
             format!("registry entry of run {}", self.run_id)
         } else {
@@ -257,6 +269,29 @@ pub fn cleanup_record(record: &Record) -> Vec<String> {
             done.push(format!("removed {}", f.display()));
         }
     }
+    // Hosts over SSH last: their nodes' sessions here are gone by now.
+    let control = crate::hosts::control_dir();
+    let log_dir = if record.run_dir.is_dir() {
+        record.run_dir.clone()
+    } else {
+        control.clone()
+    };
+    for r in &record.remote {
+        done.extend(r.cleanup(&control, &log_dir));
+    }
+    // The control sockets of a killed owner's master connections (named `<pid>-<host>`).
+    if !record.remote.is_empty() {
+        let prefix = format!("{}-", record.owner_pid);
+        for e in std::fs::read_dir(&control).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix)
+                && name.ends_with(".sock")
+                && std::fs::remove_file(e.path()).is_ok()
+            {
+                done.push(format!("removed {}", e.path().display()));
+            }
+        }
+    }
     done
 }
 
@@ -359,6 +394,24 @@ impl Ledger {
             for p in pids {
                 if !r.pids.contains(&p) {
                     r.pids.push(p);
+                }
+            }
+        })
+    }
+
+    /// Records what the run is about to put on a host (before it does).
+    pub fn add_remote(&self, left: crate::hosts::RemoteLeft) -> Result<(), NemesisError> {
+        self.update(|r| r.remote.push(left))
+    }
+
+    /// Records node pids on remote host `i` (in the order hosts were added).
+    pub fn set_remote_pids(&self, pids: &[(usize, u32)]) -> Result<(), NemesisError> {
+        self.update(|r| {
+            for &(i, p) in pids {
+                if let Some(h) = r.remote.get_mut(i)
+                    && !h.pids.contains(&p)
+                {
+                    h.pids.push(p);
                 }
             }
         })

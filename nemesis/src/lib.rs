@@ -21,9 +21,12 @@
 pub mod cgroup;
 pub mod error;
 pub mod fault;
+pub mod hosts;
+pub mod lab;
 pub mod ledger;
 pub mod mechanism;
 pub mod netns;
+pub mod nft;
 pub mod record;
 pub mod schedule;
 pub mod shim;

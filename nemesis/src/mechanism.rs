@@ -26,6 +26,7 @@
 use crate::cgroup::Freezer;
 use crate::error::NemesisError;
 use crate::fault::{Fault, FaultState, Kind, resolve};
+use crate::hosts::HostsNet;
 use crate::ledger::Ledger;
 use crate::netns::Netns;
 use crate::schedule::Change;
@@ -45,6 +46,8 @@ pub enum Net {
     Netns,
     /// Cooperative link cuts through the reference nodes' admin API.
     Local,
+    /// nftables on each host, over SSH (a run on `--hosts`/`--inventory`).
+    Hosts,
 }
 
 impl std::fmt::Display for Net {
@@ -52,6 +55,7 @@ impl std::fmt::Display for Net {
         f.write_str(match self {
             Net::Netns => "netns",
             Net::Local => "local",
+            Net::Hosts => "hosts",
         })
     }
 }
@@ -233,6 +237,7 @@ pub struct TargetMechanism<'a> {
     cluster: &'a mut dyn TargetCluster,
     net: Net,
     netns: Option<&'a Netns>,
+    hosts: Option<&'a HostsNet>,
     ledger: Option<&'a Ledger>,
     caps: Capabilities,
     /// Per node, the shim's clock file (when the run skews clocks through the shim).
@@ -263,6 +268,7 @@ impl<'a> TargetMechanism<'a> {
             cluster,
             net,
             netns,
+            hosts: None,
             ledger,
             clocks: BTreeMap::new(),
             freezers: BTreeMap::new(),
@@ -281,11 +287,18 @@ impl<'a> TargetMechanism<'a> {
         self.caps = capabilities(
             &*self.cluster,
             self.net,
-            self.netns.is_some(),
+            self.netns.is_some() || self.hosts.is_some(),
             !clocks.is_empty(),
         );
         self.clocks = clocks;
         self.run_id = run_id.to_owned();
+        self
+    }
+
+    /// Partitions by nftables on the nodes' hosts (`Net::Hosts`).
+    pub fn with_hosts_net(mut self, hosts: &'a HostsNet) -> TargetMechanism<'a> {
+        self.hosts = Some(hosts);
+        self.caps = capabilities(&*self.cluster, self.net, true, !self.clocks.is_empty());
         self
     }
 
@@ -428,6 +441,11 @@ impl Mechanism for TargetMechanism<'_> {
         {
             first.get_or_insert(e);
         }
+        if let (Net::Hosts, Some(h)) = (self.net, self.hosts)
+            && let Err(e) = h.apply(state)
+        {
+            first.get_or_insert(e);
+        }
         // 6. Pauses last: a stopped node answers nothing.
         for n in &nodes {
             if state.paused.contains(n)
@@ -473,7 +491,9 @@ impl TargetMechanism<'_> {
         }
         if restarted
             && let Some(l) = self.ledger
-            && let Err(e) = l.set_pids(self.cluster.pids())
+            && let Err(e) = l
+                .set_pids(self.cluster.pids())
+                .and_then(|()| l.set_remote_pids(&self.cluster.remote_pids()))
         {
             first.get_or_insert(e);
         }

@@ -21,8 +21,8 @@ use schism_targets::NodeId;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-/// The nft table name inside each node namespace.
-pub const TABLE: &str = "schism";
+pub use crate::nft::TABLE;
+use crate::nft::table_script;
 /// Where the subnet lock lives (root only).
 const LOCK_PATH: &str = "/run/schism/netns.lock";
 
@@ -60,7 +60,7 @@ pub struct Netns {
 }
 
 /// The machine-wide lock (`LOCK_PATH`) that subnet choices are made under.
-fn lock_subnets() -> Result<nix::fcntl::Flock<std::fs::File>, NemesisError> {
+pub(crate) fn lock_subnets() -> Result<nix::fcntl::Flock<std::fs::File>, NemesisError> {
     let lock_dir = std::path::Path::new(LOCK_PATH)
         .parent()
         .unwrap_or(std::path::Path::new("/run"));
@@ -77,7 +77,7 @@ fn lock_subnets() -> Result<nix::fcntl::Flock<std::fs::File>, NemesisError> {
 
 /// The third octet of a 10.77.x.0/24 subnet no address of this machine is in, searched
 /// from a start drawn from `run_id`.
-fn free_subnet(run_id: &str) -> Result<u8, NemesisError> {
+pub(crate) fn free_subnet(run_id: &str) -> Result<u8, NemesisError> {
     let used = sys::run("ip", &["-o", "-4", "addr", "show"], None)?;
     let start = run_id
         .bytes()
@@ -93,7 +93,11 @@ fn ip(args: &[&str]) -> Result<(), NemesisError> {
 }
 
 /// The bridge namespace with `br0`, and the runner's veth `root_link` into it at `gateway`.
-fn create_bridge(bridge_ns: &str, root_link: &str, gateway: Ipv4Addr) -> Result<(), NemesisError> {
+pub(crate) fn create_bridge(
+    bridge_ns: &str,
+    root_link: &str,
+    gateway: Ipv4Addr,
+) -> Result<(), NemesisError> {
     ip(&["netns", "add", bridge_ns])?;
     ip(&["-n", bridge_ns, "link", "set", "lo", "up"])?;
     ip(&["-n", bridge_ns, "link", "add", "br0", "type", "bridge"])?;
@@ -109,7 +113,7 @@ fn create_bridge(bridge_ns: &str, root_link: &str, gateway: Ipv4Addr) -> Result<
 }
 
 /// Node i's namespace `ns`, its `eth0` at `addr` on the bridge (port `p<i+1>`).
-fn add_node_namespace(
+pub(crate) fn add_node_namespace(
     run_id: &str,
     i: usize,
     ns: &str,
@@ -188,14 +192,7 @@ impl Netns {
             .filter_map(|n| self.addr_of(n))
             .map(|a| a.to_string())
             .collect();
-        let mut s = format!("table inet {TABLE}\ndelete table inet {TABLE}\n");
-        if !deaf.is_empty() {
-            s.push_str(&format!(
-                "table inet {TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    ip saddr {{ {} }} drop\n  }}\n}}\n",
-                deaf.join(", ")
-            ));
-        }
-        s
+        table_script(&deaf)
     }
 
     /// Makes every node namespace's rules match `state.cuts`.

@@ -14,6 +14,7 @@ pub(crate) fn package_of(tool: &'static str) -> &'static str {
         "ip" => "iproute2",
         "nft" => "nftables",
         "cc" => "gcc",
+        "ssh" | "ssh-keygen" => "openssh-client",
         _ => tool,
     }
 }

@@ -71,6 +71,10 @@ pub enum Command {
     /// Run DESIGN.md's "test the tester" matrix (every row, several seeds each) on the
     /// reference cluster: one page with what each row expects and what each seed showed.
     Matrix(MatrixArgs),
+    /// A lab of SSH hosts on this machine (network namespaces, each with its own sshd),
+    /// to try and test runs over SSH: `lab up`, then `test --inventory <its inventory>`.
+    #[command(subcommand)]
+    Lab(LabCommand),
     /// The same test as `test --target reference`, in deterministic simulation (one
     /// process, simulated time, network and clients); `--seeds A..B` sweeps many seeds.
     Sim(Box<SimArgs>),
@@ -103,6 +107,21 @@ pub struct TestArgs {
     /// processes are refused).
     #[arg(long, value_delimiter = ',')]
     pub endpoints: Vec<String>,
+    /// Run the cluster on these hosts over SSH, one node per host: an inventory file
+    /// (TOML: `known_hosts`, then `[[host]]` tables with address, port, user, key, sudo,
+    /// dir, path), e.g. the one `schism lab up` writes.
+    #[arg(long, value_name = "FILE", conflicts_with = "hosts")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<PathBuf>,
+    /// Run the cluster on these hosts over SSH: [user@]address[:port],… (root, ssh's
+    /// default key, keys checked against ~/.ssh/known_hosts).
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// Record the host key of a host never seen before (a changed key is still refused).
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub accept_new_host_keys: bool,
     /// etcd: how reads are served.
     #[arg(long, default_value_t = EtcdReads::Linearizable, value_parser = choice::<EtcdReads>())]
     pub etcd_reads: EtcdReads,
@@ -249,6 +268,27 @@ pub struct CleanupArgs {
     /// Only list what would be removed.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also clean these hosts over SSH without the ledger (e.g. after the control
+    /// machine lost it): every node process of a schism run folder under each host's
+    /// `dir`, the `inet schism` nft table, and the run folders.
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum LabCommand {
+    /// Create the lab: N network namespaces on a bridge, each running its own sshd with a
+    /// generated host key, one generated client key, and an inventory file (its path is
+    /// printed). Needs root, iproute2, nftables and openssh-server.
+    Up {
+        /// How many hosts.
+        #[arg(long, default_value_t = 3, value_parser = int_in(1u16, 9))]
+        hosts: u16,
+    },
+    /// Remove the lab: sshd processes (by recorded pid), namespaces, bridge, keys, files.
+    Down,
+    /// Print the lab's inventory path and whether every sshd runs.
+    Status,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -440,7 +480,8 @@ impl Cli {
                 }
                 absolute_opt(&mut args.junit)
             }
-            Command::Cleanup(_) => Ok(()),
+            Command::Cleanup(args) => absolute_opt(&mut args.inventory),
+            Command::Lab(_) => Ok(()),
             Command::Report(args) => absolute(&mut args.path),
             Command::Serve(args) => absolute(&mut args.dir),
             Command::Compare(args) => {
@@ -466,6 +507,7 @@ impl TestArgs {
         absolute(&mut self.store)?;
         absolute_opt(&mut self.data_dir)?;
         absolute_opt(&mut self.plan)?;
+        absolute_opt(&mut self.inventory)?;
         absolute_opt(&mut self.junit)
     }
 }

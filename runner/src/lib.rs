@@ -10,6 +10,7 @@ pub mod compare;
 pub mod config;
 pub mod describe;
 pub mod follow;
+pub mod hosts;
 pub mod lag;
 pub mod matrix;
 pub mod models;

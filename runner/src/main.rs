@@ -67,12 +67,28 @@ fn dispatch(mut cli: Cli) -> Result<i32> {
         }
         Command::Check(args) if args.follow => schism_runner::follow::run(args),
         Command::Check(args) => schism_runner::check::run(args),
+        Command::Lab(cmd) => lab(cmd),
         Command::Cleanup(args) => {
+            if let Some(inv) = &args.inventory {
+                sweep_hosts(inv, args.dry_run)?;
+            }
+            let lab_dir = schism_nemesis::lab::lab_dir();
+            let lab_left = schism_nemesis::lab::leftover(&lab_dir);
+            if let Some(what) = &lab_left {
+                println!("{what}");
+                if !args.dry_run {
+                    for line in schism_nemesis::lab::down(&lab_dir)? {
+                        println!("  {line}");
+                    }
+                }
+            }
             let dir = schism_nemesis::ledger::registry_dir();
             let left = schism_nemesis::ledger::leftovers(&dir);
             let unreadable = schism_nemesis::ledger::unreadable(&dir);
             if left.is_empty() && unreadable.is_empty() {
-                println!("nothing to clean up (registry {})", dir.display());
+                if lab_left.is_none() {
+                    println!("nothing to clean up (registry {})", dir.display());
+                }
                 return Ok(0);
             }
             if args.dry_run {
@@ -109,6 +125,104 @@ fn dispatch(mut cli: Cli) -> Result<i32> {
         Command::Report(args) => report(&args.path),
         Command::Sim(args) => schism_runner::sim::run_sim(*args),
         Command::Shrink(args) => schism_runner::shrink::run(args),
+    }
+}
+
+/// `schism cleanup --inventory FILE`: every host's run folders, nodes and nft table,
+/// without the ledger.
+fn sweep_hosts(inventory: &Path, dry_run: bool) -> Result<()> {
+    use schism_targets::remote::{Exec, Ssh, SshOptions};
+    let Some(hosts) = schism_runner::hosts::load(Some(inventory), &[])? else {
+        return Ok(());
+    };
+    let control = schism_nemesis::hosts::control_dir();
+    for h in &hosts.specs {
+        let runs = format!("{}/runs", h.dir.trim_end_matches('/'));
+        if dry_run {
+            println!(
+                "host {}: would remove run folders under {runs}, their node processes and the nft table",
+                h.name
+            );
+            continue;
+        }
+        let opts = SshOptions {
+            known_hosts: hosts.known_hosts.clone(),
+            accept_new_host_keys: false,
+            control_dir: control.clone(),
+            log_dir: control.clone(),
+        };
+        let result = Ssh::connect(h.clone(), opts)
+            .and_then(|ssh| ssh.run(&schism_nemesis::hosts::sweep_script(&runs), None));
+        match result {
+            Ok(out) if out.trim().is_empty() => println!("host {}: nothing to clean up", h.name),
+            Ok(out) => {
+                for l in out.lines() {
+                    println!("host {}: {l}", h.name);
+                }
+            }
+            Err(e) => println!("could not clean host {}: {e}", h.name),
+        }
+    }
+    Ok(())
+}
+
+/// `schism lab up|down|status`.
+fn lab(cmd: cli::LabCommand) -> Result<i32> {
+    use schism_nemesis::lab;
+    let dir = lab::lab_dir();
+    match cmd {
+        cli::LabCommand::Up { hosts } => {
+            let record = lab::up(&dir, usize::from(hosts))?;
+            for h in &record.hosts {
+                println!(
+                    "{}: {} (namespace {}, sshd pid {})",
+                    h.name,
+                    h.address,
+                    h.namespace,
+                    h.sshd_pid.unwrap_or(0)
+                );
+            }
+            println!("inventory: {}", lab::inventory_path(&dir).display());
+            println!(
+                "try: schism test --inventory {} --target reference --nemesis partition,kill,pause",
+                lab::inventory_path(&dir).display()
+            );
+            Ok(0)
+        }
+        cli::LabCommand::Down => {
+            let done = lab::down(&dir)?;
+            if done.is_empty() {
+                println!("no lab to remove ({})", dir.display());
+            }
+            for line in &done {
+                println!("{line}");
+            }
+            Ok(if done.iter().any(|l| l.starts_with("could not")) {
+                3
+            } else {
+                0
+            })
+        }
+        cli::LabCommand::Status => match lab::load(&dir)? {
+            None => {
+                println!("no lab ({})", dir.display());
+                Ok(0)
+            }
+            Some(r) => {
+                let ok = lab::healthy(&r);
+                println!(
+                    "lab of {} hosts, {}; inventory: {}",
+                    r.hosts.len(),
+                    if ok {
+                        "every sshd runs"
+                    } else {
+                        "BROKEN (run `schism lab down`)"
+                    },
+                    lab::inventory_path(&dir).display()
+                );
+                Ok(if ok { 0 } else { 3 })
+            }
+        },
     }
 }
 

@@ -75,17 +75,32 @@ pub struct RunPlan {
     /// A quiet period between the final heal and the end of the workload.
     pub quiet_ns: u64,
     pub schedule: Schedule,
+    /// The hosts of a run over SSH (`--inventory`/`--hosts`), one node each.
+    pub hosts: Option<crate::hosts::Hosts>,
 }
 
 impl RunPlan {
     /// Validates `args` as a whole; the error names the flag to fix.
-    pub fn new(args: TestArgs) -> Result<RunPlan> {
+    pub fn new(mut args: TestArgs) -> Result<RunPlan> {
         let seed = args.seed.unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(1)
         });
+        let hosts = crate::hosts::load(args.inventory.as_deref(), &args.hosts)?;
+        if let Some(h) = &hosts {
+            // One node per host.
+            args.nodes = u16::try_from(h.specs.len())
+                .ok()
+                .filter(|n| (1..=9).contains(n))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "the inventory names {} hosts: a cluster has 1 to 9 nodes, one per host",
+                        h.specs.len()
+                    )
+                })?;
+        }
         let workload = workload_spec(&args, seed);
         let generator = Generator::new(workload.clone()).map_err(anyhow::Error::msg)?;
         args.replication
@@ -101,9 +116,13 @@ impl RunPlan {
         // Faults: refuse what the target cannot take before anything starts.
         let (kinds, selectors, fixed) = nemesis_choice(&args, &node_ids)?;
         let db_kind = args.target.db();
-        let (net, net_notice) = match db_kind {
-            None => reference_net(&args, &kinds)?,
-            Some(kind) => db_net(&args, kind, &kinds)?,
+        let (net, net_notice) = match (db_kind, &hosts) {
+            (None, Some(_)) => hosts_net(&args, &kinds)?,
+            (Some(kind), Some(_)) => bail!(
+                "--inventory/--hosts runs --target reference over SSH; {kind} over SSH is not built yet: run it locally (drop --inventory/--hosts)"
+            ),
+            (None, None) => reference_net(&args, &kinds)?,
+            (Some(kind), None) => db_net(&args, kind, &kinds)?,
         };
         let (schedule, quiet_ns) = match fixed {
             Some(file) => fixed_schedule(&args, file),
@@ -123,6 +142,7 @@ impl RunPlan {
             node_ids,
             quiet_ns,
             schedule,
+            hosts,
         })
     }
 }
@@ -215,6 +235,28 @@ pub fn schedule(
     })
     .map_err(anyhow::Error::msg)?;
     Ok((schedule, quiet_ns))
+}
+
+/// On hosts over SSH, partitions are nftables rules on each host.
+fn hosts_net(args: &TestArgs, kinds: &[Kind]) -> Result<(Option<Net>, String)> {
+    if !args.endpoints.is_empty() {
+        bail!("--endpoints and --inventory/--hosts exclude each other: pass one of them");
+    }
+    if args.net != NetChoice::Auto {
+        bail!(
+            "--net {}: on hosts over SSH partitions are nftables rules on each host; drop --net",
+            args.net
+        );
+    }
+    Capabilities::reference().check(kinds)?;
+    Ok(if kinds.contains(&Kind::Partition) {
+        (
+            Some(Net::Hosts),
+            "partitions: nftables on each host over SSH (the control machine keeps reaching every node)".into(),
+        )
+    } else {
+        (None, String::new())
+    })
 }
 
 /// The reference cluster takes every fault; partitions are namespaces or cooperative cuts.

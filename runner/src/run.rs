@@ -30,7 +30,7 @@ use schism_nemesis::{
     Change, Kind, Ledger, Mechanism, Nemesis, Net, Netns, Next as NemNext, Schedule,
     TargetMechanism,
 };
-use schism_targets::reference::cluster::NetnsPlacement;
+use schism_targets::reference::cluster::{HostsPlacement, NetnsPlacement};
 use schism_targets::{
     ClusterSpec, Failover, ReferenceCluster, Reply, Request, Switch, TargetCluster, TargetSession,
     Topology,
@@ -127,11 +127,14 @@ pub async fn run_test_outcome(mut args: TestArgs) -> Result<RunOutcome> {
         node_ids,
         quiet_ns,
         schedule,
+        hosts,
     } = RunPlan::new(args)?;
     let exe =
         std::env::current_exe().context("cannot find the schism executable to spawn nodes from")?;
     // Leftovers of a killed run, and paths and ports, before anything starts.
-    preflight_paths_and_ports(&args, db_kind, net)?;
+    if hosts.is_none() {
+        preflight_paths_and_ports(&args, db_kind, net)?;
+    }
     let registry = schism_nemesis::ledger::registry_dir();
     schism_nemesis::ledger::refuse_leftovers(&registry)?;
 
@@ -201,6 +204,7 @@ pub async fn run_test_outcome(mut args: TestArgs) -> Result<RunOutcome> {
             node_ids: &node_ids,
             seed,
             run_id: &run_id,
+            hosts: hosts.as_ref(),
         },
     )
     .await;
@@ -376,6 +380,7 @@ struct RunParts<'a> {
     node_ids: &'a [String],
     seed: u64,
     run_id: &'a str,
+    hosts: Option<&'a crate::hosts::Hosts>,
 }
 
 /// Namespaces (if partitions use them), then the cluster and the workload; a signal during
@@ -397,10 +402,49 @@ async fn run_cluster(
     if interrupts.is_cancelled() {
         return Ok(Ending::StartInterrupted);
     }
+    // Hosts over SSH: every host connected and checked, then the binary and the run's
+    // folder on each (recorded in the ledger first).
+    let provisioned = match p.hosts {
+        Some(h) => {
+            eprintln!(
+                "schism: hosts over SSH: {}",
+                h.specs
+                    .iter()
+                    .map(|s| format!("{} ({})", s.name, s.target()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let plan = crate::hosts::Plan {
+                accept_new_host_keys: args.accept_new_host_keys,
+                run_dir,
+                run_id: p.run_id,
+                port: args.base_port.unwrap_or(NETNS_PORT),
+                partitions: p.kinds.contains(&Kind::Partition),
+            };
+            let prov = tokio::task::block_in_place(|| crate::hosts::provision(h, &plan, ledger))?;
+            // The master connections: a SIGKILLed runner's are found and ended by cleanup.
+            ledger.set_pids(prov.ssh.iter().filter_map(|s| s.master_pid()).collect())?;
+            Some(prov)
+        }
+        None => None,
+    };
+    let hosts_net = match (p.hosts, &provisioned) {
+        (Some(h), Some(prov)) => Some(schism_nemesis::hosts::HostsNet::new(
+            p.node_ids.to_vec(),
+            prov.execs(),
+            h.addrs.clone(),
+        )),
+        _ => None,
+    };
+    if interrupts.is_cancelled() {
+        return Ok(Ending::StartInterrupted);
+    }
     let shared = Shared {
         args,
         run_dir,
         ledger,
+        hosts: provisioned.as_ref().zip(p.hosts),
+        hosts_net: hosts_net.as_ref(),
         netns: netns.as_ref(),
         net: p.net,
         kinds: p.kinds,
@@ -409,7 +453,26 @@ async fn run_cluster(
         run_id: p.run_id,
         interrupts,
     };
-    run_target(&shared, p).await
+    let ending = run_target(&shared, p).await;
+    if let Some(prov) = &provisioned {
+        record_retries(run_dir, &prov.retries());
+    }
+    ending
+}
+
+/// Transport failures that were retried go to `ssh-retries.log` in the run folder and
+/// to the terminal: recorded, not fatal.
+fn record_retries(run_dir: &Path, retries: &[String]) {
+    if retries.is_empty() {
+        return;
+    }
+    for r in retries {
+        eprintln!("schism: warning: {r}");
+    }
+    let path = run_dir.join("ssh-retries.log");
+    if let Err(e) = std::fs::write(&path, retries.join("\n") + "\n") {
+        eprintln!("schism: warning: cannot write {}: {e}", path.display());
+    }
 }
 
 /// Runs a start-up step until it finishes or a signal cancels the run (`None`); meanwhile
@@ -457,6 +520,9 @@ struct Shared<'a> {
     args: &'a TestArgs,
     run_dir: &'a Path,
     ledger: &'a Arc<Ledger>,
+    /// Hosts over SSH, provisioned.
+    hosts: Option<(&'a crate::hosts::Provisioned, &'a crate::hosts::Hosts)>,
+    hosts_net: Option<&'a schism_nemesis::hosts::HostsNet>,
     netns: Option<&'a Netns>,
     net: Option<Net>,
     kinds: &'a [Kind],
@@ -491,6 +557,7 @@ async fn run_target(shared: &Shared<'_>, p: RunParts<'_>) -> Result<Ending> {
         return Ok(Ending::StartInterrupted);
     };
     shared.ledger.set_pids(cluster.pids())?;
+    shared.ledger.set_remote_pids(&cluster.remote_pids())?;
     match p.db_kind {
         None => eprintln!(
             "schism: {} nodes ready: {}",
@@ -513,6 +580,9 @@ async fn run_target(shared: &Shared<'_>, p: RunParts<'_>) -> Result<Ending> {
     let drive = {
         let mut mech = TargetMechanism::new(&mut *cluster, net, shared.netns, Some(shared.ledger))?
             .with_clock_files(clocks, shared.run_id);
+        if let Some(h) = shared.hosts_net {
+            mech = mech.with_hosts_net(h);
+        }
         let drive = drive_workload(
             args,
             &mut mech,
@@ -572,6 +642,13 @@ async fn start_cluster(
                 namespaces: n.namespaces.clone(),
                 addrs: n.addrs.clone(),
                 port: args.base_port.unwrap_or(NETNS_PORT),
+            }),
+            hosts: shared.hosts.map(|(prov, h)| HostsPlacement {
+                execs: prov.execs(),
+                addrs: h.addrs.clone(),
+                port: args.base_port.unwrap_or(NETNS_PORT),
+                exes: prov.exes.clone(),
+                run_dirs: prov.run_dirs.clone(),
             }),
             replication: args.replication,
             durability: args.durability,

@@ -19,6 +19,7 @@ pub mod error;
 pub mod lag;
 pub mod process;
 pub mod reference;
+pub mod remote;
 pub mod routing;
 pub mod target;
 pub use schism_replication::request;

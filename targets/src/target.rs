@@ -283,6 +283,10 @@ pub trait TargetCluster: Send + Sync + fmt::Debug {
     fn managed(&self) -> bool;
     /// Pids of every running server process (the ledger kills these after a crash).
     fn pids(&self) -> Vec<u32>;
+    /// Server pids on other hosts: (host index, pid there), for the ledger.
+    fn remote_pids(&self) -> Vec<(usize, u32)> {
+        Vec::new()
+    }
     /// The server's own pid on `node`, if it runs.
     fn pid(&self, node: &str) -> Option<u32>;
     fn is_running(&self, node: &str) -> bool;

@@ -31,7 +31,7 @@ async fn start(net: Net) -> Setup {
     let nodes: Vec<String> = (1..=3).map(|i| format!("n{i}")).collect();
     let netns = match net {
         Net::Netns => Some(Netns::create(&ledger, &id, &nodes).expect("namespaces")),
-        Net::Local => None,
+        Net::Local | Net::Hosts => None,
     };
     let mut spec = ClusterSpec::new(
         env!("CARGO_BIN_EXE_schism"),

@@ -41,6 +41,7 @@ mod readme;
 mod reports;
 mod serve;
 mod sim;
+mod ssh_lab;
 mod txn_check;
 mod verdicts;
 

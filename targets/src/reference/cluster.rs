@@ -14,6 +14,12 @@
 //! `ip netns exec <ns> <exe> node …`, which execs, so the pid held is the node's own) and
 //! listens on its address there; the namespaces must exist (the nemesis creates them).
 //! The admin calls (`set_clock`, `set_links`, `dump`) reach a node's admin API.
+//!
+//! With `ClusterSpec::hosts`, node i runs on host i through the host's `Exec` (over SSH):
+//! its config is uploaded into the host's run folder and it is started as one session of
+//! the host's connection (`echo $$; exec <exe> node …`, so the node is a child of the
+//! host's sshd and its pid comes back first); signals go by `kill` to that remote pid,
+//! and `stop` downloads each node's log into the local log folder.
 
 use super::node::{ClockRequest, Dump, LinksRequest, NodeConfig};
 use super::replica::ReplicaSettings;
@@ -22,13 +28,16 @@ use crate::client::{ClientOptions, Endpoint, ReadRouting, ReferenceClient, fetch
 use crate::error::TargetError;
 use crate::process::{create_run_dirs, log_tail, open_output_log, pick_ports, wait_stopped};
 use crate::reference::leader_follower::Status;
+use crate::remote::{Exec, quote};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
+use std::io::BufRead;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What to start.
@@ -63,6 +72,32 @@ pub struct ClusterSpec {
     pub stop_grace_ms: u64,
     /// Run node i inside `namespaces[i]` on `addrs[i]:port` instead of on loopback.
     pub netns: Option<NetnsPlacement>,
+    /// Run node i on host i (over SSH) instead of here.
+    pub hosts: Option<HostsPlacement>,
+}
+
+/// Where nodes run when each has its own host.
+#[derive(Debug, Clone)]
+pub struct HostsPlacement {
+    /// One host per node, in node order.
+    pub execs: Vec<Arc<dyn Exec>>,
+    /// Node i's address (host i's address).
+    pub addrs: Vec<Ipv4Addr>,
+    /// Every node listens on this port.
+    pub port: u16,
+    /// The schism binary on each host.
+    pub exes: Vec<String>,
+    /// This run's folder on each host (node `<id>` keeps its files in `<folder>/<id>`).
+    pub run_dirs: Vec<String>,
+}
+
+impl PartialEq for HostsPlacement {
+    fn eq(&self, other: &Self) -> bool {
+        self.addrs == other.addrs
+            && self.port == other.port
+            && self.exes == other.exes
+            && self.run_dirs == other.run_dirs
+    }
 }
 
 /// Where nodes run when each has its own network namespace.
@@ -110,6 +145,7 @@ impl ClusterSpec {
             startup_timeout_ms: 10_000,
             stop_grace_ms: 2_000,
             netns: None,
+            hosts: None,
         }
     }
 }
@@ -123,10 +159,31 @@ struct NodeProc {
     child: Option<Child>,
     paused: bool,
     netns: Option<String>,
+    remote: Option<RemoteNode>,
+}
+
+/// A node on another host.
+#[derive(Debug)]
+struct RemoteNode {
+    exec: Arc<dyn Exec>,
+    exe: String,
+    config: String,
+    log: String,
+    /// The node's pid on the host, while it runs.
+    pid: Option<u32>,
 }
 
 impl NodeProc {
+    /// The node's pid (on its host, for a remote node).
     fn pid(&self) -> Option<u32> {
+        match &self.remote {
+            Some(r) => self.child.as_ref().and(r.pid),
+            None => self.child.as_ref().map(Child::id),
+        }
+    }
+
+    /// The local process that stands for the node (the node, or its SSH session).
+    fn local_pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
@@ -134,6 +191,17 @@ impl NodeProc {
         let pid = self
             .pid()
             .ok_or_else(|| TargetError::NotRunning(self.id.clone()))?;
+        if let Some(r) = &self.remote {
+            let name = signal.as_str().trim_start_matches("SIG");
+            return r
+                .exec
+                .run(&format!("kill -{name} {pid}"), None)
+                .map(|_| ())
+                .map_err(|e| TargetError::Node {
+                    node: self.id.clone(),
+                    msg: e.to_string(),
+                });
+        }
         kill(Pid::from_raw(pid as i32), signal).map_err(|source| TargetError::Signal {
             node: self.id.clone(),
             pid,
@@ -224,9 +292,18 @@ impl ReferenceCluster {
             .and_then(NodeProc::pid)
     }
 
-    /// Pids of all running nodes.
+    /// Pids of all running nodes here (for nodes on other hosts: their SSH sessions).
     pub fn pids(&self) -> Vec<u32> {
-        self.nodes.iter().filter_map(NodeProc::pid).collect()
+        self.nodes.iter().filter_map(NodeProc::local_pid).collect()
+    }
+
+    /// For nodes on other hosts: (host index, pid on the host) of each running one.
+    pub fn remote_pids(&self) -> Vec<(usize, u32)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.remote.as_ref().and(n.pid()).map(|p| (i, p)))
+            .collect()
     }
 
     pub fn log_path(&self, node: &str) -> Option<&Path> {
@@ -276,8 +353,12 @@ impl ReferenceCluster {
                 } else {
                     "follower"
                 };
+                let on = n
+                    .remote
+                    .as_ref()
+                    .map_or(String::new(), |r| format!("on {}, ", r.exec.name()));
                 match n.pid() {
-                    Some(pid) => format!("{}={} ({role}, pid {pid})", n.id, n.addr),
+                    Some(pid) => format!("{}={} ({role}, {on}pid {pid})", n.id, n.addr),
                     None => format!("{}={} ({role}, not running)", n.id, n.addr),
                 }
             })
@@ -412,6 +493,16 @@ impl ReferenceCluster {
     pub async fn kill(&mut self, node: &str) -> Result<(), TargetError> {
         let n = self.node(node)?;
         let p = &mut self.nodes[n];
+        if p.remote.is_some() && p.child.is_some() {
+            // The node dies on its host; its session then ends here.
+            let _ = p.signal(Signal::SIGKILL);
+            if let Some(child) = &mut p.child {
+                let _ = reap(child, Duration::from_secs(5)).await;
+            }
+        }
+        if let Some(r) = &mut p.remote {
+            r.pid = None;
+        }
         if let Some(mut child) = p.child.take() {
             // A kill of an already exited child is harmless; wait() reaps either way.
             let _ = child.kill();
@@ -454,9 +545,15 @@ impl ReferenceCluster {
         } else {
             Signal::SIGCONT
         };
-        self.nodes[n].signal(signal)?;
-        self.nodes[n].paused = paused;
-        if let Some(pid) = self.nodes[n].pid() {
+        let p = &mut self.nodes[n];
+        if let (Some(r), Some(pid)) = (&p.remote, p.pid()) {
+            remote_signal_settle(&*r.exec, &p.id, pid, paused)?;
+            p.paused = paused;
+            return Ok(());
+        }
+        p.signal(signal)?;
+        p.paused = paused;
+        if let Some(pid) = p.pid() {
             wait_stopped(pid, paused);
         }
         Ok(())
@@ -491,6 +588,15 @@ impl ReferenceCluster {
         }
         let mut result = Ok(());
         for p in &mut self.nodes {
+            if p.remote.is_some() && p.child.is_some() {
+                let _ = p.signal(Signal::SIGKILL);
+                if let Some(child) = &mut p.child {
+                    let _ = reap(child, Duration::from_secs(5)).await;
+                }
+            }
+            if let Some(r) = &mut p.remote {
+                r.pid = None;
+            }
             if let Some(mut child) = p.child.take() {
                 let _ = child.kill();
                 if let Err(e) = reap(&mut child, Duration::from_secs(5)).await {
@@ -500,6 +606,9 @@ impl ReferenceCluster {
                     });
                 }
             }
+        }
+        for p in &self.nodes {
+            p.fetch_log();
         }
         result
     }
@@ -512,6 +621,9 @@ impl ReferenceCluster {
     }
 
     fn spawn(&mut self, i: usize) -> Result<(), TargetError> {
+        if self.nodes[i].remote.is_some() {
+            return self.nodes[i].spawn_remote();
+        }
         let p = &mut self.nodes[i];
         let (log, log2) = open_output_log(&p.log_path)?;
         let mut cmd = match &p.netns {
@@ -567,6 +679,7 @@ impl ReferenceCluster {
                 };
                 if let Some(status) = exited {
                     p.child = None;
+                    p.fetch_log();
                     return Err(TargetError::NodeExited {
                         node: p.id.clone(),
                         status: status.to_string(),
@@ -611,6 +724,20 @@ impl ReferenceCluster {
 
 /// Node i's address: its namespace's address, or a free (or `base_port + i`) loopback port.
 fn node_addrs(spec: &ClusterSpec, ids: &[NodeId]) -> Result<Vec<SocketAddr>, TargetError> {
+    if let Some(h) = &spec.hosts {
+        if h.execs.len() != ids.len() || h.addrs.len() != ids.len() {
+            return Err(TargetError::Invalid(format!(
+                "{} nodes but {} hosts",
+                ids.len(),
+                h.execs.len()
+            )));
+        }
+        return Ok(h
+            .addrs
+            .iter()
+            .map(|a| SocketAddr::V4(SocketAddrV4::new(*a, h.port)))
+            .collect());
+    }
     let Some(p) = &spec.netns else {
         return Ok(pick_ports(ids, spec.base_port)?
             .into_iter()
@@ -644,7 +771,13 @@ fn write_node(
         path: dir.clone(),
         source,
     })?;
-    let mut cfg = NodeConfig::new(id, peers.clone(), leader, dir.clone())?;
+    // A node on another host keeps its files in the run's folder there.
+    let remote_dir = spec
+        .hosts
+        .as_ref()
+        .map(|h| format!("{}/{id}", h.run_dirs[i]));
+    let node_dir = remote_dir.as_ref().map_or(dir.clone(), PathBuf::from);
+    let mut cfg = NodeConfig::new(id, peers.clone(), leader, node_dir)?;
     cfg.replication = spec.replication;
     cfg.durability = spec.durability;
     cfg.failover = spec.failover;
@@ -657,6 +790,25 @@ fn write_node(
     cfg.ship_interval_ms = spec.ship_interval_ms;
     let config_path = dir.join("node.json");
     cfg.write_file(&config_path)?;
+    let remote = match (&spec.hosts, remote_dir) {
+        (Some(h), Some(rdir)) => {
+            let exec = h.execs[i].clone();
+            let config = format!("{rdir}/node.json");
+            exec.upload(&config_path, &config)
+                .map_err(|e| TargetError::Node {
+                    node: id.clone(),
+                    msg: e.to_string(),
+                })?;
+            Some(RemoteNode {
+                exec,
+                exe: h.exes[i].clone(),
+                config,
+                log: format!("{rdir}/node.log"),
+                pid: None,
+            })
+        }
+        _ => None,
+    };
     Ok(NodeProc {
         id: id.clone(),
         addr: peers[id],
@@ -665,12 +817,92 @@ fn write_node(
         child: None,
         paused: false,
         netns: spec.netns.as_ref().map(|p| p.namespaces[i].clone()),
+        remote,
     })
+}
+
+impl NodeProc {
+    /// Starts the node on its host as one session of the host's connection; the first
+    /// line the session prints is the node's pid there.
+    fn spawn_remote(&mut self) -> Result<(), TargetError> {
+        let Some(r) = &mut self.remote else {
+            return Ok(());
+        };
+        let err = |msg: String| TargetError::Node {
+            node: self.id.clone(),
+            msg,
+        };
+        let script = format!(
+            "echo $$; exec {} node --config {} >>{} 2>&1 </dev/null",
+            quote(&r.exe),
+            quote(&r.config),
+            quote(&r.log)
+        );
+        let mut child = r.exec.spawn(&script).map_err(|e| err(e.to_string()))?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = std::io::BufReader::new(out).read_line(&mut line);
+        }
+        match line.trim().parse::<u32>() {
+            Ok(pid) => {
+                r.pid = Some(pid);
+                self.child = Some(child);
+                self.paused = false;
+                Ok(())
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(err(format!(
+                    "could not start the node on host {} (its session printed no pid; see ssh-{}.log in the run folder)",
+                    r.exec.name(),
+                    r.exec.name()
+                )))
+            }
+        }
+    }
+
+    /// Copies a remote node's log into the local log folder (best effort: the node's
+    /// own log stays on the host until the run folder there is removed).
+    fn fetch_log(&self) {
+        if let Some(r) = &self.remote
+            && let Err(e) = r.exec.download(&r.log, &self.log_path)
+        {
+            let _ = std::fs::write(&self.log_path, format!("(log not downloaded: {e})\n"));
+        }
+    }
+}
+
+/// SIGSTOP (`paused`) or SIGCONT a node on its host, and wait there (bounded, 1 s) until
+/// its state shows it.
+fn remote_signal_settle(
+    exec: &dyn Exec,
+    node: &str,
+    pid: u32,
+    paused: bool,
+) -> Result<(), TargetError> {
+    let (sig, want) = if paused {
+        ("STOP", "= T")
+    } else {
+        ("CONT", "!= T")
+    };
+    let script = format!(
+        "kill -{sig} {pid} || exit 1; i=0; while [ $i -lt 100 ]; do s=$(sed 's/.*) //' /proc/{pid}/stat 2>/dev/null | cut -c1); [ \"$s\" {want} ] && exit 0; [ -z \"$s\" ] && exit 0; sleep 0.01; i=$((i+1)); done"
+    );
+    exec.run(&script, None)
+        .map(|_| ())
+        .map_err(|e| TargetError::Node {
+            node: node.to_owned(),
+            msg: e.to_string(),
+        })
 }
 
 impl Drop for ReferenceCluster {
     fn drop(&mut self) {
         for p in &mut self.nodes {
+            if p.remote.is_some() && p.child.is_some() {
+                let _ = p.signal(Signal::SIGKILL);
+            }
             if let Some(mut child) = p.child.take() {
                 // SIGKILL works on stopped processes too; wait() reaps at once after it.
                 let _ = child.kill();

@@ -44,6 +44,10 @@ impl TargetCluster for ReferenceCluster {
         ReferenceCluster::pids(self)
     }
 
+    fn remote_pids(&self) -> Vec<(usize, u32)> {
+        ReferenceCluster::remote_pids(self)
+    }
+
     fn pid(&self, node: &str) -> Option<u32> {
         ReferenceCluster::pid(self, node)
     }

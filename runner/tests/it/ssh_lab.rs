@@ -1,0 +1,450 @@
+//! Runs over SSH on a lab of 3 hosts (`schism lab up`): the reference cluster started by
+//! the hosts' sshd (never `ip netns exec`), valid where the local test-the-tester row is
+//! (the stale-read control is README's SSH command, run by `readme.rs`), hosts refused
+//! before the run with the host and the fix, a transient SSH failure retried and
+//! recorded, a SIGKILLed runner's leftovers removed from
+//! every host by `schism cleanup`, and `lab down` leaving nothing.
+//!
+//! One test walks the whole story, because a lab is a machine-wide thing (namespaces, a
+//! subnet): its own lab folder (and so its own namespace names), never the user's lab.
+
+use crate::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use schism_targets::remote::{Exec, HostSpec, Ssh, SshOptions};
+use std::process::Stdio;
+
+/// What a lab needs here, if anything is missing.
+fn missing() -> Option<String> {
+    schism_nemesis::lab::unavailable()
+}
+
+fn lab(dir: &Path, args: &[&str]) -> Output {
+    let out = schism()
+        .env("SCHISM_LAB_DIR", dir)
+        .arg("lab")
+        .args(args)
+        .output()
+        .expect("spawn schism lab");
+    eprintln!(
+        "--- schism lab {args:?} exited {:?}\n{}{}",
+        out.status.code(),
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
+/// Node processes started from the lab's host folders (not the SSH sessions here that
+/// started them, whose command lines name them too).
+fn lab_nodes(lab_dir: &Path) -> Vec<(u32, String)> {
+    let dir = lab_dir.to_string_lossy();
+    live_commands_with(&[&dir, " node --config "])
+        .into_iter()
+        .filter(|(_, cmd)| cmd.starts_with(&*dir))
+        .collect()
+}
+
+fn parent_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |x| x.1);
+    after
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// The nft tables on every lab host.
+fn lab_tables(namespaces: &[String]) -> String {
+    namespaces
+        .iter()
+        .map(|ns| {
+            let out = Command::new("ip")
+                .args(["netns", "exec", ns, "nft", "list", "tables"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+        .collect()
+}
+
+/// Run folders left on the lab's hosts.
+fn lab_run_dirs(lab_dir: &Path) -> Vec<PathBuf> {
+    (1..=3)
+        .flat_map(|i| {
+            std::fs::read_dir(lab_dir.join(format!("h{i}/remote/runs")))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+        })
+        .collect()
+}
+
+/// An inventory like the lab's, with `edit` applied to its text.
+fn edited_inventory(lab_dir: &Path, name: &str, edit: impl Fn(&str) -> String) -> PathBuf {
+    let text = std::fs::read_to_string(lab_dir.join("inventory.toml")).unwrap();
+    let path = lab_dir.join(name);
+    std::fs::write(&path, edit(&text)).unwrap();
+    path
+}
+
+fn refused(store: &Path, inventory: &Path, nemesis: &str) -> String {
+    let out = run_test(
+        store,
+        &[
+            "--inventory",
+            &inventory.to_string_lossy(),
+            "--nemesis",
+            nemesis,
+            "--time-limit",
+            "5s",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "refused with exit 3");
+    let err = stderr(&out);
+    assert!(
+        stdout(&out).lines().all(|l| !l.starts_with("verdict:")),
+        "no run happened"
+    );
+    err.lines()
+        .find(|l| l.starts_with("schism: error:"))
+        .unwrap_or("<no error line>")
+        .to_owned()
+}
+
+#[test]
+fn reference_cluster_over_ssh_on_a_lab() {
+    if !require("the SSH lab test", missing()) {
+        return;
+    }
+    let scratch = tempdir();
+    let lab_dir = scratch.path().join("lab");
+    let store = scratch.path().join("store");
+    let up = lab(&lab_dir, &["up", "--hosts", "3"]);
+    assert_eq!(up.status.code(), Some(0), "lab up");
+    let inventory = lab_dir.join("inventory.toml");
+    assert!(stdout(&up).contains(&format!("inventory: {}", inventory.display())));
+    let record = schism_nemesis::lab::load(&lab_dir).unwrap().unwrap();
+    let namespaces: Vec<String> = record.hosts.iter().map(|h| h.namespace.clone()).collect();
+    let result = std::panic::catch_unwind(|| story(&lab_dir, &store, &inventory, &namespaces));
+    // Whatever happened: the lab goes, and leaves nothing behind.
+    let down = lab(&lab_dir, &["down"]);
+    assert_eq!(down.status.code(), Some(0), "lab down");
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+    assert!(
+        namespaces_with(&format!("schism-{}-", record.id)).is_empty(),
+        "lab namespaces left"
+    );
+    let sshd: Vec<u32> = record.hosts.iter().filter_map(|h| h.sshd_pid).collect();
+    for pid in sshd {
+        assert!(
+            matches!(proc_state(pid), None | Some('Z' | 'X')),
+            "sshd {pid} left"
+        );
+    }
+    assert!(!lab_dir.exists(), "lab folder (keys) left");
+    assert!(
+        !Path::new("/sys/class/net").join(&record.root_link).exists(),
+        "lab veth left"
+    );
+}
+
+fn story(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[String]) {
+    preflight_refusals(lab_dir, store);
+    transient_failure_is_retried(lab_dir, inventory);
+    sweep_without_the_ledger(lab_dir, store, inventory, namespaces);
+    sigkilled_run_is_cleaned_from_every_host(lab_dir, store, inventory, namespaces);
+    verdicts_match_the_local_rows(store, inventory);
+    assert!(
+        lab_run_dirs(lab_dir).is_empty(),
+        "run folders left on hosts"
+    );
+    assert_eq!(lab_tables(namespaces), "", "nft tables left on hosts");
+}
+
+/// Unreachable host, changed host key, missing binary, no sudo: one line each, naming
+/// the host and the fix, before anything runs.
+fn preflight_refusals(lab_dir: &Path, store: &Path) {
+    let text = std::fs::read_to_string(lab_dir.join("inventory.toml")).unwrap();
+    let h1 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("address = \""))
+        .map(|a| a.trim_end_matches('"').to_owned())
+        .unwrap();
+    let unreachable = h1.rsplit_once('.').map(|(p, _)| format!("{p}.99")).unwrap();
+    let inv = edited_inventory(lab_dir, "unreachable.toml", |t| {
+        t.replacen(&format!("\"{h1}\""), &format!("\"{unreachable}\""), 1)
+    });
+    let line = refused(store, &inv, "none");
+    assert!(
+        line.contains("host h1") && line.contains("unreachable") && line.contains("sshd"),
+        "{line}"
+    );
+
+    // h1's line in known_hosts carries h2's key: a changed key.
+    let kh = lab_dir.join("known_hosts");
+    let lines: Vec<String> = std::fs::read_to_string(&kh)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let h2_key = lines[1].split_once(' ').unwrap().1.to_owned();
+    let wrong = lab_dir.join("wrong_known_hosts");
+    std::fs::write(
+        &wrong,
+        format!("{h1} {h2_key}\n{}\n", lines[1..].join("\n")),
+    )
+    .unwrap();
+    let inv = edited_inventory(lab_dir, "wrongkey.toml", |t| {
+        t.replace(&kh.display().to_string(), &wrong.display().to_string())
+    });
+    let line = refused(store, &inv, "none");
+    assert!(
+        line.contains("host h1") && line.contains("changed") && line.contains("ssh-keygen"),
+        "{line}"
+    );
+
+    // A PATH without /usr/sbin: no nft for partitions.
+    let inv = edited_inventory(lab_dir, "nonft.toml", |t| {
+        t.replace("sudo = false\n", "sudo = false\npath = \"/usr/bin:/bin\"\n")
+    });
+    let line = refused(store, &inv, "partition");
+    assert!(
+        line.contains("host h1") && line.contains("`nft` not found") && line.contains("nftables"),
+        "{line}"
+    );
+
+    // sudo asked for where there is none (or it needs a password).
+    if !schism_nemesis::sys::have("sudo") {
+        let inv = edited_inventory(lab_dir, "sudo.toml", |t| {
+            t.replace("sudo = false", "sudo = true")
+        });
+        let line = refused(store, &inv, "none");
+        assert!(
+            line.contains("host h") && line.contains("cannot become root") && line.contains("sudo"),
+            "{line}"
+        );
+    }
+}
+
+/// The master connection dies under a command: it is re-opened, the command retried, the
+/// failure recorded.
+fn transient_failure_is_retried(lab_dir: &Path, _inventory: &Path) {
+    let text = std::fs::read_to_string(lab_dir.join("inventory.toml")).unwrap();
+    let address = text
+        .lines()
+        .find_map(|l| l.strip_prefix("address = \""))
+        .map(|a| a.trim_end_matches('"').to_owned())
+        .unwrap();
+    let host = HostSpec {
+        name: "h1".into(),
+        key: Some(lab_dir.join("id_ed25519")),
+        ..HostSpec::parse(&address).unwrap()
+    };
+    let ssh = Ssh::connect(
+        host,
+        SshOptions {
+            known_hosts: lab_dir.join("known_hosts"),
+            accept_new_host_keys: false,
+            control_dir: lab_dir.join("ctl"),
+            log_dir: lab_dir.join("ctl"),
+        },
+    )
+    .expect("connect to h1");
+    assert_eq!(ssh.run("echo one", None).unwrap().trim(), "one");
+    let master = ssh.master_pid().expect("a master connection");
+    kill(Pid::from_raw(master as i32), Signal::SIGKILL).unwrap();
+    // Dead (a zombie until `Ssh` reaps it): the connection is lost.
+    let until = Instant::now() + Duration::from_secs(5);
+    while proc_state(master) != Some('Z') && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(ssh.run("echo two", None).unwrap().trim(), "two");
+    let retries = ssh.retries();
+    assert_eq!(retries.len(), 1, "{retries:?}");
+    assert!(
+        retries[0].contains("host h1") && retries[0].contains("retried"),
+        "{retries:?}"
+    );
+    assert_ne!(ssh.master_pid(), Some(master), "a new master");
+}
+
+/// `cleanup --inventory` without any ledger: a node process of a run folder on h1, its
+/// run folder and an nft table there are removed.
+fn sweep_without_the_ledger(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[String]) {
+    let runs = lab_dir.join("h1/remote/runs/lost");
+    std::fs::create_dir_all(runs.join("n1")).unwrap();
+    let config = runs.join("n1/node.json");
+    // A stand-in node: its command line is a node's (`… node --config <run folder>/…`).
+    let mut node = Command::new("sh")
+        .args(["-c", "sleep 60", "node", "--config"])
+        .arg(&config)
+        .spawn()
+        .unwrap();
+    let nft = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &namespaces[0],
+            "nft",
+            "add",
+            "table",
+            "inet",
+            "schism",
+        ])
+        .status()
+        .unwrap();
+    assert!(nft.success());
+    let empty = store.join("no-ledger");
+    let out = schism()
+        .env("SCHISM_STATE_DIR", &empty)
+        .arg("cleanup")
+        .arg("--inventory")
+        .arg(inventory)
+        .output()
+        .unwrap();
+    eprintln!("cleanup --inventory: {}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0));
+    let status = node.wait().unwrap();
+    assert!(!status.success(), "the stand-in node was killed");
+    assert!(!runs.exists(), "the run folder is gone");
+    assert_eq!(lab_tables(namespaces), "", "the table is gone");
+    assert!(
+        stdout(&out).contains("host h1: killed pid"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// The nodes are children of each host's sshd; a SIGKILLed runner's nodes, nft rules and
+/// run folders are removed from every host by `schism cleanup` (from the ledger).
+fn sigkilled_run_is_cleaned_from_every_host(
+    lab_dir: &Path,
+    store: &Path,
+    inventory: &Path,
+    namespaces: &[String],
+) {
+    let mut child = schism()
+        .env("SCHISM_STATE_DIR", state_dir(store))
+        .args(["test", "--store"])
+        .arg(store)
+        .args(["--name", "killed", "--inventory"])
+        .arg(inventory)
+        .args([
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "1s",
+            "--time-limit",
+            "30s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut seen_tables = false;
+    let mut checked_parents = false;
+    while Instant::now() < until && !(seen_tables && checked_parents) {
+        let nodes = lab_nodes(lab_dir);
+        if nodes.len() == 3 && !checked_parents {
+            for (pid, cmd) in &nodes {
+                let parent = parent_of(*pid);
+                assert_eq!(
+                    comm(parent),
+                    "sshd",
+                    "node {pid} ({cmd}) is not sshd's child"
+                );
+                // Nothing on the run path enters a namespace by `ip netns exec`.
+                let mut p = parent;
+                while p > 1 {
+                    let c = schism_nemesis::sys::proc_cmdline(p).unwrap_or_default();
+                    assert!(!c.contains("netns exec"), "ancestor {p}: {c}");
+                    p = parent_of(p);
+                }
+            }
+            checked_parents = true;
+        }
+        seen_tables |= lab_tables(namespaces).contains("schism");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(checked_parents, "the nodes never all ran");
+    assert!(seen_tables, "no partition rule was ever made");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = child.wait();
+    let clean = schism()
+        .env("SCHISM_STATE_DIR", state_dir(store))
+        .arg("cleanup")
+        .output()
+        .unwrap();
+    eprintln!("cleanup: {}{}", stdout(&clean), stderr(&clean));
+    assert_eq!(clean.status.code(), Some(0));
+    let left = lab_nodes(lab_dir);
+    assert!(left.is_empty(), "nodes left on the hosts: {left:?}");
+    assert_eq!(lab_tables(namespaces), "", "nft rules left on the hosts");
+    assert!(
+        lab_run_dirs(lab_dir).is_empty(),
+        "run folders left: {:?}",
+        lab_run_dirs(lab_dir)
+    );
+}
+
+/// DESIGN.md's row over SSH: leader-follower sync + lease + fencing is valid under
+/// partitions, kills and pauses.
+fn verdicts_match_the_local_rows(store: &Path, inventory: &Path) {
+    let inv = inventory.to_string_lossy();
+    let out = run_test(
+        store,
+        &[
+            "--name",
+            "valid",
+            "--inventory",
+            &inv,
+            "--model",
+            "leader-follower",
+            "--workload",
+            "register",
+            "--replication",
+            "sync",
+            "--reads",
+            "leader",
+            "--read-lease",
+            "on",
+            "--fencing",
+            "on",
+            "--failover",
+            "auto",
+            "--nemesis",
+            "partition,kill,pause",
+            "--nemesis-interval",
+            "3s",
+            "--time-limit",
+            "12s",
+        ],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", verdict_line(&text));
+    let run = only_run_dir(store, "valid");
+    for n in ["n1", "n2", "n3"] {
+        let log = std::fs::read_to_string(run.join("nodes").join(format!("{n}.log"))).unwrap();
+        assert!(log.contains("listening on http://10.77."), "{n}.log: {log}");
+    }
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    assert!(
+        history.contains("\"net\":\"hosts\"") && history.contains("\"f\":\"start-"),
+        "faults were made, partitions by nft on the hosts"
+    );
+    // The negative control, async with reads from any node (stale reads), is README's
+    // own SSH command, run by the README test.
+}
