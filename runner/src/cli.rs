@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use schism_checker::txn::{ConsistencyModel, TxnWorkload};
 use schism_history::Choices;
 use schism_nemesis::NetChoice;
-use schism_targets::db::EtcdReads;
+use schism_targets::db::{EtcdReads, Isolation};
 use schism_targets::{
     AnyTopology, Durability, Failover, Model, ReadRouting, Replication, Resolution, Switch,
     TargetKind,
@@ -102,6 +102,12 @@ pub struct TestArgs {
     /// etcd: how reads are served.
     #[arg(long, default_value_t = EtcdReads::Linearizable, value_parser = choice::<EtcdReads>())]
     pub etcd_reads: EtcdReads,
+    /// PostgreSQL and MariaDB Galera: the isolation level of every transaction
+    /// (--workload list-append, rw-register). Default: the database's own (PostgreSQL
+    /// read-committed, MariaDB repeatable-read); config.json records the level used.
+    #[arg(long, value_parser = choice::<Isolation>())]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<Isolation>,
     /// Replication model of the reference cluster.
     #[arg(long, default_value_t = Model::LeaderFollower, value_parser = choice::<Model>())]
     pub model: Model,
@@ -744,6 +750,7 @@ mod tests {
         all::<Failover>(Failover::CHOICES);
         all::<Durability>(Durability::CHOICES);
         all::<EtcdReads>(EtcdReads::CHOICES);
+        all::<Isolation>(Isolation::CHOICES);
         all::<NetChoice>(NetChoice::CHOICES);
         all::<ConsistencyModel>(ConsistencyModel::CHOICES);
         all::<schism_checker::Model>(schism_checker::Model::CHOICES);

@@ -12,7 +12,7 @@
 
 use anyhow::{Result, bail};
 use schism_nemesis::{CapabilitiesCheck, Kind, Net, NetChoice, Schedule, ScheduleSpec, Selector};
-use schism_targets::db::DbKind;
+use schism_targets::db::{DbKind, Isolation};
 use schism_targets::target::{Capabilities, FaultEnv};
 use schism_targets::{Model, ReadRouting, ReplicaSettings};
 use schism_workloads::{Generator, WorkloadSpec};
@@ -162,6 +162,11 @@ pub fn schedule(
 
 /// The reference cluster takes every fault; partitions are namespaces or cooperative cuts.
 fn reference_net(args: &TestArgs, kinds: &[Kind]) -> Result<(Option<Net>, String)> {
+    if args.isolation.is_some() {
+        bail!(
+            "--isolation applies to --target postgres and galera only: the reference cluster has no isolation levels (its models dictate what a transaction sees)"
+        );
+    }
     if !args.endpoints.is_empty() {
         bail!(
             "--endpoints needs a database --target (etcd, redis, postgres or galera): schism always provisions the reference cluster itself"
@@ -189,6 +194,11 @@ fn db_net(args: &TestArgs, kind: DbKind, kinds: &[Kind]) -> Result<(Option<Net>,
         if given {
             bail!("{flag} applies to --target reference only (this run is --target {kind})");
         }
+    }
+    if args.isolation.is_some() && Isolation::default_for(kind).is_none() {
+        bail!(
+            "--isolation applies to --target postgres and galera only ({kind} has no isolation levels to choose: etcd's Txn is serializable)"
+        );
     }
     if args.failover.is_some() && !matches!(kind, DbKind::Redis | DbKind::Postgres) {
         bail!(

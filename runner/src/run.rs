@@ -610,6 +610,7 @@ async fn start_cluster(
             failover: args.failover == Some(Failover::Auto),
             etcd_reads: args.etcd_reads,
             timeout: args.client_timeout,
+            isolation: args.isolation,
         },
         startup_timeout: DB_STARTUP_TIMEOUT,
     };
