@@ -104,15 +104,53 @@ pub fn history_path(path: &Path) -> Result<PathBuf> {
 pub fn recorded_workload(dir: &Path) -> Result<Option<CheckWorkload>> {
     // The workload the run generated (a hand-made config.json may not say).
     let workload = crate::config::RunConfig::read(dir)?.and_then(|c| c.workload);
-    Ok(workload.map(|w| checked_as(w.kind)))
+    Ok(workload.and_then(|w| checked_as(w.kind)))
+}
+
+/// The transactional workload and consistency model a results folder's config.json
+/// records (`None`: not a transactional run).
+pub fn recorded_txn(
+    dir: &Path,
+) -> Result<
+    Option<(
+        schism_checker::txn::TxnWorkload,
+        schism_checker::txn::ConsistencyModel,
+    )>,
+> {
+    let Some(config) = crate::config::RunConfig::read(dir)? else {
+        return Ok(None);
+    };
+    let Some(kind) = config.workload.and_then(|w| txn_checked_as(w.kind)) else {
+        return Ok(None);
+    };
+    let model = config
+        .test
+        .and_then(|t| t.consistency_model)
+        .unwrap_or(schism_checker::txn::ConsistencyModel::StrictSerializable);
+    Ok(Some((kind, model)))
+}
+
+/// The transactional checker's workload of what a generator produced.
+pub fn txn_checked_as(
+    kind: schism_workloads::WorkloadKind,
+) -> Option<schism_checker::txn::TxnWorkload> {
+    use schism_checker::txn::TxnWorkload;
+    match kind.txn()? {
+        schism_workloads::txn::TxnKind::ListAppend => Some(TxnWorkload::ListAppend),
+        schism_workloads::txn::TxnKind::RwRegister => Some(TxnWorkload::RwRegister),
+    }
 }
 
 /// The checker family of what a generator produced (the checker does not depend on
 /// the generators).
-pub fn checked_as(kind: schism_workloads::WorkloadKind) -> CheckWorkload {
+/// (`None` for the transactional workloads, which the `txn` checker takes).
+pub fn checked_as(kind: schism_workloads::WorkloadKind) -> Option<CheckWorkload> {
     match kind {
-        schism_workloads::WorkloadKind::Append => CheckWorkload::Append,
-        schism_workloads::WorkloadKind::Register => CheckWorkload::Register,
+        schism_workloads::WorkloadKind::Append => Some(CheckWorkload::Append),
+        schism_workloads::WorkloadKind::Register => Some(CheckWorkload::Register),
+        schism_workloads::WorkloadKind::ListAppend | schism_workloads::WorkloadKind::RwRegister => {
+            None
+        }
     }
 }
 
@@ -151,6 +189,13 @@ pub fn analyze_file_with(
             o.algorithm = choice.algorithm;
             o.checkers = checkers;
         });
+    }
+    // A transactional run's folder: the `txn` checker, against the recorded model.
+    if workload.is_none()
+        && path.is_dir()
+        && let Some((txn, model)) = recorded_txn(path)?
+    {
+        return crate::txn_check::analyze_txn_file(path, txn, model, budget);
     }
     let hpath = history_path(path)?;
     let workload = match workload {

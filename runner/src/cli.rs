@@ -164,8 +164,30 @@ pub struct TestArgs {
     /// all-to-all | ring | star (multi-leader, default all-to-all).
     #[arg(long, value_parser = choice::<AnyTopology>())]
     pub topology: Option<AnyTopology>,
+    /// What the clients do: single-key ops (append, register) or transactions
+    /// (list-append, rw-register; checked for isolation anomalies, Elle-style).
     #[arg(long, default_value_t = WorkloadKind::Append, value_parser = choice::<WorkloadKind>())]
     pub workload: WorkloadKind,
+    /// list-append, rw-register: the model the run is checked against (default
+    /// strict-serializable; the report also lists every model the history rules out).
+    // The transactional knobs are written only when set, so earlier config.json files
+    // read back and write out byte for byte.
+    #[arg(long, value_parser = choice::<ConsistencyModel>())]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistency_model: Option<ConsistencyModel>,
+    /// list-append, rw-register: fewest micro-ops per transaction (default 1).
+    #[arg(long, value_parser = int_in(1usize, schism_history::txn::MAX_MICRO_OPS))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_txn_length: Option<usize>,
+    /// list-append, rw-register: most micro-ops per transaction (default 4).
+    #[arg(long, value_parser = int_in(1usize, schism_history::txn::MAX_MICRO_OPS))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_txn_length: Option<usize>,
+    /// list-append, rw-register: how a micro-op picks among the active keys (default
+    /// exponential: a few hot keys, so transactions conflict).
+    #[arg(long, value_parser = choice::<schism_workloads::txn::KeyDist>())]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_dist: Option<schism_workloads::txn::KeyDist>,
     /// Keys active at once (a key is retired after --max-writes-per-key writes).
     #[arg(long, default_value_t = 8, allow_negative_numbers = true, value_parser = int_in(1u64, u64::MAX))]
     pub keys: u64,

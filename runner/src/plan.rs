@@ -15,7 +15,7 @@ use schism_nemesis::{CapabilitiesCheck, Kind, Net, NetChoice, Schedule, Schedule
 use schism_targets::db::{DbKind, Isolation};
 use schism_targets::target::{Capabilities, FaultEnv};
 use schism_targets::{Model, ReadRouting, ReplicaSettings};
-use schism_workloads::{Generator, WorkloadSpec};
+use schism_workloads::{Generator, TxnShape, WorkloadSpec};
 
 use crate::cli::TestArgs;
 use crate::models;
@@ -83,7 +83,9 @@ impl RunPlan {
                 .unwrap_or(1)
         });
         let workload = workload_spec(&args, seed);
-        let generator = Generator::new(workload.clone()).map_err(anyhow::Error::msg)?;
+        let shape = txn_shape(&args)?;
+        let generator =
+            Generator::with_shape(workload.clone(), shape).map_err(anyhow::Error::msg)?;
         args.replication
             .validate(args.nodes as usize)
             .map_err(anyhow::Error::msg)?;
@@ -92,6 +94,23 @@ impl RunPlan {
         let kinds = Kind::parse_list(&args.nemesis).map_err(anyhow::Error::msg)?;
         let selectors = Selector::parse_list(&args.nemesis_targets).map_err(anyhow::Error::msg)?;
         let db_kind = args.target.db();
+        if args.workload.txn().is_some()
+            && let Some(kind) = db_kind
+            && let Some(why) = Capabilities::db(
+                kind,
+                &FaultEnv {
+                    managed: args.endpoints.is_empty(),
+                    have_netns: true,
+                    have_shim: true,
+                },
+            )
+            .transactions
+        {
+            bail!(
+                "--workload {} cannot run on --target {kind}: {why}",
+                args.workload
+            );
+        }
         let (net, net_notice) = match db_kind {
             None => reference_net(&args, &kinds)?,
             Some(kind) => db_net(&args, kind, &kinds)?,
@@ -134,6 +153,44 @@ pub fn workload_spec(args: &TestArgs, seed: u64) -> WorkloadSpec {
         final_read_delay_ns: FINAL_READ_QUIET.as_nanos() as u64,
         seed,
     }
+}
+
+/// The shape of a transactional workload's transactions; the transactional knobs are
+/// refused with a single-key workload, and `--stop-on-anomaly` with a transactional one
+/// (transactions are checked once the run is over, not online).
+pub fn txn_shape(args: &TestArgs) -> Result<TxnShape> {
+    let knobs = [
+        ("--consistency-model", args.consistency_model.is_some()),
+        ("--min-txn-length", args.min_txn_length.is_some()),
+        ("--max-txn-length", args.max_txn_length.is_some()),
+        ("--key-dist", args.key_dist.is_some()),
+    ];
+    if args.workload.txn().is_none() {
+        if let Some((flag, _)) = knobs.iter().find(|(_, given)| *given) {
+            bail!(
+                "{flag} applies to the transactional workloads only: add --workload list-append or rw-register (this run is --workload {})",
+                args.workload
+            );
+        }
+        return Ok(TxnShape::default());
+    }
+    if args.stop_on_anomaly {
+        bail!(
+            "--stop-on-anomaly needs the online checker, which checks single-key workloads only: drop it for --workload {} (its transactions are checked when the run ends)",
+            args.workload
+        );
+    }
+    let d = TxnShape::default();
+    let min_len = args.min_txn_length.unwrap_or(d.min_len);
+    let max_len = args.max_txn_length.unwrap_or(d.max_len.max(min_len));
+    if min_len > max_len {
+        bail!("--min-txn-length {min_len} exceeds --max-txn-length {max_len}");
+    }
+    Ok(TxnShape {
+        min_len,
+        max_len,
+        key_dist: args.key_dist.unwrap_or(d.key_dist),
+    })
 }
 
 /// The nemesis schedule drawn from the seed, and the quiet period between its final heal

@@ -1,9 +1,16 @@
 //! `schism check FILE --workload list-append|rw-register --consistency-model M`: the
 //! transactional (`txn`) checker on a JSON Lines or Elle EDN history.
 //!
+//! A `schism test --workload list-append|rw-register` run's folder comes here too
+//! (`analyze::analyze_file_with` sends it, with the model config.json records): one code
+//! path for the end of a run and a later check.
+//!
 //! Guarantees: the same budget and evidence rules as every other check — the time limit
 //! and a signal stop the cycle search, giving `unknown` unless an anomaly the model
-//! forbids was already proven; a malformed history or transaction names `file:line`.
+//! forbids was already proven; a run folder whose status.json says the run was cut short
+//! is `unknown` unless an anomaly was proven; the replicas' dumps, when the run left
+//! them, are checked for convergence as for any run; a malformed history or transaction
+//! names `file:line`.
 
 use crate::analyze::{Budget, ResultsFile, is_edn, stats};
 use anyhow::Result;
@@ -43,8 +50,11 @@ pub fn analyze_txn_file(
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let limit = budget.time_limit;
     let flag = abort.clone();
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let late = timed_out.clone();
     let watchdog = std::thread::spawn(move || {
         if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(limit) {
+            late.store(true, Ordering::Relaxed);
             flag.store(true, Ordering::Relaxed);
         }
     });
@@ -53,10 +63,27 @@ pub fn analyze_txn_file(
     let _ = watchdog.join();
     let result = result?;
     let mut report = Report::from_results(vec![result]);
-    let evidence = schism_checker::check_evidence(&history, None)?;
+    let mut cut_short: Vec<String> = Vec::new();
+    if path.is_dir()
+        && let Some(why) = crate::store::read_status(path)?.and_then(|s| s.cut_short())
+    {
+        cut_short.push(why);
+    }
+    if abort.load(Ordering::Relaxed) && !timed_out.load(Ordering::Relaxed) {
+        cut_short.push("the check was stopped by a signal before it finished".into());
+    }
+    let cut_short = (!cut_short.is_empty()).then(|| cut_short.join("; "));
+    let evidence = schism_checker::check_evidence(&history, cut_short.as_deref())?;
     if evidence.validity != Validity::Valid {
         report.validity = report.validity.merge(evidence.validity);
         report.results.push(evidence);
+    }
+    // Replica state dumps taken after the final heal, when the run left them.
+    if path.is_dir()
+        && let Some(c) = crate::models::convergence_from_dir(path)?
+    {
+        report.validity = report.validity.merge(c.validity);
+        report.results.push(c);
     }
     Ok(ResultsFile {
         validity: report.validity,
