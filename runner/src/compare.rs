@@ -384,6 +384,21 @@ async fn figures_of(
     .context("figures task panicked")?
 }
 
+/// Anomaly counts by kind, summed over a setting's seeds (`G-single 12, G2-item 30`): the
+/// per-isolation-level comparison of transactional runs; `–` when there were none.
+fn kinds(counts: &BTreeMap<String, u64>) -> String {
+    let shown: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    if shown.is_empty() {
+        "–".into()
+    } else {
+        shown.join(", ")
+    }
+}
+
 /// The terminal summary: one line per setting.
 fn table(c: &ComparisonInput) -> String {
     let mut s = String::new();
@@ -395,7 +410,7 @@ fn table(c: &ComparisonInput) -> String {
         .unwrap_or(7)
         .max(7);
     s.push_str(&format!(
-        "{:w$}  {:>7}  {:>6}  {:>9}  {:>9}  {:>9}  {:>9}  {:>10}  {:>8}\n",
+        "{:w$}  {:>7}  {:>6}  {:>9}  {:>9}  {:>9}  {:>9}  {:>10}  {:>8}  anomalies\n",
         "setting",
         "invalid",
         "lost",
@@ -409,7 +424,7 @@ fn table(c: &ComparisonInput) -> String {
     let ms = |x: Option<f64>| x.map(|v| format!("{v:.2}ms")).unwrap_or_else(|| "–".into());
     for x in &c.settings {
         s.push_str(&format!(
-            "{:w$}  {:>7}  {:>6}  {:>9}  {:>9}  {:>9}  {:>9}  {:>10}  {:>8.0}\n",
+            "{:w$}  {:>7}  {:>6}  {:>9}  {:>9}  {:>9}  {:>9}  {:>10}  {:>8.0}  {}\n",
             x.label,
             format!("{}/{}", x.invalid_runs, x.runs.len()),
             x.lost_writes,
@@ -420,7 +435,8 @@ fn table(c: &ComparisonInput) -> String {
             ms(x.write_latency_ms_p99),
             ms(x.read_latency_ms_p50),
             ms(x.lag.as_ref().and_then(|l| l.p99_ms)),
-            x.ok_per_s
+            x.ok_per_s,
+            kinds(&x.anomalies)
         ));
     }
     s

@@ -75,7 +75,7 @@ pub struct RunPlan {
 
 impl RunPlan {
     /// Validates `args` as a whole; the error names the flag to fix.
-    pub fn new(args: TestArgs) -> Result<RunPlan> {
+    pub fn new(mut args: TestArgs) -> Result<RunPlan> {
         let seed = args.seed.unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -111,10 +111,22 @@ impl RunPlan {
                 args.workload
             );
         }
+        if args.isolation.is_some() && args.workload.txn().is_none() && db_kind.is_some() {
+            bail!(
+                "--isolation applies to the transactional workloads only (single-key ops run as autocommit statements): add --workload list-append or rw-register"
+            );
+        }
         let (net, net_notice) = match db_kind {
             None => reference_net(&args, &kinds)?,
             Some(kind) => db_net(&args, kind, &kinds)?,
         };
+        // The level transactions run at, recorded (config.json, the report's settings)
+        // even when the database's default was left in force.
+        if args.workload.txn().is_some()
+            && let Some(kind) = db_kind
+        {
+            args.isolation = args.isolation.or(Isolation::default_for(kind));
+        }
         let node_count = if args.endpoints.is_empty() {
             usize::from(args.nodes)
         } else {

@@ -277,3 +277,109 @@ fn galera_repeatable_read_loses_updates() {
     // row, not the transaction's snapshot (what Jepsen found in MariaDB Galera).
     assert!(r.kinds.contains_key("lost-update"), "{:?}", r.kinds);
 }
+
+/// The database rows of `schism matrix`, end to end (each run a real `schism test
+/// --workload list-append` on a provisioned cluster), one seed each and 5 s runs to keep
+/// the suite short; the README gives their rates over more seeds at the rows' own 10 s.
+#[cfg(all(feature = "postgres", feature = "galera", feature = "etcd"))]
+#[test]
+fn database_transaction_rows_of_the_matrix_hold() {
+    let _lock = db_lock();
+    let mut software: Vec<(&str, &str)> = db_postgres::PG.to_vec();
+    software.extend_from_slice(db_galera::GALERA);
+    software.push(("etcd", "etcd-server"));
+    if !require_db("database transaction matrix rows", &software, false) {
+        return;
+    }
+    let rows = matrix::db_rows();
+    let (code, json, _dir) = matrix::matrix_with(
+        &rows.join(","),
+        &["--seeds", "1", "--time-limit", "5s"],
+    );
+    matrix::assert_rows_hold(code, &json, &rows);
+}
+
+/// `schism compare --vary isolation=…` on PostgreSQL: per level, the anomaly counts by
+/// kind — read skew at read committed, write skew but no read skew at repeatable read,
+/// nothing at serializable — in comparison.json and in the terminal table, and each run's
+/// config.json records the level it ran at.
+#[cfg(feature = "postgres")]
+#[test]
+fn compare_varies_postgres_isolation_levels() {
+    let _lock = db_lock();
+    if !require_db("postgres isolation comparison", db_postgres::PG, false) {
+        return;
+    }
+    let store = open_store();
+    let out = schism()
+        .env("SCHISM_STATE_DIR", state_dir(store.path()))
+        .args([
+            "compare",
+            "--name",
+            "iso",
+            "--vary",
+            "isolation=read-committed,repeatable-read,serializable",
+            "--seeds",
+            "1",
+            "--store",
+        ])
+        .arg(store.path())
+        .args([
+            "--",
+            "--target",
+            "postgres",
+            "--nodes",
+            "1",
+            "--reads",
+            "leader",
+            "--workload",
+            "list-append",
+            "--keys",
+            "4",
+            "--concurrency",
+            "8",
+            "--nemesis",
+            "none",
+            "--time-limit",
+            "4s",
+        ])
+        .output()
+        .expect("spawn schism compare");
+    let text = stdout(&out);
+    eprintln!("{text}\n{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "compare itself must succeed");
+    let dir = only_run_dir(&store.path().join("compare"), "iso");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("comparison.json")).unwrap())
+            .unwrap();
+    let settings = json["settings"].as_array().unwrap();
+    let count = |i: usize, kind: &str| settings[i]["anomalies"][kind].as_u64().unwrap_or(0);
+    assert_eq!(settings.len(), 3);
+    assert!(count(0, "G-single") > 0, "read committed: {}", settings[0]["anomalies"]);
+    assert!(count(1, "G2-item") > 0, "repeatable read: {}", settings[1]["anomalies"]);
+    assert_eq!(count(1, "G-single"), 0, "snapshot isolation has no read skew");
+    let ser = settings[2]["anomalies"].as_object().unwrap();
+    assert!(ser.values().all(|n| n == 0), "serializable: {ser:?}");
+    assert_eq!(settings[2]["invalid_runs"], 0);
+    // The terminal table names the kinds per level.
+    let line = |label: &str| {
+        text.lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no line for {label}: {text}"))
+            .to_owned()
+    };
+    assert!(line("isolation=read-committed").contains("G-single"), "{text}");
+    assert!(line("isolation=serializable").ends_with('–'), "{text}");
+    // Each run recorded its level.
+    for (i, level) in ["read-committed", "repeatable-read", "serializable"]
+        .iter()
+        .enumerate()
+    {
+        let run = only_run_dir(store.path(), &format!("iso-isolation-{level}"));
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(config["test"]["isolation"], *level, "{}", run.display());
+        assert_eq!(settings[i]["settings"]["isolation"], *level);
+    }
+}
