@@ -69,7 +69,8 @@ pub enum Command {
     /// Run a matrix of settings, several seeds each, and write one comparison page.
     Compare(CompareArgs),
     /// Run DESIGN.md's "test the tester" matrix (every row, several seeds each) on the
-    /// reference cluster: one page with what each row expects and what each seed showed.
+    /// reference cluster (and the databases' transaction rows in a build with their
+    /// features): one page with what each row expects and what each seed showed.
     Matrix(MatrixArgs),
     /// The same test as `test --target reference`, in deterministic simulation (one
     /// process, simulated time, network and clients); `--seeds A..B` sweeps many seeds.

@@ -41,7 +41,12 @@ const LEADERLESS: [&str; 5] = [
 pub fn db_rows() -> Vec<&'static str> {
     let mut rows = vec![];
     if cfg!(feature = "postgres") {
-        rows.extend(["pg-serializable", "pg-read-committed", "pg-repeatable-read"]);
+        rows.extend([
+            "pg-serializable",
+            "pg-read-committed",
+            "pg-repeatable-read",
+            "pg-standby-reads",
+        ]);
     }
     if cfg!(feature = "galera") {
         rows.push("galera-repeatable-read");

@@ -14,6 +14,11 @@
 //! - outcome mapping: refused connection, HTTP 4xx, any failed read and a compare that
 //!   never succeeded → `Fail`; a timeout, a 5xx (etcd's "request timed out" is a 503) or a
 //!   connection lost after sending, on a put or a txn → `Unknown`;
+//! - a transaction (`txn`) is optimistic and never retried: one read-only `Txn` ranges over
+//!   every key it touches at one revision, its micro-ops run against that snapshot, and a
+//!   second `Txn` puts what it wrote only if every touched key still has the mod revision
+//!   seen (a failed compare is `Fail`; a commit without an answer `Unknown`), so committed
+//!   transactions are strict serializable; values are JSON lists (appends) or integers;
 //! - keys live under `schism/<nonce>/` (one nonce per `open`), so a run against an
 //!   attached cluster never reads another run's values.
 
@@ -1219,13 +1224,11 @@ impl EtcdSession {
             return TxnReply::Ok(mops);
         }
         let commit = commit_txn(&etcd_keys, &seen, &state, &written);
-        match self
-            .shared
-            .post(i, "kv/txn", &commit, self.timeout())
-            .await
-        {
+        match self.shared.post(i, "kv/txn", &commit, self.timeout()).await {
             Ok(resp) if resp["succeeded"].as_bool() == Some(true) => TxnReply::Ok(mops),
-            Ok(_) => fail("a key changed since the snapshot read it (compare failed; nothing written)".into()),
+            Ok(_) => fail(
+                "a key changed since the snapshot read it (compare failed; nothing written)".into(),
+            ),
             Err(e) => {
                 self.move_writer();
                 match e {

@@ -24,6 +24,11 @@
 //!   1047, …) and refused connections are `Fail`; a timeout or a lost connection after a
 //!   write was sent (and the server's "interrupted"/"commit failed" codes) are `Unknown`;
 //!   a failed read is always `Fail`;
+//! - a transaction (`txn`) runs on the node `--reads` picks, as `SET TRANSACTION ISOLATION
+//!   LEVEL <--isolation>`, `START TRANSACTION`, the single-op statements, `COMMIT`: errors
+//!   before COMMIT was sent and a COMMIT refused by certification (1213) or a non-primary
+//!   node (1047) are `Fail`; a lost connection after COMMIT was sent, a timeout then, or
+//!   the interrupted/commit-failed codes are `Unknown`;
 //! - kill is SIGKILL; restart starts the same command (IST rejoin), or — when no node
 //!   runs — bootstraps again from the node with the highest recovered seqno
 //!   (`--wsrep-recover`, then `safe_to_bootstrap: 1`);

@@ -22,7 +22,12 @@
 //!   the promotion waits until they are gone. So a paused primary never serves again once
 //!   it was replaced: the writes and reads queued on it while it was frozen end with its
 //!   connections (`info`, `fail`) instead of being acknowledged by a second primary, and it
-//!   is started again as a standby (pg_rewind or a clone) at the nemesis's next change.
+//!   is started again as a standby (pg_rewind or a clone) at the nemesis's next change;
+//! - a transaction (`txn`) is `BEGIN ISOLATION LEVEL <--isolation>` … `COMMIT` on one
+//!   connection (read-only ones routed like reads; on a standby SERIALIZABLE becomes
+//!   REPEATABLE READ, the strongest level a hot standby runs): any error before COMMIT
+//!   was sent, and an ERROR answering COMMIT (serialization failure 40001, deadlock), is
+//!   `Fail`; a lost connection or timeout after COMMIT was sent is `Unknown`.
 //!
 //! A kill is SIGKILL of the postmaster and every backend together, as when the server's
 //! machine dies. (Killing the postmaster alone leaves orphaned backends alive for a moment:
@@ -33,8 +38,8 @@ use crate::ReadRouting;
 use crate::client::Reply;
 use crate::db::{
     BoxFuture, DbCluster, DbKind, DbSession, DbSpec, Isolation, ManagedProcess, PauseStyle,
-    Placement,
-    ProcessSpec, alive, descendants, log_tail, loopback_ports, require_binary, wait_until,
+    Placement, ProcessSpec, alive, descendants, log_tail, loopback_ports, require_binary,
+    wait_until,
 };
 use crate::error::TargetError;
 use crate::reference::{NodeId, Replication};
@@ -161,10 +166,7 @@ impl Shared {
             primary: AtomicUsize::new(primary),
             reads: spec.options.reads,
             timeout: spec.options.timeout,
-            isolation: spec
-                .options
-                .isolation
-                .unwrap_or(Isolation::ReadCommitted),
+            isolation: spec.options.isolation.unwrap_or(Isolation::ReadCommitted),
             ops: Arc::new(tokio::sync::Mutex::new(())),
             resync: Mutex::new(vec![Resync::None; n]),
             promotions: AtomicU64::new(0),
