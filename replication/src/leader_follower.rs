@@ -2108,7 +2108,10 @@ mod tests {
             panic!("{out:?}")
         };
         let done = schism_history::txn::parse_txn(value).unwrap();
-        assert_eq!((done[0].value.clone(), done[1].value.clone()), (list(&[1, 2]), list(&[3])));
+        assert_eq!(
+            (done[0].value.clone(), done[1].value.clone()),
+            (list(&[1, 2]), list(&[3]))
+        );
     }
 
     #[test]
@@ -2144,7 +2147,10 @@ mod tests {
         let mut n = LeaderFollower::from_disk(cfg, disk);
         let mut out = Vec::new();
         n.become_leader(0, &mut out);
-        assert!(out.iter().any(|o| matches!(o, Output::Persist(LogOp::Truncate { keep: 1 }))));
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Persist(LogOp::Truncate { keep: 1 })))
+        );
         assert_eq!(n.log()[1].effect, Effect::Noop);
         assert_eq!(n.read(1), Value::List(vec![1]));
     }

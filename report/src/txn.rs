@@ -58,11 +58,7 @@ pub fn txn_section(results: &[CheckResult]) -> String {
             "<tr data-model=\"{name}\" data-ruled-out=\"{out_of}\"><td>{name}{}</td><td class=\"{}\">{}</td></tr>",
             if name == model { " (this run's)" } else { "" },
             if out_of { "invalid-t" } else { "valid-t" },
-            if out_of {
-                "ruled out"
-            } else {
-                "not ruled out"
-            }
+            if out_of { "ruled out" } else { "not ruled out" }
         );
     }
     out.push_str("</table>");
@@ -241,11 +237,13 @@ mod tests {
         };
         let html = txn_section(std::slice::from_ref(&r));
         assert!(html.contains("checked against <b>strict-serializable</b>"));
-        assert!(html.contains(
-            "data-model=\"serializable\" data-ruled-out=\"true\""
-        ));
+        assert!(html.contains("data-model=\"serializable\" data-ruled-out=\"true\""));
         assert!(html.contains("data-model=\"read-committed\" data-ruled-out=\"false\""));
-        assert_eq!(html.matches("class=\"txn-cycle\"").count(), 1, "one per kind");
+        assert_eq!(
+            html.matches("class=\"txn-cycle\"").count(),
+            1,
+            "one per kind"
+        );
         assert_eq!(html.matches("<svg").count(), 1);
         assert!(
             html.contains("<b>T3 → T7 (rw)</b>: T3 read key 1 = [1] which did not include T7"),
@@ -259,7 +257,10 @@ mod tests {
     fn an_explanation_that_does_not_split_is_shown_whole() {
         assert_eq!(edge_sentences("G0 cycle T1 → T1: a; b.", 1), None);
         assert_eq!(
-            edge_sentences("G-single cycle T1 → T2 → T1 — a fractured read: x: a; b.", 2),
+            edge_sentences(
+                "G-single cycle T1 → T2 → T1 — a fractured read: x: a; b.",
+                2
+            ),
             Some(vec!["a".into(), "b".into()])
         );
         assert_eq!(

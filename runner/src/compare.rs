@@ -423,6 +423,17 @@ fn table(c: &ComparisonInput) -> String {
             x.ok_per_s
         ));
     }
+    // Every kind each setting counted (summed over its seeds): transactional runs name
+    // their anomalies only here (they lose no single write and read no stale register).
+    for x in c.settings.iter().filter(|x| !x.anomalies.is_empty()) {
+        let kinds: Vec<String> = x
+            .anomalies
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        s.push_str(&format!("{}: {}\n", x.label, kinds.join(", ")));
+    }
     s
 }
 

@@ -301,7 +301,7 @@ pub const ROWS: &[Row] = &[
         args: "--model leader-follower --workload list-append --replication sync --reads leader \
              --read-lease on --fencing on --failover auto --nemesis partition,pause,kill \
              --nemesis-interval 2s",
-        time_limit: "10s",
+        time_limit: "8s",
         expect: Expect::Valid,
     },
     // Read-only transactions on an async follower see a consistent but stale snapshot: a
@@ -313,7 +313,7 @@ pub const ROWS: &[Row] = &[
         faults: "none",
         args: "--model leader-follower --workload list-append --replication async \
              --reads follower --nemesis none",
-        time_limit: "6s",
+        time_limit: "4s",
         expect: Expect::Anomalies(&["G-single-realtime|G-nonadjacent-realtime"]),
     },
     // The same runs hold serializability: a follower applies whole transactions in log
@@ -324,7 +324,7 @@ pub const ROWS: &[Row] = &[
         faults: "none",
         args: "--model leader-follower --workload list-append --replication async \
              --reads follower --consistency-model serializable --nemesis none",
-        time_limit: "6s",
+        time_limit: "4s",
         expect: Expect::Valid,
     },
     // Multi-leader and leaderless nodes apply each micro-op on its own (no atomicity
@@ -335,20 +335,20 @@ pub const ROWS: &[Row] = &[
         configuration: "multi-leader, lww, list-append transactions",
         faults: "none",
         args: "--model multi-leader --conflict lww --workload list-append --nemesis none",
-        time_limit: "6s",
+        time_limit: "4s",
         expect: Expect::Anomalies(&["lost-update|G-single"]),
     },
     // A leaderless coordinator writes each register on its own quorum: a transaction
     // that writes one key twice is seen halfway (G1b, an intermediate read), and
-    // concurrent transactions interleave key by key (G1c, G-single). 8 s: each
-    // transaction is up to four quorum round trips, and a loaded machine's 6 s run once
-    // finished too few of them to show more than one anomaly.
+    // concurrent transactions interleave key by key (G1c, G-single). Each transaction is
+    // up to four quorum round trips, so the row runs longer than the other transaction
+    // rows.
     Row {
         id: "ll-txn",
         configuration: "leaderless 3/2/2, rw-register transactions",
         faults: "none",
         args: "--model leaderless --quorum 3/2/2 --workload rw-register --nemesis none",
-        time_limit: "8s",
+        time_limit: "6s",
         expect: Expect::Anomalies(&["G1b|G1c|G-single"]),
     },
 ];
