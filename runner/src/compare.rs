@@ -462,6 +462,42 @@ mod tests {
     }
 
     #[test]
+    fn the_terminal_table_names_every_kind_each_setting_counted() {
+        let setting = |label: &str, kinds: &[(&str, u64)]| {
+            schism_report::summarize_setting(SettingInput {
+                label: label.into(),
+                runs: vec![RunRef {
+                    seed: 1,
+                    link: String::new(),
+                    exit_code: 1,
+                    figures: schism_report::RunFigures {
+                        anomalies: kinds.iter().map(|(k, n)| ((*k).into(), *n)).collect(),
+                        ..Default::default()
+                    },
+                }],
+                ..Default::default()
+            })
+        };
+        let c = ComparisonInput {
+            name: "c".into(),
+            date: String::new(),
+            varied: vec!["model".into()],
+            seeds: vec![1],
+            base_args: Vec::new(),
+            settings: vec![
+                setting("model=multi-leader", &[("G-single", 3), ("lost-update", 2)]),
+                setting("model=leader-follower", &[]),
+            ],
+        };
+        let t = table(&c);
+        assert!(
+            t.contains("model=multi-leader: 3 G-single, 2 lost-update\n"),
+            "{t}"
+        );
+        assert!(!t.contains("model=leader-follower:"), "{t}");
+    }
+
+    #[test]
     fn bad_settings_fail_before_any_run() {
         let args = CompareArgs {
             name: None,
