@@ -266,8 +266,7 @@ impl ReferenceClient {
         let (node, cond) = session.router.route(&self.rules(), writes);
         // Whether an earlier write took effect, or may have.
         let mut wrote = false;
-        for i in 0..mops.len() {
-            let m = &mops[i];
+        for (i, m) in mops.iter_mut().enumerate() {
             let req = match (m.f, m.written()) {
                 (MopF::Read, _) => Request::Read { key: m.key },
                 (MopF::Append, Some(value)) => Request::Append { key: m.key, value },
@@ -282,7 +281,7 @@ impl ReferenceClient {
             match self.send(node, req, cond).await.0 {
                 Reply::Ok { value, .. } => {
                     if m.f == MopF::Read {
-                        mops[i].value = mop_value(&value);
+                        m.value = mop_value(&value);
                     } else {
                         wrote = true;
                     }
