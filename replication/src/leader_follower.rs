@@ -1071,15 +1071,15 @@ impl LeaderFollower {
         } else {
             // A no-op of the new epoch: once it commits, so does everything before it.
             self.persist_meta(out);
-            // A transaction this log holds only part of never committed whole here, and
-            // the no-op must not close it: its entries go.
+            // A transaction this log holds only part of was never applied here, and the
+            // no-op must not close it: its entries go (under async its leader may have
+            // acknowledged it; losing it is what an async failover does, applying half
+            // of it would not be).
             let mut keep = self.last_lsn();
             while keep > 0 && self.log[keep as usize - 1].effect.continues() {
                 keep -= 1;
             }
-            if keep < self.last_lsn() && keep >= self.commit_lsn {
-                self.truncate(keep, out);
-            }
+            self.truncate(keep, out);
             let entry = Entry {
                 lsn: self.last_lsn() + 1,
                 epoch: self.epoch,
@@ -2053,6 +2053,124 @@ mod tests {
         assert_eq!(n.last_lsn(), 3);
         assert_eq!(n.epoch(), 2);
         assert_eq!(n.read(2), Value::Int(2));
+    }
+
+    fn txn(req: u64, mops: Vec<MicroOp>) -> Input {
+        Input::Txn {
+            req,
+            mops,
+            opts: ReadOpts::default(),
+        }
+    }
+
+    fn list(xs: &[i64]) -> MopValue {
+        MopValue::List(xs.to_vec())
+    }
+
+    #[test]
+    fn a_transaction_sees_its_own_writes_and_commits_as_one_group() {
+        // Sync: nothing commits until n2 acks.
+        let mut cfg = MachineConfig::new("n1", &["n1", "n2"], "n1");
+        cfg.replication = Replication::Sync;
+        let mut n = LeaderFollower::new(cfg, Vec::new());
+        n.step(0, client(1, Request::Append { key: 1, value: 1 }));
+        let mops = vec![
+            MicroOp::read(1),
+            MicroOp::append(1, 2),
+            MicroOp::read(1),
+            MicroOp::append(2, 3),
+        ];
+        let out = n.step(1, txn(2, mops));
+        // One persisted group of two entries, the first continuing into the second.
+        assert!(out.iter().any(|o| matches!(o, Output::Persist(LogOp::Append(e))
+            if e.len() == 2 && e[0].effect == Effect::AppendMore(2) && e[1].effect == Effect::Append(3))));
+        assert!(!out.iter().any(|o| matches!(o, Output::Reply { .. })));
+        // n2 holds the first entry of the group only: the first write commits, the
+        // transaction does not, and nothing of it is visible.
+        n.step(2, ack_from_n2(1, 2));
+        assert_eq!(n.read(1), Value::List(vec![1]));
+        assert_eq!(n.read(2), Value::Null);
+        let out = n.step(3, ack_from_n2(2, 3));
+        let Reply::Ok { value, lsn, .. } = reply_of(&out) else {
+            panic!("{out:?}")
+        };
+        assert_eq!(*lsn, Some(3));
+        let done = schism_history::txn::parse_txn(value).unwrap();
+        // Reads ran against the head of the log (the pending append 1) and saw the
+        // transaction's own earlier append.
+        assert_eq!(done[0].value, list(&[1]));
+        assert_eq!(done[2].value, list(&[1, 2]));
+        assert_eq!(n.read(1), Value::List(vec![1, 2]));
+        assert_eq!(n.read(2), Value::List(vec![3]));
+        // A read-only transaction is served from the applied state.
+        let out = n.step(4, txn(3, vec![MicroOp::read(1), MicroOp::read(2)]));
+        let Reply::Ok { value, .. } = reply_of(&out) else {
+            panic!("{out:?}")
+        };
+        let done = schism_history::txn::parse_txn(value).unwrap();
+        assert_eq!(
+            (done[0].value.clone(), done[1].value.clone()),
+            (list(&[1, 2]), list(&[3]))
+        );
+    }
+
+    #[test]
+    fn a_follower_applies_only_whole_transactions_and_a_new_leader_cuts_a_partial_one() {
+        let e = |lsn, key, effect| Entry {
+            lsn,
+            epoch: 1,
+            key,
+            effect,
+        };
+        let mut cfg = MachineConfig::new("n2", &["n1", "n2"], "n1");
+        cfg.failover = Failover::Auto;
+        let mut f = LeaderFollower::new(cfg.clone(), Vec::new());
+        f.step(
+            0,
+            Input::Peer(PeerMessage::Append {
+                from: "n1".into(),
+                epoch: 1,
+                seq: 1,
+                prev_lsn: 0,
+                prev_epoch: 0,
+                commit: 100,
+                leader: None,
+                entries: vec![e(1, 1, Effect::Append(1)), e(2, 1, Effect::AppendMore(2))],
+            }),
+        );
+        // The group's second entry has not arrived: only the first transaction shows.
+        assert_eq!(f.read(1), Value::List(vec![1]));
+        assert_eq!(f.applied_lsn(), 1);
+        // Recovered from disk and elected, it cuts the partial group before its no-op.
+        let mut disk = LogDisk::default();
+        disk.apply(&LogOp::Append(f.log().to_vec()));
+        let mut n = LeaderFollower::from_disk(cfg, disk);
+        let mut out = Vec::new();
+        n.become_leader(0, &mut out);
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Persist(LogOp::Truncate { keep: 1 })))
+        );
+        assert_eq!(n.log()[1].effect, Effect::Noop);
+        assert_eq!(n.read(1), Value::List(vec![1]));
+    }
+
+    #[test]
+    fn followers_refuse_write_transactions_and_the_wire_keeps_groups() {
+        let mut f = LeaderFollower::new(MachineConfig::new("n2", &["n1", "n2"], "n1"), Vec::new());
+        let out = f.step(0, txn(1, vec![MicroOp::append(1, 1)]));
+        assert!(matches!(reply_of(&out), Reply::Fail { leader: Some(l), .. } if l == "n1"));
+        for effect in [Effect::AppendMore(7), Effect::WriteMore(-3)] {
+            let e = Entry {
+                lsn: 1,
+                epoch: 1,
+                key: 2,
+                effect,
+            };
+            let text = serde_json::to_string(&e).unwrap();
+            assert_eq!(serde_json::from_str::<Entry>(&text).unwrap(), e);
+            assert!(effect.continues());
+        }
     }
 
     #[test]

@@ -384,21 +384,6 @@ async fn figures_of(
     .context("figures task panicked")?
 }
 
-/// Anomaly counts by kind, summed over a setting's seeds (`G-single 12, G2-item 30`): the
-/// per-isolation-level comparison of transactional runs; `–` when there were none.
-fn kinds(counts: &BTreeMap<String, u64>) -> String {
-    let shown: Vec<String> = counts
-        .iter()
-        .filter(|(_, n)| **n > 0)
-        .map(|(k, n)| format!("{k} {n}"))
-        .collect();
-    if shown.is_empty() {
-        "–".into()
-    } else {
-        shown.join(", ")
-    }
-}
-
 /// The terminal summary: one line per setting.
 fn table(c: &ComparisonInput) -> String {
     let mut s = String::new();
@@ -410,7 +395,7 @@ fn table(c: &ComparisonInput) -> String {
         .unwrap_or(7)
         .max(7);
     s.push_str(&format!(
-        "{:w$}  {:>7}  {:>6}  {:>9}  {:>9}  {:>9}  {:>9}  {:>10}  {:>8}  anomalies\n",
+        "{:w$}  {:>7}  {:>6}  {:>9}  {:>9}  {:>9}  {:>9}  {:>10}  {:>8}\n",
         "setting",
         "invalid",
         "lost",
@@ -424,7 +409,7 @@ fn table(c: &ComparisonInput) -> String {
     let ms = |x: Option<f64>| x.map(|v| format!("{v:.2}ms")).unwrap_or_else(|| "–".into());
     for x in &c.settings {
         s.push_str(&format!(
-            "{:w$}  {:>7}  {:>6}  {:>9}  {:>9}  {:>9}  {:>9}  {:>10}  {:>8.0}  {}\n",
+            "{:w$}  {:>7}  {:>6}  {:>9}  {:>9}  {:>9}  {:>9}  {:>10}  {:>8.0}\n",
             x.label,
             format!("{}/{}", x.invalid_runs, x.runs.len()),
             x.lost_writes,
@@ -435,9 +420,19 @@ fn table(c: &ComparisonInput) -> String {
             ms(x.write_latency_ms_p99),
             ms(x.read_latency_ms_p50),
             ms(x.lag.as_ref().and_then(|l| l.p99_ms)),
-            x.ok_per_s,
-            kinds(&x.anomalies)
+            x.ok_per_s
         ));
+    }
+    // Every kind each setting counted (summed over its seeds): transactional runs name
+    // their anomalies only here (they lose no single write and read no stale register).
+    for x in c.settings.iter().filter(|x| !x.anomalies.is_empty()) {
+        let kinds: Vec<String> = x
+            .anomalies
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        s.push_str(&format!("{}: {}\n", x.label, kinds.join(", ")));
     }
     s
 }
@@ -464,6 +459,42 @@ mod tests {
             ]
         );
         assert_eq!(m[1].slug(), "replication-sync_reads-any");
+    }
+
+    #[test]
+    fn the_terminal_table_names_every_kind_each_setting_counted() {
+        let setting = |label: &str, kinds: &[(&str, u64)]| {
+            schism_report::summarize_setting(SettingInput {
+                label: label.into(),
+                runs: vec![RunRef {
+                    seed: 1,
+                    link: String::new(),
+                    exit_code: 1,
+                    figures: schism_report::RunFigures {
+                        anomalies: kinds.iter().map(|(k, n)| ((*k).into(), *n)).collect(),
+                        ..Default::default()
+                    },
+                }],
+                ..Default::default()
+            })
+        };
+        let c = ComparisonInput {
+            name: "c".into(),
+            date: String::new(),
+            varied: vec!["model".into()],
+            seeds: vec![1],
+            base_args: Vec::new(),
+            settings: vec![
+                setting("model=multi-leader", &[("G-single", 3), ("lost-update", 2)]),
+                setting("model=leader-follower", &[]),
+            ],
+        };
+        let t = table(&c);
+        assert!(
+            t.contains("model=multi-leader: 3 G-single, 2 lost-update\n"),
+            "{t}"
+        );
+        assert!(!t.contains("model=leader-follower:"), "{t}");
     }
 
     #[test]

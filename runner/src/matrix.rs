@@ -306,6 +306,67 @@ pub const ROWS: &[Row] = &[
         time_limit: "6s",
         expect: Expect::Valid,
     },
+    // Transactions (list-append, rw-register), checked by the `txn` checker against
+    // strict serializability unless the row says otherwise. The leader runs each
+    // transaction atomically (one group of log entries, applied whole); with the lease and
+    // fencing its history stays strict serializable through partitions, pauses and kills.
+    Row {
+        id: "lf-txn-sync",
+        configuration: "leader-follower, sync, leader reads with lease, fencing on, auto failover, list-append transactions",
+        faults: "partition, pause, kill",
+        args: "--model leader-follower --workload list-append --replication sync --reads leader \
+             --read-lease on --fencing on --failover auto --nemesis partition,pause,kill \
+             --nemesis-interval 2s",
+        time_limit: "8s",
+        expect: Expect::Valid,
+    },
+    // Read-only transactions on an async follower see a consistent but stale snapshot: a
+    // transaction that began after another committed misses its append (an rw edge
+    // against real time), which strict serializability forbids.
+    Row {
+        id: "lf-txn-follower",
+        configuration: "leader-follower, async, read-only transactions on followers, list-append",
+        faults: "none",
+        args: "--model leader-follower --workload list-append --replication async \
+             --reads follower --nemesis none",
+        time_limit: "4s",
+        expect: Expect::Anomalies(&["G-single-realtime|G-nonadjacent-realtime"]),
+    },
+    // The same runs hold serializability: a follower applies whole transactions in log
+    // order, so every read-only transaction sees a prefix of the leader's serial order.
+    Row {
+        id: "lf-txn-follower-ser",
+        configuration: "leader-follower, async, read-only transactions on followers, list-append, checked as serializable (the follower row's twin)",
+        faults: "none",
+        args: "--model leader-follower --workload list-append --replication async \
+             --reads follower --consistency-model serializable --nemesis none",
+        time_limit: "4s",
+        expect: Expect::Valid,
+    },
+    // Multi-leader and leaderless nodes apply each micro-op on its own (no atomicity
+    // across keys, no isolation): concurrent transactions on different nodes overwrite
+    // each other's appends under last-writer-wins.
+    Row {
+        id: "ml-txn-lww",
+        configuration: "multi-leader, lww, list-append transactions",
+        faults: "none",
+        args: "--model multi-leader --conflict lww --workload list-append --nemesis none",
+        time_limit: "4s",
+        expect: Expect::Anomalies(&["lost-update|G-single"]),
+    },
+    // A leaderless coordinator writes each register on its own quorum: a transaction
+    // that writes one key twice is seen halfway (G1b, an intermediate read), and
+    // concurrent transactions interleave key by key (G1c, G-single). Each transaction is
+    // up to four quorum round trips, so the row runs longer than the other transaction
+    // rows.
+    Row {
+        id: "ll-txn",
+        configuration: "leaderless 3/2/2, rw-register transactions",
+        faults: "none",
+        args: "--model leaderless --quorum 3/2/2 --workload rw-register --nemesis none",
+        time_limit: "6s",
+        expect: Expect::Anomalies(&["G1b|G1c|G-single"]),
+    },
     // The databases' transactions (issue 18): eight clients on four hot keys, so that
     // transactions conflict all the time. PostgreSQL runs a primary alone (the rows test
     // its isolation levels, not replication); Galera and etcd three members, every member

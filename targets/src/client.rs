@@ -258,12 +258,15 @@ impl ReferenceClient {
         txn_reply(&mops, reply, writes)
     }
 
-    /// Each micro-op as its own request (multi-leader, leaderless).
+    /// Each micro-op as its own request (multi-leader, leaderless), all to the one node
+    /// the routing picks for the transaction (its coordinator, as a client connected to
+    /// one member would use): the node applies each on its own, no atomicity across keys.
     async fn txn_one_by_one(&self, session: &mut Session, mut mops: Vec<MicroOp>) -> TxnReply {
+        let writes = mops.iter().any(|m| m.f != MopF::Read);
+        let (node, cond) = session.router.route(&self.rules(), writes);
         // Whether an earlier write took effect, or may have.
         let mut wrote = false;
-        for i in 0..mops.len() {
-            let m = &mops[i];
+        for (i, m) in mops.iter_mut().enumerate() {
             let req = match (m.f, m.written()) {
                 (MopF::Read, _) => Request::Read { key: m.key },
                 (MopF::Append, Some(value)) => Request::Append { key: m.key, value },
@@ -275,10 +278,10 @@ impl ReferenceClient {
                 }
             };
             let step = format!("micro-op {} {m}", i + 1);
-            match self.invoke(session, req).await {
+            match self.send(node, req, cond).await.0 {
                 Reply::Ok { value, .. } => {
                     if m.f == MopF::Read {
-                        mops[i].value = mop_value(&value);
+                        m.value = mop_value(&value);
                     } else {
                         wrote = true;
                     }
