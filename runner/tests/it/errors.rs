@@ -214,3 +214,37 @@ fn transactional_knobs_and_targets_are_refused_before_anything_starts() {
         );
     }
 }
+
+#[test]
+fn isolation_is_refused_where_it_cannot_apply() {
+    let mut cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--workload", "list-append", "--isolation", "serializable"],
+            "--isolation applies to --target postgres and galera only",
+        ),
+        (
+            vec!["--target", "postgres", "--isolation", "serializable"],
+            "--isolation applies to the transactional workloads only",
+        ),
+    ];
+    if cfg!(feature = "etcd") {
+        cases.push((
+            vec![
+                "--target",
+                "etcd",
+                "--workload",
+                "list-append",
+                "--isolation",
+                "read-committed",
+            ],
+            "etcd has no isolation levels",
+        ));
+    }
+    for (args, want) in cases {
+        let store = tempdir();
+        let out = run_test(store.path(), &args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
+        let line = one_error_line(&out);
+        assert!(line.contains(want), "{args:?}: {line}");
+    }
+}
