@@ -44,6 +44,7 @@ pub use crate::machine::{ClockStatus, FollowerStatus, ReadOpts, Reply, Role, Sta
 use crate::machine::{DumpState, Machine};
 use crate::request::Request;
 use crate::settings::{Failover, NodeId, Replication, Topology};
+use schism_history::txn::{MicroOp, MopF, MopValue, txn_value};
 use schism_history::{Key, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -57,6 +58,11 @@ pub enum Effect {
     Add(i64),
     /// A new leader's first entry: changes nothing, commits everything before it.
     Noop,
+    /// A write (append) of a transaction whose next entry belongs to the same
+    /// transaction: applied only together with the rest of it, so a transaction's writes
+    /// become visible at once (its last write is a plain `Write`/`Append`).
+    WriteMore(i64),
+    AppendMore(i64),
 }
 
 impl Effect {
@@ -67,14 +73,25 @@ impl Effect {
             Effect::Append(_) => b'a',
             Effect::Add(_) => b'+',
             Effect::Noop => b'n',
+            Effect::WriteMore(_) => b'W',
+            Effect::AppendMore(_) => b'A',
         }
     }
 
     pub fn operand(&self) -> i64 {
         match *self {
-            Effect::Write(v) | Effect::Append(v) | Effect::Add(v) => v,
+            Effect::Write(v)
+            | Effect::Append(v)
+            | Effect::Add(v)
+            | Effect::WriteMore(v)
+            | Effect::AppendMore(v) => v,
             Effect::Noop => 0,
         }
+    }
+
+    /// The next entry belongs to the same transaction.
+    pub fn continues(&self) -> bool {
+        matches!(self, Effect::WriteMore(_) | Effect::AppendMore(_))
     }
 
     pub fn from_tag(tag: u8, operand: i64) -> Option<Effect> {
@@ -83,6 +100,8 @@ impl Effect {
             b'a' => Some(Effect::Append(operand)),
             b'+' => Some(Effect::Add(operand)),
             b'n' => Some(Effect::Noop),
+            b'W' => Some(Effect::WriteMore(operand)),
+            b'A' => Some(Effect::AppendMore(operand)),
             _ => None,
         }
     }
@@ -381,8 +400,11 @@ pub struct LeaderFollower {
     /// Whom this node replicates to (all followers on a star leader; the successor in a chain).
     progress: Vec<Progress>,
     next_seq: u64,
-    /// Writes waiting to commit: (lsn, req), in LSN order.
+    /// Writes waiting to commit: (lsn, req), in LSN order (a transaction's: its last
+    /// entry's LSN).
     pending: Vec<(u64, u64)>,
+    /// What a waiting transaction answers once it commits (its reads filled in), by req.
+    txn_values: HashMap<u64, Value>,
     waiting_reads: Vec<WaitingRead>,
     /// The first LSN of this leader's epoch (its no-op); reads wait until it commits.
     epoch_start_lsn: u64,
@@ -438,6 +460,7 @@ impl LeaderFollower {
             progress: Vec::new(),
             next_seq: 1,
             pending: Vec::new(),
+            txn_values: HashMap::new(),
             waiting_reads: Vec::new(),
             epoch_start_lsn: 0,
             became_leader_ns: 0,
@@ -667,6 +690,7 @@ impl LeaderFollower {
         match input {
             Input::Client { req, op } => self.on_client(now_ns, req, op, ReadOpts::default(), out),
             Input::ClientWith { req, op, opts } => self.on_client(now_ns, req, op, opts, out),
+            Input::Txn { req, mops, opts } => self.on_txn(now_ns, req, mops, opts, out),
             Input::Peer(PeerMessage::Append {
                 from,
                 epoch,
@@ -790,6 +814,103 @@ impl LeaderFollower {
         self.send_due(now_ns, false, out);
     }
 
+    /// A transaction: read-only ones are served like reads (from this node's applied
+    /// state, under the same conditions), so follower reads see a consistent snapshot
+    /// that may be stale; any other runs at the leader against the head of its log (every
+    /// logged entry, as a cas decides), its reads seeing its own earlier writes, and is
+    /// logged as one group of entries that is persisted, replicated, committed and
+    /// applied whole, then acknowledged with its reads filled in.
+    fn on_txn(
+        &mut self,
+        now_ns: u64,
+        req: u64,
+        mut mops: Vec<MicroOp>,
+        opts: ReadOpts,
+        out: &mut Vec<Output>,
+    ) {
+        let writes = mops.iter().filter(|m| m.f != MopF::Read).count();
+        if writes == 0 {
+            if opts.leader_only && self.role != Role::Leader {
+                return self.fail(req, self.not_leader(), out);
+            }
+            if self.role == Role::Leader && self.cfg.read_lease && !self.has_lease(now_ns) {
+                return self.fail(
+                    req,
+                    "leader holds no read lease (cannot reach a majority)".into(),
+                    out,
+                );
+            }
+            if self.applied_lsn < opts.min_lsn {
+                let error = format!(
+                    "behind: applied LSN {} < {} requested",
+                    self.applied_lsn, opts.min_lsn
+                );
+                return self.fail(req, error, out);
+            }
+            for m in &mut mops {
+                m.value = mop_value(self.state.get(&m.key));
+            }
+            let reply = Reply::Ok {
+                value: txn_value(&mops),
+                siblings: None,
+                lsn: None,
+                applied_lsn: Some(self.applied_lsn),
+            };
+            return out.push(Output::Reply { req, reply });
+        }
+        if self.role != Role::Leader {
+            return self.fail(req, self.not_leader(), out);
+        }
+        let mut cells: HashMap<Key, Option<Cell>> = HashMap::new();
+        let mut effects = Vec::with_capacity(writes);
+        for m in &mut mops {
+            let cell = cells.entry(m.key).or_insert_with(|| self.head_cell(m.key));
+            let effect = match (m.f, &m.value) {
+                (MopF::Read, _) => {
+                    m.value = mop_value(cell.as_ref());
+                    continue;
+                }
+                (MopF::Write, MopValue::Int(v)) => Effect::Write(*v),
+                (MopF::Append, MopValue::Int(v)) => match cell {
+                    Some(Cell::Int(_)) => {
+                        let e = format!("key {} holds an integer, cannot append", m.key);
+                        return self.fail(req, e, out);
+                    }
+                    _ => Effect::Append(*v),
+                },
+                _ => return self.fail(req, format!("malformed micro-op {m}"), out),
+            };
+            apply_effect(cell, effect);
+            effects.push((m.key, effect));
+        }
+        let n = effects.len();
+        let entries: Vec<Entry> = effects
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, effect))| Entry {
+                lsn: self.last_lsn() + 1 + i as u64,
+                epoch: self.epoch,
+                key,
+                effect: if i + 1 < n {
+                    match effect {
+                        Effect::Write(v) => Effect::WriteMore(v),
+                        Effect::Append(v) => Effect::AppendMore(v),
+                        other => other,
+                    }
+                } else {
+                    effect
+                },
+            })
+            .collect();
+        self.log.extend_from_slice(&entries);
+        let last = self.last_lsn();
+        out.push(Output::Persist(LogOp::Append(entries)));
+        self.pending.push((last, req));
+        self.txn_values.insert(req, txn_value(&mops));
+        self.advance_commit(out);
+        self.send_due(now_ns, false, out);
+    }
+
     fn serve_waiting_reads(&mut self, now_ns: u64, out: &mut Vec<Output>) {
         if self.waiting_reads.is_empty() {
             return;
@@ -858,7 +979,12 @@ impl LeaderFollower {
 
     /// Applies committed entries to the state.
     fn apply_committed(&mut self) {
-        let upto = self.commit_lsn.min(self.last_lsn());
+        let mut upto = self.commit_lsn.min(self.last_lsn());
+        // A transaction is applied whole or not at all: stop before a group whose last
+        // entry is not committed (or not here) yet.
+        while upto > self.applied_lsn && self.log[upto as usize - 1].effect.continues() {
+            upto -= 1;
+        }
         while self.applied_lsn < upto {
             let e = self.log[self.applied_lsn as usize];
             let mut cell = self.state.remove(&e.key);
@@ -917,6 +1043,7 @@ impl LeaderFollower {
         self.role = Role::Follower;
         self.election = None;
         self.leader = leader;
+        self.txn_values.clear();
         for (_, req) in std::mem::take(&mut self.pending) {
             out.push(Output::Reply {
                 req,
@@ -944,6 +1071,15 @@ impl LeaderFollower {
         } else {
             // A no-op of the new epoch: once it commits, so does everything before it.
             self.persist_meta(out);
+            // A transaction this log holds only part of was never applied here, and the
+            // no-op must not close it: its entries go (under async its leader may have
+            // acknowledged it; losing it is what an async failover does, applying half
+            // of it would not be).
+            let mut keep = self.last_lsn();
+            while keep > 0 && self.log[keep as usize - 1].effect.continues() {
+                keep -= 1;
+            }
+            self.truncate(keep, out);
             let entry = Entry {
                 lsn: self.last_lsn() + 1,
                 epoch: self.epoch,
@@ -1024,7 +1160,7 @@ impl LeaderFollower {
                 out.push(Output::Reply {
                     req,
                     reply: Reply::Ok {
-                        value: Value::Null,
+                        value: self.txn_values.remove(&req).unwrap_or(Value::Null),
                         siblings: None,
                         lsn: Some(lsn),
                         applied_lsn: Some(upto),
@@ -1548,6 +1684,15 @@ impl LeaderFollower {
     }
 }
 
+/// A cell as a micro-op read returns it.
+fn mop_value(cell: Option<&Cell>) -> MopValue {
+    match cell {
+        None => MopValue::Nil,
+        Some(Cell::Int(v)) => MopValue::Int(*v),
+        Some(Cell::List(v)) => MopValue::List(v.clone()),
+    }
+}
+
 /// What one effect does to a key's cell.
 impl Machine for LeaderFollower {
     type Msg = PeerMessage;
@@ -1589,8 +1734,8 @@ impl Machine for LeaderFollower {
 fn apply_effect(cell: &mut Option<Cell>, effect: Effect) {
     match effect {
         Effect::Noop => {}
-        Effect::Write(v) => *cell = Some(Cell::Int(v)),
-        Effect::Append(v) => match cell {
+        Effect::Write(v) | Effect::WriteMore(v) => *cell = Some(Cell::Int(v)),
+        Effect::Append(v) | Effect::AppendMore(v) => match cell {
             Some(Cell::List(list)) => list.push(v),
             // The leader refuses such appends, so only a foreign log gets here; the list
             // wins so that every replica applies the same entry the same way.
@@ -1908,6 +2053,124 @@ mod tests {
         assert_eq!(n.last_lsn(), 3);
         assert_eq!(n.epoch(), 2);
         assert_eq!(n.read(2), Value::Int(2));
+    }
+
+    fn txn(req: u64, mops: Vec<MicroOp>) -> Input {
+        Input::Txn {
+            req,
+            mops,
+            opts: ReadOpts::default(),
+        }
+    }
+
+    fn list(xs: &[i64]) -> MopValue {
+        MopValue::List(xs.to_vec())
+    }
+
+    #[test]
+    fn a_transaction_sees_its_own_writes_and_commits_as_one_group() {
+        // Sync: nothing commits until n2 acks.
+        let mut cfg = MachineConfig::new("n1", &["n1", "n2"], "n1");
+        cfg.replication = Replication::Sync;
+        let mut n = LeaderFollower::new(cfg, Vec::new());
+        n.step(0, client(1, Request::Append { key: 1, value: 1 }));
+        let mops = vec![
+            MicroOp::read(1),
+            MicroOp::append(1, 2),
+            MicroOp::read(1),
+            MicroOp::append(2, 3),
+        ];
+        let out = n.step(1, txn(2, mops));
+        // One persisted group of two entries, the first continuing into the second.
+        assert!(out.iter().any(|o| matches!(o, Output::Persist(LogOp::Append(e))
+            if e.len() == 2 && e[0].effect == Effect::AppendMore(2) && e[1].effect == Effect::Append(3))));
+        assert!(!out.iter().any(|o| matches!(o, Output::Reply { .. })));
+        // n2 holds the first entry of the group only: the first write commits, the
+        // transaction does not, and nothing of it is visible.
+        n.step(2, ack_from_n2(1, 2));
+        assert_eq!(n.read(1), Value::List(vec![1]));
+        assert_eq!(n.read(2), Value::Null);
+        let out = n.step(3, ack_from_n2(2, 3));
+        let Reply::Ok { value, lsn, .. } = reply_of(&out) else {
+            panic!("{out:?}")
+        };
+        assert_eq!(*lsn, Some(3));
+        let done = schism_history::txn::parse_txn(value).unwrap();
+        // Reads ran against the head of the log (the pending append 1) and saw the
+        // transaction's own earlier append.
+        assert_eq!(done[0].value, list(&[1]));
+        assert_eq!(done[2].value, list(&[1, 2]));
+        assert_eq!(n.read(1), Value::List(vec![1, 2]));
+        assert_eq!(n.read(2), Value::List(vec![3]));
+        // A read-only transaction is served from the applied state.
+        let out = n.step(4, txn(3, vec![MicroOp::read(1), MicroOp::read(2)]));
+        let Reply::Ok { value, .. } = reply_of(&out) else {
+            panic!("{out:?}")
+        };
+        let done = schism_history::txn::parse_txn(value).unwrap();
+        assert_eq!(
+            (done[0].value.clone(), done[1].value.clone()),
+            (list(&[1, 2]), list(&[3]))
+        );
+    }
+
+    #[test]
+    fn a_follower_applies_only_whole_transactions_and_a_new_leader_cuts_a_partial_one() {
+        let e = |lsn, key, effect| Entry {
+            lsn,
+            epoch: 1,
+            key,
+            effect,
+        };
+        let mut cfg = MachineConfig::new("n2", &["n1", "n2"], "n1");
+        cfg.failover = Failover::Auto;
+        let mut f = LeaderFollower::new(cfg.clone(), Vec::new());
+        f.step(
+            0,
+            Input::Peer(PeerMessage::Append {
+                from: "n1".into(),
+                epoch: 1,
+                seq: 1,
+                prev_lsn: 0,
+                prev_epoch: 0,
+                commit: 100,
+                leader: None,
+                entries: vec![e(1, 1, Effect::Append(1)), e(2, 1, Effect::AppendMore(2))],
+            }),
+        );
+        // The group's second entry has not arrived: only the first transaction shows.
+        assert_eq!(f.read(1), Value::List(vec![1]));
+        assert_eq!(f.applied_lsn(), 1);
+        // Recovered from disk and elected, it cuts the partial group before its no-op.
+        let mut disk = LogDisk::default();
+        disk.apply(&LogOp::Append(f.log().to_vec()));
+        let mut n = LeaderFollower::from_disk(cfg, disk);
+        let mut out = Vec::new();
+        n.become_leader(0, &mut out);
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Persist(LogOp::Truncate { keep: 1 })))
+        );
+        assert_eq!(n.log()[1].effect, Effect::Noop);
+        assert_eq!(n.read(1), Value::List(vec![1]));
+    }
+
+    #[test]
+    fn followers_refuse_write_transactions_and_the_wire_keeps_groups() {
+        let mut f = LeaderFollower::new(MachineConfig::new("n2", &["n1", "n2"], "n1"), Vec::new());
+        let out = f.step(0, txn(1, vec![MicroOp::append(1, 1)]));
+        assert!(matches!(reply_of(&out), Reply::Fail { leader: Some(l), .. } if l == "n1"));
+        for effect in [Effect::AppendMore(7), Effect::WriteMore(-3)] {
+            let e = Entry {
+                lsn: 1,
+                epoch: 1,
+                key: 2,
+                effect,
+            };
+            let text = serde_json::to_string(&e).unwrap();
+            assert_eq!(serde_json::from_str::<Entry>(&text).unwrap(), e);
+            assert!(effect.continues());
+        }
     }
 
     #[test]

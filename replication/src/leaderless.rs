@@ -827,6 +827,10 @@ impl Machine for Leaderless {
             Input::Client { req, op } | Input::ClientWith { req, op, .. } => {
                 self.on_client(now_ns, req, op, out)
             }
+            Input::Txn { req, .. } => out.push(Output::Reply {
+                req,
+                reply: Reply::fail(crate::machine::NO_TXN.into()),
+            }),
             Input::Peer(msg) => self.on_peer(now_ns, msg, out),
             Input::Tick => self.on_tick(now_ns, out),
         }

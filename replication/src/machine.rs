@@ -14,6 +14,7 @@
 
 use crate::ids::NodeId;
 use crate::request::Request;
+use schism_history::txn::MicroOp;
 use schism_history::{Key, Value};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -44,10 +45,22 @@ pub enum Input<M> {
         op: Request,
         opts: ReadOpts,
     },
+    /// A transaction of micro-ops (`schism_history::txn`), with the read conditions of
+    /// its reads. Leader-follower runs it atomically; the other models refuse it (their
+    /// clients run each micro-op as its own request: no atomicity across keys).
+    Txn {
+        req: u64,
+        mops: Vec<MicroOp>,
+        opts: ReadOpts,
+    },
     Peer(M),
     /// Time passed: resend, heartbeat, elections, probes, hand-offs, timeouts.
     Tick,
 }
+
+/// How multi-leader and leaderless nodes answer `Input::Txn`: they have no multi-key
+/// transactions, so their clients send each micro-op as its own request.
+pub const NO_TXN: &str = "this model has no multi-key transactions: send each micro-op as its own request (the client does)";
 
 /// What a machine asks its shell to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -454,6 +454,10 @@ impl Machine for MultiLeader {
             Input::Client { req, op } | Input::ClientWith { req, op, .. } => {
                 self.on_client(now_ns, req, op, out)
             }
+            Input::Txn { req, .. } => out.push(Output::Reply {
+                req,
+                reply: Reply::fail(crate::machine::NO_TXN.into()),
+            }),
             Input::Peer(MlMsg::Push { from, seq, items }) => {
                 self.on_push(now_ns, from, seq, items, out);
             }

@@ -22,6 +22,7 @@ mod plot;
 mod run;
 mod select;
 mod timeline;
+mod txn;
 
 pub use compare::{
     ComparisonInput, RunRef, SettingInput, SettingSummary, render_comparison, summarize_setting,

@@ -148,6 +148,7 @@ pub fn render_run(input: &RunInput<'_>) -> String {
     }
     body.push_str("</table>");
     body.push_str(&crate::figtable::figures_section(&input.results.results));
+    body.push_str(&crate::txn::txn_section(&input.results.results));
 
     // Anomalies: a representative few per kind.
     let stale_of: HashMap<u32, (u64, f64)> = staleness(h, &pairs)

@@ -104,15 +104,53 @@ pub fn history_path(path: &Path) -> Result<PathBuf> {
 pub fn recorded_workload(dir: &Path) -> Result<Option<CheckWorkload>> {
     // The workload the run generated (a hand-made config.json may not say).
     let workload = crate::config::RunConfig::read(dir)?.and_then(|c| c.workload);
-    Ok(workload.map(|w| checked_as(w.kind)))
+    Ok(workload.and_then(|w| checked_as(w.kind)))
+}
+
+/// The transactional workload and consistency model a results folder's config.json
+/// records (`None`: not a transactional run).
+pub fn recorded_txn(
+    dir: &Path,
+) -> Result<
+    Option<(
+        schism_checker::txn::TxnWorkload,
+        schism_checker::txn::ConsistencyModel,
+    )>,
+> {
+    let Some(config) = crate::config::RunConfig::read(dir)? else {
+        return Ok(None);
+    };
+    let Some(kind) = config.workload.and_then(|w| txn_checked_as(w.kind)) else {
+        return Ok(None);
+    };
+    let model = config
+        .test
+        .and_then(|t| t.consistency_model)
+        .unwrap_or(schism_checker::txn::ConsistencyModel::StrictSerializable);
+    Ok(Some((kind, model)))
+}
+
+/// The transactional checker's workload of what a generator produced.
+pub fn txn_checked_as(
+    kind: schism_workloads::WorkloadKind,
+) -> Option<schism_checker::txn::TxnWorkload> {
+    use schism_checker::txn::TxnWorkload;
+    match kind.txn()? {
+        schism_workloads::txn::TxnKind::ListAppend => Some(TxnWorkload::ListAppend),
+        schism_workloads::txn::TxnKind::RwRegister => Some(TxnWorkload::RwRegister),
+    }
 }
 
 /// The checker family of what a generator produced (the checker does not depend on
 /// the generators).
-pub fn checked_as(kind: schism_workloads::WorkloadKind) -> CheckWorkload {
+/// (`None` for the transactional workloads, which the `txn` checker takes).
+pub fn checked_as(kind: schism_workloads::WorkloadKind) -> Option<CheckWorkload> {
     match kind {
-        schism_workloads::WorkloadKind::Append => CheckWorkload::Append,
-        schism_workloads::WorkloadKind::Register => CheckWorkload::Register,
+        schism_workloads::WorkloadKind::Append => Some(CheckWorkload::Append),
+        schism_workloads::WorkloadKind::Register => Some(CheckWorkload::Register),
+        schism_workloads::WorkloadKind::ListAppend | schism_workloads::WorkloadKind::RwRegister => {
+            None
+        }
     }
 }
 
@@ -152,6 +190,13 @@ pub fn analyze_file_with(
             o.checkers = checkers;
         });
     }
+    // A transactional run's folder: the `txn` checker, against the recorded model.
+    if workload.is_none()
+        && path.is_dir()
+        && let Some((txn, model)) = recorded_txn(path)?
+    {
+        return analyze_txn_file(path, txn, model, budget);
+    }
     let hpath = history_path(path)?;
     let workload = match workload {
         Some(w) => Some(w),
@@ -186,6 +231,83 @@ pub fn analyze_file_with(
         results.counts = schism_checker::counts::count_map(&results.results);
     }
     Ok(results)
+}
+
+/// Checks a transactional history (`.edn`: Elle's format; else JSON Lines) or run folder
+/// with the `txn` checker: `schism check --workload list-append|rw-register` and the end of a
+/// transactional `schism test` alike (`txn_check` has the closing note).
+pub fn analyze_txn_file(
+    path: &Path,
+    workload: schism_checker::txn::TxnWorkload,
+    model: schism_checker::txn::ConsistencyModel,
+    budget: &Budget,
+) -> Result<ResultsFile> {
+    let (history, warnings) = if is_edn(path) {
+        (read_edn_file(path)?, Vec::new())
+    } else {
+        let hpath = history_path(path)?;
+        let (h, w) = read_history_file(&hpath)?;
+        let w = w
+            .iter()
+            .map(|w| format!("{}: {w}", hpath.display()))
+            .collect();
+        (h, w)
+    };
+    let abort = budget
+        .stop
+        .clone()
+        .unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
+    let mut opts = schism_checker::txn::TxnOptions::new(workload, model);
+    opts.max_cycle_states = budget.max_states;
+    opts.abort = Some(abort.clone());
+    // The time limit becomes the abort flag; the watchdog is joined before returning.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let limit = budget.time_limit;
+    let flag = abort.clone();
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let late = timed_out.clone();
+    let watchdog = std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(limit) {
+            late.store(true, Ordering::Relaxed);
+            flag.store(true, Ordering::Relaxed);
+        }
+    });
+    let result = schism_checker::txn::check_txn(&history, &opts);
+    drop(done_tx);
+    let _ = watchdog.join();
+    let result = result?;
+    let mut report = Report::from_results(vec![result]);
+    let mut cut_short: Vec<String> = Vec::new();
+    if path.is_dir()
+        && let Some(why) = store::read_status(path)?.and_then(|s| s.cut_short())
+    {
+        cut_short.push(why);
+    }
+    if abort.load(Ordering::Relaxed) && !timed_out.load(Ordering::Relaxed) {
+        cut_short.push("the check was stopped by a signal before it finished".into());
+    }
+    let cut_short = (!cut_short.is_empty()).then(|| cut_short.join("; "));
+    let evidence = schism_checker::check_evidence(&history, cut_short.as_deref())?;
+    if evidence.validity != Validity::Valid {
+        report.validity = report.validity.merge(evidence.validity);
+        report.results.push(evidence);
+    }
+    // Replica state dumps taken after the final heal, when the run left them.
+    if path.is_dir()
+        && let Some(c) = crate::models::convergence_from_dir(path)?
+    {
+        report.validity = report.validity.merge(c.validity);
+        report.results.push(c);
+    }
+    Ok(ResultsFile {
+        validity: report.validity,
+        counts: schism_checker::counts::count_map(&report.results),
+        results: report.results,
+        stats: stats(&history)?,
+        history_lines: history.len() as u64,
+        warnings,
+        schism_version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
 }
 
 pub fn analyze(

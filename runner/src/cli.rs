@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use schism_checker::txn::{ConsistencyModel, TxnWorkload};
 use schism_history::Choices;
 use schism_nemesis::NetChoice;
-use schism_targets::db::EtcdReads;
+use schism_targets::db::{EtcdReads, Isolation};
 use schism_targets::{
     AnyTopology, Durability, Failover, Model, ReadRouting, Replication, Resolution, Switch,
     TargetKind,
@@ -69,7 +69,8 @@ pub enum Command {
     /// Run a matrix of settings, several seeds each, and write one comparison page.
     Compare(CompareArgs),
     /// Run DESIGN.md's "test the tester" matrix (every row, several seeds each) on the
-    /// reference cluster: one page with what each row expects and what each seed showed.
+    /// reference cluster (and the databases' transaction rows in a build with their
+    /// features): one page with what each row expects and what each seed showed.
     Matrix(MatrixArgs),
     /// A lab of SSH hosts on this machine (network namespaces, each with its own sshd),
     /// to try and test runs over SSH: `lab up`, then `test --inventory <its inventory>`.
@@ -125,6 +126,12 @@ pub struct TestArgs {
     /// etcd: how reads are served.
     #[arg(long, default_value_t = EtcdReads::Linearizable, value_parser = choice::<EtcdReads>())]
     pub etcd_reads: EtcdReads,
+    /// PostgreSQL and MariaDB Galera: the isolation level of every transaction
+    /// (--workload list-append, rw-register). Default: the database's own (PostgreSQL
+    /// read-committed, MariaDB repeatable-read); config.json records the level used.
+    #[arg(long, value_parser = choice::<Isolation>())]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<Isolation>,
     /// Replication model of the reference cluster.
     #[arg(long, default_value_t = Model::LeaderFollower, value_parser = choice::<Model>())]
     pub model: Model,
@@ -181,8 +188,30 @@ pub struct TestArgs {
     /// all-to-all | ring | star (multi-leader, default all-to-all).
     #[arg(long, value_parser = choice::<AnyTopology>())]
     pub topology: Option<AnyTopology>,
+    /// What the clients do: single-key ops (append, register) or transactions
+    /// (list-append, rw-register; checked for isolation anomalies, Elle-style).
     #[arg(long, default_value_t = WorkloadKind::Append, value_parser = choice::<WorkloadKind>())]
     pub workload: WorkloadKind,
+    /// list-append, rw-register: the model the run is checked against (default
+    /// strict-serializable; the report also lists every model the history rules out).
+    // The transactional knobs are written only when set, so earlier config.json files
+    // read back and write out byte for byte.
+    #[arg(long, value_parser = choice::<ConsistencyModel>())]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistency_model: Option<ConsistencyModel>,
+    /// list-append, rw-register: fewest micro-ops per transaction (default 1).
+    #[arg(long, value_parser = int_in(1usize, schism_history::txn::MAX_MICRO_OPS))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_txn_length: Option<usize>,
+    /// list-append, rw-register: most micro-ops per transaction (default 4).
+    #[arg(long, value_parser = int_in(1usize, schism_history::txn::MAX_MICRO_OPS))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_txn_length: Option<usize>,
+    /// list-append, rw-register: how a micro-op picks among the active keys (default
+    /// exponential: a few hot keys, so transactions conflict).
+    #[arg(long, value_parser = choice::<schism_workloads::txn::KeyDist>())]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_dist: Option<schism_workloads::txn::KeyDist>,
     /// Keys active at once (a key is retired after --max-writes-per-key writes).
     #[arg(long, default_value_t = 8, allow_negative_numbers = true, value_parser = int_in(1u64, u64::MAX))]
     pub keys: u64,
@@ -851,6 +880,7 @@ mod tests {
         all::<Failover>(Failover::CHOICES);
         all::<Durability>(Durability::CHOICES);
         all::<EtcdReads>(EtcdReads::CHOICES);
+        all::<Isolation>(Isolation::CHOICES);
         all::<NetChoice>(NetChoice::CHOICES);
         all::<ConsistencyModel>(ConsistencyModel::CHOICES);
         all::<schism_checker::Model>(schism_checker::Model::CHOICES);

@@ -423,6 +423,17 @@ fn table(c: &ComparisonInput) -> String {
             x.ok_per_s
         ));
     }
+    // Every kind each setting counted (summed over its seeds): transactional runs name
+    // their anomalies only here (they lose no single write and read no stale register).
+    for x in c.settings.iter().filter(|x| !x.anomalies.is_empty()) {
+        let kinds: Vec<String> = x
+            .anomalies
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        s.push_str(&format!("{}: {}\n", x.label, kinds.join(", ")));
+    }
     s
 }
 
@@ -448,6 +459,42 @@ mod tests {
             ]
         );
         assert_eq!(m[1].slug(), "replication-sync_reads-any");
+    }
+
+    #[test]
+    fn the_terminal_table_names_every_kind_each_setting_counted() {
+        let setting = |label: &str, kinds: &[(&str, u64)]| {
+            schism_report::summarize_setting(SettingInput {
+                label: label.into(),
+                runs: vec![RunRef {
+                    seed: 1,
+                    link: String::new(),
+                    exit_code: 1,
+                    figures: schism_report::RunFigures {
+                        anomalies: kinds.iter().map(|(k, n)| ((*k).into(), *n)).collect(),
+                        ..Default::default()
+                    },
+                }],
+                ..Default::default()
+            })
+        };
+        let c = ComparisonInput {
+            name: "c".into(),
+            date: String::new(),
+            varied: vec!["model".into()],
+            seeds: vec![1],
+            base_args: Vec::new(),
+            settings: vec![
+                setting("model=multi-leader", &[("G-single", 3), ("lost-update", 2)]),
+                setting("model=leader-follower", &[]),
+            ],
+        };
+        let t = table(&c);
+        assert!(
+            t.contains("model=multi-leader: 3 G-single, 2 lost-update\n"),
+            "{t}"
+        );
+        assert!(!t.contains("model=leader-follower:"), "{t}");
     }
 
     #[test]

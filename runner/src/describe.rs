@@ -76,6 +76,7 @@ pub fn describe_target(test: Option<&TestArgs>) -> String {
             from.replace("the leader", "the primary")
                 .replace("followers", "standbys"),
             failover,
+            isolation(test),
         ],
         Some(DbKind::Redis) => vec![
             "Redis".into(),
@@ -91,6 +92,7 @@ pub fn describe_target(test: Option<&TestArgs>) -> String {
             "MariaDB Galera".into(),
             "certification-based multi-primary".into(),
             from.to_owned(),
+            isolation(test),
         ],
         None => reference(test, from, failover),
     };
@@ -99,6 +101,13 @@ pub fn describe_target(test: Option<&TestArgs>) -> String {
     }
     parts.retain(|p| !p.is_empty());
     parts.join(", ")
+}
+
+/// `transactions serializable` when the run chose (or recorded) an isolation level.
+fn isolation(test: &TestArgs) -> String {
+    test.isolation
+        .map(|i| format!("transactions {i}"))
+        .unwrap_or_default()
 }
 
 /// The reference cluster by its model's settings.

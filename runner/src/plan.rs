@@ -16,10 +16,10 @@ use anyhow::{Result, bail};
 use schism_nemesis::{
     CapabilitiesCheck, Kind, Net, NetChoice, PlanFile, Schedule, ScheduleSpec, Selector,
 };
-use schism_targets::db::DbKind;
+use schism_targets::db::{DbKind, Isolation};
 use schism_targets::target::{Capabilities, FaultEnv};
 use schism_targets::{Model, ReadRouting, ReplicaSettings};
-use schism_workloads::{Generator, WorkloadSpec};
+use schism_workloads::{Generator, TxnShape, WorkloadSpec};
 
 use crate::cli::TestArgs;
 use crate::models;
@@ -102,11 +102,43 @@ impl RunPlan {
                 })?;
         }
         let workload = workload_spec(&args, seed);
-        let generator = Generator::new(workload.clone()).map_err(anyhow::Error::msg)?;
+        let shape = txn_shape(&args)?;
+        let generator =
+            Generator::with_shape(workload.clone(), shape).map_err(anyhow::Error::msg)?;
         args.replication
             .validate(args.nodes as usize)
             .map_err(anyhow::Error::msg)?;
         let (model, replica) = models::settings(&args)?;
+        let db_kind = args.target.db();
+        if args.workload.txn().is_some()
+            && let Some(kind) = db_kind
+            && let Some(why) = Capabilities::db(
+                kind,
+                &FaultEnv {
+                    managed: args.endpoints.is_empty(),
+                    have_netns: true,
+                    have_shim: true,
+                },
+            )
+            .transactions
+        {
+            bail!(
+                "--workload {} cannot run on --target {kind}: {why}",
+                args.workload
+            );
+        }
+        if args.isolation.is_some() && args.workload.txn().is_none() && db_kind.is_some() {
+            bail!(
+                "--isolation applies to the transactional workloads only (single-key ops run as autocommit statements): add --workload list-append or rw-register"
+            );
+        }
+        // The level transactions run at, recorded (config.json, the report's settings)
+        // even when the database's default was left in force.
+        if args.workload.txn().is_some()
+            && let Some(kind) = db_kind
+        {
+            args.isolation = args.isolation.or(Isolation::default_for(kind));
+        }
         let node_count = if args.endpoints.is_empty() {
             usize::from(args.nodes)
         } else {
@@ -115,7 +147,6 @@ impl RunPlan {
         let node_ids: Vec<String> = (1..=node_count).map(|i| format!("n{i}")).collect();
         // Faults: refuse what the target cannot take before anything starts.
         let (kinds, selectors, fixed) = nemesis_choice(&args, &node_ids)?;
-        let db_kind = args.target.db();
         let (net, net_notice) = match (db_kind, &hosts) {
             (None, Some(_)) => hosts_net(&args, &kinds)?,
             (Some(kind), Some(_)) => bail!(
@@ -213,6 +244,44 @@ pub fn fixed_schedule(args: &TestArgs, file: PlanFile) -> (Schedule, u64) {
     )
 }
 
+/// The shape of a transactional workload's transactions; the transactional knobs are
+/// refused with a single-key workload, and `--stop-on-anomaly` with a transactional one
+/// (transactions are checked once the run is over, not online).
+pub fn txn_shape(args: &TestArgs) -> Result<TxnShape> {
+    let knobs = [
+        ("--consistency-model", args.consistency_model.is_some()),
+        ("--min-txn-length", args.min_txn_length.is_some()),
+        ("--max-txn-length", args.max_txn_length.is_some()),
+        ("--key-dist", args.key_dist.is_some()),
+    ];
+    if args.workload.txn().is_none() {
+        if let Some((flag, _)) = knobs.iter().find(|(_, given)| *given) {
+            bail!(
+                "{flag} applies to the transactional workloads only: add --workload list-append or rw-register (this run is --workload {})",
+                args.workload
+            );
+        }
+        return Ok(TxnShape::default());
+    }
+    if args.stop_on_anomaly {
+        bail!(
+            "--stop-on-anomaly needs the online checker, which checks single-key workloads only: drop it for --workload {} (its transactions are checked when the run ends)",
+            args.workload
+        );
+    }
+    let d = TxnShape::default();
+    let min_len = args.min_txn_length.unwrap_or(d.min_len);
+    let max_len = args.max_txn_length.unwrap_or(d.max_len.max(min_len));
+    if min_len > max_len {
+        bail!("--min-txn-length {min_len} exceeds --max-txn-length {max_len}");
+    }
+    Ok(TxnShape {
+        min_len,
+        max_len,
+        key_dist: args.key_dist.unwrap_or(d.key_dist),
+    })
+}
+
 /// The nemesis schedule drawn from the seed, and the quiet period between its final heal
 /// and the end of the workload (`schism test` and `schism sim` alike).
 pub fn schedule(
@@ -261,6 +330,11 @@ fn hosts_net(args: &TestArgs, kinds: &[Kind]) -> Result<(Option<Net>, String)> {
 
 /// The reference cluster takes every fault; partitions are namespaces or cooperative cuts.
 fn reference_net(args: &TestArgs, kinds: &[Kind]) -> Result<(Option<Net>, String)> {
+    if args.isolation.is_some() {
+        bail!(
+            "--isolation applies to --target postgres and galera only: the reference cluster has no isolation levels (its models dictate what a transaction sees)"
+        );
+    }
     if !args.endpoints.is_empty() {
         bail!(
             "--endpoints needs a database --target (etcd, redis, postgres or galera): schism always provisions the reference cluster itself"
@@ -288,6 +362,11 @@ fn db_net(args: &TestArgs, kind: DbKind, kinds: &[Kind]) -> Result<(Option<Net>,
         if given {
             bail!("{flag} applies to --target reference only (this run is --target {kind})");
         }
+    }
+    if args.isolation.is_some() && Isolation::default_for(kind).is_none() {
+        bail!(
+            "--isolation applies to --target postgres and galera only ({kind} has no isolation levels to choose: etcd's Txn is serializable)"
+        );
     }
     if args.failover.is_some() && !matches!(kind, DbKind::Redis | DbKind::Postgres) {
         bail!(

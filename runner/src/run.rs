@@ -31,6 +31,7 @@ use schism_nemesis::{
     TargetMechanism,
 };
 use schism_targets::reference::cluster::{HostsPlacement, NetnsPlacement};
+use schism_targets::target::TxnReply;
 use schism_targets::{
     ClusterSpec, Failover, ReferenceCluster, Reply, Request, Switch, TargetCluster, TargetSession,
     Topology,
@@ -693,6 +694,7 @@ async fn start_cluster(
             failover: args.failover == Some(Failover::Auto),
             etcd_reads: args.etcd_reads,
             timeout: args.client_timeout,
+            isolation: args.isolation,
         },
         startup_timeout: DB_STARTUP_TIMEOUT,
     };
@@ -743,14 +745,29 @@ async fn drive_workload<M: Mechanism>(
 
     // Online checking: anomalies proven while the run goes (and the end of it, with
     // --stop-on-anomaly). Fed from the first op on, before any worker starts.
-    let online = crate::online::OnlineRun::start(
-        &recorder,
-        Some(analyze::checked_as(args.workload)),
-        args.stop_on_anomaly,
-        cancel_tx.clone(),
-        start,
-    )
-    .context("cannot start the online checker")?;
+    // (Transactions are checked when the run is over: no online checker.)
+    let online = match analyze::checked_as(args.workload) {
+        Some(workload) => Some(
+            crate::online::OnlineRun::start(
+                &recorder,
+                Some(workload),
+                args.stop_on_anomaly,
+                cancel_tx.clone(),
+                start,
+            )
+            .context("cannot start the online checker")?,
+        ),
+        None => None,
+    };
+    let online_status = online.as_ref().map_or_else(
+        || {
+            Arc::new(std::sync::Mutex::new(crate::online::OnlineStatus {
+                counts: "checked when the run ends".into(),
+                ..Default::default()
+            }))
+        },
+        |o| o.status.clone(),
+    );
     assert_eq!(sessions.len() as u64, concurrency, "one session per worker");
     let mut workers = JoinSet::new();
     for (w, session) in (0..concurrency).zip(sessions) {
@@ -783,7 +800,7 @@ async fn drive_workload<M: Mechanism>(
         start,
         args.time_limit,
         cancel_rx.clone(),
-        online.status.clone(),
+        online_status,
     ));
     // Replication lag, sampled on the run clock until the workers are done.
     let lag_sampler = lag.map(|probe| {
@@ -877,7 +894,9 @@ async fn drive_workload<M: Mechanism>(
             let _ = l.await;
         }
         let _ = recorder.finish();
-        online.finish();
+        if let Some(online) = online {
+            online.finish();
+        }
         return Err(e);
     }
     let stopped_early = *cancel_rx.borrow();
@@ -890,7 +909,7 @@ async fn drive_workload<M: Mechanism>(
     }
 
     let written = recorder.finish();
-    let online = online.finish();
+    let online = online.map(|o| o.finish()).unwrap_or_default();
     if stopped_early && ending == Ending::Completed && first_error.is_none() {
         ending = match online.first {
             Some((at_ms, kind, op)) if args.stop_on_anomaly && interrupts.caught().is_none() => {
@@ -1013,6 +1032,9 @@ async fn invoke_one(
     process: u64,
     inv: &Invocation,
 ) -> Result<OpType> {
+    if inv.is_txn() {
+        return invoke_txn(ctx, session, process, inv).await;
+    }
     let request = request_of(inv)?;
     let (invoke, done_template) = invoke_op(process, inv);
     ctx.recorder
@@ -1032,6 +1054,67 @@ async fn invoke_one(
         .record(done)
         .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;
     Ok(kind)
+}
+
+/// `invoke_one` for a transaction: the invocation (`f: "txn"`, no key, its micro-ops with
+/// reads nil), `TargetSession::txn`, the completion (`txn_completion`).
+async fn invoke_txn(
+    ctx: &WorkerCtx,
+    session: &mut dyn TargetSession,
+    process: u64,
+    inv: &Invocation,
+) -> Result<OpType> {
+    let mops = schism_history::txn::parse_txn(&inv.value).map_err(anyhow::Error::msg)?;
+    let (invoke, template) = invoke_op(process, inv);
+    let (invoke, template) = (without_key(invoke), without_key(template));
+    ctx.recorder
+        .record(invoke)
+        .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;
+    let read_only = mops.iter().all(|m| m.f == schism_history::txn::MopF::Read);
+    let reply = session.txn(mops).await;
+    let done = txn_completion(template, read_only, reply);
+    let kind = done.kind;
+    let counter = match kind {
+        OpType::Ok => &ctx.counters.ok,
+        OpType::Info => &ctx.counters.info,
+        _ => &ctx.counters.fail,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    ctx.recorder
+        .record(done)
+        .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;
+    Ok(kind)
+}
+
+fn without_key(mut op: Op) -> Op {
+    op.key = None;
+    op
+}
+
+/// A transaction's completion from its invocation's copy: `ok` with the micro-ops as
+/// they ran (reads filled in, `txn_value`), `fail` (certainly not committed), or `info`
+/// (may have committed); a read-only transaction whose fate is unknown changed nothing,
+/// so it is `fail`, as for single reads.
+pub(crate) fn txn_completion(mut done: Op, read_only: bool, reply: TxnReply) -> Op {
+    match reply {
+        TxnReply::Ok(mops) => {
+            done.kind = OpType::Ok;
+            done.value = schism_history::txn::txn_value(&mops);
+        }
+        TxnReply::Fail { error } => {
+            done.kind = OpType::Fail;
+            done.error = Some(error);
+        }
+        TxnReply::Unknown { error } => {
+            done.kind = if read_only {
+                OpType::Fail
+            } else {
+                OpType::Info
+            };
+            done.error = Some(error);
+        }
+    }
+    done
 }
 
 /// Turns `done` (a copy of the invoke) into the completion the reply stands for: `ok`

@@ -1,73 +1,21 @@
 //! `schism check FILE --workload list-append|rw-register --consistency-model M`: the
-//! transactional (`txn`) checker on a JSON Lines or Elle EDN history.
+//! transactional (`txn`) checker on a JSON Lines or Elle EDN history, and its closing note.
 //!
-//! Guarantees: the same budget and evidence rules as every other check — the time limit
-//! and a signal stop the cycle search, giving `unknown` unless an anomaly the model
-//! forbids was already proven; a malformed history or transaction names `file:line`.
+//! The check itself is `analyze::analyze_txn_file`, where a `schism test --workload
+//! list-append|rw-register` run's folder goes too (`analyze::analyze_file_with` sends it,
+//! with the model config.json records): one code path for the end of a run and a later
+//! check. Guarantees: the same budget and evidence rules as every other check — the time
+//! limit and a signal stop the cycle search, giving `unknown` unless an anomaly the model
+//! forbids was already proven; a run folder whose status.json says the run was cut short
+//! is `unknown` unless an anomaly was proven; the replicas' dumps, when the run left
+//! them, are checked for convergence as for any run; a malformed history or transaction
+//! names `file:line`.
 
-use crate::analyze::{Budget, ResultsFile, is_edn, stats};
-use anyhow::Result;
-use schism_checker::txn::{ConsistencyModel, TxnOptions, TxnWorkload, check_txn};
-use schism_checker::{Report, Validity};
-use schism_history::{read_edn_file, read_history_file};
-use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::analyze::ResultsFile;
 
-/// Checks a transactional history file (`.edn`: Elle's format; else JSON Lines).
-pub fn analyze_txn_file(
-    path: &Path,
-    workload: TxnWorkload,
-    model: ConsistencyModel,
-    budget: &Budget,
-) -> Result<ResultsFile> {
-    let (history, warnings) = if is_edn(path) {
-        (read_edn_file(path)?, Vec::new())
-    } else {
-        let hpath = crate::analyze::history_path(path)?;
-        let (h, w) = read_history_file(&hpath)?;
-        let w = w
-            .iter()
-            .map(|w| format!("{}: {w}", hpath.display()))
-            .collect();
-        (h, w)
-    };
-    let abort = budget
-        .stop
-        .clone()
-        .unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
-    let mut opts = TxnOptions::new(workload, model);
-    opts.max_cycle_states = budget.max_states;
-    opts.abort = Some(abort.clone());
-    // The time limit becomes the abort flag; the watchdog is joined before returning.
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let limit = budget.time_limit;
-    let flag = abort.clone();
-    let watchdog = std::thread::spawn(move || {
-        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(limit) {
-            flag.store(true, Ordering::Relaxed);
-        }
-    });
-    let result = check_txn(&history, &opts);
-    drop(done_tx);
-    let _ = watchdog.join();
-    let result = result?;
-    let mut report = Report::from_results(vec![result]);
-    let evidence = schism_checker::check_evidence(&history, None)?;
-    if evidence.validity != Validity::Valid {
-        report.validity = report.validity.merge(evidence.validity);
-        report.results.push(evidence);
-    }
-    Ok(ResultsFile {
-        validity: report.validity,
-        counts: schism_checker::counts::count_map(&report.results),
-        results: report.results,
-        stats: stats(&history)?,
-        history_lines: history.len() as u64,
-        warnings,
-        schism_version: env!("CARGO_PKG_VERSION").to_owned(),
-    })
-}
+/// Checks a transactional history file or run folder (`analyze::analyze_txn_file`, where
+/// the run's end finds it too).
+pub use crate::analyze::analyze_txn_file;
 
 /// The closing note of a transactional check: what was checked, against which model, and
 /// which models the history rules out.

@@ -39,7 +39,8 @@ use crate::reference::leader_follower::Status;
 use crate::reference::node::KvReply;
 use crate::request::Request;
 use crate::routing::{AfterRead, Conditions, Outcome, Router, Rules, Seen};
-use crate::target::{BoxFuture, TargetSession};
+use crate::target::{BoxFuture, TargetSession, TxnReply};
+use schism_history::txn::{MicroOp, MopF, MopValue, parse_txn, txn_value};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +92,7 @@ struct Node {
     /// Parsed once: parsing a URL on every request was a visible share of the runner's
     /// CPU per op.
     kv_url: reqwest::Url,
+    txn_url: reqwest::Url,
     status_url: String,
 }
 
@@ -130,11 +132,15 @@ impl ReferenceClient {
         let nodes = nodes
             .iter()
             .map(|n| {
-                let kv_url = format!("http://{}/kv", n.addr);
+                let url = |path: &str| {
+                    let url = format!("http://{}/{path}", n.addr);
+                    reqwest::Url::parse(&url)
+                        .map_err(|e| TargetError::Client(format!("{url}: {e}")))
+                };
                 Ok(Node {
                     id: n.id.clone(),
-                    kv_url: reqwest::Url::parse(&kv_url)
-                        .map_err(|e| TargetError::Client(format!("{kv_url}: {e}")))?,
+                    kv_url: url("kv")?,
+                    txn_url: url("txn")?,
                     status_url: format!("http://{}/status", n.addr),
                 })
             })
@@ -218,6 +224,95 @@ impl ReferenceClient {
         }
     }
 
+    /// Runs a transaction. Leader-follower: the whole transaction goes to one node
+    /// (`POST /txn`), routed like a write when it writes (to the leader, which runs it
+    /// atomically) and like a read when it only reads (`ReadRouting`: a follower serves it
+    /// from its applied state). Multi-leader and leaderless (writes to any node): each
+    /// micro-op is its own request, in order, routed as usual — no atomicity across keys,
+    /// which is these models' semantics; a micro-op that fails after an earlier write
+    /// took effect (or may have) leaves the transaction `Unknown`, never `Fail`.
+    pub async fn txn(&self, session: &mut Session, mops: Vec<MicroOp>) -> TxnReply {
+        if self.write_any {
+            return self.txn_one_by_one(session, mops).await;
+        }
+        let rules = self.rules();
+        if self.options.discover_leader
+            && session
+                .refresh_at
+                .is_none_or(|t| std::time::Instant::now() >= t)
+        {
+            self.refresh_leader(session).await;
+        }
+        let writes = mops.iter().any(|m| m.f != MopF::Read);
+        let (node, cond) = session.router.route(&rules, writes);
+        let (reply, hint) = self.post(node, true, txn_body(&mops, cond), writes).await;
+        let outcome = self.outcome(&reply, hint);
+        let reply = if writes {
+            if session.router.after_write(&rules, &outcome) {
+                session.refresh_at = Some(std::time::Instant::now());
+            }
+            reply
+        } else {
+            match session.router.after_read(&rules, node, cond, &outcome) {
+                AfterRead::Done { refresh_now } => {
+                    if refresh_now {
+                        session.refresh_at = Some(std::time::Instant::now());
+                    }
+                    reply
+                }
+                AfterRead::Retry(node, cond) => {
+                    let reply = self.post(node, true, txn_body(&mops, cond), false).await.0;
+                    session.router.after_final_read(&self.outcome(&reply, None));
+                    reply
+                }
+            }
+        };
+        txn_reply(&mops, reply, writes)
+    }
+
+    /// Each micro-op as its own request (multi-leader, leaderless), all to the one node
+    /// the routing picks for the transaction (its coordinator, as a client connected to
+    /// one member would use): the node applies each on its own, no atomicity across keys.
+    async fn txn_one_by_one(&self, session: &mut Session, mut mops: Vec<MicroOp>) -> TxnReply {
+        let writes = mops.iter().any(|m| m.f != MopF::Read);
+        let (node, cond) = session.router.route(&self.rules(), writes);
+        // Whether an earlier write took effect, or may have.
+        let mut wrote = false;
+        for (i, m) in mops.iter_mut().enumerate() {
+            let req = match (m.f, m.written()) {
+                (MopF::Read, _) => Request::Read { key: m.key },
+                (MopF::Append, Some(value)) => Request::Append { key: m.key, value },
+                (MopF::Write, Some(value)) => Request::Write { key: m.key, value },
+                _ => {
+                    return TxnReply::Fail {
+                        error: format!("malformed micro-op {m}"),
+                    };
+                }
+            };
+            let step = format!("micro-op {} {m}", i + 1);
+            match self.send(node, req, cond).await.0 {
+                Reply::Ok { value, .. } => {
+                    if m.f == MopF::Read {
+                        m.value = mop_value(&value);
+                    } else {
+                        wrote = true;
+                    }
+                }
+                Reply::Fail { error, .. } if !wrote => {
+                    return TxnReply::Fail {
+                        error: format!("{step}: {error}"),
+                    };
+                }
+                Reply::Fail { error, .. } | Reply::Unknown { error, .. } => {
+                    return TxnReply::Unknown {
+                        error: format!("{step}: {error} (earlier micro-ops may have taken effect)"),
+                    };
+                }
+            }
+        }
+        TxnReply::Ok(mops)
+    }
+
     /// What routing needs of a reply.
     fn outcome(&self, reply: &Reply, hint: Option<String>) -> Outcome {
         match reply {
@@ -287,6 +382,19 @@ impl ReferenceClient {
 
     /// Sends one request; the second value is the leader a refusal named.
     async fn send(&self, i: usize, req: Request, cond: Conditions) -> (Reply, Option<String>) {
+        let body = request_body(&req, cond);
+        self.post(i, false, body, req.is_write()).await
+    }
+
+    /// Posts a body to node `i`'s `/kv` (or `/txn`); `changes` says whether the request
+    /// may change state (then a lost answer leaves its fate unknown).
+    async fn post(
+        &self,
+        i: usize,
+        txn: bool,
+        body: Result<Vec<u8>, serde_json::Error>,
+        changes: bool,
+    ) -> (Reply, Option<String>) {
         let node = &self.nodes[i];
         let failed = |error: String| {
             let reply = Reply::Fail {
@@ -298,20 +406,21 @@ impl ReferenceClient {
         // A request that may have reached the node: a write's fate is unknown.
         let uncertain = |error: String| {
             let node = Some(node.id.clone());
-            let reply = if req.is_write() {
+            let reply = if changes {
                 Reply::Unknown { node, error }
             } else {
                 Reply::Fail { node, error }
             };
             (reply, None)
         };
-        let body = match request_body(&req, cond) {
+        let body = match body {
             Ok(b) => b,
             Err(e) => return failed(format!("cannot encode request: {e}")),
         };
+        let url = if txn { &node.txn_url } else { &node.kv_url };
         let sent = self
             .http
-            .post(node.kv_url.clone())
+            .post(url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .timeout(Duration::from_millis(self.options.timeout_ms))
             .body(body)
@@ -414,6 +523,52 @@ fn request_body(req: &Request, cond: Conditions) -> Result<Vec<u8>, serde_json::
     serde_json::to_vec(&v)
 }
 
+/// `POST /txn`'s body: the transaction beside the read conditions.
+fn txn_body(mops: &[MicroOp], cond: Conditions) -> Result<Vec<u8>, serde_json::Error> {
+    let mut v = serde_json::to_value(cond)?;
+    if let serde_json::Value::Object(obj) = &mut v {
+        obj.insert("txn".into(), serde_json::to_value(txn_value(mops))?);
+    }
+    serde_json::to_vec(&v)
+}
+
+/// A node's answer to a transaction as the runner records it: an `ok` whose value is not
+/// the same transaction with its reads filled in is no answer (unknown if it wrote).
+fn txn_reply(sent: &[MicroOp], reply: Reply, writes: bool) -> TxnReply {
+    match reply {
+        Reply::Ok { value, node, .. } => match parse_txn(&value) {
+            Ok(done)
+                if done.len() == sent.len()
+                    && done
+                        .iter()
+                        .zip(sent)
+                        .all(|(d, s)| d.f == s.f && d.key == s.key) =>
+            {
+                TxnReply::Ok(done)
+            }
+            Ok(_) | Err(_) => {
+                let error = format!("{node} answered the transaction with {value}");
+                if writes {
+                    TxnReply::Unknown { error }
+                } else {
+                    TxnReply::Fail { error }
+                }
+            }
+        },
+        Reply::Fail { error, .. } => TxnReply::Fail { error },
+        Reply::Unknown { error, .. } => TxnReply::Unknown { error },
+    }
+}
+
+/// A single-key read's value as a micro-op's.
+fn mop_value(v: &schism_history::Value) -> MopValue {
+    match v {
+        schism_history::Value::Int(i) => MopValue::Int(*i),
+        schism_history::Value::List(xs) => MopValue::List(xs.clone()),
+        _ => MopValue::Nil,
+    }
+}
+
 fn meta_u64(meta: &Option<serde_json::Value>, field: &str) -> u64 {
     meta.as_ref()
         .and_then(|m| m.get(field))
@@ -439,5 +594,9 @@ impl ReferenceSession {
 impl TargetSession for ReferenceSession {
     fn invoke(&mut self, req: Request) -> BoxFuture<'_, Reply> {
         Box::pin(async move { self.client.invoke(&mut self.session, req).await })
+    }
+
+    fn txn(&mut self, mops: Vec<MicroOp>) -> BoxFuture<'_, TxnReply> {
+        Box::pin(async move { self.client.txn(&mut self.session, mops).await })
     }
 }

@@ -23,6 +23,23 @@ pub enum WorkloadKind {
     Append,
     /// Writes of unique integers to registers, and reads.
     Register,
+    /// Transactions of appends and list reads (`txn::TxnKind::ListAppend`).
+    #[serde(rename = "list-append")]
+    ListAppend,
+    /// Transactions of register writes and reads (`txn::TxnKind::RwRegister`).
+    #[serde(rename = "rw-register")]
+    RwRegister,
+}
+
+impl WorkloadKind {
+    /// The transactional workload this is, if it is one.
+    pub fn txn(self) -> Option<txn::TxnKind> {
+        match self {
+            WorkloadKind::ListAppend => Some(txn::TxnKind::ListAppend),
+            WorkloadKind::RwRegister => Some(txn::TxnKind::RwRegister),
+            WorkloadKind::Append | WorkloadKind::Register => None,
+        }
+    }
 }
 
 impl std::str::FromStr for WorkloadKind {
@@ -31,8 +48,10 @@ impl std::str::FromStr for WorkloadKind {
         match s {
             "append" => Ok(WorkloadKind::Append),
             "register" => Ok(WorkloadKind::Register),
+            "list-append" => Ok(WorkloadKind::ListAppend),
+            "rw-register" => Ok(WorkloadKind::RwRegister),
             other => Err(format!(
-                "unknown workload {other:?}: expected append or register"
+                "unknown workload {other:?}: expected append, register, list-append or rw-register"
             )),
         }
     }
@@ -43,13 +62,26 @@ impl std::fmt::Display for WorkloadKind {
         f.write_str(match self {
             WorkloadKind::Append => "append",
             WorkloadKind::Register => "register",
+            WorkloadKind::ListAppend => "list-append",
+            WorkloadKind::RwRegister => "rw-register",
         })
     }
 }
 
 /// `--workload`'s spellings (`schism test`), as `FromStr`, `Display` and serde write them.
 impl schism_history::Choices for WorkloadKind {
-    const CHOICES: &'static [(&'static str, &'static str)] = &[("append", ""), ("register", "")];
+    const CHOICES: &'static [(&'static str, &'static str)] = &[
+        ("append", "Single-key appends and list reads"),
+        ("register", "Single-key writes and reads of registers"),
+        (
+            "list-append",
+            "Transactions of appends and list reads (Elle's list-append)",
+        ),
+        (
+            "rw-register",
+            "Transactions of register writes and reads (Elle's rw-register)",
+        ),
+    ];
 }
 
 /// Settings of one generator; every field is recorded in the run's config.json.
@@ -99,7 +131,29 @@ impl WorkloadSpec {
     }
 }
 
-/// One operation to invoke.
+/// How the transactions of a `list-append` or `rw-register` workload are shaped (the
+/// rest of `txn::TxnSpec` comes from the `WorkloadSpec`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TxnShape {
+    /// Micro-ops per transaction, `min_len..=max_len`.
+    pub min_len: usize,
+    pub max_len: usize,
+    pub key_dist: txn::KeyDist,
+}
+
+impl Default for TxnShape {
+    /// Elle's defaults: 1–4 micro-ops, most transactions on a few hot keys.
+    fn default() -> Self {
+        TxnShape {
+            min_len: 1,
+            max_len: 4,
+            key_dist: txn::KeyDist::Exponential,
+        }
+    }
+}
+
+/// One operation to invoke. A transaction is `f = "txn"` with its micro-ops as the value
+/// (`schism_history::txn::txn_value`) and `key` 0 (unused).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {
     pub f: F,
@@ -107,6 +161,22 @@ pub struct Invocation {
     pub value: Value,
     /// Part of the final-read phase (after the time limit).
     pub is_final: bool,
+}
+
+impl Invocation {
+    /// A transaction (`f = "txn"`).
+    pub fn is_txn(&self) -> bool {
+        self.f.as_str() == schism_history::txn::TXN_F
+    }
+
+    fn txn(mops: &[schism_history::txn::MicroOp], is_final: bool) -> Invocation {
+        Invocation {
+            f: F::Other(schism_history::txn::TXN_F.into()),
+            key: 0,
+            value: schism_history::txn::txn_value(mops),
+            is_final,
+        }
+    }
 }
 
 /// What the generator says when asked.
@@ -145,11 +215,31 @@ pub struct Generator {
     used_keys: u64,
     final_cursor: u64,
     generated: u64,
+    /// Transactional workloads: the transaction generator (keys, values, micro-ops).
+    txn: Option<txn::TxnGenerator>,
 }
 
 impl Generator {
     pub fn new(spec: WorkloadSpec) -> Result<Self, String> {
+        Self::with_shape(spec, TxnShape::default())
+    }
+
+    /// A generator whose transactions (list-append, rw-register) take this shape.
+    pub fn with_shape(spec: WorkloadSpec, shape: TxnShape) -> Result<Self, String> {
         spec.validate()?;
+        let txn = match spec.kind.txn() {
+            None => None,
+            Some(kind) => Some(txn::TxnGenerator::new(txn::TxnSpec {
+                kind,
+                keys: spec.keys,
+                min_len: shape.min_len,
+                max_len: shape.max_len,
+                max_writes_per_key: spec.max_writes_per_key,
+                read_fraction: spec.read_fraction,
+                key_dist: shape.key_dist,
+                seed: spec.seed,
+            })?),
+        };
         let active = (0..spec.keys)
             .map(|k| ActiveKey { key: k, writes: 0 })
             .collect();
@@ -168,6 +258,7 @@ impl Generator {
             next_due_ns: 0,
             final_cursor: 0,
             generated: 0,
+            txn,
             spec,
         })
     }
@@ -196,6 +287,9 @@ impl Generator {
             self.next_due_ns += self.interval_ns;
         }
         self.generated += 1;
+        if let Some(t) = &mut self.txn {
+            return Next::Op(Invocation::txn(&t.next_txn(), false));
+        }
         let slot = self.rng.random_range(0..self.active.len());
         let key = self.active[slot].key;
         if self.rng.random_bool(self.spec.read_fraction) {
@@ -221,8 +315,8 @@ impl Generator {
             self.used_keys += 1;
         }
         let f = match self.spec.kind {
-            WorkloadKind::Append => F::Append,
-            WorkloadKind::Register => F::Write,
+            WorkloadKind::Register | WorkloadKind::RwRegister => F::Write,
+            WorkloadKind::Append | WorkloadKind::ListAppend => F::Append,
         };
         Next::Op(Invocation {
             f,
@@ -233,6 +327,9 @@ impl Generator {
     }
 
     fn next_final(&mut self, now_ns: u64) -> Next {
+        if let Some(t) = &self.txn {
+            self.used_keys = t.keys_used();
+        }
         if !self.spec.final_reads || self.final_cursor >= self.used_keys {
             return Next::Done;
         }
@@ -245,6 +342,12 @@ impl Generator {
         }
         let key = self.final_cursor;
         self.final_cursor += 1;
+        if self.txn.is_some() {
+            return Next::Op(Invocation::txn(
+                &[schism_history::txn::MicroOp::read(key)],
+                true,
+            ));
+        }
         Next::Op(Invocation {
             f: F::Read,
             key,
@@ -367,6 +470,33 @@ mod tests {
             Next::Op(i) => assert!(i.is_final && i.f == F::Read),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn transactions_are_rate_limited_and_end_with_final_reads() {
+        let mut s = spec(WorkloadKind::ListAppend);
+        s.rate_hz = 1000.0;
+        s.time_limit_ns = 50_000_000;
+        let ops = drain(&mut Generator::new(s).unwrap(), 0);
+        assert!(ops.iter().all(|(_, i)| i.is_txn()));
+        let (finals, txns): (Vec<_>, Vec<_>) = ops.iter().partition(|(_, i)| i.is_final);
+        assert!((45..=70).contains(&txns.len()), "{} txns", txns.len());
+        let mut keys = HashSet::new();
+        for (_, i) in &txns {
+            let mops = schism_history::txn::parse_txn(&i.value).unwrap();
+            assert!((1..=4).contains(&mops.len()));
+            keys.extend(mops.iter().map(|m| m.key));
+        }
+        let read: HashSet<Key> = finals
+            .iter()
+            .map(|(_, i)| {
+                let m = schism_history::txn::parse_txn(&i.value).unwrap();
+                assert_eq!(m.len(), 1);
+                assert_eq!(m[0].f, schism_history::txn::MopF::Read);
+                m[0].key
+            })
+            .collect();
+        assert!(keys.is_subset(&read), "a used key has no final read");
     }
 
     #[test]

@@ -35,6 +35,39 @@ pub enum KeyDist {
     Exponential,
 }
 
+impl std::str::FromStr for KeyDist {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "uniform" => Ok(KeyDist::Uniform),
+            "exponential" => Ok(KeyDist::Exponential),
+            other => Err(format!(
+                "unknown key distribution {other:?}: expected uniform or exponential"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for KeyDist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeyDist::Uniform => "uniform",
+            KeyDist::Exponential => "exponential",
+        })
+    }
+}
+
+/// `--key-dist`'s spellings.
+impl schism_history::Choices for KeyDist {
+    const CHOICES: &'static [(&'static str, &'static str)] = &[
+        ("uniform", "Every active key alike"),
+        (
+            "exponential",
+            "Key i with probability ∝ 2^-i: conflicts on a few hot keys",
+        ),
+    ];
+}
+
 /// Settings of one transaction generator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TxnSpec {
@@ -131,6 +164,11 @@ impl TxnGenerator {
             }
         }
         mops
+    }
+
+    /// Keys used so far (`0..keys_used()`).
+    pub fn keys_used(&self) -> u64 {
+        self.next_key
     }
 
     /// One read-only transaction per key ever used, in key order.

@@ -147,6 +147,12 @@ impl SimPlan {
 
 /// One line naming the first flag the simulator cannot honour.
 fn refuse_unsimulated(t: &TestArgs, args: &SimArgs) -> Result<()> {
+    if t.workload.txn().is_some() {
+        bail!(
+            "--workload {}: schism sim does not simulate transactions yet; run it with schism test (the reference cluster runs them)",
+            t.workload
+        );
+    }
     if t.target != schism_targets::TargetKind::Reference {
         bail!(
             "--target {}: schism sim simulates the reference cluster only; test a database with schism test",

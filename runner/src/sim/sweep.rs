@@ -46,13 +46,10 @@ pub fn check_seed(plan: &SimPlan, seed: u64) -> Result<SeedResult> {
         .deadline_exceeded
         .then(|| crate::store::RunStatus::DeadlineExceeded.cut_short())
         .flatten();
-    let workload = match t.workload {
-        schism_workloads::WorkloadKind::Append => schism_checker::Workload::Append,
-        schism_workloads::WorkloadKind::Register => schism_checker::Workload::Register,
-    };
+    let workload = analyze::checked_as(t.workload);
     let mut results =
         analyze::analyze_opts(&history, &super::budget(t), Vec::new(), cut_short, |o| {
-            o.workload = Some(workload);
+            o.workload = workload;
             o.checkers = CheckerSet::Fitting;
         })?;
     // The convergence check over the dumps, as `analyze_file_with` adds it from a folder.

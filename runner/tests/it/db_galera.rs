@@ -182,7 +182,7 @@ fn galera_primaries_under_partitions_lose_no_write_and_the_minority_acknowledges
     );
 }
 
-const GALERA: &[(&str, &str)] = &[
+pub(crate) const GALERA: &[(&str, &str)] = &[
     ("mariadbd", "mariadb-server"),
     ("mariadb-install-db", "mariadb-server"),
     ("mariadb", "mariadb-client"),

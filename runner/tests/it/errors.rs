@@ -163,3 +163,88 @@ fn database_targets_refuse_what_they_cannot_do_in_one_line() {
     // Nothing was left behind by the refusals.
     assert!(!dir.path().join("default").exists());
 }
+
+#[test]
+fn transactional_knobs_and_targets_are_refused_before_anything_starts() {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["test", "--consistency-model", "serializable"],
+            "--consistency-model applies to the transactional workloads only",
+        ),
+        (
+            &["test", "--workload", "list-append", "--target", "redis"],
+            "cannot run on --target redis: redis has no transactions",
+        ),
+        (
+            &["test", "--workload", "list-append", "--stop-on-anomaly"],
+            "--stop-on-anomaly needs the online checker",
+        ),
+        (
+            &[
+                "test",
+                "--workload",
+                "rw-register",
+                "--min-txn-length",
+                "5",
+                "--max-txn-length",
+                "2",
+            ],
+            "--min-txn-length 5 exceeds --max-txn-length 2",
+        ),
+        (
+            &["sim", "--workload", "list-append"],
+            "schism sim does not simulate transactions",
+        ),
+    ];
+    for (args, want) in cases {
+        let store = tempdir();
+        let out = schism()
+            .args(args)
+            .arg("--store")
+            .arg(store.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
+        let line = one_error_line(&out);
+        assert!(line.contains(want), "{args:?}: {line}");
+        assert_eq!(
+            std::fs::read_dir(store.path()).unwrap().count(),
+            0,
+            "{args:?}: nothing created"
+        );
+    }
+}
+
+#[test]
+fn isolation_is_refused_where_it_cannot_apply() {
+    let mut cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--workload", "list-append", "--isolation", "serializable"],
+            "--isolation applies to --target postgres and galera only",
+        ),
+        (
+            vec!["--target", "postgres", "--isolation", "serializable"],
+            "--isolation applies to the transactional workloads only",
+        ),
+    ];
+    if cfg!(feature = "etcd") {
+        cases.push((
+            vec![
+                "--target",
+                "etcd",
+                "--workload",
+                "list-append",
+                "--isolation",
+                "read-committed",
+            ],
+            "etcd has no isolation levels",
+        ));
+    }
+    for (args, want) in cases {
+        let store = tempdir();
+        let out = run_test(store.path(), &args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
+        let line = one_error_line(&out);
+        assert!(line.contains(want), "{args:?}: {line}");
+    }
+}

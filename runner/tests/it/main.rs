@@ -25,6 +25,8 @@ mod db_galera;
 mod db_postgres;
 #[cfg(feature = "redis")]
 mod db_redis;
+#[cfg(any(feature = "etcd", feature = "postgres", feature = "galera"))]
+mod db_txn;
 mod errors;
 mod faults;
 mod final_reads;

@@ -7,8 +7,9 @@
 //! runs' folders (read-your-writes straight from history.jsonl, replica dumps, `schism
 //! check` agreeing with the run; the no-lease rows' stale reads served by a leader a
 //! partition cut off). The rows are dealt into four tests of similar length (about 2.5
-//! minutes each on a loaded 2-core machine), so the suite's two test threads finish them in
-//! about 5–6 minutes; every row of `schism matrix --list` is in one of them.
+//! minutes each on a loaded 2-core machine) and a fifth for the transaction rows (about
+//! 2 minutes), so the suite's two test threads finish them in about 6–7 minutes; every
+//! row of `schism matrix --list` is in one of them.
 
 use super::*;
 use std::collections::{HashMap, HashSet};
@@ -29,6 +30,13 @@ const LEASE: [&str; 4] = [
     "lf-lease",
 ];
 const DURABILITY: [&str; 4] = ["lf-buffered", "lf-fsync", "ml-lww-skew", "ll-3-1-1"];
+const TXN: [&str; 5] = [
+    "lf-txn-sync",
+    "lf-txn-follower",
+    "lf-txn-follower-ser",
+    "ml-txn-lww",
+    "ll-txn",
+];
 const LEADERLESS: [&str; 5] = [
     "ll-sloppy",
     "ll-strict",
@@ -37,12 +45,43 @@ const LEADERLESS: [&str; 5] = [
     "ll-quorum",
 ];
 
+/// The database rows (transactions) this build lists: those of its adapters.
+pub fn db_rows() -> Vec<&'static str> {
+    let mut rows = vec![];
+    if cfg!(feature = "postgres") {
+        rows.extend([
+            "pg-serializable",
+            "pg-read-committed",
+            "pg-repeatable-read",
+            "pg-standby-reads",
+        ]);
+    }
+    if cfg!(feature = "galera") {
+        rows.push("galera-repeatable-read");
+    }
+    if cfg!(feature = "etcd") {
+        rows.push("etcd-txn");
+    }
+    rows
+}
+
 /// Runs `schism matrix` on `rows`; returns its exit code, matrix.json and the folder.
 fn matrix(rows: &str) -> (i32, serde_json::Value, PathBuf) {
+    matrix_with(rows, &["--seeds", SEEDS])
+}
+
+/// `matrix` with other `schism matrix` flags (seeds, time limit).
+pub fn matrix_with(rows: &str, flags: &[&str]) -> (i32, serde_json::Value, PathBuf) {
     let store = tempdir();
+    // PostgreSQL runs as user postgres, which must enter the store (temp dirs are 0700).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod store");
     let out = schism()
         .env("SCHISM_STATE_DIR", state_dir(store.path()))
-        .args(["matrix", "--seeds", SEEDS, "--rows", rows, "--store"])
+        .arg("matrix")
+        .args(flags)
+        .args(["--rows", rows, "--store"])
         .arg(store.path())
         .output()
         .expect("spawn schism matrix");
@@ -68,7 +107,7 @@ fn matrix(rows: &str) -> (i32, serde_json::Value, PathBuf) {
 }
 
 /// Asserts that every row ran on every seed and held at its rate; returns the rows by id.
-fn assert_rows_hold(
+pub fn assert_rows_hold(
     code: i32,
     json: &serde_json::Value,
     ids: &[&str],
@@ -87,7 +126,9 @@ fn assert_rows_hold(
             .iter()
             .map(|c| format!("seed {}: {}", c["seed"], c["observed"]))
             .collect();
-        assert_eq!(cells.len(), 3, "{id}: every seed ran");
+        let seeds = json["seeds"].as_array().map_or(0, Vec::len);
+        assert!(seeds > 0, "matrix.json names its seeds");
+        assert_eq!(cells.len(), seeds, "{id}: every seed ran");
         assert!(
             r["ok"].as_bool().unwrap(),
             "row {id} (expected {}) missed its rate: {}/{} held; {cells:?}",
@@ -298,6 +339,137 @@ fn leaderless_quorum_and_repair_rows_hold_over_seeds() {
     assert_dumps_and_check_agree(&dir, &rows, "ll-no-repair");
 }
 
+/// The `txn` checker's result of a run folder.
+fn txn_result(run: &Path) -> serde_json::Value {
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["checker"] == "txn")
+        .unwrap_or_else(|| panic!("{}: a txn result", run.display()))
+        .clone()
+}
+
+/// The models a run's history rules out.
+fn ruled_out(run: &Path) -> Vec<String> {
+    txn_result(run)["figures"]["ruled_out"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every client op of a transactional run is a `txn` with no key; every `ok` one carries
+/// its micro-ops with the reads filled in (some read returned something).
+fn assert_txn_history(run: &Path) {
+    let text = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    let (mut ok, mut read_values) = (0, 0);
+    for line in text.lines() {
+        let op: serde_json::Value = serde_json::from_str(line).unwrap();
+        if op["process"].as_str() == Some("nemesis") {
+            continue;
+        }
+        assert_eq!(op["f"], "txn", "{}: {line}", run.display());
+        assert!(op.get("key").is_none(), "{}: {line}", run.display());
+        if op["type"] == "ok" {
+            ok += 1;
+            read_values += op["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m[0] == "r" && !m[2].is_null())
+                .count();
+        }
+    }
+    assert!(ok > 0 && read_values > 0, "{}: {ok} ok", run.display());
+}
+
+/// The transaction rows: the leader's atomic transactions hold strict serializability
+/// through faults; follower reads of read-only transactions rule out strict
+/// serializability but not serializability; multi-leader and leaderless nodes, which apply
+/// each micro-op on its own, show lost updates and cycles. Every run's history, report
+/// section and `schism check` of its folder are looked at too (the per-model end-to-end
+/// test of `schism test --workload list-append|rw-register`).
+#[test]
+fn transaction_rows_hold_over_seeds() {
+    let ids = TXN;
+    let (code, json, dir) = matrix(&ids.join(","));
+    let rows = assert_rows_hold(code, &json, &ids);
+    for id in ids {
+        for run in run_dirs(&dir, &rows[id]) {
+            assert_txn_history(&run);
+            let r = txn_result(&run);
+            let workload = if id == "ll-txn" {
+                "rw-register"
+            } else {
+                "list-append"
+            };
+            assert_eq!(r["figures"]["workload"], workload, "{id}");
+            let report = std::fs::read_to_string(run.join("report.html")).unwrap();
+            assert!(
+                report.contains("id=\"transactions\"") && report.contains("id=\"txn-models\""),
+                "{id}: the report's Transactions section"
+            );
+            if r["validity"] == "invalid" {
+                assert!(
+                    report.contains("class=\"txn-cycle\"")
+                        && report.contains("<svg class=\"txn-graph\""),
+                    "{id}: {}: cycles drawn",
+                    run.display()
+                );
+            }
+        }
+    }
+    for run in run_dirs(&dir, &rows["lf-txn-sync"]) {
+        assert_eq!(ruled_out(&run), Vec::<String>::new(), "{}", run.display());
+        assert_eq!(
+            txn_result(&run)["figures"]["consistency_model"],
+            "strict-serializable"
+        );
+    }
+    // Follower reads: stale but consistent snapshots.
+    for id in ["lf-txn-follower", "lf-txn-follower-ser"] {
+        for run in run_dirs(&dir, &rows[id]) {
+            let out = ruled_out(&run);
+            assert!(
+                out.contains(&"strict-serializable".to_owned())
+                    && !out.contains(&"serializable".to_owned()),
+                "{id}: {}: {out:?}",
+                run.display()
+            );
+        }
+    }
+    for id in ["ml-txn-lww", "ll-txn"] {
+        for run in run_dirs(&dir, &rows[id]) {
+            let out = ruled_out(&run);
+            assert!(
+                out.contains(&"serializable".to_owned()),
+                "{id}: {}: {out:?}",
+                run.display()
+            );
+        }
+    }
+    // `schism check` of a folder alone takes the recorded workload and model: the same
+    // verdict and counts as the run.
+    for id in ["lf-txn-follower-ser", "ml-txn-lww"] {
+        let run = &run_dirs(&dir, &rows[id])[0];
+        let again = schism()
+            .args(["check", "--json"])
+            .arg(run)
+            .output()
+            .unwrap();
+        let checked: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+        let recorded: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap())
+                .unwrap();
+        assert_eq!(checked["counts"], recorded["counts"], "{id}");
+        assert_eq!(checked["validity"], recorded["validity"], "{id}");
+    }
+}
+
 #[test]
 fn matrix_rows_are_listed_and_a_bad_filter_is_one_clear_line() {
     let out = schism().args(["matrix", "--list"]).output().unwrap();
@@ -311,7 +483,9 @@ fn matrix_rows_are_listed_and_a_bad_filter_is_one_clear_line() {
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    let mut tested: Vec<&str> = [&ROUTING[..], &LEASE, &DURABILITY, &LEADERLESS].concat();
+    let mut tested: Vec<&str> = [&ROUTING[..], &LEASE, &DURABILITY, &LEADERLESS, &TXN].concat();
+    // A build lists the database rows of the adapters it carries (db_txn runs them).
+    tested.extend(db_rows());
     listed.sort_unstable();
     tested.sort_unstable();
     assert_eq!(listed, tested, "every matrix row is in one suite test");

@@ -14,6 +14,11 @@
 //! - outcome mapping: refused connection, HTTP 4xx, any failed read and a compare that
 //!   never succeeded → `Fail`; a timeout, a 5xx (etcd's "request timed out" is a 503) or a
 //!   connection lost after sending, on a put or a txn → `Unknown`;
+//! - a transaction (`txn`) is optimistic and never retried: one read-only `Txn` ranges over
+//!   every key it touches at one revision, its micro-ops run against that snapshot, and a
+//!   second `Txn` puts what it wrote only if every touched key still has the mod revision
+//!   seen (a failed compare is `Fail`; a commit without an answer `Unknown`), so committed
+//!   transactions are strict serializable; values are JSON lists (appends) or integers;
 //! - keys live under `schism/<nonce>/` (one nonce per `open`), so a run against an
 //!   attached cluster never reads another run's values.
 
@@ -26,11 +31,13 @@ use crate::db::{
 use crate::error::TargetError;
 use crate::reference::NodeId;
 use crate::request::Request;
+use crate::target::TxnReply;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use schism_history::Value;
+use schism_history::txn::{MicroOp, MopF, MopValue};
 use serde_json::{Value as Json, json};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -1039,7 +1046,207 @@ impl EtcdSession {
     }
 }
 
+/// A key's state as a transaction's snapshot read it: its value (`None`: absent) and the
+/// mod revision the commit compares against.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    value: Option<Value>,
+    mod_revision: u64,
+}
+
+/// The read-only etcd transaction that ranges over `keys` (etcd keys) at one revision;
+/// `serializable` lets the contacted member answer from its own state.
+fn snapshot_txn(keys: &[String], serializable: bool) -> Json {
+    let ranges: Vec<Json> = keys
+        .iter()
+        .map(|k| {
+            let mut r = json!({"key": k});
+            if serializable {
+                r["serializable"] = json!(true);
+            }
+            json!({ "request_range": r })
+        })
+        .collect();
+    json!({"compare": [], "success": ranges, "failure": []})
+}
+
+/// Each key's `Seen` from a snapshot transaction's answer, in request order.
+fn snapshot_of(resp: &Json, n: usize) -> Result<Vec<Seen>, String> {
+    let answers = resp["responses"].as_array().map_or(&[][..], Vec::as_slice);
+    if answers.len() != n {
+        return Err(format!(
+            "a snapshot of {n} keys answered {} ranges: {resp}",
+            answers.len()
+        ));
+    }
+    answers
+        .iter()
+        .map(|a| {
+            Ok(match first_kv(&a["response_range"])? {
+                None => Seen {
+                    value: None,
+                    mod_revision: 0,
+                },
+                Some((text, rev)) => Seen {
+                    value: Some(decode_value(&text)?),
+                    mod_revision: rev,
+                },
+            })
+        })
+        .collect()
+}
+
+/// Applies `mops` in order to the snapshot `state` (keyed like `keys`): reads take what
+/// the transaction sees so far, appends extend the list, writes replace the register.
+/// Returns the completed micro-ops and which keys were written.
+fn apply_mops(
+    mut mops: Vec<MicroOp>,
+    keys: &[schism_history::Key],
+    state: &mut [Option<Value>],
+) -> Result<(Vec<MicroOp>, Vec<bool>), String> {
+    let mut written = vec![false; keys.len()];
+    for m in &mut mops {
+        let Some(i) = keys.iter().position(|&k| k == m.key) else {
+            continue;
+        };
+        match (m.f, &m.value) {
+            (MopF::Read, _) => {
+                m.value = match &state[i] {
+                    None => MopValue::Nil,
+                    Some(Value::List(xs)) => MopValue::List(xs.clone()),
+                    Some(Value::Int(x)) => MopValue::Int(*x),
+                    Some(other) => return Err(format!("key {} holds {other}", m.key)),
+                };
+            }
+            (MopF::Append, MopValue::Int(v)) => {
+                let mut list = match state[i].take() {
+                    None => Vec::new(),
+                    Some(Value::List(xs)) => xs,
+                    Some(other) => return Err(format!("key {} holds {other}, not a list", m.key)),
+                };
+                list.push(*v);
+                state[i] = Some(Value::List(list));
+                written[i] = true;
+            }
+            (MopF::Write, MopValue::Int(v)) => {
+                state[i] = Some(Value::Int(*v));
+                written[i] = true;
+            }
+            _ => {}
+        }
+    }
+    Ok((mops, written))
+}
+
+/// The commit: every key the transaction touched still at the mod revision its snapshot
+/// saw (0 for a key that was absent: etcd compares a missing key as all zero), then one
+/// put per written key; nothing on failure.
+fn commit_txn(keys: &[String], seen: &[Seen], state: &[Option<Value>], written: &[bool]) -> Json {
+    let compare: Vec<Json> = keys
+        .iter()
+        .zip(seen)
+        .map(|(k, s)| {
+            json!({"target": "MOD", "key": k, "result": "EQUAL", "mod_revision": s.mod_revision.to_string()})
+        })
+        .collect();
+    let puts: Vec<Json> = keys
+        .iter()
+        .zip(state)
+        .zip(written)
+        .filter(|(_, w)| **w)
+        .filter_map(|((k, v), _)| {
+            let text = match v.as_ref()? {
+                Value::List(xs) => serde_json::to_string(xs).ok()?,
+                Value::Int(x) => x.to_string(),
+                _ => return None,
+            };
+            Some(json!({"request_put": {"key": k, "value": b64(&text)}}))
+        })
+        .collect();
+    json!({"compare": compare, "success": puts, "failure": []})
+}
+
+impl EtcdSession {
+    /// One transaction, optimistically and without retries: a snapshot transaction ranges
+    /// over every key it touches at one revision (on the read member for a read-only
+    /// transaction, honouring `--etcd-reads`; on the write member otherwise), the
+    /// micro-ops run against that snapshot, and — if it wrote — one `Txn` commits the
+    /// puts only if every touched key's mod revision is still the one seen. A failed
+    /// compare is `Fail` (nothing was written); a snapshot that failed is `Fail`; a commit
+    /// whose answer never came (timeout, 5xx, lost connection) is `Unknown`.
+    async fn txn(&mut self, mops: Vec<MicroOp>) -> TxnReply {
+        let mut keys: Vec<schism_history::Key> = Vec::new();
+        for m in &mops {
+            if !keys.contains(&m.key) {
+                keys.push(m.key);
+            }
+        }
+        let etcd_keys: Vec<String> = keys.iter().map(|&k| self.key(k)).collect();
+        let read_only = mops.iter().all(|m| m.f == MopF::Read);
+        let (i, serializable) = if read_only {
+            let i = self.read_member().await;
+            (i, self.shared.options.etcd_reads == EtcdReads::Serializable)
+        } else {
+            (self.writer, false)
+        };
+        let node = self.node(i);
+        let fail = |error: String| TxnReply::Fail {
+            error: format!("{node}: {error}"),
+        };
+        let snap = self
+            .shared
+            .post(
+                i,
+                "kv/txn",
+                &snapshot_txn(&etcd_keys, serializable),
+                self.timeout(),
+            )
+            .await;
+        let seen = match snap
+            .map_err(|e| e.to_string())
+            .and_then(|r| snapshot_of(&r, keys.len()))
+        {
+            Ok(seen) => seen,
+            Err(e) => {
+                self.leader_checked = None;
+                if !read_only {
+                    self.move_writer();
+                }
+                return fail(format!("snapshot read: {e}"));
+            }
+        };
+        let mut state: Vec<Option<Value>> = seen.iter().map(|s| s.value.clone()).collect();
+        let (mops, written) = match apply_mops(mops, &keys, &mut state) {
+            Ok(x) => x,
+            Err(e) => return fail(e),
+        };
+        if read_only {
+            return TxnReply::Ok(mops);
+        }
+        let commit = commit_txn(&etcd_keys, &seen, &state, &written);
+        match self.shared.post(i, "kv/txn", &commit, self.timeout()).await {
+            Ok(resp) if resp["succeeded"].as_bool() == Some(true) => TxnReply::Ok(mops),
+            Ok(_) => fail(
+                "a key changed since the snapshot read it (compare failed; nothing written)".into(),
+            ),
+            Err(e) => {
+                self.move_writer();
+                match e {
+                    HttpError::NotSent(error) | HttpError::Refused(error) => fail(error),
+                    HttpError::Indeterminate(error) => TxnReply::Unknown {
+                        error: format!("{node}: {error}"),
+                    },
+                }
+            }
+        }
+    }
+}
+
 impl DbSession for EtcdSession {
+    fn txn(&mut self, mops: Vec<MicroOp>) -> BoxFuture<'_, TxnReply> {
+        Box::pin(EtcdSession::txn(self, mops))
+    }
+
     fn invoke(&mut self, req: Request) -> BoxFuture<'_, Reply> {
         Box::pin(async move {
             match req {

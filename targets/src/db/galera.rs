@@ -24,6 +24,11 @@
 //!   1047, …) and refused connections are `Fail`; a timeout or a lost connection after a
 //!   write was sent (and the server's "interrupted"/"commit failed" codes) are `Unknown`;
 //!   a failed read is always `Fail`;
+//! - a transaction (`txn`) runs on the node `--reads` picks, as `SET TRANSACTION ISOLATION
+//!   LEVEL <--isolation>`, `START TRANSACTION`, the single-op statements, `COMMIT`: errors
+//!   before COMMIT was sent and a COMMIT refused by certification (1213) or a non-primary
+//!   node (1047) are `Fail`; a lost connection after COMMIT was sent, a timeout then, or
+//!   the interrupted/commit-failed codes are `Unknown`;
 //! - kill is SIGKILL; restart starts the same command (IST rejoin), or — when no node
 //!   runs — bootstraps again from the node with the highest recovered seqno
 //!   (`--wsrep-recover`, then `safe_to_bootstrap: 1`);
@@ -34,12 +39,13 @@
 use crate::ReadRouting;
 use crate::client::Reply;
 use crate::db::{
-    BoxFuture, DbCluster, DbKind, DbOptions, DbSession, DbSpec, ManagedProcess, Placement,
-    ProcessSpec, log_tail, loopback_ports, require_binary,
+    BoxFuture, DbCluster, DbKind, DbOptions, DbSession, DbSpec, Isolation, ManagedProcess,
+    Placement, ProcessSpec, log_tail, loopback_ports, require_binary,
 };
 use crate::error::TargetError;
 use crate::reference::NodeId;
 use crate::request::Request;
+use crate::target::TxnReply;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 use nix::sys::signal::{Signal, kill};
@@ -47,6 +53,7 @@ use nix::unistd::Pid;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use schism_history::Value;
+use schism_history::txn::{MicroOp, MopF, MopValue};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -575,6 +582,7 @@ impl DbCluster for GaleraCluster {
             rng: ChaCha8Rng::seed_from_u64(seed),
             routing: self.options.reads,
             timeout: self.options.timeout,
+            isolation: self.options.isolation.unwrap_or(Isolation::RepeatableRead),
         })
     }
 
@@ -618,6 +626,8 @@ struct GaleraSession {
     rng: ChaCha8Rng,
     routing: ReadRouting,
     timeout: Duration,
+    /// The level of every transaction (`--isolation`).
+    isolation: Isolation,
 }
 
 /// What one statement came back with.
@@ -700,9 +710,160 @@ impl GaleraSession {
     }
 }
 
+/// Why a transaction stopped short of a certain commit.
+enum TxnStop {
+    /// The server refused a statement (before COMMIT) or the COMMIT (`at_commit`).
+    Refused {
+        e: mysql_async::ServerError,
+        at_commit: bool,
+    },
+    /// The connection broke (or answered nonsense).
+    Broken { error: String, at_commit: bool },
+}
+
+impl TxnStop {
+    fn of(e: mysql_async::Error, at_commit: bool) -> TxnStop {
+        match e {
+            mysql_async::Error::Server(e) => TxnStop::Refused { e, at_commit },
+            e => TxnStop::Broken {
+                error: e.to_string(),
+                at_commit,
+            },
+        }
+    }
+}
+
+/// Runs `mops` in one InnoDB transaction at `level`: `SET TRANSACTION ISOLATION LEVEL …`,
+/// `START TRANSACTION`, the single-op statements (an append rewrites the row's JSON list
+/// in place, a write replaces it, a read selects it), `COMMIT`. `committing` is set just
+/// before COMMIT is sent.
+async fn exec_txn(
+    conn: &mut Conn,
+    level: Isolation,
+    mut mops: Vec<MicroOp>,
+    committing: &std::sync::atomic::AtomicBool,
+) -> Result<Vec<MicroOp>, TxnStop> {
+    let before = |e| TxnStop::of(e, false);
+    conn.query_drop(format!("SET TRANSACTION ISOLATION LEVEL {}", level.sql()))
+        .await
+        .map_err(before)?;
+    conn.query_drop("START TRANSACTION").await.map_err(before)?;
+    for m in &mut mops {
+        let req = match (m.f, &m.value) {
+            (MopF::Read, _) => Request::Read { key: m.key },
+            (MopF::Append, MopValue::Int(v)) => Request::Append {
+                key: m.key,
+                value: *v,
+            },
+            (MopF::Write, MopValue::Int(v)) => Request::Write {
+                key: m.key,
+                value: *v,
+            },
+            // parse_txn admits no other shape.
+            _ => continue,
+        };
+        let Some(sql) = statement(&req) else { continue };
+        if m.f != MopF::Read {
+            conn.query_drop(sql).await.map_err(before)?;
+            continue;
+        }
+        let text = conn.query_first::<String, _>(sql).await.map_err(before)?;
+        m.value = match text.map(|t| parse_value(&t)) {
+            None => MopValue::Nil,
+            Some(Ok(Value::List(xs))) => MopValue::List(xs),
+            Some(Ok(Value::Int(x))) => MopValue::Int(x),
+            Some(Ok(other)) => {
+                return Err(TxnStop::Broken {
+                    error: format!("key {} holds {other}", m.key),
+                    at_commit: false,
+                });
+            }
+            Some(Err(error)) => {
+                return Err(TxnStop::Broken {
+                    error,
+                    at_commit: false,
+                });
+            }
+        };
+    }
+    committing.store(true, std::sync::atomic::Ordering::SeqCst);
+    conn.query_drop("COMMIT")
+        .await
+        .map_err(|e| TxnStop::of(e, true))?;
+    Ok(mops)
+}
+
+impl GaleraSession {
+    /// One transaction on the node `--reads` picks (Galera is multi-primary: `any` spreads
+    /// transactions over every node, which is where certification conflicts show). Any
+    /// error before COMMIT was sent is `Fail` (the transaction is rolled back); COMMIT
+    /// refused by certification (1213 deadlock, 40001) or by a non-primary node (1047) is
+    /// `Fail`; a lost connection, a timeout after COMMIT was sent, or the server's
+    /// interrupted/commit-failed codes are `Unknown`. The whole transaction gets
+    /// `--client-timeout`.
+    async fn run_txn(&mut self, mops: Vec<MicroOp>) -> TxnReply {
+        let i = self.pick();
+        let node = self.targets[i].id.clone();
+        let started = Instant::now();
+        if self.conns[i].is_none() {
+            match connect(&self.targets[i], self.timeout, true).await {
+                Ok(c) => self.conns[i] = Some(c),
+                Err(e) => {
+                    return TxnReply::Fail {
+                        error: format!("{node}: connect: {e}"),
+                    };
+                }
+            }
+        }
+        let left = self.timeout.saturating_sub(started.elapsed());
+        let Some(conn) = self.conns[i].as_mut() else {
+            return TxnReply::Fail {
+                error: format!("{node}: no connection"),
+            };
+        };
+        let committing = std::sync::atomic::AtomicBool::new(false);
+        let outcome =
+            tokio::time::timeout(left, exec_txn(conn, self.isolation, mops, &committing)).await;
+        let (error, unknown, keep) = match outcome {
+            Ok(Ok(mops)) => return TxnReply::Ok(mops),
+            Ok(Err(TxnStop::Refused { e, at_commit })) => {
+                let error = format!("{} ({}): {}", e.code, e.state, e.message);
+                let ambiguous = at_commit && AMBIGUOUS_WRITE_CODES.contains(&e.code);
+                // A refused statement may leave the transaction open: roll it back.
+                let rolled = !ambiguous
+                    && tokio::time::timeout(self.timeout, conn.query_drop("ROLLBACK"))
+                        .await
+                        .is_ok_and(|r| r.is_ok());
+                (error, ambiguous, rolled)
+            }
+            Ok(Err(TxnStop::Broken { error, at_commit })) => (error, at_commit, false),
+            Err(_) => (
+                format!("timed out after {} ms", self.timeout.as_millis()),
+                committing.load(std::sync::atomic::Ordering::SeqCst),
+                false,
+            ),
+        };
+        if !keep {
+            // A connection in an unknown state is never reused; closing it rolls back
+            // whatever it left open.
+            self.conns[i] = None;
+        }
+        let error = format!("{node}: {error}");
+        if unknown {
+            TxnReply::Unknown { error }
+        } else {
+            TxnReply::Fail { error }
+        }
+    }
+}
+
 impl DbSession for GaleraSession {
     fn invoke(&mut self, req: Request) -> BoxFuture<'_, Reply> {
         Box::pin(self.run(req))
+    }
+
+    fn txn(&mut self, mops: Vec<MicroOp>) -> BoxFuture<'_, TxnReply> {
+        Box::pin(self.run_txn(mops))
     }
 }
 

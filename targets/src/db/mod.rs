@@ -115,6 +115,90 @@ impl schism_history::Choices for EtcdReads {
     ];
 }
 
+/// `--isolation`: the level PostgreSQL and MariaDB Galera run each transaction at (the
+/// txn workloads; single-op requests are autocommit statements). `None` in `DbOptions`
+/// means the database's own default (`Isolation::default_for`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    ReadCommitted,
+    RepeatableRead,
+    Serializable,
+}
+
+impl Isolation {
+    pub const ALL: [Isolation; 3] = [
+        Isolation::ReadCommitted,
+        Isolation::RepeatableRead,
+        Isolation::Serializable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "read-committed",
+            Isolation::RepeatableRead => "repeatable-read",
+            Isolation::Serializable => "serializable",
+        }
+    }
+
+    /// The SQL spelling (`ISOLATION LEVEL …`), the same in PostgreSQL and MariaDB.
+    pub fn sql(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "READ COMMITTED",
+            Isolation::RepeatableRead => "REPEATABLE READ",
+            Isolation::Serializable => "SERIALIZABLE",
+        }
+    }
+
+    /// What a session gets when it asks for nothing: PostgreSQL's `default_transaction_isolation`
+    /// is read committed, InnoDB's `transaction_isolation` repeatable read; the other
+    /// targets have no levels (`None`).
+    pub fn default_for(kind: DbKind) -> Option<Isolation> {
+        match kind {
+            DbKind::Postgres => Some(Isolation::ReadCommitted),
+            DbKind::Galera => Some(Isolation::RepeatableRead),
+            DbKind::Etcd | DbKind::Redis => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Isolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Isolation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Isolation::ALL
+            .into_iter()
+            .find(|i| i.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown isolation level {s:?}: expected read-committed, repeatable-read or serializable"
+                )
+            })
+    }
+}
+
+impl schism_history::Choices for Isolation {
+    const CHOICES: &'static [(&'static str, &'static str)] = &[
+        (
+            "read-committed",
+            "Each statement sees what committed before it began (PostgreSQL's default)",
+        ),
+        (
+            "repeatable-read",
+            "One snapshot per transaction (snapshot isolation in PostgreSQL; InnoDB's default)",
+        ),
+        (
+            "serializable",
+            "As if one at a time (PostgreSQL's SSI; InnoDB locks every read)",
+        ),
+    ];
+}
+
 /// Settings an adapter reads; the runner refuses combinations that do not apply before
 /// calling `open`.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,8 +212,11 @@ pub struct DbOptions {
     /// up-to-date standby when the primary stays unreachable).
     pub failover: bool,
     pub etcd_reads: EtcdReads,
-    /// Per-request timeout: after it, a read fails and a write is `Unknown`.
+    /// Per-request timeout: after it, a read fails and a write is `Unknown`; a
+    /// transaction gets it as a whole.
     pub timeout: Duration,
+    /// PostgreSQL and Galera transactions (`None`: the database's default).
+    pub isolation: Option<Isolation>,
 }
 
 impl Default for DbOptions {
@@ -140,6 +227,7 @@ impl Default for DbOptions {
             failover: false,
             etcd_reads: EtcdReads::Linearizable,
             timeout: Duration::from_secs(1),
+            isolation: None,
         }
     }
 }

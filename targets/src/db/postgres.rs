@@ -22,7 +22,12 @@
 //!   the promotion waits until they are gone. So a paused primary never serves again once
 //!   it was replaced: the writes and reads queued on it while it was frozen end with its
 //!   connections (`info`, `fail`) instead of being acknowledged by a second primary, and it
-//!   is started again as a standby (pg_rewind or a clone) at the nemesis's next change.
+//!   is started again as a standby (pg_rewind or a clone) at the nemesis's next change;
+//! - a transaction (`txn`) is `BEGIN ISOLATION LEVEL <--isolation>` … `COMMIT` on one
+//!   connection (read-only ones routed like reads; on a standby SERIALIZABLE becomes
+//!   REPEATABLE READ, the strongest level a hot standby runs): any error before COMMIT
+//!   was sent, and an ERROR answering COMMIT (serialization failure 40001, deadlock), is
+//!   `Fail`; a lost connection or timeout after COMMIT was sent is `Unknown`.
 //!
 //! A kill is SIGKILL of the postmaster and every backend together, as when the server's
 //! machine dies. (Killing the postmaster alone leaves orphaned backends alive for a moment:
@@ -32,17 +37,20 @@
 use crate::ReadRouting;
 use crate::client::Reply;
 use crate::db::{
-    BoxFuture, DbCluster, DbKind, DbSession, DbSpec, ManagedProcess, PauseStyle, Placement,
-    ProcessSpec, alive, descendants, log_tail, loopback_ports, require_binary, wait_until,
+    BoxFuture, DbCluster, DbKind, DbSession, DbSpec, Isolation, ManagedProcess, PauseStyle,
+    Placement, ProcessSpec, alive, descendants, log_tail, loopback_ports, require_binary,
+    wait_until,
 };
 use crate::error::TargetError;
 use crate::reference::{NodeId, Replication};
 use crate::request::Request;
+use crate::target::TxnReply;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use schism_history::Value;
+use schism_history::txn::{MicroOp, MopF, MopValue};
 use std::fmt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -105,6 +113,8 @@ wal_log_hints = on
 wal_keep_size = 512MB
 synchronous_commit = on
 synchronous_standby_names = ''
+# Transactions that deadlock (appends to the same keys in other orders) are told so soon.
+deadlock_timeout = 100ms
 wal_sender_timeout = 5s
 wal_receiver_timeout = 5s
 wal_retrieve_retry_interval = 500ms
@@ -133,6 +143,8 @@ struct Shared {
     primary: AtomicUsize,
     reads: ReadRouting,
     timeout: Duration,
+    /// The level of every transaction (`--isolation`).
+    isolation: Isolation,
     /// Held by the failover task while it promotes and by `restart` while it rejoins, so
     /// a node never rejoins a primary that is being replaced.
     ops: Arc<tokio::sync::Mutex<()>>,
@@ -154,6 +166,7 @@ impl Shared {
             primary: AtomicUsize::new(primary),
             reads: spec.options.reads,
             timeout: spec.options.timeout,
+            isolation: spec.options.isolation.unwrap_or(Isolation::ReadCommitted),
             ops: Arc::new(tokio::sync::Mutex::new(())),
             resync: Mutex::new(vec![Resync::None; n]),
             promotions: AtomicU64::new(0),
@@ -1794,9 +1807,141 @@ impl PgSession {
     }
 }
 
+/// How a transaction ended without committing for sure.
+enum TxnError {
+    /// Before COMMIT was sent: the server rolls it back (or already did).
+    Before(tokio_postgres::Error),
+    /// The COMMIT itself answered with an error.
+    Commit(tokio_postgres::Error),
+}
+
+/// Runs `mops` in one transaction at `level` on `sc`: `BEGIN ISOLATION LEVEL …`, one
+/// statement per micro-op (the single-op statements: an append is `v || [x]` on the row,
+/// a write replaces it, a read selects it), `COMMIT`. `committing` is set just before
+/// COMMIT is sent, so a caller that gives up meanwhile knows whether the fate is open.
+async fn exec_txn(
+    sc: &SessionConn,
+    level: Isolation,
+    mut mops: Vec<MicroOp>,
+    committing: &std::sync::atomic::AtomicBool,
+) -> Result<Vec<MicroOp>, TxnError> {
+    let c = &sc.conn.client;
+    let s = &sc.stmts;
+    c.batch_execute(&format!("BEGIN ISOLATION LEVEL {}", level.sql()))
+        .await
+        .map_err(TxnError::Before)?;
+    for m in &mut mops {
+        let k = m.key as i64;
+        let done = match (m.f, &m.value) {
+            (MopF::Read, _) => c.query_opt(&s.read, &[&k]).await.map(|row| {
+                m.value = match row {
+                    None => MopValue::Nil,
+                    Some(row) => {
+                        let v: Vec<i64> = row.get(0);
+                        if row.get::<_, bool>(1) {
+                            v.first().map_or(MopValue::Nil, |&x| MopValue::Int(x))
+                        } else {
+                            MopValue::List(v)
+                        }
+                    }
+                };
+            }),
+            (MopF::Append, MopValue::Int(v)) => c.execute(&s.append, &[&k, v]).await.map(drop),
+            (MopF::Write, MopValue::Int(v)) => c.execute(&s.write, &[&k, v]).await.map(drop),
+            // parse_txn admits no other shape; nothing was changed yet.
+            _ => continue,
+        };
+        done.map_err(TxnError::Before)?;
+    }
+    committing.store(true, Ordering::SeqCst);
+    c.batch_execute("COMMIT").await.map_err(TxnError::Commit)?;
+    Ok(mops)
+}
+
+impl PgSession {
+    /// One transaction: read-only ones go where `--reads` sends reads (a standby cannot
+    /// run SERIALIZABLE, so there it runs at REPEATABLE READ, as PostgreSQL's own hint
+    /// says), the others to the primary. An error before COMMIT was sent is `Fail` (the
+    /// server rolls the transaction back); an ERROR answering COMMIT (a serialization
+    /// failure, 40001) is `Fail`; a lost connection or a timeout after COMMIT was sent is
+    /// `Unknown`. The whole transaction gets `--client-timeout`.
+    async fn run_txn(&mut self, mops: Vec<MicroOp>) -> TxnReply {
+        let read_only = mops.iter().all(|m| m.f == MopF::Read);
+        let p = self.shared.primary();
+        let i = if read_only { self.read_node() } else { p };
+        let level = match self.shared.isolation {
+            Isolation::Serializable if i != p => Isolation::RepeatableRead,
+            l => l,
+        };
+        let node = &self.shared.ids[i];
+        let timeout = self.shared.timeout;
+        if self.conns[i]
+            .as_ref()
+            .is_some_and(|c| c.conn.client.is_closed())
+        {
+            self.conns[i] = None;
+        }
+        if self.conns[i].is_none() {
+            match open_session_conn(&self.shared.addrs[i], timeout).await {
+                Ok(c) => self.conns[i] = Some(c),
+                Err(e) => {
+                    return TxnReply::Fail {
+                        error: format!("{node}: {e}"),
+                    };
+                }
+            }
+        }
+        let Some(sc) = self.conns[i].as_ref() else {
+            return TxnReply::Fail {
+                error: format!("{node}: no connection"),
+            };
+        };
+        let committing = std::sync::atomic::AtomicBool::new(false);
+        let outcome = tokio::time::timeout(timeout, exec_txn(sc, level, mops, &committing)).await;
+        let (error, unknown, keep) = match outcome {
+            Ok(Ok(mops)) => return TxnReply::Ok(mops),
+            Ok(Err(TxnError::Before(e))) => {
+                // A plain ERROR left the connection in an aborted transaction: roll it
+                // back and keep it; anything else (FATAL, a lost connection) drops it.
+                let plain = e.as_db_error().is_some_and(|d| d.severity() == "ERROR");
+                let rolled = plain
+                    && tokio::time::timeout(timeout, sc.conn.client.batch_execute("ROLLBACK"))
+                        .await
+                        .is_ok_and(|r| r.is_ok());
+                (one_line(&e), false, rolled)
+            }
+            Ok(Err(TxnError::Commit(e))) => {
+                // An ERROR answering COMMIT means it rolled back (40001 and the like);
+                // errors after a commit are PANICs, which end the connection.
+                let plain = e.as_db_error().is_some_and(|d| d.severity() == "ERROR");
+                (format!("commit: {}", one_line(&e)), !plain, plain)
+            }
+            Err(_) => (
+                format!("timed out after {} ms", timeout.as_millis()),
+                committing.load(Ordering::SeqCst),
+                false,
+            ),
+        };
+        if !keep {
+            // Dropping the connection ends its backend's transaction if still open.
+            self.conns[i] = None;
+        }
+        let error = format!("{node}: {error}");
+        if unknown {
+            TxnReply::Unknown { error }
+        } else {
+            TxnReply::Fail { error }
+        }
+    }
+}
+
 impl DbSession for PgSession {
     fn invoke(&mut self, req: Request) -> BoxFuture<'_, Reply> {
         Box::pin(self.run(req))
+    }
+
+    fn txn(&mut self, mops: Vec<MicroOp>) -> BoxFuture<'_, TxnReply> {
+        Box::pin(self.run_txn(mops))
     }
 }
 

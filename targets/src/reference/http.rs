@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use schism_history::Value;
+use schism_history::txn::{MicroOp, parse_txn};
 use schism_replication::api::{Dump, KvOpts, KvReply};
 use schism_replication::{DumpState, Machine, NodeId, ReadOpts, Reply, Status};
 use std::collections::BTreeSet;
@@ -24,6 +25,12 @@ use tokio::sync::{mpsc, oneshot};
 pub(super) enum Cmd<M: Machine> {
     Client {
         op: Request,
+        opts: ReadOpts,
+        tx: oneshot::Sender<Reply>,
+    },
+    /// `POST /txn`: a transaction of micro-ops.
+    Txn {
+        mops: Vec<MicroOp>,
         opts: ReadOpts,
         tx: oneshot::Sender<Reply>,
     },
@@ -148,6 +155,44 @@ pub(super) async fn kv<M: Hosted>(State(s): State<Shared<M>>, body: Bytes) -> Re
     };
     let (tx, rx) = oneshot::channel();
     if s.cmd.send(Cmd::Client { op, opts, tx }).await.is_err() {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &s.node,
+            "node is shutting down".into(),
+        );
+    }
+    let Ok(reply) = rx.await else {
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &s.node,
+            "request dropped".into(),
+        );
+    };
+    let (status, kv) = render::<M>(&s.node, reply, s.clock.now_ms());
+    json_response(status, serde_json::to_vec(&kv).unwrap_or_default())
+}
+
+/// `POST /txn` `{"txn":[["append",1,2],["r",1,null]],"min_lsn":0,"leader_only":false}`:
+/// answered like `/kv`, the value being the transaction with its reads filled in.
+pub(super) async fn txn<M: Hosted>(State(s): State<Shared<M>>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    struct TxnBody {
+        txn: Value,
+        #[serde(flatten)]
+        opts: KvOpts,
+    }
+    let parsed = parse::<TxnBody>(&body, "bad transaction")
+        .and_then(|b| parse_txn(&b.txn).map(|m| (m, b.opts)));
+    let (mops, opts) = match parsed {
+        Ok(p) => p,
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, &s.node, e),
+    };
+    let opts = ReadOpts {
+        min_lsn: opts.min_lsn,
+        leader_only: opts.leader_only,
+    };
+    let (tx, rx) = oneshot::channel();
+    if s.cmd.send(Cmd::Txn { mops, opts, tx }).await.is_err() {
         return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             &s.node,

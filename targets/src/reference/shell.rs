@@ -80,6 +80,7 @@ async fn serve_model<M: Hosted>(config: NodeConfig) -> Result<(), TargetError> {
     ));
     let app = Router::new()
         .route("/kv", post(http::kv::<M>))
+        .route("/txn", post(http::txn::<M>))
         .route("/replicate", post(http::replicate::<M>))
         .route("/status", get(http::status::<M>))
         .route("/admin/clock", post(http::admin_clock::<M>))
@@ -181,6 +182,13 @@ impl<M: Hosted> Actor<M> {
                 waiting.txs.insert(req, tx);
                 self.machine
                     .handle(now_ns, Input::ClientWith { req, op, opts }, out);
+            }
+            Cmd::Txn { mops, opts, tx } => {
+                waiting.next_req += 1;
+                let req = waiting.next_req;
+                waiting.txs.insert(req, tx);
+                self.machine
+                    .handle(now_ns, Input::Txn { req, mops, opts }, out);
             }
             Cmd::Peer(msgs) => {
                 for msg in msgs {

@@ -514,6 +514,34 @@ mod tests {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
     }
 
+    /// A transaction's group of entries (all but the last continuing it) survives a
+    /// restart as written, so a restarted node applies it whole.
+    #[test]
+    fn transaction_groups_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let group = [
+            Entry {
+                effect: Effect::AppendMore(7),
+                ..e(1)
+            },
+            Entry {
+                effect: Effect::WriteMore(-8),
+                key: 3,
+                ..e(2)
+            },
+            Entry {
+                effect: Effect::Append(9),
+                ..e(3)
+            },
+        ];
+        {
+            let (mut log, _) = LogFile::open(dir.path(), Durability::Fsync).unwrap();
+            log.append(&group).unwrap();
+        }
+        let (_, rec) = LogFile::open(dir.path(), Durability::Fsync).unwrap();
+        assert_eq!(rec.entries, group);
+    }
+
     #[test]
     fn round_trip_and_torn_tail_is_cut() {
         let dir = tempfile::tempdir().unwrap();
