@@ -154,7 +154,12 @@ pub(super) async fn kv<M: Hosted>(State(s): State<Shared<M>>, body: Bytes) -> Re
         leader_only: opts.leader_only,
     };
     let (tx, rx) = oneshot::channel();
-    if s.cmd.send(Cmd::Client { op, opts, tx }).await.is_err() {
+    answer(&s, Cmd::Client { op, opts, tx }, rx).await
+}
+
+/// Hands a client command to the node's shell and renders its reply (`/kv`, `/txn`).
+async fn answer<M: Hosted>(s: &Shared<M>, cmd: Cmd<M>, rx: oneshot::Receiver<Reply>) -> Response {
+    if s.cmd.send(cmd).await.is_err() {
         return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             &s.node,
@@ -192,22 +197,7 @@ pub(super) async fn txn<M: Hosted>(State(s): State<Shared<M>>, body: Bytes) -> R
         leader_only: opts.leader_only,
     };
     let (tx, rx) = oneshot::channel();
-    if s.cmd.send(Cmd::Txn { mops, opts, tx }).await.is_err() {
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &s.node,
-            "node is shutting down".into(),
-        );
-    }
-    let Ok(reply) = rx.await else {
-        return error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &s.node,
-            "request dropped".into(),
-        );
-    };
-    let (status, kv) = render::<M>(&s.node, reply, s.clock.now_ms());
-    json_response(status, serde_json::to_vec(&kv).unwrap_or_default())
+    answer(&s, Cmd::Txn { mops, opts, tx }, rx).await
 }
 
 pub(super) async fn replicate<M: Hosted>(State(s): State<Shared<M>>, body: Bytes) -> Response {
