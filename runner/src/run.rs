@@ -1043,17 +1043,7 @@ async fn invoke_one(
     let reply = session.invoke(request).await;
     let mut done = done_template;
     complete(&mut done, inv.f == F::Read, reply);
-    let kind = done.kind;
-    let counter = match kind {
-        OpType::Ok => &ctx.counters.ok,
-        OpType::Info => &ctx.counters.info,
-        _ => &ctx.counters.fail,
-    };
-    counter.fetch_add(1, Ordering::Relaxed);
-    ctx.recorder
-        .record(done)
-        .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;
-    Ok(kind)
+    record_completion(ctx, done)
 }
 
 /// `invoke_one` for a transaction: the invocation (`f: "txn"`, no key, its micro-ops with
@@ -1073,6 +1063,11 @@ async fn invoke_txn(
     let read_only = mops.iter().all(|m| m.f == schism_history::txn::MopF::Read);
     let reply = session.txn(mops).await;
     let done = txn_completion(template, read_only, reply);
+    record_completion(ctx, done)
+}
+
+/// Counts a completion by its type and records it.
+fn record_completion(ctx: &WorkerCtx, done: Op) -> Result<OpType> {
     let kind = done.kind;
     let counter = match kind {
         OpType::Ok => &ctx.counters.ok,
