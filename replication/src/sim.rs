@@ -9,7 +9,9 @@
 //! disk, as the process shell's timer does: every `flush_ns` of real (virtual) time from
 //! the node's start, stopped while it is paused and, when it missed a flush, firing at
 //! once on resume and every `flush_ns` from then (tokio's `MissedTickBehavior::Delay`);
-//! a crash loses what waits. The network
+//! a crash loses what waits. The timer's phase at each start (and restart) is drawn from
+//! the seed: a real process's start-up time makes it unrelated to the round times a
+//! nemesis acts at (a phase of 0 would flush at the very instant of every kill). The network
 //! is a seeded queue that delays each message uniformly in `[min_delay_ns, max_delay_ns]`
 //! (so messages reorder), plus, rarely, a long tail (`tail_probability`, `tail_max_ns`),
 //! duplicates and drops them, and honours directed link cuts: a
@@ -162,6 +164,7 @@ impl<M: Machine> Sim<M> {
         clock
             .set(i128::from(cfg.start_ns), 0, 1.0)
             .expect("rate 1 is valid");
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let nodes = (0..cfg.nodes)
             .map(|i| Node {
                 machine: Some(build(i, M::Durable::default())),
@@ -170,13 +173,13 @@ impl<M: Machine> Sim<M> {
                 paused: false,
                 held: Vec::new(),
                 buffer: Vec::new(),
-                flush_origin_ns: cfg.start_ns,
+                flush_origin_ns: flush_origin(&mut rng, cfg.start_ns, cfg.flush_ns),
                 flush_due_ns: None,
                 paused_at_ns: cfg.start_ns,
             })
             .collect();
         Sim {
-            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            rng,
             now_ns: cfg.start_ns,
             next_tick_ns: cfg.start_ns + cfg.tick_ns,
             build: Box::new(build),
@@ -358,7 +361,7 @@ impl<M: Machine> Sim<M> {
     pub fn restart(&mut self, node: usize) {
         let disk = self.nodes[node].disk.clone();
         self.nodes[node].machine = Some((self.build)(node, disk));
-        self.nodes[node].flush_origin_ns = self.now_ns;
+        self.nodes[node].flush_origin_ns = flush_origin(&mut self.rng, self.now_ns, self.cfg.flush_ns);
         self.mix(format!("restart {node}").as_bytes());
     }
 
@@ -564,4 +567,13 @@ impl<M: Machine> Sim<M> {
 fn next_flush(origin_ns: u64, t: u64, every_ns: u64) -> u64 {
     let every_ns = every_ns.max(1);
     origin_ns + (t.saturating_sub(origin_ns) / every_ns + 1) * every_ns
+}
+
+/// When a flush timer started at `now_ns` counts from: `now_ns` less a phase drawn in
+/// `[0, every_ns)` (no draw without buffered durability, so other runs keep their stream).
+fn flush_origin(rng: &mut ChaCha8Rng, now_ns: u64, flush_ns: Option<u64>) -> u64 {
+    match flush_ns {
+        Some(every_ns) if every_ns > 1 => now_ns.saturating_sub(rng.random_range(0..every_ns)),
+        _ => now_ns,
+    }
 }
