@@ -361,7 +361,8 @@ impl<M: Machine> Sim<M> {
     pub fn restart(&mut self, node: usize) {
         let disk = self.nodes[node].disk.clone();
         self.nodes[node].machine = Some((self.build)(node, disk));
-        self.nodes[node].flush_origin_ns = flush_origin(&mut self.rng, self.now_ns, self.cfg.flush_ns);
+        self.nodes[node].flush_origin_ns =
+            flush_origin(&mut self.rng, self.now_ns, self.cfg.flush_ns);
         self.mix(format!("restart {node}").as_bytes());
     }
 

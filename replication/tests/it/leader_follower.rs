@@ -201,11 +201,23 @@ fn buffered_durability_loses_only_what_no_flush_wrote() {
     };
     // A crash before the next flush: acknowledged, and gone.
     let mut sim = buffered(1);
-    assert!(sim.replies().iter().all(|r| matches!(r.reply, Reply::Ok { .. })));
-    assert_eq!(sim.replies().len(), 5, "the leader acknowledged every append");
+    assert!(
+        sim.replies()
+            .iter()
+            .all(|r| matches!(r.reply, Reply::Ok { .. }))
+    );
+    assert_eq!(
+        sim.replies().len(),
+        5,
+        "the leader acknowledged every append"
+    );
     assert_eq!(sim.buffered(0).len(), 5);
     let in_memory = sim.machine(0).unwrap().log().len();
-    assert_eq!(sim.disk(0).entries.len(), in_memory - 5, "nothing flushed yet");
+    assert_eq!(
+        sim.disk(0).entries.len(),
+        in_memory - 5,
+        "nothing flushed yet"
+    );
     sim.crash(0);
     sim.restart(0);
     assert_eq!(sim.machine(0).unwrap().log().len(), in_memory - 5);
@@ -222,9 +234,16 @@ fn buffered_durability_loses_only_what_no_flush_wrote() {
     let mut sim = buffered(3);
     sim.pause(0);
     sim.run_for(200 * MS);
-    assert_eq!(sim.buffered(0).len(), 5, "a stopped process flushes nothing");
+    assert_eq!(
+        sim.buffered(0).len(),
+        5,
+        "a stopped process flushes nothing"
+    );
     sim.resume(0);
-    assert!(sim.buffered(0).is_empty(), "the missed flush fires on resume");
+    assert!(
+        sim.buffered(0).is_empty(),
+        "the missed flush fires on resume"
+    );
     sim.crash(0);
     sim.restart(0);
     assert_eq!(

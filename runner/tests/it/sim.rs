@@ -227,7 +227,7 @@ fn a_sweep_checks_every_seed() {
 #[test]
 fn matrix_rows_hold_in_simulation() {
     use schism_runner::matrix::ROWS;
-    const SEEDS: u64 = 4;
+    const SEEDS: u64 = 6;
     let range = schism_runner::sim::SeedRange {
         first: 1,
         last: SEEDS,

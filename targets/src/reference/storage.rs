@@ -582,9 +582,12 @@ mod tests {
         };
         for seed in 1..=30u64 {
             let dir = tempfile::tempdir().unwrap();
-            let (mut store, _) =
-                <EntryStore as Store<LeaderFollower>>::open(dir.path(), Durability::Buffered, &logger)
-                    .unwrap();
+            let (mut store, _) = <EntryStore as Store<LeaderFollower>>::open(
+                dir.path(),
+                Durability::Buffered,
+                &logger,
+            )
+            .unwrap();
             let (mut disk, mut buffer) = (LogDisk::default(), Vec::new());
             let mut last_lsn = 0u64;
             let mut x = seed;
@@ -622,9 +625,12 @@ mod tests {
                 LeaderFollower::persist_buffered(&mut disk, &mut buffer, &op);
             }
             drop(store); // the kill: the buffer is never flushed
-            let (_, recovered) =
-                <EntryStore as Store<LeaderFollower>>::open(dir.path(), Durability::Buffered, &logger)
-                    .unwrap();
+            let (_, recovered) = <EntryStore as Store<LeaderFollower>>::open(
+                dir.path(),
+                Durability::Buffered,
+                &logger,
+            )
+            .unwrap();
             assert_eq!(recovered, disk, "seed {seed}");
         }
     }
