@@ -1703,6 +1703,32 @@ impl Machine for LeaderFollower {
         disk.apply(record);
     }
 
+    /// As the node's log file does under buffered durability: appends wait in memory for
+    /// the flush; a truncation cuts the buffer, or, reaching below what was written, the
+    /// file (and drops the whole buffer); the epoch and vote (`meta.json`) are written and
+    /// synced at once, whatever the durability.
+    fn persist_buffered(disk: &mut LogDisk, buffer: &mut Vec<LogOp>, record: &LogOp) {
+        match record {
+            LogOp::Append(_) => buffer.push(record.clone()),
+            LogOp::Truncate { keep } if *keep < disk.entries.len() as u64 => {
+                buffer.clear();
+                disk.apply(record);
+            }
+            LogOp::Truncate { keep } => {
+                let mut room = (*keep - disk.entries.len() as u64) as usize;
+                buffer.retain_mut(|op| match op {
+                    LogOp::Append(entries) => {
+                        entries.truncate(room);
+                        room -= entries.len();
+                        !entries.is_empty()
+                    }
+                    _ => true,
+                });
+            }
+            LogOp::Meta(_) => disk.apply(record),
+        }
+    }
+
     fn handle(&mut self, now_ns: u64, input: Input, out: &mut Vec<Output>) {
         LeaderFollower::handle(self, now_ns, input, out);
     }

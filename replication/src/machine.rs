@@ -7,7 +7,8 @@
 //! them with one write plus fdatasync per batch, the harness applies them to its
 //! in-memory disk with `Machine::persist`). What a record holds is the model's own
 //! `Machine::Persist`; what survives a crash is `Machine::Durable`, the fold of every
-//! record persisted so far, from which `Machine::recover` rebuilds the machine.
+//! record persisted so far, from which `Machine::recover` rebuilds the machine (under
+//! buffered durability, of every record flushed so far: `Machine::persist_buffered`).
 //! A `Reply::Unknown` means the write may or may not have taken effect (the shell answers
 //! it with HTTP 503, which the client records as `info`); `Reply::Fail` means it
 //! certainly did not.
@@ -213,6 +214,21 @@ pub trait Machine: Sized {
     /// Folds one persisted record into the disk image (what the harness's disk does; the
     /// shell's log file does the same on its bytes and recovers the same image).
     fn persist(disk: &mut Self::Durable, record: &Self::Persist);
+
+    /// Buffered durability (`--durability buffered`): folds `record` into what the node
+    /// process holds, split between `disk` (what a SIGKILL cannot lose) and `buffer`
+    /// (records held in memory until the shell's next flush folds them, in order, into
+    /// the disk with `persist`; a kill loses them). The default writes every record
+    /// through at once — a write(2) without fdatasync, which a kill does not lose — as the
+    /// multi-leader and leaderless state logs do.
+    fn persist_buffered(
+        disk: &mut Self::Durable,
+        buffer: &mut Vec<Self::Persist>,
+        record: &Self::Persist,
+    ) {
+        let _ = buffer;
+        Self::persist(disk, record);
+    }
 
     /// Feeds one input at `now_ns` (the node's own clock, nanoseconds: its timers and its
     /// LWW stamps both come from it); appends the outputs in the order they must happen.

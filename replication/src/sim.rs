@@ -3,7 +3,15 @@
 //!
 //! Nodes `n1..nN` are machines built by a caller-given constructor from what their disk
 //! holds (`Machine::Durable`, the fold of every `Output::Persist` they emitted), so a
-//! crash loses memory only and a restart rebuilds the machine from that disk. The network
+//! crash loses memory only and a restart rebuilds the machine from that disk. Under
+//! buffered durability (`SimConfig::flush_ns`) a record may instead wait in the node's
+//! memory (`Machine::persist_buffered`) until the node's flush timer folds it into the
+//! disk, as the process shell's timer does: every `flush_ns` of real (virtual) time from
+//! the node's start, stopped while it is paused and, when it missed a flush, firing at
+//! once on resume and every `flush_ns` from then (tokio's `MissedTickBehavior::Delay`);
+//! a crash loses what waits. The timer's phase at each start (and restart) is drawn from
+//! the seed: a real process's start-up time makes it unrelated to the round times a
+//! nemesis acts at (a phase of 0 would flush at the very instant of every kill). The network
 //! is a seeded queue that delays each message uniformly in `[min_delay_ns, max_delay_ns]`
 //! (so messages reorder), plus, rarely, a long tail (`tail_probability`, `tail_max_ns`),
 //! duplicates and drops them, and honours directed link cuts: a
@@ -58,6 +66,10 @@ pub struct SimConfig {
     /// Fingerprint every event into `trace_hash` (formatting each input costs time; a
     /// caller that keeps its own record, like `schism sim`, turns it off).
     pub trace: bool,
+    /// Buffered durability: records the model holds in memory reach the disk at the
+    /// node's flush, every this often. `None`: each record is durable before the node
+    /// acts on anything after it (fsync).
+    pub flush_ns: Option<u64>,
 }
 
 impl SimConfig {
@@ -76,6 +88,7 @@ impl SimConfig {
             start_ns: EPOCH_NS,
             monotonic_clock: false,
             trace: true,
+            flush_ns: None,
         }
     }
 }
@@ -101,6 +114,13 @@ struct Node<M: Machine> {
     clock: SkewClock,
     paused: bool,
     held: Vec<Held<M>>,
+    /// Buffered durability: records not yet flushed, in order.
+    buffer: Vec<M::Persist>,
+    /// The flush timer fires at `flush_origin_ns + k · flush_ns`, k ≥ 1.
+    flush_origin_ns: u64,
+    /// The flush that will write `buffer` out (`None`: nothing waits).
+    flush_due_ns: Option<u64>,
+    paused_at_ns: u64,
 }
 
 /// A message in flight: (from, to, message).
@@ -144,6 +164,7 @@ impl<M: Machine> Sim<M> {
         clock
             .set(i128::from(cfg.start_ns), 0, 1.0)
             .expect("rate 1 is valid");
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let nodes = (0..cfg.nodes)
             .map(|i| Node {
                 machine: Some(build(i, M::Durable::default())),
@@ -151,10 +172,14 @@ impl<M: Machine> Sim<M> {
                 clock,
                 paused: false,
                 held: Vec::new(),
+                buffer: Vec::new(),
+                flush_origin_ns: flush_origin(&mut rng, cfg.start_ns, cfg.flush_ns),
+                flush_due_ns: None,
+                paused_at_ns: cfg.start_ns,
             })
             .collect();
         Sim {
-            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            rng,
             now_ns: cfg.start_ns,
             next_tick_ns: cfg.start_ns + cfg.tick_ns,
             build: Box::new(build),
@@ -184,9 +209,14 @@ impl<M: Machine> Sim<M> {
         self.nodes[node].machine.as_ref()
     }
 
-    /// What `node` has persisted.
+    /// What `node` has persisted (what a crash cannot lose).
     pub fn disk(&self, node: usize) -> &M::Durable {
         &self.nodes[node].disk
+    }
+
+    /// Records `node` holds in memory until its next flush (buffered durability).
+    pub fn buffered(&self, node: usize) -> &[M::Persist] {
+        &self.nodes[node].buffer
     }
 
     /// The disk itself, to damage it while the node is down (a torn tail).
@@ -322,6 +352,8 @@ impl<M: Machine> Sim<M> {
         n.machine = None;
         n.paused = false;
         n.held.clear();
+        n.buffer.clear();
+        n.flush_due_ns = None;
         self.mix(format!("crash {node}").as_bytes());
     }
 
@@ -329,12 +361,15 @@ impl<M: Machine> Sim<M> {
     pub fn restart(&mut self, node: usize) {
         let disk = self.nodes[node].disk.clone();
         self.nodes[node].machine = Some((self.build)(node, disk));
+        self.nodes[node].flush_origin_ns =
+            flush_origin(&mut self.rng, self.now_ns, self.cfg.flush_ns);
         self.mix(format!("restart {node}").as_bytes());
     }
 
     /// Stops the node's process (SIGSTOP): no ticks, and its inputs wait.
     pub fn pause(&mut self, node: usize) {
         self.nodes[node].paused = true;
+        self.nodes[node].paused_at_ns = self.now_ns;
         self.mix(format!("pause {node}").as_bytes());
     }
 
@@ -342,6 +377,13 @@ impl<M: Machine> Sim<M> {
     pub fn resume(&mut self, node: usize) {
         self.nodes[node].paused = false;
         self.mix(format!("resume {node}").as_bytes());
+        if let Some(every) = self.cfg.flush_ns {
+            let n = &mut self.nodes[node];
+            if next_flush(n.flush_origin_ns, n.paused_at_ns, every) <= self.now_ns {
+                n.flush_origin_ns = self.now_ns;
+                self.flush(node);
+            }
+        }
         for (from, input) in std::mem::take(&mut self.nodes[node].held) {
             self.deliver(node, from, input);
         }
@@ -369,14 +411,33 @@ impl<M: Machine> Sim<M> {
         self.now_ns = self.now_ns.max(end_ns);
     }
 
-    /// When the next message or tick falls due.
+    /// When the next message, tick or flush falls due.
     pub fn next_event_ns(&self) -> u64 {
         let next_msg = self.queue.keys().next().map_or(u64::MAX, |k| k.0);
-        next_msg.min(self.next_tick_ns)
+        let next_flush = self.next_flush().map_or(u64::MAX, |(at, _)| at);
+        next_msg.min(self.next_tick_ns).min(next_flush)
     }
 
-    /// Delivers the next event (ticks before messages due at the same instant).
+    /// The earliest flush due on a running node: (when, node).
+    fn next_flush(&self) -> Option<(u64, usize)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !n.paused)
+            .filter_map(|(i, n)| n.flush_due_ns.map(|at| (at, i)))
+            .min()
+    }
+
+    /// Delivers the next event (flushes, then ticks, then messages due at the same instant).
     pub fn step(&mut self) {
+        if let Some((at, node)) = self.next_flush() {
+            let next_msg = self.queue.keys().next().map_or(u64::MAX, |k| k.0);
+            if at <= self.next_tick_ns && at <= next_msg {
+                self.now_ns = at;
+                self.flush(node);
+                return;
+            }
+        }
         let next_msg = self.queue.keys().next().map(|k| k.0);
         if next_msg.is_none_or(|m| self.next_tick_ns <= m) {
             self.now_ns = self.next_tick_ns;
@@ -411,7 +472,7 @@ impl<M: Machine> Sim<M> {
         machine.handle(now, input, &mut out);
         for o in out.drain(..) {
             match o {
-                Output::Persist(record) => M::persist(&mut self.nodes[node].disk, &record),
+                Output::Persist(record) => self.persist(node, &record),
                 Output::Reply { req, reply } => self.replies.push(SimReply {
                     node,
                     req,
@@ -425,6 +486,32 @@ impl<M: Machine> Sim<M> {
         if cfg!(debug_assertions) {
             self.check_election_safety();
         }
+    }
+
+    /// Makes `record` durable now, or (buffered) as the model's log holds it until the
+    /// node's next flush.
+    fn persist(&mut self, node: usize, record: &M::Persist) {
+        let n = &mut self.nodes[node];
+        let Some(every) = self.cfg.flush_ns else {
+            M::persist(&mut n.disk, record);
+            return;
+        };
+        M::persist_buffered(&mut n.disk, &mut n.buffer, record);
+        if n.buffer.is_empty() {
+            n.flush_due_ns = None;
+        } else if n.flush_due_ns.is_none() {
+            n.flush_due_ns = Some(next_flush(n.flush_origin_ns, self.now_ns, every));
+        }
+    }
+
+    /// The node's flush: what its memory held reaches its disk.
+    fn flush(&mut self, node: usize) {
+        let n = &mut self.nodes[node];
+        n.flush_due_ns = None;
+        for record in n.buffer.drain(..) {
+            M::persist(&mut n.disk, &record);
+        }
+        self.mix(format!("flush {node}").as_bytes());
     }
 
     /// No two live nodes lead the same epoch (epoch 0: a model without leaders).
@@ -474,5 +561,20 @@ impl<M: Machine> Sim<M> {
         if self.cfg.trace {
             self.trace = fnv(self.trace, event);
         }
+    }
+}
+
+/// The first firing after `t` of a timer that fires every `every_ns` from `origin_ns`.
+fn next_flush(origin_ns: u64, t: u64, every_ns: u64) -> u64 {
+    let every_ns = every_ns.max(1);
+    origin_ns + (t.saturating_sub(origin_ns) / every_ns + 1) * every_ns
+}
+
+/// When a flush timer started at `now_ns` counts from: `now_ns` less a phase drawn in
+/// `[0, every_ns)` (no draw without buffered durability, so other runs keep their stream).
+fn flush_origin(rng: &mut ChaCha8Rng, now_ns: u64, flush_ns: Option<u64>) -> u64 {
+    match flush_ns {
+        Some(every_ns) if every_ns > 1 => now_ns.saturating_sub(rng.random_range(0..every_ns)),
+        _ => now_ns,
     }
 }

@@ -10,7 +10,8 @@
 //! received is reset (`info` for a write); a request that gets no answer within
 //! `--client-timeout` is abandoned as the HTTP client abandons it; a paused node holds
 //! what it receives. The nemesis applies each planned change as the real mechanism
-//! orders it (kills, restarts from the node's persisted state, resumes, clocks of running
+//! orders it (kills, restarts from the node's persisted state — under buffered durability
+//! what its last flush wrote, `--durability buffered` —, resumes, clocks of running
 //! nodes, link cuts, pauses) and records it with the real records. The leader-follower
 //! lag is sampled every 100 ms from the nodes' statuses, as the real probe does.
 //!
@@ -35,7 +36,7 @@ use schism_targets::reference::{
 use schism_targets::routing::{
     AfterRead, Conditions, Outcome as RouteOutcome, Router, Rules, Seen,
 };
-use schism_targets::{Model, NodeConfig, Reply, Request, Role};
+use schism_targets::{Durability, Model, NodeConfig, Reply, Request, Role};
 use schism_workloads::{Generator, Invocation, Next};
 use std::collections::BTreeMap;
 
@@ -135,6 +136,13 @@ fn harness<M: Machine>(
     build: impl Fn(usize, M::Durable) -> M + 'static,
 ) -> Sim<M> {
     let tick_ms = setup.configs.first().map_or(20, |c| c.tick_ms);
+    // Buffered durability: the shell's flush timer (`Durability` and `flush_ms` as the
+    // node config gives them; each model's log decides what waits for it).
+    let flush_ns = setup
+        .configs
+        .first()
+        .filter(|c| c.durability == Durability::Buffered)
+        .map(|c| c.flush_ms.max(1) * MS);
     let cfg = SimConfig {
         min_delay_ns: setup.net.min_delay_ns,
         max_delay_ns: setup.net.max_delay_ns,
@@ -145,6 +153,7 @@ fn harness<M: Machine>(
         tick_ns: tick_ms * MS,
         monotonic_clock,
         trace: false,
+        flush_ns,
         ..SimConfig::new(setup.seed, setup.configs.len())
     };
     Sim::new(cfg, build)

@@ -7,7 +7,7 @@
 //! (`--sim-delay MIN..MAX` between nodes and `--sim-client-delay MIN..MAX` between
 //! clients and nodes, uniform, which also sets how much messages reorder;
 //! `--sim-delay-tail P:MAX`, the rare long delay; `--sim-loss`, `--sim-duplicate`). A flag the simulator cannot honour (a database
-//! target, ports, data directories, network namespaces, buffered durability, …) is
+//! target, ports, data directories, network namespaces, …) is
 //! refused with one line naming it. Everything else derives exactly as for `schism test`:
 //! the workload and nemesis schedule from the seed (`plan::workload_spec`,
 //! `plan::schedule`) — or the faults of `--plan FILE` for every seed (`SimPlan::fixed`) —, the model's settings (`models::settings`), every node's config as
@@ -27,7 +27,7 @@ use anyhow::{Context, Result, bail};
 use schism_history::{HistoryWriter, Op};
 use schism_nemesis::{Kind, NetChoice, PlanFile, Selector};
 use schism_targets::routing::Rules;
-use schism_targets::{Durability, Failover, Model, NodeConfig, ReplicaSettings, Topology};
+use schism_targets::{Failover, Model, NodeConfig, ReplicaSettings, Topology};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -193,11 +193,6 @@ fn refuse_unsimulated(t: &TestArgs, args: &SimArgs) -> Result<()> {
     ];
     if let Some((flag, _, why)) = refused.iter().find(|(_, given, _)| *given) {
         bail!("{flag} cannot be simulated: {why}");
-    }
-    if t.durability == Durability::Buffered {
-        bail!(
-            "--durability buffered cannot be simulated: the simulated disk makes every record durable before the node acts on it (fsync)"
-        );
     }
     if t.rate == 0.0 && args.sim_client_delay.min.is_zero() {
         bail!(

@@ -598,6 +598,71 @@ mod tests {
         assert_eq!(read_meta(dir.path()).unwrap(), Some(meta));
     }
 
+    /// What `schism sim` simulates of buffered durability (`Machine::persist_buffered`
+    /// and the flush) keeps exactly what this log keeps through a kill, for random
+    /// sequences of appends, truncations (within the buffer and below it), votes and
+    /// flushes.
+    #[test]
+    fn buffered_log_and_its_simulation_keep_the_same_records() {
+        let logger = Logger {
+            id: "n1".into(),
+            start: std::time::Instant::now(),
+        };
+        for seed in 1..=30u64 {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut store, _) = <EntryStore as Store<LeaderFollower>>::open(
+                dir.path(),
+                Durability::Buffered,
+                &logger,
+            )
+            .unwrap();
+            let (mut disk, mut buffer) = (LogDisk::default(), Vec::new());
+            let mut last_lsn = 0u64;
+            let mut x = seed;
+            let mut draw = |n: u64| {
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (x >> 33) % n
+            };
+            for step in 0..80u64 {
+                let op = match draw(10) {
+                    0..=4 => {
+                        let n = 1 + draw(3);
+                        let op = LogOp::Append((last_lsn + 1..=last_lsn + n).map(e).collect());
+                        last_lsn += n;
+                        op
+                    }
+                    5 | 6 => {
+                        last_lsn = draw(last_lsn + 1);
+                        LogOp::Truncate { keep: last_lsn }
+                    }
+                    7 => LogOp::Meta(Meta {
+                        epoch: step,
+                        voted_for: Some("n2".into()),
+                    }),
+                    _ => {
+                        Store::<LeaderFollower>::flush(&mut store).unwrap();
+                        for r in buffer.drain(..) {
+                            LeaderFollower::persist(&mut disk, &r);
+                        }
+                        continue;
+                    }
+                };
+                store.write(std::slice::from_ref(&op)).unwrap();
+                LeaderFollower::persist_buffered(&mut disk, &mut buffer, &op);
+            }
+            drop(store); // the kill: the buffer is never flushed
+            let (_, recovered) = <EntryStore as Store<LeaderFollower>>::open(
+                dir.path(),
+                Durability::Buffered,
+                &logger,
+            )
+            .unwrap();
+            assert_eq!(recovered, disk, "seed {seed}");
+        }
+    }
+
     #[test]
     fn corrupt_record_stops_recovery() {
         let mut bytes = Vec::new();
