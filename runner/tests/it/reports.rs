@@ -369,11 +369,16 @@ fn lag_of_a_cut_follower_grows_then_falls_and_sync_stays_bounded() {
             .collect();
         assert!(inside.len() > 10 && !after.is_empty(), "{n2:?}");
         let peak = inside.iter().copied().fold(0.0, f64::max);
-        assert!(
-            after.iter().copied().fold(0.0, f64::max) < peak / 2.0,
-            "{}: lag falls after the heal: {n2:?}",
-            s["label"]
-        );
+        let after_max = after.iter().copied().fold(0.0, f64::max);
+        // Async: the backlog drains after the heal. Sync: the lag stays bounded throughout
+        // (its in-window peak is a few ops in flight, about what it is before the cut), so
+        // it only must not grow after the heal.
+        let falls = if s["label"] == "replication=async" {
+            after_max < peak / 2.0
+        } else {
+            after_max <= peak
+        };
+        assert!(falls, "{}: lag falls after the heal: {n2:?}", s["label"]);
         max_in.push((s["label"].as_str().unwrap().to_owned(), peak, inside));
         let html = std::fs::read_to_string(&report).unwrap();
         assert!(html.contains("id=\"plot-lag\""));

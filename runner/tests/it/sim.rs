@@ -233,7 +233,25 @@ fn matrix_rows_hold_in_simulation() {
         last: SEEDS,
     };
     let mut missed = Vec::new();
+    let mut simulated = 0;
     for row in ROWS {
+        // Transactions and databases are not simulated (yet): such a row is refused with
+        // one line naming why, never run as something else.
+        let argv = row.argv();
+        let unsimulated = argv.contains(&"--target")
+            || argv.contains(&"list-append")
+            || argv.contains(&"rw-register");
+        if unsimulated {
+            let e = sweep::matrix_row(row, None, range, 2)
+                .expect_err("a transactional or database row is refused");
+            assert!(
+                e.contains("does not simulate") || e.contains("reference cluster only"),
+                "{}: {e}",
+                row.id
+            );
+            continue;
+        }
+        simulated += 1;
         let rate = sweep::matrix_row(row, None, range, 2)
             .unwrap_or_else(|e| panic!("{} does not simulate: {e}", row.id));
         assert_eq!(rate.errors, 0, "{}: {rate:?}", row.id);
@@ -241,6 +259,10 @@ fn matrix_rows_hold_in_simulation() {
             missed.push(format!("{rate:?}"));
         }
     }
+    assert!(
+        simulated >= 18,
+        "every replication row is simulated: {simulated}"
+    );
     assert!(
         missed.is_empty(),
         "rows that do not hold in simulation:\n{}",
