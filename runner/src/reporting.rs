@@ -29,6 +29,37 @@ fn read_json(path: &Path) -> Result<serde_json::Value> {
 /// Renders `<run>/report.html` from the run folder; returns its path. A folder without
 /// results.json (a killed run) is checked from its history first, as `schism check` would,
 /// and nothing but the report is written.
+/// The end of every checked run (`schism test` and `schism sim`): `results.json`, the run's
+/// `report.html`, the store's index and the JUnit file; then the summary, the caller's
+/// `extra` lines, and where the folder and report are. A missing report or index is a
+/// warning (the verdict is printed regardless); the JUnit outcome is returned for the caller
+/// to raise after its own notes.
+pub fn publish(
+    run_dir: &Path,
+    store_root: &Path,
+    junit: Option<(&Path, &str)>,
+    results: &ResultsFile,
+    extra: &[String],
+) -> Result<Result<()>> {
+    store::write_json(&run_dir.join(store::RESULTS), results)?;
+    let report = write_run_report(run_dir);
+    if let Err(e) = write_index(store_root) {
+        eprintln!("schism: warning: {e:#}");
+    }
+    // The verdict is printed even if the JUnit file cannot be written.
+    let junit = junit.map_or(Ok(()), |(path, suite)| write_junit(path, suite, results));
+    print!("{}", crate::analyze::summary(results));
+    for line in extra {
+        println!("{line}");
+    }
+    println!("results: {}", run_dir.display());
+    match report {
+        Ok(path) => println!("report: {}", path.display()),
+        Err(e) => eprintln!("schism: warning: no report.html: {e:#}"),
+    }
+    Ok(junit)
+}
+
 pub fn write_run_report(run_dir: &Path) -> Result<PathBuf> {
     if !run_dir.join(store::HISTORY).exists() && !run_dir.join(store::RESULTS).exists() {
         bail!(

@@ -264,25 +264,16 @@ pub async fn run_test_outcome(mut args: TestArgs) -> Result<RunOutcome> {
     })
     .await
     .context("checker task panicked")??;
-    store::write_json(&run_dir.join(store::RESULTS), &results)?;
-    let dir = run_dir.clone();
-    let report = tokio::task::spawn_blocking(move || crate::reporting::write_run_report(&dir))
-        .await
-        .context("report task panicked")?;
-    if let Err(e) = crate::reporting::write_index(&args.store) {
-        eprintln!("schism: warning: {e:#}");
-    }
-    // The verdict is printed even if the JUnit file cannot be written.
-    let junit = args
-        .junit
-        .as_ref()
-        .map(|path| crate::reporting::write_junit(path, &args.name, &results));
-    print!("{}", analyze::summary(&results));
-    println!("results: {}", run_dir.display());
-    match report {
-        Ok(path) => println!("report: {}", path.display()),
-        Err(e) => eprintln!("schism: warning: no report.html: {e:#}"),
-    }
+    let (dir, store_root) = (run_dir.clone(), args.store.clone());
+    let junit_path = args.junit.clone();
+    let suite = args.name.clone();
+    let (results, junit) = tokio::task::spawn_blocking(move || {
+        let junit = junit_path.as_deref().map(|p| (p, suite.as_str()));
+        crate::reporting::publish(&dir, &store_root, junit, &results, &[])
+            .map(|junit| (results, junit))
+    })
+    .await
+    .context("report task panicked")??;
     if ending != Ending::Completed {
         let why = match ending {
             Ending::Interrupted | Ending::StartInterrupted => "interrupted",
@@ -293,9 +284,7 @@ pub async fn run_test_outcome(mut args: TestArgs) -> Result<RunOutcome> {
         };
         println!("note: the run was {why}; the verdict covers the ops recorded until then");
     }
-    if let Some(junit) = junit {
-        junit?;
-    }
+    junit?;
     Ok(RunOutcome {
         code: analyze::exit_code(results.validity),
         run_dir,

@@ -323,30 +323,19 @@ pub fn run_one(plan: &SimPlan) -> Result<(i32, PathBuf)> {
             ..Default::default()
         },
     )?;
-    store::write_json(&run_dir.join(store::RESULTS), &results)?;
-    let report = crate::reporting::write_run_report(&run_dir);
-    if let Err(e) = crate::reporting::write_index(&args.store) {
-        eprintln!("schism: warning: {e:#}");
-    }
-    let junit = args
-        .junit
-        .as_ref()
-        .map(|path| crate::reporting::write_junit(path, &args.name, &results));
-    print!("{}", analyze::summary(&results));
-    println!("history sha256: {}", sha256_hex(&history));
-    println!("results: {}", run_dir.display());
-    match report {
-        Ok(path) => println!("report: {}", path.display()),
-        Err(e) => eprintln!("schism: warning: no report.html: {e:#}"),
-    }
+    let junit = crate::reporting::publish(
+        &run_dir,
+        &args.store,
+        args.junit.as_deref().map(|p| (p, args.name.as_str())),
+        &results,
+        &[format!("history sha256: {}", sha256_hex(&history))],
+    )?;
     if outcome.deadline_exceeded {
         println!(
             "note: the run was stopped at the hard deadline; the verdict covers the ops recorded until then"
         );
     }
-    if let Some(junit) = junit {
-        junit?;
-    }
+    junit?;
     Ok((analyze::exit_code(results.validity), run_dir))
 }
 
