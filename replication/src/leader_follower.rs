@@ -765,15 +765,8 @@ impl LeaderFollower {
         out: &mut Vec<Output>,
     ) {
         if let Request::Read { key } = op {
-            if opts.leader_only && self.role != Role::Leader {
-                return self.fail(req, self.not_leader(), out);
-            }
-            if self.role == Role::Leader && self.cfg.read_lease && !self.has_lease(now_ns) {
-                return self.fail(
-                    req,
-                    "leader holds no read lease (cannot reach a majority)".into(),
-                    out,
-                );
+            if let Some(error) = self.read_refusal(now_ns, opts) {
+                return self.fail(req, error, out);
             }
             if self.applied_lsn < opts.min_lsn {
                 self.waiting_reads.push(WaitingRead {
@@ -814,6 +807,18 @@ impl LeaderFollower {
         self.send_due(now_ns, false, out);
     }
 
+    /// Why this node may not serve a read (or a read-only transaction) now: it is not
+    /// the leader and the client asked for one, or it leads without a read lease.
+    fn read_refusal(&self, now_ns: u64, opts: ReadOpts) -> Option<String> {
+        if opts.leader_only && self.role != Role::Leader {
+            return Some(self.not_leader());
+        }
+        if self.role == Role::Leader && self.cfg.read_lease && !self.has_lease(now_ns) {
+            return Some("leader holds no read lease (cannot reach a majority)".into());
+        }
+        None
+    }
+
     /// A transaction: read-only ones are served like reads (from this node's applied
     /// state, under the same conditions), so follower reads see a consistent snapshot
     /// that may be stale; any other runs at the leader against the head of its log (every
@@ -830,15 +835,8 @@ impl LeaderFollower {
     ) {
         let writes = mops.iter().filter(|m| m.f != MopF::Read).count();
         if writes == 0 {
-            if opts.leader_only && self.role != Role::Leader {
-                return self.fail(req, self.not_leader(), out);
-            }
-            if self.role == Role::Leader && self.cfg.read_lease && !self.has_lease(now_ns) {
-                return self.fail(
-                    req,
-                    "leader holds no read lease (cannot reach a majority)".into(),
-                    out,
-                );
+            if let Some(error) = self.read_refusal(now_ns, opts) {
+                return self.fail(req, error, out);
             }
             if self.applied_lsn < opts.min_lsn {
                 let error = format!(
