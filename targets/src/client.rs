@@ -548,11 +548,7 @@ fn txn_reply(sent: &[MicroOp], reply: Reply, writes: bool) -> TxnReply {
             }
             Ok(_) | Err(_) => {
                 let error = format!("{node} answered the transaction with {value}");
-                if writes {
-                    TxnReply::Unknown { error }
-                } else {
-                    TxnReply::Fail { error }
-                }
+                TxnReply::not_committed(writes, error)
             }
         },
         Reply::Fail { error, .. } => TxnReply::Fail { error },

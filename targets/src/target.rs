@@ -387,6 +387,17 @@ pub enum TxnReply {
     Unknown { error: String },
 }
 
+impl TxnReply {
+    /// A transaction that did not commit: `Unknown` if it may have, else `Fail`.
+    pub fn not_committed(unknown: bool, error: String) -> TxnReply {
+        if unknown {
+            TxnReply::Unknown { error }
+        } else {
+            TxnReply::Fail { error }
+        }
+    }
+}
+
 /// One worker's connection(s) to the cluster.
 pub trait TargetSession: Send {
     fn invoke(&mut self, req: Request) -> BoxFuture<'_, Reply>;

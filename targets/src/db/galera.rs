@@ -848,12 +848,7 @@ impl GaleraSession {
             // whatever it left open.
             self.conns[i] = None;
         }
-        let error = format!("{node}: {error}");
-        if unknown {
-            TxnReply::Unknown { error }
-        } else {
-            TxnReply::Fail { error }
-        }
+        TxnReply::not_committed(unknown, format!("{node}: {error}"))
     }
 }
 

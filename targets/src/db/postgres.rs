@@ -1926,12 +1926,7 @@ impl PgSession {
             // Dropping the connection ends its backend's transaction if still open.
             self.conns[i] = None;
         }
-        let error = format!("{node}: {error}");
-        if unknown {
-            TxnReply::Unknown { error }
-        } else {
-            TxnReply::Fail { error }
-        }
+        TxnReply::not_committed(unknown, format!("{node}: {error}"))
     }
 }
 
