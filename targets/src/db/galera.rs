@@ -640,6 +640,14 @@ enum Outcome {
 }
 
 impl GaleraSession {
+    /// Node `i`'s connection, opened if there is none (single ops and transactions alike).
+    async fn connect(&mut self, i: usize) -> Result<(), String> {
+        if self.conns[i].is_none() {
+            self.conns[i] = Some(connect(&self.targets[i], self.timeout, true).await?);
+        }
+        Ok(())
+    }
+
     fn pick(&mut self) -> usize {
         let n = self.targets.len();
         match self.routing {
@@ -663,17 +671,12 @@ impl GaleraSession {
         let i = self.pick();
         let node = self.targets[i].id.clone();
         let started = Instant::now();
-        if self.conns[i].is_none() {
-            match connect(&self.targets[i], self.timeout, true).await {
-                Ok(c) => self.conns[i] = Some(c),
-                // Nothing was sent: certainly did not happen.
-                Err(e) => {
-                    return Reply::Fail {
-                        node: Some(node),
-                        error: format!("connect: {e}"),
-                    };
-                }
-            }
+        // Nothing was sent: certainly did not happen.
+        if let Err(e) = self.connect(i).await {
+            return Reply::Fail {
+                node: Some(node),
+                error: format!("connect: {e}"),
+            };
         }
         let left = self.timeout.saturating_sub(started.elapsed());
         let Some(conn) = self.conns[i].as_mut() else {
@@ -805,15 +808,10 @@ impl GaleraSession {
         let i = self.pick();
         let node = self.targets[i].id.clone();
         let started = Instant::now();
-        if self.conns[i].is_none() {
-            match connect(&self.targets[i], self.timeout, true).await {
-                Ok(c) => self.conns[i] = Some(c),
-                Err(e) => {
-                    return TxnReply::Fail {
-                        error: format!("{node}: connect: {e}"),
-                    };
-                }
-            }
+        if let Err(e) = self.connect(i).await {
+            return TxnReply::Fail {
+                error: format!("{node}: connect: {e}"),
+            };
         }
         let left = self.timeout.saturating_sub(started.elapsed());
         let Some(conn) = self.conns[i].as_mut() else {

@@ -1724,6 +1724,21 @@ async fn exec(sc: &SessionConn, req: Request) -> Result<Value, ExecError> {
 }
 
 impl PgSession {
+    /// Node `i`'s connection, opened again if it was closed or never opened (single ops
+    /// and transactions alike).
+    async fn connect(&mut self, i: usize, timeout: Duration) -> Result<(), String> {
+        if self.conns[i]
+            .as_ref()
+            .is_some_and(|c| c.conn.client.is_closed())
+        {
+            self.conns[i] = None;
+        }
+        if self.conns[i].is_none() {
+            self.conns[i] = Some(open_session_conn(&self.shared.addrs[i], timeout).await?);
+        }
+        Ok(())
+    }
+
     fn read_node(&mut self) -> usize {
         let n = self.shared.ids.len();
         let p = self.shared.primary();
@@ -1751,23 +1766,12 @@ impl PgSession {
         };
         let node = self.shared.ids[i].clone();
         let timeout = self.shared.timeout;
-        if self.conns[i]
-            .as_ref()
-            .is_some_and(|c| c.conn.client.is_closed())
-        {
-            self.conns[i] = None;
-        }
-        if self.conns[i].is_none() {
-            // Nothing was sent yet: a failed connect is a definite failure.
-            match open_session_conn(&self.shared.addrs[i], timeout).await {
-                Ok(c) => self.conns[i] = Some(c),
-                Err(error) => {
-                    return Reply::Fail {
-                        node: Some(node),
-                        error,
-                    };
-                }
-            }
+        // Nothing was sent yet: a failed connect is a definite failure.
+        if let Err(error) = self.connect(i, timeout).await {
+            return Reply::Fail {
+                node: Some(node),
+                error,
+            };
         }
         let Some(sc) = self.conns[i].as_ref() else {
             return Reply::Fail {
@@ -1873,23 +1877,12 @@ impl PgSession {
             Isolation::Serializable if i != p => Isolation::RepeatableRead,
             l => l,
         };
-        let node = &self.shared.ids[i];
+        let node = self.shared.ids[i].clone();
         let timeout = self.shared.timeout;
-        if self.conns[i]
-            .as_ref()
-            .is_some_and(|c| c.conn.client.is_closed())
-        {
-            self.conns[i] = None;
-        }
-        if self.conns[i].is_none() {
-            match open_session_conn(&self.shared.addrs[i], timeout).await {
-                Ok(c) => self.conns[i] = Some(c),
-                Err(e) => {
-                    return TxnReply::Fail {
-                        error: format!("{node}: {e}"),
-                    };
-                }
-            }
+        if let Err(e) = self.connect(i, timeout).await {
+            return TxnReply::Fail {
+                error: format!("{node}: {e}"),
+            };
         }
         let Some(sc) = self.conns[i].as_ref() else {
             return TxnReply::Fail {
