@@ -193,34 +193,29 @@ impl ReferenceClient {
     /// Sends `req` where the routing rules (`routing::Router`) say.
     pub async fn invoke(&self, session: &mut Session, req: Request) -> Reply {
         let rules = self.rules();
+        self.refresh_if_due(session).await;
+        let (node, cond) = session.router.route(&rules, req.is_write());
+        let (reply, hint) = self.send(node, req, cond).await;
+        let outcome = self.outcome(&reply, hint);
+        match settle(session, &rules, req.is_write(), node, cond, &outcome) {
+            None => reply,
+            Some((node, cond)) => {
+                let reply = self.send(node, req, cond).await.0;
+                session.router.after_final_read(&self.outcome(&reply, None));
+                reply
+            }
+        }
+    }
+
+    /// Asks the nodes who leads when leader discovery is on and the session's next search
+    /// is due.
+    async fn refresh_if_due(&self, session: &mut Session) {
         if self.options.discover_leader
             && session
                 .refresh_at
                 .is_none_or(|t| std::time::Instant::now() >= t)
         {
             self.refresh_leader(session).await;
-        }
-        let (node, cond) = session.router.route(&rules, req.is_write());
-        let (reply, hint) = self.send(node, req, cond).await;
-        let outcome = self.outcome(&reply, hint);
-        if req.is_write() {
-            if session.router.after_write(&rules, &outcome) {
-                session.refresh_at = Some(std::time::Instant::now());
-            }
-            return reply;
-        }
-        match session.router.after_read(&rules, node, cond, &outcome) {
-            AfterRead::Done { refresh_now } => {
-                if refresh_now {
-                    session.refresh_at = Some(std::time::Instant::now());
-                }
-                reply
-            }
-            AfterRead::Retry(node, cond) => {
-                let reply = self.send(node, req, cond).await.0;
-                session.router.after_final_read(&self.outcome(&reply, None));
-                reply
-            }
         }
     }
 
@@ -236,35 +231,17 @@ impl ReferenceClient {
             return self.txn_one_by_one(session, mops).await;
         }
         let rules = self.rules();
-        if self.options.discover_leader
-            && session
-                .refresh_at
-                .is_none_or(|t| std::time::Instant::now() >= t)
-        {
-            self.refresh_leader(session).await;
-        }
+        self.refresh_if_due(session).await;
         let writes = mops.iter().any(|m| m.f != MopF::Read);
         let (node, cond) = session.router.route(&rules, writes);
         let (reply, hint) = self.post(node, true, txn_body(&mops, cond), writes).await;
         let outcome = self.outcome(&reply, hint);
-        let reply = if writes {
-            if session.router.after_write(&rules, &outcome) {
-                session.refresh_at = Some(std::time::Instant::now());
-            }
-            reply
-        } else {
-            match session.router.after_read(&rules, node, cond, &outcome) {
-                AfterRead::Done { refresh_now } => {
-                    if refresh_now {
-                        session.refresh_at = Some(std::time::Instant::now());
-                    }
-                    reply
-                }
-                AfterRead::Retry(node, cond) => {
-                    let reply = self.post(node, true, txn_body(&mops, cond), false).await.0;
-                    session.router.after_final_read(&self.outcome(&reply, None));
-                    reply
-                }
+        let reply = match settle(session, &rules, writes, node, cond, &outcome) {
+            None => reply,
+            Some((node, cond)) => {
+                let reply = self.post(node, true, txn_body(&mops, cond), false).await.0;
+                session.router.after_final_read(&self.outcome(&reply, None));
+                reply
             }
         };
         txn_reply(&mops, reply, writes)
@@ -554,6 +531,31 @@ fn txn_reply(sent: &[MicroOp], reply: Reply, writes: bool) -> TxnReply {
         Reply::Fail { error, .. } => TxnReply::Fail { error },
         Reply::Unknown { error, .. } => TxnReply::Unknown { error },
     }
+}
+
+/// What the router makes of an answer (a write's, or a read's served by `node` under
+/// `cond`): `Some` node and conditions to retry a read at once, else `None`; schedules a
+/// leader search when the answer calls for one.
+fn settle(
+    session: &mut Session,
+    rules: &Rules,
+    write: bool,
+    node: usize,
+    cond: Conditions,
+    outcome: &Outcome,
+) -> Option<(usize, Conditions)> {
+    let refresh_now = if write {
+        session.router.after_write(rules, outcome)
+    } else {
+        match session.router.after_read(rules, node, cond, outcome) {
+            AfterRead::Done { refresh_now } => refresh_now,
+            AfterRead::Retry(node, cond) => return Some((node, cond)),
+        }
+    };
+    if refresh_now {
+        session.refresh_at = Some(std::time::Instant::now());
+    }
+    None
 }
 
 /// A single-key read's value as a micro-op's.
