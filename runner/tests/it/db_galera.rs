@@ -97,8 +97,10 @@ fn galera_primaries_under_partitions_lose_no_write_and_the_minority_acknowledges
             "any",
             "--nemesis",
             "partition",
+            // A cut lasts one interval: 7 s leaves the majority ≥ 2 s of service after the
+            // eviction (suspect timeout 3 s, plus the view change, slower on a loaded box).
             "--nemesis-interval",
-            "5s",
+            "7s",
             "--time-limit",
             "20s",
             "--seed",
@@ -135,7 +137,7 @@ fn galera_primaries_under_partitions_lose_no_write_and_the_minority_acknowledges
 
     // The isolated member acknowledged nothing sent to it once the cut was in force; it
     // was sent some (so this is not vacuous), and the majority kept committing after the
-    // eviction (~3.5 s after the cut).
+    // eviction (3 s suspect timeout plus the view change after the cut).
     let history: Vec<serde_json::Value> = std::fs::read_to_string(run.join("history.jsonl"))
         .unwrap()
         .lines()
@@ -160,7 +162,9 @@ fn galera_primaries_under_partitions_lose_no_write_and_the_minority_acknowledges
                     "the isolated {node} acknowledged an op {} ms after the cut: {done}",
                     (invoked - w.cut_ns) / 1_000_000
                 );
-            } else if done["type"] == "ok" && *invoked > w.cut_ns + 4_500_000_000 {
+            } else if done["type"] == "ok" && *invoked > w.cut_ns + 1_000_000_000 {
+                // Invoked well after the cut and acknowledged before the heal: the group
+                // could commit it only once it had evicted the unreachable member.
                 majority_ok_after_eviction += 1;
             }
         }
