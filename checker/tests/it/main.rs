@@ -18,4 +18,5 @@ mod random_txn;
 mod register;
 mod sim;
 mod txn;
+mod txn_variants;
 mod zones;
