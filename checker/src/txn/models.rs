@@ -89,11 +89,8 @@ impl ConsistencyModel {
         }
     }
 
-    /// A model by name; Elle's `strong-serializable` is `strict-serializable`.
+    /// A model by name (Elle's `strong-serializable` is `strict-serializable`).
     pub fn parse(s: &str) -> Option<ConsistencyModel> {
-        if s == "strong-serializable" {
-            return Some(ConsistencyModel::StrictSerializable);
-        }
         ConsistencyModel::ALL.into_iter().find(|m| m.as_str() == s)
     }
 }
@@ -353,10 +350,6 @@ mod tests {
         for m in ConsistencyModel::ALL {
             assert_eq!(ConsistencyModel::parse(m.as_str()), Some(m));
         }
-        assert_eq!(
-            ConsistencyModel::parse("strong-serializable"),
-            Some(StrictSerializable)
-        );
         let names: Vec<&str> = <ConsistencyModel as schism_history::Choices>::CHOICES
             .iter()
             .map(|c| c.0)

@@ -15,6 +15,7 @@ mod random_append;
 mod random_graph;
 mod random_register;
 mod random_txn;
+mod random_txn_rmw;
 mod register;
 mod sim;
 mod txn;
