@@ -41,14 +41,14 @@ fn random_rmw_history(rng: &mut ChaCha8Rng) -> Vec<T> {
         let mut mops = Vec::new();
         for _ in 0..len {
             let k = rng.random_range(0..keys);
-            if !view.contains_key(&k) {
+            if let std::collections::hash_map::Entry::Vacant(e) = view.entry(k) {
                 let all = writes.entry(k).or_default();
                 let seen = match all.len() {
                     0 => None,
                     n if rng.random_bool(0.5) => Some(all[n - 1]),
                     n => rng.random_range(0..=n).checked_sub(1).map(|i| all[i]),
                 };
-                view.insert(k, seen);
+                e.insert(seen);
                 mops.push(read(k, seen));
             }
             if rng.random_bool(0.5) {
