@@ -9,7 +9,10 @@
 //! transaction that could start one, so the cycle found through that transaction is a
 //! shortest one of its kind and the search is complete for the component. G-single is
 //! first searched along write-read (and process) edges alone: such a cycle is a
-//! consistent-prefix violation (a fractured read when it has two transactions).
+//! consistent-prefix violation (a fractured read when it has two transactions), or a
+//! session-order one when it takes a process edge. Elle's implications `X ⇒ X-process ⇒
+//! X-realtime` decide what a later level still searches: a variant is reported in a
+//! component only when no cycle of its kind closes there without the new edge kind.
 //!
 //! Guarantees: a kind is reported only with a concrete cycle whose every edge is in the
 //! graph; the search spends at most `budget` states; when the budget runs out the result
@@ -164,16 +167,23 @@ pub(crate) fn find_cycles(g: &Csr, mut budget: u64, abort: &dyn Fn() -> bool) ->
                 members.entry(c).or_default().push(n as u32);
             }
         }
+        // The cycles of earlier levels, by the component of this level holding them.
+        let mut earlier: FxHashMap<u32, Vec<usize>> = FxHashMap::default();
+        for (i, f) in out.found.iter().enumerate() {
+            earlier
+                .entry(comp[f.steps[0].0 as usize])
+                .or_default()
+                .push(i);
+        }
         let mut comps: Vec<(u32, Vec<u32>)> = members.into_iter().collect();
         comps.sort_unstable_by_key(|(_, m)| m[0]);
         for (c, nodes) in comps {
             let before = out.found.len();
+            let prior = earlier.remove(&c).unwrap_or_default();
             let mut cut = false;
             for shape in shapes(level) {
-                if out.found[before..]
-                    .iter()
-                    .any(|f| shape == Shape::GSingle && base(f.kind) == AnomalyKind::GSingle)
-                {
+                let known = prior.iter().copied().chain(before..out.found.len());
+                if known.into_iter().any(|i| implies(&out.found[i], shape)) {
                     continue;
                 }
                 let s = Search {
@@ -195,10 +205,11 @@ pub(crate) fn find_cycles(g: &Csr, mut budget: u64, abort: &dyn Fn() -> bool) ->
                 }
             }
             out.incomplete |= cut;
-            // Every component names a cycle: when the searches found none (budget, or
-            // only walks through a transaction twice), a plain one through an edge of
-            // this level's new kind (any edge at the first level).
+            // Every component names a cycle: when neither an earlier level nor these
+            // searches found one (budget, or only walks through a transaction twice), a
+            // plain one through an edge of this level's new kind (any edge at the first).
             if out.found.len() == before
+                && prior.is_empty()
                 && let Some(cycle) = any_cycle(g, &comp, c, &nodes, mask, new)
             {
                 out.found.push(cycle);
@@ -207,6 +218,22 @@ pub(crate) fn find_cycles(g: &Csr, mut budget: u64, abort: &dyn Fn() -> bool) ->
     }
     out.states = start_budget - budget;
     out
+}
+
+/// Whether a cycle already found in a component makes searching `shape` there
+/// pointless: Elle's implications `X ⇒ X-process ⇒ X-realtime` (process order is also
+/// real-time order), so a variant is reported only where the cycle needs the process or
+/// real-time edge to close; and a G-single found makes another G-single search of the
+/// component redundant, except that a causal one is still looked for behind a plain one.
+fn implies(found: &Cycle, shape: Shape) -> bool {
+    let kind = match shape {
+        Shape::G0 => AnomalyKind::G0,
+        Shape::G1c => AnomalyKind::G1c,
+        Shape::Causal | Shape::GSingle => AnomalyKind::GSingle,
+        Shape::GNonadjacent => AnomalyKind::GNonadjacent,
+        Shape::G2Item => AnomalyKind::G2Item,
+    };
+    base(found.kind) == kind && (shape != Shape::Causal || found.flavour.is_causal())
 }
 
 fn shapes(level: usize) -> Vec<Shape> {
@@ -368,6 +395,9 @@ impl Search<'_> {
         let (kind, flavour) = match self.shape {
             Shape::G0 => (AnomalyKind::G0, Flavour::Plain),
             Shape::G1c => (AnomalyKind::G1c, Flavour::Plain),
+            Shape::Causal if steps.iter().any(|s| s.1 == PROC) => {
+                (AnomalyKind::GSingle, Flavour::SessionOrder)
+            }
             Shape::Causal if steps.len() == 2 => (AnomalyKind::GSingle, Flavour::FracturedRead),
             Shape::Causal => (AnomalyKind::GSingle, Flavour::ConsistentPrefix),
             Shape::GSingle => (AnomalyKind::GSingle, Flavour::Plain),

@@ -186,13 +186,17 @@ fn render(inf: &infer::Inference<'_>, c: &Cycle) -> Anomaly {
             inf.explain_edge(a, b, bit)
         })
         .collect();
+    // The anti-dependency that closes a causal G-single: its reader missed its writer.
+    let rw = (0..n).find(|&i| c.steps[i].1 == infer::RW).unwrap_or(0);
+    let (reader, writer) = (&names[rw], &names[(rw + 1) % n]);
     let what = match c.flavour {
         Flavour::FracturedRead => format!(
-            " — a fractured read: {} saw some of {}'s writes but not all",
-            names[0],
-            names[1 % n]
+            " — a fractured read: {reader} saw some of {writer}'s writes but not all"
         ),
         Flavour::ConsistentPrefix => " — a consistent-prefix (causal) violation: a transaction saw an answer without the question it answers".into(),
+        Flavour::SessionOrder => format!(
+            " — a session (causal) violation: {reader} missed {writer}'s write, which its own process had already made or seen"
+        ),
         Flavour::Plain => String::new(),
     };
     let explanation = format!(

@@ -340,7 +340,7 @@ fn random_register_history(rng: &mut ChaCha8Rng) -> Vec<T> {
 }
 
 /// Whether some serial order of the register transactions explains every read.
-fn register_serializable_by_brute_force(txns: &[T]) -> bool {
+pub fn register_serializable_by_brute_force(txns: &[T]) -> bool {
     let mut order: Vec<usize> = (0..txns.len()).collect();
     permutations(&mut order, 0, &mut |o| {
         let mut state: HashMap<Key, i64> = HashMap::new();
