@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod client;
+mod http1;
 pub mod db;
 pub mod error;
 pub mod lag;
