@@ -26,8 +26,9 @@
 //! node that leads in the highest epoch among all answers. So during a partition the
 //! clients of an isolated old leader keep using it until it steps down (check-quorum),
 //! while the clients of the majority side follow the new leader — what a client connected
-//! to one member of a real cluster sees. One `ReferenceClient` holds one connection pool
-//! shared by all sessions. Every decision above is `routing::Router`'s (pure): this client
+//! to one member of a real cluster sees. Each session keeps its own kept-alive
+//! connection to each node (`http1`, a lean HTTP/1.1 exchange run by the worker's own
+//! task; reqwest only asks `/status`). Every decision above is `routing::Router`'s (pure): this client
 //! only does the HTTP and keeps the time of the next leader search, so `schism sim`'s
 //! simulated clients, which drive the same `Router`, route exactly as this one does.
 
@@ -106,6 +107,8 @@ impl Session {
 struct Node {
     id: NodeId,
     addr: std::net::SocketAddr,
+    /// `addr` as the `host` header says it (formatted once, not per request).
+    host: String,
     status_url: String,
 }
 
@@ -147,6 +150,7 @@ impl ReferenceClient {
             .map(|n| Node {
                 id: n.id.clone(),
                 addr: n.addr,
+                host: n.addr.to_string(),
                 status_url: format!("http://{}/status", n.addr),
             })
             .collect();
@@ -241,14 +245,23 @@ impl ReferenceClient {
         let writes = mops.iter().any(|m| m.f != MopF::Read);
         let (node, cond) = session.router.route(&rules, writes);
         let (reply, hint) = self
-            .post(&mut session.conns, node, true, txn_body(&mops, cond), writes)
+            .post(
+                &mut session.conns,
+                node,
+                true,
+                txn_body(&mops, cond),
+                writes,
+            )
             .await;
         let outcome = self.outcome(&reply, hint);
         let reply = match settle(session, &rules, writes, node, cond, &outcome) {
             None => reply,
             Some((node, cond)) => {
                 let body = txn_body(&mops, cond);
-                let reply = self.post(&mut session.conns, node, true, body, false).await.0;
+                let reply = self
+                    .post(&mut session.conns, node, true, body, false)
+                    .await
+                    .0;
                 session.router.after_final_read(&self.outcome(&reply, None));
                 reply
             }
@@ -343,7 +356,11 @@ impl ReferenceClient {
     /// Sends `req` to a named node, whatever its kind (tests; writes to followers).
     pub async fn invoke_on(&self, node: &str, req: Request) -> Reply {
         match self.nodes.iter().position(|n| n.id == node) {
-            Some(i) => self.send(&mut Vec::new(), i, req, Conditions::default()).await.0,
+            Some(i) => {
+                self.send(&mut Vec::new(), i, req, Conditions::default())
+                    .await
+                    .0
+            }
             None => Reply::Fail {
                 node: None,
                 error: format!("no node named {node:?}"),
@@ -416,12 +433,13 @@ impl ReferenceClient {
         }
         let path = if txn { "/txn" } else { "/kv" };
         let timeout = Duration::from_millis(self.options.timeout_ms);
-        let answer = match http1::post(&mut conns[i], node.addr, path, &body, timeout).await {
-            Ok(a) => a,
-            // Nothing was sent on a connection that never opened.
-            Err(Exchange::NotSent(e)) => return failed(e),
-            Err(Exchange::Lost(e)) => return uncertain(e),
-        };
+        let answer =
+            match http1::post(&mut conns[i], node.addr, &node.host, path, &body, timeout).await {
+                Ok(a) => a,
+                // Nothing was sent on a connection that never opened.
+                Err(Exchange::NotSent(e)) => return failed(e),
+                Err(Exchange::Lost(e)) => return uncertain(e),
+            };
         let (status, bytes) = (answer.status, answer.body);
         let text = || String::from_utf8_lossy(&bytes).into_owned();
         if (400..500).contains(&status) {
@@ -617,5 +635,30 @@ impl TargetSession for ReferenceSession {
 
     fn txn(&mut self, mops: Vec<MicroOp>) -> BoxFuture<'_, TxnReply> {
         Box::pin(async move { self.client.txn(&mut self.session, mops).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_body_puts_the_conditions_beside_the_request_fields() {
+        let read = Request::Read { key: 7 };
+        let plain = request_body(&read, Conditions::default()).unwrap();
+        assert_eq!(plain, br#"{"f":"read","key":7}"#);
+        let cond = Conditions {
+            min_lsn: 12,
+            leader_only: true,
+        };
+        let body = request_body(&read, cond).unwrap();
+        assert_eq!(body, br#"{"f":"read","key":7,"min_lsn":12,"leader_only":true}"#);
+        let append = Request::Append { key: 1, value: 5 };
+        let cond = Conditions {
+            min_lsn: 3,
+            leader_only: false,
+        };
+        let body = request_body(&append, cond).unwrap();
+        assert_eq!(body, br#"{"f":"append","key":1,"value":5,"min_lsn":3}"#);
     }
 }

@@ -54,12 +54,13 @@ pub(crate) enum Exchange {
     Lost(String),
 }
 
-/// Posts `body` (JSON) to `path` on `addr`, over `slot`'s connection if it is still open,
-/// else a new one left in `slot` when the answer allows keeping it. The whole exchange,
-/// connect included, is bounded by `timeout`.
+/// Posts `body` (JSON) to `path` on `addr` (`host`: the same, as text), over `slot`'s
+/// connection if it is still open, else a new one left in `slot` when the answer allows
+/// keeping it. The whole exchange, connect included, is bounded by `timeout`.
 pub(crate) async fn post(
     slot: &mut Option<Conn>,
     addr: SocketAddr,
+    host: &str,
     path: &str,
     body: &[u8],
     timeout: Duration,
@@ -85,7 +86,7 @@ pub(crate) async fn post(
             }
         },
     };
-    let request = request_bytes(addr, path, body);
+    let request = request_bytes(host, path, body);
     let exchange = async {
         conn.stream.write_all(&request).await.map_err(lost)?;
         conn.read_answer().await
@@ -110,12 +111,12 @@ fn lost(e: std::io::Error) -> Exchange {
 }
 
 /// The request head and body in one buffer: one write(2).
-fn request_bytes(addr: SocketAddr, path: &str, body: &[u8]) -> Vec<u8> {
+fn request_bytes(host: &str, path: &str, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(128 + body.len());
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    out.extend_from_slice(addr.to_string().as_bytes());
+    out.extend_from_slice(host.as_bytes());
     out.extend_from_slice(b"\r\ncontent-type: application/json\r\ncontent-length: ");
     out.extend_from_slice(body.len().to_string().as_bytes());
     out.extend_from_slice(b"\r\n\r\n");
@@ -209,8 +210,8 @@ fn parse_head(buf: &[u8]) -> Result<Option<(usize, u16, usize, bool)>, Exchange>
             keep &= !h.value.eq_ignore_ascii_case(b"close");
         }
     }
-    let length = length
-        .ok_or_else(|| Exchange::Lost("body: answer without a content-length".into()))?;
+    let length =
+        length.ok_or_else(|| Exchange::Lost("body: answer without a content-length".into()))?;
     Ok(Some((head_len, status, length, keep)))
 }
 
@@ -228,8 +229,13 @@ mod tests {
 
     #[test]
     fn partial_head_waits_and_close_is_not_kept() {
-        assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-le").unwrap().is_none());
-        let buf = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+        assert!(
+            parse_head(b"HTTP/1.1 200 OK\r\ncontent-le")
+                .unwrap()
+                .is_none()
+        );
+        let buf =
+            b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
         let (_, status, len, keep) = parse_head(buf).unwrap().unwrap();
         assert_eq!((status, len, keep), (503, 0, false));
     }
@@ -240,6 +246,9 @@ mod tests {
         assert!(matches!(parse_head(chunked), Err(Exchange::Lost(_))));
         let none = b"HTTP/1.1 200 OK\r\n\r\n";
         assert!(matches!(parse_head(none), Err(Exchange::Lost(_))));
-        assert!(matches!(parse_head(b"garbage\r\n\r\n"), Err(Exchange::Lost(_))));
+        assert!(matches!(
+            parse_head(b"garbage\r\n\r\n"),
+            Err(Exchange::Lost(_))
+        ));
     }
 }

@@ -14,9 +14,9 @@
 
 pub mod api;
 pub mod client;
-mod http1;
 pub mod db;
 pub mod error;
+mod http1;
 pub mod lag;
 pub mod process;
 pub mod reference;
