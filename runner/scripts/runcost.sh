@@ -9,7 +9,7 @@
 #   ARGS (extra `schism test` arguments).
 # Per run it prints: the runner's utime+stime (/proc/PID/stat) when the run prints
 # `history lines written` (workload and final reads done, before the offline check),
-# divided by the ops the run reports; the nodes' CPU at the same moment; ok/s.
+# divided by the ops the run reports; ok/s.
 # A speed benchmark, not a test: the figures go to BENCHMARKS.md "Runner CPU per op".
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 BIN [BIN ...]" >&2; exit 2; }
@@ -23,7 +23,7 @@ ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 
 one_run() {
   local bin=$1 tag=$2
-  local cpu="" nodes="" ops="" okps="" pid="" perf_pid=""
+  local cpu="" ops="" okps="" pid="" perf_pid=""
   while IFS= read -r line; do
     case "$line" in
       "RUNCOST_PID "*)
@@ -35,10 +35,6 @@ one_run() {
         fi ;;
       *"history lines written"*)
         cpu=$(ticks "$pid")
-        nodes=0
-        for c in $(pgrep -P "$pid" || true); do
-          nodes=$((nodes + $(ticks "$c" 2>/dev/null || echo 0)))
-        done
         [ -n "$perf_pid" ] && kill -INT "$perf_pid" ;;
       *"ops: "*" ok/s"*)
         ops=$(sed -E 's/.*ops: ([0-9]+) .*/\1/' <<<"$line")
@@ -55,9 +51,9 @@ one_run() {
     echo "$tag: the run printed no history/ops line" >&2
     return 1
   fi
-  awk -v t="$tag" -v c="$cpu" -v n="$nodes" -v o="$ops" -v k="$okps" -v hz="$TICK" 'BEGIN {
-    printf "%s: runner %.1f us CPU/op (%.2f s over %d ops), nodes %.2f s, %d ok/s\n",
-      t, c / hz / o * 1e6, c / hz, o, n / hz, k }'
+  awk -v t="$tag" -v c="$cpu" -v o="$ops" -v k="$okps" -v hz="$TICK" 'BEGIN {
+    printf "%s: runner %.1f us CPU/op (%.2f s over %d ops), %d ok/s\n",
+      t, c / hz / o * 1e6, c / hz, o, k }'
 }
 
 for r in $(seq 1 "$ROUNDS"); do
