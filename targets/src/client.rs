@@ -652,7 +652,10 @@ mod tests {
             leader_only: true,
         };
         let body = request_body(&read, cond).unwrap();
-        assert_eq!(body, br#"{"f":"read","key":7,"min_lsn":12,"leader_only":true}"#);
+        assert_eq!(
+            body,
+            br#"{"f":"read","key":7,"min_lsn":12,"leader_only":true}"#
+        );
         let append = Request::Append { key: 1, value: 5 };
         let cond = Conditions {
             min_lsn: 3,
