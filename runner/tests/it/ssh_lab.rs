@@ -3,7 +3,12 @@
 //! (the stale-read control is README's SSH command, run by `readme.rs`), hosts refused
 //! before the run with the host and the fix, a transient SSH failure retried and
 //! recorded, a SIGKILLed runner's leftovers removed from
-//! every host by `schism cleanup`, and `lab down` leaving nothing.
+//! every host by `schism cleanup`, and `lab down` leaving nothing. With the database
+//! features, etcd and PostgreSQL run on the same hosts over SSH with the controls of their
+//! local tests (linearizable etcd valid under partitions, kills and pauses, serializable
+//! reads from a cut-off member stale; PostgreSQL sync + primary reads losing nothing across
+//! kills and pauses of the primary with promotions, async + standby reads stale), their
+//! logs downloaded into the run folder and nothing left on any host.
 //!
 //! One test walks the whole story, because a lab is a machine-wide thing (namespaces, a
 //! subnet): its own lab folder (and so its own namespace names), never the user's lab.
@@ -166,6 +171,10 @@ fn story(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[String]) 
     sweep_without_the_ledger(lab_dir, store, inventory, namespaces);
     sigkilled_run_is_cleaned_from_every_host(lab_dir, store, inventory, namespaces);
     verdicts_match_the_local_rows(store, inventory);
+    #[cfg(feature = "etcd")]
+    etcd_over_ssh(lab_dir, store, inventory, namespaces);
+    #[cfg(feature = "postgres")]
+    postgres_over_ssh(lab_dir, store, inventory, namespaces);
     assert!(
         lab_run_dirs(lab_dir).is_empty(),
         "run folders left on hosts"
@@ -447,4 +456,228 @@ fn verdicts_match_the_local_rows(store: &Path, inventory: &Path) {
     );
     // The negative control, async with reads from any node (stale reads), is README's
     // own SSH command, run by the README test.
+}
+
+/// One database run on the lab's hosts: (exit code, stdout, run folder), after checking
+/// that nothing of it is left on any host (server processes, run folders, nft rules).
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+fn db_run(
+    lab_dir: &Path,
+    store: &Path,
+    inventory: &Path,
+    namespaces: &[String],
+    name: &str,
+    args: &[&str],
+) -> (Option<i32>, String, PathBuf) {
+    let inv = inventory.to_string_lossy();
+    let mut all = vec!["--name", name, "--inventory", &inv];
+    all.extend_from_slice(args);
+    let out = run_test(store, &all);
+    eprintln!("--- {name}: {}", stderr(&out));
+    let run = only_run_dir(store, name);
+    let dir = lab_dir.to_string_lossy();
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut left = live_commands_with(&[&dir]);
+    left.retain(|(_, c)| !c.contains("sshd"));
+    while !left.is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+        left = live_commands_with(&[&dir]);
+        left.retain(|(_, c)| !c.contains("sshd"));
+    }
+    assert!(left.is_empty(), "{name}: processes left on the hosts: {left:?}");
+    assert!(
+        lab_run_dirs(lab_dir).is_empty(),
+        "{name}: run folders left: {:?}",
+        lab_run_dirs(lab_dir)
+    );
+    assert_eq!(lab_tables(namespaces), "", "{name}: nft rules left");
+    (out.status.code(), stdout(&out), run)
+}
+
+/// Anomaly kinds of a run's results.json.
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+fn anomaly_kinds(run: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(run.join("results.json")).expect("results.json");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("results.json is JSON");
+    v["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["anomalies"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a["kind"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The nemesis changes of a run that took effect, by `f` (`start-partition`, …).
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+fn faults_made(run: &Path) -> Vec<String> {
+    nemesis_ops(run)
+        .into_iter()
+        .filter(|op| op["type"] == "info")
+        .filter_map(|op| op["f"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// etcd on the lab's hosts: linearizable reads valid under partitions (nft on the hosts),
+/// kills and pauses (signals over SSH); serializable reads from a cut-off member stale.
+#[cfg(feature = "etcd")]
+fn etcd_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[String]) {
+    if !require_db("etcd over SSH", &[("etcd", "etcd-server")], false) {
+        return;
+    }
+    let _lock = db_lock();
+    let (code, text, run) = db_run(
+        lab_dir,
+        store,
+        inventory,
+        namespaces,
+        "etcd-ssh-lin",
+        &[
+            "--target",
+            "etcd",
+            "--seed",
+            "4",
+            "--nemesis",
+            "partition,kill,pause",
+            "--nemesis-interval",
+            "2s",
+            "--time-limit",
+            "12s",
+            "--reads",
+            "any",
+            "--rate",
+            "150",
+            "--concurrency",
+            "5",
+            "--client-timeout",
+            "2s",
+        ],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let made = faults_made(&run);
+    for f in ["start-partition", "start-kill", "start-pause"] {
+        assert!(made.iter().any(|m| m == f), "no {f}: {made:?}");
+    }
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    assert!(history.contains("\"net\":\"hosts\""), "partitions by nft on the hosts");
+    for n in ["n1", "n2", "n3"] {
+        let log = std::fs::read_to_string(run.join("nodes").join(format!("{n}.log")))
+            .unwrap_or_default();
+        assert!(
+            log.contains("10.77.") && log.contains("\"level\""),
+            "{n}.log was not downloaded: {:.300}",
+            log
+        );
+    }
+
+    let (code, text, run) = db_run(
+        lab_dir,
+        store,
+        inventory,
+        namespaces,
+        "etcd-ssh-ser",
+        &[
+            "--target",
+            "etcd",
+            "--seed",
+            "1",
+            "--etcd-reads",
+            "serializable",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "4s",
+            "--time-limit",
+            "12s",
+            "--reads",
+            "any",
+            "--rate",
+            "150",
+            "--concurrency",
+            "5",
+        ],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    let kinds = anomaly_kinds(&run);
+    assert!(kinds.iter().any(|k| k == "stale-read"), "no stale read: {kinds:?}");
+}
+
+/// PostgreSQL on the lab's hosts: sync replication with primary reads loses nothing across
+/// kills and pauses of the primary (promotions, the deposed primary fenced over SSH and
+/// rejoined by pg_rewind or a clone); async with standby reads shows stale reads.
+#[cfg(feature = "postgres")]
+fn postgres_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[String]) {
+    if !require_db("postgres over SSH", db_postgres::PG, false) {
+        return;
+    }
+    let _lock = db_lock();
+    let (code, text, run) = db_run(
+        lab_dir,
+        store,
+        inventory,
+        namespaces,
+        "pg-ssh-sync",
+        &[
+            "--target",
+            "postgres",
+            "--seed",
+            "7",
+            "--nemesis",
+            "kill,pause",
+            "--nemesis-targets",
+            "leader",
+            "--nemesis-interval",
+            "3s",
+            "--time-limit",
+            "15s",
+            "--replication",
+            "sync",
+            "--reads",
+            "leader",
+            "--failover",
+            "auto",
+        ],
+    );
+    let kinds = anomaly_kinds(&run);
+    assert!(!kinds.iter().any(|k| k == "lost-write"), "{kinds:?}\n{text}");
+    assert_eq!(code, Some(0), "{kinds:?}\n{text}");
+    let made = faults_made(&run);
+    assert!(made.iter().any(|m| m == "start-kill"), "no kill: {made:?}");
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    let promoted = history
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|op| op["type"] == "ok" && op["f"] == "append" && op["node"] != "n1")
+        .count();
+    assert!(promoted > 0, "no write acknowledged by a promoted standby: {text}");
+    let log = std::fs::read_to_string(run.join("nodes/n1.log")).unwrap_or_default();
+    assert!(
+        log.contains("ready to accept connections"),
+        "n1.log was not downloaded: {log:.300}"
+    );
+
+    let (code, text, run) = db_run(
+        lab_dir,
+        store,
+        inventory,
+        namespaces,
+        "pg-ssh-async",
+        &[
+            "--target",
+            "postgres",
+            "--seed",
+            "5",
+            "--nemesis",
+            "none",
+            "--time-limit",
+            "8s",
+            "--replication",
+            "async",
+            "--reads",
+            "follower",
+        ],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    let kinds = anomaly_kinds(&run);
+    assert!(kinds.iter().any(|k| k == "stale-read"), "no stale read: {kinds:?}");
 }
