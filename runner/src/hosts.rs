@@ -171,7 +171,10 @@ pub struct Plan<'a> {
 
 impl Plan<'_> {
     /// What a run of `db` (`None`: the reference cluster, on `port`) needs of each host.
-    pub fn needs(db: Option<schism_targets::db::DbKind>, port: u16) -> (Vec<u16>, Vec<(String, String)>) {
+    pub fn needs(
+        db: Option<schism_targets::db::DbKind>,
+        port: u16,
+    ) -> (Vec<u16>, Vec<(String, String)>) {
         use schism_targets::db::DbKind;
         let pair = |b: &str, p: &str| (b.to_owned(), p.to_owned());
         match db {

@@ -13,15 +13,15 @@
 
 use crate::error::TargetError;
 use crate::reference::NodeId;
+use crate::remote::{Exec, ExecError, quote};
 use nix::sys::signal::Signal;
 use std::fs::{File, OpenOptions};
 use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-use crate::remote::{Exec, ExecError, quote};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Finds a server binary by name (on `PATH`) or absolute path; a missing one is one line
 /// naming the Debian package.
@@ -101,7 +101,10 @@ impl ProcessSpec {
     fn script(&self) -> String {
         let mut s = String::from("echo $$\n");
         if let Some(d) = &self.cwd {
-            s.push_str(&format!("cd {} || exit 1\n", quote(&d.display().to_string())));
+            s.push_str(&format!(
+                "cd {} || exit 1\n",
+                quote(&d.display().to_string())
+            ));
         }
         for (k, v) in &self.env {
             s.push_str(&format!("{k}={}; export {k}\n", quote(v)));
@@ -295,7 +298,10 @@ impl ManagedProcess {
         let Some(pid) = self.pid() else {
             return Err(TargetError::NotRunning(self.spec.node.clone()));
         };
-        self.spec.exec.signal(pid, sig).map_err(|e| self.exec_err(e))
+        self.spec
+            .exec
+            .signal(pid, sig)
+            .map_err(|e| self.exec_err(e))
     }
 
     /// The server and every descendant (servers that fork) on its host.
@@ -310,10 +316,15 @@ impl ManagedProcess {
 
     /// SIGCONT + SIGKILL, then wait (bounded) until it is reaped.
     pub async fn kill(&mut self) -> Result<(), TargetError> {
-        if let Some(pid) = self.pid() {
-            let _ = self.spec.exec.signal(pid, Signal::SIGCONT);
-            let _ = self.spec.exec.signal(pid, Signal::SIGKILL);
-        }
+        self.kill_with(&[]).await
+    }
+
+    /// Like `kill`, taking `others` on the same host down in the same instant (a
+    /// server's children: a crash of the whole tree, in one round trip over SSH).
+    pub async fn kill_with(&mut self, others: &[u32]) -> Result<(), TargetError> {
+        let mut all: Vec<u32> = self.pid().into_iter().collect();
+        all.extend_from_slice(others);
+        let _ = self.spec.exec.kill_all(&all);
         self.reap(Duration::from_secs(5)).await;
         Ok(())
     }
@@ -360,8 +371,7 @@ impl Drop for ManagedProcess {
         // cannot die until continued) and kill, then reap the local child.
         if let Some(mut r) = self.lock().take() {
             if r.poll() {
-                let _ = self.spec.exec.signal(r.pid, Signal::SIGCONT);
-                let _ = self.spec.exec.signal(r.pid, Signal::SIGKILL);
+                let _ = self.spec.exec.kill_all(&[r.pid]);
                 if !self.spec.exec.is_local() {
                     let _ = r.child.kill();
                 }

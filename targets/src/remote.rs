@@ -166,7 +166,8 @@ pub trait Exec: Send + Sync + std::fmt::Debug {
     /// `SIGNAL_SETTLE_MS`) until the process shows stopped, or running. A process that
     /// does not exist is an error.
     fn signal(&self, pid: u32, sig: Signal) -> Result<(), ExecError> {
-        self.run(&signal_script(&[pid], sig, true), None).map(|_| ())
+        self.run(&signal_script(&[pid], sig, true), None)
+            .map(|_| ())
     }
     /// Sends `sig` to each of `pids` that still exists (a process tree), then settles
     /// like `signal`; gone processes are not an error.
@@ -174,13 +175,31 @@ pub trait Exec: Send + Sync + std::fmt::Debug {
         if pids.is_empty() {
             return Ok(());
         }
-        self.run(&signal_script(pids, sig, false), None)
-            .map(|_| ())
+        self.run(&signal_script(pids, sig, false), None).map(|_| ())
+    }
+    /// SIGCONT then SIGKILL to each of `pids` that still exists (a stopped process
+    /// cannot die until continued), in one round trip; gone processes are not an error.
+    fn kill_all(&self, pids: &[u32]) -> Result<(), ExecError> {
+        if pids.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+        let list = list.join(" ");
+        self.run(
+            &format!(
+                "for p in {list}; do kill -s CONT $p 2>/dev/null; done; for p in {list}; do kill -s KILL $p 2>/dev/null; done; true"
+            ),
+            None,
+        )
+        .map(|_| ())
     }
     /// Every live descendant of `pid` there (servers that fork), read from `/proc`.
     fn descendants(&self, pid: u32) -> Result<Vec<u32>, ExecError> {
         let out = self.run(&descendants_script(pid), None)?;
-        Ok(out.split_whitespace().filter_map(|w| w.parse().ok()).collect())
+        Ok(out
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect())
     }
     /// Which of `pids` are live processes there (neither gone nor zombies).
     fn alive(&self, pids: &[u32]) -> Vec<u32> {
@@ -195,7 +214,11 @@ pub trait Exec: Send + Sync + std::fmt::Debug {
         // Unknown (the host did not answer): all of them, so a caller waits or retries.
         self.run(&script, None).map_or_else(
             |_| pids.to_vec(),
-            |out| out.split_whitespace().filter_map(|w| w.parse().ok()).collect(),
+            |out| {
+                out.split_whitespace()
+                    .filter_map(|w| w.parse().ok())
+                    .collect()
+            },
         )
     }
     /// The last `lines` lines of a text file there, joined with " | " (for errors).
@@ -360,6 +383,15 @@ impl Exec for Local {
         }
         for &p in pids {
             settle(p, sig);
+        }
+        Ok(())
+    }
+
+    fn kill_all(&self, pids: &[u32]) -> Result<(), ExecError> {
+        for sig in [Signal::SIGCONT, Signal::SIGKILL] {
+            for &p in pids {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), sig);
+            }
         }
         Ok(())
     }

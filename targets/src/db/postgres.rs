@@ -40,9 +40,9 @@ use crate::db::{
     BoxFuture, DbCluster, DbKind, DbSession, DbSpec, Isolation, ManagedProcess, PauseStyle,
     Placement, ProcessSpec, loopback_ports, require_binary, wait_until,
 };
-use crate::remote::{Exec, Local, quote};
 use crate::error::TargetError;
 use crate::reference::{NodeId, Replication};
+use crate::remote::{Exec, Local, quote};
 use crate::request::Request;
 use crate::target::TxnReply;
 use nix::sys::signal::Signal;
@@ -274,7 +274,11 @@ impl PgNode {
         let (exec, dir, log) = match &spec.placement {
             Placement::Hosts(h) => {
                 let run = Path::new(&h.run_dirs[i]);
-                (h.execs[i].clone(), run.join(id), run.join(format!("{id}.log")))
+                (
+                    h.execs[i].clone(),
+                    run.join(id),
+                    run.join(format!("{id}.log")),
+                )
             }
             Placement::Netns { namespaces, .. } => (
                 Local::on(namespaces.get(i).cloned()),
@@ -324,7 +328,9 @@ impl PgNode {
 
     /// Runs `script` on the node's host (a file operation); an error names the node.
     fn sh(&self, script: &str, stdin: Option<&[u8]>) -> Result<String, TargetError> {
-        self.exec.run(script, stdin).map_err(|e| host_err(&self.id, e))
+        self.exec
+            .run(script, stdin)
+            .map_err(|e| host_err(&self.id, e))
     }
 
     /// Appends `text` to `name` in the node's data directory.
@@ -754,7 +760,7 @@ impl PgCluster {
                 return;
             }
             if Instant::now() >= deadline {
-                let _ = exec.signal_all(&alive, Signal::SIGKILL);
+                let _ = exec.kill_all(&alive);
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 return;
             }
@@ -1035,8 +1041,7 @@ impl DbCluster for PgCluster {
                 // standbys then commits locally, and another serves that unreplicated
                 // write to a reader — which is not the fault a user asks for.
                 let backends: Vec<u32> = p.tree().into_iter().skip(1).collect();
-                p.kill().await?;
-                let _ = n.exec.signal_all(&backends, Signal::SIGKILL);
+                p.kill_with(&backends).await?;
                 n.orphans.extend(backends);
             }
             Ok(())
@@ -1116,13 +1121,14 @@ impl DbCluster for PgCluster {
                     }
                 }
                 if !n.orphans.is_empty() {
-                    let _ = n.exec.signal_all(&n.alive_orphans(), Signal::SIGKILL);
+                    let _ = n.exec.kill_all(&n.alive_orphans());
                     n.orphans.clear();
                 }
                 if !n.exec.is_local() {
                     // The server's log (and its tools') into the run's folder.
                     if let Err(e) = n.exec.download(&n.log.display().to_string(), &n.local_log) {
-                        let _ = std::fs::write(&n.local_log, format!("(log not downloaded: {e})\n"));
+                        let _ =
+                            std::fs::write(&n.local_log, format!("(log not downloaded: {e})\n"));
                     }
                 }
             }
@@ -1148,10 +1154,9 @@ impl PgCluster {
         let Some(p) = n.proc.as_ref() else {
             return Err(TargetError::NotRunning(node.to_owned()));
         };
-        p.signal(sig)?;
-        let rest: Vec<u32> = p.tree().into_iter().skip(1).collect();
+        // The tree in one read and one signalling round trip (two over SSH).
         n.exec
-            .signal_all(&rest, sig)
+            .signal_all(&p.tree(), sig)
             .map_err(|e| host_err(node, e))
     }
 
@@ -1180,7 +1185,7 @@ impl Drop for PgCluster {
             if let Some(p) = n.proc.as_ref() {
                 n.orphans.extend(p.tree().into_iter().skip(1));
             }
-            let _ = n.exec.signal_all(&n.alive_orphans(), Signal::SIGKILL);
+            let _ = n.exec.kill_all(&n.alive_orphans());
         }
     }
 }
@@ -1530,7 +1535,7 @@ async fn fence(shared: &Shared, node: usize) -> Result<Option<String>, String> {
         let tree: Vec<u32> = std::iter::once(pm)
             .chain(exec.descendants(pm).unwrap_or_default())
             .collect();
-        exec.signal_all(&tree, Signal::SIGKILL)
+        exec.kill_all(&tree)
             .map_err(|e| format!("fencing {}: {e}", shared.ids[node]))?;
         tree
     };
