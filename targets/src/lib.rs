@@ -18,6 +18,7 @@ pub mod db;
 pub mod error;
 pub mod lag;
 pub mod process;
+pub mod procfs;
 pub mod reference;
 pub mod remote;
 pub mod routing;

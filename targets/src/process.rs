@@ -2,7 +2,7 @@
 //! (`ManagedProcess`, started through its host's `Exec` as `echo $$; exec [setpriv …]
 //! server …`: `ip netns exec`, `sh` and `setpriv` all exec, so a pause, a kill and the
 //! ledger's cleanup reach the server itself, here or on a host over SSH), free loopback
-//! ports, `/proc` reads (state, descendants), bounded waits (`wait_until`,
+//! ports, `/proc` reads (`procfs`: state, descendants), bounded waits (`wait_until`,
 //! `wait_stopped`), log tails for errors, and a missing server binary named by its Debian
 //! package.
 //!
@@ -12,12 +12,12 @@
 //! one code path for every host: only the `Exec` differs.
 
 use crate::error::TargetError;
+pub use crate::procfs::{alive, descendants, log_tail, proc_state, wait_stopped};
 use crate::reference::NodeId;
 use crate::remote::{Exec, ExecError, quote};
 use nix::sys::signal::Signal;
 use std::fs::{File, OpenOptions};
 use std::future::Future;
-use std::io::{Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -381,46 +381,6 @@ impl Drop for ManagedProcess {
     }
 }
 
-/// Whether `pid` is a live process (neither gone nor a zombie; a stopped one is live).
-pub fn alive(pid: u32) -> bool {
-    !matches!(proc_state(pid), None | Some('Z') | Some('X'))
-}
-
-/// Every live descendant of `pid` (one scan of `/proc`, then parent links followed), for
-/// servers that fork: a crash kills them all, a pause freezes them all.
-pub fn descendants(pid: u32) -> Vec<u32> {
-    let parent_of: Vec<(u32, u32)> = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|p| Some((p, proc_ppid(p)?)))
-        .collect();
-    let mut out = Vec::new();
-    let mut frontier = vec![pid];
-    while let Some(p) = frontier.pop() {
-        for &(c, pp) in &parent_of {
-            if pp == p && !out.contains(&c) {
-                out.push(c);
-                frontier.push(c);
-            }
-        }
-    }
-    out
-}
-
-/// Field 4 of `/proc/<pid>/stat`: the parent's pid (the command name may hold spaces,
-/// so fields are counted after its closing parenthesis).
-fn proc_ppid(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 /// Polls `probe` every `every` until it returns Ok or `timeout` passes; the error names the
 /// last failure.
 pub async fn wait_until<F, Fut, T>(
@@ -530,59 +490,6 @@ pub fn pick_ports(ids: &[NodeId], base_port: Option<u16>) -> Result<Vec<u16>, Ta
                 .collect()
         }
     }
-}
-
-/// The last `lines` non-empty lines of a log file, joined with " | " (for errors).
-pub fn log_tail(path: &Path, lines: usize) -> String {
-    let read = || -> std::io::Result<String> {
-        let mut f = File::open(path)?;
-        let len = f.metadata()?.len();
-        f.seek(SeekFrom::Start(len.saturating_sub(4096)))?;
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf)?;
-        Ok(String::from_utf8_lossy(&buf).into_owned())
-    };
-    match read() {
-        Ok(text) => {
-            let tail: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-            let tail = &tail[tail.len().saturating_sub(lines)..];
-            if tail.is_empty() {
-                "(empty)".to_owned()
-            } else {
-                tail.join(" | ")
-            }
-        }
-        Err(e) => format!("(cannot read: {e})"),
-    }
-}
-
-/// How long `pause`/`resume` wait for the kernel to show the new process state.
-const SIGNAL_SETTLE_LIMIT: Duration = Duration::from_millis(500);
-
-/// Waits (bounded by `SIGNAL_SETTLE_LIMIT`) until `/proc/<pid>/stat` shows the process
-/// stopped (`T`/`t`) or, with `stopped == false`, not stopped. A process that is gone ends
-/// the wait at once: the caller's next signal reports that.
-pub fn wait_stopped(pid: u32, stopped: bool) {
-    let until = Instant::now() + SIGNAL_SETTLE_LIMIT;
-    loop {
-        let Some(state) = proc_state(pid) else {
-            return;
-        };
-        if matches!(state, 'T' | 't') == stopped || Instant::now() >= until {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// The state letter of `/proc/<pid>/stat` (`R`, `S`, `T`, `Z`, …), None if there is no
-/// such process.
-pub fn proc_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')')
-        .next()
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|s| s.chars().next())
 }
 
 #[cfg(test)]

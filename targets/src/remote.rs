@@ -397,18 +397,18 @@ impl Exec for Local {
     }
 
     fn descendants(&self, pid: u32) -> Result<Vec<u32>, ExecError> {
-        Ok(crate::process::descendants(pid))
+        Ok(crate::procfs::descendants(pid))
     }
 
     fn alive(&self, pids: &[u32]) -> Vec<u32> {
         pids.iter()
             .copied()
-            .filter(|&p| crate::process::alive(p))
+            .filter(|&p| crate::procfs::alive(p))
             .collect()
     }
 
     fn tail(&self, path: &str, lines: usize) -> String {
-        crate::process::log_tail(Path::new(path), lines)
+        crate::procfs::log_tail(Path::new(path), lines)
     }
 
     fn spawn(&self, script: &str) -> Result<Child, ExecError> {
@@ -428,8 +428,8 @@ impl Exec for Local {
 /// After a SIGSTOP or SIGCONT, waits (bounded) until the process shows it.
 fn settle(pid: u32, sig: Signal) {
     match sig {
-        Signal::SIGSTOP => crate::process::wait_stopped(pid, true),
-        Signal::SIGCONT => crate::process::wait_stopped(pid, false),
+        Signal::SIGSTOP => crate::procfs::wait_stopped(pid, true),
+        Signal::SIGCONT => crate::procfs::wait_stopped(pid, false),
         _ => {}
     }
 }

@@ -2020,6 +2020,7 @@ impl DbSession for PgSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::procfs::descendants;
     use std::os::unix::fs::PermissionsExt;
 
     fn ids() -> Vec<NodeId> {
