@@ -984,6 +984,75 @@ mod tests {
         child.wait().unwrap();
     }
 
+    /// `Exec`'s own scripts (what runs over SSH) run here: every method `Local`
+    /// overrides with system calls is left to the trait's default.
+    #[derive(Debug)]
+    struct ScriptsOnly(Local);
+
+    impl Exec for ScriptsOnly {
+        fn name(&self) -> &str {
+            "scripts"
+        }
+        fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<String, ExecError> {
+            self.0.run(script, stdin)
+        }
+        fn spawn(&self, script: &str) -> Result<Child, ExecError> {
+            self.0.spawn(script)
+        }
+    }
+
+    #[test]
+    fn the_remote_scripts_signal_find_children_and_tell_the_living() {
+        let h = ScriptsOnly(here());
+        let mut tree = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & sleep 31 & wait"])
+            .spawn()
+            .unwrap();
+        let root = tree.id();
+        let until = Instant::now() + Duration::from_secs(5);
+        let mut kids = Vec::new();
+        while kids.len() < 2 && Instant::now() < until {
+            kids = h.descendants(root).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        kids.sort_unstable();
+        let mut read_here = crate::procfs::descendants(root);
+        read_here.sort_unstable();
+        assert_eq!(kids, read_here, "the script reads /proc as we do");
+        assert_eq!(kids.len(), 2, "{kids:?}");
+        h.signal(kids[0], Signal::SIGSTOP).unwrap();
+        assert_eq!(
+            crate::procfs::proc_state(kids[0]),
+            Some('T'),
+            "settled stopped"
+        );
+        h.signal(kids[0], Signal::SIGCONT).unwrap();
+        assert_ne!(
+            crate::procfs::proc_state(kids[0]),
+            Some('T'),
+            "settled running"
+        );
+        let mut all = vec![root];
+        all.extend(&kids);
+        assert_eq!(h.alive(&all), all);
+        h.signal_all(&kids, Signal::SIGSTOP).unwrap();
+        h.kill_all(&all).unwrap();
+        tree.wait().unwrap();
+        let until = Instant::now() + Duration::from_secs(5);
+        while !h.alive(&kids).is_empty() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(h.alive(&all).is_empty(), "killed, stopped ones too");
+        assert!(
+            h.signal(root, Signal::SIGCONT).is_err(),
+            "a gone pid is an error"
+        );
+        assert!(
+            h.signal_all(&all, Signal::SIGCONT).is_ok(),
+            "not for a tree"
+        );
+    }
+
     #[test]
     fn preflight_names_the_missing_binary_and_its_package() {
         let needs = Needs {
