@@ -204,7 +204,11 @@ impl ManagedProcess {
         // The first line is the pid (`echo $$` before the exec).
         let mut line = String::new();
         if let Some(out) = child.stdout.take() {
-            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
+            // Over SSH a round trip: the runtime's other tasks go on meanwhile.
+            crate::remote::blocking(|| {
+                std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line)
+            })
+            .ok();
         }
         let Ok(pid) = line.trim().parse::<u32>() else {
             let _ = child.kill();

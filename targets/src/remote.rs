@@ -730,12 +730,20 @@ fn sanitize(name: &str) -> String {
         .collect()
 }
 
-impl Exec for Ssh {
-    fn name(&self) -> &str {
-        &self.host.name
+/// Runs `f`, which blocks on the network, without stalling an async runtime: on a
+/// multi-threaded runtime's worker the worker hands its other tasks (the workload's
+/// clients, a failover task) to another thread meanwhile (`block_in_place`); elsewhere
+/// (a plain thread, a current-thread runtime) it simply runs.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
+}
 
-    fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<String, ExecError> {
+impl Ssh {
+    /// `run`'s body: the command with its retries, blocking this thread.
+    fn run_here(&self, script: &str, stdin: Option<&[u8]>) -> Result<String, ExecError> {
         let mut backoff = Duration::from_millis(SSH_BACKOFF_MS);
         let mut last = String::new();
         for attempt in 1..=SSH_ATTEMPTS {
@@ -774,6 +782,17 @@ impl Exec for Ssh {
                 "SSH failed {SSH_ATTEMPTS} times ({last}): check the host and its network"
             ),
         })
+    }
+}
+
+impl Exec for Ssh {
+    fn name(&self) -> &str {
+        &self.host.name
+    }
+
+    /// Blocks for a round trip (or several, with retries): see `blocking`.
+    fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<String, ExecError> {
+        blocking(|| self.run_here(script, stdin))
     }
 
     /// Streams the file through one session (never held in memory whole), retried like

@@ -7,7 +7,7 @@
 //! features, etcd and PostgreSQL run on the same hosts over SSH with the controls of their
 //! local tests (linearizable etcd valid under partitions, kills and pauses, serializable
 //! reads from a cut-off member stale; PostgreSQL sync + primary reads losing nothing across
-//! kills and pauses of the primary with promotions, async + standby reads stale), their
+//! a pause of the primary, its fence and a promotion, async + standby reads stale), their
 //! logs downloaded into the run folder and nothing left on any host.
 //!
 //! One test walks the whole story, because a lab is a machine-wide thing (namespaces, a
@@ -660,25 +660,28 @@ fn etcd_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[S
     );
 }
 
-/// PostgreSQL on the lab's hosts: sync replication with primary reads loses nothing across
-/// a kill of the primary (its whole process tree, over SSH) and the promotion of a
-/// standby, the deposed primary rejoining by pg_rewind; async with standby reads shows
-/// stale reads.
+/// PostgreSQL on the lab's hosts: sync replication with primary reads loses nothing when
+/// the primary is paused, fenced (its whole process tree SIGKILLed over SSH) and replaced
+/// by a promoted standby, the deposed primary rejoining by pg_rewind; async with standby
+/// reads shows stale reads.
 #[cfg(feature = "postgres")]
 fn postgres_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[String]) {
     if !require_db("postgres over SSH", db_postgres::PG, false) {
         return;
     }
     let _lock = db_lock();
+    // The primary paused (SIGSTOP of its whole tree over SSH): the failover task fences it
+    // (SIGKILL of the tree over SSH: a crash) and promotes a standby; the heal rejoins it
+    // by pg_rewind.
     let plan = plan_file(
         store,
-        "pg-kill",
+        "pg-pause",
         &[
             (
                 1.0,
-                serde_json::json!({"change": "fault", "fault": "kill", "targets": "leader"}),
+                serde_json::json!({"change": "fault", "fault": "pause", "targets": "leader"}),
             ),
-            (4.0, serde_json::json!({"change": "heal"})),
+            (5.0, serde_json::json!({"change": "heal"})),
         ],
     );
     let (code, text, run) = db_run(
@@ -693,7 +696,7 @@ fn postgres_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces:
             "--plan",
             &plan.to_string_lossy(),
             "--time-limit",
-            "10s",
+            "12s",
             "--replication",
             "sync",
             "--reads",
@@ -708,6 +711,8 @@ fn postgres_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces:
         "{kinds:?}\n{text}"
     );
     assert_eq!(code, Some(0), "{kinds:?}\n{text}");
+    let made = faults_made(&run);
+    assert!(made.iter().any(|m| m == "start-pause"), "no pause: {made:?}");
     let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
     let promoted = history
         .lines()
