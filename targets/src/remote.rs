@@ -1023,7 +1023,7 @@ mod tests {
     #[test]
     fn the_remote_scripts_signal_find_children_and_tell_the_living() {
         let h = ScriptsOnly(here());
-        let mut tree = std::process::Command::new("sh")
+        let mut tree = Command::new("sh")
             .args(["-c", "sleep 30 & sleep 31 & wait"])
             .spawn()
             .unwrap();

@@ -712,7 +712,10 @@ fn postgres_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces:
     );
     assert_eq!(code, Some(0), "{kinds:?}\n{text}");
     let made = faults_made(&run);
-    assert!(made.iter().any(|m| m == "start-pause"), "no pause: {made:?}");
+    assert!(
+        made.iter().any(|m| m == "start-pause"),
+        "no pause: {made:?}"
+    );
     let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
     let promoted = history
         .lines()
