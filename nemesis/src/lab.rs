@@ -155,7 +155,9 @@ pub fn up(dir: &Path, hosts: usize) -> Result<LabRecord, NemesisError> {
         )));
     }
     std::fs::create_dir_all(dir).map_err(|e| NemesisError::io(dir, e))?;
-    set_mode(dir, 0o700)?;
+    // Searchable but not listable: the hosts' folders under it must be reachable by the
+    // servers' own users (PostgreSQL runs as postgres); the private keys are 0600.
+    set_mode(dir, 0o711)?;
     let id = lab_id(dir);
     let prefix = format!("schism-{id}");
     let mut record = LabRecord {

@@ -159,10 +159,38 @@ pub struct Plan<'a> {
     pub accept_new_host_keys: bool,
     pub run_dir: &'a Path,
     pub run_id: &'a str,
-    /// The node port (must be free on every host).
-    pub port: u16,
+    /// The ports the nodes listen on (each must be free on every host).
+    pub ports: Vec<u16>,
+    /// The servers the nodes run (binary, Debian package), beyond schism's own.
+    pub binaries: Vec<(String, String)>,
+    /// The nodes are schism's own (the reference cluster): upload the binary.
+    pub upload_exe: bool,
     /// Partitions are scheduled: nft is needed.
     pub partitions: bool,
+}
+
+impl Plan<'_> {
+    /// What a run of `db` (`None`: the reference cluster, on `port`) needs of each host.
+    pub fn needs(
+        db: Option<schism_targets::db::DbKind>,
+        port: u16,
+    ) -> (Vec<u16>, Vec<(String, String)>) {
+        use schism_targets::db::DbKind;
+        let pair = |b: &str, p: &str| (b.to_owned(), p.to_owned());
+        match db {
+            None => (vec![port], Vec::new()),
+            Some(DbKind::Etcd) => (vec![2379, 2380], vec![pair("etcd", "etcd-server")]),
+            Some(DbKind::Postgres) => (
+                vec![5432],
+                vec![
+                    pair("/usr/lib/postgresql/15/bin/postgres", "postgresql-15"),
+                    pair("setpriv", "util-linux"),
+                ],
+            ),
+            Some(DbKind::Redis) => (vec![6379], vec![pair("redis-server", "redis-server")]),
+            Some(DbKind::Galera) => (vec![3306], vec![pair("mariadbd", "mariadb-server")]),
+        }
+    }
 }
 
 /// Connects to every host and runs the preflight (in parallel), records each in the
@@ -176,8 +204,9 @@ pub fn provision(hosts: &Hosts, plan: &Plan<'_>, ledger: &Ledger) -> Result<Prov
     };
     let mut needs = Needs {
         binaries: vec![("kill".into(), "procps".into())],
-        ports: vec![plan.port],
+        ports: plan.ports.clone(),
     };
+    needs.binaries.extend(plan.binaries.iter().cloned());
     if plan.partitions {
         needs.binaries.push(("nft".into(), "nftables".into()));
     }
@@ -223,6 +252,18 @@ pub fn provision(hosts: &Hosts, plan: &Plan<'_>, ledger: &Ledger) -> Result<Prov
             run_dir: dir.clone(),
             pids: Vec::new(),
         })?;
+    }
+    if !plan.upload_exe {
+        // A database's nodes are the host's own servers: only the run's folder is made.
+        for (host, dir) in ssh.iter().zip(&run_dirs) {
+            host.run(&format!("mkdir -p {}", quote(dir)), None)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        return Ok(Provisioned {
+            ssh,
+            exes,
+            run_dirs,
+        });
     }
     let exe = std::env::current_exe().context("cannot find the schism executable to upload")?;
     let local_sum = identity(&exe)?;

@@ -404,11 +404,15 @@ async fn run_cluster(
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            let (ports, binaries) =
+                crate::hosts::Plan::needs(p.db_kind, args.base_port.unwrap_or(NETNS_PORT));
             let plan = crate::hosts::Plan {
                 accept_new_host_keys: args.accept_new_host_keys,
                 run_dir,
                 run_id: p.run_id,
-                port: args.base_port.unwrap_or(NETNS_PORT),
+                ports,
+                binaries,
+                upload_exe: p.db_kind.is_none(),
                 partitions: p.kinds.contains(&Kind::Partition),
             };
             let prov = tokio::task::block_in_place(|| crate::hosts::provision(h, &plan, ledger))?;
@@ -666,12 +670,19 @@ async fn start_cluster(
         nodes: usize::from(args.nodes),
         data_dir: p.data_dir.clone(),
         log_dir,
-        placement: match shared.netns {
-            Some(ns) => Placement::Netns {
+        placement: match (shared.netns, shared.hosts) {
+            (_, Some((prov, h))) => Placement::Hosts(HostsPlacement {
+                execs: prov.execs(),
+                addrs: h.addrs.clone(),
+                port: args.base_port.unwrap_or(NETNS_PORT),
+                exes: prov.exes.clone(),
+                run_dirs: prov.run_dirs.clone(),
+            }),
+            (Some(ns), None) => Placement::Netns {
                 namespaces: ns.namespaces.clone(),
                 addrs: ns.addrs.clone(),
             },
-            None => Placement::Loopback {
+            (None, None) => Placement::Loopback {
                 base_port: args.base_port,
             },
         },

@@ -19,6 +19,7 @@ pub mod error;
 mod http1;
 pub mod lag;
 pub mod process;
+pub mod procfs;
 pub mod reference;
 pub mod remote;
 pub mod routing;

@@ -1,24 +1,27 @@
 //! Process plumbing every target shares: a server process whose pid is its own
-//! (`ManagedProcess`: `ip netns exec` and `setpriv` both exec, so a pause, a kill and the
-//! ledger's cleanup reach the server itself), free loopback ports, `/proc` reads (state,
-//! descendants), bounded waits (`wait_until`, `wait_stopped`), log tails for errors, and a
-//! missing server binary named by its Debian package.
+//! (`ManagedProcess`, started through its host's `Exec` as `echo $$; exec [setpriv …]
+//! server …`: `ip netns exec`, `sh` and `setpriv` all exec, so a pause, a kill and the
+//! ledger's cleanup reach the server itself, here or on a host over SSH), free loopback
+//! ports, `/proc` reads (`procfs`: state, descendants), bounded waits (`wait_until`,
+//! `wait_stopped`), log tails for errors, and a missing server binary named by its Debian
+//! package.
 //!
-//! Guarantees: a `ManagedProcess` is killed when dropped (SIGCONT then SIGKILL, reaped by
-//! tokio), so no server outlives its cluster even on a panic; every wait is bounded.
+//! Guarantees: a `ManagedProcess` is killed when dropped (SIGCONT then SIGKILL through its
+//! `Exec`, then its local child reaped), so no server outlives its cluster even on a
+//! panic; every wait is bounded. Starting, signalling, stopping and reading the log are
+//! one code path for every host: only the `Exec` differs.
 
 use crate::error::TargetError;
+pub use crate::procfs::{alive, descendants, log_tail, proc_state, wait_stopped};
 use crate::reference::NodeId;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use crate::remote::{Exec, ExecError, quote};
+use nix::sys::signal::Signal;
 use std::fs::{File, OpenOptions};
 use std::future::Future;
-use std::io::{Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::process::{Child, Command};
 
 /// Finds a server binary by name (on `PATH`) or absolute path; a missing one is one line
 /// naming the Debian package.
@@ -78,12 +81,12 @@ pub fn open_output_log(path: &Path) -> Result<(File, File), TargetError> {
 pub struct ProcessSpec {
     /// A short name for errors (`n1`).
     pub node: NodeId,
+    /// Where it runs: this machine (`Local`, inside a network namespace when given) or a
+    /// host over SSH; every path below is on that host.
+    pub exec: Arc<dyn Exec>,
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
-    /// Run inside this network namespace (`ip netns exec`, which execs: the pid stays
-    /// the server's own).
-    pub netns: Option<String>,
     /// Run as this user (`setpriv`, which execs too): PostgreSQL refuses to run as root.
     pub user: Option<String>,
     /// stdout and stderr go here (appended).
@@ -91,17 +94,79 @@ pub struct ProcessSpec {
     pub cwd: Option<PathBuf>,
 }
 
-/// A server process whose pid is the server's own.
+impl ProcessSpec {
+    /// The `sh` script that starts the server through its `Exec`: it prints its own pid,
+    /// then execs the server (through `setpriv` when a user is given, which execs too), so
+    /// the pid printed is the server's own on its host.
+    fn script(&self) -> String {
+        let mut s = String::from("echo $$\n");
+        if let Some(d) = &self.cwd {
+            s.push_str(&format!(
+                "cd {} || exit 1\n",
+                quote(&d.display().to_string())
+            ));
+        }
+        for (k, v) in &self.env {
+            s.push_str(&format!("{k}={}; export {k}\n", quote(v)));
+        }
+        s.push_str("exec");
+        if let Some(u) = &self.user {
+            let u = quote(u);
+            s.push_str(&format!(
+                " setpriv --reuid {u} --regid {u} --init-groups --"
+            ));
+        }
+        s.push(' ');
+        s.push_str(&quote(&self.program.display().to_string()));
+        for a in &self.args {
+            s.push(' ');
+            s.push_str(&quote(a));
+        }
+        s.push_str(&format!(
+            " </dev/null >>{} 2>&1\n",
+            quote(&self.log.display().to_string())
+        ));
+        s
+    }
+}
+
+/// A started server: the local child that carries it (the server itself here, the SSH
+/// session on a remote host: either ends when the server does), its pid on its host, and
+/// its exit status once seen.
+#[derive(Debug)]
+struct Running {
+    child: std::process::Child,
+    pid: u32,
+    exited: Option<std::process::ExitStatus>,
+}
+
+impl Running {
+    /// Polls the child; true while the server has not exited (a stopped one has not).
+    fn poll(&mut self) -> bool {
+        if self.exited.is_none()
+            && let Ok(Some(st)) = self.child.try_wait()
+        {
+            self.exited = Some(st);
+        }
+        self.exited.is_none()
+    }
+}
+
+/// A server process whose pid is the server's own, started, signalled and stopped through
+/// its host's `Exec`: the same code here and over SSH.
 #[derive(Debug)]
 pub struct ManagedProcess {
     spec: ProcessSpec,
-    child: Option<Child>,
+    running: Mutex<Option<Running>>,
 }
 
 impl ManagedProcess {
     /// Starts the process (not waiting for it to be ready).
     pub fn spawn(spec: ProcessSpec) -> Result<ManagedProcess, TargetError> {
-        let mut p = ManagedProcess { spec, child: None };
+        let p = ManagedProcess {
+            spec,
+            running: Mutex::new(None),
+        };
         p.start()?;
         Ok(p)
     }
@@ -110,60 +175,126 @@ impl ManagedProcess {
         &self.spec
     }
 
+    /// Where the process runs.
+    pub fn exec(&self) -> &Arc<dyn Exec> {
+        &self.spec.exec
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn exec_err(&self, e: ExecError) -> TargetError {
+        TargetError::Node {
+            node: self.spec.node.clone(),
+            msg: e.to_string(),
+        }
+    }
+
     /// Starts the same command again (after a kill or an exit).
-    pub fn start(&mut self) -> Result<(), TargetError> {
+    pub fn start(&self) -> Result<(), TargetError> {
         if self.is_running() {
             return Ok(());
         }
-        let s = &self.spec;
-        let (log, log2) = open_output_log(&s.log)?;
-        // Build argv: [ip netns exec NS] [setpriv --reuid U --regid U --init-groups] program args
-        let mut argv: Vec<String> = Vec::new();
-        if let Some(ns) = &s.netns {
-            argv.extend(["ip", "netns", "exec", ns].map(String::from));
+        let mut child = self
+            .spec
+            .exec
+            .spawn(&self.spec.script())
+            .map_err(|e| self.exec_err(e))?;
+        // The first line is the pid (`echo $$` before the exec).
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            // Over SSH a round trip: the runtime's other tasks go on meanwhile.
+            crate::remote::blocking(|| {
+                std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line)
+            })
+            .ok();
         }
-        if let Some(u) = &s.user {
-            argv.extend(
-                ["setpriv", "--reuid", u, "--regid", u, "--init-groups", "--"].map(String::from),
-            );
-        }
-        argv.push(s.program.display().to_string());
-        argv.extend(s.args.iter().cloned());
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .envs(s.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            // Own process group: a terminal's Ctrl-C goes to the runner only.
-            .process_group(0)
-            .kill_on_drop(true);
-        if let Some(d) = &s.cwd {
-            cmd.current_dir(d);
-        }
-        let child = cmd.spawn().map_err(|source| TargetError::Spawn {
-            exe: PathBuf::from(&argv[0]),
-            source,
-        })?;
-        self.child = Some(child);
+        let Ok(pid) = line.trim().parse::<u32>() else {
+            let _ = child.kill();
+            let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+            return Err(TargetError::Node {
+                node: self.spec.node.clone(),
+                msg: format!(
+                    "{} on {} did not start ({status}): {}",
+                    self.spec.program.display(),
+                    self.spec.exec.name(),
+                    self.log_tail(5)
+                ),
+            });
+        };
+        *self.lock() = Some(Running {
+            child,
+            pid,
+            exited: None,
+        });
         Ok(())
     }
 
+    /// The server's pid on its host while it has not been seen to exit.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(Child::id)
+        self.lock()
+            .as_ref()
+            .filter(|r| r.exited.is_none())
+            .map(|r| r.pid)
+    }
+
+    /// `pid` when the process runs on this machine (the ledger's local pids).
+    pub fn local_pid(&self) -> Option<u32> {
+        self.pid().filter(|_| self.spec.exec.is_local())
     }
 
     /// True while the process has not exited (a stopped process is running).
     pub fn is_running(&self) -> bool {
-        self.pid().is_some_and(alive)
+        self.lock().as_mut().is_some_and(Running::poll)
     }
 
-    /// The exit status if the process has exited (reaping it).
+    /// The exit status if the process has exited.
     pub fn try_exited(&mut self) -> Option<String> {
-        let c = self.child.as_mut()?;
-        match c.try_wait() {
-            Ok(Some(st)) => Some(st.to_string()),
-            _ => None,
+        let mut g = self.lock();
+        let r = g.as_mut()?;
+        r.poll();
+        r.exited.map(|s| s.to_string())
+    }
+
+    /// Waits (bounded) until the process exits; its status, or `None` if it still runs
+    /// after `timeout` (for one-shot tools started like servers).
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let mut g = self.lock();
+                let r = g.as_mut()?;
+                if !r.poll() {
+                    return r.exited;
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The last `lines` lines of the process's log (on its host), for errors.
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.spec
+            .exec
+            .tail(&self.spec.log.display().to_string(), lines)
+    }
+
+    /// Copies the log to `local` when the process ran on another host (best effort: a
+    /// note in its place says why not).
+    pub fn fetch_log(&self, local: &Path) {
+        if self.spec.exec.is_local() {
+            return;
+        }
+        if let Err(e) = self
+            .spec
+            .exec
+            .download(&self.spec.log.display().to_string(), local)
+        {
+            let _ = std::fs::write(local, format!("(log not downloaded: {e})\n"));
         }
     }
 
@@ -171,21 +302,33 @@ impl ManagedProcess {
         let Some(pid) = self.pid() else {
             return Err(TargetError::NotRunning(self.spec.node.clone()));
         };
-        kill(Pid::from_raw(pid as i32), sig).map_err(|source| TargetError::Signal {
-            node: self.spec.node.clone(),
-            pid,
-            signal: sig.as_str(),
-            source,
-        })
+        self.spec
+            .exec
+            .signal(pid, sig)
+            .map_err(|e| self.exec_err(e))
+    }
+
+    /// The server and every descendant (servers that fork) on its host.
+    pub fn tree(&self) -> Vec<u32> {
+        let Some(pid) = self.pid() else {
+            return Vec::new();
+        };
+        let mut tree = vec![pid];
+        tree.extend(self.spec.exec.descendants(pid).unwrap_or_default());
+        tree
     }
 
     /// SIGCONT + SIGKILL, then wait (bounded) until it is reaped.
     pub async fn kill(&mut self) -> Result<(), TargetError> {
-        if let Some(pid) = self.pid() {
-            let p = Pid::from_raw(pid as i32);
-            let _ = kill(p, Signal::SIGCONT);
-            let _ = kill(p, Signal::SIGKILL);
-        }
+        self.kill_with(&[]).await
+    }
+
+    /// Like `kill`, taking `others` on the same host down in the same instant (a
+    /// server's children: a crash of the whole tree, in one round trip over SSH).
+    pub async fn kill_with(&mut self, others: &[u32]) -> Result<(), TargetError> {
+        let mut all: Vec<u32> = self.pid().into_iter().collect();
+        all.extend_from_slice(others);
+        let _ = self.spec.exec.kill_all(&all);
         self.reap(Duration::from_secs(5)).await;
         Ok(())
     }
@@ -193,31 +336,35 @@ impl ManagedProcess {
     /// SIGCONT + SIGTERM, SIGKILL after `grace`, then reap.
     pub async fn stop(&mut self, grace: Duration) -> Result<(), TargetError> {
         let Some(pid) = self.pid() else {
-            self.child = None;
+            *self.lock() = None;
             return Ok(());
         };
-        let p = Pid::from_raw(pid as i32);
-        let _ = kill(p, Signal::SIGCONT);
-        let _ = kill(p, Signal::SIGTERM);
+        let _ = self.spec.exec.signal(pid, Signal::SIGCONT);
+        let _ = self.spec.exec.signal(pid, Signal::SIGTERM);
         let deadline = Instant::now() + grace;
-        if let Some(c) = self.child.as_mut() {
-            loop {
-                if matches!(c.try_wait(), Ok(Some(_)) | Err(_)) {
-                    self.child = None;
-                    return Ok(());
-                }
-                if Instant::now() >= deadline {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+        while Instant::now() < deadline {
+            if !self.is_running() {
+                *self.lock() = None;
+                return Ok(());
             }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.kill().await
     }
 
+    /// Waits (bounded) until the carrying child ends, then forgets the process.
     async fn reap(&mut self, timeout: Duration) {
-        if let Some(mut c) = self.child.take() {
-            let _ = tokio::time::timeout(timeout, c.wait()).await;
+        let deadline = Instant::now() + timeout;
+        while self.is_running() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if let Some(mut r) = self.lock().take()
+            && r.exited.is_none()
+        {
+            // Still there (uninterruptible sleep, or an SSH session that lingers): end
+            // the local child; SIGKILL has been sent to the server.
+            let _ = r.child.kill();
+            let _ = r.child.wait();
         }
     }
 }
@@ -225,53 +372,17 @@ impl ManagedProcess {
 impl Drop for ManagedProcess {
     fn drop(&mut self) {
         // No server outlives its cluster, even on a panic: continue (a stopped process
-        // cannot die until continued) and kill; tokio reaps the child.
-        if let Some(pid) = self.pid() {
-            let p = Pid::from_raw(pid as i32);
-            let _ = kill(p, Signal::SIGCONT);
-            let _ = kill(p, Signal::SIGKILL);
-        }
-    }
-}
-
-/// Whether `pid` is a live process (neither gone nor a zombie; a stopped one is live).
-pub fn alive(pid: u32) -> bool {
-    !matches!(proc_state(pid), None | Some('Z') | Some('X'))
-}
-
-/// Every live descendant of `pid` (one scan of `/proc`, then parent links followed), for
-/// servers that fork: a crash kills them all, a pause freezes them all.
-pub fn descendants(pid: u32) -> Vec<u32> {
-    let parent_of: Vec<(u32, u32)> = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|p| Some((p, proc_ppid(p)?)))
-        .collect();
-    let mut out = Vec::new();
-    let mut frontier = vec![pid];
-    while let Some(p) = frontier.pop() {
-        for &(c, pp) in &parent_of {
-            if pp == p && !out.contains(&c) {
-                out.push(c);
-                frontier.push(c);
+        // cannot die until continued) and kill, then reap the local child.
+        if let Some(mut r) = self.lock().take() {
+            if r.poll() {
+                let _ = self.spec.exec.kill_all(&[r.pid]);
+                if !self.spec.exec.is_local() {
+                    let _ = r.child.kill();
+                }
             }
+            let _ = r.child.wait();
         }
     }
-    out
-}
-
-/// Field 4 of `/proc/<pid>/stat`: the parent's pid (the command name may hold spaces,
-/// so fields are counted after its closing parenthesis).
-fn proc_ppid(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 /// Polls `probe` every `every` until it returns Ok or `timeout` passes; the error names the
@@ -385,59 +496,6 @@ pub fn pick_ports(ids: &[NodeId], base_port: Option<u16>) -> Result<Vec<u16>, Ta
     }
 }
 
-/// The last `lines` non-empty lines of a log file, joined with " | " (for errors).
-pub fn log_tail(path: &Path, lines: usize) -> String {
-    let read = || -> std::io::Result<String> {
-        let mut f = File::open(path)?;
-        let len = f.metadata()?.len();
-        f.seek(SeekFrom::Start(len.saturating_sub(4096)))?;
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf)?;
-        Ok(String::from_utf8_lossy(&buf).into_owned())
-    };
-    match read() {
-        Ok(text) => {
-            let tail: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-            let tail = &tail[tail.len().saturating_sub(lines)..];
-            if tail.is_empty() {
-                "(empty)".to_owned()
-            } else {
-                tail.join(" | ")
-            }
-        }
-        Err(e) => format!("(cannot read: {e})"),
-    }
-}
-
-/// How long `pause`/`resume` wait for the kernel to show the new process state.
-const SIGNAL_SETTLE_LIMIT: Duration = Duration::from_millis(500);
-
-/// Waits (bounded by `SIGNAL_SETTLE_LIMIT`) until `/proc/<pid>/stat` shows the process
-/// stopped (`T`/`t`) or, with `stopped == false`, not stopped. A process that is gone ends
-/// the wait at once: the caller's next signal reports that.
-pub fn wait_stopped(pid: u32, stopped: bool) {
-    let until = Instant::now() + SIGNAL_SETTLE_LIMIT;
-    loop {
-        let Some(state) = proc_state(pid) else {
-            return;
-        };
-        if matches!(state, 'T' | 't') == stopped || Instant::now() >= until {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// The state letter of `/proc/<pid>/stat` (`R`, `S`, `T`, `Z`, …), None if there is no
-/// such process.
-pub fn proc_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')')
-        .next()
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|s| s.chars().next())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,15 +518,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spec = ProcessSpec {
             node: "n1".into(),
+            exec: crate::remote::Local::on(None),
             program: PathBuf::from("/bin/sleep"),
             args: vec!["30".into()],
             env: vec![],
-            netns: None,
             user: None,
             log: dir.path().join("n1.log"),
             cwd: None,
         };
         let mut p = ManagedProcess::spawn(spec.clone()).unwrap();
+        assert_eq!(p.local_pid(), p.pid());
         let pid = p.pid().unwrap();
         // Between fork and exec the child still shows the test's command line: wait
         // (bounded) for the exec, then it must be the server itself, not a wrapper.
@@ -486,7 +545,7 @@ mod tests {
         p.start().unwrap();
         let pid = p.pid().unwrap();
         drop(p);
-        // Dropping kills it; tokio reaps it in the background.
+        // Dropping kills and reaps it.
         let until = Instant::now() + Duration::from_secs(5);
         while proc_state(pid).is_some_and(|s| s != 'Z') && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -15,6 +15,7 @@
 //! never retried. Every error is one line naming the host and, where the user can act,
 //! the fix. Dropping an `Ssh` ends its master by pid.
 
+use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -157,6 +158,121 @@ pub trait Exec: Send + Sync + std::fmt::Debug {
     fn run_bytes(&self, script: &str) -> Result<Vec<u8>, ExecError> {
         self.run(script, None).map(String::into_bytes)
     }
+    /// Whether commands run on this machine (so pids are this machine's).
+    fn is_local(&self) -> bool {
+        false
+    }
+    /// Sends `sig` to `pid` there; a SIGSTOP or SIGCONT then waits (bounded by
+    /// `SIGNAL_SETTLE_MS`) until the process shows stopped, or running. A process that
+    /// does not exist is an error.
+    fn signal(&self, pid: u32, sig: Signal) -> Result<(), ExecError> {
+        self.run(&signal_script(&[pid], sig, true), None)
+            .map(|_| ())
+    }
+    /// Sends `sig` to each of `pids` that still exists (a process tree), then settles
+    /// like `signal`; gone processes are not an error.
+    fn signal_all(&self, pids: &[u32], sig: Signal) -> Result<(), ExecError> {
+        if pids.is_empty() {
+            return Ok(());
+        }
+        self.run(&signal_script(pids, sig, false), None).map(|_| ())
+    }
+    /// SIGCONT then SIGKILL to each of `pids` that still exists (a stopped process
+    /// cannot die until continued), in one round trip; gone processes are not an error.
+    fn kill_all(&self, pids: &[u32]) -> Result<(), ExecError> {
+        if pids.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+        let list = list.join(" ");
+        self.run(
+            &format!(
+                "for p in {list}; do kill -s CONT $p 2>/dev/null; done; for p in {list}; do kill -s KILL $p 2>/dev/null; done; true"
+            ),
+            None,
+        )
+        .map(|_| ())
+    }
+    /// Every live descendant of `pid` there (servers that fork), read from `/proc`.
+    fn descendants(&self, pid: u32) -> Result<Vec<u32>, ExecError> {
+        let out = self.run(&descendants_script(pid), None)?;
+        Ok(out
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect())
+    }
+    /// Which of `pids` are live processes there (neither gone nor zombies).
+    fn alive(&self, pids: &[u32]) -> Vec<u32> {
+        if pids.is_empty() {
+            return Vec::new();
+        }
+        let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+        let script = format!(
+            "for p in {}; do s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); [ -n \"$s\" ] && [ \"$s\" != Z ] && [ \"$s\" != X ] && echo $p; done; true\n",
+            list.join(" ")
+        );
+        // Unknown (the host did not answer): all of them, so a caller waits or retries.
+        self.run(&script, None).map_or_else(
+            |_| pids.to_vec(),
+            |out| {
+                out.split_whitespace()
+                    .filter_map(|w| w.parse().ok())
+                    .collect()
+            },
+        )
+    }
+    /// The last `lines` lines of a text file there, joined with " | " (for errors).
+    fn tail(&self, path: &str, lines: usize) -> String {
+        match self.run(&format!("tail -n {lines} {} 2>&1", quote(path)), None) {
+            Ok(text) => {
+                let t: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+                if t.is_empty() {
+                    "(empty)".into()
+                } else {
+                    t.join(" | ")
+                }
+            }
+            Err(e) => format!("(cannot read: {e})"),
+        }
+    }
+}
+
+/// How long `Exec::signal` waits for a SIGSTOP or SIGCONT to show in the process state.
+pub const SIGNAL_SETTLE_MS: u64 = 1000;
+
+/// The script that signals `pids` (by name: `kill -s STOP`) and, for SIGSTOP/SIGCONT,
+/// polls `/proc/<pid>/stat` until each shows the new state; `strict`: a failed `kill`
+/// fails the script.
+fn signal_script(pids: &[u32], sig: Signal, strict: bool) -> String {
+    let name = sig.as_str().trim_start_matches("SIG");
+    let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+    let list = list.join(" ");
+    let fail = if strict { "exit 1" } else { "true" };
+    let mut s = format!("for p in {list}; do kill -s {name} $p 2>/dev/null || {fail}; done\n");
+    let want = match sig {
+        Signal::SIGSTOP => Some("= T"),
+        Signal::SIGCONT => Some("!= T"),
+        _ => None,
+    };
+    if let Some(want) = want {
+        let polls = SIGNAL_SETTLE_MS / 10;
+        s.push_str(&format!(
+            "for p in {list}; do i=0; while [ $i -lt {polls} ]; do s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); [ -z \"$s\" ] && break; [ \"$s\" = t ] && s=T; [ \"$s\" {want} ] && break; sleep 0.01; i=$((i+1)); done; done\n"
+        ));
+    }
+    s.push_str("true\n");
+    s
+}
+
+/// The script that prints every descendant of `pid` (parent links from `/proc`, one
+/// `cat` of every stat file: a process that exits meanwhile is skipped).
+fn descendants_script(pid: u32) -> String {
+    let awk = r#"{ l = $0; sub(/.*\) /, "", l); split(l, a, " "); par[$1] = a[2] }
+END { n = 1; q[1] = root; out = ""; while (n > 0) { p = q[n]; n--; for (c in par) if (par[c] == p) { out = out " " c; n++; q[n] = c } } print out }"#;
+    format!(
+        "cat /proc/[0-9]*/stat 2>/dev/null | awk -v root={pid} {}\n",
+        quote(awk)
+    )
 }
 
 /// `text` as one single-quoted `sh` word.
@@ -243,6 +359,58 @@ impl Exec for Local {
         std::fs::copy(local, remote).map(|_| ()).map_err(err)
     }
 
+    fn is_local(&self) -> bool {
+        true
+    }
+
+    /// Here a signal is a system call, not a shell (faster; the same semantics).
+    fn signal(&self, pid: u32, sig: Signal) -> Result<(), ExecError> {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).map_err(|e| {
+            ExecError::Failed {
+                host: self.name.clone(),
+                cmd: format!("kill -s {} {pid}", sig.as_str()),
+                status: "error".into(),
+                stderr: e.to_string(),
+            }
+        })?;
+        settle(pid, sig);
+        Ok(())
+    }
+
+    fn signal_all(&self, pids: &[u32], sig: Signal) -> Result<(), ExecError> {
+        for &p in pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), sig);
+        }
+        for &p in pids {
+            settle(p, sig);
+        }
+        Ok(())
+    }
+
+    fn kill_all(&self, pids: &[u32]) -> Result<(), ExecError> {
+        for sig in [Signal::SIGCONT, Signal::SIGKILL] {
+            for &p in pids {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), sig);
+            }
+        }
+        Ok(())
+    }
+
+    fn descendants(&self, pid: u32) -> Result<Vec<u32>, ExecError> {
+        Ok(crate::procfs::descendants(pid))
+    }
+
+    fn alive(&self, pids: &[u32]) -> Vec<u32> {
+        pids.iter()
+            .copied()
+            .filter(|&p| crate::procfs::alive(p))
+            .collect()
+    }
+
+    fn tail(&self, path: &str, lines: usize) -> String {
+        crate::procfs::log_tail(Path::new(path), lines)
+    }
+
     fn spawn(&self, script: &str) -> Result<Child, ExecError> {
         use std::os::unix::process::CommandExt;
         self.command(script)
@@ -254,6 +422,25 @@ impl Exec for Local {
                 host: self.name.clone(),
                 msg: format!("cannot run sh: {e}"),
             })
+    }
+}
+
+/// After a SIGSTOP or SIGCONT, waits (bounded) until the process shows it.
+fn settle(pid: u32, sig: Signal) {
+    match sig {
+        Signal::SIGSTOP => crate::procfs::wait_stopped(pid, true),
+        Signal::SIGCONT => crate::procfs::wait_stopped(pid, false),
+        _ => {}
+    }
+}
+
+impl Local {
+    /// This machine, inside network namespace `netns` when given.
+    pub fn on(netns: Option<String>) -> std::sync::Arc<dyn Exec> {
+        std::sync::Arc::new(Local {
+            name: netns.clone().unwrap_or_else(|| "localhost".into()),
+            netns,
+        })
     }
 }
 
@@ -543,12 +730,20 @@ fn sanitize(name: &str) -> String {
         .collect()
 }
 
-impl Exec for Ssh {
-    fn name(&self) -> &str {
-        &self.host.name
+/// Runs `f`, which blocks on the network, without stalling an async runtime: on a
+/// multi-threaded runtime's worker the worker hands its other tasks (the workload's
+/// clients, a failover task) to another thread meanwhile (`block_in_place`); elsewhere
+/// (a plain thread, a current-thread runtime) it simply runs.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
+}
 
-    fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<String, ExecError> {
+impl Ssh {
+    /// `run`'s body: the command with its retries, blocking this thread.
+    fn run_here(&self, script: &str, stdin: Option<&[u8]>) -> Result<String, ExecError> {
         let mut backoff = Duration::from_millis(SSH_BACKOFF_MS);
         let mut last = String::new();
         for attempt in 1..=SSH_ATTEMPTS {
@@ -587,6 +782,17 @@ impl Exec for Ssh {
                 "SSH failed {SSH_ATTEMPTS} times ({last}): check the host and its network"
             ),
         })
+    }
+}
+
+impl Exec for Ssh {
+    fn name(&self) -> &str {
+        &self.host.name
+    }
+
+    /// Blocks for a round trip (or several, with retries): see `blocking`.
+    fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<String, ExecError> {
+        blocking(|| self.run_here(script, stdin))
     }
 
     /// Streams the file through one session (never held in memory whole), retried like
@@ -683,7 +889,8 @@ pub fn preflight(exec: &dyn Exec, needs: &Needs) -> Result<(), ExecError> {
             w.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
         };
-        if !word(bin) || !word(pkg) {
+        // A binary may be an absolute path (`/usr/lib/postgresql/15/bin/postgres`).
+        if !word(&bin.replace('/', "")) || !word(pkg) {
             return Err(fail(format!(
                 "{bin:?} / {pkg:?} is not a binary / package name"
             )));
@@ -794,6 +1001,75 @@ mod tests {
         assert_eq!(pid, child.id(), "the spawned script execs in place");
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    /// `Exec`'s own scripts (what runs over SSH) run here: every method `Local`
+    /// overrides with system calls is left to the trait's default.
+    #[derive(Debug)]
+    struct ScriptsOnly(Local);
+
+    impl Exec for ScriptsOnly {
+        fn name(&self) -> &str {
+            "scripts"
+        }
+        fn run(&self, script: &str, stdin: Option<&[u8]>) -> Result<String, ExecError> {
+            self.0.run(script, stdin)
+        }
+        fn spawn(&self, script: &str) -> Result<Child, ExecError> {
+            self.0.spawn(script)
+        }
+    }
+
+    #[test]
+    fn the_remote_scripts_signal_find_children_and_tell_the_living() {
+        let h = ScriptsOnly(here());
+        let mut tree = Command::new("sh")
+            .args(["-c", "sleep 30 & sleep 31 & wait"])
+            .spawn()
+            .unwrap();
+        let root = tree.id();
+        let until = Instant::now() + Duration::from_secs(5);
+        let mut kids = Vec::new();
+        while kids.len() < 2 && Instant::now() < until {
+            kids = h.descendants(root).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        kids.sort_unstable();
+        let mut read_here = crate::procfs::descendants(root);
+        read_here.sort_unstable();
+        assert_eq!(kids, read_here, "the script reads /proc as we do");
+        assert_eq!(kids.len(), 2, "{kids:?}");
+        h.signal(kids[0], Signal::SIGSTOP).unwrap();
+        assert_eq!(
+            crate::procfs::proc_state(kids[0]),
+            Some('T'),
+            "settled stopped"
+        );
+        h.signal(kids[0], Signal::SIGCONT).unwrap();
+        assert_ne!(
+            crate::procfs::proc_state(kids[0]),
+            Some('T'),
+            "settled running"
+        );
+        let mut all = vec![root];
+        all.extend(&kids);
+        assert_eq!(h.alive(&all), all);
+        h.signal_all(&kids, Signal::SIGSTOP).unwrap();
+        h.kill_all(&all).unwrap();
+        tree.wait().unwrap();
+        let until = Instant::now() + Duration::from_secs(5);
+        while !h.alive(&kids).is_empty() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(h.alive(&all).is_empty(), "killed, stopped ones too");
+        assert!(
+            h.signal(root, Signal::SIGCONT).is_err(),
+            "a gone pid is an error"
+        );
+        assert!(
+            h.signal_all(&all, Signal::SIGCONT).is_ok(),
+            "not for a tree"
+        );
     }
 
     #[test]

@@ -3,7 +3,12 @@
 //! (the stale-read control is README's SSH command, run by `readme.rs`), hosts refused
 //! before the run with the host and the fix, a transient SSH failure retried and
 //! recorded, a SIGKILLed runner's leftovers removed from
-//! every host by `schism cleanup`, and `lab down` leaving nothing.
+//! every host by `schism cleanup`, and `lab down` leaving nothing. With the database
+//! features, etcd and PostgreSQL run on the same hosts over SSH with the controls of their
+//! local tests (linearizable etcd valid under partitions, kills and pauses, serializable
+//! reads from a cut-off member stale; PostgreSQL sync + primary reads losing nothing across
+//! a pause of the primary, its fence and a promotion, async + standby reads stale), their
+//! logs downloaded into the run folder and nothing left on any host.
 //!
 //! One test walks the whole story, because a lab is a machine-wide thing (namespaces, a
 //! subnet): its own lab folder (and so its own namespace names), never the user's lab.
@@ -127,6 +132,13 @@ fn reference_cluster_over_ssh_on_a_lab() {
         return;
     }
     let scratch = tempdir();
+    // Temp folders are 0700: the servers' own users (postgres) must reach the hosts'
+    // folders under it.
+    std::fs::set_permissions(
+        scratch.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let lab_dir = scratch.path().join("lab");
     let store = scratch.path().join("store");
     let up = lab(&lab_dir, &["up", "--hosts", "3"]);
@@ -166,6 +178,10 @@ fn story(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[String]) 
     sweep_without_the_ledger(lab_dir, store, inventory, namespaces);
     sigkilled_run_is_cleaned_from_every_host(lab_dir, store, inventory, namespaces);
     verdicts_match_the_local_rows(store, inventory);
+    #[cfg(feature = "etcd")]
+    etcd_over_ssh(lab_dir, store, inventory, namespaces);
+    #[cfg(feature = "postgres")]
+    postgres_over_ssh(lab_dir, store, inventory, namespaces);
     assert!(
         lab_run_dirs(lab_dir).is_empty(),
         "run folders left on hosts"
@@ -447,4 +463,298 @@ fn verdicts_match_the_local_rows(store: &Path, inventory: &Path) {
     );
     // The negative control, async with reads from any node (stale reads), is README's
     // own SSH command, run by the README test.
+}
+
+/// One database run on the lab's hosts: (exit code, stdout, run folder), after checking
+/// that nothing of it is left on any host (server processes, run folders, nft rules).
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+fn db_run(
+    lab_dir: &Path,
+    store: &Path,
+    inventory: &Path,
+    namespaces: &[String],
+    name: &str,
+    args: &[&str],
+) -> (Option<i32>, String, PathBuf) {
+    let inv = inventory.to_string_lossy();
+    let mut all = vec!["--name", name, "--inventory", &inv];
+    all.extend_from_slice(args);
+    let out = run_test(store, &all);
+    eprintln!("--- {name}: {}", stderr(&out));
+    let run = only_run_dir(store, name);
+    let dir = lab_dir.to_string_lossy();
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut left = live_commands_with(&[&dir]);
+    left.retain(|(_, c)| !c.contains("sshd"));
+    while !left.is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+        left = live_commands_with(&[&dir]);
+        left.retain(|(_, c)| !c.contains("sshd"));
+    }
+    assert!(
+        left.is_empty(),
+        "{name}: processes left on the hosts: {left:?}"
+    );
+    assert!(
+        lab_run_dirs(lab_dir).is_empty(),
+        "{name}: run folders left: {:?}",
+        lab_run_dirs(lab_dir)
+    );
+    assert_eq!(lab_tables(namespaces), "", "{name}: nft rules left");
+    (out.status.code(), stdout(&out), run)
+}
+
+/// Anomaly kinds of a run's results.json.
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+fn anomaly_kinds(run: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(run.join("results.json")).expect("results.json");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("results.json is JSON");
+    v["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["anomalies"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a["kind"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A plan file (`--plan`) of `(at_s, change)`, the last change the final heal: faults at
+/// fixed times, so each story makes the faults it is about (drawn schedules vary).
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+fn plan_file(dir: &Path, name: &str, changes: &[(f64, serde_json::Value)]) -> PathBuf {
+    let mut list: Vec<serde_json::Value> = changes
+        .iter()
+        .map(|(at, c)| serde_json::json!({"at_ns": (at * 1e9) as u64, "change": c, "final_heal": false}))
+        .collect();
+    let end = changes.last().map_or(0.0, |c| c.0);
+    list.push(serde_json::json!({"at_ns": (end * 1e9) as u64, "change": {"change": "heal"}, "final_heal": true}));
+    let path = dir.join(format!("{name}.json"));
+    let plan = serde_json::json!({"version": 1, "nodes": ["n1", "n2", "n3"], "changes": list});
+    std::fs::write(&path, plan.to_string()).unwrap();
+    path
+}
+
+/// The nemesis changes of a run that took effect, by `f` (`start-partition`, …).
+#[cfg(any(feature = "etcd", feature = "postgres"))]
+fn faults_made(run: &Path) -> Vec<String> {
+    nemesis_ops(run)
+        .into_iter()
+        .filter(|op| op["type"] == "info")
+        .filter_map(|op| op["f"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// etcd on the lab's hosts: linearizable reads valid under partitions (nft on the hosts),
+/// kills and pauses (signals over SSH); serializable reads from a cut-off member stale.
+#[cfg(feature = "etcd")]
+fn etcd_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[String]) {
+    if !require_db("etcd over SSH", &[("etcd", "etcd-server")], false) {
+        return;
+    }
+    let _lock = db_lock();
+    let heal = serde_json::json!({"change": "heal"});
+    let plan = plan_file(
+        store,
+        "etcd-faults",
+        &[
+            (
+                1.5,
+                serde_json::json!({"change": "fault", "fault": "partition", "shape": "bridge",
+                    "bridge": "n1", "left": ["n2"], "right": ["n3"]}),
+            ),
+            (3.5, heal.clone()),
+            (
+                4.5,
+                serde_json::json!({"change": "fault", "fault": "kill", "targets": "leader"}),
+            ),
+            (6.5, heal.clone()),
+            (
+                7.5,
+                serde_json::json!({"change": "fault", "fault": "pause", "targets": "leader"}),
+            ),
+            (9.5, heal.clone()),
+        ],
+    );
+    let (code, text, run) = db_run(
+        lab_dir,
+        store,
+        inventory,
+        namespaces,
+        "etcd-ssh-lin",
+        &[
+            "--target",
+            "etcd",
+            "--plan",
+            &plan.to_string_lossy(),
+            "--time-limit",
+            "11s",
+            "--reads",
+            "any",
+            "--rate",
+            "150",
+            "--concurrency",
+            "5",
+            "--client-timeout",
+            "2s",
+        ],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let made = faults_made(&run);
+    for f in ["start-partition", "start-kill", "start-pause"] {
+        assert!(made.iter().any(|m| m == f), "no {f}: {made:?}");
+    }
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    assert!(
+        history.contains("\"net\":\"hosts\""),
+        "partitions by nft on the hosts"
+    );
+    for n in ["n1", "n2", "n3"] {
+        let log =
+            std::fs::read_to_string(run.join("nodes").join(format!("{n}.log"))).unwrap_or_default();
+        assert!(
+            log.contains("10.77.") && log.contains("\"level\""),
+            "{n}.log was not downloaded: {log:.300}"
+        );
+    }
+
+    // Serializable reads from a member cut off from the others: stale.
+    let plan = plan_file(
+        store,
+        "etcd-isolate",
+        &[
+            (
+                1.0,
+                serde_json::json!({"change": "fault", "fault": "partition", "shape": "isolate", "node": "n3"}),
+            ),
+            (5.0, heal),
+        ],
+    );
+    let (code, text, run) = db_run(
+        lab_dir,
+        store,
+        inventory,
+        namespaces,
+        "etcd-ssh-ser",
+        &[
+            "--target",
+            "etcd",
+            "--plan",
+            &plan.to_string_lossy(),
+            "--etcd-reads",
+            "serializable",
+            "--time-limit",
+            "6s",
+            "--reads",
+            "any",
+            "--rate",
+            "150",
+            "--concurrency",
+            "5",
+        ],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    let kinds = anomaly_kinds(&run);
+    assert!(
+        kinds.iter().any(|k| k == "stale-read"),
+        "no stale read: {kinds:?}"
+    );
+}
+
+/// PostgreSQL on the lab's hosts: sync replication with primary reads loses nothing when
+/// the primary is paused, fenced (its whole process tree SIGKILLed over SSH) and replaced
+/// by a promoted standby, the deposed primary rejoining by pg_rewind; async with standby
+/// reads shows stale reads.
+#[cfg(feature = "postgres")]
+fn postgres_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[String]) {
+    if !require_db("postgres over SSH", db_postgres::PG, false) {
+        return;
+    }
+    let _lock = db_lock();
+    // The primary paused (SIGSTOP of its whole tree over SSH): the failover task fences it
+    // (SIGKILL of the tree over SSH: a crash) and promotes a standby; the heal rejoins it
+    // by pg_rewind.
+    let plan = plan_file(
+        store,
+        "pg-pause",
+        &[
+            (
+                1.0,
+                serde_json::json!({"change": "fault", "fault": "pause", "targets": "leader"}),
+            ),
+            (5.0, serde_json::json!({"change": "heal"})),
+        ],
+    );
+    let (code, text, run) = db_run(
+        lab_dir,
+        store,
+        inventory,
+        namespaces,
+        "pg-ssh-sync",
+        &[
+            "--target",
+            "postgres",
+            "--plan",
+            &plan.to_string_lossy(),
+            "--time-limit",
+            "12s",
+            "--replication",
+            "sync",
+            "--reads",
+            "leader",
+            "--failover",
+            "auto",
+        ],
+    );
+    let kinds = anomaly_kinds(&run);
+    assert!(
+        !kinds.iter().any(|k| k == "lost-write"),
+        "{kinds:?}\n{text}"
+    );
+    assert_eq!(code, Some(0), "{kinds:?}\n{text}");
+    let made = faults_made(&run);
+    assert!(
+        made.iter().any(|m| m == "start-pause"),
+        "no pause: {made:?}"
+    );
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    let promoted = history
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|op| op["type"] == "ok" && op["f"] == "append" && op["node"] != "n1")
+        .count();
+    assert!(
+        promoted > 0,
+        "no write acknowledged by a promoted standby: {text}"
+    );
+    let log = std::fs::read_to_string(run.join("nodes/n1.log")).unwrap_or_default();
+    assert!(
+        log.contains("ready to accept connections") && log.contains("database system is shut down"),
+        "n1.log was not downloaded at the end: {log:.300}"
+    );
+
+    let (code, text, run) = db_run(
+        lab_dir,
+        store,
+        inventory,
+        namespaces,
+        "pg-ssh-async",
+        &[
+            "--target",
+            "postgres",
+            "--nemesis",
+            "none",
+            "--time-limit",
+            "3s",
+            "--replication",
+            "async",
+            "--reads",
+            "follower",
+        ],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    let kinds = anomaly_kinds(&run);
+    assert!(
+        kinds.iter().any(|k| k == "stale-read"),
+        "no stale read: {kinds:?}"
+    );
 }

@@ -26,7 +26,7 @@ use crate::ReadRouting;
 use crate::client::{Reply, error_text};
 use crate::db::{
     BoxFuture, DbCluster, DbKind, DbOptions, DbSession, DbSpec, EtcdReads, ManagedProcess,
-    Placement, ProcessSpec, log_tail, loopback_ports, require_binary,
+    Placement, ProcessSpec, loopback_ports, require_binary,
 };
 use crate::error::TargetError;
 use crate::reference::NodeId;
@@ -127,7 +127,12 @@ impl EtcdCluster {
                 (urls, members)
             }
             None => {
-                let binary = require_binary("etcd", "etcd-server")?;
+                // On hosts over SSH the binary is the host's own, found on its PATH (the
+                // preflight checked it is there).
+                let binary = match &spec.placement {
+                    Placement::Hosts(_) => std::path::PathBuf::from("etcd"),
+                    _ => require_binary("etcd", "etcd-server")?,
+                };
                 provision(&spec, &binary, &nodes, &nonce)?
             }
         };
@@ -204,12 +209,11 @@ impl EtcdCluster {
             if let Some(p) = m.process.as_mut()
                 && let Some(status) = p.try_exited()
             {
-                let log = p.spec().log.clone();
                 return Err(TargetError::NodeExited {
                     node: m.id.clone(),
                     status,
-                    tail: log_tail(&log, 5),
-                    log,
+                    tail: p.log_tail(5),
+                    log: p.spec().log.clone(),
                 });
             }
         }
@@ -233,12 +237,11 @@ impl EtcdCluster {
                 .as_mut()
                 .ok_or_else(|| TargetError::NotRunning(node.clone()))?;
             if let Some(status) = p.try_exited() {
-                let log = p.spec().log.clone();
                 return Err(TargetError::NodeExited {
                     node,
                     status,
-                    tail: log_tail(&log, 5),
-                    log,
+                    tail: p.log_tail(5),
+                    log: p.spec().log.clone(),
                 });
             }
             let answered = self.shared.http.get(&version).timeout(timeout).send().await;
@@ -302,19 +305,19 @@ fn provision(
     nonce: &str,
 ) -> Result<(Vec<String>, Vec<Member>), TargetError> {
     let n = nodes.len();
-    let layout = member_layout(spec, n)?;
+    let layout = member_layout(spec, nodes)?;
     crate::process::create_run_dirs(&spec.data_dir, &spec.log_dir)?;
     let initial_cluster = nodes
         .iter()
         .zip(&layout)
-        .map(|(id, (host, _, peer, _))| format!("{id}=http://{host}:{peer}"))
+        .map(|(id, m)| format!("{id}=http://{}:{}", m.host, m.peer))
         .collect::<Vec<_>>()
         .join(",");
     let mut urls = Vec::with_capacity(n);
     let mut members = Vec::with_capacity(n);
-    for (i, (id, (host, client, peer, netns))) in nodes.iter().zip(layout).enumerate() {
-        let client_url = format!("http://{host}:{client}");
-        let peer_url = format!("http://{host}:{peer}");
+    for (i, (id, m)) in nodes.iter().zip(layout).enumerate() {
+        let client_url = format!("http://{}:{}", m.host, m.client);
+        let peer_url = format!("http://{}:{}", m.host, m.peer);
         let urls_of = MemberUrls {
             client: &client_url,
             peer: &peer_url,
@@ -322,12 +325,12 @@ fn provision(
         };
         let process = ManagedProcess::spawn(ProcessSpec {
             node: id.clone(),
+            exec: m.exec,
             program: binary.to_path_buf(),
-            args: member_args(spec, id, &urls_of, nonce),
+            args: member_args(&m.data_dir, id, &urls_of, nonce),
             env: spec.env_of(i).to_vec(),
-            netns,
             user: None,
-            log: spec.log_dir.join(format!("{id}.log")),
+            log: m.log,
             cwd: None,
         });
         // An error here drops the members started so far, which kills them.
@@ -343,17 +346,38 @@ fn provision(
     Ok((urls, members))
 }
 
-/// (client listen host, client port, peer port, netns) of one member.
-type MemberAddr = (String, u16, u16, Option<String>);
+/// Where one member runs and listens.
+struct MemberAddr {
+    /// The address it listens on (and is reached at).
+    host: String,
+    client: u16,
+    peer: u16,
+    /// Its host: here (inside its namespace, if any) or over SSH.
+    exec: Arc<dyn crate::remote::Exec>,
+    /// Its data and log, on its host.
+    data_dir: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
 
-/// Each member's `MemberAddr`: free loopback ports, or each namespace's own address on the
-/// default ports.
-fn member_layout(spec: &DbSpec, n: usize) -> Result<Vec<MemberAddr>, TargetError> {
+/// Each member's `MemberAddr`: free loopback ports, or each namespace's (host's) own
+/// address on the default ports; files under the run's folder here, or under each
+/// host's run folder.
+fn member_layout(spec: &DbSpec, nodes: &[NodeId]) -> Result<Vec<MemberAddr>, TargetError> {
+    use crate::remote::Local;
+    let n = nodes.len();
+    let local = |i: usize, host: String, client, peer, netns: Option<String>| MemberAddr {
+        host,
+        client,
+        peer,
+        exec: Local::on(netns),
+        data_dir: spec.data_dir.join(&nodes[i]),
+        log: spec.log_dir.join(format!("{}.log", nodes[i])),
+    };
     match &spec.placement {
         Placement::Loopback { base_port } => {
             let ports = loopback_ports(2 * n, *base_port)?;
             Ok((0..n)
-                .map(|i| ("127.0.0.1".to_owned(), ports[2 * i], ports[2 * i + 1], None))
+                .map(|i| local(i, "127.0.0.1".into(), ports[2 * i], ports[2 * i + 1], None))
                 .collect())
         }
         Placement::Netns { namespaces, addrs } => {
@@ -366,12 +390,29 @@ fn member_layout(spec: &DbSpec, n: usize) -> Result<Vec<MemberAddr>, TargetError
             }
             Ok((0..n)
                 .map(|i| {
-                    (
-                        addrs[i].to_string(),
-                        CLIENT_PORT,
-                        PEER_PORT,
-                        Some(namespaces[i].clone()),
-                    )
+                    let ns = Some(namespaces[i].clone());
+                    local(i, addrs[i].to_string(), CLIENT_PORT, PEER_PORT, ns)
+                })
+                .collect())
+        }
+        Placement::Hosts(h) => {
+            if h.execs.len() < n || h.addrs.len() < n || h.run_dirs.len() < n {
+                return Err(TargetError::Invalid(format!(
+                    "{n} etcd members need {n} hosts, got {}",
+                    h.execs.len()
+                )));
+            }
+            Ok((0..n)
+                .map(|i| {
+                    let dir = std::path::Path::new(&h.run_dirs[i]);
+                    MemberAddr {
+                        host: h.addrs[i].to_string(),
+                        client: CLIENT_PORT,
+                        peer: PEER_PORT,
+                        exec: h.execs[i].clone(),
+                        data_dir: dir.join(&nodes[i]),
+                        log: dir.join(format!("{}.log", nodes[i])),
+                    }
                 })
                 .collect())
         }
@@ -386,12 +427,17 @@ struct MemberUrls<'a> {
 }
 
 /// The etcd command line of member `id` of a new cluster.
-fn member_args(spec: &DbSpec, id: &str, urls: &MemberUrls<'_>, nonce: &str) -> Vec<String> {
+fn member_args(
+    data_dir: &std::path::Path,
+    id: &str,
+    urls: &MemberUrls<'_>,
+    nonce: &str,
+) -> Vec<String> {
     [
         "--name",
         id,
         "--data-dir",
-        &spec.data_dir.join(id).display().to_string(),
+        &data_dir.display().to_string(),
         "--listen-client-urls",
         urls.client,
         "--advertise-client-urls",
@@ -762,8 +808,37 @@ impl DbCluster for EtcdCluster {
     fn pids(&self) -> Vec<u32> {
         self.members
             .iter()
-            .filter_map(|m| m.process.as_ref().and_then(ManagedProcess::pid))
+            .filter_map(|m| m.process.as_ref().and_then(ManagedProcess::local_pid))
             .collect()
+    }
+
+    /// Members on hosts over SSH: member i runs on host i.
+    fn remote_pids(&self) -> Vec<(usize, u32)> {
+        self.members
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                let p = m.process.as_ref()?;
+                p.local_pid().is_none().then_some((i, p.pid()?))
+            })
+            .collect()
+    }
+
+    /// SIGSTOP through the member's host (here or over SSH), settled.
+    fn pause(&mut self, node: &str) -> Result<(), TargetError> {
+        let i = self.index(node)?;
+        match self.members[i].process.as_ref() {
+            Some(p) => p.signal(nix::sys::signal::Signal::SIGSTOP),
+            None => Err(self.unmanaged("pause")),
+        }
+    }
+
+    fn resume(&mut self, node: &str) -> Result<(), TargetError> {
+        let i = self.index(node)?;
+        match self.members[i].process.as_ref() {
+            Some(p) => p.signal(nix::sys::signal::Signal::SIGCONT),
+            None => Err(self.unmanaged("resume")),
+        }
     }
 
     fn pid(&self, node: &str) -> Option<u32> {
@@ -838,11 +913,14 @@ impl DbCluster for EtcdCluster {
             // Every member is stopped even if one fails; the first error is reported.
             let mut first = Ok(());
             for m in &mut self.members {
-                if let Some(p) = m.process.as_mut()
-                    && let Err(e) = p.stop(Duration::from_millis(STOP_GRACE_MS)).await
-                    && first.is_ok()
-                {
-                    first = Err(e);
+                if let Some(p) = m.process.as_mut() {
+                    if let Err(e) = p.stop(Duration::from_millis(STOP_GRACE_MS)).await
+                        && first.is_ok()
+                    {
+                        first = Err(e);
+                    }
+                    // A member on another host: its log comes into the run's folder.
+                    p.fetch_log(&self.log_dir.join(format!("{}.log", m.id)));
                 }
             }
             first

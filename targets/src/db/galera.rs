@@ -224,6 +224,7 @@ impl GaleraCluster {
                     });
                 }
             }
+            Placement::Hosts(_) => return Err(crate::db::not_over_ssh("galera")),
         }
         for node in &nodes {
             let sock = node.dir.join("mysqld.sock");
@@ -322,7 +323,7 @@ impl GaleraCluster {
             program: self.mariadbd.clone(),
             args,
             env: node.env.clone(),
-            netns: node.netns.clone(),
+            exec: crate::remote::Local::on(node.netns.clone()),
             user: None,
             log: self.log_dir.join(format!("{}.log", node.id)),
             cwd: Some(node.dir.clone()),

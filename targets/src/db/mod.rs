@@ -61,6 +61,10 @@ pub enum Placement {
         namespaces: Vec<String>,
         addrs: Vec<Ipv4Addr>,
     },
+    /// Node i on host i over SSH (its `Exec`) at the host's address, on the database's
+    /// default ports, its files under that host's run folder; the clients run here and
+    /// reach the hosts' addresses. `port` and `exes` are the reference cluster's only.
+    Hosts(crate::reference::cluster::HostsPlacement),
 }
 
 /// `--etcd-reads` (parses itself with `FromStr`).
@@ -264,6 +268,14 @@ impl DbSpec {
     pub fn env_of(&self, i: usize) -> &[(String, String)] {
         self.node_env.get(i).map(Vec::as_slice).unwrap_or(&[])
     }
+}
+
+/// The error of an adapter asked to run on hosts over SSH that does not yet (the run
+/// plan refuses such a run before anything starts; this is the adapter's own guard).
+pub fn not_over_ssh(kind: &str) -> TargetError {
+    TargetError::Invalid(format!(
+        "{kind} over SSH is not built yet: run it locally (drop --inventory/--hosts)"
+    ))
 }
 
 /// Provisions (or attaches to) a cluster of `spec.kind`.

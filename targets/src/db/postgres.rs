@@ -38,23 +38,21 @@ use crate::ReadRouting;
 use crate::client::Reply;
 use crate::db::{
     BoxFuture, DbCluster, DbKind, DbSession, DbSpec, Isolation, ManagedProcess, PauseStyle,
-    Placement, ProcessSpec, alive, descendants, log_tail, loopback_ports, require_binary,
-    wait_until,
+    Placement, ProcessSpec, loopback_ports, require_binary, wait_until,
 };
 use crate::error::TargetError;
 use crate::reference::{NodeId, Replication};
+use crate::remote::{Exec, Local, quote};
 use crate::request::Request;
 use crate::target::TxnReply;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use schism_history::Value;
 use schism_history::txn::{MicroOp, MopF, MopValue};
 use std::fmt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -154,11 +152,19 @@ struct Shared {
     /// by this process, killed or stopped). Cleared before a kill or stop signals it, and
     /// the fence signals under the lock, so a fence never signals a reaped pid.
     postmasters: Mutex<Vec<Option<u32>>>,
+    /// Each node's host (empty when attached), for the fence.
+    execs: Vec<Arc<dyn Exec>>,
 }
 
 impl Shared {
     /// The nodes at `addrs`, `primary` leading, under the spec's read routing and timeout.
-    fn new(spec: &DbSpec, ids: Vec<NodeId>, addrs: Vec<(String, u16)>, primary: usize) -> Shared {
+    fn new(
+        spec: &DbSpec,
+        ids: Vec<NodeId>,
+        addrs: Vec<(String, u16)>,
+        primary: usize,
+        execs: Vec<Arc<dyn Exec>>,
+    ) -> Shared {
         let n = addrs.len();
         Shared {
             ids,
@@ -171,6 +177,7 @@ impl Shared {
             resync: Mutex::new(vec![Resync::None; n]),
             promotions: AtomicU64::new(0),
             postmasters: Mutex::new(vec![None; n]),
+            execs,
         }
     }
 
@@ -243,11 +250,15 @@ fn one_line(e: &tokio_postgres::Error) -> String {
 #[derive(Debug)]
 struct PgNode {
     id: NodeId,
+    /// Its host (here, inside its namespace if any, or over SSH): every path below is
+    /// there, and every file operation, tool and signal goes through it.
+    exec: Arc<dyn Exec>,
     /// `<data_dir>/<node>`: owned by postgres; holds `pgdata` and the Unix socket.
     dir: PathBuf,
     pgdata: PathBuf,
     log: PathBuf,
-    netns: Option<String>,
+    /// Where the log ends up in the run's folder (the same file when the node is local).
+    local_log: PathBuf,
     env: Vec<(String, String)>,
     proc: Option<ManagedProcess>,
     /// Children of a killed postmaster: a new postmaster cannot start while they live.
@@ -255,42 +266,96 @@ struct PgNode {
 }
 
 impl PgNode {
-    /// Node i's directory `<data_dir>/<id>` (which must hold no data directory yet),
-    /// created with mode 700 and owned by postgres (`owner`: uid, gid); not started.
-    fn prepare(
-        spec: &DbSpec,
-        i: usize,
-        id: &NodeId,
-        (uid, gid): (u32, u32),
-    ) -> Result<PgNode, TargetError> {
-        let dir = spec.data_dir.join(id);
-        if dir.join("pgdata").exists() {
+    /// Node i's directory `<data_dir>/<id>` (on host i over SSH: `<host's run
+    /// folder>/<id>`), which must hold no data directory yet, created with mode 700 and
+    /// owned by postgres; not started.
+    fn prepare(spec: &DbSpec, i: usize, id: &NodeId) -> Result<PgNode, TargetError> {
+        let local_log = spec.log_dir.join(format!("{id}.log"));
+        let (exec, dir, log) = match &spec.placement {
+            Placement::Hosts(h) => {
+                let run = Path::new(&h.run_dirs[i]);
+                (
+                    h.execs[i].clone(),
+                    run.join(id),
+                    run.join(format!("{id}.log")),
+                )
+            }
+            Placement::Netns { namespaces, .. } => (
+                Local::on(namespaces.get(i).cloned()),
+                spec.data_dir.join(id),
+                local_log.clone(),
+            ),
+            Placement::Loopback { .. } => {
+                (Local::on(None), spec.data_dir.join(id), local_log.clone())
+            }
+        };
+        let d = quote(&dir.display().to_string());
+        let out = exec
+            .run(
+                &format!(
+                    "if [ -e {d}/pgdata ]; then echo exists; exit 0; fi\n\
+                     mkdir -p {d} && chmod 700 {d} && chown {PG_USER}:{PG_USER} {d}\n\
+                     setpriv --reuid {PG_USER} --regid {PG_USER} --init-groups -- test -x {d} || echo unreachable\n"
+                ),
+                None,
+            )
+            .map_err(|e| host_err(id, e))?;
+        if out.contains("exists") {
             return Err(TargetError::Invalid(format!(
                 "{} already holds a PostgreSQL data directory: pass an empty --data-dir",
                 dir.display()
             )));
         }
-        let dir_err = |source| TargetError::DataDir {
-            path: dir.clone(),
-            source,
-        };
-        std::fs::create_dir_all(&dir).map_err(dir_err)?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            .and_then(|()| std::os::unix::fs::chown(&dir, Some(uid), Some(gid)))
-            .map_err(dir_err)?;
+        if out.contains("unreachable") {
+            return Err(TargetError::Invalid(format!(
+                "PostgreSQL runs as user {PG_USER}, which cannot enter {} on {}: make every parent folder world-searchable (chmod o+x), or pass another --data-dir (on a host: its `dir` in the inventory)",
+                dir.display(),
+                exec.name()
+            )));
+        }
         Ok(PgNode {
             id: id.clone(),
+            exec,
             pgdata: dir.join("pgdata"),
             dir,
-            log: spec.log_dir.join(format!("{id}.log")),
-            netns: match &spec.placement {
-                Placement::Netns { namespaces, .. } => namespaces.get(i).cloned(),
-                Placement::Loopback { .. } => None,
-            },
+            log,
+            local_log,
             env: spec.env_of(i).to_vec(),
             proc: None,
             orphans: Vec::new(),
         })
+    }
+
+    /// Runs `script` on the node's host (a file operation); an error names the node.
+    fn sh(&self, script: &str, stdin: Option<&[u8]>) -> Result<String, TargetError> {
+        self.exec
+            .run(script, stdin)
+            .map_err(|e| host_err(&self.id, e))
+    }
+
+    /// Appends `text` to `name` in the node's data directory.
+    fn append(&self, name: &str, text: &str) -> Result<(), TargetError> {
+        let path = quote(&self.pgdata.join(name).display().to_string());
+        self.sh(&format!("cat >> {path}"), Some(text.as_bytes()))
+            .map(|_| ())
+    }
+
+    /// Removes `name` from the node's data directory (if there).
+    fn remove(&self, name: &str) -> Result<(), TargetError> {
+        let path = quote(&self.pgdata.join(name).display().to_string());
+        self.sh(&format!("rm -rf {path}"), None).map(|_| ())
+    }
+
+    fn log_tail(&self, lines: usize) -> String {
+        self.exec.tail(&self.log.display().to_string(), lines)
+    }
+}
+
+/// A failed command on a node's host, as the node's error.
+fn host_err(node: &str, e: crate::remote::ExecError) -> TargetError {
+    TargetError::Node {
+        node: node.to_owned(),
+        msg: e.to_string(),
     }
 }
 
@@ -303,8 +368,6 @@ pub struct PgCluster {
     failover: bool,
     startup_timeout: Duration,
     task: Option<(watch::Sender<bool>, JoinHandle<()>)>,
-    uid: u32,
-    gid: u32,
 }
 
 impl fmt::Debug for PgCluster {
@@ -322,11 +385,6 @@ impl PgCluster {
             return Self::attach(&spec, eps).await;
         }
         let bin = PathBuf::from(PG_BIN);
-        for tool in ["postgres", "initdb", "pg_basebackup", "pg_rewind"] {
-            require_binary(&format!("{PG_BIN}/{tool}"), PG_PACKAGE)?;
-        }
-        require_binary("setpriv", "util-linux")?;
-        let (uid, gid) = postgres_user()?;
         let n = spec.nodes.max(1);
         let ids = spec.node_ids();
         let addrs: Vec<(String, u16)> = match &spec.placement {
@@ -339,15 +397,31 @@ impl PgCluster {
                 .take(n)
                 .map(|a| (a.to_string(), NETNS_PORT))
                 .collect(),
+            Placement::Hosts(h) => h
+                .addrs
+                .iter()
+                .take(n)
+                .map(|a| (a.to_string(), NETNS_PORT))
+                .collect(),
         };
         crate::process::create_run_dirs(&spec.data_dir, &spec.log_dir)?;
-        check_traversable(&spec.data_dir, uid, gid)?;
+        if !matches!(spec.placement, Placement::Hosts(_)) {
+            // Here: the server binaries, the user and the folder checked with the flag to
+            // change (on hosts, the preflight checked the binaries).
+            for tool in ["postgres", "initdb", "pg_basebackup", "pg_rewind"] {
+                require_binary(&format!("{PG_BIN}/{tool}"), PG_PACKAGE)?;
+            }
+            require_binary("setpriv", "util-linux")?;
+            let (uid, gid) = postgres_user()?;
+            check_traversable(&spec.data_dir, uid, gid)?;
+        }
         let nodes = ids
             .iter()
             .enumerate()
-            .map(|(i, id)| PgNode::prepare(&spec, i, id, (uid, gid)))
+            .map(|(i, id)| PgNode::prepare(&spec, i, id))
             .collect::<Result<Vec<_>, _>>()?;
-        let shared = Arc::new(Shared::new(&spec, ids, addrs, 0));
+        let execs = nodes.iter().map(|n| n.exec.clone()).collect();
+        let shared = Arc::new(Shared::new(&spec, ids, addrs, 0, execs));
         let mut cluster = PgCluster {
             shared,
             nodes,
@@ -356,8 +430,6 @@ impl PgCluster {
             failover: spec.options.failover,
             startup_timeout: spec.startup_timeout,
             task: None,
-            uid,
-            gid,
         };
         // On any error the cluster is dropped, which kills whatever was started.
         cluster.provision(&spec).await?;
@@ -404,15 +476,13 @@ impl PgCluster {
             })?;
         create_tables(&c.client).await?;
         Ok(Box::new(PgCluster {
-            shared: Arc::new(Shared::new(spec, ids, addrs, primary)),
+            shared: Arc::new(Shared::new(spec, ids, addrs, primary, Vec::new())),
             nodes: Vec::new(),
             bin: PathBuf::from(PG_BIN),
             replication: spec.options.replication,
             failover: false,
             startup_timeout: spec.startup_timeout,
             task: None,
-            uid: 0,
-            gid: 0,
         }))
     }
 
@@ -430,10 +500,7 @@ impl PgCluster {
         // Clone the standbys one after the other (each asks for a fast checkpoint).
         for i in 1..self.nodes.len() {
             self.clone_from_primary(i, true).await?;
-            append(
-                &self.nodes[i].pgdata.join("postgresql.conf"),
-                &self.sync_conf(),
-            )?;
+            self.nodes[i].append("postgresql.conf", &self.sync_conf())?;
             self.start(i)?;
         }
         for i in 1..self.nodes.len() {
@@ -451,8 +518,7 @@ impl PgCluster {
         let n1 = &self.nodes[0];
         let initdb = self.bin.join("initdb");
         run_tool(
-            &n1.id,
-            &n1.log,
+            n1,
             &initdb,
             &[
                 "-D",
@@ -467,16 +533,26 @@ impl PgCluster {
             ],
         )
         .await?;
-        append(&n1.pgdata.join("postgresql.conf"), SHARED_CONF)?;
-        if let Placement::Netns { addrs, .. } = &spec.placement
-            && let Some(a) = addrs.first()
-        {
-            // The runner connects from the bridge gateway (.254), standbys from their own
-            // addresses: trust the run's /24.
-            let o = a.octets();
-            let net = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
-            append(
-                &n1.pgdata.join("pg_hba.conf"),
+        n1.append("postgresql.conf", SHARED_CONF)?;
+        // In namespaces the runner connects from the bridge gateway (.254), standbys from
+        // their own addresses: trust the run's /24. On hosts, each host's /24 (a lab's
+        // bridge is the control machine's own).
+        let addrs: &[std::net::Ipv4Addr] = match &spec.placement {
+            Placement::Netns { addrs, .. } => &addrs[..addrs.len().min(1)],
+            Placement::Hosts(h) => &h.addrs,
+            Placement::Loopback { .. } => &[],
+        };
+        let mut nets: Vec<String> = addrs
+            .iter()
+            .map(|a| {
+                let o = a.octets();
+                format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+            })
+            .collect();
+        nets.dedup();
+        for net in nets {
+            n1.append(
+                "pg_hba.conf",
                 &format!("host all all {net} trust\nhost replication all {net} trust\n"),
             )?;
         }
@@ -511,10 +587,7 @@ impl PgCluster {
                 },
             )
             .await?;
-            append(
-                &self.nodes[0].pgdata.join("postgresql.conf"),
-                &self.sync_conf(),
-            )?;
+            self.nodes[0].append("postgresql.conf", &self.sync_conf())?;
             c.client
                 .batch_execute("SELECT pg_reload_conf()")
                 .await
@@ -569,7 +642,7 @@ impl PgCluster {
             program: self.bin.join("postgres"),
             args,
             env: node.env.clone(),
-            netns: node.netns.clone(),
+            exec: node.exec.clone(),
             user: Some(PG_USER.to_owned()),
             log: node.log.clone(),
             cwd: Some(node.dir.clone()),
@@ -599,7 +672,7 @@ impl PgCluster {
                     node: self.nodes[i].id.clone(),
                     status,
                     log: self.nodes[i].log.clone(),
-                    tail: log_tail(&self.nodes[i].log, 5),
+                    tail: self.nodes[i].log_tail(5),
                 });
             }
             let last = match probe(&addr, PROBE_TIMEOUT).await {
@@ -613,7 +686,7 @@ impl PgCluster {
                     msg: format!(
                         "not ready within the startup budget ({last}); see {} (last lines: {})",
                         self.nodes[i].log.display(),
-                        log_tail(&self.nodes[i].log, 3)
+                        self.nodes[i].log_tail(3)
                     ),
                 });
             }
@@ -626,12 +699,10 @@ impl PgCluster {
     async fn clone_from_primary(&mut self, i: usize, create_slot: bool) -> Result<(), TargetError> {
         let p = self.shared.primary();
         let node = &self.nodes[i];
-        if node.pgdata.exists() {
-            std::fs::remove_dir_all(&node.pgdata).map_err(|source| TargetError::DataDir {
-                path: node.pgdata.clone(),
-                source,
-            })?;
-        }
+        node.sh(
+            &format!("rm -rf {}", quote(&node.pgdata.display().to_string())),
+            None,
+        )?;
         let slot = slot_name(&node.id);
         let conninfo = self.shared.conninfo(p, &node.id);
         let pgdata = node.pgdata.display().to_string();
@@ -652,7 +723,7 @@ impl PgCluster {
         if create_slot {
             args.push("-C");
         }
-        run_tool(&node.id, &node.log, &self.bin.join("pg_basebackup"), &args).await?;
+        run_tool(node, &self.bin.join("pg_basebackup"), &args).await?;
         self.write_standby_conf(i, p)?;
         Ok(())
     }
@@ -666,32 +737,30 @@ impl PgCluster {
             self.shared.conninfo(p, &node.id),
             slot_name(&node.id)
         );
-        for (name, text) in [
-            ("postgresql.auto.conf", auto.as_str()),
-            ("standby.signal", ""),
-        ] {
-            let path = node.pgdata.join(name);
-            std::fs::write(&path, text)
-                .and_then(|()| std::os::unix::fs::chown(&path, Some(self.uid), Some(self.gid)))
-                .map_err(|source| TargetError::Io { path, source })?;
-        }
-        Ok(())
+        let d = |name: &str| quote(&node.pgdata.join(name).display().to_string());
+        let (auto_conf, signal) = (d("postgresql.auto.conf"), d("standby.signal"));
+        node.sh(
+            &format!(
+                "cat > {auto_conf} && : > {signal} && chown {PG_USER}:{PG_USER} {auto_conf} {signal}"
+            ),
+            Some(auto.as_bytes()),
+        )
+        .map(|_| ())
     }
 
     /// Waits (bounded) until the children of node `i`'s killed postmaster are gone,
     /// SIGKILLing what is left: a new postmaster refuses to start while they live.
     async fn reap_orphans(&mut self, i: usize) {
         let orphans = std::mem::take(&mut self.nodes[i].orphans);
+        let exec = self.nodes[i].exec.clone();
         let deadline = Instant::now() + ORPHAN_WAIT;
         loop {
-            let alive: Vec<u32> = orphans.iter().copied().filter(|&p| alive(p)).collect();
+            let alive = exec.alive(&orphans);
             if alive.is_empty() {
                 return;
             }
             if Instant::now() >= deadline {
-                for p in alive {
-                    let _ = kill(Pid::from_raw(p as i32), Signal::SIGKILL);
-                }
+                let _ = exec.kill_all(&alive);
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 return;
             }
@@ -814,7 +883,7 @@ impl PgCluster {
                 "schism: postgres: no reachable primary to rejoin {} to: starting it as a standby as is",
                 self.shared.ids[i]
             );
-            let _ = std::fs::remove_file(self.nodes[i].pgdata.join("standby.signal"));
+            self.nodes[i].remove("standby.signal")?;
             self.write_standby_conf(i, self.shared.primary())?;
         }
         self.start(i)?;
@@ -839,10 +908,9 @@ impl PgCluster {
             self.shared.addrs[p].0, self.shared.addrs[p].1
         );
         let node = &self.nodes[i];
-        let _ = std::fs::remove_file(node.pgdata.join("standby.signal"));
+        node.remove("standby.signal")?;
         let rewound = run_tool(
-            &node.id,
-            &node.log,
+            node,
             &self.bin.join("pg_rewind"),
             &[
                 "-D",
@@ -915,7 +983,17 @@ impl DbCluster for PgCluster {
     fn pids(&self) -> Vec<u32> {
         self.nodes
             .iter()
-            .filter_map(|n| n.proc.as_ref().filter(|p| p.is_running())?.pid())
+            .filter_map(|n| n.proc.as_ref().filter(|p| p.is_running())?.local_pid())
+            .collect()
+    }
+
+    /// Postmasters on hosts over SSH: node i runs on host i.
+    fn remote_pids(&self) -> Vec<(usize, u32)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !n.exec.is_local())
+            .filter_map(|(i, n)| Some((i, n.proc.as_ref().filter(|p| p.is_running())?.pid()?)))
             .collect()
     }
 
@@ -932,8 +1010,23 @@ impl DbCluster for PgCluster {
             .is_some_and(ManagedProcess::is_running)
     }
 
+    /// Here, a freezer cgroup takes the whole tree at once; on a host over SSH, SIGSTOP
+    /// of the postmaster and every backend (`pause`): the postmaster stops first, so no
+    /// new backend forks meanwhile.
     fn pause_style(&self) -> PauseStyle {
-        PauseStyle::Tree
+        if self.nodes.iter().all(|n| n.exec.is_local()) {
+            PauseStyle::Tree
+        } else {
+            PauseStyle::Signal
+        }
+    }
+
+    fn pause(&mut self, node: &str) -> Result<(), TargetError> {
+        self.signal_tree(node, Signal::SIGSTOP)
+    }
+
+    fn resume(&mut self, node: &str) -> Result<(), TargetError> {
+        self.signal_tree(node, Signal::SIGCONT)
     }
 
     fn kill<'a>(&'a mut self, node: &'a str) -> BoxFuture<'a, Result<(), TargetError>> {
@@ -947,11 +1040,8 @@ impl DbCluster for PgCluster {
                 // lets its orphaned backends live on for a moment — one waiting for the
                 // standbys then commits locally, and another serves that unreplicated
                 // write to a reader — which is not the fault a user asks for.
-                let backends = p.pid().map(descendants).unwrap_or_default();
-                p.kill().await?;
-                for &b in &backends {
-                    let _ = kill(Pid::from_raw(b as i32), Signal::SIGKILL);
-                }
+                let backends: Vec<u32> = p.tree().into_iter().skip(1).collect();
+                p.kill_with(&backends).await?;
                 n.orphans.extend(backends);
             }
             Ok(())
@@ -1018,30 +1108,58 @@ impl DbCluster for PgCluster {
             for i in 0..self.nodes.len() {
                 self.shared.set_postmaster(i, None);
             }
+            let mut first = Ok(());
             for n in &mut self.nodes {
                 if let Some(mut p) = n.proc.take() {
-                    if let Some(pid) = p.pid() {
-                        n.orphans.extend(descendants(pid));
-                    }
+                    n.orphans.extend(p.tree().into_iter().skip(1));
                     // SIGINT = fast shutdown (SIGTERM would wait for clients to leave).
                     let _ = p.signal(Signal::SIGINT);
-                    p.stop(STOP_GRACE).await?;
-                }
-            }
-            for i in 0..self.nodes.len() {
-                if !self.nodes[i].orphans.is_empty() {
-                    for &o in &self.nodes[i].orphans {
-                        let _ = kill(Pid::from_raw(o as i32), Signal::SIGKILL);
+                    if let Err(e) = p.stop(STOP_GRACE).await
+                        && first.is_ok()
+                    {
+                        first = Err(e);
                     }
-                    self.nodes[i].orphans.clear();
+                }
+                if !n.orphans.is_empty() {
+                    let _ = n.exec.kill_all(&n.alive_orphans());
+                    n.orphans.clear();
+                }
+                if !n.exec.is_local() {
+                    // The server's log (and its tools') into the run's folder.
+                    if let Err(e) = n.exec.download(&n.log.display().to_string(), &n.local_log) {
+                        let _ =
+                            std::fs::write(&n.local_log, format!("(log not downloaded: {e})\n"));
+                    }
                 }
             }
-            Ok(())
+            first
         })
     }
 }
 
+impl PgNode {
+    /// The orphans still alive (those whose pids were not reused are the only ones a
+    /// signal should reach: a pid that died may be another process's by now).
+    fn alive_orphans(&self) -> Vec<u32> {
+        self.exec.alive(&self.orphans)
+    }
+}
+
 impl PgCluster {
+    /// Signals node's postmaster and every backend on its host (a pause by SIGSTOP, a
+    /// resume by SIGCONT), the postmaster first.
+    fn signal_tree(&self, node: &str, sig: Signal) -> Result<(), TargetError> {
+        let i = self.index(node)?;
+        let n = &self.nodes[i];
+        let Some(p) = n.proc.as_ref() else {
+            return Err(TargetError::NotRunning(node.to_owned()));
+        };
+        // The tree in one read and one signalling round trip (two over SSH).
+        n.exec
+            .signal_all(&p.tree(), sig)
+            .map_err(|e| host_err(node, e))
+    }
+
     fn index(&self, node: &str) -> Result<usize, TargetError> {
         if self.nodes.is_empty() {
             return Err(TargetError::Invalid(
@@ -1064,12 +1182,10 @@ impl Drop for PgCluster {
         // ManagedProcess kills each postmaster on drop; their children follow by
         // themselves, but a child of a killed one may linger: end it too.
         for n in &mut self.nodes {
-            if let Some(pid) = n.proc.as_ref().and_then(ManagedProcess::pid) {
-                n.orphans.extend(descendants(pid));
+            if let Some(p) = n.proc.as_ref() {
+                n.orphans.extend(p.tree().into_iter().skip(1));
             }
-            for &o in &n.orphans {
-                let _ = kill(Pid::from_raw(o as i32), Signal::SIGKILL);
-            }
+            let _ = n.exec.kill_all(&n.alive_orphans());
         }
     }
 }
@@ -1141,80 +1257,41 @@ fn check_traversable(dir: &Path, uid: u32, gid: u32) -> Result<(), TargetError> 
     Ok(())
 }
 
-fn append(path: &Path, text: &str) -> Result<(), TargetError> {
-    use std::io::Write;
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .map_err(|source| TargetError::Io {
-            path: path.to_owned(),
-            source,
-        })
-}
-
-/// Runs a PostgreSQL tool as user postgres (bounded), its output appended to `log`.
-async fn run_tool(node: &str, log: &Path, tool: &Path, args: &[&str]) -> Result<(), TargetError> {
-    let open = || {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|source| TargetError::LogDir {
-                path: log.to_owned(),
-                source,
-            })
-    };
-    let mut cmd = tokio::process::Command::new("setpriv");
-    cmd.args([
-        "--reuid",
-        PG_USER,
-        "--regid",
-        PG_USER,
-        "--init-groups",
-        "--",
-    ])
-    .arg(tool)
-    .args(args)
-    .stdin(Stdio::null())
-    .stdout(open()?)
-    .stderr(open()?)
-    .kill_on_drop(true);
+/// Runs a PostgreSQL tool on the node's host as user postgres (bounded by
+/// `TOOL_TIMEOUT`), its output appended to the node's log: started like a server (a
+/// `ManagedProcess`, so it dies with its owner) and waited for.
+async fn run_tool(node: &PgNode, tool: &Path, args: &[&str]) -> Result<(), TargetError> {
     let name = tool
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut child = cmd.spawn().map_err(|source| TargetError::Spawn {
-        exe: tool.to_owned(),
-        source,
+    let mut p = ManagedProcess::spawn(ProcessSpec {
+        node: node.id.clone(),
+        exec: node.exec.clone(),
+        program: tool.to_owned(),
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+        env: Vec::new(),
+        user: Some(PG_USER.to_owned()),
+        log: node.log.clone(),
+        cwd: None,
     })?;
-    let status = match tokio::time::timeout(TOOL_TIMEOUT, child.wait()).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            return Err(TargetError::Node {
-                node: node.to_owned(),
-                msg: format!("{name}: {e}"),
-            });
-        }
-        Err(_) => {
-            let _ = child.kill().await;
-            return Err(TargetError::Node {
-                node: node.to_owned(),
+    match p.wait_exit(TOOL_TIMEOUT).await {
+        Some(status) if status.success() => Ok(()),
+        Some(status) => Err(TargetError::Node {
+            node: node.id.clone(),
+            msg: format!("{name} failed ({status}): {}", node.log_tail(3)),
+        }),
+        None => {
+            let _ = p.kill().await;
+            Err(TargetError::Node {
+                node: node.id.clone(),
                 msg: format!(
                     "{name} did not finish within {} s; see {}",
                     TOOL_TIMEOUT.as_secs(),
-                    log.display()
+                    node.log.display()
                 ),
-            });
+            })
         }
-    };
-    if status.success() {
-        Ok(())
-    } else {
-        Err(TargetError::Node {
-            node: node.to_owned(),
-            msg: format!("{name} failed ({status}): {}", log_tail(log, 3)),
-        })
     }
 }
 
@@ -1444,27 +1521,34 @@ async fn promote(shared: &Shared, old: usize) -> Result<(usize, Vec<usize>), Str
 /// nothing of it ran. Killed like this it restarts at the nemesis's next change, as a
 /// standby (its resync mark is set by the promotion).
 async fn fence(shared: &Shared, node: usize) -> Result<Option<String>, String> {
+    let Some(exec) = shared.execs.get(node) else {
+        return Ok(None);
+    };
     let killed: Vec<u32> = {
         let pms = shared
             .postmasters
             .lock()
             .map_err(|_| "poisoned lock".to_owned())?;
-        let Some(pm) = pms[node].filter(|&p| alive(p)) else {
+        let Some(pm) = pms[node].filter(|&p| !exec.alive(&[p]).is_empty()) else {
             return Ok(None);
         };
-        let tree: Vec<u32> = std::iter::once(pm).chain(descendants(pm)).collect();
-        for &p in &tree {
-            let _ = kill(Pid::from_raw(p as i32), Signal::SIGKILL);
-        }
+        let tree: Vec<u32> = std::iter::once(pm)
+            .chain(exec.descendants(pm).unwrap_or_default())
+            .collect();
+        exec.kill_all(&tree)
+            .map_err(|e| format!("fencing {}: {e}", shared.ids[node]))?;
         tree
     };
     let until = Instant::now() + FENCE_WAIT;
-    while killed.iter().any(|&p| alive(p)) {
+    loop {
+        let left = exec.alive(&killed);
+        if left.is_empty() {
+            break;
+        }
         if Instant::now() >= until {
             return Err(format!(
-                "fencing {}: processes {:?} still alive {} ms after SIGKILL",
+                "fencing {}: processes {left:?} still alive {} ms after SIGKILL",
                 shared.ids[node],
-                killed.iter().filter(|&&p| alive(p)).collect::<Vec<_>>(),
                 FENCE_WAIT.as_millis()
             ));
         }
@@ -1936,6 +2020,8 @@ impl DbSession for PgSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::procfs::descendants;
+    use std::os::unix::fs::PermissionsExt;
 
     fn ids() -> Vec<NodeId> {
         vec!["n1".into(), "n2".into(), "n3".into()]

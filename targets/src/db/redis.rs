@@ -1017,6 +1017,7 @@ impl Layout {
                     netns: namespaces[..n].iter().cloned().map(Some).collect(),
                 })
             }
+            Placement::Hosts(_) => Err(crate::db::not_over_ssh("redis")),
         }
     }
 
@@ -1063,7 +1064,7 @@ impl Layout {
             program: program.to_owned(),
             args: vec![conf.display().to_string()],
             env: spec.env_of(i).to_vec(),
-            netns: self.netns[i].clone(),
+            exec: crate::remote::Local::on(self.netns[i].clone()),
             user: None,
             cwd: conf.parent().map(Path::to_owned),
         })

@@ -91,6 +91,8 @@ pub struct HostsPlacement {
     pub run_dirs: Vec<String>,
 }
 
+impl Eq for HostsPlacement {}
+
 impl PartialEq for HostsPlacement {
     fn eq(&self, other: &Self) -> bool {
         self.addrs == other.addrs
