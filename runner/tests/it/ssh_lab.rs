@@ -672,7 +672,8 @@ fn postgres_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces:
     let _lock = db_lock();
     // The primary paused (SIGSTOP of its whole tree over SSH): the failover task fences it
     // (SIGKILL of the tree over SSH: a crash) and promotes a standby; the heal rejoins it
-    // by pg_rewind.
+    // by pg_rewind. 20 s: with two synchronous standbys the promoted primary commits only
+    // once the deposed one has rejoined (pg_rewind, ~5 s after the heal on a loaded box).
     let plan = plan_file(
         store,
         "pg-pause",
@@ -696,7 +697,7 @@ fn postgres_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces:
             "--plan",
             &plan.to_string_lossy(),
             "--time-limit",
-            "12s",
+            "20s",
             "--replication",
             "sync",
             "--reads",
