@@ -223,4 +223,44 @@ mod tests {
         let r = check_evidence(&History::new(ops), Some("the run was interrupted")).unwrap();
         assert_eq!(reason(&r), "the run was interrupted");
     }
+
+    /// A history of transactions gets the verdict and figures of the general rule.
+    #[test]
+    fn transactions_are_judged_as_the_general_rule_judges_txn_ops() {
+        let c = Process::Client(0);
+        let txn = |i: u64, kind: OpType| {
+            let v = schism_history::txn::txn_value(&[schism_history::txn::MicroOp::read(1)]);
+            let mut o = op(i, c, kind, "txn", v);
+            o.key = None;
+            o
+        };
+        let heal = op(
+            2,
+            Process::Nemesis,
+            OpType::Info,
+            "heal",
+            Value::Other(serde_json::json!({"final": true})),
+        );
+        let histories = [
+            vec![],
+            vec![txn(0, OpType::Invoke), txn(1, OpType::Fail)],
+            vec![txn(0, OpType::Invoke), txn(1, OpType::Ok), heal.clone()],
+            vec![
+                txn(0, OpType::Invoke),
+                txn(1, OpType::Ok),
+                heal,
+                txn(3, OpType::Invoke),
+                txn(4, OpType::Ok),
+                txn(5, OpType::Invoke),
+            ],
+        ];
+        for ops in histories {
+            let h = History::new(ops);
+            let txns = Txns::from_history(&h).unwrap();
+            for cut in [None, Some("the run was interrupted")] {
+                let want = check_evidence(&h, cut).unwrap();
+                assert_eq!(check_evidence_txns(&txns, cut), want, "{h:?}");
+            }
+        }
+    }
 }

@@ -211,3 +211,108 @@ pub(crate) fn reduction_within(txns: &Txns, comp: &[u32]) -> Vec<(u32, u32, u8)>
     }
     edges
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::txn::infer::{PROC, RW, WR, WW};
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use schism_history::txn::txn_value;
+    use schism_history::{F, History, Op, OpType, Process};
+
+    /// `n` transactions on 4 processes, randomly interleaved; ok, failed, indeterminate
+    /// (completed `info` or never completed).
+    fn random_txns(rng: &mut ChaCha8Rng, n: usize) -> Txns {
+        let mut ops = Vec::new();
+        let mut busy = [false; 4];
+        let mut started = 0;
+        while started < n || (busy.iter().any(|&b| b) && rng.random_range(0..8) > 0) {
+            let p = rng.random_range(0..4);
+            let kind = match (busy[p], rng.random_range(0..10)) {
+                (false, _) if started < n => {
+                    started += 1;
+                    OpType::Invoke
+                }
+                (false, _) => continue,
+                (true, 0) => OpType::Fail,
+                (true, 1) => OpType::Info,
+                (true, _) => OpType::Ok,
+            };
+            busy[p] = kind == OpType::Invoke;
+            let i = ops.len() as u64;
+            let value = txn_value(&[]);
+            let f = F::Other("txn".into());
+            ops.push(Op::new(i, i, Process::Client(p as u64), kind, f, None, value));
+        }
+        Txns::from_history(&History::new(ops)).unwrap()
+    }
+
+    struct All<'a>(&'a Csr);
+
+    impl Successors for All<'_> {
+        type Cursor = u32;
+        fn node_count(&self) -> usize {
+            self.0.nodes()
+        }
+        fn first(&self, _v: u32) -> u32 {
+            0
+        }
+        fn next(&self, v: u32, at: &mut u32) -> Option<u32> {
+            let w = self.0.out_targets(v).get(*at as usize).copied();
+            *at += 1;
+            w
+        }
+    }
+
+    /// The chain gives the components Elle's frontier edges give, and inside them
+    /// exactly the frontier's edges.
+    #[test]
+    fn the_chain_has_the_frontiers_components_and_edges() {
+        let mut rng = ChaCha8Rng::seed_from_u64(18);
+        let mut cyclic = 0;
+        for _ in 0..400 {
+            let n = rng.random_range(2..14);
+            let txns = random_txns(&mut rng, n);
+            let n = txns.len();
+            let data: Vec<(u32, u32, u8)> = (0..rng.random_range(0..n))
+                .map(|_| {
+                    let kind = [WW, WR, RW, PROC][rng.random_range(0..4)];
+                    (rng.random_range(0..n) as u32, rng.random_range(0..n) as u32, kind)
+                })
+                .filter(|&(a, b, _)| {
+                    a != b
+                        && txns[a as usize].outcome != Outcome::Fail
+                        && txns[b as usize].outcome != Outcome::Fail
+                })
+                .collect();
+            let frontier = reduction_within(&txns, &vec![0; n]);
+            let full = Csr::build(n, &[data.clone(), frontier.clone()].concat());
+            let want = tarjan(&All(&full));
+            let on_cycle = |a: usize| want.sizes[want.comp[a] as usize] > 1;
+            let chain = Chain::new(&txns);
+            let got = cyclic_components(&Csr::build(n, &data), &chain);
+            let Some(comp) = got else {
+                assert!((0..n).all(|a| !on_cycle(a)));
+                continue;
+            };
+            cyclic += 1;
+            for a in 0..n {
+                assert_eq!(comp[a] != NO_POINT, on_cycle(a), "{a}");
+                for b in 0..n {
+                    if on_cycle(a) && on_cycle(b) {
+                        assert_eq!(comp[a] == comp[b], want.comp[a] == want.comp[b]);
+                    }
+                }
+            }
+            let inside: Vec<_> = frontier
+                .into_iter()
+                .filter(|&(a, b, _)| {
+                    comp[a as usize] != NO_POINT && comp[a as usize] == comp[b as usize]
+                })
+                .collect();
+            assert_eq!(reduction_within(&txns, &comp), inside);
+        }
+        assert!(cyclic > 50, "{cyclic}");
+    }
+}

@@ -619,3 +619,37 @@ impl<'de> Visitor<'de> for MopValueSeed<'_> {
         Ok(Shape::List)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::txn::{MicroOp, txn_value};
+    use crate::{F, HistoryWriter};
+
+    /// What the runner writes takes the fast path (else every line would be parsed twice).
+    #[test]
+    fn written_lines_take_the_fast_path() {
+        let mut w = HistoryWriter::new(Vec::new());
+        let mops = [MicroOp::append(3, 4), MicroOp::read(3)];
+        let mut op = Op::new(
+            7,
+            9,
+            Process::Client(2),
+            OpType::Ok,
+            F::Other("txn".into()),
+            Some(0),
+            txn_value(&mops),
+        );
+        op.node = Some("n1".into());
+        op.meta = Some(serde_json::json!({"lsn": 5}));
+        w.append(&op).unwrap();
+        let line = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        let mut arena = MopArena::default();
+        let head = fast(line.trim(), &mut arena).expect("fast path");
+        assert_eq!((head.index, head.time_ns, head.process), (7, 9, 2));
+        assert_eq!(arena.all().len(), 2);
+        assert_eq!(arena.all().get(0).to_micro_op(), mops[0]);
+        let nemesis = line.replace("\"process\":2", "\"process\":\"nemesis\"");
+        assert!(fast(&nemesis, &mut MopArena::default()).is_none());
+    }
+}

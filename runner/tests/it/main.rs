@@ -45,6 +45,7 @@ mod serve;
 mod sim;
 mod ssh_lab;
 mod txn_check;
+mod txn_read;
 mod verdicts;
 
 use std::path::{Path, PathBuf};
