@@ -85,11 +85,7 @@ pub fn check_evidence(
 /// The rule on a history of transactions (`Txns`): every committed transaction both
 /// observes and changes state, as a `txn` op does in `check_evidence`.
 pub fn check_evidence_txns(txns: &Txns, cut_short: Option<&str>) -> CheckResult {
-    let heal = txns
-        .nemesis()
-        .iter()
-        .rev()
-        .find(|(_, o)| is_final_heal(o));
+    let heal = txns.nemesis().iter().rev().find(|(_, o)| is_final_heal(o));
     let ok = txns.iter().filter(|t| t.outcome == Outcome::Ok);
     let after_heal = match heal {
         Some(&(h, _)) => ok.clone().filter(|t| t.invoke_pos() > h as usize).count(),

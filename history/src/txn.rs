@@ -227,7 +227,9 @@ fn parse_mop_into(m: &J, arena: &mut MopArena) -> Result<(), String> {
                 .ok_or("the value is not an integer, a list or nil")?,
         ),
     };
-    arena.push_mop(f, key, value, mark).inspect_err(|_| arena.truncate(mark))
+    arena
+        .push_mop(f, key, value, mark)
+        .inspect_err(|_| arena.truncate(mark))
 }
 
 #[cfg(test)]

@@ -181,8 +181,7 @@ fn search(
     };
     drop(g);
     drop(chain);
-    inf.edges
-        .extend(realtime::reduction_within(txns, &comp));
+    inf.edges.extend(realtime::reduction_within(txns, &comp));
     drop(comp);
     let g = cycles::Csr::build(txns.len(), &inf.edges);
     (

@@ -78,7 +78,11 @@ impl Chain {
 
     /// The transactions a point links to: invoked after it, before the next point.
     fn range(&self, p: usize) -> std::ops::Range<u32> {
-        let end = self.after.get(p + 1).copied().unwrap_or(self.point.len() as u32);
+        let end = self
+            .after
+            .get(p + 1)
+            .copied()
+            .unwrap_or(self.point.len() as u32);
         self.after[p]..end
     }
 
@@ -170,7 +174,13 @@ pub(crate) fn cyclic_components(g: &Csr, chain: &Chain) -> Option<Vec<u32>> {
     Some(
         s.comp[..n]
             .iter()
-            .map(|&c| if txns_in[c as usize] >= 2 { c } else { NO_POINT })
+            .map(|&c| {
+                if txns_in[c as usize] >= 2 {
+                    c
+                } else {
+                    NO_POINT
+                }
+            })
             .collect(),
     )
 }
@@ -243,7 +253,15 @@ mod tests {
             let i = ops.len() as u64;
             let value = txn_value(&[]);
             let f = F::Other("txn".into());
-            ops.push(Op::new(i, i, Process::Client(p as u64), kind, f, None, value));
+            ops.push(Op::new(
+                i,
+                i,
+                Process::Client(p as u64),
+                kind,
+                f,
+                None,
+                value,
+            ));
         }
         Txns::from_history(&History::new(ops)).unwrap()
     }
@@ -278,7 +296,11 @@ mod tests {
             let data: Vec<(u32, u32, u8)> = (0..rng.random_range(0..n))
                 .map(|_| {
                     let kind = [WW, WR, RW, PROC][rng.random_range(0..4)];
-                    (rng.random_range(0..n) as u32, rng.random_range(0..n) as u32, kind)
+                    (
+                        rng.random_range(0..n) as u32,
+                        rng.random_range(0..n) as u32,
+                        kind,
+                    )
                 })
                 .filter(|&(a, b, _)| {
                     a != b

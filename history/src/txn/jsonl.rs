@@ -116,7 +116,10 @@ enum Rec {
         mops: Option<(usize, usize)>,
     },
     /// Any other op, parsed whole.
-    Op { op: Box<Op>, line: usize },
+    Op {
+        op: Box<Op>,
+        line: usize,
+    },
     Err(HistoryError),
 }
 
@@ -274,8 +277,7 @@ impl Sink<'_> {
             let want = want + want / 32;
             want.min(u128::from(MAX_TXN_OPS)) as usize - x
         };
-        self.pairer
-            .reserve(scale(heads), scale(mops), scale(elems));
+        self.pairer.reserve(scale(heads), scale(mops), scale(elems));
     }
 }
 

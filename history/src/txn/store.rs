@@ -625,7 +625,12 @@ mod tests {
             value: MopValue::List(v),
         };
         let h = History::new(vec![
-            op(0, 1, OpType::Invoke, &[MicroOp::append(1, 5), MicroOp::read(1)]),
+            op(
+                0,
+                1,
+                OpType::Invoke,
+                &[MicroOp::append(1, 5), MicroOp::read(1)],
+            ),
             op(1, 2, OpType::Invoke, &[MicroOp::read(1)]),
             op(2, 1, OpType::Ok, &[MicroOp::append(1, 5), read(vec![5])]),
             op(3, 2, OpType::Fail, &[MicroOp::read(1)]),

@@ -36,7 +36,11 @@ fn written_txn_history(n: usize) -> Vec<u8> {
     let mut open: Vec<Option<Vec<MicroOp>>> = vec![None; 5];
     for i in 0..n {
         if i % 97 == 13 {
-            let f = if i % 2 == 0 { "start-partition" } else { "heal" };
+            let f = if i % 2 == 0 {
+                "start-partition"
+            } else {
+                "heal"
+            };
             let mut op = Op::new(
                 next(),
                 0,
@@ -53,8 +57,13 @@ fn written_txn_history(n: usize) -> Vec<u8> {
         match open[p].take() {
             None => {
                 let k = (i / 120 * 3 + i % 3) as u64;
-                let mops = vec![MicroOp::read(k), MicroOp::append(k, i as i64), MicroOp::read(k + 1)];
-                w.append(&txn(next(), p as u64, OpType::Invoke, &mops)).unwrap();
+                let mops = vec![
+                    MicroOp::read(k),
+                    MicroOp::append(k, i as i64),
+                    MicroOp::read(k + 1),
+                ];
+                w.append(&txn(next(), p as u64, OpType::Invoke, &mops))
+                    .unwrap();
                 open[p] = Some(mops);
             }
             Some(mops) => {
@@ -122,10 +131,11 @@ fn both(text: &[u8], threads: usize) -> (Result<String, String>, Result<String, 
     let path = Path::new("h.jsonl");
     let old = read_jsonl(text, path).and_then(|(h, w)| Ok((Txns::from_history(&h)?, w)));
     let new = read_txn_jsonl_threads(text, path, threads);
-    let show = |r: Result<(Txns, Vec<schism_history::ReadWarning>), schism_history::HistoryError>| {
-        r.map(|(t, w)| format!("{:?} {w:?}", flat(&t)))
-            .map_err(|e| e.to_string())
-    };
+    let show =
+        |r: Result<(Txns, Vec<schism_history::ReadWarning>), schism_history::HistoryError>| {
+            r.map(|(t, w)| format!("{:?} {w:?}", flat(&t)))
+                .map_err(|e| e.to_string())
+        };
     (show(old), show(new))
 }
 
@@ -169,42 +179,119 @@ fn every_bad_input_gives_the_same_error_or_warning() {
     );
     let cases: Vec<(&str, String)> = vec![
         ("valid", lines(&[INV, OK])),
-        ("blank lines and a BOM", format!("\u{feff}{INV}\n\n  \n{OK}\n")),
+        (
+            "blank lines and a BOM",
+            format!("\u{feff}{INV}\n\n  \n{OK}\n"),
+        ),
         ("truncated last line", format!("{INV}\n{}", &OK[..30])),
         ("no newline at the end", format!("{INV}\n{OK}")),
         ("bad micro-op f", lines(&[&INV.replace("\"r\"", "\"x\"")])),
-        ("nil invocation", lines(&[r#"{"index":0,"time_ns":0,"process":1,"type":"invoke","f":"txn","value":null}"#])),
-        ("absent value", lines(&[r#"{"index":0,"time_ns":0,"process":1,"type":"invoke","f":"txn"}"#])),
-        ("empty transaction", lines(&[&INV.replace(r#"[["append",1,2],["r",1,null]]"#, "[]"), &OK.replace(r#"[["append",1,2],["r",1,[2]]]"#, "[]")])),
-        ("ok completion without value", lines(&[INV, &OK.replace(r#"[["append",1,2],["r",1,[2]]]"#, "null")])),
+        (
+            "nil invocation",
+            lines(&[
+                r#"{"index":0,"time_ns":0,"process":1,"type":"invoke","f":"txn","value":null}"#,
+            ]),
+        ),
+        (
+            "absent value",
+            lines(&[r#"{"index":0,"time_ns":0,"process":1,"type":"invoke","f":"txn"}"#]),
+        ),
+        (
+            "empty transaction",
+            lines(&[
+                &INV.replace(r#"[["append",1,2],["r",1,null]]"#, "[]"),
+                &OK.replace(r#"[["append",1,2],["r",1,[2]]]"#, "[]"),
+            ]),
+        ),
+        (
+            "ok completion without value",
+            lines(&[INV, &OK.replace(r#"[["append",1,2],["r",1,[2]]]"#, "null")]),
+        ),
         ("completion without invocation", lines(&[OK])),
-        ("double invocation", lines(&[INV, &INV.replace("\"index\":0", "\"index\":1")])),
-        ("changed key", lines(&[INV, &OK.replace(r#"["r",1,[2]]"#, r#"["r",2,[2]]"#)])),
-        ("changed value", lines(&[INV, &OK.replace(r#"["append",1,2]"#, r#"["append",1,3]"#)])),
-        ("fewer micro-ops", lines(&[INV, &OK.replace(r#",["r",1,[2]]"#, "")])),
-        ("not a txn", lines(&[INV, &OK.replace("\"f\":\"txn\"", "\"f\":\"read\"")])),
-        ("malformed line after a pairing error", lines(&[OK, r#"{"index":2,oops}"#])),
+        (
+            "double invocation",
+            lines(&[INV, &INV.replace("\"index\":0", "\"index\":1")]),
+        ),
+        (
+            "changed key",
+            lines(&[INV, &OK.replace(r#"["r",1,[2]]"#, r#"["r",2,[2]]"#)]),
+        ),
+        (
+            "changed value",
+            lines(&[INV, &OK.replace(r#"["append",1,2]"#, r#"["append",1,3]"#)]),
+        ),
+        (
+            "fewer micro-ops",
+            lines(&[INV, &OK.replace(r#",["r",1,[2]]"#, "")]),
+        ),
+        (
+            "not a txn",
+            lines(&[INV, &OK.replace("\"f\":\"txn\"", "\"f\":\"read\"")]),
+        ),
+        (
+            "malformed line after a pairing error",
+            lines(&[OK, r#"{"index":2,oops}"#]),
+        ),
         ("decreasing index", lines(&[OK, INV])),
-        ("spellings, unknown and optional fields", lines(&[
-            r#"{"index":0,"time_ns":0,"process":1,"type":"invoke","f":"txn","key":null,"value":[["write",1,2],["read",1,null]],"node":null,"meta":{"lsn":[1,2]},"extra":[1]}"#,
-            r#"{"index":1,"time_ns":5,"process":1,"type":"ok","f":"txn","value":[["w",1,2],["r",1,2]],"siblings":[1,"x"],"error":null}"#,
-        ])),
-        ("wrongly typed optional field", lines(&[&INV.replace("\"f\":\"txn\"", "\"f\":\"txn\",\"node\":5")])),
-        ("duplicate field", lines(&[&INV.replace("\"time_ns\":0", "\"time_ns\":0,\"index\":0")])),
-        ("list element out of range", lines(&[INV, &OK.replace("[2]]", "[18446744073709551615]]")])),
-        ("float in a list", lines(&[INV, &OK.replace("[2]]", "[2.5]]")])),
-        ("negative key", lines(&[&INV.replace("[\"r\",1,null]", "[\"r\",-1,null]")])),
-        ("four parts", lines(&[&INV.replace("[\"r\",1,null]", "[\"r\",1,null,4]")])),
-        ("append of a list", lines(&[&INV.replace("[\"append\",1,2]", "[\"append\",1,[2]]")])),
-        ("a list of integers", lines(&[&INV.replace(r#"[["append",1,2],["r",1,null]]"#, "[1,2]")])),
-        ("negative process", lines(&[&INV.replace("\"process\":1", "\"process\":-1")])),
-        ("nemesis txn and events", lines(&[
-            INV,
-            r#"{"index":1,"time_ns":2,"process":"nemesis","type":"info","f":"heal","value":{"final":true}}"#,
-            r#"{"index":2,"time_ns":3,"process":"nemesis","type":"info","f":"txn","value":[["r",1,null]]}"#,
-            &OK.replace("\"index\":1", "\"index\":3"),
-        ])),
-        ("failed completion with a malformed value", lines(&[INV, &OK.replace("\"ok\"", "\"fail\"").replace("[2]]", "[\"x\"]]")])),
+        (
+            "spellings, unknown and optional fields",
+            lines(&[
+                r#"{"index":0,"time_ns":0,"process":1,"type":"invoke","f":"txn","key":null,"value":[["write",1,2],["read",1,null]],"node":null,"meta":{"lsn":[1,2]},"extra":[1]}"#,
+                r#"{"index":1,"time_ns":5,"process":1,"type":"ok","f":"txn","value":[["w",1,2],["r",1,2]],"siblings":[1,"x"],"error":null}"#,
+            ]),
+        ),
+        (
+            "wrongly typed optional field",
+            lines(&[&INV.replace("\"f\":\"txn\"", "\"f\":\"txn\",\"node\":5")]),
+        ),
+        (
+            "duplicate field",
+            lines(&[&INV.replace("\"time_ns\":0", "\"time_ns\":0,\"index\":0")]),
+        ),
+        (
+            "list element out of range",
+            lines(&[INV, &OK.replace("[2]]", "[18446744073709551615]]")]),
+        ),
+        (
+            "float in a list",
+            lines(&[INV, &OK.replace("[2]]", "[2.5]]")]),
+        ),
+        (
+            "negative key",
+            lines(&[&INV.replace("[\"r\",1,null]", "[\"r\",-1,null]")]),
+        ),
+        (
+            "four parts",
+            lines(&[&INV.replace("[\"r\",1,null]", "[\"r\",1,null,4]")]),
+        ),
+        (
+            "append of a list",
+            lines(&[&INV.replace("[\"append\",1,2]", "[\"append\",1,[2]]")]),
+        ),
+        (
+            "a list of integers",
+            lines(&[&INV.replace(r#"[["append",1,2],["r",1,null]]"#, "[1,2]")]),
+        ),
+        (
+            "negative process",
+            lines(&[&INV.replace("\"process\":1", "\"process\":-1")]),
+        ),
+        (
+            "nemesis txn and events",
+            lines(&[
+                INV,
+                r#"{"index":1,"time_ns":2,"process":"nemesis","type":"info","f":"heal","value":{"final":true}}"#,
+                r#"{"index":2,"time_ns":3,"process":"nemesis","type":"info","f":"txn","value":[["r",1,null]]}"#,
+                &OK.replace("\"index\":1", "\"index\":3"),
+            ]),
+        ),
+        (
+            "failed completion with a malformed value",
+            lines(&[
+                INV,
+                &OK.replace("\"ok\"", "\"fail\"").replace("[2]]", "[\"x\"]]"),
+            ]),
+        ),
         ("too many micro-ops", lines(&[&too_long])),
         ("unknown type", lines(&[&INV.replace("invoke", "done")])),
     ];
@@ -215,7 +302,9 @@ fn every_bad_input_gives_the_same_error_or_warning() {
             if name == "valid" || name.starts_with("spellings") || name.starts_with("nemesis") {
                 assert!(old.is_ok(), "{name}: {old:?}");
             }
-            if name.contains("error") && !name.starts_with("failed") || name.contains("without") && name != "ok completion without value" {
+            if name.contains("error") && !name.starts_with("failed")
+                || name.contains("without") && name != "ok completion without value"
+            {
                 assert!(old.is_err(), "{name}: {old:?}");
             }
         }

@@ -67,7 +67,11 @@ fn jsonl_forms_of_the_elle_fixtures_check_as_the_edn_histories_do() {
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&run.stdout)
             .unwrap_or_else(|e| panic!("{name}: {e}: {}", stderr(&run)));
-        assert_eq!(v["validity"], serde_json::json!(want.validity), "{name}: {v:#}");
+        assert_eq!(
+            v["validity"],
+            serde_json::json!(want.validity),
+            "{name}: {v:#}"
+        );
         for (kind, n) in schism_checker::counts::count_map(std::slice::from_ref(&want)) {
             assert_eq!(v["counts"][&kind], n, "{name} {kind}: {v:#}");
         }
@@ -75,6 +79,9 @@ fn jsonl_forms_of_the_elle_fixtures_check_as_the_edn_histories_do() {
         assert_eq!(v["stats"], serde_json::to_value(&stats).unwrap(), "{name}");
         assert_eq!(v["history_lines"], h.ops.len(), "{name}");
         let warned = v["warnings"].as_array().unwrap();
-        assert!(warned[0].as_str().unwrap().contains("cut off"), "{name}: {warned:?}");
+        assert!(
+            warned[0].as_str().unwrap().contains("cut off"),
+            "{name}: {warned:?}"
+        );
     }
 }
