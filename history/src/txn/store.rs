@@ -6,10 +6,10 @@
 //! every read list back to back in one shared `Vec<i64>`; a transaction is a 64-byte
 //! head (`TxnHead`: invocation index, process, outcome, times, positions, its slice of
 //! micro-ops). An `ok` completion's micro-ops overwrite its invocation's in place, so
-//! each transaction holds one set. Nemesis ops are kept whole (they are few). Pairing is
-//! `read_txns`'s was: Elle's semantics (`info` may or may not have happened, `fail`
-//! never did), one op at a time per process, a completion must repeat its invocation's
-//! functions, keys and written values.
+//! each transaction holds one set. Nemesis ops are kept whole (they are few). Pairing
+//! follows Elle's semantics (`info` may or may not have happened, `fail` never did), one
+//! op at a time per process; a completion must repeat its invocation's functions, keys
+//! and written values.
 //!
 //! Guarantees: `Txns::from_history` and the JSON Lines reader (`read_txn_jsonl`) pair
 //! through the same `Pairer`, so they give the same transactions and the same errors
