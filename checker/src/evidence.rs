@@ -12,7 +12,8 @@
 
 use crate::CheckError;
 use crate::report::{CheckResult, Validity};
-use schism_history::{F, History, OpType, Outcome, Process, Value};
+use schism_history::txn::Txns;
+use schism_history::{F, History, Op, OpType, Outcome, Process, Value};
 
 /// The name under which the rule's result appears in `results.json`.
 pub const EVIDENCE: &str = "evidence";
@@ -27,15 +28,30 @@ fn changes(f: &F) -> bool {
     f.is_write() || matches!(f, F::Other(_))
 }
 
-/// Position of the last `heal` the nemesis recorded as taking effect with `final: true`.
+/// Whether an op is the nemesis recording a heal that took effect with `final: true`.
+fn is_final_heal(o: &Op) -> bool {
+    o.process == Process::Nemesis
+        && o.kind == OpType::Info
+        && o.f.as_str() == "heal"
+        && o.error.is_none()
+        && matches!(&o.value, Value::Other(v) if v.get("final") == Some(&serde_json::Value::Bool(true)))
+}
+
+/// Position of the last final heal.
 fn final_heal(history: &History) -> Option<usize> {
-    history.ops.iter().rposition(|o| {
-        o.process == Process::Nemesis
-            && o.kind == OpType::Info
-            && o.f.as_str() == "heal"
-            && o.error.is_none()
-            && matches!(&o.value, Value::Other(v) if v.get("final") == Some(&serde_json::Value::Bool(true)))
-    })
+    history.ops.iter().rposition(is_final_heal)
+}
+
+/// What the rule counts.
+#[derive(Default)]
+struct Observed {
+    ops: u64,
+    ok: u64,
+    ok_reads: u64,
+    ok_writes: u64,
+    after_heal: u64,
+    /// The final heal's time, when there was one.
+    heal_ns: Option<u64>,
 }
 
 /// Applies the rule to `history`; `cut_short` says why the recording may be incomplete
@@ -46,26 +62,62 @@ pub fn check_evidence(
 ) -> Result<CheckResult, CheckError> {
     let ops = history.operations()?;
     let heal = final_heal(history);
-    let (mut ok, mut ok_reads, mut ok_writes, mut after_heal) = (0u64, 0u64, 0u64, 0u64);
+    let mut seen = Observed {
+        ops: ops.len() as u64,
+        heal_ns: heal.map(|h| history.ops[h].time_ns),
+        ..Observed::default()
+    };
     for o in ops.iter().filter(|o| o.outcome == Outcome::Ok) {
-        ok += 1;
+        seen.ok += 1;
         if observes(&o.f) {
-            ok_reads += 1;
+            seen.ok_reads += 1;
             if heal.is_some_and(|h| o.invoke > h) {
-                after_heal += 1;
+                seen.after_heal += 1;
             }
         }
         if changes(&o.f) {
-            ok_writes += 1;
+            seen.ok_writes += 1;
         }
     }
+    Ok(verdict(&seen, cut_short))
+}
+
+/// The rule on a history of transactions (`Txns`): every committed transaction both
+/// observes and changes state, as a `txn` op does in `check_evidence`.
+pub fn check_evidence_txns(txns: &Txns, cut_short: Option<&str>) -> CheckResult {
+    let heal = txns.nemesis().iter().rev().find(|(_, o)| is_final_heal(o));
+    let ok = txns.iter().filter(|t| t.outcome == Outcome::Ok);
+    let after_heal = match heal {
+        Some(&(h, _)) => ok.clone().filter(|t| t.invoke_pos() > h as usize).count(),
+        None => 0,
+    };
+    let ok = ok.count() as u64;
+    let seen = Observed {
+        ops: txns.len() as u64,
+        ok,
+        ok_reads: ok,
+        ok_writes: ok,
+        after_heal: after_heal as u64,
+        heal_ns: heal.map(|(_, o)| o.time_ns),
+    };
+    verdict(&seen, cut_short)
+}
+
+fn verdict(seen: &Observed, cut_short: Option<&str>) -> CheckResult {
+    let &Observed {
+        ops,
+        ok,
+        ok_reads,
+        ok_writes,
+        after_heal,
+        heal_ns,
+    } = seen;
     let mut reasons: Vec<String> = cut_short.map(str::to_owned).into_iter().collect();
-    if ops.is_empty() {
+    if ops == 0 {
         reasons.push("the history has no client operation".into());
     } else if ok == 0 {
         reasons.push(format!(
-            "no operation succeeded (0 ok of {} client operations)",
-            ops.len()
+            "no operation succeeded (0 ok of {ops} client operations)"
         ));
     } else {
         if ok_reads == 0 {
@@ -74,13 +126,13 @@ pub fn check_evidence(
         if ok_writes == 0 {
             reasons.push("no write succeeded: there was nothing to observe".into());
         }
-        if let Some(h) = heal
+        if let Some(h) = heal_ns
             && ok_reads > 0
             && after_heal == 0
         {
             reasons.push(format!(
                 "no read succeeded after the final heal at {:.1} s: recovery was never observed",
-                history.ops[h].time_ns as f64 / 1e9
+                h as f64 / 1e9
             ));
         }
     }
@@ -88,7 +140,7 @@ pub fn check_evidence(
     figures.insert("ok_ops".into(), ok.into());
     figures.insert("ok_reads".into(), ok_reads.into());
     figures.insert("ok_writes".into(), ok_writes.into());
-    if heal.is_some() {
+    if heal_ns.is_some() {
         figures.insert("ok_reads_after_final_heal".into(), after_heal.into());
     }
     let validity = if reasons.is_empty() {
@@ -97,12 +149,12 @@ pub fn check_evidence(
         figures.insert("unknown_reason".into(), reasons.join("; ").into());
         Validity::Unknown
     };
-    Ok(CheckResult {
+    CheckResult {
         checker: EVIDENCE.into(),
         validity,
         anomalies: Vec::new(),
         figures,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -166,5 +218,45 @@ mod tests {
         assert_eq!(r.figures["ok_reads_after_final_heal"], 1);
         let r = check_evidence(&History::new(ops), Some("the run was interrupted")).unwrap();
         assert_eq!(reason(&r), "the run was interrupted");
+    }
+
+    /// A history of transactions gets the verdict and figures of the general rule.
+    #[test]
+    fn transactions_are_judged_as_the_general_rule_judges_txn_ops() {
+        let c = Process::Client(0);
+        let txn = |i: u64, kind: OpType| {
+            let v = schism_history::txn::txn_value(&[schism_history::txn::MicroOp::read(1)]);
+            let mut o = op(i, c, kind, "txn", v);
+            o.key = None;
+            o
+        };
+        let heal = op(
+            2,
+            Process::Nemesis,
+            OpType::Info,
+            "heal",
+            Value::Other(serde_json::json!({"final": true})),
+        );
+        let histories = [
+            vec![],
+            vec![txn(0, OpType::Invoke), txn(1, OpType::Fail)],
+            vec![txn(0, OpType::Invoke), txn(1, OpType::Ok), heal.clone()],
+            vec![
+                txn(0, OpType::Invoke),
+                txn(1, OpType::Ok),
+                heal,
+                txn(3, OpType::Invoke),
+                txn(4, OpType::Ok),
+                txn(5, OpType::Invoke),
+            ],
+        ];
+        for ops in histories {
+            let h = History::new(ops);
+            let txns = Txns::from_history(&h).unwrap();
+            for cut in [None, Some("the run was interrupted")] {
+                let want = check_evidence(&h, cut).unwrap();
+                assert_eq!(check_evidence_txns(&txns, cut), want, "{h:?}");
+            }
+        }
     }
 }

@@ -38,7 +38,7 @@ mod validate;
 
 pub use convergence::{ReplicaState, check_convergence};
 pub use counts::NON_LINEARIZABLE_EXPLAINED;
-pub use evidence::{EVIDENCE, check_evidence};
+pub use evidence::{EVIDENCE, check_evidence, check_evidence_txns};
 
 /// One count per kind for a report, each from its owning checker (`counts::counts`, as
 /// a map): the figure to show and compare; summing every checker's figures double-counts.

@@ -6,6 +6,7 @@
 
 use crate::CheckError;
 use crate::report::{CheckResult, Validity};
+use schism_history::txn::{TXN_F, Txns};
 use schism_history::{History, Operation, Outcome};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -43,19 +44,44 @@ pub fn stats(history: &History) -> Result<Stats, CheckError> {
 
 /// `stats` on already-paired operations.
 pub fn stats_of(history: &History, ops: &[Operation]) -> Stats {
-    let mut s = Stats {
-        ops: ops.len() as u64,
-        ..Stats::default()
-    };
+    summarise(ops.iter().map(|o| Timed {
+        f: o.f.as_str(),
+        outcome: o.outcome,
+        invoke_ns: history.ops[o.invoke].time_ns,
+        complete_ns: o.complete.map(|c| history.ops[c].time_ns),
+    }))
+}
+
+/// `stats` of a history of transactions (all of `f` `txn`).
+pub fn stats_txns(txns: &Txns) -> Stats {
+    summarise(txns.iter().map(|t| Timed {
+        f: TXN_F,
+        outcome: t.outcome,
+        invoke_ns: t.invoke_ns,
+        complete_ns: t.complete_pos().map(|_| t.complete_ns),
+    }))
+}
+
+/// What `stats` needs of one operation.
+struct Timed<'a> {
+    f: &'a str,
+    outcome: Outcome,
+    invoke_ns: u64,
+    complete_ns: Option<u64>,
+}
+
+fn summarise<'a>(ops: impl Iterator<Item = Timed<'a>>) -> Stats {
+    let mut s = Stats::default();
     let mut hists: BTreeMap<String, hdrhistogram::Histogram<u64>> = BTreeMap::new();
     let (mut first_ns, mut last_ns) = (u64::MAX, 0u64);
     for o in ops {
-        let name = o.f.as_str();
+        s.ops += 1;
+        let name = o.f;
         if !s.by_f.contains_key(name) {
             s.by_f.insert(name.to_owned(), FStats::default());
         }
         let fs = s.by_f.get_mut(name).expect("inserted above");
-        let inv = history.ops[o.invoke].time_ns;
+        let inv = o.invoke_ns;
         first_ns = first_ns.min(inv);
         match o.outcome {
             Outcome::Ok => {
@@ -71,8 +97,7 @@ pub fn stats_of(history: &History, ops: &[Operation]) -> Stats {
                 fs.info += 1;
             }
         }
-        if let (Outcome::Ok, Some(c)) = (o.outcome, o.complete) {
-            let done = history.ops[c].time_ns;
+        if let (Outcome::Ok, Some(done)) = (o.outcome, o.complete_ns) {
             last_ns = last_ns.max(done);
             if !hists.contains_key(name) {
                 hists.insert(

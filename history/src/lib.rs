@@ -101,6 +101,11 @@ impl History {
         Some((o.path.as_path(), o.lines[at].1))
     }
 
+    /// The file the history was read from, if any.
+    pub(crate) fn locate_path(&self) -> Option<&Path> {
+        self.origin.as_deref().map(|o| o.path.as_path())
+    }
+
     /// An error about the op with this `index`: `file:line` when the history came from a
     /// file, else the index alone.
     pub fn op_error(&self, index: u64, msg: String) -> HistoryError {

@@ -99,13 +99,36 @@ pub fn parse_line(
     complete: bool,
     path: &Path,
 ) -> Result<ParsedLine, HistoryError> {
+    match line_text(bytes, line, complete, path)? {
+        LineText::Blank => Ok(ParsedLine::Blank),
+        LineText::Truncated => Ok(ParsedLine::Truncated),
+        LineText::Text(text) => parse_op_text(text, line, complete, path),
+    }
+}
+
+/// A line's text, before it is parsed.
+pub(crate) enum LineText<'a> {
+    Blank,
+    Truncated,
+    /// Trimmed, not empty.
+    Text(&'a str),
+}
+
+/// The text of one line: a leading byte-order mark (line 1) and surrounding white space
+/// dropped; invalid UTF-8 is an error unless the line is an incomplete last one.
+pub(crate) fn line_text<'a>(
+    bytes: &'a [u8],
+    line: usize,
+    complete: bool,
+    path: &Path,
+) -> Result<LineText<'a>, HistoryError> {
     let bytes = match bytes.strip_prefix(BOM) {
         Some(rest) if line == 1 => rest,
         _ => bytes,
     };
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t.trim(),
-        Err(_) if !complete => return Ok(ParsedLine::Truncated),
+        Err(_) if !complete => return Ok(LineText::Truncated),
         Err(e) => {
             return Err(HistoryError::malformed(
                 path,
@@ -117,9 +140,20 @@ pub fn parse_line(
             ));
         }
     };
-    if text.is_empty() {
-        return Ok(ParsedLine::Blank);
-    }
+    Ok(if text.is_empty() {
+        LineText::Blank
+    } else {
+        LineText::Text(text)
+    })
+}
+
+/// One op from a line's non-blank text (see `parse_line`).
+pub(crate) fn parse_op_text(
+    text: &str,
+    line: usize,
+    complete: bool,
+    path: &Path,
+) -> Result<ParsedLine, HistoryError> {
     match serde_json::from_str::<Op>(text) {
         Ok(op) => Ok(ParsedLine::Op(op)),
         Err(_) if !complete => Ok(ParsedLine::Truncated),
@@ -129,6 +163,17 @@ pub fn parse_line(
             format!("not a valid history op: {}", without_position(&e)),
         )),
     }
+}
+
+/// The error for a line whose index does not follow the previous one's.
+pub(crate) fn not_increasing(path: &Path, line: usize, index: u64, prev: u64) -> HistoryError {
+    HistoryError::malformed(
+        path,
+        line,
+        format!(
+            "index {index} does not increase (previous line had {prev}); histories must stay in recorded order"
+        ),
+    )
 }
 
 fn too_long(path: &Path, line: usize) -> HistoryError {
@@ -145,9 +190,9 @@ fn too_long(path: &Path, line: usize) -> HistoryError {
 /// Lines cut from the input, waiting for a parse: their bytes back to back, and per line
 /// its end offset in `data`, its 1-based number and whether a newline ended it.
 #[derive(Default)]
-struct Batch {
-    data: Vec<u8>,
-    lines: Vec<(usize, usize, bool)>,
+pub(crate) struct Batch {
+    pub(crate) data: Vec<u8>,
+    pub(crate) lines: Vec<(usize, usize, bool)>,
 }
 
 impl Batch {
@@ -156,7 +201,7 @@ impl Batch {
         self.lines.clear();
     }
 
-    fn line_bytes(&self, i: usize) -> &[u8] {
+    pub(crate) fn line_bytes(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.lines[i - 1].0 };
         let end = self.lines[i].0;
         let b = &self.data[start..end];
@@ -189,14 +234,7 @@ impl Sink<'_> {
                 if let Some(prev) = self.ops.last()
                     && op.index <= prev.index
                 {
-                    return Err(HistoryError::malformed(
-                        self.path,
-                        line,
-                        format!(
-                            "index {} does not increase (previous line had {}); histories must stay in recorded order",
-                            op.index, prev.index
-                        ),
-                    ));
+                    return Err(not_increasing(self.path, line, op.index, prev.index));
                 }
                 self.lines.push((op.index, line));
                 self.ops.push(op);
@@ -226,27 +264,7 @@ impl Sink<'_> {
             }
             out
         };
-        let parts = threads.clamp(1, n.div_ceil(64).max(1));
-        let results: Vec<Vec<Result<ParsedLine, HistoryError>>> = if parts == 1 {
-            vec![parse(0..n)]
-        } else {
-            let per = n.div_ceil(parts);
-            std::thread::scope(|s| {
-                let handles: Vec<_> = (1..parts)
-                    .map(|p| {
-                        let range = (p * per).min(n)..((p + 1) * per).min(n);
-                        s.spawn(move || parse(range))
-                    })
-                    .collect();
-                let mut all = vec![parse(0..per.min(n))];
-                all.extend(
-                    handles
-                        .into_iter()
-                        .map(|h| h.join().expect("parser thread")),
-                );
-                all
-            })
-        };
+        let results = parse_parts(n, threads, parse);
         let mut i = 0;
         for part in results {
             for r in part {
@@ -285,7 +303,7 @@ pub fn read_jsonl_threads<R: BufRead>(
 /// vector is reserved for the whole input at that batch's bytes per line, so it is not
 /// doubled (and briefly held twice) while reading — the reader's memory peak.
 fn read_jsonl_sized<R: BufRead>(
-    mut r: R,
+    r: R,
     path: &Path,
     threads: usize,
     input_bytes: Option<u64>,
@@ -297,11 +315,39 @@ fn read_jsonl_sized<R: BufRead>(
         warnings: Vec::new(),
         done: false,
     };
+    for_each_batch(r, path, |batch| {
+        if let Some(total) = input_bytes
+            && sink.ops.is_empty()
+            && batch.data.len() >= BATCH_BYTES
+        {
+            let per_line = (batch.data.len() / batch.lines.len()).max(1) as u64;
+            let expect = total / per_line + total / per_line / 32;
+            sink.ops.reserve(expect.min(u64::from(u32::MAX)) as usize);
+            sink.lines.reserve(expect.min(u64::from(u32::MAX)) as usize);
+        }
+        sink.flush(batch, threads)?;
+        Ok(sink.done)
+    })?;
+    Ok((
+        History::from_located(sink.ops, path, sink.lines),
+        sink.warnings,
+    ))
+}
+
+/// Cuts `r` into lines, in batches of about `BATCH_BYTES`, and hands each batch to
+/// `flush`, which parses and merges it and says whether to stop (a truncated last line).
+/// An error met while cutting lines (I/O, a line over `MAX_LINE_BYTES`) is returned only
+/// after the lines before it were flushed: an earlier malformed line must win, as in a
+/// one-line-at-a-time reader.
+pub(crate) fn for_each_batch<R: BufRead>(
+    mut r: R,
+    path: &Path,
+    mut flush: impl FnMut(&Batch) -> Result<bool, HistoryError>,
+) -> Result<(), HistoryError> {
     let mut batch = Batch::default();
     let mut line = 0usize;
-    // An error met while cutting lines waits until the lines before it are parsed: an
-    // earlier malformed line must win, as in a one-line-at-a-time reader.
     let mut pending: Option<HistoryError> = None;
+    let mut done = false;
     loop {
         let start = batch.data.len();
         // One byte past the limit tells a line of exactly the limit from a longer one.
@@ -332,33 +378,50 @@ fn read_jsonl_sized<R: BufRead>(
         }
         batch.lines.push((batch.data.len(), line, complete));
         if batch.data.len() >= BATCH_BYTES {
-            if let Some(total) = input_bytes
-                && sink.ops.is_empty()
-            {
-                let per_line = (batch.data.len() / batch.lines.len()).max(1) as u64;
-                let expect = total / per_line + total / per_line / 32;
-                sink.ops.reserve(expect.min(u64::from(u32::MAX)) as usize);
-                sink.lines.reserve(expect.min(u64::from(u32::MAX)) as usize);
-            }
-            sink.flush(&batch, threads)?;
+            done = flush(&batch)?;
             batch.clear();
-            if sink.done {
+            if done {
                 break;
             }
         }
     }
-    if !sink.done {
-        sink.flush(&batch, threads)?;
+    if !done {
+        done = flush(&batch)?;
     }
-    if let Some(e) = pending
-        && !sink.done
-    {
-        return Err(e);
+    match pending {
+        Some(e) if !done => Err(e),
+        _ => Ok(()),
     }
-    Ok((
-        History::from_located(sink.ops, path, sink.lines),
-        sink.warnings,
-    ))
+}
+
+/// `parse` run over `0..n` cut into consecutive ranges, on up to `threads` threads (one
+/// when the batch is small), results in range order.
+pub(crate) fn parse_parts<P: Send>(
+    n: usize,
+    threads: usize,
+    parse: impl Fn(std::ops::Range<usize>) -> P + Sync,
+) -> Vec<P> {
+    let parts = threads.clamp(1, n.div_ceil(64).max(1));
+    if parts == 1 {
+        return vec![parse(0..n)];
+    }
+    let per = n.div_ceil(parts);
+    let parse = &parse;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (1..parts)
+            .map(|p| {
+                let range = (p * per).min(n)..((p + 1) * per).min(n);
+                s.spawn(move || parse(range))
+            })
+            .collect();
+        let mut all = vec![parse(0..per.min(n))];
+        all.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("parser thread")),
+        );
+        all
+    })
 }
 
 /// serde_json's message without its " at line 1 column N" (every line is line 1 to it):

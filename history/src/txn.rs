@@ -9,12 +9,20 @@
 //! `{:f :txn, :value [[:append 1 2] [:r 1 [1 2]]]}` (the EDN reader turns keywords into
 //! the same strings, so both forms meet here). Guarantees: `parse_txn` accepts exactly
 //! what `txn_value` writes (round trip), rejects anything else with one sentence naming
-//! the offending micro-op, and `read_txns` pairs a history's txn ops (Elle's semantics:
-//! `info` may or may not have happened, `fail` never did), naming `file:line` of a
+//! the offending micro-op, and `Txns` (`store`) holds a history's txn ops paired (Elle's
+//! semantics: `info` may or may not have happened, `fail` never did) in a compact arena,
+//! read from a `History` or straight from JSON Lines (`jsonl`), naming `file:line` of a
 //! malformed op when the history was read from a file.
 
-use crate::{History, HistoryError, Key, Outcome, Value};
+mod jsonl;
+mod store;
+
+pub use jsonl::{read_txn_file, read_txn_jsonl, read_txn_jsonl_threads};
+pub use store::{MAX_TXN_OPS, Mop, MopArena, MopRef, MopView, Mops, TxnHead, Txns};
+
+use crate::{Key, Value};
 use serde_json::Value as J;
+use store::Shape;
 
 /// The `f` of a transaction op.
 pub const TXN_F: &str = "txn";
@@ -35,6 +43,16 @@ pub enum MopF {
 }
 
 impl MopF {
+    /// The micro-op function a history spells `name` (`w`/`write`, `r`/`read`, `append`).
+    pub fn parse(name: &str) -> Option<MopF> {
+        match name {
+            "append" => Some(MopF::Append),
+            "w" | "write" => Some(MopF::Write),
+            "r" | "read" => Some(MopF::Read),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             MopF::Append => "append",
@@ -140,9 +158,16 @@ pub fn txn_value(mops: &[MicroOp]) -> Value {
 
 /// The micro-ops of a transaction's value; an error is one sentence naming the offender.
 pub fn parse_txn(value: &Value) -> Result<Vec<MicroOp>, String> {
+    let mut arena = MopArena::default();
+    parse_txn_into(value, &mut arena)?;
+    Ok(arena.all().iter().map(|m| m.to_micro_op()).collect())
+}
+
+/// `parse_txn` appending the micro-ops to `arena` (nothing is appended on an error).
+pub fn parse_txn_into(value: &Value, arena: &mut MopArena) -> Result<(), String> {
     let items = match value {
         // An empty transaction reads as an empty integer list.
-        Value::List(xs) if xs.is_empty() => return Ok(Vec::new()),
+        Value::List(xs) if xs.is_empty() => return Ok(()),
         Value::Null => return Err("a txn needs a list of micro-ops as its value, found nil".into()),
         Value::Other(J::Array(items)) => items,
         other => {
@@ -157,14 +182,17 @@ pub fn parse_txn(value: &Value) -> Result<Vec<MicroOp>, String> {
             items.len()
         ));
     }
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, m)| parse_mop(m).map_err(|e| format!("micro-op {} {m}: {e}", i + 1)))
-        .collect()
+    let mark = arena.mark();
+    for (i, m) in items.iter().enumerate() {
+        if let Err(e) = parse_mop_into(m, arena) {
+            arena.truncate(mark);
+            return Err(format!("micro-op {} {m}: {e}", i + 1));
+        }
+    }
+    Ok(())
 }
 
-fn parse_mop(m: &J) -> Result<MicroOp, String> {
+fn parse_mop_into(m: &J, arena: &mut MopArena) -> Result<(), String> {
     let J::Array(parts) = m else {
         return Err("expected [f key value]".into());
     };
@@ -175,134 +203,33 @@ fn parse_mop(m: &J) -> Result<MicroOp, String> {
         ));
     };
     let f = match f.as_str() {
-        Some("append") => MopF::Append,
-        Some("w" | "write") => MopF::Write,
-        Some("r" | "read") => MopF::Read,
-        _ => return Err("f is not one of append, r, w".into()),
+        Some(name) => MopF::parse(name).ok_or("f is not one of append, r, w")?,
+        None => return Err("f is not one of append, r, w".into()),
     };
     let key = key
         .as_u64()
         .ok_or("the key is not a non-negative integer")?;
+    let mark = arena.mark();
     let value = match value {
-        J::Null => MopValue::Nil,
-        J::Array(xs) => MopValue::List(
-            xs.iter()
-                .map(|x| x.as_i64().ok_or("a read list holds a non-integer"))
-                .collect::<Result<_, _>>()?,
-        ),
-        v => MopValue::Int(
+        J::Null => Shape::Nil,
+        J::Array(xs) => {
+            for x in xs {
+                let Some(x) = x.as_i64() else {
+                    arena.truncate(mark);
+                    return Err("a read list holds a non-integer".into());
+                };
+                arena.push_elem(x);
+            }
+            Shape::List
+        }
+        v => Shape::Int(
             v.as_i64()
                 .ok_or("the value is not an integer, a list or nil")?,
         ),
     };
-    match (f, &value) {
-        (MopF::Append | MopF::Write, MopValue::Int(_)) | (MopF::Read, _) => {}
-        _ => return Err(format!("{} needs an integer value", f.as_str())),
-    }
-    Ok(MicroOp { f, key, value })
-}
-
-/// One transaction of a history: its invocation paired with its completion.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Txn {
-    /// `Op::index` of the invocation (how anomalies name it).
-    pub index: u64,
-    /// Positions of the invocation and completion in `History::ops` (real-time order).
-    pub invoke_pos: usize,
-    pub complete_pos: Option<usize>,
-    pub process: crate::Process,
-    pub outcome: Outcome,
-    /// The completion's micro-ops when `ok` (reads filled in), else the invocation's.
-    pub mops: Vec<MicroOp>,
-}
-
-/// Every transaction of a history, in invocation order. Any client op whose `f` is not
-/// `txn`, a malformed value, a completion without an open invocation, a second invocation
-/// while one is open, or a completion whose micro-ops do not match its invocation's (other
-/// functions, keys or written values) is an error naming the op. Pairs as
-/// `History::operations` does, without copying values.
-pub fn read_txns(h: &History) -> Result<Vec<Txn>, HistoryError> {
-    let mut out: Vec<Txn> = Vec::with_capacity(h.ops.len() / 2 + 1);
-    let mut open: std::collections::HashMap<crate::Process, usize> =
-        std::collections::HashMap::new();
-    for (pos, op) in h.ops.iter().enumerate() {
-        if op.process == crate::Process::Nemesis {
-            continue;
-        }
-        if op.f.as_str() != TXN_F {
-            return Err(h.op_error(
-                op.index,
-                format!(
-                    "f {} is not txn: a transactional workload records only txn ops",
-                    op.f
-                ),
-            ));
-        }
-        if op.kind == crate::OpType::Invoke {
-            if let Some(&prev) = open.get(&op.process) {
-                return Err(h.op_error(
-                    op.index,
-                    format!(
-                        "process {} invokes again while its op at index {} is still open (a process runs one op at a time)",
-                        op.process, out[prev].index
-                    ),
-                ));
-            }
-            let mops = parse_txn(&op.value).map_err(|e| h.op_error(op.index, e))?;
-            open.insert(op.process, out.len());
-            out.push(Txn {
-                index: op.index,
-                invoke_pos: pos,
-                complete_pos: None,
-                process: op.process,
-                outcome: Outcome::Info,
-                mops,
-            });
-            continue;
-        }
-        let Some(i) = open.remove(&op.process) else {
-            return Err(h.op_error(
-                op.index,
-                format!(
-                    "a completion of process {} without an open invocation",
-                    op.process
-                ),
-            ));
-        };
-        let t = &mut out[i];
-        t.complete_pos = Some(pos);
-        t.outcome = match op.kind {
-            crate::OpType::Ok => Outcome::Ok,
-            crate::OpType::Fail => Outcome::Fail,
-            _ => Outcome::Info,
-        };
-        if t.outcome == Outcome::Ok && !op.value.is_null() {
-            let mops = parse_txn(&op.value).map_err(|e| h.op_error(op.index, e))?;
-            matches_invocation(&t.mops, &mops).map_err(|e| h.op_error(op.index, e))?;
-            t.mops = mops;
-        }
-    }
-    Ok(out)
-}
-
-fn matches_invocation(invoked: &[MicroOp], done: &[MicroOp]) -> Result<(), String> {
-    if invoked.len() != done.len() {
-        return Err(format!(
-            "the completion has {} micro-ops but its invocation had {}",
-            done.len(),
-            invoked.len()
-        ));
-    }
-    for (i, (a, b)) in invoked.iter().zip(done).enumerate() {
-        let same = a.f == b.f && a.key == b.key && (a.f == MopF::Read || a.value == b.value);
-        if !same {
-            return Err(format!(
-                "micro-op {} completed as {b} but was invoked as {a}",
-                i + 1
-            ));
-        }
-    }
-    Ok(())
+    arena
+        .push_mop(f, key, value, mark)
+        .inspect_err(|_| arena.truncate(mark))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use schism_checker::{
     Algorithm, CheckResult, CheckerName, CheckerSet, Model, Options, RegisterOptions, Report,
     Validity, Workload as CheckWorkload,
 };
+use schism_history::txn::{Txns, read_txn_file};
 use schism_history::{History, read_edn_file, read_history_file};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -235,23 +236,25 @@ pub fn analyze_file_with(
 
 /// Checks a transactional history (`.edn`: Elle's format; else JSON Lines) or run folder
 /// with the `txn` checker: `schism check --workload list-append|rw-register` and the end of a
-/// transactional `schism test` alike (`txn_check` has the closing note).
+/// transactional `schism test` alike (`txn_check` has the closing note). JSON Lines are
+/// read straight into compact transactions (`read_txn_file`), never into a `History`; an
+/// EDN history (at most `MAX_EDN_BYTES`) is read whole, then converted.
 pub fn analyze_txn_file(
     path: &Path,
     workload: schism_checker::txn::TxnWorkload,
     model: schism_checker::txn::ConsistencyModel,
     budget: &Budget,
 ) -> Result<ResultsFile> {
-    let (history, warnings) = if is_edn(path) {
-        (read_edn_file(path)?, Vec::new())
+    let (txns, warnings) = if is_edn(path) {
+        (Txns::from_history(&read_edn_file(path)?)?, Vec::new())
     } else {
         let hpath = history_path(path)?;
-        let (h, w) = read_history_file(&hpath)?;
+        let (t, w) = read_txn_file(&hpath)?;
         let w = w
             .iter()
             .map(|w| format!("{}: {w}", hpath.display()))
             .collect();
-        (h, w)
+        (t, w)
     };
     let abort = budget
         .stop
@@ -272,7 +275,7 @@ pub fn analyze_txn_file(
             flag.store(true, Ordering::Relaxed);
         }
     });
-    let result = schism_checker::txn::check_txn(&history, &opts);
+    let result = schism_checker::txn::check_txns(&txns, &opts);
     drop(done_tx);
     let _ = watchdog.join();
     let result = result?;
@@ -287,7 +290,7 @@ pub fn analyze_txn_file(
         cut_short.push("the check was stopped by a signal before it finished".into());
     }
     let cut_short = (!cut_short.is_empty()).then(|| cut_short.join("; "));
-    let evidence = schism_checker::check_evidence(&history, cut_short.as_deref())?;
+    let evidence = schism_checker::check_evidence_txns(&txns, cut_short.as_deref());
     if evidence.validity != Validity::Valid {
         report.validity = report.validity.merge(evidence.validity);
         report.results.push(evidence);
@@ -303,8 +306,8 @@ pub fn analyze_txn_file(
         validity: report.validity,
         counts: schism_checker::counts::count_map(&report.results),
         results: report.results,
-        stats: stats(&history)?,
-        history_lines: history.len() as u64,
+        stats: schism_checker::stats::stats_txns(&txns),
+        history_lines: txns.ops(),
         warnings,
         schism_version: env!("CARGO_PKG_VERSION").to_owned(),
     })

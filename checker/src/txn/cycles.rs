@@ -81,8 +81,13 @@ impl Csr {
             .zip(self.bits[r].iter().copied())
     }
 
-    fn nodes(&self) -> usize {
+    pub(crate) fn nodes(&self) -> usize {
         self.start.len() - 1
+    }
+
+    /// The targets of `n`'s edges, whatever their kinds.
+    pub(crate) fn out_targets(&self, n: u32) -> &[u32] {
+        &self.to[self.start[n as usize] as usize..self.start[n as usize + 1] as usize]
     }
 }
 

@@ -7,8 +7,8 @@
 //! elements give ww. Rw-register: a read of `v` depends on `v`'s writer; a transaction
 //! that read `v` and then wrote `w` puts `w` right after `v` (ww from `v`'s writer, rw
 //! from every other reader of `v`), and a read of nil precedes every writer of the key.
-//! Real time uses Elle's frontier: each transaction links from the completed ones not
-//! already implied, so the edges stay linear in the history. Only a transaction's
+//! Process order links consecutive transactions of a process; real time is
+//! `realtime`'s (a chain of completion points). Only a transaction's
 //! external reads (before its own writes of the key, or its own appends stripped) make
 //! edges; the others are checked for internal consistency. Failed transactions never
 //! happened: they get no edges, and reading their writes is G1a.
@@ -21,8 +21,8 @@
 use super::TxnWorkload;
 use crate::fx::{FxHashMap, FxHashSet};
 use crate::{Anomaly, AnomalyKind, CheckError};
-use schism_history::txn::{MicroOp, MopF, MopValue, Txn};
-use schism_history::{History, Key, Outcome};
+use schism_history::txn::{MopF, MopValue, MopView, Mops, TxnHead, Txns};
+use schism_history::{Key, Outcome};
 
 pub(crate) const WW: u8 = 1;
 pub(crate) const WR: u8 = 2;
@@ -40,7 +40,7 @@ struct Writer {
 
 /// What `infer` learned: edges, the non-cyclic anomalies, and what explains edges.
 pub(crate) struct Inference<'a> {
-    pub(crate) txns: &'a [Txn],
+    pub(crate) txns: &'a Txns,
     pub(crate) workload: TxnWorkload,
     pub(crate) edges: Vec<(u32, u32, u8)>,
     pub(crate) found: Vec<Anomaly>,
@@ -50,11 +50,11 @@ pub(crate) struct Inference<'a> {
 }
 
 /// A transaction's name in explanations.
-pub(crate) fn name(t: &Txn) -> String {
+pub(crate) fn name(t: &TxnHead) -> String {
     format!("T{}", t.index)
 }
 
-fn committed(t: &Txn) -> bool {
+fn committed(t: &TxnHead) -> bool {
     t.outcome != Outcome::Fail
 }
 
@@ -65,25 +65,26 @@ struct Scan {
     problems: Vec<(AnomalyKind, Key, String)>,
 }
 
-fn scan(t: &Txn, w: TxnWorkload) -> Scan {
+fn scan(txns: &Txns, t: &TxnHead, w: TxnWorkload) -> Scan {
     let mut out = Scan {
         ext: Vec::new(),
         problems: Vec::new(),
     };
     // Per key: the state the transaction knows (from a read or its own writes), and for
     // lists the appends made since that read.
-    let mut known: FxHashMap<Key, Option<MopValue>> = FxHashMap::default();
+    let mut known: FxHashMap<Key, Option<MopView<'_>>> = FxHashMap::default();
     let mut own: FxHashMap<Key, Vec<i64>> = FxHashMap::default();
-    let me = name(t);
-    for (i, m) in t.mops.iter().enumerate() {
+    let mops = txns.mops(t);
+    for (i, m) in mops.iter().enumerate() {
         match m.f {
             MopF::Append => own.entry(m.key).or_default().push(m.written().unwrap_or(0)),
             MopF::Write => {
-                known.insert(m.key, Some(m.value.clone()));
+                known.insert(m.key, Some(m.value));
             }
             MopF::Read => {
-                if let Some(p) = read_problem(t, i, m, w, &mut known, &mut own, &mut out.ext) {
-                    out.problems.push((p.0, m.key, format!("{me} {}", p.1)));
+                if let Some(p) = read_problem(mops, i, w, &mut known, &mut own, &mut out.ext) {
+                    out.problems
+                        .push((p.0, m.key, format!("{} {}", name(t), p.1)));
                 }
             }
         }
@@ -93,25 +94,29 @@ fn scan(t: &Txn, w: TxnWorkload) -> Scan {
 
 /// Checks one read against what the transaction already knows; records it as external
 /// when it is the transaction's first look at the key.
-fn read_problem(
-    t: &Txn,
+fn read_problem<'a>(
+    mops: Mops<'a>,
     i: usize,
-    m: &MicroOp,
     w: TxnWorkload,
-    known: &mut FxHashMap<Key, Option<MopValue>>,
+    known: &mut FxHashMap<Key, Option<MopView<'a>>>,
     own: &mut FxHashMap<Key, Vec<i64>>,
     ext: &mut Vec<(usize, usize)>,
 ) -> Option<(AnomalyKind, String)> {
-    let later: Vec<i64> = t.mops[i + 1..]
+    let m = mops.get(i);
+    let later = mops
+        .from(i + 1)
         .iter()
         .filter(|x| x.key == m.key && x.f != MopF::Read)
-        .filter_map(MicroOp::written)
-        .collect();
-    let (list, value) = match (&m.value, w) {
-        (MopValue::List(xs), TxnWorkload::ListAppend) => (xs.clone(), m.value.clone()),
-        (MopValue::Nil, TxnWorkload::ListAppend) => (Vec::new(), MopValue::List(Vec::new())),
-        (MopValue::Int(v), TxnWorkload::RwRegister) => (vec![*v], m.value.clone()),
-        (MopValue::Nil, TxnWorkload::RwRegister) => (Vec::new(), MopValue::Nil),
+        .filter_map(|x| x.written());
+    let one;
+    let (list, value): (&[i64], MopView<'a>) = match (m.value, w) {
+        (MopView::List(xs), TxnWorkload::ListAppend) => (xs, m.value),
+        (MopView::Nil, TxnWorkload::ListAppend) => (&[], MopView::List(&[])),
+        (MopView::Int(v), TxnWorkload::RwRegister) => {
+            one = [v];
+            (&one, m.value)
+        }
+        (MopView::Nil, TxnWorkload::RwRegister) => (&[], MopView::Nil),
         _ => {
             return Some((
                 AnomalyKind::Internal,
@@ -124,7 +129,7 @@ fn read_problem(
             ));
         }
     };
-    if let Some(&v) = list.iter().find(|v| later.contains(v)) {
+    if let Some(&v) = list.iter().find(|&&v| later.clone().any(|x| x == v)) {
         return Some((
             AnomalyKind::FutureRead,
             format!(
@@ -133,7 +138,7 @@ fn read_problem(
             ),
         ));
     }
-    if w == TxnWorkload::ListAppend && has_duplicate(&list) {
+    if w == TxnWorkload::ListAppend && has_duplicate(list) {
         return Some((
             AnomalyKind::DuplicateElement,
             format!(
@@ -143,16 +148,16 @@ fn read_problem(
         ));
     }
     let mine = own.remove(&m.key).unwrap_or_default();
-    let prior = known.insert(m.key, Some(value.clone())).flatten();
+    let prior = known.insert(m.key, Some(value)).flatten();
     let expected = match (prior, w) {
-        (Some(MopValue::List(p)), TxnWorkload::ListAppend) => {
-            Some(MopValue::List([p, mine.clone()].concat()))
+        (Some(MopView::List(p)), TxnWorkload::ListAppend) => {
+            Some(MopValue::List([p, &mine].concat()))
         }
-        (Some(v), _) => Some(v),
+        (Some(v), _) => Some(v.to_value()),
         (None, _) => None,
     };
     match expected {
-        Some(e) if e != value => Some((
+        Some(e) if e.view() != value => Some((
             AnomalyKind::Internal,
             format!(
                 "read key {} = {} but its own earlier reads and writes imply {e}",
@@ -177,13 +182,13 @@ fn read_problem(
 }
 
 /// A transaction's list reads without duplicates: (micro-op position, key, list).
-fn list_reads(t: &Txn) -> Vec<(usize, Key, &Vec<i64>)> {
-    t.mops
+fn list_reads<'a>(txns: &'a Txns, t: &TxnHead) -> Vec<(usize, Key, &'a [i64])> {
+    txns.mops(t)
         .iter()
         .enumerate()
         .filter(|(_, m)| m.f == MopF::Read)
-        .filter_map(|(i, m)| match &m.value {
-            MopValue::List(xs) if !has_duplicate(xs) => Some((i, m.key, xs)),
+        .filter_map(|(i, m)| match m.value {
+            MopView::List(xs) if !has_duplicate(xs) => Some((i, m.key, xs)),
             _ => None,
         })
         .collect()
@@ -195,12 +200,14 @@ fn has_duplicate(xs: &[i64]) -> bool {
 }
 
 /// Records every write; a value written twice to one key is an error naming the op.
-fn writers(h: &History, txns: &[Txn]) -> Result<FxHashMap<(Key, i64), Writer>, CheckError> {
+fn writers(txns: &Txns) -> Result<FxHashMap<(Key, i64), Writer>, CheckError> {
     let mut out: FxHashMap<(Key, i64), Writer> = FxHashMap::default();
     for (id, t) in txns.iter().enumerate() {
-        for (i, m) in t.mops.iter().enumerate() {
+        let mops = txns.mops(t);
+        for (i, m) in mops.iter().enumerate() {
             let Some(v) = m.written() else { continue };
-            let last = !t.mops[i + 1..]
+            let last = !mops
+                .from(i + 1)
                 .iter()
                 .any(|x| x.key == m.key && x.f != MopF::Read);
             let w = Writer {
@@ -208,8 +215,8 @@ fn writers(h: &History, txns: &[Txn]) -> Result<FxHashMap<(Key, i64), Writer>, C
                 last,
             };
             if let Some(prev) = out.insert((m.key, v), w) {
-                return Err(CheckError::History(h.op_error(
-                    t.index,
+                return Err(CheckError::History(txns.op_error(
+                    t,
                     format!(
                         "{m} writes {v} to key {}, which T{} also writes: transactional checking needs unique values per key",
                         m.key, txns[prev.txn as usize].index
@@ -222,17 +229,13 @@ fn writers(h: &History, txns: &[Txn]) -> Result<FxHashMap<(Key, i64), Writer>, C
 }
 
 /// Infers every edge and non-cyclic anomaly of a history's transactions.
-pub(crate) fn infer<'a>(
-    h: &History,
-    txns: &'a [Txn],
-    workload: TxnWorkload,
-) -> Result<Inference<'a>, CheckError> {
+pub(crate) fn infer(txns: &Txns, workload: TxnWorkload) -> Result<Inference<'_>, CheckError> {
     let mut inf = Inference {
         txns,
         workload,
         edges: Vec::with_capacity(txns.len() * 4),
         found: Vec::new(),
-        writers: writers(h, txns)?,
+        writers: writers(txns)?,
         order: FxHashMap::default(),
     };
     // External reads as (transaction, micro-op, appends to strip): no copies of lists.
@@ -241,7 +244,7 @@ pub(crate) fn infer<'a>(
         if t.outcome != Outcome::Ok {
             continue;
         }
-        let s = scan(t, workload);
+        let s = scan(txns, t, workload);
         for (kind, key, why) in s.problems {
             inf.found
                 .push(Anomaly::new(kind, Some(key), vec![t.index], why));
@@ -256,11 +259,11 @@ pub(crate) fn infer<'a>(
         TxnWorkload::ListAppend => inf.list_append(&ext),
         TxnWorkload::RwRegister => inf.rw_register(&ext),
     }
-    inf.session_edges();
+    inf.process_edges();
     Ok(inf)
 }
 
-impl Inference<'_> {
+impl<'a> Inference<'a> {
     fn push(&mut self, kind: AnomalyKind, key: Key, ops: Vec<u64>, why: String) {
         self.found.push(Anomaly::new(kind, Some(key), ops, why));
     }
@@ -275,7 +278,7 @@ impl Inference<'_> {
 
     /// Checks a read's elements: never written (phantom) or written by a failed
     /// transaction (G1a). True when the read names only committed writes.
-    fn check_elements(&mut self, reader: u32, key: Key, xs: &[i64], shown: &MopValue) -> bool {
+    fn check_elements(&mut self, reader: u32, key: Key, xs: &[i64], shown: MopView<'_>) -> bool {
         let txns = self.txns;
         let r = &txns[reader as usize];
         for &x in xs {
@@ -291,7 +294,7 @@ impl Inference<'_> {
                 Some(w) if !committed(&txns[w.txn as usize]) => {
                     let wt = &txns[w.txn as usize];
                     let holds = match shown {
-                        MopValue::List(_) => format!(", which holds {x},"),
+                        MopView::List(_) => format!(", which holds {x},"),
                         _ => String::new(),
                     };
                     let why = format!(
@@ -338,10 +341,10 @@ impl Inference<'_> {
         let mut lost: FxHashMap<(Key, Option<i64>), Vec<u32>> = FxHashMap::default();
         let txns = self.txns;
         for &(r, i, strip) in ext {
-            let m = &txns[r as usize].mops[i as usize];
-            let (k, v) = (m.key, &m.value);
+            let m = txns.mops(&txns[r as usize]).get(i as usize);
+            let (k, v) = (m.key, m.value);
             let xs: &[i64] = match v {
-                MopValue::List(l) => &l[..l.len() - strip as usize],
+                MopView::List(l) => &l[..l.len() - strip as usize],
                 _ => &[],
             };
             let order = self.order.get(&k).map(Vec::as_slice).unwrap_or(&[]);
@@ -351,8 +354,8 @@ impl Inference<'_> {
             if !clean && !self.check_elements(r, k, xs, v) {
                 continue;
             }
-            let appends = self.txns[r as usize]
-                .mops
+            let appends = txns
+                .mops(&txns[r as usize])
                 .iter()
                 .any(|m| m.key == k && m.f == MopF::Append);
             if appends {
@@ -376,7 +379,7 @@ impl Inference<'_> {
 
     /// A wr edge from the writer of `v` to reader `r`, or G1b when `v` was not its
     /// writer's last write of the key.
-    fn wr_edge(&mut self, r: u32, k: Key, v: i64, shown: &MopValue) {
+    fn wr_edge(&mut self, r: u32, k: Key, v: i64, shown: MopView<'_>) {
         let Some(w) = self.writer(k, v) else { return };
         if w.txn == r {
             return;
@@ -399,7 +402,8 @@ impl Inference<'_> {
     /// it are incompatible orders.
     fn infer_orders(&mut self) {
         let mut longest: FxHashMap<Key, (u32, usize)> = FxHashMap::default();
-        let reads = list_reads;
+        let txns = self.txns;
+        let reads = |t| list_reads(txns, t);
         for (id, t) in self.txns.iter().enumerate() {
             if t.outcome != Outcome::Ok {
                 continue;
@@ -428,9 +432,9 @@ impl Inference<'_> {
                         format!(
                             "{} read key {k} = {} and {} read {}: neither is a prefix of the other, so no single order of key {k}'s appends explains both",
                             name(t),
-                            MopValue::List(xs.clone()),
+                            MopView::List(xs),
                             name(lt),
-                            MopValue::List(long.to_vec())
+                            MopView::List(long)
                         ),
                     ));
                 }
@@ -443,9 +447,10 @@ impl Inference<'_> {
         }
     }
 
-    fn list_at(&self, (txn, mop): (u32, usize)) -> &[i64] {
-        match &self.txns[txn as usize].mops[mop].value {
-            MopValue::List(xs) => xs,
+    fn list_at(&self, (txn, mop): (u32, usize)) -> &'a [i64] {
+        let txns = self.txns;
+        match txns.mops(&txns[txn as usize]).get(mop).value {
+            MopView::List(xs) => xs,
             _ => &[],
         }
     }
@@ -510,11 +515,11 @@ impl Inference<'_> {
 
     fn rw_register(&mut self, ext: &[(u32, u32, u32)]) {
         let txns = self.txns;
-        let ext: Vec<(u32, Key, &MopValue)> = ext
+        let ext: Vec<(u32, Key, MopView<'_>)> = ext
             .iter()
             .map(|&(r, i, _)| {
-                let m = &txns[r as usize].mops[i as usize];
-                (r, m.key, &m.value)
+                let m = txns.mops(&txns[r as usize]).get(i as usize);
+                (r, m.key, m.value)
             })
             .collect();
         // Transactions that read a version and then wrote the key: its successors.
@@ -535,8 +540,8 @@ impl Inference<'_> {
             {
                 continue;
             }
-            let writes = self.txns[r as usize]
-                .mops
+            let writes = txns
+                .mops(&txns[r as usize])
                 .iter()
                 .any(|m| m.key == k && m.f == MopF::Write);
             if writes {
@@ -574,9 +579,9 @@ impl Inference<'_> {
         self.lost_updates(succ);
     }
 
-    /// Process order (consecutive transactions of a process) and real-time order
-    /// (Elle's frontier of completed transactions).
-    fn session_edges(&mut self) {
+    /// Process order: consecutive transactions of a process (real time is
+    /// `realtime`'s).
+    fn process_edges(&mut self) {
         let mut last: FxHashMap<schism_history::Process, u32> = FxHashMap::default();
         for (id, t) in self.txns.iter().enumerate() {
             if !committed(t) {
@@ -589,33 +594,6 @@ impl Inference<'_> {
             // after it by its process.
             if t.outcome == Outcome::Ok {
                 last.insert(t.process, id as u32);
-            }
-        }
-        let mut events: Vec<(usize, bool, u32)> = Vec::with_capacity(self.txns.len() * 2);
-        for (id, t) in self.txns.iter().enumerate() {
-            if !committed(t) {
-                continue;
-            }
-            events.push((t.invoke_pos, false, id as u32));
-            if t.outcome == Outcome::Ok
-                && let Some(c) = t.complete_pos
-            {
-                events.push((c, true, id as u32));
-            }
-        }
-        events.sort_unstable();
-        let mut frontier: Vec<u32> = Vec::new();
-        let mut preds: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
-        for (_, done, id) in events {
-            if !done {
-                for &a in &frontier {
-                    self.edges.push((a, id, RT));
-                }
-                preds.insert(id, frontier.clone());
-            } else {
-                let before = preds.remove(&id).unwrap_or_default();
-                frontier.retain(|a| !before.contains(a));
-                frontier.push(id);
             }
         }
     }
@@ -638,15 +616,16 @@ impl Inference<'_> {
     /// A transaction's external reads, own appends stripped (for explanations).
     fn ext_reads(&self, t: u32) -> Vec<(Key, MopValue)> {
         let txn = &self.txns[t as usize];
-        scan(txn, self.workload)
+        let mops = self.txns.mops(txn);
+        scan(self.txns, txn, self.workload)
             .ext
             .into_iter()
             .map(|(i, strip)| {
-                let m = &txn.mops[i];
-                let v = match (&m.value, self.workload) {
-                    (MopValue::List(l), _) => MopValue::List(l[..l.len() - strip].to_vec()),
-                    (MopValue::Nil, TxnWorkload::ListAppend) => MopValue::List(Vec::new()),
-                    (other, _) => other.clone(),
+                let m = mops.get(i);
+                let v = match (m.value, self.workload) {
+                    (MopView::List(l), _) => MopValue::List(l[..l.len() - strip].to_vec()),
+                    (MopView::Nil, TxnWorkload::ListAppend) => MopValue::List(Vec::new()),
+                    (other, _) => other.to_value(),
                 };
                 (m.key, v)
             })
@@ -680,7 +659,7 @@ impl Inference<'_> {
         let (na, nb) = (name(&self.txns[a as usize]), name(&self.txns[b as usize]));
         match self.workload {
             TxnWorkload::ListAppend => {
-                for m in &self.txns[a as usize].mops {
+                for m in self.txns.mops(&self.txns[a as usize]).iter() {
                     let (Some(x), Some(order)) = (m.written(), self.order.get(&m.key)) else {
                         continue;
                     };
@@ -729,7 +708,7 @@ impl Inference<'_> {
                 }
                 _ => {
                     let ver = v.written_int();
-                    let overwrote = self.txns[b as usize].mops.iter().find_map(|m| {
+                    let overwrote = self.txns.mops(&self.txns[b as usize]).iter().find_map(|m| {
                         (m.key == k && m.f == MopF::Write)
                             .then(|| m.written())
                             .flatten()
@@ -770,5 +749,11 @@ impl IntValue for MopValue {
             MopValue::Int(v) => Some(*v),
             _ => None,
         }
+    }
+}
+
+impl IntValue for MopView<'_> {
+    fn written_int(&self) -> Option<i64> {
+        self.as_int()
     }
 }

@@ -21,13 +21,14 @@
 mod cycles;
 mod infer;
 mod models;
+mod realtime;
 
 pub use models::{ConsistencyModel, Flavour};
 
 use crate::report::AnomalySink;
 use crate::{Anomaly, AnomalyKind, CheckError, CheckResult, CycleStep, EdgeKind, Validity};
 use cycles::Cycle;
-use schism_history::txn::read_txns;
+use schism_history::txn::Txns;
 use schism_history::{History, Outcome};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -85,17 +86,22 @@ pub fn kinds() -> Vec<AnomalyKind> {
         .collect()
 }
 
-/// Checks a history of transactions against `opts.model`.
+/// Checks a history of transactions against `opts.model` (`check_txns` on its
+/// transactions).
 pub fn check_txn(h: &History, opts: &TxnOptions) -> Result<CheckResult, CheckError> {
-    let txns = read_txns(h)?;
-    let inf = infer::infer(h, &txns, opts.workload)?;
-    let g = cycles::Csr::build(txns.len(), &inf.edges);
+    check_txns(&Txns::from_history(h)?, opts)
+}
+
+/// Checks transactions (`schism_history::txn::read_txn_file` reads them straight from
+/// JSON Lines) against `opts.model`.
+pub fn check_txns(txns: &Txns, opts: &TxnOptions) -> Result<CheckResult, CheckError> {
+    let mut inf = infer::infer(txns, opts.workload)?;
     let abort = || {
         opts.abort
             .as_ref()
             .is_some_and(|a| a.load(Ordering::Relaxed))
     };
-    let found = cycles::find_cycles(&g, opts.max_cycle_states, &abort);
+    let (found, edges) = search(txns, &mut inf, opts.max_cycle_states, &abort);
     let mut ruled_out = std::collections::BTreeSet::new();
     let mut forbidden = false;
     let mut sink = AnomalySink::new(opts.max_anomalies_per_kind);
@@ -115,7 +121,7 @@ pub fn check_txn(h: &History, opts: &TxnOptions) -> Result<CheckResult, CheckErr
     figures.insert("consistency_model".into(), opts.model.as_str().into());
     figures.insert("transactions".into(), txns.len().into());
     figures.insert("committed".into(), committed.into());
-    figures.insert("edges".into(), inf.edges.len().into());
+    figures.insert("edges".into(), edges.into());
     figures.insert("cycle_search_states".into(), found.states.into());
     figures.insert(
         "ruled_out".into(),
@@ -150,6 +156,38 @@ pub fn check_txn(h: &History, opts: &TxnOptions) -> Result<CheckResult, CheckErr
         anomalies,
         figures,
     })
+}
+
+/// The cycles of the dependency graph and the count of edges built. Real time is a chain
+/// of completion points (`realtime`): when the whole graph has no cycle no search is
+/// needed; otherwise Elle's real-time edges are added inside the cyclic components and
+/// every level is searched as `cycles::find_cycles` does.
+fn search(
+    txns: &Txns,
+    inf: &mut infer::Inference<'_>,
+    budget: u64,
+    abort: &dyn Fn() -> bool,
+) -> (cycles::Cycles, usize) {
+    let chain = realtime::Chain::new(txns);
+    let links = chain.links();
+    let g = cycles::Csr::build(txns.len(), &inf.edges);
+    let Some(comp) = realtime::cyclic_components(&g, &chain) else {
+        let none = cycles::Cycles {
+            found: Vec::new(),
+            incomplete: false,
+            states: 0,
+        };
+        return (none, inf.edges.len() + links);
+    };
+    drop(g);
+    drop(chain);
+    inf.edges.extend(realtime::reduction_within(txns, &comp));
+    drop(comp);
+    let g = cycles::Csr::build(txns.len(), &inf.edges);
+    (
+        cycles::find_cycles(&g, budget, abort),
+        inf.edges.len() + links,
+    )
 }
 
 /// Adds every model an anomaly rules out.

@@ -3,6 +3,7 @@
 
 mod fuzz;
 mod readers;
+mod txns;
 
 use schism_history::{F, HistoryWriter, Op, OpType, Process, Value};
 use std::path::{Path, PathBuf};

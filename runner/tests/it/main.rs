@@ -46,6 +46,7 @@ mod sim;
 mod ssh_lab;
 mod txn_check;
 mod txn_check_models;
+mod txn_read;
 mod verdicts;
 
 use std::path::{Path, PathBuf};
