@@ -72,22 +72,10 @@ pub enum MopValue {
     List(Vec<i64>),
 }
 
+/// Printed as its borrowed view prints (`nil`, `3`, `[1 2]`).
 impl std::fmt::Display for MopValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MopValue::Nil => f.write_str("nil"),
-            MopValue::Int(v) => write!(f, "{v}"),
-            MopValue::List(xs) => {
-                f.write_str("[")?;
-                for (i, x) in xs.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(" ")?;
-                    }
-                    write!(f, "{x}")?;
-                }
-                f.write_str("]")
-            }
-        }
+        self.view().fmt(f)
     }
 }
 

@@ -88,7 +88,7 @@ impl MopValue {
     }
 }
 
-/// Printed as `MopValue` prints.
+/// Printed as Elle prints a micro-op's value: `nil`, `3`, `[1 2]` (`MopValue` prints through it).
 impl std::fmt::Display for MopView<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
