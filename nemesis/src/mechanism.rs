@@ -231,11 +231,6 @@ impl Nemesis {
     }
 }
 
-/// How often a fault aimed at the leader asks who leads before resolving to nothing.
-const LEADER_ATTEMPTS: u32 = 5;
-/// The pause between those asks.
-const LEADER_RETRY_MS: u64 = 400;
-
 /// Applies fault states to any target.
 #[derive(Debug)]
 pub struct TargetMechanism<'a> {
@@ -418,19 +413,8 @@ impl Mechanism for TargetMechanism<'_> {
         self.cluster.node_ids()
     }
 
-    /// Asks the cluster who leads, a few times over ~2 s: right after a heal or a kill
-    /// an election may still be running (etcd on a loaded box answered "no leader" once),
-    /// and a fault aimed at the leader should wait for one rather than resolve to nothing.
     async fn leader(&mut self) -> Option<NodeId> {
-        for attempt in 0..LEADER_ATTEMPTS {
-            if let Some(leader) = self.cluster.leader().await {
-                return Some(leader);
-            }
-            if attempt + 1 < LEADER_ATTEMPTS {
-                tokio::time::sleep(std::time::Duration::from_millis(LEADER_RETRY_MS)).await;
-            }
-        }
-        None
+        self.cluster.leader().await
     }
 
     async fn apply(&mut self, state: &FaultState) -> Result<(), NemesisError> {
