@@ -367,7 +367,8 @@ fn lag_of_a_cut_follower_grows_then_falls_and_sync_stays_bounded() {
             .filter(|(t, _)| *t > b + 1000.0 && *t < b + 2000.0)
             .map(|x| x.1)
             .collect();
-        assert!(inside.len() > 10 && !after.is_empty(), "{n2:?}");
+        // ≥ 5 samples: on a loaded box the 100 ms sampler got only 8 into a 3.4 s window.
+        assert!(inside.len() >= 5 && !after.is_empty(), "{n2:?}");
         let peak = inside.iter().copied().fold(0.0, f64::max);
         let after_max = after.iter().copied().fold(0.0, f64::max);
         // Async: the backlog drains after the heal. Sync: the lag stays bounded throughout
