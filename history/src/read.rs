@@ -280,14 +280,18 @@ impl Sink<'_> {
     }
 }
 
+/// How many threads a reader parses on: the available cores (1 if unknown).
+pub(crate) fn reader_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Reads a JSON Lines history; `path` is only used in messages. Parses on up to
 /// `available_parallelism` threads.
 pub fn read_jsonl<R: BufRead>(
     r: R,
     path: &Path,
 ) -> Result<(History, Vec<ReadWarning>), HistoryError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    read_jsonl_threads(r, path, threads)
+    read_jsonl_threads(r, path, reader_threads())
 }
 
 /// `read_jsonl` on at most `threads` parser threads (1: all in the caller's thread).
@@ -441,7 +445,7 @@ pub fn read_history_file(path: &Path) -> Result<(History, Vec<ReadWarning>), His
         source,
     })?;
     let size = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = reader_threads();
     read_jsonl_sized(
         std::io::BufReader::with_capacity(1 << 16, f),
         path,

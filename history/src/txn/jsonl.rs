@@ -37,7 +37,7 @@ pub fn read_txn_file(path: &Path) -> Result<(Txns, Vec<ReadWarning>), HistoryErr
     read_sized(
         std::io::BufReader::with_capacity(1 << 16, f),
         path,
-        threads(),
+        crate::read::reader_threads(),
         size,
     )
 }
@@ -47,7 +47,7 @@ pub fn read_txn_jsonl<R: BufRead>(
     r: R,
     path: &Path,
 ) -> Result<(Txns, Vec<ReadWarning>), HistoryError> {
-    read_sized(r, path, threads(), None)
+    read_sized(r, path, crate::read::reader_threads(), None)
 }
 
 /// `read_txn_jsonl` on at most `threads` parser threads (1: all in the caller's thread).
@@ -57,10 +57,6 @@ pub fn read_txn_jsonl_threads<R: BufRead>(
     threads: usize,
 ) -> Result<(Txns, Vec<ReadWarning>), HistoryError> {
     read_sized(r, path, threads, None)
-}
-
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn read_sized<R: BufRead>(

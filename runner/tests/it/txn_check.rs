@@ -10,6 +10,17 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../checker/tests/data/txn")
 }
 
+/// Every Elle fixture the checker's tests wrote, sorted (at least 40 of them).
+pub(crate) fn fixture_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures())
+        .expect("fixtures exist")
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 40, "{files:?}");
+    files
+}
+
 /// Elle's name of the kind a fixture shows (`la-G-single-realtime.edn` → `G-single-realtime`).
 fn expected_kind(stem: &str) -> &str {
     match &stem[3..] {
@@ -21,13 +32,7 @@ fn expected_kind(stem: &str) -> &str {
 
 #[test]
 fn every_elle_fixture_gives_its_anomaly_name() {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures())
-        .expect("fixtures exist")
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    assert!(files.len() >= 40, "{files:?}");
-    for f in files {
+    for f in fixture_files() {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         let workload = if name.starts_with("la-") {
             "list-append"

@@ -9,20 +9,10 @@ use crate::*;
 use schism_checker::txn::{ConsistencyModel, TxnOptions, TxnWorkload, check_txn};
 use schism_history::{F, HistoryWriter, Op, OpType, Process, Value};
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../checker/tests/data/txn")
-}
-
 #[test]
 fn jsonl_forms_of_the_elle_fixtures_check_as_the_edn_histories_do() {
     let dir = tempdir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures())
-        .expect("fixtures exist")
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    assert!(files.len() >= 40, "{files:?}");
-    for f in files {
+    for f in crate::txn_check::fixture_files() {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         let (workload, w) = if name.starts_with("la-") {
             ("list-append", TxnWorkload::ListAppend)
