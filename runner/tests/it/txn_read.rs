@@ -12,7 +12,7 @@ use schism_history::{F, HistoryWriter, Op, OpType, Process, Value};
 #[test]
 fn jsonl_forms_of_the_elle_fixtures_check_as_the_edn_histories_do() {
     let dir = tempdir();
-    for f in crate::txn_check::fixture_files() {
+    for f in txn_check::fixture_files() {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         let (workload, w) = if name.starts_with("la-") {
             ("list-append", TxnWorkload::ListAppend)
