@@ -163,12 +163,17 @@ pub struct ManagedProcess {
 impl ManagedProcess {
     /// Starts the process (not waiting for it to be ready).
     pub fn spawn(spec: ProcessSpec) -> Result<ManagedProcess, TargetError> {
-        let p = ManagedProcess {
-            spec,
-            running: Mutex::new(None),
-        };
+        let p = ManagedProcess::new(spec);
         p.start()?;
         Ok(p)
+    }
+
+    /// The process, not started yet (`start` starts it).
+    pub fn new(spec: ProcessSpec) -> ManagedProcess {
+        ManagedProcess {
+            spec,
+            running: Mutex::new(None),
+        }
     }
 
     pub fn spec(&self) -> &ProcessSpec {

@@ -10,33 +10,26 @@
 //! runner, which then stops them in order; if the runner is SIGKILLed, each node notices
 //! its parent is gone and exits by itself.
 //!
-//! With `ClusterSpec::netns`, node i runs inside network namespace i (spawned as
-//! `ip netns exec <ns> <exe> node …`, which execs, so the pid held is the node's own) and
-//! listens on its address there; the namespaces must exist (the nemesis creates them).
-//! The admin calls (`set_clock`, `set_links`, `dump`) reach a node's admin API.
-//!
-//! With `ClusterSpec::hosts`, node i runs on host i through the host's `Exec` (over SSH):
-//! its config is uploaded into the host's run folder and it is started as one session of
-//! the host's connection (`echo $$; exec <exe> node …`, so the node is a child of the
-//! host's sshd and its pid comes back first); signals go by `kill` to that remote pid,
-//! and `stop` downloads each node's log into the local log folder.
+//! Every node is a `ManagedProcess` started through its host's `Exec`: `Local` here
+//! (inside network namespace i with `ClusterSpec::netns`, listening on its address there;
+//! the namespaces must exist, the nemesis creates them) or a host over SSH with
+//! `ClusterSpec::hosts` (its config uploaded into the host's run folder, the node a child
+//! of the host's sshd). One start, signal, kill and stop path for all three placements:
+//! only the `Exec` differs; `stop` downloads a remote node's log into the local log
+//! folder. The admin calls (`set_clock`, `set_links`, `dump`) reach a node's admin API.
 
 use super::node::{ClockRequest, Dump, LinksRequest, NodeConfig};
 use super::replica::ReplicaSettings;
 use super::{Durability, Failover, Model, NodeId, Replication, Topology};
 use crate::client::{ClientOptions, Endpoint, ReadRouting, ReferenceClient, fetch_status};
 use crate::error::TargetError;
-use crate::process::{create_run_dirs, log_tail, open_output_log, pick_ports, wait_stopped};
+use crate::process::{ManagedProcess, ProcessSpec, create_run_dirs, log_tail, pick_ports};
 use crate::reference::leader_follower::Status;
-use crate::remote::{Exec, quote};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use crate::remote::{Exec, Local};
+use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -156,60 +149,32 @@ impl ClusterSpec {
 struct NodeProc {
     id: NodeId,
     addr: SocketAddr,
-    config_path: PathBuf,
+    /// The node's log here (for a node on another host: where `stop` downloads it).
     log_path: PathBuf,
-    child: Option<Child>,
+    /// The node's process, started through its host's `Exec` (paths on that host).
+    proc: ManagedProcess,
     paused: bool,
     netns: Option<String>,
-    remote: Option<RemoteNode>,
-}
-
-/// A node on another host.
-#[derive(Debug)]
-struct RemoteNode {
-    exec: Arc<dyn Exec>,
-    exe: String,
-    config: String,
-    log: String,
-    /// The node's pid on the host, while it runs.
-    pid: Option<u32>,
 }
 
 impl NodeProc {
-    /// The node's pid (on its host, for a remote node).
+    /// The node's pid on its host, while it runs.
     fn pid(&self) -> Option<u32> {
-        match &self.remote {
-            Some(r) => self.child.as_ref().and(r.pid),
-            None => self.child.as_ref().map(Child::id),
-        }
+        self.proc.pid()
     }
 
-    /// The local process that stands for the node (the node, or its SSH session).
-    fn local_pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+    fn is_remote(&self) -> bool {
+        !self.proc.exec().is_local()
     }
 
     fn signal(&self, signal: Signal) -> Result<(), TargetError> {
-        let pid = self
-            .pid()
-            .ok_or_else(|| TargetError::NotRunning(self.id.clone()))?;
-        if let Some(r) = &self.remote {
-            let name = signal.as_str().trim_start_matches("SIG");
-            return r
-                .exec
-                .run(&format!("kill -{name} {pid}"), None)
-                .map(|_| ())
-                .map_err(|e| TargetError::Node {
-                    node: self.id.clone(),
-                    msg: e.to_string(),
-                });
-        }
-        kill(Pid::from_raw(pid as i32), signal).map_err(|source| TargetError::Signal {
-            node: self.id.clone(),
-            pid,
-            signal: signal.as_str(),
-            source,
-        })
+        self.proc.signal(signal)
+    }
+
+    /// Copies a remote node's log into the local log folder (best effort: the node's
+    /// own log stays on the host until the run folder there is removed).
+    fn fetch_log(&self) {
+        self.proc.fetch_log(&self.log_path);
     }
 }
 
@@ -296,7 +261,10 @@ impl ReferenceCluster {
 
     /// Pids of all running nodes here (for nodes on other hosts: their SSH sessions).
     pub fn pids(&self) -> Vec<u32> {
-        self.nodes.iter().filter_map(NodeProc::local_pid).collect()
+        self.nodes
+            .iter()
+            .filter_map(|n| n.proc.local_pid())
+            .collect()
     }
 
     /// For nodes on other hosts: (host index, pid on the host) of each running one.
@@ -304,7 +272,8 @@ impl ReferenceCluster {
         self.nodes
             .iter()
             .enumerate()
-            .filter_map(|(i, n)| n.remote.as_ref().and(n.pid()).map(|p| (i, p)))
+            .filter(|(_, n)| n.is_remote())
+            .filter_map(|(i, n)| n.pid().map(|p| (i, p)))
             .collect()
     }
 
@@ -355,10 +324,11 @@ impl ReferenceCluster {
                 } else {
                     "follower"
                 };
-                let on = n
-                    .remote
-                    .as_ref()
-                    .map_or(String::new(), |r| format!("on {}, ", r.exec.name()));
+                let on = if n.is_remote() {
+                    format!("on {}, ", n.proc.exec().name())
+                } else {
+                    String::new()
+                };
                 match n.pid() {
                     Some(pid) => format!("{}={} ({role}, {on}pid {pid})", n.id, n.addr),
                     None => format!("{}={} ({role}, not running)", n.id, n.addr),
@@ -495,26 +465,7 @@ impl ReferenceCluster {
     pub async fn kill(&mut self, node: &str) -> Result<(), TargetError> {
         let n = self.node(node)?;
         let p = &mut self.nodes[n];
-        if p.remote.is_some() && p.child.is_some() {
-            // The node dies on its host; its session then ends here.
-            let _ = p.signal(Signal::SIGKILL);
-            if let Some(child) = &mut p.child {
-                let _ = reap(child, Duration::from_secs(5)).await;
-            }
-        }
-        if let Some(r) = &mut p.remote {
-            r.pid = None;
-        }
-        if let Some(mut child) = p.child.take() {
-            // A kill of an already exited child is harmless; wait() reaps either way.
-            let _ = child.kill();
-            reap(&mut child, Duration::from_secs(5))
-                .await
-                .map_err(|e| TargetError::Node {
-                    node: p.id.clone(),
-                    msg: format!("cannot reap pid {}: {e}", child.id()),
-                })?;
-        }
+        p.proc.kill().await?;
         p.paused = false;
         Ok(())
     }
@@ -538,8 +489,9 @@ impl ReferenceCluster {
         self.set_paused(node, false)
     }
 
-    /// SIGSTOP (`paused`) or SIGCONT, returning once the kernel shows the process in that
-    /// state: signal delivery is asynchronous, and the nemesis records the fault only then.
+    /// SIGSTOP (`paused`) or SIGCONT, returning once the node's host shows the process in
+    /// that state (the `Exec` settles it): signal delivery is asynchronous, and the
+    /// nemesis records the fault only then.
     fn set_paused(&mut self, node: &str, paused: bool) -> Result<(), TargetError> {
         let n = self.node(node)?;
         let signal = if paused {
@@ -548,65 +500,34 @@ impl ReferenceCluster {
             Signal::SIGCONT
         };
         let p = &mut self.nodes[n];
-        if let (Some(r), Some(pid)) = (&p.remote, p.pid()) {
-            remote_signal_settle(&*r.exec, &p.id, pid, paused)?;
-            p.paused = paused;
-            return Ok(());
-        }
         p.signal(signal)?;
         p.paused = paused;
-        if let Some(pid) = p.pid() {
-            wait_stopped(pid, paused);
-        }
         Ok(())
     }
 
     /// SIGTERM every node (and SIGCONT the paused ones so they can act on it), wait up to
-    /// `stop_grace_ms`, SIGKILL what is left, reap everything. Errs only if a process could
-    /// not be reaped (it may still exist); every other node is stopped regardless.
+    /// `stop_grace_ms`, SIGKILL what is left, reap everything, then download the logs of
+    /// nodes on other hosts. Never errs today (kept for callers: a process that cannot be
+    /// reaped is killed again by `ManagedProcess`'s Drop); every node is stopped regardless.
     pub async fn stop(&mut self) -> Result<(), TargetError> {
         for p in &mut self.nodes {
-            if p.child.is_some() {
+            if p.proc.is_running() {
                 let _ = p.signal(Signal::SIGTERM);
                 if p.paused {
                     let _ = p.signal(Signal::SIGCONT);
-                    p.paused = false;
                 }
             }
+            p.paused = false;
         }
         let deadline = Instant::now() + Duration::from_millis(self.spec.stop_grace_ms);
-        loop {
-            for p in &mut self.nodes {
-                if let Some(child) = &mut p.child
-                    && !matches!(child.try_wait(), Ok(None))
-                {
-                    p.child = None;
-                }
-            }
-            if self.nodes.iter().all(|p| p.child.is_none()) || Instant::now() >= deadline {
-                break;
-            }
+        while self.nodes.iter().any(|p| p.proc.is_running()) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let mut result = Ok(());
         for p in &mut self.nodes {
-            if p.remote.is_some() && p.child.is_some() {
-                let _ = p.signal(Signal::SIGKILL);
-                if let Some(child) = &mut p.child {
-                    let _ = reap(child, Duration::from_secs(5)).await;
-                }
-            }
-            if let Some(r) = &mut p.remote {
-                r.pid = None;
-            }
-            if let Some(mut child) = p.child.take() {
-                let _ = child.kill();
-                if let Err(e) = reap(&mut child, Duration::from_secs(5)).await {
-                    result = Err(TargetError::Node {
-                        node: p.id.clone(),
-                        msg: format!("cannot reap pid {}: {e}", child.id()),
-                    });
-                }
+            // Reaps the exited ones; SIGKILLs (and reaps) the rest.
+            if let Err(e) = p.proc.kill().await {
+                result = Err(e);
             }
         }
         for p in &self.nodes {
@@ -623,35 +544,8 @@ impl ReferenceCluster {
     }
 
     fn spawn(&mut self, i: usize) -> Result<(), TargetError> {
-        if self.nodes[i].remote.is_some() {
-            return self.nodes[i].spawn_remote();
-        }
         let p = &mut self.nodes[i];
-        let (log, log2) = open_output_log(&p.log_path)?;
-        let mut cmd = match &p.netns {
-            // `ip netns exec` execs the program, so the child's pid is the node's own.
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(&self.spec.exe);
-                c
-            }
-            None => Command::new(&self.spec.exe),
-        };
-        let child = cmd
-            .arg("node")
-            .arg("--config")
-            .arg(&p.config_path)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            // Own process group: a terminal's Ctrl-C goes to the runner only.
-            .process_group(0)
-            .spawn()
-            .map_err(|source| TargetError::Spawn {
-                exe: self.spec.exe.clone(),
-                source,
-            })?;
-        p.child = Some(child);
+        p.proc.start()?;
         p.paused = false;
         Ok(())
     }
@@ -675,16 +569,11 @@ impl ReferenceCluster {
                     continue;
                 }
                 let p = &mut self.nodes[i];
-                let exited = match &mut p.child {
-                    Some(child) => child.try_wait().ok().flatten(),
-                    None => return Err(TargetError::NotRunning(p.id.clone())),
-                };
-                if let Some(status) = exited {
-                    p.child = None;
+                if let Some(status) = p.proc.try_exited() {
                     p.fetch_log();
                     return Err(TargetError::NodeExited {
                         node: p.id.clone(),
-                        status: status.to_string(),
+                        status,
                         log: p.log_path.clone(),
                         tail: log_tail(&p.log_path, 5),
                     });
@@ -792,138 +681,59 @@ fn write_node(
     cfg.ship_interval_ms = spec.ship_interval_ms;
     let config_path = dir.join("node.json");
     cfg.write_file(&config_path)?;
-    let remote = match (&spec.hosts, remote_dir) {
+    let err = |e: crate::remote::ExecError| TargetError::Node {
+        node: id.clone(),
+        msg: e.to_string(),
+    };
+    let start = match (&spec.hosts, remote_dir) {
         (Some(h), Some(rdir)) => {
             let exec = h.execs[i].clone();
             let config = format!("{rdir}/node.json");
-            exec.upload(&config_path, &config)
-                .map_err(|e| TargetError::Node {
-                    node: id.clone(),
-                    msg: e.to_string(),
-                })?;
-            Some(RemoteNode {
+            exec.upload(&config_path, &config).map_err(err)?;
+            node_process(
+                id,
                 exec,
-                exe: h.exes[i].clone(),
-                config,
-                log: format!("{rdir}/node.log"),
-                pid: None,
-            })
+                &h.exes[i],
+                &config,
+                PathBuf::from(format!("{rdir}/node.log")),
+            )
         }
-        _ => None,
+        _ => node_process(
+            id,
+            Local::on(spec.netns.as_ref().map(|p| p.namespaces[i].clone())),
+            &spec.exe.display().to_string(),
+            &config_path.display().to_string(),
+            spec.log_dir.join(format!("{id}.log")),
+        ),
     };
     Ok(NodeProc {
         id: id.clone(),
         addr: peers[id],
-        config_path,
         log_path: spec.log_dir.join(format!("{id}.log")),
-        child: None,
+        proc: ManagedProcess::new(start),
         paused: false,
         netns: spec.netns.as_ref().map(|p| p.namespaces[i].clone()),
-        remote,
     })
 }
 
-impl NodeProc {
-    /// Starts the node on its host as one session of the host's connection; the first
-    /// line the session prints is the node's pid there.
-    fn spawn_remote(&mut self) -> Result<(), TargetError> {
-        let Some(r) = &mut self.remote else {
-            return Ok(());
-        };
-        let err = |msg: String| TargetError::Node {
-            node: self.id.clone(),
-            msg,
-        };
-        let script = format!(
-            "echo $$; exec {} node --config {} >>{} 2>&1 </dev/null",
-            quote(&r.exe),
-            quote(&r.config),
-            quote(&r.log)
-        );
-        let mut child = r.exec.spawn(&script).map_err(|e| err(e.to_string()))?;
-        let mut line = String::new();
-        if let Some(out) = child.stdout.take() {
-            let _ = std::io::BufReader::new(out).read_line(&mut line);
-        }
-        match line.trim().parse::<u32>() {
-            Ok(pid) => {
-                r.pid = Some(pid);
-                self.child = Some(child);
-                self.paused = false;
-                Ok(())
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(err(format!(
-                    "could not start the node on host {} (its session printed no pid; see ssh-{}.log in the run folder)",
-                    r.exec.name(),
-                    r.exec.name()
-                )))
-            }
-        }
+/// `<exe> node --config <config>` through `exec`, its output appended to `log` (paths on
+/// the node's host). The node runs in its own process group (`Local` spawns it so), so a
+/// terminal's Ctrl-C reaches only the runner.
+fn node_process(
+    id: &NodeId,
+    exec: Arc<dyn Exec>,
+    exe: &str,
+    config: &str,
+    log: PathBuf,
+) -> ProcessSpec {
+    ProcessSpec {
+        node: id.clone(),
+        exec,
+        program: PathBuf::from(exe),
+        args: vec!["node".into(), "--config".into(), config.to_owned()],
+        env: Vec::new(),
+        user: None,
+        log,
+        cwd: None,
     }
-
-    /// Copies a remote node's log into the local log folder (best effort: the node's
-    /// own log stays on the host until the run folder there is removed).
-    fn fetch_log(&self) {
-        if let Some(r) = &self.remote
-            && let Err(e) = r.exec.download(&r.log, &self.log_path)
-        {
-            let _ = std::fs::write(&self.log_path, format!("(log not downloaded: {e})\n"));
-        }
-    }
-}
-
-/// SIGSTOP (`paused`) or SIGCONT a node on its host, and wait there (bounded, 1 s) until
-/// its state shows it.
-fn remote_signal_settle(
-    exec: &dyn Exec,
-    node: &str,
-    pid: u32,
-    paused: bool,
-) -> Result<(), TargetError> {
-    let (sig, want) = if paused {
-        ("STOP", "= T")
-    } else {
-        ("CONT", "!= T")
-    };
-    let script = format!(
-        "kill -{sig} {pid} || exit 1; i=0; while [ $i -lt 100 ]; do s=$(sed 's/.*) //' /proc/{pid}/stat 2>/dev/null | cut -c1); [ \"$s\" {want} ] && exit 0; [ -z \"$s\" ] && exit 0; sleep 0.01; i=$((i+1)); done"
-    );
-    exec.run(&script, None)
-        .map(|_| ())
-        .map_err(|e| TargetError::Node {
-            node: node.to_owned(),
-            msg: e.to_string(),
-        })
-}
-
-impl Drop for ReferenceCluster {
-    fn drop(&mut self) {
-        for p in &mut self.nodes {
-            if p.remote.is_some() && p.child.is_some() {
-                let _ = p.signal(Signal::SIGKILL);
-            }
-            if let Some(mut child) = p.child.take() {
-                // SIGKILL works on stopped processes too; wait() reaps at once after it.
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-    }
-}
-
-/// Waits for a killed child without blocking the runtime for long.
-async fn reap(child: &mut Child, timeout: Duration) -> std::io::Result<()> {
-    let deadline = Instant::now() + timeout;
-    while child.try_wait()?.is_none() {
-        if Instant::now() >= deadline {
-            // Still not gone (uninterruptible sleep?): block; SIGKILL will win.
-            child.wait()?;
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    Ok(())
 }
