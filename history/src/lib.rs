@@ -28,7 +28,10 @@ pub use edn::{
     EdnStream, MAX_EDN_BYTES, MAX_EDN_DEPTH, MAX_EDN_FORM_BYTES, read_edn, read_edn_bytes,
     read_edn_file,
 };
-pub use op::{F, Key, Op, OpType, Process, Value};
+pub use op::{
+    F, Key, LimitError, MAX_CLIENT, MAX_F_NAMES, MAX_INDEX, MAX_KEY, Op, OpExt, OpType, Process,
+    Sym, ThinVec, Value,
+};
 pub use pair::{Operation, Outcome};
 pub use read::{
     BATCH_BYTES, HistoryError, MAX_LINE_BYTES, ParsedLine, ReadWarning, parse_line,
@@ -70,7 +73,7 @@ impl History {
 
     /// A history read from `path`; `lines[i]` is the line of `ops[i]` (indices increase).
     pub(crate) fn from_file(ops: Vec<Op>, path: &Path, lines: Vec<usize>) -> Self {
-        let lines = ops.iter().map(|o| o.index).zip(lines).collect();
+        let lines = ops.iter().map(|o| o.index()).zip(lines).collect();
         Self::from_located(ops, path, lines)
     }
 

@@ -232,11 +232,11 @@ impl Sink<'_> {
             }
             ParsedLine::Op(op) => {
                 if let Some(prev) = self.ops.last()
-                    && op.index <= prev.index
+                    && op.index() <= prev.index()
                 {
-                    return Err(not_increasing(self.path, line, op.index, prev.index));
+                    return Err(not_increasing(self.path, line, op.index(), prev.index()));
                 }
-                self.lines.push((op.index, line));
+                self.lines.push((op.index(), line));
                 self.ops.push(op);
                 Ok(())
             }

@@ -25,7 +25,7 @@ pub fn append_history(ops: usize, procs: usize, seed: u64) -> History {
         out.push(Op::new(
             i,
             i * 1000,
-            Process::Client(p as u64),
+            Process::client(p as u64),
             kind,
             f,
             Some(key),
@@ -63,7 +63,7 @@ pub fn append_history(ops: usize, procs: usize, seed: u64) -> History {
                         }
                         v.clone()
                     }
-                    _ => Value::List(l.clone()),
+                    _ => Value::list(l.clone()),
                 };
                 pending[p] = Some((f, key, v, Some(result)));
             }

@@ -210,13 +210,13 @@ fn line_parallel_reading_matches_one_thread() {
         let mut op = Op::new(
             i,
             i * 1000,
-            Process::Client(i % 7),
+            Process::client(i % 7),
             kind,
             F::Append,
             Some(i % 5),
-            Value::List(vec![1, 2, i as i64]),
+            Value::list(vec![1, 2, i as i64]),
         );
-        op.node = Some("n1".into());
+        op.set_node(Some("n1".into()));
         w.append(&op).unwrap();
     }
     w.flush().unwrap();
@@ -230,7 +230,7 @@ fn line_parallel_reading_matches_one_thread() {
     let (many, w4) = read_jsonl_threads(text.as_slice(), path, 4).unwrap();
     assert_eq!(one, many);
     assert_eq!((w1, w4), (vec![], vec![]));
-    let last = one.ops.last().unwrap().index;
+    let last = one.ops.last().unwrap().index();
     assert_eq!(one.locate(last), many.locate(last));
     // Two bad lines, in different batches and parts: the first one is reported.
     let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();

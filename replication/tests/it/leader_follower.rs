@@ -295,7 +295,7 @@ fn new_leader_value(sim: &Sim<LeaderFollower>) -> (usize, Vec<i64>) {
     let l = leaders[0].0;
     assert_ne!(l, 0, "the crashed leader cannot lead");
     let v = match sim.machine(l).unwrap().read(1) {
-        Value::List(v) => v,
+        Value::List(v) => v.to_vec(),
         _ => Vec::new(),
     };
     (l, v)
