@@ -251,7 +251,7 @@ impl Incremental {
             let open = Open {
                 pos,
                 time_ns: op.time_ns,
-                f: op.f.clone(),
+                f: op.f,
                 key: op.key(),
                 value: normalise(&op.value),
             };

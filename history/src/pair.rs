@@ -58,7 +58,7 @@ impl History {
                         invoke: pos,
                         complete: None,
                         process: op.process,
-                        f: op.f.clone(),
+                        f: op.f,
                         key: op.key(),
                         value: op.value.clone(),
                         outcome: Outcome::Info,

@@ -1012,7 +1012,7 @@ pub(crate) fn invoke_op(process: u64, inv: &Invocation) -> (Op, Op) {
         0,
         Process::client(process),
         OpType::Invoke,
-        inv.f.clone(),
+        inv.f,
         Some(inv.key),
         inv.value.clone(),
     );

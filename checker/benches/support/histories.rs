@@ -44,7 +44,7 @@ pub fn append_history(ops: usize, procs: usize, seed: u64) -> History {
                     next_val += 1;
                     (F::Append, Value::Int(next_val))
                 };
-                emit(&mut out, p, OpType::Invoke, f.clone(), key, v.clone());
+                emit(&mut out, p, OpType::Invoke, f, key, v.clone());
                 pending[p] = Some((f, key, v, None));
             }
             None => {}

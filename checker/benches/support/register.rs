@@ -48,7 +48,7 @@ pub fn generate(seed: u64, ops: usize, keys: u64, procs: usize, cas: bool) -> Hi
                     next_value += 1;
                     (F::Write, Value::Int(next_value))
                 };
-                push(&mut out, p, OpType::Invoke, f.clone(), key, v.clone());
+                push(&mut out, p, OpType::Invoke, f, key, v.clone());
                 open[slot] = Some((f, key, v));
             }
             None => {}

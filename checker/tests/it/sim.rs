@@ -62,7 +62,7 @@ pub fn simulate(rng: &mut dyn Rng, sim: &Sim, store: &mut dyn Store) -> History 
             i * 1000 + 17,
             Process::client(p),
             kind,
-            f.clone(),
+            *f,
             Some(key),
             v,
         ));
@@ -134,7 +134,7 @@ pub fn simulate(rng: &mut dyn Rng, sim: &Sim, store: &mut dyn Store) -> History 
                     (fate, _) => {
                         emit(p, OpType::Info, &op.f, op.key, op.value.clone());
                         if fate == Fate::InfoLater {
-                            floating.push((op.f.clone(), op.key, op.value.clone()));
+                            floating.push((op.f, op.key, op.value.clone()));
                         }
                         // Jepsen's rule: an indeterminate op retires its process.
                         process[w] += sim.procs as u64;
@@ -285,15 +285,7 @@ pub fn tiny_random(rng: &mut dyn Rng, max_ops: usize, unique: bool) -> History {
                         )
                     }
                 };
-                ops.push(Op::new(
-                    i,
-                    i,
-                    p,
-                    OpType::Invoke,
-                    f.clone(),
-                    Some(0),
-                    v.clone(),
-                ));
+                ops.push(Op::new(i, i, p, OpType::Invoke, f, Some(0), v.clone()));
                 open[w] = Some((f, v));
             }
             None => {}

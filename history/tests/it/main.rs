@@ -47,7 +47,7 @@ pub fn written_history(ops: usize) -> Vec<u8> {
         let key = Some((i % 2) as u64);
         push(
             &mut w,
-            Op::new(0, 0, client, OpType::Invoke, f.clone(), key, invoke_v),
+            Op::new(0, 0, client, OpType::Invoke, f, key, invoke_v),
         );
         let kind = match i % 11 {
             3 => OpType::Fail,

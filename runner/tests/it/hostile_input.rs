@@ -297,7 +297,7 @@ fn check_of_mutated_real_histories_names_file_and_line_on_every_error() {
             2 * i,
             p,
             OpType::Invoke,
-            f.clone(),
+            f,
             Some(0),
             v.clone(),
         ))

@@ -334,7 +334,7 @@ fn histories_without_successful_reads_or_writes_are_unknown() {
                 0,
                 Process::client(*p),
                 *kind,
-                f.clone(),
+                *f,
                 Some(1),
                 v.clone(),
             ))
