@@ -591,6 +591,11 @@ impl Op {
         u64::from(self.index)
     }
 
+    /// The index as stored (every index fits: `MAX_INDEX`).
+    pub(crate) fn index32(&self) -> u32 {
+        self.index
+    }
+
     /// Panics beyond `MAX_INDEX`.
     pub fn set_index(&mut self, index: u64) {
         self.index = narrow_index(index).unwrap_or_else(|e| panic!("{e}"));
