@@ -314,3 +314,39 @@ fn following_each_knossos_file_in_pieces_reads_what_the_whole_file_reader_reads(
         }
     }
 }
+
+/// The compact op's 32-bit limits (issue #19) are reader errors naming the line, in both
+/// formats, never a wrapped number.
+#[test]
+fn numbers_beyond_the_compact_ops_limits_name_the_line() {
+    let path = Path::new("big.jsonl");
+    let ok = r#"{"index":0,"time_ns":0,"process":1,"type":"invoke","f":"read","key":4294967294}"#;
+    for (bad, says) in [
+        (
+            r#"{"index":1,"time_ns":0,"process":2,"type":"invoke","f":"read","key":5000000000}"#,
+            "key 5000000000 exceeds schism's limit of 4294967294 keys per history",
+        ),
+        (
+            r#"{"index":4294967296,"time_ns":0,"process":2,"type":"invoke","f":"read","key":1}"#,
+            "index 4294967296 exceeds schism's limit of 4294967295 ops per history",
+        ),
+        (
+            r#"{"index":1,"time_ns":0,"process":4294967295,"type":"invoke","f":"read","key":1}"#,
+            "process 4294967295 exceeds schism's limit of 4294967294 client processes",
+        ),
+    ] {
+        let text = format!("{ok}\n{bad}\n");
+        let e = read_jsonl(text.as_bytes(), path).unwrap_err().to_string();
+        assert!(e.starts_with("big.jsonl:2:") && e.contains(says), "{e}");
+    }
+    let (h, _) = read_jsonl(format!("{ok}\n").as_bytes(), path).unwrap();
+    assert_eq!(h.ops[0].key(), Some(4294967294));
+    let edn = format!("[{OP}\n{{:process 4294967295 :type :invoke :f :read :value nil}}]");
+    let e = read_edn(&edn, Path::new("big.edn"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("big.edn:2:") && e.contains("limit of 4294967294 client processes"),
+        "{e}"
+    );
+}
