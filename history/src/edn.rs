@@ -22,7 +22,7 @@
 //! are errors, never a stack overflow or unbounded memory; each op is converted as soon as
 //! its form is read, so memory holds one form's tree at a time.
 
-use crate::{F, History, HistoryError, Key, Op, OpType, Process, Value};
+use crate::{F, History, HistoryError, Key, Op, OpType, Process, ThinVec, Value};
 
 mod stream;
 use std::io::Read;
@@ -436,13 +436,13 @@ fn to_value(v: &Edn) -> Value {
         Edn::Nil => Value::Null,
         Edn::Int(i) => Value::Int(*i),
         Edn::Vector(xs) | Edn::List(xs) if xs.iter().all(|n| matches!(n.v, Edn::Int(_))) => {
-            Value::List(
+            Value::list(
                 xs.iter()
                     .map(|n| match n.v {
                         Edn::Int(i) => i,
                         _ => unreachable!("checked above"),
                     })
-                    .collect(),
+                    .collect::<ThinVec<i64>>(),
             )
         }
         other => Value::other(to_json(other)),

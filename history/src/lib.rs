@@ -29,8 +29,8 @@ pub use edn::{
     read_edn_file,
 };
 pub use op::{
-    F, Key, LimitError, MAX_CLIENT, MAX_F_NAMES, MAX_INDEX, MAX_KEY, Op, OpExt, OpType, Process,
-    Sym, ThinVec, Value,
+    F, IntList, Key, LimitError, MAX_CLIENT, MAX_F_NAMES, MAX_INDEX, MAX_KEY, Op, OpExt, OpType,
+    Process, Sym, ThinVec, Value,
 };
 pub use pair::{Operation, Outcome};
 pub use read::{

@@ -20,7 +20,7 @@ use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
 pub use thin_vec::ThinVec;
 
 /// Keys are small non-negative integers in every schism workload.
@@ -306,9 +306,13 @@ impl<'de> Deserialize<'de> for F {
     }
 }
 
+/// An integer list value: thin (one pointer to length, capacity and elements) and shared,
+/// so that pairing, which copies every read's value into its `Operation`, copies a count
+/// and not the list (an append history is mostly read lists).
+pub type IntList = Arc<ThinVec<i64>>;
+
 /// The value of an op: what a write wrote, what a read returned, `[expected, new]` for cas.
-/// 16 bytes: lists are thin (one pointer to length, capacity and elements), anything else
-/// is boxed.
+/// 16 bytes: lists are one shared thin pointer (`IntList`), anything else is boxed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum Value {
     /// No value: a read invocation, or a register read of a never-written key.
@@ -316,7 +320,7 @@ pub enum Value {
     Null,
     Int(i64),
     /// A list of integers: append/set reads, and cas as `[expected, new]`.
-    List(ThinVec<i64>),
+    List(IntList),
     /// Anything else (nemesis payloads such as partition groups), kept verbatim.
     Other(Box<serde_json::Value>),
 }
@@ -324,7 +328,7 @@ pub enum Value {
 impl Value {
     /// A list value.
     pub fn list(v: impl Into<ThinVec<i64>>) -> Value {
-        Value::List(v.into())
+        Value::List(Arc::new(v.into()))
     }
 
     /// A verbatim JSON value.
@@ -385,7 +389,7 @@ impl Serialize for Value {
             Value::Int(v) => s.serialize_i64(*v),
             Value::List(v) => {
                 let mut seq = s.serialize_seq(Some(v.len()))?;
-                for x in v {
+                for x in v.iter() {
                     seq.serialize_element(x)?;
                 }
                 seq.end()
@@ -445,7 +449,9 @@ impl<'de> Deserialize<'de> for Value {
                         }
                     }
                 }
-                Ok(Value::List(ints))
+                // Exact size: the list is kept for the whole check.
+                ints.shrink_to_fit();
+                Ok(Value::List(Arc::new(ints)))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
                 let v = serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))?;

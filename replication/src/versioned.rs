@@ -108,7 +108,7 @@ impl Datum {
                 let mut items: Vec<(&(u64, NodeId), &i64)> =
                     s.iter().map(|(v, a)| (a, v)).collect();
                 items.sort();
-                Value::List(items.into_iter().map(|(_, v)| *v).collect())
+                Value::list(items.into_iter().map(|(_, v)| *v).collect::<Vec<i64>>())
             }
         }
     }

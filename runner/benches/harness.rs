@@ -55,7 +55,7 @@ fn drive(threads: u64) {
                     op.kind = OpType::Ok;
                     op.set_node(Some("n1".into()));
                     if op.value.is_null() {
-                        op.value = Value::List((0..50).collect());
+                        op.value = Value::list((0..50).collect::<Vec<i64>>());
                     }
                     rec.record(op).unwrap();
                 }

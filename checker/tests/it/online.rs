@@ -68,7 +68,8 @@ fn make_stale(rng: &mut ChaCha8Rng, h: &mut History, every: u32) {
             (OpType::Ok, F::Read) if rng.random_range(0..every) == 0 => match &mut op.value {
                 Value::List(l) if !l.is_empty() => {
                     let n = rng.random_range(1..=3usize.min(l.len()));
-                    l.truncate(l.len() - n);
+                    let len = l.len();
+                    std::sync::Arc::make_mut(l).truncate(len - n);
                 }
                 Value::Int(_) => {
                     let w = written.get(&key).map(Vec::as_slice).unwrap_or(&[]);
