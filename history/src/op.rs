@@ -3,8 +3,9 @@
 //!
 //! Compactness (issue #19): the fields most ops lack (`node`, `error`, `meta`, `siblings`)
 //! live out of line in one optional box; a function name other than the client ones is a
-//! 2-byte symbol of a process-wide interner (`F` is `Copy`); a list value is a thin vector
-//! (one pointer) and any other JSON value is boxed, so `Value` is 16 bytes; index, process
+//! 2-byte symbol of a process-wide interner (`F` is `Copy`); a list value is a shared thin
+//! vector (one pointer; cloning it, as pairing does for every read, copies no elements) and
+//! any other JSON value is boxed, so `Value` is 16 bytes; index, process
 //! and key are 32-bit with explicit limits (`MAX_INDEX`, `MAX_CLIENT`, `MAX_KEY`,
 //! `MAX_F_NAMES`) that the readers enforce with an error naming the line, and that
 //! programmatic constructors (`Op::new`, `Process::client`) enforce with a panic naming
