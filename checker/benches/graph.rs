@@ -41,7 +41,7 @@ fn graph_invalid(c: &mut Criterion) {
         {
             n += 1;
             if n % 100 == 0 {
-                l.pop();
+                std::sync::Arc::make_mut(l).pop();
             }
         }
     }

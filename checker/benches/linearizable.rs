@@ -50,7 +50,7 @@ fn with_two_stale_reads() -> (History, [u64; 2]) {
             .unwrap();
         let c = read.complete.unwrap();
         h.ops[c].value = w1.value.clone();
-        stale.push(h.ops[c].index);
+        stale.push(h.ops[c].index());
     }
     (h, [stale[0], stale[1]])
 }

@@ -113,7 +113,7 @@ fn group<'a>(
 ) -> Result<BTreeMap<Key, KeyOps<'a>>, CheckError> {
     let mut keys: BTreeMap<Key, KeyOps<'a>> = BTreeMap::new();
     for o in ops {
-        let index = h.ops[o.invoke].index;
+        let index = h.ops[o.invoke].index();
         let bad = |msg: String| CheckError::Op { index, msg };
         if !matches!(o.f, F::Append | F::Read) {
             return Err(bad(format!(
@@ -133,7 +133,7 @@ fn group<'a>(
                 if let Some(prev) = k.appends.insert(v, o) {
                     return Err(bad(format!(
                         "append of {v} to key {key} repeats the append at op index {}; append values must be unique per key",
-                        h.ops[prev.invoke].index
+                        h.ops[prev.invoke].index()
                     )));
                 }
                 match o.outcome {
@@ -234,7 +234,7 @@ pub(crate) fn unseen<'a>(
 /// quiet period with `meta.final = true`.
 fn is_final_read(h: &History, r: &Operation) -> bool {
     h.ops[r.invoke]
-        .meta
+        .meta()
         .as_ref()
         .and_then(|m| m.get("final"))
         .and_then(serde_json::Value::as_bool)

@@ -135,7 +135,7 @@ mod tests {
     fn equal_replicas_converge() {
         let r: BTreeMap<String, ReplicaState> = ["n1", "n2"]
             .iter()
-            .map(|n| ((*n).to_owned(), rep(&[(1, Value::List(vec![1, 2]))])))
+            .map(|n| ((*n).to_owned(), rep(&[(1, Value::list(vec![1, 2]))])))
             .collect();
         let c = check_convergence(&r, 10);
         assert_eq!(c.validity, Validity::Valid);
@@ -147,12 +147,12 @@ mod tests {
         let mut r = BTreeMap::new();
         r.insert(
             "n1".to_owned(),
-            rep(&[(1, Value::List(vec![1, 2])), (2, Value::Int(5))]),
+            rep(&[(1, Value::list(vec![1, 2])), (2, Value::Int(5))]),
         );
-        r.insert("n2".to_owned(), rep(&[(1, Value::List(vec![1]))]));
+        r.insert("n2".to_owned(), rep(&[(1, Value::list(vec![1]))]));
         r.insert(
             "n3".to_owned(),
-            rep(&[(1, Value::List(vec![1, 2])), (2, Value::Int(5))]),
+            rep(&[(1, Value::list(vec![1, 2])), (2, Value::Int(5))]),
         );
         let c = check_convergence(&r, 10);
         assert_eq!(c.validity, Validity::Invalid);

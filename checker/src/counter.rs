@@ -47,7 +47,7 @@ pub(crate) fn check_ops(
     let mut keys: BTreeMap<Key, KeyCounter<'_>> = BTreeMap::new();
     let (mut incr_ok, mut incr_fail, mut incr_info) = (0u64, 0u64, 0u64);
     for o in ops {
-        let index = h.ops[o.invoke].index;
+        let index = h.ops[o.invoke].index();
         let k = keys.entry(o.key.unwrap_or(0)).or_default();
         match (&o.f, &o.value) {
             (F::Incr | F::Add, Value::Int(d)) => match o.outcome {

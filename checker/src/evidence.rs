@@ -30,10 +30,10 @@ fn changes(f: &F) -> bool {
 
 /// Whether an op is the nemesis recording a heal that took effect with `final: true`.
 fn is_final_heal(o: &Op) -> bool {
-    o.process == Process::Nemesis
+    o.process == Process::NEMESIS
         && o.kind == OpType::Info
         && o.f.as_str() == "heal"
-        && o.error.is_none()
+        && o.error().is_none()
         && matches!(&o.value, Value::Other(v) if v.get("final") == Some(&serde_json::Value::Bool(true)))
 }
 
@@ -175,7 +175,7 @@ mod tests {
         let r = check_evidence(&History::new(vec![]), None).unwrap();
         assert_eq!(r.validity, Validity::Unknown);
         assert!(reason(&r).contains("no client operation"));
-        let c = Process::Client(0);
+        let c = Process::client(0);
         let h = History::new(vec![
             op(0, c, OpType::Invoke, "append", Value::Int(1)),
             op(1, c, OpType::Fail, "append", Value::Int(1)),
@@ -186,7 +186,7 @@ mod tests {
 
     #[test]
     fn reads_and_writes_are_both_needed_and_reads_after_the_final_heal() {
-        let c = Process::Client(0);
+        let c = Process::client(0);
         let write = [
             op(0, c, OpType::Invoke, "append", Value::Int(1)),
             op(1, c, OpType::Ok, "append", Value::Int(1)),
@@ -196,23 +196,23 @@ mod tests {
         let heal = serde_json::json!({"final": true});
         let mut ops = vec![
             op(0, c, OpType::Invoke, "read", Value::Null),
-            op(1, c, OpType::Ok, "read", Value::List(vec![])),
+            op(1, c, OpType::Ok, "read", Value::list(vec![])),
         ];
         ops.extend(write.iter().cloned().map(|mut o| {
-            o.index += 2;
+            o.set_index(o.index() + 2);
             o
         }));
         ops.push(op(
             4,
-            Process::Nemesis,
+            Process::NEMESIS,
             OpType::Info,
             "heal",
-            Value::Other(heal),
+            Value::other(heal),
         ));
         let r = check_evidence(&History::new(ops.clone()), None).unwrap();
         assert!(reason(&r).contains("after the final heal"), "{r:?}");
         ops.push(op(5, c, OpType::Invoke, "read", Value::Null));
-        ops.push(op(6, c, OpType::Ok, "read", Value::List(vec![1])));
+        ops.push(op(6, c, OpType::Ok, "read", Value::list(vec![1])));
         let r = check_evidence(&History::new(ops.clone()), None).unwrap();
         assert_eq!(r.validity, Validity::Valid, "{r:?}");
         assert_eq!(r.figures["ok_reads_after_final_heal"], 1);
@@ -223,19 +223,19 @@ mod tests {
     /// A history of transactions gets the verdict and figures of the general rule.
     #[test]
     fn transactions_are_judged_as_the_general_rule_judges_txn_ops() {
-        let c = Process::Client(0);
+        let c = Process::client(0);
         let txn = |i: u64, kind: OpType| {
             let v = schism_history::txn::txn_value(&[schism_history::txn::MicroOp::read(1)]);
             let mut o = op(i, c, kind, "txn", v);
-            o.key = None;
+            o.set_key(None);
             o
         };
         let heal = op(
             2,
-            Process::Nemesis,
+            Process::NEMESIS,
             OpType::Info,
             "heal",
-            Value::Other(serde_json::json!({"final": true})),
+            Value::other(serde_json::json!({"final": true})),
         );
         let histories = [
             vec![],

@@ -22,7 +22,7 @@ pub(crate) fn complete_ns(h: &History, o: &Operation) -> u64 {
 
 /// The `Op::index` naming an operation: its completion, else its invoke.
 pub(crate) fn op_index(h: &History, o: &Operation) -> u64 {
-    h.ops[o.complete.unwrap_or(o.invoke)].index
+    h.ops[o.complete.unwrap_or(o.invoke)].index()
 }
 
 /// `[1,2,3]`, or `[1,2,3,4,…,97,98,99,100]` past 12 elements.

@@ -504,7 +504,7 @@ fn infer_workload(history: &History, ops: &[Operation]) -> Result<Option<Workloa
         (Some(a), Some(r)) => {
             let later = if a.invoke > r.invoke { a } else { r };
             Err(CheckError::Op {
-                index: history.ops[later.invoke].index,
+                index: history.ops[later.invoke].index(),
                 msg: format!(
                     "{} mixes append and write/cas operations; pass the workload explicitly",
                     later.f
@@ -534,6 +534,6 @@ pub(crate) fn register_writes_unique(h: &History) -> bool {
             (F::Cas, Value::List(pair)) if pair.len() == 2 => Some(pair[1]),
             _ => None,
         };
-        written.is_none_or(|v| seen.insert((op.key.unwrap_or(0), v)))
+        written.is_none_or(|v| seen.insert((op.key().unwrap_or(0), v)))
     })
 }

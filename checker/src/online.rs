@@ -244,24 +244,24 @@ impl Incremental {
         if pos % RETIRE_SWEEP_EVERY == RETIRE_SWEEP_EVERY - 1 {
             self.retire(pos);
         }
-        if op.process == Process::Nemesis || self.stopped.is_some() {
+        if op.process == Process::NEMESIS || self.stopped.is_some() {
             return;
         }
         if op.kind == OpType::Invoke {
             let open = Open {
                 pos,
                 time_ns: op.time_ns,
-                f: op.f.clone(),
-                key: op.key,
+                f: op.f,
+                key: op.key(),
                 value: normalise(&op.value),
             };
-            if let Some(key) = op.key
+            if let Some(key) = op.key()
                 && op.f == F::Append
                 && self.workload == Some(Workload::Append)
             {
                 self.append_key(key, pos).invoked(&open, op.process);
             }
-            if let Some(key) = op.key
+            if let Some(key) = op.key()
                 && self.workload == Some(Workload::Register)
                 && let Some(v) = written(&op.f, &open.value)
             {
@@ -269,7 +269,7 @@ impl Incremental {
                 if k.writes.contains_key(&v) {
                     self.stop(format!(
                         "online checking stopped: value {v} is written to key {key} twice (op index {}); the graph checker needs unique values",
-                        op.index
+                        op.index()
                     ));
                     return;
                 }
@@ -304,7 +304,7 @@ impl Incremental {
             inv_time: inv.time_ns,
             comp_pos: pos,
             comp_time: op.time_ns,
-            index: op.index,
+            index: op.index(),
         };
         match self.workload {
             Some(Workload::Register) => self.register_done(&done),
@@ -353,7 +353,7 @@ const RETIRE_SWEEP_EVERY: u64 = 4_096;
 
 /// The workload an op reveals, as `check` infers it.
 fn infer(op: &Op) -> Option<Workload> {
-    if op.process == Process::Nemesis {
+    if op.process == Process::NEMESIS {
         return None;
     }
     match (&op.f, op.kind, &normalise(&op.value)) {
@@ -371,13 +371,13 @@ fn normalise(v: &Value) -> Value {
     let Value::Other(j) = v else {
         return v.clone();
     };
-    match j {
+    match &**j {
         serde_json::Value::Number(n) => n.as_i64().map_or_else(|| v.clone(), Value::Int),
         serde_json::Value::Array(items) => items
             .iter()
             .map(serde_json::Value::as_i64)
             .collect::<Option<Vec<i64>>>()
-            .map_or_else(|| v.clone(), Value::List),
+            .map_or_else(|| v.clone(), Value::list),
         serde_json::Value::Null => Value::Null,
         _ => v.clone(),
     }

@@ -65,7 +65,7 @@ pub(crate) fn check_ops(
 ) -> Result<CheckResult, CheckError> {
     let mut keys: BTreeMap<Key, KeySet<'_>> = BTreeMap::new();
     for o in ops {
-        let index = h.ops[o.invoke].index;
+        let index = h.ops[o.invoke].index();
         let bad = |msg: String| CheckError::Op { index, msg };
         let Some(key) = o.key else {
             return Err(bad(format!("{} has no key", o.f)));
@@ -76,7 +76,7 @@ pub(crate) fn check_ops(
                 if let Some(prev) = k.adds.insert(*v, o) {
                     return Err(bad(format!(
                         "add of {v} to key {key} repeats the add at op index {}; set elements must be unique",
-                        h.ops[prev.invoke].index
+                        h.ops[prev.invoke].index()
                     )));
                 }
             }

@@ -44,7 +44,7 @@ fn rules(h: &History, opts: &Options) -> Rules {
     let w = opts.workload.or_else(|| {
         // The same inference as `check`, on the raw lines: append ⇒ append, write or cas
         // ⇒ register. Anything else is left to the checker's own inference.
-        let client = h.ops.iter().filter(|o| o.process != Process::Nemesis);
+        let client = h.ops.iter().filter(|o| o.process != Process::NEMESIS);
         let mut seen = (false, false);
         for o in client {
             match o.f {
@@ -75,11 +75,11 @@ pub(crate) fn validate(h: &History, opts: &Options) -> Result<(), CheckError> {
     let mut written: HashMap<(Key, i64), u64> = HashMap::new();
     let mut regs = Default::default();
     for op in &h.ops {
-        if op.process == Process::Nemesis {
+        if op.process == Process::NEMESIS {
             continue;
         }
         let err = |msg: String| CheckError::Op {
-            index: op.index,
+            index: op.index(),
             msg,
         };
         if op.kind == OpType::Invoke {
@@ -89,7 +89,7 @@ pub(crate) fn validate(h: &History, opts: &Options) -> Result<(), CheckError> {
                     op.process
                 )));
             }
-            open.insert(op.process, (op.index, &op.f));
+            open.insert(op.process, (op.index(), &op.f));
         } else {
             let Some((inv, f)) = open.remove(&op.process) else {
                 return Err(err(format!(
@@ -129,12 +129,12 @@ pub(crate) fn validate(h: &History, opts: &Options) -> Result<(), CheckError> {
                         "function {fname:?} does not belong to the {model} ({fs})"
                     )));
                 }
-                let Some(key) = op.key else {
+                let Some(key) = op.key() else {
                     return Err(err(format!("{fname} has no key")));
                 };
                 match (&op.f, &op.value) {
                     (F::Append, Value::Int(v)) if invoke => {
-                        if let Some(prev) = written.insert((key, *v), op.index) {
+                        if let Some(prev) = written.insert((key, *v), op.index()) {
                             return Err(err(format!(
                                 "append of {v} to key {key} repeats the append at op index {prev}; append values must be unique per key"
                             )));
@@ -150,7 +150,7 @@ pub(crate) fn validate(h: &History, opts: &Options) -> Result<(), CheckError> {
                                     "write of {v} to key {key} writes the initial value; the zones algorithm needs every written value to be distinct (the exact search does not)"
                                 )));
                             }
-                            if let Some(prev) = written.insert((key, *v), op.index) {
+                            if let Some(prev) = written.insert((key, *v), op.index()) {
                                 return Err(err(format!(
                                     "write of {v} to key {key} repeats the write at op index {prev}; the zones algorithm needs unique values per key (the exact search does not)"
                                 )));

@@ -22,7 +22,7 @@
 //! are errors, never a stack overflow or unbounded memory; each op is converted as soon as
 //! its form is read, so memory holds one form's tree at a time.
 
-use crate::{F, History, HistoryError, Key, Op, OpType, Process, Value};
+use crate::{F, History, HistoryError, Key, Op, OpType, Process, ThinVec, Value};
 
 mod stream;
 use std::io::Read;
@@ -436,16 +436,16 @@ fn to_value(v: &Edn) -> Value {
         Edn::Nil => Value::Null,
         Edn::Int(i) => Value::Int(*i),
         Edn::Vector(xs) | Edn::List(xs) if xs.iter().all(|n| matches!(n.v, Edn::Int(_))) => {
-            Value::List(
+            Value::list(
                 xs.iter()
                     .map(|n| match n.v {
                         Edn::Int(i) => i,
                         _ => unreachable!("checked above"),
                     })
-                    .collect(),
+                    .collect::<ThinVec<i64>>(),
             )
         }
-        other => Value::Other(to_json(other)),
+        other => Value::other(to_json(other)),
     }
 }
 
@@ -534,14 +534,15 @@ impl Ops {
     fn push(&mut self, path: &Path, node: Node) -> Result<(), HistoryError> {
         let op = to_op(path, &node, self.ops.len() as u64)?;
         if let Some(prev) = self.ops.last()
-            && op.index <= prev.index
+            && op.index() <= prev.index()
         {
             return Err(HistoryError::malformed(
                 path,
                 node.line,
                 format!(
                     "index {} does not increase (the previous op had {}); histories must stay in recorded order",
-                    op.index, prev.index
+                    op.index(),
+                    prev.index()
                 ),
             ));
         }
@@ -594,10 +595,12 @@ fn to_op(path: &Path, node: &Node, pos: u64) -> Result<Op, HistoryError> {
         }
     };
     let process = match get("process").map(|n| &n.v) {
-        Some(Edn::Int(i)) => Process::Client(
-            u64::try_from(*i).map_err(|_| p.err(line, format!("process {i} is negative")))?,
-        ),
-        Some(Edn::Keyword(s)) if s == "nemesis" => Process::Nemesis,
+        Some(Edn::Int(i)) => {
+            let i =
+                u64::try_from(*i).map_err(|_| p.err(line, format!("process {i} is negative")))?;
+            Process::try_client(i).map_err(|e| p.err(line, e.to_string()))?
+        }
+        Some(Edn::Keyword(s)) if s == "nemesis" => Process::NEMESIS,
         Some(other) => {
             return Err(p.err(
                 line,
@@ -621,7 +624,7 @@ fn to_op(path: &Path, node: &Node, pos: u64) -> Result<Op, HistoryError> {
             ));
         }
     };
-    let f = F::parse(kw("f")?);
+    let f = F::try_parse(kw("f")?).map_err(|e| p.err(line, e.to_string()))?;
     let index = match get("index").map(|n| &n.v) {
         None => pos,
         Some(Edn::Int(i)) if *i >= 0 => *i as u64,
@@ -646,9 +649,10 @@ fn to_op(path: &Path, node: &Node, pos: u64) -> Result<Op, HistoryError> {
         }
     };
     let value = get("value").map_or(Value::Null, |n| to_value(&n.v));
-    let key: Option<Key> = (process != Process::Nemesis && single_object(&f)).then_some(0);
-    let mut op = Op::new(index, time_ns, process, kind, f, key, value);
-    op.error = get("error").map(|n| to_edn_text(&n.v));
+    let key: Option<Key> = (process != Process::NEMESIS && single_object(&f)).then_some(0);
+    let mut op = Op::try_new(index, time_ns, process, kind, f, key, value)
+        .map_err(|e| p.err(line, e.to_string()))?;
+    op.set_error(get("error").map(|n| to_edn_text(&n.v)));
     Ok(op)
 }
 
@@ -704,17 +708,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(h.len(), 2);
-        assert_eq!(h.ops[1].index, 1);
-        assert_eq!(h.ops[1].process, Process::Client(22));
+        assert_eq!(h.ops[1].index(), 1);
+        assert_eq!(h.ops[1].process, Process::client(22));
         assert_eq!(h.ops[1].kind, OpType::Ok);
-        assert_eq!(h.ops[1].key, Some(0));
+        assert_eq!(h.ops[1].key(), Some(0));
         assert_eq!(h.ops[1].value, Value::Int(2));
     }
 
     #[test]
     fn list_of_maps_and_top_level_maps() {
         let a = read("({:type :invoke, :f :cas, :value [1 4], :process 101, :time 99})").unwrap();
-        assert_eq!(a.ops[0].value, Value::List(vec![1, 4]));
+        assert_eq!(a.ops[0].value, Value::list(vec![1, 4]));
         assert_eq!(a.ops[0].time_ns, 99);
         let b = read(
             "{:type :invoke :f :read :value nil :process 0}\n{:type :ok :f :read :value 3 :process 0}\n",
@@ -730,17 +734,17 @@ mod tests {
             "[{:type :invoke,\n :f :txn,\n :value [[:read :x nil] [:write :y 2]],\n :process 3}\n {:process :nemesis :type :info :f :kill :value {:n1 \"x\"}}\n #jepsen.history.Op{:index 7 :type :fail :f :release :process 1 :error :not-held}]",
         )
         .unwrap();
-        assert_eq!(h.ops[0].f, F::Other("txn".into()));
-        assert_eq!(h.ops[0].key, None);
+        assert_eq!(h.ops[0].f, F::parse("txn"));
+        assert_eq!(h.ops[0].key(), None);
         assert_eq!(
             serde_json::to_string(&h.ops[0].value).unwrap(),
             r#"[["read","x",null],["write","y",2]]"#
         );
-        assert_eq!(h.ops[1].process, Process::Nemesis);
-        assert_eq!(h.ops[1].key, None);
-        assert_eq!(h.ops[2].index, 7);
-        assert_eq!(h.ops[2].error.as_deref(), Some(":not-held"));
-        assert_eq!(h.ops[2].key, Some(0));
+        assert_eq!(h.ops[1].process, Process::NEMESIS);
+        assert_eq!(h.ops[1].key(), None);
+        assert_eq!(h.ops[2].index(), 7);
+        assert_eq!(h.ops[2].error(), Some(":not-held"));
+        assert_eq!(h.ops[2].key(), Some(0));
     }
 
     #[test]

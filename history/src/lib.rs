@@ -28,7 +28,10 @@ pub use edn::{
     EdnStream, MAX_EDN_BYTES, MAX_EDN_DEPTH, MAX_EDN_FORM_BYTES, read_edn, read_edn_bytes,
     read_edn_file,
 };
-pub use op::{F, Key, Op, OpType, Process, Value};
+pub use op::{
+    F, IntList, Key, LimitError, MAX_CLIENT, MAX_F_NAMES, MAX_INDEX, MAX_KEY, Op, OpExt, OpType,
+    Process, Sym, ThinVec, Value,
+};
 pub use pair::{Operation, Outcome};
 pub use read::{
     BATCH_BYTES, HistoryError, MAX_LINE_BYTES, ParsedLine, ReadWarning, parse_line,
@@ -49,11 +52,18 @@ pub struct History {
     origin: Option<Arc<Origin>>,
 }
 
-/// Where a read history's ops came from: `(index, 1-based line)` in increasing index order.
+/// Where a read history's ops came from: `(index, 1-based line)` in increasing index order,
+/// 8 bytes an op (indices fit 32 bits by `MAX_INDEX`; a line past `u32::MAX` is recorded as
+/// `u32::MAX`, see `located`).
 #[derive(Debug, Default)]
 struct Origin {
     path: PathBuf,
-    lines: Vec<(u64, usize)>,
+    lines: Vec<(u32, u32)>,
+}
+
+/// One op's `(index, line)` as `Origin` stores it.
+pub(crate) fn located(op: &Op, line: usize) -> (u32, u32) {
+    (op.index32(), u32::try_from(line).unwrap_or(u32::MAX))
 }
 
 /// Two histories are equal when their ops are; where they were read from does not matter.
@@ -70,12 +80,12 @@ impl History {
 
     /// A history read from `path`; `lines[i]` is the line of `ops[i]` (indices increase).
     pub(crate) fn from_file(ops: Vec<Op>, path: &Path, lines: Vec<usize>) -> Self {
-        let lines = ops.iter().map(|o| o.index).zip(lines).collect();
+        let lines = ops.iter().zip(lines).map(|(o, l)| located(o, l)).collect();
         Self::from_located(ops, path, lines)
     }
 
     /// A history read from `path`; `lines[i]` is `(ops[i].index, its 1-based line)`.
-    pub(crate) fn from_located(ops: Vec<Op>, path: &Path, lines: Vec<(u64, usize)>) -> Self {
+    pub(crate) fn from_located(ops: Vec<Op>, path: &Path, lines: Vec<(u32, u32)>) -> Self {
         Self {
             ops,
             origin: Some(Arc::new(Origin {
@@ -97,8 +107,11 @@ impl History {
     /// history came from a file.
     pub fn locate(&self, index: u64) -> Option<(&Path, usize)> {
         let o = self.origin.as_deref()?;
-        let at = o.lines.binary_search_by_key(&index, |&(i, _)| i).ok()?;
-        Some((o.path.as_path(), o.lines[at].1))
+        let at = o
+            .lines
+            .binary_search_by_key(&index, |&(i, _)| u64::from(i))
+            .ok()?;
+        Some((o.path.as_path(), o.lines[at].1 as usize))
     }
 
     /// The file the history was read from, if any.

@@ -107,7 +107,7 @@ impl StateRecord {
     /// The state an op records: `Some` only for a nemesis `info` that applied (no error)
     /// and carries the whole state (`cuts` and `killed` present).
     pub fn of(op: &Op) -> Option<StateRecord> {
-        if op.process != Process::Nemesis || op.kind != OpType::Info || op.error.is_some() {
+        if op.process != Process::NEMESIS || op.kind != OpType::Info || op.error().is_some() {
             return None;
         }
         let Value::Other(v) = &op.value else {
@@ -117,7 +117,7 @@ impl StateRecord {
         if !obj.contains_key("cuts") || !obj.contains_key("killed") {
             return None;
         }
-        serde_json::from_value(v.clone()).ok()
+        serde_json::from_value((**v).clone()).ok()
     }
 
     /// The faults this state holds.
@@ -436,11 +436,11 @@ mod tests {
         Op::new(
             0,
             t,
-            Process::Nemesis,
+            Process::NEMESIS,
             OpType::Info,
-            F::Other(event.as_str().into()),
+            F::parse(event.as_str()),
             None,
-            Value::Other(v),
+            Value::other(v),
         )
     }
 

@@ -39,17 +39,17 @@ impl History {
         let mut out: Vec<Operation> = Vec::with_capacity(self.ops.len() / 2 + 1);
         let mut open: HashMap<Process, usize> = HashMap::new();
         for (pos, op) in self.ops.iter().enumerate() {
-            if op.process == Process::Nemesis {
+            if op.process == Process::NEMESIS {
                 continue;
             }
             match op.kind {
                 OpType::Invoke => {
                     if let Some(&prev) = open.get(&op.process) {
                         return Err(self.op_error(
-                            op.index,
+                            op.index(),
                             format!(
                                 "process {} invokes again while its op at index {} is still open (a process runs one op at a time)",
-                                op.process, self.ops[out[prev].invoke].index
+                                op.process, self.ops[out[prev].invoke].index()
                             ),
                         ));
                     }
@@ -58,8 +58,8 @@ impl History {
                         invoke: pos,
                         complete: None,
                         process: op.process,
-                        f: op.f.clone(),
-                        key: op.key,
+                        f: op.f,
+                        key: op.key(),
                         value: op.value.clone(),
                         outcome: Outcome::Info,
                     });
@@ -67,17 +67,19 @@ impl History {
                 kind => {
                     let Some(slot) = open.remove(&op.process) else {
                         return Err(self.op_error(
-                            op.index,
+                            op.index(),
                             format!("process {} completes an op it never invoked", op.process),
                         ));
                     };
                     let o = &mut out[slot];
                     if o.f != op.f {
                         return Err(self.op_error(
-                            op.index,
+                            op.index(),
                             format!(
                                 "completion f={} does not match its invoke f={} at index {}",
-                                op.f, o.f, self.ops[o.invoke].index
+                                op.f,
+                                o.f,
+                                self.ops[o.invoke].index()
                             ),
                         ));
                     }
@@ -105,7 +107,7 @@ mod tests {
     use crate::Op;
 
     fn op(i: u64, p: u64, kind: OpType, f: F, v: Value) -> Op {
-        Op::new(i, i * 10, Process::Client(p), kind, f, Some(1), v)
+        Op::new(i, i * 10, Process::client(p), kind, f, Some(1), v)
     }
 
     #[test]

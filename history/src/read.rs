@@ -214,7 +214,7 @@ struct Sink<'p> {
     path: &'p Path,
     ops: Vec<Op>,
     /// `(index, line)` of each op.
-    lines: Vec<(u64, usize)>,
+    lines: Vec<(u32, u32)>,
     warnings: Vec<ReadWarning>,
     /// A truncated last line was seen: nothing may follow.
     done: bool,
@@ -232,11 +232,11 @@ impl Sink<'_> {
             }
             ParsedLine::Op(op) => {
                 if let Some(prev) = self.ops.last()
-                    && op.index <= prev.index
+                    && op.index() <= prev.index()
                 {
-                    return Err(not_increasing(self.path, line, op.index, prev.index));
+                    return Err(not_increasing(self.path, line, op.index(), prev.index()));
                 }
-                self.lines.push((op.index, line));
+                self.lines.push(crate::located(&op, line));
                 self.ops.push(op);
                 Ok(())
             }

@@ -141,7 +141,7 @@ pub fn txn_value(mops: &[MicroOp]) -> Value {
             J::Array(vec![J::from(m.f.as_str()), J::from(m.key), v])
         })
         .collect();
-    Value::Other(J::Array(arr))
+    Value::other(J::Array(arr))
 }
 
 /// The micro-ops of a transaction's value; an error is one sentence naming the offender.
@@ -157,7 +157,7 @@ pub fn parse_txn_into(value: &Value, arena: &mut MopArena) -> Result<(), String>
         // An empty transaction reads as an empty integer list.
         Value::List(xs) if xs.is_empty() => return Ok(()),
         Value::Null => return Err("a txn needs a list of micro-ops as its value, found nil".into()),
-        Value::Other(J::Array(items)) => items,
+        Value::Other(v) if v.is_array() => v.as_array().map_or(&[][..], Vec::as_slice),
         other => {
             return Err(format!(
                 "a txn's value is a list of micro-ops like [\"append\", 1, 2], found {other}"

@@ -61,7 +61,7 @@ mod tests {
                 Op::new(
                     i,
                     i * 7,
-                    Process::Client(i % 3),
+                    Process::client(i % 3),
                     OpType::Invoke,
                     F::Append,
                     Some(i % 2),

@@ -60,11 +60,11 @@ pub fn op(kind: OpType, event: Event, value: serde_json::Value) -> Op {
     Op::new(
         0,
         0,
-        Process::Nemesis,
+        Process::NEMESIS,
         kind,
-        F::Other(event.as_str().to_owned()),
+        F::parse(event.as_str()),
         None,
-        Value::Other(value),
+        Value::other(value),
     )
 }
 

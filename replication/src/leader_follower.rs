@@ -547,7 +547,7 @@ impl LeaderFollower {
         match self.state.get(&key) {
             None => Value::Null,
             Some(Cell::Int(v)) => Value::Int(*v),
-            Some(Cell::List(v)) => Value::List(v.clone()),
+            Some(Cell::List(v)) => Value::list(v.clone()),
         }
     }
 
@@ -1829,7 +1829,7 @@ mod tests {
         assert!(
             matches!(&out[0], Output::Send { msg: PeerMessage::Append { prev_lsn: 1, entries, .. }, .. } if entries.len() == 1 && entries[0].lsn == 2)
         );
-        assert_eq!(n.read(1), Value::List(vec![5, 6]));
+        assert_eq!(n.read(1), Value::list(vec![5, 6]));
     }
 
     #[test]
@@ -1946,7 +1946,7 @@ mod tests {
         assert!(
             matches!(&out[0], Output::Persist(LogOp::Append(v)) if v.len() == 1 && v[0].lsn == 3)
         );
-        assert_eq!(f.read(1), Value::List(vec![1, 2, 3]));
+        assert_eq!(f.read(1), Value::list(vec![1, 2, 3]));
     }
 
     #[test]
@@ -2112,7 +2112,7 @@ mod tests {
         // n2 holds the first entry of the group only: the first write commits, the
         // transaction does not, and nothing of it is visible.
         n.step(2, ack_from_n2(1, 2));
-        assert_eq!(n.read(1), Value::List(vec![1]));
+        assert_eq!(n.read(1), Value::list(vec![1]));
         assert_eq!(n.read(2), Value::Null);
         let out = n.step(3, ack_from_n2(2, 3));
         let Reply::Ok { value, lsn, .. } = reply_of(&out) else {
@@ -2124,8 +2124,8 @@ mod tests {
         // transaction's own earlier append.
         assert_eq!(done[0].value, list(&[1]));
         assert_eq!(done[2].value, list(&[1, 2]));
-        assert_eq!(n.read(1), Value::List(vec![1, 2]));
-        assert_eq!(n.read(2), Value::List(vec![3]));
+        assert_eq!(n.read(1), Value::list(vec![1, 2]));
+        assert_eq!(n.read(2), Value::list(vec![3]));
         // A read-only transaction is served from the applied state.
         let out = n.step(4, txn(3, vec![MicroOp::read(1), MicroOp::read(2)]));
         let Reply::Ok { value, .. } = reply_of(&out) else {
@@ -2163,7 +2163,7 @@ mod tests {
             }),
         );
         // The group's second entry has not arrived: only the first transaction shows.
-        assert_eq!(f.read(1), Value::List(vec![1]));
+        assert_eq!(f.read(1), Value::list(vec![1]));
         assert_eq!(f.applied_lsn(), 1);
         // Recovered from disk and elected, it cuts the partial group before its no-op.
         let mut disk = LogDisk::default();
@@ -2176,7 +2176,7 @@ mod tests {
                 .any(|o| matches!(o, Output::Persist(LogOp::Truncate { keep: 1 })))
         );
         assert_eq!(n.log()[1].effect, Effect::Noop);
-        assert_eq!(n.read(1), Value::List(vec![1]));
+        assert_eq!(n.read(1), Value::list(vec![1]));
     }
 
     #[test]

@@ -68,7 +68,7 @@ impl Request {
     pub fn value(&self) -> Value {
         match *self {
             Request::Read { .. } => Value::Null,
-            Request::Cas { expected, new, .. } => Value::List(vec![expected, new]),
+            Request::Cas { expected, new, .. } => Value::list(vec![expected, new]),
             Request::Write { value, .. }
             | Request::Append { value, .. }
             | Request::Add { value, .. }

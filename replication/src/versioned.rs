@@ -102,13 +102,13 @@ impl Datum {
     pub fn value(&self) -> Value {
         match self {
             Datum::Int(v) => Value::Int(*v),
-            Datum::List(l) => Value::List(l.clone()),
+            Datum::List(l) => Value::list(l.clone()),
             Datum::Counter(c) => Value::Int(c.values().fold(0i64, |s, (_, x)| s.wrapping_add(*x))),
             Datum::Set(s) => {
                 let mut items: Vec<(&(u64, NodeId), &i64)> =
                     s.iter().map(|(v, a)| (a, v)).collect();
                 items.sort();
-                Value::List(items.into_iter().map(|(_, v)| *v).collect())
+                Value::list(items.into_iter().map(|(_, v)| *v).collect::<Vec<i64>>())
             }
         }
     }
@@ -390,7 +390,7 @@ mod tests {
         );
         // n2's clock is behind: its append, made after seeing [1], is stamped 50.
         let b = write(&a, Request::Append { key: 1, value: 2 }, "n2", 50, r);
-        assert_eq!(b.read().0, Value::List(vec![1]), "the older stamp loses");
+        assert_eq!(b.read().0, Value::list(vec![1]), "the older stamp loses");
     }
 
     #[test]
@@ -412,11 +412,11 @@ mod tests {
         assert_eq!(m, m2, "merge commutes");
         assert_eq!(m.0.len(), 2);
         let (value, siblings) = m.read();
-        assert_eq!(value, Value::List(vec![1, 2, 3]));
+        assert_eq!(value, Value::list(vec![1, 2, 3]));
         assert_eq!(siblings.unwrap().len(), 2);
         let z = write(&m, Request::Append { key: 1, value: 4 }, "n3", 3, r);
         assert_eq!(z.0.len(), 1);
-        assert_eq!(z.read().0, Value::List(vec![1, 2, 3, 4]));
+        assert_eq!(z.read().0, Value::list(vec![1, 2, 3, 4]));
         assert!(
             !z.clone().merge(&m, r),
             "the resolved version dominates both siblings"
@@ -438,7 +438,7 @@ mod tests {
         s.merge(&s2, r);
         assert_eq!(
             s.read().0,
-            Value::List(vec![2, 1]),
+            Value::list(vec![2, 1]),
             "ordered by the adders' clocks"
         );
         assert!(!s.clone().merge(&s1, r), "idempotent");

@@ -58,7 +58,7 @@ impl Pairs {
         let mut f_ids: HashMap<String, u16> = HashMap::new();
         for (pos, op) in h.ops.iter().enumerate() {
             p.end_ns = p.end_ns.max(op.time_ns);
-            if op.process == Process::Nemesis {
+            if op.process == Process::NEMESIS {
                 continue;
             }
             if op.kind == OpType::Invoke {
@@ -147,7 +147,7 @@ pub(crate) fn staleness(h: &History, p: &Pairs) -> Vec<Stale> {
             continue;
         }
         let op = &h.ops[s.invoke as usize];
-        let (Some(key), Some(c)) = (op.key, s.complete) else {
+        let (Some(key), Some(c)) = (op.key(), s.complete) else {
             continue;
         };
         if let (F::Append | F::Write, Value::Int(v)) = (&op.f, &op.value) {
@@ -165,7 +165,7 @@ pub(crate) fn staleness(h: &History, p: &Pairs) -> Vec<Stale> {
             continue;
         }
         let inv = &h.ops[s.invoke as usize];
-        let Some(key) = inv.key else { continue };
+        let Some(key) = inv.key() else { continue };
         let Some(list) = acks.get(&key) else { continue };
         // Writes acknowledged before the read was invoked.
         let before = list.partition_point(|a| a.0 < s.invoke);

@@ -318,14 +318,14 @@ struct PosIndex {
 
 impl PosIndex {
     fn new(h: &History) -> PosIndex {
-        let identity = h.ops.iter().enumerate().all(|(i, o)| o.index == i as u64);
+        let identity = h.ops.iter().enumerate().all(|(i, o)| o.index() == i as u64);
         let map = if identity {
             HashMap::new()
         } else {
             h.ops
                 .iter()
                 .enumerate()
-                .map(|(i, o)| (o.index, i))
+                .map(|(i, o)| (o.index(), i))
                 .collect()
         };
         PosIndex {
@@ -348,7 +348,7 @@ impl PosIndex {
 fn nearby(h: &History, pairs: &Pairs, witnesses: &[u32], n: usize) -> Vec<u32> {
     let keys: Vec<u64> = witnesses
         .iter()
-        .filter_map(|&w| h.ops[pairs.spans[w as usize].invoke as usize].key)
+        .filter_map(|&w| h.ops[pairs.spans[w as usize].invoke as usize].key())
         .collect();
     let mut found: Vec<(usize, u32)> = Vec::new();
     for &w in witnesses {
@@ -361,7 +361,7 @@ fn nearby(h: &History, pairs: &Pairs, witnesses: &[u32], n: usize) -> Vec<u32> {
                 continue;
             }
             if h.ops[s.invoke as usize]
-                .key
+                .key()
                 .is_some_and(|k| keys.contains(&k))
             {
                 found.push((id.abs_diff(at), id as u32));
@@ -411,22 +411,22 @@ fn ops_table(h: &History, pairs: &Pairs, witnesses: &[u32], near: &[u32]) -> Str
             s,
             "<tr{}><td class=\"mono\">{}{}</td><td class=\"num\">{:.6}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td></tr>",
             if witness { " class=\"witness\"" } else { "" },
-            inv.index,
-            done.map(|d| format!("→{}", d.index)).unwrap_or_default(),
+            inv.index(),
+            done.map(|d| format!("→{}", d.index())).unwrap_or_default(),
             inv.time_ns as f64 / 1e9,
             done.map(|d| format!("{:.6}", d.time_ns as f64 / 1e9))
                 .unwrap_or_else(|| "–".into()),
             Esc(&inv.process.to_string()),
             Esc(inv.f.as_str()),
-            inv.key.map(|k| k.to_string()).unwrap_or_default(),
+            inv.key().map(|k| k.to_string()).unwrap_or_default(),
             Esc(&truncate(&inv.value.to_string(), 120)),
             sp.out.as_str(),
             Esc(&done
                 .map(|d| truncate(&d.value.to_string(), 200))
                 .unwrap_or_default()),
-            Esc(done.and_then(|d| d.node.as_deref()).unwrap_or("")),
+            Esc(done.and_then(|d| d.node()).unwrap_or("")),
             Esc(&done
-                .and_then(|d| d.error.as_deref())
+                .and_then(|d| d.error())
                 .map(|e| truncate(e, 200))
                 .unwrap_or_default()),
         );

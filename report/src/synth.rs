@@ -41,7 +41,7 @@ pub fn history(client_ops: usize, seed: u64) -> (History, ResultsData) {
     let mut busy = vec![false; workers as usize];
     let mut started = 0usize;
     let push = |ops: &mut Vec<Op>, mut op: Op, t: u64| {
-        op.index = ops.len() as u64;
+        op.set_index(ops.len() as u64);
         op.time_ns = t;
         ops.push(op);
     };
@@ -76,12 +76,12 @@ pub fn history(client_ops: usize, seed: u64) -> (History, ResultsData) {
                     },
                 )
             };
-            let v = Value::Other(serde_json::to_value(&state).unwrap_or_default());
+            let v = Value::other(serde_json::to_value(&state).unwrap_or_default());
             for kind in [OpType::Invoke, OpType::Info] {
                 let op = Op::new(
                     0,
                     0,
-                    Process::Nemesis,
+                    Process::NEMESIS,
                     kind,
                     F::parse(event.as_str()),
                     None,
@@ -100,7 +100,7 @@ pub fn history(client_ops: usize, seed: u64) -> (History, ResultsData) {
                 let roll = rng.below(100);
                 let key = key_id
                     .iter()
-                    .position(|&k| Some(k) == op.key)
+                    .position(|&k| Some(k) == op.key())
                     .unwrap_or(usize::MAX);
                 let mut scratch = Vec::new();
                 let lists = &mut lists;
@@ -115,12 +115,12 @@ pub fn history(client_ops: usize, seed: u64) -> (History, ResultsData) {
                         let l = &*list;
                         let lag = if fault_open { rng.below(4) as usize } else { 0 };
                         let seen = l.len().saturating_sub(lag);
-                        op.value = Value::List(l[..seen].to_vec());
+                        op.value = Value::list(l[..seen].to_vec());
                         if lag > 0 && seen < l.len() && stale_witness.len() < 30 {
                             stale_witness.push(ops.len() as u64);
                         }
                     } else {
-                        op.error = Some("timeout".into());
+                        op.set_error(Some("timeout".into()));
                         op.value = Value::Null;
                     }
                 } else {
@@ -135,10 +135,10 @@ pub fn history(client_ops: usize, seed: u64) -> (History, ResultsData) {
                         list.push(v);
                     }
                     if op.kind == OpType::Info {
-                        op.error = Some("<script>alert('timeout')</script>".into());
+                        op.set_error(Some("<script>alert('timeout')</script>".into()));
                     }
                 }
-                op.node = Some(format!("n{}", 1 + rng.below(3)));
+                op.set_node(Some(format!("n{}", 1 + rng.below(3))));
                 let retire = op.kind == OpType::Info;
                 push(&mut ops, op, t);
                 busy[w as usize] = false;
@@ -171,7 +171,7 @@ pub fn history(client_ops: usize, seed: u64) -> (History, ResultsData) {
                 let op = Op::new(
                     0,
                     0,
-                    Process::Client(proc_of[w as usize]),
+                    Process::client(proc_of[w as usize]),
                     OpType::Invoke,
                     f,
                     Some(key),
@@ -190,7 +190,7 @@ pub fn history(client_ops: usize, seed: u64) -> (History, ResultsData) {
         .map(|&ix| Anomaly {
             cycle: Vec::new(),
             kind: AnomalyKind::StaleRead,
-            key: ops[ix as usize].key,
+            key: ops[ix as usize].key(),
             ops: vec![ix],
             explanation: format!("read at index {ix} missed acknowledged appends"),
         })

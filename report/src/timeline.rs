@@ -205,10 +205,10 @@ pub(crate) fn describe(h: &History, s: &Span) -> String {
     let inv = &h.ops[s.invoke as usize];
     let mut t = format!(
         "#{} p{} {}{} {}",
-        inv.index,
+        inv.index(),
         inv.process,
         inv.f,
-        inv.key.map(|k| format!(" key {k}")).unwrap_or_default(),
+        inv.key().map(|k| format!(" key {k}")).unwrap_or_default(),
         truncate(&inv.value.to_string(), 60)
     );
     match s.complete {
@@ -218,14 +218,14 @@ pub(crate) fn describe(h: &History, s: &Span) -> String {
                 t,
                 " → {} #{} {} ({:.3} ms)",
                 s.out.as_str(),
-                done.index,
+                done.index(),
                 truncate(&done.value.to_string(), 60),
                 (done.time_ns.saturating_sub(inv.time_ns)) as f64 / 1e6
             );
-            if let Some(n) = &done.node {
+            if let Some(n) = &done.node() {
                 let _ = write!(t, " on {}", truncate(n, 30));
             }
-            if let Some(e) = &done.error {
+            if let Some(e) = &done.error() {
                 let _ = write!(t, " error: {}", truncate(e, 80));
             }
         }

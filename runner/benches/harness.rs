@@ -45,7 +45,7 @@ fn drive(threads: u64) {
                     let mut op = Op::new(
                         0,
                         0,
-                        Process::Client(t),
+                        Process::client(t),
                         OpType::Invoke,
                         inv.f,
                         Some(inv.key),
@@ -53,9 +53,9 @@ fn drive(threads: u64) {
                     );
                     rec.record(op.clone()).unwrap();
                     op.kind = OpType::Ok;
-                    op.node = Some("n1".into());
+                    op.set_node(Some("n1".into()));
                     if op.value.is_null() {
-                        op.value = Value::List((0..50).collect());
+                        op.value = Value::list((0..50).collect::<Vec<i64>>());
                     }
                     rec.record(op).unwrap();
                 }

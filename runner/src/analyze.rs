@@ -50,7 +50,7 @@ pub fn edn_model(h: &History) -> Model {
     let first = h
         .ops
         .iter()
-        .find(|o| o.process != schism_history::Process::Nemesis);
+        .find(|o| o.process != schism_history::Process::NEMESIS);
     match first.map(|o| o.f.as_str()) {
         Some("txn") => Model::MultiRegister,
         Some("acquire" | "release") => Model::Mutex,

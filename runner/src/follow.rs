@@ -111,7 +111,7 @@ fn follow(
             if recent.len() == RECENT_LINES {
                 recent.pop_front();
             }
-            recent.push_back((op.index, line));
+            recent.push_back((op.index(), line));
             for found in online.push(&op) {
                 say(path, &recent, line, &found);
             }

@@ -100,7 +100,7 @@ impl Recorder {
 
     /// Follows the nemesis's recorded states (the same rule the report draws windows by).
     fn track_fault(&self, op: &Op) {
-        if op.process != Process::Nemesis || op.kind != OpType::Info {
+        if op.process != Process::NEMESIS || op.kind != OpType::Info {
             return;
         }
         if let Ok(mut faults) = self.faults.lock() {
@@ -112,9 +112,9 @@ impl Recorder {
     pub fn record(&self, mut op: Op) -> Result<(u64, u64), RecorderClosed> {
         self.track_fault(&op);
         let mut st = self.state.lock().map_err(|_| RecorderClosed)?;
-        op.index = st.next_index;
+        op.set_index(st.next_index);
         op.time_ns = self.now_ns();
-        let stamp = (op.index, op.time_ns);
+        let stamp = (op.index(), op.time_ns);
         let tx = st.tx.as_ref().ok_or(RecorderClosed)?;
         tx.send(op).map_err(|_| RecorderClosed)?;
         st.next_index += 1;

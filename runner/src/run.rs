@@ -1010,9 +1010,9 @@ pub(crate) fn invoke_op(process: u64, inv: &Invocation) -> (Op, Op) {
     let mut invoke = Op::new(
         0,
         0,
-        Process::Client(process),
+        Process::client(process),
         OpType::Invoke,
-        inv.f.clone(),
+        inv.f,
         Some(inv.key),
         inv.value.clone(),
     );
@@ -1020,7 +1020,7 @@ pub(crate) fn invoke_op(process: u64, inv: &Invocation) -> (Op, Op) {
     if inv.is_final {
         // The checker treats a final read (after the quiet period) that misses an
         // acknowledged write as proof that the write was lost.
-        invoke.meta = Some(serde_json::json!({ "final": true }));
+        invoke.set_meta(Some(serde_json::json!({ "final": true })));
     }
     (invoke, template)
 }
@@ -1082,7 +1082,7 @@ fn record_completion(ctx: &WorkerCtx, done: Op) -> Result<OpType> {
 }
 
 fn without_key(mut op: Op) -> Op {
-    op.key = None;
+    op.set_key(None);
     op
 }
 
@@ -1098,7 +1098,7 @@ pub(crate) fn txn_completion(mut done: Op, read_only: bool, reply: TxnReply) -> 
         }
         TxnReply::Fail { error } => {
             done.kind = OpType::Fail;
-            done.error = Some(error);
+            done.set_error(Some(error));
         }
         TxnReply::Unknown { error } => {
             done.kind = if read_only {
@@ -1106,7 +1106,7 @@ pub(crate) fn txn_completion(mut done: Op, read_only: bool, reply: TxnReply) -> 
             } else {
                 OpType::Info
             };
-            done.error = Some(error);
+            done.set_error(Some(error));
         }
     }
     done
@@ -1126,15 +1126,15 @@ pub(crate) fn complete(done: &mut Op, is_read: bool, reply: Reply) {
             done.kind = OpType::Ok;
             if is_read {
                 done.value = value;
-                done.siblings = siblings;
+                done.set_siblings(siblings);
             }
-            done.node = Some(node);
-            done.meta = meta;
+            done.set_node(Some(node));
+            done.set_meta(meta);
         }
         Reply::Fail { node, error } => {
             done.kind = OpType::Fail;
-            done.node = node;
-            done.error = Some(error);
+            done.set_node(node);
+            done.set_error(Some(error));
             if is_read {
                 done.value = Value::Null;
             }
@@ -1142,8 +1142,8 @@ pub(crate) fn complete(done: &mut Op, is_read: bool, reply: Reply) {
         Reply::Unknown { node, error } => {
             // A read that may or may not have happened changed nothing: it failed.
             done.kind = if is_read { OpType::Fail } else { OpType::Info };
-            done.node = node;
-            done.error = Some(error);
+            done.set_node(node);
+            done.set_error(Some(error));
             if is_read {
                 done.value = Value::Null;
             }
@@ -1224,11 +1224,11 @@ async fn apply_and_record<M: Mechanism>(
         Err(e) => {
             eprintln!("schism: nemesis {f} failed: {e}");
             let mut info = record::op(OpType::Info, event, record::invoke_value(planned));
-            info.error = Some(e.to_string());
+            info.set_error(Some(e.to_string()));
             info
         }
     };
-    let failed = info.error.is_some();
+    let failed = info.error().is_some();
     recorder
         .record(info)
         .map_err(|_| anyhow::anyhow!("the history writer stopped (disk full?)"))?;

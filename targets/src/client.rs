@@ -562,7 +562,7 @@ fn settle(
 fn mop_value(v: &schism_history::Value) -> MopValue {
     match v {
         schism_history::Value::Int(i) => MopValue::Int(*i),
-        schism_history::Value::List(xs) => MopValue::List(xs.clone()),
+        schism_history::Value::List(xs) => MopValue::List(xs.to_vec()),
         _ => MopValue::Nil,
     }
 }

@@ -171,7 +171,7 @@ impl Invocation {
 
     fn txn(mops: &[schism_history::txn::MicroOp], is_final: bool) -> Invocation {
         Invocation {
-            f: F::Other(schism_history::txn::TXN_F.into()),
+            f: F::parse(schism_history::txn::TXN_F),
             key: 0,
             value: schism_history::txn::txn_value(mops),
             is_final,

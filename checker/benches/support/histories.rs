@@ -25,7 +25,7 @@ pub fn append_history(ops: usize, procs: usize, seed: u64) -> History {
         out.push(Op::new(
             i,
             i * 1000,
-            Process::Client(p as u64),
+            Process::client(p as u64),
             kind,
             f,
             Some(key),
@@ -44,7 +44,7 @@ pub fn append_history(ops: usize, procs: usize, seed: u64) -> History {
                     next_val += 1;
                     (F::Append, Value::Int(next_val))
                 };
-                emit(&mut out, p, OpType::Invoke, f.clone(), key, v.clone());
+                emit(&mut out, p, OpType::Invoke, f, key, v.clone());
                 pending[p] = Some((f, key, v, None));
             }
             None => {}
@@ -63,7 +63,7 @@ pub fn append_history(ops: usize, procs: usize, seed: u64) -> History {
                         }
                         v.clone()
                     }
-                    _ => Value::List(l.clone()),
+                    _ => Value::list(l.clone()),
                 };
                 pending[p] = Some((f, key, v, Some(result)));
             }

@@ -23,7 +23,7 @@ pub fn generate(seed: u64, ops: usize, keys: u64, procs: usize, cas: bool) -> Hi
         out.push(Op::new(
             i,
             i * 10_000,
-            Process::Client(p),
+            Process::client(p),
             kind,
             f,
             Some(key),
@@ -41,14 +41,14 @@ pub fn generate(seed: u64, ops: usize, keys: u64, procs: usize, cas: bool) -> Hi
                     (F::Read, Value::Null)
                 } else if cas && rng.random_bool(0.4) {
                     let e = rng.random_range(0..5);
-                    (F::Cas, Value::List(vec![e, rng.random_range(0..5)]))
+                    (F::Cas, Value::list(vec![e, rng.random_range(0..5)]))
                 } else if cas {
                     (F::Write, Value::Int(rng.random_range(0..5)))
                 } else {
                     next_value += 1;
                     (F::Write, Value::Int(next_value))
                 };
-                push(&mut out, p, OpType::Invoke, f.clone(), key, v.clone());
+                push(&mut out, p, OpType::Invoke, f, key, v.clone());
                 open[slot] = Some((f, key, v));
             }
             None => {}

@@ -16,9 +16,9 @@ fn op(i: usize, p: u64, kind: OpType, mops: &[MicroOp]) -> Op {
     Op::new(
         i as u64,
         i as u64 * 1000,
-        Process::Client(p),
+        Process::client(p),
         kind,
-        F::Other("txn".into()),
+        F::parse("txn"),
         None,
         txn_value(mops),
     )

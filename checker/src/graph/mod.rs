@@ -238,7 +238,7 @@ fn build_register(
         }
     };
     for (slot, o) in ops.iter().enumerate() {
-        let index = h.ops[o.invoke].index;
+        let index = h.ops[o.invoke].index();
         let Some(key) = o.key else {
             return Err(CheckError::Op {
                 index,
@@ -258,7 +258,7 @@ fn build_register(
                         index,
                         msg: format!(
                             "value {v} is written to key {key} twice (also at op index {}); the graph checker needs unique values",
-                            h.ops[ops[prev].invoke].index
+                            h.ops[ops[prev].invoke].index()
                         ),
                     });
                 }

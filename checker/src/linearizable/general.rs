@@ -28,7 +28,7 @@ pub(crate) fn parse_txn(
     v: &Value,
     regs: &mut FxHashMap<String, u32>,
 ) -> Result<Vec<Micro>, String> {
-    let Value::Other(serde_json::Value::Array(items)) = v else {
+    let Some(items) = v.as_json().and_then(serde_json::Value::as_array) else {
         return Err(format!(
             "txn value {v} is not a list of [f register value] micro-ops"
         ));
@@ -226,7 +226,7 @@ pub(crate) fn check_general(
                 }
                 None => String::new(),
             };
-            let what = if o.f == F::Other("txn".into()) {
+            let what = if o.f == F::parse("txn") {
                 format!("txn {}", o.value)
             } else {
                 o.f.to_string()

@@ -135,7 +135,7 @@ pub(crate) fn check_ops(
             Algorithm::Wgl => false,
             Algorithm::Zones if !eligible => {
                 return Err(CheckError::Op {
-                    index: m.ops.first().map_or(0, |o| h.ops[o.invoke].index),
+                    index: m.ops.first().map_or(0, |o| h.ops[o.invoke].index()),
                     msg: format!(
                         "key {key} cannot be checked with zones: it needs a read/write register whose writes all have distinct values, none equal to the initial value; use the exact search"
                     ),
@@ -320,7 +320,7 @@ fn prepare<'a>(
     let mut by_key: BTreeMap<Key, Vec<&'a Operation>> = BTreeMap::new();
     for o in ops {
         let bad = |msg: String| CheckError::Op {
-            index: h.ops[o.invoke].index,
+            index: h.ops[o.invoke].index(),
             msg,
         };
         let Some(key) = o.key else {

@@ -252,11 +252,11 @@ mod tests {
             busy[p] = kind == OpType::Invoke;
             let i = ops.len() as u64;
             let value = txn_value(&[]);
-            let f = F::Other("txn".into());
+            let f = F::parse("txn");
             ops.push(Op::new(
                 i,
                 i,
-                Process::Client(p as u64),
+                Process::client(p as u64),
                 kind,
                 f,
                 None,

@@ -36,18 +36,18 @@ fn nemesis_ops_are_ignored() {
     h.ops.push(Op::new(
         i,
         i,
-        Process::Nemesis,
+        Process::NEMESIS,
         OpType::Invoke,
-        F::Other("start-partition".into()),
+        F::parse("start-partition"),
         None,
         Value::Null,
     ));
     h.ops.push(Op::new(
         i + 1,
         i + 1,
-        Process::Nemesis,
+        Process::NEMESIS,
         OpType::Info,
-        F::Other("start-partition".into()),
+        F::parse("start-partition"),
         None,
         Value::Null,
     ));
@@ -74,7 +74,7 @@ fn unusable_histories_are_one_line_errors_naming_the_op() {
     );
 
     let mut b = B::new();
-    b.inv(1, F::Append, 0, Value::List(vec![1]));
+    b.inv(1, F::Append, 0, Value::list(vec![1]));
     assert_eq!(
         error(&b.history(), None),
         "op index 0: append value [1] is not an integer"
@@ -96,7 +96,7 @@ fn unusable_histories_are_one_line_errors_naming_the_op() {
     let mut b = B::new();
     b.write(1, 0, 1);
     b.inv(1, F::Read, 0, Value::Null);
-    b.ok(1, F::Read, 0, Value::List(vec![1]));
+    b.ok(1, F::Read, 0, Value::list(vec![1]));
     assert_eq!(
         error(&b.history(), None),
         "op index 3: read of key 0 returned [1], not an integer or null"

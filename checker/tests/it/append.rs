@@ -133,8 +133,8 @@ fn final_read_missing_an_acknowledged_append_proves_it_lost() {
     let lost = b.append(1, 7, 2);
     let read = b.read_list(2, 7, &[1]);
     let mut h = b.history();
-    let invoke = h.ops.iter().position(|o| o.index == read).unwrap() - 1;
-    h.ops[invoke].meta = Some(serde_json::json!({ "final": true }));
+    let invoke = h.ops.iter().position(|o| o.index() == read).unwrap() - 1;
+    h.ops[invoke].set_meta(Some(serde_json::json!({ "final": true })));
     let r = check(&h);
     let a = assert_one(&r, AnomalyKind::LostWrite, &[lost, read]);
     assert!(

@@ -13,7 +13,7 @@ pub fn cas_waves(waves: i64) -> History {
         ops.push(Op::new(
             i,
             i * 1000,
-            Process::Client(p),
+            Process::client(p),
             kind,
             f,
             Some(0),
@@ -21,7 +21,7 @@ pub fn cas_waves(waves: i64) -> History {
         ));
     };
     for wave in 0..waves {
-        let cas = Value::List(vec![wave * 100 + 3, wave * 100 + 99]);
+        let cas = Value::list(vec![wave * 100 + 3, wave * 100 + 99]);
         push(16, OpType::Invoke, F::Cas, cas.clone());
         for p in 0..16u64 {
             push(

@@ -65,7 +65,7 @@ fn staleness_counts_versions_and_milliseconds() {
     b.append(1, 7, 1);
     b.inv(3, F::Read, 7, Value::Null);
     b.append(1, 7, 2);
-    b.ok(3, F::Read, 7, Value::List(vec![1]));
+    b.ok(3, F::Read, 7, Value::list(vec![1]));
     b.read_list(2, 7, &[1, 2]);
     let r = one(&b.history(), CheckerName::Staleness);
     assert_eq!(r.figures["stale_reads"], 0);

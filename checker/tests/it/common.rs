@@ -19,7 +19,7 @@ impl B {
         self.ops.push(Op::new(
             i,
             i * 1_000_000,
-            Process::Client(p),
+            Process::client(p),
             kind,
             f,
             Some(key),
@@ -53,7 +53,7 @@ impl B {
     /// A whole list read, returning the completion's index.
     pub fn read_list(&mut self, p: u64, key: u64, vals: &[i64]) -> u64 {
         self.inv(p, F::Read, key, Value::Null);
-        self.ok(p, F::Read, key, Value::List(vals.to_vec()))
+        self.ok(p, F::Read, key, Value::list(vals.to_vec()))
     }
 
     pub fn write(&mut self, p: u64, key: u64, v: i64) -> u64 {
@@ -73,7 +73,7 @@ impl B {
 }
 
 pub fn cas(e: i64, n: i64) -> Value {
-    Value::List(vec![e, n])
+    Value::list(vec![e, n])
 }
 
 pub fn check(h: &History) -> CheckResult {
@@ -113,7 +113,7 @@ pub fn stale_read_twin() -> History {
     b.append(1, 7, 1);
     b.inv(3, F::Read, 7, Value::Null);
     b.append(1, 7, 2);
-    b.ok(3, F::Read, 7, Value::List(vec![1]));
+    b.ok(3, F::Read, 7, Value::list(vec![1]));
     b.read_list(2, 7, &[1, 2]);
     b.history()
 }

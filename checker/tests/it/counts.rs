@@ -198,7 +198,7 @@ fn corrupt_append(
             rng.random_range(floor..=last_acked)
         };
         let c = r.complete.unwrap();
-        h.ops[c].value = Value::List(l[..keep].to_vec());
+        h.ops[c].value = Value::list(l[..keep].to_vec());
         done.insert(r.invoke);
         return true;
     }

@@ -37,7 +37,7 @@ impl Store for Reordering {
                 }
                 Some(v.clone())
             }
-            _ => Some(Value::List(l.clone())),
+            _ => Some(Value::list(l.clone())),
         }
     }
 }
@@ -58,7 +58,7 @@ fn sim(rng: &mut ChaCha8Rng) -> Sim {
 fn make_stale(rng: &mut ChaCha8Rng, h: &mut History, every: u32) {
     let mut written: BTreeMap<u64, Vec<i64>> = BTreeMap::new();
     for op in h.ops.iter_mut() {
-        let key = op.key.unwrap_or(0);
+        let key = op.key().unwrap_or(0);
         match (op.kind, &op.f) {
             (OpType::Invoke, F::Write) => {
                 if let Value::Int(v) = op.value {
@@ -68,7 +68,8 @@ fn make_stale(rng: &mut ChaCha8Rng, h: &mut History, every: u32) {
             (OpType::Ok, F::Read) if rng.random_range(0..every) == 0 => match &mut op.value {
                 Value::List(l) if !l.is_empty() => {
                     let n = rng.random_range(1..=3usize.min(l.len()));
-                    l.truncate(l.len() - n);
+                    let len = l.len();
+                    std::sync::Arc::make_mut(l).truncate(len - n);
                 }
                 Value::Int(_) => {
                     let w = written.get(&key).map(Vec::as_slice).unwrap_or(&[]);
@@ -216,7 +217,7 @@ fn memory_stays_bounded_as_keys_retire() {
         c.push(op);
         most = most.max(c.live_keys());
     }
-    let keys: BTreeSet<u64> = h.ops.iter().filter_map(|o| o.key).collect();
+    let keys: BTreeSet<u64> = h.ops.iter().filter_map(|o| o.key()).collect();
     assert!(keys.len() > 300, "{}", keys.len());
     assert!(most <= 60, "{most} live keys of {}", keys.len());
     assert!(c.take_claims().is_empty());
@@ -263,9 +264,9 @@ fn a_stale_read_is_claimed_when_a_later_read_places_the_write_it_missed() {
         (1, OpType::Invoke, F::Append, Value::Int(1)),
         (1, OpType::Ok, F::Append, Value::Int(1)),
         (2, OpType::Invoke, F::Read, Value::Null),
-        (2, OpType::Ok, F::Read, Value::List(vec![])),
+        (2, OpType::Ok, F::Read, Value::list(vec![])),
         (3, OpType::Invoke, F::Read, Value::Null),
-        (3, OpType::Ok, F::Read, Value::List(vec![1])),
+        (3, OpType::Ok, F::Read, Value::list(vec![1])),
     ];
     let h = History::new(
         ops.into_iter()
@@ -274,7 +275,7 @@ fn a_stale_read_is_claimed_when_a_later_read_places_the_write_it_missed() {
                 Op::new(
                     i as u64,
                     i as u64 * 1000,
-                    Process::Client(p),
+                    Process::client(p),
                     kind,
                     f,
                     Some(0),

@@ -79,7 +79,7 @@ fn inject_stale_read(rng: &mut ChaCha8Rng, h: &mut History) -> Option<(usize, us
         .min()
         .expect("the last element qualifies");
     let read = r.complete.unwrap();
-    h.ops[read].value = Value::List(l[..keep].to_vec());
+    h.ops[read].value = Value::list(l[..keep].to_vec());
     Some((read, witness))
 }
 
@@ -106,7 +106,7 @@ fn an_injected_stale_read_is_always_found() {
         assert_eq!(a.kind, AnomalyKind::StaleRead);
         assert_eq!(
             a.ops,
-            vec![h.ops[read].index, h.ops[witness].index],
+            vec![h.ops[read].index(), h.ops[witness].index()],
             "seed {seed}"
         );
     }

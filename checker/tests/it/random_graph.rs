@@ -90,7 +90,7 @@ fn inject_monotonic_read(rng: &mut ChaCha8Rng, h: &mut History) -> bool {
     let Value::List(lb) = &h.ops[at].value else {
         unreachable!()
     };
-    h.ops[at].value = Value::List(lb[..len - 1].to_vec());
+    h.ops[at].value = Value::list(lb[..len - 1].to_vec());
     true
 }
 
@@ -150,7 +150,7 @@ fn an_injected_stale_read_is_found_by_the_graph_and_measured() {
             continue;
         };
         tried += 1;
-        h.ops[r.complete.unwrap()].value = Value::List(vec![]);
+        h.ops[r.complete.unwrap()].value = Value::list(vec![]);
         let g = graph(&h, Workload::Append);
         assert_eq!(g.validity, Validity::Invalid, "seed {seed}");
         let st =

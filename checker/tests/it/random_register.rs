@@ -64,7 +64,7 @@ fn a_read_of_a_never_written_value_is_always_found() {
         assert!(
             r.anomalies
                 .iter()
-                .any(|a| a.kind == AnomalyKind::PhantomRead && a.ops[0] == h.ops[pos].index),
+                .any(|a| a.kind == AnomalyKind::PhantomRead && a.ops[0] == h.ops[pos].index()),
             "seed {seed}: {:#?}",
             r.anomalies
         );
@@ -174,7 +174,7 @@ fn cross_check(seed0: u64, unique: bool) {
             r.validity,
             h.ops
                 .iter()
-                .map(|o| format!("{} {} {:?} {}", o.index, o.process, o.kind, o.value))
+                .map(|o| format!("{} {} {:?} {}", o.index(), o.process, o.kind, o.value))
                 .collect::<Vec<_>>()
                 .join("\n"),
             r.anomalies

@@ -60,9 +60,9 @@ pub fn simulate(rng: &mut dyn Rng, sim: &Sim, store: &mut dyn Store) -> History 
         ops.push(Op::new(
             i,
             i * 1000 + 17,
-            Process::Client(p),
+            Process::client(p),
             kind,
-            f.clone(),
+            *f,
             Some(key),
             v,
         ));
@@ -134,7 +134,7 @@ pub fn simulate(rng: &mut dyn Rng, sim: &Sim, store: &mut dyn Store) -> History 
                     (fate, _) => {
                         emit(p, OpType::Info, &op.f, op.key, op.value.clone());
                         if fate == Fate::InfoLater {
-                            floating.push((op.f.clone(), op.key, op.value.clone()));
+                            floating.push((op.f, op.key, op.value.clone()));
                         }
                         // Jepsen's rule: an indeterminate op retires its process.
                         process[w] += sim.procs as u64;
@@ -170,7 +170,7 @@ impl Store for Register {
                     (_, Some(w)) if !w.is_empty() => w[rng.random_range(0..w.len())],
                     _ => -1,
                 };
-                (F::Cas, Value::List(vec![expected, self.next]))
+                (F::Cas, Value::list(vec![expected, self.next]))
             }
         }
     }
@@ -221,7 +221,7 @@ impl Store for Lists {
     fn apply(&mut self, f: &F, key: u64, v: &Value) -> Option<Value> {
         let l = self.lists.entry(key).or_default();
         match (f, v) {
-            (F::Read, _) => Some(Value::List(l.clone())),
+            (F::Read, _) => Some(Value::list(l.clone())),
             (F::Append, Value::Int(x)) => {
                 l.push(*x);
                 Some(v.clone())
@@ -270,7 +270,7 @@ pub fn tiny_random(rng: &mut dyn Rng, max_ops: usize, unique: bool) -> History {
     while issued < n || open.iter().any(Option::is_some) {
         let w = rng.random_range(0..procs);
         let i = ops.len() as u64;
-        let p = Process::Client(process[w]);
+        let p = Process::client(process[w]);
         match open[w].take() {
             None if issued < n => {
                 issued += 1;
@@ -281,19 +281,11 @@ pub fn tiny_random(rng: &mut dyn Rng, max_ops: usize, unique: bool) -> History {
                         let expected = seen(rng, &invoked).unwrap_or(0);
                         (
                             F::Cas,
-                            Value::List(vec![expected, value(rng, &mut invoked)]),
+                            Value::list(vec![expected, value(rng, &mut invoked)]),
                         )
                     }
                 };
-                ops.push(Op::new(
-                    i,
-                    i,
-                    p,
-                    OpType::Invoke,
-                    f.clone(),
-                    Some(0),
-                    v.clone(),
-                ));
+                ops.push(Op::new(i, i, p, OpType::Invoke, f, Some(0), v.clone()));
                 open[w] = Some((f, v));
             }
             None => {}

@@ -72,9 +72,9 @@ fn op(i: usize, p: u64, kind: OpType, mops: &[MicroOp]) -> Op {
     Op::new(
         i as u64,
         i as u64 * 1_000_000,
-        Process::Client(p),
+        Process::client(p),
         kind,
-        F::Other("txn".into()),
+        F::parse("txn"),
         None,
         txn_value(mops),
     )
@@ -610,7 +610,7 @@ pub fn to_edn(h: &History) -> String {
             mops.join(" "),
             o.process,
             o.time_ns,
-            o.index
+            o.index()
         ));
     }
     out.push_str("]\n");

@@ -31,7 +31,7 @@ fn build(choices: &[u8]) -> (History, RegisterOptions) {
         ops.push(Op::new(
             i,
             i * 1_000,
-            Process::Client(p),
+            Process::client(p),
             kind,
             f,
             Some(0),

@@ -188,18 +188,18 @@ impl EdnStream {
         };
         let op = to_op(&self.path, &node, self.count)?;
         if let Some(prev) = self.last_index
-            && op.index <= prev
+            && op.index() <= prev
         {
             return Err(self.err(
                 node.line,
                 format!(
                     "index {} does not increase (the previous op had {prev}); histories must stay in recorded order",
-                    op.index
+                    op.index()
                 ),
             ));
         }
         self.count += 1;
-        self.last_index = Some(op.index);
+        self.last_index = Some(op.index());
         out.push((op, node.line));
         Ok(())
     }

@@ -395,8 +395,8 @@ impl Txns {
         let mut p = Pairer::new(path);
         let mut scratch = MopArena::default();
         for op in &h.ops {
-            let fail = |msg: String| h.op_error(op.index, msg);
-            if op.process == Process::Nemesis {
+            let fail = |msg: String| h.op_error(op.index(), msg);
+            if op.process == Process::NEMESIS {
                 p.nemesis(op.clone()).map_err(fail)?;
                 continue;
             }
@@ -411,7 +411,7 @@ impl Txns {
                 None
             };
             let line = if op.kind == OpType::Invoke {
-                h.locate(op.index).map_or(0, |(_, l)| l)
+                h.locate(op.index()).map_or(0, |(_, l)| l)
             } else {
                 0
             };
@@ -450,7 +450,7 @@ pub(crate) struct ClientOp {
 
 pub(crate) fn client_op(op: &Op, line: usize) -> ClientOp {
     ClientOp {
-        index: op.index,
+        index: op.index(),
         time_ns: op.time_ns,
         process: op.process,
         kind: op.kind,
@@ -609,9 +609,9 @@ mod tests {
         Op::new(
             i,
             i * 10,
-            Process::Client(p),
+            Process::client(p),
             kind,
-            F::Other(TXN_F.into()),
+            F::parse(TXN_F),
             None,
             txn_value(mops),
         )
@@ -643,7 +643,7 @@ mod tests {
         assert_eq!((t[0].complete_pos(), t[0].outcome), (Some(2), Outcome::Ok));
         assert_eq!(t[1].outcome, Outcome::Fail);
         assert_eq!(t.mops(&t[1]).get(0).value, MopView::Nil);
-        assert_eq!(size_of::<TxnHead>(), 64);
+        assert_eq!(size_of::<TxnHead>(), 48);
         assert_eq!(size_of::<Mop>(), 24);
     }
 

@@ -14,7 +14,7 @@ pub fn written_history(ops: usize) -> Vec<u8> {
     let mut w = HistoryWriter::new(Vec::new());
     let mut index = 0u64;
     let mut push = |w: &mut HistoryWriter<Vec<u8>>, mut op: Op| {
-        op.index = index;
+        op.set_index(index);
         op.time_ns = index * 1_000;
         index += 1;
         w.append(&op).unwrap();
@@ -22,20 +22,17 @@ pub fn written_history(ops: usize) -> Vec<u8> {
     let mut appended: Vec<i64> = Vec::new();
     for i in 0..ops {
         let p = (i % 4) as u64;
-        let client = Process::Client(p);
+        let client = Process::client(p);
         if i % 17 == 5 {
-            let f = F::Other(
-                if i % 34 == 5 {
-                    "start-partition"
-                } else {
-                    "stop-partition"
-                }
-                .into(),
-            );
-            let v = Value::Other(serde_json::json!({"n1": ["n2", "n3"]}));
+            let f = F::parse(if i % 34 == 5 {
+                "start-partition"
+            } else {
+                "stop-partition"
+            });
+            let v = Value::other(serde_json::json!({"n1": ["n2", "n3"]}));
             push(
                 &mut w,
-                Op::new(0, 0, Process::Nemesis, OpType::Info, f, None, v),
+                Op::new(0, 0, Process::NEMESIS, OpType::Info, f, None, v),
             );
             continue;
         }
@@ -44,13 +41,13 @@ pub fn written_history(ops: usize) -> Vec<u8> {
                 appended.push(i as i64);
                 (F::Append, Value::Int(i as i64), Value::Int(i as i64))
             }
-            1 => (F::Read, Value::Null, Value::List(appended.clone())),
+            1 => (F::Read, Value::Null, Value::list(appended.clone())),
             _ => (F::Write, Value::Int(i as i64), Value::Int(i as i64)),
         };
         let key = Some((i % 2) as u64);
         push(
             &mut w,
-            Op::new(0, 0, client, OpType::Invoke, f.clone(), key, invoke_v),
+            Op::new(0, 0, client, OpType::Invoke, f, key, invoke_v),
         );
         let kind = match i % 11 {
             3 => OpType::Fail,
@@ -58,9 +55,9 @@ pub fn written_history(ops: usize) -> Vec<u8> {
             _ => OpType::Ok,
         };
         let mut done = Op::new(0, 0, client, kind, f, key, done_v);
-        done.node = Some(format!("n{}", 1 + i % 3));
+        done.set_node(Some(format!("n{}", 1 + i % 3)));
         if kind != OpType::Ok {
-            done.error = Some("timeout: no reply within 500ms".into());
+            done.set_error(Some("timeout: no reply within 500ms".into()));
         }
         push(&mut w, done);
     }

@@ -210,13 +210,13 @@ fn line_parallel_reading_matches_one_thread() {
         let mut op = Op::new(
             i,
             i * 1000,
-            Process::Client(i % 7),
+            Process::client(i % 7),
             kind,
             F::Append,
             Some(i % 5),
-            Value::List(vec![1, 2, i as i64]),
+            Value::list(vec![1, 2, i as i64]),
         );
-        op.node = Some("n1".into());
+        op.set_node(Some("n1".into()));
         w.append(&op).unwrap();
     }
     w.flush().unwrap();
@@ -230,7 +230,7 @@ fn line_parallel_reading_matches_one_thread() {
     let (many, w4) = read_jsonl_threads(text.as_slice(), path, 4).unwrap();
     assert_eq!(one, many);
     assert_eq!((w1, w4), (vec![], vec![]));
-    let last = one.ops.last().unwrap().index;
+    let last = one.ops.last().unwrap().index();
     assert_eq!(one.locate(last), many.locate(last));
     // Two bad lines, in different batches and parts: the first one is reported.
     let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
@@ -313,4 +313,40 @@ fn following_each_knossos_file_in_pieces_reads_what_the_whole_file_reader_reads(
             assert!(lines[line - 1].contains('{'), "{}:{line}", path.display());
         }
     }
+}
+
+/// The compact op's 32-bit limits (issue #19) are reader errors naming the line, in both
+/// formats, never a wrapped number.
+#[test]
+fn numbers_beyond_the_compact_ops_limits_name_the_line() {
+    let path = Path::new("big.jsonl");
+    let ok = r#"{"index":0,"time_ns":0,"process":1,"type":"invoke","f":"read","key":4294967294}"#;
+    for (bad, says) in [
+        (
+            r#"{"index":1,"time_ns":0,"process":2,"type":"invoke","f":"read","key":5000000000}"#,
+            "key 5000000000 exceeds schism's limit of 4294967294 keys per history",
+        ),
+        (
+            r#"{"index":4294967296,"time_ns":0,"process":2,"type":"invoke","f":"read","key":1}"#,
+            "index 4294967296 exceeds schism's limit of 4294967295 ops per history",
+        ),
+        (
+            r#"{"index":1,"time_ns":0,"process":4294967295,"type":"invoke","f":"read","key":1}"#,
+            "process 4294967295 exceeds schism's limit of 4294967294 client processes",
+        ),
+    ] {
+        let text = format!("{ok}\n{bad}\n");
+        let e = read_jsonl(text.as_bytes(), path).unwrap_err().to_string();
+        assert!(e.starts_with("big.jsonl:2:") && e.contains(says), "{e}");
+    }
+    let (h, _) = read_jsonl(format!("{ok}\n").as_bytes(), path).unwrap();
+    assert_eq!(h.ops[0].key(), Some(4294967294));
+    let edn = format!("[{OP}\n{{:process 4294967295 :type :invoke :f :read :value nil}}]");
+    let e = read_edn(&edn, Path::new("big.edn"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("big.edn:2:") && e.contains("limit of 4294967294 client processes"),
+        "{e}"
+    );
 }

@@ -14,9 +14,9 @@ fn txn(index: u64, p: u64, kind: OpType, mops: &[MicroOp]) -> Op {
     Op::new(
         index,
         index * 1_000,
-        Process::Client(p),
+        Process::client(p),
         kind,
-        F::Other("txn".into()),
+        F::parse("txn"),
         Some(0),
         schism_history::txn::txn_value(mops),
     )
@@ -44,13 +44,13 @@ fn written_txn_history(n: usize) -> Vec<u8> {
             let mut op = Op::new(
                 next(),
                 0,
-                Process::Nemesis,
+                Process::NEMESIS,
                 OpType::Info,
-                F::Other(f.into()),
+                F::parse(f),
                 None,
-                Value::Other(serde_json::json!({"final": i > n - 100, "groups": [["n1"], ["n2"]]})),
+                Value::other(serde_json::json!({"final": i > n - 100, "groups": [["n1"], ["n2"]]})),
             );
-            op.time_ns = op.index * 1_000;
+            op.time_ns = op.index() * 1_000;
             w.append(&op).unwrap();
         }
         let p = i % 5;
@@ -90,9 +90,9 @@ fn written_txn_history(n: usize) -> Vec<u8> {
                     }
                 };
                 let mut op = txn(next(), p as u64, kind, &done);
-                op.node = Some(format!("n{}", 1 + i % 3));
+                op.set_node(Some(format!("n{}", 1 + i % 3)));
                 if kind != OpType::Ok {
-                    op.error = Some("timeout: no reply within 500ms".into());
+                    op.set_error(Some("timeout: no reply within 500ms".into()));
                 }
                 w.append(&op).unwrap();
             }

@@ -82,7 +82,7 @@ fn followers_converge_to_the_leader_log_despite_loss() {
     assert_converged(&sim);
     assert_eq!(
         sim.machine(0).unwrap().read(1),
-        Value::List((1..=300).collect())
+        Value::list((1..=300).collect::<Vec<i64>>())
     );
     let oks = sim
         .replies()
@@ -145,7 +145,7 @@ fn restarted_follower_resumes_from_its_disk() {
     assert_eq!(sim.machine(1).unwrap().last_lsn(), 50);
     assert_eq!(
         sim.machine(1).unwrap().read(1),
-        Value::List((1..=50).collect())
+        Value::list((1..=50).collect::<Vec<i64>>())
     );
     sim.run_for(1_000 * MS);
     assert_converged(&sim);
@@ -180,7 +180,7 @@ fn restarted_leader_resumes_and_followers_that_lost_a_tail_are_refilled() {
     assert_converged(&sim);
     assert_eq!(
         sim.machine(2).unwrap().read(1),
-        Value::List((1..=41).collect())
+        Value::list((1..=41).collect::<Vec<i64>>())
     );
 }
 
@@ -248,7 +248,7 @@ fn buffered_durability_loses_only_what_no_flush_wrote() {
     sim.restart(0);
     assert_eq!(
         sim.machine(0).unwrap().read(1),
-        Value::List((1..=5).collect())
+        Value::list((1..=5).collect::<Vec<i64>>())
     );
 }
 
@@ -295,7 +295,7 @@ fn new_leader_value(sim: &Sim<LeaderFollower>) -> (usize, Vec<i64>) {
     let l = leaders[0].0;
     assert_ne!(l, 0, "the crashed leader cannot lead");
     let v = match sim.machine(l).unwrap().read(1) {
-        Value::List(v) => v,
+        Value::List(v) => v.to_vec(),
         _ => Vec::new(),
     };
     (l, v)
@@ -574,7 +574,7 @@ fn chain_topology_replicates_through_the_middle() {
     for i in 0..3 {
         assert_eq!(
             sim.machine(i).unwrap().read(1),
-            Value::List((1..=10).collect())
+            Value::list((1..=10).collect::<Vec<i64>>())
         );
     }
 }

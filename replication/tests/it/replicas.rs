@@ -126,7 +126,7 @@ fn multi_leader_lww_with_a_slow_clock_loses_an_acknowledged_append() {
     assert!(matches!(net.reply(2), Some(Reply::Ok { .. })));
     net.run_for(1_000 * MS);
     for i in 0..3 {
-        assert_eq!(net.machine(i).unwrap().local_read(1), Value::List(vec![1]));
+        assert_eq!(net.machine(i).unwrap().local_read(1), Value::list(vec![1]));
     }
 }
 
@@ -152,17 +152,17 @@ fn multi_leader_version_vectors_keep_partitioned_appends_as_siblings() {
     else {
         panic!("{:?}", net.reply(4));
     };
-    assert_eq!(*value, Value::List(vec![1, 2, 3]));
+    assert_eq!(*value, Value::list(vec![1, 2, 3]));
     assert_eq!(
         siblings.clone().unwrap(),
-        vec![Value::List(vec![1, 2]), Value::List(vec![1, 3])]
+        vec![Value::list(vec![1, 2]), Value::list(vec![1, 3])]
     );
     // A write on top of the siblings resolves them everywhere.
     net.client(0, 5, Request::Append { key: 1, value: 4 });
     net.run_for(1_000 * MS);
     let d = dumps(&net, 3);
     assert!(d.iter().all(|x| x == &d[0] && x.siblings.is_empty()));
-    assert_eq!(d[0].state[&1], Value::List(vec![1, 2, 3, 4]));
+    assert_eq!(d[0].state[&1], Value::list(vec![1, 2, 3, 4]));
 }
 
 fn quorum(n: usize, w: usize, r: usize) -> ReplicaSettings {

@@ -21,7 +21,7 @@ fn nemesis_history(changes: &[(u64, Change)]) -> (History, Vec<u64>) {
     let mut info_times = Vec::new();
     let mut t = 0;
     let push = |ops: &mut Vec<Op>, mut op: Op, t: u64| {
-        op.index = ops.len() as u64;
+        op.set_index(ops.len() as u64);
         op.time_ns = t;
         ops.push(op);
     };
@@ -32,7 +32,7 @@ fn nemesis_history(changes: &[(u64, Change)]) -> (History, Vec<u64>) {
             let inv = Op::new(
                 0,
                 0,
-                Process::Client(0),
+                Process::client(0),
                 OpType::Invoke,
                 F::Read,
                 key,
@@ -42,11 +42,11 @@ fn nemesis_history(changes: &[(u64, Change)]) -> (History, Vec<u64>) {
             let ok = Op::new(
                 0,
                 0,
-                Process::Client(0),
+                Process::client(0),
                 OpType::Ok,
                 F::Read,
                 key,
-                Value::List(vec![]),
+                Value::list(vec![]),
             );
             push(&mut ops, ok, t + 1_000_000);
             t += 50_000_000;

@@ -319,7 +319,7 @@ impl<M: Machine> Driver<M> {
     }
 
     fn record(&mut self, mut op: Op) {
-        op.index = self.ops.len() as u64;
+        op.set_index(self.ops.len() as u64);
         op.time_ns = self.now() - self.start_ns;
         self.ops.push(op);
     }
@@ -756,7 +756,7 @@ impl<M: Machine> Driver<M> {
             }
             Err(e) => {
                 let mut info = record::op(OpType::Info, event, record::invoke_value(planned));
-                info.error = Some(e);
+                info.set_error(Some(e));
                 info
             }
         };

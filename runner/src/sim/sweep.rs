@@ -88,10 +88,7 @@ pub fn check_seed(plan: &SimPlan, seed: u64) -> Result<SeedResult> {
         client_ops: history
             .ops
             .iter()
-            .filter(|o| {
-                o.kind == schism_history::OpType::Invoke
-                    && matches!(o.process, schism_history::Process::Client(_))
-            })
+            .filter(|o| o.kind == schism_history::OpType::Invoke && o.process.is_client())
             .count(),
         simulated_ns: outcome.simulated_ns,
     })

@@ -155,13 +155,13 @@ impl Drive {
                     let mut op = Op::new(
                         index,
                         began.elapsed().as_nanos() as u64,
-                        Process::Client(p as u64),
+                        Process::client(p as u64),
                         kind,
                         F::parse("txn"),
                         None,
                         value,
                     );
-                    op.error = error;
+                    op.set_error(error);
                     ops.push(op);
                 };
                 while Instant::now() < until {

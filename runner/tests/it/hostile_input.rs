@@ -286,7 +286,7 @@ fn check_of_mutated_real_histories_names_file_and_line_on_every_error() {
     // A register history from our own writer, mutated line by line.
     let mut w = HistoryWriter::new(Vec::new());
     for i in 0..24u64 {
-        let p = Process::Client(i % 3);
+        let p = Process::client(i % 3);
         let (f, v) = if i % 2 == 0 {
             (F::Write, Value::Int(i as i64))
         } else {
@@ -297,7 +297,7 @@ fn check_of_mutated_real_histories_names_file_and_line_on_every_error() {
             2 * i,
             p,
             OpType::Invoke,
-            f.clone(),
+            f,
             Some(0),
             v.clone(),
         ))

@@ -332,9 +332,9 @@ fn histories_without_successful_reads_or_writes_are_unknown() {
             rec.record(Op::new(
                 0,
                 0,
-                Process::Client(*p),
+                Process::client(*p),
                 *kind,
-                f.clone(),
+                *f,
                 Some(1),
                 v.clone(),
             ))
@@ -366,7 +366,7 @@ fn histories_without_successful_reads_or_writes_are_unknown() {
         (0, OpType::Invoke, F::Append, Value::Int(1)),
         (0, OpType::Ok, F::Append, Value::Int(1)),
         (1, OpType::Invoke, F::Read, Value::Null),
-        (1, OpType::Ok, F::Read, Value::List(vec![1])),
+        (1, OpType::Ok, F::Read, Value::list(vec![1])),
     ]);
     let (code, text) = check();
     assert_eq!(code, Some(0), "with evidence the verdict stands: {text}");

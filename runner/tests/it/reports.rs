@@ -250,7 +250,7 @@ fn one_count_per_kind_everywhere_and_a_representative_list() {
         let h = schism_history::read_history_file(&run.join("history.jsonl"))
             .unwrap()
             .0;
-        let time_of: BTreeMap<u64, u64> = h.ops.iter().map(|o| (o.index, o.time_ns)).collect();
+        let time_of: BTreeMap<u64, u64> = h.ops.iter().map(|o| (o.index(), o.time_ns)).collect();
         let windows = schism_history::nemesis::fault_windows(&h);
         let checks: Vec<schism_checker::CheckResult> =
             serde_json::from_value(results["results"].clone()).unwrap();

@@ -30,15 +30,15 @@ fn jsonl_forms_of_the_elle_fixtures_check_as_the_edn_histories_do() {
         let event = Op::new(
             0,
             0,
-            Process::Nemesis,
+            Process::NEMESIS,
             OpType::Info,
-            F::Other("start-partition".into()),
+            F::parse("start-partition"),
             None,
-            Value::Other(serde_json::json!({"groups": [["n1"], ["n2", "n3"]]})),
+            Value::other(serde_json::json!({"groups": [["n1"], ["n2", "n3"]]})),
         );
         h.ops.insert(mid, event);
         for (i, op) in h.ops.iter_mut().enumerate() {
-            op.index = i as u64;
+            op.set_index(i as u64);
             op.time_ns = i as u64 * 1_000_000;
         }
         let mut out = HistoryWriter::new(Vec::new());

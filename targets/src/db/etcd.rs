@@ -506,7 +506,7 @@ fn append_txn(
         ),
         Some((text, rev)) => match decode_value(text)? {
             Value::List(l) => (
-                l,
+                l.to_vec(),
                 json!({"target": "MOD", "key": k, "result": "EQUAL", "mod_revision": rev.to_string()}),
             ),
             other => return Err(format!("key {key} holds {other}, not a list")),
@@ -561,7 +561,7 @@ fn decode_value(text: &str) -> Result<Value, String> {
     let t = text.trim();
     if t.starts_with('[') {
         serde_json::from_str::<Vec<i64>>(t)
-            .map(Value::List)
+            .map(Value::list)
             .map_err(|e| format!("stored value {t:?} is not a list of integers: {e}"))
     } else {
         t.parse::<i64>()
@@ -1191,7 +1191,7 @@ fn apply_mops(
             (MopF::Read, _) => {
                 m.value = match &state[i] {
                     None => MopValue::Nil,
-                    Some(Value::List(xs)) => MopValue::List(xs.clone()),
+                    Some(Value::List(xs)) => MopValue::List(xs.to_vec()),
                     Some(Value::Int(x)) => MopValue::Int(*x),
                     Some(other) => return Err(format!("key {} holds {other}", m.key)),
                 };
@@ -1199,11 +1199,11 @@ fn apply_mops(
             (MopF::Append, MopValue::Int(v)) => {
                 let mut list = match state[i].take() {
                     None => Vec::new(),
-                    Some(Value::List(xs)) => xs,
+                    Some(Value::List(xs)) => xs.to_vec(),
                     Some(other) => return Err(format!("key {} holds {other}, not a list", m.key)),
                 };
                 list.push(*v);
-                state[i] = Some(Value::List(list));
+                state[i] = Some(Value::list(list));
                 written[i] = true;
             }
             (MopF::Write, MopValue::Int(v)) => {
@@ -1234,7 +1234,7 @@ fn commit_txn(keys: &[String], seen: &[Seen], state: &[Option<Value>], written: 
         .filter(|(_, w)| **w)
         .filter_map(|((k, v), _)| {
             let text = match v.as_ref()? {
-                Value::List(xs) => serde_json::to_string(xs).ok()?,
+                Value::List(xs) => serde_json::to_string(&xs[..]).ok()?,
                 Value::Int(x) => x.to_string(),
                 _ => return None,
             };
@@ -1346,8 +1346,8 @@ mod tests {
 
     #[test]
     fn stored_values_decode_as_lists_or_integers() {
-        assert_eq!(decode_value("[1,2,3]").unwrap(), Value::List(vec![1, 2, 3]));
-        assert_eq!(decode_value("[]").unwrap(), Value::List(vec![]));
+        assert_eq!(decode_value("[1,2,3]").unwrap(), Value::list(vec![1, 2, 3]));
+        assert_eq!(decode_value("[]").unwrap(), Value::list(vec![]));
         assert_eq!(decode_value("-7").unwrap(), Value::Int(-7));
         assert!(decode_value("x").is_err());
     }

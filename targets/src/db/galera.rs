@@ -774,7 +774,7 @@ async fn exec_txn(
         let text = conn.query_first::<String, _>(sql).await.map_err(before)?;
         m.value = match text.map(|t| parse_value(&t)) {
             None => MopValue::Nil,
-            Some(Ok(Value::List(xs))) => MopValue::List(xs),
+            Some(Ok(Value::List(xs))) => MopValue::List(xs.to_vec()),
             Some(Ok(Value::Int(x))) => MopValue::Int(x),
             Some(Ok(other)) => {
                 return Err(TxnStop::Broken {
@@ -907,7 +907,7 @@ fn parse_value(s: &str) -> Result<Value, String> {
             .filter(|p| !p.trim().is_empty())
             .map(|p| p.trim().parse::<i64>())
             .collect::<Result<Vec<_>, _>>()
-            .map(Value::List)
+            .map(Value::list)
             .map_err(|e| format!("unreadable list {s:?}: {e}"))
     } else {
         s.parse::<i64>()
@@ -1166,8 +1166,8 @@ mod tests {
 
     #[test]
     fn values_parse_as_lists_or_ints() {
-        assert_eq!(parse_value("[1,2,3]"), Ok(Value::List(vec![1, 2, 3])));
-        assert_eq!(parse_value("[]"), Ok(Value::List(vec![])));
+        assert_eq!(parse_value("[1,2,3]"), Ok(Value::list(vec![1, 2, 3])));
+        assert_eq!(parse_value("[]"), Ok(Value::list(vec![])));
         assert_eq!(parse_value("7"), Ok(Value::Int(7)));
         assert!(parse_value("[1,x]").is_err());
     }

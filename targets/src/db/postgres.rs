@@ -1778,7 +1778,7 @@ async fn exec(sc: &SessionConn, req: Request) -> Result<Value, ExecError> {
                     if reg {
                         v.first().map_or(Value::Null, |&x| Value::Int(x))
                     } else {
-                        Value::List(v)
+                        Value::list(v)
                     }
                 }
             })

@@ -839,7 +839,7 @@ fn parse_read(v: &RValue) -> Result<Value, String> {
                 None | Some(RValue::Nil) => Vec::new(),
                 Some(other) => return Err(format!("unexpected list answer {other:?}")),
             };
-            Ok(Value::List(list))
+            Ok(Value::list(list))
         }
         _ => Err(format!("unexpected read answer {v:?}")),
     }
@@ -1142,7 +1142,7 @@ mod tests {
                 bulk("l"),
                 RValue::Array(vec![bulk("3"), bulk("1"), bulk("2")])
             ])),
-            Ok(Value::List(vec![3, 1, 2]))
+            Ok(Value::list(vec![3, 1, 2]))
         );
         assert!(parse_read(&RValue::Array(vec![bulk("s"), bulk("x")])).is_err());
         assert!(parse_read(&RValue::Okay).is_err());

@@ -63,7 +63,7 @@ async fn appends_reach_every_follower_and_followers_refuse_writes() {
             other => panic!("append {v}: {other:?}"),
         }
     }
-    let want = Value::List((0..200).collect());
+    let want = Value::list((0..200).collect::<Vec<i64>>());
     for node in ["n2", "n3", "n1"] {
         let what = format!("{node} to hold all 200 values");
         until_node_reads(&client, node, 7, &want, &what).await;
@@ -124,12 +124,12 @@ async fn killed_follower_restarts_from_its_log_and_catches_up() {
     let st = cluster.status("n2").await.unwrap();
     assert_eq!(st.last_lsn, 50, "n2 recovered its log");
     match client.invoke_on("n2", Request::Read { key: 3 }).await {
-        Reply::Ok { value, .. } => assert_eq!(value, Value::List((0..50).collect())),
+        Reply::Ok { value, .. } => assert_eq!(value, Value::list((0..50).collect::<Vec<i64>>())),
         other => panic!("{other:?}"),
     }
     cluster.resume("n1").unwrap();
     append_all(&client, &mut session, 3, 50..100).await;
-    let want = Value::List((0..100).collect());
+    let want = Value::list((0..100).collect::<Vec<i64>>());
     until_node_reads(&client, "n2", 3, &want, "n2 to catch up to 100 values").await;
     // The follower's log holds each entry once: 100 records of 41 bytes.
     let len = std::fs::metadata(cluster.data_dir("n2").join("log.bin"))
@@ -166,7 +166,7 @@ async fn restarted_leader_continues_its_lsn_sequence_while_a_follower_is_paused(
         other => panic!("{other:?}"),
     }
     cluster.resume("n3").unwrap();
-    let want = Value::List((0..11).collect());
+    let want = Value::list((0..11).collect::<Vec<i64>>());
     until_node_reads(&client, "n3", 1, &want, "n3 to hold 11 values").await;
     cluster.stop().await.unwrap();
 }
