@@ -173,15 +173,18 @@ impl RemoteLeft {
 
 /// The cleanup script for a host whose ledger is lost: every server started from a run
 /// folder under `runs_dir` (a reference node `<exe> node --config <runs_dir>/…`, an etcd
-/// member `--data-dir <runs_dir>/…`, a postmaster `postgres -D <runs_dir>/…`), the table,
-/// and every run folder there. The patterns are assembled at run time, so the script's
-/// own command line (and, on a lab, the SSH session here carrying it) never matches them.
+/// member `--data-dir <runs_dir>/…`, a postmaster `postgres -D <runs_dir>/…`, a Redis
+/// server or sentinel `redis-server|redis-sentinel <runs_dir>/…`, a MariaDB server
+/// `mariadbd --defaults-file=<runs_dir>/…`), the table, and every run folder there. The
+/// patterns are assembled at run time, so the script's own command line (and, on a lab,
+/// the SSH session here carrying it) never matches them.
 pub fn sweep_script(runs_dir: &str) -> String {
     let dir = quote(&format!("{}/", runs_dir.trim_end_matches('/')));
     format!(
-        "a='node --conf'; b='--data-di'; c='postgres -'\n\
+        "a='node --conf'; b='--data-di'; c='postgres -'; r='redis-'; m='--defaults-fil'\n\
          p1=\"${{a}}ig \"{dir}; p2=\"${{b}}r \"{dir}; p3=\"${{c}}D \"{dir}\n\
-         for f in /proc/[0-9]*/cmdline; do p=${{f#/proc/}}; p=${{p%/cmdline}}; cmd=$(tr '\\0' ' ' <\"$f\" 2>/dev/null); case \"$cmd\" in *\"$p1\"*|*\"$p2\"*|*\"$p3\"*) kill -CONT $p 2>/dev/null; kill -KILL $p 2>/dev/null && echo \"killed pid $p\";; esac; done\n\
+         p4=\"${{r}}server \"{dir}; p5=\"${{r}}sentinel \"{dir}; p6=\"${{m}}e=\"{dir}\n\
+         for f in /proc/[0-9]*/cmdline; do p=${{f#/proc/}}; p=${{p%/cmdline}}; cmd=$(tr '\\0' ' ' <\"$f\" 2>/dev/null); case \"$cmd\" in *\"$p1\"*|*\"$p2\"*|*\"$p3\"*|*\"$p4\"*|*\"$p5\"*|*\"$p6\"*) kill -CONT $p 2>/dev/null; kill -KILL $p 2>/dev/null && echo \"killed pid $p\";; esac; done\n\
          nft delete table inet {table} 2>/dev/null && echo 'deleted nft table inet {table}'\n\
          for d in {dir}*; do [ -d \"$d\" ] && rm -rf \"$d\" && echo \"removed folder $d\"; done\ntrue\n",
         table = nft::TABLE,

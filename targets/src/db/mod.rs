@@ -270,14 +270,6 @@ impl DbSpec {
     }
 }
 
-/// The error of an adapter asked to run on hosts over SSH that does not yet (the run
-/// plan refuses such a run before anything starts; this is the adapter's own guard).
-pub fn not_over_ssh(kind: &str) -> TargetError {
-    TargetError::Invalid(format!(
-        "{kind} over SSH is not built yet: run it locally (drop --inventory/--hosts)"
-    ))
-}
-
 /// Provisions (or attaches to) a cluster of `spec.kind`.
 pub async fn open(spec: DbSpec) -> Result<Box<dyn DbCluster>, TargetError> {
     if !spec.kind.compiled() {
