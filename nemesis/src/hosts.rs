@@ -131,12 +131,21 @@ pub struct RemoteLeft {
 }
 
 impl RemoteLeft {
-    /// The cleanup script: kill the run's processes, drop the table, remove the folder.
+    /// The cleanup script: kill the run's processes — its recorded pids, and any process
+    /// whose command line names the run's folder (a server started before its pid reached
+    /// the ledger: a runner killed while provisioning) —, drop the table, remove the
+    /// folder. The folder's name is assembled at run time and given to `grep` as its
+    /// input, so no command line of the script's (nor, on a lab, the SSH session here
+    /// carrying it) ever holds it.
     pub fn script(&self) -> String {
         let dir = quote(&self.run_dir);
+        let slashed = format!("{}/", self.run_dir.trim_end_matches('/'));
+        let (head, tail) = slashed.split_at(slashed.len() - 1);
         let pids: Vec<String> = self.pids.iter().map(u32::to_string).collect();
         format!(
             "for p in {pids}; do if [ -r /proc/$p/cmdline ] && tr '\\0' ' ' </proc/$p/cmdline | grep -qF {dir}; then kill -CONT $p; kill -KILL $p && echo \"killed pid $p\"; fi; done\n\
+             a={head}; b={tail}\n\
+             for f in $(printf '%s%s\\n' \"$a\" \"$b\" | grep -alF -f - /proc/[0-9]*/cmdline 2>/dev/null); do p=${{f#/proc/}}; p=${{p%/cmdline}}; [ \"$p\" = $$ ] && continue; kill -CONT $p 2>/dev/null; kill -KILL $p 2>/dev/null && echo \"killed pid $p\"; done\n\
              nft delete table inet {table} 2>/dev/null && echo 'deleted nft table inet {table}'\n\
              if [ -d {dir} ]; then rm -rf {dir} && echo \"removed folder $(echo {dir})\"; fi\ntrue\n",
             pids = if pids.is_empty() {
@@ -144,6 +153,8 @@ impl RemoteLeft {
             } else {
                 pids.join(" ")
             },
+            head = quote(head),
+            tail = quote(tail),
             table = nft::TABLE,
         )
     }

@@ -155,6 +155,8 @@ pub struct GaleraCluster {
     startup_timeout: Duration,
     /// Attached with `--endpoints`: nothing to start or kill.
     attached: Option<Vec<Target>>,
+    /// `stop` ran (and swept the helpers): dropping has nothing left to do.
+    stopped: bool,
 }
 
 impl GaleraCluster {
@@ -203,6 +205,7 @@ impl GaleraCluster {
             options: spec.options.clone(),
             startup_timeout: spec.startup_timeout,
             attached: Some(targets),
+            stopped: false,
         })
     }
 
@@ -307,6 +310,7 @@ impl GaleraCluster {
             options: spec.options.clone(),
             startup_timeout: spec.startup_timeout,
             attached: None,
+            stopped: false,
         })
     }
 
@@ -353,12 +357,17 @@ impl GaleraCluster {
             if let Some(mut p) = self.procs[0].take() {
                 p.stop(Duration::from_secs(30)).await?;
             }
+            // Packed once for every joiner on another host.
+            let mut packed = None;
             for i in 1..self.nodes.len() {
                 let (from, to) = (&self.nodes[0], &self.nodes[i]);
                 if from.exec.is_local() && to.exec.is_local() {
                     copy_data_dir(&from.data(), &to.data())?;
                 } else {
-                    copy_data_dir_between(from, to)?;
+                    if packed.is_none() {
+                        packed = Some(pack_data_dir(from)?);
+                    }
+                    unpack_data_dir(to, packed.as_deref().unwrap_or_default())?;
                 }
                 set_safe_to_bootstrap(to, false)?;
             }
@@ -739,6 +748,7 @@ impl DbCluster for GaleraCluster {
                 }
             }
             self.kill_helpers(None);
+            self.stopped = true;
             first_err.map_or(Ok(()), Err)
         })
     }
@@ -750,7 +760,9 @@ impl Drop for GaleraCluster {
         for p in self.procs.iter_mut() {
             drop(p.take());
         }
-        self.kill_helpers(None);
+        if !self.stopped {
+            self.kill_helpers(None);
+        }
     }
 }
 
@@ -1244,15 +1256,15 @@ fn q(path: &Path) -> String {
 }
 
 /// Kills, on a node's host, the processes (SST scripts, socat, mariabackup) whose command
-/// line names the node's folder, except `servers`. The folder is assembled at run time,
-/// so the script's own command line never matches it.
+/// line names the node's folder, except `servers`. The folder is assembled at run time and
+/// given to `grep` as its input, so no command line of the script's ever holds it.
 fn helpers_script(dir: &Path, servers: &[u32]) -> String {
     let d = format!("{}/", dir.display());
     let (head, tail) = d.split_at(d.len() - 1);
     let keep: Vec<String> = servers.iter().map(u32::to_string).collect();
     format!(
-        "a={}; b={}; n=\"$a$b\"; keep=' {} '\n\
-         for f in /proc/[0-9]*/cmdline; do p=${{f#/proc/}}; p=${{p%/cmdline}}; [ \"$p\" = $$ ] && continue; case \"$keep\" in *\" $p \"*) continue;; esac; cmd=$(tr '\\0' ' ' <\"$f\" 2>/dev/null); case \"$cmd\" in *\"$n\"*) kill -CONT $p 2>/dev/null; kill -KILL $p 2>/dev/null;; esac; done; true\n",
+        "a={}; b={}; keep=' {} '\n\
+         for f in $(printf '%s%s\\n' \"$a\" \"$b\" | grep -alF -f - /proc/[0-9]*/cmdline 2>/dev/null); do p=${{f#/proc/}}; p=${{p%/cmdline}}; [ \"$p\" = $$ ] && continue; case \"$keep\" in *\" $p \"*) continue;; esac; kill -CONT $p 2>/dev/null; kill -KILL $p 2>/dev/null; done; true\n",
         quote(head),
         quote(tail),
         keep.join(" ")
@@ -1260,16 +1272,21 @@ fn helpers_script(dir: &Path, servers: &[u32]) -> String {
 }
 
 /// The seeding copy of a data directory when a node is on another host: a gzipped tar
-/// of `from`'s data (without what is per node) as base64 text through this machine,
-/// unpacked into `to`'s (the hosts need not reach each other by SSH).
-fn copy_data_dir_between(from: &Node, to: &Node) -> Result<(), TargetError> {
-    let packed = from.sh(
+/// of `from`'s data (without what is per node: the gcache, the last view, the pid file)
+/// as base64 text, carried through this machine to each joiner (the hosts need not reach
+/// each other by SSH).
+fn pack_data_dir(from: &Node) -> Result<String, TargetError> {
+    from.sh(
         &format!(
             "tar -C {} --exclude=./galera.cache --exclude=./gvwstate.dat --exclude=./mysqld.pid -czf - . | base64",
             q(&from.data())
         ),
         None,
-    )?;
+    )
+}
+
+/// Unpacks `pack_data_dir`'s text into `to`'s data directory.
+fn unpack_data_dir(to: &Node, packed: &str) -> Result<(), TargetError> {
     to.sh(
         &format!(
             "mkdir -p {d} && base64 -d | tar -C {d} -xzf -",
