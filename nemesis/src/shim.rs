@@ -47,7 +47,10 @@ pub fn build(dir: &Path) -> Result<PathBuf, NemesisError> {
 /// the host and the package.
 pub fn build_on(exec: &dyn Exec, dir: &str) -> Result<PathBuf, NemesisError> {
     let d = dir.trim_end_matches('/');
-    let (src, lib) = (format!("{d}/schism_clock.c"), format!("{d}/libschism_clock.so"));
+    let (src, lib) = (
+        format!("{d}/schism_clock.c"),
+        format!("{d}/libschism_clock.so"),
+    );
     let script = format!(
         "command -v cc >/dev/null 2>&1 || {{ echo 'no C compiler (cc) on this host: install the Debian package gcc (apt-get install gcc)' >&2; exit 1; }}\n\
          mkdir -p {qd} && cat > {qs} && cc -O2 -shared -fPIC -Wall -o {ql} {qs}",

@@ -404,12 +404,11 @@ async fn run_cluster(
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            let (ports, mut binaries) =
-                crate::hosts::Plan::needs(
-                    p.db_kind,
-                    args.base_port.unwrap_or(NETNS_PORT),
-                    args.failover == Some(Failover::Auto),
-                );
+            let (ports, mut binaries) = crate::hosts::Plan::needs(
+                p.db_kind,
+                args.base_port.unwrap_or(NETNS_PORT),
+                args.failover == Some(Failover::Auto),
+            );
             if p.db_kind.is_some() && p.kinds.contains(&Kind::Clock) {
                 // The clock shim is compiled on each host.
                 binaries.push(("cc".into(), "gcc".into()));

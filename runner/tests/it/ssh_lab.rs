@@ -314,8 +314,14 @@ fn sweep_without_the_ledger(lab_dir: &Path, store: &Path, inventory: &Path, name
         .unwrap();
     // Stand-ins for a Redis server and sentinel and a MariaDB server of that run folder.
     let servers: Vec<std::process::Child> = [
-        vec!["redis-server".to_owned(), format!("{}/n1/redis.conf", runs.display())],
-        vec!["redis-sentinel".to_owned(), format!("{}/n1/sentinel.conf", runs.display())],
+        vec![
+            "redis-server".to_owned(),
+            format!("{}/n1/redis.conf", runs.display()),
+        ],
+        vec![
+            "redis-sentinel".to_owned(),
+            format!("{}/n1/sentinel.conf", runs.display()),
+        ],
         vec![
             "mariadbd".to_owned(),
             format!("--defaults-file={}/n1/my.cnf", runs.display()),
@@ -493,7 +499,12 @@ fn verdicts_match_the_local_rows(store: &Path, inventory: &Path) {
 
 /// One database run on the lab's hosts: (exit code, stdout, run folder), after checking
 /// that nothing of it is left on any host (server processes, run folders, nft rules).
-#[cfg(any(feature = "etcd", feature = "postgres", feature = "redis", feature = "galera"))]
+#[cfg(any(
+    feature = "etcd",
+    feature = "postgres",
+    feature = "redis",
+    feature = "galera"
+))]
 fn db_run(
     lab_dir: &Path,
     store: &Path,
@@ -518,7 +529,12 @@ fn db_run(
 
 /// Nothing of run `name` is left on any lab host: no process started from a host's
 /// folder (waited for, bounded), no run folder, no nft rule.
-#[cfg(any(feature = "etcd", feature = "postgres", feature = "redis", feature = "galera"))]
+#[cfg(any(
+    feature = "etcd",
+    feature = "postgres",
+    feature = "redis",
+    feature = "galera"
+))]
 fn assert_nothing_left(lab_dir: &Path, namespaces: &[String], name: &str) {
     let dir = lab_dir.to_string_lossy();
     let until = Instant::now() + Duration::from_secs(5);
@@ -542,7 +558,12 @@ fn assert_nothing_left(lab_dir: &Path, namespaces: &[String], name: &str) {
 }
 
 /// Anomaly kinds of a run's results.json.
-#[cfg(any(feature = "etcd", feature = "postgres", feature = "redis", feature = "galera"))]
+#[cfg(any(
+    feature = "etcd",
+    feature = "postgres",
+    feature = "redis",
+    feature = "galera"
+))]
 fn anomaly_kinds(run: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(run.join("results.json")).expect("results.json");
     let v: serde_json::Value = serde_json::from_str(&text).expect("results.json is JSON");
@@ -557,7 +578,12 @@ fn anomaly_kinds(run: &Path) -> Vec<String> {
 
 /// A plan file (`--plan`) of `(at_s, change)`, the last change the final heal: faults at
 /// fixed times, so each story makes the faults it is about (drawn schedules vary).
-#[cfg(any(feature = "etcd", feature = "postgres", feature = "redis", feature = "galera"))]
+#[cfg(any(
+    feature = "etcd",
+    feature = "postgres",
+    feature = "redis",
+    feature = "galera"
+))]
 fn plan_file(dir: &Path, name: &str, changes: &[(f64, serde_json::Value)]) -> PathBuf {
     let mut list: Vec<serde_json::Value> = changes
         .iter()
@@ -573,7 +599,12 @@ fn plan_file(dir: &Path, name: &str, changes: &[(f64, serde_json::Value)]) -> Pa
 }
 
 /// The nemesis changes of a run that took effect, by `f` (`start-partition`, …).
-#[cfg(any(feature = "etcd", feature = "postgres", feature = "redis", feature = "galera"))]
+#[cfg(any(
+    feature = "etcd",
+    feature = "postgres",
+    feature = "redis",
+    feature = "galera"
+))]
 fn faults_made(run: &Path) -> Vec<String> {
     nemesis_ops(run)
         .into_iter()
@@ -938,7 +969,10 @@ fn redis_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[
         history.contains("\"net\":\"hosts\""),
         "partitions by nft on the hosts"
     );
-    eprintln!("redis over SSH, kept and stale: {} s", started.elapsed().as_secs());
+    eprintln!(
+        "redis over SSH, kept and stale: {} s",
+        started.elapsed().as_secs()
+    );
     sigkilled_redis_run_is_cleaned(lab_dir, store, inventory, namespaces);
     eprintln!("redis over SSH, all: {} s", started.elapsed().as_secs());
 }

@@ -42,10 +42,10 @@ use crate::db::{
     BoxFuture, DbCluster, DbKind, DbOptions, DbSession, DbSpec, Isolation, ManagedProcess,
     Placement, ProcessSpec, log_tail, loopback_ports, require_binary,
 };
-use crate::process::put_file;
-use crate::remote::{Exec, Local, quote};
 use crate::error::TargetError;
+use crate::process::put_file;
 use crate::reference::NodeId;
+use crate::remote::{Exec, Local, quote};
 use crate::request::Request;
 use crate::target::TxnReply;
 use mysql_async::prelude::Queryable;
@@ -576,7 +576,12 @@ impl GaleraCluster {
             .map(|(_, n)| n)
             .collect();
         for n in remote {
-            let servers: Vec<u32> = self.procs.iter().flatten().filter_map(ManagedProcess::pid).collect();
+            let servers: Vec<u32> = self
+                .procs
+                .iter()
+                .flatten()
+                .filter_map(ManagedProcess::pid)
+                .collect();
             let _ = n.exec.run(&helpers_script(&n.dir, &servers), None);
         }
         let needles: Vec<String> = self
@@ -1203,7 +1208,10 @@ async fn run_tool(
             cmd.push(' ');
             cmd.push_str(&quote(a));
         }
-        return match node.exec.run(&format!("{cmd} </dev/null >{} 2>&1", q(log)), None) {
+        return match node
+            .exec
+            .run(&format!("{cmd} </dev/null >{} 2>&1", q(log)), None)
+        {
             Ok(_) => Ok(()),
             Err(e) => Err(db_err(format!(
                 "{program} on {} failed ({e}); last lines of {}: {}",

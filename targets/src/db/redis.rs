@@ -34,8 +34,8 @@ use crate::db::{
 };
 use crate::error::TargetError;
 use crate::process::{put_file, wait_until_alive};
-use crate::remote::{Exec, Local};
 use crate::reference::NodeId;
+use crate::remote::{Exec, Local};
 use crate::request::Request;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -1079,7 +1079,11 @@ impl Layout {
                         h.execs.len()
                     )));
                 }
-                let at = |port: u16| h.addrs[..n].iter().map(move |&a| SocketAddr::from((a, port)));
+                let at = |port: u16| {
+                    h.addrs[..n]
+                        .iter()
+                        .map(move |&a| SocketAddr::from((a, port)))
+                };
                 let dirs: Vec<PathBuf> = h.run_dirs[..n].iter().map(PathBuf::from).collect();
                 Ok(Layout {
                     servers: at(NETNS_SERVER_PORT).collect(),
