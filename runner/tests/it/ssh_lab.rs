@@ -7,8 +7,12 @@
 //! features, etcd and PostgreSQL run on the same hosts over SSH with the controls of their
 //! local tests (linearizable etcd valid under partitions, kills and pauses, serializable
 //! reads from a cut-off member stale; PostgreSQL sync + primary reads losing nothing across
-//! a pause of the primary, its fence and a promotion, async + standby reads stale), their
-//! logs downloaded into the run folder and nothing left on any host.
+//! a pause of the primary, its fence and a promotion, async + standby reads stale; Redis
+//! without failover keeping every acknowledged append across a clock fault (the shim
+//! compiled on the host, the server's own TIME read here) and a kill, replica reads stale
+//! under a partition, a SIGKILLed runner's servers and sentinels removed by `cleanup`;
+//! Galera losing nothing under a partition and a pause), their logs downloaded into the
+//! run folder and nothing left on any host.
 //!
 //! One test walks the whole story, because a lab is a machine-wide thing (namespaces, a
 //! subnet): its own lab folder (and so its own namespace names), never the user's lab.

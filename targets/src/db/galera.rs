@@ -10,7 +10,9 @@
 //! 15–18 s. Servers run as root (`user = root`): runs usually live in 0700 directories
 //! (temp dirs, /root) that the `mysql` user could not enter, and rsync's SST daemon drops
 //! to `nobody` when started by root, so SST (needed only when IST cannot serve a rejoin)
-//! uses `mariabackup` + socat, which keep the server's user.
+//! uses `mariabackup` + socat, which keep the server's user. On hosts over SSH every file
+//! operation and tool runs on the node's host through its `Exec`, and the seeding copy
+//! travels as a gzipped tar (base64) through the control machine.
 //!
 //! Guarantees:
 //! - a session has one connection per node, opened lazily (connect bounded by the

@@ -19,7 +19,8 @@
 //!   shell, no wrapper that forks), so a pause, a kill and the ledger's cleanup reach it;
 //!   `stop` ends them all, and dropping the cluster kills whatever is left;
 //! - a missing server binary is one line naming the Debian package to install;
-//! - every network address is on loopback or inside the run's own namespaces.
+//! - every network address is on loopback, inside the run's own namespaces, or a host's
+//!   own address given by the inventory (`Placement::Hosts`).
 //!
 //! Adapters sit behind cargo features (`etcd`, `redis`, `postgres`, `galera`;
 //! `all-targets` for all) so the default build compiles no database client.

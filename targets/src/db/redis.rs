@@ -2,7 +2,8 @@
 //! watched by one Sentinel per node that fails over, and sessions that talk to it like an
 //! ordinary client with a cached topology.
 //!
-//! Provisioning writes fresh config files under `data_dir/<node>/` on every run (Sentinel
+//! Provisioning writes fresh config files under `data_dir/<node>/` (on hosts over SSH:
+//! `<host's run folder>/<node>/`, through the host's `Exec`) on every run (Sentinel
 //! rewrites them), with the append-only file on and fsynced before every reply
 //! (`appendonly yes`, `appendfsync always`; no RDB snapshots), so that a killed server
 //! restarts with every write it acknowledged (with `--failover none` a killed primary
