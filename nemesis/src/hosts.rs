@@ -210,3 +210,122 @@ pub fn control_dir() -> PathBuf {
         std::env::temp_dir().join(format!("schism-ssh-{}", nix::unistd::geteuid()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Command};
+    use std::time::{Duration, Instant};
+
+    /// A process whose command line is `sh -c 'sleep 30' <args…>`.
+    fn stand_in(args: &[String]) -> Child {
+        Command::new("sh")
+            .args(["-c", "sleep 30"])
+            .args(args)
+            .spawn()
+            .unwrap()
+    }
+
+    /// Whether `c` ends within 5 s (it is killed otherwise).
+    fn ends(c: &mut Child) -> bool {
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if c.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+
+    /// Runs a cleanup script here, without `nft` on its PATH (this machine's own tables
+    /// are never touched by a test); its output.
+    fn run_here(script: &str) -> String {
+        let out = Command::new("sh")
+            .args(["-c", script])
+            .env("PATH", "/bin")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "the script itself survived: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[test]
+    fn a_hosts_cleanup_kills_what_names_the_run_folder_and_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().join("runs/abc");
+        std::fs::create_dir_all(&run).unwrap();
+        let run_dir = run.display().to_string();
+        // A server whose pid never reached the ledger, and one of another run.
+        let mut ours = stand_in(&["redis-server".into(), format!("{run_dir}/n1/redis.conf")]);
+        let mut other = stand_in(&[
+            "redis-server".into(),
+            format!("{}/runs/abd/n1/redis.conf", tmp.path().display()),
+        ]);
+        let left = RemoteLeft {
+            host: HostSpec::parse("127.0.0.1").unwrap(),
+            known_hosts: tmp.path().join("known_hosts"),
+            run_dir: run_dir.clone(),
+            pids: Vec::new(),
+        };
+        let script = left.script();
+        assert!(
+            !script.contains(&format!("{run_dir}/")),
+            "the script names the folder whole: it would match itself"
+        );
+        let out = run_here(&script);
+        assert!(ends(&mut ours), "the unrecorded server survived: {out}");
+        assert!(out.contains(&format!("killed pid {}", ours.id())), "{out}");
+        assert!(!run.exists() && out.contains("removed folder"), "{out}");
+        assert!(!ends_now(&mut other), "another run's server was killed");
+        let _ = other.kill();
+        let _ = other.wait();
+    }
+
+    /// Whether `c` has already ended.
+    fn ends_now(c: &mut Child) -> bool {
+        std::thread::sleep(Duration::from_millis(100));
+        c.try_wait().unwrap().is_some()
+    }
+
+    #[test]
+    fn the_sweep_knows_every_database_server_of_a_run_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let runs = tmp.path().join("runs");
+        std::fs::create_dir_all(runs.join("lost")).unwrap();
+        let r = format!("{}/lost", runs.display());
+        let mut servers: Vec<Child> = [
+            vec!["redis-server".to_owned(), format!("{r}/n1/redis.conf")],
+            vec!["redis-sentinel".to_owned(), format!("{r}/n1/sentinel.conf")],
+            vec![
+                "mariadbd".to_owned(),
+                format!("--defaults-file={r}/n1/my.cnf"),
+            ],
+            vec![
+                "postgres".to_owned(),
+                "-D".to_owned(),
+                format!("{r}/n1/pgdata"),
+            ],
+            vec![
+                "etcd".to_owned(),
+                "--data-dir".to_owned(),
+                format!("{r}/n1"),
+            ],
+        ]
+        .iter()
+        .map(|a| stand_in(a))
+        .collect();
+        // Not a server: it only mentions the folder.
+        let mut bystander = stand_in(&["tail".to_owned(), format!("{r}/n1.log")]);
+        let out = run_here(&sweep_script(&runs.display().to_string()));
+        for s in &mut servers {
+            assert!(ends(s), "a server survived the sweep: {out}");
+        }
+        assert!(!ends_now(&mut bystander), "the sweep killed a bystander");
+        let _ = bystander.kill();
+        let _ = bystander.wait();
+        assert!(!runs.join("lost").exists(), "{out}");
+    }
+}
