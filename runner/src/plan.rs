@@ -331,6 +331,12 @@ fn hosts_net(args: &TestArgs, kinds: &[Kind]) -> Result<(Option<Net>, String)> {
 /// servers take them (etcd, a Go binary, is refused by its capabilities: Go reads the
 /// clock through the vDSO), never by setting a host's system clock.
 fn hosts_db_net(args: &TestArgs, kind: DbKind, kinds: &[Kind]) -> Result<(Option<Net>, String)> {
+    if !kind.compiled() {
+        bail!(
+            "this schism was built without the `{f}` feature: rebuild with `cargo build --release --features {f}` (or `--features all-targets`)",
+            f = kind.feature()
+        );
+    }
     Capabilities::db(
         kind,
         &FaultEnv {
