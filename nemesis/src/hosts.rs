@@ -131,12 +131,21 @@ pub struct RemoteLeft {
 }
 
 impl RemoteLeft {
-    /// The cleanup script: kill the run's processes, drop the table, remove the folder.
+    /// The cleanup script: kill the run's processes — its recorded pids, and any process
+    /// whose command line names the run's folder (a server started before its pid reached
+    /// the ledger: a runner killed while provisioning) —, drop the table, remove the
+    /// folder. The folder's name is assembled at run time and given to `grep` as its
+    /// input, so no command line of the script's (nor, on a lab, the SSH session here
+    /// carrying it) ever holds it.
     pub fn script(&self) -> String {
         let dir = quote(&self.run_dir);
+        let slashed = format!("{}/", self.run_dir.trim_end_matches('/'));
+        let (head, tail) = slashed.split_at(slashed.len() - 1);
         let pids: Vec<String> = self.pids.iter().map(u32::to_string).collect();
         format!(
             "for p in {pids}; do if [ -r /proc/$p/cmdline ] && tr '\\0' ' ' </proc/$p/cmdline | grep -qF {dir}; then kill -CONT $p; kill -KILL $p && echo \"killed pid $p\"; fi; done\n\
+             a={head}; b={tail}\n\
+             for f in $(printf '%s%s\\n' \"$a\" \"$b\" | grep -alF -f - /proc/[0-9]*/cmdline 2>/dev/null); do p=${{f#/proc/}}; p=${{p%/cmdline}}; [ \"$p\" = $$ ] && continue; kill -CONT $p 2>/dev/null; kill -KILL $p 2>/dev/null && echo \"killed pid $p\"; done\n\
              nft delete table inet {table} 2>/dev/null && echo 'deleted nft table inet {table}'\n\
              if [ -d {dir} ]; then rm -rf {dir} && echo \"removed folder $(echo {dir})\"; fi\ntrue\n",
             pids = if pids.is_empty() {
@@ -144,6 +153,8 @@ impl RemoteLeft {
             } else {
                 pids.join(" ")
             },
+            head = quote(head),
+            tail = quote(tail),
             table = nft::TABLE,
         )
     }
@@ -173,15 +184,18 @@ impl RemoteLeft {
 
 /// The cleanup script for a host whose ledger is lost: every server started from a run
 /// folder under `runs_dir` (a reference node `<exe> node --config <runs_dir>/…`, an etcd
-/// member `--data-dir <runs_dir>/…`, a postmaster `postgres -D <runs_dir>/…`), the table,
-/// and every run folder there. The patterns are assembled at run time, so the script's
-/// own command line (and, on a lab, the SSH session here carrying it) never matches them.
+/// member `--data-dir <runs_dir>/…`, a postmaster `postgres -D <runs_dir>/…`, a Redis
+/// server or sentinel `redis-server|redis-sentinel <runs_dir>/…`, a MariaDB server
+/// `mariadbd --defaults-file=<runs_dir>/…`), the table, and every run folder there. The
+/// patterns are assembled at run time, so the script's own command line (and, on a lab,
+/// the SSH session here carrying it) never matches them.
 pub fn sweep_script(runs_dir: &str) -> String {
     let dir = quote(&format!("{}/", runs_dir.trim_end_matches('/')));
     format!(
-        "a='node --conf'; b='--data-di'; c='postgres -'\n\
+        "a='node --conf'; b='--data-di'; c='postgres -'; r='redis-'; m='--defaults-fil'\n\
          p1=\"${{a}}ig \"{dir}; p2=\"${{b}}r \"{dir}; p3=\"${{c}}D \"{dir}\n\
-         for f in /proc/[0-9]*/cmdline; do p=${{f#/proc/}}; p=${{p%/cmdline}}; cmd=$(tr '\\0' ' ' <\"$f\" 2>/dev/null); case \"$cmd\" in *\"$p1\"*|*\"$p2\"*|*\"$p3\"*) kill -CONT $p 2>/dev/null; kill -KILL $p 2>/dev/null && echo \"killed pid $p\";; esac; done\n\
+         p4=\"${{r}}server \"{dir}; p5=\"${{r}}sentinel \"{dir}; p6=\"${{m}}e=\"{dir}\n\
+         for f in /proc/[0-9]*/cmdline; do p=${{f#/proc/}}; p=${{p%/cmdline}}; cmd=$(tr '\\0' ' ' <\"$f\" 2>/dev/null); case \"$cmd\" in *\"$p1\"*|*\"$p2\"*|*\"$p3\"*|*\"$p4\"*|*\"$p5\"*|*\"$p6\"*) kill -CONT $p 2>/dev/null; kill -KILL $p 2>/dev/null && echo \"killed pid $p\";; esac; done\n\
          nft delete table inet {table} 2>/dev/null && echo 'deleted nft table inet {table}'\n\
          for d in {dir}*; do [ -d \"$d\" ] && rm -rf \"$d\" && echo \"removed folder $d\"; done\ntrue\n",
         table = nft::TABLE,
@@ -194,5 +208,124 @@ pub fn control_dir() -> PathBuf {
         PathBuf::from("/run/schism/ssh")
     } else {
         std::env::temp_dir().join(format!("schism-ssh-{}", nix::unistd::geteuid()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Command};
+    use std::time::{Duration, Instant};
+
+    /// A process whose command line is `sh -c 'sleep 30' <args…>`.
+    fn stand_in(args: &[String]) -> Child {
+        Command::new("sh")
+            .args(["-c", "sleep 30"])
+            .args(args)
+            .spawn()
+            .unwrap()
+    }
+
+    /// Whether `c` ends within 5 s (it is killed otherwise).
+    fn ends(c: &mut Child) -> bool {
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if c.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+
+    /// Runs a cleanup script here, without `nft` on its PATH (this machine's own tables
+    /// are never touched by a test); its output.
+    fn run_here(script: &str) -> String {
+        let out = Command::new("sh")
+            .args(["-c", script])
+            .env("PATH", "/bin")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "the script itself survived: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[test]
+    fn a_hosts_cleanup_kills_what_names_the_run_folder_and_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().join("runs/abc");
+        std::fs::create_dir_all(&run).unwrap();
+        let run_dir = run.display().to_string();
+        // A server whose pid never reached the ledger, and one of another run.
+        let mut ours = stand_in(&["redis-server".into(), format!("{run_dir}/n1/redis.conf")]);
+        let mut other = stand_in(&[
+            "redis-server".into(),
+            format!("{}/runs/abd/n1/redis.conf", tmp.path().display()),
+        ]);
+        let left = RemoteLeft {
+            host: HostSpec::parse("127.0.0.1").unwrap(),
+            known_hosts: tmp.path().join("known_hosts"),
+            run_dir: run_dir.clone(),
+            pids: Vec::new(),
+        };
+        let script = left.script();
+        assert!(
+            !script.contains(&format!("{run_dir}/")),
+            "the script names the folder whole: it would match itself"
+        );
+        let out = run_here(&script);
+        assert!(ends(&mut ours), "the unrecorded server survived: {out}");
+        assert!(out.contains(&format!("killed pid {}", ours.id())), "{out}");
+        assert!(!run.exists() && out.contains("removed folder"), "{out}");
+        assert!(!ends_now(&mut other), "another run's server was killed");
+        let _ = other.kill();
+        let _ = other.wait();
+    }
+
+    /// Whether `c` has already ended.
+    fn ends_now(c: &mut Child) -> bool {
+        std::thread::sleep(Duration::from_millis(100));
+        c.try_wait().unwrap().is_some()
+    }
+
+    #[test]
+    fn the_sweep_knows_every_database_server_of_a_run_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let runs = tmp.path().join("runs");
+        std::fs::create_dir_all(runs.join("lost")).unwrap();
+        let r = format!("{}/lost", runs.display());
+        let mut servers: Vec<Child> = [
+            vec!["redis-server".to_owned(), format!("{r}/n1/redis.conf")],
+            vec!["redis-sentinel".to_owned(), format!("{r}/n1/sentinel.conf")],
+            vec![
+                "mariadbd".to_owned(),
+                format!("--defaults-file={r}/n1/my.cnf"),
+            ],
+            vec![
+                "postgres".to_owned(),
+                "-D".to_owned(),
+                format!("{r}/n1/pgdata"),
+            ],
+            vec![
+                "etcd".to_owned(),
+                "--data-dir".to_owned(),
+                format!("{r}/n1"),
+            ],
+        ]
+        .iter()
+        .map(|a| stand_in(a))
+        .collect();
+        // Not a server: it only mentions the folder.
+        let mut bystander = stand_in(&["tail".to_owned(), format!("{r}/n1.log")]);
+        let out = run_here(&sweep_script(&runs.display().to_string()));
+        for s in &mut servers {
+            assert!(ends(s), "a server survived the sweep: {out}");
+        }
+        assert!(!ends_now(&mut bystander), "the sweep killed a bystander");
+        let _ = bystander.kill();
+        let _ = bystander.wait();
+        assert!(!runs.join("lost").exists(), "{out}");
     }
 }

@@ -276,9 +276,22 @@ pub fn cleanup_record(record: &Record) -> Vec<String> {
     } else {
         control.clone()
     };
-    for r in &record.remote {
-        done.extend(r.cleanup(&control, &log_dir));
-    }
+    // In parallel: each is a fresh connection (a second or more on a loaded machine).
+    let per_host: Vec<Vec<String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = record
+            .remote
+            .iter()
+            .map(|r| s.spawn(|| r.cleanup(&control, &log_dir)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| vec!["a host's cleanup panicked".into()])
+            })
+            .collect()
+    });
+    done.extend(per_host.into_iter().flatten());
     // The control sockets of a killed owner's master connections (named `<pid>-<host>`).
     if !record.remote.is_empty() {
         let prefix = format!("{}-", record.owner_pid);

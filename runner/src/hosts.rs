@@ -170,10 +170,12 @@ pub struct Plan<'a> {
 }
 
 impl Plan<'_> {
-    /// What a run of `db` (`None`: the reference cluster, on `port`) needs of each host.
+    /// What a run of `db` (`None`: the reference cluster, on `port`) needs of each host
+    /// (`failover`: Redis's sentinels too).
     pub fn needs(
         db: Option<schism_targets::db::DbKind>,
         port: u16,
+        failover: bool,
     ) -> (Vec<u16>, Vec<(String, String)>) {
         use schism_targets::db::DbKind;
         let pair = |b: &str, p: &str| (b.to_owned(), p.to_owned());
@@ -187,8 +189,27 @@ impl Plan<'_> {
                     pair("setpriv", "util-linux"),
                 ],
             ),
+            Some(DbKind::Redis) if failover => (
+                vec![6379, 26379],
+                vec![
+                    pair("redis-server", "redis-server"),
+                    pair("redis-sentinel", "redis-sentinel"),
+                ],
+            ),
             Some(DbKind::Redis) => (vec![6379], vec![pair("redis-server", "redis-server")]),
-            Some(DbKind::Galera) => (vec![3306], vec![pair("mariadbd", "mariadb-server")]),
+            // SQL, group communication, IST and SST; the joiners' data directories are
+            // seeded with a gzipped tar of n1's, as base64 through this machine.
+            Some(DbKind::Galera) => (
+                vec![3306, 4567, 4568, 4444],
+                vec![
+                    pair("mariadbd", "mariadb-server"),
+                    pair("mariadb-install-db", "mariadb-server"),
+                    pair("tar", "tar"),
+                    pair("gzip", "gzip"),
+                    pair("base64", "coreutils"),
+                    pair("timeout", "coreutils"),
+                ],
+            ),
         }
     }
 }

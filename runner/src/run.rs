@@ -404,8 +404,15 @@ async fn run_cluster(
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            let (ports, binaries) =
-                crate::hosts::Plan::needs(p.db_kind, args.base_port.unwrap_or(NETNS_PORT));
+            let (ports, mut binaries) = crate::hosts::Plan::needs(
+                p.db_kind,
+                args.base_port.unwrap_or(NETNS_PORT),
+                args.failover == Some(Failover::Auto),
+            );
+            if p.db_kind.is_some() && p.kinds.contains(&Kind::Clock) {
+                // The clock shim is compiled on each host.
+                binaries.push(("cc".into(), "gcc".into()));
+            }
             let plan = crate::hosts::Plan {
                 accept_new_host_keys: args.accept_new_host_keys,
                 run_dir,
@@ -536,15 +543,37 @@ async fn run_target(shared: &Shared<'_>, p: RunParts<'_>) -> Result<Ending> {
     let mut clocks = std::collections::BTreeMap::new();
     let mut node_env = vec![Vec::new(); shared.node_ids.len()];
     if p.db_kind.is_some() && shared.kinds.contains(&Kind::Clock) {
-        let dir = shared.run_dir.join("shim");
-        let lib = schism_nemesis::shim::build(&dir)?;
-        for (i, n) in shared.node_ids.iter().enumerate() {
-            let file = schism_nemesis::shim::ClockFile::create(
-                shared.ledger,
-                &dir.join(format!("{n}.clock")),
-            )?;
-            node_env[i] = schism_nemesis::shim::env(&lib, file.path());
-            clocks.insert(n.clone(), file);
+        match shared.hosts {
+            // Node i on host i: the shim compiled there, its file in that host's run folder.
+            Some((prov, _)) => {
+                let execs = prov.execs();
+                for (i, n) in shared.node_ids.iter().enumerate() {
+                    let dir = format!("{}/shim", prov.run_dirs[i]);
+                    let exec = execs[i].clone();
+                    let (lib, file) = tokio::task::block_in_place(|| {
+                        let lib = schism_nemesis::shim::build_on(&*exec, &dir)?;
+                        let file = schism_nemesis::shim::ClockFile::create_on(
+                            exec.clone(),
+                            &format!("{dir}/{n}.clock"),
+                        )?;
+                        Ok::<_, schism_nemesis::NemesisError>((lib, file))
+                    })?;
+                    node_env[i] = schism_nemesis::shim::env(&lib, file.path());
+                    clocks.insert(n.clone(), file);
+                }
+            }
+            None => {
+                let dir = shared.run_dir.join("shim");
+                let lib = schism_nemesis::shim::build(&dir)?;
+                for (i, n) in shared.node_ids.iter().enumerate() {
+                    let file = schism_nemesis::shim::ClockFile::create(
+                        shared.ledger,
+                        &dir.join(format!("{n}.clock")),
+                    )?;
+                    node_env[i] = schism_nemesis::shim::env(&lib, file.path());
+                    clocks.insert(n.clone(), file);
+                }
+            }
         }
     }
     let Some(mut cluster) = start_cluster(shared, &p, node_env).await? else {

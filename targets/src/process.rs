@@ -61,6 +61,28 @@ pub fn create_run_dirs(data_dir: &Path, log_dir: &Path) -> Result<(), TargetErro
     })
 }
 
+/// Writes `text` to `path` on `exec`'s host, making its folder first: directly on this
+/// machine, through one command (the text as its input) on a host over SSH.
+pub fn put_file(exec: &dyn Exec, path: &Path, text: &str) -> Result<(), TargetError> {
+    let io = |source| TargetError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if exec.is_local() {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        return std::fs::write(path, text).map_err(io);
+    }
+    let q = quote(&path.display().to_string());
+    exec.run(
+        &format!("mkdir -p \"$(dirname {q})\" && cat > {q}"),
+        Some(text.as_bytes()),
+    )
+    .map(|_| ())
+    .map_err(|e| TargetError::Invalid(format!("cannot write {}: {e}", path.display())))
+}
+
 /// Opens a process's log for appending, twice: one handle for stdout, one for stderr.
 pub fn open_output_log(path: &Path) -> Result<(File, File), TargetError> {
     let err = |source| TargetError::LogDir {

@@ -173,7 +173,7 @@ fn redis_wait_for_every_replica_with_primary_reads_is_valid() {
 }
 
 /// A Redis server's `TIME` in ms since the epoch (raw RESP over TCP, 1 s timeouts).
-fn redis_time_ms(addr: &str) -> Option<i64> {
+pub(crate) fn redis_time_ms(addr: &str) -> Option<i64> {
     use std::io::{Read, Write};
     let sa: std::net::SocketAddr = addr.parse().ok()?;
     let mut s = std::net::TcpStream::connect_timeout(&sa, Duration::from_secs(1)).ok()?;

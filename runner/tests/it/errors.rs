@@ -160,6 +160,37 @@ fn database_targets_refuse_what_they_cannot_do_in_one_line() {
         line.contains("--reads ryw") || line.contains("--features postgres"),
         "{line}"
     );
+    // On hosts over SSH, clock faults go through the shim compiled on each host: a Go
+    // server (etcd) still refuses them, before any host is contacted (these addresses are
+    // documentation-only, TEST-NET-1: a connection attempt would hang until its timeout).
+    let inventory = dir.path().join("hosts.toml");
+    std::fs::write(
+        &inventory,
+        "[[host]]\naddress = \"192.0.2.1\"\n[[host]]\naddress = \"192.0.2.2\"\n[[host]]\naddress = \"192.0.2.3\"\n",
+    )
+    .unwrap();
+    let inv = inventory.to_string_lossy();
+    let out = run_test(
+        dir.path(),
+        &[
+            "--inventory",
+            &inv,
+            "--target",
+            "etcd",
+            "--nemesis",
+            "clock",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let line = one_error_line(&out);
+    if cfg!(feature = "etcd") {
+        assert!(
+            line.contains("etcd cannot take clock faults") && line.contains("vDSO"),
+            "{line}"
+        );
+    } else {
+        assert!(line.contains("--features etcd"), "{line}");
+    }
     // Nothing was left behind by the refusals.
     assert!(!dir.path().join("default").exists());
 }

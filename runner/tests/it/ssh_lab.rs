@@ -7,8 +7,12 @@
 //! features, etcd and PostgreSQL run on the same hosts over SSH with the controls of their
 //! local tests (linearizable etcd valid under partitions, kills and pauses, serializable
 //! reads from a cut-off member stale; PostgreSQL sync + primary reads losing nothing across
-//! a pause of the primary, its fence and a promotion, async + standby reads stale), their
-//! logs downloaded into the run folder and nothing left on any host.
+//! a pause of the primary, its fence and a promotion, async + standby reads stale; Redis
+//! without failover keeping every acknowledged append across a clock fault (the shim
+//! compiled on the host, the server's own TIME read here) and a kill, replica reads stale
+//! under a partition, a SIGKILLed runner's servers and sentinels removed by `cleanup`;
+//! Galera losing nothing under a partition and a pause), their logs downloaded into the
+//! run folder and nothing left on any host.
 //!
 //! One test walks the whole story, because a lab is a machine-wide thing (namespaces, a
 //! subnet): its own lab folder (and so its own namespace names), never the user's lab.
@@ -182,6 +186,10 @@ fn story(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[String]) 
     etcd_over_ssh(lab_dir, store, inventory, namespaces);
     #[cfg(feature = "postgres")]
     postgres_over_ssh(lab_dir, store, inventory, namespaces);
+    #[cfg(feature = "redis")]
+    redis_over_ssh(lab_dir, store, inventory, namespaces);
+    #[cfg(feature = "galera")]
+    galera_over_ssh(lab_dir, store, inventory, namespaces);
     assert!(
         lab_run_dirs(lab_dir).is_empty(),
         "run folders left on hosts"
@@ -308,6 +316,30 @@ fn sweep_without_the_ledger(lab_dir: &Path, store: &Path, inventory: &Path, name
         .arg(&config)
         .spawn()
         .unwrap();
+    // Stand-ins for a Redis server and sentinel and a MariaDB server of that run folder.
+    let servers: Vec<std::process::Child> = [
+        vec![
+            "redis-server".to_owned(),
+            format!("{}/n1/redis.conf", runs.display()),
+        ],
+        vec![
+            "redis-sentinel".to_owned(),
+            format!("{}/n1/sentinel.conf", runs.display()),
+        ],
+        vec![
+            "mariadbd".to_owned(),
+            format!("--defaults-file={}/n1/my.cnf", runs.display()),
+        ],
+    ]
+    .into_iter()
+    .map(|args| {
+        Command::new("sh")
+            .args(["-c", "sleep 60"])
+            .args(args)
+            .spawn()
+            .unwrap()
+    })
+    .collect();
     let nft = Command::new("ip")
         .args([
             "netns",
@@ -334,6 +366,10 @@ fn sweep_without_the_ledger(lab_dir: &Path, store: &Path, inventory: &Path, name
     assert_eq!(out.status.code(), Some(0));
     let status = node.wait().unwrap();
     assert!(!status.success(), "the stand-in node was killed");
+    for mut server in servers {
+        let status = server.wait().unwrap();
+        assert!(!status.success(), "the stand-in server was killed");
+    }
     assert!(!runs.exists(), "the run folder is gone");
     assert_eq!(lab_tables(namespaces), "", "the table is gone");
     assert!(
@@ -467,7 +503,12 @@ fn verdicts_match_the_local_rows(store: &Path, inventory: &Path) {
 
 /// One database run on the lab's hosts: (exit code, stdout, run folder), after checking
 /// that nothing of it is left on any host (server processes, run folders, nft rules).
-#[cfg(any(feature = "etcd", feature = "postgres"))]
+#[cfg(any(
+    feature = "etcd",
+    feature = "postgres",
+    feature = "redis",
+    feature = "galera"
+))]
 fn db_run(
     lab_dir: &Path,
     store: &Path,
@@ -482,6 +523,23 @@ fn db_run(
     let out = run_test(store, &all);
     eprintln!("--- {name}: {}", stderr(&out));
     let run = only_run_dir(store, name);
+    assert_nothing_left(lab_dir, namespaces, name);
+    (
+        out.status.code(),
+        format!("{}\n{}", stdout(&out), stderr(&out)),
+        run,
+    )
+}
+
+/// Nothing of run `name` is left on any lab host: no process started from a host's
+/// folder (waited for, bounded), no run folder, no nft rule.
+#[cfg(any(
+    feature = "etcd",
+    feature = "postgres",
+    feature = "redis",
+    feature = "galera"
+))]
+fn assert_nothing_left(lab_dir: &Path, namespaces: &[String], name: &str) {
     let dir = lab_dir.to_string_lossy();
     let until = Instant::now() + Duration::from_secs(5);
     let mut left = live_commands_with(&[&dir]);
@@ -501,15 +559,15 @@ fn db_run(
         lab_run_dirs(lab_dir)
     );
     assert_eq!(lab_tables(namespaces), "", "{name}: nft rules left");
-    (
-        out.status.code(),
-        format!("{}\n{}", stdout(&out), stderr(&out)),
-        run,
-    )
 }
 
 /// Anomaly kinds of a run's results.json.
-#[cfg(any(feature = "etcd", feature = "postgres"))]
+#[cfg(any(
+    feature = "etcd",
+    feature = "postgres",
+    feature = "redis",
+    feature = "galera"
+))]
 fn anomaly_kinds(run: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(run.join("results.json")).expect("results.json");
     let v: serde_json::Value = serde_json::from_str(&text).expect("results.json is JSON");
@@ -524,7 +582,12 @@ fn anomaly_kinds(run: &Path) -> Vec<String> {
 
 /// A plan file (`--plan`) of `(at_s, change)`, the last change the final heal: faults at
 /// fixed times, so each story makes the faults it is about (drawn schedules vary).
-#[cfg(any(feature = "etcd", feature = "postgres"))]
+#[cfg(any(
+    feature = "etcd",
+    feature = "postgres",
+    feature = "redis",
+    feature = "galera"
+))]
 fn plan_file(dir: &Path, name: &str, changes: &[(f64, serde_json::Value)]) -> PathBuf {
     let mut list: Vec<serde_json::Value> = changes
         .iter()
@@ -534,12 +597,18 @@ fn plan_file(dir: &Path, name: &str, changes: &[(f64, serde_json::Value)]) -> Pa
     list.push(serde_json::json!({"at_ns": (end * 1e9) as u64, "change": {"change": "heal"}, "final_heal": true}));
     let path = dir.join(format!("{name}.json"));
     let plan = serde_json::json!({"version": 1, "nodes": ["n1", "n2", "n3"], "changes": list});
+    std::fs::create_dir_all(dir).unwrap();
     std::fs::write(&path, plan.to_string()).unwrap();
     path
 }
 
 /// The nemesis changes of a run that took effect, by `f` (`start-partition`, …).
-#[cfg(any(feature = "etcd", feature = "postgres"))]
+#[cfg(any(
+    feature = "etcd",
+    feature = "postgres",
+    feature = "redis",
+    feature = "galera"
+))]
 fn faults_made(run: &Path) -> Vec<String> {
     nemesis_ops(run)
         .into_iter()
@@ -775,4 +844,278 @@ fn postgres_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces:
         kinds.iter().any(|k| k == "stale-read"),
         "no stale read: {kinds:?}"
     );
+}
+
+/// Redis on the lab's hosts: without failover, a primary whose clock is set 4.1 s back
+/// (the shim compiled on its host: its own TIME moves), then killed (SIGKILL over SSH) and
+/// restarted from its append-only file keeps every acknowledged append (reads from the
+/// primary: valid); with reads from the replicas, a primary cut off from them by nft
+/// leaves them serving stale reads (the history records the partitions as the hosts',
+/// `net: hosts`); a runner SIGKILLed while its servers and sentinels run on the hosts
+/// leaves nothing once `schism cleanup` has run.
+#[cfg(feature = "redis")]
+fn redis_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[String]) {
+    if !require_db(
+        "redis over SSH",
+        &[
+            ("redis-server", "redis-server"),
+            ("redis-sentinel", "redis-sentinel"),
+        ],
+        false,
+    ) {
+        return;
+    }
+    let _lock = db_lock();
+    let started = Instant::now();
+    let heal = serde_json::json!({"change": "heal"});
+    // Faults over SSH land a second or more late each on a loaded machine (the next waits
+    // for the previous; a restart waits until the server answers): three changes, the
+    // plan ending at 2 s of a 12 s run, so reads follow the final heal. The primary is
+    // killed while its clock is skewed, so the restarted server loads the shim again.
+    let plan = plan_file(
+        store,
+        "redis-faults",
+        &[
+            (
+                0.5,
+                serde_json::json!({"change": "fault", "fault": "clock", "clock": "bump",
+                    "targets": "leader", "delta_ms": -4100}),
+            ),
+            (
+                1.0,
+                serde_json::json!({"change": "fault", "fault": "kill", "targets": "leader"}),
+            ),
+            (2.0, heal.clone()),
+        ],
+    );
+    let inv = inventory.to_string_lossy();
+    let plan_arg = plan.to_string_lossy();
+    let probed = db_common::run_test_reading_clocks(
+        store,
+        &[
+            "--name",
+            "redis-ssh-kept",
+            "--inventory",
+            &inv,
+            "--target",
+            "redis",
+            "--plan",
+            &plan_arg,
+            "--time-limit",
+            "12s",
+            "--workload",
+            "append",
+            "--failover",
+            "none",
+            "--reads",
+            "leader",
+        ],
+        db_redis::redis_time_ms,
+    );
+    let run = only_run_dir(store, "redis-ssh-kept");
+    assert_nothing_left(lab_dir, namespaces, "redis-ssh-kept");
+    let kinds = anomaly_kinds(&run);
+    assert_eq!(
+        probed.code,
+        Some(0),
+        "{kinds:?}\n{}\n{}",
+        probed.stdout,
+        probed.stderr
+    );
+    // The clock fault moved the server's own clock (its TIME, read over the hosts'
+    // addresses), through the shim compiled on the host.
+    let events = db_common::history(&run);
+    db_common::assert_clock_skew_seen(&probed, &events);
+    let made = faults_made(&run);
+    for f in ["start-kill", "bump-clock"] {
+        assert!(made.iter().any(|m| m == f), "no {f}: {made:?}");
+    }
+    for n in ["n1", "n2", "n3"] {
+        let log =
+            std::fs::read_to_string(run.join("nodes").join(format!("{n}.log"))).unwrap_or_default();
+        assert!(
+            log.contains("Ready to accept connections"),
+            "{n}.log was not downloaded: {log:.300}"
+        );
+    }
+
+    eprintln!("redis over SSH, kept: {} s", started.elapsed().as_secs());
+    // Replica reads, the primary cut off from its replicas.
+    let plan = plan_file(
+        store,
+        "redis-isolate",
+        &[
+            (
+                1.0,
+                serde_json::json!({"change": "fault", "fault": "partition", "shape": "isolate", "node": "n1"}),
+            ),
+            (3.0, heal),
+        ],
+    );
+    let (code, text, run) = db_run(
+        lab_dir,
+        store,
+        inventory,
+        namespaces,
+        "redis-ssh-stale",
+        &[
+            "--target",
+            "redis",
+            "--plan",
+            &plan.to_string_lossy(),
+            "--time-limit",
+            "5s",
+            "--workload",
+            "append",
+            "--failover",
+            "none",
+            "--reads",
+            "follower",
+            "--keys",
+            "2",
+            "--concurrency",
+            "20",
+        ],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    let kinds = anomaly_kinds(&run);
+    assert!(
+        kinds.iter().any(|k| k == "stale-read"),
+        "no stale read: {kinds:?}"
+    );
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    assert!(
+        history.contains("\"net\":\"hosts\""),
+        "partitions by nft on the hosts"
+    );
+    eprintln!(
+        "redis over SSH, kept and stale: {} s",
+        started.elapsed().as_secs()
+    );
+    sigkilled_redis_run_is_cleaned(lab_dir, store, inventory, namespaces);
+    eprintln!("redis over SSH, all: {} s", started.elapsed().as_secs());
+}
+
+/// A runner SIGKILLed as soon as its Redis servers and sentinels (a sentinel on every
+/// host) run on the hosts: `schism cleanup` (from the ledger) kills them all and removes
+/// the run folders.
+#[cfg(feature = "redis")]
+fn sigkilled_redis_run_is_cleaned(
+    lab_dir: &Path,
+    store: &Path,
+    inventory: &Path,
+    namespaces: &[String],
+) {
+    let mut child = schism()
+        .env("SCHISM_STATE_DIR", state_dir(store))
+        .args(["test", "--store"])
+        .arg(store)
+        .args(["--name", "redis-killed", "--inventory"])
+        .arg(inventory)
+        .args([
+            "--target",
+            "redis",
+            "--failover",
+            "auto",
+            "--nemesis",
+            "none",
+            "--time-limit",
+            "30s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let dir = lab_dir.to_string_lossy().into_owned();
+    let servers = || {
+        live_commands_with(&[&dir, "redis-"])
+            .into_iter()
+            .filter(|(_, c)| c.starts_with("redis-"))
+            .count()
+    };
+    let until = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < until && servers() < 6 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(servers(), 6, "3 servers and 3 sentinels never ran");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = child.wait();
+    let clean = schism()
+        .env("SCHISM_STATE_DIR", state_dir(store))
+        .arg("cleanup")
+        .output()
+        .unwrap();
+    eprintln!("cleanup: {}{}", stdout(&clean), stderr(&clean));
+    assert_eq!(clean.status.code(), Some(0));
+    assert_eq!(servers(), 0, "redis processes left on the hosts");
+    assert_nothing_left(lab_dir, namespaces, "redis-killed");
+}
+
+/// MariaDB Galera on the lab's hosts (the joiners seeded with n1's data through this
+/// machine, group communication and IST between the hosts' addresses): a member cut off
+/// by nft until it is evicted and rejoining by IST, then one paused (SIGSTOP over SSH):
+/// no acknowledged append is lost, as in the local tests.
+#[cfg(feature = "galera")]
+fn galera_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[String]) {
+    if !require_db("galera over SSH", db_galera::GALERA, false) {
+        return;
+    }
+    let _lock = db_lock();
+    let heal = serde_json::json!({"change": "heal"});
+    // The cut outlasts the eviction (about 3.5 s); then a member paused (SIGSTOP over SSH).
+    let started = Instant::now();
+    let plan = plan_file(
+        store,
+        "galera-faults",
+        &[
+            (
+                1.0,
+                serde_json::json!({"change": "fault", "fault": "partition", "shape": "isolate", "node": "n3"}),
+            ),
+            (5.0, heal.clone()),
+            (
+                5.5,
+                serde_json::json!({"change": "fault", "fault": "pause", "targets": {"nodes": ["n2"]}}),
+            ),
+            (6.0, heal),
+        ],
+    );
+    let (code, text, run) = db_run(
+        lab_dir,
+        store,
+        inventory,
+        namespaces,
+        "galera-ssh",
+        &[
+            "--target",
+            "galera",
+            "--plan",
+            &plan.to_string_lossy(),
+            "--time-limit",
+            "10s",
+            "--workload",
+            "append",
+            "--reads",
+            "any",
+        ],
+    );
+    let kinds = anomaly_kinds(&run);
+    assert!(
+        !kinds.iter().any(|k| k == "lost-write"),
+        "{kinds:?}\n{text}"
+    );
+    assert_eq!(code, Some(0), "{kinds:?}\n{text}");
+    let made = faults_made(&run);
+    for f in ["start-partition", "start-pause"] {
+        assert!(made.iter().any(|m| m == f), "no {f}: {made:?}");
+    }
+    for n in ["n1", "n2", "n3"] {
+        let log =
+            std::fs::read_to_string(run.join("nodes").join(format!("{n}.log"))).unwrap_or_default();
+        assert!(
+            log.contains("Synchronized with group") && log.contains("10.77."),
+            "{n}.log was not downloaded: {log:.300}"
+        );
+    }
+    eprintln!("galera over SSH: {} s", started.elapsed().as_secs());
 }

@@ -10,7 +10,9 @@
 //! 15–18 s. Servers run as root (`user = root`): runs usually live in 0700 directories
 //! (temp dirs, /root) that the `mysql` user could not enter, and rsync's SST daemon drops
 //! to `nobody` when started by root, so SST (needed only when IST cannot serve a rejoin)
-//! uses `mariabackup` + socat, which keep the server's user.
+//! uses `mariabackup` + socat, which keep the server's user. On hosts over SSH every file
+//! operation and tool runs on the node's host through its `Exec`, and the seeding copy
+//! travels as a gzipped tar (base64) through the control machine.
 //!
 //! Guarantees:
 //! - a session has one connection per node, opened lazily (connect bounded by the
@@ -43,7 +45,9 @@ use crate::db::{
     Placement, ProcessSpec, log_tail, loopback_ports, require_binary,
 };
 use crate::error::TargetError;
+use crate::process::put_file;
 use crate::reference::NodeId;
+use crate::remote::{Exec, Local, quote};
 use crate::request::Request;
 use crate::target::TxnReply;
 use mysql_async::prelude::Queryable;
@@ -87,7 +91,12 @@ struct Node {
     gcomm_port: u16,
     ist_port: u16,
     sst_port: u16,
-    netns: Option<String>,
+    /// Where the server runs: here (inside its namespace, if any) or its host over SSH;
+    /// `dir` and `log` are paths there.
+    exec: Arc<dyn Exec>,
+    /// The server's log on its host (`log_dir/<node>.log` here, `<run folder>/<node>.log`
+    /// on a host).
+    log: PathBuf,
     env: Vec<(String, String)>,
 }
 
@@ -100,6 +109,32 @@ impl Node {
     }
     fn grastate(&self) -> PathBuf {
         self.data().join("grastate.dat")
+    }
+
+    /// Runs `script` on the node's host (a file operation there).
+    fn sh(&self, script: &str, stdin: Option<&[u8]>) -> Result<String, TargetError> {
+        self.exec
+            .run(script, stdin)
+            .map_err(|e| db_err(format!("{}: {e}", self.id)))
+    }
+
+    /// A text file on the node's host ("" when it does not exist).
+    fn read(&self, path: &Path) -> String {
+        if self.exec.is_local() {
+            return std::fs::read_to_string(path).unwrap_or_default();
+        }
+        self.sh(&format!("cat {} 2>/dev/null; true", q(path)), None)
+            .unwrap_or_default()
+    }
+
+    /// Writes a text file on the node's host.
+    fn write(&self, path: &Path, text: &str) -> Result<(), TargetError> {
+        put_file(&*self.exec, path, text)
+    }
+
+    /// The last lines of the server's log.
+    fn log_tail(&self, lines: usize) -> String {
+        self.exec.tail(&self.log.display().to_string(), lines)
     }
 }
 
@@ -122,6 +157,8 @@ pub struct GaleraCluster {
     startup_timeout: Duration,
     /// Attached with `--endpoints`: nothing to start or kill.
     attached: Option<Vec<Target>>,
+    /// `stop` ran (and swept the helpers): dropping has nothing left to do.
+    stopped: bool,
 }
 
 impl GaleraCluster {
@@ -170,14 +207,22 @@ impl GaleraCluster {
             options: spec.options.clone(),
             startup_timeout: spec.startup_timeout,
             attached: Some(targets),
+            stopped: false,
         })
     }
 
     /// Checks the binaries and decides every node's addresses and folders.
     fn plan(spec: &DbSpec) -> Result<GaleraCluster, TargetError> {
-        let mariadbd = require_binary("mariadbd", "mariadb-server")?;
-        require_binary("mariadb-install-db", "mariadb-server")?;
-        require_binary(GALERA_LIB, "galera-4")?;
+        // On hosts over SSH the binaries are the hosts' own, found on their PATH (the
+        // preflight checked they are there; the provider library is checked below).
+        let remote = matches!(spec.placement, Placement::Hosts(_));
+        let mariadbd = if remote {
+            PathBuf::from("mariadbd")
+        } else {
+            require_binary("mariadb-install-db", "mariadb-server")?;
+            require_binary(GALERA_LIB, "galera-4")?;
+            require_binary("mariadbd", "mariadb-server")?
+        };
         let n = spec.nodes;
         if n == 0 {
             return Err(TargetError::Invalid("galera needs at least 1 node".into()));
@@ -197,7 +242,8 @@ impl GaleraCluster {
                         gcomm_port: ports[4 * i + 1],
                         ist_port: ports[4 * i + 2],
                         sst_port: ports[4 * i + 3],
-                        netns: None,
+                        exec: Local::on(None),
+                        log: spec.log_dir.join(format!("{id}.log")),
                         env: spec.env_of(i).to_vec(),
                     });
                 }
@@ -219,12 +265,35 @@ impl GaleraCluster {
                         gcomm_port: 4567,
                         ist_port: 4568,
                         sst_port: 4444,
-                        netns: Some(namespaces[i].clone()),
+                        exec: Local::on(Some(namespaces[i].clone())),
+                        log: spec.log_dir.join(format!("{id}.log")),
                         env: spec.env_of(i).to_vec(),
                     });
                 }
             }
-            Placement::Hosts(_) => return Err(crate::db::not_over_ssh("galera")),
+            Placement::Hosts(h) => {
+                if h.execs.len() < n || h.addrs.len() < n || h.run_dirs.len() < n {
+                    return Err(TargetError::Invalid(format!(
+                        "galera: {n} nodes need {n} hosts, got {}",
+                        h.execs.len()
+                    )));
+                }
+                for (i, id) in ids.iter().enumerate() {
+                    let dir = PathBuf::from(&h.run_dirs[i]);
+                    nodes.push(Node {
+                        id: id.clone(),
+                        dir: dir.join(id),
+                        host: h.addrs[i].to_string(),
+                        sql_port: 3306,
+                        gcomm_port: 4567,
+                        ist_port: 4568,
+                        sst_port: 4444,
+                        exec: h.execs[i].clone(),
+                        log: dir.join(format!("{id}.log")),
+                        env: spec.env_of(i).to_vec(),
+                    });
+                }
+            }
         }
         for node in &nodes {
             let sock = node.dir.join("mysqld.sock");
@@ -243,6 +312,7 @@ impl GaleraCluster {
             options: spec.options.clone(),
             startup_timeout: spec.startup_timeout,
             attached: None,
+            stopped: false,
         })
     }
 
@@ -255,12 +325,30 @@ impl GaleraCluster {
             source,
         })?;
         for node in &self.nodes {
-            for d in [node.data(), node.dir.join("tmp")] {
-                std::fs::create_dir_all(&d)
-                    .map_err(|source| TargetError::DataDir { path: d, source })?;
+            if node.exec.is_local() {
+                for d in [node.data(), node.dir.join("tmp")] {
+                    std::fs::create_dir_all(&d)
+                        .map_err(|source| TargetError::DataDir { path: d, source })?;
+                }
+            } else {
+                // The provider library is a file, not a command: checked here, per host.
+                let out = node.sh(
+                    &format!(
+                        "mkdir -p {} {}; [ -f {GALERA_LIB} ] || echo missing",
+                        q(&node.data()),
+                        q(&node.dir.join("tmp"))
+                    ),
+                    None,
+                )?;
+                if out.contains("missing") {
+                    return Err(TargetError::MissingBinary {
+                        binary: format!("{GALERA_LIB} on host {}", node.exec.name()),
+                        package: "galera-4".into(),
+                    });
+                }
             }
             let cnf = render_cnf(node, &self.nodes);
-            write(&node.cnf(), &cnf)?;
+            node.write(&node.cnf(), &cnf)?;
         }
         self.install_first().await?;
         // First start: n1 creates the cluster's uuid and writes it to grastate.dat on a
@@ -271,9 +359,19 @@ impl GaleraCluster {
             if let Some(mut p) = self.procs[0].take() {
                 p.stop(Duration::from_secs(30)).await?;
             }
+            // Packed once for every joiner on another host.
+            let mut packed = None;
             for i in 1..self.nodes.len() {
-                copy_data_dir(&self.nodes[0].data(), &self.nodes[i].data())?;
-                set_safe_to_bootstrap(&self.nodes[i].grastate(), false)?;
+                let (from, to) = (&self.nodes[0], &self.nodes[i]);
+                if from.exec.is_local() && to.exec.is_local() {
+                    copy_data_dir(&from.data(), &to.data())?;
+                } else {
+                    if packed.is_none() {
+                        packed = Some(pack_data_dir(from)?);
+                    }
+                    unpack_data_dir(to, packed.as_deref().unwrap_or_default())?;
+                }
+                set_safe_to_bootstrap(to, false)?;
             }
             self.start(0, true)?;
             self.wait_synced(0, deadline).await?;
@@ -298,17 +396,16 @@ impl GaleraCluster {
             sql.push_str(&s);
             sql.push_str(";\n");
         }
-        write(&extra, &sql)?;
+        n1.write(&extra, &sql)?;
         let log = n1.dir.join("install.log");
-        let mut cmd = tokio::process::Command::new("mariadb-install-db");
-        cmd.arg(format!("--defaults-file={}", n1.cnf().display()))
-            .args([
-                "--user=root",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-            ])
-            .arg(format!("--extra-file={}", extra.display()));
-        run_tool(cmd, &log, "mariadb-install-db").await
+        let args = vec![
+            format!("--defaults-file={}", n1.cnf().display()),
+            "--user=root".into(),
+            "--auth-root-authentication-method=normal".into(),
+            "--skip-test-db".into(),
+            format!("--extra-file={}", extra.display()),
+        ];
+        run_tool(n1, "mariadb-install-db", &args, &log).await
     }
 
     /// Starts node `i`'s server (`--wsrep-new-cluster` when bootstrapping).
@@ -323,9 +420,9 @@ impl GaleraCluster {
             program: self.mariadbd.clone(),
             args,
             env: node.env.clone(),
-            exec: crate::remote::Local::on(node.netns.clone()),
+            exec: node.exec.clone(),
             user: None,
-            log: self.log_dir.join(format!("{}.log", node.id)),
+            log: node.log.clone(),
             cwd: Some(node.dir.clone()),
         })?;
         self.procs[i] = Some(p);
@@ -333,7 +430,7 @@ impl GaleraCluster {
     }
 
     fn log_of(&self, i: usize) -> PathBuf {
-        self.log_dir.join(format!("{}.log", self.nodes[i].id))
+        self.nodes[i].log.clone()
     }
 
     /// Polls node `i` until it says `Synced`; fails early when its server exits.
@@ -348,7 +445,7 @@ impl GaleraCluster {
                     node: target.id.clone(),
                     status,
                     log: self.log_of(i),
-                    tail: log_tail(&self.log_of(i), 5),
+                    tail: self.nodes[i].log_tail(5),
                 });
             }
             let last = match state_comment(&target).await {
@@ -401,25 +498,22 @@ impl GaleraCluster {
     /// says -1 — the one `--wsrep-recover` finds in InnoDB.
     async fn recovered_seqno(&self, i: usize) -> Result<i64, TargetError> {
         let node = &self.nodes[i];
-        let text = std::fs::read_to_string(node.grastate()).unwrap_or_default();
+        let text = node.read(&node.grastate());
         if let Some(s) = grastate_seqno(&text)
             && s >= 0
         {
             return Ok(s);
         }
         let log = node.dir.join("recover.log");
-        let _ = std::fs::remove_file(&log);
-        let mut cmd = tokio::process::Command::new(&self.mariadbd);
-        cmd.arg(format!("--defaults-file={}", node.cnf().display()))
-            .arg("--wsrep-recover")
-            .arg(format!("--log-error={}", log.display()));
-        run_tool(
-            cmd,
-            &node.dir.join("recover.out"),
-            "mariadbd --wsrep-recover",
-        )
-        .await?;
-        let out = std::fs::read_to_string(&log).unwrap_or_default();
+        node.sh(&format!("rm -f {}", q(&log)), None)?;
+        let args = vec![
+            format!("--defaults-file={}", node.cnf().display()),
+            "--wsrep-recover".into(),
+            format!("--log-error={}", log.display()),
+        ];
+        let program = self.mariadbd.display().to_string();
+        run_tool(node, &program, &args, &node.dir.join("recover.out")).await?;
+        let out = node.read(&log);
         recovered_position(&out).ok_or_else(|| {
             db_err(format!(
                 "{}: --wsrep-recover found no position; see {}",
@@ -450,7 +544,7 @@ impl GaleraCluster {
                 }
             }
         }
-        set_safe_to_bootstrap(&self.nodes[best.0].grastate(), true)?;
+        set_safe_to_bootstrap(&self.nodes[best.0], true)?;
         self.start(best.0, true)?;
         self.wait_synced(best.0, deadline).await?;
         if best.0 != i {
@@ -463,17 +557,45 @@ impl GaleraCluster {
     /// SIGKILLs processes (SST scripts, socat, mariabackup) left behind by servers that
     /// died: those whose command line names the folder of node `only` (all nodes when
     /// None). Per node, so that killing n3 leaves n1's donor script for n2 alone.
+    fn signal(&self, node: &str, sig: Signal) -> Result<(), TargetError> {
+        let i = self.index(node)?;
+        // A server that does not run is left alone.
+        match self.procs[i].as_ref().filter(|p| p.pid().is_some()) {
+            Some(p) => p.signal(sig),
+            None => Ok(()),
+        }
+    }
+
     fn kill_helpers(&self, only: Option<usize>) {
         if self.attached.is_some() {
             return;
+        }
+        let remote: Vec<&Node> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| only.is_none_or(|o| o == *i) && !n.exec.is_local())
+            .map(|(_, n)| n)
+            .collect();
+        for n in remote {
+            let servers: Vec<u32> = self
+                .procs
+                .iter()
+                .flatten()
+                .filter_map(ManagedProcess::pid)
+                .collect();
+            let _ = n.exec.run(&helpers_script(&n.dir, &servers), None);
         }
         let needles: Vec<String> = self
             .nodes
             .iter()
             .enumerate()
-            .filter(|(i, _)| only.is_none_or(|o| o == *i))
+            .filter(|(i, n)| only.is_none_or(|o| o == *i) && n.exec.is_local())
             .map(|(_, n)| format!("{}/", n.dir.display()))
             .collect();
+        if needles.is_empty() {
+            return;
+        }
         let servers: Vec<u32> = self.pids();
         let me = std::process::id();
         let Ok(rd) = std::fs::read_dir("/proc") else {
@@ -532,8 +654,30 @@ impl DbCluster for GaleraCluster {
             .iter()
             .flatten()
             .filter(|p| p.is_running())
-            .filter_map(ManagedProcess::pid)
+            .filter_map(ManagedProcess::local_pid)
             .collect()
+    }
+
+    /// Servers on hosts over SSH: node i's on host i.
+    fn remote_pids(&self) -> Vec<(usize, u32)> {
+        self.procs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let p = p.as_ref()?;
+                p.local_pid().is_none().then_some((i, p.pid()?))
+            })
+            .collect()
+    }
+
+    /// SIGSTOP through the server's host (here or over SSH), settled; a server that
+    /// does not run is left alone.
+    fn pause(&mut self, node: &str) -> Result<(), TargetError> {
+        self.signal(node, Signal::SIGSTOP)
+    }
+
+    fn resume(&mut self, node: &str) -> Result<(), TargetError> {
+        self.signal(node, Signal::SIGCONT)
     }
 
     fn pid(&self, node: &str) -> Option<u32> {
@@ -591,9 +735,15 @@ impl DbCluster for GaleraCluster {
         Box::pin(async move {
             // All at once: a member that stays alone may wait for its peers otherwise.
             let mut set = tokio::task::JoinSet::new();
-            for p in self.procs.iter_mut() {
+            for (p, node) in self.procs.iter_mut().zip(&self.nodes) {
                 if let Some(mut p) = p.take() {
-                    set.spawn(async move { p.stop(STOP_GRACE).await });
+                    // A server on another host: its log comes into the run's folder.
+                    let local = self.log_dir.join(format!("{}.log", node.id));
+                    set.spawn(async move {
+                        let stopped = p.stop(STOP_GRACE).await;
+                        p.fetch_log(&local);
+                        stopped
+                    });
                 }
             }
             let mut first_err = None;
@@ -605,6 +755,7 @@ impl DbCluster for GaleraCluster {
                 }
             }
             self.kill_helpers(None);
+            self.stopped = true;
             first_err.map_or(Ok(()), Err)
         })
     }
@@ -616,7 +767,9 @@ impl Drop for GaleraCluster {
         for p in self.procs.iter_mut() {
             drop(p.take());
         }
-        self.kill_helpers(None);
+        if !self.stopped {
+            self.kill_helpers(None);
+        }
     }
 }
 
@@ -1036,13 +1189,6 @@ user = root
     )
 }
 
-fn write(path: &Path, text: &str) -> Result<(), TargetError> {
-    std::fs::write(path, text).map_err(|source| TargetError::Io {
-        path: path.to_owned(),
-        source,
-    })
-}
-
 fn db_err(msg: String) -> TargetError {
     TargetError::Db {
         db: "galera".into(),
@@ -1050,12 +1196,35 @@ fn db_err(msg: String) -> TargetError {
     }
 }
 
-/// Runs a helper program to completion (bounded), output to `log`.
+/// Runs a helper program to completion on `node`'s host (bounded), its output to `log`
+/// there.
 async fn run_tool(
-    mut cmd: tokio::process::Command,
+    node: &Node,
+    program: &str,
+    args: &[String],
     log: &Path,
-    what: &str,
 ) -> Result<(), TargetError> {
+    if !node.exec.is_local() {
+        let mut cmd = format!("timeout {} {}", TOOL_TIMEOUT.as_secs(), quote(program));
+        for a in args {
+            cmd.push(' ');
+            cmd.push_str(&quote(a));
+        }
+        return match node
+            .exec
+            .run(&format!("{cmd} </dev/null >{} 2>&1", q(log)), None)
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(db_err(format!(
+                "{program} on {} failed ({e}); last lines of {}: {}",
+                node.exec.name(),
+                log.display(),
+                node.exec.tail(&log.display().to_string(), 5)
+            ))),
+        };
+    }
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args);
     let out = std::fs::File::create(log).map_err(|source| TargetError::Io {
         path: log.to_owned(),
         source,
@@ -1069,26 +1238,73 @@ async fn run_tool(
         .stderr(err)
         .kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|source| TargetError::Spawn {
-        exe: PathBuf::from(what),
+        exe: PathBuf::from(program),
         source,
     })?;
     match tokio::time::timeout(TOOL_TIMEOUT, child.wait()).await {
         Ok(Ok(st)) if st.success() => Ok(()),
         Ok(Ok(st)) => Err(db_err(format!(
-            "{what} failed ({st}); last lines of {}: {}",
+            "{program} failed ({st}); last lines of {}: {}",
             log.display(),
             log_tail(log, 5)
         ))),
-        Ok(Err(e)) => Err(db_err(format!("{what}: {e}"))),
+        Ok(Err(e)) => Err(db_err(format!("{program}: {e}"))),
         Err(_) => {
             let _ = child.kill().await;
             Err(db_err(format!(
-                "{what} did not finish within {} s; see {}",
+                "{program} did not finish within {} s; see {}",
                 TOOL_TIMEOUT.as_secs(),
                 log.display()
             )))
         }
     }
+}
+
+/// A path as one quoted `sh` word.
+fn q(path: &Path) -> String {
+    quote(&path.display().to_string())
+}
+
+/// Kills, on a node's host, the processes (SST scripts, socat, mariabackup) whose command
+/// line names the node's folder, except `servers`. The folder is assembled at run time and
+/// given to `grep` as its input, so no command line of the script's ever holds it.
+fn helpers_script(dir: &Path, servers: &[u32]) -> String {
+    let d = format!("{}/", dir.display());
+    let (head, tail) = d.split_at(d.len() - 1);
+    let keep: Vec<String> = servers.iter().map(u32::to_string).collect();
+    format!(
+        "a={}; b={}; keep=' {} '\n\
+         for f in $(printf '%s%s\\n' \"$a\" \"$b\" | grep -alF -f - /proc/[0-9]*/cmdline 2>/dev/null); do p=${{f#/proc/}}; p=${{p%/cmdline}}; [ \"$p\" = $$ ] && continue; case \"$keep\" in *\" $p \"*) continue;; esac; kill -CONT $p 2>/dev/null; kill -KILL $p 2>/dev/null; done; true\n",
+        quote(head),
+        quote(tail),
+        keep.join(" ")
+    )
+}
+
+/// The seeding copy of a data directory when a node is on another host: a gzipped tar
+/// of `from`'s data (without what is per node: the gcache, the last view, the pid file)
+/// as base64 text, carried through this machine to each joiner (the hosts need not reach
+/// each other by SSH).
+fn pack_data_dir(from: &Node) -> Result<String, TargetError> {
+    from.sh(
+        &format!(
+            "tar -C {} --exclude=./galera.cache --exclude=./gvwstate.dat --exclude=./mysqld.pid -czf - . | base64",
+            q(&from.data())
+        ),
+        None,
+    )
+}
+
+/// Unpacks `pack_data_dir`'s text into `to`'s data directory.
+fn unpack_data_dir(to: &Node, packed: &str) -> Result<(), TargetError> {
+    to.sh(
+        &format!(
+            "mkdir -p {d} && base64 -d | tar -C {d} -xzf -",
+            d = q(&to.data())
+        ),
+        Some(packed.as_bytes()),
+    )
+    .map(|_| ())
 }
 
 /// Copies a cleanly shut down data directory (Galera's manual state transfer), leaving
@@ -1122,12 +1338,17 @@ fn copy_data_dir(from: &Path, to: &Path) -> Result<(), TargetError> {
     Ok(())
 }
 
-/// Rewrites `safe_to_bootstrap:` in a grastate.dat.
-fn set_safe_to_bootstrap(path: &Path, safe: bool) -> Result<(), TargetError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TargetError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+/// Rewrites `safe_to_bootstrap:` in a node's grastate.dat.
+fn set_safe_to_bootstrap(node: &Node, safe: bool) -> Result<(), TargetError> {
+    let path = node.grastate();
+    let text = if node.exec.is_local() {
+        std::fs::read_to_string(&path).map_err(|source| TargetError::Io {
+            path: path.clone(),
+            source,
+        })?
+    } else {
+        node.sh(&format!("cat {}", q(&path)), None)?
+    };
     let mut out = String::new();
     let mut seen = false;
     for line in text.lines() {
@@ -1142,7 +1363,7 @@ fn set_safe_to_bootstrap(path: &Path, safe: bool) -> Result<(), TargetError> {
     if !seen {
         out.push_str(&format!("safe_to_bootstrap: {}\n", u8::from(safe)));
     }
-    write(path, &out)
+    node.write(&path, &out)
 }
 
 /// `seqno:` of a grastate.dat.
@@ -1199,9 +1420,22 @@ mod tests {
     #[test]
     fn safe_to_bootstrap_is_rewritten() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("grastate.dat");
+        let node = Node {
+            id: "n1".into(),
+            dir: dir.path().to_owned(),
+            host: "127.0.0.1".into(),
+            sql_port: 3306,
+            gcomm_port: 4567,
+            ist_port: 4568,
+            sst_port: 4444,
+            exec: Local::on(None),
+            log: dir.path().join("n1.log"),
+            env: Vec::new(),
+        };
+        let p = node.grastate();
+        std::fs::create_dir_all(node.data()).unwrap();
         std::fs::write(&p, "uuid: x\nseqno: 5\nsafe_to_bootstrap: 0\n").unwrap();
-        set_safe_to_bootstrap(&p, true).unwrap();
+        set_safe_to_bootstrap(&node, true).unwrap();
         let t = std::fs::read_to_string(&p).unwrap();
         assert!(t.contains("safe_to_bootstrap: 1") && t.contains("seqno: 5"));
     }

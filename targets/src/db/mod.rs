@@ -19,7 +19,8 @@
 //!   shell, no wrapper that forks), so a pause, a kill and the ledger's cleanup reach it;
 //!   `stop` ends them all, and dropping the cluster kills whatever is left;
 //! - a missing server binary is one line naming the Debian package to install;
-//! - every network address is on loopback or inside the run's own namespaces.
+//! - every network address is on loopback, inside the run's own namespaces, or a host's
+//!   own address given by the inventory (`Placement::Hosts`).
 //!
 //! Adapters sit behind cargo features (`etcd`, `redis`, `postgres`, `galera`;
 //! `all-targets` for all) so the default build compiles no database client.
@@ -268,14 +269,6 @@ impl DbSpec {
     pub fn env_of(&self, i: usize) -> &[(String, String)] {
         self.node_env.get(i).map(Vec::as_slice).unwrap_or(&[])
     }
-}
-
-/// The error of an adapter asked to run on hosts over SSH that does not yet (the run
-/// plan refuses such a run before anything starts; this is the adapter's own guard).
-pub fn not_over_ssh(kind: &str) -> TargetError {
-    TargetError::Invalid(format!(
-        "{kind} over SSH is not built yet: run it locally (drop --inventory/--hosts)"
-    ))
 }
 
 /// Provisions (or attaches to) a cluster of `spec.kind`.

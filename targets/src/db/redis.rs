@@ -2,7 +2,8 @@
 //! watched by one Sentinel per node that fails over, and sessions that talk to it like an
 //! ordinary client with a cached topology.
 //!
-//! Provisioning writes fresh config files under `data_dir/<node>/` on every run (Sentinel
+//! Provisioning writes fresh config files under `data_dir/<node>/` (on hosts over SSH:
+//! `<host's run folder>/<node>/`, through the host's `Exec`) on every run (Sentinel
 //! rewrites them), with the append-only file on and fsynced before every reply
 //! (`appendonly yes`, `appendfsync always`; no RDB snapshots), so that a killed server
 //! restarts with every write it acknowledged (with `--failover none` a killed primary
@@ -30,11 +31,12 @@ use crate::ReadRouting;
 use crate::client::Reply;
 use crate::db::{
     BoxFuture, DbCluster, DbKind, DbSession, DbSpec, ManagedProcess, Placement, ProcessSpec,
-    log_tail, loopback_ports, require_binary,
+    loopback_ports, require_binary,
 };
 use crate::error::TargetError;
-use crate::process::wait_until_alive;
+use crate::process::{put_file, wait_until_alive};
 use crate::reference::NodeId;
+use crate::remote::{Exec, Local};
 use crate::request::Request;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -112,6 +114,8 @@ pub struct RedisCluster {
     servers: Vec<ManagedProcess>,
     sentinels: Vec<ManagedProcess>,
     managed: bool,
+    /// The run's `nodes/` folder here: logs of servers on other hosts come into it.
+    log_dir: PathBuf,
 }
 
 impl fmt::Debug for RedisCluster {
@@ -141,9 +145,19 @@ impl RedisCluster {
                 "redis needs at least one node: pass --nodes 3".into(),
             ));
         }
-        let server_bin = require_binary("redis-server", "redis-server")?;
+        // On hosts over SSH the binaries are the hosts' own, found on their PATH (the
+        // preflight checked they are there).
+        let remote = matches!(spec.placement, Placement::Hosts(_));
+        let binary = |name: &str| {
+            if remote {
+                Ok(PathBuf::from(name))
+            } else {
+                require_binary(name, name)
+            }
+        };
+        let server_bin = binary("redis-server")?;
         let sentinel_bin = if spec.options.failover {
-            Some(require_binary("redis-sentinel", "redis-sentinel")?)
+            Some(binary("redis-sentinel")?)
         } else {
             None
         };
@@ -178,6 +192,7 @@ impl RedisCluster {
             servers,
             sentinels: Vec::new(),
             managed: true,
+            log_dir: spec.log_dir.clone(),
         };
         // On an error the cluster is dropped here, and dropping kills every process.
         let deadline = Instant::now() + spec.startup_timeout;
@@ -240,6 +255,7 @@ impl RedisCluster {
             servers: Vec::new(),
             sentinels: Vec::new(),
             managed: false,
+            log_dir: spec.log_dir.clone(),
         }))
     }
 
@@ -300,25 +316,27 @@ impl RedisCluster {
                 },
             )
             .await
-            .map_err(|e| {
-                let log = self.sentinels[i].spec().log.clone();
-                TargetError::Invalid(format!(
-                    "{e}; last lines of {}: {}",
-                    log.display(),
-                    log_tail(&log, 3)
-                ))
-            })?;
+            .map_err(|e| last_lines(&self.sentinels[i], e))?;
         }
         Ok(())
     }
 
     fn startup_error(&self, i: usize, e: TargetError) -> TargetError {
-        let log = self.servers[i].spec().log.clone();
-        TargetError::Invalid(format!(
-            "{e}; last lines of {}: {}",
-            log.display(),
-            log_tail(&log, 3)
-        ))
+        last_lines(&self.servers[i], e)
+    }
+
+    /// Signals `node`'s server through its host's `Exec` (nothing when it does not run).
+    fn signal(&self, node: &str, sig: nix::sys::signal::Signal) -> Result<(), TargetError> {
+        if !self.managed {
+            return Err(TargetError::Invalid(format!(
+                "redis node {node} is attached with --endpoints: schism cannot pause or resume it"
+            )));
+        }
+        let p = &self.servers[self.index(node)?];
+        if p.pid().is_none() {
+            return Ok(());
+        }
+        p.signal(sig)
     }
 
     fn index(&self, node: &str) -> Result<usize, TargetError> {
@@ -383,8 +401,31 @@ impl DbCluster for RedisCluster {
         self.servers
             .iter()
             .chain(&self.sentinels)
-            .filter_map(ManagedProcess::pid)
+            .filter_map(ManagedProcess::local_pid)
             .collect()
+    }
+
+    /// Servers and sentinels on hosts over SSH: node i's on host i.
+    fn remote_pids(&self) -> Vec<(usize, u32)> {
+        let of = |ps: &[ManagedProcess]| -> Vec<(usize, u32)> {
+            ps.iter()
+                .enumerate()
+                .filter_map(|(i, p)| p.local_pid().is_none().then_some((i, p.pid()?)))
+                .collect()
+        };
+        let mut all = of(&self.servers);
+        all.extend(of(&self.sentinels));
+        all
+    }
+
+    /// SIGSTOP through the server's host (here or over SSH), settled; a server that
+    /// does not run is left alone.
+    fn pause(&mut self, node: &str) -> Result<(), TargetError> {
+        self.signal(node, nix::sys::signal::Signal::SIGSTOP)
+    }
+
+    fn resume(&mut self, node: &str) -> Result<(), TargetError> {
+        self.signal(node, nix::sys::signal::Signal::SIGCONT)
     }
 
     fn pid(&self, node: &str) -> Option<u32> {
@@ -458,6 +499,10 @@ impl DbCluster for RedisCluster {
             for p in self.sentinels.iter_mut().chain(self.servers.iter_mut()) {
                 if let Err(e) = p.stop(STOP_GRACE).await {
                     first_err.get_or_insert(e);
+                }
+                // A server on another host: its log comes into the run's folder.
+                if let Some(name) = p.spec().log.file_name() {
+                    p.fetch_log(&self.log_dir.join(name));
                 }
             }
             first_err.map_or(Ok(()), Err)
@@ -982,11 +1027,15 @@ fn write_cmd(req: &Request) -> Result<redis::Cmd, Reply> {
     Ok(c)
 }
 
-/// Where each node's server and sentinel listen, and the namespace each runs in.
+/// Where each node's server and sentinel listen, where each runs (here, inside its
+/// namespace, or on its host over SSH) and keeps its files and logs.
 struct Layout {
     servers: Vec<SocketAddr>,
     sentinels: Vec<SocketAddr>,
-    netns: Vec<Option<String>>,
+    execs: Vec<Arc<dyn Exec>>,
+    /// Node i's files (`<dir>/<id>`) and logs (`<log>/<name>.log`), on its host.
+    dirs: Vec<PathBuf>,
+    logs: Vec<PathBuf>,
 }
 
 impl Layout {
@@ -999,7 +1048,9 @@ impl Layout {
                 Ok(Layout {
                     servers: ports[..n].iter().map(|&p| at(p)).collect(),
                     sentinels: ports[n..].iter().map(|&p| at(p)).collect(),
-                    netns: vec![None; n],
+                    execs: (0..n).map(|_| Local::on(None)).collect(),
+                    dirs: vec![spec.data_dir.clone(); n],
+                    logs: vec![spec.log_dir.clone(); n],
                 })
             }
             Placement::Netns { namespaces, addrs } => {
@@ -1014,10 +1065,35 @@ impl Layout {
                 Ok(Layout {
                     servers: at(NETNS_SERVER_PORT).collect(),
                     sentinels: at(NETNS_SENTINEL_PORT).collect(),
-                    netns: namespaces[..n].iter().cloned().map(Some).collect(),
+                    execs: namespaces[..n]
+                        .iter()
+                        .map(|ns| Local::on(Some(ns.clone())))
+                        .collect(),
+                    dirs: vec![spec.data_dir.clone(); n],
+                    logs: vec![spec.log_dir.clone(); n],
                 })
             }
-            Placement::Hosts(_) => Err(crate::db::not_over_ssh("redis")),
+            Placement::Hosts(h) => {
+                if h.execs.len() < n || h.addrs.len() < n || h.run_dirs.len() < n {
+                    return Err(TargetError::Invalid(format!(
+                        "redis: {n} nodes need {n} hosts, got {}",
+                        h.execs.len()
+                    )));
+                }
+                let at = |port: u16| {
+                    h.addrs[..n]
+                        .iter()
+                        .map(move |&a| SocketAddr::from((a, port)))
+                };
+                let dirs: Vec<PathBuf> = h.run_dirs[..n].iter().map(PathBuf::from).collect();
+                Ok(Layout {
+                    servers: at(NETNS_SERVER_PORT).collect(),
+                    sentinels: at(NETNS_SENTINEL_PORT).collect(),
+                    execs: h.execs[..n].to_vec(),
+                    logs: dirs.clone(),
+                    dirs,
+                })
+            }
         }
     }
 
@@ -1034,12 +1110,11 @@ impl Layout {
         let primary = self.servers[0];
         let mut started = Vec::with_capacity(ids.len());
         for (i, id) in ids.iter().enumerate() {
-            let dir = spec.data_dir.join(id);
+            let dir = self.dirs[i].join(id);
             let (name, conf) = if sentinels {
                 let text = sentinel_conf(&dir, self.sentinels[i], primary);
                 (format!("sentinel-{id}"), (dir.join("sentinel.conf"), text))
             } else {
-                make_dir(&dir)?;
                 let text = server_conf(&dir, self.servers[i], (i > 0).then_some(primary));
                 (id.clone(), (dir.join("redis.conf"), text))
             };
@@ -1057,14 +1132,15 @@ impl Layout {
         program: &Path,
         (conf, text): (PathBuf, String),
     ) -> Result<ManagedProcess, TargetError> {
-        write_file(&conf, &text)?;
+        // The config's folder is the server's data folder (made with it).
+        put_file(&*self.execs[i], &conf, &text)?;
         ManagedProcess::spawn(ProcessSpec {
-            log: spec.log_dir.join(format!("{name}.log")),
+            log: self.logs[i].join(format!("{name}.log")),
             node: name,
             program: program.to_owned(),
             args: vec![conf.display().to_string()],
             env: spec.env_of(i).to_vec(),
-            exec: crate::remote::Local::on(self.netns[i].clone()),
+            exec: self.execs[i].clone(),
             user: None,
             cwd: conf.parent().map(Path::to_owned),
         })
@@ -1108,18 +1184,14 @@ fn sentinel_conf(dir: &Path, addr: SocketAddr, primary: SocketAddr) -> String {
     )
 }
 
-fn make_dir(dir: &PathBuf) -> Result<(), TargetError> {
-    std::fs::create_dir_all(dir).map_err(|source| TargetError::DataDir {
-        path: dir.clone(),
-        source,
-    })
-}
-
-fn write_file(path: &Path, text: &str) -> Result<(), TargetError> {
-    std::fs::write(path, text).map_err(|source| TargetError::Io {
-        path: path.to_owned(),
-        source,
-    })
+/// `e` with the last lines of `p`'s log (read on its host).
+fn last_lines(p: &ManagedProcess, e: TargetError) -> TargetError {
+    TargetError::Invalid(format!(
+        "{e}; last lines of {} on {}: {}",
+        p.spec().log.display(),
+        p.exec().name(),
+        p.log_tail(3)
+    ))
 }
 
 #[cfg(test)]
