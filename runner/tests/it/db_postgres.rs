@@ -106,11 +106,21 @@ fn async_replication_with_standby_reads_shows_stale_reads() {
     let standbys: std::collections::BTreeSet<&str> =
         readings.iter().filter_map(|r| r["node"].as_str()).collect();
     assert_eq!(standbys.len(), 2, "one line per standby: {standbys:?}");
+    // A standby that has connected but not yet reported a replay LSN (the first 100 ms)
+    // has a row with a null position: the sampler writes `behind: null` (unknown), never
+    // a made-up number. Every reading is in bytes, and every known position has its gap.
+    assert!(readings.iter().all(|r| r["unit"] == "bytes"), "{lag:.300}");
     assert!(
         readings
             .iter()
-            .all(|r| r["unit"] == "bytes" && r["behind"].as_u64().is_some())
+            .all(|r| r["position"].is_null() || r["behind"].as_u64().is_some()),
+        "a known position without its gap: {lag:.300}"
     );
+    let known = readings
+        .iter()
+        .filter(|r| r["behind"].as_u64().is_some())
+        .count();
+    assert!(known > 20, "few lag readings with a known gap: {known}");
     let report = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(report.contains("id=\"plot-lag\"") && report.contains("PostgreSQL"));
     let left = postgres_left(&store.path().to_string_lossy());
