@@ -64,17 +64,62 @@ pub fn render_run(input: &RunInput<'_>) -> String {
     let pairs = Pairs::build(h);
     let faults = fault_windows(h);
     let pos_of = PosIndex::new(h);
-    let mut body = String::with_capacity(1 << 20);
-
-    // Header: verdict and the run's one count per anomaly kind.
     let owned = schism_checker::counts::counts(&input.results.results);
+    let mut body = String::with_capacity(1 << 20);
+    header(&mut body, input, &owned, &pairs, faults.len());
+    body.push_str(&key_settings(input.settings));
+    checkers_table(&mut body, &input.results.results, &owned);
+    body.push_str(&crate::figtable::figures_section(&input.results.results));
+    body.push_str(&crate::txn::txn_section(&input.results.results));
+    let view = View {
+        h,
+        pairs: &pairs,
+        faults: &faults,
+        pos_of: &pos_of,
+    };
+    let windows_html = anomalies_section(&mut body, &view, &input.results.results, &owned);
+    plots_section(&mut body, &view, input);
+    timeline_section(&mut body, &view, &windows_html);
+    page(input.title, &body)
+}
+
+/// What the sections of one report share: the history, its pairing, its fault windows
+/// and the op-index lookup, each built once per page.
+struct View<'a> {
+    h: &'a History,
+    pairs: &'a Pairs,
+    faults: &'a [FaultWindow],
+    pos_of: &'a PosIndex,
+}
+
+impl View<'_> {
+    /// The spans (paired ops) of the ops an anomaly names, in its order.
+    fn spans_of(&self, ops: &[u64]) -> Vec<u32> {
+        ops.iter()
+            .filter_map(|&ix| self.pos_of.get(ix))
+            .map(|p| self.pairs.span_of[p])
+            .filter(|&s| s != u32::MAX)
+            .collect()
+    }
+}
+
+/// The title, the verdict with one count per anomaly kind, the op totals, the counting
+/// rule, warnings, and why an undecided checker is undecided.
+fn header(
+    body: &mut String,
+    input: &RunInput<'_>,
+    owned: &[schism_checker::counts::KindCount],
+    pairs: &Pairs,
+    fault_windows: usize,
+) {
+    let h = input.history;
     let _ = write!(
         body,
         "<h1>{}</h1><p id=\"verdict\">{} ",
         Esc(input.title),
         validity_badge(input.results.validity)
     );
-    for c in &owned {
+    for c in owned {
         let _ = write!(
             body,
             "<span class=\"pill count\" data-kind=\"{}\" data-count=\"{}\">{} {}</span>",
@@ -90,7 +135,7 @@ pub fn render_run(input: &RunInput<'_>) -> String {
         pairs.spans.len(),
         pairs.end_ns as f64 / 1e9,
         h.len(),
-        faults.len()
+        fault_windows
     );
     if !owned.is_empty() {
         let proofs: Vec<String> = owned
@@ -120,13 +165,19 @@ pub fn render_run(input: &RunInput<'_>) -> String {
             );
         }
     }
+}
 
-    body.push_str(&key_settings(input.settings));
-
+/// One row per checker: its verdict, the kinds it owns with their counts, and what its
+/// verdict means.
+fn checkers_table(
+    body: &mut String,
+    results: &[CheckResult],
+    owned: &[schism_checker::counts::KindCount],
+) {
     body.push_str(
         "<h2>Checkers</h2><table id=\"checkers\"><tr><th>checker</th><th>verdict</th><th>counts (owned kinds)</th><th>what its verdict means</th></tr>",
     );
-    for r in &input.results.results {
+    for r in results {
         let mine: Vec<String> = owned
             .iter()
             .filter(|c| c.checker == r.checker)
@@ -147,26 +198,28 @@ pub fn render_run(input: &RunInput<'_>) -> String {
         );
     }
     body.push_str("</table>");
-    body.push_str(&crate::figtable::figures_section(&input.results.results));
-    body.push_str(&crate::txn::txn_section(&input.results.results));
+}
 
+/// The anomaly list: a representative few per kind, each with its ops and a link to its
+/// timeline window. Returns the windows' HTML, which goes under the timeline.
+fn anomalies_section(
+    body: &mut String,
+    v: &View<'_>,
+    results: &[CheckResult],
+    owned: &[schism_checker::counts::KindCount],
+) -> String {
+    let (h, pairs, faults) = (v.h, v.pairs, v.faults);
     // Anomalies: a representative few per kind.
-    let stale_of: HashMap<u32, (u64, f64)> = staleness(h, &pairs)
+    let stale_of: HashMap<u32, (u64, f64)> = staleness(h, pairs)
         .into_iter()
         .map(|x| (x.span, (x.versions, x.ms)))
         .collect();
-    let (chosen, kept) = select::choose(&input.results.results, &faults, |a| {
-        let spans: Vec<u32> = a
-            .ops
-            .iter()
-            .filter_map(|&ix| pos_of.get(ix))
-            .map(|p| pairs.span_of[p])
-            .filter(|&s| s != u32::MAX)
-            .collect();
+    let (chosen, kept) = select::choose(results, faults, |a| {
+        let spans = v.spans_of(&a.ops);
         let t_ns = a
             .ops
             .iter()
-            .filter_map(|&ix| pos_of.get(ix))
+            .filter_map(|&ix| v.pos_of.get(ix))
             .map(|p| h.ops[p].time_ns)
             .min()
             .unwrap_or(u64::MAX);
@@ -203,14 +256,8 @@ pub fn render_run(input: &RunInput<'_>) -> String {
     let mut windows_html = String::new();
     for (i, c) in chosen.iter().take(MAX_ANOMALIES_LISTED).enumerate() {
         let a = c.anomaly;
-        let witnesses: Vec<u32> = a
-            .ops
-            .iter()
-            .filter_map(|&ix| pos_of.get(ix))
-            .map(|p| pairs.span_of[p])
-            .filter(|&s| s != u32::MAX)
-            .collect();
-        let near = nearby(h, &pairs, &witnesses, 8);
+        let witnesses = v.spans_of(&a.ops);
+        let near = nearby(h, pairs, &witnesses, 8);
         let how_bad = if c.kind == schism_checker::AnomalyKind::StaleRead && c.severity.0 > 0 {
             format!(
                 " · {} versions, {} ms behind",
@@ -235,11 +282,11 @@ pub fn render_run(input: &RunInput<'_>) -> String {
             Esc(&a.explanation),
             if i < 3 { " open" } else { "" }
         );
-        body.push_str(&ops_table(h, &pairs, &witnesses, &near));
+        body.push_str(&ops_table(h, pairs, &witnesses, &near));
         body.push_str("</details>");
         if i < MAX_ANOMALY_WINDOWS && !witnesses.is_empty() {
             let mut chosen = witnesses.clone();
-            chosen.extend(around(&pairs, &witnesses, 60));
+            chosen.extend(around(pairs, &witnesses, 60));
             chosen.extend(near.iter().copied());
             let _ = write!(
                 body,
@@ -254,8 +301,8 @@ pub fn render_run(input: &RunInput<'_>) -> String {
             windows_html.push_str(&timeline::detail(
                 &format!("timeline-anomaly-{i}"),
                 h,
-                &pairs,
-                &faults,
+                pairs,
+                faults,
                 &chosen,
                 &witnesses,
             ));
@@ -265,27 +312,38 @@ pub fn render_run(input: &RunInput<'_>) -> String {
     if !chosen.is_empty() {
         body.push_str("</div>");
     }
+    windows_html
+}
 
+/// Latency, throughput, staleness and lag plots, availability per fault window, and
+/// every setting of the run.
+fn plots_section(body: &mut String, v: &View<'_>, input: &RunInput<'_>) {
+    let (h, pairs, faults) = (v.h, v.pairs, v.faults);
     // Plots.
     body.push_str("<h2>Latency</h2>");
-    body.push_str(&latency_plot(h, &pairs, &faults));
+    body.push_str(&latency_plot(h, pairs, faults));
     body.push_str("<h2>Throughput</h2>");
-    body.push_str(&throughput_plot(&pairs, &faults));
+    body.push_str(&throughput_plot(pairs, faults));
     body.push_str("<h2>Staleness</h2>");
-    body.push_str(&staleness_plots(h, &pairs, &faults));
+    body.push_str(&staleness_plots(h, pairs, faults));
     body.push_str("<h2 id=\"lag\">Replication lag</h2>");
-    body.push_str(&crate::lag::section(input.lag, &faults, bands(&faults)));
+    body.push_str(&crate::lag::section(input.lag, faults, bands(faults)));
     body.push_str("<h2 id=\"faults\">Faults and availability</h2>");
-    body.push_str(&availability_table(&pairs, &faults));
+    body.push_str(&availability_table(pairs, faults));
 
     body.push_str("<h2 id=\"settings-h\">Settings</h2><details><summary>every setting of the run (config.json)</summary>");
     body.push_str(&settings_table(&input.settings.rows));
     body.push_str("</details>");
+}
 
+/// The whole-run timeline, then the detail windows: around anomalies (`windows_html`)
+/// and around the first fault windows.
+fn timeline_section(body: &mut String, v: &View<'_>, windows_html: &str) {
+    let (h, pairs, faults) = (v.h, v.pairs, v.faults);
     // Timeline.
     body.push_str("<h2 id=\"timeline\">Timeline</h2><p class=\"note\">Whole run: one lane per worker (a process that ended indeterminate is succeeded by a new one on the same lane); colour is the worst outcome in the cell (green ok, orange fail, purple indeterminate), depth the number of ops begun. Fault windows are shaded red. Detail windows below show every op as a bar (hover for the op); witness ops are outlined.</p>");
-    body.push_str(&timeline::overview(h, &pairs, &faults));
-    body.push_str(&windows_html);
+    body.push_str(&timeline::overview(h, pairs, faults));
+    body.push_str(windows_html);
     for (i, w) in faults.iter().take(MAX_FAULT_WINDOWS).enumerate() {
         let _ = write!(
             body,
@@ -293,20 +351,19 @@ pub fn render_run(input: &RunInput<'_>) -> String {
             i + 1,
             Esc(&w.label)
         );
-        let mut chosen = ops_near_time(&pairs, w.start_ns, 40);
+        let mut chosen = ops_near_time(pairs, w.start_ns, 40);
         if !w.open_ended {
-            chosen.extend(ops_near_time(&pairs, w.end_ns, 40));
+            chosen.extend(ops_near_time(pairs, w.end_ns, 40));
         }
         body.push_str(&timeline::detail(
             &format!("timeline-fault-{i}"),
             h,
-            &pairs,
-            &faults,
+            pairs,
+            faults,
             &chosen,
             &[],
         ));
     }
-    page(input.title, &body)
 }
 
 /// Maps `Op::index` to a position in `History::ops` (identity for runner histories).
