@@ -209,7 +209,43 @@ pub async fn run_test_outcome(mut args: TestArgs) -> Result<RunOutcome> {
         },
     )
     .await;
-    let status = match &ending {
+    let status = status_of(&ending, &interrupts, started);
+    let status_written = store::write_status(&run_dir, &status);
+    let cleaned = ledger.finish();
+    if cleaned.iter().any(|l| l.starts_with("could not")) {
+        eprintln!("schism: warning: cleanup: {}", cleaned.join("; "));
+    }
+    let ending = ending?;
+    status_written?;
+    store::update_latest(&args.store, &run_dir)?;
+
+    let (results, junit) = check_and_publish(&args, &interrupts, &run_dir).await?;
+    if let Some(why) = cut_short(&ending) {
+        println!("note: the run was {why}; the verdict covers the ops recorded until then");
+    }
+    junit?;
+    Ok(RunOutcome {
+        code: analyze::exit_code(results.validity),
+        run_dir,
+        results,
+    })
+}
+
+/// Why a run that did not complete ended, in the words of the note under its verdict.
+fn cut_short(ending: &Ending) -> Option<&'static str> {
+    match ending {
+        Ending::Completed => None,
+        Ending::Interrupted | Ending::StartInterrupted => Some("interrupted"),
+        Ending::StoppedOnAnomaly { .. } => {
+            Some("stopped at the first anomaly proven online (--stop-on-anomaly)")
+        }
+        Ending::DeadlineExceeded => Some("stopped at the hard deadline"),
+    }
+}
+
+/// How the run ended, as `status.json` records it.
+fn status_of(ending: &Result<Ending>, interrupts: &Interrupts, started: Instant) -> RunStatus {
+    match ending {
         Ok(Ending::Completed) => RunStatus::Completed,
         Ok(Ending::DeadlineExceeded) => RunStatus::DeadlineExceeded,
         Ok(Ending::StoppedOnAnomaly { at_ms, kind, op }) => RunStatus::StoppedOnAnomaly {
@@ -233,22 +269,24 @@ pub async fn run_test_outcome(mut args: TestArgs) -> Result<RunOutcome> {
         Err(e) => RunStatus::HarnessError {
             error: format!("{e:#}"),
         },
-    };
-    let status_written = store::write_status(&run_dir, &status);
-    let cleaned = ledger.finish();
-    if cleaned.iter().any(|l| l.starts_with("could not")) {
-        eprintln!("schism: warning: cleanup: {}", cleaned.join("; "));
     }
-    let ending = ending?;
-    status_written?;
-    store::update_latest(&args.store, &run_dir)?;
+}
 
+/// The run folder checked by the same checkers as a later `schism check` of it (so they
+/// cannot disagree: status.json tells both whether the run was cut short), then its
+/// results, report, index and JUnit file written. The JUnit outcome comes back apart, so
+/// that the verdict is printed even when that file could not be written.
+async fn check_and_publish(
+    args: &TestArgs,
+    interrupts: &Interrupts,
+    run_dir: &Path,
+) -> Result<(analyze::ResultsFile, Result<()>)> {
     let budget = Budget {
         max_states: args.checker_max_states,
         time_limit: args.checker_time_limit,
         stop: Some(interrupts.enter_checking()),
     };
-    let dir = run_dir.clone();
+    let dir = run_dir.to_path_buf();
     // The same checkers as a later `schism check` of the folder, so they cannot disagree
     // (status.json tells both whether the run was cut short).
     let results = tokio::task::spawn_blocking(move || {
@@ -264,32 +302,16 @@ pub async fn run_test_outcome(mut args: TestArgs) -> Result<RunOutcome> {
     })
     .await
     .context("checker task panicked")??;
-    let (dir, store_root) = (run_dir.clone(), args.store.clone());
+    let (dir, store_root) = (run_dir.to_path_buf(), args.store.clone());
     let junit_path = args.junit.clone();
     let suite = args.name.clone();
-    let (results, junit) = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let junit = junit_path.as_deref().map(|p| (p, suite.as_str()));
         crate::reporting::publish(&dir, &store_root, junit, &results, &[])
             .map(|junit| (results, junit))
     })
     .await
-    .context("report task panicked")??;
-    if ending != Ending::Completed {
-        let why = match ending {
-            Ending::Interrupted | Ending::StartInterrupted => "interrupted",
-            Ending::StoppedOnAnomaly { .. } => {
-                "stopped at the first anomaly proven online (--stop-on-anomaly)"
-            }
-            _ => "stopped at the hard deadline",
-        };
-        println!("note: the run was {why}; the verdict covers the ops recorded until then");
-    }
-    junit?;
-    Ok(RunOutcome {
-        code: analyze::exit_code(results.validity),
-        run_dir,
-        results,
-    })
+    .context("report task panicked")?
 }
 
 /// Refuses, before anything is created, paths and ports the run could not use: an
@@ -775,28 +797,7 @@ async fn drive_workload<M: Mechanism>(
     // Online checking: anomalies proven while the run goes (and the end of it, with
     // --stop-on-anomaly). Fed from the first op on, before any worker starts.
     // (Transactions are checked when the run is over: no online checker.)
-    let online = match analyze::checked_as(args.workload) {
-        Some(workload) => Some(
-            crate::online::OnlineRun::start(
-                &recorder,
-                Some(workload),
-                args.stop_on_anomaly,
-                cancel_tx.clone(),
-                start,
-            )
-            .context("cannot start the online checker")?,
-        ),
-        None => None,
-    };
-    let online_status = online.as_ref().map_or_else(
-        || {
-            Arc::new(std::sync::Mutex::new(crate::online::OnlineStatus {
-                counts: "checked when the run ends".into(),
-                ..Default::default()
-            }))
-        },
-        |o| o.status.clone(),
-    );
+    let (online, online_status) = start_online(args, &recorder, &cancel_tx, start)?;
     assert_eq!(sessions.len() as u64, concurrency, "one session per worker");
     let mut workers = JoinSet::new();
     for (w, session) in (0..concurrency).zip(sessions) {
@@ -841,29 +842,7 @@ async fn drive_workload<M: Mechanism>(
         ))
     });
     let deadline = crate::plan::hard_deadline(args);
-    // The injected harness fault strikes while the first fault is in force.
-    let inject_at = schedule
-        .plan()
-        .iter()
-        .find(|p| matches!(p.change, Change::Fault(_)))
-        .map(|p| Duration::from_nanos(p.at_ns) + Duration::from_millis(500))
-        .unwrap_or(Duration::from_secs(1));
-    let inject = async {
-        match args.inject_harness_fault {
-            None => std::future::pending::<Result<()>>().await,
-            Some(fault) => {
-                tokio::time::sleep_until((start + inject_at).into()).await;
-                match fault {
-                    HarnessFault::Error => {
-                        bail!("injected harness fault (--inject-harness-fault error)")
-                    }
-                    HarnessFault::Panic => {
-                        panic!("injected harness panic (--inject-harness-fault panic)")
-                    }
-                }
-            }
-        }
-    };
+    let inject = injected_harness_fault(args.inject_harness_fault, start + inject_at(&schedule));
     let (nemesis_stop_tx, nemesis_stop_rx) = watch::channel(false);
     let nemesis = nemesis_loop(
         schedule,
@@ -916,12 +895,7 @@ async fn drive_workload<M: Mechanism>(
         let _ = cancel_tx.send(true);
         workers.abort_all();
         while workers.join_next().await.is_some() {}
-        signals.abort();
-        let _ = signals.await;
-        let _ = progress.await;
-        if let Some(l) = lag_sampler {
-            let _ = l.await;
-        }
+        stop_background(signals, progress, lag_sampler).await;
         let _ = recorder.finish();
         if let Some(online) = online {
             online.finish();
@@ -930,12 +904,7 @@ async fn drive_workload<M: Mechanism>(
     }
     let stopped_early = *cancel_rx.borrow();
     let _ = cancel_tx.send(true);
-    signals.abort();
-    let _ = signals.await;
-    let _ = progress.await;
-    if let Some(l) = lag_sampler {
-        let _ = l.await;
-    }
+    stop_background(signals, progress, lag_sampler).await;
 
     let written = recorder.finish();
     let online = online.map(|o| o.finish()).unwrap_or_default();
@@ -955,6 +924,76 @@ async fn drive_workload<M: Mechanism>(
     match first_error {
         Some(e) => Err(e),
         None => Ok(ending),
+    }
+}
+
+/// The online checker of the run's workload, fed from the first op on, and the status
+/// the progress line shows (transactions are checked when the run is over: no online
+/// checker, and the status says so).
+#[allow(clippy::type_complexity)]
+fn start_online(
+    args: &TestArgs,
+    recorder: &Arc<Recorder>,
+    cancel_tx: &watch::Sender<bool>,
+    start: Instant,
+) -> Result<(
+    Option<crate::online::OnlineRun>,
+    Arc<std::sync::Mutex<crate::online::OnlineStatus>>,
+)> {
+    let Some(workload) = analyze::checked_as(args.workload) else {
+        let status = crate::online::OnlineStatus {
+            counts: "checked when the run ends".into(),
+            ..Default::default()
+        };
+        return Ok((None, Arc::new(std::sync::Mutex::new(status))));
+    };
+    let online = crate::online::OnlineRun::start(
+        recorder,
+        Some(workload),
+        args.stop_on_anomaly,
+        cancel_tx.clone(),
+        start,
+    )
+    .context("cannot start the online checker")?;
+    let status = online.status.clone();
+    Ok((Some(online), status))
+}
+
+/// When the injected harness fault strikes: while the first fault is in force.
+fn inject_at(schedule: &Schedule) -> Duration {
+    schedule
+        .plan()
+        .iter()
+        .find(|p| matches!(p.change, Change::Fault(_)))
+        .map(|p| Duration::from_nanos(p.at_ns) + Duration::from_millis(500))
+        .unwrap_or(Duration::from_secs(1))
+}
+
+/// `--inject-harness-fault`: an error or a panic of the harness at `at`; never resolves
+/// without one.
+async fn injected_harness_fault(fault: Option<HarnessFault>, at: Instant) -> Result<()> {
+    let Some(fault) = fault else {
+        return std::future::pending().await;
+    };
+    tokio::time::sleep_until(at.into()).await;
+    match fault {
+        HarnessFault::Error => bail!("injected harness fault (--inject-harness-fault error)"),
+        HarnessFault::Panic => panic!("injected harness panic (--inject-harness-fault panic)"),
+    }
+}
+
+/// Stops the run's background tasks once the workers are done: the signal watcher is
+/// aborted, the progress line and the lag sampler (cancelled already) are awaited.
+async fn stop_background(
+    signals: tokio::task::JoinHandle<()>,
+    progress: tokio::task::JoinHandle<()>,
+    lag_sampler: Option<tokio::task::JoinHandle<()>>,
+) {
+    signals.abort();
+    let _ = signals.await;
+    let _ = progress.await;
+    if let Some(l) = lag_sampler {
+        let _ = l.await;
     }
 }
 
