@@ -186,6 +186,8 @@ fn color(i: usize) -> (u8, u8, u8) {
     PALETTE[i % PALETTE.len()]
 }
 
+/// The comparison page: the settings side by side, latency CDFs, anomalies against
+/// write latency, and every run with a link to its report.
 pub fn render_comparison(c: &ComparisonInput) -> String {
     let title = format!("comparison {}", c.name);
     let mut body = format!("<h1>{}</h1>", Esc(&title));
@@ -204,8 +206,24 @@ pub fn render_comparison(c: &ComparisonInput) -> String {
     );
     let kinds: BTreeSet<&String> = c.settings.iter().flat_map(|s| s.anomalies.keys()).collect();
 
+    summary_table(&mut body, c, &kinds);
+    let leg: Vec<(String, String)> = c
+        .settings
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (hex(color(i)), s.label.clone()))
+        .collect();
+    latency_cdfs(&mut body, c, &leg);
+    anomaly_scatter(&mut body, c, &leg);
+    runs_table(&mut body, c);
+    page(&title, &body)
+}
+
+/// One row per setting: invalid runs, each anomaly kind, lost writes, staleness,
+/// availability, latency quantiles, lag and throughput.
+fn summary_table(body: &mut String, c: &ComparisonInput, kinds: &BTreeSet<&String>) {
     body.push_str("<h2>Settings side by side</h2><table id=\"summary\"><tr><th>setting</th><th class=\"num\">invalid runs</th>");
-    for k in &kinds {
+    for k in kinds {
         let _ = write!(body, "<th class=\"num\">{}</th>", Esc(k));
     }
     body.push_str("<th class=\"num\">lost writes</th><th class=\"num\">stale-read rate</th><th class=\"num\">worst staleness ms</th><th class=\"num\">worst staleness versions</th><th class=\"num\">availability during faults</th><th class=\"num\">write p50 ms</th><th class=\"num\">write p99 ms</th><th class=\"num\">read p50 ms</th><th class=\"num\">read p99 ms</th><th class=\"num\">max lag</th><th class=\"num\">p99 lag</th><th class=\"num\">max lag ms</th><th class=\"num\">p99 lag ms</th><th class=\"num\">ok ops/s</th></tr>");
@@ -218,7 +236,7 @@ pub fn render_comparison(c: &ComparisonInput) -> String {
             s.invalid_runs,
             s.runs.len()
         );
-        for k in &kinds {
+        for k in kinds {
             let _ = write!(
                 body,
                 "<td class=\"num\">{}</td>",
@@ -242,13 +260,10 @@ pub fn render_comparison(c: &ComparisonInput) -> String {
         );
     }
     body.push_str("</table><p class=\"note\">Anomaly counts and lost writes are summed over the seeds; latencies are quantiles of all runs' ok ops pooled; availability is ok/all ops invoked during fault windows (– when the runs had no faults); replication lag is over every 100 ms reading of every replica in the setting's runs, in the target's unit (entries or WAL bytes) and ms (– when the target cannot tell it). Anomaly counts are the runs' one count per kind (each kind from the checker that proves it), as in each run's report.</p>");
+}
 
-    let leg: Vec<(String, String)> = c
-        .settings
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (hex(color(i)), s.label.clone()))
-        .collect();
+/// Write and read latency CDFs, one line per setting.
+fn latency_cdfs(body: &mut String, c: &ComparisonInput, leg: &[(String, String)]) {
     body.push_str("<h2>Latency CDFs</h2><div class=\"grid\">");
     for (what, id, get) in [
         ("write", "plot-cdf-write", 0usize),
@@ -285,8 +300,11 @@ pub fn render_comparison(c: &ComparisonInput) -> String {
         );
     }
     body.push_str("</div>");
-    body.push_str(&legend(&leg));
+    body.push_str(&legend(leg));
+}
 
+/// Anomalies (all kinds, then lost writes) against write latency p50, one point per run.
+fn anomaly_scatter(body: &mut String, c: &ComparisonInput, leg: &[(String, String)]) {
     body.push_str("<h2>Anomalies against write latency</h2><div class=\"grid\">");
     for (id, ydesc, lost_only) in [
         ("plot-anomalies-vs-latency", "anomalies (all kinds)", false),
@@ -323,9 +341,12 @@ pub fn render_comparison(c: &ComparisonInput) -> String {
         let _ = write!(body, "<div>{}</div>", ch.render(&layers));
     }
     body.push_str("</div>");
-    body.push_str(&legend(&leg));
+    body.push_str(&legend(leg));
     body.push_str("<p class=\"note\">One point per run. Down and to the left is better: fewer anomalies at lower write latency.</p>");
+}
 
+/// Every run: setting, seed, verdict, counts, figures, and a link to its report.
+fn runs_table(body: &mut String, c: &ComparisonInput) {
     body.push_str("<h2>Runs</h2><table id=\"runs\"><tr><th>setting</th><th class=\"num\">seed</th><th>verdict</th><th>anomalies</th><th class=\"num\">lost writes</th><th class=\"num\">stale-read rate</th><th class=\"num\">write p50 ms</th><th class=\"num\">write p99 ms</th><th class=\"num\">ok ops/s</th><th>report</th></tr>");
     for s in &c.settings {
         for r in &s.runs {
@@ -363,5 +384,4 @@ pub fn render_comparison(c: &ComparisonInput) -> String {
         }
     }
     body.push_str("</table>");
-    page(&title, &body)
 }
