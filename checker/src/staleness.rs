@@ -41,10 +41,11 @@ pub(crate) fn check_ops(
     ops: &[Operation],
     opts: &Options,
     w: Workload,
+    shared: &mut crate::Shared,
 ) -> Result<CheckResult, CheckError> {
     let lags = match w {
         Workload::Append => perop::append(h, ops, &Analysis::new(h, ops)?, true).lags,
-        Workload::Register => perop::register(h, ops, opts, true).lags,
+        Workload::Register => shared.take_register(h, ops, opts).lags,
         other => {
             return Err(CheckError::Unsupported {
                 checker: "staleness",
