@@ -413,43 +413,58 @@ fn check_ops(history: &History, ops: &[Operation], opts: &Options) -> Result<Rep
 }
 
 /// What two checkers of one `check` derive alike, derived once: a register history's
-/// per-op findings (`graph`) and read lags (`staleness`), `perop::register`.
+/// per-op findings (`graph`) and read lags (`staleness`), both `perop::register`'s. The
+/// lags become the staleness figures at once (kilobytes, where the lags are 24 bytes a
+/// read), so the graph checker's peak does not hold them.
 pub(crate) struct Shared {
-    /// Keep the lags: the `staleness` checker runs too.
-    lags: bool,
+    /// The `staleness` checker runs too: keep its figures.
+    staleness: bool,
     register: Option<perop::PerOp>,
+    figures: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Shared {
-    pub(crate) fn new(lags: bool) -> Self {
+    pub(crate) fn new(staleness: bool) -> Self {
         Shared {
-            lags,
+            staleness,
             register: None,
+            figures: None,
         }
     }
 
-    /// `perop::register` of the history, computed on first use.
+    fn compute(&mut self, h: &History, ops: &[Operation], opts: &Options) {
+        if self.register.is_none() {
+            let mut per_op = perop::register(h, ops, opts, self.staleness);
+            if self.staleness {
+                let lags = std::mem::take(&mut per_op.lags);
+                self.figures = Some(staleness::of_lags(h, ops, lags));
+            }
+            self.register = Some(per_op);
+        }
+    }
+
+    /// `perop::register`'s findings, computed on first use.
     pub(crate) fn register(
         &mut self,
         h: &History,
         ops: &[Operation],
         opts: &Options,
     ) -> &perop::PerOp {
-        let lags = self.lags;
-        self.register
-            .get_or_insert_with(|| perop::register(h, ops, opts, lags))
+        self.compute(h, ops, opts);
+        self.register.as_ref().expect("computed")
     }
 
-    /// `register`'s result, taken: the last checker to read it frees it.
-    pub(crate) fn take_register(
+    /// The staleness figures of a register history, taken (computed if not yet).
+    pub(crate) fn take_staleness(
         &mut self,
         h: &History,
         ops: &[Operation],
         opts: &Options,
-    ) -> perop::PerOp {
-        self.register
-            .take()
-            .unwrap_or_else(|| perop::register(h, ops, opts, true))
+    ) -> serde_json::Map<String, serde_json::Value> {
+        match self.figures.take() {
+            Some(f) => f,
+            None => staleness::of_lags(h, ops, perop::register(h, ops, opts, true).lags),
+        }
     }
 }
 
@@ -509,7 +524,14 @@ pub fn check_one(
             workload: w,
         });
     }
-    run_one(history, &ops, opts, w, name, &mut Shared::new(true))
+    run_one(
+        history,
+        &ops,
+        opts,
+        w,
+        name,
+        &mut Shared::new(name == CheckerName::Staleness),
+    )
 }
 
 /// The `append` checker alone.
