@@ -479,7 +479,7 @@ pub(crate) fn check_ops(
         Workload::Register => {
             let per_op = shared.register(h, ops, opts);
             let masked = per_op.offenders(ops.len());
-            (build_register(h, ops, opts, &mut sink, &masked)?, &*per_op)
+            (build_register(h, ops, opts, &mut sink, &masked)?, per_op)
         }
         other => {
             return Err(CheckError::Unsupported {
