@@ -13,7 +13,7 @@
 use crate::CheckError;
 use crate::report::{CheckResult, Validity};
 use schism_history::txn::Txns;
-use schism_history::{F, History, Op, OpType, Outcome, Process, Value};
+use schism_history::{F, History, Op, OpType, Operation, Outcome, Process, Value};
 
 /// The name under which the rule's result appears in `results.json`.
 pub const EVIDENCE: &str = "evidence";
@@ -60,7 +60,19 @@ pub fn check_evidence(
     history: &History,
     cut_short: Option<&str>,
 ) -> Result<CheckResult, CheckError> {
-    let ops = history.operations()?;
+    Ok(check_evidence_of(
+        history,
+        &history.operations()?,
+        cut_short,
+    ))
+}
+
+/// `check_evidence` on already-paired operations (`check_paired`'s).
+pub fn check_evidence_of(
+    history: &History,
+    ops: &[Operation],
+    cut_short: Option<&str>,
+) -> CheckResult {
     let heal = final_heal(history);
     let mut seen = Observed {
         ops: ops.len() as u64,
@@ -79,7 +91,7 @@ pub fn check_evidence(
             seen.ok_writes += 1;
         }
     }
-    Ok(verdict(&seen, cut_short))
+    verdict(&seen, cut_short)
 }
 
 /// The rule on a history of transactions (`Txns`): every committed transaction both

@@ -38,7 +38,7 @@ mod validate;
 
 pub use convergence::{ReplicaState, check_convergence};
 pub use counts::NON_LINEARIZABLE_EXPLAINED;
-pub use evidence::{EVIDENCE, check_evidence, check_evidence_txns};
+pub use evidence::{EVIDENCE, check_evidence, check_evidence_of, check_evidence_txns};
 
 /// One count per kind for a report, each from its owning checker (`counts::counts`, as
 /// a map): the figure to show and compare; summing every checker's figures double-counts.
@@ -354,16 +354,31 @@ pub enum CheckError {
 
 /// Runs the checker for the history's workload and merges the verdicts.
 pub fn check(history: &History, opts: &Options) -> Result<Report, CheckError> {
+    check_paired(history, opts).map(|(report, _)| report)
+}
+
+/// `check`, and the paired operations it checked (`History::operations`), for a caller
+/// that goes on with them (`check_evidence_of`, `stats::stats_of`) instead of pairing the
+/// history again.
+pub fn check_paired(
+    history: &History,
+    opts: &Options,
+) -> Result<(Report, Vec<Operation>), CheckError> {
     validate::validate(history, opts)?;
     let ops = history.operations()?;
+    let report = check_ops(history, &ops, opts)?;
+    Ok((report, ops))
+}
+
+fn check_ops(history: &History, ops: &[Operation], opts: &Options) -> Result<Report, CheckError> {
     if let Some(m @ (Model::MultiRegister | Model::Mutex)) = opts.model {
-        let r = linearizable::check_general(history, &ops, opts, m)?;
+        let r = linearizable::check_general(history, ops, opts, m)?;
         return Ok(Report::from_results(vec![r]));
     }
     let workload = match opts.workload {
         Some(w) => w,
         None if opts.model.is_some() => Workload::Register,
-        None => match infer_workload(history, &ops)? {
+        None => match infer_workload(history, ops)? {
             Some(w) => w,
             // No client operation at all: nothing can be wrong.
             None => return Ok(Report::from_results(Vec::new())),
@@ -383,6 +398,7 @@ pub fn check(history: &History, opts: &Options) -> Result<Report, CheckError> {
         }
         CheckerSet::Only(list) => list.clone(),
     };
+    let mut shared = Shared::new(names.contains(&CheckerName::Staleness));
     let mut results = Vec::with_capacity(names.len());
     for name in names {
         if !name.fits(workload) {
@@ -391,9 +407,65 @@ pub fn check(history: &History, opts: &Options) -> Result<Report, CheckError> {
                 workload,
             });
         }
-        results.push(run_one(history, &ops, opts, workload, name)?);
+        results.push(run_one(history, ops, opts, workload, name, &mut shared)?);
     }
     Ok(Report::from_results(results))
+}
+
+/// What two checkers of one `check` derive alike, derived once: a register history's
+/// per-op findings (`graph`) and read lags (`staleness`), both `perop::register`'s. The
+/// lags become the staleness figures at once (kilobytes, where the lags are 24 bytes a
+/// read), so the graph checker's peak does not hold them.
+pub(crate) struct Shared {
+    /// The `staleness` checker runs too: keep its figures.
+    staleness: bool,
+    register: Option<perop::PerOp>,
+    figures: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Shared {
+    pub(crate) fn new(staleness: bool) -> Self {
+        Shared {
+            staleness,
+            register: None,
+            figures: None,
+        }
+    }
+
+    fn compute(&mut self, h: &History, ops: &[Operation], opts: &Options) {
+        if self.register.is_none() {
+            let mut per_op = perop::register(h, ops, opts, self.staleness);
+            if self.staleness {
+                let lags = std::mem::take(&mut per_op.lags);
+                self.figures = Some(staleness::of_lags(h, ops, lags));
+            }
+            self.register = Some(per_op);
+        }
+    }
+
+    /// `perop::register`'s findings, computed on first use.
+    pub(crate) fn register(
+        &mut self,
+        h: &History,
+        ops: &[Operation],
+        opts: &Options,
+    ) -> &perop::PerOp {
+        self.compute(h, ops, opts);
+        self.register.as_ref().expect("computed")
+    }
+
+    /// The staleness figures of a register history, taken (computed if not yet).
+    pub(crate) fn take_staleness(
+        &mut self,
+        h: &History,
+        ops: &[Operation],
+        opts: &Options,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        match self.figures.take() {
+            Some(f) => f,
+            None => staleness::of_lags(h, ops, perop::register(h, ops, opts, true).lags),
+        }
+    }
 }
 
 /// The checker `CheckerSet::Primary` runs for a workload.
@@ -412,12 +484,13 @@ fn run_one(
     opts: &Options,
     w: Workload,
     name: CheckerName,
+    shared: &mut Shared,
 ) -> Result<CheckResult, CheckError> {
     match name {
         CheckerName::Append => append::check_ops(h, ops, opts),
         CheckerName::Linearizable => linearizable::check_ops(h, ops, opts),
-        CheckerName::Graph => graph::check_ops(h, ops, opts, w),
-        CheckerName::Staleness => staleness::check_ops(h, ops, opts, w),
+        CheckerName::Graph => graph::check_ops(h, ops, opts, w, shared),
+        CheckerName::Staleness => staleness::check_ops(h, ops, opts, w, shared),
         CheckerName::SetFull => set_full::check_ops(h, ops, opts),
         CheckerName::Counter => counter::check_ops(h, ops, opts),
         CheckerName::Stats => stats::check_ops(h, ops),
@@ -451,7 +524,14 @@ pub fn check_one(
             workload: w,
         });
     }
-    run_one(history, &ops, opts, w, name)
+    run_one(
+        history,
+        &ops,
+        opts,
+        w,
+        name,
+        &mut Shared::new(name == CheckerName::Staleness),
+    )
 }
 
 /// The `append` checker alone.

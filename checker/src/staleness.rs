@@ -41,10 +41,15 @@ pub(crate) fn check_ops(
     ops: &[Operation],
     opts: &Options,
     w: Workload,
+    shared: &mut crate::Shared,
 ) -> Result<CheckResult, CheckError> {
-    let lags = match w {
-        Workload::Append => perop::append(h, ops, &Analysis::new(h, ops)?, true).lags,
-        Workload::Register => perop::register(h, ops, opts, true).lags,
+    let mut figures = match w {
+        Workload::Append => of_lags(
+            h,
+            ops,
+            perop::append(h, ops, &Analysis::new(h, ops)?, true).lags,
+        ),
+        Workload::Register => shared.take_staleness(h, ops, opts),
         other => {
             return Err(CheckError::Unsupported {
                 checker: "staleness",
@@ -52,15 +57,6 @@ pub(crate) fn check_ops(
             });
         }
     };
-    let samples: Vec<Sample> = lags
-        .into_iter()
-        .map(|l| Sample {
-            slot: l.slot,
-            versions: l.versions,
-            ns: l.ns,
-        })
-        .collect();
-    let mut figures = figures(h, ops, &samples);
     let validity = if opts.aborted() {
         figures.insert("unknown_reason".into(), "aborted".into());
         Validity::Unknown
@@ -73,6 +69,23 @@ pub(crate) fn check_ops(
         anomalies: Vec::new(),
         figures,
     })
+}
+
+/// The figures of every read's lag (`perop`'s, sorted by invoke).
+pub(crate) fn of_lags(
+    h: &History,
+    ops: &[Operation],
+    lags: Vec<perop::Lag>,
+) -> serde_json::Map<String, Json> {
+    let samples: Vec<Sample> = lags
+        .into_iter()
+        .map(|l| Sample {
+            slot: l.slot,
+            versions: l.versions,
+            ns: l.ns,
+        })
+        .collect();
+    figures(h, ops, &samples)
 }
 
 fn quantiles(sorted: &[u64], scale: f64) -> Json {

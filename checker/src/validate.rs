@@ -12,10 +12,10 @@
 //! Guarantee: the error returned is the violation with the smallest op index, in one
 //! clear sentence; `Ok` means every later stage can rely on these facts.
 
+use crate::fx::FxHashMap;
 use crate::linearizable::parse_txn;
 use crate::{Algorithm, CheckError, Model, Options, Workload};
 use schism_history::{F, History, Key, OpType, Process, Value};
-use std::collections::HashMap;
 
 /// What the chosen analysis expects of each op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +71,8 @@ fn rules(h: &History, opts: &Options) -> Rules {
 /// Checks the history's assumptions; the error names the first violating op.
 pub(crate) fn validate(h: &History, opts: &Options) -> Result<(), CheckError> {
     let rules = rules(h, opts);
-    let mut open: HashMap<Process, (u64, &F)> = HashMap::new();
-    let mut written: HashMap<(Key, i64), u64> = HashMap::new();
+    let mut open: FxHashMap<Process, (u64, &F)> = FxHashMap::default();
+    let mut written: FxHashMap<(Key, i64), u64> = FxHashMap::default();
     let mut regs = Default::default();
     for op in &h.ops {
         if op.process == Process::NEMESIS {

@@ -362,21 +362,23 @@ pub fn analyze_opts(
             flag.store(true, Ordering::Relaxed);
         }
     });
-    let report = schism_checker::check(history, &opts);
+    // Paired once: the checkers, the evidence rule and the statistics read the same ops.
+    let checked = schism_checker::check_paired(history, &opts);
     drop(done_tx);
     let _ = watchdog.join();
-    let mut report: Report = report.map_err(|e| located(history, e))?;
+    let (mut report, ops): (Report, _) = checked.map_err(|e| located(history, e))?;
     let mut cut_short: Vec<String> = cut_short.into_iter().collect();
     if abort.load(Ordering::Relaxed) && !timed_out.load(Ordering::Relaxed) {
         cut_short.push("the check was stopped by a signal before it finished".into());
     }
     let cut_short = (!cut_short.is_empty()).then(|| cut_short.join("; "));
-    let evidence = schism_checker::check_evidence(history, cut_short.as_deref())?;
+    let evidence = schism_checker::check_evidence_of(history, &ops, cut_short.as_deref());
     if evidence.validity != Validity::Valid {
         report.validity = report.validity.merge(evidence.validity);
         report.results.push(evidence);
     }
-    let stats = stats(history)?;
+    let stats = schism_checker::stats::stats_of(history, &ops);
+    drop(ops);
     Ok(ResultsFile {
         validity: report.validity,
         counts: schism_checker::counts::count_map(&report.results),

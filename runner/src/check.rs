@@ -26,12 +26,14 @@ pub const MAX_WALK_DEPTH: usize = 6;
 /// Most histories one `schism check` takes (a bound on the walk, not on any one check).
 pub const MAX_HISTORIES: usize = 100_000;
 
-/// Bytes of memory checking a history file of `file_bytes` needs, about: the parsed ops
-/// take three to four times their JSON (BENCHMARKS.md: a 200 MB register history peaks at
-/// ~750 MB, a 369 MB append history at ~1.1–1.3 GB), plus the program itself.
+/// Bytes of memory checking a history file of `file_bytes` needs, about: twice the file,
+/// plus the program itself. Measured peaks (BENCHMARKS.md, "`schism check` memory"): 1.44 ×
+/// the file for register histories (203 MB → 292 MB with every checker; 1.37 × at 10M ops),
+/// 1.47 × for append (369 MB → 541 MB), 1.37 × for list-append transactions (127 MB →
+/// 174 MB); a history of shorter lines holds more ops per byte, hence the margin.
 pub fn estimate_bytes(file_bytes: u64) -> u64 {
     const PROGRAM_BYTES: u64 = 64 << 20;
-    file_bytes.saturating_mul(4).saturating_add(PROGRAM_BYTES)
+    file_bytes.saturating_mul(2).saturating_add(PROGRAM_BYTES)
 }
 
 /// Memory this process may use now: the kernel's `MemAvailable`, lowered to the cgroup's
@@ -80,7 +82,7 @@ pub fn fits_in_memory(history: &Path, limit: Option<u64>) -> Result<()> {
     let need = estimate_bytes(meta.len());
     if need > limit {
         bail!(
-            "{}: checking this {} history needs about {} of memory (estimate: 4 × the file + 64 MiB), more than {what} ({}); check it on a larger machine, or raise the limit with --max-memory SIZE if the estimate is too high",
+            "{}: checking this {} history needs about {} of memory (estimate: 2 × the file + 64 MiB), more than {what} ({}); check it on a larger machine, or raise the limit with --max-memory SIZE if the estimate is too high",
             history.display(),
             gb(meta.len()),
             gb(need),

@@ -23,8 +23,6 @@ use super::{BARRIER, HistoryGraph, scc};
 use crate::Options;
 use crate::explain::{invoke_ns, op_index, secs, what};
 use crate::report::{Anomaly, AnomalyKind, AnomalySink, CycleStep, EdgeKind};
-use petgraph::Direction::Outgoing;
-use petgraph::graph::NodeIndex;
 use schism_history::{History, Operation};
 use std::collections::VecDeque;
 
@@ -125,9 +123,9 @@ pub(super) fn find(
             sink.push_with(AnomalyKind::Cycle, || {
                 let ids: Vec<u64> = nodes
                     .iter()
-                    .filter(|&&x| g[NodeIndex::new(x as usize)] != BARRIER)
+                    .filter(|&&x| g.weight(x) != BARRIER)
                     .take(8)
-                    .map(|&x| op_index(h, &ops[g[NodeIndex::new(x as usize)] as usize]))
+                    .map(|&x| op_index(h, &ops[g.weight(x) as usize]))
                     .collect();
                 Anomaly::new(
                     AnomalyKind::Cycle,
@@ -140,10 +138,7 @@ pub(super) fn find(
         };
         found += 1;
         let kind = classify(&steps);
-        let size = nodes
-            .iter()
-            .filter(|&&x| g[NodeIndex::new(x as usize)] != BARRIER)
-            .count();
+        let size = nodes.iter().filter(|&&x| g.weight(x) != BARRIER).count();
         sink.push_with(kind, || explain(h, ops, kind, &steps, size));
     }
     figures.insert("cycles_found".into(), found.into());
@@ -154,21 +149,19 @@ pub(super) fn find(
 /// The rw, ww and wr edges inside component `c`, cheapest first (rw, ww, wr), each
 /// class in history order.
 fn suspects(hg: &HistoryGraph, comp: &[u32], c: u32, nodes: &[u32]) -> Vec<(u32, u32, EdgeKind)> {
-    use petgraph::visit::EdgeRef;
     let mut out: Vec<(u8, u32, u32, EdgeKind)> = Vec::new();
     for &u in nodes {
-        for e in hg.g.edges(NodeIndex::new(u as usize)) {
-            let v = e.target().index() as u32;
+        for (v, kind) in hg.g.out(u) {
             if comp[v as usize] != c {
                 continue;
             }
-            let rank = match e.weight() {
+            let rank = match kind {
                 EdgeKind::Rw => 0,
                 EdgeKind::Ww => 1,
                 EdgeKind::Wr => 2,
                 _ => continue,
             };
-            out.push((rank, u, v, *e.weight()));
+            out.push((rank, u, v, kind));
         }
     }
     out.sort_unstable_by_key(|s| (s.0, hg.pos[s.1 as usize], s.1, s.2));
@@ -189,7 +182,7 @@ fn shortest_back(
     v: u32,
     budget: &mut u64,
 ) -> Option<Vec<(u32, EdgeKind)>> {
-    let limit = match hg.g[NodeIndex::new(u as usize)] {
+    let limit = match hg.g.weight(u) {
         BARRIER => u32::MAX,
         slot => ops[slot as usize]
             .complete
@@ -256,16 +249,12 @@ impl Bfs {
             }
             *budget -= 1;
             let dx = self.dist[x as usize];
-            let from_barrier = g[NodeIndex::new(x as usize)] == BARRIER;
+            let from_barrier = g.weight(x) == BARRIER;
             let w = u32::from(!from_barrier);
-            let mut e = g.first_edge(NodeIndex::new(x as usize), Outgoing);
-            while let Some(ei) = e {
-                e = g.next_edge(ei, Outgoing);
-                let edge = &g.raw_edges()[ei.index()];
-                let y = edge.target().index() as u32;
+            for (y, kind) in g.out(x) {
                 if comp[y as usize] != c
                     || hg.pos[y as usize] > limit
-                    || (!realtime && edge.weight == EdgeKind::Realtime)
+                    || (!realtime && kind == EdgeKind::Realtime)
                 {
                     continue;
                 }
@@ -275,7 +264,7 @@ impl Bfs {
                 }
                 self.stamp[y as usize] = epoch;
                 self.dist[y as usize] = nd;
-                self.parent[y as usize] = (x, edge.weight);
+                self.parent[y as usize] = (x, kind);
                 if w == 0 {
                     self.deque.push_front(y);
                 } else {
@@ -292,7 +281,7 @@ impl Bfs {
 fn collapse(hg: &HistoryGraph, ops: &[Operation], path: &[(u32, EdgeKind)]) -> Steps {
     let mut steps: Steps = Vec::new();
     for &(n, k) in path {
-        let w = hg.g[NodeIndex::new(n as usize)];
+        let w = hg.g.weight(n);
         if w != BARRIER {
             steps.push((w as usize, k));
         }

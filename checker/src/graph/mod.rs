@@ -30,6 +30,7 @@
 //! cycle (never "a cycle exists"); `suspect_edges_unsearched` counts the further searches
 //! for a shorter cycle that the work budget skipped.
 
+mod csr;
 mod cycles;
 pub(crate) mod scc;
 
@@ -39,8 +40,7 @@ use crate::fx::FxHashMap;
 use crate::perop::{self, slot_of};
 use crate::report::{Anomaly, AnomalyKind, AnomalySink, CheckResult, EdgeKind, Validity};
 use crate::{CheckError, Options, Workload};
-use petgraph::graph::NodeIndex;
-use petgraph::{Directed, Graph};
+use csr::{Builder, Csr};
 use schism_history::{F, History, Key, Operation, Outcome, Process, Value};
 use std::collections::BTreeMap;
 
@@ -61,42 +61,56 @@ fn kinds() -> Vec<AnomalyKind> {
 /// The dependency graph of one history.
 #[derive(Debug)]
 pub(crate) struct HistoryGraph {
-    pub(crate) g: Graph<u32, EdgeKind, Directed, u32>,
+    /// Node weights are op slots in `ops`, or `BARRIER`.
+    pub(crate) g: Csr,
     /// Per node: the history position of its invoke (ops) or creation (barriers).
     pub(crate) pos: Vec<u32>,
-    /// Per op slot: its node, or `NONE`.
+    /// Number of op nodes (barriers excluded).
+    op_nodes: usize,
+}
+
+/// A `HistoryGraph` being built: nodes and real-time edges first, then the data edges.
+struct GraphBuilder {
+    b: Builder,
+    pos: Vec<u32>,
     node_of: Vec<u32>,
 }
 
-impl HistoryGraph {
+impl GraphBuilder {
     /// Nodes for the included ops, then real-time barriers and process order.
-    fn new(h: &History, ops: &[Operation], included: &[bool]) -> Self {
+    fn new(ops: &[Operation], included: &[bool]) -> Self {
         let n_inc = included.iter().filter(|&&b| b).count();
-        let mut g: Graph<u32, EdgeKind, Directed, u32> = Graph::with_capacity(2 * n_inc, 6 * n_inc);
+        let mut g = Builder::with_capacity(2 * n_inc, 6 * n_inc);
         let mut pos: Vec<u32> = Vec::with_capacity(2 * n_inc);
         let mut node_of = vec![NONE; ops.len()];
-        // Event at each history position: +slot+1 for an invoke, -(slot+1) for a completion.
-        let mut at: Vec<i64> = vec![0; h.ops.len()];
-        for (slot, o) in ops.iter().enumerate() {
-            if !included[slot] {
-                continue;
-            }
-            at[o.invoke] = slot as i64 + 1;
-            // An indeterminate op may take effect at any time after its invoke: its
-            // `info` line orders nothing after it.
-            if let (Outcome::Ok, Some(c)) = (o.outcome, o.complete) {
-                at[c] = -(slot as i64 + 1);
-            }
-        }
-        let mut barrier: Option<NodeIndex> = None;
+        // The included ops' invokes are in slot order (`ops` is in invoke order); their
+        // ok completions, sorted by history position, are merged in: every event in
+        // history order. An indeterminate op may take effect at any time after its
+        // invoke: its `info` line orders nothing after it.
+        let mut done: Vec<u32> = (0..ops.len())
+            .filter(|&s| included[s] && ops[s].outcome == Outcome::Ok && ops[s].complete.is_some())
+            .map(|s| s as u32)
+            .collect();
+        done.sort_unstable_by_key(|&s| ops[s as usize].complete);
+        let mut invokes = (0..ops.len()).filter(|&s| included[s]).peekable();
+        let mut done = done.into_iter().peekable();
+        let mut barrier: Option<u32> = None;
         let mut fresh = false;
-        let mut last_of: FxHashMap<Process, NodeIndex> = FxHashMap::default();
-        for (p, &e) in at.iter().enumerate() {
-            if e > 0 {
-                let slot = (e - 1) as usize;
+        let mut last_of: FxHashMap<Process, u32> = FxHashMap::default();
+        loop {
+            let next_invoke = invokes.peek().map(|&s| ops[s].invoke);
+            let next_done = done.peek().and_then(|&s| ops[s as usize].complete);
+            let invoke = match (next_invoke, next_done) {
+                (None, None) => break,
+                (Some(i), Some(c)) => i < c,
+                (i, _) => i.is_some(),
+            };
+            if invoke {
+                let slot = invokes.next().expect("peeked");
+                let p = ops[slot].invoke;
                 let n = g.add_node(slot as u32);
                 pos.push(p as u32);
-                node_of[slot] = n.index() as u32;
+                node_of[slot] = n;
                 if let Some(b) = barrier {
                     g.add_edge(b, n, EdgeKind::Realtime);
                     fresh = false;
@@ -104,8 +118,9 @@ impl HistoryGraph {
                 if let Some(prev) = last_of.insert(ops[slot].process, n) {
                     g.add_edge(prev, n, EdgeKind::Process);
                 }
-            } else if e < 0 {
-                let slot = (-e - 1) as usize;
+            } else {
+                let slot = done.next().expect("peeked") as usize;
+                let p = ops[slot].complete.expect("ok ops complete");
                 let b = match barrier {
                     Some(b) if fresh => b,
                     prev => {
@@ -119,20 +134,16 @@ impl HistoryGraph {
                         b
                     }
                 };
-                g.add_edge(
-                    NodeIndex::new(node_of[slot] as usize),
-                    b,
-                    EdgeKind::Realtime,
-                );
+                g.add_edge(node_of[slot], b, EdgeKind::Realtime);
             }
         }
-        HistoryGraph { g, pos, node_of }
+        GraphBuilder { b: g, pos, node_of }
     }
 
-    fn node(&self, slot: usize) -> Option<NodeIndex> {
+    fn node(&self, slot: usize) -> Option<u32> {
         match self.node_of[slot] {
             NONE => None,
-            n => Some(NodeIndex::new(n as usize)),
+            n => Some(n),
         }
     }
 
@@ -140,19 +151,23 @@ impl HistoryGraph {
         if let (Some(a), Some(b)) = (self.node(from), self.node(to))
             && a != b
         {
-            self.g.add_edge(a, b, kind);
+            self.b.add_edge(a, b, kind);
         }
     }
 
-    /// Number of op nodes (barriers excluded).
-    fn op_nodes(&self) -> usize {
-        self.node_of.iter().filter(|&&n| n != NONE).count()
+    /// The frozen graph; the per-slot index is dropped.
+    fn finish(self) -> HistoryGraph {
+        HistoryGraph {
+            g: self.b.freeze(),
+            pos: self.pos,
+            op_nodes: self.node_of.iter().filter(|&&n| n != NONE).count(),
+        }
     }
 }
 
 /// Builds the graph of an append history from its per-key analysis, without the ops
 /// `masked` (the offenders of per-op anomalies).
-fn build_append(h: &History, ops: &[Operation], a: &Analysis<'_>, masked: &[bool]) -> HistoryGraph {
+fn build_append(ops: &[Operation], a: &Analysis<'_>, masked: &[bool]) -> HistoryGraph {
     let mut included: Vec<bool> = ops
         .iter()
         .zip(masked)
@@ -171,7 +186,7 @@ fn build_append(h: &History, ops: &[Operation], a: &Analysis<'_>, masked: &[bool
             }
         }
     }
-    let mut hg = HistoryGraph::new(h, ops, &included);
+    let mut hg = GraphBuilder::new(ops, &included);
     for (order, k) in orders {
         // The writer of each order position, if it is a node (phantoms and aborted
         // appends are not: the append checker reports them; nor are masked appends, so
@@ -210,7 +225,7 @@ fn build_append(h: &History, ops: &[Operation], a: &Analysis<'_>, masked: &[bool
             }
         }
     }
-    hg
+    hg.finish()
 }
 
 /// One register key's writes (ok, or indeterminate but observed), in invoke order.
@@ -358,8 +373,19 @@ fn build_register(
             k.reads.push(slot);
         }
     }
-    let mut hg = HistoryGraph::new(h, ops, &included);
-    for (&key, k) in &keys {
+    // The writer of what each included op read (`NONE`: no write wrote it), so the value
+    // index is freed before the graph is laid out.
+    let mut source: Vec<u32> = vec![NONE; ops.len()];
+    for (slot, o) in ops.iter().enumerate() {
+        if let (true, Some(Some(v))) = (included[slot], read_value(o))
+            && let Some(&w) = writer.get(&(o.key.expect("checked above"), v))
+        {
+            source[slot] = w as u32;
+        }
+    }
+    drop((writer, observed));
+    let mut hg = GraphBuilder::new(ops, &included);
+    for k in keys.values() {
         // Writes in invoke order; an indeterminate write never completes.
         let inv: Vec<usize> = k.writes.iter().map(|&w| ops[w].invoke).collect();
         let done: Vec<usize> = k
@@ -395,8 +421,8 @@ fn build_register(
             let v = read_value(o).expect("reads hold read values");
             let version_done = match v {
                 None => None,
-                Some(v) => match writer.get(&(key, v)) {
-                    Some(&w) if included[w] => {
+                Some(v) => match Some(source[r] as usize).filter(|_| source[r] != NONE) {
+                    Some(w) if included[w] => {
                         hg.edge(w, r, EdgeKind::Wr);
                         match ops[w].outcome {
                             Outcome::Ok => ops[w].complete,
@@ -414,7 +440,9 @@ fn build_register(
             }
         }
     }
-    Ok(hg)
+    // Freed before the rows are laid out: that is the graph checker's peak.
+    drop((source, keys));
+    Ok(hg.finish())
 }
 
 /// The graph checker on paired ops of an append or register history.
@@ -423,21 +451,33 @@ pub(crate) fn check_ops(
     ops: &[Operation],
     opts: &Options,
     workload: Workload,
+    shared: &mut crate::Shared,
 ) -> Result<CheckResult, CheckError> {
     let mut sink = AnomalySink::new(opts.max_anomalies_per_kind);
     let mut figures = serde_json::Map::new();
     let mut aborted = false;
+    // Nodes are the ops and at most one barrier per op.
+    if let Some(o) = ops.get(csr::MAX_NODES / 2) {
+        return Err(CheckError::Op {
+            index: h.ops[o.invoke].index(),
+            msg: format!(
+                "the graph checker holds at most {} operations; check a shorter history, or pick other checkers with --checker",
+                csr::MAX_NODES / 2
+            ),
+        });
+    }
+    let appended: perop::PerOp;
     let (hg, per_op) = match workload {
         Workload::Append => {
             let mut a = Analysis::new(h, ops)?;
             aborted |= a.check_keys(h, opts, &mut sink).is_some();
             a.figures(&mut figures);
-            let per_op = perop::append(h, ops, &a, false);
-            let hg = build_append(h, ops, &a, &per_op.offenders(ops.len()));
-            (hg, per_op)
+            appended = perop::append(h, ops, &a, false);
+            let hg = build_append(ops, &a, &appended.offenders(ops.len()));
+            (hg, &appended)
         }
         Workload::Register => {
-            let per_op = perop::register(h, ops, opts, false);
+            let per_op = shared.register(h, ops, opts);
             let masked = per_op.offenders(ops.len());
             (build_register(h, ops, opts, &mut sink, &masked)?, per_op)
         }
@@ -460,10 +500,10 @@ pub(crate) fn check_ops(
             .count()
             .into(),
     );
-    figures.insert("graph_ops".into(), hg.op_nodes().into());
+    figures.insert("graph_ops".into(), hg.op_nodes.into());
     figures.insert(
         "graph_barriers".into(),
-        (hg.g.node_count() - hg.op_nodes()).into(),
+        (hg.g.node_count() - hg.op_nodes).into(),
     );
     figures.insert("graph_edges".into(), hg.g.edge_count().into());
     let outcome = if aborted || opts.aborted() {

@@ -2,13 +2,10 @@
 //!
 //! petgraph's `TarjanScc` recurses once per node on a path, and a history graph holds
 //! paths a million nodes long (the real-time chain), which would overflow the stack; this
-//! is the same algorithm with an explicit call stack over petgraph's edge lists.
+//! is the same algorithm with an explicit call stack over any edge lists (`Successors`:
+//! the history graph's rows, the transaction checker's edge arrays).
 //! Guarantees: `comp[n]` is equal for two nodes exactly when they lie on a common cycle;
 //! time and memory are linear in nodes plus edges.
-
-use petgraph::Direction::Outgoing;
-use petgraph::graph::{EdgeIndex, NodeIndex};
-use petgraph::{Directed, Graph};
 
 const UNSEEN: u32 = u32::MAX;
 
@@ -20,8 +17,9 @@ pub(crate) struct Sccs {
 }
 
 /// Outgoing edges walked one at a time with a cursor, so Tarjan's explicit call stack
-/// can resume a node's edge list where it left off. Implemented by petgraph's `Graph` (here)
-/// and by the transaction checker's compact edge arrays (`txn::cycles`).
+/// can resume a node's edge list where it left off. Implemented by the history graph's
+/// rows (`csr`), the transaction checker's compact edge arrays (`txn::cycles`) and, for
+/// the tests, petgraph's `Graph`.
 pub(crate) trait Successors {
     type Cursor: Copy;
     fn node_count(&self) -> usize;
@@ -31,27 +29,33 @@ pub(crate) trait Successors {
     fn next(&self, v: u32, cursor: &mut Self::Cursor) -> Option<u32>;
 }
 
-impl<N, E> Successors for Graph<N, E, Directed, u32> {
-    type Cursor = Option<EdgeIndex>;
+#[cfg(test)]
+impl<N, E> Successors for petgraph::Graph<N, E, petgraph::Directed, u32> {
+    type Cursor = Option<petgraph::graph::EdgeIndex>;
     fn node_count(&self) -> usize {
-        Graph::node_count(self)
+        petgraph::Graph::node_count(self)
     }
-    fn first(&self, v: u32) -> Option<EdgeIndex> {
-        self.first_edge(NodeIndex::new(v as usize), Outgoing)
+    fn first(&self, v: u32) -> Self::Cursor {
+        self.first_edge(
+            petgraph::graph::NodeIndex::new(v as usize),
+            petgraph::Direction::Outgoing,
+        )
     }
-    fn next(&self, _v: u32, cursor: &mut Option<EdgeIndex>) -> Option<u32> {
+    fn next(&self, _v: u32, cursor: &mut Self::Cursor) -> Option<u32> {
         let e = (*cursor)?;
-        *cursor = self.next_edge(e, Outgoing);
+        *cursor = self.next_edge(e, petgraph::Direction::Outgoing);
         Some(self.raw_edges()[e.index()].target().index() as u32)
     }
 }
 
 pub(crate) fn tarjan<G: Successors>(g: &G) -> Sccs {
     let n = g.node_count();
+    // `index[w]` becomes `w`'s component id once its component is complete: by then
+    // only `on_stack` (false) and "seen" (not `UNSEEN`) are asked of it, and ids are
+    // below `n`, like indices. One array less on a graph of millions of nodes.
     let mut index = vec![UNSEEN; n];
     let mut low = vec![0u32; n];
     let mut on_stack = vec![false; n];
-    let mut comp = vec![UNSEEN; n];
     let mut sizes: Vec<u32> = Vec::new();
     let mut stack: Vec<u32> = Vec::new();
     let mut calls: Vec<(u32, G::Cursor)> = Vec::new();
@@ -90,7 +94,7 @@ pub(crate) fn tarjan<G: Successors>(g: &G) -> Sccs {
                 loop {
                     let w = stack.pop().expect("v is on the stack");
                     on_stack[w as usize] = false;
-                    comp[w as usize] = id;
+                    index[w as usize] = id;
                     size += 1;
                     if w == v {
                         break;
@@ -100,12 +104,13 @@ pub(crate) fn tarjan<G: Successors>(g: &G) -> Sccs {
             }
         }
     }
-    Sccs { comp, sizes }
+    Sccs { comp: index, sizes }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use petgraph::{Directed, Graph};
 
     #[test]
     fn finds_cycles_and_survives_long_chains() {

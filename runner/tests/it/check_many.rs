@@ -112,7 +112,7 @@ fn a_history_too_large_for_memory_is_refused_before_it_is_read() {
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.contains("needs about 4398.11 GB of memory") && err.contains("--max-memory"),
+        err.contains("needs about 2199.09 GB of memory") && err.contains("--max-memory"),
         "{err}"
     );
     assert!(t.elapsed() < Duration::from_secs(30), "refused early");
