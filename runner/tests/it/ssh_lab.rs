@@ -617,6 +617,79 @@ fn faults_made(run: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Every one of `events` (nemesis `f`s: `start-kill`, `bump-clock`, …) was made.
+#[cfg(any(
+    feature = "etcd",
+    feature = "postgres",
+    feature = "redis",
+    feature = "galera"
+))]
+fn assert_faults_made(run: &Path, events: &[&str]) {
+    let made = faults_made(run);
+    for f in events {
+        assert!(made.iter().any(|m| m == f), "no {f}: {made:?}");
+    }
+}
+
+/// The history records partitions as the hosts' (nft rules there, not a local netns).
+#[cfg(any(
+    feature = "etcd",
+    feature = "postgres",
+    feature = "redis",
+    feature = "galera"
+))]
+fn assert_partitions_on_hosts(run: &Path) {
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    assert!(
+        history.contains("\"net\":\"hosts\""),
+        "partitions by nft on the hosts"
+    );
+}
+
+/// Each node's log as downloaded into the run folder (empty when it is missing).
+#[cfg(any(
+    feature = "etcd",
+    feature = "postgres",
+    feature = "redis",
+    feature = "galera"
+))]
+fn node_logs(run: &Path) -> Vec<(&'static str, String)> {
+    ["n1", "n2", "n3"]
+        .into_iter()
+        .map(|n| {
+            let log = std::fs::read_to_string(run.join("nodes").join(format!("{n}.log")));
+            (n, log.unwrap_or_default())
+        })
+        .collect()
+}
+
+/// Every node's log came back from its host and holds each of `needles`.
+#[cfg(any(
+    feature = "etcd",
+    feature = "postgres",
+    feature = "redis",
+    feature = "galera"
+))]
+fn assert_logs_downloaded(run: &Path, needles: &[&str]) {
+    for (n, log) in node_logs(run) {
+        assert!(
+            needles.iter().all(|x| log.contains(x)),
+            "{n}.log was not downloaded: {log:.300}"
+        );
+    }
+}
+
+/// A fault plan change that cuts `node` off from the other hosts.
+#[cfg(any(
+    feature = "etcd",
+    feature = "postgres",
+    feature = "redis",
+    feature = "galera"
+))]
+fn isolate(node: &str) -> serde_json::Value {
+    serde_json::json!({"change": "fault", "fault": "partition", "shape": "isolate", "node": node})
+}
+
 /// etcd on the lab's hosts: linearizable reads valid under partitions (nft on the hosts),
 /// kills and pauses (signals over SSH); serializable reads from a cut-off member stale.
 #[cfg(feature = "etcd")]
@@ -672,36 +745,12 @@ fn etcd_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[S
         ],
     );
     assert_eq!(code, Some(0), "{text}");
-    let made = faults_made(&run);
-    for f in ["start-partition", "start-kill", "start-pause"] {
-        assert!(made.iter().any(|m| m == f), "no {f}: {made:?}");
-    }
-    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
-    assert!(
-        history.contains("\"net\":\"hosts\""),
-        "partitions by nft on the hosts"
-    );
-    for n in ["n1", "n2", "n3"] {
-        let log =
-            std::fs::read_to_string(run.join("nodes").join(format!("{n}.log"))).unwrap_or_default();
-        assert!(
-            log.contains("10.77.") && log.contains("\"level\""),
-            "{n}.log was not downloaded: {log:.300}"
-        );
-    }
+    assert_faults_made(&run, &["start-partition", "start-kill", "start-pause"]);
+    assert_partitions_on_hosts(&run);
+    assert_logs_downloaded(&run, &["10.77.", "\"level\""]);
 
     // Serializable reads from a member cut off from the others: stale.
-    let plan = plan_file(
-        store,
-        "etcd-isolate",
-        &[
-            (
-                1.0,
-                serde_json::json!({"change": "fault", "fault": "partition", "shape": "isolate", "node": "n3"}),
-            ),
-            (5.0, heal),
-        ],
-    );
+    let plan = plan_file(store, "etcd-isolate", &[(1.0, isolate("n3")), (5.0, heal)]);
     let (code, text, run) = db_run(
         lab_dir,
         store,
@@ -802,20 +851,11 @@ fn postgres_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces:
     // accept read-only connections"), and a node running at the end shut down cleanly —
     // not necessarily n1: fenced by SIGKILL, it may still have been rejoining by pg_rewind
     // when the run ended, so its log can end without a shutdown.
-    let logs: Vec<String> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|n| std::fs::read_to_string(run.join(format!("nodes/{n}.log"))).unwrap_or_default())
-        .collect();
-    for (n, log) in logs.iter().enumerate() {
-        assert!(
-            log.contains("ready to accept"),
-            "n{}.log was not downloaded at the end: {log:.300}",
-            n + 1
-        );
-    }
+    assert_logs_downloaded(&run, &["ready to accept"]);
     assert!(
-        logs.iter()
-            .any(|l| l.contains("database system is shut down")),
+        node_logs(&run)
+            .iter()
+            .any(|(_, l)| l.contains("database system is shut down")),
         "no node's log shows the clean shutdown at the end of the run"
     );
 
@@ -926,32 +966,12 @@ fn redis_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[
     // addresses), through the shim compiled on the host.
     let events = db_common::history(&run);
     db_common::assert_clock_skew_seen(&probed, &events);
-    let made = faults_made(&run);
-    for f in ["start-kill", "bump-clock"] {
-        assert!(made.iter().any(|m| m == f), "no {f}: {made:?}");
-    }
-    for n in ["n1", "n2", "n3"] {
-        let log =
-            std::fs::read_to_string(run.join("nodes").join(format!("{n}.log"))).unwrap_or_default();
-        assert!(
-            log.contains("Ready to accept connections"),
-            "{n}.log was not downloaded: {log:.300}"
-        );
-    }
+    assert_faults_made(&run, &["start-kill", "bump-clock"]);
+    assert_logs_downloaded(&run, &["Ready to accept connections"]);
 
     eprintln!("redis over SSH, kept: {} s", started.elapsed().as_secs());
     // Replica reads, the primary cut off from its replicas.
-    let plan = plan_file(
-        store,
-        "redis-isolate",
-        &[
-            (
-                1.0,
-                serde_json::json!({"change": "fault", "fault": "partition", "shape": "isolate", "node": "n1"}),
-            ),
-            (3.0, heal),
-        ],
-    );
+    let plan = plan_file(store, "redis-isolate", &[(1.0, isolate("n1")), (3.0, heal)]);
     let (code, text, run) = db_run(
         lab_dir,
         store,
@@ -983,11 +1003,7 @@ fn redis_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &[
         kinds.iter().any(|k| k == "stale-read"),
         "no stale read: {kinds:?}"
     );
-    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
-    assert!(
-        history.contains("\"net\":\"hosts\""),
-        "partitions by nft on the hosts"
-    );
+    assert_partitions_on_hosts(&run);
     eprintln!(
         "redis over SSH, kept and stale: {} s",
         started.elapsed().as_secs()
@@ -1068,10 +1084,7 @@ fn galera_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &
         store,
         "galera-faults",
         &[
-            (
-                1.0,
-                serde_json::json!({"change": "fault", "fault": "partition", "shape": "isolate", "node": "n3"}),
-            ),
+            (1.0, isolate("n3")),
             (5.0, heal.clone()),
             (
                 5.5,
@@ -1105,17 +1118,7 @@ fn galera_over_ssh(lab_dir: &Path, store: &Path, inventory: &Path, namespaces: &
         "{kinds:?}\n{text}"
     );
     assert_eq!(code, Some(0), "{kinds:?}\n{text}");
-    let made = faults_made(&run);
-    for f in ["start-partition", "start-pause"] {
-        assert!(made.iter().any(|m| m == f), "no {f}: {made:?}");
-    }
-    for n in ["n1", "n2", "n3"] {
-        let log =
-            std::fs::read_to_string(run.join("nodes").join(format!("{n}.log"))).unwrap_or_default();
-        assert!(
-            log.contains("Synchronized with group") && log.contains("10.77."),
-            "{n}.log was not downloaded: {log:.300}"
-        );
-    }
+    assert_faults_made(&run, &["start-partition", "start-pause"]);
+    assert_logs_downloaded(&run, &["Synchronized with group", "10.77."]);
     eprintln!("galera over SSH: {} s", started.elapsed().as_secs());
 }
