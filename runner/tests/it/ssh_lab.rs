@@ -379,6 +379,35 @@ fn sweep_without_the_ledger(lab_dir: &Path, store: &Path, inventory: &Path, name
     );
 }
 
+/// `schism test` on the lab's hosts as a child to SIGKILL later (its output dropped).
+fn spawn_on_lab(store: &Path, inventory: &Path, name: &str, args: &[&str]) -> std::process::Child {
+    schism()
+        .env("SCHISM_STATE_DIR", state_dir(store))
+        .args(["test", "--store"])
+        .arg(store)
+        .args(["--name", name, "--inventory"])
+        .arg(inventory)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGKILLs the runner (nothing of its own cleanup runs), then `schism cleanup` from the
+/// ledger must succeed.
+fn sigkill_then_cleanup(mut child: std::process::Child, store: &Path) {
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = child.wait();
+    let clean = schism()
+        .env("SCHISM_STATE_DIR", state_dir(store))
+        .arg("cleanup")
+        .output()
+        .unwrap();
+    eprintln!("cleanup: {}{}", stdout(&clean), stderr(&clean));
+    assert_eq!(clean.status.code(), Some(0));
+}
+
 /// The nodes are children of each host's sshd; a SIGKILLed runner's nodes, nft rules and
 /// run folders are removed from every host by `schism cleanup` (from the ledger).
 fn sigkilled_run_is_cleaned_from_every_host(
@@ -387,24 +416,19 @@ fn sigkilled_run_is_cleaned_from_every_host(
     inventory: &Path,
     namespaces: &[String],
 ) {
-    let mut child = schism()
-        .env("SCHISM_STATE_DIR", state_dir(store))
-        .args(["test", "--store"])
-        .arg(store)
-        .args(["--name", "killed", "--inventory"])
-        .arg(inventory)
-        .args([
+    let child = spawn_on_lab(
+        store,
+        inventory,
+        "killed",
+        &[
             "--nemesis",
             "partition",
             "--nemesis-interval",
             "1s",
             "--time-limit",
             "30s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+    );
     let until = Instant::now() + Duration::from_secs(60);
     let mut seen_tables = false;
     let mut checked_parents = false;
@@ -433,15 +457,7 @@ fn sigkilled_run_is_cleaned_from_every_host(
     }
     assert!(checked_parents, "the nodes never all ran");
     assert!(seen_tables, "no partition rule was ever made");
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
-    let _ = child.wait();
-    let clean = schism()
-        .env("SCHISM_STATE_DIR", state_dir(store))
-        .arg("cleanup")
-        .output()
-        .unwrap();
-    eprintln!("cleanup: {}{}", stdout(&clean), stderr(&clean));
-    assert_eq!(clean.status.code(), Some(0));
+    sigkill_then_cleanup(child, store);
     let left = lab_nodes(lab_dir);
     assert!(left.is_empty(), "nodes left on the hosts: {left:?}");
     assert_eq!(lab_tables(namespaces), "", "nft rules left on the hosts");
@@ -1022,13 +1038,11 @@ fn sigkilled_redis_run_is_cleaned(
     inventory: &Path,
     namespaces: &[String],
 ) {
-    let mut child = schism()
-        .env("SCHISM_STATE_DIR", state_dir(store))
-        .args(["test", "--store"])
-        .arg(store)
-        .args(["--name", "redis-killed", "--inventory"])
-        .arg(inventory)
-        .args([
+    let child = spawn_on_lab(
+        store,
+        inventory,
+        "redis-killed",
+        &[
             "--target",
             "redis",
             "--failover",
@@ -1037,11 +1051,8 @@ fn sigkilled_redis_run_is_cleaned(
             "none",
             "--time-limit",
             "30s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+    );
     let dir = lab_dir.to_string_lossy().into_owned();
     let servers = || {
         live_commands_with(&[&dir, "redis-"])
@@ -1054,15 +1065,7 @@ fn sigkilled_redis_run_is_cleaned(
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(servers(), 6, "3 servers and 3 sentinels never ran");
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
-    let _ = child.wait();
-    let clean = schism()
-        .env("SCHISM_STATE_DIR", state_dir(store))
-        .arg("cleanup")
-        .output()
-        .unwrap();
-    eprintln!("cleanup: {}{}", stdout(&clean), stderr(&clean));
-    assert_eq!(clean.status.code(), Some(0));
+    sigkill_then_cleanup(child, store);
     assert_eq!(servers(), 0, "redis processes left on the hosts");
     assert_nothing_left(lab_dir, namespaces, "redis-killed");
 }
