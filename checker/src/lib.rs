@@ -454,13 +454,15 @@ impl Shared {
         self.register.as_ref().expect("computed")
     }
 
-    /// The staleness figures of a register history, taken (computed if not yet).
+    /// The staleness figures of a register history, taken (computed if not yet, keeping
+    /// the per-op findings for a `graph` checker that runs after: one pass either way).
     pub(crate) fn take_staleness(
         &mut self,
         h: &History,
         ops: &[Operation],
         opts: &Options,
     ) -> serde_json::Map<String, serde_json::Value> {
+        self.compute(h, ops, opts);
         match self.figures.take() {
             Some(f) => f,
             None => staleness::of_lags(h, ops, perop::register(h, ops, opts, true).lags),
