@@ -61,6 +61,17 @@ pub fn create_run_dirs(data_dir: &Path, log_dir: &Path) -> Result<(), TargetErro
     })
 }
 
+/// The text of `path` on `exec`'s host ("" when it does not exist): read directly on
+/// this machine, through one `cat` on a host over SSH. `put_file`'s counterpart.
+pub fn read_file(exec: &dyn Exec, path: &Path) -> String {
+    if exec.is_local() {
+        return std::fs::read_to_string(path).unwrap_or_default();
+    }
+    let q = quote(&path.display().to_string());
+    exec.run(&format!("cat {q} 2>/dev/null; true"), None)
+        .unwrap_or_default()
+}
+
 /// Writes `text` to `path` on `exec`'s host, making its folder first: directly on this
 /// machine, through one command (the text as its input) on a host over SSH.
 pub fn put_file(exec: &dyn Exec, path: &Path, text: &str) -> Result<(), TargetError> {

@@ -45,7 +45,7 @@ use crate::db::{
     Placement, ProcessSpec, log_tail, loopback_ports, require_binary,
 };
 use crate::error::TargetError;
-use crate::process::put_file;
+use crate::process::{put_file, read_file};
 use crate::reference::NodeId;
 use crate::remote::{Exec, Local, quote};
 use crate::request::Request;
@@ -120,11 +120,7 @@ impl Node {
 
     /// A text file on the node's host ("" when it does not exist).
     fn read(&self, path: &Path) -> String {
-        if self.exec.is_local() {
-            return std::fs::read_to_string(path).unwrap_or_default();
-        }
-        self.sh(&format!("cat {} 2>/dev/null; true", q(path)), None)
-            .unwrap_or_default()
+        read_file(&*self.exec, path)
     }
 
     /// Writes a text file on the node's host.

@@ -507,8 +507,9 @@ impl ReferenceCluster {
 
     /// SIGTERM every node (and SIGCONT the paused ones so they can act on it), wait up to
     /// `stop_grace_ms`, SIGKILL what is left, reap everything, then download the logs of
-    /// nodes on other hosts. Never errs today (kept for callers: a process that cannot be
-    /// reaped is killed again by `ManagedProcess`'s Drop); every node is stopped regardless.
+    /// nodes on other hosts. Every node is stopped and every log fetched even when one
+    /// kill fails; the last such failure is returned (that process is killed again by
+    /// `ManagedProcess`'s Drop).
     pub async fn stop(&mut self) -> Result<(), TargetError> {
         for p in &mut self.nodes {
             if p.proc.is_running() {
