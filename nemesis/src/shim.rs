@@ -27,6 +27,9 @@ pub const SOURCE: &str = include_str!("../shim/schism_clock.c");
 /// The environment variable naming the clock file.
 pub const CLOCK_FILE_VAR: &str = "SCHISM_CLOCK_FILE";
 
+/// How the shim is compiled, here and on hosts (`cc FLAGS -o lib src`).
+const CC_FLAGS: [&str; 4] = ["-O2", "-shared", "-fPIC", "-Wall"];
+
 /// Compiles the shim into `dir/libschism_clock.so` and returns its path.
 pub fn build(dir: &Path) -> Result<PathBuf, NemesisError> {
     std::fs::create_dir_all(dir).map_err(|e| NemesisError::io(dir, e))?;
@@ -34,11 +37,9 @@ pub fn build(dir: &Path) -> Result<PathBuf, NemesisError> {
     std::fs::write(&src, SOURCE).map_err(|e| NemesisError::io(&src, e))?;
     let lib = dir.join("libschism_clock.so");
     let (src_s, lib_s) = (src.display().to_string(), lib.display().to_string());
-    sys::run(
-        "cc",
-        &["-O2", "-shared", "-fPIC", "-Wall", "-o", &lib_s, &src_s],
-        None,
-    )?;
+    let mut args = CC_FLAGS.to_vec();
+    args.extend(["-o", &lib_s, &src_s]);
+    sys::run("cc", &args, None)?;
     Ok(lib)
 }
 
@@ -53,7 +54,8 @@ pub fn build_on(exec: &dyn Exec, dir: &str) -> Result<PathBuf, NemesisError> {
     );
     let script = format!(
         "command -v cc >/dev/null 2>&1 || {{ echo 'no C compiler (cc) on this host: install the Debian package gcc (apt-get install gcc)' >&2; exit 1; }}\n\
-         mkdir -p {qd} && cat > {qs} && cc -O2 -shared -fPIC -Wall -o {ql} {qs}",
+         mkdir -p {qd} && cat > {qs} && cc {flags} -o {ql} {qs}",
+        flags = CC_FLAGS.join(" "),
         qd = quote(d),
         qs = quote(&src),
         ql = quote(&lib),
