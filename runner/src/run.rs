@@ -287,8 +287,6 @@ async fn check_and_publish(
         stop: Some(interrupts.enter_checking()),
     };
     let dir = run_dir.to_path_buf();
-    // The same checkers as a later `schism check` of the folder, so they cannot disagree
-    // (status.json tells both whether the run was cut short).
     let results = tokio::task::spawn_blocking(move || {
         analyze::analyze_file_with(
             &dir,
