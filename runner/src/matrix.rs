@@ -212,13 +212,17 @@ pub const ROWS: &[Row] = &[
         time_limit: "10s",
         expect: Expect::Valid,
     },
+    // A kill loses only what the leader acknowledged since its last flush (50 ms): on a
+    // loaded machine one kill in four or five lost nothing (10 seeds at load 6: 7 of 40
+    // kills), and with two kills a run, seed 3 of a CI run was valid. Seven kills a run
+    // (every other second of 15) make a run without a lost write a rarity.
     Row {
         id: "lf-buffered",
         configuration: "leader-follower, async, buffered durability, leader reads",
         faults: "kill the leader",
         args: "--model leader-follower --reads leader --durability buffered --nemesis kill \
-             --nemesis-targets leader --nemesis-interval 2s",
-        time_limit: "10s",
+             --nemesis-targets leader --nemesis-interval 1s",
+        time_limit: "15s",
         expect: Expect::Anomalies(&["lost-write"]),
     },
     Row {
