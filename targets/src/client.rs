@@ -35,7 +35,7 @@
 pub use crate::api::{Endpoint, ReadRouting, Reply};
 pub(crate) use crate::api::{error_text, fetch_status};
 use crate::error::TargetError;
-use crate::http1::{self, Conn, Exchange};
+use crate::http1::{Conns, Dest, Exchange};
 use crate::reference::NodeId;
 use crate::reference::leader_follower::Status;
 use crate::reference::node::KvReply;
@@ -72,8 +72,8 @@ pub struct Session {
     router: Router,
     /// Ask the nodes who leads before the next request, at the latest at this time.
     refresh_at: Option<std::time::Instant>,
-    /// By node index; opened on first use.
-    conns: Vec<Option<Conn>>,
+    /// By node index, opened on first use, with the request buffers they reuse.
+    conns: Conns,
 }
 
 impl Clone for Session {
@@ -82,7 +82,7 @@ impl Clone for Session {
         Session {
             router: self.router.clone(),
             refresh_at: self.refresh_at,
-            conns: Vec::new(),
+            conns: Conns::default(),
         }
     }
 }
@@ -93,7 +93,7 @@ impl Session {
         Session {
             router: Router::new(seed, 0),
             refresh_at: None,
-            conns: Vec::new(),
+            conns: Conns::default(),
         }
     }
 
@@ -181,7 +181,7 @@ impl ReferenceClient {
         Session {
             router: Router::new(seed, k % self.nodes.len()),
             refresh_at: None,
-            conns: Vec::new(),
+            conns: Conns::default(),
         }
     }
 
@@ -244,20 +244,15 @@ impl ReferenceClient {
         self.refresh_if_due(session).await;
         let writes = mops.iter().any(|m| m.f != MopF::Read);
         let (node, cond) = session.router.route(&rules, writes);
+        let body = txn_body(&mut session.conns.body, &mops, cond);
         let (reply, hint) = self
-            .post(
-                &mut session.conns,
-                node,
-                true,
-                txn_body(&mops, cond),
-                writes,
-            )
+            .post(&mut session.conns, node, true, body, writes)
             .await;
         let outcome = self.outcome(&reply, hint);
         let reply = match settle(session, &rules, writes, node, cond, &outcome) {
             None => reply,
             Some((node, cond)) => {
-                let body = txn_body(&mops, cond);
+                let body = txn_body(&mut session.conns.body, &mops, cond);
                 let reply = self
                     .post(&mut session.conns, node, true, body, false)
                     .await
@@ -357,7 +352,7 @@ impl ReferenceClient {
     pub async fn invoke_on(&self, node: &str, req: Request) -> Reply {
         match self.nodes.iter().position(|n| n.id == node) {
             Some(i) => {
-                self.send(&mut Vec::new(), i, req, Conditions::default())
+                self.send(&mut Conns::default(), i, req, Conditions::default())
                     .await
                     .0
             }
@@ -383,75 +378,90 @@ impl ReferenceClient {
         .await
     }
 
-    /// Sends one request over the session's connection `conns[i]`; the second value is
-    /// the leader a refusal named.
+    /// Sends one request over the session's connection to node `i`; the second value
+    /// is the leader a refusal named.
     async fn send(
         &self,
-        conns: &mut Vec<Option<Conn>>,
+        conns: &mut Conns,
         i: usize,
         req: Request,
         cond: Conditions,
     ) -> (Reply, Option<String>) {
-        let body = request_body(&req, cond);
+        let body = request_body(&mut conns.body, &req, cond);
         self.post(conns, i, false, body, req.is_write()).await
     }
 
-    /// Posts a body to node `i`'s `/kv` (or `/txn`); `changes` says whether the request
-    /// may change state (then a lost answer leaves its fate unknown).
+    /// Posts `conns.body` to node `i`'s `/kv` (or `/txn`); `body` says whether encoding
+    /// it failed, `changes` whether the request may change state (then a lost answer
+    /// leaves its fate unknown).
     async fn post(
         &self,
-        conns: &mut Vec<Option<Conn>>,
+        conns: &mut Conns,
         i: usize,
         txn: bool,
-        body: Result<Vec<u8>, serde_json::Error>,
+        body: Result<(), serde_json::Error>,
         changes: bool,
     ) -> (Reply, Option<String>) {
         let node = &self.nodes[i];
-        let failed = |error: String| {
-            let reply = Reply::Fail {
-                node: Some(node.id.clone()),
-                error,
-            };
-            (reply, None)
-        };
-        // A request that may have reached the node: a write's fate is unknown.
-        let uncertain = |error: String| {
-            let node = Some(node.id.clone());
-            let reply = if changes {
-                Reply::Unknown { node, error }
-            } else {
-                Reply::Fail { node, error }
-            };
-            (reply, None)
-        };
-        let body = match body {
-            Ok(b) => b,
-            Err(e) => return failed(format!("cannot encode request: {e}")),
-        };
-        if conns.len() < self.nodes.len() {
-            conns.resize_with(self.nodes.len(), || None);
+        if let Err(e) = body {
+            return failed(node, format!("cannot encode request: {e}"));
         }
-        let path = if txn { "/txn" } else { "/kv" };
+        let dest = Dest {
+            addr: node.addr,
+            host: &node.host,
+            path: if txn { "/txn" } else { "/kv" },
+        };
         let timeout = Duration::from_millis(self.options.timeout_ms);
-        let answer =
-            match http1::post(&mut conns[i], node.addr, &node.host, path, &body, timeout).await {
-                Ok(a) => a,
-                // Nothing was sent on a connection that never opened.
-                Err(Exchange::NotSent(e)) => return failed(e),
-                Err(Exchange::Lost(e)) => return uncertain(e),
-            };
-        let (status, bytes) = (answer.status, answer.body);
-        let text = || String::from_utf8_lossy(&bytes).into_owned();
-        if (400..500).contains(&status) {
-            return failed(format!("HTTP {}: {}", status_text(status), text()));
+        match conns
+            .post(i, dest, timeout, |status, bytes| {
+                answer_of(node, changes, status, bytes)
+            })
+            .await
+        {
+            Ok(reply) => reply,
+            // Nothing was sent on a connection that never opened.
+            Err(Exchange::NotSent(e)) => failed(node, e),
+            Err(Exchange::Lost(e)) => uncertain(node, changes, e),
         }
-        if !(200..300).contains(&status) {
-            return uncertain(format!("HTTP {}: {}", status_text(status), text()));
-        }
-        match serde_json::from_slice::<KvReply>(&bytes) {
-            Ok(kv) => reply_of(kv),
-            Err(e) => uncertain(format!("unreadable reply: {e}")),
-        }
+    }
+}
+
+/// A certain failure at `node`.
+fn failed(node: &Node, error: String) -> (Reply, Option<String>) {
+    let reply = Reply::Fail {
+        node: Some(node.id.clone()),
+        error,
+    };
+    (reply, None)
+}
+
+/// A request that may have reached `node`: a write's fate is unknown.
+fn uncertain(node: &Node, changes: bool, error: String) -> (Reply, Option<String>) {
+    let node = Some(node.id.clone());
+    let reply = if changes {
+        Reply::Unknown { node, error }
+    } else {
+        Reply::Fail { node, error }
+    };
+    (reply, None)
+}
+
+/// The reply for a complete answer from `node` (status and body).
+fn answer_of(node: &Node, changes: bool, status: u16, bytes: &[u8]) -> (Reply, Option<String>) {
+    let text = || String::from_utf8_lossy(bytes).into_owned();
+    if (400..500).contains(&status) {
+        return failed(node, format!("HTTP {}: {}", status_text(status), text()));
+    }
+    if !(200..300).contains(&status) {
+        return uncertain(
+            node,
+            changes,
+            format!("HTTP {}: {}", status_text(status), text()),
+        );
+    }
+    match serde_json::from_slice::<KvReply>(bytes) {
+        Ok(kv) => reply_of(kv),
+        Err(e) => uncertain(node, changes, format!("unreadable reply: {e}")),
     }
 }
 
@@ -525,27 +535,40 @@ fn status_text(status: u16) -> String {
 }
 
 /// The request's own JSON object with the read conditions beside its fields, written
-/// straight into the body (no `serde_json::Value` in between: it was a visible share of
-/// the runner's allocations per op).
-fn request_body(req: &Request, cond: Conditions) -> Result<Vec<u8>, serde_json::Error> {
-    let mut body = serde_json::to_vec(req)?;
-    let extra = serde_json::to_vec(&cond)?;
-    // Both are JSON objects: `{..}` + `{..}` → `{..,..}` (an empty `{}` adds nothing).
-    if extra.len() > 2 && body.last() == Some(&b'}') {
-        body.pop();
-        body.push(b',');
-        body.extend_from_slice(&extra[1..]);
+/// straight into `out` (cleared first; no `serde_json::Value` in between, and `out` is
+/// the session's reused buffer: no allocation per request).
+fn request_body(
+    out: &mut Vec<u8>,
+    req: &Request,
+    cond: Conditions,
+) -> Result<(), serde_json::Error> {
+    out.clear();
+    serde_json::to_writer(&mut *out, req)?;
+    let at = out.len();
+    serde_json::to_writer(&mut *out, &cond)?;
+    // Both are JSON objects: `{..}{..}` → `{..,..}` (an empty `{}` adds nothing).
+    if out.len() - at <= 2 {
+        out.truncate(at);
+    } else if at > 2 && out[at - 1] == b'}' && out[at] == b'{' {
+        out[at - 1] = b',';
+        out.remove(at);
     }
-    Ok(body)
+    Ok(())
 }
 
-/// `POST /txn`'s body: the transaction beside the read conditions.
-fn txn_body(mops: &[MicroOp], cond: Conditions) -> Result<Vec<u8>, serde_json::Error> {
+/// `POST /txn`'s body, into `out` (cleared first): the transaction beside the read
+/// conditions.
+fn txn_body(
+    out: &mut Vec<u8>,
+    mops: &[MicroOp],
+    cond: Conditions,
+) -> Result<(), serde_json::Error> {
+    out.clear();
     let mut v = serde_json::to_value(cond)?;
     if let serde_json::Value::Object(obj) = &mut v {
         obj.insert("txn".into(), serde_json::to_value(txn_value(mops))?);
     }
-    serde_json::to_vec(&v)
+    serde_json::to_writer(out, &v)
 }
 
 /// A node's answer to a transaction as the runner records it: an `ok` whose value is not
@@ -644,16 +667,20 @@ mod tests {
 
     #[test]
     fn request_body_puts_the_conditions_beside_the_request_fields() {
+        let body = |req: &Request, cond| {
+            let mut out = b"left over".to_vec();
+            request_body(&mut out, req, cond).unwrap();
+            out
+        };
         let read = Request::Read { key: 7 };
-        let plain = request_body(&read, Conditions::default()).unwrap();
+        let plain = body(&read, Conditions::default());
         assert_eq!(plain, br#"{"f":"read","key":7}"#);
         let cond = Conditions {
             min_lsn: 12,
             leader_only: true,
         };
-        let body = request_body(&read, cond).unwrap();
         assert_eq!(
-            body,
+            body(&read, cond),
             br#"{"f":"read","key":7,"min_lsn":12,"leader_only":true}"#
         );
         let append = Request::Append { key: 1, value: 5 };
@@ -661,7 +688,9 @@ mod tests {
             min_lsn: 3,
             leader_only: false,
         };
-        let body = request_body(&append, cond).unwrap();
-        assert_eq!(body, br#"{"f":"append","key":1,"value":5,"min_lsn":3}"#);
+        assert_eq!(
+            body(&append, cond),
+            br#"{"f":"append","key":1,"value":5,"min_lsn":3}"#
+        );
     }
 }

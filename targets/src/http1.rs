@@ -38,11 +38,23 @@ pub(crate) struct Conn {
     buf: Vec<u8>,
 }
 
-/// A complete answer.
-#[derive(Debug)]
-pub(crate) struct Answer {
-    pub status: u16,
-    pub body: Vec<u8>,
+/// One session's connections (by node index, opened on first use) and its request
+/// buffers, reused across requests: no allocation per request once they have grown.
+#[derive(Debug, Default)]
+pub(crate) struct Conns {
+    slots: Vec<Option<Conn>>,
+    /// The next request's body; the caller writes it before `post`.
+    pub(crate) body: Vec<u8>,
+    /// The request as written: head and body, one write(2).
+    request: Vec<u8>,
+}
+
+/// Where a request goes: the node's address (`host`: the same, as text) and the path.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dest<'a> {
+    pub addr: SocketAddr,
+    pub host: &'a str,
+    pub path: &'a str,
 }
 
 /// What went wrong, by whether the request may have reached the node.
@@ -54,55 +66,64 @@ pub(crate) enum Exchange {
     Lost(String),
 }
 
-/// Posts `body` (JSON) to `path` on `addr` (`host`: the same, as text), over `slot`'s
-/// connection if it is still open, else a new one left in `slot` when the answer allows
-/// keeping it. The whole exchange, connect included, is bounded by `timeout`.
-pub(crate) async fn post(
-    slot: &mut Option<Conn>,
-    addr: SocketAddr,
-    host: &str,
-    path: &str,
-    body: &[u8],
-    timeout: Duration,
-) -> Result<Answer, Exchange> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut conn = match slot.take().filter(Conn::still_open) {
-        Some(c) => c,
-        None => match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => {
-                // Latency, not throughput: one small request and answer per exchange.
-                let _ = stream.set_nodelay(true);
-                Conn {
-                    stream,
-                    buf: Vec::with_capacity(1024),
-                }
-            }
-            Ok(Err(e)) => return Err(Exchange::NotSent(format!("connect: {e}"))),
-            Err(_) => {
-                return Err(Exchange::NotSent(format!(
-                    "connect: timeout after {} ms",
-                    timeout.as_millis()
-                )));
-            }
-        },
-    };
-    let request = request_bytes(host, path, body);
-    let exchange = async {
-        conn.stream.write_all(&request).await.map_err(lost)?;
-        conn.read_answer().await
-    };
-    match tokio::time::timeout_at(deadline, exchange).await {
-        Ok(Ok((answer, keep))) => {
-            if keep {
-                *slot = Some(conn);
-            }
-            Ok(answer)
+impl Conns {
+    /// Posts `self.body` (JSON) to `dest` over connection `i` if it is still open, else
+    /// over a new one, kept for the next request when the answer allows; `answer` reads
+    /// the complete answer's status and body where they arrived (no copy). The whole
+    /// exchange, connect included, is bounded by `timeout`.
+    pub(crate) async fn post<R>(
+        &mut self,
+        i: usize,
+        dest: Dest<'_>,
+        timeout: Duration,
+        answer: impl FnOnce(u16, &[u8]) -> R,
+    ) -> Result<R, Exchange> {
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
         }
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(Exchange::Lost(format!(
-            "timeout: no answer within {} ms",
-            timeout.as_millis()
-        ))),
+        let slot = &mut self.slots[i];
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut conn = match slot.take().filter(Conn::still_open) {
+            Some(c) => c,
+            None => match tokio::time::timeout_at(deadline, TcpStream::connect(dest.addr)).await {
+                Ok(Ok(stream)) => {
+                    // Latency, not throughput: one small request and answer per exchange
+                    // (and the request is one write anyway).
+                    let _ = stream.set_nodelay(true);
+                    Conn {
+                        stream,
+                        buf: Vec::with_capacity(1024),
+                    }
+                }
+                Ok(Err(e)) => return Err(Exchange::NotSent(format!("connect: {e}"))),
+                Err(_) => {
+                    return Err(Exchange::NotSent(format!(
+                        "connect: timeout after {} ms",
+                        timeout.as_millis()
+                    )));
+                }
+            },
+        };
+        write_request(&mut self.request, dest, &self.body);
+        let request = &self.request;
+        let exchange = async {
+            conn.stream.write_all(request).await.map_err(lost)?;
+            conn.read_answer().await
+        };
+        match tokio::time::timeout_at(deadline, exchange).await {
+            Ok(Ok((status, body, keep))) => {
+                let r = answer(status, &conn.buf[body]);
+                if keep {
+                    *slot = Some(conn);
+                }
+                Ok(r)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Exchange::Lost(format!(
+                "timeout: no answer within {} ms",
+                timeout.as_millis()
+            ))),
+        }
     }
 }
 
@@ -110,18 +131,19 @@ fn lost(e: std::io::Error) -> Exchange {
     Exchange::Lost(format!("request: {e}"))
 }
 
-/// The request head and body in one buffer: one write(2).
-fn request_bytes(host: &str, path: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128 + body.len());
+/// The request head and body into `out` (cleared first), to go out in one write(2).
+fn write_request(out: &mut Vec<u8>, dest: Dest<'_>, body: &[u8]) {
+    use std::io::Write as _;
+    out.clear();
     out.extend_from_slice(b"POST ");
-    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(dest.path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(dest.host.as_bytes());
     out.extend_from_slice(b"\r\ncontent-type: application/json\r\ncontent-length: ");
-    out.extend_from_slice(body.len().to_string().as_bytes());
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{}", body.len());
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
-    out
 }
 
 impl Conn {
@@ -136,8 +158,9 @@ impl Conn {
         )
     }
 
-    /// Reads one answer; the flag says whether the connection may be kept.
-    async fn read_answer(&mut self) -> Result<(Answer, bool), Exchange> {
+    /// Reads one answer into the buffer: its status, where its body is in the buffer,
+    /// and whether the connection may be kept.
+    async fn read_answer(&mut self) -> Result<(u16, std::ops::Range<usize>, bool), Exchange> {
         self.buf.clear();
         let (head_len, status, length, keep) = loop {
             if self.fill().await? == 0 {
@@ -169,8 +192,7 @@ impl Conn {
         }
         // Anything past the answer is nothing this client asked for.
         let keep = keep && self.buf.len() == end;
-        let body = self.buf[head_len..end].to_vec();
-        Ok((Answer { status, body }, keep))
+        Ok((status, head_len..end, keep))
     }
 
     /// Reads what is there into the buffer; 0 at end of stream.
@@ -218,6 +240,21 @@ fn parse_head(buf: &[u8]) -> Result<Option<(usize, u16, usize, bool)>, Exchange>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_is_head_and_body_in_one_buffer() {
+        let mut out = b"left over".to_vec();
+        let dest = Dest {
+            addr: "127.0.0.1:7001".parse().unwrap(),
+            host: "127.0.0.1:7001",
+            path: "/kv",
+        };
+        write_request(&mut out, dest, br#"{"f":"read","key":7}"#);
+        assert_eq!(
+            out,
+            b"POST /kv HTTP/1.1\r\nhost: 127.0.0.1:7001\r\ncontent-type: application/json\r\ncontent-length: 20\r\n\r\n{\"f\":\"read\",\"key\":7}"
+        );
+    }
 
     #[test]
     fn head_with_length_is_parsed_and_kept() {
