@@ -16,8 +16,13 @@
 //!   closed meanwhile (a killed or restarted node) is noticed before reuse when the close
 //!   already arrived, and then replaced.
 //!
+//! - every request leaves in one write(2) on a `TCP_NODELAY` socket: no Nagle delay
+//!   waiting for a delayed ACK, on loopback or through a forwarding path
+//!   (`targets/tests/it/forwarded.rs`).
+//!
 //! Limits: the answer's head ≤ `MAX_HEAD_BYTES`, its body ≤ `MAX_BODY_BYTES`, the whole
-//! exchange (connect included) ≤ the caller's timeout.
+//! exchange (connect included) ≤ the caller's timeout. A session's buffers keep the size
+//! of the largest request and answer they carried (at most the limits above).
 
 use std::net::SocketAddr;
 use std::time::Duration;
