@@ -4,6 +4,8 @@
 # Usage: runner/scripts/runcost.sh BIN [BIN ...]
 #   Each round runs every BIN (alternated, so "before" and "after" binaries see the same
 #   load), then `wrk -t1 -c50 -d10s $WRK_URL` when WRK_URL is set, in the same minute.
+#   The reference in BENCHMARKS.md is nginx with `worker_processes 1;` on a loopback port
+#   serving a 3-byte static file (`daemon off; access_log off;`), stopped by its pid after.
 #   Env: ROUNDS (default 3), SEED (1), STORE (/tmp/runcost-store), PERF_DIR (if set,
 #   `perf record -e cpu-clock -g -p PID` of each run goes to PERF_DIR/<round>-<bin>.data),
 #   ARGS (extra `schism test` arguments).
