@@ -26,14 +26,16 @@
 //! node that leads in the highest epoch among all answers. So during a partition the
 //! clients of an isolated old leader keep using it until it steps down (check-quorum),
 //! while the clients of the majority side follow the new leader — what a client connected
-//! to one member of a real cluster sees. One `ReferenceClient` holds one connection pool
-//! shared by all sessions. Every decision above is `routing::Router`'s (pure): this client
+//! to one member of a real cluster sees. Each session keeps its own kept-alive
+//! connection to each node (`http1`, a lean HTTP/1.1 exchange run by the worker's own
+//! task; reqwest only asks `/status`). Every decision above is `routing::Router`'s (pure): this client
 //! only does the HTTP and keeps the time of the next leader search, so `schism sim`'s
 //! simulated clients, which drive the same `Router`, route exactly as this one does.
 
 pub use crate::api::{Endpoint, ReadRouting, Reply};
 pub(crate) use crate::api::{error_text, fetch_status};
 use crate::error::TargetError;
+use crate::http1::{Conns, Dest, Exchange};
 use crate::reference::NodeId;
 use crate::reference::leader_follower::Status;
 use crate::reference::node::KvReply;
@@ -63,12 +65,26 @@ impl Default for ClientOptions {
 }
 
 /// One worker's client-side state: its routing state (`routing::Router`: seeded RNG,
-/// home node, the leader it follows, LSN tokens) and when it next asks who leads.
-#[derive(Debug, Clone)]
+/// home node, the leader it follows, LSN tokens), when it next asks who leads, and its
+/// own kept-alive connection to each node (`http1`).
+#[derive(Debug)]
 pub struct Session {
     router: Router,
     /// Ask the nodes who leads before the next request, at the latest at this time.
     refresh_at: Option<std::time::Instant>,
+    /// By node index, opened on first use, with the request buffers they reuse.
+    conns: Conns,
+}
+
+impl Clone for Session {
+    /// The same routing state, without the connections (a clone opens its own).
+    fn clone(&self) -> Session {
+        Session {
+            router: self.router.clone(),
+            refresh_at: self.refresh_at,
+            conns: Conns::default(),
+        }
+    }
 }
 
 impl Session {
@@ -77,6 +93,7 @@ impl Session {
         Session {
             router: Router::new(seed, 0),
             refresh_at: None,
+            conns: Conns::default(),
         }
     }
 
@@ -89,10 +106,9 @@ impl Session {
 #[derive(Debug, Clone)]
 struct Node {
     id: NodeId,
-    /// Parsed once: parsing a URL on every request was a visible share of the runner's
-    /// CPU per op.
-    kv_url: reqwest::Url,
-    txn_url: reqwest::Url,
+    addr: std::net::SocketAddr,
+    /// `addr` as the `host` header says it (formatted once, not per request).
+    host: String,
     status_url: String,
 }
 
@@ -131,20 +147,13 @@ impl ReferenceClient {
             .map_err(|e| TargetError::Client(e.to_string()))?;
         let nodes = nodes
             .iter()
-            .map(|n| {
-                let url = |path: &str| {
-                    let url = format!("http://{}/{path}", n.addr);
-                    reqwest::Url::parse(&url)
-                        .map_err(|e| TargetError::Client(format!("{url}: {e}")))
-                };
-                Ok(Node {
-                    id: n.id.clone(),
-                    kv_url: url("kv")?,
-                    txn_url: url("txn")?,
-                    status_url: format!("http://{}/status", n.addr),
-                })
+            .map(|n| Node {
+                id: n.id.clone(),
+                addr: n.addr,
+                host: n.addr.to_string(),
+                status_url: format!("http://{}/status", n.addr),
             })
-            .collect::<Result<_, TargetError>>()?;
+            .collect();
         Ok(ReferenceClient {
             http,
             nodes,
@@ -172,6 +181,7 @@ impl ReferenceClient {
         Session {
             router: Router::new(seed, k % self.nodes.len()),
             refresh_at: None,
+            conns: Conns::default(),
         }
     }
 
@@ -195,12 +205,12 @@ impl ReferenceClient {
         let rules = self.rules();
         self.refresh_if_due(session).await;
         let (node, cond) = session.router.route(&rules, req.is_write());
-        let (reply, hint) = self.send(node, req, cond).await;
+        let (reply, hint) = self.send(&mut session.conns, node, req, cond).await;
         let outcome = self.outcome(&reply, hint);
         match settle(session, &rules, req.is_write(), node, cond, &outcome) {
             None => reply,
             Some((node, cond)) => {
-                let reply = self.send(node, req, cond).await.0;
+                let reply = self.send(&mut session.conns, node, req, cond).await.0;
                 session.router.after_final_read(&self.outcome(&reply, None));
                 reply
             }
@@ -234,12 +244,19 @@ impl ReferenceClient {
         self.refresh_if_due(session).await;
         let writes = mops.iter().any(|m| m.f != MopF::Read);
         let (node, cond) = session.router.route(&rules, writes);
-        let (reply, hint) = self.post(node, true, txn_body(&mops, cond), writes).await;
+        let body = txn_body(&mut session.conns.body, &mops, cond);
+        let (reply, hint) = self
+            .post(&mut session.conns, node, true, body, writes)
+            .await;
         let outcome = self.outcome(&reply, hint);
         let reply = match settle(session, &rules, writes, node, cond, &outcome) {
             None => reply,
             Some((node, cond)) => {
-                let reply = self.post(node, true, txn_body(&mops, cond), false).await.0;
+                let body = txn_body(&mut session.conns.body, &mops, cond);
+                let reply = self
+                    .post(&mut session.conns, node, true, body, false)
+                    .await
+                    .0;
                 session.router.after_final_read(&self.outcome(&reply, None));
                 reply
             }
@@ -267,7 +284,7 @@ impl ReferenceClient {
                 }
             };
             let step = format!("micro-op {} {m}", i + 1);
-            match self.send(node, req, cond).await.0 {
+            match self.send(&mut session.conns, node, req, cond).await.0 {
                 Reply::Ok { value, .. } => {
                     if m.f == MopF::Read {
                         m.value = mop_value(&value);
@@ -334,7 +351,11 @@ impl ReferenceClient {
     /// Sends `req` to a named node, whatever its kind (tests; writes to followers).
     pub async fn invoke_on(&self, node: &str, req: Request) -> Reply {
         match self.nodes.iter().position(|n| n.id == node) {
-            Some(i) => self.send(i, req, Conditions::default()).await.0,
+            Some(i) => {
+                self.send(&mut Conns::default(), i, req, Conditions::default())
+                    .await
+                    .0
+            }
             None => Reply::Fail {
                 node: None,
                 error: format!("no node named {node:?}"),
@@ -357,74 +378,90 @@ impl ReferenceClient {
         .await
     }
 
-    /// Sends one request; the second value is the leader a refusal named.
-    async fn send(&self, i: usize, req: Request, cond: Conditions) -> (Reply, Option<String>) {
-        let body = request_body(&req, cond);
-        self.post(i, false, body, req.is_write()).await
+    /// Sends one request over the session's connection to node `i`; the second value
+    /// is the leader a refusal named.
+    async fn send(
+        &self,
+        conns: &mut Conns,
+        i: usize,
+        req: Request,
+        cond: Conditions,
+    ) -> (Reply, Option<String>) {
+        let body = request_body(&mut conns.body, &req, cond);
+        self.post(conns, i, false, body, req.is_write()).await
     }
 
-    /// Posts a body to node `i`'s `/kv` (or `/txn`); `changes` says whether the request
-    /// may change state (then a lost answer leaves its fate unknown).
+    /// Posts `conns.body` to node `i`'s `/kv` (or `/txn`); `body` says whether encoding
+    /// it failed, `changes` whether the request may change state (then a lost answer
+    /// leaves its fate unknown).
     async fn post(
         &self,
+        conns: &mut Conns,
         i: usize,
         txn: bool,
-        body: Result<Vec<u8>, serde_json::Error>,
+        body: Result<(), serde_json::Error>,
         changes: bool,
     ) -> (Reply, Option<String>) {
         let node = &self.nodes[i];
-        let failed = |error: String| {
-            let reply = Reply::Fail {
-                node: Some(node.id.clone()),
-                error,
-            };
-            (reply, None)
+        if let Err(e) = body {
+            return failed(node, format!("cannot encode request: {e}"));
+        }
+        let dest = Dest {
+            addr: node.addr,
+            host: &node.host,
+            path: if txn { "/txn" } else { "/kv" },
         };
-        // A request that may have reached the node: a write's fate is unknown.
-        let uncertain = |error: String| {
-            let node = Some(node.id.clone());
-            let reply = if changes {
-                Reply::Unknown { node, error }
-            } else {
-                Reply::Fail { node, error }
-            };
-            (reply, None)
-        };
-        let body = match body {
-            Ok(b) => b,
-            Err(e) => return failed(format!("cannot encode request: {e}")),
-        };
-        let url = if txn { &node.txn_url } else { &node.kv_url };
-        let sent = self
-            .http
-            .post(url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .timeout(Duration::from_millis(self.options.timeout_ms))
-            .body(body)
-            .send()
-            .await;
-        let resp = match sent {
-            Ok(r) => r,
+        let timeout = Duration::from_millis(self.options.timeout_ms);
+        match conns
+            .post(i, dest, timeout, |status, bytes| {
+                answer_of(node, changes, status, bytes)
+            })
+            .await
+        {
+            Ok(reply) => reply,
             // Nothing was sent on a connection that never opened.
-            Err(e) if e.is_connect() => return failed(error_text(&e)),
-            Err(e) => return uncertain(error_text(&e)),
-        };
-        let status = resp.status();
-        let bytes = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => return uncertain(error_text(&e)),
-        };
-        let text = || String::from_utf8_lossy(&bytes).into_owned();
-        if status.is_client_error() {
-            return failed(format!("HTTP {status}: {}", text()));
+            Err(Exchange::NotSent(e)) => failed(node, e),
+            Err(Exchange::Lost(e)) => uncertain(node, changes, e),
         }
-        if !status.is_success() {
-            return uncertain(format!("HTTP {status}: {}", text()));
-        }
-        match serde_json::from_slice::<KvReply>(&bytes) {
-            Ok(kv) => reply_of(kv),
-            Err(e) => uncertain(format!("unreadable reply: {e}")),
-        }
+    }
+}
+
+/// A certain failure at `node`.
+fn failed(node: &Node, error: String) -> (Reply, Option<String>) {
+    let reply = Reply::Fail {
+        node: Some(node.id.clone()),
+        error,
+    };
+    (reply, None)
+}
+
+/// A request that may have reached `node`: a write's fate is unknown.
+fn uncertain(node: &Node, changes: bool, error: String) -> (Reply, Option<String>) {
+    let node = Some(node.id.clone());
+    let reply = if changes {
+        Reply::Unknown { node, error }
+    } else {
+        Reply::Fail { node, error }
+    };
+    (reply, None)
+}
+
+/// The reply for a complete answer from `node` (status and body).
+fn answer_of(node: &Node, changes: bool, status: u16, bytes: &[u8]) -> (Reply, Option<String>) {
+    let text = || String::from_utf8_lossy(bytes).into_owned();
+    if (400..500).contains(&status) {
+        return failed(node, format!("HTTP {}: {}", status_text(status), text()));
+    }
+    if !(200..300).contains(&status) {
+        return uncertain(
+            node,
+            changes,
+            format!("HTTP {}: {}", status_text(status), text()),
+        );
+    }
+    match serde_json::from_slice::<KvReply>(bytes) {
+        Ok(kv) => reply_of(kv),
+        Err(e) => uncertain(node, changes, format!("unreadable reply: {e}")),
     }
 }
 
@@ -489,24 +526,49 @@ fn reply_of(kv: KvReply) -> (Reply, Option<String>) {
     }
 }
 
-/// The request's own JSON object with the read conditions beside its fields.
-fn request_body(req: &Request, cond: Conditions) -> Result<Vec<u8>, serde_json::Error> {
-    let mut v = serde_json::to_value(req)?;
-    if let (serde_json::Value::Object(obj), serde_json::Value::Object(extra)) =
-        (&mut v, serde_json::to_value(cond)?)
-    {
-        obj.extend(extra);
+/// `404 Not Found`, as reqwest's `StatusCode` prints it (error texts stay as they were).
+fn status_text(status: u16) -> String {
+    match reqwest::StatusCode::from_u16(status) {
+        Ok(s) => s.to_string(),
+        Err(_) => status.to_string(),
     }
-    serde_json::to_vec(&v)
 }
 
-/// `POST /txn`'s body: the transaction beside the read conditions.
-fn txn_body(mops: &[MicroOp], cond: Conditions) -> Result<Vec<u8>, serde_json::Error> {
+/// The request's own JSON object with the read conditions beside its fields, written
+/// straight into `out` (cleared first; no `serde_json::Value` in between, and `out` is
+/// the session's reused buffer: no allocation per request).
+fn request_body(
+    out: &mut Vec<u8>,
+    req: &Request,
+    cond: Conditions,
+) -> Result<(), serde_json::Error> {
+    out.clear();
+    serde_json::to_writer(&mut *out, req)?;
+    let at = out.len();
+    serde_json::to_writer(&mut *out, &cond)?;
+    // Both are JSON objects: `{..}{..}` → `{..,..}` (an empty `{}` adds nothing).
+    if out.len() - at <= 2 {
+        out.truncate(at);
+    } else if at > 2 && out[at - 1] == b'}' && out[at] == b'{' {
+        out[at - 1] = b',';
+        out.remove(at);
+    }
+    Ok(())
+}
+
+/// `POST /txn`'s body, into `out` (cleared first): the transaction beside the read
+/// conditions.
+fn txn_body(
+    out: &mut Vec<u8>,
+    mops: &[MicroOp],
+    cond: Conditions,
+) -> Result<(), serde_json::Error> {
+    out.clear();
     let mut v = serde_json::to_value(cond)?;
     if let serde_json::Value::Object(obj) = &mut v {
         obj.insert("txn".into(), serde_json::to_value(txn_value(mops))?);
     }
-    serde_json::to_vec(&v)
+    serde_json::to_writer(out, &v)
 }
 
 /// A node's answer to a transaction as the runner records it: an `ok` whose value is not
@@ -596,5 +658,39 @@ impl TargetSession for ReferenceSession {
 
     fn txn(&mut self, mops: Vec<MicroOp>) -> BoxFuture<'_, TxnReply> {
         Box::pin(async move { self.client.txn(&mut self.session, mops).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_body_puts_the_conditions_beside_the_request_fields() {
+        let body = |req: &Request, cond| {
+            let mut out = b"left over".to_vec();
+            request_body(&mut out, req, cond).unwrap();
+            out
+        };
+        let read = Request::Read { key: 7 };
+        let plain = body(&read, Conditions::default());
+        assert_eq!(plain, br#"{"f":"read","key":7}"#);
+        let cond = Conditions {
+            min_lsn: 12,
+            leader_only: true,
+        };
+        assert_eq!(
+            body(&read, cond),
+            br#"{"f":"read","key":7,"min_lsn":12,"leader_only":true}"#
+        );
+        let append = Request::Append { key: 1, value: 5 };
+        let cond = Conditions {
+            min_lsn: 3,
+            leader_only: false,
+        };
+        assert_eq!(
+            body(&append, cond),
+            br#"{"f":"append","key":1,"value":5,"min_lsn":3}"#
+        );
     }
 }

@@ -16,6 +16,7 @@ pub mod api;
 pub mod client;
 pub mod db;
 pub mod error;
+mod http1;
 pub mod lag;
 pub mod process;
 pub mod procfs;

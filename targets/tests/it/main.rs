@@ -4,6 +4,7 @@
 //! the `schism node` subcommand calls). Every test uses its own temporary directory and
 //! free ports, so the tests can run in parallel.
 
+mod forwarded;
 mod lifecycle;
 mod replication;
 mod throughput;
