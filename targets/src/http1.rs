@@ -261,6 +261,54 @@ mod tests {
         );
     }
 
+    /// The guarantee against a Nagle stall, checked on a real socket rather than by
+    /// timing: the connection the client keeps has `TCP_NODELAY`, and the server got the
+    /// whole request from one read.
+    #[tokio::test]
+    async fn a_kept_connection_has_nodelay_and_the_request_came_whole() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = s.read(&mut buf).await.unwrap();
+            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+            s.write_all(answer).await.unwrap();
+            // Hold the connection open until the client has looked at it.
+            let _ = s.read(&mut buf).await;
+            buf.truncate(n);
+            buf
+        });
+        let host = addr.to_string();
+        let dest = Dest {
+            addr,
+            host: &host,
+            path: "/kv",
+        };
+        let mut conns = Conns::default();
+        conns.body.extend_from_slice(br#"{"f":"read","key":7}"#);
+        let got = conns
+            .post(0, dest, Duration::from_secs(10), |status, body| {
+                (status, body.to_vec())
+            })
+            .await
+            .unwrap();
+        assert_eq!(got, (200, b"ok".to_vec()));
+        let kept = conns.slots[0].as_ref().expect("the connection is kept");
+        assert!(
+            kept.stream.nodelay().unwrap(),
+            "TCP_NODELAY on the kept connection"
+        );
+        conns.slots.clear();
+        let first_read = server.await.unwrap();
+        let mut whole = Vec::new();
+        write_request(&mut whole, dest, br#"{"f":"read","key":7}"#);
+        assert_eq!(
+            first_read, whole,
+            "the whole request in the server's first read"
+        );
+    }
+
     #[test]
     fn head_with_length_is_parsed_and_kept() {
         let buf = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}";

@@ -4,14 +4,13 @@
 //! connections after a number of answers (so the client's kept connections go away
 //! under it and it must dial again).
 //!
-//! What it checks is that nothing stalls: almost every request gets its answer, and the
-//! median read stays far below both the client's timeout and the ≥ 40 ms of a delayed
-//! ACK held back by Nagle (a request written in two pieces on a socket without
-//! `TCP_NODELAY`: with that mutation of `http1` the median read here was 45–49 ms, against
-//! 5–10 ms without it, debug builds on a loaded 2-core machine). Reads from a session
-//! that never writes, because an append waits for the leader's fsync, which a busy disk
-//! stretches. The bound is a stall detector with a margin, not a speed claim: speed goes
-//! to BENCHMARKS.md.
+//! What it checks is that nothing stalls: almost every request gets its answer within
+//! the client's timeout while connections close under it and answers come in pieces.
+//! The median read is printed, not asserted (a timed bound flakes on a loaded machine):
+//! healthy it was 5–10 ms here, and with `http1` mutated to write a request in two
+//! pieces on a socket without `TCP_NODELAY` (a delayed ACK held back by Nagle) 45–49 ms,
+//! debug builds on a loaded 2-core machine. What rules that stall out is checked without
+//! a clock by `http1`'s unit test `a_kept_connection_has_nodelay_and_the_request_came_whole`.
 
 use schism_targets::{
     ClientOptions, Endpoint, ReadRouting, ReferenceClient, Reply, Request, Session,
@@ -27,8 +26,6 @@ const ANSWERS_PER_CONNECTION: usize = 25;
 /// Sessions (workers) and requests each.
 const SESSIONS: u64 = 8;
 const REQUESTS_PER_SESSION: u64 = 150;
-/// A median read above this is a stall (healthy: 5–10 ms here; a delayed ACK: ≥ 40 ms).
-const STALL_MEDIAN_MS: f64 = 30.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_stall_through_a_forwarding_path_that_splits_answers_and_closes_connections() {
@@ -76,10 +73,6 @@ async fn no_stall_through_a_forwarding_path_that_splits_answers_and_closes_conne
     assert!(
         ok * 10 >= total * 8,
         "only {ok} of {total} requests answered ok through the forwarder"
-    );
-    assert!(
-        median_ms < STALL_MEDIAN_MS,
-        "median read {median_ms:.1} ms through the forwarder: a stall"
     );
     cluster.stop().await.unwrap();
 }
