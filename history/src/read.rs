@@ -213,8 +213,8 @@ impl Batch {
 struct Sink<'p> {
     path: &'p Path,
     ops: Vec<Op>,
-    /// `(index, line)` of each op.
-    lines: Vec<(u32, u32)>,
+    /// The line of each op.
+    lines: crate::Lines,
     warnings: Vec<ReadWarning>,
     /// A truncated last line was seen: nothing may follow.
     done: bool,
@@ -236,7 +236,7 @@ impl Sink<'_> {
                 {
                     return Err(not_increasing(self.path, line, op.index(), prev.index()));
                 }
-                self.lines.push(crate::located(&op, line));
+                self.lines.push(&op, line);
                 self.ops.push(op);
                 Ok(())
             }
@@ -315,7 +315,7 @@ fn read_jsonl_sized<R: BufRead>(
     let mut sink = Sink {
         path,
         ops: Vec::new(),
-        lines: Vec::new(),
+        lines: crate::Lines::default(),
         warnings: Vec::new(),
         done: false,
     };
@@ -327,7 +327,6 @@ fn read_jsonl_sized<R: BufRead>(
             let per_line = (batch.data.len() / batch.lines.len()).max(1) as u64;
             let expect = total / per_line + total / per_line / 32;
             sink.ops.reserve(expect.min(u64::from(u32::MAX)) as usize);
-            sink.lines.reserve(expect.min(u64::from(u32::MAX)) as usize);
         }
         sink.flush(batch, threads)?;
         Ok(sink.done)
