@@ -348,6 +348,9 @@ pub fn analyze_opts(
     let mut opts = Options {
         max_states: budget.max_states,
         abort: Some(abort.clone()),
+        // A large history is validated beside its pairing and checked by two groups of
+        // checkers side by side (`Options::threads`); the results are the same.
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
         ..Options::default()
     };
     set(&mut opts);
