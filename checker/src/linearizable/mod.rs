@@ -91,7 +91,7 @@ pub(crate) fn check_ops(
     opts: &Options,
 ) -> Result<CheckResult, CheckError> {
     let mut counts = Counts::default();
-    let keys = prepare(h, ops, &opts.register, &mut counts)?;
+    let keys = prepare(h, ops, &mut counts)?;
     let mut sink = AnomalySink::new(opts.max_anomalies_per_kind);
     let mut budget = opts.max_states;
     let mut explored = 0u64;
@@ -108,7 +108,9 @@ pub(crate) fn check_ops(
     // Violations on keys that carry a per-op anomaly are counted at that anomaly.
     let mut per_op_keys = PerOpKeys(None);
     let mut explained = 0u64;
-    for (&key, m) in &keys {
+    for (&key, key_ops) in &keys {
+        // One key's model at a time: the check's memory is the largest key's, not all.
+        let m = &build(key_ops, &opts.register);
         dropped += m.dropped;
         promoted += m.promoted;
         if m.calls.len() > largest.1 {
@@ -310,13 +312,13 @@ pub(crate) fn check_ops(
     })
 }
 
-/// Validates every op and builds each key's model.
+/// Validates every op and groups the ops by key (`check_ops` builds one key's model at a
+/// time).
 fn prepare<'a>(
     h: &History,
     ops: &'a [Operation],
-    model: &RegisterOptions,
     counts: &mut Counts,
-) -> Result<BTreeMap<Key, KeyModel<'a>>, CheckError> {
+) -> Result<BTreeMap<Key, Vec<&'a Operation>>, CheckError> {
     let mut by_key: BTreeMap<Key, Vec<&'a Operation>> = BTreeMap::new();
     for o in ops {
         let bad = |msg: String| CheckError::Op {
@@ -357,10 +359,7 @@ fn prepare<'a>(
         }
         by_key.entry(key).or_default().push(o);
     }
-    Ok(by_key
-        .into_iter()
-        .map(|(key, ops)| (key, build(&ops, model)))
-        .collect())
+    Ok(by_key)
 }
 
 /// The value a write or cas would store.
