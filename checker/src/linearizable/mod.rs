@@ -108,9 +108,11 @@ pub(crate) fn check_ops(
     // Violations on keys that carry a per-op anomaly are counted at that anomaly.
     let mut per_op_keys = PerOpKeys(None);
     let mut explained = 0u64;
-    for (&key, key_ops) in &keys {
+    for (&key, positions) in &keys {
         // One key's model at a time: the check's memory is the largest key's, not all.
-        let m = &build(key_ops, &opts.register);
+        let key_ops: Vec<&Operation> = positions.iter().map(|&i| &ops[i as usize]).collect();
+        let m = &build(&key_ops, &opts.register);
+        drop(key_ops);
         dropped += m.dropped;
         promoted += m.promoted;
         if m.calls.len() > largest.1 {
@@ -312,15 +314,15 @@ pub(crate) fn check_ops(
     })
 }
 
-/// Validates every op and groups the ops by key (`check_ops` builds one key's model at a
-/// time).
-fn prepare<'a>(
+/// Validates every op and groups the ops by key, as positions in `ops` (4 bytes an op;
+/// `check_ops` builds one key's model at a time).
+fn prepare(
     h: &History,
-    ops: &'a [Operation],
+    ops: &[Operation],
     counts: &mut Counts,
-) -> Result<BTreeMap<Key, Vec<&'a Operation>>, CheckError> {
-    let mut by_key: BTreeMap<Key, Vec<&'a Operation>> = BTreeMap::new();
-    for o in ops {
+) -> Result<BTreeMap<Key, Vec<u32>>, CheckError> {
+    let mut by_key: BTreeMap<Key, Vec<u32>> = BTreeMap::new();
+    for (at, o) in ops.iter().enumerate() {
         let bad = |msg: String| CheckError::Op {
             index: h.ops[o.invoke].index(),
             msg,
@@ -357,7 +359,9 @@ fn prepare<'a>(
             Outcome::Fail => counts.fail += 1,
             Outcome::Info => counts.info += 1,
         }
-        by_key.entry(key).or_default().push(o);
+        // Paired operations are at most half the history's ops, whose indices are 32-bit.
+        let at = u32::try_from(at).expect("at most u32::MAX operations");
+        by_key.entry(key).or_default().push(at);
     }
     Ok(by_key)
 }
