@@ -29,8 +29,8 @@ pub const MAX_HISTORIES: usize = 100_000;
 /// Bytes of memory checking a history file of `file_bytes` needs, about: twice the file,
 /// plus the program itself. Measured peaks with every checker, two of them side by side
 /// (BENCHMARKS.md, "`schism check` on two cores"): 1.44 × the file for register histories
-/// (203 MB → 293 MB; 1.32 × at 3M ops, 1.19 × at 10M), 1.58 × for append (369 MB →
-/// 584 MB), 1.37 × for list-append transactions (127 MB → 174 MB); a history of shorter
+/// (203 MB → 292 MB; 1.32 × at 3M ops, 1.20 × at 10M), 1.58 × for append (369 MB →
+/// 580 MB), 1.37 × for list-append transactions (127 MB → 174 MB); a history of shorter
 /// lines holds more ops per byte, hence the margin.
 pub fn estimate_bytes(file_bytes: u64) -> u64 {
     const PROGRAM_BYTES: u64 = 64 << 20;
