@@ -10,7 +10,9 @@
 //! and names the first op that breaks the analysis' assumptions; `evidence` says whether
 //! the history holds enough successful operations for `valid` to mean anything.
 //!
-//! Everything here is a function of its inputs: no I/O, no threads, no clock reads.
+//! Everything here is a function of its inputs: no I/O, no clock reads, and threads only
+//! when the caller allows them (`Options::threads`): scoped, joined before returning, the
+//! results those of one thread.
 //! A time budget arrives as an abort flag the caller sets; a search budget is a count of
 //! explored states. Guarantees: a verdict of `Valid` is only given after a complete
 //! check; a budget that runs out or an abort yields `Unknown`, never `Valid`; every
@@ -307,7 +309,16 @@ pub struct Options {
     pub algorithm: Algorithm,
     /// Which checkers to run.
     pub checkers: CheckerSet,
+    /// Threads one `check` may use (1: everything on the caller's thread). With 2 or more
+    /// and at least `PARALLEL_MIN_OPS` operations, validation runs beside the pairing and
+    /// the checkers are split in two groups run side by side (`split`); the results are
+    /// the same as on one thread, in the same order.
+    pub threads: usize,
 }
+
+/// Fewest paired operations for which `check` uses a second thread: below it, starting
+/// a thread costs more than it saves.
+pub const PARALLEL_MIN_OPS: usize = 100_000;
 
 impl Default for Options {
     fn default() -> Self {
@@ -323,11 +334,17 @@ impl Default for Options {
             model: None,
             algorithm: Algorithm::Auto,
             checkers: CheckerSet::default(),
+            threads: 1,
         }
     }
 }
 
 impl Options {
+    /// True when this check of `ops` paired operations runs on two threads.
+    fn parallel(&self, ops: usize) -> bool {
+        self.threads >= 2 && ops >= PARALLEL_MIN_OPS
+    }
+
     pub(crate) fn aborted(&self) -> bool {
         self.abort
             .as_ref()
@@ -364,8 +381,19 @@ pub fn check_paired(
     history: &History,
     opts: &Options,
 ) -> Result<(Report, Vec<Operation>), CheckError> {
-    validate::validate(history, opts)?;
-    let ops = history.operations()?;
+    // Validation and pairing both only read the history: side by side on a large one.
+    // Validation's error wins, as when it runs first.
+    let ops = if opts.parallel(history.len() / 2) {
+        std::thread::scope(|s| {
+            let valid = s.spawn(|| validate::validate(history, opts));
+            let ops = history.operations();
+            valid.join().expect("validation thread")?;
+            Ok::<_, CheckError>(ops?)
+        })?
+    } else {
+        validate::validate(history, opts)?;
+        history.operations()?
+    };
     let report = check_ops(history, &ops, opts)?;
     Ok((report, ops))
 }
@@ -398,18 +426,70 @@ fn check_ops(history: &History, ops: &[Operation], opts: &Options) -> Result<Rep
         }
         CheckerSet::Only(list) => list.clone(),
     };
-    let mut shared = Shared::new(names.contains(&CheckerName::Staleness));
-    let mut results = Vec::with_capacity(names.len());
-    for name in names {
-        if !name.fits(workload) {
-            return Err(CheckError::Unsupported {
-                checker: name.as_str(),
-                workload,
-            });
+    // The checkers before the first that does not fit run (its error comes after theirs,
+    // as when they run in order); the first error in name order wins.
+    let fitting = names
+        .iter()
+        .position(|n| !n.fits(workload))
+        .unwrap_or(names.len());
+    let (main, side) = split(&names[..fitting], workload);
+    let mut results: Vec<Option<Result<CheckResult, CheckError>>> =
+        (0..fitting).map(|_| None).collect();
+    let run_group = |group: &[usize]| {
+        let mut shared = Shared::new(group.iter().any(|&i| names[i] == CheckerName::Staleness));
+        let mut out = Vec::with_capacity(group.len());
+        for &i in group {
+            let r = run_one(history, ops, opts, workload, names[i], &mut shared);
+            let stop = r.is_err();
+            out.push((i, r));
+            if stop {
+                break;
+            }
         }
-        results.push(run_one(history, ops, opts, workload, name, &mut shared)?);
+        out
+    };
+    let done = if !side.is_empty() && !main.is_empty() && opts.parallel(ops.len()) {
+        std::thread::scope(|s| {
+            let other = s.spawn(|| run_group(&side));
+            let mut done = run_group(&main);
+            done.extend(other.join().expect("checker thread"));
+            done
+        })
+    } else {
+        let mut all = main;
+        all.extend(side);
+        all.sort_unstable();
+        run_group(&all)
+    };
+    for (i, r) in done {
+        results[i] = Some(r);
     }
-    Ok(Report::from_results(results))
+    let mut out = Vec::with_capacity(fitting);
+    for r in results {
+        match r {
+            Some(r) => out.push(r?),
+            // Not run: a checker of its group failed first, and that error came earlier.
+            None => break,
+        }
+    }
+    if let Some(name) = names.get(fitting) {
+        return Err(CheckError::Unsupported {
+            checker: name.as_str(),
+            workload,
+        });
+    }
+    Ok(Report::from_results(out))
+}
+
+/// The checkers of one `check` (positions in `names`) in two groups that share nothing
+/// and can run side by side: `graph` — with `staleness` on a register history, which
+/// shares its per-op pass (`Shared`) — and every other checker. Each group keeps the
+/// names' order.
+fn split(names: &[CheckerName], w: Workload) -> (Vec<usize>, Vec<usize>) {
+    let with_graph = |n: CheckerName| {
+        n == CheckerName::Graph || (n == CheckerName::Staleness && w == Workload::Register)
+    };
+    (0..names.len()).partition(|&i| with_graph(names[i]))
 }
 
 /// What two checkers of one `check` derive alike, derived once: a register history's

@@ -52,18 +52,58 @@ pub struct History {
     origin: Option<Arc<Origin>>,
 }
 
-/// Where a read history's ops came from: `(index, 1-based line)` in increasing index order,
-/// 8 bytes an op (indices fit 32 bits by `MAX_INDEX`; a line past `u32::MAX` is recorded as
-/// `u32::MAX`, see `located`).
+/// Where a read history's ops came from: runs of ops whose index and 1-based line both
+/// go up by one from op to op (a history written by schism is one run: a blank line or a
+/// gap in the indices starts the next), 12 bytes a run where a pair per op took 8 bytes an
+/// op. Indices fit 32 bits by `MAX_INDEX`; a line past `u32::MAX` is recorded as
+/// `u32::MAX` (see `Lines::push`).
 #[derive(Debug, Default)]
 struct Origin {
     path: PathBuf,
-    lines: Vec<(u32, u32)>,
+    lines: Lines,
 }
 
-/// One op's `(index, line)` as `Origin` stores it.
-pub(crate) fn located(op: &Op, line: usize) -> (u32, u32) {
-    (op.index32(), u32::try_from(line).unwrap_or(u32::MAX))
+/// `(index, line)` of each op read, in increasing index order, as runs.
+#[derive(Debug, Default)]
+pub(crate) struct Lines {
+    runs: Vec<LineRun>,
+}
+
+/// Ops `index .. index + len` on lines `line .. line + len`.
+#[derive(Debug, Clone, Copy)]
+struct LineRun {
+    index: u32,
+    line: u32,
+    len: u32,
+}
+
+impl Lines {
+    /// Records that the op `op` (its index above every one recorded) is on `line`.
+    pub(crate) fn push(&mut self, op: &Op, line: usize) {
+        let (index, line) = (op.index32(), u32::try_from(line).unwrap_or(u32::MAX));
+        if let Some(last) = self.runs.last_mut()
+            && last.index.checked_add(last.len) == Some(index)
+            && last.line.checked_add(last.len) == Some(line)
+            && line != u32::MAX
+        {
+            last.len += 1;
+            return;
+        }
+        self.runs.push(LineRun {
+            index,
+            line,
+            len: 1,
+        });
+    }
+
+    /// The line of the op with this index, if one was recorded.
+    fn line_of(&self, index: u64) -> Option<usize> {
+        let index = u32::try_from(index).ok()?;
+        let after = self.runs.partition_point(|r| r.index <= index);
+        let run = self.runs.get(after.checked_sub(1)?)?;
+        let offset = index - run.index;
+        (offset < run.len).then(|| (run.line + offset) as usize)
+    }
 }
 
 /// Two histories are equal when their ops are; where they were read from does not matter.
@@ -80,12 +120,15 @@ impl History {
 
     /// A history read from `path`; `lines[i]` is the line of `ops[i]` (indices increase).
     pub(crate) fn from_file(ops: Vec<Op>, path: &Path, lines: Vec<usize>) -> Self {
-        let lines = ops.iter().zip(lines).map(|(o, l)| located(o, l)).collect();
-        Self::from_located(ops, path, lines)
+        let mut located = Lines::default();
+        for (o, l) in ops.iter().zip(lines) {
+            located.push(o, l);
+        }
+        Self::from_located(ops, path, located)
     }
 
-    /// A history read from `path`; `lines[i]` is `(ops[i].index, its 1-based line)`.
-    pub(crate) fn from_located(ops: Vec<Op>, path: &Path, lines: Vec<(u32, u32)>) -> Self {
+    /// A history read from `path`, with the lines its ops were read from.
+    pub(crate) fn from_located(ops: Vec<Op>, path: &Path, lines: Lines) -> Self {
         Self {
             ops,
             origin: Some(Arc::new(Origin {
@@ -107,11 +150,7 @@ impl History {
     /// history came from a file.
     pub fn locate(&self, index: u64) -> Option<(&Path, usize)> {
         let o = self.origin.as_deref()?;
-        let at = o
-            .lines
-            .binary_search_by_key(&index, |&(i, _)| u64::from(i))
-            .ok()?;
-        Some((o.path.as_path(), o.lines[at].1 as usize))
+        Some((o.path.as_path(), o.lines.line_of(index)?))
     }
 
     /// The file the history was read from, if any.
@@ -143,5 +182,43 @@ pub fn clip(msg: &str) -> String {
     match msg.char_indices().nth(MAX_ERROR_CHARS) {
         None => msg.to_owned(),
         Some((cut, _)) => format!("{}…", &msg[..cut]),
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+    use crate::{F, OpType, Process, Value};
+
+    fn op(index: u64) -> Op {
+        Op::new(
+            index,
+            index,
+            Process::client(1),
+            OpType::Invoke,
+            F::Read,
+            Some(1),
+            Value::Null,
+        )
+    }
+
+    #[test]
+    fn lines_are_found_across_gaps_and_blank_lines() {
+        // Indices 0..3 on lines 1..3, a blank line, 3..5 on 5..6, then index 9 on line 7.
+        let at = [(0, 1), (1, 2), (2, 3), (3, 5), (4, 6), (9, 7)];
+        let ops: Vec<Op> = at.iter().map(|&(i, _)| op(i)).collect();
+        let h = History::from_file(
+            ops,
+            Path::new("h.jsonl"),
+            at.iter().map(|&(_, l)| l).collect(),
+        );
+        let runs = h.origin.as_deref().expect("read").lines.runs.len();
+        assert_eq!(runs, 3);
+        for (i, l) in at {
+            assert_eq!(h.locate(i), Some((Path::new("h.jsonl"), l)), "index {i}");
+        }
+        for missing in [5, 8, 10, u64::from(u32::MAX) + 1] {
+            assert_eq!(h.locate(missing), None, "index {missing}");
+        }
     }
 }

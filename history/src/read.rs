@@ -5,11 +5,12 @@
 //! at most `MAX_ERROR_CHARS` characters; a malformed *last* line without a trailing
 //! newline (a runner killed mid-write) is dropped with a warning instead; blank lines and
 //! a leading byte-order mark are skipped; indices must increase. Lines are cut in order by
-//! one thread and parsed in batches of about `BATCH_BYTES` by up to
+//! one thread (a file read on several cores: a thread of its own, one batch ahead of the
+//! parse) and parsed in batches of about `BATCH_BYTES` by up to
 //! `available_parallelism` threads (each op deserialised straight from the line's bytes,
 //! no intermediate JSON tree); results are merged back in line order, so ops, their
 //! lines and the *first* error in line order are exactly what a one-line-at-a-time reader
-//! gives. Memory stays within one batch plus one line's bound beyond the ops read,
+//! gives. Memory stays within three batches plus one line's bound beyond the ops read,
 //! whatever the input (`/dev/zero` included).
 
 use crate::{History, Op, clip};
@@ -213,8 +214,8 @@ impl Batch {
 struct Sink<'p> {
     path: &'p Path,
     ops: Vec<Op>,
-    /// `(index, line)` of each op.
-    lines: Vec<(u32, u32)>,
+    /// The line of each op.
+    lines: crate::Lines,
     warnings: Vec<ReadWarning>,
     /// A truncated last line was seen: nothing may follow.
     done: bool,
@@ -236,7 +237,7 @@ impl Sink<'_> {
                 {
                     return Err(not_increasing(self.path, line, op.index(), prev.index()));
                 }
-                self.lines.push(crate::located(&op, line));
+                self.lines.push(&op, line);
                 self.ops.push(op);
                 Ok(())
             }
@@ -300,26 +301,28 @@ pub fn read_jsonl_threads<R: BufRead>(
     path: &Path,
     threads: usize,
 ) -> Result<(History, Vec<ReadWarning>), HistoryError> {
-    read_jsonl_sized(r, path, threads, None)
+    read_jsonl_sized(r, path, threads, None, |r, p, f| for_each_batch(r, p, f))
 }
 
 /// `read_jsonl_threads` knowing the input's size in bytes: after the first batch the op
 /// vector is reserved for the whole input at that batch's bytes per line, so it is not
-/// doubled (and briefly held twice) while reading — the reader's memory peak.
-fn read_jsonl_sized<R: BufRead>(
+/// doubled (and briefly held twice) while reading — the reader's memory peak. `batches`
+/// is `for_each_batch` or `for_each_batch_piped`.
+fn read_jsonl_sized<R>(
     r: R,
     path: &Path,
     threads: usize,
     input_bytes: Option<u64>,
+    batches: impl FnOnce(R, &Path, &mut Flush<'_>) -> Result<(), HistoryError>,
 ) -> Result<(History, Vec<ReadWarning>), HistoryError> {
     let mut sink = Sink {
         path,
         ops: Vec::new(),
-        lines: Vec::new(),
+        lines: crate::Lines::default(),
         warnings: Vec::new(),
         done: false,
     };
-    for_each_batch(r, path, |batch| {
+    batches(r, path, &mut |batch| {
         if let Some(total) = input_bytes
             && sink.ops.is_empty()
             && batch.data.len() >= BATCH_BYTES
@@ -327,7 +330,6 @@ fn read_jsonl_sized<R: BufRead>(
             let per_line = (batch.data.len() / batch.lines.len()).max(1) as u64;
             let expect = total / per_line + total / per_line / 32;
             sink.ops.reserve(expect.min(u64::from(u32::MAX)) as usize);
-            sink.lines.reserve(expect.min(u64::from(u32::MAX)) as usize);
         }
         sink.flush(batch, threads)?;
         Ok(sink.done)
@@ -338,20 +340,91 @@ fn read_jsonl_sized<R: BufRead>(
     ))
 }
 
+/// What parses and merges one batch, saying whether to stop.
+type Flush<'a> = dyn FnMut(&Batch) -> Result<bool, HistoryError> + 'a;
+
 /// Cuts `r` into lines, in batches of about `BATCH_BYTES`, and hands each batch to
 /// `flush`, which parses and merges it and says whether to stop (a truncated last line).
 /// An error met while cutting lines (I/O, a line over `MAX_LINE_BYTES`) is returned only
 /// after the lines before it were flushed: an earlier malformed line must win, as in a
 /// one-line-at-a-time reader.
 pub(crate) fn for_each_batch<R: BufRead>(
-    mut r: R,
+    r: R,
     path: &Path,
     mut flush: impl FnMut(&Batch) -> Result<bool, HistoryError>,
 ) -> Result<(), HistoryError> {
+    let mut stopped: Result<bool, HistoryError> = Ok(false);
+    let pending = cut_batches(r, path, |batch| match flush(&batch) {
+        Ok(false) => Some(batch),
+        other => {
+            stopped = other;
+            None
+        }
+    });
+    finish(stopped, pending)
+}
+
+/// `for_each_batch` with the lines cut on a thread of their own, one batch ahead of
+/// `flush` (which parses on the caller's thread and its helpers): cutting no longer
+/// waits for parsing, nor parsing for cutting. The same batches, in the same order, and
+/// the same outcome; at most three batches are held at once.
+pub(crate) fn for_each_batch_piped<R: BufRead + Send>(
+    r: R,
+    path: &Path,
+    mut flush: impl FnMut(&Batch) -> Result<bool, HistoryError>,
+) -> Result<(), HistoryError> {
+    std::thread::scope(|s| {
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Batch>(1);
+        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Batch>();
+        let cutter = s.spawn(move || {
+            cut_batches(r, path, |batch| {
+                // The reader stopped (done or failed): stop cutting.
+                full_tx.send(batch).ok()?;
+                Some(empty_rx.try_recv().unwrap_or_default())
+            })
+        });
+        let mut stopped: Result<bool, HistoryError> = Ok(false);
+        for mut batch in full_rx.iter() {
+            match flush(&batch) {
+                Ok(false) => {
+                    batch.clear();
+                    let _ = empty_tx.send(batch);
+                }
+                other => {
+                    stopped = other;
+                    break;
+                }
+            }
+        }
+        drop(full_rx);
+        let pending = cutter.join().expect("line cutter thread");
+        finish(stopped, pending)
+    })
+}
+
+/// The outcome of a read: `flush`'s error first, else the cutting error unless the
+/// reader had stopped before it (a truncated last line).
+fn finish(
+    stopped: Result<bool, HistoryError>,
+    pending: Option<HistoryError>,
+) -> Result<(), HistoryError> {
+    match (stopped?, pending) {
+        (false, Some(e)) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Cuts `r` into lines, in batches of about `BATCH_BYTES`, handing each batch in order to
+/// `emit` — the last one (possibly empty) too, after an error — which gives back a batch
+/// to fill next, or `None` to stop. Returns the error that ended the cutting, if any.
+fn cut_batches<R: BufRead>(
+    mut r: R,
+    path: &Path,
+    mut emit: impl FnMut(Batch) -> Option<Batch>,
+) -> Option<HistoryError> {
     let mut batch = Batch::default();
     let mut line = 0usize;
     let mut pending: Option<HistoryError> = None;
-    let mut done = false;
     loop {
         let start = batch.data.len();
         // One byte past the limit tells a line of exactly the limit from a longer one.
@@ -382,20 +455,17 @@ pub(crate) fn for_each_batch<R: BufRead>(
         }
         batch.lines.push((batch.data.len(), line, complete));
         if batch.data.len() >= BATCH_BYTES {
-            done = flush(&batch)?;
-            batch.clear();
-            if done {
-                break;
+            match emit(std::mem::take(&mut batch)) {
+                Some(mut next) => {
+                    next.clear();
+                    batch = next;
+                }
+                None => return None,
             }
         }
     }
-    if !done {
-        done = flush(&batch)?;
-    }
-    match pending {
-        Some(e) if !done => Err(e),
-        _ => Ok(()),
-    }
+    emit(batch)?;
+    pending
 }
 
 /// `parse` run over `0..n` cut into consecutive ranges, on up to `threads` threads (one
@@ -446,12 +516,14 @@ pub fn read_history_file(path: &Path) -> Result<(History, Vec<ReadWarning>), His
     })?;
     let size = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
     let threads = reader_threads();
-    read_jsonl_sized(
-        std::io::BufReader::with_capacity(1 << 16, f),
-        path,
-        threads,
-        size,
-    )
+    let r = std::io::BufReader::with_capacity(1 << 16, f);
+    if threads > 1 {
+        read_jsonl_sized(r, path, threads, size, |r, p, f| {
+            for_each_batch_piped(r, p, f)
+        })
+    } else {
+        read_jsonl_sized(r, path, threads, size, |r, p, f| for_each_batch(r, p, f))
+    }
 }
 
 #[cfg(test)]

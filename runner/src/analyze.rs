@@ -348,6 +348,9 @@ pub fn analyze_opts(
     let mut opts = Options {
         max_states: budget.max_states,
         abort: Some(abort.clone()),
+        // A large history is validated beside its pairing and checked by two groups of
+        // checkers side by side (`Options::threads`); the results are the same.
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
         ..Options::default()
     };
     set(&mut opts);
@@ -377,7 +380,8 @@ pub fn analyze_opts(
         report.validity = report.validity.merge(evidence.validity);
         report.results.push(evidence);
     }
-    let stats = schism_checker::stats::stats_of(history, &ops);
+    let stats = stats_from_report(&report)
+        .unwrap_or_else(|| schism_checker::stats::stats_of(history, &ops));
     drop(ops);
     Ok(ResultsFile {
         validity: report.validity,
@@ -388,6 +392,19 @@ pub fn analyze_opts(
         warnings,
         schism_version: env!("CARGO_PKG_VERSION").to_owned(),
     })
+}
+
+/// The statistics the `stats` checker already computed when it ran (its figures are the
+/// serialised `Stats`): taken back only when they serialise to exactly those figures.
+fn stats_from_report(report: &Report) -> Option<Stats> {
+    let figures = &report
+        .results
+        .iter()
+        .find(|r| r.checker == "stats")?
+        .figures;
+    let figures = serde_json::Value::Object(figures.clone());
+    let stats: Stats = serde_json::from_value(figures.clone()).ok()?;
+    (serde_json::to_value(&stats).ok()? == figures).then_some(stats)
 }
 
 /// A checker error about one op, with the `file:line` the op was read from prefixed

@@ -27,10 +27,11 @@ pub const MAX_WALK_DEPTH: usize = 6;
 pub const MAX_HISTORIES: usize = 100_000;
 
 /// Bytes of memory checking a history file of `file_bytes` needs, about: twice the file,
-/// plus the program itself. Measured peaks (BENCHMARKS.md, "`schism check` memory"): 1.44 ×
-/// the file for register histories (203 MB → 292 MB with every checker; 1.37 × at 10M ops),
-/// 1.47 × for append (369 MB → 541 MB), 1.37 × for list-append transactions (127 MB →
-/// 174 MB); a history of shorter lines holds more ops per byte, hence the margin.
+/// plus the program itself. Measured peaks with every checker, two of them side by side
+/// (BENCHMARKS.md, "`schism check` on two cores"): 1.44 × the file for register histories
+/// (203 MB → 292 MB; 1.32 × at 3M ops, 1.20 × at 10M), 1.58 × for append (369 MB →
+/// 580 MB), 1.37 × for list-append transactions (127 MB → 174 MB); a history of shorter
+/// lines holds more ops per byte, hence the margin.
 pub fn estimate_bytes(file_bytes: u64) -> u64 {
     const PROGRAM_BYTES: u64 = 64 << 20;
     file_bytes.saturating_mul(2).saturating_add(PROGRAM_BYTES)

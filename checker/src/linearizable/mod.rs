@@ -91,7 +91,7 @@ pub(crate) fn check_ops(
     opts: &Options,
 ) -> Result<CheckResult, CheckError> {
     let mut counts = Counts::default();
-    let keys = prepare(h, ops, &opts.register, &mut counts)?;
+    let keys = prepare(h, ops, &mut counts)?;
     let mut sink = AnomalySink::new(opts.max_anomalies_per_kind);
     let mut budget = opts.max_states;
     let mut explored = 0u64;
@@ -108,7 +108,11 @@ pub(crate) fn check_ops(
     // Violations on keys that carry a per-op anomaly are counted at that anomaly.
     let mut per_op_keys = PerOpKeys(None);
     let mut explained = 0u64;
-    for (&key, m) in &keys {
+    for (&key, positions) in &keys {
+        // One key's model at a time: the check's memory is the largest key's, not all.
+        let key_ops: Vec<&Operation> = positions.iter().map(|&i| &ops[i as usize]).collect();
+        let m = &build(&key_ops, &opts.register);
+        drop(key_ops);
         dropped += m.dropped;
         promoted += m.promoted;
         if m.calls.len() > largest.1 {
@@ -310,15 +314,15 @@ pub(crate) fn check_ops(
     })
 }
 
-/// Validates every op and builds each key's model.
-fn prepare<'a>(
+/// Validates every op and groups the ops by key, as positions in `ops` (4 bytes an op;
+/// `check_ops` builds one key's model at a time).
+fn prepare(
     h: &History,
-    ops: &'a [Operation],
-    model: &RegisterOptions,
+    ops: &[Operation],
     counts: &mut Counts,
-) -> Result<BTreeMap<Key, KeyModel<'a>>, CheckError> {
-    let mut by_key: BTreeMap<Key, Vec<&'a Operation>> = BTreeMap::new();
-    for o in ops {
+) -> Result<BTreeMap<Key, Vec<u32>>, CheckError> {
+    let mut by_key: BTreeMap<Key, Vec<u32>> = BTreeMap::new();
+    for (at, o) in ops.iter().enumerate() {
         let bad = |msg: String| CheckError::Op {
             index: h.ops[o.invoke].index(),
             msg,
@@ -355,12 +359,11 @@ fn prepare<'a>(
             Outcome::Fail => counts.fail += 1,
             Outcome::Info => counts.info += 1,
         }
-        by_key.entry(key).or_default().push(o);
+        // Paired operations are at most half the history's ops, whose indices are 32-bit.
+        let at = u32::try_from(at).expect("at most u32::MAX operations");
+        by_key.entry(key).or_default().push(at);
     }
-    Ok(by_key
-        .into_iter()
-        .map(|(key, ops)| (key, build(&ops, model)))
-        .collect())
+    Ok(by_key)
 }
 
 /// The value a write or cas would store.

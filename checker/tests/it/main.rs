@@ -11,6 +11,7 @@ mod common;
 mod counts;
 mod graph;
 mod online;
+mod parallel;
 mod random_append;
 mod random_graph;
 mod random_register;

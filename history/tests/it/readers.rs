@@ -350,3 +350,54 @@ fn numbers_beyond_the_compact_ops_limits_name_the_line() {
         "{e}"
     );
 }
+
+/// A register history of `n` invoke/ok pairs as JSON Lines, about 90 bytes a line.
+fn register_lines(n: usize) -> Vec<String> {
+    (0..n)
+        .flat_map(|i| {
+            let (p, k) = (i % 7, i % 5);
+            [
+                format!(r#"{{"index":{},"time_ns":{},"process":{p},"type":"invoke","f":"write","key":{k},"value":{i}}}"#, 2 * i, 20 * i),
+                format!(r#"{{"index":{},"time_ns":{},"process":{p},"type":"ok","f":"write","key":{k},"value":{i}}}"#, 2 * i + 1, 20 * i + 10),
+            ]
+        })
+        .collect()
+}
+
+/// The file reader (lines cut on their own thread, one batch ahead, over several batches)
+/// reads what the one-thread reader reads: the same ops and lines, the first error, the
+/// warning for a cut-off last line.
+#[test]
+fn the_file_reader_cutting_ahead_reads_what_one_thread_reads() {
+    let dir = std::env::temp_dir().join(format!("schism-piped-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut lines = register_lines(60_000); // ~11 MB: three batches
+    lines.insert(70_000, String::new()); // a blank line in the second batch
+    let good = lines.join("\n") + "\n";
+    let mut bad_lines = lines.clone();
+    bad_lines[100_000] = "{\"index\":".into(); // malformed, in the third batch
+    let bad = bad_lines.join("\n") + "\n";
+    let cut = good.clone() + r#"{"index":999999,"time"#;
+    for (name, text) in [("good", &good), ("bad", &bad), ("cut", &cut)] {
+        let path = dir.join(format!("{name}.jsonl"));
+        std::fs::write(&path, text).unwrap();
+        let piped = read_history_file(&path);
+        let one = read_jsonl_threads(text.as_bytes(), &path, 1);
+        match (piped, one) {
+            (Ok((a, wa)), Ok((b, wb))) => {
+                assert_eq!(a, b, "{name}");
+                assert_eq!(wa, wb, "{name}");
+                for i in [0u64, 69_998, 69_999, 70_000, 119_999, 999_999] {
+                    assert_eq!(a.locate(i), b.locate(i), "{name} index {i}");
+                }
+                assert_eq!(a.locate(70_000).map(|(_, l)| l), Some(70_002), "{name}");
+            }
+            (Err(a), Err(b)) => {
+                assert_eq!(a.to_string(), b.to_string(), "{name}");
+                assert!(a.to_string().contains(":100001:"), "{a}");
+            }
+            (a, b) => panic!("{name}: {:?} vs {:?}", a.map(|_| ()), b.map(|_| ())),
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
