@@ -468,8 +468,10 @@ fn check_ops(history: &History, ops: &[Operation], opts: &Options) -> Result<Rep
     for r in results {
         match r {
             Some(r) => out.push(r?),
-            // Not run: a checker of its group failed first, and that error came earlier.
-            None => break,
+            // A checker is left unrun only after an earlier one of its group failed, and
+            // that error, earlier in name order, has returned above: a partial report
+            // must never come out as a complete one.
+            None => unreachable!("a checker was not run although none before it failed"),
         }
     }
     if let Some(name) = names.get(fitting) {
