@@ -32,23 +32,24 @@ fn with_two_stale_reads() -> (History, [u64; 2]) {
         // A read on `key` invoked after two completed writes on it, sequentially apart.
         let mut writes = ops[..start]
             .iter()
-            .filter(|o| o.key == Some(key) && o.f == F::Write && o.complete.is_some());
+            .filter(|o| o.key() == Some(key) && o.f == F::Write && o.complete().is_some());
         let w1 = writes.next().unwrap();
         let w2 = writes
             .find(|o| {
-                o.invoke > w1.complete.unwrap() && h.ops[o.complete.unwrap()].kind == OpType::Ok
+                o.invoke() > w1.complete().unwrap()
+                    && h.ops[o.complete().unwrap()].kind == OpType::Ok
             })
             .unwrap();
         let read = ops[start..]
             .iter()
             .find(|o| {
-                o.key == Some(key)
+                o.key() == Some(key)
                     && o.f == F::Read
-                    && o.invoke > w2.complete.unwrap()
-                    && o.complete.is_some()
+                    && o.invoke() > w2.complete().unwrap()
+                    && o.complete().is_some()
             })
             .unwrap();
-        let c = read.complete.unwrap();
+        let c = read.complete().unwrap();
         h.ops[c].value = w1.value.clone();
         stale.push(h.ops[c].index());
     }

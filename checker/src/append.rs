@@ -280,8 +280,8 @@ fn check_key<'a>(
             }
             continue;
         };
-        let done = a.complete.expect("an ok append has a completion");
-        let later = k.reads.len() - k.reads.partition_point(|(r, _)| r.invoke < done);
+        let done = a.complete().expect("an ok append has a completion");
+        let later = k.reads.len() - k.reads.partition_point(|(r, _)| r.invoke() < done);
         let (which, saw) = if final_read {
             (
                 "including the final read at",

@@ -113,7 +113,7 @@ fn group<'a>(
 ) -> Result<BTreeMap<Key, KeyOps<'a>>, CheckError> {
     let mut keys: BTreeMap<Key, KeyOps<'a>> = BTreeMap::new();
     for o in ops {
-        let index = h.ops[o.invoke].index();
+        let index = h.ops[o.invoke()].index();
         let bad = |msg: String| CheckError::Op { index, msg };
         if !matches!(o.f, F::Append | F::Read) {
             return Err(bad(format!(
@@ -121,7 +121,7 @@ fn group<'a>(
                 o.f.as_str()
             )));
         }
-        let Some(key) = o.key else {
+        let Some(key) = o.key() else {
             return Err(bad(format!("{} has no key", o.f)));
         };
         let k = keys.entry(key).or_default();
@@ -133,7 +133,7 @@ fn group<'a>(
                 if let Some(prev) = k.appends.insert(v, o) {
                     return Err(bad(format!(
                         "append of {v} to key {key} repeats the append at op index {}; append values must be unique per key",
-                        h.ops[prev.invoke].index()
+                        h.ops[prev.invoke()].index()
                     )));
                 }
                 match o.outcome {
@@ -199,8 +199,8 @@ pub(crate) fn unseen<'a>(
         if observed(v) {
             continue;
         }
-        let done = a.complete.expect("an ok append has a completion");
-        let first_after = k.reads.partition_point(|(r, _)| r.invoke < done);
+        let done = a.complete().expect("an ok append has a completion");
+        let first_after = k.reads.partition_point(|(r, _)| r.invoke() < done);
         if first_after == k.reads.len() {
             out.push((a, v, Unseen::Unread));
             continue;
@@ -208,7 +208,7 @@ pub(crate) fn unseen<'a>(
         let after = &k.reads[first_after..];
         let passed_over = after.iter().find(|(_, vals)| {
             vals.iter()
-                .any(|w| k.appends.get(w).is_some_and(|o| o.invoke > done))
+                .any(|w| k.appends.get(w).is_some_and(|o| o.invoke() > done))
         });
         let fate = match passed_over {
             Some(&(read, vals)) => Unseen::Lost {
@@ -233,7 +233,7 @@ pub(crate) fn unseen<'a>(
 /// A final read: the runner marks the invoke of reads taken after the time limit and a
 /// quiet period with `meta.final = true`.
 fn is_final_read(h: &History, r: &Operation) -> bool {
-    h.ops[r.invoke]
+    h.ops[r.invoke()]
         .meta()
         .as_ref()
         .and_then(|m| m.get("final"))

@@ -47,18 +47,18 @@ pub(crate) fn check_ops(
     let mut keys: BTreeMap<Key, KeyCounter<'_>> = BTreeMap::new();
     let (mut incr_ok, mut incr_fail, mut incr_info) = (0u64, 0u64, 0u64);
     for o in ops {
-        let index = h.ops[o.invoke].index();
-        let k = keys.entry(o.key.unwrap_or(0)).or_default();
+        let index = h.ops[o.invoke()].index();
+        let k = keys.entry(o.key().unwrap_or(0)).or_default();
         match (&o.f, &o.value) {
             (F::Incr | F::Add, Value::Int(d)) => match o.outcome {
                 Outcome::Ok => {
                     incr_ok += 1;
-                    k.acked.push((o.complete.expect("ok ops complete"), *d));
-                    k.attempted.push((o.invoke, *d));
+                    k.acked.push((o.complete().expect("ok ops complete"), *d));
+                    k.attempted.push((o.invoke(), *d));
                 }
                 Outcome::Info => {
                     incr_info += 1;
-                    k.attempted.push((o.invoke, *d));
+                    k.attempted.push((o.invoke(), *d));
                 }
                 Outcome::Fail => incr_fail += 1,
             },
@@ -106,8 +106,8 @@ pub(crate) fn check_ops(
         let attempted = prefix(&k.attempted);
         for &(r, v) in &k.reads {
             reads += 1;
-            let done = r.complete.expect("ok reads complete");
-            let c = k.acked.partition_point(|&(p, _)| p < r.invoke);
+            let done = r.complete().expect("ok reads complete");
+            let c = k.acked.partition_point(|&(p, _)| p < r.invoke());
             let a = k.attempted.partition_point(|&(p, _)| p < done);
             let certain = acked[c];
             // Possible = attempted before the read ended minus the certain ones (every

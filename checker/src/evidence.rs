@@ -83,7 +83,7 @@ pub fn check_evidence_of(
         seen.ok += 1;
         if observes(&o.f) {
             seen.ok_reads += 1;
-            if heal.is_some_and(|h| o.invoke > h) {
+            if heal.is_some_and(|h| o.invoke() > h) {
                 seen.after_heal += 1;
             }
         }

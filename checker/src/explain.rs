@@ -12,17 +12,17 @@ pub(crate) fn secs(ns: u64) -> String {
 
 /// When the operation began.
 pub(crate) fn invoke_ns(h: &History, o: &Operation) -> u64 {
-    h.ops[o.invoke].time_ns
+    h.ops[o.invoke()].time_ns
 }
 
 /// When it completed, or when it began if it never did.
 pub(crate) fn complete_ns(h: &History, o: &Operation) -> u64 {
-    h.ops[o.complete.unwrap_or(o.invoke)].time_ns
+    h.ops[o.complete().unwrap_or(o.invoke())].time_ns
 }
 
 /// The `Op::index` naming an operation: its completion, else its invoke.
 pub(crate) fn op_index(h: &History, o: &Operation) -> u64 {
-    h.ops[o.complete.unwrap_or(o.invoke)].index()
+    h.ops[o.complete().unwrap_or(o.invoke())].index()
 }
 
 /// `[1,2,3]`, or `[1,2,3,4,…,97,98,99,100]` past 12 elements.
@@ -50,7 +50,7 @@ pub(crate) fn who(_h: &History, o: &Operation) -> String {
 }
 
 pub(crate) fn key(o: &Operation) -> u64 {
-    o.key.unwrap_or(0)
+    o.key().unwrap_or(0)
 }
 
 /// What a read returned: `[1,2]`, `3`, `nil`.

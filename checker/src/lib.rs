@@ -666,9 +666,9 @@ fn infer_workload(history: &History, ops: &[Operation]) -> Result<Option<Workloa
     }
     match (append, register) {
         (Some(a), Some(r)) => {
-            let later = if a.invoke > r.invoke { a } else { r };
+            let later = if a.invoke() > r.invoke() { a } else { r };
             Err(CheckError::Op {
-                index: history.ops[later.invoke].index(),
+                index: history.ops[later.invoke()].index(),
                 msg: format!(
                     "{} mixes append and write/cas operations; pass the workload explicitly",
                     later.f

@@ -85,9 +85,9 @@ impl PerOp {
     fn sorted(mut self, ops: &[Operation], lags: bool) -> Self {
         // (invoke, kind) is unique: one finding per kind and op.
         self.findings
-            .sort_unstable_by_key(|f| (ops[f.slot()].invoke, f.kind));
+            .sort_unstable_by_key(|f| (ops[f.slot()].invoke(), f.kind));
         if lags {
-            self.lags.sort_unstable_by_key(|l| ops[l.slot].invoke);
+            self.lags.sort_unstable_by_key(|l| ops[l.slot].invoke());
         } else {
             self.lags = Vec::new();
         }
@@ -132,7 +132,7 @@ fn append_key<'a>(h: &History, ops: &[Operation], k: &KeyOps<'a>, lags: bool, ou
     let mut acked: Vec<(usize, usize, &Operation)> = k
         .ok_appends
         .iter()
-        .filter_map(|&(o, v)| Some((o.complete?, *pos.get(&v)?, o)))
+        .filter_map(|&(o, v)| Some((o.complete()?, *pos.get(&v)?, o)))
         .collect();
     acked.sort_unstable_by_key(|x| (x.0, x.1));
     let mut suf: Vec<Option<(usize, &Operation)>> = vec![None; order.len() + 1];
@@ -157,7 +157,7 @@ fn append_key<'a>(h: &History, ops: &[Operation], k: &KeyOps<'a>, lags: bool, ou
         if !prefix[ri] {
             continue; // divergent: the append checker's
         }
-        while i < acked.len() && acked[i].0 < r.invoke {
+        while i < acked.len() && acked[i].0 < r.invoke() {
             freshest = Some(freshest.map_or(acked[i].1, |f| f.max(acked[i].1)));
             i += 1;
         }
@@ -165,7 +165,7 @@ fn append_key<'a>(h: &History, ops: &[Operation], k: &KeyOps<'a>, lags: bool, ou
         if versions > 0
             && let Some((c, w)) = suf[vals.len()]
         {
-            lag[ri] = (versions, time(h, r.invoke).saturating_sub(time(h, c)));
+            lag[ri] = (versions, time(h, r.invoke()).saturating_sub(time(h, c)));
             missed[ri] = Some((w, false));
         }
     }
@@ -248,8 +248,8 @@ fn append_sessions(
     let mut sessions: FxHashMap<Process, Session> = FxHashMap::default();
     let (mut ri, mut ai) = (0usize, 0usize);
     loop {
-        let next_read = k.reads.get(ri).map(|r| r.0.invoke);
-        let next_append = k.ok_appends.get(ai).map(|a| a.0.invoke);
+        let next_read = k.reads.get(ri).map(|r| r.0.invoke());
+        let next_append = k.ok_appends.get(ai).map(|a| a.0.invoke());
         let read_first = match (next_read, next_append) {
             (None, None) => break,
             (Some(r), Some(a)) => r < a,
@@ -350,20 +350,20 @@ pub(crate) fn register(h: &History, ops: &[Operation], opts: &Options, lags: boo
     let mut writer: FxHashMap<(Key, i64), usize> = FxHashMap::default();
     let mut keys: BTreeMap<Key, RegKey> = BTreeMap::new();
     for (slot, o) in ops.iter().enumerate() {
-        let (Some(key), Some(v)) = (o.key, written(o)) else {
+        let (Some(key), Some(v)) = (o.key(), written(o)) else {
             continue;
         };
         writer.insert((key, v), slot);
         if o.outcome == Outcome::Ok {
             let k = keys.entry(key).or_default();
             k.slots.push(slot);
-            k.inv.push(o.invoke);
+            k.inv.push(o.invoke());
         }
     }
     for k in keys.values_mut() {
         k.suf = vec![(usize::MAX, usize::MAX); k.slots.len() + 1];
         for i in (0..k.slots.len()).rev() {
-            let done = ops[k.slots[i]].complete.unwrap_or(usize::MAX);
+            let done = ops[k.slots[i]].complete().unwrap_or(usize::MAX);
             k.suf[i] = if done < k.suf[i + 1].0 {
                 (done, i)
             } else {
@@ -374,13 +374,13 @@ pub(crate) fn register(h: &History, ops: &[Operation], opts: &Options, lags: boo
     let mut out = PerOp::default();
     let mut sessions: FxHashMap<(Process, Key), Session> = FxHashMap::default();
     for (slot, o) in ops.iter().enumerate() {
-        let Some(key) = o.key else { continue };
+        let Some(key) = o.key() else { continue };
         if o.outcome != Outcome::Ok {
             continue;
         }
         if written(o).is_some() {
             let s = sessions.entry((o.process, key)).or_default();
-            s.own = Some((o.invoke, slot));
+            s.own = Some((o.invoke(), slot));
             continue;
         }
         if o.f != F::Read {
@@ -392,7 +392,7 @@ pub(crate) fn register(h: &History, ops: &[Operation], opts: &Options, lags: boo
             Value::Int(v) => match writer.get(&(key, *v)) {
                 Some(&w) if ops[w].outcome == Outcome::Ok => Some(Version::Write {
                     slot: w,
-                    done: ops[w].complete,
+                    done: ops[w].complete(),
                 }),
                 Some(&w) if ops[w].outcome == Outcome::Info => Some(Version::Write {
                     slot: w,
@@ -441,7 +441,7 @@ pub(crate) fn register(h: &History, ops: &[Operation], opts: &Options, lags: boo
             ));
         }
         if let Version::Write { slot: w, .. } = version {
-            let inv = ops[w].invoke;
+            let inv = ops[w].invoke();
             if s.read.is_none_or(|(i, _, _)| inv > i) {
                 s.read = Some((inv, slot, w));
             }
@@ -483,14 +483,14 @@ fn register_lag(
     // The writes begun after the version read was acknowledged and before this read
     // began; those acknowledged before it began were missed.
     let j = after.map_or(0, |c| k.inv.partition_point(|&i| i < c));
-    let end = j + k.inv[j..].partition_point(|&i| i < o.invoke);
+    let end = j + k.inv[j..].partition_point(|&i| i < o.invoke());
     let versions = (j..end)
-        .filter(|&i| ops[k.slots[i]].complete.is_some_and(|c| c < o.invoke))
+        .filter(|&i| ops[k.slots[i]].complete().is_some_and(|c| c < o.invoke()))
         .count() as u64;
     let mut ns = 0;
     if versions > 0 {
         let (c, i) = k.suf[j];
-        ns = time(h, o.invoke).saturating_sub(time(h, c));
+        ns = time(h, o.invoke()).saturating_sub(time(h, c));
         let mut f = finding(
             AnomalyKind::StaleRead,
             vec![(slot, EdgeKind::Rw), (k.slots[i], EdgeKind::Realtime)],
@@ -588,7 +588,7 @@ pub(crate) fn explain(h: &History, ops: &[Operation], f: &Finding) -> Anomaly {
     let ids: Vec<u64> = f.steps.iter().map(|&(s, _)| op_index(h, &ops[s])).collect();
     Anomaly {
         kind: f.kind,
-        key: o(0).key,
+        key: o(0).key(),
         ops: ids.clone(),
         explanation,
         cycle: ids

@@ -65,9 +65,9 @@ pub(crate) fn check_ops(
 ) -> Result<CheckResult, CheckError> {
     let mut keys: BTreeMap<Key, KeySet<'_>> = BTreeMap::new();
     for o in ops {
-        let index = h.ops[o.invoke].index();
+        let index = h.ops[o.invoke()].index();
         let bad = |msg: String| CheckError::Op { index, msg };
-        let Some(key) = o.key else {
+        let Some(key) = o.key() else {
             return Err(bad(format!("{} has no key", o.f)));
         };
         let k = keys.entry(key).or_default();
@@ -76,7 +76,7 @@ pub(crate) fn check_ops(
                 if let Some(prev) = k.adds.insert(*v, o) {
                     return Err(bad(format!(
                         "add of {v} to key {key} repeats the add at op index {}; set elements must be unique",
-                        h.ops[prev.invoke].index()
+                        h.ops[prev.invoke()].index()
                     )));
                 }
             }
@@ -185,13 +185,13 @@ pub(crate) fn check_ops(
         }
         // Each added element (ok, or seen) against the reads after it was known.
         let mut adds: Vec<(&i64, &&Operation)> = k.adds.iter().collect();
-        adds.sort_unstable_by_key(|(_, a)| a.invoke);
+        adds.sort_unstable_by_key(|(_, a)| a.invoke());
         for (&x, a) in adds {
             let t = track.get(&x).copied();
-            let acked = (a.outcome == Outcome::Ok).then_some(a.complete).flatten();
+            let acked = (a.outcome == Outcome::Ok).then_some(a.complete()).flatten();
             let seen_done = t
                 .and_then(|t| t.first_seen)
-                .and_then(|i| k.reads[i].0.complete);
+                .and_then(|i| k.reads[i].0.complete());
             let known = match (acked, seen_done) {
                 (Some(a), Some(b)) => a.min(b),
                 (Some(a), None) => a,
@@ -202,13 +202,13 @@ pub(crate) fn check_ops(
                 continue; // reported as aborted above
             }
             elements += 1;
-            let first_after = k.reads.partition_point(|(r, _)| r.invoke < known);
+            let first_after = k.reads.partition_point(|(r, _)| r.invoke() < known);
             if first_after == k.reads.len() {
                 never_read += 1;
                 continue;
             }
             let last = k.reads.len() - 1;
-            let a_inv = h.ops[a.invoke].time_ns;
+            let a_inv = h.ops[a.invoke()].time_ns;
             match t {
                 Some(t) if t.last_seen == Some(last) => {
                     // Present at the end: stable from the start of its final run.

@@ -170,20 +170,20 @@ fn figures(h: &History, ops: &[Operation], samples: &[Sample]) -> serde_json::Ma
         let o = &ops[s.slot];
         json!({
             "op": op_index(h, o),
-            "key": o.key,
+            "key": o.key(),
             "process": o.process,
-            "time_ns": h.ops[o.invoke].time_ns,
+            "time_ns": h.ops[o.invoke()].time_ns,
             "versions_behind": s.versions,
             "ms_behind": s.ns as f64 / 1e6,
         })
     };
     let mut worst: Vec<&Sample> = samples.iter().filter(|s| s.versions > 0).collect();
-    worst.sort_by_key(|s| (std::cmp::Reverse(s.ns), ops[s.slot].invoke));
+    worst.sort_by_key(|s| (std::cmp::Reverse(s.ns), ops[s.slot].invoke()));
     f.insert(
         "worst_by_ms".into(),
         Json::Array(worst.iter().take(5).map(|s| row(s)).collect()),
     );
-    worst.sort_by_key(|s| (std::cmp::Reverse(s.versions), ops[s.slot].invoke));
+    worst.sort_by_key(|s| (std::cmp::Reverse(s.versions), ops[s.slot].invoke()));
     f.insert(
         "worst_by_versions".into(),
         Json::Array(worst.iter().take(5).map(|s| row(s)).collect()),
@@ -194,7 +194,7 @@ fn figures(h: &History, ops: &[Operation], samples: &[Sample]) -> serde_json::Ma
         .take(SERIES_CAP)
         .map(|s| {
             json!([
-                h.ops[ops[s.slot].invoke].time_ns,
+                h.ops[ops[s.slot].invoke()].time_ns,
                 s.versions,
                 s.ns as f64 / 1e6
             ])

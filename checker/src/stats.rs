@@ -47,8 +47,8 @@ pub fn stats_of(history: &History, ops: &[Operation]) -> Stats {
     summarise(ops.iter().map(|o| Timed {
         f: o.f.as_str(),
         outcome: o.outcome,
-        invoke_ns: history.ops[o.invoke].time_ns,
-        complete_ns: o.complete.map(|c| history.ops[c].time_ns),
+        invoke_ns: history.ops[o.invoke()].time_ns,
+        complete_ns: o.complete().map(|c| history.ops[c].time_ns),
     }))
 }
 

@@ -32,7 +32,7 @@ pub use op::{
     F, IntList, Key, LimitError, MAX_CLIENT, MAX_F_NAMES, MAX_INDEX, MAX_KEY, Op, OpExt, OpType,
     Process, Sym, ThinVec, Value,
 };
-pub use pair::{Operation, Outcome};
+pub use pair::{MAX_POSITION, Operation, Outcome};
 pub use read::{
     BATCH_BYTES, HistoryError, MAX_LINE_BYTES, ParsedLine, ReadWarning, parse_line,
     read_history_file, read_jsonl, read_jsonl_threads,

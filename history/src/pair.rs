@@ -4,7 +4,8 @@
 //! completed is `Outcome::Info` (it may have happened); a completion without an open
 //! invoke, a second invoke while one is open, or a completion whose `f` differs from its
 //! invoke is an error naming the op's index (and its `file:line` when the history was read
-//! from a file). Nemesis ops are skipped.
+//! from a file). Nemesis ops are skipped. An `Operation` is 40 bytes: positions and key
+//! are stored in 32 bits (`MAX_POSITION`; a longer history is an error, not a wrap).
 
 use crate::{F, History, HistoryError, Key, OpType, Process, Value};
 use std::collections::HashMap;
@@ -18,19 +19,52 @@ pub enum Outcome {
     Info,
 }
 
-/// An invocation with its completion.
+/// Largest position in `History::ops` an `Operation` can name: positions are stored in
+/// 32 bits (`u32::MAX` marks "no completion"), so pairing a history of more ops than
+/// `MAX_POSITION + 1` is an error naming the first op past it.
+pub const MAX_POSITION: usize = u32::MAX as usize - 1;
+
+/// The stored "no completion" / "no key".
+const NONE32: u32 = u32::MAX;
+
+/// An invocation with its completion, in 40 bytes (`operation_is_compact`): the
+/// positions and the key are read through accessors, as they are stored narrower than
+/// they read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Operation {
-    /// Position of the invoke in `History::ops`.
-    pub invoke: usize,
-    /// Position of the completion, if any.
-    pub complete: Option<usize>,
-    pub process: Process,
-    pub f: F,
-    pub key: Option<Key>,
     /// The completion's value when it is `ok` and carries one (reads), else the invoke's.
     pub value: Value,
+    invoke: u32,
+    complete: u32,
+    pub process: Process,
+    key: u32,
+    pub f: F,
     pub outcome: Outcome,
+}
+
+impl Operation {
+    /// Position of the invoke in `History::ops`.
+    #[inline]
+    pub fn invoke(&self) -> usize {
+        self.invoke as usize
+    }
+
+    /// Position of the completion, if any.
+    #[inline]
+    pub fn complete(&self) -> Option<usize> {
+        (self.complete != NONE32).then_some(self.complete as usize)
+    }
+
+    /// The key of the invoke, if it has one.
+    #[inline]
+    pub fn key(&self) -> Option<Key> {
+        (self.key != NONE32).then_some(Key::from(self.key))
+    }
+}
+
+/// `pos` as stored, or `None` past `MAX_POSITION`.
+fn narrow_position(pos: usize) -> Option<u32> {
+    u32::try_from(pos).ok().filter(|&p| p != NONE32)
 }
 
 impl History {
@@ -42,6 +76,15 @@ impl History {
             if op.process == Process::NEMESIS {
                 continue;
             }
+            let Some(pos32) = narrow_position(pos) else {
+                return Err(self.op_error(
+                    op.index(),
+                    format!(
+                        "the history holds more than {} ops, schism's limit for pairing",
+                        MAX_POSITION + 1
+                    ),
+                ));
+            };
             match op.kind {
                 OpType::Invoke => {
                     if let Some(&prev) = open.get(&op.process) {
@@ -49,18 +92,19 @@ impl History {
                             op.index(),
                             format!(
                                 "process {} invokes again while its op at index {} is still open (a process runs one op at a time)",
-                                op.process, self.ops[out[prev].invoke].index()
+                                op.process, self.ops[out[prev].invoke()].index()
                             ),
                         ));
                     }
                     open.insert(op.process, out.len());
                     out.push(Operation {
-                        invoke: pos,
-                        complete: None,
-                        process: op.process,
-                        f: op.f,
-                        key: op.key(),
                         value: op.value.clone(),
+                        invoke: pos32,
+                        complete: NONE32,
+                        process: op.process,
+                        // Keys are stored in 32 bits already (`MAX_KEY`), never `NONE32`.
+                        key: op.key().map_or(NONE32, |k| k as u32),
+                        f: op.f,
                         outcome: Outcome::Info,
                     });
                 }
@@ -79,11 +123,11 @@ impl History {
                                 "completion f={} does not match its invoke f={} at index {}",
                                 op.f,
                                 o.f,
-                                self.ops[o.invoke].index()
+                                self.ops[o.invoke()].index()
                             ),
                         ));
                     }
-                    o.complete = Some(pos);
+                    o.complete = pos32;
                     o.outcome = match kind {
                         OpType::Ok => Outcome::Ok,
                         OpType::Fail => Outcome::Fail,
@@ -122,9 +166,11 @@ mod tests {
         let ops = h.operations().unwrap();
         assert_eq!(ops.len(), 3);
         assert_eq!(ops[1].value, Value::Int(5));
-        assert_eq!(ops[1].complete, Some(3));
+        assert_eq!(ops[1].complete(), Some(3));
+        assert_eq!(ops[1].invoke(), 1);
+        assert_eq!(ops[1].key(), Some(1));
         assert_eq!(ops[2].outcome, Outcome::Info);
-        assert_eq!(ops[2].complete, None);
+        assert_eq!(ops[2].complete(), None);
     }
 
     #[test]
@@ -146,5 +192,43 @@ mod tests {
                 .to_string()
                 .contains("never invoked")
         );
+    }
+
+    #[test]
+    fn operation_is_compact() {
+        assert_eq!(size_of::<Operation>(), 40);
+    }
+
+    #[test]
+    fn positions_past_the_limit_are_refused() {
+        assert_eq!(narrow_position(0), Some(0));
+        assert_eq!(narrow_position(MAX_POSITION), Some(MAX_POSITION as u32));
+        assert_eq!(narrow_position(MAX_POSITION + 1), None);
+        assert_eq!(narrow_position(usize::MAX), None);
+    }
+
+    #[test]
+    fn keyless_ops_pair_without_a_key() {
+        let h = History::new(vec![
+            Op::new(
+                0,
+                0,
+                Process::client(1),
+                OpType::Invoke,
+                F::Read,
+                None,
+                Value::Null,
+            ),
+            Op::new(
+                1,
+                1,
+                Process::client(1),
+                OpType::Ok,
+                F::Read,
+                None,
+                Value::Int(1),
+            ),
+        ]);
+        assert_eq!(h.operations().unwrap()[0].key(), None);
     }
 }

@@ -185,7 +185,7 @@ fn shortest_back(
     let limit = match hg.g.weight(u) {
         BARRIER => u32::MAX,
         slot => ops[slot as usize]
-            .complete
+            .complete()
             .map_or(hg.pos[u as usize], |p| p as u32),
     };
     bfs.run(hg, comp, c, v, u, limit, false, budget)
@@ -365,7 +365,7 @@ fn explain(
     let ids: Vec<u64> = steps.iter().map(|&(x, _)| op_index(h, &ops[x])).collect();
     Anomaly {
         kind,
-        key: ops[steps[0].0].key,
+        key: ops[steps[0].0].key(),
         ops: ids.clone(),
         explanation: s,
         cycle: ids

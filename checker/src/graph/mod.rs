@@ -88,18 +88,20 @@ impl GraphBuilder {
         // history order. An indeterminate op may take effect at any time after its
         // invoke: its `info` line orders nothing after it.
         let mut done: Vec<u32> = (0..ops.len())
-            .filter(|&s| included[s] && ops[s].outcome == Outcome::Ok && ops[s].complete.is_some())
+            .filter(|&s| {
+                included[s] && ops[s].outcome == Outcome::Ok && ops[s].complete().is_some()
+            })
             .map(|s| s as u32)
             .collect();
-        done.sort_unstable_by_key(|&s| ops[s as usize].complete);
+        done.sort_unstable_by_key(|&s| ops[s as usize].complete());
         let mut invokes = (0..ops.len()).filter(|&s| included[s]).peekable();
         let mut done = done.into_iter().peekable();
         let mut barrier: Option<u32> = None;
         let mut fresh = false;
         let mut last_of: FxHashMap<Process, u32> = FxHashMap::default();
         loop {
-            let next_invoke = invokes.peek().map(|&s| ops[s].invoke);
-            let next_done = done.peek().and_then(|&s| ops[s as usize].complete);
+            let next_invoke = invokes.peek().map(|&s| ops[s].invoke());
+            let next_done = done.peek().and_then(|&s| ops[s as usize].complete());
             let invoke = match (next_invoke, next_done) {
                 (None, None) => break,
                 (Some(i), Some(c)) => i < c,
@@ -107,7 +109,7 @@ impl GraphBuilder {
             };
             if invoke {
                 let slot = invokes.next().expect("peeked");
-                let p = ops[slot].invoke;
+                let p = ops[slot].invoke();
                 let n = g.add_node(slot as u32);
                 pos.push(p as u32);
                 node_of[slot] = n;
@@ -120,7 +122,7 @@ impl GraphBuilder {
                 }
             } else {
                 let slot = done.next().expect("peeked") as usize;
-                let p = ops[slot].complete.expect("ok ops complete");
+                let p = ops[slot].complete().expect("ok ops complete");
                 let b = match barrier {
                     Some(b) if fresh => b,
                     prev => {
@@ -253,8 +255,8 @@ fn build_register(
         }
     };
     for (slot, o) in ops.iter().enumerate() {
-        let index = h.ops[o.invoke].index();
-        let Some(key) = o.key else {
+        let index = h.ops[o.invoke()].index();
+        let Some(key) = o.key() else {
             return Err(CheckError::Op {
                 index,
                 msg: format!("{} has no key", o.f),
@@ -273,7 +275,7 @@ fn build_register(
                         index,
                         msg: format!(
                             "value {v} is written to key {key} twice (also at op index {}); the graph checker needs unique values",
-                            h.ops[ops[prev].invoke].index()
+                            h.ops[ops[prev].invoke()].index()
                         ),
                     });
                 }
@@ -316,7 +318,7 @@ fn build_register(
         let Some(Some(v)) = read_value(o) else {
             continue;
         };
-        let key = o.key.expect("checked above");
+        let key = o.key().expect("checked above");
         match writer.get(&(key, v)) {
             Some(&w) if ops[w].outcome == Outcome::Fail => {
                 let (r, w) = (&ops[slot], &ops[w]);
@@ -361,7 +363,7 @@ fn build_register(
         if !included[slot] {
             continue;
         }
-        let key = o.key.expect("checked above");
+        let key = o.key().expect("checked above");
         let k = keys.entry(key).or_insert_with(|| RegKey {
             writes: Vec::new(),
             reads: Vec::new(),
@@ -378,7 +380,7 @@ fn build_register(
     let mut source: Vec<u32> = vec![NONE; ops.len()];
     for (slot, o) in ops.iter().enumerate() {
         if let (true, Some(Some(v))) = (included[slot], read_value(o))
-            && let Some(&w) = writer.get(&(o.key.expect("checked above"), v))
+            && let Some(&w) = writer.get(&(o.key().expect("checked above"), v))
         {
             source[slot] = w as u32;
         }
@@ -387,12 +389,12 @@ fn build_register(
     let mut hg = GraphBuilder::new(ops, &included);
     for k in keys.values() {
         // Writes in invoke order; an indeterminate write never completes.
-        let inv: Vec<usize> = k.writes.iter().map(|&w| ops[w].invoke).collect();
+        let inv: Vec<usize> = k.writes.iter().map(|&w| ops[w].invoke()).collect();
         let done: Vec<usize> = k
             .writes
             .iter()
             .map(|&w| match ops[w].outcome {
-                Outcome::Ok => ops[w].complete.unwrap_or(usize::MAX),
+                Outcome::Ok => ops[w].complete().unwrap_or(usize::MAX),
                 _ => usize::MAX,
             })
             .collect();
@@ -425,7 +427,7 @@ fn build_register(
                     Some(w) if included[w] => {
                         hg.edge(w, r, EdgeKind::Wr);
                         match ops[w].outcome {
-                            Outcome::Ok => ops[w].complete,
+                            Outcome::Ok => ops[w].complete(),
                             // Indeterminate: it forces nothing after it.
                             _ => continue,
                         }
@@ -459,7 +461,7 @@ pub(crate) fn check_ops(
     // Nodes are the ops and at most one barrier per op.
     if let Some(o) = ops.get(csr::MAX_NODES / 2) {
         return Err(CheckError::Op {
-            index: h.ops[o.invoke].index(),
+            index: h.ops[o.invoke()].index(),
             msg: format!(
                 "the graph checker holds at most {} operations; check a shorter history, or pick other checkers with --checker",
                 csr::MAX_NODES / 2

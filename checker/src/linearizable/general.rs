@@ -94,7 +94,7 @@ pub(crate) fn check_general(
             msg,
         };
         let ret = if o.outcome == Outcome::Ok {
-            o.complete
+            o.complete()
         } else {
             None
         };
@@ -128,7 +128,7 @@ pub(crate) fn check_general(
             },
         };
         calls.push(Call {
-            invoke: o.invoke,
+            invoke: o.invoke(),
             ret,
             deadline: false,
             step,

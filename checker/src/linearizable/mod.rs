@@ -49,7 +49,7 @@ impl PerOpKeys {
             crate::perop::register(h, ops, opts, false)
                 .findings
                 .iter()
-                .filter_map(|f| ops[f.slot()].key)
+                .filter_map(|f| ops[f.slot()].key())
                 .collect()
         })
     }
@@ -139,7 +139,7 @@ pub(crate) fn check_ops(
             Algorithm::Wgl => false,
             Algorithm::Zones if !eligible => {
                 return Err(CheckError::Op {
-                    index: m.ops.first().map_or(0, |o| h.ops[o.invoke].index()),
+                    index: m.ops.first().map_or(0, |o| h.ops[o.invoke()].index()),
                     msg: format!(
                         "key {key} cannot be checked with zones: it needs a read/write register whose writes all have distinct values, none equal to the initial value; use the exact search"
                     ),
@@ -324,10 +324,10 @@ fn prepare(
     let mut by_key: BTreeMap<Key, Vec<u32>> = BTreeMap::new();
     for (at, o) in ops.iter().enumerate() {
         let bad = |msg: String| CheckError::Op {
-            index: h.ops[o.invoke].index(),
+            index: h.ops[o.invoke()].index(),
             msg,
         };
-        let Some(key) = o.key else {
+        let Some(key) = o.key() else {
             return Err(bad(format!("{} has no key", o.f)));
         };
         match (&o.f, &o.value) {
@@ -432,7 +432,7 @@ fn build<'a>(ops: &[&'a Operation], model: &RegisterOptions) -> KeyModel<'a> {
             }
             _ => None,
         };
-        if let (Outcome::Ok, Some(v), Some(done)) = (o.outcome, seen, o.complete) {
+        if let (Outcome::Ok, Some(v), Some(done)) = (o.outcome, seen, o.complete()) {
             let by = must_by.entry(v).or_insert(done);
             *by = (*by).min(done);
         }
@@ -505,16 +505,16 @@ fn build<'a>(ops: &[&'a Operation], model: &RegisterOptions) -> KeyModel<'a> {
             impossible.push(kept.len());
         }
         let ret = if ok {
-            o.complete
+            o.complete()
         } else {
             written(o)
                 .filter(|&v| unique(v))
                 .and_then(|v| must_by.get(&v).copied())
-                .filter(|&by| by > o.invoke)
+                .filter(|&by| by > o.invoke())
         };
         promoted += u64::from(!ok && ret.is_some());
         calls.push(Call {
-            invoke: o.invoke,
+            invoke: o.invoke(),
             ret,
             deadline: !ok && ret.is_some(),
             step,

@@ -61,7 +61,7 @@ fn counts(r: &Report) -> BTreeMap<AnomalyKind, u64> {
 }
 
 fn list<'a>(h: &'a History, o: &Operation) -> &'a [i64] {
-    match &h.ops[o.complete.unwrap()].value {
+    match &h.ops[o.complete().unwrap()].value {
         Value::List(l) => l,
         _ => &[],
     }
@@ -80,9 +80,9 @@ impl Index {
         let ops = h.operations().unwrap();
         let (mut by_key, mut by_session) = (BTreeMap::new(), BTreeMap::new());
         for (i, o) in ops.iter().enumerate() {
-            by_key.entry(o.key).or_insert_with(Vec::new).push(i);
+            by_key.entry(o.key()).or_insert_with(Vec::new).push(i);
             by_session
-                .entry((o.process, o.key))
+                .entry((o.process, o.key()))
                 .or_insert_with(Vec::new)
                 .push(i);
         }
@@ -95,16 +95,16 @@ impl Index {
 
     /// The ops of `r`'s process on `r`'s key invoked before it.
     fn earlier(&self, r: &Operation) -> impl Iterator<Item = &Operation> {
-        self.by_session[&(r.process, r.key)]
+        self.by_session[&(r.process, r.key())]
             .iter()
             .map(|&i| &self.ops[i])
-            .take_while(move |o| o.invoke < r.invoke)
+            .take_while(move |o| o.invoke() < r.invoke())
     }
 
     /// A random ok read not yet corrupted.
     fn pick(&self, rng: &mut ChaCha8Rng, done: &BTreeSet<usize>) -> Option<&Operation> {
         let r = &self.ops[rng.random_range(0..self.ops.len())];
-        (r.f == F::Read && r.outcome == Outcome::Ok && !done.contains(&r.invoke)).then_some(r)
+        (r.f == F::Read && r.outcome == Outcome::Ok && !done.contains(&r.invoke())).then_some(r)
     }
 }
 
@@ -124,7 +124,7 @@ fn corrupt_append(
         .ops
         .iter()
         .filter_map(|a| match (&a.f, &a.value) {
-            (F::Append, Value::Int(v)) => Some(((a.key, *v), a)),
+            (F::Append, Value::Int(v)) => Some(((a.key(), *v), a)),
             _ => None,
         })
         .collect();
@@ -149,14 +149,14 @@ fn corrupt_append(
             continue;
         };
         let l = list(h, r);
-        let (max, reaching) = longest[&r.key];
+        let (max, reaching) = longest[&r.key()];
         if l.len() == max && reaching < 2 {
             continue; // the version order would change
         }
         let acked_before = |v: i64| {
             appends
-                .get(&(r.key, v))
-                .is_some_and(|a| a.outcome == Outcome::Ok && a.complete.unwrap() < r.invoke)
+                .get(&(r.key(), v))
+                .is_some_and(|a| a.outcome == Outcome::Ok && a.complete().unwrap() < r.invoke())
         };
         // What the process read and appended on this key before.
         let prev_read = ix
@@ -197,9 +197,9 @@ fn corrupt_append(
             }
             rng.random_range(floor..=last_acked)
         };
-        let c = r.complete.unwrap();
+        let c = r.complete().unwrap();
         h.ops[c].value = Value::list(l[..keep].to_vec());
-        done.insert(r.invoke);
+        done.insert(r.invoke());
         return true;
     }
     false
@@ -218,13 +218,13 @@ fn corrupt_register(rng: &mut ChaCha8Rng, h: &mut History, done: &mut BTreeSet<u
     let writer: BTreeMap<(Option<u64>, i64), &Operation> = ix
         .ops
         .iter()
-        .filter_map(|w| Some(((w.key, written(w)?), w)))
+        .filter_map(|w| Some(((w.key(), written(w)?), w)))
         .collect();
     for _ in 0..300 {
         let Some(r) = ix.pick(rng, done) else {
             continue;
         };
-        let writes: Vec<&Operation> = ix.by_key[&r.key]
+        let writes: Vec<&Operation> = ix.by_key[&r.key()]
             .iter()
             .map(|&i| &ix.ops[i])
             .filter(|w| w.outcome == Outcome::Ok && written(w).is_some())
@@ -234,27 +234,27 @@ fn corrupt_register(rng: &mut ChaCha8Rng, h: &mut History, done: &mut BTreeSet<u
         let mut floor: Vec<usize> = Vec::new();
         for o in ix.earlier(r).filter(|o| o.outcome == Outcome::Ok) {
             if written(o).is_some() {
-                floor.push(o.invoke);
-            } else if let Value::Int(v) = h.ops[o.complete.unwrap()].value
-                && let Some(w) = writer.get(&(r.key, v))
+                floor.push(o.invoke());
+            } else if let Value::Int(v) = h.ops[o.complete().unwrap()].value
+                && let Some(w) = writer.get(&(r.key(), v))
             {
-                floor.push(w.invoke);
+                floor.push(w.invoke());
             }
         }
-        let current = &h.ops[r.complete.unwrap()].value;
+        let current = &h.ops[r.complete().unwrap()].value;
         // sufmin[j]: the earliest completion among writes[j..] (in invoke order).
         let mut sufmin = vec![usize::MAX; writes.len() + 1];
         for j in (0..writes.len()).rev() {
-            sufmin[j] = sufmin[j + 1].min(writes[j].complete.unwrap());
+            sufmin[j] = sufmin[j + 1].min(writes[j].complete().unwrap());
         }
         let floor = floor.into_iter().max().unwrap_or(0);
         let candidates: Vec<&&Operation> = writes
             .iter()
             .filter(|w| {
-                let d = w.complete.unwrap();
+                let d = w.complete().unwrap();
                 // Some acknowledged write begun after it completed ended before r began.
-                let replaced = sufmin[writes.partition_point(|x| x.invoke < d)] < r.invoke;
-                d < r.invoke
+                let replaced = sufmin[writes.partition_point(|x| x.invoke() < d)] < r.invoke();
+                d < r.invoke()
                     && d >= floor
                     && Value::Int(written(w).unwrap()) != *current
                     && replaced
@@ -264,8 +264,8 @@ fn corrupt_register(rng: &mut ChaCha8Rng, h: &mut History, done: &mut BTreeSet<u
             continue;
         }
         let w = candidates[rng.random_range(0..candidates.len())];
-        h.ops[r.complete.unwrap()].value = Value::Int(written(w).unwrap());
-        done.insert(r.invoke);
+        h.ops[r.complete().unwrap()].value = Value::Int(written(w).unwrap());
+        done.insert(r.invoke());
         return true;
     }
     false

@@ -44,7 +44,7 @@ fn inject_stale_read(rng: &mut ChaCha8Rng, h: &mut History) -> Option<(usize, us
     let ops = h.operations().unwrap();
     let append_of = |key, v: i64| {
         ops.iter()
-            .find(|a| a.f == F::Append && a.key == key && a.value == Value::Int(v))
+            .find(|a| a.f == F::Append && a.key() == key && a.value == Value::Int(v))
             .expect("the store only returns appended values")
     };
     let mut candidates = Vec::new();
@@ -54,15 +54,15 @@ fn inject_stale_read(rng: &mut ChaCha8Rng, h: &mut History) -> Option<(usize, us
     {
         let Value::List(l) = &r.value else { continue };
         let Some(&last) = l.last() else { continue };
-        let a = append_of(r.key, last);
+        let a = append_of(r.key(), last);
         let shown_elsewhere = ops.iter().any(|o| {
             o.f == F::Read
-                && o.key == r.key
-                && o.invoke != r.invoke
+                && o.key() == r.key()
+                && o.invoke() != r.invoke()
                 && o.outcome == Outcome::Ok
                 && matches!(&o.value, Value::List(m) if m.len() >= l.len())
         });
-        if shown_elsewhere && a.outcome == Outcome::Ok && a.complete.unwrap() < r.invoke {
+        if shown_elsewhere && a.outcome == Outcome::Ok && a.complete().unwrap() < r.invoke() {
             candidates.push((r, l.clone()));
         }
     }
@@ -73,12 +73,12 @@ fn inject_stale_read(rng: &mut ChaCha8Rng, h: &mut History) -> Option<(usize, us
     let keep = l.len() - rng.random_range(1..=3usize.min(l.len()));
     let witness = l[keep..]
         .iter()
-        .map(|&v| append_of(r.key, v))
-        .filter(|a| a.outcome == Outcome::Ok && a.complete.unwrap() < r.invoke)
-        .map(|a| a.complete.unwrap())
+        .map(|&v| append_of(r.key(), v))
+        .filter(|a| a.outcome == Outcome::Ok && a.complete().unwrap() < r.invoke())
+        .map(|a| a.complete().unwrap())
         .min()
         .expect("the last element qualifies");
-    let read = r.complete.unwrap();
+    let read = r.complete().unwrap();
     h.ops[read].value = Value::list(l[..keep].to_vec());
     Some((read, witness))
 }

@@ -78,9 +78,9 @@ fn inject_monotonic_read(rng: &mut ChaCha8Rng, h: &mut History) -> bool {
         }
         if let Some(b) = reads[i + 1..]
             .iter()
-            .find(|b| b.process == a.process && b.key == a.key)
+            .find(|b| b.process == a.process && b.key() == a.key())
         {
-            pairs.push((la.len(), b.complete.unwrap()));
+            pairs.push((la.len(), b.complete().unwrap()));
         }
     }
     if pairs.is_empty() {
@@ -142,15 +142,15 @@ fn an_injected_stale_read_is_found_by_the_graph_and_measured() {
                 && r.outcome == Outcome::Ok
                 && ops.iter().any(|a| {
                     a.f == F::Append
-                        && a.key == r.key
+                        && a.key() == r.key()
                         && a.outcome == Outcome::Ok
-                        && a.complete.unwrap() < r.invoke
+                        && a.complete().unwrap() < r.invoke()
                 })
         }) else {
             continue;
         };
         tried += 1;
-        h.ops[r.complete.unwrap()].value = Value::list(vec![]);
+        h.ops[r.complete().unwrap()].value = Value::list(vec![]);
         let g = graph(&h, Workload::Append);
         assert_eq!(g.validity, Validity::Invalid, "seed {seed}");
         let st =

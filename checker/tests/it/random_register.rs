@@ -41,7 +41,7 @@ fn ok_reads(h: &History) -> Vec<usize> {
         .unwrap()
         .into_iter()
         .filter(|o| o.f == F::Read && o.outcome == Outcome::Ok)
-        .filter_map(|o| o.complete)
+        .filter_map(|o| o.complete())
         .collect()
 }
 
@@ -88,13 +88,13 @@ fn inject_stale_read(rng: &mut ChaCha8Rng, h: &mut History) -> Option<usize> {
     {
         for w2 in writes
             .iter()
-            .filter(|w| w.key == r.key && w.complete.unwrap() < r.invoke)
+            .filter(|w| w.key() == r.key() && w.complete().unwrap() < r.invoke())
         {
             for w1 in writes
                 .iter()
-                .filter(|w| w.key == r.key && w.complete.unwrap() < w2.invoke)
+                .filter(|w| w.key() == r.key() && w.complete().unwrap() < w2.invoke())
             {
-                candidates.push((r.complete.unwrap(), w1.value.clone()));
+                candidates.push((r.complete().unwrap(), w1.value.clone()));
             }
         }
         if candidates.len() > 200 {

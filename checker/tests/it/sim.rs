@@ -327,7 +327,7 @@ pub fn brute_linearizable(h: &History, model: RegisterOptions) -> bool {
     assert!(ops.len() <= 10, "brute force is for tiny histories");
     let ret = |i: usize| {
         if ops[i].outcome == Outcome::Ok {
-            ops[i].complete.unwrap()
+            ops[i].complete().unwrap()
         } else {
             usize::MAX
         }
@@ -366,7 +366,7 @@ pub fn brute_linearizable(h: &History, model: RegisterOptions) -> bool {
         .sum();
     // Every ok op that returned before i was invoked must already be placed.
     let ok_before = |i: usize, used: u32| {
-        (0..n).all(|j| ret(j) >= ops[i].invoke || used & (1 << j) != 0 || must & (1 << j) == 0)
+        (0..n).all(|j| ret(j) >= ops[i].invoke() || used & (1 << j) != 0 || must & (1 << j) == 0)
     };
     dfs(0, model.initial, n, must, &ok_before, &step)
 }
