@@ -1,5 +1,6 @@
-//! The history graph's storage: edges collected in insertion order, then frozen into
-//! compressed sparse rows (one offset per node, a target and a kind per edge).
+//! The history graph's storage: compressed sparse rows (one offset per node, a target
+//! and a kind per edge), laid out by adding the same nodes and edges twice — counted,
+//! then placed.
 //!
 //! A history graph has about five edges per op (real time through barriers, process
 //! order, wr/ww/rw), millions for a million-op history; petgraph's adjacency lists spend
@@ -36,61 +37,97 @@ fn unpack(e: u32) -> (u32, EdgeKind) {
     (e & MAX_NODES as u32, KINDS[(e >> KIND_SHIFT) as usize])
 }
 
-/// A graph being built: nodes (their weights) and edges in insertion order.
+/// A graph being built in two passes over the same nodes and edges, in the same order:
+/// the first (counting) records the nodes and counts each node's edges, the second
+/// (filling, after `start_filling`) places every edge in its row. No edge list is held:
+/// 4 bytes an edge at the peak, where a list of (from, edge) pairs laid out afterwards
+/// held 8 + 4 (issue #19).
 #[derive(Debug, Default)]
 pub(crate) struct Builder {
     weight: Vec<u32>,
-    /// (from, packed target and kind).
-    ends: Vec<(u32, u32)>,
+    /// Counting: each node's edge count. Filling: each row's next free slot from its end
+    /// (edges are placed from a row's end backwards, so the newest comes first).
+    start: Vec<u32>,
+    to: Vec<u32>,
+    /// The filling pass: the next node's id (nodes are re-added in the same order).
+    filling: Option<u32>,
 }
 
 impl Builder {
-    pub(crate) fn with_capacity(nodes: usize, edges: usize) -> Self {
+    pub(crate) fn with_capacity(nodes: usize) -> Self {
         Builder {
             weight: Vec::with_capacity(nodes),
-            ends: Vec::with_capacity(edges),
+            start: Vec::with_capacity(nodes + 1),
+            to: Vec::new(),
+            filling: None,
         }
     }
 
+    /// True in the second pass.
+    pub(crate) fn is_filling(&self) -> bool {
+        self.filling.is_some()
+    }
+
     /// A new node; its id. Panics past `MAX_NODES` (the graph checker refuses larger
-    /// histories before building).
+    /// histories before building). In the filling pass, the same node again.
     pub(crate) fn add_node(&mut self, weight: u32) -> u32 {
+        if let Some(next) = &mut self.filling {
+            let id = *next;
+            debug_assert_eq!(self.weight[id as usize], weight, "the same nodes twice");
+            *next += 1;
+            return id;
+        }
         let id = self.weight.len();
         assert!(
             id < MAX_NODES,
             "a history graph holds at most {MAX_NODES} nodes"
         );
         self.weight.push(weight);
+        self.start.push(0);
         id as u32
     }
 
     pub(crate) fn add_edge(&mut self, from: u32, to: u32, kind: EdgeKind) {
-        self.ends.push((from, pack(to, kind)));
+        let s = &mut self.start[from as usize];
+        if self.filling.is_some() {
+            *s -= 1;
+            self.to[*s as usize] = pack(to, kind);
+        } else {
+            *s += 1;
+        }
     }
 
-    /// The rows, each node's edges newest first; the edge list is freed as it goes.
-    pub(crate) fn freeze(self) -> Csr {
-        let Builder { weight, ends } = self;
-        let n = weight.len();
-        let edges = u32::try_from(ends.len()).expect("graph edges fit u32");
-        // start[v] ends as the first edge of v: count, sum to each row's end, then place
-        // every edge at its row's end minus those placed after it.
-        let mut start = vec![0u32; n + 1];
-        for &(from, _) in &ends {
-            start[from as usize] += 1;
-        }
+    /// Ends the counting pass: the rows are sized; the same nodes and edges, added again
+    /// in the same order, fill them.
+    pub(crate) fn start_filling(&mut self) {
+        assert!(self.filling.is_none(), "one counting pass");
         let mut sum = 0u32;
-        for s in start.iter_mut().take(n) {
-            sum += *s;
+        for s in &mut self.start {
+            sum = sum.checked_add(*s).expect("graph edges fit u32");
             *s = sum;
         }
-        start[n] = edges;
-        let mut to = vec![0u32; ends.len()];
-        for &(from, edge) in &ends {
-            let s = &mut start[from as usize];
-            *s -= 1;
-            to[*s as usize] = edge;
-        }
+        self.start.push(sum);
+        self.to = vec![0; sum as usize];
+        self.filling = Some(0);
+    }
+
+    /// The rows, each node's edges newest first.
+    pub(crate) fn freeze(self) -> Csr {
+        let Builder {
+            weight,
+            start,
+            to,
+            filling,
+        } = self;
+        assert_eq!(
+            filling,
+            Some(weight.len() as u32),
+            "the filling pass added every node again"
+        );
+        debug_assert!(
+            start.windows(2).all(|w| w[0] <= w[1]) && start.first().is_none_or(|&s| s == 0),
+            "every edge placed again"
+        );
         Csr { weight, start, to }
     }
 }
@@ -155,19 +192,29 @@ mod tests {
         let mut b = Builder::default();
         let mut g: Graph<u32, EdgeKind, Directed, u32> = Graph::default();
         let kinds = [EdgeKind::Wr, EdgeKind::Ww, EdgeKind::Rw, EdgeKind::Realtime];
-        for i in 0..50u32 {
-            assert_eq!(b.add_node(i * 3), g.add_node(i * 3).index() as u32);
-        }
-        let mut x = 7u64;
-        for i in 0..400usize {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            let (from, to) = ((x >> 33) as u32 % 50, (x >> 45) as u32 % 50);
-            b.add_edge(from, to, kinds[i % 4]);
-            g.add_edge(
-                NodeIndex::new(from as usize),
-                NodeIndex::new(to as usize),
-                kinds[i % 4],
-            );
+        for pass in 0..2 {
+            if pass == 1 {
+                b.start_filling();
+            }
+            for i in 0..50u32 {
+                let id = b.add_node(i * 3);
+                if pass == 0 {
+                    assert_eq!(id, g.add_node(i * 3).index() as u32);
+                }
+            }
+            let mut x = 7u64;
+            for i in 0..400usize {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let (from, to) = ((x >> 33) as u32 % 50, (x >> 45) as u32 % 50);
+                b.add_edge(from, to, kinds[i % 4]);
+                if pass == 0 {
+                    g.add_edge(
+                        NodeIndex::new(from as usize),
+                        NodeIndex::new(to as usize),
+                        kinds[i % 4],
+                    );
+                }
+            }
         }
         let c = b.freeze();
         assert_eq!(c.edge_count(), g.edge_count());

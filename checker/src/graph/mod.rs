@@ -77,12 +77,32 @@ struct GraphBuilder {
 }
 
 impl GraphBuilder {
-    /// Nodes for the included ops, then real-time barriers and process order.
-    fn new(ops: &[Operation], included: &[bool]) -> Self {
+    /// The graph of the `included` ops: nodes, real-time barriers and process order, then
+    /// the edges `data` adds. Both run twice (`Builder`: counted, then placed), so `data`
+    /// must add the same edges each time.
+    fn build(
+        ops: &[Operation],
+        included: &[bool],
+        mut data: impl FnMut(&mut GraphBuilder),
+    ) -> HistoryGraph {
         let n_inc = included.iter().filter(|&&b| b).count();
-        let mut g = Builder::with_capacity(2 * n_inc, 6 * n_inc);
-        let mut pos: Vec<u32> = Vec::with_capacity(2 * n_inc);
-        let mut node_of = vec![NONE; ops.len()];
+        let mut hg = GraphBuilder {
+            b: Builder::with_capacity(2 * n_inc),
+            pos: Vec::with_capacity(2 * n_inc),
+            node_of: vec![NONE; ops.len()],
+        };
+        hg.realtime(ops, included);
+        data(&mut hg);
+        hg.b.start_filling();
+        hg.realtime(ops, included);
+        data(&mut hg);
+        hg.finish()
+    }
+
+    /// Nodes for the included ops, then real-time barriers and process order.
+    fn realtime(&mut self, ops: &[Operation], included: &[bool]) {
+        let first = !self.b.is_filling();
+        let GraphBuilder { b: g, pos, node_of } = self;
         // The included ops' invokes are in slot order (`ops` is in invoke order); their
         // ok completions, sorted by history position, are merged in: every event in
         // history order. An indeterminate op may take effect at any time after its
@@ -111,8 +131,10 @@ impl GraphBuilder {
                 let slot = invokes.next().expect("peeked");
                 let p = ops[slot].invoke();
                 let n = g.add_node(slot as u32);
-                pos.push(p as u32);
-                node_of[slot] = n;
+                if first {
+                    pos.push(p as u32);
+                    node_of[slot] = n;
+                }
                 if let Some(b) = barrier {
                     g.add_edge(b, n, EdgeKind::Realtime);
                     fresh = false;
@@ -127,7 +149,9 @@ impl GraphBuilder {
                     Some(b) if fresh => b,
                     prev => {
                         let b = g.add_node(BARRIER);
-                        pos.push(p as u32);
+                        if first {
+                            pos.push(p as u32);
+                        }
                         if let Some(prev) = prev {
                             g.add_edge(prev, b, EdgeKind::Realtime);
                         }
@@ -139,7 +163,6 @@ impl GraphBuilder {
                 g.add_edge(node_of[slot], b, EdgeKind::Realtime);
             }
         }
-        GraphBuilder { b: g, pos, node_of }
     }
 
     fn node(&self, slot: usize) -> Option<u32> {
@@ -188,52 +211,52 @@ fn build_append(ops: &[Operation], a: &Analysis<'_>, masked: &[bool]) -> History
             }
         }
     }
-    let mut hg = GraphBuilder::new(ops, &included);
-    for (order, k) in orders {
-        // The writer of each order position, if it is a node (phantoms and aborted
-        // appends are not: the append checker reports them; nor are masked appends, so
-        // the ww chain runs past them).
-        let writer: Vec<Option<usize>> = order
-            .iter()
-            .map(|v| {
-                k.appends
-                    .get(v)
-                    .map(|w| slot_of(ops, w))
-                    .filter(|&w| hg.node(w).is_some())
-            })
-            .collect();
-        // next[q]: the first writer at position ≥ q.
-        let mut next: Vec<Option<usize>> = vec![None; order.len() + 1];
-        for q in (0..order.len()).rev() {
-            next[q] = writer[q].or(next[q + 1]);
+    GraphBuilder::build(ops, &included, |hg| {
+        for &(order, k) in &orders {
+            // The writer of each order position, if it is a node (phantoms and aborted
+            // appends are not: the append checker reports them; nor are masked appends, so
+            // the ww chain runs past them).
+            let writer: Vec<Option<usize>> = order
+                .iter()
+                .map(|v| {
+                    k.appends
+                        .get(v)
+                        .map(|w| slot_of(ops, w))
+                        .filter(|&w| hg.node(w).is_some())
+                })
+                .collect();
+            // next[q]: the first writer at position ≥ q.
+            let mut next: Vec<Option<usize>> = vec![None; order.len() + 1];
+            for q in (0..order.len()).rev() {
+                next[q] = writer[q].or(next[q + 1]);
+            }
+            let mut prev: Option<usize> = None;
+            for w in writer.iter().flatten() {
+                if let Some(p) = prev {
+                    hg.edge(p, *w, EdgeKind::Ww);
+                }
+                prev = Some(*w);
+            }
+            for (&(r, vals), &prefix) in k.reads.iter().zip(&k.prefix) {
+                if !prefix {
+                    continue; // divergent: reported by the append checker
+                }
+                let rs = slot_of(ops, r);
+                if let Some(w) = writer[..vals.len()].iter().rev().flatten().next() {
+                    hg.edge(*w, rs, EdgeKind::Wr);
+                }
+                if let Some(w) = next[vals.len()] {
+                    hg.edge(rs, w, EdgeKind::Rw);
+                }
+            }
         }
-        let mut prev: Option<usize> = None;
-        for w in writer.iter().flatten() {
-            if let Some(p) = prev {
-                hg.edge(p, *w, EdgeKind::Ww);
-            }
-            prev = Some(*w);
-        }
-        for (&(r, vals), &prefix) in k.reads.iter().zip(&k.prefix) {
-            if !prefix {
-                continue; // divergent: reported by the append checker
-            }
-            let rs = slot_of(ops, r);
-            if let Some(w) = writer[..vals.len()].iter().rev().flatten().next() {
-                hg.edge(*w, rs, EdgeKind::Wr);
-            }
-            if let Some(w) = next[vals.len()] {
-                hg.edge(rs, w, EdgeKind::Rw);
-            }
-        }
-    }
-    hg.finish()
+    })
 }
 
 /// One register key's writes (ok, or indeterminate but observed), in invoke order.
 struct RegKey {
-    writes: Vec<usize>,
-    reads: Vec<usize>,
+    writes: Vec<u32>,
+    reads: Vec<u32>,
 }
 
 /// Builds the graph of a register history (unique written values).
@@ -369,10 +392,10 @@ fn build_register(
             reads: Vec::new(),
         });
         if written(o).is_some() {
-            k.writes.push(slot);
+            k.writes.push(slot as u32);
         }
         if read_value(o).is_some() {
-            k.reads.push(slot);
+            k.reads.push(slot as u32);
         }
     }
     // The writer of what each included op read (`NONE`: no write wrote it), so the value
@@ -386,65 +409,64 @@ fn build_register(
         }
     }
     drop((writer, observed));
-    let mut hg = GraphBuilder::new(ops, &included);
-    for k in keys.values() {
-        // Writes in invoke order; an indeterminate write never completes.
-        let inv: Vec<usize> = k.writes.iter().map(|&w| ops[w].invoke()).collect();
-        let done: Vec<usize> = k
-            .writes
-            .iter()
-            .map(|&w| match ops[w].outcome {
-                Outcome::Ok => ops[w].complete().unwrap_or(usize::MAX),
-                _ => usize::MAX,
-            })
-            .collect();
-        let mut sufmin = vec![usize::MAX; inv.len() + 1];
-        for i in (0..inv.len()).rev() {
-            sufmin[i] = done[i].min(sufmin[i + 1]);
-        }
-        // The minimal writes forced after a version that completed at `after`: those
-        // invoked after it and before the earliest completion among them.
-        let successors = |after: Option<usize>| -> std::ops::Range<usize> {
-            let j = after.map_or(0, |c| inv.partition_point(|&i| i < c));
-            let m = sufmin[j];
-            let end = j + inv[j..].partition_point(|&i| i < m);
-            j..end
-        };
-        for (i, &w) in k.writes.iter().enumerate() {
-            if done[i] == usize::MAX {
-                continue;
+    Ok(GraphBuilder::build(ops, &included, |hg| {
+        for k in keys.values() {
+            // Writes in invoke order; an indeterminate write never completes.
+            let inv: Vec<usize> = k.writes.iter().map(|&w| ops[w as usize].invoke()).collect();
+            let done: Vec<usize> = k
+                .writes
+                .iter()
+                .map(|&w| match ops[w as usize].outcome {
+                    Outcome::Ok => ops[w as usize].complete().unwrap_or(usize::MAX),
+                    _ => usize::MAX,
+                })
+                .collect();
+            let mut sufmin = vec![usize::MAX; inv.len() + 1];
+            for i in (0..inv.len()).rev() {
+                sufmin[i] = done[i].min(sufmin[i + 1]);
             }
-            for s in successors(Some(done[i])) {
-                hg.edge(w, k.writes[s], EdgeKind::Ww);
-            }
-        }
-        for &r in &k.reads {
-            let o = &ops[r];
-            let v = read_value(o).expect("reads hold read values");
-            let version_done = match v {
-                None => None,
-                Some(v) => match Some(source[r] as usize).filter(|_| source[r] != NONE) {
-                    Some(w) if included[w] => {
-                        hg.edge(w, r, EdgeKind::Wr);
-                        match ops[w].outcome {
-                            Outcome::Ok => ops[w].complete(),
-                            // Indeterminate: it forces nothing after it.
-                            _ => continue,
-                        }
-                    }
-                    Some(_) => continue,
-                    None if opts.register.initial == Some(v) => None,
-                    None => continue,
-                },
+            // The minimal writes forced after a version that completed at `after`: those
+            // invoked after it and before the earliest completion among them.
+            let successors = |after: Option<usize>| -> std::ops::Range<usize> {
+                let j = after.map_or(0, |c| inv.partition_point(|&i| i < c));
+                let m = sufmin[j];
+                let end = j + inv[j..].partition_point(|&i| i < m);
+                j..end
             };
-            for s in successors(version_done) {
-                hg.edge(r, k.writes[s], EdgeKind::Rw);
+            for (i, &w) in k.writes.iter().enumerate() {
+                if done[i] == usize::MAX {
+                    continue;
+                }
+                for s in successors(Some(done[i])) {
+                    hg.edge(w as usize, k.writes[s] as usize, EdgeKind::Ww);
+                }
+            }
+            for &r in &k.reads {
+                let r = r as usize;
+                let o = &ops[r];
+                let v = read_value(o).expect("reads hold read values");
+                let version_done = match v {
+                    None => None,
+                    Some(v) => match Some(source[r] as usize).filter(|_| source[r] != NONE) {
+                        Some(w) if included[w] => {
+                            hg.edge(w, r, EdgeKind::Wr);
+                            match ops[w].outcome {
+                                Outcome::Ok => ops[w].complete(),
+                                // Indeterminate: it forces nothing after it.
+                                _ => continue,
+                            }
+                        }
+                        Some(_) => continue,
+                        None if opts.register.initial == Some(v) => None,
+                        None => continue,
+                    },
+                };
+                for s in successors(version_done) {
+                    hg.edge(r, k.writes[s] as usize, EdgeKind::Rw);
+                }
             }
         }
-    }
-    // Freed before the rows are laid out: that is the graph checker's peak.
-    drop((source, keys));
-    Ok(hg.finish())
+    }))
 }
 
 /// The graph checker on paired ops of an append or register history.
