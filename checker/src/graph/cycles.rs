@@ -45,14 +45,17 @@ pub(super) fn find(
 ) -> bool {
     let g = &hg.g;
     let sccs = scc::tarjan(g);
-    let mut members: Vec<Vec<u32>> = vec![Vec::new(); sccs.sizes.len()];
-    let mut nontrivial = 0u64;
-    for (c, &s) in sccs.sizes.iter().enumerate() {
-        if s > 1 {
-            nontrivial += 1;
-            members[c].reserve(s as usize);
-        }
-    }
+    // The non-trivial components' ids, increasing, and their members (a list per
+    // component of the graph would take 24 bytes a node: every node of a valid history
+    // is a component of its own).
+    let ids: Vec<u32> = (0..sccs.sizes.len() as u32)
+        .filter(|&c| sccs.sizes[c as usize] > 1)
+        .collect();
+    let mut members: Vec<Vec<u32>> = ids
+        .iter()
+        .map(|&c| Vec::with_capacity(sccs.sizes[c as usize] as usize))
+        .collect();
+    let nontrivial = ids.len() as u64;
     figures.insert("sccs".into(), nontrivial.into());
     figures.insert("cycles_found".into(), 0.into());
     figures.insert("suspect_edges_unsearched".into(), 0.into());
@@ -62,7 +65,8 @@ pub(super) fn find(
     }
     for (n, &c) in sccs.comp.iter().enumerate() {
         if sccs.sizes[c as usize] > 1 {
-            members[c as usize].push(n as u32);
+            let at = ids.binary_search(&c).expect("a non-trivial component");
+            members[at].push(n as u32);
         }
     }
     let n = g.node_count();
@@ -76,14 +80,11 @@ pub(super) fn find(
     };
     let mut budget: u64 = 10_000_000u64.max(4 * (n as u64 + g.edge_count() as u64));
     let (mut found, mut unsearched) = (0u64, 0u64);
-    for (c, nodes) in members.iter().enumerate() {
-        if nodes.len() < 2 {
-            continue;
-        }
+    for (&c, nodes) in ids.iter().zip(&members) {
         if opts.aborted() {
             return false;
         }
-        let suspects = suspects(hg, &sccs.comp, c as u32, nodes);
+        let suspects = suspects(hg, &sccs.comp, c, nodes);
         let mut best: Option<(bool, usize, Steps)> = None;
         for &(u, v, kind) in suspects.iter().take(SUSPECTS_PER_COMPONENT) {
             if best.as_ref().is_some_and(|b| !b.0 && b.1 <= 2) {
@@ -99,8 +100,7 @@ pub(super) fn find(
             } else {
                 &mut budget
             };
-            let Some(path) = shortest_back(&mut bfs, hg, ops, &sccs.comp, c as u32, u, v, work)
-            else {
+            let Some(path) = shortest_back(&mut bfs, hg, ops, &sccs.comp, c, u, v, work) else {
                 unsearched += u64::from(budget == 0);
                 continue;
             };
