@@ -330,13 +330,15 @@ enum Version {
     },
 }
 
-/// One register key's ok writes (and cas) in invoke order.
+/// One register key's ok writes (and cas) in invoke order: slots and history positions
+/// in 32 bits (`MAX_POSITION`), 16 bytes a write.
 #[derive(Default)]
 struct RegKey {
-    slots: Vec<usize>,
-    inv: Vec<usize>,
-    /// suf[i]: the earliest completion among writes i.., and its index.
-    suf: Vec<(usize, usize)>,
+    slots: Vec<u32>,
+    inv: Vec<u32>,
+    /// suf[i]: the earliest completion among writes i.., and its index (`u32::MAX`:
+    /// none completes).
+    suf: Vec<(u32, u32)>,
 }
 
 /// Per-op findings of a register history with unique written values, and with `lags`
@@ -347,7 +349,11 @@ pub(crate) fn register(h: &History, ops: &[Operation], opts: &Options, lags: boo
         (F::Cas, Value::List(l)) if l.len() == 2 => Some(l[1]),
         _ => None,
     };
-    let mut writer: FxHashMap<(Key, i64), usize> = FxHashMap::default();
+    // Sized once: growing a map of millions of writes rehashes it with the old and the
+    // new table both held.
+    let writes = ops.iter().filter(|o| written(o).is_some()).count();
+    let mut writer: FxHashMap<(Key, i64), usize> =
+        FxHashMap::with_capacity_and_hasher(writes, Default::default());
     let mut keys: BTreeMap<Key, RegKey> = BTreeMap::new();
     for (slot, o) in ops.iter().enumerate() {
         let (Some(key), Some(v)) = (o.key(), written(o)) else {
@@ -356,16 +362,18 @@ pub(crate) fn register(h: &History, ops: &[Operation], opts: &Options, lags: boo
         writer.insert((key, v), slot);
         if o.outcome == Outcome::Ok {
             let k = keys.entry(key).or_default();
-            k.slots.push(slot);
-            k.inv.push(o.invoke());
+            k.slots.push(slot as u32);
+            k.inv.push(o.invoke() as u32);
         }
     }
     for k in keys.values_mut() {
-        k.suf = vec![(usize::MAX, usize::MAX); k.slots.len() + 1];
+        k.suf = vec![(u32::MAX, u32::MAX); k.slots.len() + 1];
         for i in (0..k.slots.len()).rev() {
-            let done = ops[k.slots[i]].complete().unwrap_or(usize::MAX);
+            let done = ops[k.slots[i] as usize]
+                .complete()
+                .map_or(u32::MAX, |c| c as u32);
             k.suf[i] = if done < k.suf[i + 1].0 {
-                (done, i)
+                (done, i as u32)
             } else {
                 k.suf[i + 1]
             };
@@ -482,18 +490,25 @@ fn register_lag(
     };
     // The writes begun after the version read was acknowledged and before this read
     // began; those acknowledged before it began were missed.
-    let j = after.map_or(0, |c| k.inv.partition_point(|&i| i < c));
-    let end = j + k.inv[j..].partition_point(|&i| i < o.invoke());
+    let j = after.map_or(0, |c| k.inv.partition_point(|&i| (i as usize) < c));
+    let end = j + k.inv[j..].partition_point(|&i| (i as usize) < o.invoke());
     let versions = (j..end)
-        .filter(|&i| ops[k.slots[i]].complete().is_some_and(|c| c < o.invoke()))
+        .filter(|&i| {
+            ops[k.slots[i] as usize]
+                .complete()
+                .is_some_and(|c| c < o.invoke())
+        })
         .count() as u64;
     let mut ns = 0;
     if versions > 0 {
         let (c, i) = k.suf[j];
-        ns = time(h, o.invoke()).saturating_sub(time(h, c));
+        ns = time(h, o.invoke()).saturating_sub(time(h, c as usize));
         let mut f = finding(
             AnomalyKind::StaleRead,
-            vec![(slot, EdgeKind::Rw), (k.slots[i], EdgeKind::Realtime)],
+            vec![
+                (slot, EdgeKind::Rw),
+                (k.slots[i as usize] as usize, EdgeKind::Realtime),
+            ],
         );
         f.versions = versions;
         f.ns = ns;

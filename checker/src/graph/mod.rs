@@ -268,8 +268,6 @@ fn build_register(
     masked: &[bool],
 ) -> Result<HistoryGraph, CheckError> {
     // Value → its write (any outcome), per key; and the ops by key.
-    let mut writer: FxHashMap<(Key, i64), usize> = FxHashMap::default();
-    let mut keys: BTreeMap<Key, RegKey> = BTreeMap::new();
     let written = |o: &Operation| -> Option<i64> {
         match (&o.f, &o.value) {
             (F::Write, Value::Int(v)) => Some(*v),
@@ -277,6 +275,11 @@ fn build_register(
             _ => None,
         }
     };
+    // Sized once (growing it rehashes with both tables held).
+    let writes = ops.iter().filter(|o| written(o).is_some()).count();
+    let mut writer: FxHashMap<(Key, i64), usize> =
+        FxHashMap::with_capacity_and_hasher(writes, Default::default());
+    let mut keys: BTreeMap<Key, RegKey> = BTreeMap::new();
     for (slot, o) in ops.iter().enumerate() {
         let index = h.ops[o.invoke()].index();
         let Some(key) = o.key() else {
