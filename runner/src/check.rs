@@ -28,10 +28,10 @@ pub const MAX_HISTORIES: usize = 100_000;
 
 /// Bytes of memory checking a history file of `file_bytes` needs, about: twice the file,
 /// plus the program itself. Measured peaks with every checker, two of them side by side
-/// (BENCHMARKS.md, "`schism check` on two cores"): 1.44 × the file for register histories
-/// (203 MB → 292 MB; 1.32 × at 3M ops, 1.20 × at 10M), 1.58 × for append (369 MB →
-/// 580 MB), 1.37 × for list-append transactions (127 MB → 174 MB); a history of shorter
-/// lines holds more ops per byte, hence the margin.
+/// (BENCHMARKS.md, "`schism check`: a 40-byte `Operation`"): 1.12 × the file for register
+/// histories (203 MB → 227 MB; 1.02 × at 3M ops, 0.96 × at 10M), 1.40 × for append
+/// (369 MB → 516 MB), 1.37 × for list-append transactions (127 MB → 174 MB); a history of
+/// shorter lines holds more ops per byte, hence the margin.
 pub fn estimate_bytes(file_bytes: u64) -> u64 {
     const PROGRAM_BYTES: u64 = 64 << 20;
     file_bytes.saturating_mul(2).saturating_add(PROGRAM_BYTES)
