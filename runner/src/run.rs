@@ -1038,8 +1038,10 @@ async fn worker(mut ctx: WorkerCtx, mut session: Box<dyn TargetSession>) -> Resu
         if done == OpType::Info {
             process += ctx.concurrency;
         }
-        let now_ns = ctx.start.elapsed().as_nanos() as u64;
-        if inv.is_final && done != OpType::Ok && now_ns < ctx.final_retry_until_ns {
+        if inv.is_final
+            && done != OpType::Ok
+            && (ctx.start.elapsed().as_nanos() as u64) < ctx.final_retry_until_ns
+        {
             pause(&mut ctx.cancel, FINAL_READ_BACKOFF).await;
             retry = Some(inv);
         }
