@@ -8,7 +8,7 @@
 #   serving a 3-byte static file (`daemon off; access_log off;`), stopped by its pid after.
 #   Env: ROUNDS (default 3), SEED (1), STORE (/tmp/runcost-store), PERF_DIR (if set,
 #   `perf record -e cpu-clock -g -p PID` of each run goes to PERF_DIR/<round>-<bin>.data),
-#   ARGS (extra `schism test` arguments).
+#   ARGS (extra `schism test` arguments), NGINX_PID (nginx's worker: its CPU during wrk).
 # Per run it prints: the runner's utime+stime (/proc/PID/stat) when the run prints
 # `history lines written` (workload and final reads done, before the offline check),
 # divided by the ops the run reports; the CPU of the runner's child processes (the
@@ -79,6 +79,15 @@ for r in $(seq 1 "$ROUNDS"); do
     rm -rf "$STORE"
   done
   if [ -n "${WRK_URL:-}" ]; then
-    wrk -t1 -c50 -d10s "$WRK_URL" | awk -v r="$r" '/Requests\/sec/ { print r "-wrk: " $2 " req/s" }'
+    # wrk's own CPU per request too (utime+stime, /usr/bin/time): a minimal client's
+    # cost; and nginx's, when NGINX_PID names its worker process.
+    ng=0
+    [ -n "${NGINX_PID:-}" ] && ng=$(ticks "$NGINX_PID")
+    out=$(/usr/bin/time -f "RUNCOST_WRK_CPU %U %S" wrk -t1 -c50 -d10s "$WRK_URL" 2>&1)
+    [ -n "${NGINX_PID:-}" ] && ng=$(( $(ticks "$NGINX_PID") - ng ))
+    awk -v r="$r" -v ng="$ng" -v hz="$TICK" '
+      /Requests\/sec/ { rps = $2 } / requests in / { n = $1 } /RUNCOST_WRK_CPU/ { cpu = $2 + $3 }
+      END { printf "%s-wrk: %s req/s, wrk %.1f us CPU/request, nginx %.1f us CPU/request\n",
+              r, rps, cpu / n * 1e6, ng / hz / n * 1e6 }' <<<"$out"
   fi
 done

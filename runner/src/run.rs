@@ -1194,10 +1194,15 @@ pub(crate) fn complete(done: &mut Op, is_read: bool, reply: Reply) {
             done.kind = OpType::Ok;
             if is_read {
                 done.value = value;
-                done.set_siblings(siblings);
             }
-            done.set_node(Some(node));
-            done.set_meta(meta);
+            // The optional fields in one go: one box per op, none made and dropped.
+            done.with_ext(|x| {
+                x.node = Some(node);
+                x.meta = meta;
+                if is_read {
+                    x.siblings = siblings;
+                }
+            });
         }
         Reply::Fail { node, error } => {
             done.kind = OpType::Fail;
