@@ -22,7 +22,8 @@ const BUFFER_BYTES: usize = 1 << 16;
 
 #[derive(Debug)]
 pub struct HistoryWriter<W: Write> {
-    out: W,
+    /// Always `Some` but inside `into_inner`.
+    out: Option<W>,
     /// Encoded lines not yet written out (complete lines only).
     buf: Vec<u8>,
     written: u64,
@@ -31,7 +32,7 @@ pub struct HistoryWriter<W: Write> {
 impl<W: Write> HistoryWriter<W> {
     pub fn new(w: W) -> Self {
         Self {
-            out: w,
+            out: Some(w),
             buf: Vec::with_capacity(BUFFER_BYTES + 4096),
             written: 0,
         }
@@ -55,8 +56,10 @@ impl<W: Write> HistoryWriter<W> {
 
     /// Writes the gathered lines out (whole: `write_all`); on an error they stay gathered.
     fn write_out(&mut self) -> std::io::Result<()> {
-        if !self.buf.is_empty() {
-            self.out.write_all(&self.buf)?;
+        if let Some(out) = &mut self.out
+            && !self.buf.is_empty()
+        {
+            out.write_all(&self.buf)?;
             self.buf.clear();
         }
         Ok(())
@@ -64,7 +67,10 @@ impl<W: Write> HistoryWriter<W> {
 
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.write_out()?;
-        self.out.flush()
+        match &mut self.out {
+            Some(out) => out.flush(),
+            None => Ok(()),
+        }
     }
 
     /// Ops appended so far.
@@ -74,7 +80,17 @@ impl<W: Write> HistoryWriter<W> {
 
     pub fn into_inner(mut self) -> std::io::Result<W> {
         self.flush()?;
-        Ok(self.out)
+        self.out
+            .take()
+            .ok_or_else(|| std::io::Error::other("history writer already taken apart"))
+    }
+}
+
+impl<W: Write> Drop for HistoryWriter<W> {
+    /// Writes out what was appended and not flushed, errors ignored (as `BufWriter`
+    /// does): callers flush to know.
+    fn drop(&mut self) {
+        let _ = self.flush();
     }
 }
 
@@ -353,6 +369,16 @@ mod tests {
     }
 
     #[test]
+    fn dropping_the_writer_writes_out_what_was_appended() {
+        let mut out = Vec::new();
+        let op = &shapes()[1];
+        HistoryWriter::new(&mut out).append(op).unwrap();
+        let mut expected = serde_json::to_vec(op).unwrap();
+        expected.push(b'\n');
+        assert_eq!(out, expected);
+    }
+
+    #[test]
     fn lines_are_byte_for_byte_serde_json() {
         for op in shapes() {
             let mut ours = Vec::new();
@@ -377,9 +403,10 @@ mod tests {
             expected.push(b'\n');
         }
         // More than BUFFER_BYTES appended: the complete lines before went out already.
-        assert!(!w.out.is_empty() && w.out.len() < expected.len());
-        assert_eq!(w.out, expected[..w.out.len()]);
-        assert_eq!(w.out.last(), Some(&b'\n'));
+        let out = w.out.as_ref().unwrap();
+        assert!(!out.is_empty() && out.len() < expected.len());
+        assert_eq!(out[..], expected[..out.len()]);
+        assert_eq!(out.last(), Some(&b'\n'));
         w.flush().unwrap();
         assert_eq!(w.written(), 2000);
         assert_eq!(w.into_inner().unwrap(), expected);
