@@ -686,7 +686,7 @@ mod tests {
         let client = ReferenceClient::new(&nodes, "n1", ClientOptions::default()).unwrap();
         let mut session = ReferenceSession::new(std::sync::Arc::new(client), 1);
         let boxed = session.invoke(Request::Read { key: 1 });
-        let bytes = std::mem::size_of_val(&*boxed);
+        let bytes = size_of_val(&*boxed);
         assert!(bytes <= 1024, "a request's future is {bytes} bytes");
     }
 
