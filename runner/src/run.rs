@@ -1038,8 +1038,10 @@ async fn worker(mut ctx: WorkerCtx, mut session: Box<dyn TargetSession>) -> Resu
         if done == OpType::Info {
             process += ctx.concurrency;
         }
-        let now_ns = ctx.start.elapsed().as_nanos() as u64;
-        if inv.is_final && done != OpType::Ok && now_ns < ctx.final_retry_until_ns {
+        if inv.is_final
+            && done != OpType::Ok
+            && (ctx.start.elapsed().as_nanos() as u64) < ctx.final_retry_until_ns
+        {
             pause(&mut ctx.cancel, FINAL_READ_BACKOFF).await;
             retry = Some(inv);
         }
@@ -1192,10 +1194,15 @@ pub(crate) fn complete(done: &mut Op, is_read: bool, reply: Reply) {
             done.kind = OpType::Ok;
             if is_read {
                 done.value = value;
-                done.set_siblings(siblings);
             }
-            done.set_node(Some(node));
-            done.set_meta(meta);
+            // The optional fields in one go: one box per op, none made and dropped.
+            done.with_ext(|x| {
+                x.node = Some(node);
+                x.meta = meta;
+                if is_read {
+                    x.siblings = siblings;
+                }
+            });
         }
         Reply::Fail { node, error } => {
             done.kind = OpType::Fail;

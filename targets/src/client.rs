@@ -210,7 +210,11 @@ impl ReferenceClient {
         match settle(session, &rules, req.is_write(), node, cond, &outcome) {
             None => reply,
             Some((node, cond)) => {
-                let reply = self.send(&mut session.conns, node, req, cond).await.0;
+                // Boxed: the retried read is rare, and inline its state would add to
+                // that of every request's future (see `refresh_if_due`).
+                let reply = Box::pin(self.send(&mut session.conns, node, req, cond))
+                    .await
+                    .0;
                 session.router.after_final_read(&self.outcome(&reply, None));
                 reply
             }
@@ -225,7 +229,11 @@ impl ReferenceClient {
                 .refresh_at
                 .is_none_or(|t| std::time::Instant::now() >= t)
         {
-            self.refresh_leader(session).await;
+            // Boxed: rare, and large (a task per node). `TargetSession` boxes every
+            // request's future, which the allocator serves from its per-thread cache
+            // only up to about 1 KiB (glibc's tcache); rare states inline would push
+            // it past that (BENCHMARKS.md "Runner CPU per op").
+            Box::pin(self.refresh_leader(session)).await;
         }
     }
 
@@ -459,7 +467,7 @@ fn answer_of(node: &Node, changes: bool, status: u16, bytes: &[u8]) -> (Reply, O
             format!("HTTP {}: {}", status_text(status), text()),
         );
     }
-    match serde_json::from_slice::<KvReply>(bytes) {
+    match crate::answer::decode(bytes) {
         Ok(kv) => reply_of(kv),
         Err(e) => uncertain(node, changes, format!("unreadable reply: {e}")),
     }
@@ -664,6 +672,23 @@ impl TargetSession for ReferenceSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The future of one request, which `TargetSession` boxes per request, stays within
+    /// what glibc's malloc serves from its per-thread cache (tcache: up to 1,032 bytes);
+    /// past it every request paid a search of the shared bins and a consolidation of
+    /// the fast ones (BENCHMARKS.md "Runner CPU per op"). A size, not a timing.
+    #[test]
+    fn a_request_future_fits_the_allocators_thread_cache() {
+        let nodes = vec![Endpoint {
+            id: "n1".into(),
+            addr: "127.0.0.1:1".parse().unwrap(),
+        }];
+        let client = ReferenceClient::new(&nodes, "n1", ClientOptions::default()).unwrap();
+        let mut session = ReferenceSession::new(std::sync::Arc::new(client), 1);
+        let boxed = session.invoke(Request::Read { key: 1 });
+        let bytes = size_of_val(&*boxed);
+        assert!(bytes <= 1024, "a request's future is {bytes} bytes");
+    }
 
     #[test]
     fn request_body_puts_the_conditions_beside_the_request_fields() {

@@ -90,24 +90,10 @@ impl Conns {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut conn = match slot.take().filter(Conn::still_open) {
             Some(c) => c,
-            None => match tokio::time::timeout_at(deadline, TcpStream::connect(dest.addr)).await {
-                Ok(Ok(stream)) => {
-                    // Latency, not throughput: one small request and answer per exchange
-                    // (and the request is one write anyway).
-                    let _ = stream.set_nodelay(true);
-                    Conn {
-                        stream,
-                        buf: Vec::with_capacity(1024),
-                    }
-                }
-                Ok(Err(e)) => return Err(Exchange::NotSent(format!("connect: {e}"))),
-                Err(_) => {
-                    return Err(Exchange::NotSent(format!(
-                        "connect: timeout after {} ms",
-                        timeout.as_millis()
-                    )));
-                }
-            },
+            // Boxed: connecting is rare, and its state inline would make every
+            // exchange's future (boxed per request by `TargetSession`) too large for
+            // the allocator's per-thread cache.
+            None => Box::pin(connect(dest.addr, deadline, timeout)).await?,
         };
         write_request(&mut self.request, dest, &self.body);
         let request = &self.request;
@@ -129,6 +115,30 @@ impl Conns {
                 timeout.as_millis()
             ))),
         }
+    }
+}
+
+/// A new connection to `addr` by `deadline`, with `TCP_NODELAY`.
+async fn connect(
+    addr: SocketAddr,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+) -> Result<Conn, Exchange> {
+    match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => {
+            // Latency, not throughput: one small request and answer per exchange
+            // (and the request is one write anyway).
+            let _ = stream.set_nodelay(true);
+            Ok(Conn {
+                stream,
+                buf: Vec::with_capacity(1024),
+            })
+        }
+        Ok(Err(e)) => Err(Exchange::NotSent(format!("connect: {e}"))),
+        Err(_) => Err(Exchange::NotSent(format!(
+            "connect: timeout after {} ms",
+            timeout.as_millis()
+        ))),
     }
 }
 
