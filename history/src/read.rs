@@ -17,6 +17,8 @@ use crate::{History, Op, clip};
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
+mod fast;
+
 /// Longest accepted history line, in bytes (16 MiB): one op per line, and the longest
 /// real ops (a read of a long append list) are far below it.
 pub const MAX_LINE_BYTES: usize = 16 << 20;
@@ -95,6 +97,19 @@ pub enum ParsedLine {
 /// `line` is 1-based and only used in messages, as is `path`. The line-length bound is
 /// the caller's (it must not have read more than `MAX_LINE_BYTES` + 1 bytes).
 pub fn parse_line(
+    bytes: &[u8],
+    line: usize,
+    complete: bool,
+    path: &Path,
+) -> Result<ParsedLine, HistoryError> {
+    if let Some(op) = fast::parse_op(bytes) {
+        return Ok(ParsedLine::Op(op));
+    }
+    parse_line_serde(bytes, line, complete, path)
+}
+
+/// `parse_line` without the fast path: serde_json on every line (what it did before).
+pub(crate) fn parse_line_serde(
     bytes: &[u8],
     line: usize,
     complete: bool,
