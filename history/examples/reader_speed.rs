@@ -3,7 +3,9 @@
 //! counting lines (what `wc -l` does), a plain `serde_json::Value` parse of every line,
 //! serde_json's typed parse of every line into an `Op` (the reader's path before its fast
 //! path, and still its fallback), the reader (fast path first) on one thread, and the
-//! reader on every core. The file is read from the page cache each time (run it twice;
+//! reader on every core, from a stream and as `schism check` reads a file (its lines cut on
+//! a thread of their own). An optional second argument runs only the rows whose name
+//! holds it (`reader_speed FILE 'of a file'` under a profiler). The file is read from the page cache each time (run it twice;
 //! the first warms the cache).
 
 use std::io::{BufRead, BufReader, Read};
@@ -52,16 +54,22 @@ fn typed_parse(path: &Path) -> usize {
 }
 
 fn main() {
-    let path = std::env::args().nth(1).expect("usage: reader_speed FILE");
+    let mut args = std::env::args().skip(1);
+    let path = args.next().expect("usage: reader_speed FILE [ROW]");
+    // Only the rows whose name holds this text (for a profiler), else all.
+    let only = args.next().unwrap_or_default();
     let path = Path::new(&path);
     let mb = std::fs::metadata(path).expect("stat").len() as f64 / 1e6;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let time = |name: &str, f: &dyn Fn() -> usize| {
+        if !name.contains(&only) {
+            return;
+        }
         let t = Instant::now();
         let n = f();
         let s = t.elapsed().as_secs_f64();
         println!(
-            "{name:<34} {n:>9} lines/ops {s:>7.3} s {:>8.1} MB/s",
+            "{name:<40} {n:>9} lines/ops {s:>7.3} s {:>8.1} MB/s",
             mb / s
         );
     };
@@ -81,4 +89,13 @@ fn main() {
             .0
             .len()
     });
+    time(
+        &format!("schism reader of a file, {cores} threads"),
+        &|| {
+            schism_history::read_history_file(path)
+                .expect("history")
+                .0
+                .len()
+        },
+    );
 }

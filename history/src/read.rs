@@ -236,26 +236,78 @@ struct Sink<'p> {
     done: bool,
 }
 
+/// A range of a batch's lines, parsed by one thread: its ops in line order (indices
+/// increasing within the part), their lines, and what ended the part early.
+struct Part {
+    ops: Vec<Op>,
+    lines: crate::Lines,
+    /// The line of the first op (its index is checked against the ops before the part).
+    first_line: usize,
+    /// A truncated last line (its number), or the first error in the part's lines.
+    end: Option<Result<usize, HistoryError>>,
+}
+
+/// Parses lines `range` of `batch`, stopping at the first error or truncated last line:
+/// lines after it can never be used.
+fn parse_part(batch: &Batch, range: std::ops::Range<usize>, path: &Path) -> Part {
+    let mut part = Part {
+        ops: Vec::with_capacity(range.len()),
+        lines: crate::Lines::default(),
+        first_line: 0,
+        end: None,
+    };
+    for i in range {
+        let (_, line, complete) = batch.lines[i];
+        match parse_line(batch.line_bytes(i), line, complete, path) {
+            Ok(ParsedLine::Blank) => {}
+            Ok(ParsedLine::Op(op)) => {
+                match part.ops.last() {
+                    Some(prev) if op.index() <= prev.index() => {
+                        part.end = Some(Err(not_increasing(path, line, op.index(), prev.index())));
+                        break;
+                    }
+                    Some(_) => {}
+                    None => part.first_line = line,
+                }
+                part.lines.push(&op, line);
+                part.ops.push(op);
+            }
+            Ok(ParsedLine::Truncated) => {
+                part.end = Some(Ok(line));
+                break;
+            }
+            Err(e) => {
+                part.end = Some(Err(e));
+                break;
+            }
+        }
+    }
+    part
+}
+
 impl Sink<'_> {
-    /// Appends one parsed line, checking the index order.
-    fn push(&mut self, parsed: ParsedLine, line: usize) -> Result<(), HistoryError> {
-        match parsed {
-            ParsedLine::Blank => Ok(()),
-            ParsedLine::Truncated => {
+    /// Appends one part, checking its first index against the ops before it.
+    fn merge(&mut self, mut part: Part) -> Result<(), HistoryError> {
+        if let (Some(first), Some(prev)) = (part.ops.first(), self.ops.last())
+            && first.index() <= prev.index()
+        {
+            return Err(not_increasing(
+                self.path,
+                part.first_line,
+                first.index(),
+                prev.index(),
+            ));
+        }
+        self.lines.append(part.lines);
+        self.ops.append(&mut part.ops);
+        match part.end {
+            None => Ok(()),
+            Some(Ok(line)) => {
                 self.warnings.push(ReadWarning::TruncatedLastLine { line });
                 self.done = true;
                 Ok(())
             }
-            ParsedLine::Op(op) => {
-                if let Some(prev) = self.ops.last()
-                    && op.index() <= prev.index()
-                {
-                    return Err(not_increasing(self.path, line, op.index(), prev.index()));
-                }
-                self.lines.push(&op, line);
-                self.ops.push(op);
-                Ok(())
-            }
+            Some(Err(e)) => Err(e),
         }
     }
 
@@ -266,30 +318,11 @@ impl Sink<'_> {
             return Ok(());
         }
         let path = self.path;
-        let parse = |range: std::ops::Range<usize>| -> Vec<Result<ParsedLine, HistoryError>> {
-            let mut out = Vec::with_capacity(range.len());
-            for i in range {
-                let (_, line, complete) = batch.lines[i];
-                let r = parse_line(batch.line_bytes(i), line, complete, path);
-                let stop = r.is_err();
-                out.push(r);
-                if stop {
-                    // Lines after an error in this part can never be used.
-                    break;
-                }
-            }
-            out
-        };
-        let results = parse_parts(n, threads, parse);
-        let mut i = 0;
-        for part in results {
-            for r in part {
-                let line = batch.lines[i].1;
-                i += 1;
-                self.push(r?, line)?;
-                if self.done {
-                    return Ok(());
-                }
+        let parts = parse_parts(n, threads, |range| parse_part(batch, range, path));
+        for part in parts {
+            self.merge(part)?;
+            if self.done {
+                return Ok(());
             }
         }
         Ok(())
@@ -584,6 +617,113 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("x:1:"), "{e}");
+    }
+
+    /// The reader before its parts were merged whole: one line at a time, serde's
+    /// parser, each op's index and line recorded as it comes.
+    fn one_at_a_time(text: &[u8], path: &Path) -> Result<ReadOutcome, String> {
+        let mut ops: Vec<Op> = Vec::new();
+        let mut lines = Vec::new();
+        let mut warnings = Vec::new();
+        let mut parts = text.split_inclusive(|&b| b == b'\n').enumerate();
+        for (i, raw) in parts.by_ref() {
+            let (line, complete) = (i + 1, raw.ends_with(b"\n"));
+            let bytes = raw.strip_suffix(b"\n").unwrap_or(raw);
+            match parse_line_serde(bytes, line, complete, path).map_err(|e| e.to_string())? {
+                ParsedLine::Blank => {}
+                ParsedLine::Truncated => {
+                    warnings.push(ReadWarning::TruncatedLastLine { line });
+                    break;
+                }
+                ParsedLine::Op(op) => {
+                    if let Some(prev) = ops.last()
+                        && op.index() <= prev.index()
+                    {
+                        return Err(
+                            not_increasing(path, line, op.index(), prev.index()).to_string()
+                        );
+                    }
+                    lines.push((op.index(), line));
+                    ops.push(op);
+                }
+            }
+        }
+        Ok((ops, lines, warnings))
+    }
+
+    type ReadOutcome = (Vec<Op>, Vec<(u64, usize)>, Vec<ReadWarning>);
+
+    fn read_outcome(text: &[u8], path: &Path, threads: usize) -> Result<ReadOutcome, String> {
+        let (h, w) = read_jsonl_threads(text, path, threads).map_err(|e| e.to_string())?;
+        let lines = h
+            .ops
+            .iter()
+            .map(|op| (op.index(), h.locate(op.index()).expect("located").1))
+            .collect();
+        Ok((h.ops, lines, w))
+    }
+
+    proptest::proptest! {
+        /// Parts parsed on several threads and merged whole give what one line at a time
+        /// gave: the same ops and lines, warnings, or first error (index order checked
+        /// across part boundaries included).
+        #[test]
+        fn parts_merge_as_one_line_at_a_time(
+            kinds in proptest::collection::vec(0u8..40, 100..700),
+            cut in 0usize..30,
+            clean in proptest::bool::ANY,
+        ) {
+            let mut text = Vec::new();
+            let mut index = 0u64;
+            for k in kinds {
+                // Clean texts have no malformed line and no index out of order.
+                let k = if clean && (k == 2 || k == 3) { 6 } else { k };
+                let line = match k {
+                    0 => String::new(),
+                    1 => "   ".to_owned(),
+                    2 => r#"{"index":oops}"#.to_owned(),
+                    3 => format!(r#"{{"index":{},"time_ns":0,"process":1,"type":"ok","f":"read","value":null}}"#, index.saturating_sub(1)),
+                    4 => format!(r#"{{ "index":{index},"time_ns":0,"process":1,"type":"ok","f":"read","value":null}}"#),
+                    _ => format!(r#"{{"index":{index},"time_ns":{k},"process":{k},"type":"invoke","f":"read","key":1,"value":[{k}]}}"#),
+                };
+                index += 1 + u64::from(k == 5) * 3;
+                text.extend_from_slice(line.as_bytes());
+                text.push(b'\n');
+            }
+            text.truncate(text.len() - cut.min(text.len()));
+            let path = Path::new("h.jsonl");
+            let want = one_at_a_time(&text, path);
+            for threads in [1, 2, 4] {
+                proptest::prop_assert_eq!(&read_outcome(&text, path, threads), &want);
+            }
+        }
+    }
+
+    /// An index out of order on any line, part boundaries included, is the same error
+    /// on any number of threads; so is a blank line before it.
+    #[test]
+    fn index_order_is_checked_across_parts() {
+        let path = Path::new("h.jsonl");
+        for blank in [false, true] {
+            for bad in 0..300usize {
+                let mut text = String::new();
+                for i in 0..300usize {
+                    if blank && i + 1 == bad {
+                        text.push('\n');
+                        continue;
+                    }
+                    let index = if i == bad { i.saturating_sub(2) } else { i };
+                    text.push_str(&format!(
+                        "{{\"index\":{index},\"time_ns\":0,\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"value\":null}}\n"
+                    ));
+                }
+                let want = one_at_a_time(text.as_bytes(), path);
+                assert_eq!(want.is_err(), bad > 0 && !(blank && bad == 1), "{bad}");
+                for threads in [1, 2, 4] {
+                    assert_eq!(read_outcome(text.as_bytes(), path, threads), want, "{bad}");
+                }
+            }
+        }
     }
 
     #[test]

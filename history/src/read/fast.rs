@@ -47,7 +47,7 @@ pub(crate) fn parse_op(line: &[u8]) -> Option<Op> {
         return None;
     };
     c.lit(b",\"f\":")?;
-    let f_name = c.string()?;
+    let f_name = c.string_bytes()?;
     let key = if c.eat(b",\"key\":") {
         Some(c.uint()?)
     } else {
@@ -75,13 +75,13 @@ pub(crate) fn parse_op(line: &[u8]) -> Option<Op> {
     // Only now, the line being whole: a new function name is interned as serde's path
     // would intern it.
     let f = match f_name {
-        "read" => F::Read,
-        "write" => F::Write,
-        "cas" => F::Cas,
-        "append" => F::Append,
-        "add" => F::Add,
-        "incr" => F::Incr,
-        other => F::try_parse(other).ok()?,
+        b"read" => F::Read,
+        b"write" => F::Write,
+        b"cas" => F::Cas,
+        b"append" => F::Append,
+        b"add" => F::Add,
+        b"incr" => F::Incr,
+        other => F::try_parse(std::str::from_utf8(other).ok()?).ok()?,
     };
     let mut op = Op::try_new(index, time_ns, process, kind, f, key, value).ok()?;
     if ext.node.is_some() || ext.error.is_some() || ext.meta.is_some() || ext.siblings.is_some() {
@@ -97,11 +97,13 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
 
     /// Consumes `s` if the line continues with it.
+    #[inline(always)]
     fn eat(&mut self, s: &[u8]) -> bool {
         if self.b[self.i..].starts_with(s) {
             self.i += s.len();
@@ -112,6 +114,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Consumes `s`, which must come next.
+    #[inline(always)]
     fn lit(&mut self, s: &[u8]) -> Option<()> {
         self.eat(s).then_some(())
     }
@@ -119,6 +122,7 @@ impl<'a> Cursor<'a> {
     /// A non-negative integer as serde_json reads one into a `u64`: digits, no leading
     /// zero, no overflow. What follows is the caller's to check (a `.` or `e` there makes
     /// it a float, which no caller accepts).
+    #[inline(always)]
     fn uint(&mut self) -> Option<u64> {
         let first = self.peek()?;
         if !first.is_ascii_digit() {
@@ -138,6 +142,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A negative integer's magnitude, as a `u64` (after the `-`), or a non-negative one.
+    #[inline(always)]
     fn signed(&mut self) -> Option<(bool, u64)> {
         let negative = self.eat(b"-");
         let m = self.uint()?;
@@ -150,6 +155,7 @@ impl<'a> Cursor<'a> {
 
     /// An integer that `Value` holds as `Value::Int` (serde_json gives larger positive
     /// ones as `u64`, which `Value` keeps verbatim).
+    #[inline(always)]
     fn int(&mut self) -> Option<i64> {
         match self.signed()? {
             (false, m) => i64::try_from(m).ok(),
@@ -159,6 +165,12 @@ impl<'a> Cursor<'a> {
 
     /// A string of printable ASCII without escapes, quotes included.
     fn string(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.string_bytes()?).ok()
+    }
+
+    /// `string`'s bytes (all printable ASCII).
+    #[inline(always)]
+    fn string_bytes(&mut self) -> Option<&'a [u8]> {
         self.lit(b"\"")?;
         let start = self.i;
         loop {
@@ -171,7 +183,7 @@ impl<'a> Cursor<'a> {
         }
         let s = &self.b[start..self.i];
         self.i += 1;
-        std::str::from_utf8(s).ok()
+        Some(s)
     }
 
     /// `null`, an integer or a list of integers.
