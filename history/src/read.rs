@@ -7,11 +7,17 @@
 //! a leading byte-order mark are skipped; indices must increase. Lines are cut in order by
 //! one thread (a file read on several cores: a thread of its own, one batch ahead of the
 //! parse) and parsed in batches of about `BATCH_BYTES` by up to
-//! `available_parallelism` threads (each op deserialised straight from the line's bytes,
-//! no intermediate JSON tree); results are merged back in line order, so ops, their
-//! lines and the *first* error in line order are exactly what a one-line-at-a-time reader
-//! gives. Memory stays within three batches plus one line's bound beyond the ops read,
-//! whatever the input (`/dev/zero` included).
+//! `available_parallelism` threads. Each line is first offered to `fast`, a hand-written
+//! scanner for exactly the shape our writer emits (fields in order, integers, plain ASCII
+//! strings: every line of a schism run's client ops), which builds the `Op` from the bytes;
+//! any line it does not take exactly is deserialised by serde_json (typed, straight from
+//! the line, no intermediate JSON tree) as it always was, so what is accepted and every
+//! message are serde's. Each thread's range of lines becomes an op vector, its indices
+//! checked as it is parsed; the parts are merged whole in line order (the first index of a
+//! part checked against the op before it), so ops, their lines and the *first* error in
+//! line order are exactly what a one-line-at-a-time reader gives. Memory stays within
+//! three batches plus one line's bound beyond the ops read, whatever the input
+//! (`/dev/zero` included).
 
 use crate::{History, Op, clip};
 use std::io::{BufRead, Read};
