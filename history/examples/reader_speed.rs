@@ -2,11 +2,13 @@
 //! `cargo run --release -p schism-history --example reader_speed -- FILE`. Prints MB/s for
 //! counting lines (what `wc -l` does), a plain `serde_json::Value` parse of every line,
 //! serde_json's typed parse of every line into an `Op` (the reader's path before its fast
-//! path, and still its fallback), the reader (fast path first) on one thread, and the
-//! reader on every core, from a stream and as `schism check` reads a file (its lines cut on
-//! a thread of their own). An optional second argument runs only the rows whose name
-//! holds it (`reader_speed FILE 'of a file'` under a profiler). The file is read from the page cache each time (run it twice;
-//! the first warms the cache).
+//! path, and still its fallback), then serde_json typed against `parse_line` (fast path
+//! first) on the lines already in memory and split (as BENCHMARKS.md's parser comparison
+//! measured parsers), then the reader on one thread, on every core, and on every core as
+//! `schism check` reads a file (its lines cut on a thread of their own). An optional
+//! second argument runs only the rows whose name holds it (`reader_speed FILE 'of a file'`
+//! under a profiler). The file is read from the page cache each time (run it twice; the
+//! first warms the cache).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -77,6 +79,30 @@ fn main() {
     time("count newlines (wc -l)", &|| count_lines(path));
     time("serde_json::Value per line", &|| value_parse(path));
     time("serde_json typed Op per line", &|| typed_parse(path));
+    // As BENCHMARKS.md's parser comparison measured parsers: the file in memory, its
+    // lines split beforehand, one thread.
+    let data = std::fs::read(path).expect("read FILE");
+    let lines: Vec<&[u8]> = data
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    time("in memory: serde_json typed Op per line", &|| {
+        lines
+            .iter()
+            .map(|l| serde_json::from_slice::<schism_history::Op>(l).expect("op"))
+            .filter(|op| op.index() < u64::MAX)
+            .count()
+    });
+    time("in memory: parse_line (fast path) per line", &|| {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| schism_history::parse_line(l, i + 1, true, path).expect("op"))
+            .filter(|p| matches!(p, schism_history::ParsedLine::Op(_)))
+            .count()
+    });
+    drop(lines);
+    drop(data);
     time("schism reader, 1 thread", &|| {
         schism_history::read_jsonl_threads(open(path), path, 1)
             .expect("history")
