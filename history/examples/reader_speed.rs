@@ -93,7 +93,7 @@ fn main() {
             .filter(|op| op.index() < u64::MAX)
             .count()
     });
-    time("in memory: parse_line (fast path) per line", &|| {
+    time("in memory: parse_line (fast path first)", &|| {
         lines
             .iter()
             .enumerate()
