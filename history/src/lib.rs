@@ -96,6 +96,26 @@ impl Lines {
         });
     }
 
+    /// Records `other`'s ops after these (its indices above every one recorded), as
+    /// pushing them one by one would.
+    pub(crate) fn append(&mut self, other: Lines) {
+        let mut runs = other.runs.into_iter();
+        let Some(first) = runs.next() else {
+            return;
+        };
+        match self.runs.last_mut() {
+            Some(last)
+                if last.index.checked_add(last.len) == Some(first.index)
+                    && last.line.checked_add(last.len) == Some(first.line)
+                    && first.line != u32::MAX =>
+            {
+                last.len += first.len;
+            }
+            _ => self.runs.push(first),
+        }
+        self.runs.extend(runs);
+    }
+
     /// The line of the op with this index, if one was recorded.
     fn line_of(&self, index: u64) -> Option<usize> {
         let index = u32::try_from(index).ok()?;

@@ -7,15 +7,23 @@
 //! a leading byte-order mark are skipped; indices must increase. Lines are cut in order by
 //! one thread (a file read on several cores: a thread of its own, one batch ahead of the
 //! parse) and parsed in batches of about `BATCH_BYTES` by up to
-//! `available_parallelism` threads (each op deserialised straight from the line's bytes,
-//! no intermediate JSON tree); results are merged back in line order, so ops, their
-//! lines and the *first* error in line order are exactly what a one-line-at-a-time reader
-//! gives. Memory stays within three batches plus one line's bound beyond the ops read,
-//! whatever the input (`/dev/zero` included).
+//! `available_parallelism` threads. Each line is first offered to `fast`, a hand-written
+//! scanner for exactly the shape our writer emits (fields in order, integers, plain ASCII
+//! strings: every line of a schism run's client ops), which builds the `Op` from the bytes;
+//! any line it does not take exactly is deserialised by serde_json (typed, straight from
+//! the line, no intermediate JSON tree) as it always was, so what is accepted and every
+//! message are serde's. Each thread's range of lines becomes an op vector, its indices
+//! checked as it is parsed; the parts are merged whole in line order (the first index of a
+//! part checked against the op before it), so ops, their lines and the *first* error in
+//! line order are exactly what a one-line-at-a-time reader gives. Memory stays within
+//! three batches plus one line's bound beyond the ops read, whatever the input
+//! (`/dev/zero` included).
 
 use crate::{History, Op, clip};
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
+
+mod fast;
 
 /// Longest accepted history line, in bytes (16 MiB): one op per line, and the longest
 /// real ops (a read of a long append list) are far below it.
@@ -95,6 +103,19 @@ pub enum ParsedLine {
 /// `line` is 1-based and only used in messages, as is `path`. The line-length bound is
 /// the caller's (it must not have read more than `MAX_LINE_BYTES` + 1 bytes).
 pub fn parse_line(
+    bytes: &[u8],
+    line: usize,
+    complete: bool,
+    path: &Path,
+) -> Result<ParsedLine, HistoryError> {
+    if let Some(op) = fast::parse_op(bytes) {
+        return Ok(ParsedLine::Op(op));
+    }
+    parse_line_serde(bytes, line, complete, path)
+}
+
+/// `parse_line` without the fast path: serde_json on every line (what it did before).
+pub(crate) fn parse_line_serde(
     bytes: &[u8],
     line: usize,
     complete: bool,
@@ -221,26 +242,78 @@ struct Sink<'p> {
     done: bool,
 }
 
+/// A range of a batch's lines, parsed by one thread: its ops in line order (indices
+/// increasing within the part), their lines, and what ended the part early.
+struct Part {
+    ops: Vec<Op>,
+    lines: crate::Lines,
+    /// The line of the first op (its index is checked against the ops before the part).
+    first_line: usize,
+    /// A truncated last line (its number), or the first error in the part's lines.
+    end: Option<Result<usize, HistoryError>>,
+}
+
+/// Parses lines `range` of `batch`, stopping at the first error or truncated last line:
+/// lines after it can never be used.
+fn parse_part(batch: &Batch, range: std::ops::Range<usize>, path: &Path) -> Part {
+    let mut part = Part {
+        ops: Vec::with_capacity(range.len()),
+        lines: crate::Lines::default(),
+        first_line: 0,
+        end: None,
+    };
+    for i in range {
+        let (_, line, complete) = batch.lines[i];
+        match parse_line(batch.line_bytes(i), line, complete, path) {
+            Ok(ParsedLine::Blank) => {}
+            Ok(ParsedLine::Op(op)) => {
+                match part.ops.last() {
+                    Some(prev) if op.index() <= prev.index() => {
+                        part.end = Some(Err(not_increasing(path, line, op.index(), prev.index())));
+                        break;
+                    }
+                    Some(_) => {}
+                    None => part.first_line = line,
+                }
+                part.lines.push(&op, line);
+                part.ops.push(op);
+            }
+            Ok(ParsedLine::Truncated) => {
+                part.end = Some(Ok(line));
+                break;
+            }
+            Err(e) => {
+                part.end = Some(Err(e));
+                break;
+            }
+        }
+    }
+    part
+}
+
 impl Sink<'_> {
-    /// Appends one parsed line, checking the index order.
-    fn push(&mut self, parsed: ParsedLine, line: usize) -> Result<(), HistoryError> {
-        match parsed {
-            ParsedLine::Blank => Ok(()),
-            ParsedLine::Truncated => {
+    /// Appends one part, checking its first index against the ops before it.
+    fn merge(&mut self, mut part: Part) -> Result<(), HistoryError> {
+        if let (Some(first), Some(prev)) = (part.ops.first(), self.ops.last())
+            && first.index() <= prev.index()
+        {
+            return Err(not_increasing(
+                self.path,
+                part.first_line,
+                first.index(),
+                prev.index(),
+            ));
+        }
+        self.lines.append(part.lines);
+        self.ops.append(&mut part.ops);
+        match part.end {
+            None => Ok(()),
+            Some(Ok(line)) => {
                 self.warnings.push(ReadWarning::TruncatedLastLine { line });
                 self.done = true;
                 Ok(())
             }
-            ParsedLine::Op(op) => {
-                if let Some(prev) = self.ops.last()
-                    && op.index() <= prev.index()
-                {
-                    return Err(not_increasing(self.path, line, op.index(), prev.index()));
-                }
-                self.lines.push(&op, line);
-                self.ops.push(op);
-                Ok(())
-            }
+            Some(Err(e)) => Err(e),
         }
     }
 
@@ -251,30 +324,11 @@ impl Sink<'_> {
             return Ok(());
         }
         let path = self.path;
-        let parse = |range: std::ops::Range<usize>| -> Vec<Result<ParsedLine, HistoryError>> {
-            let mut out = Vec::with_capacity(range.len());
-            for i in range {
-                let (_, line, complete) = batch.lines[i];
-                let r = parse_line(batch.line_bytes(i), line, complete, path);
-                let stop = r.is_err();
-                out.push(r);
-                if stop {
-                    // Lines after an error in this part can never be used.
-                    break;
-                }
-            }
-            out
-        };
-        let results = parse_parts(n, threads, parse);
-        let mut i = 0;
-        for part in results {
-            for r in part {
-                let line = batch.lines[i].1;
-                i += 1;
-                self.push(r?, line)?;
-                if self.done {
-                    return Ok(());
-                }
+        let parts = parse_parts(n, threads, |range| parse_part(batch, range, path));
+        for part in parts {
+            self.merge(part)?;
+            if self.done {
+                return Ok(());
             }
         }
         Ok(())
@@ -569,6 +623,113 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("x:1:"), "{e}");
+    }
+
+    /// The reader before its parts were merged whole: one line at a time, serde's
+    /// parser, each op's index and line recorded as it comes.
+    fn one_at_a_time(text: &[u8], path: &Path) -> Result<ReadOutcome, String> {
+        let mut ops: Vec<Op> = Vec::new();
+        let mut lines = Vec::new();
+        let mut warnings = Vec::new();
+        let mut parts = text.split_inclusive(|&b| b == b'\n').enumerate();
+        for (i, raw) in parts.by_ref() {
+            let (line, complete) = (i + 1, raw.ends_with(b"\n"));
+            let bytes = raw.strip_suffix(b"\n").unwrap_or(raw);
+            match parse_line_serde(bytes, line, complete, path).map_err(|e| e.to_string())? {
+                ParsedLine::Blank => {}
+                ParsedLine::Truncated => {
+                    warnings.push(ReadWarning::TruncatedLastLine { line });
+                    break;
+                }
+                ParsedLine::Op(op) => {
+                    if let Some(prev) = ops.last()
+                        && op.index() <= prev.index()
+                    {
+                        return Err(
+                            not_increasing(path, line, op.index(), prev.index()).to_string()
+                        );
+                    }
+                    lines.push((op.index(), line));
+                    ops.push(op);
+                }
+            }
+        }
+        Ok((ops, lines, warnings))
+    }
+
+    type ReadOutcome = (Vec<Op>, Vec<(u64, usize)>, Vec<ReadWarning>);
+
+    fn read_outcome(text: &[u8], path: &Path, threads: usize) -> Result<ReadOutcome, String> {
+        let (h, w) = read_jsonl_threads(text, path, threads).map_err(|e| e.to_string())?;
+        let lines = h
+            .ops
+            .iter()
+            .map(|op| (op.index(), h.locate(op.index()).expect("located").1))
+            .collect();
+        Ok((h.ops, lines, w))
+    }
+
+    proptest::proptest! {
+        /// Parts parsed on several threads and merged whole give what one line at a time
+        /// gave: the same ops and lines, warnings, or first error (index order checked
+        /// across part boundaries included).
+        #[test]
+        fn parts_merge_as_one_line_at_a_time(
+            kinds in proptest::collection::vec(0u8..40, 100..700),
+            cut in 0usize..30,
+            clean in proptest::bool::ANY,
+        ) {
+            let mut text = Vec::new();
+            let mut index = 0u64;
+            for k in kinds {
+                // Clean texts have no malformed line and no index out of order.
+                let k = if clean && (k == 2 || k == 3) { 6 } else { k };
+                let line = match k {
+                    0 => String::new(),
+                    1 => "   ".to_owned(),
+                    2 => r#"{"index":oops}"#.to_owned(),
+                    3 => format!(r#"{{"index":{},"time_ns":0,"process":1,"type":"ok","f":"read","value":null}}"#, index.saturating_sub(1)),
+                    4 => format!(r#"{{ "index":{index},"time_ns":0,"process":1,"type":"ok","f":"read","value":null}}"#),
+                    _ => format!(r#"{{"index":{index},"time_ns":{k},"process":{k},"type":"invoke","f":"read","key":1,"value":[{k}]}}"#),
+                };
+                index += 1 + u64::from(k == 5) * 3;
+                text.extend_from_slice(line.as_bytes());
+                text.push(b'\n');
+            }
+            text.truncate(text.len() - cut.min(text.len()));
+            let path = Path::new("h.jsonl");
+            let want = one_at_a_time(&text, path);
+            for threads in [1, 2, 4] {
+                proptest::prop_assert_eq!(&read_outcome(&text, path, threads), &want);
+            }
+        }
+    }
+
+    /// An index out of order on any line, part boundaries included, is the same error
+    /// on any number of threads; so is a blank line before it.
+    #[test]
+    fn index_order_is_checked_across_parts() {
+        let path = Path::new("h.jsonl");
+        for blank in [false, true] {
+            for bad in 0..300usize {
+                let mut text = String::new();
+                for i in 0..300usize {
+                    if blank && i + 1 == bad {
+                        text.push('\n');
+                        continue;
+                    }
+                    let index = if i == bad { i.saturating_sub(2) } else { i };
+                    text.push_str(&format!(
+                        "{{\"index\":{index},\"time_ns\":0,\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"value\":null}}\n"
+                    ));
+                }
+                let want = one_at_a_time(text.as_bytes(), path);
+                assert_eq!(want.is_err(), bad > 0 && !(blank && bad == 1), "{bad}");
+                for threads in [1, 2, 4] {
+                    assert_eq!(read_outcome(text.as_bytes(), path, threads), want, "{bad}");
+                }
+            }
+        }
     }
 
     #[test]
