@@ -339,6 +339,10 @@ fn build_register(
         .map(|(o, &m)| o.outcome == Outcome::Ok && !m)
         .collect();
     let mut observed: Vec<bool> = vec![false; ops.len()];
+    // The writer of what each op read (`NONE`: no write wrote it): ok ops' here, with
+    // one look-up each; an indeterminate op that turns out included gets its own below.
+    // The value index is then freed before the graph is laid out.
+    let mut source: Vec<u32> = vec![NONE; ops.len()];
     for (slot, o) in ops.iter().enumerate() {
         if o.outcome != Outcome::Ok {
             continue;
@@ -349,6 +353,7 @@ fn build_register(
         let key = o.key().expect("checked above");
         match writer.get(&(key, v)) {
             Some(&w) if ops[w].outcome == Outcome::Fail => {
+                source[slot] = w as u32;
                 let (r, w) = (&ops[slot], &ops[w]);
                 sink.push_with(AnomalyKind::AbortedRead, || {
                     Anomaly::new(
@@ -365,6 +370,7 @@ fn build_register(
                 });
             }
             Some(&w) => {
+                source[slot] = w as u32;
                 observed[w] = true;
                 if ops[w].outcome == Outcome::Info {
                     included[w] = true;
@@ -403,10 +409,10 @@ fn build_register(
             k.reads.push(slot as u32);
         }
     }
-    // The writer of what each included op read (`NONE`: no write wrote it), so the value
-    // index is freed before the graph is laid out.
-    let mut source: Vec<u32> = vec![NONE; ops.len()];
     for (slot, o) in ops.iter().enumerate() {
+        if o.outcome == Outcome::Ok {
+            continue; // looked up above
+        }
         if let (true, Some(Some(v))) = (included[slot], read_value(o))
             && let Some(&w) = writer.get(&(o.key().expect("checked above"), v))
         {
