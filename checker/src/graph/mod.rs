@@ -283,10 +283,11 @@ fn build_register(
         FxHashMap::with_capacity_and_hasher(writes, Default::default());
     let mut keys: BTreeMap<Key, RegKey> = BTreeMap::new();
     for (slot, o) in ops.iter().enumerate() {
-        let index = h.ops[o.invoke()].index();
+        // Only an error names the op: its history line is not touched otherwise.
+        let index = || h.ops[o.invoke()].index();
         let Some(key) = o.key() else {
             return Err(CheckError::Op {
-                index,
+                index: index(),
                 msg: format!("{} has no key", o.f),
             });
         };
@@ -294,13 +295,13 @@ fn build_register(
             F::Write | F::Cas => {
                 let Some(v) = written(o) else {
                     return Err(CheckError::Op {
-                        index,
+                        index: index(),
                         msg: format!("{} value {} is not of the register workload", o.f, o.value),
                     });
                 };
                 if let Some(prev) = writer.insert((key, v), slot) {
                     return Err(CheckError::Op {
-                        index,
+                        index: index(),
                         msg: format!(
                             "value {v} is written to key {key} twice (also at op index {}); the graph checker needs unique values",
                             h.ops[ops[prev].invoke()].index()
@@ -315,7 +316,7 @@ fn build_register(
             F::Read => {}
             _ => {
                 return Err(CheckError::Op {
-                    index,
+                    index: index(),
                     msg: format!(
                         "function {:?} does not belong to the register workload (read, write, cas)",
                         o.f.as_str()
