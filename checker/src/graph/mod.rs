@@ -268,6 +268,7 @@ fn build_register(
     opts: &Options,
     sink: &mut AnomalySink,
     masked: &[bool],
+    writers: Option<perop::Writers>,
 ) -> Result<HistoryGraph, CheckError> {
     // Value → its write (any outcome), per key; and the ops by key.
     let written = |o: &Operation| -> Option<i64> {
@@ -277,10 +278,11 @@ fn build_register(
             _ => None,
         }
     };
-    // Sized once (growing it rehashes with both tables held).
-    let writes = ops.iter().filter(|o| written(o).is_some()).count();
-    let mut writer: FxHashMap<(Key, i64), usize> =
-        FxHashMap::with_capacity_and_hasher(writes, Default::default());
+    // `perop::register`'s index, or one built here the same way.
+    let perop::Writers {
+        of: writer,
+        first_twice,
+    } = writers.unwrap_or_else(|| perop::register_writers(h, ops, opts, false).1);
     let mut keys: BTreeMap<Key, RegKey> = BTreeMap::new();
     for (slot, o) in ops.iter().enumerate() {
         // Only an error names the op: its history line is not touched otherwise.
@@ -299,7 +301,7 @@ fn build_register(
                         msg: format!("{} value {} is not of the register workload", o.f, o.value),
                     });
                 };
-                if let Some(prev) = writer.insert((key, v), slot) {
+                if let Some((_, prev)) = first_twice.filter(|&(s, _)| s == slot) {
                     return Err(CheckError::Op {
                         index: index(),
                         msg: format!(
@@ -547,9 +549,10 @@ pub(crate) fn check_ops(
             (hg, &appended)
         }
         Workload::Register => {
-            let per_op = shared.register(h, ops, opts);
-            let masked = per_op.offenders(ops.len());
-            (build_register(h, ops, opts, &mut sink, &masked)?, per_op)
+            let masked = shared.register(h, ops, opts).offenders(ops.len());
+            let writers = shared.take_writers();
+            let hg = build_register(h, ops, opts, &mut sink, &masked, writers)?;
+            (hg, shared.register(h, ops, opts))
         }
         other => {
             return Err(CheckError::Unsupported {
