@@ -496,7 +496,8 @@ fn split(names: &[CheckerName], w: Workload) -> (Vec<usize>, Vec<usize>) {
 }
 
 /// What two checkers of one `check` derive alike, derived once: a register history's
-/// per-op findings (`graph`) and read lags (`staleness`), both `perop::register`'s. The
+/// per-op findings (`graph`) and read lags (`staleness`), both `perop::register`'s, and
+/// its value → writer index (`graph`, which would build the same map again). The
 /// lags become the staleness figures at once (kilobytes, where the lags are 24 bytes a
 /// read), so the graph checker's peak does not hold them.
 pub(crate) struct Shared {
