@@ -436,7 +436,8 @@ fn check_ops(history: &History, ops: &[Operation], opts: &Options) -> Result<Rep
     let mut results: Vec<Option<Result<CheckResult, CheckError>>> =
         (0..fitting).map(|_| None).collect();
     let run_group = |group: &[usize]| {
-        let mut shared = Shared::new(group.iter().any(|&i| names[i] == CheckerName::Staleness));
+        let has = |n: CheckerName| group.iter().any(|&i| names[i] == n);
+        let mut shared = Shared::new(has(CheckerName::Staleness), has(CheckerName::Graph));
         let mut out = Vec::with_capacity(group.len());
         for &i in group {
             let r = run_one(history, ops, opts, workload, names[i], &mut shared);
@@ -495,28 +496,37 @@ fn split(names: &[CheckerName], w: Workload) -> (Vec<usize>, Vec<usize>) {
 }
 
 /// What two checkers of one `check` derive alike, derived once: a register history's
-/// per-op findings (`graph`) and read lags (`staleness`), both `perop::register`'s. The
+/// per-op findings (`graph`) and read lags (`staleness`), both `perop::register`'s, and
+/// its value → writer index (`graph`, which would build the same map again). The
 /// lags become the staleness figures at once (kilobytes, where the lags are 24 bytes a
 /// read), so the graph checker's peak does not hold them.
 pub(crate) struct Shared {
     /// The `staleness` checker runs too: keep its figures.
     staleness: bool,
     register: Option<perop::PerOp>,
+    /// The `graph` checker runs too: keep the value → writer index for it.
+    graph: bool,
+    writers: Option<perop::Writers>,
     figures: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Shared {
-    pub(crate) fn new(staleness: bool) -> Self {
+    pub(crate) fn new(staleness: bool, graph: bool) -> Self {
         Shared {
             staleness,
             register: None,
+            graph,
+            writers: None,
             figures: None,
         }
     }
 
     fn compute(&mut self, h: &History, ops: &[Operation], opts: &Options) {
         if self.register.is_none() {
-            let mut per_op = perop::register(h, ops, opts, self.staleness);
+            let (mut per_op, writers) = perop::register_writers(h, ops, opts, self.staleness);
+            if self.graph {
+                self.writers = Some(writers);
+            }
             if self.staleness {
                 let lags = std::mem::take(&mut per_op.lags);
                 self.figures = Some(staleness::of_lags(h, ops, lags));
@@ -534,6 +544,12 @@ impl Shared {
     ) -> &perop::PerOp {
         self.compute(h, ops, opts);
         self.register.as_ref().expect("computed")
+    }
+
+    /// `perop::register`'s value → writer index, taken (once; `None` after, or when no
+    /// `graph` checker was announced).
+    pub(crate) fn take_writers(&mut self) -> Option<perop::Writers> {
+        self.writers.take()
     }
 
     /// The staleness figures of a register history, taken (computed if not yet, keeping
@@ -614,7 +630,7 @@ pub fn check_one(
         opts,
         w,
         name,
-        &mut Shared::new(name == CheckerName::Staleness),
+        &mut Shared::new(name == CheckerName::Staleness, name == CheckerName::Graph),
     )
 }
 

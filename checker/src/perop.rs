@@ -341,9 +341,28 @@ struct RegKey {
     suf: Vec<(u32, u32)>,
 }
 
+/// A register history's value → writer index (every write and cas, any outcome; the last
+/// of a value written twice), as `register` built it, for the graph checker to reuse.
+pub(crate) struct Writers {
+    pub(crate) of: FxHashMap<(Key, i64), usize>,
+    /// The first write (in slot order) of a value its key was already written, and the
+    /// earlier write's slot.
+    pub(crate) first_twice: Option<(usize, usize)>,
+}
+
 /// Per-op findings of a register history with unique written values, and with `lags`
 /// every read's lag.
 pub(crate) fn register(h: &History, ops: &[Operation], opts: &Options, lags: bool) -> PerOp {
+    register_writers(h, ops, opts, lags).0
+}
+
+/// `register`, and its value → writer index.
+pub(crate) fn register_writers(
+    h: &History,
+    ops: &[Operation],
+    opts: &Options,
+    lags: bool,
+) -> (PerOp, Writers) {
     let written = |o: &Operation| match (&o.f, &o.value) {
         (F::Write, Value::Int(v)) => Some(*v),
         (F::Cas, Value::List(l)) if l.len() == 2 => Some(l[1]),
@@ -354,12 +373,17 @@ pub(crate) fn register(h: &History, ops: &[Operation], opts: &Options, lags: boo
     let writes = ops.iter().filter(|o| written(o).is_some()).count();
     let mut writer: FxHashMap<(Key, i64), usize> =
         FxHashMap::with_capacity_and_hasher(writes, Default::default());
+    let mut first_twice = None;
     let mut keys: BTreeMap<Key, RegKey> = BTreeMap::new();
     for (slot, o) in ops.iter().enumerate() {
         let (Some(key), Some(v)) = (o.key(), written(o)) else {
             continue;
         };
-        writer.insert((key, v), slot);
+        if let Some(prev) = writer.insert((key, v), slot)
+            && first_twice.is_none()
+        {
+            first_twice = Some((slot, prev));
+        }
         if o.outcome == Outcome::Ok {
             let k = keys.entry(key).or_default();
             k.slots.push(slot as u32);
@@ -455,7 +479,11 @@ pub(crate) fn register(h: &History, ops: &[Operation], opts: &Options, lags: boo
             }
         }
     }
-    out.sorted(ops, lags)
+    let writers = Writers {
+        of: writer,
+        first_twice,
+    };
+    (out.sorted(ops, lags), writers)
 }
 
 /// The lag of one register read, and its stale-read finding.

@@ -91,22 +91,10 @@ impl GraphBuilder {
             pos: Vec::with_capacity(2 * n_inc),
             node_of: vec![NONE; ops.len()],
         };
-        hg.realtime(ops, included);
-        data(&mut hg);
-        hg.b.start_filling();
-        hg.realtime(ops, included);
-        data(&mut hg);
-        hg.finish()
-    }
-
-    /// Nodes for the included ops, then real-time barriers and process order.
-    fn realtime(&mut self, ops: &[Operation], included: &[bool]) {
-        let first = !self.b.is_filling();
-        let GraphBuilder { b: g, pos, node_of } = self;
         // The included ops' invokes are in slot order (`ops` is in invoke order); their
-        // ok completions, sorted by history position, are merged in: every event in
-        // history order. An indeterminate op may take effect at any time after its
-        // invoke: its `info` line orders nothing after it.
+        // ok completions, sorted by history position (once for both passes), are merged
+        // in: every event in history order. An indeterminate op may take effect at any
+        // time after its invoke: its `info` line orders nothing after it.
         let mut done: Vec<u32> = (0..ops.len())
             .filter(|&s| {
                 included[s] && ops[s].outcome == Outcome::Ok && ops[s].complete().is_some()
@@ -114,8 +102,22 @@ impl GraphBuilder {
             .map(|s| s as u32)
             .collect();
         done.sort_unstable_by_key(|&s| ops[s as usize].complete());
+        hg.realtime(ops, included, &done);
+        data(&mut hg);
+        hg.b.start_filling();
+        hg.realtime(ops, included, &done);
+        drop(done);
+        data(&mut hg);
+        hg.finish()
+    }
+
+    /// Nodes for the included ops, then real-time barriers and process order; `done`:
+    /// the included ok ops that complete, by completion.
+    fn realtime(&mut self, ops: &[Operation], included: &[bool], done: &[u32]) {
+        let first = !self.b.is_filling();
+        let GraphBuilder { b: g, pos, node_of } = self;
         let mut invokes = (0..ops.len()).filter(|&s| included[s]).peekable();
-        let mut done = done.into_iter().peekable();
+        let mut done = done.iter().copied().peekable();
         let mut barrier: Option<u32> = None;
         let mut fresh = false;
         let mut last_of: FxHashMap<Process, u32> = FxHashMap::default();
@@ -266,6 +268,7 @@ fn build_register(
     opts: &Options,
     sink: &mut AnomalySink,
     masked: &[bool],
+    writers: Option<perop::Writers>,
 ) -> Result<HistoryGraph, CheckError> {
     // Value → its write (any outcome), per key; and the ops by key.
     let written = |o: &Operation| -> Option<i64> {
@@ -275,16 +278,18 @@ fn build_register(
             _ => None,
         }
     };
-    // Sized once (growing it rehashes with both tables held).
-    let writes = ops.iter().filter(|o| written(o).is_some()).count();
-    let mut writer: FxHashMap<(Key, i64), usize> =
-        FxHashMap::with_capacity_and_hasher(writes, Default::default());
+    // `perop::register`'s index, or one built here the same way.
+    let perop::Writers {
+        of: writer,
+        first_twice,
+    } = writers.unwrap_or_else(|| perop::register_writers(h, ops, opts, false).1);
     let mut keys: BTreeMap<Key, RegKey> = BTreeMap::new();
     for (slot, o) in ops.iter().enumerate() {
-        let index = h.ops[o.invoke()].index();
+        // Only an error names the op: its history line is not touched otherwise.
+        let index = || h.ops[o.invoke()].index();
         let Some(key) = o.key() else {
             return Err(CheckError::Op {
-                index,
+                index: index(),
                 msg: format!("{} has no key", o.f),
             });
         };
@@ -292,13 +297,13 @@ fn build_register(
             F::Write | F::Cas => {
                 let Some(v) = written(o) else {
                     return Err(CheckError::Op {
-                        index,
+                        index: index(),
                         msg: format!("{} value {} is not of the register workload", o.f, o.value),
                     });
                 };
-                if let Some(prev) = writer.insert((key, v), slot) {
+                if let Some((_, prev)) = first_twice.filter(|&(s, _)| s == slot) {
                     return Err(CheckError::Op {
-                        index,
+                        index: index(),
                         msg: format!(
                             "value {v} is written to key {key} twice (also at op index {}); the graph checker needs unique values",
                             h.ops[ops[prev].invoke()].index()
@@ -313,7 +318,7 @@ fn build_register(
             F::Read => {}
             _ => {
                 return Err(CheckError::Op {
-                    index,
+                    index: index(),
                     msg: format!(
                         "function {:?} does not belong to the register workload (read, write, cas)",
                         o.f.as_str()
@@ -337,6 +342,10 @@ fn build_register(
         .map(|(o, &m)| o.outcome == Outcome::Ok && !m)
         .collect();
     let mut observed: Vec<bool> = vec![false; ops.len()];
+    // The writer of what each op read (`NONE`: no write wrote it): ok ops' here, with
+    // one look-up each; an indeterminate op that turns out included gets its own below.
+    // The value index is then freed before the graph is laid out.
+    let mut source: Vec<u32> = vec![NONE; ops.len()];
     for (slot, o) in ops.iter().enumerate() {
         if o.outcome != Outcome::Ok {
             continue;
@@ -347,6 +356,7 @@ fn build_register(
         let key = o.key().expect("checked above");
         match writer.get(&(key, v)) {
             Some(&w) if ops[w].outcome == Outcome::Fail => {
+                source[slot] = w as u32;
                 let (r, w) = (&ops[slot], &ops[w]);
                 sink.push_with(AnomalyKind::AbortedRead, || {
                     Anomaly::new(
@@ -363,6 +373,7 @@ fn build_register(
                 });
             }
             Some(&w) => {
+                source[slot] = w as u32;
                 observed[w] = true;
                 if ops[w].outcome == Outcome::Info {
                     included[w] = true;
@@ -401,10 +412,10 @@ fn build_register(
             k.reads.push(slot as u32);
         }
     }
-    // The writer of what each included op read (`NONE`: no write wrote it), so the value
-    // index is freed before the graph is laid out.
-    let mut source: Vec<u32> = vec![NONE; ops.len()];
     for (slot, o) in ops.iter().enumerate() {
+        if o.outcome == Outcome::Ok {
+            continue; // looked up above
+        }
         if let (true, Some(Some(v))) = (included[slot], read_value(o))
             && let Some(&w) = writer.get(&(o.key().expect("checked above"), v))
         {
@@ -412,64 +423,98 @@ fn build_register(
         }
     }
     drop((writer, observed));
-    Ok(GraphBuilder::build(ops, &included, |hg| {
-        for k in keys.values() {
-            // Writes in invoke order; an indeterminate write never completes.
-            let inv: Vec<usize> = k.writes.iter().map(|&w| ops[w as usize].invoke()).collect();
-            let done: Vec<usize> = k
-                .writes
-                .iter()
-                .map(|&w| match ops[w as usize].outcome {
-                    Outcome::Ok => ops[w as usize].complete().unwrap_or(usize::MAX),
-                    _ => usize::MAX,
-                })
-                .collect();
-            let mut sufmin = vec![usize::MAX; inv.len() + 1];
-            for i in (0..inv.len()).rev() {
-                sufmin[i] = done[i].min(sufmin[i + 1]);
+    // Each key's edges, derived once for both passes of the build: per write that
+    // completes, its range of minimal successors; per read, its writer (`NONE`: the
+    // initial value) and the range of writes forced after what it read.
+    let mut plans: Vec<RegPlan> = Vec::with_capacity(keys.len());
+    for k in keys.values() {
+        // Writes in invoke order; an indeterminate write never completes.
+        let inv: Vec<usize> = k.writes.iter().map(|&w| ops[w as usize].invoke()).collect();
+        let done: Vec<usize> = k
+            .writes
+            .iter()
+            .map(|&w| match ops[w as usize].outcome {
+                Outcome::Ok => ops[w as usize].complete().unwrap_or(usize::MAX),
+                _ => usize::MAX,
+            })
+            .collect();
+        let mut sufmin = vec![usize::MAX; inv.len() + 1];
+        for i in (0..inv.len()).rev() {
+            sufmin[i] = done[i].min(sufmin[i + 1]);
+        }
+        // The minimal writes forced after a version that completed at `after`: those
+        // invoked after it and before the earliest completion among them.
+        let successors = |after: Option<usize>| -> (u32, u32) {
+            let j = after.map_or(0, |c| inv.partition_point(|&i| i < c));
+            let m = sufmin[j];
+            let end = j + inv[j..].partition_point(|&i| i < m);
+            (j as u32, end as u32)
+        };
+        let mut plan = RegPlan {
+            writes: Vec::with_capacity(k.writes.len()),
+            reads: Vec::with_capacity(k.reads.len()),
+        };
+        for (i, &w) in k.writes.iter().enumerate() {
+            if done[i] == usize::MAX {
+                continue;
             }
-            // The minimal writes forced after a version that completed at `after`: those
-            // invoked after it and before the earliest completion among them.
-            let successors = |after: Option<usize>| -> std::ops::Range<usize> {
-                let j = after.map_or(0, |c| inv.partition_point(|&i| i < c));
-                let m = sufmin[j];
-                let end = j + inv[j..].partition_point(|&i| i < m);
-                j..end
-            };
-            for (i, &w) in k.writes.iter().enumerate() {
-                if done[i] == usize::MAX {
-                    continue;
-                }
-                for s in successors(Some(done[i])) {
-                    hg.edge(w as usize, k.writes[s] as usize, EdgeKind::Ww);
-                }
-            }
-            for &r in &k.reads {
-                let r = r as usize;
-                let o = &ops[r];
-                let v = read_value(o).expect("reads hold read values");
-                let version_done = match v {
-                    None => None,
-                    Some(v) => match Some(source[r] as usize).filter(|_| source[r] != NONE) {
-                        Some(w) if included[w] => {
-                            hg.edge(w, r, EdgeKind::Wr);
-                            match ops[w].outcome {
-                                Outcome::Ok => ops[w].complete(),
-                                // Indeterminate: it forces nothing after it.
-                                _ => continue,
-                            }
+            let (j, end) = successors(Some(done[i]));
+            plan.writes.push((w, j, end));
+        }
+        for &r in &k.reads {
+            let r = r as usize;
+            let o = &ops[r];
+            let v = read_value(o).expect("reads hold read values");
+            let (wr, version_done) = match v {
+                None => (NONE, None),
+                Some(v) => match Some(source[r] as usize).filter(|_| source[r] != NONE) {
+                    Some(w) if included[w] => match ops[w].outcome {
+                        Outcome::Ok => (w as u32, ops[w].complete()),
+                        // Indeterminate: it forces nothing after it.
+                        _ => {
+                            plan.reads.push((r as u32, w as u32, 0, 0));
+                            continue;
                         }
-                        Some(_) => continue,
-                        None if opts.register.initial == Some(v) => None,
-                        None => continue,
                     },
-                };
-                for s in successors(version_done) {
-                    hg.edge(r, k.writes[s] as usize, EdgeKind::Rw);
+                    Some(_) => continue,
+                    None if opts.register.initial == Some(v) => (NONE, None),
+                    None => continue,
+                },
+            };
+            let (j, end) = successors(version_done);
+            plan.reads.push((r as u32, wr, j, end));
+        }
+        plans.push(plan);
+    }
+    drop(source);
+    let writes: Vec<&[u32]> = keys.values().map(|k| k.writes.as_slice()).collect();
+    Ok(GraphBuilder::build(ops, &included, |hg| {
+        for (plan, writes) in plans.iter().zip(&writes) {
+            for &(w, j, end) in &plan.writes {
+                for &s in &writes[j as usize..end as usize] {
+                    hg.edge(w as usize, s as usize, EdgeKind::Ww);
+                }
+            }
+            for &(r, w, j, end) in &plan.reads {
+                if w != NONE {
+                    hg.edge(w as usize, r as usize, EdgeKind::Wr);
+                }
+                for &s in &writes[j as usize..end as usize] {
+                    hg.edge(r as usize, s as usize, EdgeKind::Rw);
                 }
             }
         }
     }))
+}
+
+/// One register key's edges, planned once for both passes of the graph's build.
+struct RegPlan {
+    /// Per write that completes: (slot, its minimal successors as a range of the key's
+    /// writes).
+    writes: Vec<(u32, u32, u32)>,
+    /// Per read that takes edges: (slot, writer slot or `NONE`, the range of writes
+    /// forced after what it read).
+    reads: Vec<(u32, u32, u32, u32)>,
 }
 
 /// The graph checker on paired ops of an append or register history.
@@ -504,9 +549,10 @@ pub(crate) fn check_ops(
             (hg, &appended)
         }
         Workload::Register => {
-            let per_op = shared.register(h, ops, opts);
-            let masked = per_op.offenders(ops.len());
-            (build_register(h, ops, opts, &mut sink, &masked)?, per_op)
+            let masked = shared.register(h, ops, opts).offenders(ops.len());
+            let writers = shared.take_writers();
+            let hg = build_register(h, ops, opts, &mut sink, &masked, writers)?;
+            (hg, shared.register(h, ops, opts))
         }
         other => {
             return Err(CheckError::Unsupported {
