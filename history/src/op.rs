@@ -433,15 +433,29 @@ impl<'de> Deserialize<'de> for Value {
                 Ok(Value::other(serde_json::Value::String(v.to_owned())))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-                // Fast path: a list of integers. On the first non-integer, fall back to
-                // a verbatim JSON array holding what was read so far plus the rest.
-                let mut ints: ThinVec<i64> = ThinVec::with_capacity(seq.size_hint().unwrap_or(0));
-                while let Some(el) = seq.next_element::<Element>()? {
-                    match el {
-                        Element::Int(i) => ints.push(i),
-                        Element::Other(el) => {
+                // Fast path: a list of integers, gathered in this thread's reused buffer and
+                // then allocated once at its exact size (growing it element by element cost
+                // ~log2(n) reallocations per list: every read the runner decodes and every
+                // list the reader keeps). On the first non-integer, fall back to a verbatim
+                // JSON array holding what was read so far plus the rest.
+                let mut ints = LIST_SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+                ints.clear();
+                let value = loop {
+                    match seq.next_element::<Element>() {
+                        Err(e) => {
+                            give_back(ints);
+                            return Err(e);
+                        }
+                        Ok(None) => {
+                            let mut exact = ThinVec::with_capacity(ints.len());
+                            exact.extend_from_slice(&ints);
+                            break Value::List(Arc::new(exact));
+                        }
+                        Ok(Some(Element::Int(i))) => ints.push(i),
+                        Ok(Some(Element::Other(el))) => {
                             let mut all: Vec<serde_json::Value> =
-                                ints.into_iter().map(serde_json::Value::from).collect();
+                                ints.iter().map(|&i| serde_json::Value::from(i)).collect();
+                            give_back(ints);
                             all.push(el);
                             while let Some(el) = seq.next_element::<serde_json::Value>()? {
                                 all.push(el);
@@ -449,10 +463,9 @@ impl<'de> Deserialize<'de> for Value {
                             return Ok(Value::other(serde_json::Value::Array(all)));
                         }
                     }
-                }
-                // Exact size: the list is kept for the whole check.
-                ints.shrink_to_fit();
-                Ok(Value::List(Arc::new(ints)))
+                };
+                give_back(ints);
+                Ok(value)
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
                 let v = serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
@@ -460,6 +473,21 @@ impl<'de> Deserialize<'de> for Value {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// Integers a thread's list buffer keeps between lists (a longer list's buffer is dropped).
+const LIST_SCRATCH_KEPT_INTS: usize = 1 << 16;
+
+thread_local! {
+    /// The buffer `Value`'s decoder gathers a list's integers in.
+    static LIST_SCRATCH: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Returns a list buffer to this thread, unless it grew past what a thread keeps.
+fn give_back(ints: Vec<i64>) {
+    if ints.capacity() <= LIST_SCRATCH_KEPT_INTS {
+        LIST_SCRATCH.with(|s| *s.borrow_mut() = ints);
     }
 }
 
@@ -902,6 +930,25 @@ mod tests {
         assert_eq!(op.process, Process::NEMESIS);
         assert_eq!(op.f.as_str(), "start-partition");
         assert_eq!(op.f, F::parse("start-partition"));
+    }
+
+    /// A decoded list is allocated at its exact size (no spare capacity kept for the whole
+    /// check), and the thread's buffer is reused across lists of different lengths.
+    #[test]
+    fn a_decoded_list_has_its_exact_size() {
+        for n in [0usize, 1, 5, 1000, 3] {
+            let text = format!(
+                "[{}]",
+                (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+            );
+            let v: Value = serde_json::from_str(&text).unwrap();
+            let Value::List(xs) = v else {
+                panic!("{text} is not a list")
+            };
+            assert_eq!(xs.len(), n);
+            assert_eq!(xs.capacity(), n, "{n} elements");
+            assert!(xs.iter().copied().eq(0..n as i64));
+        }
     }
 
     #[test]

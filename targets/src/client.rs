@@ -467,7 +467,7 @@ fn answer_of(node: &Node, changes: bool, status: u16, bytes: &[u8]) -> (Reply, O
             format!("HTTP {}: {}", status_text(status), text()),
         );
     }
-    match crate::answer::decode(bytes) {
+    match serde_json::from_slice::<KvReply>(bytes) {
         Ok(kv) => reply_of(kv),
         Err(e) => uncertain(node, changes, format!("unreadable reply: {e}")),
     }

@@ -12,7 +12,6 @@
 //! `process` the process plumbing every target shares. This crate never imports the
 //! checker.
 
-mod answer;
 pub mod api;
 pub mod client;
 pub mod db;
