@@ -140,14 +140,8 @@ fn encode_op(out: &mut Vec<u8>, op: &Op) -> serde_json::Result<()> {
         put_json(out, v)?;
     }
     if let Some(vs) = siblings {
-        out.extend_from_slice(b",\"siblings\":[");
-        for (i, v) in vs.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            put_value(out, v)?;
-        }
-        out.push(b']');
+        out.extend_from_slice(b",\"siblings\":");
+        put_array(out, vs.iter(), put_value)?;
     }
     out.push(b'}');
     Ok(())
@@ -165,18 +159,29 @@ fn put_value(out: &mut Vec<u8>, v: &Value) -> serde_json::Result<()> {
     match v {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Int(i) => put_i64(out, *i),
-        Value::List(xs) => {
-            out.push(b'[');
-            for (i, x) in xs.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                put_i64(out, *x);
-            }
-            out.push(b']');
-        }
+        Value::List(xs) => put_array(out, xs.iter(), |out, &x| {
+            put_i64(out, x);
+            Ok(())
+        })?,
         Value::Other(j) => put_json(out, j)?,
     }
+    Ok(())
+}
+
+/// A JSON array: `[`, each item put by `put`, comma-separated, `]`.
+fn put_array<T>(
+    out: &mut Vec<u8>,
+    items: impl Iterator<Item = T>,
+    mut put: impl FnMut(&mut Vec<u8>, T) -> serde_json::Result<()>,
+) -> serde_json::Result<()> {
+    out.push(b'[');
+    for (i, x) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        put(out, x)?;
+    }
+    out.push(b']');
     Ok(())
 }
 
@@ -210,16 +215,7 @@ fn put_json(out: &mut Vec<u8>, v: &serde_json::Value) -> serde_json::Result<()> 
             }
         }
         J::String(s) => put_str(out, s)?,
-        J::Array(xs) => {
-            out.push(b'[');
-            for (i, x) in xs.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                put_json(out, x)?;
-            }
-            out.push(b']');
-        }
+        J::Array(xs) => put_array(out, xs.iter(), put_json)?,
         J::Object(m) => {
             out.push(b'{');
             for (i, (k, x)) in m.iter().enumerate() {
