@@ -32,10 +32,10 @@ pub use op::{
     F, IntList, Key, LimitError, MAX_CLIENT, MAX_F_NAMES, MAX_INDEX, MAX_KEY, Op, OpExt, OpType,
     Process, Sym, ThinVec, Value,
 };
-pub use pair::{MAX_POSITION, Operation, Outcome};
+pub use pair::{MAX_POSITION, Operation, Outcome, Paired, Pairing};
 pub use read::{
-    BATCH_BYTES, HistoryError, MAX_LINE_BYTES, ParsedLine, ReadWarning, parse_line,
-    read_history_file, read_jsonl, read_jsonl_threads,
+    BATCH_BYTES, HistoryError, MAX_LINE_BYTES, ParsedLine, ReadWarning, Streamed, parse_line,
+    read_history_file, read_jsonl, read_jsonl_threads, stream_history_file,
 };
 pub use write::HistoryWriter;
 
@@ -66,15 +66,15 @@ struct Origin {
 /// `(index, line)` of each op read, in increasing index order, as runs.
 #[derive(Debug, Default)]
 pub(crate) struct Lines {
-    runs: Vec<LineRun>,
+    pub(crate) runs: Vec<LineRun>,
 }
 
 /// Ops `index .. index + len` on lines `line .. line + len`.
 #[derive(Debug, Clone, Copy)]
 struct LineRun {
     index: u32,
-    line: u32,
-    len: u32,
+    pub(crate) line: u32,
+    pub(crate) len: u32,
 }
 
 impl Lines {

@@ -145,6 +145,126 @@ impl History {
     }
 }
 
+/// One operation paired by `Pairing`: the `Operation` (its positions are those the ops
+/// would have in `History::ops`), and what a streaming checker needs of its two ops.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Paired {
+    pub op: Operation,
+    /// The invoke's `index` and time.
+    pub invoke_index: u64,
+    pub invoke_ns: u64,
+    /// The completion's time, if it completed.
+    pub complete_ns: Option<u64>,
+}
+
+/// Pairing op by op, for a history that is never held whole: an open invoke per process
+/// (`process count` entries, whatever the history's length). Fed every op in recorded
+/// order (nemesis ops too: they take a position), it yields each operation when it
+/// completes, and `finish` the ones never completed (`Outcome::Info`), in invoke order:
+/// the operations, values, outcomes and errors of `History::operations`, in another order.
+/// An error is the op's index and the message `History::operations` gives it (the
+/// caller names the file and line).
+#[derive(Debug, Default)]
+pub struct Pairing {
+    open: HashMap<Process, Paired>,
+    /// Position of the next op.
+    pos: usize,
+}
+
+impl Pairing {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes the next op: the operation it completes, if any.
+    pub fn push(&mut self, op: &crate::Op) -> Result<Option<Paired>, (u64, String)> {
+        let pos = self.pos;
+        self.pos += 1;
+        if op.process == Process::NEMESIS {
+            return Ok(None);
+        }
+        let Some(pos32) = narrow_position(pos) else {
+            return Err((
+                op.index(),
+                format!(
+                    "the history holds more than {} ops, schism's limit for pairing",
+                    MAX_POSITION + 1
+                ),
+            ));
+        };
+        match op.kind {
+            OpType::Invoke => {
+                if let Some(prev) = self.open.get(&op.process) {
+                    return Err((
+                        op.index(),
+                        format!(
+                            "process {} invokes again while its op at index {} is still open (a process runs one op at a time)",
+                            op.process, prev.invoke_index
+                        ),
+                    ));
+                }
+                self.open.insert(
+                    op.process,
+                    Paired {
+                        op: Operation {
+                            value: op.value.clone(),
+                            invoke: pos32,
+                            complete: NONE32,
+                            process: op.process,
+                            key: op.key().map_or(NONE32, |k| k as u32),
+                            f: op.f,
+                            outcome: Outcome::Info,
+                        },
+                        invoke_index: op.index(),
+                        invoke_ns: op.time_ns,
+                        complete_ns: None,
+                    },
+                );
+                Ok(None)
+            }
+            kind => {
+                let Some(mut p) = self.open.remove(&op.process) else {
+                    return Err((
+                        op.index(),
+                        format!("process {} completes an op it never invoked", op.process),
+                    ));
+                };
+                let o = &mut p.op;
+                if o.f != op.f {
+                    return Err((
+                        op.index(),
+                        format!(
+                            "completion f={} does not match its invoke f={} at index {}",
+                            op.f, o.f, p.invoke_index
+                        ),
+                    ));
+                }
+                o.complete = pos32;
+                o.outcome = match kind {
+                    OpType::Ok => Outcome::Ok,
+                    OpType::Fail => Outcome::Fail,
+                    _ => Outcome::Info,
+                };
+                if kind == OpType::Ok && !op.value.is_null() {
+                    o.value = op.value.clone();
+                } else if kind == OpType::Ok && o.f == F::Read {
+                    o.value = Value::Null;
+                }
+                p.complete_ns = Some(op.time_ns);
+                Ok(Some(p))
+            }
+        }
+    }
+
+    /// The operations still open at the end (never completed: `Outcome::Info`), in
+    /// invoke order.
+    pub fn finish(self) -> Vec<Paired> {
+        let mut left: Vec<Paired> = self.open.into_values().collect();
+        left.sort_unstable_by_key(|p| p.op.invoke);
+        left
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,5 +350,52 @@ mod tests {
             ),
         ]);
         assert_eq!(h.operations().unwrap()[0].key(), None);
+    }
+
+    /// Op by op, the same operations (and the same first error) as the whole history.
+    #[test]
+    fn pairing_op_by_op_gives_the_whole_history_operations() {
+        let cases = [
+            vec![
+                op(0, 1, OpType::Invoke, F::Write, Value::Int(5)),
+                op(1, 2, OpType::Invoke, F::Read, Value::Null),
+                op(2, 1, OpType::Ok, F::Write, Value::Int(5)),
+                op(3, 2, OpType::Ok, F::Read, Value::Null),
+                op(4, 1, OpType::Invoke, F::Write, Value::Int(6)),
+                op(5, 2, OpType::Invoke, F::Read, Value::Null),
+                op(6, 2, OpType::Fail, F::Read, Value::Null),
+            ],
+            vec![
+                op(0, 1, OpType::Invoke, F::Write, Value::Int(5)),
+                op(1, 1, OpType::Invoke, F::Write, Value::Int(6)),
+            ],
+            vec![op(0, 1, OpType::Ok, F::Write, Value::Int(5))],
+            vec![
+                op(0, 1, OpType::Invoke, F::Write, Value::Int(5)),
+                op(1, 1, OpType::Ok, F::Read, Value::Int(5)),
+            ],
+        ];
+        for ops in cases {
+            let h = History::new(ops);
+            let mut p = Pairing::new();
+            let mut got = Vec::new();
+            let mut err = None;
+            for o in &h.ops {
+                match p.push(o) {
+                    Ok(Some(done)) => got.push(done.op),
+                    Ok(None) => {}
+                    Err((index, msg)) => {
+                        err = Some(h.op_error(index, msg).to_string());
+                        break;
+                    }
+                }
+            }
+            got.extend(p.finish().into_iter().map(|d| d.op));
+            got.sort_by_key(|o| o.invoke());
+            match h.operations() {
+                Ok(want) => assert_eq!((got, err), (want, None)),
+                Err(e) => assert_eq!(err, Some(e.to_string())),
+            }
+        }
     }
 }

@@ -562,6 +562,84 @@ fn without_position(e: &serde_json::Error) -> String {
     format!("{} (column {})", clip(msg), e.column())
 }
 
+/// What `stream_history_file` read: ops handed on, and warnings (a truncated last line).
+#[derive(Debug, Default)]
+pub struct Streamed {
+    /// Ops handed to the callback (every op the file holds unless the callback stopped).
+    pub ops: u64,
+    pub warnings: Vec<ReadWarning>,
+    /// The callback asked to stop before the end of the file.
+    pub stopped: bool,
+}
+
+/// Reads a JSON Lines history file op by op without holding it: each op, in order, is
+/// handed to `each` with its 1-based line, then dropped; `each` returns `false` to stop
+/// reading. The ops, their lines, the warnings and the *first* error in line order are
+/// exactly `read_history_file`'s (the same batches, parts and merge checks), so a caller
+/// that goes through every op sees what the whole-history reader would have held. Memory
+/// stays within the reader's three batches, whatever the file's size.
+pub fn stream_history_file(
+    path: &Path,
+    mut each: impl FnMut(&Op, usize) -> bool,
+) -> Result<Streamed, HistoryError> {
+    let f = std::fs::File::open(path).map_err(|source| HistoryError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let threads = reader_threads();
+    let r = std::io::BufReader::with_capacity(1 << 16, f);
+    let mut out = Streamed::default();
+    // The last op handed on: its index (the next part's first index is checked against it).
+    let mut last: Option<u64> = None;
+    let mut flush = |batch: &Batch| -> Result<bool, HistoryError> {
+        if batch.lines.is_empty() {
+            return Ok(false);
+        }
+        let parts = parse_parts(batch.lines.len(), threads, |range| {
+            parse_part(batch, range, path)
+        });
+        for part in parts {
+            if let (Some(first), Some(prev)) = (part.ops.first(), last)
+                && first.index() <= prev
+            {
+                return Err(not_increasing(path, part.first_line, first.index(), prev));
+            }
+            let mut ops = part.ops.iter();
+            'runs: for run in &part.lines.runs {
+                for k in 0..run.len {
+                    let Some(op) = ops.next() else { break 'runs };
+                    let line = if run.line == u32::MAX {
+                        u32::MAX
+                    } else {
+                        run.line + k
+                    };
+                    last = Some(op.index());
+                    out.ops += 1;
+                    if !each(op, line as usize) {
+                        out.stopped = true;
+                        return Ok(true);
+                    }
+                }
+            }
+            match part.end {
+                None => {}
+                Some(Ok(line)) => {
+                    out.warnings.push(ReadWarning::TruncatedLastLine { line });
+                    return Ok(true);
+                }
+                Some(Err(e)) => return Err(e),
+            }
+        }
+        Ok(false)
+    };
+    if threads > 1 {
+        for_each_batch_piped(r, path, &mut flush)?;
+    } else {
+        for_each_batch(r, path, &mut flush)?;
+    }
+    Ok(out)
+}
+
 /// Reads `history.jsonl` (or any JSON Lines history) from disk.
 pub fn read_history_file(path: &Path) -> Result<(History, Vec<ReadWarning>), HistoryError> {
     let f = std::fs::File::open(path).map_err(|source| HistoryError::Io {
