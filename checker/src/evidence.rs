@@ -43,7 +43,7 @@ fn final_heal(history: &History) -> Option<usize> {
 }
 
 /// What the rule counts.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Observed {
     ops: u64,
     ok: u64,
@@ -92,6 +92,56 @@ pub fn check_evidence_of(
         }
     }
     verdict(&seen, cut_short)
+}
+
+/// The rule op by op, for a history that is never held whole: `op` takes every op in
+/// recorded order (the final heals are found there), `operation` every paired operation
+/// (in any order after its invoke was seen); `finish` gives `check_evidence_of`'s result.
+/// A handful of counters, whatever the history's length.
+#[derive(Debug, Default)]
+pub struct EvidenceStream {
+    seen: Observed,
+    /// Position of the last final heal seen.
+    heal_pos: Option<usize>,
+    /// Position of the next op.
+    pos: usize,
+}
+
+impl EvidenceStream {
+    /// The next op of the history.
+    pub fn op(&mut self, o: &Op) {
+        if is_final_heal(o) {
+            // Reads counted so far were all invoked before this heal.
+            self.heal_pos = Some(self.pos);
+            self.seen.heal_ns = Some(o.time_ns);
+            self.seen.after_heal = 0;
+        }
+        self.pos += 1;
+    }
+
+    /// One paired operation (`Operation::invoke` is its position among the ops).
+    pub fn operation(&mut self, o: &Operation) {
+        let seen = &mut self.seen;
+        seen.ops += 1;
+        if o.outcome != Outcome::Ok {
+            return;
+        }
+        seen.ok += 1;
+        if observes(&o.f) {
+            seen.ok_reads += 1;
+            if self.heal_pos.is_some_and(|h| o.invoke() > h) {
+                seen.after_heal += 1;
+            }
+        }
+        if changes(&o.f) {
+            seen.ok_writes += 1;
+        }
+    }
+
+    /// The rule's result; `cut_short` as for `check_evidence`.
+    pub fn finish(&self, cut_short: Option<&str>) -> CheckResult {
+        verdict(&self.seen, cut_short)
+    }
 }
 
 /// The rule on a history of transactions (`Txns`): every committed transaction both

@@ -34,13 +34,16 @@ mod perop;
 mod report;
 mod set_full;
 mod staleness;
+pub mod stream;
 pub mod stats;
 pub mod txn;
 mod validate;
 
 pub use convergence::{ReplicaState, check_convergence};
 pub use counts::NON_LINEARIZABLE_EXPLAINED;
-pub use evidence::{EVIDENCE, check_evidence, check_evidence_of, check_evidence_txns};
+pub use evidence::{
+    EVIDENCE, EvidenceStream, check_evidence, check_evidence_of, check_evidence_txns,
+};
 
 /// One count per kind for a report, each from its owning checker (`counts::counts`, as
 /// a map): the figure to show and compare; summing every checker's figures double-counts.

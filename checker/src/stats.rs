@@ -71,19 +71,48 @@ struct Timed<'a> {
 }
 
 fn summarise<'a>(ops: impl Iterator<Item = Timed<'a>>) -> Stats {
-    let mut s = Stats::default();
-    let mut hists: BTreeMap<String, hdrhistogram::Histogram<u64>> = BTreeMap::new();
-    let (mut first_ns, mut last_ns) = (u64::MAX, 0u64);
+    let mut s = StatsStream::default();
     for o in ops {
+        s.push(o.f, o.outcome, o.invoke_ns, o.complete_ns);
+    }
+    s.finish()
+}
+
+/// `stats` op by op, for a history that is never held whole: the operations pushed in
+/// any order give the figures of `stats_of` on them. It holds the counts and one latency
+/// histogram per `f` (fixed-size, whatever the number of ops).
+#[derive(Debug)]
+pub struct StatsStream {
+    s: Stats,
+    hists: BTreeMap<String, hdrhistogram::Histogram<u64>>,
+    first_ns: u64,
+    last_ns: u64,
+}
+
+impl Default for StatsStream {
+    fn default() -> Self {
+        StatsStream {
+            s: Stats::default(),
+            hists: BTreeMap::new(),
+            first_ns: u64::MAX,
+            last_ns: 0,
+        }
+    }
+}
+
+impl StatsStream {
+    /// One paired operation: its `f`, outcome, invoke time and completion time, if any.
+    pub fn push(&mut self, f: &str, outcome: Outcome, invoke_ns: u64, complete_ns: Option<u64>) {
+        let s = &mut self.s;
         s.ops += 1;
-        let name = o.f;
+        let name = f;
         if !s.by_f.contains_key(name) {
             s.by_f.insert(name.to_owned(), FStats::default());
         }
         let fs = s.by_f.get_mut(name).expect("inserted above");
-        let inv = o.invoke_ns;
-        first_ns = first_ns.min(inv);
-        match o.outcome {
+        let inv = invoke_ns;
+        self.first_ns = self.first_ns.min(inv);
+        match outcome {
             Outcome::Ok => {
                 s.ok += 1;
                 fs.ok += 1;
@@ -97,45 +126,59 @@ fn summarise<'a>(ops: impl Iterator<Item = Timed<'a>>) -> Stats {
                 fs.info += 1;
             }
         }
-        if let (Outcome::Ok, Some(done)) = (o.outcome, o.complete_ns) {
-            last_ns = last_ns.max(done);
-            if !hists.contains_key(name) {
-                hists.insert(
+        if let (Outcome::Ok, Some(done)) = (outcome, complete_ns) {
+            self.last_ns = self.last_ns.max(done);
+            if !self.hists.contains_key(name) {
+                self.hists.insert(
                     name.to_owned(),
                     hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
                         .expect("static histogram bounds"),
                 );
             }
-            let h = hists.get_mut(name).expect("inserted above");
+            let h = self.hists.get_mut(name).expect("inserted above");
             h.saturating_record(done.saturating_sub(inv).max(1000) / 1000);
         }
     }
-    if last_ns > first_ns {
-        s.duration_s = (last_ns - first_ns) as f64 / 1e9;
-        s.ok_per_s = s.ok as f64 / s.duration_s;
-    }
-    for (name, h) in hists {
-        if let Some(fs) = s.by_f.get_mut(&name) {
-            fs.latency_ms_p50 = h.value_at_quantile(0.5) as f64 / 1000.0;
-            fs.latency_ms_p90 = h.value_at_quantile(0.9) as f64 / 1000.0;
-            fs.latency_ms_p99 = h.value_at_quantile(0.99) as f64 / 1000.0;
-            fs.latency_ms_max = h.max() as f64 / 1000.0;
+
+    /// The figures of every operation pushed.
+    pub fn finish(self) -> Stats {
+        let StatsStream {
+            mut s,
+            hists,
+            first_ns,
+            last_ns,
+        } = self;
+        if last_ns > first_ns {
+            s.duration_s = (last_ns - first_ns) as f64 / 1e9;
+            s.ok_per_s = s.ok as f64 / s.duration_s;
         }
+        for (name, h) in hists {
+            if let Some(fs) = s.by_f.get_mut(&name) {
+                fs.latency_ms_p50 = h.value_at_quantile(0.5) as f64 / 1000.0;
+                fs.latency_ms_p90 = h.value_at_quantile(0.9) as f64 / 1000.0;
+                fs.latency_ms_p99 = h.value_at_quantile(0.99) as f64 / 1000.0;
+                fs.latency_ms_max = h.max() as f64 / 1000.0;
+            }
+        }
+        s
     }
-    s
 }
 
-/// The `stats` checker: always valid, the figures are `Stats` as JSON.
-pub(crate) fn check_ops(h: &History, ops: &[Operation]) -> Result<CheckResult, CheckError> {
-    let s = stats_of(h, ops);
-    let figures = match serde_json::to_value(&s) {
+/// The `stats` checker's result for these figures.
+pub fn result_of(s: &Stats) -> CheckResult {
+    let figures = match serde_json::to_value(s) {
         Ok(serde_json::Value::Object(m)) => m,
         _ => serde_json::Map::new(),
     };
-    Ok(CheckResult {
+    CheckResult {
         checker: "stats".into(),
         validity: Validity::Valid,
         anomalies: Vec::new(),
         figures,
-    })
+    }
+}
+
+/// The `stats` checker: always valid, the figures are `Stats` as JSON.
+pub(crate) fn check_ops(h: &History, ops: &[Operation]) -> Result<CheckResult, CheckError> {
+    Ok(result_of(&stats_of(h, ops)))
 }

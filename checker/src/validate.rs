@@ -19,7 +19,7 @@ use schism_history::{F, History, Key, OpType, Process, Value};
 
 /// What the chosen analysis expects of each op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rules {
+pub(crate) enum Rules {
     Append,
     Register {
         cas: bool,
@@ -32,6 +32,40 @@ enum Rules {
 }
 
 fn rules(h: &History, opts: &Options) -> Rules {
+    rules_seen(opts, || {
+        // The same inference as `check`, on the raw lines: append ⇒ append, write or cas
+        // ⇒ register. Anything else is left to the checker's own inference.
+        let mut seen = Seen::default();
+        for o in &h.ops {
+            seen.note(o);
+        }
+        seen
+    })
+}
+
+/// Which inferring functions a history's client ops use: `append`, and `write`/`cas`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Seen {
+    pub(crate) append: bool,
+    pub(crate) register: bool,
+}
+
+impl Seen {
+    pub(crate) fn note(&mut self, o: &schism_history::Op) {
+        if o.process == Process::NEMESIS {
+            return;
+        }
+        match o.f {
+            F::Append => self.append = true,
+            F::Write | F::Cas => self.register = true,
+            _ => {}
+        }
+    }
+}
+
+/// The rules of `opts`, the workload inferred from `seen` (called only when `opts`
+/// names neither a model nor a workload).
+pub(crate) fn rules_seen(opts: &Options, seen: impl FnOnce() -> Seen) -> Rules {
     let unique = opts.algorithm == Algorithm::Zones;
     if let Some(m) = opts.model {
         return match m {
@@ -41,23 +75,16 @@ fn rules(h: &History, opts: &Options) -> Rules {
             Model::Mutex => Rules::Mutex,
         };
     }
-    let w = opts.workload.or_else(|| {
-        // The same inference as `check`, on the raw lines: append ⇒ append, write or cas
-        // ⇒ register. Anything else is left to the checker's own inference.
-        let client = h.ops.iter().filter(|o| o.process != Process::NEMESIS);
-        let mut seen = (false, false);
-        for o in client {
-            match o.f {
-                F::Append => seen.0 = true,
-                F::Write | F::Cas => seen.1 = true,
-                _ => {}
-            }
-        }
-        match seen {
-            (true, false) => Some(Workload::Append),
-            (false, true) => Some(Workload::Register),
-            _ => None,
-        }
+    let w = opts.workload.or_else(|| match seen() {
+        Seen {
+            append: true,
+            register: false,
+        } => Some(Workload::Append),
+        Seen {
+            append: false,
+            register: true,
+        } => Some(Workload::Register),
+        _ => None,
     });
     if w == Some(Workload::Append) {
         Rules::Append
@@ -68,36 +95,72 @@ fn rules(h: &History, opts: &Options) -> Rules {
     }
 }
 
+/// The rules a history's workload may turn out to call for, when `opts` leaves it to
+/// inference: the outcome of `rules_seen` for each `Seen`.
+pub(crate) fn candidate_rules(opts: &Options) -> [(Seen, Rules); 4] {
+    [(false, false), (true, false), (false, true), (true, true)].map(|(append, register)| {
+        let seen = Seen { append, register };
+        (seen, rules_seen(opts, || seen))
+    })
+}
+
 /// Checks the history's assumptions; the error names the first violating op.
 pub(crate) fn validate(h: &History, opts: &Options) -> Result<(), CheckError> {
-    let rules = rules(h, opts);
-    let mut open: FxHashMap<Process, (u64, &F)> = FxHashMap::default();
-    let mut written: FxHashMap<(Key, i64), u64> = FxHashMap::default();
-    let mut regs = Default::default();
+    let mut v = Validator::new(rules(h, opts), opts);
     for op in &h.ops {
+        v.step(op)?;
+    }
+    Ok(())
+}
+
+/// `validate` op by op, for a history that is never held whole: fed every op in
+/// recorded order, it returns the same first error. It holds an open invoke per process,
+/// and the values written per key only where the rules need them unique.
+#[derive(Debug)]
+pub(crate) struct Validator {
+    rules: Rules,
+    initial: Option<i64>,
+    open: FxHashMap<Process, (u64, F)>,
+    written: FxHashMap<(Key, i64), u64>,
+    regs: FxHashMap<String, u32>,
+}
+
+impl Validator {
+    pub(crate) fn new(rules: Rules, opts: &Options) -> Self {
+        Validator {
+            rules,
+            initial: opts.register.initial,
+            open: FxHashMap::default(),
+            written: FxHashMap::default(),
+            regs: FxHashMap::default(),
+        }
+    }
+
+    /// Checks the next op.
+    pub(crate) fn step(&mut self, op: &schism_history::Op) -> Result<(), CheckError> {
         if op.process == Process::NEMESIS {
-            continue;
+            return Ok(());
         }
         let err = |msg: String| CheckError::Op {
             index: op.index(),
             msg,
         };
         if op.kind == OpType::Invoke {
-            if let Some((prev, _)) = open.get(&op.process) {
+            if let Some((prev, _)) = self.open.get(&op.process) {
                 return Err(err(format!(
                     "process {} invokes again while its op at index {prev} is still open (a process runs one op at a time)",
                     op.process
                 )));
             }
-            open.insert(op.process, (op.index(), &op.f));
+            self.open.insert(op.process, (op.index(), op.f));
         } else {
-            let Some((inv, f)) = open.remove(&op.process) else {
+            let Some((inv, f)) = self.open.remove(&op.process) else {
                 return Err(err(format!(
                     "process {} completes an op it never invoked",
                     op.process
                 )));
             };
-            if *f != op.f {
+            if f != op.f {
                 return Err(err(format!(
                     "completion f={} does not match its invoke f={f} at index {inv}",
                     op.f
@@ -107,10 +170,10 @@ pub(crate) fn validate(h: &History, opts: &Options) -> Result<(), CheckError> {
         let invoke = op.kind == OpType::Invoke;
         let ok = op.kind == OpType::Ok;
         let fname = op.f.as_str();
-        match rules {
+        match self.rules {
             Rules::Structure => {}
             Rules::Append | Rules::Register { .. } => {
-                let allowed = match rules {
+                let allowed = match self.rules {
                     Rules::Append => matches!(op.f, F::Append | F::Read),
                     Rules::Register { cas, .. } => {
                         matches!(op.f, F::Read | F::Write) || (cas && op.f == F::Cas)
@@ -118,7 +181,7 @@ pub(crate) fn validate(h: &History, opts: &Options) -> Result<(), CheckError> {
                     _ => unreachable!(),
                 };
                 if !allowed {
-                    let (model, fs) = match rules {
+                    let (model, fs) = match self.rules {
                         Rules::Append => ("append workload", "read, append"),
                         Rules::Register { cas: true, .. } => {
                             ("cas-register model", "read, write, cas")
@@ -134,7 +197,7 @@ pub(crate) fn validate(h: &History, opts: &Options) -> Result<(), CheckError> {
                 };
                 match (&op.f, &op.value) {
                     (F::Append, Value::Int(v)) if invoke => {
-                        if let Some(prev) = written.insert((key, *v), op.index()) {
+                        if let Some(prev) = self.written.insert((key, *v), op.index()) {
                             return Err(err(format!(
                                 "append of {v} to key {key} repeats the append at op index {prev}; append values must be unique per key"
                             )));
@@ -144,13 +207,13 @@ pub(crate) fn validate(h: &History, opts: &Options) -> Result<(), CheckError> {
                         return Err(err(format!("append value {v} is not an integer")));
                     }
                     (F::Write, Value::Int(v)) if invoke => {
-                        if let Rules::Register { unique: true, .. } = rules {
-                            if opts.register.initial == Some(*v) {
+                        if let Rules::Register { unique: true, .. } = self.rules {
+                            if self.initial == Some(*v) {
                                 return Err(err(format!(
                                     "write of {v} to key {key} writes the initial value; the zones algorithm needs every written value to be distinct (the exact search does not)"
                                 )));
                             }
-                            if let Some(prev) = written.insert((key, *v), op.index()) {
+                            if let Some(prev) = self.written.insert((key, *v), op.index()) {
                                 return Err(err(format!(
                                     "write of {v} to key {key} repeats the write at op index {prev}; the zones algorithm needs unique values per key (the exact search does not)"
                                 )));
@@ -161,7 +224,7 @@ pub(crate) fn validate(h: &History, opts: &Options) -> Result<(), CheckError> {
                         return Err(err(format!("write value {v} is not an integer")));
                     }
                     (F::Cas, Value::List(l)) if invoke && l.len() == 2 => {
-                        if let Rules::Register { unique: true, .. } = rules {
+                        if let Rules::Register { unique: true, .. } = self.rules {
                             return Err(err(
                                 "cas cannot be checked by the zones algorithm (read/write registers only); use the exact search".to_owned(),
                             ));
@@ -172,10 +235,10 @@ pub(crate) fn validate(h: &History, opts: &Options) -> Result<(), CheckError> {
                             "cas value {v} is not [expected, new] (two integers)"
                         )));
                     }
-                    (F::Read, Value::Int(_) | Value::Null) if ok && rules != Rules::Append => {}
-                    (F::Read, Value::List(_) | Value::Null) if ok && rules == Rules::Append => {}
+                    (F::Read, Value::Int(_) | Value::Null) if ok && self.rules != Rules::Append => {}
+                    (F::Read, Value::List(_) | Value::Null) if ok && self.rules == Rules::Append => {}
                     (F::Read, v) if ok => {
-                        let want = if rules == Rules::Append {
+                        let want = if self.rules == Rules::Append {
                             "a list of integers"
                         } else {
                             "an integer or null"
@@ -192,7 +255,7 @@ pub(crate) fn validate(h: &History, opts: &Options) -> Result<(), CheckError> {
                     )));
                 }
                 if invoke || ok {
-                    parse_txn(&op.value, &mut regs).map_err(err)?;
+                    parse_txn(&op.value, &mut self.regs).map_err(err)?;
                 }
             }
             Rules::Mutex => {
@@ -203,6 +266,6 @@ pub(crate) fn validate(h: &History, opts: &Options) -> Result<(), CheckError> {
                 }
             }
         }
+        Ok(())
     }
-    Ok(())
 }

@@ -1,0 +1,252 @@
+//! Checking a history op by op, never holding it: the streaming form of `check_paired`
+//! for the checkers that can stream (`stats` today), with the `evidence` rule beside it.
+//!
+//! Fed every op in recorded order (`StreamCheck::push`, with the line it was read from),
+//! it validates (`validate::Validator`, one per set of rules the workload may turn out to
+//! call for while it is inferred), pairs (`schism_history::Pairing`, an open invoke per
+//! process), and hands each completed operation to the incremental checkers
+//! (`stats::StatsStream`, `EvidenceStream`), then drops it. `finish` gives what
+//! `check_paired` followed by `check_evidence_of` and `stats::stats_of` would have given on
+//! the whole history: the same report, figures and evidence, or the same first error (a
+//! validation error first, then a pairing error, then a workload that mixes append and
+//! write/cas), with the line of the op it names. Memory: an open invoke per process, the
+//! validators' per-process state (and the values written per key where the rules need
+//! them unique: append histories, or `--algorithm zones`), one latency histogram per `f`.
+//! Guarantees: as `check`'s — the verdict comes from the whole history pushed; a caller
+//! that stops early must say so (`cut_short`), and the evidence rule makes it `unknown`.
+
+use crate::evidence::EvidenceStream;
+use crate::report::{CheckResult, Report};
+use crate::stats::{Stats, StatsStream};
+use crate::validate::{Rules, Seen, Validator, candidate_rules, rules_seen};
+use crate::{CheckError, CheckerName, CheckerSet, Model, Options};
+use schism_history::{F, Op, OpType, Pairing, Process};
+
+/// True when `check` with these options can run op by op (`StreamCheck`): every checker
+/// selected streams (`stats`), and the model is checked per key (not `multi-register` or
+/// `mutex`, whose search needs the whole history).
+pub fn streams(opts: &Options) -> bool {
+    let only_streaming = match &opts.checkers {
+        CheckerSet::Only(list) => !list.is_empty() && list.iter().all(|n| *n == CheckerName::Stats),
+        CheckerSet::Primary | CheckerSet::Fitting => false,
+    };
+    only_streaming && !matches!(opts.model, Some(Model::MultiRegister | Model::Mutex))
+}
+
+/// A check that could not be made, and the line (from `push`) of the op it names.
+#[derive(Debug)]
+pub struct StreamError {
+    pub error: CheckError,
+    pub line: Option<usize>,
+}
+
+/// What a streamed check found: `check_paired`'s report, the statistics (`stats_of`) and
+/// the evidence rule's result (`check_evidence_of`; not merged into the report).
+#[derive(Debug)]
+pub struct Streamed {
+    pub report: Report,
+    pub stats: Stats,
+    pub evidence: CheckResult,
+    /// Ops pushed (`History::len`).
+    pub ops: u64,
+}
+
+/// One validator: the rules it applies, for the workloads (`Seen`) that call for them,
+/// and its first error.
+#[derive(Debug)]
+struct Candidate {
+    rules: Rules,
+    seen: Vec<Seen>,
+    validator: Validator,
+    error: Option<StreamError>,
+}
+
+/// The first invoke of a function the workload is inferred from.
+#[derive(Debug, Clone, Copy)]
+struct First {
+    index: u64,
+    line: usize,
+    pos: usize,
+    f: F,
+}
+
+/// `check_paired` op by op (see the module's doc).
+#[derive(Debug)]
+pub struct StreamCheck {
+    opts: Options,
+    candidates: Vec<Candidate>,
+    /// The workload is inferred (neither a model nor a workload was given).
+    infer: bool,
+    seen: Seen,
+    pairing: Pairing,
+    /// The first pairing error: nothing is checked after it.
+    pair_error: Option<StreamError>,
+    first_append: Option<First>,
+    first_register: Option<First>,
+    stats: StatsStream,
+    evidence: EvidenceStream,
+    pos: usize,
+}
+
+impl StreamCheck {
+    /// A check with these options; `streams(opts)` must hold.
+    pub fn new(opts: &Options) -> Self {
+        let infer = opts.model.is_none() && opts.workload.is_none();
+        let mut candidates: Vec<Candidate> = Vec::new();
+        let choices: Vec<(Seen, Rules)> = if infer {
+            candidate_rules(opts).to_vec()
+        } else {
+            vec![(Seen::default(), rules_seen(opts, Seen::default))]
+        };
+        for (seen, rules) in choices {
+            match candidates.iter_mut().find(|c| c.rules == rules) {
+                Some(c) => c.seen.push(seen),
+                None => candidates.push(Candidate {
+                    rules,
+                    seen: vec![seen],
+                    validator: Validator::new(rules, opts),
+                    error: None,
+                }),
+            }
+        }
+        StreamCheck {
+            opts: opts.clone(),
+            candidates,
+            infer,
+            seen: Seen::default(),
+            pairing: Pairing::new(),
+            pair_error: None,
+            first_append: None,
+            first_register: None,
+            stats: StatsStream::default(),
+            evidence: EvidenceStream::default(),
+            pos: 0,
+        }
+    }
+
+    /// The next op of the history, read from `line`.
+    pub fn push(&mut self, op: &Op, line: usize) {
+        let pos = self.pos;
+        self.pos += 1;
+        if self.pair_error.is_some() {
+            // Every validator failed at or before this op's predecessor: the outcome is
+            // an error already (a read error later in the file still wins: the caller's).
+            return;
+        }
+        if self.infer && op.process != Process::NEMESIS {
+            let before = self.seen;
+            self.seen.note(op);
+            if self.seen != before {
+                // Rules no longer reachable (a function seen rules out a workload) drop.
+                let now = self.seen;
+                let reachable =
+                    |s: &Seen| (s.append || !now.append) && (s.register || !now.register);
+                self.candidates
+                    .retain(|c| c.seen.iter().any(reachable));
+            }
+            if op.kind == OpType::Invoke {
+                let first = First {
+                    index: op.index(),
+                    line,
+                    pos,
+                    f: op.f,
+                };
+                match op.f {
+                    F::Append => {
+                        self.first_append.get_or_insert(first);
+                    }
+                    F::Write | F::Cas => {
+                        self.first_register.get_or_insert(first);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for c in &mut self.candidates {
+            if c.error.is_none()
+                && let Err(error) = c.validator.step(op)
+            {
+                c.error = Some(StreamError {
+                    error,
+                    line: Some(line),
+                });
+            }
+        }
+        self.evidence.op(op);
+        match self.pairing.push(op) {
+            Ok(Some(done)) => {
+                self.stats.push(
+                    done.op.f.as_str(),
+                    done.op.outcome,
+                    done.invoke_ns,
+                    done.complete_ns,
+                );
+                self.evidence.operation(&done.op);
+            }
+            Ok(None) => {}
+            Err((index, msg)) => {
+                self.pair_error = Some(StreamError {
+                    error: CheckError::Op { index, msg },
+                    line: Some(line),
+                });
+            }
+        }
+    }
+
+    /// The outcome of the ops pushed; `cut_short` says why the history may be incomplete
+    /// (the evidence rule's).
+    pub fn finish(mut self, cut_short: Option<&str>) -> Result<Streamed, StreamError> {
+        // Validation first, under the rules the whole history calls for.
+        let rules = rules_seen(&self.opts, || self.seen);
+        if let Some(c) = self.candidates.iter_mut().find(|c| c.rules == rules)
+            && let Some(e) = c.error.take()
+        {
+            return Err(e);
+        }
+        if let Some(e) = self.pair_error {
+            return Err(e);
+        }
+        for done in self.pairing.finish() {
+            self.stats.push(
+                done.op.f.as_str(),
+                done.op.outcome,
+                done.invoke_ns,
+                done.complete_ns,
+            );
+            self.evidence.operation(&done.op);
+        }
+        let stats = self.stats.finish();
+        let names = match &self.opts.checkers {
+            CheckerSet::Only(list) => list.len(),
+            _ => 0,
+        };
+        let results = if self.infer {
+            match (self.first_append, self.first_register) {
+                (Some(a), Some(r)) => {
+                    let later = if a.pos > r.pos { a } else { r };
+                    return Err(StreamError {
+                        error: CheckError::Op {
+                            index: later.index,
+                            msg: format!(
+                                "{} mixes append and write/cas operations; pass the workload explicitly",
+                                later.f
+                            ),
+                        },
+                        line: Some(later.line),
+                    });
+                }
+                // No client operation at all: nothing can be wrong (no checker runs).
+                _ if stats.ops == 0 => Vec::new(),
+                _ => vec![crate::stats::result_of(&stats); names],
+            }
+        } else {
+            vec![crate::stats::result_of(&stats); names]
+        };
+        Ok(Streamed {
+            report: Report::from_results(results),
+            evidence: self.evidence.finish(cut_short),
+            stats,
+            ops: self.pos as u64,
+        })
+    }
+}
