@@ -34,8 +34,8 @@ mod perop;
 mod report;
 mod set_full;
 mod staleness;
-pub mod stream;
 pub mod stats;
+pub mod stream;
 pub mod txn;
 mod validate;
 

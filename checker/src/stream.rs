@@ -128,11 +128,6 @@ impl StreamCheck {
     pub fn push(&mut self, op: &Op, line: usize) {
         let pos = self.pos;
         self.pos += 1;
-        if self.pair_error.is_some() {
-            // Every validator failed at or before this op's predecessor: the outcome is
-            // an error already (a read error later in the file still wins: the caller's).
-            return;
-        }
         if self.infer && op.process != Process::NEMESIS {
             let before = self.seen;
             self.seen.note(op);
@@ -141,8 +136,7 @@ impl StreamCheck {
                 let now = self.seen;
                 let reachable =
                     |s: &Seen| (s.append || !now.append) && (s.register || !now.register);
-                self.candidates
-                    .retain(|c| c.seen.iter().any(reachable));
+                self.candidates.retain(|c| c.seen.iter().any(reachable));
             }
             if op.kind == OpType::Invoke {
                 let first = First {
@@ -161,6 +155,13 @@ impl StreamCheck {
                     _ => {}
                 }
             }
+        }
+        if self.pair_error.is_some() {
+            // Every validator failed at or before the op pairing failed at (they check the
+            // same structure first): the outcome is an error already, whose rules only the
+            // functions seen (above, to the end) decide. A read error later in the file
+            // still wins: the caller's.
+            return;
         }
         for c in &mut self.candidates {
             if c.error.is_none()

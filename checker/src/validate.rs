@@ -235,8 +235,10 @@ impl Validator {
                             "cas value {v} is not [expected, new] (two integers)"
                         )));
                     }
-                    (F::Read, Value::Int(_) | Value::Null) if ok && self.rules != Rules::Append => {}
-                    (F::Read, Value::List(_) | Value::Null) if ok && self.rules == Rules::Append => {}
+                    (F::Read, Value::Int(_) | Value::Null) if ok && self.rules != Rules::Append => {
+                    }
+                    (F::Read, Value::List(_) | Value::Null)
+                        if ok && self.rules == Rules::Append => {}
                     (F::Read, v) if ok => {
                         let want = if self.rules == Rules::Append {
                             "a list of integers"

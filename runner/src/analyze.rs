@@ -204,17 +204,7 @@ pub fn analyze_file_with(
         None if path.is_dir() => recorded_workload(path)?,
         None => None,
     };
-    let (history, warnings) = read_history_file(&hpath)?;
-    let warnings = warnings
-        .iter()
-        .map(|w| format!("{}: {w}", hpath.display()))
-        .collect();
-    let cut_short = if path.is_dir() {
-        store::read_status(path)?.and_then(|s| s.cut_short())
-    } else {
-        None
-    };
-    let mut results = analyze_opts(&history, budget, warnings, cut_short, |o| {
+    let set = |o: &mut Options| {
         o.workload = workload;
         o.model = choice.model;
         if let Some(init) = choice.initial {
@@ -222,7 +212,12 @@ pub fn analyze_file_with(
         }
         o.algorithm = choice.algorithm;
         o.checkers = choice.checkers.clone();
-    })?;
+    };
+    let mut results = if streams(&set) {
+        analyze_stream(path, &hpath, budget, &set)?
+    } else {
+        analyze_whole(path, &hpath, budget, set)?
+    };
     // Replica state dumps taken after the final heal, when the run left them.
     if path.is_dir()
         && let Some(c) = crate::models::convergence_from_dir(path)?
@@ -232,6 +227,128 @@ pub fn analyze_file_with(
         results.counts = schism_checker::counts::count_map(&results.results);
     }
     Ok(results)
+}
+
+/// `analyze_opts` on a history file read whole (`read_history_file`); `path` is the file
+/// or its run folder (whose status says whether the run was cut short).
+fn analyze_whole(
+    path: &Path,
+    hpath: &Path,
+    budget: &Budget,
+    set: impl FnOnce(&mut Options),
+) -> Result<ResultsFile> {
+    let (history, warnings) = read_history_file(hpath)?;
+    let warnings = warnings
+        .iter()
+        .map(|w| format!("{}: {w}", hpath.display()))
+        .collect();
+    let cut_short = if path.is_dir() {
+        store::read_status(path)?.and_then(|s| s.cut_short())
+    } else {
+        None
+    };
+    analyze_opts(&history, budget, warnings, cut_short, set)
+}
+
+/// True when `analyze_file_with` checks this path op by op, never holding the history
+/// (`analyze_stream`): a JSON Lines history or a run folder that is not transactional,
+/// checked only by checkers that stream (`schism_checker::stream::streams`).
+pub fn streamed(
+    path: &Path,
+    workload: Option<CheckWorkload>,
+    choice: &ModelChoice,
+) -> Result<bool> {
+    if is_edn(path) && path.is_file() {
+        return Ok(false);
+    }
+    if workload.is_none() && path.is_dir() && recorded_txn(path)?.is_some() {
+        return Ok(false);
+    }
+    Ok(streams(&|o: &mut Options| {
+        o.model = choice.model;
+        o.checkers = choice.checkers.clone();
+    }))
+}
+
+/// Whether the options `set` makes stream.
+fn streams(set: &dyn Fn(&mut Options)) -> bool {
+    let mut opts = Options::default();
+    set(&mut opts);
+    schism_checker::stream::streams(&opts)
+}
+
+/// `analyze_opts` on a history file streamed op by op (`stream_history_file` into
+/// `schism_checker::stream::StreamCheck`), never held: the same `ResultsFile`, or the
+/// same first error (the reader's, then validation's, pairing's, the workload's, each
+/// naming `file:line`), as reading it whole. A signal (`budget.stop`) stops the reading
+/// at once and the verdict is unknown, as in `analyze_opts`; the time limit, which there
+/// only cuts the checkers' searches short, has nothing to cut here (the streaming
+/// checkers do no search).
+fn analyze_stream(
+    path: &Path,
+    hpath: &Path,
+    budget: &Budget,
+    set: &dyn Fn(&mut Options),
+) -> Result<ResultsFile> {
+    let mut opts = Options {
+        max_states: budget.max_states,
+        ..Options::default()
+    };
+    set(&mut opts);
+    let stopped = || {
+        budget
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+    };
+    let mut check = schism_checker::stream::StreamCheck::new(&opts);
+    let read = schism_history::stream_history_file(hpath, |op, line| {
+        check.push(op, line);
+        !stopped()
+    })?;
+    let warnings = read
+        .warnings
+        .iter()
+        .map(|w| format!("{}: {w}", hpath.display()))
+        .collect();
+    let mut cut_short: Vec<String> = if path.is_dir() {
+        store::read_status(path)?.and_then(|s| s.cut_short())
+    } else {
+        None
+    }
+    .into_iter()
+    .collect();
+    if read.stopped || stopped() {
+        cut_short.push("the check was stopped by a signal before it finished".into());
+    }
+    let cut_short = (!cut_short.is_empty()).then(|| cut_short.join("; "));
+    let streamed = check
+        .finish(cut_short.as_deref())
+        .map_err(|e| match (&e.error, e.line) {
+            (schism_checker::CheckError::Op { index, msg }, Some(line)) => {
+                anyhow::Error::from(schism_history::HistoryError::Malformed {
+                    path: hpath.to_owned(),
+                    line,
+                    msg: schism_history::clip(&format!("op index {index}: {msg}")),
+                })
+            }
+            _ => e.error.into(),
+        })?;
+    let mut report = streamed.report;
+    if streamed.evidence.validity != Validity::Valid {
+        report.validity = report.validity.merge(streamed.evidence.validity);
+        report.results.push(streamed.evidence);
+    }
+    let stats = stats_from_report(&report).unwrap_or(streamed.stats);
+    Ok(ResultsFile {
+        validity: report.validity,
+        counts: schism_checker::counts::count_map(&report.results),
+        results: report.results,
+        stats,
+        history_lines: streamed.ops,
+        warnings,
+        schism_version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
 }
 
 /// Checks a transactional history (`.edn`: Elle's format; else JSON Lines) or run folder
@@ -506,4 +623,242 @@ pub fn summary(r: &ResultsFile) -> String {
         out.push_str(&format!("warning: {w}\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use schism_history::{F, HistoryWriter, Op, OpType, Process, Value};
+    use std::io::Write;
+
+    /// One step of a generated history: who acts, what, and the twists that break it.
+    type Step = (u8, u8, i64, u8);
+
+    /// A history our writer produces from `steps`: processes invoke and complete
+    /// register, append, set or counter ops (which, by `mode`), with a nemesis healing
+    /// now and then; `twist`s add the mistakes validation and pairing must name
+    /// (orphan completions, double invokes, mismatched `f`, bad and repeated values).
+    fn generate(steps: &[Step], mode: u8, clean: bool) -> Vec<Op> {
+        let mut ops = Vec::new();
+        let mut open: [Option<(F, Value)>; 6] = Default::default();
+        let mut time_ns = 0u64;
+        let mut next_value = 1i64;
+        for (i, &(who, what, value, twist)) in steps.iter().enumerate() {
+            time_ns += 1 + (value.unsigned_abs() % 5_000_000);
+            let index = ops.len() as u64;
+            let key = Some(u64::from(what % 3));
+            if who % 16 == 15 {
+                let payload = serde_json::json!({"final": twist % 2 == 0});
+                let (f, v) = if what % 2 == 0 {
+                    ("heal", Value::other(payload))
+                } else {
+                    ("partition", Value::Null)
+                };
+                ops.push(Op::new(
+                    index,
+                    time_ns,
+                    Process::NEMESIS,
+                    OpType::Info,
+                    F::parse(f),
+                    None,
+                    v,
+                ));
+                continue;
+            }
+            let p = usize::from(who % 6);
+            let process = Process::client(p as u64);
+            let twist = if clean || twist < 240 { 0 } else { twist - 239 };
+            match (open[p].take(), twist) {
+                (Some((f, v)), t) if t != 2 => {
+                    let kind = match what % 8 {
+                        0 => OpType::Fail,
+                        1 => OpType::Info,
+                        _ => OpType::Ok,
+                    };
+                    let f = if t == 3 { F::parse("write") } else { f };
+                    let v = match (f, kind) {
+                        (F::Read, OpType::Ok) => match mode % 4 {
+                            0 => Value::Int(value % 50),
+                            1 => Value::list(vec![1, 2, value % 7]),
+                            2 => Value::list(vec![value % 9]),
+                            _ => Value::Int(value % 11),
+                        },
+                        (F::Read, _) => Value::Null,
+                        _ => v,
+                    };
+                    ops.push(Op::new(index, time_ns, process, kind, f, key, v));
+                }
+                (o, t) => {
+                    if t == 1 && o.is_none() {
+                        // An orphan completion.
+                        ops.push(Op::new(
+                            index,
+                            time_ns,
+                            process,
+                            OpType::Ok,
+                            F::Read,
+                            key,
+                            Value::Int(0),
+                        ));
+                        continue;
+                    }
+                    let (f, v) = match (mode % 4, what % 3) {
+                        (_, 0) => ("read", Value::Null),
+                        (0, 1) => ("write", Value::Int(next_value)),
+                        (0, _) => ("cas", Value::list(vec![value % 5, next_value])),
+                        (1, _) => ("append", Value::Int(next_value)),
+                        (2, _) => ("add", Value::Int(next_value)),
+                        (_, _) => ("incr", Value::Int(1)),
+                    };
+                    let (f, v) = match t {
+                        4 => ("write", Value::Int(next_value)),
+                        5 => ("append", Value::Int(next_value)),
+                        6 => (f, Value::Int(1)),
+                        7 => (f, Value::list(vec![1, 2, 3])),
+                        8 => ("frobnicate", v),
+                        _ => (f, v),
+                    };
+                    next_value += 1;
+                    let f = F::parse(f);
+                    if i % 97 == 96 {
+                        // A keyless op now and then.
+                        ops.push(Op::new(
+                            index,
+                            time_ns,
+                            process,
+                            OpType::Invoke,
+                            f,
+                            None,
+                            v.clone(),
+                        ));
+                    } else {
+                        ops.push(Op::new(
+                            index,
+                            time_ns,
+                            process,
+                            OpType::Invoke,
+                            f,
+                            key,
+                            v.clone(),
+                        ));
+                    }
+                    open[p] = Some((f, v));
+                }
+            }
+        }
+        ops
+    }
+
+    /// The history file: the ops through our writer, then what a damaged file holds.
+    fn write_file(path: &Path, ops: &[Op], damage: u8) {
+        let mut w = HistoryWriter::new(std::fs::File::create(path).unwrap());
+        for o in ops {
+            w.append(o).unwrap();
+        }
+        w.flush().unwrap();
+        let mut f = w.into_inner().unwrap();
+        let next = ops.len();
+        match damage % 8 {
+            1 => f.write_all(br#"{"index":99999,"time_ns":1,"proc"#).unwrap(),
+            2 => f.write_all(b"{\"index\":oops}\n").unwrap(),
+            3 => writeln!(
+                f,
+                r#"{{"index":{},"time_ns":1,"process":0,"type":"invoke","f":"read","key":1,"value":null}}"#,
+                next.saturating_sub(2)
+            )
+            .unwrap(),
+            4 => f.write_all(b"\n\n").unwrap(),
+            _ => {}
+        }
+    }
+
+    fn outcome(r: Result<ResultsFile>) -> Result<String, String> {
+        r.map(|r| serde_json::to_string_pretty(&r).unwrap() + &summary(&r))
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    fn choices() -> Vec<ModelChoice> {
+        let stats = CheckerSet::Only(vec![CheckerName::Stats]);
+        vec![
+            ModelChoice {
+                checkers: stats.clone(),
+                ..ModelChoice::default()
+            },
+            ModelChoice {
+                checkers: CheckerSet::Only(vec![CheckerName::Stats, CheckerName::Stats]),
+                algorithm: Algorithm::Zones,
+                ..ModelChoice::default()
+            },
+            ModelChoice {
+                checkers: stats,
+                model: Some(Model::CasRegister),
+                initial: Some(Some(1)),
+                ..ModelChoice::default()
+            },
+        ]
+    }
+
+    fn compare(steps: &[Step], mode: u8, damage: u8, clean: bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        write_file(&path, &generate(steps, mode, clean), damage);
+        let budget = Budget {
+            max_states: 1_000_000,
+            time_limit: Duration::from_secs(3600),
+            stop: None,
+        };
+        for choice in choices() {
+            for workload in [
+                None,
+                Some(CheckWorkload::Register),
+                Some(CheckWorkload::Append),
+            ] {
+                let set = |o: &mut Options| {
+                    o.workload = workload;
+                    o.model = choice.model;
+                    if let Some(init) = choice.initial {
+                        o.register.initial = init;
+                    }
+                    o.algorithm = choice.algorithm;
+                    o.checkers = choice.checkers.clone();
+                };
+                assert!(streams(&set));
+                assert!(streamed(&path, workload, &choice).unwrap());
+                let whole = outcome(analyze_whole(&path, &path, &budget, set));
+                let stream = outcome(analyze_stream(&path, &path, &budget, &set));
+                assert_eq!(stream, whole, "{choice:?} {workload:?}");
+                let via = outcome(analyze_file_with(&path, workload, &budget, &choice));
+                assert_eq!(via, whole);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+        /// The streamed check gives the whole-history check's results, summary and
+        /// errors (`file:line` included) on valid and broken histories of every workload.
+        #[test]
+        fn streaming_matches_the_whole_history(
+            steps in proptest::collection::vec((0u8..=255, 0u8..=255, -1000i64..1000, 0u8..=255), 0..400),
+            mode in 0u8..5,
+            damage in 0u8..8,
+            clean in proptest::bool::weighted(0.4),
+        ) {
+            compare(&steps, mode, damage, clean);
+        }
+    }
+
+    /// Empty, nemesis-only and clean histories, and a history past one reader batch.
+    #[test]
+    fn streaming_matches_the_whole_history_at_the_edges() {
+        compare(&[], 0, 0, true);
+        compare(&[(15, 0, 5, 0), (15, 1, 5, 0)], 0, 0, true);
+        let long: Vec<Step> = (0..60_000u32)
+            .map(|i| ((i % 5) as u8, (i % 7) as u8, i64::from(i % 1000), 0))
+            .collect();
+        for mode in 0..4 {
+            compare(&long, mode, 0, true);
+        }
+    }
 }
