@@ -136,6 +136,30 @@ fn a_history_too_large_for_memory_is_refused_before_it_is_read() {
     );
 }
 
+/// `--checker stats` streams the file through the checker, never holding it: its size
+/// is no reason to refuse it (here the sparse file's first 16 MiB of zeros, not a line,
+/// are the error, found without reading the rest).
+#[test]
+fn a_streamed_check_is_not_refused_for_the_file_size() {
+    let tmp = tempdir();
+    let huge = tmp.path().join("huge.jsonl");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let out = schism()
+        .args(["check", "--checker", "stats", "--max-memory", "1M"])
+        .arg(&huge)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("huge.jsonl:1: line is longer than 16 MiB") && !err.contains("--max-memory"),
+        "{err}"
+    );
+}
+
 /// A register history as the runner writes it, with one stale read on key 0 after
 /// `before` good ops: the stale read is the line the follower must report.
 fn register_lines(before: usize, after: usize) -> Vec<String> {
