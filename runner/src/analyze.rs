@@ -258,16 +258,15 @@ pub fn streamed(
     workload: Option<CheckWorkload>,
     choice: &ModelChoice,
 ) -> Result<bool> {
-    if is_edn(path) && path.is_file() {
-        return Ok(false);
-    }
-    if workload.is_none() && path.is_dir() && recorded_txn(path)?.is_some() {
-        return Ok(false);
-    }
-    Ok(streams(&|o: &mut Options| {
+    // The choice first: a folder's config is read only when the checkers could stream.
+    let checkers_stream = streams(&|o: &mut Options| {
         o.model = choice.model;
         o.checkers = choice.checkers.clone();
-    }))
+    });
+    if !checkers_stream || (is_edn(path) && path.is_file()) {
+        return Ok(false);
+    }
+    Ok(!(workload.is_none() && path.is_dir() && recorded_txn(path)?.is_some()))
 }
 
 /// Whether the options `set` makes stream.
