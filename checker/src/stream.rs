@@ -3,7 +3,8 @@
 //!
 //! Fed every op in recorded order (`StreamCheck::push`, with the line it was read from),
 //! it validates (`validate::Validator`, one per set of rules the workload may turn out to
-//! call for while it is inferred), pairs (`schism_history::Pairing`, an open invoke per
+//! call for while it is inferred; the structure-only rules are the pairing's own checks,
+//! with the same messages at the same op), pairs (`schism_history::Pairing`, an open invoke per
 //! process), and hands each completed operation to the incremental checkers
 //! (`stats::StatsStream`, `EvidenceStream`), then drops it. `finish` gives what
 //! `check_paired` followed by `check_evidence_of` and `stats::stats_of` would have given on
@@ -99,6 +100,11 @@ impl StreamCheck {
             vec![(Seen::default(), rules_seen(opts, Seen::default))]
         };
         for (seen, rules) in choices {
+            if rules == Rules::Structure {
+                // Structure alone is what pairing checks, with the same errors at the same
+                // op: the pairing error stands for this validator's.
+                continue;
+            }
             match candidates.iter_mut().find(|c| c.rules == rules) {
                 Some(c) => c.seen.push(seen),
                 None => candidates.push(Candidate {
@@ -197,7 +203,8 @@ impl StreamCheck {
     /// The outcome of the ops pushed; `cut_short` says why the history may be incomplete
     /// (the evidence rule's).
     pub fn finish(mut self, cut_short: Option<&str>) -> Result<Streamed, StreamError> {
-        // Validation first, under the rules the whole history calls for.
+        // Validation first, under the rules the whole history calls for (under
+        // `Rules::Structure` it is the pairing's, below).
         let rules = rules_seen(&self.opts, || self.seen);
         if let Some(c) = self.candidates.iter_mut().find(|c| c.rules == rules)
             && let Some(e) = c.error.take()
