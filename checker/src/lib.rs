@@ -6,7 +6,8 @@
 //! component, named G0/G1c/G-single/G2), `counts` (one count per kind for a report),
 //! `staleness` (k- and Δ-atomicity figures), `set-full`, `counter`, `stats`,
 //! `convergence` (over per-node state dumps rather than a history), and `online`: the
-//! per-op kinds claimed op by op while a history is still growing. `validate` runs first
+//! per-op kinds claimed op by op while a history is still growing; `stream`: a check op by
+//! op that never holds the history, when every selected checker streams. `validate` runs first
 //! and names the first op that breaks the analysis' assumptions; `evidence` says whether
 //! the history holds enough successful operations for `valid` to mean anything.
 //!
