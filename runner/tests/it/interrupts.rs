@@ -409,6 +409,79 @@ fn ctrl_c_during_a_check_stops_it_with_unknown() {
     assert!(t.elapsed() < Duration::from_secs(30));
 }
 
+/// A signal while a streamed check reads (`--checker stats`: op by op, never holding the
+/// history) stops the reading at the next op: `unknown`, naming the signal, still
+/// printed. The history comes through a FIFO from a writer (our `HistoryWriter`) that
+/// would go on for far longer than the test: only a check that honours the signal ends
+/// it, and the writer then sees its reader gone.
+#[test]
+fn ctrl_c_during_a_streamed_check_stops_the_reading_with_unknown() {
+    use schism_history::{F, HistoryWriter, Op, OpType, Process, Value};
+    let dir = tempdir();
+    let fifo = dir.path().join("history.jsonl");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let child = schism()
+        .args(["check", "--checker", "stats"])
+        .arg(&fifo)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // 30 M ops (~3 GB) is far more than the test waits for; the writer stops when the
+    // check closes the FIFO (EPIPE: Rust ignores SIGPIPE).
+    const MAX_OPS: u64 = 30_000_000;
+    let writer = std::thread::spawn(move || {
+        let mut w = HistoryWriter::new(std::io::BufWriter::new(
+            std::fs::OpenOptions::new().write(true).open(&fifo).unwrap(),
+        ));
+        for i in 0..MAX_OPS {
+            let (kind, p) = (
+                if i % 2 == 0 {
+                    OpType::Invoke
+                } else {
+                    OpType::Ok
+                },
+                (i / 2) % 10,
+            );
+            let v = Value::Int((i / 2) as i64);
+            let op = Op::new(
+                i,
+                i * 1000,
+                Process::client(p),
+                kind,
+                F::Write,
+                Some(p % 3),
+                v,
+            );
+            if w.append(&op).is_err() {
+                return i;
+            }
+        }
+        let _ = w.flush();
+        MAX_OPS
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let t = Instant::now();
+    signal(&child, Signal::SIGINT);
+    let out = finished(child);
+    let written = writer.join().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("stopped by a signal"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(written < MAX_OPS, "the check read the whole history");
+    // Generous: the point is that the signal is honoured, not how fast.
+    assert!(t.elapsed() < Duration::from_secs(30));
+}
+
 /// Flags that cannot work are refused in one line before the run folder exists.
 #[test]
 fn bad_flags_are_refused_before_anything_is_created() {
