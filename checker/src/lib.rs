@@ -24,6 +24,7 @@ mod append;
 mod append_keys;
 mod convergence;
 mod counter;
+mod opstream;
 pub mod counts;
 mod evidence;
 mod explain;
