@@ -24,7 +24,6 @@ mod append;
 mod append_keys;
 mod convergence;
 mod counter;
-mod opstream;
 pub mod counts;
 mod evidence;
 mod explain;
@@ -32,6 +31,9 @@ mod fx;
 pub(crate) mod graph;
 mod linearizable;
 pub mod online;
+mod opstream;
+#[cfg(test)]
+mod oracle;
 mod perop;
 mod report;
 mod set_full;

@@ -619,15 +619,15 @@ impl<K: Ord + Clone> OrderedSpread<K> {
         {
             self.worst = Some((size(&a), k.clone(), a.clone()));
         }
-        let put = |m: &mut BTreeMap<u64, (u64, K, Anomaly)>, b: u64, e: (u64, K, Anomaly)| {
-            match m.entry(b) {
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    v.insert(e);
-                }
-                std::collections::btree_map::Entry::Occupied(mut o) => {
-                    if (e.0, &e.1) < (o.get().0, &o.get().1) {
-                        o.insert(e);
-                    }
+        let put = |m: &mut BTreeMap<u64, (u64, K, Anomaly)>, b: u64, e: (u64, K, Anomaly)| match m
+            .entry(b)
+        {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(e);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                if (e.0, &e.1) < (o.get().0, &o.get().1) {
+                    o.insert(e);
                 }
             }
         };
