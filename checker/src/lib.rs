@@ -576,7 +576,7 @@ impl Shared {
 }
 
 /// The checker `CheckerSet::Primary` runs for a workload.
-fn primary(w: Workload) -> CheckerName {
+pub(crate) fn primary(w: Workload) -> CheckerName {
     match w {
         Workload::Append => CheckerName::Append,
         Workload::Register => CheckerName::Linearizable,
