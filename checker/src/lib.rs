@@ -7,7 +7,8 @@
 //! `staleness` (k- and Δ-atomicity figures), `set-full`, `counter`, `stats`,
 //! `convergence` (over per-node state dumps rather than a history), and `online`: the
 //! per-op kinds claimed op by op while a history is still growing; `stream`: a check op by
-//! op that never holds the history, when every selected checker streams. `validate` runs first
+//! op that never holds the history, when every selected checker streams (`stats`,
+//! `counter`, `set-full`). `validate` runs first
 //! and names the first op that breaks the analysis' assumptions; `evidence` says whether
 //! the history holds enough successful operations for `valid` to mean anything.
 //!

@@ -1,18 +1,25 @@
 //! Checking a history op by op, never holding it: the streaming form of `check_paired`
-//! for the checkers that can stream (`stats` today), with the `evidence` rule beside it.
+//! for the checkers that can stream (`stats`; `counter` and `set-full` when the workload
+//! is given), with the `evidence` rule beside it. `staleness`, `linearizable`, `append`
+//! and `graph` take the whole path (`staleness`'s doc says why it cannot stream).
 //!
 //! Fed every op in recorded order (`StreamCheck::push`, with the line it was read from),
 //! it validates (`validate::Validator`, one per set of rules the workload may turn out to
 //! call for while it is inferred; the structure-only rules are the pairing's own checks,
 //! with the same messages at the same op), pairs (`schism_history::Pairing`, an open invoke per
 //! process), and hands each completed operation to the incremental checkers
-//! (`stats::StatsStream`, `EvidenceStream`), then drops it. `finish` gives what
+//! (`stats::StatsStream`, `EvidenceStream`; `counter::CounterStream` and
+//! `set_full::SetStream`, which also see each invoke: `opstream::OpStream`), then drops it. `finish` gives what
 //! `check_paired` followed by `check_evidence_of` and `stats::stats_of` would have given on
 //! the whole history: the same report, figures and evidence, or the same first error (a
 //! validation error first, then a pairing error, then a workload that mixes append and
 //! write/cas), with the line of the op it names. Memory: an open invoke per process, the
 //! validators' per-process state (and the values written per key where the rules need
-//! them unique: append histories, or `--algorithm zones`), one latency histogram per `f`.
+//! them unique: append histories, or `--algorithm zones`), one latency histogram per `f`;
+//! `counter`: two sums per key, per open read the sums when it began, and the reads that
+//! ended while increments of their key were open, until those resolve; `set-full`: per
+//! element a few read references (never the reads), per key the previous read's elements,
+//! and the completed reads waiting for an earlier-invoked read still open.
 //! Guarantees: as `check`'s — the verdict comes from the whole history pushed; a caller
 //! that stops early must say so (`cut_short`), and the evidence rule makes it `unknown`.
 
