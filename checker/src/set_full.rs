@@ -18,12 +18,13 @@
 //! It streams (`SetStream`, fed op by op; the whole-history check replays the history
 //! through it). Reads are taken in invoke order: a completed read waits (its list shared,
 //! not copied) for the reads of earlier invoke still open. Per element it holds what its
-//! classification needs — its add, the first read that showed it, where its last run of
-//! reads began, its last read, the first read after it was known and the first after
-//! that to lack it, the read that ended its last run (each read as its sequence number,
-//! process, time and index) —, per key the elements of the previous read (to see runs
-//! end) and the elements known but not yet followed by a read; never the reads
-//! themselves. Memory: O(elements + processes), plus the reads invoked after one still
+//! classification needs — its add, when it became known, the first read that showed it,
+//! where its last run of reads began, its last read, the first read after it was known and
+//! the first after that to lack it, the read that ended its last run (each read as its
+//! place among the key's ok reads) —; per key a 32-byte row per ok read (process, invoke
+//! and completion times, index: never its list), the elements of the previous read (to
+//! see runs end) and the elements known but not yet followed by a read. Memory:
+//! O(elements + reads) small records, plus the completed reads invoked after one still
 //! open (a read never completed holds those until the end).
 
 use crate::explain::secs;
@@ -55,15 +56,15 @@ fn quantiles(mut v: Vec<u64>) -> serde_json::Value {
     json!({"p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": q(1.0)})
 }
 
-/// An ok read of a key, as an element remembers it.
+/// An ok read of a key, as its elements refer to it (by its place among the key's ok
+/// reads in invoke order): never its list.
 #[derive(Debug, Clone, Copy)]
-struct ReadMeta {
-    /// Its place among the key's ok reads, in invoke order.
-    seq: u64,
+struct ReadRow {
     process: Process,
     invoke_ns: u64,
-    /// Its completion's index.
+    /// Its completion's index and time.
     index: u64,
+    complete_ns: u64,
 }
 
 /// An element's add: the one first in invoke order.
@@ -87,31 +88,27 @@ impl Add {
     }
 }
 
-/// When an element became known: the position and time of the op, and whether it was
-/// its add's acknowledgement (else the first read that showed it).
-#[derive(Debug, Clone, Copy)]
-struct Known {
-    pos: usize,
-    ns: u64,
-}
-
-/// One element of a key (see the module's doc).
+/// One element of a key (see the module's doc); reads are their places among the key's
+/// ok reads.
 #[derive(Debug, Default)]
 struct Elem {
+    x: i64,
     add: Option<Add>,
-    /// The first read to show it, and that read's completion position and time.
-    first_seen: Option<(ReadMeta, usize, u64)>,
-    /// Sequence number and invoke time of the last read to show it.
-    last_seen: Option<(u64, u64)>,
+    /// The first read to show it.
+    first_seen: Option<u32>,
+    /// The last read to show it.
+    last_seen: Option<u32>,
     /// The first read of its latest run of reads that show it.
-    run_start: (u64, u64),
-    known: Option<Known>,
+    run_start: u32,
+    /// The position of the op from which it was known (its ack, or the completion of the
+    /// first read to show it).
+    known: Option<u32>,
     /// The first read invoked after it was known.
-    first_after: Option<u64>,
+    first_after: Option<u32>,
     /// The first read from `first_after` on that lacks it.
-    miss: Option<ReadMeta>,
+    miss: Option<u32>,
     /// The read that ended its latest run.
-    broke: Option<ReadMeta>,
+    broke: Option<u32>,
     /// A duplicate of it within one read was reported.
     flagged: bool,
 }
@@ -119,30 +116,49 @@ struct Elem {
 /// One key's state.
 #[derive(Debug, Default)]
 struct SetKey {
-    elems: FxHashMap<i64, Elem>,
+    /// Its elements, in the order they appeared, and where each is (a vector and an
+    /// index rather than a map of elements: half the memory).
+    elems: Vec<Elem>,
+    at: FxHashMap<i64, u32>,
     /// Ok reads taken so far.
-    reads: u64,
+    reads: Vec<ReadRow>,
     /// The elements of the previous ok read.
     prev: FxHashSet<i64>,
     /// Elements known (at this position) but not yet followed by a read.
-    unread: BTreeSet<(usize, i64)>,
+    unread: BTreeSet<(u32, i64)>,
 }
 
 impl SetKey {
-    /// `x` became known at `k` (or earlier than it was thought).
-    fn know(&mut self, x: i64, k: Known) {
-        let e = self.elems.entry(x).or_default();
-        if e.first_after.is_some() {
+    /// The element `x`, new if it was not there.
+    fn elem(&mut self, x: i64) -> &mut Elem {
+        let n = u32::try_from(self.elems.len()).expect("elements are fewer than positions");
+        let i = *self.at.entry(x).or_insert(n);
+        if i == n {
+            self.elems.push(Elem {
+                x,
+                ..Elem::default()
+            });
+        }
+        &mut self.elems[i as usize]
+    }
+
+    /// The element `x`, which is there.
+    fn get_mut(&mut self, x: i64) -> &mut Elem {
+        let i = self.at[&x];
+        &mut self.elems[i as usize]
+    }
+
+    /// `x` became known at position `pos` (or earlier than it was thought).
+    fn know(&mut self, x: i64, pos: u32) {
+        let e = self.elem(x);
+        if e.first_after.is_some() || e.known.is_some_and(|old| old <= pos) {
             return;
         }
-        if let Some(old) = e.known {
-            if old.pos <= k.pos {
-                return;
-            }
-            self.unread.remove(&(old.pos, x));
+        let old = e.known.replace(pos);
+        if let Some(old) = old {
+            self.unread.remove(&(old, x));
         }
-        e.known = Some(k);
-        self.unread.insert((k.pos, x));
+        self.unread.insert((pos, x));
     }
 }
 
@@ -202,14 +218,15 @@ impl SetStream {
     /// One ok read, in invoke order.
     fn take_read(&mut self, invoke: usize, d: Done) {
         let k = self.keys.entry(d.key).or_default();
-        let seq = k.reads;
-        k.reads += 1;
-        let meta = ReadMeta {
-            seq,
+        let seq = u32::try_from(k.reads.len()).expect("reads are fewer than positions");
+        let row = ReadRow {
             process: d.process,
             invoke_ns: d.invoke_ns,
             index: d.index,
+            complete_ns: d.complete_ns,
         };
+        k.reads.push(row);
+        let complete = u32::try_from(d.complete).expect("positions fit in 32 bits");
         let values: &[i64] = d.values.as_deref().map_or(&[], |v| &v[..]);
         let mut cur: FxHashSet<i64> =
             FxHashSet::with_capacity_and_hasher(values.len(), Default::default());
@@ -218,75 +235,68 @@ impl SetStream {
         }
         // Elements known before this read began: it is the first read after them.
         while let Some(&(p, x)) = k.unread.first()
-            && p < invoke
+            && (p as usize) < invoke
         {
             k.unread.pop_first();
-            let e = k.elems.get_mut(&x).expect("an element");
+            let e = k.get_mut(x);
             e.first_after = Some(seq);
             if !cur.contains(&x) {
-                e.miss = Some(meta);
+                e.miss = Some(seq);
             }
         }
         // Runs that end here.
         for x in &k.prev {
             if !cur.contains(x) {
-                let e = k.elems.get_mut(x).expect("an element");
-                e.broke = Some(meta);
+                let e = &mut k.elems[k.at[x] as usize];
+                e.broke = Some(seq);
                 if e.first_after.is_some() && e.miss.is_none() {
-                    e.miss = Some(meta);
+                    e.miss = Some(seq);
                 }
             }
         }
         let mut in_read: FxHashSet<i64> =
             FxHashSet::with_capacity_and_hasher(values.len(), Default::default());
         for (j, &x) in values.iter().enumerate() {
-            let e = k.elems.entry(x).or_default();
+            let e = k.elem(x);
             if !in_read.insert(x) && !e.flagged {
                 e.flagged = true;
                 let key = d.key;
                 self.sink.push_with(
                     AnomalyKind::DuplicateElement,
-                    (key, 0, seq, j as i64),
+                    (key, 0, u64::from(seq), j as i64),
                     || {
                         Anomaly::new(
                             AnomalyKind::DuplicateElement,
                             Some(key),
-                            vec![meta.index],
+                            vec![row.index],
                             format!(
                                 "process {} read the set of key {key} at t={} and it contains {x} twice",
-                                meta.process,
-                                secs(meta.invoke_ns)
+                                row.process,
+                                secs(row.invoke_ns)
                             ),
                         )
                     },
                 );
             }
             if e.first_seen.is_none() {
-                e.first_seen = Some((meta, d.complete, d.complete_ns));
-                e.run_start = (seq, d.invoke_ns);
+                e.first_seen = Some(seq);
+                e.run_start = seq;
+                e.last_seen = Some(seq);
                 let acked_before = e.add.is_some_and(|a| {
                     a.outcome == Outcome::Ok && a.complete.is_some_and(|c| c.0 < d.complete)
                 });
                 if !acked_before {
-                    k.know(
-                        x,
-                        Known {
-                            pos: d.complete,
-                            ns: d.complete_ns,
-                        },
-                    );
+                    k.know(x, complete);
                 }
-                let e = k.elems.get_mut(&x).expect("an element");
-                e.last_seen = Some((seq, d.invoke_ns));
                 continue;
             }
-            if e.last_seen.is_some_and(|(l, _)| l == seq) {
+            if e.last_seen == Some(seq) {
                 continue;
             }
-            if e.last_seen.is_some_and(|(l, _)| l + 1 != seq) {
-                e.run_start = (seq, d.invoke_ns);
+            if e.last_seen.is_some_and(|l| l + 1 != seq) {
+                e.run_start = seq;
             }
-            e.last_seen = Some((seq, d.invoke_ns));
+            e.last_seen = Some(seq);
         }
         k.prev = cur;
     }
@@ -313,20 +323,23 @@ impl SetStream {
         let (mut stable_lat, mut lost_lat) = (Vec::new(), Vec::new());
         let nkeys = self.keys.len();
         for (key, k) in self.keys {
+            let reads = &k.reads;
+            let row = |i: u32| reads[i as usize];
             // Phantom and aborted elements.
-            let mut strange: Vec<(u64, i64, &Elem)> = k
+            let mut strange: Vec<(u32, i64, &Elem)> = k
                 .elems
                 .iter()
-                .filter(|(_, e)| {
+                .filter(|e| {
                     e.first_seen.is_some() && e.add.is_none_or(|a| a.outcome == Outcome::Fail)
                 })
-                .map(|(&x, e)| (e.first_seen.expect("seen").0.seq, x, e))
+                .map(|e| (e.first_seen.expect("seen"), e.x, e))
                 .collect();
             strange.sort_unstable_by_key(|&(i, x, _)| (i, x));
             for (i, x, e) in strange {
-                let r = e.first_seen.expect("seen").0;
+                let r = row(i);
+                let place = (key, 1, u64::from(i), x);
                 match e.add {
-                    None => sink.push_with(AnomalyKind::PhantomRead, (key, 1, i, x), || {
+                    None => sink.push_with(AnomalyKind::PhantomRead, place, || {
                         Anomaly::new(
                             AnomalyKind::PhantomRead,
                             Some(key),
@@ -338,7 +351,7 @@ impl SetStream {
                             ),
                         )
                     }),
-                    Some(a) => sink.push_with(AnomalyKind::AbortedRead, (key, 1, i, x), || {
+                    Some(a) => sink.push_with(AnomalyKind::AbortedRead, place, || {
                         Anomaly::new(
                             AnomalyKind::AbortedRead,
                             Some(key),
@@ -358,10 +371,10 @@ impl SetStream {
             let mut adds: Vec<(i64, &Elem, Add)> = k
                 .elems
                 .iter()
-                .filter_map(|(&x, e)| e.add.map(|a| (x, e, a)))
+                .filter_map(|e| e.add.map(|a| (e.x, e, a)))
                 .collect();
             adds.sort_unstable_by_key(|(_, _, a)| a.invoke);
-            let n = k.reads;
+            let n = reads.len() as u32;
             for (x, e, a) in adds {
                 let Some(known) = e.known else {
                     continue; // failed or indeterminate and never seen
@@ -379,21 +392,21 @@ impl SetStream {
                 };
                 let last = n - 1;
                 let a_inv = a.invoke_ns;
-                let how = |seen: &'static str| {
-                    if acked == Some(known.pos) {
-                        "acknowledged"
-                    } else {
-                        seen
-                    }
+                let by_ack = acked == Some(known as usize);
+                let known_ns = match (by_ack, a.complete, e.first_seen) {
+                    (true, Some(c), _) => c.1,
+                    (_, _, Some(i)) => row(i).complete_ns,
+                    _ => unreachable!("known by its ack or by a read"),
                 };
+                let how = |seen: &'static str| if by_ack { "acknowledged" } else { seen };
                 match e.last_seen {
-                    Some((l, _)) if l == last => {
+                    Some(l) if l == last => {
                         // Present at the end: stable from the start of its final run.
-                        stable_lat.push(e.run_start.1.saturating_sub(a_inv));
-                        if e.run_start.0 > first_after {
+                        let since_ns = row(e.run_start).invoke_ns;
+                        stable_lat.push(since_ns.saturating_sub(a_inv));
+                        if e.run_start > first_after {
                             stale += 1;
-                            let miss = e.miss.expect("a read lacked it since it was known");
-                            let since_ns = e.run_start.1;
+                            let miss = row(e.miss.expect("a read lacked it since it was known"));
                             sink.push_with(
                                 AnomalyKind::StaleRead,
                                 (key, 2, a.invoke as u64, 0),
@@ -407,7 +420,7 @@ impl SetStream {
                                             miss.process,
                                             secs(miss.invoke_ns),
                                             how("read"),
-                                            secs(known.ns),
+                                            secs(known_ns),
                                             secs(since_ns)
                                         ),
                                     )
@@ -420,19 +433,21 @@ impl SetStream {
                     _ => {
                         lost += 1;
                         match e.last_seen {
-                            Some((_, ns)) => lost_lat.push(ns.saturating_sub(a_inv)),
+                            Some(l) => lost_lat.push(row(l).invoke_ns.saturating_sub(a_inv)),
                             None => lost_lat.push(0),
                         }
-                        let r = match e.last_seen {
-                            Some((l, _)) if l + 1 > first_after => {
+                        let first_missing = match e.last_seen {
+                            Some(l) if l + 1 > first_after => {
                                 e.broke.expect("a read ended its last run")
                             }
                             _ => e.miss.expect("the first read after it was known lacks it"),
                         };
+                        let r = row(first_missing);
                         let shown = match e.last_seen {
-                            Some((_, ns)) => {
-                                format!("; the last read to show it began at t={}", secs(ns))
-                            }
+                            Some(l) => format!(
+                                "; the last read to show it began at t={}",
+                                secs(row(l).invoke_ns)
+                            ),
                             None => String::new(),
                         };
                         sink.push_with(
@@ -447,10 +462,10 @@ impl SetStream {
                                         "{x}, added to key {key} by process {} and {} at t={}, is missing from every read since t={} ({} read{}){shown}: a lost element",
                                         a.process,
                                         how("seen"),
-                                        secs(known.ns),
+                                        secs(known_ns),
                                         secs(r.invoke_ns),
-                                        last - r.seq + 1,
-                                        if last == r.seq { "" } else { "s" },
+                                        last - first_missing + 1,
+                                        if last == first_missing { "" } else { "s" },
                                     ),
                                 )
                             },
@@ -541,7 +556,7 @@ impl OpStream for SetStream {
                     }),
                 };
                 let k = self.keys.entry(key).or_default();
-                let e = k.elems.entry(x).or_default();
+                let e = k.elem(x);
                 if let Some(prev) = e.add {
                     // The later add in invoke order repeats the earlier one.
                     let (first, later) = if prev.invoke < pos {
@@ -561,8 +576,7 @@ impl OpStream for SetStream {
                 if o.outcome == Outcome::Ok
                     && let Some(c) = o.complete()
                 {
-                    let ns = p.complete_ns.unwrap_or(p.invoke_ns);
-                    k.know(x, Known { pos: c, ns });
+                    k.know(x, u32::try_from(c).expect("positions fit in 32 bits"));
                 }
             }
             F::Read => {
