@@ -1,8 +1,9 @@
 //! What a checker that streams is fed, and the replay that feeds it a whole history: each
 //! client invoke as it is read (`invoke`), each operation when it completes (`complete`,
 //! a `Paired`), and at the end the operations never completed, in invoke order. The
-//! whole-history checkers that stream (`counter`, `set-full`) run through `replay`, so
-//! the streamed and the whole paths share one implementation and cannot disagree.
+//! whole-history `counter` runs through `replay`, so its streamed and whole paths share
+//! one implementation; `set-full`'s stream is replayed so in tests, against its
+//! whole-history form.
 
 use schism_history::{History, Op, Operation, Paired};
 

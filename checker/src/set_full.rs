@@ -15,8 +15,8 @@
 //! within one read. Guarantees: indeterminate adds are never blamed unless a read showed
 //! them; time linear in the total size of the reads.
 //!
-//! It streams (`SetStream`, fed op by op; the whole-history check replays the history
-//! through it). Reads are taken in invoke order: a completed read waits (its list shared,
+//! It streams (`SetStream`, fed op by op; the whole-history check, `whole::check_ops`, has
+//! each key's reads at hand instead, and the test oracle compares the two). Reads are taken in invoke order: a completed read waits (its list shared,
 //! not copied) for the reads of earlier invoke still open. Per element it holds what its
 //! classification needs — its add, when it became known, the first read that showed it,
 //! where its last run of reads began, its last read, the first read after it was known and
@@ -29,10 +29,10 @@
 
 use crate::explain::secs;
 use crate::fx::{FxHashMap, FxHashSet};
-use crate::opstream::{OpStream, replay};
+use crate::opstream::OpStream;
 use crate::report::{Anomaly, AnomalyKind, CheckResult, OrderedSink, Validity};
 use crate::{CheckError, Options};
-use schism_history::{F, History, IntList, Key, Op, Operation, Outcome, Paired, Process, Value};
+use schism_history::{F, IntList, Key, Op, Outcome, Paired, Process, Value};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -618,12 +618,18 @@ impl OpStream for SetStream {
     }
 }
 
-pub(crate) fn check_ops(
-    h: &History,
-    ops: &[Operation],
+mod whole;
+
+pub(crate) use whole::check_ops;
+
+/// `check_ops` through the stream (`opstream::replay`), for the test oracle.
+#[cfg(test)]
+pub(crate) fn check_ops_streamed(
+    h: &schism_history::History,
+    ops: &[schism_history::Operation],
     opts: &Options,
 ) -> Result<CheckResult, CheckError> {
     let mut s = SetStream::new(opts);
-    replay(h, ops, &mut s);
+    crate::opstream::replay(h, ops, &mut s);
     s.finish(opts).map_err(|(e, _)| e)
 }
