@@ -122,8 +122,8 @@ struct SetKey {
     at: FxHashMap<i64, u32>,
     /// Ok reads taken so far.
     reads: Vec<ReadRow>,
-    /// The elements of the previous ok read.
-    prev: FxHashSet<i64>,
+    /// The elements of the previous ok read (a vector: half a set's memory).
+    prev: Vec<i64>,
     /// Elements known (at this position) but not yet followed by a read.
     unread: BTreeSet<(u32, i64)>,
 }
@@ -298,7 +298,7 @@ impl SetStream {
             }
             e.last_seen = Some(seq);
         }
-        k.prev = cur;
+        k.prev = cur.into_iter().collect();
     }
 
     /// The result once every op has been fed (the never-completed ones last).
