@@ -70,23 +70,38 @@ struct ReadRow {
 /// An element's add: the one first in invoke order.
 #[derive(Debug, Clone, Copy)]
 struct Add {
-    invoke: usize,
     invoke_index: u64,
     invoke_ns: u64,
+    /// Its completion's index and time (its invoke's if it never completed).
+    complete_index: u64,
+    complete_ns: u64,
+    invoke: u32,
+    /// Its completion's position, `NO_POS` if it never completed.
+    complete: u32,
     process: Process,
+    /// The line of its invoke (`u32::MAX` past it).
+    line: u32,
     outcome: Outcome,
-    /// Completion position, time and index, if it completed.
-    complete: Option<(usize, u64, u64)>,
-    /// The line of its invoke.
-    line: usize,
 }
+
+/// No position.
+const NO_POS: u32 = u32::MAX;
 
 impl Add {
     /// `explain::op_index`.
     fn index(&self) -> u64 {
-        self.complete.map_or(self.invoke_index, |c| c.2)
+        self.complete_index
+    }
+
+    /// Its acknowledgement's position, if it was acknowledged.
+    fn acked(&self) -> Option<usize> {
+        (self.outcome == Outcome::Ok && self.complete != NO_POS).then_some(self.complete as usize)
     }
 }
+
+/// A read's place among its key's ok reads in invoke order, counted from 1 (so that an
+/// absent one costs no more room).
+type Seq = std::num::NonZeroU32;
 
 /// One element of a key (see the module's doc); reads are their places among the key's
 /// ok reads.
@@ -95,20 +110,20 @@ struct Elem {
     x: i64,
     add: Option<Add>,
     /// The first read to show it.
-    first_seen: Option<u32>,
+    first_seen: Option<Seq>,
     /// The last read to show it.
-    last_seen: Option<u32>,
+    last_seen: Option<Seq>,
     /// The first read of its latest run of reads that show it.
-    run_start: u32,
-    /// The position of the op from which it was known (its ack, or the completion of the
-    /// first read to show it).
-    known: Option<u32>,
+    run_start: Option<Seq>,
+    /// The position, plus 1, of the op from which it was known (its ack, or the
+    /// completion of the first read to show it).
+    known: Option<Seq>,
     /// The first read invoked after it was known.
-    first_after: Option<u32>,
+    first_after: Option<Seq>,
     /// The first read from `first_after` on that lacks it.
-    miss: Option<u32>,
+    miss: Option<Seq>,
     /// The read that ended its latest run.
-    broke: Option<u32>,
+    broke: Option<Seq>,
     /// A duplicate of it within one read was reported.
     flagged: bool,
 }
@@ -151,12 +166,13 @@ impl SetKey {
     /// `x` became known at position `pos` (or earlier than it was thought).
     fn know(&mut self, x: i64, pos: u32) {
         let e = self.elem(x);
-        if e.first_after.is_some() || e.known.is_some_and(|old| old <= pos) {
+        let at = Seq::new(pos + 1).expect("positions are below u32::MAX");
+        if e.first_after.is_some() || e.known.is_some_and(|old| old <= at) {
             return;
         }
-        let old = e.known.replace(pos);
+        let old = e.known.replace(at);
         if let Some(old) = old {
-            self.unread.remove(&(old, x));
+            self.unread.remove(&(old.get() - 1, x));
         }
         self.unread.insert((pos, x));
     }
@@ -218,7 +234,10 @@ impl SetStream {
     /// One ok read, in invoke order.
     fn take_read(&mut self, invoke: usize, d: Done) {
         let k = self.keys.entry(d.key).or_default();
-        let seq = u32::try_from(k.reads.len()).expect("reads are fewer than positions");
+        let seq = u32::try_from(k.reads.len() + 1)
+            .ok()
+            .and_then(Seq::new)
+            .expect("reads are fewer than positions");
         let row = ReadRow {
             process: d.process,
             invoke_ns: d.invoke_ns,
@@ -263,7 +282,7 @@ impl SetStream {
                 let key = d.key;
                 self.sink.push_with(
                     AnomalyKind::DuplicateElement,
-                    (key, 0, u64::from(seq), j as i64),
+                    (key, 0, u64::from(seq.get()), j as i64),
                     || {
                         Anomaly::new(
                             AnomalyKind::DuplicateElement,
@@ -280,11 +299,12 @@ impl SetStream {
             }
             if e.first_seen.is_none() {
                 e.first_seen = Some(seq);
-                e.run_start = seq;
+                e.run_start = Some(seq);
                 e.last_seen = Some(seq);
-                let acked_before = e.add.is_some_and(|a| {
-                    a.outcome == Outcome::Ok && a.complete.is_some_and(|c| c.0 < d.complete)
-                });
+                let acked_before = e
+                    .add
+                    .and_then(|a| a.acked())
+                    .is_some_and(|c| c < d.complete);
                 if !acked_before {
                     k.know(x, complete);
                 }
@@ -293,8 +313,8 @@ impl SetStream {
             if e.last_seen == Some(seq) {
                 continue;
             }
-            if e.last_seen.is_some_and(|l| l + 1 != seq) {
-                e.run_start = seq;
+            if e.last_seen.is_some_and(|l| l.get() + 1 != seq.get()) {
+                e.run_start = Some(seq);
             }
             e.last_seen = Some(seq);
         }
@@ -324,9 +344,9 @@ impl SetStream {
         let nkeys = self.keys.len();
         for (key, k) in self.keys {
             let reads = &k.reads;
-            let row = |i: u32| reads[i as usize];
+            let row = |i: Seq| reads[i.get() as usize - 1];
             // Phantom and aborted elements.
-            let mut strange: Vec<(u32, i64, &Elem)> = k
+            let mut strange: Vec<(Seq, i64, &Elem)> = k
                 .elems
                 .iter()
                 .filter(|e| {
@@ -337,7 +357,7 @@ impl SetStream {
             strange.sort_unstable_by_key(|&(i, x, _)| (i, x));
             for (i, x, e) in strange {
                 let r = row(i);
-                let place = (key, 1, u64::from(i), x);
+                let place = (key, 1, u64::from(i.get()), x);
                 match e.add {
                     None => sink.push_with(AnomalyKind::PhantomRead, place, || {
                         Anomaly::new(
@@ -361,7 +381,7 @@ impl SetStream {
                                 r.process,
                                 secs(r.invoke_ns),
                                 a.process,
-                                secs(a.complete.map_or(a.invoke_ns, |c| c.1))
+                                secs(a.complete_ns)
                             ),
                         )
                     }),
@@ -374,14 +394,11 @@ impl SetStream {
                 .filter_map(|e| e.add.map(|a| (e.x, e, a)))
                 .collect();
             adds.sort_unstable_by_key(|(_, _, a)| a.invoke);
-            let n = reads.len() as u32;
             for (x, e, a) in adds {
                 let Some(known) = e.known else {
                     continue; // failed or indeterminate and never seen
                 };
-                let acked = (a.outcome == Outcome::Ok)
-                    .then_some(a.complete.map(|c| c.0))
-                    .flatten();
+                let acked = a.acked();
                 if a.outcome == Outcome::Fail {
                     continue; // reported as aborted above
                 }
@@ -390,26 +407,30 @@ impl SetStream {
                     never_read += 1;
                     continue;
                 };
-                let last = n - 1;
+                let last = u32::try_from(reads.len())
+                    .ok()
+                    .and_then(Seq::new)
+                    .expect("a read after it was known");
                 let a_inv = a.invoke_ns;
-                let by_ack = acked == Some(known as usize);
-                let known_ns = match (by_ack, a.complete, e.first_seen) {
-                    (true, Some(c), _) => c.1,
-                    (_, _, Some(i)) => row(i).complete_ns,
-                    _ => unreachable!("known by its ack or by a read"),
+                let by_ack = acked == Some(known.get() as usize - 1);
+                let known_ns = if by_ack {
+                    a.complete_ns
+                } else {
+                    row(e.first_seen.expect("known by its ack or by a read")).complete_ns
                 };
                 let how = |seen: &'static str| if by_ack { "acknowledged" } else { seen };
                 match e.last_seen {
                     Some(l) if l == last => {
                         // Present at the end: stable from the start of its final run.
-                        let since_ns = row(e.run_start).invoke_ns;
+                        let run_start = e.run_start.expect("seen at the end");
+                        let since_ns = row(run_start).invoke_ns;
                         stable_lat.push(since_ns.saturating_sub(a_inv));
-                        if e.run_start > first_after {
+                        if run_start > first_after {
                             stale += 1;
                             let miss = row(e.miss.expect("a read lacked it since it was known"));
                             sink.push_with(
                                 AnomalyKind::StaleRead,
-                                (key, 2, a.invoke as u64, 0),
+                                (key, 2, u64::from(a.invoke), 0),
                                 || {
                                     Anomaly::new(
                                         AnomalyKind::StaleRead,
@@ -437,7 +458,7 @@ impl SetStream {
                             None => lost_lat.push(0),
                         }
                         let first_missing = match e.last_seen {
-                            Some(l) if l + 1 > first_after => {
+                            Some(l) if l.get() + 1 > first_after.get() => {
                                 e.broke.expect("a read ended its last run")
                             }
                             _ => e.miss.expect("the first read after it was known lacks it"),
@@ -452,7 +473,7 @@ impl SetStream {
                         };
                         sink.push_with(
                             AnomalyKind::LostElement,
-                            (key, 2, a.invoke as u64, 0),
+                            (key, 2, u64::from(a.invoke), 0),
                             || {
                                 Anomaly::new(
                                     AnomalyKind::LostElement,
@@ -464,7 +485,7 @@ impl SetStream {
                                         how("seen"),
                                         secs(known_ns),
                                         secs(r.invoke_ns),
-                                        last - first_missing + 1,
+                                        last.get() - first_missing.get() + 1,
                                         if last == first_missing { "" } else { "s" },
                                     ),
                                 )
@@ -541,25 +562,23 @@ impl OpStream for SetStream {
                     return self.fail(pos, CheckError::Op { index, msg }, invoke_line);
                 };
                 let add = Add {
-                    invoke: pos,
                     invoke_index: p.invoke_index,
                     invoke_ns: p.invoke_ns,
-                    process: o.process,
-                    outcome: o.outcome,
-                    line: invoke_line,
-                    complete: o.complete().map(|c| {
-                        (
-                            c,
-                            p.complete_ns.unwrap_or(p.invoke_ns),
-                            p.complete_index.unwrap_or(p.invoke_index),
-                        )
+                    complete_index: p.complete_index.unwrap_or(p.invoke_index),
+                    complete_ns: p.complete_ns.unwrap_or(p.invoke_ns),
+                    invoke: u32::try_from(pos).expect("positions fit in 32 bits"),
+                    complete: o.complete().map_or(NO_POS, |c| {
+                        u32::try_from(c).expect("positions fit in 32 bits")
                     }),
+                    process: o.process,
+                    line: u32::try_from(invoke_line).unwrap_or(u32::MAX),
+                    outcome: o.outcome,
                 };
                 let k = self.keys.entry(key).or_default();
                 let e = k.elem(x);
                 if let Some(prev) = e.add {
                     // The later add in invoke order repeats the earlier one.
-                    let (first, later) = if prev.invoke < pos {
+                    let (first, later) = if (prev.invoke as usize) < pos {
                         (prev, add)
                     } else {
                         e.add = Some(add);
@@ -570,7 +589,8 @@ impl OpStream for SetStream {
                         first.invoke_index
                     );
                     let index = later.invoke_index;
-                    return self.fail(later.invoke, CheckError::Op { index, msg }, later.line);
+                    let (at, line) = (later.invoke as usize, later.line as usize);
+                    return self.fail(at, CheckError::Op { index, msg }, line);
                 }
                 e.add = Some(add);
                 if o.outcome == Outcome::Ok
@@ -632,4 +652,16 @@ pub(crate) fn check_ops_streamed(
     let mut s = SetStream::new(opts);
     crate::opstream::replay(h, ops, &mut s);
     s.finish(opts).map_err(|(e, _)| e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The streamed check's memory is mostly these, one per element.
+    #[test]
+    fn elements_are_compact() {
+        assert_eq!(std::mem::size_of::<Add>(), 56);
+        assert_eq!(std::mem::size_of::<Elem>(), 96);
+    }
 }
