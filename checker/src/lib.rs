@@ -7,7 +7,8 @@
 //! `staleness` (k- and Δ-atomicity figures), `set-full`, `counter`, `stats`,
 //! `convergence` (over per-node state dumps rather than a history), and `online`: the
 //! per-op kinds claimed op by op while a history is still growing; `stream`: a check op by
-//! op that never holds the history, when every selected checker streams. `validate` runs first
+//! op that never holds the history, when every selected checker streams (`stats`,
+//! `counter`, `set-full`). `validate` runs first
 //! and names the first op that breaks the analysis' assumptions; `evidence` says whether
 //! the history holds enough successful operations for `valid` to mean anything.
 //!
@@ -31,6 +32,9 @@ mod fx;
 pub(crate) mod graph;
 mod linearizable;
 pub mod online;
+mod opstream;
+#[cfg(test)]
+mod oracle;
 mod perop;
 mod report;
 mod set_full;
@@ -573,7 +577,7 @@ impl Shared {
 }
 
 /// The checker `CheckerSet::Primary` runs for a workload.
-fn primary(w: Workload) -> CheckerName {
+pub(crate) fn primary(w: Workload) -> CheckerName {
     match w {
         Workload::Append => CheckerName::Append,
         Workload::Register => CheckerName::Linearizable,

@@ -584,6 +584,151 @@ impl AnomalySink {
     }
 }
 
+/// `AnomalySink` fed out of order, for a checker that streams: each anomaly comes with
+/// its place `K` in the order the whole-history checker pushes them (distinct per
+/// anomaly), and `finish` gives exactly what `AnomalySink` gives for the same anomalies
+/// pushed in that order (the first `limit` of each kind, the spread sample of the rest —
+/// whose buckets do not depend on the order —, the worst). It holds at most `2·limit + 2`
+/// anomalies per kind, whatever the number pushed.
+#[derive(Debug)]
+pub(crate) struct OrderedSink<K: Ord + Clone> {
+    limit: usize,
+    counts: BTreeMap<AnomalyKind, u64>,
+    /// Per kind, the `limit + 1` first in order.
+    first: BTreeMap<AnomalyKind, BTreeMap<K, Anomaly>>,
+    /// Per kind, the spread sample of those past the first `limit + 1`.
+    rest: BTreeMap<AnomalyKind, OrderedSpread<K>>,
+}
+
+/// `Spread` where ties go to the earliest in order (`K`), as `Spread` gives them to the
+/// first pushed.
+#[derive(Debug)]
+struct OrderedSpread<K> {
+    width: u64,
+    by_bucket: BTreeMap<u64, (u64, K, Anomaly)>,
+    worst: Option<(usize, K, Anomaly)>,
+}
+
+impl<K: Ord + Clone> OrderedSpread<K> {
+    fn insert(&mut self, limit: usize, k: K, a: Anomaly) {
+        let at = first_op(&a);
+        if self
+            .worst
+            .as_ref()
+            .is_none_or(|(s, wk, _)| size(&a) > *s || (size(&a) == *s && k < *wk))
+        {
+            self.worst = Some((size(&a), k.clone(), a.clone()));
+        }
+        let put = |m: &mut BTreeMap<u64, (u64, K, Anomaly)>, b: u64, e: (u64, K, Anomaly)| match m
+            .entry(b)
+        {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(e);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                if (e.0, &e.1) < (o.get().0, &o.get().1) {
+                    o.insert(e);
+                }
+            }
+        };
+        put(&mut self.by_bucket, at / self.width, (at, k, a));
+        while self.by_bucket.len() > limit.max(1) {
+            self.width = self.width.saturating_mul(2);
+            let old = std::mem::take(&mut self.by_bucket);
+            for (_, e) in old {
+                put(&mut self.by_bucket, e.0 / self.width, e);
+            }
+        }
+    }
+}
+
+impl<K: Ord + Clone> OrderedSink<K> {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            counts: BTreeMap::new(),
+            first: BTreeMap::new(),
+            rest: BTreeMap::new(),
+        }
+    }
+
+    /// Counts an anomaly at place `k`; `make` only runs when it may be kept.
+    pub(crate) fn push_with(&mut self, kind: AnomalyKind, k: K, make: impl FnOnce() -> Anomaly) {
+        *self.counts.entry(kind).or_insert(0) += 1;
+        if self.limit == 0 {
+            return;
+        }
+        let first = self.first.entry(kind).or_default();
+        if first.len() > self.limit && first.last_key_value().is_some_and(|(last, _)| k > *last) {
+            self.spread(kind, k, make());
+            return;
+        }
+        first.insert(k, make());
+        if first.len() > self.limit + 1 {
+            let (k, a) = first.pop_last().expect("over the limit");
+            self.spread(kind, k, a);
+        }
+    }
+
+    fn spread(&mut self, kind: AnomalyKind, k: K, a: Anomaly) {
+        self.rest
+            .entry(kind)
+            .or_insert_with(|| OrderedSpread {
+                width: 64,
+                by_bucket: BTreeMap::new(),
+                worst: None,
+            })
+            .insert(self.limit, k, a);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// As `AnomalySink::finish`.
+    pub(crate) fn finish(
+        mut self,
+        kinds: &[AnomalyKind],
+        figures: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Vec<Anomaly> {
+        for &k in kinds {
+            figures.insert(
+                k.figure_name().into(),
+                self.counts.get(&k).copied().unwrap_or(0).into(),
+            );
+        }
+        // The `limit + 1`-th of a kind is the first of its rest, as in push order.
+        let mut kept: Vec<(K, Anomaly)> = Vec::new();
+        for (kind, mut first) in std::mem::take(&mut self.first) {
+            if first.len() > self.limit {
+                let (k, a) = first.pop_last().expect("over the limit");
+                self.spread(kind, k, a);
+            }
+            kept.extend(first);
+        }
+        kept.sort_by(|x, y| x.0.cmp(&y.0));
+        let mut kept: Vec<Anomaly> = kept.into_iter().map(|(_, a)| a).collect();
+        for (_, sp) in std::mem::take(&mut self.rest) {
+            for (_, (_, _, a)) in sp.by_bucket {
+                if !kept.contains(&a) {
+                    kept.push(a);
+                }
+            }
+            if let Some((_, _, a)) = sp.worst
+                && !kept.contains(&a)
+            {
+                kept.push(a);
+            }
+        }
+        let total: u64 = self.counts.values().sum();
+        figures.insert(
+            "anomalies_omitted".into(),
+            (total - kept.len() as u64).into(),
+        );
+        kept
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,37 +1,63 @@
 //! Checking a history op by op, never holding it: the streaming form of `check_paired`
-//! for the checkers that can stream (`stats` today), with the `evidence` rule beside it.
+//! for the checkers that can stream (`stats`; `counter` and `set-full` when the workload
+//! is given), with the `evidence` rule beside it. `staleness`, `linearizable`, `append`
+//! and `graph` take the whole path (`staleness`'s doc says why it cannot stream).
 //!
 //! Fed every op in recorded order (`StreamCheck::push`, with the line it was read from),
 //! it validates (`validate::Validator`, one per set of rules the workload may turn out to
 //! call for while it is inferred; the structure-only rules are the pairing's own checks,
 //! with the same messages at the same op), pairs (`schism_history::Pairing`, an open invoke per
 //! process), and hands each completed operation to the incremental checkers
-//! (`stats::StatsStream`, `EvidenceStream`), then drops it. `finish` gives what
+//! (`stats::StatsStream`, `EvidenceStream`; `counter::CounterStream` and
+//! `set_full::SetStream`, which also see each invoke: `opstream::OpStream`), then drops it. `finish` gives what
 //! `check_paired` followed by `check_evidence_of` and `stats::stats_of` would have given on
 //! the whole history: the same report, figures and evidence, or the same first error (a
 //! validation error first, then a pairing error, then a workload that mixes append and
 //! write/cas), with the line of the op it names. Memory: an open invoke per process, the
 //! validators' per-process state (and the values written per key where the rules need
-//! them unique: append histories, or `--algorithm zones`), one latency histogram per `f`.
+//! them unique: append histories, or `--algorithm zones`), one latency histogram per `f`;
+//! `counter`: two sums per key, per open read the sums when it began, and the reads that
+//! ended while increments of their key were open, until those resolve; `set-full`: per
+//! element a few read references (never the reads), per key the previous read's elements,
+//! and the completed reads waiting for an earlier-invoked read still open.
 //! Guarantees: as `check`'s — the verdict comes from the whole history pushed; a caller
 //! that stops early must say so (`cut_short`), and the evidence rule makes it `unknown`.
 
+use crate::counter::CounterStream;
 use crate::evidence::EvidenceStream;
+use crate::opstream::OpStream;
 use crate::report::{CheckResult, Report};
+use crate::set_full::SetStream;
 use crate::stats::{Stats, StatsStream};
 use crate::validate::{Rules, Seen, Validator, candidate_rules, rules_seen};
-use crate::{CheckError, CheckerName, CheckerSet, Model, Options};
+use crate::{CheckError, CheckerName, CheckerSet, Model, Options, Workload};
 use schism_history::{F, Op, OpType, Pairing, Process};
 
 /// True when `check` with these options can run op by op (`StreamCheck`): every checker
-/// selected streams (`stats`), and the model is checked per key (not `multi-register` or
-/// `mutex`, whose search needs the whole history).
+/// selected streams (`stats`; `counter` and `set-full` when the workload is given, also as
+/// the primary or fitting checkers of `--workload counter|set`), and the model is checked
+/// per key (not `multi-register` or `mutex`, whose search needs the whole history).
 pub fn streams(opts: &Options) -> bool {
-    let only_streaming = match &opts.checkers {
-        CheckerSet::Only(list) => !list.is_empty() && list.iter().all(|n| *n == CheckerName::Stats),
-        CheckerSet::Primary | CheckerSet::Fitting => false,
+    streamed_names(opts).is_some()
+        && !matches!(opts.model, Some(Model::MultiRegister | Model::Mutex))
+}
+
+/// The checkers a streamed check runs, in report order, if they all stream.
+fn streamed_names(opts: &Options) -> Option<Vec<CheckerName>> {
+    let names = match (&opts.checkers, opts.workload) {
+        (CheckerSet::Only(list), _) => list.clone(),
+        (CheckerSet::Primary, Some(w)) => vec![crate::primary(w)],
+        (CheckerSet::Fitting, Some(w)) => crate::default_checkers(w),
+        _ => return None,
     };
-    only_streaming && !matches!(opts.model, Some(Model::MultiRegister | Model::Mutex))
+    let w = opts.workload;
+    let streaming = |n: &CheckerName| match n {
+        CheckerName::Stats => true,
+        CheckerName::Counter => w == Some(Workload::Counter),
+        CheckerName::SetFull => w == Some(Workload::Set),
+        _ => false,
+    };
+    (!names.is_empty() && names.iter().all(streaming)).then_some(names)
 }
 
 /// A check that could not be made, and the line (from `push`) of the op it names.
@@ -86,6 +112,8 @@ pub struct StreamCheck {
     first_register: Option<First>,
     stats: StatsStream,
     evidence: EvidenceStream,
+    counter: Option<CounterStream>,
+    set_full: Option<SetStream>,
     pos: usize,
 }
 
@@ -115,6 +143,8 @@ impl StreamCheck {
                 }),
             }
         }
+        let names = streamed_names(opts).unwrap_or_default();
+        let has = |n: CheckerName| names.contains(&n);
         StreamCheck {
             opts: opts.clone(),
             candidates,
@@ -126,6 +156,8 @@ impl StreamCheck {
             first_register: None,
             stats: StatsStream::default(),
             evidence: EvidenceStream::default(),
+            counter: has(CheckerName::Counter).then(|| CounterStream::new(opts)),
+            set_full: has(CheckerName::SetFull).then(|| SetStream::new(opts)),
             pos: 0,
         }
     }
@@ -180,6 +212,9 @@ impl StreamCheck {
             }
         }
         self.evidence.op(op);
+        if op.kind == OpType::Invoke && op.process != Process::NEMESIS {
+            self.streams().for_each(|s| s.invoke(pos, op, line));
+        }
         match self.pairing.push(op) {
             Ok(Some(done)) => {
                 self.stats.push(
@@ -189,6 +224,7 @@ impl StreamCheck {
                     done.complete_ns,
                 );
                 self.evidence.operation(&done.op);
+                self.streams().for_each(|s| s.complete(&done, line));
             }
             Ok(None) => {}
             Err((index, msg)) => {
@@ -198,6 +234,13 @@ impl StreamCheck {
                 });
             }
         }
+    }
+
+    /// The checkers fed every operation (`counter`, `set-full`).
+    fn streams(&mut self) -> impl Iterator<Item = &mut dyn OpStream> {
+        let counter = self.counter.as_mut().map(|c| c as &mut dyn OpStream);
+        let set_full = self.set_full.as_mut().map(|c| c as &mut dyn OpStream);
+        counter.into_iter().chain(set_full)
     }
 
     /// The outcome of the ops pushed; `cut_short` says why the history may be incomplete
@@ -214,7 +257,7 @@ impl StreamCheck {
         if let Some(e) = self.pair_error {
             return Err(e);
         }
-        for done in self.pairing.finish() {
+        for done in std::mem::take(&mut self.pairing).finish() {
             self.stats.push(
                 done.op.f.as_str(),
                 done.op.outcome,
@@ -222,12 +265,10 @@ impl StreamCheck {
                 done.complete_ns,
             );
             self.evidence.operation(&done.op);
+            self.streams().for_each(|s| s.complete(&done, 0));
         }
         let stats = self.stats.finish();
-        let names = match &self.opts.checkers {
-            CheckerSet::Only(list) => list.len(),
-            _ => 0,
-        };
+        let names = streamed_names(&self.opts).unwrap_or_default();
         let results = if self.infer {
             match (self.first_append, self.first_register) {
                 (Some(a), Some(r)) => {
@@ -245,10 +286,29 @@ impl StreamCheck {
                 }
                 // No client operation at all: nothing can be wrong (no checker runs).
                 _ if stats.ops == 0 => Vec::new(),
-                _ => vec![crate::stats::result_of(&stats); names],
+                _ => vec![crate::stats::result_of(&stats); names.len()],
             }
         } else {
-            vec![crate::stats::result_of(&stats); names]
+            // In name order; the first checker's error wins, as when they run in order.
+            let mut results = Vec::with_capacity(names.len());
+            for n in &names {
+                let r = match n {
+                    CheckerName::Counter => self.counter.take().map(|c| c.finish(&self.opts)),
+                    CheckerName::SetFull => self.set_full.take().map(|c| c.finish(&self.opts)),
+                    _ => None,
+                };
+                match r {
+                    Some(Ok(r)) => results.push(r),
+                    Some(Err((error, line))) => {
+                        return Err(StreamError {
+                            error,
+                            line: Some(line),
+                        });
+                    }
+                    None => results.push(crate::stats::result_of(&stats)),
+                }
+            }
+            results
         };
         Ok(Streamed {
             report: Report::from_results(results),

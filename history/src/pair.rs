@@ -155,6 +155,8 @@ pub struct Paired {
     pub invoke_ns: u64,
     /// The completion's time, if it completed.
     pub complete_ns: Option<u64>,
+    /// The completion's `index`, if it completed.
+    pub complete_index: Option<u64>,
 }
 
 /// Pairing op by op, for a history that is never held whole: an open invoke per process
@@ -218,6 +220,7 @@ impl Pairing {
                         invoke_index: op.index(),
                         invoke_ns: op.time_ns,
                         complete_ns: None,
+                        complete_index: None,
                     },
                 );
                 Ok(None)
@@ -251,6 +254,7 @@ impl Pairing {
                     o.value = Value::Null;
                 }
                 p.complete_ns = Some(op.time_ns);
+                p.complete_index = Some(op.index());
                 Ok(Some(p))
             }
         }

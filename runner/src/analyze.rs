@@ -260,6 +260,7 @@ pub fn streamed(
 ) -> Result<bool> {
     // The choice first: a folder's config is read only when the checkers could stream.
     let checkers_stream = streams(&|o: &mut Options| {
+        o.workload = workload;
         o.model = choice.model;
         o.checkers = choice.checkers.clone();
     });
@@ -680,7 +681,12 @@ mod tests {
                         (F::Read, OpType::Ok) => match mode % 4 {
                             0 => Value::Int(value % 50),
                             1 => Value::list(vec![1, 2, value % 7]),
-                            2 => Value::list(vec![value % 9]),
+                            // The latest few elements added, some left out.
+                            2 => Value::list(
+                                (next_value.saturating_sub(8)..next_value)
+                                    .filter(|x| (x + value) % 5 != 0)
+                                    .collect::<Vec<i64>>(),
+                            ),
                             _ => Value::Int(value % 11),
                         },
                         (F::Read, _) => Value::Null,
@@ -708,7 +714,7 @@ mod tests {
                         (0, _) => ("cas", Value::list(vec![value % 5, next_value])),
                         (1, _) => ("append", Value::Int(next_value)),
                         (2, _) => ("add", Value::Int(next_value)),
-                        (_, _) => ("incr", Value::Int(1)),
+                        (_, _) => ("incr", Value::Int(1 + value % 3)),
                     };
                     let (f, v) = match t {
                         4 => ("write", Value::Int(next_value)),
@@ -777,24 +783,64 @@ mod tests {
             .map_err(|e| format!("{e:#}"))
     }
 
-    fn choices() -> Vec<ModelChoice> {
+    /// The checker choices that stream, each with the workloads it streams with.
+    fn choices() -> Vec<(ModelChoice, Vec<Option<CheckWorkload>>)> {
+        use CheckWorkload::{Append, Counter, Register, Set};
         let stats = CheckerSet::Only(vec![CheckerName::Stats]);
+        let only = |names: Vec<CheckerName>| ModelChoice {
+            checkers: CheckerSet::Only(names),
+            ..ModelChoice::default()
+        };
+        let any = vec![None, Some(Register), Some(Append), Some(Counter), Some(Set)];
         vec![
-            ModelChoice {
-                checkers: stats.clone(),
-                ..ModelChoice::default()
-            },
-            ModelChoice {
-                checkers: CheckerSet::Only(vec![CheckerName::Stats, CheckerName::Stats]),
-                algorithm: Algorithm::Zones,
-                ..ModelChoice::default()
-            },
-            ModelChoice {
-                checkers: stats,
-                model: Some(Model::CasRegister),
-                initial: Some(Some(1)),
-                ..ModelChoice::default()
-            },
+            (
+                ModelChoice {
+                    checkers: stats.clone(),
+                    ..ModelChoice::default()
+                },
+                any.clone(),
+            ),
+            (
+                ModelChoice {
+                    checkers: CheckerSet::Only(vec![CheckerName::Stats, CheckerName::Stats]),
+                    algorithm: Algorithm::Zones,
+                    ..ModelChoice::default()
+                },
+                any.clone(),
+            ),
+            (
+                ModelChoice {
+                    checkers: stats,
+                    model: Some(Model::CasRegister),
+                    initial: Some(Some(1)),
+                    ..ModelChoice::default()
+                },
+                any,
+            ),
+            (only(vec![CheckerName::Counter]), vec![Some(Counter)]),
+            (
+                only(vec![CheckerName::Stats, CheckerName::Counter]),
+                vec![Some(Counter)],
+            ),
+            (only(vec![CheckerName::SetFull]), vec![Some(Set)]),
+            (
+                only(vec![CheckerName::SetFull, CheckerName::Stats]),
+                vec![Some(Set)],
+            ),
+            (
+                ModelChoice {
+                    checkers: CheckerSet::Primary,
+                    ..ModelChoice::default()
+                },
+                vec![Some(Counter), Some(Set)],
+            ),
+            (
+                ModelChoice {
+                    checkers: CheckerSet::Fitting,
+                    ..ModelChoice::default()
+                },
+                vec![Some(Counter), Some(Set)],
+            ),
         ]
     }
 
@@ -807,12 +853,8 @@ mod tests {
             time_limit: Duration::from_secs(3600),
             stop: None,
         };
-        for choice in choices() {
-            for workload in [
-                None,
-                Some(CheckWorkload::Register),
-                Some(CheckWorkload::Append),
-            ] {
+        for (choice, workloads) in choices() {
+            for workload in workloads {
                 let set = |o: &mut Options| {
                     o.workload = workload;
                     o.model = choice.model;

@@ -387,6 +387,10 @@ pub struct CheckArgs {
 pub enum CheckWorkload {
     Append,
     Register,
+    /// `add` of unique integers and reads of the whole set (Jepsen's set-full).
+    Set,
+    /// `incr` (or `add`) of integers and integer reads.
+    Counter,
     ListAppend,
     RwRegister,
 }
@@ -406,6 +410,8 @@ impl CheckWorkload {
         match self {
             CheckWorkload::Append => Some(schism_checker::Workload::Append),
             CheckWorkload::Register => Some(schism_checker::Workload::Register),
+            CheckWorkload::Set => Some(schism_checker::Workload::Set),
+            CheckWorkload::Counter => Some(schism_checker::Workload::Counter),
             CheckWorkload::ListAppend | CheckWorkload::RwRegister => None,
         }
     }
