@@ -20,18 +20,35 @@ use crate::evidence::EvidenceStream;
 use crate::report::{CheckResult, Report};
 use crate::stats::{Stats, StatsStream};
 use crate::validate::{Rules, Seen, Validator, candidate_rules, rules_seen};
-use crate::{CheckError, CheckerName, CheckerSet, Model, Options};
+use crate::linearizable::stream::LinStream;
+use crate::{CheckError, CheckerName, CheckerSet, Inferred, Model, Options, Workload};
 use schism_history::{F, Op, OpType, Pairing, Process};
 
 /// True when `check` with these options can run op by op (`StreamCheck`): every checker
 /// selected streams (`stats`), and the model is checked per key (not `multi-register` or
 /// `mutex`, whose search needs the whole history).
 pub fn streams(opts: &Options) -> bool {
+    let streaming = |n: &CheckerName| matches!(n, CheckerName::Stats | CheckerName::Linearizable);
     let only_streaming = match &opts.checkers {
-        CheckerSet::Only(list) => !list.is_empty() && list.iter().all(|n| *n == CheckerName::Stats),
-        CheckerSet::Primary | CheckerSet::Fitting => false,
+        CheckerSet::Only(list) => !list.is_empty() && list.iter().all(streaming),
+        // The primary checker of a register history: `linearizable`.
+        CheckerSet::Primary => match opts.workload {
+            Some(w) => w == Workload::Register,
+            None => matches!(opts.model, Some(Model::Register | Model::CasRegister)),
+        },
+        CheckerSet::Fitting => false,
     };
     only_streaming && !matches!(opts.model, Some(Model::MultiRegister | Model::Mutex))
+}
+
+/// The checker `name` may run under `opts` (`check_ops`'s choice, for a workload yet
+/// unknown).
+fn may_run(opts: &Options, name: CheckerName) -> bool {
+    match &opts.checkers {
+        CheckerSet::Only(list) => list.contains(&name),
+        CheckerSet::Primary => name == CheckerName::Linearizable,
+        CheckerSet::Fitting => false,
+    }
 }
 
 /// A check that could not be made, and the line (from `push`) of the op it names.
@@ -87,6 +104,9 @@ pub struct StreamCheck {
     stats: StatsStream,
     evidence: EvidenceStream,
     pos: usize,
+    /// `linearizable`, when it may run: per key, each key checked once retired.
+    lin: Option<LinStream>,
+    inferred: Inferred,
 }
 
 impl StreamCheck {
@@ -127,6 +147,8 @@ impl StreamCheck {
             stats: StatsStream::default(),
             evidence: EvidenceStream::default(),
             pos: 0,
+            lin: may_run(opts, CheckerName::Linearizable).then(|| LinStream::new(opts)),
+            inferred: Inferred::default(),
         }
     }
 
@@ -189,8 +211,16 @@ impl StreamCheck {
                     done.complete_ns,
                 );
                 self.evidence.operation(&done.op);
+                self.inferred.note(&done.op);
+                if let Some(l) = &mut self.lin {
+                    l.push(op, pos, line, Some(&done));
+                }
             }
-            Ok(None) => {}
+            Ok(None) => {
+                if let Some(l) = &mut self.lin {
+                    l.push(op, pos, line, None);
+                }
+            }
             Err((index, msg)) => {
                 self.pair_error = Some(StreamError {
                     error: CheckError::Op { index, msg },
@@ -214,7 +244,7 @@ impl StreamCheck {
         if let Some(e) = self.pair_error {
             return Err(e);
         }
-        for done in self.pairing.finish() {
+        for done in std::mem::take(&mut self.pairing).finish() {
             self.stats.push(
                 done.op.f.as_str(),
                 done.op.outcome,
@@ -222,12 +252,9 @@ impl StreamCheck {
                 done.complete_ns,
             );
             self.evidence.operation(&done.op);
+            self.inferred.note(&done.op);
         }
-        let stats = self.stats.finish();
-        let names = match &self.opts.checkers {
-            CheckerSet::Only(list) => list.len(),
-            _ => 0,
-        };
+        let stats = std::mem::take(&mut self.stats).finish();
         let results = if self.infer {
             match (self.first_append, self.first_register) {
                 (Some(a), Some(r)) => {
@@ -245,10 +272,10 @@ impl StreamCheck {
                 }
                 // No client operation at all: nothing can be wrong (no checker runs).
                 _ if stats.ops == 0 => Vec::new(),
-                _ => vec![crate::stats::result_of(&stats); names],
+                _ => self.results(&stats)?,
             }
         } else {
-            vec![crate::stats::result_of(&stats); names]
+            self.results(&stats)?
         };
         Ok(Streamed {
             report: Report::from_results(results),
@@ -256,5 +283,88 @@ impl StreamCheck {
             stats,
             ops: self.pos as u64,
         })
+    }
+
+    /// The workload `check_ops` checks the history as (`None`: no client operation).
+    fn workload(&self) -> Option<Workload> {
+        match (self.opts.workload, self.opts.model) {
+            (Some(w), _) => Some(w),
+            (None, Some(_)) => Some(Workload::Register),
+            (None, None) => self.inferred.workload(),
+        }
+    }
+
+    /// Before `finish`, once every op is pushed: the keys of the streamed `linearizable`
+    /// check that a next pass over the history must collect (`push_replay`, then call
+    /// this again), or none. See `linearizable::stream`.
+    pub fn replay(&mut self) -> Vec<schism_history::Key> {
+        // An error is the outcome: no need to check further.
+        let rules = rules_seen(&self.opts, || self.seen);
+        let failed = self.pair_error.is_some()
+            || self
+                .candidates
+                .iter()
+                .any(|c| c.rules == rules && c.error.is_some());
+        let register = self.workload() == Some(Workload::Register);
+        match &mut self.lin {
+            Some(l) if !failed && register => l.replay(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The next op of a replay pass, read from `line`.
+    pub fn push_replay(&mut self, op: &Op, line: usize) {
+        if let Some(l) = &mut self.lin {
+            l.push_replay(op, line);
+        }
+    }
+
+    /// The replay pass was cut short (a signal): its keys stay unchecked (unknown).
+    pub fn replay_cut_short(&mut self) {
+        if let Some(l) = &mut self.lin {
+            l.replay_cut_short();
+        }
+    }
+
+    /// The results of the checkers selected, in `check_ops`'s order and with its errors.
+    fn results(&mut self, stats: &Stats) -> Result<Vec<CheckResult>, StreamError> {
+        let workload = self.workload().expect("client operations");
+        let names = match &self.opts.checkers {
+            CheckerSet::Only(list) => list.clone(),
+            _ => vec![CheckerName::Linearizable],
+        };
+        let fitting = names
+            .iter()
+            .position(|n| !n.fits(workload))
+            .unwrap_or(names.len());
+        let mut lin: Option<CheckResult> = None;
+        let mut out = Vec::with_capacity(fitting);
+        for name in &names[..fitting] {
+            out.push(match name {
+                CheckerName::Linearizable => match &lin {
+                    Some(r) => r.clone(),
+                    None => {
+                        let mut l = self.lin.take().expect("linearizable streams");
+                        let keys = l.replay();
+                        assert!(keys.is_empty(), "`replay` passes before `finish`");
+                        let r = l
+                            .finish()
+                            .map_err(|(error, line)| StreamError { error, line })?;
+                        lin.insert(r).clone()
+                    }
+                },
+                _ => crate::stats::result_of(stats),
+            });
+        }
+        if let Some(name) = names.get(fitting) {
+            return Err(StreamError {
+                error: CheckError::Unsupported {
+                    checker: name.as_str(),
+                    workload,
+                },
+                line: None,
+            });
+        }
+        Ok(out)
     }
 }

@@ -259,11 +259,22 @@ pub fn streamed(
     choice: &ModelChoice,
 ) -> Result<bool> {
     // The choice first: a folder's config is read only when the checkers could stream.
-    let checkers_stream = streams(&|o: &mut Options| {
-        o.model = choice.model;
-        o.checkers = choice.checkers.clone();
-    });
-    if !checkers_stream || (is_edn(path) && path.is_file()) {
+    let could = |workload: Option<CheckWorkload>| {
+        streams(&|o: &mut Options| {
+            o.workload = workload;
+            o.model = choice.model;
+            o.checkers = choice.checkers.clone();
+        })
+    };
+    if is_edn(path) && path.is_file() {
+        return Ok(false);
+    }
+    let checkers_stream = could(workload)
+        || (workload.is_none()
+            && path.is_dir()
+            && matches!(choice.checkers, CheckerSet::Primary)
+            && could(recorded_workload(path)?));
+    if !checkers_stream {
         return Ok(false);
     }
     Ok(!(workload.is_none() && path.is_dir() && recorded_txn(path)?.is_some()))
@@ -280,31 +291,71 @@ fn streams(set: &dyn Fn(&mut Options)) -> bool {
 /// `schism_checker::stream::StreamCheck`), never held: the same `ResultsFile`, or the
 /// same first error (the reader's, then validation's, pairing's, the workload's, each
 /// naming `file:line`), as reading it whole. A signal (`budget.stop`) stops the reading
-/// at once and the verdict is unknown, as in `analyze_opts`; the time limit, which there
-/// only cuts the checkers' searches short, has nothing to cut here (the streaming
-/// checkers do no search).
+/// at once and the verdict is unknown, as in `analyze_opts`; the time limit cuts the
+/// `linearizable` searches short, as there (its clock starts with the reading). The
+/// streamed `linearizable` check may ask for more passes over the file (`replay`).
 fn analyze_stream(
     path: &Path,
     hpath: &Path,
     budget: &Budget,
     set: &dyn Fn(&mut Options),
 ) -> Result<ResultsFile> {
+    let abort = budget
+        .stop
+        .clone()
+        .unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
+    let timed_out = Arc::new(AtomicBool::new(false));
     let mut opts = Options {
         max_states: budget.max_states,
+        abort: Some(abort.clone()),
         ..Options::default()
     };
     set(&mut opts);
+    // A signal; the time limit sets the same flag but only cuts searches short.
     let stopped = || {
         budget
             .stop
             .as_ref()
             .is_some_and(|s| s.load(Ordering::Relaxed))
+            && !timed_out.load(Ordering::Relaxed)
     };
+    // The time budget becomes the searches' abort flag (`linearizable`), as in
+    // `analyze_opts`; the watchdog is joined before returning.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let limit = budget.time_limit;
+    let (flag, late) = (abort.clone(), timed_out.clone());
+    let watchdog = std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(limit) {
+            late.store(true, Ordering::Relaxed);
+            flag.store(true, Ordering::Relaxed);
+        }
+    });
     let mut check = schism_checker::stream::StreamCheck::new(&opts);
-    let read = schism_history::stream_history_file(hpath, |op, line| {
+    let mut read = schism_history::stream_history_file(hpath, |op, line| {
         check.push(op, line);
         !stopped()
-    })?;
+    });
+    // Keys the streamed `linearizable` check needs whole again (a key that came back
+    // after it was retired, or where the state budget ran out): one more pass each.
+    while read.as_ref().is_ok_and(|r| !r.stopped && !stopped()) {
+        if check.replay().is_empty() {
+            break;
+        }
+        let again = schism_history::stream_history_file(hpath, |op, line| {
+            check.push_replay(op, line);
+            !stopped()
+        });
+        if again.as_ref().map_or(true, |r| r.stopped) || stopped() {
+            check.replay_cut_short();
+            if let Err(e) = again {
+                read = Err(e);
+            }
+            break;
+        }
+    }
+    drop(done_tx);
+    let _ = watchdog.join();
+    let read = read?;
     let warnings = read
         .warnings
         .iter()
@@ -638,7 +689,7 @@ mod tests {
     /// register, append, set or counter ops (which, by `mode`), with a nemesis healing
     /// now and then; `twist`s add the mistakes validation and pairing must name
     /// (orphan completions, double invokes, mismatched `f`, bad and repeated values).
-    fn generate(steps: &[Step], mode: u8, clean: bool) -> Vec<Op> {
+    fn generate(steps: &[Step], mode: u8, clean: bool, shape: u8) -> Vec<Op> {
         let mut ops = Vec::new();
         let mut open: [Option<(F, Value)>; 6] = Default::default();
         let mut time_ns = 0u64;
@@ -646,7 +697,14 @@ mod tests {
         for (i, &(who, what, value, twist)) in steps.iter().enumerate() {
             time_ns += 1 + (value.unsigned_abs() % 5_000_000);
             let index = ops.len() as u64;
-            let key = Some(u64::from(what % 3));
+            // Three keys throughout; or keys that move on every 25 steps (retired in
+            // the stream), some coming back later (`shape` 2).
+            let key = Some(match shape % 3 {
+                0 => u64::from(what % 3),
+                1 => (i / 25) as u64,
+                _ if what % 16 == 3 => (i / 25 / 2) as u64,
+                _ => (i / 25) as u64,
+            });
             if who % 16 == 15 {
                 let payload = serde_json::json!({"final": twist % 2 == 0});
                 let (f, v) = if what % 2 == 0 {
@@ -779,7 +837,30 @@ mod tests {
 
     fn choices() -> Vec<ModelChoice> {
         let stats = CheckerSet::Only(vec![CheckerName::Stats]);
+        let lin = CheckerSet::Only(vec![CheckerName::Linearizable]);
         vec![
+            ModelChoice {
+                checkers: lin.clone(),
+                ..ModelChoice::default()
+            },
+            ModelChoice {
+                checkers: CheckerSet::Only(vec![CheckerName::Stats, CheckerName::Linearizable]),
+                model: Some(Model::Register),
+                algorithm: Algorithm::Zones,
+                ..ModelChoice::default()
+            },
+            ModelChoice {
+                checkers: lin,
+                model: Some(Model::CasRegister),
+                algorithm: Algorithm::Wgl,
+                initial: Some(Some(0)),
+            },
+            ModelChoice {
+                checkers: CheckerSet::Primary,
+                model: Some(Model::CasRegister),
+                initial: Some(None),
+                ..ModelChoice::default()
+            },
             ModelChoice {
                 checkers: stats.clone(),
                 ..ModelChoice::default()
@@ -798,37 +879,50 @@ mod tests {
         ]
     }
 
-    fn compare(steps: &[Step], mode: u8, damage: u8, clean: bool) {
+    fn compare(steps: &[Step], mode: u8, damage: u8, clean: bool, shape: u8) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("history.jsonl");
-        write_file(&path, &generate(steps, mode, clean), damage);
-        let budget = Budget {
-            max_states: 1_000_000,
-            time_limit: Duration::from_secs(3600),
-            stop: None,
-        };
+        write_file(&path, &generate(steps, mode, clean, shape), damage);
         for choice in choices() {
-            for workload in [
-                None,
-                Some(CheckWorkload::Register),
-                Some(CheckWorkload::Append),
-            ] {
-                let set = |o: &mut Options| {
-                    o.workload = workload;
-                    o.model = choice.model;
-                    if let Some(init) = choice.initial {
-                        o.register.initial = init;
-                    }
-                    o.algorithm = choice.algorithm;
-                    o.checkers = choice.checkers.clone();
+            let lin = !matches!(&choice.checkers, CheckerSet::Only(l) if !l.contains(&CheckerName::Linearizable));
+            // A budget that runs out on larger keys, for the linearizable check.
+            let budgets: &[u64] = if lin { &[1_000_000, 60] } else { &[1_000_000] };
+            for &max_states in budgets {
+                let budget = Budget {
+                    max_states,
+                    time_limit: Duration::from_secs(3600),
+                    stop: None,
                 };
-                assert!(streams(&set));
-                assert!(streamed(&path, workload, &choice).unwrap());
-                let whole = outcome(analyze_whole(&path, &path, &budget, set));
-                let stream = outcome(analyze_stream(&path, &path, &budget, &set));
-                assert_eq!(stream, whole, "{choice:?} {workload:?}");
-                let via = outcome(analyze_file_with(&path, workload, &budget, &choice));
-                assert_eq!(via, whole);
+                for workload in [
+                    None,
+                    Some(CheckWorkload::Register),
+                    Some(CheckWorkload::Append),
+                ] {
+                    let set = |o: &mut Options| {
+                        o.workload = workload;
+                        o.model = choice.model;
+                        if let Some(init) = choice.initial {
+                            o.register.initial = init;
+                        }
+                        o.algorithm = choice.algorithm;
+                        o.checkers = choice.checkers.clone();
+                        // Keys idle for 24 ops retire (some come back).
+                        o.retire_idle_ops = 24;
+                    };
+                    // The primary checker of an append history does not stream.
+                    let primary_append = matches!(choice.checkers, CheckerSet::Primary)
+                        && workload == Some(CheckWorkload::Append);
+                    assert_eq!(streams(&set), !primary_append);
+                    assert_eq!(streamed(&path, workload, &choice).unwrap(), !primary_append);
+                    if primary_append {
+                        continue;
+                    }
+                    let whole = outcome(analyze_whole(&path, &path, &budget, set));
+                    let stream = outcome(analyze_stream(&path, &path, &budget, &set));
+                    assert_eq!(stream, whole, "{choice:?} {workload:?} {max_states}");
+                    let via = outcome(analyze_file_with(&path, workload, &budget, &choice));
+                    assert_eq!(via, whole);
+                }
             }
         }
     }
@@ -843,21 +937,24 @@ mod tests {
             mode in 0u8..5,
             damage in 0u8..8,
             clean in proptest::bool::weighted(0.4),
+            shape in 0u8..3,
         ) {
-            compare(&steps, mode, damage, clean);
+            compare(&steps, mode, damage, clean, shape);
         }
     }
 
     /// Empty, nemesis-only and clean histories, and a history past one reader batch.
     #[test]
     fn streaming_matches_the_whole_history_at_the_edges() {
-        compare(&[], 0, 0, true);
-        compare(&[(15, 0, 5, 0), (15, 1, 5, 0)], 0, 0, true);
+        compare(&[], 0, 0, true, 0);
+        compare(&[(15, 0, 5, 0), (15, 1, 5, 0)], 0, 0, true, 0);
         let long: Vec<Step> = (0..60_000u32)
             .map(|i| ((i % 5) as u8, (i % 7) as u8, i64::from(i % 1000), 0))
             .collect();
         for mode in 0..4 {
-            compare(&long, mode, 0, true);
+            compare(&long, mode, 0, true, 0);
         }
+        // Register keys that move on and come back, past one reader batch.
+        compare(&long, 0, 0, true, 2);
     }
 }

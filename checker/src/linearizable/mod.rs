@@ -16,6 +16,7 @@
 //! before it, and the states the register could hold instead.
 
 mod general;
+pub(crate) mod stream;
 mod wgl;
 mod zones;
 
@@ -75,7 +76,7 @@ struct KeyModel<'a> {
     promoted: u64,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default, Clone, Copy)]
 struct Counts {
     reads: u64,
     writes: u64,
@@ -83,6 +84,17 @@ struct Counts {
     ok: u64,
     fail: u64,
     info: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.reads += o.reads;
+        self.writes += o.writes;
+        self.cas += o.cas;
+        self.ok += o.ok;
+        self.fail += o.fail;
+        self.info += o.info;
+    }
 }
 
 pub(crate) fn check_ops(
@@ -108,14 +120,14 @@ pub(crate) fn check_ops(
 /// How one key's search went (`check_key`), with what `Fold` needs to replay it under
 /// another budget: the search is deterministic, so a search that took `explored` states
 /// ends the same under any budget of at least that many, and runs out under any less.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum KeySearch {
     /// Not searched: the check was aborted before this key.
     AbortedBefore,
     /// Not searched: an earlier key left the verdict unknown.
     Skipped,
     /// Zones: the failures' records (none: linearizable), or the key is not eligible.
-    Zones(Result<Vec<Failed>, CheckError>),
+    Zones(Result<Vec<Failed>, (u64, String)>),
     Wgl {
         /// The budget the search was given.
         given: u64,
@@ -124,7 +136,7 @@ enum KeySearch {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum WglOutcome {
     Linearizable,
     Violation(Failed),
@@ -133,7 +145,7 @@ enum WglOutcome {
 }
 
 /// One op that cannot be placed, as the check reports it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Failed {
     counterexample: serde_json::Value,
     violation: serde_json::Value,
@@ -142,7 +154,7 @@ struct Failed {
 }
 
 /// One key checked (`check_key`): what `Fold` adds up in key order.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct KeyResult {
     key: Key,
     calls: usize,
@@ -154,6 +166,42 @@ pub(crate) struct KeyResult {
     /// The counterexample of an impossible read, for a search that ran out.
     impossible_counterexample: Option<serde_json::Value>,
     search: KeySearch,
+}
+
+impl KeyResult {
+    /// A key left unchecked (its ops were not all read): unknown, never valid.
+    pub(crate) fn unchecked(key: Key) -> Self {
+        KeyResult {
+            key,
+            calls: 0,
+            ok_ops: 0,
+            dropped: 0,
+            promoted: 0,
+            impossible: Vec::new(),
+            impossible_counterexample: None,
+            search: KeySearch::AbortedBefore,
+        }
+    }
+
+    /// Some op of the key cannot be placed (outside the impossible reads).
+    pub(crate) fn has_violation(&self) -> bool {
+        match &self.search {
+            KeySearch::Zones(Ok(f)) => f.iter().any(|f| f.anomaly.is_some()),
+            KeySearch::Wgl {
+                outcome: WglOutcome::Violation(f),
+                ..
+            } => f.anomaly.is_some(),
+            _ => false,
+        }
+    }
+
+    /// The index of the op its error names.
+    pub(crate) fn error_index(&self) -> Option<u64> {
+        match &self.search {
+            KeySearch::Zones(Err((index, _))) => Some(*index),
+            _ => None,
+        }
+    }
 }
 
 /// Checks one key's ops (in invoke order) with `budget` states left; `unknown`: an
@@ -197,12 +245,12 @@ fn check_key(
     let zones = match opts.algorithm {
         Algorithm::Wgl => false,
         Algorithm::Zones if !eligible => {
-            r.search = KeySearch::Zones(Err(CheckError::Op {
-                index: m.ops.first().map_or(0, |o| h.ops[o.invoke()].index()),
-                msg: format!(
+            r.search = KeySearch::Zones(Err((
+                m.ops.first().map_or(0, |o| h.ops[o.invoke()].index()),
+                format!(
                     "key {key} cannot be checked with zones: it needs a read/write register whose writes all have distinct values, none equal to the initial value; use the exact search"
                 ),
-            }));
+            )));
             return r;
         }
         Algorithm::Zones => true,
@@ -389,7 +437,8 @@ impl<'o> Fold<'o> {
                 }
             }
             KeySearch::Zones(found) => {
-                let failed = found.map_err(FoldError::Check)?;
+                let failed = found
+                    .map_err(|(index, msg)| FoldError::Check(CheckError::Op { index, msg }))?;
                 self.by_zones += 1;
                 self.checked += 1;
                 for (n, f) in failed.into_iter().enumerate() {
