@@ -83,8 +83,9 @@ pub(crate) struct LinStream {
     wanted: FxHashSet<Key>,
     /// Keys collected whole by a replay pass, held until the end.
     held: BTreeMap<Key, Vec<Held>>,
-    /// During a replay pass: its pairing (process → the key of its open invoke) and position.
-    replay: Option<(FxHashMap<Process, Key>, usize)>,
+    /// During a replay pass: its pairing (process → the key of its open invoke), its
+    /// position, and the keys it collects.
+    replay: Option<(FxHashMap<Process, Key>, usize, FxHashSet<Key>)>,
     /// A replay pass was cut short: its keys are not checked.
     partial: bool,
     /// The outcome, once the last pass is in.
@@ -246,13 +247,14 @@ impl LinStream {
         for &k in &wanted {
             self.held.insert(k, Vec::new());
         }
-        self.replay = (!wanted.is_empty()).then(|| (FxHashMap::default(), 0));
+        self.replay = (!wanted.is_empty())
+            .then(|| (FxHashMap::default(), 0, wanted.iter().copied().collect()));
         wanted
     }
 
     /// The next op of a replay pass (`replay` named its keys), read from `line`.
     pub(crate) fn push_replay(&mut self, op: &Op, line: usize) {
-        let Some((open, pos)) = &mut self.replay else {
+        let Some((open, pos, keys)) = &mut self.replay else {
             return;
         };
         let at = *pos;
@@ -268,7 +270,10 @@ impl LinStream {
             }
             _ => open.remove(&op.process),
         };
-        if let Some(ops) = key.and_then(|k| self.held.get_mut(&k)) {
+        if let Some(ops) = key
+            .filter(|k| keys.contains(k))
+            .and_then(|k| self.held.get_mut(&k))
+        {
             ops.push((at, line, op.clone()));
         }
     }
