@@ -1,5 +1,6 @@
 //! Checking a history op by op, never holding it: the streaming form of `check_paired`
-//! for the checkers that can stream (`stats` today), with the `evidence` rule beside it.
+//! for the checkers that can stream (`stats`, and `linearizable` per retired key:
+//! `linearizable::stream`), with the `evidence` rule beside it.
 //!
 //! Fed every op in recorded order (`StreamCheck::push`, with the line it was read from),
 //! it validates (`validate::Validator`, one per set of rules the workload may turn out to
@@ -12,21 +13,26 @@
 //! validation error first, then a pairing error, then a workload that mixes append and
 //! write/cas), with the line of the op it names. Memory: an open invoke per process, the
 //! validators' per-process state (and the values written per key where the rules need
-//! them unique: append histories, or `--algorithm zones`), one latency histogram per `f`.
+//! them unique: append histories, or `--algorithm zones`), one latency histogram per `f`;
+//! for `linearizable`, the ops of the live keys (and of those idle for less than
+//! `Options::retire_idle_ops` positions) and a small record per key checked. Before
+//! `finish`, `replay` names the keys (if any) a next pass over the file must collect
+//! (`push_replay`): a retired key that came back, or one whose search ran out of budget.
 //! Guarantees: as `check`'s — the verdict comes from the whole history pushed; a caller
 //! that stops early must say so (`cut_short`), and the evidence rule makes it `unknown`.
 
 use crate::evidence::EvidenceStream;
+use crate::linearizable::stream::LinStream;
 use crate::report::{CheckResult, Report};
 use crate::stats::{Stats, StatsStream};
 use crate::validate::{Rules, Seen, Validator, candidate_rules, rules_seen};
-use crate::linearizable::stream::LinStream;
 use crate::{CheckError, CheckerName, CheckerSet, Inferred, Model, Options, Workload};
 use schism_history::{F, Op, OpType, Pairing, Process};
 
 /// True when `check` with these options can run op by op (`StreamCheck`): every checker
-/// selected streams (`stats`), and the model is checked per key (not `multi-register` or
-/// `mutex`, whose search needs the whole history).
+/// selected streams (`stats`, `linearizable`; the primary checker of a register history),
+/// and the model is checked per key (not `multi-register` or `mutex`, whose search needs
+/// the whole history).
 pub fn streams(opts: &Options) -> bool {
     let streaming = |n: &CheckerName| matches!(n, CheckerName::Stats | CheckerName::Linearizable);
     let only_streaming = match &opts.checkers {

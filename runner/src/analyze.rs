@@ -739,7 +739,9 @@ mod tests {
                     };
                     let f = if t == 3 { F::parse("write") } else { f };
                     let v = match (f, kind) {
-                        (F::Read, OpType::Ok) if shape % 3 != 0 && mode % 4 == 0 && value % 4 != 0 => {
+                        (F::Read, OpType::Ok)
+                            if shape % 3 != 0 && mode % 4 == 0 && value % 4 != 0 =>
+                        {
                             Value::Int(last.get(&open_key[p]).copied().unwrap_or(0))
                         }
                         (F::Read, OpType::Ok) => match mode % 4 {

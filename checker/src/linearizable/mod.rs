@@ -10,6 +10,12 @@
 //! without a search. Everything else goes to the
 //! Wing–Gong–Lowe search in `wgl`.
 //!
+//! Each key is checked alone (`check_key`, into a `KeyResult`) and the results are added
+//! up in key order (`Fold`): the state budget is shared in that order, the first unknown
+//! key stops the searches of the others, the first counterexample and violations are the
+//! first keys'. `stream` (the streamed check) checks each key once it is retired and folds
+//! the same records at the end.
+//!
 //! Guarantees: `Valid` only when every key was fully searched and linearized; a spent
 //! state budget or an abort gives `Unknown` with a figure naming the key and how far the
 //! search got; a violation names the op that cannot be placed, how many ops linearize
@@ -394,7 +400,14 @@ impl<'o> Fold<'o> {
         }
     }
 
-    fn failed(&mut self, f: Failed, first: bool, has_impossible: bool, per_op: &mut dyn FnMut(Key) -> bool, key: Key) {
+    fn failed(
+        &mut self,
+        f: Failed,
+        first: bool,
+        has_impossible: bool,
+        per_op: &mut dyn FnMut(Key) -> bool,
+        key: Key,
+    ) {
         if first && self.counterexample.is_none() {
             self.counterexample = Some(f.counterexample);
         }
@@ -487,7 +500,10 @@ impl<'o> Fold<'o> {
                     }
                     WglOutcome::Exhausted { deepest } | WglOutcome::Aborted { deepest } => {
                         let why = if matches!(outcome, WglOutcome::Exhausted { .. }) {
-                            format!("the search budget of {} states ran out", self.opts.max_states)
+                            format!(
+                                "the search budget of {} states ran out",
+                                self.opts.max_states
+                            )
                         } else {
                             "the check was aborted (time budget)".to_owned()
                         };
@@ -539,7 +555,10 @@ impl<'o> Fold<'o> {
         if !self.violations.is_empty() {
             figures.insert("violations".into(), self.violations.into());
         }
-        figures.insert(crate::NON_LINEARIZABLE_EXPLAINED.into(), self.explained.into());
+        figures.insert(
+            crate::NON_LINEARIZABLE_EXPLAINED.into(),
+            self.explained.into(),
+        );
         let found = !self.sink.is_empty();
         let anomalies = self.sink.finish(&KINDS, &mut figures);
         let validity = if found {

@@ -204,6 +204,9 @@ impl LinStream {
     /// Checks the keys still live; then the keys a next pass must collect (none: `finish`
     /// has all it needs). Call again after each pass.
     pub(crate) fn replay(&mut self) -> Vec<Key> {
+        if self.done.is_some() {
+            return Vec::new();
+        }
         for (key, live) in std::mem::take(&mut self.live) {
             self.retire(key, live.ops);
         }
@@ -312,11 +315,17 @@ impl LinStream {
                     let r = if self.partial {
                         KeyResult::unchecked(key)
                     } else {
-                        check_key(h, key, &refs, &self.opts, fold.budget, fold.unknown.is_some())
+                        check_key(
+                            h,
+                            key,
+                            &refs,
+                            &self.opts,
+                            fold.budget,
+                            fold.unknown.is_some(),
+                        )
                     };
                     let line = r.error_index().and_then(|i| line_of(ops, i));
-                    let per_op =
-                        unique && r.has_violation() && per_op_here(h, key_ops, &self.opts);
+                    let per_op = unique && r.has_violation() && per_op_here(h, key_ops, &self.opts);
                     fold.add(r, &mut |_| per_op).map_err(|e| (e, line))?;
                 }
                 None => {
@@ -372,5 +381,8 @@ fn line_of(ops: &[Held], index: u64) -> Option<usize> {
 
 /// True when the key (its own history) holds a per-op anomaly: `PerOpKeys` for one key.
 fn per_op_here(h: &History, ops: &[Operation], opts: &Options) -> bool {
-    crate::register_writes_unique(h) && !crate::perop::register(h, ops, opts, false).findings.is_empty()
+    crate::register_writes_unique(h)
+        && !crate::perop::register(h, ops, opts, false)
+            .findings
+            .is_empty()
 }
