@@ -40,13 +40,24 @@ use crate::{CheckError, Options};
 use schism_history::{History, Key, Op, OpType, Operation, Paired, Process};
 use std::collections::{BTreeMap, VecDeque};
 
-/// One op held: its position in the history, its line, the op.
-type Held = (usize, usize, Op);
+/// One key's ops held, with the position in the history and the line of each.
+#[derive(Debug, Default)]
+struct Held {
+    at: Vec<(usize, usize)>,
+    ops: Vec<Op>,
+}
+
+impl Held {
+    fn push(&mut self, pos: usize, line: usize, op: &Op) {
+        self.at.push((pos, line));
+        self.ops.push(op.clone());
+    }
+}
 
 /// A live key: its ops so far, how many are open, where it was last seen.
 #[derive(Debug, Default)]
 struct Live {
-    ops: Vec<Held>,
+    ops: Held,
     open: u32,
     last: usize,
 }
@@ -82,7 +93,7 @@ pub(crate) struct LinStream {
     /// Keys whose record is void (they reappeared) or that the fold asked for.
     wanted: FxHashSet<Key>,
     /// Keys collected whole by a replay pass, held until the end.
-    held: BTreeMap<Key, Vec<Held>>,
+    held: BTreeMap<Key, Held>,
     /// During a replay pass: its pairing (process → the key of its open invoke), its
     /// position, and the keys it collects.
     replay: Option<(FxHashMap<Process, Key>, usize, FxHashSet<Key>)>,
@@ -131,7 +142,7 @@ impl LinStream {
             }
             if !self.wanted.contains(&key) {
                 let live = self.live.entry(key).or_default();
-                live.ops.push((pos, line, op.clone()));
+                live.ops.push(pos, line, op);
                 if done.is_some() {
                     live.open -= 1;
                 } else {
@@ -165,13 +176,15 @@ impl LinStream {
     }
 
     /// Checks a retired key with the whole budget and keeps its record.
-    fn retire(&mut self, key: Key, ops: Vec<Held>) {
-        let Some((h, key_ops, counts)) = self.key_history(&ops) else {
+    fn retire(&mut self, key: Key, held: Held) {
+        let Held { at, ops } = held;
+        let h = History::new(ops);
+        let Some((key_ops, counts)) = self.key_history(&h, &at) else {
             return;
         };
         let refs: Vec<&Operation> = key_ops.iter().collect();
         let result = check_key(&h, key, &refs, &self.opts, self.opts.max_states, false);
-        let line = result.error_index().and_then(|i| line_of(&ops, i));
+        let line = result.error_index().and_then(|i| line_of(&h, &at, i));
         let per_op = result.has_violation() && per_op_here(&h, &key_ops, &self.opts);
         self.records.insert(
             key,
@@ -188,13 +201,17 @@ impl LinStream {
 
     /// The key's own history and operations, its figures counted; or `None` when
     /// `prepare` rejects an op (noted).
-    fn key_history(&mut self, ops: &[Held]) -> Option<(History, Vec<Operation>, Counts)> {
-        let (h, key_ops) = mini(ops);
+    fn key_history(
+        &mut self,
+        h: &History,
+        at: &[(usize, usize)],
+    ) -> Option<(Vec<Operation>, Counts)> {
+        let key_ops = h.operations().expect("paired whole");
         let mut counts = Counts::default();
-        match prepare(&h, &key_ops, &mut counts) {
-            Ok(_) => Some((h, key_ops, counts)),
+        match prepare(h, &key_ops, &mut counts) {
+            Ok(_) => Some((key_ops, counts)),
             Err(e) => {
-                let (pos, e, line) = located(ops, e);
+                let (pos, e, line) = located(h, at, e);
                 self.note_error(pos, e, line);
                 None
             }
@@ -220,7 +237,7 @@ impl LinStream {
                 let (h, key_ops) = mini(ops);
                 prepare(&h, &key_ops, &mut Counts::default())
                     .err()
-                    .map(|e| located(ops, e))
+                    .map(|e| located(&h, &ops.at, e))
             })
             .collect();
         for (pos, e, line) in held {
@@ -248,7 +265,7 @@ impl LinStream {
             }
         }
         for &k in &wanted {
-            self.held.insert(k, Vec::new());
+            self.held.insert(k, Held::default());
         }
         self.replay = (!wanted.is_empty())
             .then(|| (FxHashMap::default(), 0, wanted.iter().copied().collect()));
@@ -277,7 +294,7 @@ impl LinStream {
             .filter(|k| keys.contains(k))
             .and_then(|k| self.held.get_mut(&k))
         {
-            ops.push((at, line, op.clone()));
+            ops.push(at, line, op);
         }
     }
 
@@ -289,7 +306,7 @@ impl LinStream {
     /// The records and the held keys added up in key order; a failure names the line of
     /// the op of its error, if any.
     fn fold(&self) -> Result<CheckResult, (FoldError, Option<usize>)> {
-        let mut keys: BTreeMap<Key, Option<&Vec<Held>>> =
+        let mut keys: BTreeMap<Key, Option<&Held>> =
             self.records.keys().map(|&k| (k, None)).collect();
         keys.extend(self.held.iter().map(|(&k, ops)| (k, Some(ops))));
         let minis: FxHashMap<Key, (History, Vec<Operation>)> =
@@ -324,7 +341,7 @@ impl LinStream {
                             fold.unknown.is_some(),
                         )
                     };
-                    let line = r.error_index().and_then(|i| line_of(ops, i));
+                    let line = r.error_index().and_then(|i| line_of(h, &ops.at, i));
                     let per_op = unique && r.has_violation() && per_op_here(h, key_ops, &self.opts);
                     fold.add(r, &mut |_| per_op).map_err(|e| (e, line))?;
                 }
@@ -352,19 +369,24 @@ impl LinStream {
 }
 
 /// A key's own history (its ops, in order) and its operations.
-fn mini(ops: &[Held]) -> (History, Vec<Operation>) {
-    let h = History::new(ops.iter().map(|(_, _, o)| o.clone()).collect());
+fn mini(held: &Held) -> (History, Vec<Operation>) {
+    let h = History::new(held.ops.clone());
     let key_ops = h.operations().expect("paired whole");
     (h, key_ops)
 }
 
 /// `prepare`'s error, ranked by the position of the op it names, and that op's line.
-fn located(ops: &[Held], e: CheckError) -> (usize, CheckError, Option<usize>) {
-    let at = match &e {
-        CheckError::Op { index, .. } => ops.iter().find(|(_, _, o)| o.index() == *index),
+fn located(
+    h: &History,
+    at: &[(usize, usize)],
+    e: CheckError,
+) -> (usize, CheckError, Option<usize>) {
+    let found = match &e {
+        CheckError::Op { index, .. } => h.ops.iter().position(|o| o.index() == *index),
         _ => None,
     };
-    (at.map_or(0, |a| a.0), e, at.map(|a| a.1))
+    let found = found.map(|i| at[i]);
+    (found.map_or(0, |a| a.0), e, found.map(|a| a.1))
 }
 
 /// `prepare`'s error for an op with no key.
@@ -375,8 +397,9 @@ fn no_key(op: &Op) -> CheckError {
     }
 }
 
-fn line_of(ops: &[Held], index: u64) -> Option<usize> {
-    ops.iter().find(|(_, _, o)| o.index() == index).map(|h| h.1)
+fn line_of(h: &History, at: &[(usize, usize)], index: u64) -> Option<usize> {
+    let i = h.ops.iter().position(|o| o.index() == index)?;
+    Some(at[i].1)
 }
 
 /// True when the key (its own history) holds a per-op anomaly: `PerOpKeys` for one key.
