@@ -703,12 +703,13 @@ mod tests {
             let index = ops.len() as u64;
             // Three keys throughout; or keys that move on every 25 steps (retired in
             // the stream), some coming back later (`shape` 2).
-            let key = Some(match shape % 3 {
+            let key_id = match shape % 3 {
                 0 => u64::from(what % 3),
                 1 => (i / 25) as u64,
                 _ if what % 16 == 3 => (i / 25 / 2) as u64,
                 _ => (i / 25) as u64,
-            });
+            };
+            let key = Some(key_id);
             if who % 16 == 15 {
                 let payload = serde_json::json!({"final": twist % 2 == 0});
                 let (f, v) = if what % 2 == 0 {
@@ -740,7 +741,9 @@ mod tests {
                     let f = if t == 3 { F::parse("write") } else { f };
                     let v = match (f, kind) {
                         (F::Read, OpType::Ok)
-                            if shape % 3 != 0 && mode % 4 == 0 && value % 4 != 0 =>
+                            if !shape.is_multiple_of(3)
+                                && mode.is_multiple_of(4)
+                                && value % 4 != 0 =>
                         {
                             Value::Int(last.get(&open_key[p]).copied().unwrap_or(0))
                         }
@@ -771,7 +774,7 @@ mod tests {
                     }
                     let expected = match shape % 3 {
                         0 => value % 5,
-                        _ => key.and_then(|k| last.get(&k)).copied().unwrap_or(0),
+                        _ => last.get(&key_id).copied().unwrap_or(0),
                     };
                     let (f, v) = match (mode % 4, what % 3) {
                         (_, 0) => ("read", Value::Null),
@@ -789,10 +792,10 @@ mod tests {
                         8 => ("frobnicate", v),
                         _ => (f, v),
                     };
-                    if let (Some(k), "write" | "cas") = (key, f) {
-                        last.insert(k, next_value);
+                    if let "write" | "cas" = f {
+                        last.insert(key_id, next_value);
                     }
-                    open_key[p] = key.unwrap_or(0);
+                    open_key[p] = key_id;
                     next_value += 1;
                     let f = F::parse(f);
                     if i % 97 == 96 {
