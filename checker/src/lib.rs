@@ -322,11 +322,19 @@ pub struct Options {
     /// the checkers are split in two groups run side by side (`split`); the results are
     /// the same as on one thread, in the same order.
     pub threads: usize,
+    /// Streamed `linearizable` (`stream`): positions (ops) a key with no open operation
+    /// goes unseen before it is retired — checked, and its ops dropped.
+    pub retire_idle_ops: usize,
 }
 
 /// Fewest paired operations for which `check` uses a second thread: below it, starting
 /// a thread costs more than it saves.
 pub const PARALLEL_MIN_OPS: usize = 100_000;
+
+/// `Options::retire_idle_ops` by default: a key unseen for this many ops is taken as
+/// done (Jepsen's independent keys move on); one that comes back after it costs a
+/// second read of the file for that key (`linearizable::stream`).
+pub const RETIRE_IDLE_OPS: usize = 100_000;
 
 impl Default for Options {
     fn default() -> Self {
@@ -343,6 +351,7 @@ impl Default for Options {
             algorithm: Algorithm::Auto,
             checkers: CheckerSet::default(),
             threads: 1,
+            retire_idle_ops: RETIRE_IDLE_OPS,
         }
     }
 }
@@ -661,52 +670,80 @@ pub fn check_linearizable(history: &History, opts: &Options) -> Result<CheckResu
 
 /// Infers the workload from the functions used; `None` when there are no client ops.
 fn infer_workload(history: &History, ops: &[Operation]) -> Result<Option<Workload>, CheckError> {
+    let mut inferred = Inferred::default();
     let mut append: Option<&Operation> = None;
     let mut register: Option<&Operation> = None;
-    let mut list_read = false;
-    let mut scalar_read = false;
-    let (mut add, mut incr) = (false, false);
     for o in ops {
+        inferred.note(o);
         match o.f {
             F::Append => append = append.or(Some(o)),
             F::Write | F::Cas => register = register.or(Some(o)),
-            F::Add => add = true,
-            F::Incr => incr = true,
+            _ => {}
+        }
+    }
+    if let (Some(a), Some(r)) = (append, register) {
+        let later = if a.invoke() > r.invoke() { a } else { r };
+        return Err(CheckError::Op {
+            index: history.ops[later.invoke()].index(),
+            msg: format!(
+                "{} mixes append and write/cas operations; pass the workload explicitly",
+                later.f
+            ),
+        });
+    }
+    Ok(inferred.workload())
+}
+
+/// What `infer_workload` reads of the operations, noted one by one (the streamed check
+/// notes them as they complete).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Inferred {
+    any: bool,
+    append: bool,
+    register: bool,
+    list_read: bool,
+    scalar_read: bool,
+    add: bool,
+    incr: bool,
+}
+
+impl Inferred {
+    pub(crate) fn note(&mut self, o: &Operation) {
+        self.any = true;
+        match o.f {
+            F::Append => self.append = true,
+            F::Write | F::Cas => self.register = true,
+            F::Add => self.add = true,
+            F::Incr => self.incr = true,
             F::Read => match o.value {
-                Value::List(_) => list_read = true,
-                Value::Int(_) => scalar_read = true,
+                Value::List(_) => self.list_read = true,
+                Value::Int(_) => self.scalar_read = true,
                 _ => {}
             },
             _ => {}
         }
     }
-    if append.is_none() && register.is_none() && (add || incr) {
-        // `incr`, or `add` with integer reads, is a counter; `add` with list reads a set.
-        return Ok(Some(if incr || (scalar_read && !list_read) {
-            Workload::Counter
-        } else {
-            Workload::Set
-        }));
-    }
-    match (append, register) {
-        (Some(a), Some(r)) => {
-            let later = if a.invoke() > r.invoke() { a } else { r };
-            Err(CheckError::Op {
-                index: history.ops[later.invoke()].index(),
-                msg: format!(
-                    "{} mixes append and write/cas operations; pass the workload explicitly",
-                    later.f
-                ),
-            })
+
+    /// The workload, for operations that do not mix append and write/cas.
+    pub(crate) fn workload(&self) -> Option<Workload> {
+        if !self.append && !self.register && (self.add || self.incr) {
+            // `incr`, or `add` with integer reads, is a counter; `add` with list reads a set.
+            return Some(if self.incr || (self.scalar_read && !self.list_read) {
+                Workload::Counter
+            } else {
+                Workload::Set
+            });
         }
-        (Some(_), None) => Ok(Some(Workload::Append)),
-        (None, Some(_)) => Ok(Some(Workload::Register)),
-        (None, None) if list_read => Ok(Some(Workload::Append)),
-        (None, None) if scalar_read => Ok(Some(Workload::Register)),
-        // Only nil reads, unknown functions or nothing: the append checker reports an
-        // unknown function clearly, and is trivially valid on reads alone.
-        (None, None) if ops.is_empty() => Ok(None),
-        (None, None) => Ok(Some(Workload::Append)),
+        match (self.append, self.register) {
+            (true, _) => Some(Workload::Append),
+            (false, true) => Some(Workload::Register),
+            _ if self.list_read => Some(Workload::Append),
+            _ if self.scalar_read => Some(Workload::Register),
+            // Only nil reads, unknown functions or nothing: the append checker reports an
+            // unknown function clearly, and is trivially valid on reads alone.
+            _ if !self.any => None,
+            _ => Some(Workload::Append),
+        }
     }
 }
 

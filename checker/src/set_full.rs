@@ -661,7 +661,7 @@ mod tests {
     /// The streamed check's memory is mostly these, one per element.
     #[test]
     fn elements_are_compact() {
-        assert_eq!(std::mem::size_of::<Add>(), 56);
-        assert_eq!(std::mem::size_of::<Elem>(), 96);
+        assert_eq!(size_of::<Add>(), 56);
+        assert_eq!(size_of::<Elem>(), 96);
     }
 }

@@ -1,15 +1,15 @@
 //! Checking a history op by op, never holding it: the streaming form of `check_paired`
 //! for the checkers that can stream (`stats`; `counter` and `set-full` when the workload
-//! is given), with the `evidence` rule beside it. `staleness`, `linearizable`, `append`
-//! and `graph` take the whole path (`staleness`'s doc says why it cannot stream).
+//! is given; `linearizable` per retired key: `linearizable::stream`), with the `evidence`
+//! rule beside it. `staleness`, `append` and `graph` take the whole path (`staleness`'s
+//! doc says why it cannot stream).
 //!
 //! Fed every op in recorded order (`StreamCheck::push`, with the line it was read from),
 //! it validates (`validate::Validator`, one per set of rules the workload may turn out to
 //! call for while it is inferred; the structure-only rules are the pairing's own checks,
 //! with the same messages at the same op), pairs (`schism_history::Pairing`, an open invoke per
 //! process), and hands each completed operation to the incremental checkers
-//! (`stats::StatsStream`, `EvidenceStream`; `counter::CounterStream` and
-//! `set_full::SetStream`, which also see each invoke: `opstream::OpStream`), then drops it. `finish` gives what
+//! (`stats::StatsStream`, `EvidenceStream`), then drops it. `finish` gives what
 //! `check_paired` followed by `check_evidence_of` and `stats::stats_of` would have given on
 //! the whole history: the same report, figures and evidence, or the same first error (a
 //! validation error first, then a pairing error, then a workload that mixes append and
@@ -19,24 +19,30 @@
 //! `counter`: two sums per key, per open read the sums when it began, and the reads that
 //! ended while increments of their key were open, until those resolve; `set-full`: per
 //! element a few read references (never the reads), per key the previous read's elements,
-//! and the completed reads waiting for an earlier-invoked read still open.
+//! and the completed reads waiting for an earlier-invoked read still open;
+//! for `linearizable`, the ops of the live keys (and of those idle for less than
+//! `Options::retire_idle_ops` positions) and a small record per key checked. Before
+//! `finish`, `replay` names the keys (if any) a next pass over the file must collect
+//! (`push_replay`): a retired key that came back, or one whose search ran out of budget.
 //! Guarantees: as `check`'s — the verdict comes from the whole history pushed; a caller
 //! that stops early must say so (`cut_short`), and the evidence rule makes it `unknown`.
 
 use crate::counter::CounterStream;
 use crate::evidence::EvidenceStream;
+use crate::linearizable::stream::LinStream;
 use crate::opstream::OpStream;
 use crate::report::{CheckResult, Report};
 use crate::set_full::SetStream;
 use crate::stats::{Stats, StatsStream};
 use crate::validate::{Rules, Seen, Validator, candidate_rules, rules_seen};
-use crate::{CheckError, CheckerName, CheckerSet, Model, Options, Workload};
+use crate::{CheckError, CheckerName, CheckerSet, Inferred, Model, Options, Workload};
 use schism_history::{F, Op, OpType, Pairing, Process};
 
 /// True when `check` with these options can run op by op (`StreamCheck`): every checker
 /// selected streams (`stats`; `counter` and `set-full` when the workload is given, also as
-/// the primary or fitting checkers of `--workload counter|set`), and the model is checked
-/// per key (not `multi-register` or `mutex`, whose search needs the whole history).
+/// the primary or fitting checkers of `--workload counter|set`; `linearizable`, also as the
+/// primary checker of a register history), and the model is checked per key (not
+/// `multi-register` or `mutex`, whose search needs the whole history).
 pub fn streams(opts: &Options) -> bool {
     streamed_names(opts).is_some()
         && !matches!(opts.model, Some(Model::MultiRegister | Model::Mutex))
@@ -44,15 +50,18 @@ pub fn streams(opts: &Options) -> bool {
 
 /// The checkers a streamed check runs, in report order, if they all stream.
 fn streamed_names(opts: &Options) -> Option<Vec<CheckerName>> {
+    let register_model = matches!(opts.model, Some(Model::Register | Model::CasRegister));
     let names = match (&opts.checkers, opts.workload) {
         (CheckerSet::Only(list), _) => list.clone(),
         (CheckerSet::Primary, Some(w)) => vec![crate::primary(w)],
+        // The primary checker of a register history: `linearizable`.
+        (CheckerSet::Primary, None) if register_model => vec![CheckerName::Linearizable],
         (CheckerSet::Fitting, Some(w)) => crate::default_checkers(w),
         _ => return None,
     };
     let w = opts.workload;
     let streaming = |n: &CheckerName| match n {
-        CheckerName::Stats => true,
+        CheckerName::Stats | CheckerName::Linearizable => true,
         CheckerName::Counter => w == Some(Workload::Counter),
         CheckerName::SetFull => w == Some(Workload::Set),
         _ => false,
@@ -115,6 +124,9 @@ pub struct StreamCheck {
     counter: Option<CounterStream>,
     set_full: Option<SetStream>,
     pos: usize,
+    /// `linearizable`, when it may run: per key, each key checked once retired.
+    lin: Option<LinStream>,
+    inferred: Inferred,
 }
 
 impl StreamCheck {
@@ -159,6 +171,8 @@ impl StreamCheck {
             counter: has(CheckerName::Counter).then(|| CounterStream::new(opts)),
             set_full: has(CheckerName::SetFull).then(|| SetStream::new(opts)),
             pos: 0,
+            lin: has(CheckerName::Linearizable).then(|| LinStream::new(opts)),
+            inferred: Inferred::default(),
         }
     }
 
@@ -224,9 +238,17 @@ impl StreamCheck {
                     done.complete_ns,
                 );
                 self.evidence.operation(&done.op);
+                self.inferred.note(&done.op);
                 self.streams().for_each(|s| s.complete(&done, line));
+                if let Some(l) = &mut self.lin {
+                    l.push(op, pos, line, Some(&done));
+                }
             }
-            Ok(None) => {}
+            Ok(None) => {
+                if let Some(l) = &mut self.lin {
+                    l.push(op, pos, line, None);
+                }
+            }
             Err((index, msg)) => {
                 self.pair_error = Some(StreamError {
                     error: CheckError::Op { index, msg },
@@ -265,10 +287,10 @@ impl StreamCheck {
                 done.complete_ns,
             );
             self.evidence.operation(&done.op);
+            self.inferred.note(&done.op);
             self.streams().for_each(|s| s.complete(&done, 0));
         }
-        let stats = self.stats.finish();
-        let names = streamed_names(&self.opts).unwrap_or_default();
+        let stats = std::mem::take(&mut self.stats).finish();
         let results = if self.infer {
             match (self.first_append, self.first_register) {
                 (Some(a), Some(r)) => {
@@ -286,29 +308,10 @@ impl StreamCheck {
                 }
                 // No client operation at all: nothing can be wrong (no checker runs).
                 _ if stats.ops == 0 => Vec::new(),
-                _ => vec![crate::stats::result_of(&stats); names.len()],
+                _ => self.results(&stats)?,
             }
         } else {
-            // In name order; the first checker's error wins, as when they run in order.
-            let mut results = Vec::with_capacity(names.len());
-            for n in &names {
-                let r = match n {
-                    CheckerName::Counter => self.counter.take().map(|c| c.finish(&self.opts)),
-                    CheckerName::SetFull => self.set_full.take().map(|c| c.finish(&self.opts)),
-                    _ => None,
-                };
-                match r {
-                    Some(Ok(r)) => results.push(r),
-                    Some(Err((error, line))) => {
-                        return Err(StreamError {
-                            error,
-                            line: Some(line),
-                        });
-                    }
-                    None => results.push(crate::stats::result_of(&stats)),
-                }
-            }
-            results
+            self.results(&stats)?
         };
         Ok(Streamed {
             report: Report::from_results(results),
@@ -316,5 +319,106 @@ impl StreamCheck {
             stats,
             ops: self.pos as u64,
         })
+    }
+
+    /// The workload `check_ops` checks the history as (`None`: no client operation).
+    fn workload(&self) -> Option<Workload> {
+        match (self.opts.workload, self.opts.model) {
+            (Some(w), _) => Some(w),
+            (None, Some(_)) => Some(Workload::Register),
+            (None, None) => self.inferred.workload(),
+        }
+    }
+
+    /// Before `finish`, once every op is pushed: the keys of the streamed `linearizable`
+    /// check that a next pass over the history must collect (`push_replay`, then call
+    /// this again), or none. See `linearizable::stream`.
+    pub fn replay(&mut self) -> Vec<schism_history::Key> {
+        // An error is the outcome: no need to check further.
+        let rules = rules_seen(&self.opts, || self.seen);
+        let failed = self.pair_error.is_some()
+            || self
+                .candidates
+                .iter()
+                .any(|c| c.rules == rules && c.error.is_some());
+        let register = self.workload() == Some(Workload::Register);
+        match &mut self.lin {
+            Some(l) if !failed && register => l.replay(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The next op of a replay pass, read from `line`.
+    pub fn push_replay(&mut self, op: &Op, line: usize) {
+        if let Some(l) = &mut self.lin {
+            l.push_replay(op, line);
+        }
+    }
+
+    /// The replay pass was cut short (a signal): its keys stay unchecked (unknown).
+    pub fn replay_cut_short(&mut self) {
+        if let Some(l) = &mut self.lin {
+            l.replay_cut_short();
+        }
+    }
+
+    /// The results of the checkers selected, in `check_ops`'s order and with its errors
+    /// (a checker named twice gives the same result twice).
+    fn results(&mut self, stats: &Stats) -> Result<Vec<CheckResult>, StreamError> {
+        let workload = self.workload().expect("client operations");
+        let names = streamed_names(&self.opts).expect("`streams(opts)` holds");
+        let fitting = names
+            .iter()
+            .position(|n| !n.fits(workload))
+            .unwrap_or(names.len());
+        let mut done: Vec<(CheckerName, CheckResult)> = Vec::new();
+        let mut out = Vec::with_capacity(fitting);
+        for &name in &names[..fitting] {
+            let r = match done.iter().find(|(n, _)| *n == name) {
+                Some((_, r)) => r.clone(),
+                None => {
+                    let r = self.result_of(name, stats)?;
+                    done.push((name, r.clone()));
+                    r
+                }
+            };
+            out.push(r);
+        }
+        if let Some(name) = names.get(fitting) {
+            return Err(StreamError {
+                error: CheckError::Unsupported {
+                    checker: name.as_str(),
+                    workload,
+                },
+                line: None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// One streamed checker's result, its stream consumed.
+    fn result_of(&mut self, name: CheckerName, stats: &Stats) -> Result<CheckResult, StreamError> {
+        let with_line = |(error, line): (CheckError, usize)| StreamError {
+            error,
+            line: Some(line),
+        };
+        match name {
+            CheckerName::Linearizable => {
+                let mut l = self.lin.take().expect("linearizable streams");
+                let keys = l.replay();
+                assert!(keys.is_empty(), "`replay` passes before `finish`");
+                l.finish()
+                    .map_err(|(error, line)| StreamError { error, line })
+            }
+            CheckerName::Counter => {
+                let c = self.counter.take().expect("counter streams");
+                c.finish(&self.opts).map_err(with_line)
+            }
+            CheckerName::SetFull => {
+                let c = self.set_full.take().expect("set-full streams");
+                c.finish(&self.opts).map_err(with_line)
+            }
+            _ => Ok(crate::stats::result_of(stats)),
+        }
     }
 }

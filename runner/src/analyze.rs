@@ -259,12 +259,22 @@ pub fn streamed(
     choice: &ModelChoice,
 ) -> Result<bool> {
     // The choice first: a folder's config is read only when the checkers could stream.
-    let checkers_stream = streams(&|o: &mut Options| {
-        o.workload = workload;
-        o.model = choice.model;
-        o.checkers = choice.checkers.clone();
-    });
-    if !checkers_stream || (is_edn(path) && path.is_file()) {
+    let could = |workload: Option<CheckWorkload>| {
+        streams(&|o: &mut Options| {
+            o.workload = workload;
+            o.model = choice.model;
+            o.checkers = choice.checkers.clone();
+        })
+    };
+    if is_edn(path) && path.is_file() {
+        return Ok(false);
+    }
+    let checkers_stream = could(workload)
+        || (workload.is_none()
+            && path.is_dir()
+            && matches!(choice.checkers, CheckerSet::Primary)
+            && could(recorded_workload(path)?));
+    if !checkers_stream {
         return Ok(false);
     }
     Ok(!(workload.is_none() && path.is_dir() && recorded_txn(path)?.is_some()))
@@ -281,31 +291,71 @@ fn streams(set: &dyn Fn(&mut Options)) -> bool {
 /// `schism_checker::stream::StreamCheck`), never held: the same `ResultsFile`, or the
 /// same first error (the reader's, then validation's, pairing's, the workload's, each
 /// naming `file:line`), as reading it whole. A signal (`budget.stop`) stops the reading
-/// at once and the verdict is unknown, as in `analyze_opts`; the time limit, which there
-/// only cuts the checkers' searches short, has nothing to cut here (the streaming
-/// checkers do no search).
+/// at once and the verdict is unknown, as in `analyze_opts`; the time limit cuts the
+/// `linearizable` searches short, as there (its clock starts with the reading). The
+/// streamed `linearizable` check may ask for more passes over the file (`replay`).
 fn analyze_stream(
     path: &Path,
     hpath: &Path,
     budget: &Budget,
     set: &dyn Fn(&mut Options),
 ) -> Result<ResultsFile> {
+    let abort = budget
+        .stop
+        .clone()
+        .unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
+    let timed_out = Arc::new(AtomicBool::new(false));
     let mut opts = Options {
         max_states: budget.max_states,
+        abort: Some(abort.clone()),
         ..Options::default()
     };
     set(&mut opts);
+    // A signal; the time limit sets the same flag but only cuts searches short.
     let stopped = || {
         budget
             .stop
             .as_ref()
             .is_some_and(|s| s.load(Ordering::Relaxed))
+            && !timed_out.load(Ordering::Relaxed)
     };
+    // The time budget becomes the searches' abort flag (`linearizable`), as in
+    // `analyze_opts`; the watchdog is joined before returning.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let limit = budget.time_limit;
+    let (flag, late) = (abort.clone(), timed_out.clone());
+    let watchdog = std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(limit) {
+            late.store(true, Ordering::Relaxed);
+            flag.store(true, Ordering::Relaxed);
+        }
+    });
     let mut check = schism_checker::stream::StreamCheck::new(&opts);
-    let read = schism_history::stream_history_file(hpath, |op, line| {
+    let mut read = schism_history::stream_history_file(hpath, |op, line| {
         check.push(op, line);
         !stopped()
-    })?;
+    });
+    // Keys the streamed `linearizable` check needs whole again (a key that came back
+    // after it was retired, or where the state budget ran out): one more pass each.
+    while read.as_ref().is_ok_and(|r| !r.stopped && !stopped()) {
+        if check.replay().is_empty() {
+            break;
+        }
+        let again = schism_history::stream_history_file(hpath, |op, line| {
+            check.push_replay(op, line);
+            !stopped()
+        });
+        if again.as_ref().map_or(true, |r| r.stopped) || stopped() {
+            check.replay_cut_short();
+            if let Err(e) = again {
+                read = Err(e);
+            }
+            break;
+        }
+    }
+    drop(done_tx);
+    let _ = watchdog.join();
+    let read = read?;
     let warnings = read
         .warnings
         .iter()
@@ -639,15 +689,27 @@ mod tests {
     /// register, append, set or counter ops (which, by `mode`), with a nemesis healing
     /// now and then; `twist`s add the mistakes validation and pairing must name
     /// (orphan completions, double invokes, mismatched `f`, bad and repeated values).
-    fn generate(steps: &[Step], mode: u8, clean: bool) -> Vec<Op> {
+    fn generate(steps: &[Step], mode: u8, clean: bool, shape: u8) -> Vec<Op> {
         let mut ops = Vec::new();
         let mut open: [Option<(F, Value)>; 6] = Default::default();
         let mut time_ns = 0u64;
         let mut next_value = 1i64;
+        // Rotating register keys read and cas the last value written to the key invoked
+        // (mostly linearizable: the search has work to do, and a small budget runs out).
+        let mut last: std::collections::HashMap<u64, i64> = Default::default();
+        let mut open_key: [u64; 6] = [0; 6];
         for (i, &(who, what, value, twist)) in steps.iter().enumerate() {
             time_ns += 1 + (value.unsigned_abs() % 5_000_000);
             let index = ops.len() as u64;
-            let key = Some(u64::from(what % 3));
+            // Three keys throughout; or keys that move on every 25 steps (retired in
+            // the stream), some coming back later (`shape` 2).
+            let key_id = match shape % 3 {
+                0 => u64::from(what % 3),
+                1 => (i / 25) as u64,
+                _ if what % 16 == 3 => (i / 25 / 2) as u64,
+                _ => (i / 25) as u64,
+            };
+            let key = Some(key_id);
             if who % 16 == 15 {
                 let payload = serde_json::json!({"final": twist % 2 == 0});
                 let (f, v) = if what % 2 == 0 {
@@ -678,6 +740,13 @@ mod tests {
                     };
                     let f = if t == 3 { F::parse("write") } else { f };
                     let v = match (f, kind) {
+                        (F::Read, OpType::Ok)
+                            if !shape.is_multiple_of(3)
+                                && mode.is_multiple_of(4)
+                                && value % 4 != 0 =>
+                        {
+                            Value::Int(last.get(&open_key[p]).copied().unwrap_or(0))
+                        }
                         (F::Read, OpType::Ok) => match mode % 4 {
                             0 => Value::Int(value % 50),
                             1 => Value::list(vec![1, 2, value % 7]),
@@ -708,10 +777,14 @@ mod tests {
                         ));
                         continue;
                     }
+                    let expected = match shape % 3 {
+                        0 => value % 5,
+                        _ => last.get(&key_id).copied().unwrap_or(0),
+                    };
                     let (f, v) = match (mode % 4, what % 3) {
                         (_, 0) => ("read", Value::Null),
                         (0, 1) => ("write", Value::Int(next_value)),
-                        (0, _) => ("cas", Value::list(vec![value % 5, next_value])),
+                        (0, _) => ("cas", Value::list(vec![expected, next_value])),
                         (1, _) => ("append", Value::Int(next_value)),
                         (2, _) => ("add", Value::Int(next_value)),
                         (_, _) => ("incr", Value::Int(1 + value % 3)),
@@ -724,6 +797,10 @@ mod tests {
                         8 => ("frobnicate", v),
                         _ => (f, v),
                     };
+                    if let "write" | "cas" = f {
+                        last.insert(key_id, next_value);
+                    }
+                    open_key[p] = key_id;
                     next_value += 1;
                     let f = F::parse(f);
                     if i % 97 == 96 {
@@ -792,6 +869,8 @@ mod tests {
             ..ModelChoice::default()
         };
         let any = vec![None, Some(Register), Some(Append), Some(Counter), Some(Set)];
+        let registerish = vec![None, Some(Register), Some(Append)];
+        let lin = CheckerSet::Only(vec![CheckerName::Linearizable]);
         vec![
             (
                 ModelChoice {
@@ -815,7 +894,7 @@ mod tests {
                     initial: Some(Some(1)),
                     ..ModelChoice::default()
                 },
-                any,
+                any.clone(),
             ),
             (only(vec![CheckerName::Counter]), vec![Some(Counter)]),
             (
@@ -841,36 +920,77 @@ mod tests {
                 },
                 vec![Some(Counter), Some(Set)],
             ),
+            (
+                ModelChoice {
+                    checkers: lin.clone(),
+                    ..ModelChoice::default()
+                },
+                any,
+            ),
+            (
+                ModelChoice {
+                    checkers: CheckerSet::Only(vec![CheckerName::Stats, CheckerName::Linearizable]),
+                    model: Some(Model::Register),
+                    algorithm: Algorithm::Zones,
+                    ..ModelChoice::default()
+                },
+                registerish.clone(),
+            ),
+            (
+                ModelChoice {
+                    checkers: lin,
+                    model: Some(Model::CasRegister),
+                    algorithm: Algorithm::Wgl,
+                    initial: Some(Some(0)),
+                },
+                registerish,
+            ),
+            (
+                ModelChoice {
+                    checkers: CheckerSet::Primary,
+                    model: Some(Model::CasRegister),
+                    initial: Some(None),
+                    ..ModelChoice::default()
+                },
+                vec![None, Some(Register)],
+            ),
         ]
     }
 
-    fn compare(steps: &[Step], mode: u8, damage: u8, clean: bool) {
+    fn compare(steps: &[Step], mode: u8, damage: u8, clean: bool, shape: u8) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("history.jsonl");
-        write_file(&path, &generate(steps, mode, clean), damage);
-        let budget = Budget {
-            max_states: 1_000_000,
-            time_limit: Duration::from_secs(3600),
-            stop: None,
-        };
+        write_file(&path, &generate(steps, mode, clean, shape), damage);
         for (choice, workloads) in choices() {
-            for workload in workloads {
-                let set = |o: &mut Options| {
-                    o.workload = workload;
-                    o.model = choice.model;
-                    if let Some(init) = choice.initial {
-                        o.register.initial = init;
-                    }
-                    o.algorithm = choice.algorithm;
-                    o.checkers = choice.checkers.clone();
+            let lin = !matches!(&choice.checkers, CheckerSet::Only(l) if !l.contains(&CheckerName::Linearizable));
+            // A budget that runs out on larger keys, for the linearizable check.
+            let budgets: &[u64] = if lin { &[1_000_000, 60] } else { &[1_000_000] };
+            for &max_states in budgets {
+                let budget = Budget {
+                    max_states,
+                    time_limit: Duration::from_secs(3600),
+                    stop: None,
                 };
-                assert!(streams(&set));
-                assert!(streamed(&path, workload, &choice).unwrap());
-                let whole = outcome(analyze_whole(&path, &path, &budget, set));
-                let stream = outcome(analyze_stream(&path, &path, &budget, &set));
-                assert_eq!(stream, whole, "{choice:?} {workload:?}");
-                let via = outcome(analyze_file_with(&path, workload, &budget, &choice));
-                assert_eq!(via, whole);
+                for &workload in &workloads {
+                    let set = |o: &mut Options| {
+                        o.workload = workload;
+                        o.model = choice.model;
+                        if let Some(init) = choice.initial {
+                            o.register.initial = init;
+                        }
+                        o.algorithm = choice.algorithm;
+                        o.checkers = choice.checkers.clone();
+                        // Keys idle for 24 ops retire (some come back).
+                        o.retire_idle_ops = 24;
+                    };
+                    assert!(streams(&set), "{choice:?} {workload:?}");
+                    assert!(streamed(&path, workload, &choice).unwrap());
+                    let whole = outcome(analyze_whole(&path, &path, &budget, set));
+                    let stream = outcome(analyze_stream(&path, &path, &budget, &set));
+                    assert_eq!(stream, whole, "{choice:?} {workload:?} {max_states}");
+                    let via = outcome(analyze_file_with(&path, workload, &budget, &choice));
+                    assert_eq!(via, whole);
+                }
             }
         }
     }
@@ -885,21 +1005,34 @@ mod tests {
             mode in 0u8..5,
             damage in 0u8..8,
             clean in proptest::bool::weighted(0.4),
+            shape in 0u8..3,
         ) {
-            compare(&steps, mode, damage, clean);
+            compare(&steps, mode, damage, clean, shape);
+        }
+
+        /// Register histories whose keys move on (retired in the stream) and come back:
+        /// the streamed `linearizable` check replays them, and the small budget.
+        #[test]
+        fn streaming_matches_the_whole_history_with_retired_keys(
+            steps in proptest::collection::vec((0u8..=255, 0u8..=255, -1000i64..1000, 0u8..=255), 0..400),
+            shape in 1u8..3,
+        ) {
+            compare(&steps, 0, 0, true, shape);
         }
     }
 
     /// Empty, nemesis-only and clean histories, and a history past one reader batch.
     #[test]
     fn streaming_matches_the_whole_history_at_the_edges() {
-        compare(&[], 0, 0, true);
-        compare(&[(15, 0, 5, 0), (15, 1, 5, 0)], 0, 0, true);
+        compare(&[], 0, 0, true, 0);
+        compare(&[(15, 0, 5, 0), (15, 1, 5, 0)], 0, 0, true, 0);
         let long: Vec<Step> = (0..60_000u32)
             .map(|i| ((i % 5) as u8, (i % 7) as u8, i64::from(i % 1000), 0))
             .collect();
         for mode in 0..4 {
-            compare(&long, mode, 0, true);
+            compare(&long, mode, 0, true, 0);
         }
+        // Register keys that move on and come back, past one reader batch.
+        compare(&long, 0, 0, true, 2);
     }
 }

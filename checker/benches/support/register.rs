@@ -10,8 +10,24 @@ use schism_history::{F, History, Op, OpType, Process, Value};
 /// op open while others run (concurrency = `procs`). With `cas`, a third of the writes are
 /// cas ops and values repeat (a Knossos-style cas register).
 pub fn generate(seed: u64, ops: usize, keys: u64, procs: usize, cas: bool) -> History {
+    generate_rotating(seed, ops, keys, procs, cas, 0)
+}
+
+/// `generate`, where with `per_key` > 0 the `keys` keys in use move on to fresh ones
+/// after about `per_key` ops each (Jepsen's independent keys): `keys * per_key` ops go
+/// to keys `0..keys`, the next as many to keys `keys..2 * keys`, and so on.
+pub fn generate_rotating(
+    seed: u64,
+    ops: usize,
+    keys: u64,
+    procs: usize,
+    cas: bool,
+    per_key: usize,
+) -> History {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut state: Vec<Option<i64>> = vec![None; keys as usize];
+    let group = (keys as usize).saturating_mul(per_key);
+    let groups = if per_key == 0 { 1 } else { ops.div_ceil(group) };
+    let mut state: Vec<Option<i64>> = vec![None; keys as usize * groups.max(1)];
     let mut open: Vec<Option<(F, u64, Value)>> = vec![None; procs];
     let mut pid: Vec<u64> = (0..procs as u64).collect();
     let mut next_pid = procs as u64;
@@ -35,8 +51,12 @@ pub fn generate(seed: u64, ops: usize, keys: u64, procs: usize, cas: bool) -> Hi
         let p = pid[slot];
         match open[slot].take() {
             None if started < ops => {
-                started += 1;
-                let key = rng.random_range(0..keys);
+                let base = if per_key == 0 {
+                    0
+                } else {
+                    (started / group) as u64 * keys
+                };
+                let key = base + rng.random_range(0..keys);
                 let (f, v) = if rng.random_bool(0.5) {
                     (F::Read, Value::Null)
                 } else if cas && rng.random_bool(0.4) {
@@ -50,6 +70,7 @@ pub fn generate(seed: u64, ops: usize, keys: u64, procs: usize, cas: bool) -> Hi
                 };
                 push(&mut out, p, OpType::Invoke, f, key, v.clone());
                 open[slot] = Some((f, key, v));
+                started += 1;
             }
             None => {}
             Some((f, key, v)) => {

@@ -10,12 +10,19 @@
 //! without a search. Everything else goes to the
 //! Wing–Gong–Lowe search in `wgl`.
 //!
+//! Each key is checked alone (`check_key`, into a `KeyResult`) and the results are added
+//! up in key order (`Fold`): the state budget is shared in that order, the first unknown
+//! key stops the searches of the others, the first counterexample and violations are the
+//! first keys'. `stream` (the streamed check) checks each key once it is retired and folds
+//! the same records at the end.
+//!
 //! Guarantees: `Valid` only when every key was fully searched and linearized; a spent
 //! state budget or an abort gives `Unknown` with a figure naming the key and how far the
 //! search got; a violation names the op that cannot be placed, how many ops linearize
 //! before it, and the states the register could hold instead.
 
 mod general;
+pub(crate) mod stream;
 mod wgl;
 mod zones;
 
@@ -75,7 +82,7 @@ struct KeyModel<'a> {
     promoted: u64,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default, Clone, Copy)]
 struct Counts {
     reads: u64,
     writes: u64,
@@ -85,6 +92,17 @@ struct Counts {
     info: u64,
 }
 
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.reads += o.reads;
+        self.writes += o.writes;
+        self.cas += o.cas;
+        self.ok += o.ok;
+        self.fail += o.fail;
+        self.info += o.info;
+    }
+}
+
 pub(crate) fn check_ops(
     h: &History,
     ops: &[Operation],
@@ -92,228 +110,476 @@ pub(crate) fn check_ops(
 ) -> Result<CheckResult, CheckError> {
     let mut counts = Counts::default();
     let keys = prepare(h, ops, &mut counts)?;
-    let mut sink = AnomalySink::new(opts.max_anomalies_per_kind);
-    let mut budget = opts.max_states;
-    let mut explored = 0u64;
-    let mut unknown: Option<String> = None;
-    let mut unknown_key: Option<Key> = None;
-    let mut checked = 0u64;
-    let mut skipped = 0u64;
-    let mut violations: Vec<serde_json::Value> = Vec::new();
-    let mut largest: (u64, usize) = (0, 0);
-
-    let (mut dropped, mut promoted) = (0u64, 0u64);
-    let (mut by_zones, mut by_wgl) = (0u64, 0u64);
-    let mut counterexample: Option<serde_json::Value> = None;
+    let mut fold = Fold::new(opts);
     // Violations on keys that carry a per-op anomaly are counted at that anomaly.
     let mut per_op_keys = PerOpKeys(None);
-    let mut explained = 0u64;
     for (&key, positions) in &keys {
         // One key's model at a time: the check's memory is the largest key's, not all.
         let key_ops: Vec<&Operation> = positions.iter().map(|&i| &ops[i as usize]).collect();
-        let m = &build(&key_ops, &opts.register);
+        let r = check_key(h, key, &key_ops, opts, fold.budget, fold.unknown.is_some());
         drop(key_ops);
-        dropped += m.dropped;
-        promoted += m.promoted;
-        if m.calls.len() > largest.1 {
-            largest = (key, m.calls.len());
+        fold.add(r, &mut |k| per_op_keys.get(h, ops, opts).contains(&k))?;
+    }
+    Ok(fold.finish(&counts, keys.len()))
+}
+
+/// How one key's search went (`check_key`), with what `Fold` needs to replay it under
+/// another budget: the search is deterministic, so a search that took `explored` states
+/// ends the same under any budget of at least that many, and runs out under any less.
+#[derive(Debug, Clone)]
+enum KeySearch {
+    /// Not searched: the check was aborted before this key.
+    AbortedBefore,
+    /// Not searched: an earlier key left the verdict unknown.
+    Skipped,
+    /// Zones: the failures' records (none: linearizable), or the key is not eligible.
+    Zones(Result<Vec<Failed>, (u64, String)>),
+    Wgl {
+        /// The budget the search was given.
+        given: u64,
+        explored: u64,
+        outcome: WglOutcome,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum WglOutcome {
+    Linearizable,
+    Violation(Failed),
+    Exhausted { deepest: usize },
+    Aborted { deepest: usize },
+}
+
+/// One op that cannot be placed, as the check reports it.
+#[derive(Debug, Clone)]
+struct Failed {
+    counterexample: serde_json::Value,
+    violation: serde_json::Value,
+    /// `None` when the op was already reported as a phantom or aborted read.
+    anomaly: Option<Anomaly>,
+}
+
+/// One key checked (`check_key`): what `Fold` adds up in key order.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyResult {
+    key: Key,
+    calls: usize,
+    ok_ops: usize,
+    dropped: u64,
+    promoted: u64,
+    /// Phantom and aborted reads, in order.
+    impossible: Vec<(AnomalyKind, Anomaly)>,
+    /// The counterexample of an impossible read, for a search that ran out.
+    impossible_counterexample: Option<serde_json::Value>,
+    search: KeySearch,
+}
+
+impl KeyResult {
+    /// A key left unchecked (its ops were not all read): unknown, never valid.
+    pub(crate) fn unchecked(key: Key) -> Self {
+        KeyResult {
+            key,
+            calls: 0,
+            ok_ops: 0,
+            dropped: 0,
+            promoted: 0,
+            impossible: Vec::new(),
+            impossible_counterexample: None,
+            search: KeySearch::AbortedBefore,
         }
-        let has_impossible = !m.impossible.is_empty();
-        if has_impossible {
-            report_impossible(h, key, m, &opts.register, &mut sink);
+    }
+
+    /// Some op of the key cannot be placed (outside the impossible reads).
+    pub(crate) fn has_violation(&self) -> bool {
+        match &self.search {
+            KeySearch::Zones(Ok(f)) => f.iter().any(|f| f.anomaly.is_some()),
+            KeySearch::Wgl {
+                outcome: WglOutcome::Violation(f),
+                ..
+            } => f.anomaly.is_some(),
+            _ => false,
         }
-        if unknown.is_some() && !has_impossible {
-            skipped += 1;
-            continue;
+    }
+
+    /// The index of the op its error names.
+    pub(crate) fn error_index(&self) -> Option<u64> {
+        match &self.search {
+            KeySearch::Zones(Err((index, _))) => Some(*index),
+            _ => None,
         }
-        if opts.aborted() {
-            if !has_impossible {
-                unknown = Some(format!("aborted before key {key}"));
-                unknown_key = Some(key);
-                skipped += 1;
-            }
-            continue;
+    }
+}
+
+/// Checks one key's ops (in invoke order) with `budget` states left; `unknown`: an
+/// earlier key left the verdict unknown (only a key already proven invalid is searched).
+fn check_key(
+    h: &History,
+    key: Key,
+    key_ops: &[&Operation],
+    opts: &Options,
+    budget: u64,
+    unknown: bool,
+) -> KeyResult {
+    let m = &build(key_ops, &opts.register);
+    let has_impossible = !m.impossible.is_empty();
+    let mut sink = Vec::new();
+    if has_impossible {
+        report_impossible(h, key, m, &opts.register, &mut sink);
+    }
+    let ok_ops = m.calls.iter().filter(|c| c.ret.is_some()).count();
+    let mut r = KeyResult {
+        key,
+        calls: m.calls.len(),
+        ok_ops,
+        dropped: m.dropped,
+        promoted: m.promoted,
+        impossible: sink,
+        impossible_counterexample: m
+            .impossible
+            .first()
+            .map(|&i| counterexample_json(h, key, m.ops[i], 0, &[], "none")),
+        search: KeySearch::Skipped,
+    };
+    if unknown && !has_impossible {
+        return r;
+    }
+    if opts.aborted() {
+        r.search = KeySearch::AbortedBefore;
+        return r;
+    }
+    let eligible = zones::eligible(&m.calls, m.initial, m.values.len());
+    let zones = match opts.algorithm {
+        Algorithm::Wgl => false,
+        Algorithm::Zones if !eligible => {
+            r.search = KeySearch::Zones(Err((
+                m.ops.first().map_or(0, |o| h.ops[o.invoke()].index()),
+                format!(
+                    "key {key} cannot be checked with zones: it needs a read/write register whose writes all have distinct values, none equal to the initial value; use the exact search"
+                ),
+            )));
+            return r;
         }
-        let eligible = zones::eligible(&m.calls, m.initial, m.values.len());
-        let zones = match opts.algorithm {
-            Algorithm::Wgl => false,
-            Algorithm::Zones if !eligible => {
-                return Err(CheckError::Op {
-                    index: m.ops.first().map_or(0, |o| h.ops[o.invoke()].index()),
-                    msg: format!(
-                        "key {key} cannot be checked with zones: it needs a read/write register whose writes all have distinct values, none equal to the initial value; use the exact search"
-                    ),
-                });
-            }
-            Algorithm::Zones => true,
-            Algorithm::Auto => eligible,
-        };
-        if zones {
-            by_zones += 1;
-            checked += 1;
-            let mut z = zones::Zones::new(&m.calls, m.initial, m.values.len());
-            for (n, fail) in z
-                .failures(opts.max_anomalies_per_kind.max(1))
-                .into_iter()
-                .enumerate()
-            {
+        Algorithm::Zones => true,
+        Algorithm::Auto => eligible,
+    };
+    if zones {
+        let mut z = zones::Zones::new(&m.calls, m.initial, m.values.len());
+        let failed = z
+            .failures(opts.max_anomalies_per_kind.max(1))
+            .into_iter()
+            .enumerate()
+            .map(|(n, fail)| {
                 let op = m.ops[fail.call];
-                if n == 0 && counterexample.is_none() {
+                let counterexample = if n == 0 {
                     let tail = prefix_by_completion(m, &fail);
-                    counterexample = Some(counterexample_json(
-                        h,
-                        key,
-                        op,
-                        fail.completed_before,
-                        &tail,
-                        "zones",
-                    ));
-                }
-                if violations.len() < opts.max_anomalies_per_kind {
-                    violations.push(serde_json::json!({
+                    counterexample_json(h, key, op, fail.completed_before, &tail, "zones")
+                } else {
+                    serde_json::Value::Null
+                };
+                Failed {
+                    counterexample,
+                    violation: serde_json::json!({
                         "key": key,
                         "op": op_index(h, op),
                         "linearized_ops": fail.completed_before,
                         "ops": m.calls.len(),
-                    }));
+                    }),
+                    anomaly: (!m.impossible.contains(&fail.call))
+                        .then(|| explain_zones(h, key, m, &fail)),
                 }
-                if m.impossible.contains(&fail.call) {
-                    continue; // already reported as a phantom or aborted read
-                }
-                explained +=
-                    u64::from(has_impossible || per_op_keys.get(h, ops, opts).contains(&key));
-                sink.push_with(AnomalyKind::NonLinearizable, || {
-                    explain_zones(h, key, m, &fail)
-                });
-            }
-            continue;
-        }
-        by_wgl += 1;
-        // A key already proven invalid (an impossible read) only searches for an earlier
-        // failing op with a slice of the budget, and never turns the verdict unknown.
-        let mut side_budget = budget.min((budget / 10).max(100_000));
-        let use_budget = if has_impossible {
-            &mut side_budget
-        } else {
-            &mut budget
-        };
-        let before = *use_budget;
-        let found = wgl::search(&m.calls, m.initial, use_budget, opts.abort.as_deref());
-        if has_impossible {
-            budget -= before - side_budget;
-        }
-        explored += found.explored;
-        let ok_ops = m.calls.iter().filter(|c| c.ret.is_some()).count();
-        match found.outcome {
-            wgl::Outcome::Linearizable => checked += 1,
-            wgl::Outcome::Violation(block) => {
-                checked += 1;
-                let op = m.ops[block.call];
-                if counterexample.is_none() {
-                    let tail: Vec<&Operation> =
-                        block.prefix_tail.iter().map(|&i| m.ops[i]).collect();
-                    counterexample = Some(counterexample_json(
-                        h,
-                        key,
-                        op,
-                        block.linearized,
-                        &tail,
-                        "wgl",
-                    ));
-                }
-                if violations.len() < opts.max_anomalies_per_kind {
-                    violations.push(serde_json::json!({
-                        "key": key,
-                        "op": op_index(h, op),
-                        "linearized_ops": block.linearized,
-                        "ops": m.calls.len(),
-                    }));
-                }
-                if !m.impossible.contains(&block.call) {
-                    explained +=
-                        u64::from(has_impossible || per_op_keys.get(h, ops, opts).contains(&key));
-                    sink.push_with(AnomalyKind::NonLinearizable, || {
-                        explain_block(h, key, m, &block)
-                    });
-                }
-            }
-            wgl::Outcome::Exhausted { .. } | wgl::Outcome::Aborted { .. } if has_impossible => {
-                checked += 1;
-                if counterexample.is_none() {
-                    let op = m.ops[m.impossible[0]];
-                    counterexample = Some(counterexample_json(h, key, op, 0, &[], "none"));
-                }
-            }
-            wgl::Outcome::Exhausted { deepest } | wgl::Outcome::Aborted { deepest } => {
-                let why = if matches!(found.outcome, wgl::Outcome::Exhausted { .. }) {
-                    format!("the search budget of {} states ran out", opts.max_states)
-                } else {
-                    "the check was aborted (time budget)".to_owned()
-                };
-                unknown = Some(format!(
-                    "{why} on key {key} after linearizing at best {deepest} of its {ok_ops} ok operations"
-                ));
-                unknown_key = Some(key);
-                skipped += 1;
-            }
-        }
+            })
+            .collect();
+        r.search = KeySearch::Zones(Ok(failed));
+        return r;
     }
-
-    let mut figures = serde_json::Map::new();
-    figures.insert("keys".into(), keys.len().into());
-    figures.insert("reads".into(), counts.reads.into());
-    figures.insert("writes".into(), counts.writes.into());
-    figures.insert("cas".into(), counts.cas.into());
-    figures.insert("ok".into(), counts.ok.into());
-    figures.insert("fail".into(), counts.fail.into());
-    figures.insert("info".into(), counts.info.into());
-    figures.insert("info_unobserved_dropped".into(), dropped.into());
-    figures.insert("info_observed_promoted".into(), promoted.into());
-    figures.insert("explored_states".into(), explored.into());
-    figures.insert(
-        "algorithm".into(),
-        match (by_zones, by_wgl) {
-            (0, 0) => "none",
-            (_, 0) => "zones",
-            (0, _) => "wgl",
-            _ => "zones+wgl",
-        }
-        .into(),
-    );
-    figures.insert("keys_zones".into(), by_zones.into());
-    figures.insert("keys_wgl".into(), by_wgl.into());
-    if let Some(c) = counterexample {
-        figures.insert("counterexample".into(), c);
-    }
-    figures.insert("keys_checked".into(), checked.into());
-    figures.insert("keys_unchecked".into(), skipped.into());
-    figures.insert("largest_key".into(), largest.0.into());
-    figures.insert("largest_key_ops".into(), largest.1.into());
-    if !violations.is_empty() {
-        figures.insert("violations".into(), violations.into());
-    }
-    figures.insert(crate::NON_LINEARIZABLE_EXPLAINED.into(), explained.into());
-    let found = !sink.is_empty();
-    let anomalies = sink.finish(&KINDS, &mut figures);
-    let validity = if found {
-        Validity::Invalid
-    } else if unknown.is_some() {
-        Validity::Unknown
+    // A key already proven invalid (an impossible read) only searches for an earlier
+    // failing op with a slice of the budget, and never turns the verdict unknown.
+    let mut given = if has_impossible {
+        side_budget(budget)
     } else {
-        Validity::Valid
+        budget
     };
-    if let Some(why) = unknown {
-        figures.insert("unknown_reason".into(), why.into());
-        figures.insert("unknown_key".into(), unknown_key.into());
-    }
-    Ok(CheckResult {
-        checker: "linearizable".into(),
-        validity,
-        anomalies,
-        figures,
-    })
+    let start = given;
+    let found = wgl::search(&m.calls, m.initial, &mut given, opts.abort.as_deref());
+    let outcome = match found.outcome {
+        wgl::Outcome::Linearizable => WglOutcome::Linearizable,
+        wgl::Outcome::Violation(block) => {
+            let op = m.ops[block.call];
+            let tail: Vec<&Operation> = block.prefix_tail.iter().map(|&i| m.ops[i]).collect();
+            WglOutcome::Violation(Failed {
+                counterexample: counterexample_json(h, key, op, block.linearized, &tail, "wgl"),
+                violation: serde_json::json!({
+                    "key": key,
+                    "op": op_index(h, op),
+                    "linearized_ops": block.linearized,
+                    "ops": m.calls.len(),
+                }),
+                anomaly: (!m.impossible.contains(&block.call))
+                    .then(|| explain_block(h, key, m, &block)),
+            })
+        }
+        wgl::Outcome::Exhausted { deepest } => WglOutcome::Exhausted { deepest },
+        wgl::Outcome::Aborted { deepest } => WglOutcome::Aborted { deepest },
+    };
+    r.search = KeySearch::Wgl {
+        given: start,
+        explored: found.explored,
+        outcome,
+    };
+    r
 }
 
+/// The budget of a key already proven invalid: a slice of what is left.
+fn side_budget(budget: u64) -> u64 {
+    budget.min((budget / 10).max(100_000))
+}
+
+/// A key's result that depends on the keys before it and cannot be had from its record:
+/// its search ran out of a budget it would not have had (the caller checks it again).
+#[derive(Debug)]
+pub(crate) struct Replay(pub(crate) Key);
+
+/// The check's outcome, added up key by key in key order (`check_ops`, or the streamed
+/// check at its end): the shared state budget, the first unknown key, the first
+/// counterexample, the first violations and the anomalies in key order.
+pub(crate) struct Fold<'o> {
+    opts: &'o Options,
+    sink: AnomalySink,
+    budget: u64,
+    explored: u64,
+    unknown: Option<String>,
+    unknown_key: Option<Key>,
+    checked: u64,
+    skipped: u64,
+    violations: Vec<serde_json::Value>,
+    largest: (u64, usize),
+    dropped: u64,
+    promoted: u64,
+    by_zones: u64,
+    by_wgl: u64,
+    counterexample: Option<serde_json::Value>,
+    explained: u64,
+}
+
+/// A key's result could not be added: the check's error, or a replay to ask for.
+#[derive(Debug)]
+pub(crate) enum FoldError {
+    Check(CheckError),
+    Replay(Replay),
+}
+
+impl From<FoldError> for CheckError {
+    fn from(e: FoldError) -> Self {
+        match e {
+            FoldError::Check(e) => e,
+            // `check_ops` gives each key the budget it folds with: never replayed.
+            FoldError::Replay(r) => unreachable!("key {} replayed on the whole path", r.0),
+        }
+    }
+}
+
+impl<'o> Fold<'o> {
+    pub(crate) fn new(opts: &'o Options) -> Self {
+        Fold {
+            opts,
+            sink: AnomalySink::new(opts.max_anomalies_per_kind),
+            budget: opts.max_states,
+            explored: 0,
+            unknown: None,
+            unknown_key: None,
+            checked: 0,
+            skipped: 0,
+            violations: Vec::new(),
+            largest: (0, 0),
+            dropped: 0,
+            promoted: 0,
+            by_zones: 0,
+            by_wgl: 0,
+            counterexample: None,
+            explained: 0,
+        }
+    }
+
+    fn failed(
+        &mut self,
+        f: Failed,
+        first: bool,
+        has_impossible: bool,
+        per_op: &mut dyn FnMut(Key) -> bool,
+        key: Key,
+    ) {
+        if first && self.counterexample.is_none() {
+            self.counterexample = Some(f.counterexample);
+        }
+        if self.violations.len() < self.opts.max_anomalies_per_kind {
+            self.violations.push(f.violation);
+        }
+        if let Some(a) = f.anomaly {
+            self.explained += u64::from(has_impossible || per_op(key));
+            self.sink.push_with(AnomalyKind::NonLinearizable, || a);
+        }
+    }
+
+    /// Adds the next key (in key order); `per_op(key)`: the key holds a per-op anomaly.
+    pub(crate) fn add(
+        &mut self,
+        r: KeyResult,
+        per_op: &mut dyn FnMut(Key) -> bool,
+    ) -> Result<(), FoldError> {
+        let key = r.key;
+        self.dropped += r.dropped;
+        self.promoted += r.promoted;
+        if r.calls > self.largest.1 {
+            self.largest = (key, r.calls);
+        }
+        let has_impossible = !r.impossible.is_empty();
+        for (kind, a) in r.impossible {
+            self.sink.push_with(kind, || a);
+        }
+        if self.unknown.is_some() && !has_impossible {
+            self.skipped += 1;
+            return Ok(());
+        }
+        match r.search {
+            KeySearch::Skipped => unreachable!("key {key} skipped although nothing was unknown"),
+            KeySearch::AbortedBefore => {
+                if !has_impossible {
+                    self.unknown = Some(format!("aborted before key {key}"));
+                    self.unknown_key = Some(key);
+                    self.skipped += 1;
+                }
+            }
+            KeySearch::Zones(found) => {
+                let failed = found
+                    .map_err(|(index, msg)| FoldError::Check(CheckError::Op { index, msg }))?;
+                self.by_zones += 1;
+                self.checked += 1;
+                for (n, f) in failed.into_iter().enumerate() {
+                    self.failed(f, n == 0, has_impossible, per_op, key);
+                }
+            }
+            KeySearch::Wgl {
+                given,
+                explored,
+                outcome,
+            } => {
+                self.by_wgl += 1;
+                let avail = if has_impossible {
+                    side_budget(self.budget)
+                } else {
+                    self.budget
+                };
+                // The same search under `avail`: the recorded one when it was given
+                // exactly that, or ended within it; else it runs out after `avail` states,
+                // where only how deep it got is not in the record (`Replay`). An abort
+                // (time) is kept as it came.
+                let (outcome, explored) = match outcome {
+                    WglOutcome::Aborted { .. } => (outcome, explored.min(avail)),
+                    WglOutcome::Linearizable | WglOutcome::Violation(_)
+                        if given == avail || explored <= avail =>
+                    {
+                        (outcome, explored)
+                    }
+                    _ if given == avail => (outcome, explored),
+                    _ if has_impossible => (WglOutcome::Exhausted { deepest: 0 }, avail),
+                    _ => return Err(FoldError::Replay(Replay(key))),
+                };
+                self.budget -= explored;
+                self.explored += explored;
+                match outcome {
+                    WglOutcome::Linearizable => self.checked += 1,
+                    WglOutcome::Violation(f) => {
+                        self.checked += 1;
+                        self.failed(f, true, has_impossible, per_op, key);
+                    }
+                    WglOutcome::Exhausted { .. } | WglOutcome::Aborted { .. } if has_impossible => {
+                        self.checked += 1;
+                        if self.counterexample.is_none() {
+                            self.counterexample = r.impossible_counterexample;
+                        }
+                    }
+                    WglOutcome::Exhausted { deepest } | WglOutcome::Aborted { deepest } => {
+                        let why = if matches!(outcome, WglOutcome::Exhausted { .. }) {
+                            format!(
+                                "the search budget of {} states ran out",
+                                self.opts.max_states
+                            )
+                        } else {
+                            "the check was aborted (time budget)".to_owned()
+                        };
+                        self.unknown = Some(format!(
+                            "{why} on key {key} after linearizing at best {deepest} of its {} ok operations",
+                            r.ok_ops
+                        ));
+                        self.unknown_key = Some(key);
+                        self.skipped += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The check's result over `keys` keys.
+    fn finish(self, counts: &Counts, keys: usize) -> CheckResult {
+        let mut figures = serde_json::Map::new();
+        figures.insert("keys".into(), keys.into());
+        figures.insert("reads".into(), counts.reads.into());
+        figures.insert("writes".into(), counts.writes.into());
+        figures.insert("cas".into(), counts.cas.into());
+        figures.insert("ok".into(), counts.ok.into());
+        figures.insert("fail".into(), counts.fail.into());
+        figures.insert("info".into(), counts.info.into());
+        figures.insert("info_unobserved_dropped".into(), self.dropped.into());
+        figures.insert("info_observed_promoted".into(), self.promoted.into());
+        figures.insert("explored_states".into(), self.explored.into());
+        figures.insert(
+            "algorithm".into(),
+            match (self.by_zones, self.by_wgl) {
+                (0, 0) => "none",
+                (_, 0) => "zones",
+                (0, _) => "wgl",
+                _ => "zones+wgl",
+            }
+            .into(),
+        );
+        figures.insert("keys_zones".into(), self.by_zones.into());
+        figures.insert("keys_wgl".into(), self.by_wgl.into());
+        if let Some(c) = self.counterexample {
+            figures.insert("counterexample".into(), c);
+        }
+        figures.insert("keys_checked".into(), self.checked.into());
+        figures.insert("keys_unchecked".into(), self.skipped.into());
+        figures.insert("largest_key".into(), self.largest.0.into());
+        figures.insert("largest_key_ops".into(), self.largest.1.into());
+        if !self.violations.is_empty() {
+            figures.insert("violations".into(), self.violations.into());
+        }
+        figures.insert(
+            crate::NON_LINEARIZABLE_EXPLAINED.into(),
+            self.explained.into(),
+        );
+        let found = !self.sink.is_empty();
+        let anomalies = self.sink.finish(&KINDS, &mut figures);
+        let validity = if found {
+            Validity::Invalid
+        } else if self.unknown.is_some() {
+            Validity::Unknown
+        } else {
+            Validity::Valid
+        };
+        if let Some(why) = self.unknown {
+            figures.insert("unknown_reason".into(), why.into());
+            figures.insert("unknown_key".into(), self.unknown_key.into());
+        }
+        CheckResult {
+            checker: "linearizable".into(),
+            validity,
+            anomalies,
+            figures,
+        }
+    }
+}
 /// Validates every op and groups the ops by key, as positions in `ops` (4 bytes an op;
 /// `check_ops` builds one key's model at a time).
 fn prepare(
@@ -729,7 +995,7 @@ fn report_impossible(
     key: Key,
     m: &KeyModel<'_>,
     model: &RegisterOptions,
-    sink: &mut AnomalySink,
+    sink: &mut Vec<(AnomalyKind, Anomaly)>,
 ) {
     for &i in &m.impossible {
         let o = m.ops[i];
@@ -749,7 +1015,7 @@ fn report_impossible(
         } else {
             AnomalyKind::PhantomRead
         };
-        sink.push_with(kind, || {
+        sink.push({
             let mut ops = vec![op_index(h, o)];
             let why = match (wanted, failed) {
                 (Some(v), Some(w)) => {
@@ -766,7 +1032,7 @@ fn report_impossible(
                     model.initial.map_or_else(|| "nil".to_owned(), |v| v.to_string())
                 ),
             };
-            Anomaly { kind, key: Some(key), ops, explanation: format!("{}: it {why}", describe(h, key, o)), cycle: Vec::new() }
+            (kind, Anomaly { kind, key: Some(key), ops, explanation: format!("{}: it {why}", describe(h, key, o)), cycle: Vec::new() })
         });
     }
 }
