@@ -33,6 +33,7 @@ use crate::linearizable::stream::LinStream;
 use crate::opstream::OpStream;
 use crate::report::{CheckResult, Report};
 use crate::set_full::SetStream;
+use crate::staleness::StalenessStream;
 use crate::stats::{Stats, StatsStream};
 use crate::validate::{Rules, Seen, Validator, candidate_rules, rules_seen};
 use crate::{CheckError, CheckerName, CheckerSet, Inferred, Model, Options, Workload};
@@ -64,6 +65,7 @@ fn streamed_names(opts: &Options) -> Option<Vec<CheckerName>> {
         CheckerName::Stats | CheckerName::Linearizable => true,
         CheckerName::Counter => w == Some(Workload::Counter),
         CheckerName::SetFull => w == Some(Workload::Set),
+        CheckerName::Staleness => matches!(w, None | Some(Workload::Append | Workload::Register)),
         _ => false,
     };
     (!names.is_empty() && names.iter().all(streaming)).then_some(names)
@@ -123,6 +125,7 @@ pub struct StreamCheck {
     evidence: EvidenceStream,
     counter: Option<CounterStream>,
     set_full: Option<SetStream>,
+    staleness: Option<StalenessStream>,
     pos: usize,
     /// `linearizable`, when it may run: per key, each key checked once retired.
     lin: Option<LinStream>,
@@ -170,6 +173,10 @@ impl StreamCheck {
             evidence: EvidenceStream::default(),
             counter: has(CheckerName::Counter).then(|| CounterStream::new(opts)),
             set_full: has(CheckerName::SetFull).then(|| SetStream::new(opts)),
+            staleness: has(CheckerName::Staleness).then(|| {
+                let known = opts.workload.or(opts.model.map(|_| Workload::Register));
+                StalenessStream::new(opts, known)
+            }),
             pos: 0,
             lin: has(CheckerName::Linearizable).then(|| LinStream::new(opts)),
             inferred: Inferred::default(),
@@ -258,11 +265,12 @@ impl StreamCheck {
         }
     }
 
-    /// The checkers fed every operation (`counter`, `set-full`).
+    /// The checkers fed every operation (`counter`, `set-full`, `staleness`).
     fn streams(&mut self) -> impl Iterator<Item = &mut dyn OpStream> {
         let counter = self.counter.as_mut().map(|c| c as &mut dyn OpStream);
         let set_full = self.set_full.as_mut().map(|c| c as &mut dyn OpStream);
-        counter.into_iter().chain(set_full)
+        let staleness = self.staleness.as_mut().map(|c| c as &mut dyn OpStream);
+        counter.into_iter().chain(set_full).chain(staleness)
     }
 
     /// The outcome of the ops pushed; `cut_short` says why the history may be incomplete
@@ -417,6 +425,11 @@ impl StreamCheck {
             CheckerName::SetFull => {
                 let c = self.set_full.take().expect("set-full streams");
                 c.finish(&self.opts).map_err(with_line)
+            }
+            CheckerName::Staleness => {
+                let s = self.staleness.take().expect("staleness streams");
+                let workload = self.workload().expect("client operations");
+                s.finish(workload, &self.opts).map_err(with_line)
             }
             _ => Ok(crate::stats::result_of(stats)),
         }
