@@ -17,15 +17,15 @@
 //! count of those left out. `k_atomic` is the smallest k for which every read returned
 //! one of the k latest acknowledged versions; `delta_atomic_ms` the smallest such Δ.
 //!
-//! It does not stream (`stream::streams` leaves it on the whole path): no bounded state
-//! gives these figures exactly. An append key's version order is its longest read, known
-//! only at the end, so every read's length, last element and time must be kept to the
-//! end (O(reads)); a register read's lag counts the acknowledged writes of its key that
-//! real time forces after the write of the value it returned, whose completion may come
-//! arbitrarily later (or never), so each key's writes (value, invoke, completion) must be
-//! kept as long as a read of the key may come — and the workloads end with a final read of
-//! every key used, so to the end (O(writes)). Either way the state grows with the history,
-//! only by a constant factor less than the history itself.
+//! It streams (`StalenessStream`, `stream.rs`), though not in bounded state: an append
+//! key's version order is its longest read, known only at the end, so every read keeps a
+//! small record to the end (O(reads), never its list unless it differs from the key's
+//! longest and last); a register read's lag counts the acknowledged writes of its key
+//! that real time forces after the write of the value it returned, so each key's
+//! acknowledged writes (invoke, completion, time) are kept as long as a read of the key
+//! may come — to the end (O(writes), never the reads). The figures come from `Lags`: a
+//! count of the reads not behind and a row per stale read, built alike by the whole path
+//! (from `perop`'s lags) and the stream, so both give the same bytes.
 
 mod stream;
 

@@ -1,8 +1,8 @@
 //! Checking a history op by op, never holding it: the streaming form of `check_paired`
 //! for the checkers that can stream (`stats`; `counter` and `set-full` when the workload
-//! is given; `linearizable` per retired key: `linearizable::stream`), with the `evidence`
-//! rule beside it. `staleness`, `append` and `graph` take the whole path (`staleness`'s
-//! doc says why it cannot stream).
+//! is given; `linearizable` per retired key: `linearizable::stream`; `staleness` for an
+//! append, register or inferred workload: `staleness::StalenessStream`), with the
+//! `evidence` rule beside it. `append` and `graph` take the whole path.
 //!
 //! Fed every op in recorded order (`StreamCheck::push`, with the line it was read from),
 //! it validates (`validate::Validator`, one per set of rules the workload may turn out to
@@ -20,6 +20,9 @@
 //! ended while increments of their key were open, until those resolve; `set-full`: per
 //! element a few read references (never the reads), per key the previous read's elements,
 //! and the completed reads waiting for an earlier-invoked read still open;
+//! `staleness`: per register key its acknowledged writes and per value its last writer,
+//! per append read a fixed record and per append its times, and the lists reads differ
+//! in (one per key when valid);
 //! for `linearizable`, the ops of the live keys (and of those idle for less than
 //! `Options::retire_idle_ops` positions) and a small record per key checked. Before
 //! `finish`, `replay` names the keys (if any) a next pass over the file must collect
@@ -42,7 +45,8 @@ use schism_history::{F, Op, OpType, Pairing, Process};
 /// True when `check` with these options can run op by op (`StreamCheck`): every checker
 /// selected streams (`stats`; `counter` and `set-full` when the workload is given, also as
 /// the primary or fitting checkers of `--workload counter|set`; `linearizable`, also as the
-/// primary checker of a register history), and the model is checked per key (not
+/// primary checker of a register history; `staleness` unless the workload given is one it
+/// does not fit), and the model is checked per key (not
 /// `multi-register` or `mutex`, whose search needs the whole history).
 pub fn streams(opts: &Options) -> bool {
     streamed_names(opts).is_some()
