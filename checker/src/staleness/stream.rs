@@ -114,12 +114,16 @@ struct Acked {
 }
 
 /// A value's last writer by invoke so far: its invoke position, and its completion
-/// position if it was acknowledged.
+/// position if it was acknowledged (else `NOT_ACKED`): 8 bytes, as there is one per
+/// value written.
 #[derive(Debug, Clone, Copy)]
 struct Writer {
     invoke: u32,
-    acked: Option<u32>,
+    done: u32,
 }
+
+/// `Writer::done` of a write not acknowledged (failed or indeterminate).
+const NOT_ACKED: u32 = u32::MAX;
 
 /// `perop::register`'s lags, measured as reads complete.
 #[derive(Debug)]
@@ -133,9 +137,17 @@ struct RegisterLags {
     /// Stale reads of an integer a later writer of it would clear: per (key, value) the
     /// read's index in `lags.stale` and the invoke of the writer it was measured
     /// against (`None`: the initial value).
-    provisional: FxHashMap<(Key, i64), Vec<(usize, Option<u32>)>>,
+    provisional: FxHashMap<(Key, i64), Vec<Provisional>>,
     /// Stale reads cleared (0 behind after all), by index in `lags.stale`.
     cleared: FxHashSet<usize>,
+}
+
+/// A stale read of an integer: its index in `Lags::stale`, and the invoke of the writer
+/// it was measured against (`None`: the initial value).
+#[derive(Debug, Clone, Copy)]
+struct Provisional {
+    stale: usize,
+    by: Option<u32>,
 }
 
 /// The value a register op writes (`perop::register`'s `written`).
@@ -193,22 +205,22 @@ impl RegisterLags {
         }
         let w = self.writers.entry((key, v)).or_insert(Writer {
             invoke,
-            acked: None,
+            done: NOT_ACKED,
         });
         if w.invoke > invoke {
             return; // a later writer of the value is known already
         }
         *w = Writer {
             invoke,
-            acked: done.map(|d| d as u32),
+            done: done.map_or(NOT_ACKED, |d| d as u32),
         };
         // It completes after every read measured so far began: those it now names the
         // writer of are 0 behind.
         if let Some(reads) = self.provisional.get_mut(&(key, v)) {
-            reads.retain(|&(i, by)| {
-                let clear = by.is_none_or(|b| b < invoke);
+            reads.retain(|r| {
+                let clear = r.by.is_none_or(|b| b < invoke);
                 if clear {
-                    self.cleared.insert(i);
+                    self.cleared.insert(r.stale);
                 }
                 !clear
             });
@@ -221,10 +233,10 @@ impl RegisterLags {
             Value::Null if self.nil_wildcard => None,
             Value::Null => Some(Version::Initial(None)),
             &Value::Int(v) => match self.writers.get(&(key, v)) {
-                Some(w) => w.acked.map(|done| Version::Write {
+                Some(w) => (w.done != NOT_ACKED).then_some(Version::Write {
                     v,
                     invoke: w.invoke,
-                    done,
+                    done: w.done,
                 }),
                 None if self.initial == Some(v) => Some(Version::Initial(Some(v))),
                 None => None,
@@ -251,7 +263,10 @@ impl RegisterLags {
             _ => None,
         };
         if let Some((v, by)) = by {
-            self.provisional.entry((key, v)).or_default().push((i, by));
+            self.provisional
+                .entry((key, v))
+                .or_default()
+                .push(Provisional { stale: i, by });
         }
     }
 
