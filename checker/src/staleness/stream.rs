@@ -23,8 +23,8 @@
 //! `perop::append` step by step (the unseen appends' fates by suffix maxima instead of
 //! scanning every later read).
 //!
-//! Fed a history whose workload is not known yet, it keeps both forms (the history
-//! fills only one) and `finish` reads the one of the workload. Guarantees: the figures
+//! Fed a history whose workload is not known yet, it keeps both forms until the first
+//! append (or write/cas) rules one out, and `finish` reads the one of the workload. Guarantees: the figures
 //! and the errors of `check_ops` (the append workload's first `Analysis` error by op,
 //! with its line), the same lags in the same order.
 
@@ -41,6 +41,8 @@ use std::collections::BTreeMap;
 pub(crate) struct StalenessStream {
     register: Option<RegisterLags>,
     append: Option<AppendReads>,
+    /// The workload is inferred: both forms are kept until an op rules one out.
+    infer: bool,
 }
 
 impl StalenessStream {
@@ -50,6 +52,7 @@ impl StalenessStream {
         StalenessStream {
             register: want(Workload::Register).then(|| RegisterLags::new(opts)),
             append: want(Workload::Append).then(AppendReads::default),
+            infer: workload.is_none(),
         }
     }
 
@@ -77,6 +80,15 @@ impl StalenessStream {
 
 impl OpStream for StalenessStream {
     fn invoke(&mut self, pos: usize, op: &Op, line: usize) {
+        if self.infer {
+            // An append makes the workload append (or the history mixes workloads, an
+            // error before any checker's); a write or cas makes it register.
+            match op.f {
+                F::Append => self.register = None,
+                F::Write | F::Cas => self.append = None,
+                _ => {}
+            }
+        }
         if let Some(a) = &mut self.append {
             a.invoke(pos, op, line);
         }
@@ -356,12 +368,20 @@ struct AppendReads {
 
 impl AppendReads {
     fn fail(&mut self, pos: usize, error: CheckError, line: usize) {
-        if self.error.as_ref().is_none_or(|(p, _, _)| pos < *p) {
+        if !self.failed_before(pos) {
             self.error = Some((pos, error, line));
         }
     }
 
+    /// An error is found at an op invoked before `pos` (no need to word another).
+    fn failed_before(&self, pos: usize) -> bool {
+        self.error.as_ref().is_some_and(|(p, _, _)| *p < pos)
+    }
+
     fn invoke(&mut self, pos: usize, op: &Op, line: usize) {
+        if self.failed_before(pos) {
+            return;
+        }
         let index = op.index();
         let bad = |msg: String| CheckError::Op { index, msg };
         if !matches!(op.f, F::Append | F::Read) {
@@ -402,6 +422,7 @@ impl AppendReads {
                 let list = match &o.value {
                     Value::List(l) => Some(l),
                     Value::Null => None,
+                    _ if self.failed_before(pos) => return,
                     other => {
                         let msg =
                             format!("read of key {key} returned {other}, not a list of integers");
