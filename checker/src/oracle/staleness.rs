@@ -371,3 +371,67 @@ fn generated_histories_have_stale_reads() {
         assert_eq!(streamed, whole);
     }
 }
+
+/// The append workload's own errors (those validation leaves to `Analysis`: a workload
+/// inferred from reads alone, an ok completion's value that differs from its invoke's)
+/// are the whole path's, the first by invoke, whatever order the ops complete in.
+#[test]
+fn append_errors_match_the_whole_history() {
+    let op = |i: u64, p: u64, kind: OpType, f: &str, key: Option<u64>, v: Value| {
+        Op::new(i, i * 10, Process::client(p), kind, F::parse(f), key, v)
+    };
+    use OpType::{Invoke, Ok as Done};
+    let list = |v: &[i64]| Value::list(v.to_vec());
+    let cases: Vec<Vec<Op>> = vec![
+        // An unknown function after list reads.
+        vec![
+            op(0, 0, Invoke, "read", Some(1), Value::Null),
+            op(1, 0, Done, "read", Some(1), list(&[])),
+            op(2, 1, Invoke, "frobnicate", Some(1), Value::Null),
+            op(3, 1, Done, "frobnicate", Some(1), Value::Null),
+        ],
+        // A keyless read, and an integer read invoked before it, completed after.
+        vec![
+            op(0, 0, Invoke, "read", Some(1), Value::Null),
+            op(1, 1, Invoke, "read", None, Value::Null),
+            op(2, 1, Done, "read", None, list(&[1])),
+            op(3, 0, Done, "read", Some(1), Value::Int(3)),
+        ],
+        // Two appends whose completions carry the same value; the later-invoked one
+        // completes first. And a third.
+        vec![
+            op(0, 0, Invoke, "append", Some(1), Value::Int(5)),
+            op(1, 1, Invoke, "append", Some(1), Value::Int(6)),
+            op(2, 2, Invoke, "append", Some(1), Value::Int(7)),
+            op(3, 2, Done, "append", Some(1), Value::Int(6)),
+            op(4, 1, Done, "append", Some(1), Value::Int(6)),
+            op(5, 0, Done, "append", Some(1), Value::Int(6)),
+        ],
+        // An append completed with a list.
+        vec![
+            op(0, 0, Invoke, "append", Some(1), Value::Int(5)),
+            op(1, 0, Done, "append", Some(1), list(&[5])),
+            op(2, 1, Invoke, "read", Some(1), Value::Null),
+            op(3, 1, Done, "read", Some(1), list(&[5])),
+        ],
+    ];
+    let opts = Options::default();
+    for ops in cases {
+        let h = History::new(ops);
+        let paired = h.operations().unwrap();
+        let whole = crate::staleness::check_ops(
+            &h,
+            &paired,
+            &opts,
+            Workload::Append,
+            &mut Shared::new(true, false),
+        )
+        .unwrap_err();
+        for given in [Some(Workload::Append), None] {
+            let mut s = StalenessStream::new(&opts, given);
+            replay(&h, &paired, &mut s);
+            let (streamed, _) = s.finish(Workload::Append, &opts).unwrap_err();
+            assert_eq!(format!("{streamed:?}"), format!("{whole:?}"));
+        }
+    }
+}
