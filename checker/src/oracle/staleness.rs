@@ -435,3 +435,41 @@ fn append_errors_match_the_whole_history() {
         }
     }
 }
+
+/// Long histories, one past `SERIES_CAP` stale reads (the series cut, `omitted`
+/// counted): the three agree too.
+#[test]
+fn long_histories_past_the_series_cap_match() {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let steps: Vec<Step> = (0..320_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let b = state;
+            (
+                (b >> 3) as u8,
+                (b >> 11) as u8,
+                (b >> 19) as u8,
+                (b >> 27) as u8,
+                (b >> 35) as u16,
+            )
+        })
+        .collect();
+    let opts = Options::default();
+    // The append generator's lists grow with the history (3 keys): a shorter one.
+    for (h, w, cut) in [
+        (register_history(&steps), Workload::Register, true),
+        (append_history(&steps[..40_000]), Workload::Append, false),
+    ] {
+        let (streamed, whole, old) = both(&h, &opts, w, false);
+        let omitted = whole.figures["series"]["omitted"].as_u64().unwrap();
+        assert!(
+            omitted > 0 || !cut,
+            "{w:?}: {}",
+            whole.figures["stale_reads"]
+        );
+        assert_eq!(whole.figures, old);
+        assert_eq!(streamed, whole);
+    }
+}
