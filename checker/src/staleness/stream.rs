@@ -15,8 +15,8 @@
 //! Append keys: per ok read a fixed record (its length, the stored list it is a prefix
 //! of, invoke, time, index, process, whether it is a final read) and per append its
 //! invoke, and for an ok one its completion and time. Lists are kept only where they
-//! differ: a read that is a prefix of the current longest, or of the list read last,
-//! keeps none; a read that extends such a list replaces it (the same shared list, no
+//! differ: a read that is a prefix of the current longest, or of one of the last few
+//! lists read, keeps none; a read that extends such a list replaces it (the same shared list, no
 //! copy); any other starts a list of its own. The valid case holds one list per key.
 //! At the end the version order is the first longest read, a read is a prefix of it
 //! when it is no longer than its list's common prefix with it, and the lags follow
@@ -317,6 +317,9 @@ fn behind(acked: &[Acked], version: &Version, invoke: usize) -> (u64, Option<Ack
 /// No list: an empty read (or nil).
 const NO_LIST: u32 = u32::MAX;
 
+/// How many recent lists a read is compared with, besides the longest.
+const RECENT: usize = 4;
+
 /// One ok append read, without its list.
 #[derive(Debug, Clone, Copy)]
 struct Read {
@@ -341,13 +344,14 @@ struct Append {
 }
 
 /// One append key's reads and appends (see the module's doc).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct AppendKey {
     lists: Vec<IntList>,
     /// The first longest read so far: (list, length, invoke).
     longest: Option<(u32, u32, u32)>,
-    /// The list the last read was a prefix of.
-    last: u32,
+    /// The lists the last reads were prefixes of, the latest first (`NO_LIST`: none):
+    /// reads alternating between a few diverging replicas share their lists.
+    recent: [u32; RECENT],
     reads: Vec<Read>,
     /// Every append by value (the earliest by invoke, for a value appended twice).
     appends: FxHashMap<i64, Append>,
@@ -495,6 +499,18 @@ impl AppendReads {
     }
 }
 
+impl Default for AppendKey {
+    fn default() -> Self {
+        AppendKey {
+            lists: Vec::new(),
+            longest: None,
+            recent: [NO_LIST; RECENT],
+            reads: Vec::new(),
+            appends: FxHashMap::default(),
+        }
+    }
+}
+
 impl AppendKey {
     fn read(&mut self, p: &Paired, list: Option<&IntList>, final_read: bool) {
         let len = list.map_or(0, |l| l.len()) as u32;
@@ -521,11 +537,12 @@ impl AppendKey {
         });
     }
 
-    /// The list a read of `l` is a prefix of: the longest read's or the last read's
+    /// The list a read of `l` is a prefix of: the longest read's or a recent read's
     /// (extended to `l` when `l` extends it), else a new one.
     fn place(&mut self, l: &IntList) -> u32 {
-        let tried = [self.longest.map_or(NO_LIST, |x| x.0), self.last];
-        for id in tried {
+        let longest = self.longest.map_or(NO_LIST, |x| x.0);
+        let recent = self.recent;
+        for id in std::iter::once(longest).chain(recent) {
             let Some(have) = self.lists.get(id as usize) else {
                 continue;
             };
@@ -537,12 +554,24 @@ impl AppendKey {
                 // Every read of it so far is a prefix of `l` too.
                 self.lists[id as usize] = l.clone();
             }
-            self.last = id;
+            self.touch(id);
             return id;
         }
         self.lists.push(l.clone());
-        self.last = (self.lists.len() - 1) as u32;
-        self.last
+        let id = (self.lists.len() - 1) as u32;
+        self.touch(id);
+        id
+    }
+
+    /// `id` becomes the most recent list.
+    fn touch(&mut self, id: u32) {
+        let at = self
+            .recent
+            .iter()
+            .position(|&r| r == id)
+            .unwrap_or(RECENT - 1);
+        self.recent.copy_within(0..at, 1);
+        self.recent[0] = id;
     }
 
     /// The version order (the first longest read) and, per read in invoke order,
@@ -717,5 +746,34 @@ impl AppendKey {
             final_after[ri] = r.final_read || final_after[ri + 1];
         }
         (latest, final_after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(v: Vec<i64>) -> IntList {
+        let Value::List(l) = Value::list(v) else {
+            unreachable!("a list")
+        };
+        l
+    }
+
+    /// Reads alternating between three diverging replicas, each a few versions behind
+    /// now and then, keep three lists (each extended in place), not one per read.
+    #[test]
+    fn diverging_replicas_share_their_lists() {
+        let mut k = AppendKey::default();
+        for n in 1..60i64 {
+            for branch in 0..3i64 {
+                let behind = (n + branch) % 3;
+                let l: Vec<i64> = (1..=n - behind).map(|x| x * 10 + branch).collect();
+                if !l.is_empty() {
+                    k.place(&list(l));
+                }
+            }
+        }
+        assert_eq!(k.lists.len(), 3);
     }
 }
