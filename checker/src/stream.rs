@@ -1,8 +1,8 @@
 //! Checking a history op by op, never holding it: the streaming form of `check_paired`
 //! for the checkers that can stream (`stats`; `counter` and `set-full` when the workload
-//! is given; `linearizable` per retired key: `linearizable::stream`), with the `evidence`
-//! rule beside it. `staleness`, `append` and `graph` take the whole path (`staleness`'s
-//! doc says why it cannot stream).
+//! is given; `linearizable` per retired key: `linearizable::stream`; `staleness` for an
+//! append, register or inferred workload: `staleness::StalenessStream`), with the
+//! `evidence` rule beside it. `append` and `graph` take the whole path.
 //!
 //! Fed every op in recorded order (`StreamCheck::push`, with the line it was read from),
 //! it validates (`validate::Validator`, one per set of rules the workload may turn out to
@@ -20,6 +20,9 @@
 //! ended while increments of their key were open, until those resolve; `set-full`: per
 //! element a few read references (never the reads), per key the previous read's elements,
 //! and the completed reads waiting for an earlier-invoked read still open;
+//! `staleness`: per register key its acknowledged writes and per value its last writer,
+//! per append read a fixed record and per append its times, and the lists reads differ
+//! in (one per key when valid);
 //! for `linearizable`, the ops of the live keys (and of those idle for less than
 //! `Options::retire_idle_ops` positions) and a small record per key checked. Before
 //! `finish`, `replay` names the keys (if any) a next pass over the file must collect
@@ -33,6 +36,7 @@ use crate::linearizable::stream::LinStream;
 use crate::opstream::OpStream;
 use crate::report::{CheckResult, Report};
 use crate::set_full::SetStream;
+use crate::staleness::StalenessStream;
 use crate::stats::{Stats, StatsStream};
 use crate::validate::{Rules, Seen, Validator, candidate_rules, rules_seen};
 use crate::{CheckError, CheckerName, CheckerSet, Inferred, Model, Options, Workload};
@@ -41,7 +45,8 @@ use schism_history::{F, Op, OpType, Pairing, Process};
 /// True when `check` with these options can run op by op (`StreamCheck`): every checker
 /// selected streams (`stats`; `counter` and `set-full` when the workload is given, also as
 /// the primary or fitting checkers of `--workload counter|set`; `linearizable`, also as the
-/// primary checker of a register history), and the model is checked per key (not
+/// primary checker of a register history; `staleness` unless the workload given is one it
+/// does not fit), and the model is checked per key (not
 /// `multi-register` or `mutex`, whose search needs the whole history).
 pub fn streams(opts: &Options) -> bool {
     streamed_names(opts).is_some()
@@ -64,6 +69,7 @@ fn streamed_names(opts: &Options) -> Option<Vec<CheckerName>> {
         CheckerName::Stats | CheckerName::Linearizable => true,
         CheckerName::Counter => w == Some(Workload::Counter),
         CheckerName::SetFull => w == Some(Workload::Set),
+        CheckerName::Staleness => matches!(w, None | Some(Workload::Append | Workload::Register)),
         _ => false,
     };
     (!names.is_empty() && names.iter().all(streaming)).then_some(names)
@@ -123,6 +129,7 @@ pub struct StreamCheck {
     evidence: EvidenceStream,
     counter: Option<CounterStream>,
     set_full: Option<SetStream>,
+    staleness: Option<StalenessStream>,
     pos: usize,
     /// `linearizable`, when it may run: per key, each key checked once retired.
     lin: Option<LinStream>,
@@ -170,6 +177,10 @@ impl StreamCheck {
             evidence: EvidenceStream::default(),
             counter: has(CheckerName::Counter).then(|| CounterStream::new(opts)),
             set_full: has(CheckerName::SetFull).then(|| SetStream::new(opts)),
+            staleness: has(CheckerName::Staleness).then(|| {
+                let known = opts.workload.or(opts.model.map(|_| Workload::Register));
+                StalenessStream::new(opts, known)
+            }),
             pos: 0,
             lin: has(CheckerName::Linearizable).then(|| LinStream::new(opts)),
             inferred: Inferred::default(),
@@ -258,11 +269,12 @@ impl StreamCheck {
         }
     }
 
-    /// The checkers fed every operation (`counter`, `set-full`).
+    /// The checkers fed every operation (`counter`, `set-full`, `staleness`).
     fn streams(&mut self) -> impl Iterator<Item = &mut dyn OpStream> {
         let counter = self.counter.as_mut().map(|c| c as &mut dyn OpStream);
         let set_full = self.set_full.as_mut().map(|c| c as &mut dyn OpStream);
-        counter.into_iter().chain(set_full)
+        let staleness = self.staleness.as_mut().map(|c| c as &mut dyn OpStream);
+        counter.into_iter().chain(set_full).chain(staleness)
     }
 
     /// The outcome of the ops pushed; `cut_short` says why the history may be incomplete
@@ -417,6 +429,11 @@ impl StreamCheck {
             CheckerName::SetFull => {
                 let c = self.set_full.take().expect("set-full streams");
                 c.finish(&self.opts).map_err(with_line)
+            }
+            CheckerName::Staleness => {
+                let s = self.staleness.take().expect("staleness streams");
+                let workload = self.workload().expect("client operations");
+                s.finish(workload, &self.opts).map_err(with_line)
             }
             _ => Ok(crate::stats::result_of(stats)),
         }

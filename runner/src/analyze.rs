@@ -697,6 +697,9 @@ mod tests {
         // Rotating register keys read and cas the last value written to the key invoked
         // (mostly linearizable: the search has work to do, and a small budget runs out).
         let mut last: std::collections::HashMap<u64, i64> = Default::default();
+        // And append reads return a prefix of the values appended to the key invoked, a
+        // few behind (stale reads for `staleness`), now and then one dropped (divergent).
+        let mut appended: std::collections::HashMap<u64, Vec<i64>> = Default::default();
         let mut open_key: [u64; 6] = [0; 6];
         for (i, &(who, what, value, twist)) in steps.iter().enumerate() {
             time_ns += 1 + (value.unsigned_abs() % 5_000_000);
@@ -746,6 +749,17 @@ mod tests {
                                 && value % 4 != 0 =>
                         {
                             Value::Int(last.get(&open_key[p]).copied().unwrap_or(0))
+                        }
+                        (F::Read, OpType::Ok)
+                            if !shape.is_multiple_of(3) && mode % 4 == 1 && value % 4 != 0 =>
+                        {
+                            let l = appended.get(&open_key[p]).map_or(&[][..], Vec::as_slice);
+                            let n = l.len().saturating_sub((value.unsigned_abs() % 3) as usize);
+                            let mut r = l[..n].to_vec();
+                            if value % 13 == 0 && r.len() > 1 {
+                                r.remove(0);
+                            }
+                            Value::list(r)
                         }
                         (F::Read, OpType::Ok) => match mode % 4 {
                             0 => Value::Int(value % 50),
@@ -799,6 +813,9 @@ mod tests {
                     };
                     if let "write" | "cas" = f {
                         last.insert(key_id, next_value);
+                    }
+                    if f == "append" {
+                        appended.entry(key_id).or_default().push(next_value);
                     }
                     open_key[p] = key_id;
                     next_value += 1;
@@ -871,7 +888,33 @@ mod tests {
         let any = vec![None, Some(Register), Some(Append), Some(Counter), Some(Set)];
         let registerish = vec![None, Some(Register), Some(Append)];
         let lin = CheckerSet::Only(vec![CheckerName::Linearizable]);
-        vec![
+        let staleness = vec![
+            (
+                only(vec![CheckerName::Staleness]),
+                vec![None, Some(Register), Some(Append)],
+            ),
+            (
+                ModelChoice {
+                    checkers: CheckerSet::Only(vec![CheckerName::Stats, CheckerName::Staleness]),
+                    initial: Some(Some(0)),
+                    ..ModelChoice::default()
+                },
+                vec![None, Some(Register), Some(Append)],
+            ),
+            (
+                ModelChoice {
+                    checkers: CheckerSet::Only(vec![
+                        CheckerName::Staleness,
+                        CheckerName::Linearizable,
+                        CheckerName::Staleness,
+                    ]),
+                    model: Some(Model::CasRegister),
+                    ..ModelChoice::default()
+                },
+                vec![None, Some(Register)],
+            ),
+        ];
+        let mut all = vec![
             (
                 ModelChoice {
                     checkers: stats.clone(),
@@ -954,7 +997,9 @@ mod tests {
                 },
                 vec![None, Some(Register)],
             ),
-        ]
+        ];
+        all.extend(staleness);
+        all
     }
 
     fn compare(steps: &[Step], mode: u8, damage: u8, clean: bool, shape: u8) {

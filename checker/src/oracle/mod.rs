@@ -1,8 +1,10 @@
 //! Test oracle: the `counter` checker as it was before it streamed (each read judged
 //! over the whole history) and `set-full`'s whole-history form, against which the
-//! streaming ones (`CounterStream`, `SetStream`) are compared on random histories.
+//! streaming ones (`CounterStream`, `SetStream`) are compared on random histories; and
+//! `staleness`'s figures as computed before it streamed (`staleness`).
 
 mod counter;
+mod staleness;
 
 use crate::Options;
 use proptest::prelude::*;
