@@ -189,8 +189,18 @@ fn check_one(
     if txn.is_some() || !analyze::streamed(path, workload(args), choice)? {
         fits_in_memory(&file, args.max_memory)?;
     }
-    match txn {
-        Some(txn) => crate::txn_check::analyze_txn_file(path, txn, args.consistency_model, budget),
+    // A transactional run's folder records its workload and model; the flags win.
+    let recorded = match args.workload {
+        None if path.is_dir() => analyze::recorded_txn(path)?,
+        Some(w) if w.txn().is_some() && path.is_dir() => analyze::recorded_txn(path)?,
+        _ => None,
+    };
+    let model = args
+        .consistency_model
+        .or(recorded.map(|r| r.1))
+        .unwrap_or(schism_checker::txn::ConsistencyModel::StrictSerializable);
+    match txn.or(recorded.map(|r| r.0)) {
+        Some(txn) => crate::txn_check::analyze_txn_file(path, txn, model, budget),
         None => analyze::analyze_file_with(path, workload(args), budget, choice),
     }
 }
@@ -228,9 +238,8 @@ pub fn run(args: CheckArgs) -> Result<i32> {
             println!("{}", serde_json::to_string_pretty(&results)?);
         } else {
             print!("{}", analyze::summary(&results));
-            if args.workload.and_then(|w| w.txn()).is_some() {
-                print!("{}", crate::txn_check::closing_note(&results));
-            }
+            // Empty unless a `txn` check ran (a transactional run's folder takes it too).
+            print!("{}", crate::txn_check::closing_note(&results));
         }
         return Ok(analyze::exit_code(results.validity));
     }

@@ -349,9 +349,10 @@ pub struct CheckArgs {
     /// list-append and rw-register check histories of transactions (JSON Lines or EDN).
     #[arg(long, value_enum)]
     pub workload: Option<CheckWorkload>,
-    /// The model a transactional history is checked against (list-append, rw-register).
-    #[arg(long, default_value_t = ConsistencyModel::StrictSerializable, value_parser = choice::<ConsistencyModel>())]
-    pub consistency_model: ConsistencyModel,
+    /// The model a transactional history is checked against (list-append, rw-register;
+    /// default: the run folder's recorded model, else strict-serializable).
+    #[arg(long, value_parser = choice::<ConsistencyModel>())]
+    pub consistency_model: Option<ConsistencyModel>,
     /// Print results.json to stdout instead of the summary.
     #[arg(long)]
     pub json: bool,

@@ -41,7 +41,7 @@ pub fn closing_note(r: &ResultsFile) -> String {
         .map(|k| k.as_str())
         .collect();
     format!(
-        "checked {} transactions ({} committed) as {} against {}: {} dependency edges, {} cycle-search states; anomalies looked for: {}\nthis history rules out: {}\n",
+        "checked {} transactions ({} committed) as {} against {}: {} dependency edges, {} cycle-search states; anomalies looked for: {}\nthis history rules out: {}{}\n",
         fig("transactions"),
         fig("committed"),
         fig("workload").as_str().unwrap_or("?"),
@@ -53,6 +53,12 @@ pub fn closing_note(r: &ResultsFile) -> String {
             "no model".to_owned()
         } else {
             ruled
+        },
+        // A cut the model does not care about leaves the verdict standing, but the
+        // stronger models it would have ruled out may be missing from the list.
+        match fig("cycle_search_cut").as_str() {
+            Some(cut) => format!(" (perhaps more: {cut})"),
+            None => String::new(),
         },
     )
 }

@@ -131,9 +131,23 @@ pub fn check_txns(txns: &Txns, opts: &TxnOptions) -> Result<CheckResult, CheckEr
             .collect::<Vec<_>>()
             .into(),
     );
+    let cut_matters = found
+        .cut_level
+        .is_some_and(|level| model_needs_level(opts.model, level));
+    if found.incomplete && !cut_matters {
+        figures.insert(
+            "cycle_search_cut".into(),
+            format!(
+                "the cycle search ran out of its budget (--checker-max-states) among the {} cycles, which {} allows; every cycle it forbids was searched for",
+                cycles::LEVEL_NAMES[found.cut_level.unwrap_or(0)],
+                opts.model.as_str()
+            )
+            .into(),
+        );
+    }
     let validity = if forbidden {
         Validity::Invalid
-    } else if found.incomplete || abort() {
+    } else if cut_matters || abort() {
         figures.insert(
             "unknown_reason".into(),
             "the cycle search ran out of its budget (--checker-max-states) before proving or ruling out every cycle"
@@ -175,6 +189,7 @@ fn search(
         let none = cycles::Cycles {
             found: Vec::new(),
             incomplete: false,
+            cut_level: None,
             states: 0,
         };
         return (none, inf.edges.len() + links);
@@ -188,6 +203,29 @@ fn search(
         cycles::find_cycles(&g, budget, abort),
         inf.edges.len() + links,
     )
+}
+
+/// Whether `model` forbids some cycle found at `level` or later (the search goes level
+/// by level, so a budget cut at `level` leaves only those unsearched). A model that
+/// forbids none of them, e.g. serializable's plain cycles against a cut among the
+/// process-order ones, keeps its verdict from the levels searched completely.
+fn model_needs_level(model: ConsistencyModel, level: usize) -> bool {
+    use AnomalyKind::*;
+    let flavours = [
+        Flavour::Plain,
+        Flavour::FracturedRead,
+        Flavour::ConsistentPrefix,
+        Flavour::SessionOrder,
+    ];
+    (level..3).any(|l| {
+        [G0, G1c, GSingle, GNonadjacent, G2Item]
+            .into_iter()
+            .any(|k| {
+                flavours
+                    .iter()
+                    .any(|&f| model.forbids(cycles::suffixed(k, l), f))
+            })
+    })
 }
 
 /// Adds every model an anomaly rules out.
