@@ -201,6 +201,11 @@ fn check_one(
         .unwrap_or(schism_checker::txn::ConsistencyModel::StrictSerializable);
     match txn.or(recorded.map(|r| r.0)) {
         Some(txn) => crate::txn_check::analyze_txn_file(path, txn, model, budget),
+        // Silently checking another way than asked would be a verdict on the wrong thing.
+        None if args.consistency_model.is_some() => bail!(
+            "{}: --consistency-model applies to transactional histories only: add --workload list-append or rw-register, or give a transactional run's folder",
+            path.display()
+        ),
         None => analyze::analyze_file_with(path, workload(args), budget, choice),
     }
 }

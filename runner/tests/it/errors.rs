@@ -65,6 +65,34 @@ fn inconsistent_history_names_the_op() {
 }
 
 #[test]
+fn consistency_model_on_a_single_object_history_is_refused() {
+    let dir = tempdir();
+    let path = dir.path().join("h.jsonl");
+    std::fs::write(
+        &path,
+        concat!(
+            r#"{"index":0,"time_ns":1,"process":0,"type":"invoke","f":"append","key":1,"value":1}"#,
+            "\n",
+            r#"{"index":1,"time_ns":2,"process":0,"type":"ok","f":"append","key":1,"value":1}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let out = schism()
+        .args(["check", "--consistency-model", "serializable"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("--consistency-model applies to transactional histories only")
+            && line.contains("--workload list-append"),
+        "{line}"
+    );
+}
+
+#[test]
 fn port_already_in_use_is_one_clear_line() {
     let store = tempdir();
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
