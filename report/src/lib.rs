@@ -35,6 +35,7 @@ pub use index::{IndexEntry, render_index};
 pub use lag::{LagData, LagFigures, LagSample, lag_figures};
 pub use matrix::{MatrixCell, MatrixInput, MatrixRow, render_matrix};
 pub use run::{ResultsData, RunInput, RunSettings, render_run};
+pub use txn::txn_section;
 
 /// Synthetic histories for benchmarks and tests (not part of the stable API).
 #[doc(hidden)]

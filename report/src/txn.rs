@@ -35,6 +35,14 @@ pub fn txn_section(results: &[CheckResult]) -> String {
                 .collect()
         })
         .unwrap_or_default();
+    let undecided: Vec<String> = fig("undecided")
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
     let model = text("consistency_model");
     let mut out = String::new();
     let _ = write!(
@@ -53,12 +61,24 @@ pub fn txn_section(results: &[CheckResult]) -> String {
     for m in ConsistencyModel::ALL {
         let name = m.as_str();
         let out_of = ruled.iter().any(|x| x == name);
+        let open = !out_of && undecided.iter().any(|x| x == name);
+        let (class, says) = match (out_of, open) {
+            (true, _) => ("invalid-t", "ruled out"),
+            (false, true) => (
+                "unknown-t",
+                "not decided: the cycle search ran out of its budget",
+            ),
+            (false, false) => ("valid-t", "not ruled out"),
+        };
         let _ = write!(
             out,
-            "<tr data-model=\"{name}\" data-ruled-out=\"{out_of}\"><td>{name}{}</td><td class=\"{}\">{}</td></tr>",
+            "<tr data-model=\"{name}\" data-ruled-out=\"{}\"><td>{name}{}</td><td class=\"{class}\">{says}</td></tr>",
+            if open {
+                "undecided".to_owned()
+            } else {
+                out_of.to_string()
+            },
             if name == model { " (this run's)" } else { "" },
-            if out_of { "invalid-t" } else { "valid-t" },
-            if out_of { "ruled out" } else { "not ruled out" }
         );
     }
     out.push_str("</table>");
@@ -239,6 +259,14 @@ mod tests {
         assert!(html.contains("checked against <b>strict-serializable</b>"));
         assert!(html.contains("data-model=\"serializable\" data-ruled-out=\"true\""));
         assert!(html.contains("data-model=\"read-committed\" data-ruled-out=\"false\""));
+        // After a budget cut, a model neither ruled out nor shown to hold says so.
+        let mut cut = r.clone();
+        cut.figures
+            .insert("undecided".into(), serde_json::json!(["read-committed"]));
+        let html_cut = txn_section(std::slice::from_ref(&cut));
+        assert!(html_cut.contains(
+            "data-model=\"read-committed\" data-ruled-out=\"undecided\"><td>read-committed</td><td class=\"unknown-t\">not decided"
+        ));
         assert_eq!(
             html.matches("class=\"txn-cycle\"").count(),
             1,

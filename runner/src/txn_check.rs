@@ -54,11 +54,12 @@ pub fn closing_note(r: &ResultsFile) -> String {
         } else {
             ruled
         },
-        // A cut the model does not care about leaves the verdict standing, but the
-        // stronger models it would have ruled out may be missing from the list.
-        match fig("cycle_search_cut").as_str() {
-            Some(cut) => format!(" (perhaps more: {cut})"),
-            None => String::new(),
+        // After a budget cut some models are neither ruled out nor shown to hold.
+        match list("undecided") {
+            u if u.is_empty() => String::new(),
+            u => format!(
+                "\nnot decided (the cycle search ran out of its budget, --checker-max-states): {u}"
+            ),
         },
     )
 }

@@ -16,7 +16,9 @@
 //! is `invalid` when an anomaly the chosen model forbids is proven; `unknown` when the
 //! cycle search ran out of budget (or was aborted) without proving one, or when no
 //! transaction committed; `valid` only after a complete search of a history with
-//! committed transactions. `ruled_out` lists every model the anomalies found rule out.
+//! committed transactions. `ruled_out` lists every model the anomalies found rule out;
+//! after a budget cut, `undecided` lists the models not ruled out whose forbidden cycles
+//! were not all searched.
 
 mod cycles;
 mod infer;
@@ -134,6 +136,16 @@ pub fn check_txns(txns: &Txns, opts: &TxnOptions) -> Result<CheckResult, CheckEr
     let cut_matters = found
         .cut_level
         .is_some_and(|level| model_needs_level(opts.model, level));
+    if let Some(level) = found.cut_level {
+        // Models not ruled out whose forbidden cycles were not all searched: neither
+        // ruled out nor shown to hold.
+        let undecided: Vec<&str> = ConsistencyModel::ALL
+            .into_iter()
+            .filter(|m| !ruled_out.contains(m) && model_needs_level(*m, level))
+            .map(|m| m.as_str())
+            .collect();
+        figures.insert("undecided".into(), undecided.into());
+    }
     if found.incomplete && !cut_matters {
         figures.insert(
             "cycle_search_cut".into(),
