@@ -55,6 +55,9 @@ pub fn txn_section(results: &[CheckResult]) -> String {
         r.validity.as_str(),
         r.validity.as_str()
     );
+    if let Some(cut) = fig("cycle_search_cut").as_str() {
+        let _ = write!(out, "<p id=\"txn-cut\" class=\"muted\">{}.</p>", Esc(cut));
+    }
     out.push_str(
         "<table id=\"txn-models\"><tr><th>consistency model</th><th>this history</th></tr>",
     );
@@ -263,7 +266,12 @@ mod tests {
         let mut cut = r.clone();
         cut.figures
             .insert("undecided".into(), serde_json::json!(["read-committed"]));
+        cut.figures
+            .insert("cycle_search_cut".into(), "the search stopped early".into());
         let html_cut = txn_section(std::slice::from_ref(&cut));
+        assert!(
+            html_cut.contains("<p id=\"txn-cut\" class=\"muted\">the search stopped early.</p>")
+        );
         assert!(html_cut.contains(
             "data-model=\"read-committed\" data-ruled-out=\"undecided\"><td>read-committed</td><td class=\"unknown-t\">not decided"
         ));

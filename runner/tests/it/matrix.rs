@@ -521,6 +521,11 @@ fn transaction_rows_hold_over_seeds() {
             html.contains("data-model=\"strong-read-committed\" data-ruled-out=\"undecided\""),
             "{html}"
         );
+        assert_eq!(
+            html.contains("id=\"txn-cut\""),
+            verdict == "valid",
+            "{html}"
+        );
         let text = schism()
             .args(["check", "--checker-max-states", "50"])
             .args(["--consistency-model", model])
