@@ -27,22 +27,17 @@ pub fn txn_section(results: &[CheckResult]) -> String {
     };
     let fig = |k: &str| r.figures.get(k).cloned().unwrap_or_default();
     let text = |k: &str| fig(k).as_str().map(str::to_owned).unwrap_or_default();
-    let ruled: Vec<String> = fig("ruled_out")
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    let undecided: Vec<String> = fig("undecided")
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let strings = |k: &str| -> Vec<String> {
+        fig(k)
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (ruled, undecided) = (strings("ruled_out"), strings("undecided"));
     let model = text("consistency_model");
     let mut out = String::new();
     let _ = write!(
@@ -67,10 +62,7 @@ pub fn txn_section(results: &[CheckResult]) -> String {
         let open = !out_of && undecided.iter().any(|x| x == name);
         let (class, says) = match (out_of, open) {
             (true, _) => ("invalid-t", "ruled out"),
-            (false, true) => (
-                "unknown-t",
-                "not decided: the cycle search ran out of its budget",
-            ),
+            (false, true) => ("unknown-t", "not decided: the cycle search stopped early"),
             (false, false) => ("valid-t", "not ruled out"),
         };
         let _ = write!(

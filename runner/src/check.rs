@@ -184,22 +184,25 @@ fn check_one(
     } else {
         path.to_owned()
     };
+    // A transactional run's folder records its workload and model; the flags win.
+    let recorded = match args.workload {
+        Some(w) if w.txn().is_none() => None,
+        _ if path.is_dir() => analyze::recorded_txn(path)?,
+        _ => None,
+    };
+    let txn = args
+        .workload
+        .and_then(|w| w.txn())
+        .or(recorded.map(|r| r.0));
     // A history checked op by op is never held: its memory does not grow with the file.
-    let txn = args.workload.and_then(|w| w.txn());
     if txn.is_some() || !analyze::streamed(path, workload(args), choice)? {
         fits_in_memory(&file, args.max_memory)?;
     }
-    // A transactional run's folder records its workload and model; the flags win.
-    let recorded = match args.workload {
-        None if path.is_dir() => analyze::recorded_txn(path)?,
-        Some(w) if w.txn().is_some() && path.is_dir() => analyze::recorded_txn(path)?,
-        _ => None,
-    };
     let model = args
         .consistency_model
         .or(recorded.map(|r| r.1))
         .unwrap_or(schism_checker::txn::ConsistencyModel::StrictSerializable);
-    match txn.or(recorded.map(|r| r.0)) {
+    match txn {
         Some(txn) => crate::txn_check::analyze_txn_file(path, txn, model, budget),
         // Silently checking another way than asked would be a verdict on the wrong thing.
         None if args.consistency_model.is_some() => bail!(

@@ -58,7 +58,7 @@ pub fn closing_note(r: &ResultsFile) -> String {
         match list("undecided") {
             u if u.is_empty() => String::new(),
             u => format!(
-                "\nnot decided (the cycle search ran out of its budget, --checker-max-states): {u}"
+                "\nnot decided (the cycle search stopped before every cycle they forbid was searched): {u}"
             ),
         },
     )

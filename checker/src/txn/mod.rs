@@ -133,33 +133,21 @@ pub fn check_txns(txns: &Txns, opts: &TxnOptions) -> Result<CheckResult, CheckEr
             .collect::<Vec<_>>()
             .into(),
     );
-    let cut_matters = found
-        .cut_level
-        .is_some_and(|level| model_needs_level(opts.model, level));
-    if let Some(level) = found.cut_level {
-        // Models not ruled out whose forbidden cycles were not all searched: neither
-        // ruled out nor shown to hold.
-        let undecided: Vec<&str> = ConsistencyModel::ALL
-            .into_iter()
-            .filter(|m| !ruled_out.contains(m) && model_needs_level(*m, level))
-            .map(|m| m.as_str())
-            .collect();
-        figures.insert("undecided".into(), undecided.into());
-    }
-    if found.incomplete && !cut_matters {
-        figures.insert(
-            "cycle_search_cut".into(),
-            format!(
-                "the cycle search ran out of its budget (--checker-max-states) among the {} cycles, which {} allows; every cycle it forbids was searched for",
-                cycles::LEVEL_NAMES[found.cut_level.unwrap_or(0)],
-                opts.model.as_str()
-            )
-            .into(),
-        );
-    }
+    let aborted = abort();
+    let open = found.cut_level.is_some_and(|level| {
+        note_cut(&mut figures, level, opts.model, &ruled_out, aborted);
+        model_needs_level(opts.model, level)
+    });
     let validity = if forbidden {
         Validity::Invalid
-    } else if cut_matters || abort() {
+    } else if aborted {
+        figures.insert(
+            "unknown_reason".into(),
+            "the check was stopped (--checker-time-limit, or a signal) before proving or ruling out every cycle"
+                .into(),
+        );
+        Validity::Unknown
+    } else if open {
         figures.insert(
             "unknown_reason".into(),
             "the cycle search ran out of its budget (--checker-max-states) before proving or ruling out every cycle"
@@ -200,7 +188,6 @@ fn search(
     let Some(comp) = realtime::cyclic_components(&g, &chain) else {
         let none = cycles::Cycles {
             found: Vec::new(),
-            incomplete: false,
             cut_level: None,
             states: 0,
         };
@@ -215,6 +202,32 @@ fn search(
         cycles::find_cycles(&g, budget, abort),
         inf.edges.len() + links,
     )
+}
+
+/// Records a search cut at `level`: the models neither ruled out nor shown to hold
+/// (`undecided`), and, when the budget (not an abort) cut a level the model allows, where
+/// it stopped (`cycle_search_cut`: the verdict stands on the levels searched whole).
+fn note_cut(
+    figures: &mut serde_json::Map<String, serde_json::Value>,
+    level: usize,
+    model: ConsistencyModel,
+    ruled_out: &std::collections::BTreeSet<ConsistencyModel>,
+    aborted: bool,
+) {
+    let undecided: Vec<&str> = ConsistencyModel::ALL
+        .into_iter()
+        .filter(|m| !ruled_out.contains(m) && model_needs_level(*m, level))
+        .map(|m| m.as_str())
+        .collect();
+    figures.insert("undecided".into(), undecided.into());
+    if !aborted && !model_needs_level(model, level) {
+        let cut = format!(
+            "the cycle search ran out of its budget (--checker-max-states) among the {} cycles, which {} allows; every cycle it forbids was searched for",
+            cycles::LEVEL_NAMES[level],
+            model.as_str()
+        );
+        figures.insert("cycle_search_cut".into(), cut.into());
+    }
 }
 
 /// Whether `model` forbids some cycle found at `level` or later (the search goes level

@@ -376,6 +376,59 @@ fn at_least(m: ConsistencyModel, weaker: ConsistencyModel) -> bool {
     m == weaker || m.implies().iter().any(|&w| at_least(w, weaker))
 }
 
+/// A cut among the process-order cycles, which serializable allows: by the budget the
+/// verdict stands (and says where it stopped); by an abort (time limit, signal) it is
+/// `unknown`, saying it was stopped. Either way the models left open are `undecided`.
+#[test]
+fn a_cut_keeps_the_verdict_only_when_the_budget_cut_what_the_model_allows() {
+    let c = cases()
+        .into_iter()
+        .find(|c| c.name == "la-G-single-process")
+        .unwrap();
+    let h = laid_out(&c.bad, &c.events);
+    let strings = |r: &CheckResult, k: &str| -> Vec<String> {
+        r.figures[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    for aborted in [false, true] {
+        let mut o = schism_checker::txn::TxnOptions::new(
+            TxnWorkload::ListAppend,
+            ConsistencyModel::Serializable,
+        );
+        o.max_cycle_states = 1;
+        o.abort = Some(std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
+            aborted,
+        )));
+        let r = schism_checker::txn::check_txn(&h, &o).unwrap();
+        let (undecided, ruled) = (strings(&r, "undecided"), strings(&r, "ruled_out"));
+        assert!(!undecided.is_empty(), "{:?}", r.figures);
+        assert!(
+            !undecided.iter().any(|m| ruled.contains(m)),
+            "{:?}",
+            r.figures
+        );
+        assert!(!undecided.contains(&"serializable".to_owned()));
+        if aborted {
+            assert_eq!(r.validity, Validity::Unknown);
+            assert!(
+                r.figures["unknown_reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("stopped")
+            );
+            assert!(r.figures.get("cycle_search_cut").is_none());
+        } else {
+            assert_eq!(r.validity, Validity::Valid, "{:?}", r.figures);
+            let cut = r.figures["cycle_search_cut"].as_str().unwrap();
+            assert!(cut.contains("process-order"), "{cut}");
+        }
+    }
+}
+
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/txn")
 }

@@ -66,18 +66,11 @@ fn inconsistent_history_names_the_op() {
 
 #[test]
 fn consistency_model_on_a_single_object_history_is_refused() {
-    let dir = tempdir();
-    let path = dir.path().join("h.jsonl");
-    std::fs::write(
-        &path,
-        concat!(
-            r#"{"index":0,"time_ns":1,"process":0,"type":"invoke","f":"append","key":1,"value":1}"#,
-            "\n",
-            r#"{"index":1,"time_ns":2,"process":0,"type":"ok","f":"append","key":1,"value":1}"#,
-            "\n"
-        ),
-    )
-    .unwrap();
+    // A history Jepsen wrote (Knossos's cas-register corpus): not transactional.
+    let Some(corpus) = knossos::corpus() else {
+        return;
+    };
+    let path = corpus.join("cas-register/bad/bad-analysis.edn");
     let out = schism()
         .args(["check", "--consistency-model", "serializable"])
         .arg(&path)
