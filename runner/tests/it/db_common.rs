@@ -39,19 +39,19 @@ pub fn anomaly_counts(run: &Path) -> BTreeMap<String, usize> {
     counts
 }
 
-/// The acknowledgement of a `lost-write`: the append's `ok` line.
+/// A `lost-write`'s append: the node that acknowledged it, and when it was invoked.
 #[derive(Debug, Clone)]
 pub struct LostAck {
     pub node: String,
-    pub acked_ns: u64,
+    pub invoked_ns: u64,
 }
 
-/// The acknowledgement of each `lost-write` in results.json: the anomaly's first op is
-/// the append's `ok` line (checker/src/append.rs).
+/// The append of each `lost-write` in results.json: the anomaly's first op is the
+/// append's `ok` line (checker/src/append.rs), paired with its invoke by process.
 pub fn lost_write_acks(run: &Path, history: &[serde_json::Value]) -> Vec<LostAck> {
-    let by_index: std::collections::HashMap<u64, &serde_json::Value> = history
-        .iter()
-        .filter_map(|o| Some((o["index"].as_u64()?, o)))
+    let invoked: std::collections::HashMap<u64, (u64, serde_json::Value)> = client_ops(history)
+        .into_iter()
+        .filter_map(|(t, done)| Some((done["index"].as_u64()?, (t, done))))
         .collect();
     let mut out = vec![];
     for checker in results(run)["results"].as_array().into_iter().flatten() {
@@ -59,15 +59,17 @@ pub fn lost_write_acks(run: &Path, history: &[serde_json::Value]) -> Vec<LostAck
             if a["kind"] != "lost-write" {
                 continue;
             }
-            let ack = a["ops"][0].as_u64().and_then(|i| by_index.get(&i));
-            let ack = ack.unwrap_or_else(|| panic!("a lost write without its ok line: {a}"));
+            let (t, ack) = a["ops"][0]
+                .as_u64()
+                .and_then(|i| invoked.get(&i))
+                .unwrap_or_else(|| panic!("a lost write without its ok line: {a}"));
             assert_eq!(
                 ack["type"], "ok",
                 "the first op of a lost write is its ok: {a}"
             );
             out.push(LostAck {
                 node: ack["node"].as_str().unwrap_or("?").to_owned(),
-                acked_ns: ack["time_ns"].as_u64().unwrap_or(u64::MAX),
+                invoked_ns: *t,
             });
         }
     }
