@@ -140,6 +140,40 @@ enum Shape {
     G2Item,
 }
 
+impl Shape {
+    /// The plain kind a cycle of this shape is reported as (suffixed by its level).
+    fn kind(self) -> AnomalyKind {
+        match self {
+            Shape::G0 => AnomalyKind::G0,
+            Shape::G1c => AnomalyKind::G1c,
+            Shape::Causal | Shape::GSingle => AnomalyKind::GSingle,
+            Shape::GNonadjacent => AnomalyKind::GNonadjacent,
+            Shape::G2Item => AnomalyKind::G2Item,
+        }
+    }
+
+    /// The flavours `Search::cycle` can give a cycle of this shape.
+    fn flavours(self) -> &'static [Flavour] {
+        match self {
+            Shape::Causal => &[
+                Flavour::SessionOrder,
+                Flavour::FracturedRead,
+                Flavour::ConsistentPrefix,
+            ],
+            _ => &[Flavour::Plain],
+        }
+    }
+}
+
+/// Every kind and flavour the search looks for at `level`: what a budget cut there (or
+/// at an earlier level) leaves unsearched.
+pub(crate) fn searched_at(level: usize) -> impl Iterator<Item = (AnomalyKind, Flavour)> {
+    shapes(level).into_iter().flat_map(move |shape| {
+        let kind = suffixed(shape.kind(), level);
+        shape.flavours().iter().map(move |&f| (kind, f))
+    })
+}
+
 /// A cycle found: its transactions (node ids) with the kind of the edge leaving each.
 #[derive(Debug, Clone)]
 pub(crate) struct Cycle {
@@ -291,14 +325,7 @@ impl Restricted {
 /// real-time edge to close; and a G-single found makes another G-single search of the
 /// component redundant, except that a causal one is still looked for behind a plain one.
 fn implies(found: &Cycle, shape: Shape) -> bool {
-    let kind = match shape {
-        Shape::G0 => AnomalyKind::G0,
-        Shape::G1c => AnomalyKind::G1c,
-        Shape::Causal | Shape::GSingle => AnomalyKind::GSingle,
-        Shape::GNonadjacent => AnomalyKind::GNonadjacent,
-        Shape::G2Item => AnomalyKind::G2Item,
-    };
-    base(found.kind) == kind && (shape != Shape::Causal || found.flavour.is_causal())
+    base(found.kind) == shape.kind() && (shape != Shape::Causal || found.flavour.is_causal())
 }
 
 fn shapes(level: usize) -> Vec<Shape> {
@@ -468,20 +495,15 @@ impl Search<'_> {
     }
 
     fn cycle(&self, steps: Vec<(u32, u8)>) -> Cycle {
-        let (kind, flavour) = match self.shape {
-            Shape::G0 => (AnomalyKind::G0, Flavour::Plain),
-            Shape::G1c => (AnomalyKind::G1c, Flavour::Plain),
-            Shape::Causal if steps.iter().any(|s| s.1 == PROC) => {
-                (AnomalyKind::GSingle, Flavour::SessionOrder)
-            }
-            Shape::Causal if steps.len() == 2 => (AnomalyKind::GSingle, Flavour::FracturedRead),
-            Shape::Causal => (AnomalyKind::GSingle, Flavour::ConsistentPrefix),
-            Shape::GSingle => (AnomalyKind::GSingle, Flavour::Plain),
-            Shape::GNonadjacent => (AnomalyKind::GNonadjacent, Flavour::Plain),
-            Shape::G2Item => (AnomalyKind::G2Item, Flavour::Plain),
+        let flavour = match self.shape {
+            Shape::Causal if steps.iter().any(|s| s.1 == PROC) => Flavour::SessionOrder,
+            Shape::Causal if steps.len() == 2 => Flavour::FracturedRead,
+            Shape::Causal => Flavour::ConsistentPrefix,
+            _ => Flavour::Plain,
         };
+        debug_assert!(self.shape.flavours().contains(&flavour));
         Cycle {
-            kind: suffixed(kind, self.level),
+            kind: suffixed(self.shape.kind(), self.level),
             flavour,
             steps,
         }

@@ -134,10 +134,12 @@ pub fn check_txns(txns: &Txns, opts: &TxnOptions) -> Result<CheckResult, CheckEr
             .into(),
     );
     let aborted = abort();
-    let open = found.cut_level.is_some_and(|level| {
+    // Whether the budget cut a level the model forbids cycles at (or after).
+    let mut open = false;
+    if let Some(level) = found.cut_level {
         note_cut(&mut figures, level, opts.model, &ruled_out, aborted);
-        model_needs_level(opts.model, level)
-    });
+        open = model_needs_level(opts.model, level);
+    }
     let validity = if forbidden {
         Validity::Invalid
     } else if aborted {
@@ -230,27 +232,13 @@ fn note_cut(
     }
 }
 
-/// Whether `model` forbids some cycle found at `level` or later (the search goes level
-/// by level, so a budget cut at `level` leaves only those unsearched). A model that
+/// Whether `model` forbids some cycle searched for at `level` or later (the search goes
+/// level by level, so a budget cut at `level` leaves only those unsearched). A model that
 /// forbids none of them, e.g. serializable's plain cycles against a cut among the
 /// process-order ones, keeps its verdict from the levels searched completely.
 fn model_needs_level(model: ConsistencyModel, level: usize) -> bool {
-    use AnomalyKind::*;
-    let flavours = [
-        Flavour::Plain,
-        Flavour::FracturedRead,
-        Flavour::ConsistentPrefix,
-        Flavour::SessionOrder,
-    ];
-    (level..3).any(|l| {
-        [G0, G1c, GSingle, GNonadjacent, G2Item]
-            .into_iter()
-            .any(|k| {
-                flavours
-                    .iter()
-                    .any(|&f| model.forbids(cycles::suffixed(k, l), f))
-            })
-    })
+    (level..cycles::LEVEL_NAMES.len())
+        .any(|l| cycles::searched_at(l).any(|(k, f)| model.forbids(k, f)))
 }
 
 /// Adds every model an anomaly rules out.
