@@ -26,15 +26,25 @@ pub fn results(run: &Path) -> serde_json::Value {
     serde_json::from_str(&text).expect("results.json is JSON")
 }
 
+/// Every anomaly of results.json with the checker that found it.
+pub fn anomalies(run: &Path) -> Vec<(String, serde_json::Value)> {
+    let mut out = vec![];
+    for checker in results(run)["results"].as_array().into_iter().flatten() {
+        let name = checker["checker"].as_str().unwrap_or("?");
+        for a in checker["anomalies"].as_array().into_iter().flatten() {
+            out.push((name.to_owned(), a.clone()));
+        }
+    }
+    out
+}
+
 /// Anomaly counts by kind over every checker of results.json.
 pub fn anomaly_counts(run: &Path) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
-    for checker in results(run)["results"].as_array().into_iter().flatten() {
-        for a in checker["anomalies"].as_array().into_iter().flatten() {
-            *counts
-                .entry(a["kind"].as_str().unwrap_or("?").to_owned())
-                .or_default() += 1;
-        }
+    for (_, a) in anomalies(run) {
+        *counts
+            .entry(a["kind"].as_str().unwrap_or("?").to_owned())
+            .or_default() += 1;
     }
     counts
 }
@@ -54,24 +64,22 @@ pub fn lost_write_acks(run: &Path, history: &[serde_json::Value]) -> Vec<LostAck
         .filter_map(|(t, done)| Some((done["index"].as_u64()?, (t, done))))
         .collect();
     let mut out = vec![];
-    for checker in results(run)["results"].as_array().into_iter().flatten() {
-        for a in checker["anomalies"].as_array().into_iter().flatten() {
-            if a["kind"] != "lost-write" {
-                continue;
-            }
-            let (t, ack) = a["ops"][0]
-                .as_u64()
-                .and_then(|i| invoked.get(&i))
-                .unwrap_or_else(|| panic!("a lost write without its ok line: {a}"));
-            assert_eq!(
-                ack["type"], "ok",
-                "the first op of a lost write is its ok: {a}"
-            );
-            out.push(LostAck {
-                node: ack["node"].as_str().unwrap_or("?").to_owned(),
-                invoked_ns: *t,
-            });
+    for (_, a) in anomalies(run) {
+        if a["kind"] != "lost-write" {
+            continue;
         }
+        let (t, ack) = a["ops"][0]
+            .as_u64()
+            .and_then(|i| invoked.get(&i))
+            .unwrap_or_else(|| panic!("a lost write without its ok line: {a}"));
+        assert_eq!(
+            ack["type"], "ok",
+            "the first op of a lost write is its ok: {a}"
+        );
+        out.push(LostAck {
+            node: ack["node"].as_str().unwrap_or("?").to_owned(),
+            invoked_ns: *t,
+        });
     }
     out
 }

@@ -38,11 +38,6 @@ fn assert_nothing_left(store: &Path, run: &Path) {
     }
 }
 
-fn results(run: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(run.join("results.json")).expect("results.json");
-    serde_json::from_str(&text).expect("results.json is JSON")
-}
-
 /// Anomaly kinds over every checker of results.json, with their op indices.
 fn anomalies(res: &serde_json::Value) -> Vec<(String, Vec<u64>)> {
     res["results"]
@@ -113,7 +108,7 @@ fn db_etcd_linearizable_reads_are_valid_under_partitions_and_kills() {
     assert_nothing_left(store.path(), &run);
     assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
     assert!(verdict_line(&text).contains("VALID"), "{text}");
-    let res = results(&run);
+    let res = db_common::results(&run);
     assert_eq!(res["validity"], "valid", "{res}");
     let faults = effective_faults(&run);
     for kind in ["start-partition", "start-kill"] {
@@ -170,7 +165,7 @@ fn db_etcd_serializable_reads_from_a_partitioned_member_are_stale() {
     let run = only_run_dir(store.path(), "etcd-ser");
     assert_nothing_left(store.path(), &run);
     assert_eq!(out.status.code(), Some(1), "{text}\n{}", stderr(&out));
-    let res = results(&run);
+    let res = db_common::results(&run);
     let found = anomalies(&res);
     let stale: Vec<&Vec<u64>> = found
         .iter()
@@ -399,7 +394,7 @@ fn db_etcd_attached_with_endpoints_runs_valid() {
     assert_eq!(alive, 3, "schism stopped members it did not start");
     assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
     let run = only_run_dir(store.path(), "etcd-attached");
-    assert_eq!(results(&run)["validity"], "valid");
+    assert_eq!(db_common::results(&run)["validity"], "valid");
     assert!(etcd_processes_mentioning(&own.path().to_string_lossy()).is_empty());
 }
 
@@ -443,7 +438,7 @@ fn db_etcd_pauses_take_effect_and_linearizable_reads_stay_valid() {
     let run = only_run_dir(store.path(), "etcd-pause");
     assert_nothing_left(store.path(), &run);
     assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
-    let res = results(&run);
+    let res = db_common::results(&run);
     assert_eq!(res["validity"], "valid", "{res}");
     // The pauses really stopped their members: ops sent to a member while it was stopped
     // got no acknowledgement from it.

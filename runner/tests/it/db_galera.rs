@@ -116,8 +116,7 @@ fn galera_primaries_under_partitions_lose_no_write_and_the_minority_acknowledges
     let run = only_run_dir(store.path(), name);
 
     // No acknowledged write was lost.
-    let results: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    let results = db_common::results(&run);
     let checkers = results["results"].as_array().expect("results");
     let lost: Vec<&serde_json::Value> = checkers
         .iter()

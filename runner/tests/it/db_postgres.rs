@@ -33,18 +33,10 @@ fn pg_run(store: &Path, name: &str, extra: &[&str]) -> (Option<i32>, String, Pat
 
 /// `(checker, kind)` of every anomaly in results.json.
 fn anomaly_kinds(run: &Path) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(run.join("results.json")).expect("results.json");
-    let v: serde_json::Value = serde_json::from_str(&text).expect("results.json is JSON");
-    let mut out = Vec::new();
-    for r in v["results"].as_array().into_iter().flatten() {
-        for a in r["anomalies"].as_array().into_iter().flatten() {
-            out.push((
-                r["checker"].as_str().unwrap_or("").to_owned(),
-                a["kind"].as_str().unwrap_or("").to_owned(),
-            ));
-        }
-    }
-    out
+    db_common::anomalies(run)
+        .into_iter()
+        .map(|(checker, a)| (checker, a["kind"].as_str().unwrap_or("").to_owned()))
+        .collect()
 }
 
 /// Live processes whose command line mentions `needle` (postmasters carry their data
@@ -278,10 +270,11 @@ fn a_paused_primary_is_fenced_before_a_standby_is_promoted_and_clocks_skew() {
 
     // n1 (the primary) was paused; the failover task fenced it before promoting.
     let pauses = db_common::held(&history, "paused");
-    assert!(
-        pauses.iter().any(|p| p.nodes == ["n1"]),
-        "the primary was never paused: {pauses:?}"
-    );
+    let pause_at = pauses
+        .iter()
+        .find(|p| p.nodes == ["n1"])
+        .unwrap_or_else(|| panic!("the primary was never paused: {pauses:?}"))
+        .from_ns;
     // The fence leaves one loss possible: with async replication, what n1 committed in
     // the last instant before it froze and never shipped is not on the promoted standby
     // (README, "A paused PostgreSQL primary is fenced"): a lost write if n1 acknowledged
@@ -297,7 +290,6 @@ fn a_paused_primary_is_fenced_before_a_standby_is_promoted_and_clocks_skew() {
         "monotonic-read",
         "read-your-writes",
     ];
-    let pause_at = pauses[0].from_ns;
     let lost = db_common::lost_write_acks(&dir, &history);
     let only_async_losses = kinds.iter().all(|(_, k)| ASYNC_LOSS.contains(&k.as_str()))
         && lost
